@@ -1,0 +1,56 @@
+// Package testenv is what sipstream's tests share for talking to real
+// third-party programs (nginx-rtmp, ffmpeg, sipp, kamailio, chromium): finding
+// them, picking loopback ports, and failing instead of skipping in CI.
+package testenv
+
+import (
+	"net"
+	"os"
+	"os/exec"
+	"testing"
+)
+
+// InCI reports whether the tests run under CI (the CI environment variable is
+// set to a non-empty value other than "false"). In CI a missing program is a
+// failure, never a skip.
+func InCI() bool {
+	v := os.Getenv("CI")
+	return v != "" && v != "false" && v != "0"
+}
+
+// LookPath returns the absolute path of program. When it is missing the test
+// fails under CI and is skipped elsewhere.
+func LookPath(t testing.TB, program string) string {
+	t.Helper()
+	p, err := exec.LookPath(program)
+	if err != nil {
+		if InCI() {
+			t.Fatalf("%s is required in CI but not installed: %v (.ci/run installs it)", program, err)
+		}
+		t.Skipf("%s not installed: %v", program, err)
+	}
+	return p
+}
+
+// FreePort returns a loopback port that was free a moment ago, for programs
+// that must be told a port instead of reporting the one they bound. network is
+// "tcp" or "udp".
+func FreePort(t testing.TB, network string) int {
+	t.Helper()
+	switch network {
+	case "udp":
+		c, err := net.ListenPacket("udp4", "127.0.0.1:0")
+		if err != nil {
+			t.Fatalf("free udp port: %v", err)
+		}
+		defer c.Close()
+		return c.LocalAddr().(*net.UDPAddr).Port
+	default:
+		l, err := net.Listen("tcp4", "127.0.0.1:0")
+		if err != nil {
+			t.Fatalf("free tcp port: %v", err)
+		}
+		defer l.Close()
+		return l.Addr().(*net.TCPAddr).Port
+	}
+}
