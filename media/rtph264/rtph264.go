@@ -1,0 +1,95 @@
+// Package rtph264 packetizes and depacketizes H.264 video carried over RTP.
+//
+// Specification: RFC 6184 (RTP Payload Format for H.264 Video): single NAL
+// unit packets (§5.6), STAP-A aggregation (§5.7.1) and FU-A fragmentation
+// (§5.8), i.e. packetization-mode 0 and 1. ITU-T H.264 §7.4.1.2 for NAL
+// unit types.
+//
+// The Decoder reassembles access units itself, checking RTP sequence numbers
+// (pion/rtp's H264Packet does not, see DESIGN.md): a picture with any hole is
+// dropped, never emitted broken, and decoding resumes at the next IDR.
+package rtph264
+
+import (
+	"encoding/binary"
+	"errors"
+)
+
+// NAL unit types (ITU-T H.264 Table 7-1) and RFC 6184 packet types.
+const (
+	NALTypeNonIDR = 1
+	NALTypeIDR    = 5
+	NALTypeSEI    = 6
+	NALTypeSPS    = 7
+	NALTypePPS    = 8
+	NALTypeAUD    = 9
+	NALTypeSTAPA  = 24
+	NALTypeSTAPB  = 25
+	NALTypeMTAP16 = 26
+	NALTypeMTAP24 = 27
+	NALTypeFUA    = 28
+	NALTypeFUB    = 29
+)
+
+// ClockRate is the RTP clock rate of H.264 (RFC 6184 §8.2.1).
+const ClockRate = 90000
+
+// ErrMorePacketsNeeded is returned by Decoder.Decode when the packet did not
+// complete an access unit.
+var ErrMorePacketsNeeded = errors.New("rtph264: more packets needed")
+
+// ErrNeedKeyframe is returned by Decoder.Decode when an access unit was
+// discarded because it, or a picture before it, had a hole, or because no IDR
+// has been received yet. The decoder emits nothing until the next complete
+// IDR: the caller should ask the sender for one (RTCP PLI/FIR, or SIP INFO
+// picture_fast_update), rate-limited.
+var ErrNeedKeyframe = errors.New("rtph264: access unit dropped, waiting for an IDR")
+
+// SplitAVC splits an AVC (4-byte length-prefixed) access unit into NAL
+// units, which alias b.
+func SplitAVC(b []byte) ([][]byte, error) {
+	var out [][]byte
+	for len(b) > 0 {
+		if len(b) < 4 {
+			return nil, errors.New("rtph264: truncated AVC length")
+		}
+		n := binary.BigEndian.Uint32(b)
+		b = b[4:]
+		if n == 0 || uint64(n) > uint64(len(b)) {
+			return nil, errors.New("rtph264: invalid AVC NAL unit length")
+		}
+		out = append(out, b[:n])
+		b = b[n:]
+	}
+	return out, nil
+}
+
+// JoinAVC returns the NAL units in AVC form (each preceded by its 4-byte
+// big-endian length).
+func JoinAVC(nalus [][]byte) []byte {
+	n := 0
+	for _, u := range nalus {
+		n += 4 + len(u)
+	}
+	b := make([]byte, 0, n)
+	for _, u := range nalus {
+		b = binary.BigEndian.AppendUint32(b, uint32(len(u)))
+		b = append(b, u...)
+	}
+	return b
+}
+
+// JoinAnnexB returns the NAL units in Annex-B form (each preceded by the
+// 4-byte start code 00 00 00 01).
+func JoinAnnexB(nalus [][]byte) []byte {
+	n := 0
+	for _, u := range nalus {
+		n += 4 + len(u)
+	}
+	b := make([]byte, 0, n)
+	for _, u := range nalus {
+		b = append(b, 0, 0, 0, 1)
+		b = append(b, u...)
+	}
+	return b
+}
