@@ -271,6 +271,12 @@ var (
 
 // add appends the NAL units of one packet payload to the access unit.
 func (d *Decoder) add(p []byte) error {
+	if d.broken {
+		// The access unit will be dropped: nothing to parse, and errors
+		// that loss explains (a FU-A without its start) are not news.
+		d.fuActive = false
+		return nil
+	}
 	if len(p) == 0 {
 		d.broken = true
 		return errEmpty

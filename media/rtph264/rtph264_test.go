@@ -106,9 +106,17 @@ var lossCases = []struct {
 		steps: []step{
 			{pkt: mkpkt(1, 0, true, cat([]byte{0x78}, u16(len(testSPS)), testSPS, u16(len(testPPS)), testPPS, u16(len(testIDR)), testIDR)), want: [][]byte{testSPS, testPPS, testIDR}, keyfr: true},
 			// 2 (FU-A start) lost
-			{pkt: mkpkt(3, 3000, false, cat([]byte{0x5c, 0x01}, testP[1:5])), err: errFUAStart},
+			{pkt: mkpkt(3, 3000, false, cat([]byte{0x5c, 0x01}, testP[1:5])), err: ErrMorePacketsNeeded},
 			{pkt: mkpkt(4, 3000, true, cat([]byte{0x5c, 0x41}, testP[5:])), err: ErrNeedKeyframe},
 			{pkt: mkpkt(5, 6000, true, testP), err: ErrNeedKeyframe},
+		},
+	},
+	{
+		name: "FU-A fragment without its start and no loss: invalid",
+		steps: []step{
+			{pkt: mkpkt(1, 0, true, cat([]byte{0x78}, u16(len(testSPS)), testSPS, u16(len(testPPS)), testPPS, u16(len(testIDR)), testIDR)), want: [][]byte{testSPS, testPPS, testIDR}, keyfr: true},
+			{pkt: mkpkt(2, 3000, false, cat([]byte{0x5c, 0x01}, testP[1:5])), err: errFUAStart},
+			{pkt: mkpkt(3, 3000, true, cat([]byte{0x5c, 0x41}, testP[5:])), err: ErrNeedKeyframe},
 		},
 	},
 	{
