@@ -307,7 +307,13 @@ func (b *Buffer) insert(data []byte, ext uint64, now time.Time) error {
 		return nil
 	}
 	if cap(s.buf) < len(data) {
-		s.buf = make([]byte, len(data), max(len(data), 256))
+		// Small for audio; once a stream needs more, the slot takes the
+		// maximum so that it never grows again.
+		c := 256
+		if len(data) > c {
+			c = b.cfg.MaxPacketSize
+		}
+		s.buf = make([]byte, 0, c)
 	}
 	s.buf = append(s.buf[:0], data...)
 	if err := s.pkt.Unmarshal(s.buf); err != nil {
