@@ -311,6 +311,10 @@ func (d *Decoder) add(p []byte) error {
 				d.broken = true
 				return errSTAPA
 			}
+			if t := p[0] & 0x1f; t == 0 || t >= NALTypeSTAPA || p[0]&0x80 != 0 {
+				d.broken = true
+				return fmt.Errorf("rtph264: STAP-A holds invalid NAL unit type %d", t)
+			}
 			if err := d.appendNAL(p[:n]); err != nil {
 				return err
 			}
