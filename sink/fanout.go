@@ -1,0 +1,374 @@
+package sink
+
+import (
+	"errors"
+	"fmt"
+	"sort"
+	"sync"
+	"sync/atomic"
+
+	"github.com/sipstream/sipstream/media"
+)
+
+// Errors returned by Fanout.
+var (
+	// ErrClosed is returned by a Fanout's methods after Close.
+	ErrClosed = errors.New("sink: fanout closed")
+	// ErrDuplicateName is returned by Add when a sink of that name is attached.
+	ErrDuplicateName = errors.New("sink: duplicate sink name")
+	// ErrNotFound is returned by Remove when no sink of that name is attached
+	// (never added, removed, or already detached after an error).
+	ErrNotFound = errors.New("sink: no such sink")
+)
+
+// DefaultQueue is the queue length, in frames, used when Add is given a
+// queue length of zero or less: about 2.5 s of 25 fps video plus 50 pps audio.
+const DefaultQueue = 200
+
+// FanoutConfig configures a Fanout. The zero value is usable.
+type FanoutConfig struct {
+	// OnDetach is called once for every sink the fanout detaches because its
+	// WriteFrame returned an error; err is that error. The sink has already
+	// been closed (its Close error, if any, is joined to err). Calls come
+	// from one goroutine owned by the fanout, in the order the failures
+	// happened, never concurrently. OnDetach must not block for long and
+	// must not call Close (Close waits for it); it may call Add and Remove.
+	// Nil means failures are only visible in Stats (as a missing sink).
+	OnDetach func(name string, err error)
+
+	// OnKeyframeNeeded is called when a sink waits for a video keyframe: when
+	// a sink is added, and when a full queue made a sink drop a video frame.
+	// It is called from the goroutine calling Add or WriteFrame, after the
+	// fanout's lock is released, so it must not block (a media session's
+	// RequestKeyframe, which is rate limited, fits). Nil means no request.
+	OnKeyframeNeeded func()
+}
+
+// SinkStats are one attached sink's counters.
+type SinkStats struct {
+	// Name is the name the sink was added with.
+	Name string
+	// FramesWritten counts frames the sink's WriteFrame accepted.
+	FramesWritten uint64
+	// FramesDropped counts frames dropped because the sink's queue was full.
+	FramesDropped uint64
+	// FramesSkipped counts video frames not queued while the sink waited for
+	// a keyframe (after being added or after a drop), so that it never sees
+	// a broken group of pictures.
+	FramesSkipped uint64
+	// Queued is the number of frames waiting in the queue now.
+	Queued int
+	// QueueCap is the queue's capacity.
+	QueueCap int
+}
+
+// Fanout feeds one call's frames to many sinks. Each sink has its own bounded
+// queue and goroutine, so a slow sink drops frames (and counts them) instead
+// of slowing down the caller or the other sinks, and a sink whose WriteFrame
+// fails is detached, closed and reported through FanoutConfig.OnDetach.
+//
+// Fanout itself implements Sink. All methods are safe for concurrent use.
+type Fanout struct {
+	onDetach func(name string, err error)
+	onKey    func()
+
+	mu     sync.Mutex
+	sinks  map[string]*entry
+	closed bool
+
+	wg sync.WaitGroup // sink goroutines
+
+	evMu      sync.Mutex
+	evQueue   []detachEvent
+	evWake    chan struct{}
+	evQuit    chan struct{}
+	evDone    chan struct{}
+	closeOnce sync.Once
+	closeErr  error
+}
+
+type detachEvent struct {
+	name string
+	err  error
+}
+
+type entry struct {
+	name string
+	s    Sink
+	ch   chan *media.Frame
+
+	// waitKey is owned by the fanout's mutex: skip video until a keyframe.
+	waitKey bool
+
+	written atomic.Uint64
+	dropped atomic.Uint64
+	skipped atomic.Uint64
+
+	// removed is set (under the fanout's mutex) when the entry left the map,
+	// by Remove, Close or its own failure.
+	removed  bool
+	done     chan struct{}
+	closeErr error // set by the goroutine before done is closed
+}
+
+// NewFanout returns an empty Fanout. It starts one goroutine (which delivers
+// OnDetach calls); Close stops it.
+func NewFanout(cfg FanoutConfig) *Fanout {
+	f := &Fanout{
+		onDetach: cfg.OnDetach,
+		onKey:    cfg.OnKeyframeNeeded,
+		sinks:    make(map[string]*entry),
+		evWake:   make(chan struct{}, 1),
+		evQuit:   make(chan struct{}),
+		evDone:   make(chan struct{}),
+	}
+	go f.deliverEvents()
+	return f
+}
+
+// Add attaches s under name with a queue of queue frames (DefaultQueue when
+// queue <= 0) and starts its goroutine. The new sink receives audio at once
+// and video from the next keyframe on (OnKeyframeNeeded is called to hurry
+// one). From now on the fanout owns s: it closes it on Remove, Close or
+// failure. When Add fails, s is left untouched and still the caller's.
+func (f *Fanout) Add(name string, s Sink, queue int) error {
+	if s == nil {
+		return errors.New("sink: Add with nil sink")
+	}
+	if queue <= 0 {
+		queue = DefaultQueue
+	}
+	e := &entry{
+		name:    name,
+		s:       s,
+		ch:      make(chan *media.Frame, queue),
+		waitKey: true,
+		done:    make(chan struct{}),
+	}
+	f.mu.Lock()
+	if f.closed {
+		f.mu.Unlock()
+		return ErrClosed
+	}
+	if _, ok := f.sinks[name]; ok {
+		f.mu.Unlock()
+		return fmt.Errorf("%w: %q", ErrDuplicateName, name)
+	}
+	f.sinks[name] = e
+	f.wg.Add(1)
+	f.mu.Unlock()
+	go f.run(e)
+	if f.onKey != nil {
+		f.onKey()
+	}
+	return nil
+}
+
+// Remove detaches the sink called name, lets it write the frames already in
+// its queue, closes it and returns its Close error. It returns ErrNotFound if
+// no such sink is attached. OnDetach is not called for a removed sink.
+func (f *Fanout) Remove(name string) error {
+	f.mu.Lock()
+	e, ok := f.sinks[name]
+	if !ok {
+		f.mu.Unlock()
+		if f.isClosed() {
+			return ErrClosed
+		}
+		return fmt.Errorf("%w: %q", ErrNotFound, name)
+	}
+	f.detachLocked(e)
+	f.mu.Unlock()
+	<-e.done
+	return e.closeErr
+}
+
+func (f *Fanout) isClosed() bool {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return f.closed
+}
+
+// detachLocked takes e out of the map and closes its queue, so no sender can
+// reach it any more. f.mu must be held.
+func (f *Fanout) detachLocked(e *entry) {
+	if e.removed {
+		return
+	}
+	e.removed = true
+	delete(f.sinks, e.name)
+	close(e.ch)
+}
+
+// WriteFrame copies fr (its payload once, shared by every sink) and queues it
+// for every attached sink without blocking: a sink whose queue is full drops
+// the frame and, for video, skips further video until the next keyframe.
+// fr is borrowed: the fanout does not retain it or its payload. It returns
+// ErrClosed after Close.
+func (f *Fanout) WriteFrame(fr *media.Frame) error {
+	cp := new(media.Frame)
+	*cp = *fr
+	if fr.Payload != nil {
+		cp.Payload = append(make([]byte, 0, len(fr.Payload)), fr.Payload...)
+	}
+	video := fr.Kind() == media.KindVideo
+	needKey := false
+
+	f.mu.Lock()
+	if f.closed {
+		f.mu.Unlock()
+		return ErrClosed
+	}
+	for _, e := range f.sinks {
+		if video && e.waitKey {
+			if !cp.Keyframe {
+				e.skipped.Add(1)
+				continue
+			}
+			e.waitKey = false
+		}
+		select {
+		case e.ch <- cp:
+		default:
+			e.dropped.Add(1)
+			if video {
+				e.waitKey = true
+				needKey = true
+			}
+		}
+	}
+	f.mu.Unlock()
+	if needKey && f.onKey != nil {
+		f.onKey()
+	}
+	return nil
+}
+
+// run is the goroutine of one sink: it writes queued frames until the queue
+// is closed (Remove, Close) or WriteFrame fails (detach), then closes the
+// sink.
+func (f *Fanout) run(e *entry) {
+	defer f.wg.Done()
+	var failed error
+	for fr := range e.ch {
+		if failed != nil {
+			continue // drain what was queued before the detach took effect
+		}
+		if err := e.s.WriteFrame(fr); err != nil {
+			failed = err
+			f.mu.Lock()
+			f.detachLocked(e)
+			f.mu.Unlock()
+			continue
+		}
+		e.written.Add(1)
+	}
+	e.closeErr = e.s.Close()
+	if failed != nil {
+		err := failed
+		if e.closeErr != nil {
+			err = errors.Join(failed, e.closeErr)
+		}
+		f.evMu.Lock()
+		f.evQueue = append(f.evQueue, detachEvent{name: e.name, err: err})
+		f.evMu.Unlock()
+		select {
+		case f.evWake <- struct{}{}:
+		default:
+		}
+	}
+	close(e.done)
+}
+
+// deliverEvents calls OnDetach for queued events, in order, until Close.
+func (f *Fanout) deliverEvents() {
+	defer close(f.evDone)
+	for {
+		select {
+		case <-f.evWake:
+			f.flushEvents()
+		case <-f.evQuit:
+			f.flushEvents()
+			return
+		}
+	}
+}
+
+func (f *Fanout) flushEvents() {
+	for {
+		f.evMu.Lock()
+		if len(f.evQueue) == 0 {
+			f.evMu.Unlock()
+			return
+		}
+		ev := f.evQueue[0]
+		f.evQueue[0] = detachEvent{}
+		f.evQueue = f.evQueue[1:]
+		f.evMu.Unlock()
+		if f.onDetach != nil {
+			f.onDetach(ev.name, ev.err)
+		}
+	}
+}
+
+// Stats returns the counters of every attached sink, sorted by name.
+func (f *Fanout) Stats() []SinkStats {
+	f.mu.Lock()
+	out := make([]SinkStats, 0, len(f.sinks))
+	for _, e := range f.sinks {
+		out = append(out, SinkStats{
+			Name:          e.name,
+			FramesWritten: e.written.Load(),
+			FramesDropped: e.dropped.Load(),
+			FramesSkipped: e.skipped.Load(),
+			Queued:        len(e.ch),
+			QueueCap:      cap(e.ch),
+		})
+	}
+	f.mu.Unlock()
+	sort.Slice(out, func(i, j int) bool { return out[i].Name < out[j].Name })
+	return out
+}
+
+// Len returns the number of attached sinks.
+func (f *Fanout) Len() int {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return len(f.sinks)
+}
+
+// Close detaches every sink, lets each write the frames already queued,
+// closes them, waits for every goroutine of the fanout (pending OnDetach
+// calls included) and returns the sinks' Close errors joined. Later calls
+// return nil.
+func (f *Fanout) Close() error {
+	first := false
+	f.closeOnce.Do(func() {
+		first = true
+		f.mu.Lock()
+		f.closed = true
+		entries := make([]*entry, 0, len(f.sinks))
+		for _, e := range f.sinks {
+			entries = append(entries, e)
+		}
+		for _, e := range entries {
+			f.detachLocked(e)
+		}
+		f.mu.Unlock()
+		f.wg.Wait()
+		close(f.evQuit)
+		<-f.evDone
+		sort.Slice(entries, func(i, j int) bool { return entries[i].name < entries[j].name })
+		var errs []error
+		for _, e := range entries {
+			if e.closeErr != nil {
+				errs = append(errs, fmt.Errorf("sink %q: %w", e.name, e.closeErr))
+			}
+		}
+		f.closeErr = errors.Join(errs...)
+	})
+	if !first {
+		return nil
+	}
+	return f.closeErr
+}
