@@ -1,0 +1,271 @@
+// Package resample converts 16-bit PCM between sample rates with a polyphase
+// windowed-sinc (Kaiser) filter, streaming: the filter state is carried from
+// one call to the next, so blocks of any size join without clicks.
+//
+// Output sample n of a stream represents exactly the input time n/OutRate:
+// the resampler adds latency (it must see half a filter length of future
+// input before it can produce a sample) but no time shift, so sample counts
+// on both sides map to the same timeline. Flush pushes the held-back tail
+// out at the end of a stream.
+package resample
+
+import (
+	"errors"
+	"fmt"
+	"math"
+)
+
+// ErrConfig is wrapped by the errors New returns for an invalid Config.
+var ErrConfig = errors.New("resample: invalid config")
+
+// Config describes one conversion.
+type Config struct {
+	// InRate and OutRate are the input and output sample rates in Hz
+	// (1000..384000). They must be given; equal rates give a pass-through.
+	InRate, OutRate int
+	// Channels is the number of interleaved channels. Zero means one.
+	Channels int
+	// Taps is the filter length in samples of the lower of the two rates;
+	// longer filters give a steeper transition band. Zero means 32: the
+	// passband is flat to within 0.01 dB up to 0.35 of the lower rate, the
+	// response is −6 dB at 0.46 of it, and images and aliases are more than
+	// 70 dB down above 0.54 of it.
+	Taps int
+}
+
+const maxPhases = 4096
+
+// Resampler is a streaming sample-rate converter. It is not safe for
+// concurrent use.
+type Resampler struct {
+	cfg      Config
+	l, m     int       // output/input ratio reduced: OutRate/InRate = l/m
+	taps     int       // filter length in input samples
+	coef     []float32 // l phases of taps coefficients each
+	half     int       // taps/2: latency in input samples
+	buf      [][]float32
+	n        int // valid samples in each buf
+	phase    int // position of the next output: idx + phase/l
+	idx      int // index into buf of the first tap of the next output
+	passthru bool
+}
+
+// New returns a Resampler for cfg.
+func New(cfg Config) (*Resampler, error) {
+	if cfg.Channels == 0 {
+		cfg.Channels = 1
+	}
+	if cfg.Taps == 0 {
+		cfg.Taps = 32
+	}
+	switch {
+	case cfg.InRate < 1000 || cfg.InRate > 384000:
+		return nil, fmt.Errorf("%w: InRate %d", ErrConfig, cfg.InRate)
+	case cfg.OutRate < 1000 || cfg.OutRate > 384000:
+		return nil, fmt.Errorf("%w: OutRate %d", ErrConfig, cfg.OutRate)
+	case cfg.Channels < 1 || cfg.Channels > 8:
+		return nil, fmt.Errorf("%w: Channels %d", ErrConfig, cfg.Channels)
+	case cfg.Taps < 8 || cfg.Taps > 256:
+		return nil, fmt.Errorf("%w: Taps %d (8..256)", ErrConfig, cfg.Taps)
+	}
+	g := gcd(cfg.InRate, cfg.OutRate)
+	r := &Resampler{cfg: cfg, l: cfg.OutRate / g, m: cfg.InRate / g}
+	if r.l > maxPhases {
+		return nil, fmt.Errorf("%w: ratio %d/%d needs too many filter phases", ErrConfig, cfg.OutRate, cfg.InRate)
+	}
+	r.passthru = cfg.InRate == cfg.OutRate
+	r.buf = make([][]float32, cfg.Channels)
+	if r.passthru {
+		return r, nil
+	}
+	// Filter length in input samples: Taps at the lower rate.
+	scale := 1.0 // cutoff relative to the input Nyquist frequency
+	taps := cfg.Taps
+	if cfg.OutRate < cfg.InRate {
+		scale = float64(cfg.OutRate) / float64(cfg.InRate)
+		taps = int(math.Ceil(float64(cfg.Taps) / scale))
+	}
+	taps = (taps + 1) &^ 1
+	r.taps, r.half = taps, taps/2
+	r.makeFilter(scale)
+	r.Reset()
+	return r, nil
+}
+
+// makeFilter fills the polyphase table: phase p, tap k holds h(p/l + half −
+// 1 − k), h a Kaiser-windowed sinc with its −6 dB point at 0.92 of the lower
+// Nyquist frequency. Each phase is normalised to unit DC gain.
+func (r *Resampler) makeFilter(scale float64) {
+	const beta = 7.5 // Kaiser β: about 75 dB stopband
+	fc := 0.92 * scale
+	r.coef = make([]float32, r.l*r.taps)
+	i0b := besselI0(beta)
+	for p := 0; p < r.l; p++ {
+		row := r.coef[p*r.taps : (p+1)*r.taps]
+		var sum float64
+		vals := make([]float64, r.taps)
+		for k := range row {
+			t := float64(p)/float64(r.l) + float64(r.half-1-k)
+			x := t / float64(r.half) // -1..1
+			if x <= -1 || x >= 1 {
+				continue
+			}
+			w := besselI0(beta*math.Sqrt(1-x*x)) / i0b
+			v := fc * sinc(fc*t) * w
+			vals[k] = v
+			sum += v
+		}
+		for k := range row {
+			row[k] = float32(vals[k] / sum)
+		}
+	}
+}
+
+// Reset forgets the stream: the next sample written starts a new one.
+func (r *Resampler) Reset() {
+	for c := range r.buf {
+		if cap(r.buf[c]) < 2*r.taps+1024 {
+			r.buf[c] = make([]float32, 2*r.taps+1024)
+		}
+		r.buf[c] = r.buf[c][:cap(r.buf[c])]
+		clear(r.buf[c])
+	}
+	// Input sample j lives at buf[j + half − 1]: the half−1 zeros in front
+	// stand for the silence before the stream.
+	r.n = r.half - 1
+	if r.n < 0 {
+		r.n = 0
+	}
+	r.idx, r.phase = 0, 0
+}
+
+// Latency returns how many input samples (per channel) the resampler holds
+// back before it can produce the output that depends on them.
+func (r *Resampler) Latency() int { return r.half }
+
+// OutRate returns the output sample rate.
+func (r *Resampler) OutRate() int { return r.cfg.OutRate }
+
+// Process appends to dst the output that the interleaved input samples src
+// complete and returns the extended slice. len(src) must be a multiple of the
+// channel count (a trailing partial frame is ignored). Once dst and the
+// internal buffer have grown to the block size, Process does not allocate.
+func (r *Resampler) Process(dst, src []int16) []int16 {
+	ch := r.cfg.Channels
+	frames := len(src) / ch
+	if r.passthru {
+		return append(dst, src[:frames*ch]...)
+	}
+	// Append the input to the per-channel buffers.
+	if need := r.n + frames; need > len(r.buf[0]) {
+		for c := range r.buf {
+			nb := make([]float32, need+need/2)
+			copy(nb, r.buf[c][:r.n])
+			r.buf[c] = nb
+		}
+	}
+	for c := 0; c < ch; c++ {
+		b := r.buf[c][r.n : r.n+frames]
+		for i := range b {
+			b[i] = float32(src[i*ch+c])
+		}
+	}
+	r.n += frames
+	return r.run(dst)
+}
+
+// Flush appends the output still held back (the last Latency input samples'
+// worth, with silence assumed after them) and resets the stream.
+func (r *Resampler) Flush(dst []int16) []int16 {
+	if r.passthru {
+		return dst
+	}
+	// Feed half a filter of silence: that completes every output up to the
+	// time of the last input sample.
+	zeros := make([]int16, r.half*r.cfg.Channels)
+	dst = r.Process(dst, zeros)
+	r.Reset()
+	return dst
+}
+
+func (r *Resampler) run(dst []int16) []int16 {
+	ch := r.cfg.Channels
+	taps := r.taps
+	for r.idx+taps <= r.n {
+		row := r.coef[r.phase*taps : (r.phase+1)*taps]
+		for c := 0; c < ch; c++ {
+			dst = append(dst, clip(dot(row, r.buf[c][r.idx:r.idx+taps])))
+		}
+		r.phase += r.m
+		for r.phase >= r.l {
+			r.phase -= r.l
+			r.idx++
+		}
+	}
+	// Drop what no later output needs.
+	if r.idx > 0 {
+		for c := range r.buf {
+			copy(r.buf[c], r.buf[c][r.idx:r.n])
+		}
+		r.n -= r.idx
+		r.idx = 0
+	}
+	return dst
+}
+
+func dot(a, b []float32) float32 {
+	b = b[:len(a)]
+	var s0, s1, s2, s3 float32
+	i := 0
+	for ; i+4 <= len(a); i += 4 {
+		s0 += a[i] * b[i]
+		s1 += a[i+1] * b[i+1]
+		s2 += a[i+2] * b[i+2]
+		s3 += a[i+3] * b[i+3]
+	}
+	for ; i < len(a); i++ {
+		s0 += a[i] * b[i]
+	}
+	return (s0 + s1) + (s2 + s3)
+}
+
+func clip(v float32) int16 {
+	if v >= 32767 {
+		return 32767
+	}
+	if v <= -32768 {
+		return -32768
+	}
+	if v >= 0 {
+		return int16(v + 0.5)
+	}
+	return int16(v - 0.5)
+}
+
+func sinc(x float64) float64 {
+	if x == 0 {
+		return 1
+	}
+	return math.Sin(math.Pi*x) / (math.Pi * x)
+}
+
+// besselI0 is the zeroth-order modified Bessel function of the first kind
+// (power series), for the Kaiser window.
+func besselI0(x float64) float64 {
+	sum, term := 1.0, 1.0
+	for k := 1; k < 50; k++ {
+		term *= (x / (2 * float64(k))) * (x / (2 * float64(k)))
+		sum += term
+		if term < 1e-12*sum {
+			break
+		}
+	}
+	return sum
+}
+
+func gcd(a, b int) int {
+	for b != 0 {
+		a, b = b, a%b
+	}
+	return a
+}
