@@ -1,0 +1,450 @@
+package record
+
+import (
+	"bytes"
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"math"
+	"os"
+	"sync"
+
+	"github.com/at-wat/ebml-go"
+
+	"github.com/sipstream/sipstream/media"
+	"github.com/sipstream/sipstream/sink"
+)
+
+var _ sink.Sink = (*MKV)(nil)
+
+// Matroska codec IDs. Specification: Matroska Codec Mappings
+// (https://www.matroska.org/technical/codec_specs.html).
+const (
+	mkvCodecAVC  = "V_MPEG4/ISO/AVC"
+	mkvCodecVP8  = "V_VP8"
+	mkvCodecOpus = "A_OPUS"
+	mkvCodecAAC  = "A_AAC"
+	// G.711 has no native Matroska ID; A_MS/ACM with a WAVEFORMATEX whose
+	// wFormatTag is 6 (A-law) or 7 (µ-law) is what ffmpeg writes and reads.
+	mkvCodecACM = "A_MS/ACM"
+)
+
+type mkvEBMLHeader struct {
+	EBMLVersion        uint64 `ebml:"EBMLVersion"`
+	EBMLReadVersion    uint64 `ebml:"EBMLReadVersion"`
+	EBMLMaxIDLength    uint64 `ebml:"EBMLMaxIDLength"`
+	EBMLMaxSizeLength  uint64 `ebml:"EBMLMaxSizeLength"`
+	DocType            string `ebml:"EBMLDocType"`
+	DocTypeVersion     uint64 `ebml:"EBMLDocTypeVersion"`
+	DocTypeReadVersion uint64 `ebml:"EBMLDocTypeReadVersion"`
+}
+
+type mkvInfo struct {
+	TimecodeScale uint64 `ebml:"TimecodeScale"`
+	MuxingApp     string `ebml:"MuxingApp"`
+	WritingApp    string `ebml:"WritingApp"`
+	// Void reserves room for the Duration element written by Close; a file
+	// cut short keeps the Void and players compute the duration.
+	Void []byte `ebml:"Void"`
+}
+
+type mkvAudio struct {
+	SamplingFrequency float64 `ebml:"SamplingFrequency"`
+	Channels          uint64  `ebml:"Channels"`
+}
+
+type mkvVideo struct {
+	PixelWidth  uint64 `ebml:"PixelWidth"`
+	PixelHeight uint64 `ebml:"PixelHeight"`
+}
+
+type mkvTrackEntry struct {
+	TrackNumber  uint64    `ebml:"TrackNumber"`
+	TrackUID     uint64    `ebml:"TrackUID"`
+	TrackType    uint64    `ebml:"TrackType"`
+	FlagLacing   uint64    `ebml:"FlagLacing"`
+	CodecID      string    `ebml:"CodecID"`
+	CodecPrivate []byte    `ebml:"CodecPrivate,omitempty"`
+	CodecDelay   uint64    `ebml:"CodecDelay,omitempty"`
+	SeekPreRoll  uint64    `ebml:"SeekPreRoll,omitempty"`
+	Video        *mkvVideo `ebml:"Video,omitempty"`
+	Audio        *mkvAudio `ebml:"Audio,omitempty"`
+}
+
+type mkvTracks struct {
+	TrackEntry []mkvTrackEntry `ebml:"TrackEntry"`
+}
+
+type mkvCluster struct {
+	Timecode    uint64       `ebml:"Timecode"`
+	SimpleBlock []ebml.Block `ebml:"SimpleBlock"`
+}
+
+// Track types. Specification: RFC 9559 §5.1.4.1.3.
+const (
+	mkvTrackVideo = 1
+	mkvTrackAudio = 2
+)
+
+// durationVoidLen is the size of the Void element reserved for Duration:
+// ID 0x4489, size 0x88, an 8-byte float.
+const durationVoidLen = 11
+
+// segmentUnknownSize is an 8-byte EBML size with all value bits set: "size
+// unknown", what a live stream writes. Specification: RFC 8794 §6.2.
+var segmentUnknownSize = []byte{0x01, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff}
+
+// MKV is a Matroska (or WebM) recorder written as a live stream: an
+// unknown-size Segment whose Clusters are buffered in memory and each written
+// whole, with one write, about once per Config.FlushInterval. A file cut
+// short therefore ends with complete clusters (or one partly written, which
+// demuxers skip) and plays without Cues. Close writes the last cluster, then
+// the Segment size and Duration. The DocType is "webm" when every track is
+// VP8 or Opus, "matroska" otherwise.
+//
+// Video: H.264 (V_MPEG4/ISO/AVC, CodecPrivate an AVCDecoderConfigurationRecord
+// from the first keyframe's SPS and PPS; later SPS/PPS stay in-band) and VP8.
+// Audio: PCMA and PCMU (A_MS/ACM), Opus (A_OPUS with an OpusHead) and AAC
+// (A_AAC). Speex frames are ignored (no Matroska mapping players agree on).
+type MKV struct {
+	mu  sync.Mutex
+	f   *os.File
+	cfg Config
+	st  starter
+
+	header   bool
+	videoNum uint64 // 0: no video track
+	audioNum uint64 // 0: no audio track
+
+	cluster      mkvCluster
+	clusterStart int64 // ms
+	clusterOpen  bool
+	buf          bytes.Buffer
+
+	size         int64 // bytes written to f
+	segDataStart int64
+	voidPos      int64
+	endMs        int64
+	lastVideoMs  int64 // -1 before the first video frame
+	written      uint64
+	err          error // sticky write error
+	closed       bool
+}
+
+// NewMKV creates (or truncates) the file at path and returns a recorder
+// writing to it. Nothing is written until the recording starts (see the
+// package documentation).
+func NewMKV(path string, cfg Config) (*MKV, error) {
+	cfg, err := cfg.withDefaults()
+	if err != nil {
+		return nil, err
+	}
+	f, err := os.Create(path)
+	if err != nil {
+		return nil, fmt.Errorf("record: %w", err)
+	}
+	return &MKV{f: f, cfg: cfg, st: starter{cfg: cfg}, lastVideoMs: -1}, nil
+}
+
+// WriteFrame adds f to the recording. It retains f (frames from a
+// sink.Fanout are immutable) until its cluster is written. It returns the
+// first write error again on every later call.
+func (m *MKV) WriteFrame(f *media.Frame) error {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if m.closed {
+		return ErrClosed
+	}
+	if m.err != nil {
+		return m.err
+	}
+	for _, fr := range m.st.push(f) {
+		if err := m.writeLocked(fr); err != nil {
+			m.err = err
+			return err
+		}
+	}
+	return nil
+}
+
+func (m *MKV) writeLocked(f *media.Frame) error {
+	if !m.header {
+		if err := m.writeHeader(); err != nil {
+			return err
+		}
+	}
+	num := m.audioNum
+	if f.Kind() == media.KindVideo {
+		num = m.videoNum
+	}
+	if num == 0 {
+		m.st.ignored++
+		return nil
+	}
+	ts := m.st.ms(f.PTS)
+	video := f.Kind() == media.KindVideo
+	age := ts - m.clusterStart
+	flushMs := int64(m.cfg.FlushInterval.Milliseconds())
+	if m.clusterOpen && (age >= flushMs || age < -30000 || age > 30000 ||
+		(video && f.Keyframe && m.videoNum != 0 && age >= flushMs/4)) {
+		if err := m.flushCluster(); err != nil {
+			return err
+		}
+	}
+	if !m.clusterOpen {
+		m.clusterOpen = true
+		m.clusterStart = ts
+		m.cluster.Timecode = uint64(ts)
+		m.cluster.SimpleBlock = m.cluster.SimpleBlock[:0]
+	}
+	m.cluster.SimpleBlock = append(m.cluster.SimpleBlock, ebml.Block{
+		TrackNumber: num,
+		Timecode:    int16(ts - m.clusterStart),
+		Keyframe:    f.Keyframe || !video,
+		Data:        [][]byte{f.Payload},
+	})
+	dur := int64(f.Duration.Milliseconds())
+	if video {
+		if m.lastVideoMs >= 0 && ts > m.lastVideoMs {
+			dur = ts - m.lastVideoMs // a video frame lasts until the next
+		}
+		m.lastVideoMs = ts
+	}
+	m.endMs = max(m.endMs, ts+dur)
+	m.written++
+	return nil
+}
+
+func (m *MKV) flushCluster() error {
+	if !m.clusterOpen {
+		return nil
+	}
+	m.clusterOpen = false
+	m.buf.Reset()
+	c := struct {
+		Cluster *mkvCluster `ebml:"Cluster"`
+	}{&m.cluster}
+	if err := ebml.Marshal(&c, &m.buf); err != nil {
+		return fmt.Errorf("record: marshal cluster: %w", err)
+	}
+	for i := range m.cluster.SimpleBlock {
+		m.cluster.SimpleBlock[i] = ebml.Block{} // release the frames
+	}
+	return m.write(m.buf.Bytes())
+}
+
+func (m *MKV) write(b []byte) error {
+	n, err := m.f.Write(b)
+	m.size += int64(n)
+	if err != nil {
+		return fmt.Errorf("record: write: %w", err)
+	}
+	return nil
+}
+
+// writeHeader writes the EBML header, the Segment start (unknown size),
+// Info and Tracks for the tracks the starter found.
+func (m *MKV) writeHeader() error {
+	m.header = true
+	var entries []mkvTrackEntry
+	webm := true
+	if v := m.st.video; v != nil {
+		e, err := videoEntry(v)
+		if err == nil {
+			e.TrackNumber = uint64(len(entries) + 1)
+			e.TrackUID = e.TrackNumber
+			m.videoNum = e.TrackNumber
+			entries = append(entries, e)
+			webm = webm && v.codec == media.CodecVP8
+		}
+	}
+	if a := m.st.audio; a != nil {
+		e, err := m.audioEntry(a)
+		if err == nil {
+			e.TrackNumber = uint64(len(entries) + 1)
+			e.TrackUID = e.TrackNumber
+			m.audioNum = e.TrackNumber
+			entries = append(entries, e)
+			webm = webm && a.codec == media.CodecOpus
+		}
+	}
+	if len(entries) == 0 {
+		return errors.New("record: no track the Matroska recorder can write (unsupported codecs)")
+	}
+	docType := "matroska"
+	if webm {
+		docType = "webm"
+	}
+	var b bytes.Buffer
+	hdr := struct {
+		Header mkvEBMLHeader `ebml:"EBML"`
+	}{mkvEBMLHeader{
+		EBMLVersion: 1, EBMLReadVersion: 1, EBMLMaxIDLength: 4, EBMLMaxSizeLength: 8,
+		DocType: docType, DocTypeVersion: 4, DocTypeReadVersion: 2,
+	}}
+	if err := ebml.Marshal(&hdr, &b); err != nil {
+		return fmt.Errorf("record: marshal header: %w", err)
+	}
+	b.Write([]byte{0x18, 0x53, 0x80, 0x67}) // Segment ID
+	b.Write(segmentUnknownSize)
+	m.segDataStart = int64(b.Len())
+	info := struct {
+		Info mkvInfo `ebml:"Info"`
+	}{mkvInfo{TimecodeScale: 1000000, MuxingApp: "sipstream", WritingApp: "sipstream", Void: make([]byte, durationVoidLen-2)}}
+	if err := ebml.Marshal(&info, &b); err != nil {
+		return fmt.Errorf("record: marshal info: %w", err)
+	}
+	m.voidPos = int64(b.Len()) - durationVoidLen
+	if !bytes.Equal(b.Bytes()[m.voidPos:m.voidPos+2], []byte{0xec, 0x80 | (durationVoidLen - 2)}) {
+		m.voidPos = -1 // unexpected encoding: leave the Void alone
+	}
+	tracks := struct {
+		Tracks mkvTracks `ebml:"Tracks"`
+	}{mkvTracks{TrackEntry: entries}}
+	if err := ebml.Marshal(&tracks, &b); err != nil {
+		return fmt.Errorf("record: marshal tracks: %w", err)
+	}
+	return m.write(b.Bytes())
+}
+
+func videoEntry(t *track) (mkvTrackEntry, error) {
+	e := mkvTrackEntry{TrackType: mkvTrackVideo}
+	switch t.codec {
+	case media.CodecH264:
+		sps, pps, err := paramSets(t.first.Payload)
+		if err != nil {
+			return e, err
+		}
+		info, err := parseSPS(sps)
+		if err != nil {
+			return e, err
+		}
+		if e.CodecPrivate, err = avcDecoderConfig(sps, pps); err != nil {
+			return e, err
+		}
+		e.CodecID = mkvCodecAVC
+		e.Video = &mkvVideo{PixelWidth: uint64(info.Width), PixelHeight: uint64(info.Height)}
+	case media.CodecVP8:
+		w, h, err := vp8Size(t.first.Payload)
+		if err != nil {
+			return e, err
+		}
+		e.CodecID = mkvCodecVP8
+		e.Video = &mkvVideo{PixelWidth: uint64(w), PixelHeight: uint64(h)}
+	default:
+		return e, fmt.Errorf("record: Matroska recorder cannot write %v video", t.codec)
+	}
+	return e, nil
+}
+
+func (m *MKV) audioEntry(t *track) (mkvTrackEntry, error) {
+	ch := max(t.channels, 1)
+	rate := t.clockRate
+	e := mkvTrackEntry{TrackType: mkvTrackAudio}
+	switch t.codec {
+	case media.CodecPCMA, media.CodecPCMU:
+		if rate == 0 {
+			rate = 8000
+		}
+		e.CodecID = mkvCodecACM
+		e.CodecPrivate = waveFormatEx(t.codec == media.CodecPCMA, rate, ch)
+	case media.CodecOpus:
+		rate = 48000
+		e.CodecID = mkvCodecOpus
+		e.CodecPrivate = opusHead(ch)
+		e.SeekPreRoll = 80000000 // 80 ms, as RFC 7845 §4.6 advises
+	case media.CodecAAC:
+		asc := m.cfg.AudioSpecificConfig
+		if asc == nil {
+			var err error
+			if asc, err = defaultASC(rate, ch); err != nil {
+				return e, err
+			}
+		}
+		e.CodecID = mkvCodecAAC
+		e.CodecPrivate = asc
+	default:
+		return e, fmt.Errorf("record: Matroska recorder cannot write %v audio", t.codec)
+	}
+	e.Audio = &mkvAudio{SamplingFrequency: float64(rate), Channels: uint64(ch)}
+	return e, nil
+}
+
+// waveFormatEx builds the 18-byte WAVEFORMATEX for G.711 (wFormatTag 6 =
+// WAVE_FORMAT_ALAW, 7 = WAVE_FORMAT_MULAW; 8 bits a sample).
+func waveFormatEx(alaw bool, rate uint32, channels uint8) []byte {
+	tag := uint16(7)
+	if alaw {
+		tag = 6
+	}
+	b := make([]byte, 0, 18)
+	b = binary.LittleEndian.AppendUint16(b, tag)
+	b = binary.LittleEndian.AppendUint16(b, uint16(channels))
+	b = binary.LittleEndian.AppendUint32(b, rate)
+	b = binary.LittleEndian.AppendUint32(b, rate*uint32(channels)) // bytes per second
+	b = binary.LittleEndian.AppendUint16(b, uint16(channels))      // block align
+	b = binary.LittleEndian.AppendUint16(b, 8)                     // bits per sample
+	b = binary.LittleEndian.AppendUint16(b, 0)                     // cbSize
+	return b
+}
+
+// opusHead builds the identification header Matroska's A_OPUS CodecPrivate
+// holds: no pre-skip (RTP Opus has none to announce), 48 kHz, mapping family
+// 0. Specification: RFC 7845 §5.1.
+func opusHead(channels uint8) []byte {
+	channels = min(channels, 2)
+	b := append(make([]byte, 0, 19), "OpusHead"...)
+	b = append(b, 1, channels)
+	b = binary.LittleEndian.AppendUint16(b, 0)
+	b = binary.LittleEndian.AppendUint32(b, 48000)
+	b = binary.LittleEndian.AppendUint16(b, 0)
+	return append(b, 0)
+}
+
+// Stats returns the recorder's counters.
+func (m *MKV) Stats() Stats {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	return Stats{FramesWritten: m.written, FramesIgnored: m.st.ignored, Bytes: m.size}
+}
+
+// Close writes the last cluster, fills in the Segment size and Duration,
+// and closes the file. A recording that never started leaves an empty file.
+// Later calls return nil.
+func (m *MKV) Close() error {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if m.closed {
+		return nil
+	}
+	m.closed = true
+	var errs []error
+	if m.err == nil && m.header {
+		if err := m.flushCluster(); err != nil {
+			errs = append(errs, err)
+		} else {
+			errs = append(errs, m.finish())
+		}
+	}
+	errs = append(errs, m.f.Close())
+	return errors.Join(errs...)
+}
+
+// finish patches the Segment size and turns the reserved Void into Duration.
+func (m *MKV) finish() error {
+	var size [8]byte
+	binary.BigEndian.PutUint64(size[:], uint64(m.size-m.segDataStart))
+	size[0] = 0x01
+	if _, err := m.f.WriteAt(size[:], m.segDataStart-8); err != nil {
+		return fmt.Errorf("record: write segment size: %w", err)
+	}
+	if m.voidPos > 0 {
+		var d [durationVoidLen]byte
+		d[0], d[1], d[2] = 0x44, 0x89, 0x88
+		binary.BigEndian.PutUint64(d[3:], math.Float64bits(float64(m.endMs)))
+		if _, err := m.f.WriteAt(d[:], m.voidPos); err != nil {
+			return fmt.Errorf("record: write duration: %w", err)
+		}
+	}
+	return m.f.Sync()
+}

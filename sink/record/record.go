@@ -1,0 +1,201 @@
+// Package record writes a call's frames to files while the call goes on: FLV
+// and Matroska (WebM when the codecs allow), both written as live streams so
+// that a file cut short by a crash, a power loss or SIGKILL still plays up to
+// about the last second written.
+//
+// Both recorders implement sink.Sink and are meant to sit behind a
+// sink.Fanout, which gives each its own goroutine: WriteFrame does file I/O.
+// Neither starts a goroutine of its own.
+//
+// A recording starts when every configured track has its first frame (video:
+// its first keyframe, which carries the H.264 SPS and PPS that the file's
+// header needs). Frames that arrive before are held in memory, for at most
+// Config.StartWait of media time; after that the file is started with the
+// tracks seen so far and the others are left out. The first frame written
+// gets timestamp zero.
+package record
+
+import (
+	"errors"
+	"sort"
+	"time"
+
+	"github.com/sipstream/sipstream/media"
+)
+
+// Errors returned by the recorders.
+var (
+	// ErrClosed is returned by WriteFrame after Close.
+	ErrClosed = errors.New("record: recorder closed")
+	// ErrNoTracks is returned by NewMKV and NewFLV when Config asks for
+	// neither audio nor video.
+	ErrNoTracks = errors.New("record: no tracks configured")
+)
+
+// Config configures a recorder. Audio or Video must be set.
+type Config struct {
+	// Audio says the recording has an audio track. Its codec, sample rate
+	// and channel count are taken from the first audio frame.
+	Audio bool
+	// Video says the recording has a video track; its codec comes from the
+	// first video keyframe, its picture size from that keyframe's SPS (H.264)
+	// or frame header (VP8).
+	Video bool
+
+	// AudioSpecificConfig is the AAC AudioSpecificConfig (ISO/IEC 14496-3
+	// §1.6.2.1) of AAC audio, as media/transcode's ToAAC reports it. Nil
+	// means an AAC-LC one derived from the first frame's ClockRate and
+	// Channels. Ignored for other codecs.
+	AudioSpecificConfig []byte
+
+	// FlushInterval is how much media time is buffered before it is written
+	// to the file: at most this much is lost when the process is killed.
+	// Zero means one second.
+	FlushInterval time.Duration
+
+	// StartWait bounds, in media time, how long frames are held while
+	// waiting for a configured track's first frame (typically video's first
+	// keyframe). Zero means 10 seconds.
+	StartWait time.Duration
+}
+
+func (c Config) withDefaults() (Config, error) {
+	if !c.Audio && !c.Video {
+		return c, ErrNoTracks
+	}
+	if c.FlushInterval <= 0 {
+		c.FlushInterval = time.Second
+	}
+	if c.StartWait <= 0 {
+		c.StartWait = 10 * time.Second
+	}
+	return c, nil
+}
+
+// Stats are a recorder's counters.
+type Stats struct {
+	// FramesWritten counts frames written to the file (or its buffer).
+	FramesWritten uint64
+	// FramesIgnored counts frames not written: video before the first
+	// keyframe, frames of a kind not configured, of a codec other than the
+	// track's (the peer switched codec), or that the container cannot hold.
+	FramesIgnored uint64
+	// Bytes is the size of the file written so far, buffered data excluded.
+	Bytes int64
+}
+
+// track is what a recorder knows about one track once the file started.
+type track struct {
+	codec     media.Codec
+	clockRate uint32
+	channels  uint8
+	first     *media.Frame // first frame (video: first keyframe)
+}
+
+// starter holds frames until every configured track has its first frame,
+// then releases them in decoding order with the timeline origin.
+type starter struct {
+	cfg     Config
+	audio   *track
+	video   *track
+	pending []*media.Frame
+	started bool
+	base    time.Duration
+	ignored uint64
+}
+
+// push takes one frame. Before the start it returns nil (frame held or
+// ignored); at the start it returns every held frame, sorted by DTS; after
+// the start it returns the frame itself if it belongs to a track.
+func (s *starter) push(f *media.Frame) []*media.Frame {
+	k := f.Kind()
+	if (k == media.KindAudio && !s.cfg.Audio) || (k == media.KindVideo && !s.cfg.Video) || k == media.KindUnknown ||
+		f.Codec == media.CodecTelephoneEvent {
+		s.ignored++
+		return nil
+	}
+	if s.started {
+		t := s.audio
+		if k == media.KindVideo {
+			t = s.video
+		}
+		if t == nil || t.codec != f.Codec {
+			s.ignored++
+			return nil
+		}
+		return []*media.Frame{f}
+	}
+	switch k {
+	case media.KindVideo:
+		if s.video == nil {
+			if !f.Keyframe {
+				s.ignored++
+				return nil
+			}
+			s.video = &track{codec: f.Codec, clockRate: f.ClockRate, first: f}
+		} else if f.Codec != s.video.codec {
+			s.ignored++
+			return nil
+		}
+	case media.KindAudio:
+		if s.audio == nil {
+			s.audio = &track{codec: f.Codec, clockRate: f.ClockRate, channels: f.Channels, first: f}
+		} else if f.Codec != s.audio.codec {
+			s.ignored++
+			return nil
+		}
+	}
+	s.pending = append(s.pending, f)
+	ready := (!s.cfg.Audio || s.audio != nil) && (!s.cfg.Video || s.video != nil)
+	if !ready {
+		lo, hi := s.pending[0].DTS, s.pending[0].DTS
+		for _, p := range s.pending {
+			lo, hi = min(lo, p.DTS), max(hi, p.DTS)
+		}
+		if hi-lo < s.cfg.StartWait && len(s.pending) < maxPending {
+			return nil
+		}
+	}
+	s.started = true
+	out := s.pending
+	s.pending = nil
+	sort.SliceStable(out, func(i, j int) bool { return out[i].DTS < out[j].DTS })
+	s.base = out[0].DTS
+	for _, p := range out {
+		s.base = min(s.base, p.PTS)
+	}
+	return out
+}
+
+// maxPending bounds the frames held before the start (10 s of 50 pps audio
+// plus 30 fps video, with room to spare).
+const maxPending = 2000
+
+// ms returns d relative to the origin in whole milliseconds, never negative.
+func (s *starter) ms(d time.Duration) int64 {
+	d -= s.base
+	if d < 0 {
+		return 0
+	}
+	return int64(d / time.Millisecond)
+}
+
+// aacSampleRates is the sampling frequency index table of ISO/IEC 14496-3
+// Table 1.18.
+var aacSampleRates = []uint32{96000, 88200, 64000, 48000, 44100, 32000, 24000, 22050, 16000, 12000, 11025, 8000, 7350}
+
+// defaultASC builds an AAC-LC AudioSpecificConfig (object type 2) for a
+// sample rate and channel count. Specification: ISO/IEC 14496-3 §1.6.2.1.
+func defaultASC(rate uint32, channels uint8) ([]byte, error) {
+	idx := -1
+	for i, r := range aacSampleRates {
+		if r == rate {
+			idx = i
+		}
+	}
+	if idx < 0 || channels == 0 || channels > 7 {
+		return nil, errors.New("record: no AudioSpecificConfig and no standard AAC rate/channels to derive one")
+	}
+	v := uint16(2)<<11 | uint16(idx)<<7 | uint16(channels)<<3
+	return []byte{byte(v >> 8), byte(v)}, nil
+}
