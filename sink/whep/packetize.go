@@ -1,0 +1,138 @@
+//go:build whep
+
+package whep
+
+import (
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/pion/rtp/codecs"
+
+	"github.com/sipstream/sipstream/media"
+	"github.com/sipstream/sipstream/media/rtph264"
+)
+
+// unit is one frame packetized for RTP: shared by every viewer, never
+// modified after packetize returns. Each viewer writes the payloads with its
+// own sequence numbers, SSRC and payload type.
+type unit struct {
+	kind     media.Kind
+	ts       uint32 // RTP timestamp
+	key      bool   // video keyframe
+	payloads [][]byte
+	// profileLevelID is the H.264 profile-level-id of a keyframe's SPS
+	// ("42e01f"), empty otherwise.
+	profileLevelID string
+}
+
+// packetizer turns frames into units. It is used by the WriteFrame
+// goroutine only.
+type packetizer struct {
+	mtu              int
+	h264             *rtph264.Encoder
+	vp8              codecs.VP8Payloader
+	videoTS, audioTS uint32 // random RTP timestamp offsets (RFC 3550 §5.1)
+	sps, pps         []byte // latest parameter sets, put in front of an IDR without them
+}
+
+func newPacketizer(mtu int, videoTS, audioTS uint32) (packetizer, error) {
+	enc, err := rtph264.NewEncoder(rtph264.EncoderConfig{PayloadType: 96, MTU: mtu})
+	if err != nil {
+		return packetizer{}, err
+	}
+	return packetizer{
+		mtu:     mtu,
+		h264:    enc,
+		vp8:     codecs.VP8Payloader{EnablePictureID: true},
+		videoTS: videoTS,
+		audioTS: audioTS,
+	}, nil
+}
+
+var errEmptyFrame = errors.New("whep: empty frame")
+
+func (p *packetizer) packetize(f *media.Frame) (*unit, error) {
+	if len(f.Payload) == 0 {
+		return nil, errEmptyFrame
+	}
+	u := &unit{kind: f.Kind()}
+	switch f.Codec {
+	case media.CodecH264:
+		nalus, err := rtph264.SplitAVC(f.Payload)
+		if err != nil {
+			return nil, err
+		}
+		if len(nalus) == 0 {
+			return nil, errEmptyFrame
+		}
+		u.ts = p.videoTS + rtpTime(f.PTS, rtph264.ClockRate)
+		u.key = f.Keyframe
+		hasSPS, hasPPS, hasIDR := false, false, false
+		for _, n := range nalus {
+			switch n[0] & 0x1f {
+			case rtph264.NALTypeSPS:
+				hasSPS = true
+				p.sps = append(p.sps[:0], n...)
+			case rtph264.NALTypePPS:
+				hasPPS = true
+				p.pps = append(p.pps[:0], n...)
+			case rtph264.NALTypeIDR:
+				hasIDR = true
+			}
+		}
+		u.key = u.key || hasIDR
+		if u.key && !(hasSPS && hasPPS) && p.sps != nil && p.pps != nil {
+			// A viewer that starts here needs the parameter sets.
+			nalus = append([][]byte{p.sps, p.pps}, nalus...)
+		}
+		if u.key && len(p.sps) >= 4 {
+			u.profileLevelID = fmt.Sprintf("%02x%02x%02x", p.sps[1], p.sps[2], p.sps[3])
+		}
+		pkts, err := p.h264.Encode(nalus, u.ts)
+		if err != nil {
+			return nil, err
+		}
+		u.payloads = make([][]byte, len(pkts))
+		for i, pkt := range pkts {
+			u.payloads[i] = pkt.Payload
+		}
+	case media.CodecVP8:
+		u.ts = p.videoTS + rtpTime(f.PTS, 90000)
+		u.key = f.Keyframe
+		// The payloader allocates each payload and copies the frame.
+		u.payloads = p.vp8.Payload(uint16(p.mtu-12), f.Payload)
+		if len(u.payloads) == 0 {
+			return nil, errEmptyFrame
+		}
+	case media.CodecPCMA, media.CodecPCMU, media.CodecOpus:
+		clock := f.ClockRate
+		if clock == 0 {
+			clock = 8000
+			if f.Codec == media.CodecOpus {
+				clock = 48000
+			}
+		}
+		if f.Codec == media.CodecOpus {
+			clock = 48000 // RFC 7587 §4.1: always 48 kHz
+		}
+		u.ts = p.audioTS + rtpTime(f.PTS, clock)
+		u.key = true
+		// Frames given to sinks are shared and immutable: alias.
+		u.payloads = [][]byte{f.Payload}
+	default:
+		return nil, fmt.Errorf("whep: codec %v not sent", f.Codec)
+	}
+	return u, nil
+}
+
+// rtpTime converts a timeline position to RTP clock units, modulo 2^32,
+// without overflow for any duration.
+func rtpTime(d time.Duration, clock uint32) uint32 {
+	if d < 0 {
+		d = 0
+	}
+	sec := uint64(d / time.Second)
+	rem := uint64(d % time.Second)
+	return uint32(sec*uint64(clock) + rem*uint64(clock)/uint64(time.Second))
+}
