@@ -1,0 +1,254 @@
+// Package aac is an AAC-LC (MPEG-4 Audio Object Type 2) encoder written in
+// pure Go, for republishing SIP call audio where only AAC is accepted (RTMP
+// to YouTube, Facebook, Twitch).
+//
+// The encoder uses long blocks only (ONLY_LONG_SEQUENCE, sine window), one
+// scalefactor per band chosen by a rate/distortion loop that spends a fixed
+// bit budget per frame plus what a bit reservoir saved from easier frames,
+// noiseless coding with all eleven spectral Huffman codebooks and the
+// scalefactor codebook, and a single_channel_element (mono) or a
+// channel_pair_element with a common window (stereo). There is no
+// psychoacoustic model: the allocation spreads the quantisation noise evenly
+// over the spectrum, which maximises the signal-to-noise ratio for a given
+// bitrate.
+//
+// Output is raw access units (what FLV, RTMP and MP4 carry) plus the 2-byte
+// AudioSpecificConfig; ADTS wraps access units for .aac files.
+//
+// Specification: ISO/IEC 14496-3:2009 subpart 4 (General Audio coding):
+// §4.4.2 raw_data_block, single_channel_element, channel_pair_element,
+// ics_info, section_data, scale_factor_data, spectral_data; §4.6.2 and
+// §4.6.3 (scalefactors, noiseless coding), §4.6.11 (filterbank), Annex 4.A
+// (Huffman tables); §1.6.2.1 AudioSpecificConfig; ISO/IEC 13818-7 §6.2 and
+// 14496-3 §1.A.2 (ADTS).
+package aac
+
+import (
+	"errors"
+	"fmt"
+	"time"
+)
+
+// FrameSamples is the number of samples per channel in one access unit.
+const FrameSamples = 1024
+
+// ErrConfig is wrapped by the errors NewEncoder returns for an invalid config.
+var ErrConfig = errors.New("aac: invalid encoder config")
+
+// EncoderConfig configures an Encoder.
+type EncoderConfig struct {
+	// SampleRate in Hz: one of the AAC sampling frequencies 8000, 11025,
+	// 12000, 16000, 22050, 24000, 32000, 44100, 48000 (64000, 88200 and
+	// 96000 work too). It must be set.
+	SampleRate int
+	// Channels is 1 (mono) or 2 (stereo, interleaved input). Zero means 1.
+	Channels int
+	// Bitrate is the target average bitrate in bit/s over all channels.
+	// Zero means 64000 per channel. It is limited to what the format can
+	// carry: at most 6144 bits per channel per frame.
+	Bitrate int
+}
+
+// Encoder turns 16-bit PCM into AAC-LC access units. It is not safe for
+// concurrent use.
+type Encoder struct {
+	cfg    EncoderConfig
+	sfIdx  int
+	swb    []uint16
+	nb     int // bands coded (bandwidth limit)
+	window [2 * FrameSamples]float64
+	mdct   *mdct
+
+	ch   []*channel
+	fill int     // samples per channel waiting in the current frame
+	part []int16 // leftover samples of an incomplete interleaved frame
+
+	meanBits, reservoir, maxReservoir int
+	framesOut                         int
+	dirty                             bool // a frame with input was encoded since the last flush
+
+	w   bitWriter
+	z   []float64
+	asc [2]byte
+}
+
+// channel is the per-channel state and per-frame work space.
+type channel struct {
+	hist    [2 * FrameSamples]float64 // previous frame's input, then the current one
+	spec    [FrameSamples]float64
+	xp      [FrameSamples]float64 // |spec|^(3/4)
+	q       [FrameSamples]int32
+	bandMax [64]float64 // max xp per band
+	sfMin   [64]int     // smallest scalefactor that keeps |q| ≤ 8191
+	sf      [64]int
+	cb      [64]int
+	maxSfb  int
+}
+
+// NewEncoder returns an encoder for cfg.
+func NewEncoder(cfg EncoderConfig) (*Encoder, error) {
+	if cfg.Channels == 0 {
+		cfg.Channels = 1
+	}
+	if cfg.Channels != 1 && cfg.Channels != 2 {
+		return nil, fmt.Errorf("%w: %d channels (1 or 2 supported)", ErrConfig, cfg.Channels)
+	}
+	idx := -1
+	for i, r := range sampleRates {
+		if r.rate == cfg.SampleRate {
+			idx = i
+		}
+	}
+	if idx < 0 {
+		return nil, fmt.Errorf("%w: sample rate %d is not an AAC sampling frequency", ErrConfig, cfg.SampleRate)
+	}
+	if cfg.Bitrate == 0 {
+		cfg.Bitrate = 64000 * cfg.Channels
+	}
+	maxRate := 6144 * cfg.Channels * cfg.SampleRate / FrameSamples
+	if cfg.Bitrate < 8000 || cfg.Bitrate > maxRate {
+		return nil, fmt.Errorf("%w: bitrate %d (8000..%d at %d Hz)", ErrConfig, cfg.Bitrate, maxRate, cfg.SampleRate)
+	}
+	e := &Encoder{cfg: cfg, sfIdx: idx, swb: sampleRates[idx].swb, mdct: newMDCT(FrameSamples),
+		z: make([]float64, 2*FrameSamples)}
+	for i := range e.window {
+		e.window[i] = sinWindow(i)
+	}
+	for range cfg.Channels {
+		e.ch = append(e.ch, &channel{})
+	}
+	e.meanBits = int(int64(cfg.Bitrate) * FrameSamples / int64(cfg.SampleRate))
+	e.maxReservoir = 6144*cfg.Channels - e.meanBits
+	if e.maxReservoir < 0 {
+		e.maxReservoir = 0
+	}
+	// Bandwidth: the lines above the cutoff are not coded.
+	cutoff := bandwidth(cfg.Bitrate/cfg.Channels, cfg.SampleRate)
+	line := cutoff * 2 * FrameSamples / cfg.SampleRate
+	nbands := len(e.swb) - 1
+	e.nb = nbands
+	for b := 0; b < nbands; b++ {
+		if int(e.swb[b]) >= line {
+			e.nb = b
+			break
+		}
+	}
+	// AudioSpecificConfig (§1.6.2.1): audioObjectType 2 (5 bits),
+	// samplingFrequencyIndex (4), channelConfiguration (4), then
+	// GASpecificConfig: frameLengthFlag 0, dependsOnCoreCoder 0,
+	// extensionFlag 0.
+	v := uint16(2)<<11 | uint16(idx)<<7 | uint16(cfg.Channels)<<3
+	e.asc = [2]byte{byte(v >> 8), byte(v)}
+	return e, nil
+}
+
+// bandwidth returns the audio bandwidth coded for a per-channel bitrate.
+func bandwidth(bpc, rate int) int {
+	var bw int
+	switch {
+	case bpc >= 96000:
+		bw = 20000
+	case bpc >= 64000:
+		bw = 16000
+	case bpc >= 48000:
+		bw = 14000
+	case bpc >= 32000:
+		bw = 11000
+	case bpc >= 24000:
+		bw = 8000
+	default:
+		bw = 6000
+	}
+	return min(bw, rate/2)
+}
+
+// AudioSpecificConfig returns the 2-byte MPEG-4 AudioSpecificConfig that
+// describes the stream (what FLV's AAC sequence header and MP4's esds carry).
+func (e *Encoder) AudioSpecificConfig() []byte { return []byte{e.asc[0], e.asc[1]} }
+
+// SampleRate returns the configured sample rate.
+func (e *Encoder) SampleRate() int { return e.cfg.SampleRate }
+
+// Channels returns the configured channel count.
+func (e *Encoder) Channels() int { return e.cfg.Channels }
+
+// Delay is how much later than its input the decoded audio comes out: one
+// frame, because every access unit's second half overlaps the next one. The
+// first access unit decodes to silence (the encoder's priming); access unit
+// k decodes to input samples [(k−1)·1024, k·1024).
+func (e *Encoder) Delay() time.Duration {
+	return time.Duration(FrameSamples) * time.Second / time.Duration(e.cfg.SampleRate)
+}
+
+// Encode consumes interleaved 16-bit samples of any length (an incomplete
+// frame is kept for the next call) and returns the access units completed,
+// each a newly allocated raw AAC frame without header.
+func (e *Encoder) Encode(pcm []int16) ([][]byte, error) {
+	var out [][]byte
+	nch := e.cfg.Channels
+	if len(e.part) > 0 {
+		for len(e.part) < nch && len(pcm) > 0 {
+			e.part = append(e.part, pcm[0])
+			pcm = pcm[1:]
+		}
+		if len(e.part) < nch {
+			return nil, nil
+		}
+		out = e.push(out, e.part)
+		e.part = e.part[:0]
+	}
+	whole := len(pcm) / nch * nch
+	out = e.push(out, pcm[:whole])
+	e.part = append(e.part, pcm[whole:]...)
+	return out, nil
+}
+
+// push adds whole interleaved sample frames to the current frame and encodes
+// every frame that fills up.
+func (e *Encoder) push(out [][]byte, pcm []int16) [][]byte {
+	nch := e.cfg.Channels
+	for len(pcm) > 0 {
+		n := min(len(pcm)/nch, FrameSamples-e.fill)
+		for c, ch := range e.ch {
+			dst := ch.hist[FrameSamples+e.fill : FrameSamples+e.fill+n]
+			for i := range dst {
+				dst[i] = float64(pcm[i*nch+c])
+			}
+		}
+		e.fill += n
+		pcm = pcm[n*nch:]
+		if e.fill == FrameSamples {
+			out = append(out, e.encodeFrame())
+			e.dirty = true
+		}
+	}
+	return out
+}
+
+// Flush encodes what is buffered, padded with silence, plus the one frame
+// that releases the overlap of the last one, and resets the encoder: the
+// next Encode starts a new stream (with a new priming frame).
+func (e *Encoder) Flush() ([][]byte, error) {
+	var out [][]byte
+	e.part = e.part[:0]
+	if e.fill > 0 {
+		for _, ch := range e.ch {
+			clear(ch.hist[FrameSamples+e.fill:])
+		}
+		e.fill = FrameSamples
+		out = append(out, e.encodeFrame())
+		e.dirty = true
+	}
+	if e.dirty {
+		for _, ch := range e.ch {
+			clear(ch.hist[FrameSamples:])
+		}
+		e.fill = FrameSamples
+		out = append(out, e.encodeFrame())
+	}
+	for _, ch := range e.ch {
+		clear(ch.hist[:])
+	}
+	e.fill, e.reservoir, e.dirty = 0, 0, false
+	return out, nil
+}

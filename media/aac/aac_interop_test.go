@@ -1,0 +1,131 @@
+//go:build interop
+
+package aac
+
+import (
+	"bytes"
+	"encoding/binary"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"github.com/sipstream/sipstream/internal/testenv"
+)
+
+func writeRaw(t *testing.T, path string, pcm []int16) {
+	t.Helper()
+	b := make([]byte, 2*len(pcm))
+	for i, v := range pcm {
+		binary.LittleEndian.PutUint16(b[2*i:], uint16(v))
+	}
+	if err := os.WriteFile(path, b, 0o644); err != nil {
+		t.Fatal(err)
+	}
+}
+
+func readRaw(t *testing.T, path string) []int16 {
+	t.Helper()
+	b, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	out := make([]int16, len(b)/2)
+	for i := range out {
+		out[i] = int16(binary.LittleEndian.Uint16(b[2*i:]))
+	}
+	return out
+}
+
+// runFFmpeg runs ffmpeg -v error with args and fails on any error output.
+func runFFmpeg(t *testing.T, ffmpeg string, args ...string) {
+	t.Helper()
+	cmd := exec.Command(ffmpeg, append([]string{"-nostdin", "-hide_banner", "-v", "error", "-y"}, args...)...)
+	var stderr bytes.Buffer
+	cmd.Stderr = &stderr
+	if err := cmd.Run(); err != nil {
+		t.Fatalf("ffmpeg %v: %v\n%s", args, err, stderr.String())
+	}
+	if s := strings.TrimSpace(stderr.String()); s != "" {
+		t.Fatalf("ffmpeg %v reported errors:\n%s", args, s)
+	}
+}
+
+// encodeADTS encodes pcm with our encoder into an ADTS file.
+func encodeADTS(t *testing.T, cfg EncoderConfig, pcm []int16, path string) {
+	t.Helper()
+	e, err := NewEncoder(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var file []byte
+	for i := 0; i < len(pcm); {
+		n := min(len(pcm)-i, 941*cfg.Channels) // odd block size on purpose
+		aus, err := e.Encode(pcm[i : i+n])
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, au := range aus {
+			file = e.AppendADTS(file, au)
+		}
+		i += n
+	}
+	aus, _ := e.Flush()
+	for _, au := range aus {
+		file = e.AppendADTS(file, au)
+	}
+	if err := os.WriteFile(path, file, 0o644); err != nil {
+		t.Fatal(err)
+	}
+}
+
+type quality struct{ snr, seg float64 }
+
+func measure(t *testing.T, ref, dec []int16) quality {
+	lag := bestLag(ref, dec, 4096)
+	t.Logf("delay %d samples", lag)
+	return quality{snrDB(ref, dec, lag, 2048), segSNR(ref, dec, lag, 1024)}
+}
+
+// TestInteropFFmpegQuality encodes speech-like and music-like signals at
+// 64 kbit/s mono 48 kHz with our encoder and with ffmpeg's native aac
+// encoder, decodes both with ffmpeg and compares SNR and segmental SNR.
+func TestInteropFFmpegQuality(t *testing.T) {
+	ffmpeg := testenv.LookPath(t, "ffmpeg")
+	dir := t.TempDir()
+	const rate = 48000
+	for _, sig := range []struct {
+		name string
+		pcm  []int16
+	}{
+		{"speech", speechLike(rate, rate*6)},
+		{"music", musicLike(rate, rate*6)},
+	} {
+		raw := filepath.Join(dir, sig.name+".raw")
+		writeRaw(t, raw, sig.pcm)
+
+		ours := filepath.Join(dir, sig.name+"_ours.aac")
+		encodeADTS(t, EncoderConfig{SampleRate: rate, Channels: 1, Bitrate: 64000}, sig.pcm, ours)
+		oursDec := filepath.Join(dir, sig.name+"_ours.raw")
+		runFFmpeg(t, ffmpeg, "-i", ours, "-f", "s16le", "-ac", "1", "-ar", "48000", oursDec)
+
+		theirs := filepath.Join(dir, sig.name+"_ffmpeg.aac")
+		runFFmpeg(t, ffmpeg, "-f", "s16le", "-ar", "48000", "-ac", "1", "-i", raw, "-c:a", "aac", "-b:a", "64k", theirs)
+		theirsDec := filepath.Join(dir, sig.name+"_ffmpeg.raw")
+		runFFmpeg(t, ffmpeg, "-i", theirs, "-f", "s16le", "-ac", "1", "-ar", "48000", theirsDec)
+
+		so, _ := os.Stat(ours)
+		st, _ := os.Stat(theirs)
+		qo := measure(t, sig.pcm, readRaw(t, oursDec))
+		qt := measure(t, sig.pcm, readRaw(t, theirsDec))
+		t.Logf("%s @64k mono: ours SNR %.2f dB segSNR %.2f dB (%d bytes) | ffmpeg aac SNR %.2f dB segSNR %.2f dB (%d bytes)",
+			sig.name, qo.snr, qo.seg, so.Size(), qt.snr, qt.seg, st.Size())
+		if qo.snr < qt.snr {
+			t.Errorf("%s: our SNR %.2f dB is below ffmpeg's %.2f dB", sig.name, qo.snr, qt.snr)
+		}
+		if float64(so.Size()) > 1.1*float64(st.Size()) {
+			t.Errorf("%s: our file (%d bytes) is more than 10%% larger than ffmpeg's (%d)", sig.name, so.Size(), st.Size())
+		}
+	}
+}

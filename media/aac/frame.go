@@ -1,0 +1,329 @@
+package aac
+
+import "math"
+
+// Syntactic element ids (§4.5.2.1, Table 4.85).
+const (
+	idSCE = 0
+	idCPE = 1
+	idEND = 7
+)
+
+const (
+	sfOffset  = 100    // scalefactor of unit gain (§4.6.2.3.3: gain = 2^(0.25·(sf−100)))
+	roundBias = 0.4054 // quantiser rounding (§4.6.2 informative encoder: nint(x^(3/4) − 0.0946))
+	maxQuant  = 8191   // largest magnitude the escape codebook carries
+)
+
+func sinWindow(i int) float64 {
+	return math.Sin(math.Pi / (2 * FrameSamples) * (float64(i) + 0.5))
+}
+
+// qScale[sf] = 2^(−3/16·(sf−100)): the factor that maps |x|^(3/4) to the
+// quantiser's domain at scalefactor sf.
+var qScale = func() (t [256]float64) {
+	for sf := range t {
+		t[sf] = math.Pow(2, -0.1875*float64(sf-sfOffset))
+	}
+	return t
+}()
+
+// encodeFrame encodes the 2048 samples in each channel's history and shifts
+// the history by one frame.
+func (e *Encoder) encodeFrame() []byte {
+	for _, ch := range e.ch {
+		e.analyse(ch)
+		copy(ch.hist[:FrameSamples], ch.hist[FrameSamples:])
+		clear(ch.hist[FrameSamples:])
+	}
+	e.fill = 0
+
+	budget := e.meanBits + e.reservoir/2
+	if limit := 6144 * len(e.ch); budget > limit {
+		budget = limit
+	}
+	// Find the finest global scalefactor whose frame fits the budget.
+	lo, hi := 0, 255
+	for lo < hi {
+		mid := (lo + hi) / 2
+		if e.frameBits(mid) <= budget {
+			hi = mid
+		} else {
+			lo = mid + 1
+		}
+	}
+	e.frameBits(lo)
+	au := e.write()
+	used := 8 * len(au)
+	e.reservoir += e.meanBits - used
+	e.reservoir = max(0, min(e.reservoir, e.maxReservoir))
+	e.framesOut++
+	return au
+}
+
+// analyse windows and transforms one channel and prepares its per-band
+// quantiser inputs.
+func (e *Encoder) analyse(ch *channel) {
+	z := e.z
+	for i := range z {
+		z[i] = ch.hist[i] * e.window[i]
+	}
+	e.mdct.transform(z, ch.spec[:])
+	for i, v := range ch.spec {
+		a := math.Abs(v)
+		ch.xp[i] = math.Sqrt(a * math.Sqrt(a)) // a^(3/4)
+	}
+	for b := 0; b < e.nb; b++ {
+		m := 0.0
+		for _, v := range ch.xp[e.swb[b]:e.swb[b+1]] {
+			m = math.Max(m, v)
+		}
+		ch.bandMax[b] = m
+		ch.sfMin[b] = 0
+		if m*qScale[0]+roundBias > maxQuant {
+			// sf ≥ 100 + 16/3·log2(m / (8191 − 0.4054))
+			s := int(math.Ceil(sfOffset + 16.0/3.0*math.Log2(m/(maxQuant-roundBias))))
+			for s < 255 && m*qScale[s]+roundBias >= maxQuant+1 {
+				s++
+			}
+			ch.sfMin[b] = min(s, 255)
+		}
+	}
+}
+
+// frameBits quantises every channel at global scalefactor g, chooses
+// codebooks and returns the size of the frame in bits.
+func (e *Encoder) frameBits(g int) int {
+	bits := 3 + 4 + 3 // element id + tag, ID_END
+	if len(e.ch) == 2 {
+		bits += 1 + 11 + 2 // common_window, ics_info, ms_mask_present
+	} else {
+		bits += 11
+	}
+	maxSfb := 0
+	for _, ch := range e.ch {
+		bits += e.quantise(ch, g)
+		maxSfb = max(maxSfb, ch.maxSfb)
+	}
+	for _, ch := range e.ch {
+		ch.maxSfb = maxSfb
+		bits += 8 + 3 + sectionBits(ch.cb[:maxSfb]) + sfBits(ch.sf[:maxSfb], ch.cb[:maxSfb])
+	}
+	return bits + 7 // byte alignment, at most
+}
+
+// quantise quantises one channel at global scalefactor g and returns its
+// spectral bits; it sets sf, cb and maxSfb.
+func (e *Encoder) quantise(ch *channel, g int) int {
+	bits := 0
+	ch.maxSfb = 0
+	for b := 0; b < e.nb; b++ {
+		sf := max(g, ch.sfMin[b])
+		ch.sf[b] = sf
+		scale := qScale[sf]
+		lo, hi := e.swb[b], e.swb[b+1]
+		q := ch.q[lo:hi]
+		if ch.bandMax[b]*scale+roundBias < 1 {
+			clear(q)
+			ch.cb[b] = zeroHCB
+			continue
+		}
+		m := int32(0)
+		xp, spec := ch.xp[lo:hi], ch.spec[lo:hi]
+		for i, v := range xp {
+			qi := int32(v*scale + roundBias)
+			if qi > maxQuant {
+				qi = maxQuant
+			}
+			m = max(m, qi)
+			if spec[i] < 0 {
+				qi = -qi
+			}
+			q[i] = qi
+		}
+		cb := firstBook(int(m))
+		best := codebooks[cb].count(q)
+		if cb != escHCB {
+			if n := codebooks[cb+1].count(q); n < best {
+				best, cb = n, cb+1
+			}
+		}
+		ch.cb[b] = cb
+		bits += best
+		ch.maxSfb = b + 1
+	}
+	for b := e.nb; b < len(e.swb)-1; b++ {
+		ch.cb[b] = zeroHCB
+	}
+	clear(ch.q[e.swb[e.nb]:])
+	// Keep consecutive coded scalefactors within ±60 (the scalefactor
+	// codebook's range) by raising the smaller ones: a coarser step only
+	// shrinks the quantised values.
+	for pass := 0; pass < 2; pass++ {
+		last := -1
+		for b := 0; b < ch.maxSfb; b++ {
+			if ch.cb[b] == zeroHCB {
+				continue
+			}
+			if last >= 0 && ch.sf[b] < ch.sf[last]-60 {
+				e.requantise(ch, b, ch.sf[last]-60)
+			}
+			last = b
+		}
+		last = -1
+		for b := ch.maxSfb - 1; b >= 0; b-- {
+			if ch.cb[b] == zeroHCB {
+				continue
+			}
+			if last >= 0 && ch.sf[b] < ch.sf[last]-60 {
+				e.requantise(ch, b, ch.sf[last]-60)
+			}
+			last = b
+		}
+	}
+	return bits
+}
+
+// requantise codes band b again at scalefactor sf (rare; the band's bit
+// count is not re-added to the estimate, a coarser step never costs more).
+func (e *Encoder) requantise(ch *channel, b, sf int) {
+	ch.sf[b] = sf
+	scale := qScale[sf]
+	lo, hi := e.swb[b], e.swb[b+1]
+	m := int32(0)
+	for i := lo; i < hi; i++ {
+		qi := int32(ch.xp[i]*scale + roundBias)
+		m = max(m, qi)
+		if ch.spec[i] < 0 {
+			qi = -qi
+		}
+		ch.q[i] = qi
+	}
+	// Keep the codebook unless the band vanished; a zero band then still
+	// has a valid (if wasteful) codebook, so its scalefactor stays coded.
+	if m > int32(maxForBook(ch.cb[b])) {
+		ch.cb[b] = escHCB
+	}
+}
+
+// sectionBits returns the size of section_data for long windows: each run of
+// one codebook costs 4 bits of codebook and 5 bits of length per 31 bands.
+func sectionBits(cb []int) int {
+	bits := 0
+	for i := 0; i < len(cb); {
+		j := i + 1
+		for j < len(cb) && cb[j] == cb[i] {
+			j++
+		}
+		bits += 4 + 5*((j-i)/31+1)
+		i = j
+	}
+	return bits
+}
+
+// sfBits returns the size of scale_factor_data: Huffman-coded differences
+// between consecutive scalefactors of coded bands, the first relative to
+// global_gain (which equals it).
+func sfBits(sf, cb []int) int {
+	bits := 0
+	last := -1
+	for b := range cb {
+		if cb[b] == zeroHCB {
+			continue
+		}
+		if last < 0 {
+			last = sf[b]
+		}
+		bits += int(sfLen[sf[b]-last+60])
+		last = sf[b]
+	}
+	return bits
+}
+
+// globalGain returns the scalefactor of the first coded band (or 0).
+func globalGain(ch *channel) int {
+	for b := 0; b < ch.maxSfb; b++ {
+		if ch.cb[b] != zeroHCB {
+			return ch.sf[b]
+		}
+	}
+	return 0
+}
+
+// write emits the raw_data_block for the current quantisation.
+func (e *Encoder) write() []byte {
+	w := &e.w
+	w.reset(w.buf)
+	if len(e.ch) == 1 {
+		w.put(idSCE, 3)
+		w.put(0, 4) // element_instance_tag
+		e.writeICS(e.ch[0], true)
+	} else {
+		w.put(idCPE, 3)
+		w.put(0, 4)
+		w.put(1, 1) // common_window
+		e.writeICSInfo(e.ch[0].maxSfb)
+		w.put(0, 2) // ms_mask_present: no M/S
+		e.writeICS(e.ch[0], false)
+		e.writeICS(e.ch[1], false)
+	}
+	w.put(idEND, 3)
+	w.align()
+	return append([]byte(nil), w.bytes()...)
+}
+
+// writeICSInfo writes ics_info for ONLY_LONG_SEQUENCE with the sine window.
+func (e *Encoder) writeICSInfo(maxSfb int) {
+	w := &e.w
+	w.put(0, 1) // ics_reserved_bit
+	w.put(0, 2) // window_sequence ONLY_LONG_SEQUENCE
+	w.put(0, 1) // window_shape: sine
+	w.put(uint32(maxSfb), 6)
+	w.put(0, 1) // predictor_data_present
+}
+
+// writeICS writes individual_channel_stream.
+func (e *Encoder) writeICS(ch *channel, withInfo bool) {
+	w := &e.w
+	gg := globalGain(ch)
+	w.put(uint32(gg), 8)
+	if withInfo {
+		e.writeICSInfo(ch.maxSfb)
+	}
+	// section_data
+	cb := ch.cb[:ch.maxSfb]
+	for i := 0; i < len(cb); {
+		j := i + 1
+		for j < len(cb) && cb[j] == cb[i] {
+			j++
+		}
+		w.put(uint32(cb[i]), 4)
+		n := j - i
+		for n >= 31 {
+			w.put(31, 5)
+			n -= 31
+		}
+		w.put(uint32(n), 5)
+		i = j
+	}
+	// scale_factor_data
+	last := gg
+	for b, c := range cb {
+		if c == zeroHCB {
+			continue
+		}
+		d := ch.sf[b] - last + 60
+		w.put(sfCode[d], uint(sfLen[d]))
+		last = ch.sf[b]
+	}
+	w.put(0, 1) // pulse_data_present
+	w.put(0, 1) // tns_data_present
+	w.put(0, 1) // gain_control_data_present
+	// spectral_data
+	for b, c := range cb {
+		if c == zeroHCB {
+			continue
+		}
+		codebooks[c].write(w, ch.q[e.swb[b]:e.swb[b+1]])
+	}
+}
