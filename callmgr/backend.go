@@ -1,0 +1,152 @@
+package callmgr
+
+import (
+	"context"
+	"net/netip"
+	"time"
+
+	"github.com/sipstream/sipstream/media"
+	"github.com/sipstream/sipstream/sink"
+)
+
+// The Manager talks to SIP, SDP, media and sinks through these small
+// interfaces. The real implementations (packages sip, sip/sdp,
+// media/session, sink, sink/rtmpsink, sink/record) plug in through thin
+// adapters; tests use in-package fakes.
+
+// backend bundles the implementations a Manager uses.
+type backend struct {
+	sig   signaling
+	media mediaFactory
+	sdp   sdpCodec
+	sinks sinkFactory
+	// close releases what the backend holds (the SIP user agent); nil
+	// means nothing to release.
+	close func() error
+}
+
+// account is who a call is placed as and where requests go.
+type account struct {
+	User        string // SIP login
+	AuthUser    string
+	Password    string
+	Domain      string
+	Proxy       string
+	Port        int
+	Transport   string
+	DisplayName string
+}
+
+// signaling is the SIP user agent.
+type signaling interface {
+	// Register registers acct and keeps it registered until the
+	// registration is closed.
+	Register(ctx context.Context, acct account) (registration, error)
+	// Invite places a call and returns after 2xx+ACK. Cancelling ctx before
+	// the answer sends CANCEL and returns an error. A non-2xx final answer
+	// returns an error that statusOf understands.
+	Invite(ctx context.Context, req *inviteRequest) (dialog, error)
+}
+
+type registration interface {
+	Close(ctx context.Context) error
+}
+
+type inviteRequest struct {
+	account
+	Callee  string
+	CallID  string
+	Headers []Header
+	Offer   []byte
+	// OnProgress reports provisional responses (called from the UA's
+	// goroutines; must not block).
+	OnProgress func(code int, reason string, sdp []byte)
+	// OnReinvite answers an in-dialog INVITE with an SDP offer.
+	OnReinvite func(offer []byte) (answer []byte, err error)
+	// OnDTMF reports a digit received by SIP INFO.
+	OnDTMF func(digit rune)
+}
+
+// dialog is an established call at the SIP level.
+type dialog interface {
+	AnswerSDP() []byte
+	// Done is closed when the dialog ended (BYE either way, or a transport
+	// failure); Err then says why (errRemoteBye-matching for a peer BYE).
+	Done() <-chan struct{}
+	Err() error
+	Bye(ctx context.Context) error
+	SendDTMF(ctx context.Context, digit rune, relay bool) error
+	RequestKeyframe(ctx context.Context) error
+}
+
+// mediaConfig is what a call asks of its media session.
+type mediaConfig struct {
+	CallID       string
+	IP           netip.Addr
+	Audio, Video bool
+	// OnFrame gets borrowed frames (copy before retaining); it must not
+	// block.
+	OnFrame func(f *media.Frame)
+	// OnDTMF reports RFC 4733 digits received.
+	OnDTMF func(digit rune, d time.Duration)
+	// OnTimeout reports that media stopped or never started.
+	OnTimeout func(reason string)
+	// OnKeyframeFallback asks for a keyframe by SIP INFO (the peer accepts
+	// neither PLI nor FIR).
+	OnKeyframeFallback func()
+}
+
+type mediaFactory interface {
+	New(cfg mediaConfig) (mediaSession, error)
+}
+
+type mediaSession interface {
+	LocalPort(k media.Kind) int
+	Start(specs []media.StreamSpec) error
+	Update(specs []media.StreamSpec) error
+	RequestKeyframe()
+	SendDTMF(ctx context.Context, digits string) error
+	Close() error
+}
+
+// offerConfig is what goes into the SDP offer (and re-INVITE answers).
+type offerConfig struct {
+	Addr                 netip.Addr
+	AudioPort, VideoPort int // 0: no such m= line
+	AudioDir, VideoDir   media.Direction
+}
+
+type sdpOffer interface {
+	Marshal() []byte
+	Negotiate(answer []byte) ([]media.StreamSpec, error)
+}
+
+type sdpCodec interface {
+	NewOffer(cfg offerConfig) (sdpOffer, error)
+	// Answer answers a peer's offer (re-INVITE) with the call's own ports.
+	Answer(offer []byte, cfg offerConfig) ([]byte, []media.StreamSpec, error)
+}
+
+// fanout feeds many sinks from one call without blocking the RTP path.
+type fanout interface {
+	Add(name string, s sink.Sink, queue int)
+	Remove(name string)
+	WriteFrame(f *media.Frame)
+	Close()
+}
+
+type rtmpConfig struct {
+	URL, Stream     string
+	GiveUpAfter     time.Duration
+	RequestKeyframe func()
+	// OnStatus is called from the sink's goroutines.
+	OnStatus func(st SinkStatus, reason string)
+}
+
+type sinkFactory interface {
+	// NewFanout returns a fan-out that reports sinks it detached after an
+	// error (from its goroutines; must not block).
+	NewFanout(onDetach func(name string, err error)) fanout
+	NewRTMP(cfg rtmpConfig) (sink.Sink, error)
+	NewRecorder(path, format string, requestKeyframe func()) (sink.Sink, error)
+}

@@ -1,0 +1,426 @@
+package callmgr
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/sipstream/sipstream/media"
+)
+
+type setupResult struct {
+	reg registration
+	dlg dialog
+	err error
+}
+
+// run is the call's run loop: the only goroutine that touches the dialog,
+// the media session and the sink table. It never blocks on the network
+// until teardown: INVITE runs on a helper goroutine (setup), requests and
+// callbacks arrive through the inbox.
+func (c *Call) run() {
+	defer c.m.wg.Done()
+	setupCtx, cancel := context.WithCancel(context.Background())
+	c.cancelSetup = cancel
+	c.setupCh = make(chan setupResult, 1)
+	go c.setup(setupCtx, c.setupCh)
+
+	ring := time.NewTimer(c.p.RingTimeout)
+	defer ring.Stop()
+	ringC := ring.C
+	setupCh := c.setupCh
+	for !c.ending {
+		select {
+		case <-c.inbox.ready:
+			c.runInbox()
+		case r := <-setupCh:
+			setupCh = nil
+			c.setupCh = nil
+			c.onSetup(r)
+			if c.dlg != nil {
+				ring.Stop()
+				ringC = nil
+			}
+		case <-ringC:
+			c.end(StatusFailed, 408, "Request Timeout", &SIPError{Code: 408, Reason: "Request Timeout", Err: ErrNoAnswer})
+		case <-c.dlgDone:
+			c.dlgEnded = true
+			c.dlgDone = nil
+			err := c.dlg.Err()
+			if err == nil {
+				err = ErrRemoteHangup
+			}
+			st := c.Info()
+			c.end(StatusFinish, st.SIPStatus, st.SIPReason, err)
+		}
+	}
+	c.teardown()
+}
+
+func (c *Call) runInbox() {
+	items, _ := c.inbox.drain()
+	for _, f := range items {
+		f()
+	}
+}
+
+// setup registers (if asked) and sends the INVITE; it reports exactly once.
+func (c *Call) setup(ctx context.Context, out chan<- setupResult) {
+	acct := account{
+		User:        c.p.SIPLogin,
+		AuthUser:    c.p.SIPAuthName,
+		Password:    c.p.SIPPassword,
+		Domain:      c.p.SIPDomain,
+		Proxy:       c.p.SIPOutboundProxy,
+		Port:        c.p.SIPPort,
+		Transport:   c.p.SIPTransport,
+		DisplayName: c.p.VisibleName,
+	}
+	if acct.User == "" {
+		acct.User = c.m.cfg.DefaultUser
+	}
+	if acct.AuthUser == "" {
+		acct.AuthUser = acct.User
+	}
+	var r setupResult
+	if c.p.SIPRegisterRequired {
+		r.reg, r.err = c.m.be.sig.Register(ctx, acct)
+		if r.err != nil {
+			out <- r
+			return
+		}
+	}
+	r.dlg, r.err = c.m.be.sig.Invite(ctx, &inviteRequest{
+		account: acct,
+		Callee:  c.p.Callee,
+		CallID:  c.p.CallID,
+		Headers: c.p.Headers,
+		Offer:   c.offer.Marshal(),
+		OnProgress: func(code int, reason string, sdp []byte) {
+			hasSDP := len(sdp) > 0
+			c.inbox.push(func() { c.onProgress(code, reason, hasSDP) })
+		},
+		OnReinvite: c.onReinviteRequest,
+		OnDTMF: func(d rune) {
+			c.inbox.push(func() { c.emitDTMF(d) })
+		},
+	})
+	out <- r
+}
+
+func (c *Call) onProgress(code int, reason string, hasSDP bool) {
+	if c.ending || c.dlg != nil {
+		return
+	}
+	st := StatusTrying
+	switch {
+	case code == 183:
+		st = StatusSessionProgress
+	case code >= 180 && hasSDP:
+		st = StatusRingMedia
+	case code >= 180:
+		st = StatusRing
+	}
+	c.setStatus(st, code, reason)
+}
+
+func (c *Call) onSetup(r setupResult) {
+	c.reg = r.reg
+	if r.err != nil {
+		if c.ending {
+			return
+		}
+		var se *SIPError
+		if errors.As(r.err, &se) {
+			st := StatusFailed
+			if se.Code == 486 || se.Code == 600 {
+				st = StatusBusy
+			}
+			c.end(st, se.Code, se.Reason, se)
+			return
+		}
+		c.end(StatusFailed, 0, "", fmt.Errorf("callmgr: call setup: %w", r.err))
+		return
+	}
+	c.dlg = r.dlg
+	c.dlgDone = r.dlg.Done()
+	if c.ending {
+		return
+	}
+	specs, err := c.offer.Negotiate(r.dlg.AnswerSDP())
+	if err != nil {
+		c.end(StatusFailed, 488, "Not Acceptable Here", &SIPError{Code: 488, Reason: "Not Acceptable Here", Err: fmt.Errorf("%w: %w", ErrNegotiation, err)})
+		return
+	}
+	if err := c.sess.Start(specs); err != nil {
+		c.end(StatusFailed, 0, "", fmt.Errorf("callmgr: media start: %w", err))
+		return
+	}
+	c.mu.Lock()
+	c.info.Established = time.Now()
+	c.mu.Unlock()
+	c.setStatus(StatusEstablished, 200, "OK")
+	c.startPrimarySinks()
+	close(c.estab)
+}
+
+// onReinviteRequest is called by the user agent for an in-dialog INVITE
+// with an offer; it hands the work to the run loop and waits for the
+// answer.
+func (c *Call) onReinviteRequest(offer []byte) ([]byte, error) {
+	type res struct {
+		answer []byte
+		err    error
+	}
+	reply := make(chan res, 1)
+	if !c.inbox.push(func() {
+		a, err := c.onReinvite(offer)
+		reply <- res{a, err}
+	}) {
+		return nil, ErrCallEnded
+	}
+	select {
+	case r := <-reply:
+		return r.answer, r.err
+	case <-c.stopped:
+		return nil, ErrCallEnded
+	}
+}
+
+func (c *Call) onReinvite(offer []byte) ([]byte, error) {
+	if c.ending {
+		return nil, ErrCallEnded
+	}
+	if c.dlg == nil {
+		return nil, ErrNotEstablished
+	}
+	// What would the peer do if sipstream wanted to send everything? If it
+	// still would not receive anything, it put the call on hold.
+	probe := c.offerCfg
+	probe.AudioDir, probe.VideoDir = media.SendRecv, media.SendRecv
+	_, pspecs, err := c.m.be.sdp.Answer(offer, probe)
+	if err != nil {
+		return nil, err
+	}
+	answer, specs, err := c.m.be.sdp.Answer(offer, c.offerCfg)
+	if err != nil {
+		return nil, err
+	}
+	if err := c.sess.Update(specs); err != nil {
+		return nil, err
+	}
+	st := StatusEstablished
+	if isHold(pspecs) {
+		st = StatusHold
+	}
+	cur := c.Info()
+	c.setStatus(st, cur.SIPStatus, cur.SIPReason)
+	return answer, nil
+}
+
+// isHold reports whether the peer receives nothing from us: every stream is
+// recvonly or inactive from our side, or has an unspecified remote address
+// (c=0.0.0.0, RFC 2543 hold).
+func isHold(specs []media.StreamSpec) bool {
+	if len(specs) == 0 {
+		return false
+	}
+	for _, s := range specs {
+		if s.Direction.Sends() && !(s.Remote.IsValid() && s.Remote.Addr().IsUnspecified()) {
+			return false
+		}
+	}
+	return true
+}
+
+// Media session callbacks (session goroutines): hand over to the run loop.
+
+func (c *Call) onMediaDTMF(d rune, _ time.Duration) {
+	c.inbox.push(func() { c.emitDTMF(d) })
+}
+
+func (c *Call) onMediaTimeout(reason string) {
+	c.inbox.push(func() {
+		cur := c.Info()
+		c.end(StatusFailed, cur.SIPStatus, cur.SIPReason, fmt.Errorf("%w: %s", ErrMediaTimeout, reason))
+	})
+}
+
+func (c *Call) onKeyframeFallback() {
+	c.inbox.push(func() {
+		if c.ending || c.dlg == nil || c.kfInFlight {
+			return
+		}
+		c.kfInFlight = true
+		d := c.dlg
+		c.ops.Add(1)
+		go func() {
+			defer c.ops.Done()
+			ctx, cancel := context.WithTimeout(c.life, 5*time.Second)
+			defer cancel()
+			_ = d.RequestKeyframe(ctx)
+			c.inbox.push(func() { c.kfInFlight = false })
+		}()
+	})
+}
+
+// requestKeyframe is what sinks call (from their goroutines) when they need
+// a keyframe: the session sends PLI or FIR, or falls back to SIP INFO.
+func (c *Call) requestKeyframe() {
+	c.inbox.push(func() {
+		if !c.ending && c.sess != nil && c.dlg != nil {
+			c.sess.RequestKeyframe()
+		}
+	})
+}
+
+// endLocally handles Terminate and Close.
+func (c *Call) endLocally() {
+	if c.ending {
+		return
+	}
+	if c.dlg != nil {
+		cur := c.Info()
+		c.end(StatusFinish, cur.SIPStatus, cur.SIPReason, nil)
+		return
+	}
+	c.end(StatusFinish, 487, "Request Terminated", &SIPError{Code: 487, Reason: "Request Terminated", Err: ErrCallEnded})
+}
+
+// end decides how the call ends; teardown carries it out.
+func (c *Call) end(st Status, code int, reason string, err error) {
+	if c.ending {
+		return
+	}
+	c.ending = true
+	c.final = finalState{status: st, code: code, reason: reason, err: err}
+}
+
+// teardown releases everything, on its own context: a cancelled request
+// cannot skip the BYE.
+func (c *Call) teardown() {
+	log := c.m.cfg.Logger
+	c.lifeEnd()
+	ctx, cancel := context.WithTimeout(context.Background(), c.m.cfg.TeardownTimeout)
+	defer cancel()
+
+	if c.setupCh != nil { // INVITE still in flight: CANCEL it
+		c.cancelSetup()
+		r := <-c.setupCh
+		c.reg = r.reg
+		if r.dlg != nil { // answered while we were cancelling
+			c.dlg = r.dlg
+		}
+	}
+	c.cancelSetup()
+	if c.dlg != nil && !c.dlgEnded {
+		select {
+		case <-c.dlg.Done():
+		default:
+			if err := c.dlg.Bye(ctx); err != nil {
+				log.Info("BYE failed", "callID", c.id, "err", err)
+			}
+		}
+	}
+	c.ops.Wait()
+	if err := c.sess.Close(); err != nil {
+		log.Info("media session close", "callID", c.id, "err", err)
+	}
+	c.fan.Close()
+	for id, e := range c.sinks {
+		if err := e.s.Close(); err != nil {
+			log.Info("sink close", "callID", c.id, "sink", id, "err", err)
+		}
+	}
+	if c.reg != nil {
+		if err := c.reg.Close(ctx); err != nil {
+			log.Info("unREGISTER failed", "callID", c.id, "err", err)
+		}
+	}
+	// Statuses the sinks reported while closing, requests that came in
+	// meanwhile (they get ErrCallEnded).
+	c.runInbox()
+	c.m.release(c)
+
+	c.mu.Lock()
+	c.info.Status = c.final.status
+	c.info.SIPStatus = c.final.code
+	c.info.SIPReason = c.final.reason
+	c.info.Ended = time.Now()
+	c.err = c.final.err
+	c.mu.Unlock()
+	for id, e := range c.sinks {
+		delete(c.sinks, id)
+		c.emitSink(e.info, true)
+	}
+	c.emitStatus()
+	c.inbox.close()
+	c.runInbox()
+	log.Info("call ended", "callID", c.id, "status", c.final.status, "sipStatus", c.final.code, "err", c.final.err)
+	close(c.stopped)
+	c.events.close()
+}
+
+// setStatus records a status change and reports it (once).
+func (c *Call) setStatus(st Status, code int, reason string) {
+	c.mu.Lock()
+	changed := c.info.Status != st || c.info.SIPStatus != code || c.info.SIPReason != reason
+	c.info.Status, c.info.SIPStatus, c.info.SIPReason = st, code, reason
+	c.mu.Unlock()
+	if changed {
+		c.emitStatus()
+	}
+}
+
+func (c *Call) newEvent(t EventType) Event {
+	c.mu.Lock()
+	ci := c.snapshotLocked()
+	c.mu.Unlock()
+	return Event{
+		Type:      t,
+		Time:      time.Now(),
+		CallID:    c.id,
+		Status:    ci.Status,
+		SIPStatus: ci.SIPStatus,
+		SIPReason: ci.SIPReason,
+		Info:      ci,
+	}
+}
+
+func (c *Call) emitStatus() { c.events.push(c.newEvent(EventCallStatus)) }
+
+func (c *Call) emitDTMF(d rune) {
+	if c.ending {
+		return
+	}
+	ev := c.newEvent(EventDTMF)
+	ev.Digit = d
+	c.events.push(ev)
+}
+
+func (c *Call) emitSink(si SinkInfo, removed bool) {
+	ev := c.newEvent(EventSinkStatus)
+	ev.Sink = si
+	ev.Removed = removed
+	c.events.push(ev)
+}
+
+// dispatch delivers the call's events to Config.OnEvent in order, then
+// closes Done.
+func (c *Call) dispatch() {
+	defer c.m.wg.Done()
+	defer close(c.done)
+	on := c.m.cfg.OnEvent
+	for range c.events.ready {
+		evs, closed := c.events.drain()
+		if on != nil {
+			for _, ev := range evs {
+				on(ev)
+			}
+		}
+		if closed {
+			return
+		}
+	}
+}

@@ -1,0 +1,201 @@
+package callmgr
+
+import (
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"net/netip"
+	"os"
+	"time"
+)
+
+// Config configures a Manager. New validates it once and works on a copy;
+// the zero value of every field has a documented meaning.
+type Config struct {
+	// ListenAddr is the local SIP address, UDP and TCP ("127.0.0.1:5060").
+	// Zero means "0.0.0.0:5060". Port 0 picks a free port.
+	ListenAddr string
+	// PublicIP is the address written into Contact, Via and the SDP c= line
+	// (the host's address as the peer sees it, behind NAT the public one).
+	// Zero means the ListenAddr host when it is a concrete address,
+	// otherwise the host's first non-loopback IPv4 address.
+	PublicIP netip.Addr
+	// MediaIP is the address RTP/RTCP sockets bind to. Zero means the
+	// ListenAddr host when concrete, otherwise all IPv4 addresses.
+	MediaIP netip.Addr
+	// RTPPortMin and RTPPortMax bound the RTP/RTCP ports (RTP even, RTCP =
+	// RTP+1). Zero for both means 30000-31999. Each call takes one pair per
+	// stream.
+	RTPPortMin, RTPPortMax int
+
+	// RecordDir is the folder recordings are written to. Zero means
+	// recording is disabled (CallParams.Record is then an error). It must
+	// exist and be a folder.
+	RecordDir string
+	// RecordFormat is "mkv" (Matroska; WebM-compatible codecs are kept as
+	// they are) or "flv". Zero means "mkv".
+	RecordFormat string
+
+	// DefaultUser is the SIP user calls without SIPLogin are placed from.
+	// Zero means "sipstream".
+	DefaultUser string
+	// UserAgent is the SIP User-Agent header. Zero means "sipstream".
+	UserAgent string
+	// RingTimeout is how long a call may stay unanswered before it is
+	// cancelled (FAILED, 408). Zero means 60 s.
+	RingTimeout time.Duration
+	// TeardownTimeout bounds ending a call: BYE (or CANCEL), unREGISTER,
+	// closing the media session and flushing the sinks. It runs on its own
+	// context, so a cancelled request cannot skip it. Zero means 5 s.
+	TeardownTimeout time.Duration
+	// MaxCalls limits live calls (StartCall then fails with
+	// ErrTooManyCalls). Zero means no limit beyond the RTP port range.
+	MaxCalls int
+	// SinkQueue is the frame queue of each sink; a full queue drops frames
+	// for that sink only. Zero means 512.
+	SinkQueue int
+	// RTMPGiveUpAfter is how long an RTMP sink keeps reconnecting before it
+	// reports RTMP_CONNECTION_FAILED. Zero means the RTMP sink's default.
+	RTMPGiveUpAfter time.Duration
+	// KeepCallOnRTMPFailure keeps a call up when its own RTMP leg
+	// (CallParams.RTMPURL) fails for good. Zero (false) means such a call
+	// is hung up and ends FAILED, as the product does.
+	KeepCallOnRTMPFailure bool
+
+	// OnEvent receives every status change of every call. For one call,
+	// events arrive in order, one at a time, from one goroutine that belongs
+	// to that call (events of different calls may arrive concurrently). It
+	// must not block for long: a slow handler delays that call's later events
+	// (they queue without limit; the call itself never waits). It may call
+	// Manager methods, but must not wait for the call's Done. Nil means
+	// events are dropped.
+	OnEvent func(Event)
+	// Logger receives debug and info logs (never passwords or stream keys).
+	// Nil means no logs.
+	Logger *slog.Logger
+
+	// backend replaces the real SIP, media, SDP and sink implementations
+	// (tests).
+	backend *backend
+}
+
+const (
+	defaultListenAddr      = "0.0.0.0:5060"
+	defaultRTPPortMin      = 30000
+	defaultRTPPortMax      = 31999
+	defaultRingTimeout     = 60 * time.Second
+	defaultTeardownTimeout = 5 * time.Second
+	defaultSinkQueue       = 512
+	defaultUser            = "sipstream"
+)
+
+// validate returns the normalized copy of c.
+func (c Config) validate() (Config, error) {
+	q := c
+	if q.ListenAddr == "" {
+		q.ListenAddr = defaultListenAddr
+	}
+	host, port, err := net.SplitHostPort(q.ListenAddr)
+	if err != nil {
+		return q, fmt.Errorf("callmgr: Config.ListenAddr %q: %w", q.ListenAddr, err)
+	}
+	if p, err := net.LookupPort("udp", port); err != nil || p < 0 {
+		return q, fmt.Errorf("callmgr: Config.ListenAddr %q: bad port", q.ListenAddr)
+	}
+	var listenIP netip.Addr
+	if host != "" {
+		a, err := netip.ParseAddr(host)
+		if err != nil {
+			return q, fmt.Errorf("callmgr: Config.ListenAddr %q: host must be an IP address", q.ListenAddr)
+		}
+		listenIP = a
+	}
+	concrete := listenIP.IsValid() && !listenIP.IsUnspecified()
+	if !q.MediaIP.IsValid() {
+		if concrete {
+			q.MediaIP = listenIP
+		} else {
+			q.MediaIP = netip.IPv4Unspecified()
+		}
+	}
+	if !q.PublicIP.IsValid() {
+		switch {
+		case concrete:
+			q.PublicIP = listenIP
+		case q.MediaIP.IsValid() && !q.MediaIP.IsUnspecified():
+			q.PublicIP = q.MediaIP
+		default:
+			q.PublicIP = firstIPv4()
+		}
+	}
+	if q.PublicIP.IsUnspecified() {
+		return q, fmt.Errorf("callmgr: Config.PublicIP must not be unspecified")
+	}
+	if q.RTPPortMin == 0 && q.RTPPortMax == 0 {
+		q.RTPPortMin, q.RTPPortMax = defaultRTPPortMin, defaultRTPPortMax
+	}
+	if q.RTPPortMin < 1024 || q.RTPPortMax > 65535 || q.RTPPortMax-q.RTPPortMin < 3 {
+		return q, fmt.Errorf("callmgr: Config.RTPPortMin/Max %d-%d: want 1024 <= min, min+3 <= max <= 65535", q.RTPPortMin, q.RTPPortMax)
+	}
+	if q.RecordDir != "" {
+		st, err := os.Stat(q.RecordDir)
+		if err != nil {
+			return q, fmt.Errorf("callmgr: Config.RecordDir: %w", err)
+		}
+		if !st.IsDir() {
+			return q, fmt.Errorf("callmgr: Config.RecordDir %q is not a folder", q.RecordDir)
+		}
+	}
+	switch q.RecordFormat {
+	case "":
+		q.RecordFormat = "mkv"
+	case "mkv", "flv":
+	default:
+		return q, fmt.Errorf("callmgr: Config.RecordFormat %q: want mkv or flv", q.RecordFormat)
+	}
+	if q.DefaultUser == "" {
+		q.DefaultUser = defaultUser
+	}
+	if err := validUser("DefaultUser", q.DefaultUser); err != nil {
+		return q, fmt.Errorf("callmgr: Config.DefaultUser: %w", err)
+	}
+	if q.UserAgent == "" {
+		q.UserAgent = "sipstream"
+	}
+	if q.RingTimeout < 0 || q.TeardownTimeout < 0 || q.MaxCalls < 0 || q.SinkQueue < 0 || q.RTMPGiveUpAfter < 0 {
+		return q, fmt.Errorf("callmgr: Config: negative RingTimeout, TeardownTimeout, MaxCalls, SinkQueue or RTMPGiveUpAfter")
+	}
+	if q.RingTimeout == 0 {
+		q.RingTimeout = defaultRingTimeout
+	}
+	if q.TeardownTimeout == 0 {
+		q.TeardownTimeout = defaultTeardownTimeout
+	}
+	if q.SinkQueue == 0 {
+		q.SinkQueue = defaultSinkQueue
+	}
+	if q.Logger == nil {
+		q.Logger = slog.New(slog.NewTextHandler(io.Discard, nil))
+	}
+	return q, nil
+}
+
+// firstIPv4 returns the host's first non-loopback IPv4 address, or
+// 127.0.0.1.
+func firstIPv4() netip.Addr {
+	addrs, err := net.InterfaceAddrs()
+	if err == nil {
+		for _, a := range addrs {
+			if n, ok := a.(*net.IPNet); ok {
+				if ip, ok := netip.AddrFromSlice(n.IP); ok {
+					ip = ip.Unmap()
+					if ip.Is4() && !ip.IsLoopback() && !ip.IsLinkLocalUnicast() {
+						return ip
+					}
+				}
+			}
+		}
+	}
+	return netip.AddrFrom4([4]byte{127, 0, 0, 1})
+}

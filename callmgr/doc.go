@@ -1,0 +1,67 @@
+// Package callmgr runs the lifecycle of the calls sipstream places: it
+// registers (optionally), sends the INVITE with an SDP offer, follows the
+// call through its statuses, starts the media session when the call is
+// answered, and feeds the call's frames to its sinks: an RTMP leg, a
+// recording, and any number of sinks added while the call is up (the REST
+// API's /push targets, WebRTC viewers).
+//
+// # Using it
+//
+//	m, err := callmgr.New(callmgr.Config{
+//		ListenAddr: "0.0.0.0:5060",
+//		PublicIP:   netip.MustParseAddr("203.0.113.7"),
+//		RecordDir:  "/var/lib/sipstream",
+//		OnEvent:    func(ev callmgr.Event) { log.Println(ev.CallID, ev.Status) },
+//	})
+//	call, err := m.StartCall(ctx, callmgr.CallParams{
+//		CallID:   "call-1",
+//		Callee:   "sip:conference@pbx.example.com",
+//		RTMPURL:  "rtmp://a.rtmp.youtube.com/live2",
+//		RTMPStream: streamKey,
+//		HasAudio: true, HasVideo: true,
+//	})
+//	...
+//	m.SendDTMF(ctx, "call-1", "1234#", callmgr.DTMFRFC2833)
+//	m.Terminate(ctx, "call-1")
+//	m.Close(ctx) // every call gets its BYE, every recording is closed
+//
+// # Statuses
+//
+// A call's Status follows the product sipstream reproduces (Flashphoner Web
+// Call Server): TRYING → RING / RING_MEDIA / SESSION_PROGRESS →
+// ESTABLISHED ⇄ HOLD → FINISH, or BUSY / FAILED when it cannot be set up or
+// breaks. CallInfo carries the last SIP status code and reason. Each sink
+// has a SinkStatus: RTMP_STREAM_WAIT → RTMP_STREAM_ACTIVE ⇄
+// RTMP_CONNECTION_LOST → RTMP_CONNECTION_FAILED. When the call's own RTMP
+// leg fails for good the call is hung up (FAILED) unless
+// Config.KeepCallOnRTMPFailure.
+//
+// Every change is an Event, delivered to Config.OnEvent in order, one at a
+// time, from a goroutine that belongs to the call. Find and FindAll return
+// snapshots at any time.
+//
+// # Rules
+//
+//   - Call IDs are unique among live calls (ErrDuplicateCallID), and so is
+//     the pair RTMP URL + stream name of the calls' own RTMP legs
+//     (ErrDuplicateStream). Sinks added with AddSink are not limited.
+//   - Bad parameters give a *ParamError naming the field as the REST API
+//     spells it; it wraps ErrInvalidParams.
+//   - The SIP password and the RTMP stream name (a platform's stream key)
+//     never appear in String output, logs, errors, events or CallInfo
+//     (CallInfo has the stream name, since the REST API returns it, but its
+//     String method hides it).
+//   - However a call ends (BYE either way, rejected, cancelled, timed out,
+//     media timeout, RTMP failure, Manager.Close) its ports, sockets,
+//     goroutines and sinks are released; the BYE or CANCEL and the flushing
+//     of recordings run on their own context with Config.TeardownTimeout,
+//     so a cancelled request cannot skip them.
+//
+// # Concurrency
+//
+// One goroutine (the call's run loop) owns each call's dialog, media session
+// and sink table. Methods send it requests and wait for the reply, the end
+// of the call, or their context. Frames never pass through the run loop:
+// the media session hands them to the fan-out, which gives every sink its
+// own bounded queue.
+package callmgr

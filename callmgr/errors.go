@@ -1,0 +1,94 @@
+package callmgr
+
+import (
+	"errors"
+	"fmt"
+)
+
+// Sentinel errors. Callers branch on them with errors.Is; the REST layer maps
+// ErrInvalidParams to 400, ErrCallNotFound and ErrSinkNotFound to 404,
+// ErrDuplicateCallID, ErrDuplicateStream and ErrDuplicateSinkID to 409.
+var (
+	// ErrCallNotFound: no live call has that call ID.
+	ErrCallNotFound = errors.New("callmgr: call not found")
+	// ErrDuplicateCallID: a live call already has that call ID (conflict).
+	ErrDuplicateCallID = errors.New("callmgr: duplicate call ID")
+	// ErrDuplicateStream: a live call already publishes to that RTMP URL and
+	// stream name (conflict). Sinks added with AddSink are not limited.
+	ErrDuplicateStream = errors.New("callmgr: duplicate RTMP URL and stream name")
+	// ErrInvalidParams is wrapped by every *ParamError.
+	ErrInvalidParams = errors.New("callmgr: invalid parameters")
+	// ErrSinkNotFound: no live call has a sink with that ID.
+	ErrSinkNotFound = errors.New("callmgr: sink not found")
+	// ErrDuplicateSinkID: a sink with that ID exists already (conflict).
+	ErrDuplicateSinkID = errors.New("callmgr: duplicate sink ID")
+	// ErrClosed: the Manager is closed or closing.
+	ErrClosed = errors.New("callmgr: manager closed")
+	// ErrCallEnded: the call ended (or is ending) before the request could
+	// be carried out.
+	ErrCallEnded = errors.New("callmgr: call ended")
+	// ErrNotEstablished: the request needs an answered call (DTMF).
+	ErrNotEstablished = errors.New("callmgr: call not established")
+	// ErrTooManyCalls: Config.MaxCalls calls are live already.
+	ErrTooManyCalls = errors.New("callmgr: too many calls")
+	// ErrNotConfigured: the Manager has no backend for the request (for
+	// example recording without Config.RecordDir).
+	ErrNotConfigured = errors.New("callmgr: not configured")
+
+	// Reasons a call ended, returned by Call.Err (wrapped where there is more
+	// to say).
+
+	// ErrRemoteHangup: the peer sent BYE.
+	ErrRemoteHangup = errors.New("callmgr: peer hung up")
+	// ErrNoAnswer: the peer did not answer within the ring timeout; the
+	// INVITE was cancelled.
+	ErrNoAnswer = errors.New("callmgr: no answer")
+	// ErrMediaTimeout: no media arrived for too long; the call was hung up.
+	ErrMediaTimeout = errors.New("callmgr: media timeout")
+	// ErrRTMPFailed: the call's RTMP leg (CallParams.RTMPURL) gave up
+	// reconnecting; the call was hung up.
+	ErrRTMPFailed = errors.New("callmgr: RTMP connection failed")
+	// ErrNegotiation: the peer's SDP answer had nothing usable.
+	ErrNegotiation = errors.New("callmgr: media negotiation failed")
+)
+
+// ParamError says which parameter of a request is missing or malformed.
+// It wraps ErrInvalidParams. Field is the parameter's name as the REST API
+// spells it ("callee", "sipLogin", "rtmpUrl", ...), so it can be shown to
+// the client as is. Neither field ever contains a password or a stream key.
+type ParamError struct {
+	Field  string
+	Reason string
+}
+
+func (e *ParamError) Error() string {
+	return fmt.Sprintf("callmgr: invalid parameters: %s: %s", e.Field, e.Reason)
+}
+
+// Unwrap returns ErrInvalidParams.
+func (e *ParamError) Unwrap() error { return ErrInvalidParams }
+
+func paramErr(field, format string, args ...any) error {
+	return &ParamError{Field: field, Reason: fmt.Sprintf(format, args...)}
+}
+
+// SIPError is why a call failed at the SIP level: a final non-2xx response to
+// REGISTER or INVITE (Code and Reason as received), or a local failure that
+// the product reports with a SIP code (408 for no answer). Err is the
+// underlying error (for the real user agent a *sip.StatusError, which matches
+// sip.ErrBusy and friends with errors.Is).
+type SIPError struct {
+	Code   int
+	Reason string
+	Err    error
+}
+
+func (e *SIPError) Error() string {
+	if e.Reason == "" {
+		return fmt.Sprintf("callmgr: SIP %d", e.Code)
+	}
+	return fmt.Sprintf("callmgr: SIP %d %s", e.Code, e.Reason)
+}
+
+// Unwrap returns the underlying error.
+func (e *SIPError) Unwrap() error { return e.Err }

@@ -1,0 +1,500 @@
+package callmgr
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net/netip"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/sipstream/sipstream/media"
+	"github.com/sipstream/sipstream/sink"
+)
+
+// The fakes below stand in for sip, sip/sdp, media/session and the sinks.
+// Their behaviour is chosen by the callee's user part:
+//
+//	answer      answers at once (after a 180)
+//	early       183 with SDP, then answers
+//	ringmedia   180 with SDP, never answers
+//	ring        180, never answers (until cancelled)
+//	busy        486 Busy Here
+//	reject      503 Service Unavailable
+//	badsdp      answers with an SDP that does not negotiate
+//	hangup      answers; the peer hangs up as soon as the test says so
+
+type fakeWorld struct {
+	mu           sync.Mutex
+	invites      []*inviteRequest
+	dialogs      map[string]*fakeDialog // by call ID
+	registers    []account
+	regOpen      atomic.Int32
+	regFail      bool
+	cancels      atomic.Int32
+	sessions     map[*fakeSession]bool
+	sessOpen     atomic.Int32
+	nextPort     int
+	sinksOpen    atomic.Int32
+	rtmp         map[string]*fakeRTMP // by stream name
+	recorders    map[string]*fakeSink // by path
+	answered     chan string          // call IDs as they are answered
+	invited      chan string          // call IDs as INVITEs arrive
+	mediaNewFail bool
+}
+
+func newFakeWorld() *fakeWorld {
+	return &fakeWorld{
+		dialogs:   make(map[string]*fakeDialog),
+		sessions:  make(map[*fakeSession]bool),
+		nextPort:  40000,
+		rtmp:      make(map[string]*fakeRTMP),
+		recorders: make(map[string]*fakeSink),
+		answered:  make(chan string, 1000),
+		invited:   make(chan string, 1000),
+	}
+}
+
+func (w *fakeWorld) backend() *backend {
+	return &backend{sig: (*fakeSig)(w), media: (*fakeMedia)(w), sdp: fakeSDP{}, sinks: (*fakeSinks)(w)}
+}
+
+func (w *fakeWorld) dialog(callID string) *fakeDialog {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	return w.dialogs[callID]
+}
+
+func (w *fakeWorld) rtmpSink(stream string) *fakeRTMP {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	return w.rtmp[stream]
+}
+
+func (w *fakeWorld) session(callID string) *fakeSession {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	for s := range w.sessions {
+		if s.callID == callID {
+			return s
+		}
+	}
+	return nil
+}
+
+// --- signaling ---
+
+type fakeSig fakeWorld
+
+type fakeReg struct {
+	w      *fakeWorld
+	closed atomic.Bool
+}
+
+func (r *fakeReg) Close(context.Context) error {
+	if r.closed.CompareAndSwap(false, true) {
+		r.w.regOpen.Add(-1)
+	}
+	return nil
+}
+
+func (s *fakeSig) Register(ctx context.Context, a account) (registration, error) {
+	w := (*fakeWorld)(s)
+	w.mu.Lock()
+	w.registers = append(w.registers, a)
+	fail := w.regFail
+	w.mu.Unlock()
+	if fail {
+		return nil, &SIPError{Code: 403, Reason: "Forbidden"}
+	}
+	w.regOpen.Add(1)
+	return &fakeReg{w: w}, nil
+}
+
+func userOf(callee string) string {
+	u := strings.TrimPrefix(callee, "sip:")
+	u, _, _ = strings.Cut(u, "@")
+	return u
+}
+
+func (s *fakeSig) Invite(ctx context.Context, req *inviteRequest) (dialog, error) {
+	w := (*fakeWorld)(s)
+	w.mu.Lock()
+	w.invites = append(w.invites, req)
+	w.mu.Unlock()
+	w.invited <- req.CallID
+	cancelled := func() (dialog, error) {
+		w.cancels.Add(1)
+		return nil, ctx.Err()
+	}
+	switch userOf(req.Callee) {
+	case "busy":
+		req.OnProgress(100, "Trying", nil)
+		return nil, &SIPError{Code: 486, Reason: "Busy Here"}
+	case "reject":
+		return nil, &SIPError{Code: 503, Reason: "Service Unavailable"}
+	case "ring", "ringmedia":
+		var sdp []byte
+		if userOf(req.Callee) == "ringmedia" {
+			sdp = []byte("early")
+		}
+		req.OnProgress(180, "Ringing", sdp)
+		<-ctx.Done()
+		return cancelled()
+	case "early":
+		req.OnProgress(183, "Session Progress", []byte("early"))
+	default:
+		req.OnProgress(180, "Ringing", nil)
+	}
+	if ctx.Err() != nil {
+		return cancelled()
+	}
+	answer := "ok"
+	if userOf(req.Callee) == "badsdp" {
+		answer = "bad"
+	}
+	d := &fakeDialog{w: w, callID: req.CallID, req: req, answer: []byte(answer), done: make(chan struct{})}
+	w.mu.Lock()
+	w.dialogs[req.CallID] = d
+	w.mu.Unlock()
+	w.answered <- req.CallID
+	return d, nil
+}
+
+type fakeDialog struct {
+	w      *fakeWorld
+	callID string
+	req    *inviteRequest
+	answer []byte
+	done   chan struct{}
+	once   sync.Once
+	err    error
+
+	mu        sync.Mutex
+	byes      int
+	digits    []string
+	keyframes int
+}
+
+func (d *fakeDialog) AnswerSDP() []byte     { return d.answer }
+func (d *fakeDialog) Done() <-chan struct{} { return d.done }
+func (d *fakeDialog) Err() error {
+	select {
+	case <-d.done:
+		return d.err
+	default:
+		return nil
+	}
+}
+
+func (d *fakeDialog) end(err error) {
+	d.once.Do(func() {
+		d.err = err
+		close(d.done)
+	})
+}
+
+// peerBye simulates a BYE from the peer.
+func (d *fakeDialog) peerBye() { d.end(ErrRemoteHangup) }
+
+func (d *fakeDialog) Bye(ctx context.Context) error {
+	d.mu.Lock()
+	d.byes++
+	d.mu.Unlock()
+	d.end(nil)
+	return nil
+}
+
+func (d *fakeDialog) byeCount() int {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	return d.byes
+}
+
+func (d *fakeDialog) SendDTMF(ctx context.Context, digit rune, relay bool) error {
+	if err := ctx.Err(); err != nil {
+		return err
+	}
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	d.digits = append(d.digits, fmt.Sprintf("%c/%t", digit, relay))
+	return nil
+}
+
+func (d *fakeDialog) RequestKeyframe(ctx context.Context) error {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	d.keyframes++
+	return nil
+}
+
+// --- media ---
+
+type fakeMedia fakeWorld
+
+type fakeSession struct {
+	w      *fakeWorld
+	cfg    mediaConfig
+	callID string
+	audio  int
+	video  int
+	mu     sync.Mutex
+	specs  [][]media.StreamSpec
+	dtmf   []string
+	kf     int
+	closed bool
+}
+
+func (m *fakeMedia) New(cfg mediaConfig) (mediaSession, error) {
+	w := (*fakeWorld)(m)
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	if w.mediaNewFail {
+		return nil, errors.New("no free ports")
+	}
+	s := &fakeSession{w: w, cfg: cfg, callID: cfg.CallID, audio: w.nextPort, video: w.nextPort + 2}
+	w.nextPort += 4
+	w.sessions[s] = true
+	w.sessOpen.Add(1)
+	return s, nil
+}
+
+func (s *fakeSession) LocalPort(k media.Kind) int {
+	if k == media.KindVideo {
+		return s.video
+	}
+	return s.audio
+}
+
+func (s *fakeSession) Start(specs []media.StreamSpec) error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.specs = append(s.specs, specs)
+	return nil
+}
+
+func (s *fakeSession) Update(specs []media.StreamSpec) error { return s.Start(specs) }
+
+func (s *fakeSession) RequestKeyframe() {
+	s.mu.Lock()
+	s.kf++
+	s.mu.Unlock()
+}
+
+func (s *fakeSession) SendDTMF(ctx context.Context, digits string) error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.closed {
+		return errors.New("session closed")
+	}
+	s.dtmf = append(s.dtmf, digits)
+	return nil
+}
+
+func (s *fakeSession) Close() error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if !s.closed {
+		s.closed = true
+		s.w.sessOpen.Add(-1)
+		s.w.mu.Lock()
+		delete(s.w.sessions, s)
+		s.w.mu.Unlock()
+	}
+	return nil
+}
+
+// frame feeds a frame as the session would.
+func (s *fakeSession) frame(f media.Frame) { s.cfg.OnFrame(&f) }
+
+// --- SDP ---
+
+type fakeSDP struct{}
+
+type fakeOffer struct{ cfg offerConfig }
+
+func (o fakeOffer) Marshal() []byte {
+	return []byte(fmt.Sprintf("audio %d %s; video %d %s", o.cfg.AudioPort, o.cfg.AudioDir, o.cfg.VideoPort, o.cfg.VideoDir))
+}
+
+func specsFor(cfg offerConfig, peer media.Direction) []media.StreamSpec {
+	dir := func(ours media.Direction) media.Direction {
+		send := ours.Sends() && peer.Receives()
+		recv := ours.Receives() && peer.Sends()
+		switch {
+		case send && recv:
+			return media.SendRecv
+		case send:
+			return media.SendOnly
+		case recv:
+			return media.RecvOnly
+		}
+		return media.Inactive
+	}
+	remote := netip.MustParseAddrPort("127.0.0.1:50000")
+	return []media.StreamSpec{
+		{Kind: media.KindAudio, Direction: dir(cfg.AudioDir), Remote: remote,
+			Formats: []media.PayloadFormat{{PayloadType: 8, Codec: media.CodecPCMA, ClockRate: 8000}}},
+		{Kind: media.KindVideo, Direction: dir(cfg.VideoDir), Remote: remote,
+			Formats: []media.PayloadFormat{{PayloadType: 96, Codec: media.CodecH264, ClockRate: 90000}}},
+	}
+}
+
+func (o fakeOffer) Negotiate(answer []byte) ([]media.StreamSpec, error) {
+	if string(answer) != "ok" {
+		return nil, errors.New("no common codec")
+	}
+	return specsFor(o.cfg, media.SendRecv), nil
+}
+
+func (fakeSDP) NewOffer(cfg offerConfig) (sdpOffer, error) { return fakeOffer{cfg}, nil }
+
+// Answer understands offers "sendrecv", "sendonly" (hold), "inactive".
+func (fakeSDP) Answer(offer []byte, cfg offerConfig) ([]byte, []media.StreamSpec, error) {
+	var peer media.Direction
+	switch string(offer) {
+	case "sendrecv":
+		peer = media.SendRecv
+	case "sendonly":
+		peer = media.SendOnly
+	case "inactive":
+		peer = media.Inactive
+	default:
+		return nil, nil, errors.New("bad offer")
+	}
+	return []byte("answer"), specsFor(cfg, peer), nil
+}
+
+// --- sinks ---
+
+type fakeSinks fakeWorld
+
+// fakeFanout feeds sinks synchronously (enough for the call logic).
+type fakeFanout struct {
+	mu       sync.Mutex
+	sinks    map[string]sink.Sink
+	onDetach func(string, error)
+	closed   bool
+}
+
+func (f *fakeFanout) Add(name string, s sink.Sink, queue int) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.sinks[name] = s
+}
+
+func (f *fakeFanout) Remove(name string) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	delete(f.sinks, name)
+}
+
+func (f *fakeFanout) WriteFrame(fr *media.Frame) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	cp := *fr
+	cp.Payload = append([]byte(nil), fr.Payload...)
+	for name, s := range f.sinks {
+		if err := s.WriteFrame(&cp); err != nil {
+			delete(f.sinks, name)
+			f.onDetach(name, err)
+		}
+	}
+}
+
+func (f *fakeFanout) Close() {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.closed = true
+	for _, s := range f.sinks {
+		_ = s.Close()
+	}
+	f.sinks = nil
+}
+
+func (w *fakeSinks) NewFanout(onDetach func(string, error)) fanout {
+	return &fakeFanout{sinks: make(map[string]sink.Sink), onDetach: onDetach}
+}
+
+// fakeSink records frames.
+type fakeSink struct {
+	w       *fakeWorld
+	mu      sync.Mutex
+	frames  []media.Frame
+	closed  bool
+	failErr error
+}
+
+func newFakeSink(w *fakeWorld) *fakeSink {
+	w.sinksOpen.Add(1)
+	return &fakeSink{w: w}
+}
+
+func (s *fakeSink) WriteFrame(f *media.Frame) error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.failErr != nil {
+		return s.failErr
+	}
+	s.frames = append(s.frames, *f)
+	return nil
+}
+
+func (s *fakeSink) Close() error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if !s.closed {
+		s.closed = true
+		s.w.sinksOpen.Add(-1)
+	}
+	return nil
+}
+
+func (s *fakeSink) snapshot() ([]media.Frame, bool) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return append([]media.Frame(nil), s.frames...), s.closed
+}
+
+type fakeRTMP struct {
+	*fakeSink
+	cfg rtmpConfig
+}
+
+func (w *fakeSinks) NewRTMP(cfg rtmpConfig) (sink.Sink, error) {
+	world := (*fakeWorld)(w)
+	s := &fakeRTMP{fakeSink: newFakeSink(world), cfg: cfg}
+	world.mu.Lock()
+	world.rtmp[cfg.Stream] = s
+	world.mu.Unlock()
+	if strings.Contains(cfg.URL, "fail.invalid") {
+		go cfg.OnStatus(SinkFailed, "connection refused")
+	} else {
+		cfg.RequestKeyframe()
+		go cfg.OnStatus(SinkActive, "")
+	}
+	return s, nil
+}
+
+func (w *fakeSinks) NewRecorder(path, format string, kf func()) (sink.Sink, error) {
+	world := (*fakeWorld)(w)
+	s := newFakeSink(world)
+	world.mu.Lock()
+	world.recorders[path] = s
+	world.mu.Unlock()
+	return s, nil
+}
+
+// waitFor polls cond (fakes have no better signal for some things).
+func waitFor(cond func() bool) bool {
+	deadline := time.Now().Add(20 * time.Second)
+	for time.Now().Before(deadline) {
+		if cond() {
+			return true
+		}
+		time.Sleep(2 * time.Millisecond)
+	}
+	return false
+}

@@ -1,0 +1,211 @@
+package callmgr
+
+import (
+	"bytes"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net/netip"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+)
+
+var paramCases = []struct {
+	name  string
+	p     CallParams
+	field string // "" means valid
+}{
+	{"minimal", CallParams{Callee: "sip:bob@example.com"}, ""},
+	{"bare user with domain", CallParams{Callee: "bob", SIPDomain: "pbx.example"}, ""},
+	{"user@host", CallParams{Callee: "bob@10.0.0.1:5070"}, ""},
+	{"sips uri with params", CallParams{Callee: "sips:bob@host;transport=tls"}, ""},
+	{"tel", CallParams{Callee: "tel:+15551234"}, ""},
+	{"ipv6 host", CallParams{Callee: "sip:bob@[::1]:5060"}, ""},
+	{"host only", CallParams{Callee: "sip:pbx.example"}, ""},
+	{"full", CallParams{CallID: "abc-123@host", Callee: "1002", ToStream: "room", RTMPURL: "rtmps://live.example:443/app",
+		RTMPStream: "k?s=1&a=2", HasAudio: true, HasVideo: true, SIPLogin: "1001", SIPAuthName: "a1001", SIPPassword: "p w<>",
+		SIPDomain: "pbx.example:5060", SIPOutboundProxy: "10.0.0.1:5080", SIPPort: 5060, SIPTransport: "TLS",
+		SIPRegisterRequired: true, VisibleName: "Front Desk", AppKey: "callApp", Headers: []Header{{"X-Token", "abc"}}}, ""},
+	{"no callee", CallParams{}, "callee"},
+	{"callee spaces", CallParams{Callee: "bob smith@h"}, "callee"},
+	{"callee angle", CallParams{Callee: "<sip:bob@h>"}, "callee"},
+	{"callee no host", CallParams{Callee: "bob"}, "callee"},
+	{"callee empty user", CallParams{Callee: "sip:@h"}, "callee"},
+	{"callee bad host", CallParams{Callee: "bob@ho st"}, "callee"},
+	{"callee bad port", CallParams{Callee: "bob@host:99999"}, "callee"},
+	{"call id spaces", CallParams{CallID: "a b", Callee: "b@h"}, "callId"},
+	{"call id too long", CallParams{CallID: strings.Repeat("a", 257), Callee: "b@h"}, "callId"},
+	{"login spaces", CallParams{Callee: "b@h", SIPLogin: "bob smith"}, "sipLogin"},
+	{"login angle", CallParams{Callee: "b@h", SIPLogin: "<bob>"}, "sipLogin"},
+	{"login at", CallParams{Callee: "b@h", SIPLogin: "bob@x"}, "sipLogin"},
+	{"auth name", CallParams{Callee: "b@h", SIPAuthName: "a:b"}, "sipAuthenticationName"},
+	{"domain", CallParams{Callee: "b@h", SIPDomain: "pbx example"}, "sipDomain"},
+	{"proxy", CallParams{Callee: "b@h", SIPOutboundProxy: "host:0"}, "sipOutboundProxy"},
+	{"port", CallParams{Callee: "b@h", SIPPort: 70000}, "sipPort"},
+	{"transport", CallParams{Callee: "b@h", SIPTransport: "sctp"}, "sipTransport"},
+	{"register without login", CallParams{Callee: "b@h", SIPDomain: "d", SIPRegisterRequired: true}, "sipLogin"},
+	{"register without domain", CallParams{Callee: "b@h", SIPLogin: "u", SIPRegisterRequired: true}, "sipDomain"},
+	{"visible name quote", CallParams{Callee: "b@h", VisibleName: `a"b`}, "visibleName"},
+	{"visible name newline", CallParams{Callee: "b@h", VisibleName: "a\r\nVia: x"}, "visibleName"},
+	{"header reserved", CallParams{Callee: "b@h", Headers: []Header{{"Call-ID", "x"}}}, "headers"},
+	{"header name", CallParams{Callee: "b@h", Headers: []Header{{"X Y", "x"}}}, "headers"},
+	{"header value crlf", CallParams{Callee: "b@h", Headers: []Header{{"X-Y", "a\r\nB: c"}}}, "headers"},
+	{"rtmp scheme", CallParams{Callee: "b@h", RTMPURL: "http://h/app"}, "rtmpUrl"},
+	{"rtmp no host", CallParams{Callee: "b@h", RTMPURL: "rtmp:///app"}, "rtmpUrl"},
+	{"rtmp stream spaces", CallParams{Callee: "b@h", RTMPURL: "rtmp://h/app", RTMPStream: "a b"}, "rtmpStream"},
+	{"record without dir", CallParams{Callee: "b@h", Record: true}, "record"},
+	{"too long", CallParams{Callee: "b@h", AppKey: strings.Repeat("k", 2000)}, "appKey"},
+	{"negative ring timeout", CallParams{Callee: "b@h", RingTimeout: -time.Second}, "ringTimeout"},
+}
+
+func TestValidateParams(t *testing.T) {
+	cfg, err := Config{ListenAddr: "127.0.0.1:0"}.validate()
+	require.NoError(t, err)
+	for _, tc := range paramCases {
+		t.Run(tc.name, func(t *testing.T) {
+			q, err := tc.p.validate(&cfg)
+			if tc.field == "" {
+				require.NoError(t, err)
+				assert.NotEmpty(t, q.CallID)
+				assert.NotEmpty(t, q.ToStream)
+				assert.Equal(t, cfg.RingTimeout, q.RingTimeout)
+				if q.RTMPURL != "" {
+					assert.NotEmpty(t, q.RTMPStream)
+				}
+				return
+			}
+			var pe *ParamError
+			require.ErrorAs(t, err, &pe)
+			assert.Equal(t, tc.field, pe.Field)
+			assert.True(t, errors.Is(err, ErrInvalidParams))
+			if tc.p.SIPPassword != "" {
+				assert.NotContains(t, err.Error(), tc.p.SIPPassword)
+			}
+		})
+	}
+}
+
+func TestParamsRedaction(t *testing.T) {
+	p := CallParams{Callee: "b@h", SIPPassword: "hunter2", RTMPURL: "rtmp://user:pw@live.example/app/key?s_sig=abc",
+		RTMPStream: "streamkey-123"}
+	var buf bytes.Buffer
+	slog.New(slog.NewTextHandler(&buf, nil)).Info("x", "p", p)
+	for _, s := range []string{p.String(), fmt.Sprintf("%v", p), fmt.Sprintf("%+v", p), fmt.Sprintf("%#v", p), buf.String()} {
+		for _, secret := range []string{"hunter2", "streamkey-123", "s_sig", "user:pw", "/key"} {
+			assert.NotContains(t, s, secret)
+		}
+		assert.Contains(t, s, "rtmp://live.example/app")
+	}
+	ci := CallInfo{CallID: "c", RTMPURL: p.RTMPURL, RTMPStream: p.RTMPStream}
+	assert.NotContains(t, ci.String(), "streamkey")
+	assert.NotContains(t, ci.String(), "s_sig")
+	assert.Equal(t, "[redacted]", redactURL("::"))
+}
+
+func TestStreamKey(t *testing.T) {
+	assert.Equal(t, streamKey("rtmp://H/app/", "s"), streamKey("RTMP://h/app", "s"))
+	assert.NotEqual(t, streamKey("rtmp://h/app", "s"), streamKey("rtmp://h/app", "S"))
+	assert.Empty(t, streamKey("", "s"))
+}
+
+func TestSplitFullURL(t *testing.T) {
+	u, s, err := splitFullURL("rtmp://h:1935/live/stream1/")
+	require.NoError(t, err)
+	assert.Equal(t, "rtmp://h:1935/live", u)
+	assert.Equal(t, "stream1", s)
+	for _, bad := range []string{"rtmp://h", "rtmp://h/", "nothing"} {
+		_, _, err := splitFullURL(bad)
+		assert.ErrorIs(t, err, ErrInvalidParams, bad)
+	}
+}
+
+func TestConfigValidate(t *testing.T) {
+	c, err := Config{}.validate()
+	require.NoError(t, err)
+	assert.Equal(t, "0.0.0.0:5060", c.ListenAddr)
+	assert.Equal(t, 30000, c.RTPPortMin)
+	assert.Equal(t, 31999, c.RTPPortMax)
+	assert.Equal(t, "mkv", c.RecordFormat)
+	assert.Equal(t, 60*time.Second, c.RingTimeout)
+	assert.Equal(t, 5*time.Second, c.TeardownTimeout)
+	assert.True(t, c.PublicIP.IsValid() && !c.PublicIP.IsUnspecified())
+	assert.True(t, c.MediaIP.IsUnspecified())
+
+	c, err = Config{ListenAddr: "127.0.0.1:5062"}.validate()
+	require.NoError(t, err)
+	assert.Equal(t, netip.MustParseAddr("127.0.0.1"), c.PublicIP)
+	assert.Equal(t, netip.MustParseAddr("127.0.0.1"), c.MediaIP)
+
+	orig := Config{ListenAddr: "127.0.0.1:0"}
+	_, err = orig.validate()
+	require.NoError(t, err)
+	assert.Zero(t, orig.RingTimeout, "the caller's struct is not written")
+
+	for _, bad := range []Config{
+		{ListenAddr: "nohostport"},
+		{ListenAddr: "example.com:5060"},
+		{RTPPortMin: 100, RTPPortMax: 200},
+		{RTPPortMin: 30000, RTPPortMax: 30001},
+		{RecordDir: "/definitely/not/here"},
+		{RecordFormat: "avi"},
+		{RingTimeout: -1},
+		{DefaultUser: "a b"},
+		{PublicIP: netip.IPv4Unspecified()},
+	} {
+		_, err := New(bad)
+		assert.Error(t, err, "%+v", bad)
+	}
+}
+
+func TestRecordName(t *testing.T) {
+	ts := time.Date(2026, 1, 2, 3, 4, 5, 6e6, time.UTC)
+	assert.Equal(t, "room_1-20260102T030405.006Z.mkv", recordName("room/1", ts, "mkv"))
+	assert.Equal(t, "etc_passwd-20260102T030405.006Z.flv", recordName("../etc/passwd", ts, "flv")[1:])
+	assert.Equal(t, "call-20260102T030405.006Z.flv", recordName("", ts, "flv"))
+}
+
+// FuzzValidateParams: any input gives a valid normalized call or a
+// *ParamError, never a panic, and never echoes the password.
+func FuzzValidateParams(f *testing.F) {
+	for _, tc := range paramCases {
+		h := ""
+		if len(tc.p.Headers) > 0 {
+			h = tc.p.Headers[0].Name + ":" + tc.p.Headers[0].Value
+		}
+		f.Add(tc.p.CallID, tc.p.Callee, tc.p.RTMPURL, tc.p.RTMPStream, tc.p.SIPLogin, tc.p.SIPDomain, tc.p.SIPOutboundProxy, h, tc.p.SIPPort)
+	}
+	cfg, err := Config{ListenAddr: "127.0.0.1:0"}.validate()
+	if err != nil {
+		f.Fatal(err)
+	}
+	f.Fuzz(func(t *testing.T, id, callee, rtmpURL, stream, login, domain, proxy, header string, port int) {
+		name, value, _ := strings.Cut(header, ":")
+		p := CallParams{CallID: id, Callee: callee, RTMPURL: rtmpURL, RTMPStream: stream, SIPLogin: login,
+			SIPDomain: domain, SIPOutboundProxy: proxy, SIPPort: port, SIPPassword: "PASSWORD-XYZ",
+			Headers: []Header{{name, value}}}
+		q, err := p.validate(&cfg)
+		if err != nil {
+			var pe *ParamError
+			if !errors.As(err, &pe) {
+				t.Fatalf("not a ParamError: %v", err)
+			}
+			if strings.Contains(err.Error(), "PASSWORD-XYZ") && !strings.Contains(id+callee+rtmpURL+stream+login+domain+proxy+header, "PASSWORD-XYZ") {
+				t.Fatal("password in error")
+			}
+			return
+		}
+		if q.CallID == "" || q.ToStream == "" || (q.RTMPURL != "" && q.RTMPStream == "") {
+			t.Fatalf("not normalized: %v", q)
+		}
+		if hasControl(q.Callee) || hasControl(q.Headers[0].Value) {
+			t.Fatal("control characters accepted")
+		}
+		if strings.Contains(q.String(), "PASSWORD-XYZ") && !strings.Contains(id+callee+rtmpURL+stream+login+domain+proxy+header, "PASSWORD-XYZ") {
+			t.Fatal("password in String")
+		}
+	})
+}
