@@ -1,7 +1,6 @@
 package record_test
 
 import (
-	"errors"
 	"github.com/sipstream/sipstream/media"
 	"github.com/sipstream/sipstream/sink/record"
 )
@@ -9,4 +8,6 @@ import (
 func newFLVForChild(path string, cfg record.Config) (interface {
 	WriteFrame(*media.Frame) error
 	Close() error
-}, error) { return nil, errors.New("no flv yet") }
+}, error) {
+	return record.NewFLV(path, cfg)
+}

@@ -236,3 +236,58 @@ func TestInteropMKVH264AAC(t *testing.T) {
 	assert.Equal(t, "48000", p.Streams[1].SampleRate)
 	assert.Equal(t, 1, p.Streams[1].Channels)
 }
+
+func TestInteropFLVH264PCMA(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "call.flv")
+	r, err := record.NewFLV(path, record.Config{Audio: true, Video: true})
+	require.NoError(t, err)
+	for _, f := range interleave(clipFrames(time.Second), toneFrames(media.CodecPCMA, time.Second, 4*time.Second)) {
+		require.NoError(t, r.WriteFrame(f))
+	}
+	require.NoError(t, r.Close())
+	decodeClean(t, path)
+	p := probe(t, path)
+	require.Len(t, p.Streams, 2)
+	byType := map[string]probeStream{}
+	for _, s := range p.Streams {
+		byType[s.CodecType] = s
+	}
+	assert.Equal(t, "h264", byType["video"].CodecName)
+	assert.Equal(t, 320, byType["video"].Width)
+	assert.Equal(t, "100", byType["video"].ReadFrames)
+	assert.Equal(t, "pcm_alaw", byType["audio"].CodecName)
+	assert.Equal(t, "8000", byType["audio"].SampleRate)
+	d, err := strconv.ParseFloat(p.Format.Duration, 64)
+	require.NoError(t, err)
+	assert.InDelta(t, 4.0, d, 0.05)
+}
+
+func TestInteropFLVH264AAC(t *testing.T) {
+	frames, asc := ffmpegFrames(t, "mkv", "-c:v", "libx264", "-profile:v", "baseline", "-bf", "0", "-x264-params", "repeat-headers=1",
+		"-c:a", "aac", "-ac", "1", "-b:a", "64k")
+	path := filepath.Join(t.TempDir(), "call.flv")
+	r, err := record.NewFLV(path, record.Config{Audio: true, Video: true, AudioSpecificConfig: asc})
+	require.NoError(t, err)
+	for _, f := range frames {
+		require.NoError(t, r.WriteFrame(f))
+	}
+	require.NoError(t, r.Close())
+	decodeClean(t, path)
+	p := probe(t, path)
+	require.Len(t, p.Streams, 2)
+	byType := map[string]probeStream{}
+	for _, s := range p.Streams {
+		byType[s.CodecType] = s
+	}
+	assert.Equal(t, "h264", byType["video"].CodecName)
+	assert.Equal(t, "75", byType["video"].ReadFrames)
+	assert.Equal(t, "aac", byType["audio"].CodecName)
+	assert.Equal(t, "48000", byType["audio"].SampleRate)
+}
+
+func TestInteropFLVSIGKILLPlays(t *testing.T) {
+	path, lastMs := killedRecording(t, "flv", 3500)
+	decodeClean(t, path)
+	end := lastPacketMs(t, path)
+	require.GreaterOrEqual(t, end, lastMs-1100, "killed after %d ms written, file plays to %d ms", lastMs, end)
+}
