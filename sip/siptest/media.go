@@ -1,0 +1,409 @@
+package siptest
+
+import (
+	"crypto/rand"
+	"encoding/binary"
+	"errors"
+	"net"
+	"net/netip"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/pion/rtcp"
+	"github.com/pion/rtp"
+
+	"github.com/sipstream/sipstream/internal/testmedia"
+	"github.com/sipstream/sipstream/media"
+	"github.com/sipstream/sipstream/media/rtpaudio"
+	"github.com/sipstream/sipstream/media/rtpdtmf"
+	"github.com/sipstream/sipstream/media/rtph264"
+)
+
+// rtpStream is one media stream of a call: an RTP socket on an even port
+// and an RTCP socket on the next one (unused with rtcp-mux).
+type rtpStream struct {
+	c        *PeerCall
+	kind     media.Kind
+	rtp      *net.UDPConn
+	rtcp     *net.UDPConn
+	keyframe atomic.Bool
+	once     sync.Once
+
+	spec media.StreamSpec // guarded by c.p.n.mu
+}
+
+func newStream(c *PeerCall, k media.Kind) (*rtpStream, error) {
+	r, rc, err := allocPair(c.p.ip)
+	if err != nil {
+		return nil, err
+	}
+	return &rtpStream{c: c, kind: k, rtp: r, rtcp: rc}, nil
+}
+
+// allocPair binds an even RTP port and the odd RTCP port after it.
+func allocPair(ip netip.Addr) (*net.UDPConn, *net.UDPConn, error) {
+	for range 100 {
+		r, err := net.ListenUDP("udp", net.UDPAddrFromAddrPort(netip.AddrPortFrom(ip, 0)))
+		if err != nil {
+			return nil, nil, err
+		}
+		port := r.LocalAddr().(*net.UDPAddr).Port
+		if port%2 != 0 || port >= 65535 {
+			_ = r.Close()
+			continue
+		}
+		rc, err := net.ListenUDP("udp", net.UDPAddrFromAddrPort(netip.AddrPortFrom(ip, uint16(port+1))))
+		if err != nil {
+			_ = r.Close()
+			continue
+		}
+		return r, rc, nil
+	}
+	return nil, nil, errors.New("siptest: no free RTP/RTCP port pair")
+}
+
+func (s *rtpStream) port() int {
+	if s == nil {
+		return 0
+	}
+	return s.rtp.LocalAddr().(*net.UDPAddr).Port
+}
+
+func (s *rtpStream) close() {
+	s.once.Do(func() {
+		_ = s.rtp.Close()
+		_ = s.rtcp.Close()
+	})
+}
+
+func (s *rtpStream) requestKeyframe() { s.keyframe.Store(true) }
+
+func (s *rtpStream) currentSpec() media.StreamSpec {
+	s.c.mu().Lock()
+	defer s.c.mu().Unlock()
+	return s.spec
+}
+
+// isRTCP tells RTCP from RTP on a multiplexed port (RFC 5761 §4: packet
+// types 192-223).
+func isRTCP(b []byte) bool { return len(b) >= 2 && b[1] >= 192 && b[1] <= 223 }
+
+// readRTP records what arrives on the RTP socket until it is closed.
+func (s *rtpStream) readRTP() {
+	buf := make([]byte, 2048)
+	var dtmf *rtpdtmf.Decoder
+	var pkt rtp.Packet
+	for {
+		n, _, err := s.rtp.ReadFromUDP(buf)
+		if err != nil {
+			return
+		}
+		b := buf[:n]
+		if isRTCP(b) {
+			s.handleRTCP(b)
+			continue
+		}
+		if pkt.Unmarshal(b) != nil {
+			continue
+		}
+		spec := s.currentSpec()
+		var format media.PayloadFormat
+		for _, f := range spec.Formats {
+			if f.PayloadType == pkt.PayloadType {
+				format = f
+			}
+		}
+		var digit rune
+		var samples []int16
+		switch format.Codec {
+		case media.CodecTelephoneEvent:
+			if dtmf == nil {
+				dtmf, _ = rtpdtmf.NewDecoder(rtpdtmf.DecoderConfig{ClockRate: format.ClockRate})
+			}
+			if dtmf != nil {
+				if ev, err := dtmf.Decode(&pkt); err == nil {
+					digit = rtpdtmf.Digit(ev.Code)
+				}
+			}
+		case media.CodecPCMA, media.CodecPCMU:
+			samples = make([]int16, len(pkt.Payload))
+			for i, x := range pkt.Payload {
+				if format.Codec == media.CodecPCMA {
+					samples[i] = alawToLinear(x)
+				} else {
+					samples[i] = ulawToLinear(x)
+				}
+			}
+		}
+		c := s.c
+		c.mu().Lock()
+		c.rtp[s.kind]++
+		if digit != 0 {
+			c.dtmf = append(c.dtmf, digit)
+		}
+		if len(samples) > 0 && len(c.audio) < maxAudioSamples {
+			c.audio = append(c.audio, samples...)
+		}
+		c.p.n.broadcast()
+		c.mu().Unlock()
+	}
+}
+
+// readRTCP records what arrives on the RTCP socket until it is closed.
+func (s *rtpStream) readRTCP() {
+	buf := make([]byte, 2048)
+	for {
+		n, _, err := s.rtcp.ReadFromUDP(buf)
+		if err != nil {
+			return
+		}
+		s.handleRTCP(buf[:n])
+	}
+}
+
+func (s *rtpStream) handleRTCP(b []byte) {
+	pkts, err := rtcp.Unmarshal(b)
+	if err != nil {
+		return
+	}
+	keyframe := false
+	c := s.c
+	c.mu().Lock()
+	for _, p := range pkts {
+		switch p.(type) {
+		case *rtcp.SenderReport:
+			c.rtcp.SenderReports++
+		case *rtcp.ReceiverReport:
+			c.rtcp.ReceiverReports++
+		case *rtcp.PictureLossIndication:
+			c.rtcp.PLI++
+			keyframe = true
+		case *rtcp.FullIntraRequest:
+			c.rtcp.FIR++
+			keyframe = true
+		case *rtcp.TransportLayerNack:
+			c.rtcp.NACK++
+		case *rtcp.Goodbye:
+			c.rtcp.Goodbye++
+		}
+	}
+	c.p.n.broadcast()
+	c.mu().Unlock()
+	if keyframe {
+		s.requestKeyframe()
+	}
+}
+
+func randUint32() uint32 {
+	var b [4]byte
+	_, _ = rand.Read(b[:])
+	return binary.BigEndian.Uint32(b[:])
+}
+
+// ntpTime converts t to the 64-bit NTP format of RTCP SRs (RFC 3550 §4).
+func ntpTime(t time.Time) uint64 {
+	secs := uint64(t.Unix()) + 2208988800
+	frac := (uint64(t.Nanosecond()) << 32) / 1e9
+	return secs<<32 | frac
+}
+
+// sender is the state of one outgoing stream.
+type sender struct {
+	s       *rtpStream
+	ssrc    uint32
+	clock   uint32
+	ts0     uint32
+	start   time.Time
+	packets uint32
+	octets  uint32
+}
+
+// write sends pkt to the stream's current remote address when the
+// direction allows it, and reports whether it did.
+func (sd *sender) write(pkt *rtp.Packet, spec media.StreamSpec) bool {
+	if !spec.Direction.Sends() || !spec.Remote.IsValid() || spec.Remote.Addr().IsUnspecified() {
+		return false
+	}
+	b, err := pkt.Marshal()
+	if err != nil {
+		return false
+	}
+	if _, err := sd.s.rtp.WriteToUDPAddrPort(b, spec.Remote); err != nil {
+		return false
+	}
+	sd.packets++
+	sd.octets += uint32(len(pkt.Payload))
+	return true
+}
+
+// sendSR sends a Sender Report for the stream (RFC 3550 §6.4.1).
+func (sd *sender) sendSR(spec media.StreamSpec) {
+	if sd.packets == 0 || !spec.Direction.Sends() {
+		return
+	}
+	now := time.Now()
+	elapsed := now.Sub(sd.start)
+	sr := &rtcp.SenderReport{
+		SSRC:        sd.ssrc,
+		NTPTime:     ntpTime(now),
+		RTPTime:     sd.ts0 + uint32(elapsed.Seconds()*float64(sd.clock)),
+		PacketCount: sd.packets,
+		OctetCount:  sd.octets,
+	}
+	b, err := sr.Marshal()
+	if err != nil {
+		return
+	}
+	if spec.RTCPMux {
+		_, _ = sd.s.rtp.WriteToUDPAddrPort(b, spec.Remote)
+	} else if spec.RemoteRTCP.IsValid() && !spec.RemoteRTCP.Addr().IsUnspecified() {
+		_, _ = sd.s.rtcp.WriteToUDPAddrPort(b, spec.RemoteRTCP)
+	}
+}
+
+// send streams the script's media at real-time pace until the call's
+// media stops.
+func (s *rtpStream) send(script Script) {
+	spec := s.currentSpec()
+	var format media.PayloadFormat
+	for _, f := range spec.Formats {
+		if f.Codec != media.CodecTelephoneEvent {
+			format = f
+			break
+		}
+	}
+	sd := &sender{s: s, ssrc: randUint32(), clock: format.ClockRate, ts0: randUint32(), start: time.Now()}
+	var tick func(media.StreamSpec)
+	var interval time.Duration
+	switch format.Codec {
+	case media.CodecPCMA, media.CodecPCMU, media.CodecOpus:
+		tick, interval = s.audioSender(sd, format, script)
+	case media.CodecH264:
+		tick, interval = s.videoSender(sd, format)
+	default:
+		return
+	}
+	if tick == nil {
+		return
+	}
+	srEvery := script.SRInterval
+	if srEvery <= 0 {
+		srEvery = time.Second
+	}
+	var srC <-chan time.Time
+	if script.SendSR {
+		t := time.NewTicker(srEvery)
+		defer t.Stop()
+		srC = t.C
+	}
+	ticker := time.NewTicker(interval)
+	defer ticker.Stop()
+	tick(spec)
+	for {
+		select {
+		case <-ticker.C:
+			tick(s.currentSpec())
+		case <-srC:
+			sd.sendSR(s.currentSpec())
+		case <-s.c.mediaStop:
+			return
+		case <-s.c.p.closing:
+			return
+		}
+	}
+}
+
+// payloadType returns the current payload type of codec in spec (it may
+// change with a re-INVITE), or fallback.
+func payloadType(spec media.StreamSpec, codec media.Codec, fallback uint8) uint8 {
+	for _, f := range spec.Formats {
+		if f.Codec == codec {
+			return f.PayloadType
+		}
+	}
+	return fallback
+}
+
+func (s *rtpStream) audioSender(sd *sender, format media.PayloadFormat, script Script) (func(media.StreamSpec), time.Duration) {
+	const frame = 20 * time.Millisecond
+	enc, err := rtpaudio.NewEncoder(rtpaudio.EncoderConfig{
+		Format:      rtpaudio.Format{Codec: format.Codec, ClockRate: format.ClockRate},
+		PayloadType: format.PayloadType, SSRC: sd.ssrc,
+		InitialSequenceNumber: uint16(randUint32()), InitialTimestamp: sd.ts0,
+	})
+	if err != nil {
+		return nil, 0
+	}
+	freq := script.ToneHz
+	if freq == 0 {
+		freq = 1000
+	}
+	samples := int(format.ClockRate) * int(frame) / int(time.Second)
+	var silence []byte
+	if format.Codec == media.CodecOpus {
+		if silence, err = rtpaudio.Silence(rtpaudio.Format{Codec: media.CodecOpus}, frame); err != nil {
+			return nil, 0
+		}
+	}
+	offset := 0
+	payload := make([]byte, samples)
+	return func(spec media.StreamSpec) {
+		if !spec.Direction.Sends() {
+			enc.Advance(frame)
+			offset += samples
+			return
+		}
+		p := silence
+		if format.Codec != media.CodecOpus {
+			pcm := testmedia.Tone(freq, int(format.ClockRate), offset, samples, 0.5)
+			for i, x := range pcm {
+				if format.Codec == media.CodecPCMA {
+					payload[i] = linearToALaw(x)
+				} else {
+					payload[i] = linearToULaw(x)
+				}
+			}
+			p = payload
+		}
+		offset += samples
+		pkt, err := enc.Encode(p)
+		if err != nil {
+			return
+		}
+		pkt.PayloadType = payloadType(spec, format.Codec, format.PayloadType)
+		sd.write(pkt, spec)
+	}, frame
+}
+
+func (s *rtpStream) videoSender(sd *sender, format media.PayloadFormat) (func(media.StreamSpec), time.Duration) {
+	enc, err := rtph264.NewEncoder(rtph264.EncoderConfig{
+		PayloadType: format.PayloadType, SSRC: sd.ssrc, InitialSequenceNumber: uint16(randUint32()),
+	})
+	if err != nil {
+		return nil, 0
+	}
+	aus := testmedia.ClipAccessUnits()
+	const step = rtph264.ClockRate / testmedia.ClipFPS
+	idx := 0
+	ts := sd.ts0
+	return func(spec media.StreamSpec) {
+		if s.keyframe.Swap(false) && !aus[idx].Keyframe {
+			for !aus[idx].Keyframe {
+				idx = (idx + 1) % len(aus)
+			}
+		}
+		if spec.Direction.Sends() {
+			pkts, err := enc.Encode(aus[idx].NALUs, ts)
+			if err == nil {
+				pt := payloadType(spec, media.CodecH264, format.PayloadType)
+				for _, pkt := range pkts {
+					pkt.PayloadType = pt
+					sd.write(pkt, spec)
+				}
+			}
+		}
+		idx = (idx + 1) % len(aus)
+		ts += step
+	}, time.Second / testmedia.ClipFPS
+}

@@ -1,0 +1,540 @@
+package siptest
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"net/netip"
+	"strconv"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/emiago/sipgo"
+	"github.com/emiago/sipgo/sip"
+
+	"github.com/sipstream/sipstream/media"
+)
+
+// ErrClosed is returned by the Wait methods when the Peer is closed.
+var ErrClosed = errors.New("siptest: peer closed")
+
+// Config configures a Peer. The zero value is a peer on UDP 127.0.0.1 that
+// answers every call at once, sends no media and accepts every REGISTER.
+type Config struct {
+	// Addr is the SIP listening address. Empty means "127.0.0.1:0" (a free
+	// port). The host must be an IP address; RTP sockets bind to it too.
+	Addr string
+	// Transport is "udp" or "tcp". Empty means "udp".
+	Transport string
+	// User is the user part of URI(). Empty means "peer".
+	User string
+	// Script is what the peer does with every incoming call, unless
+	// ScriptFor is set.
+	Script Script
+	// ScriptFor, when not nil, chooses the script of each call from its
+	// INVITE (called on the SIP stack's goroutine; must not block).
+	ScriptFor func(invite *Request) Script
+	// Users are the digest credentials (user name to password) REGISTER
+	// and, with ChallengeInvite, INVITE must present. Nil means REGISTER is
+	// accepted without authentication.
+	Users map[string]string
+	// Realm is the digest realm. Empty means "siptest".
+	Realm string
+	// ChallengeInvite, when 401 or 407, makes the peer challenge every
+	// new INVITE (WWW-Authenticate or Proxy-Authenticate) and accept only
+	// valid credentials of Users; wrong ones get 403. Zero means no
+	// challenge.
+	ChallengeInvite int
+	// Logger receives the SIP stack's logs. Nil means none.
+	Logger *slog.Logger
+}
+
+// Script is the behaviour of the peer for one call. The zero value answers
+// at once (180 Ringing then 200 OK) and sends no media.
+type Script struct {
+	// Ring is the time between 180 Ringing (or 183) and the final
+	// response. Zero means respond at once.
+	Ring time.Duration
+	// EarlyMedia sends 183 Session Progress with the SDP answer after 180
+	// and starts media then.
+	EarlyMedia bool
+	// Reject, when not zero, is the final status code (486, 404, 480,
+	// 603, ...) sent instead of answering. RejectReason is its reason
+	// phrase; empty means the standard one.
+	Reject       int
+	RejectReason string
+	// RingForever never answers: the call rings until the caller sends
+	// CANCEL (answered 487 Request Terminated by the SIP stack).
+	RingForever bool
+	// NoResponse never sends a final response (the SIP stack still sends
+	// 100 Trying): a caller sees its INVITE time out.
+	NoResponse bool
+	// HangupAfter, when not zero, sends BYE this long after the caller's
+	// ACK.
+	HangupAfter time.Duration
+	// Vanish makes the peer go silent VanishAfter after the ACK (zero:
+	// at once): no BYE, no RTP, no response to anything in the dialog.
+	Vanish      bool
+	VanishAfter time.Duration
+	// AudioCodecs are the codecs the answer accepts, in preference order.
+	// Nil means PCMA, PCMU, Opus, Speex.
+	AudioCodecs []media.Codec
+	// NoVideo rejects video m= lines; otherwise video is answered with
+	// H.264 (the only video the peer can send).
+	NoVideo bool
+	// Direction is the peer's direction in the answer. The zero value is
+	// SendRecv.
+	Direction media.Direction
+	// Audio streams a sine tone (PCMA or PCMU; silence for Opus; nothing
+	// for Speex) at real-time pace, 20 ms per packet.
+	Audio bool
+	// ToneHz is the tone's frequency. Zero means 1000 Hz.
+	ToneHz float64
+	// Video streams the H.264 test clip (320x240, 25 fps, an IDR every
+	// second) in a loop at real-time pace when H.264 is negotiated. A PLI,
+	// FIR or INFO picture_fast_update makes it jump to the next IDR.
+	Video bool
+	// SendSR sends an RTCP Sender Report for each stream it streams every
+	// SRInterval (zero: 1 s), the first one after the first packet.
+	SendSR     bool
+	SRInterval time.Duration
+}
+
+// Registration is an accepted REGISTER.
+type Registration struct {
+	// User is the To URI's user (or the digest user name).
+	User string
+	// Contact is the Contact header's value ("" for a query).
+	Contact string
+	// Expires is the registration's lifetime in seconds (0: unREGISTER).
+	Expires int
+	// Request is the REGISTER as received.
+	Request Request
+}
+
+// Peer is a scripted SIP user agent on loopback for tests, in the spirit of
+// net/http/httptest: it answers (or rejects, or rings, or ignores) calls,
+// streams RTP, records what it receives, and can act as a registrar with
+// digest authentication. Create it with NewPeer and Close it when done.
+// All methods are safe for concurrent use.
+type Peer struct {
+	cfg       Config
+	host      string
+	ip        netip.Addr
+	port      int
+	transport string
+	ua        *sipgo.UserAgent
+	srv       *sipgo.Server
+	client    *sipgo.Client
+	udp       net.PacketConn
+	tcp       net.Listener
+	serveDone chan struct{}
+
+	closing   chan struct{}
+	closeOnce sync.Once
+	wg        sync.WaitGroup // handlers and call goroutines
+
+	n          notifier // n.mu guards everything below and all PeerCall state
+	closed     bool
+	calls      []*PeerCall
+	byID       map[string]*PeerCall
+	nextWait   int
+	regs       []Registration
+	registers  int
+	challenged int
+	auth       *authenticator
+}
+
+// NewPeer starts a peer listening on cfg.Addr.
+func NewPeer(cfg Config) (*Peer, error) {
+	if cfg.Addr == "" {
+		cfg.Addr = "127.0.0.1:0"
+	}
+	if cfg.Transport == "" {
+		cfg.Transport = "udp"
+	}
+	cfg.Transport = strings.ToLower(cfg.Transport)
+	if cfg.Transport != "udp" && cfg.Transport != "tcp" {
+		return nil, fmt.Errorf("siptest: transport %q (want udp or tcp)", cfg.Transport)
+	}
+	if cfg.User == "" {
+		cfg.User = "peer"
+	}
+	if cfg.Realm == "" {
+		cfg.Realm = "siptest"
+	}
+	if cfg.ChallengeInvite != 0 && cfg.ChallengeInvite != 401 && cfg.ChallengeInvite != 407 {
+		return nil, fmt.Errorf("siptest: ChallengeInvite %d (want 0, 401 or 407)", cfg.ChallengeInvite)
+	}
+	if cfg.ChallengeInvite != 0 && cfg.Users == nil {
+		return nil, errors.New("siptest: ChallengeInvite needs Users")
+	}
+	host, _, err := net.SplitHostPort(cfg.Addr)
+	if err != nil {
+		return nil, fmt.Errorf("siptest: Addr: %w", err)
+	}
+	ip, err := netip.ParseAddr(host)
+	if err != nil {
+		return nil, fmt.Errorf("siptest: Addr host must be an IP address: %w", err)
+	}
+	logger := cfg.Logger
+	if logger == nil {
+		logger = slog.New(slog.NewTextHandler(io.Discard, nil))
+	}
+	p := &Peer{
+		cfg: cfg, ip: ip.Unmap(), host: ip.Unmap().String(), transport: cfg.Transport,
+		closing: make(chan struct{}), serveDone: make(chan struct{}),
+		byID: map[string]*PeerCall{},
+	}
+	if cfg.Users != nil {
+		p.auth = newAuthenticator(cfg.Realm, cfg.Users)
+	}
+	network := "udp4"
+	if p.ip.Is6() {
+		network = "udp6"
+	}
+	if cfg.Transport == "udp" {
+		conn, err := net.ListenPacket(network, cfg.Addr)
+		if err != nil {
+			return nil, fmt.Errorf("siptest: listen: %w", err)
+		}
+		p.udp = conn
+		p.port = conn.LocalAddr().(*net.UDPAddr).Port
+	} else {
+		l, err := net.Listen("tcp"+network[3:], cfg.Addr)
+		if err != nil {
+			return nil, fmt.Errorf("siptest: listen: %w", err)
+		}
+		p.tcp = l
+		p.port = l.Addr().(*net.TCPAddr).Port
+	}
+	hostPort := net.JoinHostPort(p.host, strconv.Itoa(p.port))
+	p.ua, err = sipgo.NewUA(sipgo.WithUserAgent("sipstream-siptest"), sipgo.WithUserAgentHostname(p.host))
+	if err == nil {
+		p.srv, err = sipgo.NewServer(p.ua, sipgo.WithServerLogger(logger))
+	}
+	if err == nil {
+		opts := []sipgo.ClientOption{sipgo.WithClientHostname(p.host), sipgo.WithClientLogger(logger)}
+		if p.udp != nil {
+			opts = append(opts, sipgo.WithClientConnectionAddr(hostPort))
+		}
+		p.client, err = sipgo.NewClient(p.ua, opts...)
+	}
+	if err != nil {
+		p.closeListeners()
+		if p.ua != nil {
+			_ = p.ua.Close()
+		}
+		return nil, fmt.Errorf("siptest: %w", err)
+	}
+	p.srv.OnInvite(p.track(p.onInvite))
+	p.srv.OnAck(p.track(p.onAck))
+	p.srv.OnBye(p.track(p.onBye))
+	p.srv.OnCancel(p.track(p.onCancel))
+	p.srv.OnInfo(p.track(p.onInfo))
+	p.srv.OnOptions(p.track(p.onOptions))
+	p.srv.OnRegister(p.track(p.onRegister))
+	p.srv.OnUpdate(p.track(p.onUpdate))
+	p.srv.OnNoRoute(p.track(func(req *sip.Request, tx sip.ServerTransaction) {
+		p.respond(req, tx, 405, "Method Not Allowed", nil)
+	}))
+
+	go func() {
+		defer close(p.serveDone)
+		if p.udp != nil {
+			_ = p.srv.ServeUDP(p.udp)
+		} else {
+			_ = p.srv.ServeTCP(p.tcp)
+		}
+	}()
+	return p, nil
+}
+
+// track wraps a handler so that Close waits for it.
+func (p *Peer) track(h sipgo.RequestHandler) sipgo.RequestHandler {
+	return func(req *sip.Request, tx sip.ServerTransaction) {
+		if !p.enter() {
+			return
+		}
+		defer p.wg.Done()
+		h(req, tx)
+	}
+}
+
+func (p *Peer) closeListeners() {
+	if p.udp != nil {
+		_ = p.udp.Close()
+	}
+	if p.tcp != nil {
+		_ = p.tcp.Close()
+	}
+}
+
+// URI returns the peer's SIP URI, "sip:peer@127.0.0.1:PORT" (with
+// ";transport=tcp" on TCP).
+func (p *Peer) URI() string {
+	u := "sip:" + p.cfg.User + "@" + p.Addr()
+	if p.tcp != nil {
+		u += ";transport=tcp"
+	}
+	return u
+}
+
+// Addr returns the peer's SIP address as host:port.
+func (p *Peer) Addr() string { return net.JoinHostPort(p.host, strconv.Itoa(p.port)) }
+
+// Transport returns "udp" or "tcp".
+func (p *Peer) Transport() string { return p.transport }
+
+// WaitCall returns the next call (in arrival order) that WaitCall has not
+// returned yet, waiting for it to arrive. Every INVITE that passed
+// authentication is a call, rejected ones included.
+func (p *Peer) WaitCall(ctx context.Context) (*PeerCall, error) {
+	var c *PeerCall
+	err := p.n.wait(ctx, p.closing, func() bool {
+		if p.nextWait < len(p.calls) {
+			c = p.calls[p.nextWait]
+			p.nextWait++
+			return true
+		}
+		return false
+	})
+	return c, err
+}
+
+// Calls returns every call received so far, in arrival order.
+func (p *Peer) Calls() []*PeerCall {
+	p.n.mu.Lock()
+	defer p.n.mu.Unlock()
+	return append([]*PeerCall(nil), p.calls...)
+}
+
+// Registrations returns the accepted REGISTERs, in order.
+func (p *Peer) Registrations() []Registration {
+	p.n.mu.Lock()
+	defer p.n.mu.Unlock()
+	return append([]Registration(nil), p.regs...)
+}
+
+// RegisterCount returns the number of REGISTER requests received,
+// challenged and rejected ones included.
+func (p *Peer) RegisterCount() int {
+	p.n.mu.Lock()
+	defer p.n.mu.Unlock()
+	return p.registers
+}
+
+// Challenges returns the number of 401/407 challenges sent (REGISTER and
+// INVITE).
+func (p *Peer) Challenges() int {
+	p.n.mu.Lock()
+	defer p.n.mu.Unlock()
+	return p.challenged
+}
+
+// WaitRegistrations waits until at least n REGISTERs were accepted and
+// returns them all.
+func (p *Peer) WaitRegistrations(ctx context.Context, n int) ([]Registration, error) {
+	var out []Registration
+	err := p.n.wait(ctx, p.closing, func() bool {
+		if len(p.regs) >= n {
+			out = append([]Registration(nil), p.regs...)
+			return true
+		}
+		return false
+	})
+	return out, err
+}
+
+// Close stops the peer: it ends every call without signalling (no BYE),
+// closes every socket and waits for its goroutines. It is idempotent.
+func (p *Peer) Close() error {
+	p.closeOnce.Do(func() {
+		p.n.mu.Lock()
+		p.closed = true
+		close(p.closing)
+		calls := append([]*PeerCall(nil), p.calls...)
+		p.n.broadcast()
+		p.n.mu.Unlock()
+		for _, c := range calls {
+			c.finish(EndClosed)
+		}
+		p.wg.Wait()
+		_ = p.ua.Close()
+		p.closeListeners()
+		<-p.serveDone
+	})
+	return nil
+}
+
+// respond sends a stateless-looking response within tx (errors are ignored:
+// the caller retransmits or gives up, which is what tests observe).
+func (p *Peer) respond(req *sip.Request, tx sip.ServerTransaction, code int, reason string, body []byte, headers ...sip.Header) {
+	res := sip.NewResponseFromRequest(req, code, reason, body)
+	for _, h := range headers {
+		res.AppendHeader(h)
+	}
+	_ = tx.Respond(res)
+}
+
+func (p *Peer) call(req *sip.Request) *PeerCall {
+	id := req.CallID()
+	if id == nil {
+		return nil
+	}
+	p.n.mu.Lock()
+	defer p.n.mu.Unlock()
+	return p.byID[id.Value()]
+}
+
+func (p *Peer) onAck(req *sip.Request, tx sip.ServerTransaction) {
+	c := p.call(req)
+	if c == nil {
+		return
+	}
+	c.mu().Lock()
+	c.acked = true
+	p.n.broadcast()
+	c.mu().Unlock()
+}
+
+func (p *Peer) onBye(req *sip.Request, tx sip.ServerTransaction) {
+	c := p.call(req)
+	if c == nil {
+		p.respond(req, tx, 481, "Call/Transaction Does Not Exist", nil)
+		return
+	}
+	c.mu().Lock()
+	c.bye = copyRequest(req)
+	c.byeReceived = true
+	vanished := c.vanished
+	p.n.broadcast()
+	c.mu().Unlock()
+	if vanished {
+		return // a vanished peer answers nothing
+	}
+	p.respond(req, tx, 200, "OK", nil)
+	c.finish(EndRemoteBye)
+}
+
+func (p *Peer) onCancel(req *sip.Request, tx sip.ServerTransaction) {
+	// CANCELs matching a pending INVITE are answered by the transaction
+	// layer (200, then 487 for the INVITE); this one matched nothing.
+	p.respond(req, tx, 481, "Call/Transaction Does Not Exist", nil)
+}
+
+func (p *Peer) onOptions(req *sip.Request, tx sip.ServerTransaction) {
+	if c := p.call(req); c != nil && c.isVanished() {
+		return
+	}
+	p.respond(req, tx, 200, "OK", nil,
+		sip.NewHeader("Allow", "INVITE, ACK, CANCEL, BYE, OPTIONS, INFO, UPDATE, REGISTER"),
+		sip.NewHeader("Accept", "application/sdp"))
+}
+
+func (p *Peer) onUpdate(req *sip.Request, tx sip.ServerTransaction) {
+	c := p.call(req)
+	if c == nil {
+		p.respond(req, tx, 481, "Call/Transaction Does Not Exist", nil)
+		return
+	}
+	if c.isVanished() {
+		return
+	}
+	c.answerOffer(req, tx)
+}
+
+func (p *Peer) onInfo(req *sip.Request, tx sip.ServerTransaction) {
+	c := p.call(req)
+	if c == nil {
+		p.respond(req, tx, 481, "Call/Transaction Does Not Exist", nil)
+		return
+	}
+	if c.isVanished() {
+		c.recordInfo(copyRequest(req))
+		return
+	}
+	c.recordInfo(copyRequest(req))
+	p.respond(req, tx, 200, "OK", nil)
+}
+
+func (p *Peer) onRegister(req *sip.Request, tx sip.ServerTransaction) {
+	r := copyRequest(req)
+	p.n.mu.Lock()
+	p.registers++
+	user := ""
+	if to := req.To(); to != nil {
+		user = to.Address.User
+	}
+	if p.auth != nil {
+		res, name := p.auth.check(r.Header("Authorization"), "REGISTER")
+		switch res {
+		case authMissing:
+			p.challenged++
+			chal := p.auth.challenge()
+			p.n.broadcast()
+			p.n.mu.Unlock()
+			p.respond(req, tx, 401, "Unauthorized", nil, sip.NewHeader("WWW-Authenticate", chal))
+			return
+		case authForbidden:
+			p.n.broadcast()
+			p.n.mu.Unlock()
+			p.respond(req, tx, 403, "Forbidden", nil)
+			return
+		}
+		user = name
+	}
+	expires := 3600
+	if v := r.Header("Expires"); v != "" {
+		if n, err := strconv.Atoi(strings.TrimSpace(v)); err == nil && n >= 0 {
+			expires = n
+		}
+	}
+	contact := ""
+	var headers []sip.Header
+	if c := req.Contact(); c != nil {
+		contact = c.Value()
+		if v, ok := c.Params.Get("expires"); ok {
+			if n, err := strconv.Atoi(v); err == nil && n >= 0 {
+				expires = n
+			}
+		}
+		if expires > 0 {
+			ch := c.Clone()
+			ch.Params = sip.NewParams()
+			ch.Params.Add("expires", strconv.Itoa(expires))
+			headers = append(headers, ch)
+		}
+	}
+	headers = append(headers, sip.NewHeader("Expires", strconv.Itoa(expires)))
+	p.regs = append(p.regs, Registration{User: user, Contact: contact, Expires: expires, Request: r})
+	p.n.broadcast()
+	p.n.mu.Unlock()
+	p.respond(req, tx, 200, "OK", nil, headers...)
+}
+
+// enter registers a goroutine Close must wait for; false once closing.
+func (p *Peer) enter() bool {
+	p.n.mu.Lock()
+	defer p.n.mu.Unlock()
+	if p.closed {
+		return false
+	}
+	p.wg.Add(1)
+	return true
+}
+
+// spawn runs f on a goroutine Close waits for, unless the peer is closing.
+func (p *Peer) spawn(f func()) {
+	if !p.enter() {
+		return
+	}
+	go func() {
+		defer p.wg.Done()
+		f()
+	}()
+}
