@@ -5,6 +5,7 @@ package whep_test
 import (
 	"context"
 	"errors"
+	"fmt"
 	"io"
 	"net"
 	"net/http"
@@ -81,66 +82,82 @@ type viewerOpts struct {
 	videoMime        string // register only this video codec (default: pion defaults)
 }
 
-func newClientAPI(t testing.TB, o viewerOpts) *webrtc.API {
-	t.Helper()
+func newClientAPI(o viewerOpts) (*webrtc.API, error) {
 	m := &webrtc.MediaEngine{}
 	if o.videoMime == "" {
 		if err := m.RegisterDefaultCodecs(); err != nil {
-			t.Fatal(err)
+			return nil, err
 		}
 	} else {
 		if err := m.RegisterCodec(webrtc.RTPCodecParameters{PayloadType: 96,
 			RTPCodecCapability: webrtc.RTPCodecCapability{MimeType: o.videoMime, ClockRate: 90000}}, webrtc.RTPCodecTypeVideo); err != nil {
-			t.Fatal(err)
+			return nil, err
 		}
 	}
 	ir := &interceptor.Registry{}
 	if err := webrtc.ConfigureNack(m, ir); err != nil {
-		t.Fatal(err)
+		return nil, err
 	}
 	if err := webrtc.ConfigureRTCPReports(ir); err != nil {
-		t.Fatal(err)
+		return nil, err
 	}
 	var se webrtc.SettingEngine
 	se.SetICEMulticastDNSMode(ice.MulticastDNSModeDisabled)
 	se.SetIncludeLoopbackCandidate(true)
 	se.SetNetworkTypes([]webrtc.NetworkType{webrtc.NetworkTypeUDP4})
 	se.SetIPFilter(func(ip net.IP) bool { return ip.IsLoopback() })
-	return webrtc.NewAPI(webrtc.WithMediaEngine(m), webrtc.WithSettingEngine(se), webrtc.WithInterceptorRegistry(ir))
+	return webrtc.NewAPI(webrtc.WithMediaEngine(m), webrtc.WithSettingEngine(se), webrtc.WithInterceptorRegistry(ir)), nil
 }
 
-// offer creates a client peer connection and its complete offer.
+// newOffer creates a client peer connection and its complete offer.
 func newOffer(t testing.TB, o viewerOpts) (*webrtc.PeerConnection, string) {
 	t.Helper()
-	pc, err := newClientAPI(t, o).NewPeerConnection(webrtc.Configuration{})
+	pc, sdp, err := makeOffer(o)
 	if err != nil {
 		t.Fatal(err)
 	}
+	return pc, sdp
+}
+
+func makeOffer(o viewerOpts) (_ *webrtc.PeerConnection, _ string, err error) {
+	api, err := newClientAPI(o)
+	if err != nil {
+		return nil, "", err
+	}
+	pc, err := api.NewPeerConnection(webrtc.Configuration{})
+	if err != nil {
+		return nil, "", err
+	}
+	defer func() {
+		if err != nil {
+			_ = pc.GracefulClose()
+		}
+	}()
 	recv := webrtc.RTPTransceiverInit{Direction: webrtc.RTPTransceiverDirectionRecvonly}
 	if !o.noVideo {
 		if _, err := pc.AddTransceiverFromKind(webrtc.RTPCodecTypeVideo, recv); err != nil {
-			t.Fatal(err)
+			return nil, "", err
 		}
 	}
 	if !o.noAudio {
 		if _, err := pc.AddTransceiverFromKind(webrtc.RTPCodecTypeAudio, recv); err != nil {
-			t.Fatal(err)
+			return nil, "", err
 		}
 	}
 	off, err := pc.CreateOffer(nil)
 	if err != nil {
-		t.Fatal(err)
+		return nil, "", err
 	}
 	g := webrtc.GatheringCompletePromise(pc)
 	if err := pc.SetLocalDescription(off); err != nil {
-		t.Fatal(err)
+		return nil, "", err
 	}
 	select {
 	case <-g:
 	case <-time.After(20 * time.Second):
-		t.Fatal("client ICE gathering timed out")
+		return nil, "", errors.New("client ICE gathering timed out")
 	}
-	return pc, pc.LocalDescription().SDP
+	return pc, pc.LocalDescription().SDP, nil
 }
 
 func postOffer(t testing.TB, url, sdp string) *http.Response {
@@ -155,30 +172,47 @@ func postOffer(t testing.TB, url, sdp string) *http.Response {
 // dialViewer negotiates a viewer with the endpoint at url.
 func dialViewer(t testing.TB, url string, o viewerOpts) *testViewer {
 	t.Helper()
-	pc, offer := newOffer(t, o)
+	v, err := dial(url, o)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return v
+}
+
+// dial negotiates a viewer; it may run on any goroutine.
+func dial(url string, o viewerOpts) (*testViewer, error) {
+	pc, offer, err := makeOffer(o)
+	if err != nil {
+		return nil, err
+	}
 	v := &testViewer{pc: pc, video: make(chan media.Frame, 1024), audio: make(chan []byte, 4096),
 		ssrc: make(chan webrtc.SSRC, 1), done: make(chan struct{})}
 	pc.OnTrack(func(tr *webrtc.TrackRemote, _ *webrtc.RTPReceiver) {
 		v.wg.Add(1)
 		go v.read(tr)
 	})
-	resp := postOffer(t, url, offer)
+	resp, err := http.Post(url, "application/sdp", strings.NewReader(offer))
+	if err != nil {
+		v.close()
+		return nil, err
+	}
 	body, _ := io.ReadAll(resp.Body)
 	resp.Body.Close()
 	if resp.StatusCode != http.StatusCreated {
 		v.close()
-		t.Fatalf("POST: %d %s", resp.StatusCode, body)
+		return nil, fmt.Errorf("POST: %d %s", resp.StatusCode, body)
 	}
 	if ct := resp.Header.Get("Content-Type"); ct != "application/sdp" {
-		t.Errorf("answer Content-Type %q", ct)
+		v.close()
+		return nil, fmt.Errorf("answer Content-Type %q", ct)
 	}
 	v.location = resp.Header.Get("Location")
 	v.answer = string(body)
 	if err := pc.SetRemoteDescription(webrtc.SessionDescription{Type: webrtc.SDPTypeAnswer, SDP: v.answer}); err != nil {
 		v.close()
-		t.Fatal(err)
+		return nil, err
 	}
-	return v
+	return v, nil
 }
 
 func (v *testViewer) read(tr *webrtc.TrackRemote) {

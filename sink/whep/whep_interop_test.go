@@ -1,0 +1,193 @@
+//go:build interop && whep && linux
+
+package whep_test
+
+import (
+	"encoding/json"
+	"io"
+	"net/http"
+	"net/http/httptest"
+	"os/exec"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/sipstream/sipstream/internal/testenv"
+	"github.com/sipstream/sipstream/media"
+	"github.com/sipstream/sipstream/sink/whep"
+)
+
+// testPage plays /whep with the shipped player.js and reports what the
+// browser saw to /report.
+const testPage = `<!DOCTYPE html>
+<html><head><meta charset="utf-8"><title>whep interop</title></head>
+<body><video id="v" autoplay playsinline muted></video>
+<script src="/player/player.js"></script>
+<script>
+"use strict";
+const t0 = performance.now();
+const result = { ok: false, videoWidth: 0, videoHeight: 0, framesDecodedFirst: -1, framesDecoded: 0,
+  audioPackets: 0, videoCodec: "", audioCodec: "", pair: "", elapsedMs: 0, error: "" };
+async function report() {
+  result.elapsedMs = Math.round(performance.now() - t0);
+  await fetch("/report", { method: "POST", body: JSON.stringify(result) });
+}
+(async () => {
+  let session = null;
+  try {
+    const video = document.getElementById("v");
+    session = await whepPlay("/whep", video);
+    while (performance.now() - t0 < 10000) {
+      await new Promise((r) => setTimeout(r, 200));
+      const stats = await session.pc.getStats();
+      const codecs = {};
+      stats.forEach((s) => { if (s.type === "codec") codecs[s.id] = s.mimeType; });
+      stats.forEach((s) => {
+        if (s.type === "inbound-rtp" && s.kind === "video") {
+          result.framesDecoded = s.framesDecoded || 0;
+          result.videoCodec = codecs[s.codecId] || "";
+        }
+        if (s.type === "inbound-rtp" && s.kind === "audio") {
+          result.audioPackets = s.packetsReceived || 0;
+          result.audioCodec = codecs[s.codecId] || "";
+        }
+        if (s.type === "candidate-pair" && s.nominated && s.state === "succeeded") {
+          const l = stats.get(s.localCandidateId), r = stats.get(s.remoteCandidateId);
+          result.pair = (l ? l.address + ":" + l.port : "?") + " <-> " + (r ? r.address + ":" + r.port : "?");
+        }
+      });
+      result.videoWidth = video.videoWidth;
+      result.videoHeight = video.videoHeight;
+      if (result.videoWidth > 0 && result.framesDecoded > 0) {
+        if (result.framesDecodedFirst < 0) {
+          result.framesDecodedFirst = result.framesDecoded;
+        } else if (result.framesDecoded > result.framesDecodedFirst && result.audioPackets > 0) {
+          result.ok = true;
+          break;
+        }
+      }
+    }
+  } catch (e) {
+    result.error = String(e);
+  }
+  if (session) {
+    await session.stop(); // DELETE the viewer resource
+  }
+  await report();
+})();
+</script></body></html>`
+
+type browserResult struct {
+	OK                 bool   `json:"ok"`
+	VideoWidth         int    `json:"videoWidth"`
+	VideoHeight        int    `json:"videoHeight"`
+	FramesDecodedFirst int    `json:"framesDecodedFirst"`
+	FramesDecoded      int    `json:"framesDecoded"`
+	AudioPackets       int    `json:"audioPackets"`
+	VideoCodec         string `json:"videoCodec"`
+	AudioCodec         string `json:"audioCodec"`
+	Pair               string `json:"pair"`
+	ElapsedMs          int    `json:"elapsedMs"`
+	Error              string `json:"error"`
+}
+
+// Headless Chromium plays a live call through the shipped player script:
+// within 10 s the <video> has the clip's size, frames are being decoded and
+// PCMA audio packets arrive; leaving DELETEs the viewer.
+func TestInteropChromiumPlaysWHEP(t *testing.T) {
+	chromium := testenv.LookPath(t, "chromium")
+	s := newSink(t, whep.Config{Video: media.CodecH264, Audio: media.CodecPCMA})
+
+	results := make(chan browserResult, 1)
+	mux := http.NewServeMux()
+	mux.Handle("/whep", s)
+	mux.Handle("/whep/", s)
+	mux.Handle("/player/", http.StripPrefix("/player", whep.PlayerHandler()))
+	mux.HandleFunc("/test.html", func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Content-Type", "text/html; charset=utf-8")
+		_, _ = io.WriteString(w, testPage)
+	})
+	mux.HandleFunc("/report", func(w http.ResponseWriter, r *http.Request) {
+		var res browserResult
+		if err := json.NewDecoder(io.LimitReader(r.Body, 1<<16)).Decode(&res); err != nil {
+			res.Error = "bad report: " + err.Error()
+		}
+		select {
+		case results <- res:
+		default:
+		}
+		w.WriteHeader(http.StatusNoContent)
+	})
+	ts := httptest.NewServer(mux)
+	defer ts.Close()
+
+	// A live call: the clip looped at 25 fps, a 1 kHz PCMA tone in 20 ms frames.
+	stop := make(chan struct{})
+	var feeder sync.WaitGroup
+	feeder.Add(1)
+	frames := clipFrames(t)
+	go func() {
+		defer feeder.Done()
+		tick := time.NewTicker(20 * time.Millisecond)
+		defer tick.Stop()
+		for i := 0; ; i++ {
+			select {
+			case <-stop:
+				return
+			case <-tick.C:
+			}
+			a := toneFrame(i)
+			_ = s.WriteFrame(&a)
+			if i%2 == 0 {
+				n := i / 2
+				f := frames[n%len(frames)]
+				f.PTS = time.Duration(n) * 40 * time.Millisecond
+				f.DTS = f.PTS
+				_ = s.WriteFrame(&f)
+			}
+		}
+	}()
+	defer func() { close(stop); feeder.Wait() }()
+
+	cmd := exec.Command(chromium, "--headless", "--no-sandbox", "--disable-gpu", "--disable-quic",
+		"--no-first-run", "--disable-background-networking", "--disable-component-update", "--disable-sync",
+		"--disable-extensions", "--mute-audio", "--autoplay-policy=no-user-gesture-required",
+		// Let WebRTC use 127.0.0.1 and plain host candidates: all traffic stays on loopback.
+		"--allow-loopback-in-peer-connection", "--disable-features=WebRtcHideLocalIpsWithMdns",
+		"--user-data-dir="+t.TempDir(), ts.URL+"/test.html")
+	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		_ = syscall.Kill(-cmd.Process.Pid, syscall.SIGKILL) // chromium and its helpers
+		_ = cmd.Wait()
+	})
+
+	var res browserResult
+	select {
+	case res = <-results:
+	case <-time.After(90 * time.Second):
+		t.Fatalf("chromium reported nothing within 90 s (sink stats %+v)", s.Stats())
+	}
+	t.Logf("chromium: %+v", res)
+	t.Logf("sink: %+v", s.Stats())
+	if res.Error != "" || !res.OK {
+		t.Fatalf("browser did not play the call within 10 s: %+v", res)
+	}
+	if res.VideoWidth != 320 || res.VideoHeight != 240 {
+		t.Errorf("video %dx%d, want 320x240", res.VideoWidth, res.VideoHeight)
+	}
+	if res.FramesDecoded <= res.FramesDecodedFirst || res.AudioPackets == 0 {
+		t.Errorf("frames decoded %d -> %d, audio packets %d", res.FramesDecodedFirst, res.FramesDecoded, res.AudioPackets)
+	}
+	if res.VideoCodec != "video/H264" || res.AudioCodec != "audio/PCMA" {
+		t.Errorf("codecs %q %q, want video/H264 audio/PCMA", res.VideoCodec, res.AudioCodec)
+	}
+	// The page DELETEd its viewer resource before reporting.
+	waitFor(t, "the browser's viewer to leave", func() bool { return s.Stats().Viewers == 0 })
+	if st := s.Stats(); st.ViewersTotal != 1 {
+		t.Errorf("viewers total %d, want 1", st.ViewersTotal)
+	}
+}
