@@ -114,6 +114,9 @@ type offerConfig struct {
 	Addr                 netip.Addr
 	AudioPort, VideoPort int // 0: no such m= line
 	AudioDir, VideoDir   media.Direction
+	// SessionID and Version go into o=: one ID per call, the version
+	// increased with every answer to a re-INVITE (RFC 3264 §8).
+	SessionID, Version uint64
 }
 
 type sdpOffer interface {
@@ -129,7 +132,9 @@ type sdpCodec interface {
 
 // fanout feeds many sinks from one call without blocking the RTP path.
 type fanout interface {
-	Add(name string, s sink.Sink, queue int)
+	// Add attaches s; on error s is still the caller's.
+	Add(name string, s sink.Sink, queue int) error
+	// Remove detaches and closes the sink (may block while it flushes).
 	Remove(name string)
 	WriteFrame(f *media.Frame)
 	Close()
@@ -146,7 +151,10 @@ type rtmpConfig struct {
 type sinkFactory interface {
 	// NewFanout returns a fan-out that reports sinks it detached after an
 	// error (from its goroutines; must not block).
-	NewFanout(onDetach func(name string, err error)) fanout
+	// It calls keyframeNeeded when a sink waits for a keyframe (must not
+	// block).
+	NewFanout(onDetach func(name string, err error), keyframeNeeded func()) fanout
 	NewRTMP(cfg rtmpConfig) (sink.Sink, error)
-	NewRecorder(path, format string, requestKeyframe func()) (sink.Sink, error)
+	// NewRecorder starts a recording of the given tracks.
+	NewRecorder(path, format string, audio, video bool) (sink.Sink, error)
 }

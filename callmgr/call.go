@@ -5,6 +5,8 @@ import (
 	"sync"
 	"sync/atomic"
 	"time"
+
+	"github.com/sipstream/sipstream/media"
 )
 
 // Call is one call placed by a Manager. Its methods are safe for concurrent
@@ -36,6 +38,7 @@ type Call struct {
 	sess        mediaSession
 	offer       sdpOffer
 	offerCfg    offerConfig
+	specs       []media.StreamSpec // negotiated
 	dlg         dialog
 	dlgDone     <-chan struct{}
 	dlgEnded    bool

@@ -153,6 +153,7 @@ func (c *Call) onSetup(r setupResult) {
 		c.end(StatusFailed, 488, "Not Acceptable Here", &SIPError{Code: 488, Reason: "Not Acceptable Here", Err: fmt.Errorf("%w: %w", ErrNegotiation, err)})
 		return
 	}
+	c.specs = specs
 	if err := c.sess.Start(specs); err != nil {
 		c.end(StatusFailed, 0, "", fmt.Errorf("callmgr: media start: %w", err))
 		return
@@ -203,13 +204,17 @@ func (c *Call) onReinvite(offer []byte) ([]byte, error) {
 	if err != nil {
 		return nil, err
 	}
-	answer, specs, err := c.m.be.sdp.Answer(offer, c.offerCfg)
+	cfg := c.offerCfg
+	cfg.Version++
+	answer, specs, err := c.m.be.sdp.Answer(offer, cfg)
 	if err != nil {
 		return nil, err
 	}
+	c.offerCfg = cfg
 	if err := c.sess.Update(specs); err != nil {
 		return nil, err
 	}
+	c.specs = specs
 	st := StatusEstablished
 	if isHold(pspecs) {
 		st = StatusHold

@@ -12,7 +12,25 @@ import (
 
 	"github.com/sipstream/sipstream/media"
 	"github.com/sipstream/sipstream/sink"
+	"github.com/sipstream/sipstream/sip/sdp"
 )
+
+// peerSDPConfig is the fake peer's side of a real SDP exchange.
+func peerSDPConfig(dir media.Direction) sdp.OfferConfig {
+	return sdp.OfferConfig{
+		Addr:  netip.MustParseAddr("127.0.0.1"),
+		Audio: &sdp.MediaConfig{Port: 52000, Direction: dir, Codecs: []media.Codec{media.CodecPCMA}},
+		Video: &sdp.MediaConfig{Port: 52002, Direction: dir, Codecs: []media.Codec{media.CodecH264}, Feedback: true},
+	}
+}
+
+// realBackend uses the real SDP, fan-out and recorder with the fake SIP,
+// media session and RTMP sink.
+func (w *fakeWorld) realBackend() *backend {
+	w.realSDP = true
+	return &backend{sig: (*fakeSig)(w), media: (*fakeMedia)(w), sdp: sdpAdapter{},
+		sinks: sinkAdapter{newRTMP: (*fakeSinks)(w).NewRTMP}}
+}
 
 // The fakes below stand in for sip, sip/sdp, media/session and the sinks.
 // Their behaviour is chosen by the callee's user part:
@@ -43,6 +61,9 @@ type fakeWorld struct {
 	answered     chan string          // call IDs as they are answered
 	invited      chan string          // call IDs as INVITEs arrive
 	mediaNewFail bool
+	// realSDP makes the fake peer answer with sip/sdp (the offer is then
+	// real SDP too: see realBackend).
+	realSDP bool
 }
 
 func newFakeWorld() *fakeWorld {
@@ -151,11 +172,17 @@ func (s *fakeSig) Invite(ctx context.Context, req *inviteRequest) (dialog, error
 	if ctx.Err() != nil {
 		return cancelled()
 	}
-	answer := "ok"
+	answer := []byte("ok")
 	if userOf(req.Callee) == "badsdp" {
-		answer = "bad"
+		answer = []byte("bad")
+	} else if w.realSDP {
+		a, _, err := sdp.Answer(req.Offer, peerSDPConfig(media.SendRecv))
+		if err != nil {
+			return nil, &SIPError{Code: 488, Reason: "Not Acceptable Here", Err: err}
+		}
+		answer = a
 	}
-	d := &fakeDialog{w: w, callID: req.CallID, req: req, answer: []byte(answer), done: make(chan struct{})}
+	d := &fakeDialog{w: w, callID: req.CallID, req: req, answer: answer, done: make(chan struct{})}
 	w.mu.Lock()
 	w.dialogs[req.CallID] = d
 	w.mu.Unlock()
@@ -379,10 +406,14 @@ type fakeFanout struct {
 	closed   bool
 }
 
-func (f *fakeFanout) Add(name string, s sink.Sink, queue int) {
+func (f *fakeFanout) Add(name string, s sink.Sink, queue int) error {
 	f.mu.Lock()
 	defer f.mu.Unlock()
+	if f.closed {
+		return errors.New("fanout closed")
+	}
 	f.sinks[name] = s
+	return nil
 }
 
 func (f *fakeFanout) Remove(name string) {
@@ -414,7 +445,7 @@ func (f *fakeFanout) Close() {
 	f.sinks = nil
 }
 
-func (w *fakeSinks) NewFanout(onDetach func(string, error)) fanout {
+func (w *fakeSinks) NewFanout(onDetach func(string, error), _ func()) fanout {
 	return &fakeFanout{sinks: make(map[string]sink.Sink), onDetach: onDetach}
 }
 
@@ -478,7 +509,7 @@ func (w *fakeSinks) NewRTMP(cfg rtmpConfig) (sink.Sink, error) {
 	return s, nil
 }
 
-func (w *fakeSinks) NewRecorder(path, format string, kf func()) (sink.Sink, error) {
+func (w *fakeSinks) NewRecorder(path, format string, audio, video bool) (sink.Sink, error) {
 	world := (*fakeWorld)(w)
 	s := newFakeSink(world)
 	world.mu.Lock()

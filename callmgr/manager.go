@@ -79,7 +79,7 @@ func (m *Manager) StartCall(ctx context.Context, p CallParams) (*Call, error) {
 	}
 
 	c := newCall(m, q)
-	c.fan = m.be.sinks.NewFanout(c.onDetach)
+	c.fan = m.be.sinks.NewFanout(c.onDetach, c.requestKeyframe)
 	sess, err := m.be.media.New(mediaConfig{
 		CallID:             q.CallID,
 		IP:                 m.cfg.MediaIP,
@@ -101,6 +101,8 @@ func (m *Manager) StartCall(ctx context.Context, p CallParams) (*Call, error) {
 		VideoPort: sess.LocalPort(media.KindVideo),
 		AudioDir:  direction(q.HasAudio),
 		VideoDir:  direction(q.HasVideo),
+		SessionID: randUint63(),
+		Version:   1,
 	}
 	c.offer, err = m.be.sdp.NewOffer(c.offerCfg)
 	if err == nil {

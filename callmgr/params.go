@@ -2,6 +2,7 @@ package callmgr
 
 import (
 	"crypto/rand"
+	"encoding/binary"
 	"encoding/hex"
 	"fmt"
 	"log/slog"
@@ -406,6 +407,13 @@ func streamKey(rawURL, stream string) string {
 		u = pu.String()
 	}
 	return u + "\x00" + stream
+}
+
+// randUint63 returns a random positive 63-bit number (SDP session IDs).
+func randUint63() uint64 {
+	var b [8]byte
+	_, _ = rand.Read(b[:])
+	return binary.BigEndian.Uint64(b[:])>>1 | 1
 }
 
 // newID returns 16 random hex digits.

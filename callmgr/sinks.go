@@ -175,8 +175,11 @@ func (c *Call) attach(si SinkInfo, s sink.Sink) (SinkInfo, error) {
 		}
 	}
 	g.inner = s
+	if err := c.fan.Add(id, g, c.m.cfg.SinkQueue); err != nil {
+		_ = s.Close()
+		return si, fmt.Errorf("callmgr: attach sink: %w", err)
+	}
 	c.sinks[id] = &sinkEntry{info: si, s: g}
-	c.fan.Add(id, g, c.m.cfg.SinkQueue)
 	c.syncSinkInfo()
 	c.emitSink(si, false)
 	return si, nil
@@ -196,8 +199,20 @@ func (c *Call) startPrimarySinks() {
 		si := SinkInfo{ID: c.recordSinkID(), CallID: c.id, ToStream: c.p.ToStream, Kind: SinkKindRecord,
 			Status: SinkWait, Primary: true}
 		si.Path = filepath.Join(c.m.cfg.RecordDir, recordName(c.p.ToStream, time.Now(), c.m.cfg.RecordFormat))
-		s, err := c.m.be.sinks.NewRecorder(si.Path, c.m.cfg.RecordFormat, c.requestKeyframe)
+		audio, video := false, false
+		for _, sp := range c.specs {
+			if sp.Direction.Receives() {
+				audio = audio || sp.Kind == media.KindAudio
+				video = video || sp.Kind == media.KindVideo
+			}
+		}
+		s, err := c.m.be.sinks.NewRecorder(si.Path, c.m.cfg.RecordFormat, audio, video)
 		if err != nil {
+			si.Status, si.Reason = SinkFailed, err.Error()
+			c.emitSink(si, true)
+			return
+		}
+		if _, err := c.attach(si, s); err != nil {
 			si.Status, si.Reason = SinkFailed, err.Error()
 			c.emitSink(si, true)
 			return
@@ -205,7 +220,6 @@ func (c *Call) startPrimarySinks() {
 		c.mu.Lock()
 		c.info.RecordPath = si.Path
 		c.mu.Unlock()
-		_, _ = c.attach(si, s)
 	}
 }
 
@@ -242,7 +256,7 @@ func (c *Call) onSinkStatus(id string, st SinkStatus, reason string) {
 	c.syncSinkInfo()
 	c.emitSink(e.info, false)
 	if st == SinkFailed {
-		c.fan.Remove(id)
+		c.detachAsync(id, e)
 		if e.info.Primary && e.info.Kind == SinkKindRTMP {
 			c.failPrimaryRTMP(reason)
 		}
@@ -293,6 +307,18 @@ func sortSinks(l []SinkInfo) {
 	}
 }
 
+// detachAsync removes a sink from the fan-out and closes it on a helper
+// goroutine: closing flushes (network, disk), which the run loop must not
+// wait for. Teardown waits for it.
+func (c *Call) detachAsync(id string, e *sinkEntry) {
+	c.ops.Add(1)
+	go func() {
+		defer c.ops.Done()
+		c.fan.Remove(id)
+		_ = e.s.Close()
+	}()
+}
+
 // RemoveSink detaches the sink and closes it in the background (a recording
 // is finalized, an RTMP stream unpublished before the call ends).
 func (c *Call) RemoveSink(ctx context.Context, id string) error {
@@ -305,12 +331,7 @@ func (c *Call) RemoveSink(ctx context.Context, id string) error {
 			return ErrCallEnded
 		}
 		delete(c.sinks, id)
-		c.fan.Remove(id)
-		c.ops.Add(1)
-		go func() {
-			defer c.ops.Done()
-			_ = e.s.Close()
-		}()
+		c.detachAsync(id, e)
 		c.m.releaseSinkID(id, c)
 		c.syncSinkInfo()
 		if e.info.Primary && e.info.Kind == SinkKindRTMP {

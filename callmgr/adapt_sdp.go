@@ -1,0 +1,34 @@
+package callmgr
+
+import (
+	"github.com/sipstream/sipstream/media"
+	"github.com/sipstream/sipstream/sip/sdp"
+)
+
+// sdpAdapter plugs package sip/sdp in.
+type sdpAdapter struct{}
+
+func (sdpAdapter) sdpConfig(cfg offerConfig) sdp.OfferConfig {
+	out := sdp.OfferConfig{Addr: cfg.Addr, SessionID: cfg.SessionID, SessionVersion: cfg.Version}
+	if cfg.AudioPort != 0 {
+		out.Audio = &sdp.MediaConfig{Port: cfg.AudioPort, Direction: cfg.AudioDir}
+	}
+	if cfg.VideoPort != 0 {
+		// nack, nack pli and ccm fir: the session asks for keyframes by
+		// RTCP when the peer accepts it, by SIP INFO otherwise.
+		out.Video = &sdp.MediaConfig{Port: cfg.VideoPort, Direction: cfg.VideoDir, Feedback: true}
+	}
+	return out
+}
+
+func (a sdpAdapter) NewOffer(cfg offerConfig) (sdpOffer, error) {
+	o, err := sdp.NewOffer(a.sdpConfig(cfg))
+	if err != nil {
+		return nil, err
+	}
+	return o, nil
+}
+
+func (a sdpAdapter) Answer(offer []byte, cfg offerConfig) ([]byte, []media.StreamSpec, error) {
+	return sdp.Answer(offer, a.sdpConfig(cfg))
+}

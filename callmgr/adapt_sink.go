@@ -1,0 +1,48 @@
+package callmgr
+
+import (
+	"fmt"
+
+	"github.com/sipstream/sipstream/media"
+	"github.com/sipstream/sipstream/sink"
+	"github.com/sipstream/sipstream/sink/record"
+)
+
+// fanoutAdapter plugs sink.Fanout in.
+type fanoutAdapter struct{ f *sink.Fanout }
+
+func (a fanoutAdapter) Add(name string, s sink.Sink, queue int) error { return a.f.Add(name, s, queue) }
+func (a fanoutAdapter) Remove(name string)                            { _ = a.f.Remove(name) }
+func (a fanoutAdapter) WriteFrame(fr *media.Frame)                    { _ = a.f.WriteFrame(fr) }
+func (a fanoutAdapter) Close()                                        { _ = a.f.Close() }
+
+// sinkAdapter creates the real fan-out, RTMP sinks and recorders.
+type sinkAdapter struct {
+	// newRTMP creates RTMP sinks; nil means RTMP is not available in this
+	// build.
+	newRTMP func(cfg rtmpConfig) (sink.Sink, error)
+}
+
+func (sinkAdapter) NewFanout(onDetach func(string, error), keyframeNeeded func()) fanout {
+	return fanoutAdapter{sink.NewFanout(sink.FanoutConfig{OnDetach: onDetach, OnKeyframeNeeded: keyframeNeeded})}
+}
+
+func (a sinkAdapter) NewRTMP(cfg rtmpConfig) (sink.Sink, error) {
+	if a.newRTMP == nil {
+		return nil, fmt.Errorf("%w: no RTMP sink in this build", ErrNotConfigured)
+	}
+	return a.newRTMP(cfg)
+}
+
+func (sinkAdapter) NewRecorder(path, format string, audio, video bool) (sink.Sink, error) {
+	if !audio && !video {
+		return nil, fmt.Errorf("callmgr: nothing to record: the call receives no media")
+	}
+	cfg := record.Config{Audio: audio, Video: video}
+	switch format {
+	case "mkv":
+		return record.NewMKV(path, cfg)
+	default:
+		return nil, fmt.Errorf("%w: record format %q", ErrNotConfigured, format)
+	}
+}
