@@ -44,8 +44,8 @@ type EncoderConfig struct {
 	// Channels is 1 (mono) or 2 (stereo, interleaved input). Zero means 1.
 	Channels int
 	// Bitrate is the target average bitrate in bit/s over all channels.
-	// Zero means 64000 per channel. It is limited to what the format can
-	// carry: at most 6144 bits per channel per frame.
+	// Zero means 64000 per channel, or the most the format can carry at low
+	// sample rates (6144 bits per channel per frame).
 	Bitrate int
 }
 
@@ -102,10 +102,10 @@ func NewEncoder(cfg EncoderConfig) (*Encoder, error) {
 	if idx < 0 {
 		return nil, fmt.Errorf("%w: sample rate %d is not an AAC sampling frequency", ErrConfig, cfg.SampleRate)
 	}
-	if cfg.Bitrate == 0 {
-		cfg.Bitrate = 64000 * cfg.Channels
-	}
 	maxRate := 6144 * cfg.Channels * cfg.SampleRate / FrameSamples
+	if cfg.Bitrate == 0 {
+		cfg.Bitrate = min(64000*cfg.Channels, maxRate)
+	}
 	if cfg.Bitrate < 8000 || cfg.Bitrate > maxRate {
 		return nil, fmt.Errorf("%w: bitrate %d (8000..%d at %d Hz)", ErrConfig, cfg.Bitrate, maxRate, cfg.SampleRate)
 	}

@@ -11,13 +11,12 @@ import "math"
 // input into a DCT-IV of size n and computes that with an n/2-point complex
 // FFT.
 type mdct struct {
-	n       int // output coefficients (1024 for long blocks)
-	fold    []float64
-	re, im  []float64 // n/2 complex work buffers
-	preCos  []float64 // twiddle exp(−iπ(8j+1)/(8n)), j < n/2, used before and after the FFT
-	preSin  []float64
-	fft     *fft
-	scratch []float64
+	n      int // output coefficients (1024 for long blocks)
+	fold   []float64
+	re, im []float64 // n/2 complex work buffers
+	preCos []float64 // twiddle exp(−iπ(8j+1)/(8n)), j < n/2, used before and after the FFT
+	preSin []float64
+	fft    *fft
 }
 
 func newMDCT(n int) *mdct {
@@ -43,7 +42,18 @@ func (m *mdct) transform(z []float64, out []float64) {
 		u[i] = -z[3*h-1-i] - z[3*h+i]
 		u[h+i] = z[i] - z[n-1-i]
 	}
-	// DCT-IV via complex FFT: c_j = (u[2j] + i·u[n−1−2j]) · w_j.
+	m.dct4(u, out)
+	for k := range out {
+		out[k] *= 2
+	}
+}
+
+// dct4 computes out[k] = Σ u[i]·cos(π/n·(i+½)·(k+½)) with an n/2-point
+// complex FFT: c_j = (u[2j] + i·u[n−1−2j])·t_j, C = FFT(c), y_k = C_k·t_k,
+// then out[2k] = Re y_k and out[n−1−2k] = −Im y_k, t_j = exp(−iπ(8j+1)/(8n)).
+func (m *mdct) dct4(u, out []float64) {
+	n := m.n
+	h := n / 2
 	re, im := m.re, m.im
 	for j := 0; j < h; j++ {
 		a, b := u[2*j], u[n-1-2*j]
@@ -54,10 +64,8 @@ func (m *mdct) transform(z []float64, out []float64) {
 	m.fft.forward(re, im)
 	for k := 0; k < h; k++ {
 		c, s := m.preCos[k], -m.preSin[k]
-		yr := re[k]*c - im[k]*s
-		yi := re[k]*s + im[k]*c
-		out[2*k] = 2 * yr
-		out[n-1-2*k] = -2 * yi
+		out[2*k] = re[k]*c - im[k]*s
+		out[n-1-2*k] = -(re[k]*s + im[k]*c)
 	}
 }
 
