@@ -65,6 +65,7 @@ type Encoder struct {
 
 	meanBits, reservoir, maxReservoir int
 	framesOut                         int
+	lastG                             int  // global scalefactor of the last frame
 	dirty                             bool // a frame with input was encoded since the last flush
 
 	w   bitWriter
@@ -249,6 +250,6 @@ func (e *Encoder) Flush() ([][]byte, error) {
 	for _, ch := range e.ch {
 		clear(ch.hist[:])
 	}
-	e.fill, e.reservoir, e.dirty = 0, 0, false
+	e.fill, e.reservoir, e.dirty, e.lastG = 0, 0, false, 0
 	return out, nil
 }

@@ -42,8 +42,27 @@ func (e *Encoder) encodeFrame() []byte {
 	if limit := 6144 * len(e.ch); budget > limit {
 		budget = limit
 	}
-	// Find the finest global scalefactor whose frame fits the budget.
+	// Find the finest global scalefactor whose frame fits the budget:
+	// bracket it around the previous frame's value, then bisect.
 	lo, hi := 0, 255
+	if g := e.lastG; g > 0 {
+		step := 4
+		if e.frameBits(g) <= budget {
+			hi = g
+			for hi-step > 0 && e.frameBits(hi-step) <= budget {
+				hi -= step
+				step *= 2
+			}
+			lo = max(0, hi-step)
+		} else {
+			lo = g + 1
+			for lo+step < 255 && e.frameBits(lo+step) > budget {
+				lo += step + 1
+				step *= 2
+			}
+			hi = min(255, lo+step)
+		}
+	}
 	for lo < hi {
 		mid := (lo + hi) / 2
 		if e.frameBits(mid) <= budget {
@@ -53,6 +72,7 @@ func (e *Encoder) encodeFrame() []byte {
 		}
 	}
 	e.frameBits(lo)
+	e.lastG = lo
 	au := e.write()
 	used := 8 * len(au)
 	e.reservoir += e.meanBits - used
@@ -76,7 +96,9 @@ func (e *Encoder) analyse(ch *channel) {
 	for b := 0; b < e.nb; b++ {
 		m := 0.0
 		for _, v := range ch.xp[e.swb[b]:e.swb[b+1]] {
-			m = math.Max(m, v)
+			if v > m {
+				m = v
+			}
 		}
 		ch.bandMax[b] = m
 		ch.sfMin[b] = 0
@@ -135,7 +157,9 @@ func (e *Encoder) quantise(ch *channel, g int) int {
 			if qi > maxQuant {
 				qi = maxQuant
 			}
-			m = max(m, qi)
+			if qi > m {
+				m = qi
+			}
 			if spec[i] < 0 {
 				qi = -qi
 			}

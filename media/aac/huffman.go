@@ -95,25 +95,50 @@ func escBits(v int) int {
 // count returns the bits needed to code q (a whole band) with cb.
 func (cb *codebook) count(q []int32) int {
 	bits := 0
-	if cb.dim == 4 {
+	tab := cb.bits
+	mod := int32(cb.mod)
+	switch {
+	case cb.dim == 4 && !cb.unsigned:
 		for i := 0; i+4 <= len(q); i += 4 {
-			bits += int(cb.bits[cb.index(q[i:i+4])])
+			idx := ((q[i]+1)*mod+q[i+1]+1)*mod*mod + (q[i+2]+1)*mod + q[i+3] + 1
+			bits += int(tab[idx])
 		}
-		return bits
-	}
-	for i := 0; i+2 <= len(q); i += 2 {
-		bits += int(cb.bits[cb.index(q[i:i+2])])
-		if cb.lav == escFlag {
-			for _, v := range q[i : i+2] {
-				if v >= escFlag {
-					bits += escBits(int(v))
-				} else if v <= -escFlag {
-					bits += escBits(int(-v))
-				}
+	case cb.dim == 4:
+		for i := 0; i+4 <= len(q); i += 4 {
+			idx := ((abs32(q[i])*mod+abs32(q[i+1]))*mod+abs32(q[i+2]))*mod + abs32(q[i+3])
+			bits += int(tab[idx])
+		}
+	case !cb.unsigned:
+		off := int32(cb.off)
+		for i := 0; i+2 <= len(q); i += 2 {
+			bits += int(tab[(q[i]+off)*mod+q[i+1]+off])
+		}
+	case cb.lav != escFlag:
+		for i := 0; i+2 <= len(q); i += 2 {
+			bits += int(tab[abs32(q[i])*mod+abs32(q[i+1])])
+		}
+	default:
+		for i := 0; i+2 <= len(q); i += 2 {
+			a, b := abs32(q[i]), abs32(q[i+1])
+			if a >= escFlag {
+				bits += escBits(int(a))
+				a = escFlag
 			}
+			if b >= escFlag {
+				bits += escBits(int(b))
+				b = escFlag
+			}
+			bits += int(tab[a*mod+b])
 		}
 	}
 	return bits
+}
+
+func abs32(v int32) int32 {
+	if v < 0 {
+		return -v
+	}
+	return v
 }
 
 // write codes q (a whole band) with cb.
