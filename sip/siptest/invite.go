@@ -549,4 +549,3 @@ func (c *PeerCall) do(ctx context.Context, req *sip.Request) (*sip.Response, err
 		}
 	}
 }
-

@@ -251,7 +251,22 @@ func NewPeer(cfg Config) (*Peer, error) {
 			_ = p.srv.ServeTCP(p.tcp)
 		}
 	}()
+	if p.udp != nil {
+		waitServing(p.ua.TransportLayer(), hostPort)
+	}
 	return p, nil
+}
+
+// waitServing waits until the transport layer serves the UDP listener, so
+// that requests sent from it (WithClientConnectionAddr) find it in the pool.
+func waitServing(tl *sip.TransportLayer, hostPort string) {
+	deadline := time.Now().Add(5 * time.Second)
+	for time.Now().Before(deadline) {
+		if c, err := tl.GetConnection("udp", hostPort); err == nil && c != nil {
+			return
+		}
+		time.Sleep(time.Millisecond)
+	}
 }
 
 // track wraps a handler so that Close waits for it.

@@ -109,6 +109,9 @@ func newUAC(t *testing.T, transport string) *testUAC {
 			_ = u.srv.ServeTCP(u.tcp)
 		}
 	}()
+	if u.udp != nil {
+		waitServing(u.ua.TransportLayer(), "127.0.0.1:"+strconv.Itoa(u.port))
+	}
 	u.audio = newMediaSocket(t)
 	u.video = newMediaSocket(t)
 	t.Cleanup(u.close)
