@@ -1,313 +1,50 @@
 package aac
 
 import (
-	"errors"
 	"fmt"
-	"math"
+	"testing"
 )
-
-// testDecoder is a strict decoder for the subset of AAC-LC this encoder
-// produces (long windows, SCE or CPE with common window, no M/S, pulse, TNS
-// or gain control). Tests use it to check that every access unit parses
-// exactly (every bit accounted for) and to measure quality without ffmpeg.
-type testDecoder struct {
-	nch   int
-	swb   []uint16
-	trees [12][]treeNode
-	sf    []treeNode
-	m     *mdct
-	prev  [][]float64
-	win   []float64
-}
-
-type treeNode struct {
-	child [2]int32
-	leaf  int32
-}
-
-func buildTree(code []uint32, length []uint8) []treeNode {
-	nodes := []treeNode{{leaf: -1}}
-	for i, l := range length {
-		cur := 0
-		for bit := int(l) - 1; bit >= 0; bit-- {
-			b := code[i] >> uint(bit) & 1
-			if nodes[cur].child[b] == 0 {
-				nodes = append(nodes, treeNode{leaf: -1})
-				nodes[cur].child[b] = int32(len(nodes) - 1)
-			}
-			cur = int(nodes[cur].child[b])
-		}
-		nodes[cur].leaf = int32(i)
-	}
-	return nodes
-}
-
-func newTestDecoder(rate, nch int) *testDecoder {
-	d := &testDecoder{nch: nch, m: newMDCT(FrameSamples)}
-	for _, r := range sampleRates {
-		if r.rate == rate {
-			d.swb = r.swb
-		}
-	}
-	ts := allTables()
-	d.sf = buildTree(ts[0].code, ts[0].length)
-	for n := 1; n <= 11; n++ {
-		d.trees[n] = buildTree(ts[n].code, ts[n].length)
-	}
-	for range nch {
-		d.prev = append(d.prev, make([]float64, FrameSamples))
-	}
-	d.win = make([]float64, 2*FrameSamples)
-	for i := range d.win {
-		d.win[i] = sinWindow(i)
-	}
-	return d
-}
-
-var errSyntax = errors.New("syntax")
-
-func (d *testDecoder) huff(r *bitReader, tree []treeNode) (int, error) {
-	cur := 0
-	for tree[cur].leaf < 0 {
-		if r.pos > 8*len(r.b) {
-			return 0, fmt.Errorf("%w: read past end", errSyntax)
-		}
-		cur = int(tree[cur].child[r.bit()])
-		if cur == 0 {
-			return 0, fmt.Errorf("%w: invalid codeword", errSyntax)
-		}
-	}
-	return int(tree[cur].leaf), nil
-}
-
-// decode parses one access unit and returns interleaved PCM (1024 samples
-// per channel, before clipping).
-func (d *testDecoder) decode(au []byte) ([][]float64, error) {
-	r := &bitReader{b: au}
-	var specs [][]float64
-	for {
-		id := r.bits(3)
-		if id == idEND {
-			break
-		}
-		r.bits(4) // tag
-		switch id {
-		case idSCE:
-			if d.nch != 1 {
-				return nil, fmt.Errorf("%w: SCE in a stereo stream", errSyntax)
-			}
-			s, err := d.ics(r, -1)
-			if err != nil {
-				return nil, err
-			}
-			specs = append(specs, s)
-		case idCPE:
-			if d.nch != 2 || r.bit() != 1 {
-				return nil, fmt.Errorf("%w: CPE without common window", errSyntax)
-			}
-			maxSfb, err := d.icsInfo(r)
-			if err != nil {
-				return nil, err
-			}
-			if r.bits(2) != 0 {
-				return nil, fmt.Errorf("%w: M/S not expected", errSyntax)
-			}
-			for range 2 {
-				s, err := d.ics(r, maxSfb)
-				if err != nil {
-					return nil, err
-				}
-				specs = append(specs, s)
-			}
-		default:
-			return nil, fmt.Errorf("%w: element id %d", errSyntax, id)
-		}
-		if r.pos > 8*len(au) {
-			return nil, fmt.Errorf("%w: read past end", errSyntax)
-		}
-	}
-	if pad := 8*len(au) - r.pos; pad < 0 || pad > 7 {
-		return nil, fmt.Errorf("%w: %d bits left after ID_END", errSyntax, pad)
-	}
-	for r.pos < 8*len(au) {
-		if r.bit() != 0 {
-			return nil, fmt.Errorf("%w: non-zero alignment bits", errSyntax)
-		}
-	}
-	if len(specs) != d.nch {
-		return nil, fmt.Errorf("%w: %d channels decoded", errSyntax, len(specs))
-	}
-	// Synthesis: IMDCT (spec §4.6.11.3.2: x = 2/N·Σ X·cos(...)), window,
-	// overlap-add.
-	out := make([][]float64, d.nch)
-	u := make([]float64, FrameSamples)
-	y := make([]float64, 2*FrameSamples)
-	n, h := FrameSamples, FrameSamples/2
-	for c, X := range specs {
-		d.m.dct4(X, u)
-		for i := range u {
-			u[i] *= 2.0 / (2 * FrameSamples)
-		}
-		for i := 0; i < h; i++ {
-			y[3*h-1-i] = -u[i]
-			y[3*h+i] = -u[i]
-			y[i] = u[h+i]
-			y[n-1-i] = -u[h+i]
-		}
-		pcm := make([]float64, FrameSamples)
-		for i := 0; i < n; i++ {
-			pcm[i] = d.prev[c][i] + y[i]*d.win[i]
-			d.prev[c][i] = y[n+i] * d.win[n+i]
-		}
-		out[c] = pcm
-	}
-	return out, nil
-}
-
-func (d *testDecoder) icsInfo(r *bitReader) (int, error) {
-	if r.bit() != 0 {
-		return 0, fmt.Errorf("%w: ics_reserved_bit", errSyntax)
-	}
-	if ws := r.bits(2); ws != 0 {
-		return 0, fmt.Errorf("%w: window_sequence %d", errSyntax, ws)
-	}
-	r.bit() // window_shape
-	maxSfb := int(r.bits(6))
-	if maxSfb > len(d.swb)-1 {
-		return 0, fmt.Errorf("%w: max_sfb %d", errSyntax, maxSfb)
-	}
-	if r.bit() != 0 {
-		return 0, fmt.Errorf("%w: predictor_data_present", errSyntax)
-	}
-	return maxSfb, nil
-}
-
-func (d *testDecoder) ics(r *bitReader, maxSfb int) ([]float64, error) {
-	gg := int(r.bits(8))
-	if maxSfb < 0 {
-		var err error
-		if maxSfb, err = d.icsInfo(r); err != nil {
-			return nil, err
-		}
-	}
-	cbs := make([]int, maxSfb)
-	for k := 0; k < maxSfb; {
-		cb := int(r.bits(4))
-		if cb > 11 {
-			return nil, fmt.Errorf("%w: codebook %d", errSyntax, cb)
-		}
-		n := 0
-		for {
-			inc := int(r.bits(5))
-			n += inc
-			if inc != 31 {
-				break
-			}
-		}
-		if n == 0 && r.pos > 8*len(r.b) {
-			return nil, fmt.Errorf("%w: read past end", errSyntax)
-		}
-		if k+n > maxSfb {
-			return nil, fmt.Errorf("%w: section past max_sfb", errSyntax)
-		}
-		for i := k; i < k+n; i++ {
-			cbs[i] = cb
-		}
-		k += n
-		if n == 0 {
-			return nil, fmt.Errorf("%w: empty section", errSyntax)
-		}
-	}
-	sfs := make([]int, maxSfb)
-	sf := gg
-	for b, cb := range cbs {
-		if cb == zeroHCB {
-			continue
-		}
-		v, err := d.huff(r, d.sf)
-		if err != nil {
-			return nil, err
-		}
-		sf += v - 60
-		if sf < 0 || sf > 255 {
-			return nil, fmt.Errorf("%w: scalefactor %d", errSyntax, sf)
-		}
-		sfs[b] = sf
-	}
-	if r.bits(3) != 0 {
-		return nil, fmt.Errorf("%w: pulse/tns/gain control present", errSyntax)
-	}
-	spec := make([]float64, FrameSamples)
-	for b, cbn := range cbs {
-		if cbn == zeroHCB {
-			continue
-		}
-		cb := codebooks[cbn]
-		gain := math.Pow(2, 0.25*float64(sfs[b]-sfOffset))
-		for i := int(d.swb[b]); i < int(d.swb[b+1]); i += cb.dim {
-			idx, err := d.huff(r, d.trees[cbn])
-			if err != nil {
-				return nil, err
-			}
-			var vals [4]int
-			for k := cb.dim - 1; k >= 0; k-- {
-				vals[k] = idx%cb.mod - cb.off
-				idx /= cb.mod
-			}
-			if cb.unsigned {
-				for k := 0; k < cb.dim; k++ {
-					if vals[k] != 0 && r.bit() == 1 {
-						vals[k] = -vals[k]
-					}
-				}
-			}
-			if cbn == escHCB {
-				for k := 0; k < 2; k++ {
-					a := vals[k]
-					if a != escFlag && a != -escFlag {
-						continue
-					}
-					n := 4
-					for r.bit() == 1 {
-						n++
-						if n > 12 {
-							return nil, fmt.Errorf("%w: escape too long", errSyntax)
-						}
-					}
-					v := 1<<n + int(r.bits(n))
-					if a < 0 {
-						v = -v
-					}
-					vals[k] = v
-				}
-			}
-			for k := 0; k < cb.dim; k++ {
-				v := float64(vals[k])
-				spec[i+k] = math.Copysign(math.Pow(math.Abs(v), 4.0/3.0), v) * gain
-			}
-		}
-	}
-	return spec, nil
-}
 
 // decodeAll decodes access units to interleaved int16 PCM.
 func decodeAll(rate, nch int, aus [][]byte) ([]int16, error) {
-	d := newTestDecoder(rate, nch)
+	d, err := NewDecoder(rate, nch)
+	if err != nil {
+		return nil, err
+	}
 	var out []int16
 	for i, au := range aus {
-		pcm, err := d.decode(au)
-		if err != nil {
+		if out, err = d.Decode(out, au); err != nil {
 			return nil, fmt.Errorf("access unit %d: %w", i, err)
-		}
-		for s := 0; s < FrameSamples; s++ {
-			for c := 0; c < nch; c++ {
-				v := math.Round(pcm[c][s])
-				if math.IsNaN(v) {
-					return nil, fmt.Errorf("access unit %d: NaN", i)
-				}
-				out = append(out, int16(math.Max(-32768, math.Min(32767, v))))
-			}
 		}
 	}
 	return out, nil
+}
+
+// FuzzDecoder feeds arbitrary access units to the subset decoder: errors
+// are fine, panics and runaway reads are not.
+func FuzzDecoder(f *testing.F) {
+	e, _ := NewEncoder(EncoderConfig{SampleRate: 16000, Channels: 2})
+	aus, _ := e.Encode(make([]int16, 4096))
+	more, _ := e.Flush()
+	for _, au := range append(aus, more...) {
+		f.Add(au, true)
+	}
+	e1, _ := NewEncoder(EncoderConfig{SampleRate: 16000})
+	pcm := musicLike(16000, 4096)
+	aus, _ = e1.Encode(pcm)
+	for _, au := range aus {
+		f.Add(au, false)
+	}
+	f.Add([]byte{0xE0}, false)
+	f.Fuzz(func(t *testing.T, au []byte, stereo bool) {
+		nch := 1
+		if stereo {
+			nch = 2
+		}
+		d, _ := NewDecoder(16000, nch)
+		out, err := d.Decode(nil, au)
+		if err == nil && len(out) != FrameSamples*nch {
+			t.Fatalf("%d samples", len(out))
+		}
+	})
 }

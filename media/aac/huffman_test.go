@@ -128,27 +128,3 @@ func TestHuffmanGolden(t *testing.T) {
 		t.Errorf("scalefactor Δ0: %#x/%d, want 0/1", sfCode[60], sfLen[60])
 	}
 }
-
-// bitReader reads MSB-first; past the end it returns zeros.
-type bitReader struct {
-	b   []byte
-	pos int
-}
-
-func (r *bitReader) bit() uint32 {
-	if r.pos >= 8*len(r.b) {
-		r.pos++
-		return 0
-	}
-	v := uint32(r.b[r.pos/8]>>(7-r.pos%8)) & 1
-	r.pos++
-	return v
-}
-
-func (r *bitReader) bits(n int) uint32 {
-	var v uint32
-	for range n {
-		v = v<<1 | r.bit()
-	}
-	return v
-}
