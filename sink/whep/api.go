@@ -3,6 +3,7 @@
 package whep
 
 import (
+	"encoding/hex"
 	"net"
 	"net/netip"
 	"strconv"
@@ -153,6 +154,7 @@ type codecPlan struct {
 // matches the stream's profile-level-id (plid), or the first.
 func plan(offer map[string][]offeredCodec, video, audio media.Codec, plid string) codecPlan {
 	var p codecPlan
+	best := -1
 	for _, oc := range offer["video"] {
 		switch {
 		case video == media.CodecH264 && strings.EqualFold(oc.name, "H264") && oc.clock == 90000 &&
@@ -160,8 +162,8 @@ func plan(offer map[string][]offeredCodec, video, audio media.Codec, plid string
 			c := webrtc.RTPCodecCapability{MimeType: webrtc.MimeTypeH264, ClockRate: 90000,
 				SDPFmtpLine: h264FmtpPrefix + strings.ToLower(fmtpParam(oc.fmtp, "profile-level-id")), RTCPFeedback: videoFeedback}
 			p.videoPTs = append(p.videoPTs, webrtc.RTPCodecParameters{PayloadType: webrtc.PayloadType(oc.pt), RTPCodecCapability: c})
-			if p.video.MimeType == "" || (len(plid) == 6 && strings.EqualFold(fmtpParam(oc.fmtp, "profile-level-id")[:4], plid[:4])) {
-				p.video = c
+			if sc := profileScore(fmtpParam(oc.fmtp, "profile-level-id"), plid); p.video.MimeType == "" || sc > best {
+				p.video, best = c, sc
 			}
 		case video == media.CodecVP8 && strings.EqualFold(oc.name, "VP8") && oc.clock == 90000 && len(p.videoPTs) == 0:
 			c := trackCodec(media.CodecVP8)
@@ -179,6 +181,24 @@ func plan(offer map[string][]offeredCodec, video, audio media.Codec, plid string
 		}
 	}
 	return p
+}
+
+// profileScore rates how well an offered H.264 profile-level-id suits the
+// stream's: 3 same profile and constraints, 2 same profile and same
+// constrained-baseline bit (constraint_set1), 1 same profile, 0 otherwise.
+func profileScore(offered, stream string) int {
+	o, err1 := hex.DecodeString(offered)
+	st, err2 := hex.DecodeString(stream)
+	if err1 != nil || err2 != nil || len(o) != 3 || len(st) != 3 || o[0] != st[0] {
+		return 0
+	}
+	switch {
+	case o[1] == st[1]:
+		return 3
+	case o[1]&0x40 == st[1]&0x40:
+		return 2
+	}
+	return 1
 }
 
 // trackCodec returns the RTP capability of a VP8 or audio track.

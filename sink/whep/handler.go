@@ -153,6 +153,12 @@ func (s *Sink) servePatch(w http.ResponseWriter, r *http.Request, v *viewer) {
 		return
 	}
 	cands, err := parseSDPFrag(string(body), v.pc.RemoteDescription())
+	if errors.Is(err, errICERestart) {
+		// WHIP/WHEP: a resource doing trickle but not ICE restarts
+		// answers 422 to a restart request.
+		http.Error(w, err.Error(), http.StatusUnprocessableEntity)
+		return
+	}
 	if err != nil {
 		http.Error(w, err.Error(), http.StatusBadRequest)
 		return

@@ -347,3 +347,64 @@ func TestConfigValidation(t *testing.T) {
 		}
 	}
 }
+
+func patch(t *testing.T, url, ctype, body string) int {
+	t.Helper()
+	req, err := http.NewRequest(http.MethodPatch, url, strings.NewReader(body))
+	if err != nil {
+		t.Fatal(err)
+	}
+	req.Header.Set("Content-Type", ctype)
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	return resp.StatusCode
+}
+
+// Trickled candidates are accepted with 204; an ICE restart is refused.
+func TestTrickleICEPatch(t *testing.T) {
+	s := newSink(t, whep.Config{Video: media.CodecH264, Audio: media.CodecPCMA})
+	ts := serve(t, s)
+	v := dialViewer(t, ts.URL+"/whep", viewerOpts{})
+	defer v.close()
+	var ufrag string
+	for _, l := range strings.Split(v.pc.LocalDescription().SDP, "\r\n") {
+		if strings.HasPrefix(l, "a=ice-ufrag:") {
+			ufrag = strings.TrimPrefix(l, "a=ice-ufrag:")
+			break
+		}
+	}
+	frag := "a=ice-ufrag:" + ufrag + "\r\nm=audio 9 UDP/TLS/RTP/SAVPF 0\r\na=mid:0\r\n" +
+		"a=candidate:1 1 udp 2130706431 127.0.0.1 9 typ host\r\na=end-of-candidates\r\n"
+	url := ts.URL + v.location
+	if code := patch(t, url, "application/trickle-ice-sdpfrag", frag); code != http.StatusNoContent {
+		t.Errorf("PATCH: %d", code)
+	}
+	if code := patch(t, url, "application/sdp", frag); code != http.StatusUnsupportedMediaType {
+		t.Errorf("PATCH with application/sdp: %d", code)
+	}
+	restart := strings.Replace(frag, ufrag, "newufrag", 1)
+	if code := patch(t, url, "application/trickle-ice-sdpfrag", restart); code != http.StatusUnprocessableEntity {
+		t.Errorf("ICE restart: %d", code)
+	}
+	if code := patch(t, ts.URL+"/whep/nosuchviewer", "application/trickle-ice-sdpfrag", frag); code != http.StatusNotFound {
+		t.Errorf("PATCH unknown viewer: %d", code)
+	}
+}
+
+func TestCORSPreflight(t *testing.T) {
+	s := newSink(t, whep.Config{Video: media.CodecH264, AllowOrigin: "*"})
+	ts := serve(t, s)
+	req, _ := http.NewRequest(http.MethodOptions, ts.URL+"/whep", nil)
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusNoContent || resp.Header.Get("Access-Control-Allow-Origin") != "*" ||
+		resp.Header.Get("Accept-Post") != "application/sdp" || !strings.Contains(resp.Header.Get("Access-Control-Allow-Methods"), "POST") {
+		t.Errorf("preflight: %d %v", resp.StatusCode, resp.Header)
+	}
+}
