@@ -1,0 +1,228 @@
+package session
+
+import (
+	"errors"
+	"net"
+	"net/netip"
+	"time"
+
+	"github.com/sipstream/sipstream/media"
+	"github.com/sipstream/sipstream/media/rtcpx"
+)
+
+// inPacket is a datagram handed from a reader goroutine to the owner.
+type inPacket struct {
+	buf  []byte
+	n    int
+	from netip.AddrPort
+	at   time.Time
+	sock *socket
+}
+
+// read is a socket's reader goroutine: it reads into buffers of the
+// session's pool and hands them to the owner goroutine.
+func (s *Session) read(sk *socket) {
+	defer s.wg.Done()
+	errs := 0
+	for {
+		var buf []byte
+		select {
+		case buf = <-s.free:
+		case <-s.done:
+			return
+		}
+		n, from, err := sk.conn.ReadFromUDPAddrPort(buf[:cap(buf)])
+		if err != nil {
+			s.free <- buf
+			if errors.Is(err, net.ErrClosed) || isDone(s.done) {
+				return
+			}
+			// ICMP errors and the like: go on, but never spin.
+			if errs++; errs > 1000 {
+				return
+			}
+			continue
+		}
+		errs = 0
+		from = netip.AddrPortFrom(from.Addr().Unmap(), from.Port())
+		select {
+		case s.in <- inPacket{buf: buf, n: n, from: from, at: s.clock.Now(), sock: sk}:
+		case <-s.done:
+			return
+		}
+	}
+}
+
+func isDone(c chan struct{}) bool {
+	select {
+	case <-c:
+		return true
+	default:
+		return false
+	}
+}
+
+// loop is the owner goroutine.
+func (s *Session) loop() {
+	defer s.wg.Done()
+	timer := s.clock.NewTimer(time.Hour)
+	defer timer.Stop()
+	for {
+		select {
+		case <-s.done:
+			s.dtmf.abort(ErrClosed)
+			return
+		case p := <-s.in:
+			s.receive(p.sock, p.buf[:p.n], p.from, p.at)
+			s.free <- p.buf
+		case fn := <-s.reqs:
+			fn()
+		case <-s.wake:
+		case <-timer.C():
+		}
+		now := s.clock.Now()
+		s.poll(now)
+		if next, ok := s.nextDeadline(now); ok {
+			timer.Reset(max(next.Sub(now), 0))
+		} else {
+			timer.Reset(time.Hour)
+		}
+	}
+}
+
+// receive dispatches one datagram (the receive path's entry point).
+func (s *Session) receive(sk *socket, b []byte, from netip.AddrPort, now time.Time) {
+	st := sk.st
+	// RTCP on the RTP port: rtcp-mux, or a peer that muxes anyway (RTP
+	// payload types 64-95, which would collide, are never used).
+	if sk.rtcp || rtcpx.IsRTCP(b) {
+		st.receiveRTCP(b, from, now, sk.rtcp)
+		return
+	}
+	st.receiveRTP(b, from, now)
+	st.publish()
+}
+
+// noteMedia records that RTP arrived (for the media timeouts).
+func (s *Session) noteMedia(now time.Time) {
+	s.lastMedia = now
+	s.gotMedia = true
+	if s.stopped {
+		s.stopped = false
+		s.emit(Event{Type: EventMediaResumed, Time: now})
+	}
+}
+
+func (s *Session) streams() []*stream {
+	out := make([]*stream, 0, 2)
+	for _, st := range []*stream{s.audio, s.video} {
+		if st != nil && st.configured {
+			out = append(out, st)
+		}
+	}
+	return out
+}
+
+// receiving reports whether any stream expects media from the peer.
+func (s *Session) receiving() bool {
+	for _, st := range []*stream{s.audio, s.video} {
+		if st != nil && st.configured && st.spec.Direction.Receives() {
+			return true
+		}
+	}
+	return false
+}
+
+// poll does everything that is due at now.
+func (s *Session) poll(now time.Time) {
+	if !s.started {
+		return
+	}
+	asked := s.keyframeAsked.Swap(false)
+	for _, st := range [2]*stream{s.audio, s.video} {
+		if st == nil || !st.configured {
+			continue
+		}
+		st.drain(now)
+		if st.kind == media.KindVideo {
+			if asked {
+				st.wantKey = true
+				st.asked = true
+			}
+			st.keyframes(now)
+		}
+		st.sendSilence(now)
+		if !now.Before(st.nextRTCP) {
+			st.sendReport(now)
+			st.nextRTCP = now.Add(s.cfg.RTCPInterval)
+		}
+		st.publish()
+	}
+	s.dtmf.run(s, now)
+	s.timeouts(now)
+}
+
+func (s *Session) timeouts(now time.Time) {
+	if !s.receiving() {
+		// On hold (or inactive): nothing expected; count again from now.
+		s.lastMedia = now
+		if !s.gotMedia {
+			s.startedAt = now
+		}
+		return
+	}
+	if !s.gotMedia {
+		if s.cfg.MediaTimeout > 0 && !s.timeoutFired && now.Sub(s.startedAt) >= s.cfg.MediaTimeout {
+			s.timeoutFired = true
+			s.emit(Event{Type: EventMediaTimeout, Time: now, Detail: "no RTP received since start"})
+		}
+		return
+	}
+	if s.cfg.IdleTimeout > 0 && !s.stopped && now.Sub(s.lastMedia) >= s.cfg.IdleTimeout {
+		s.stopped = true
+		s.emit(Event{Type: EventMediaStopped, Time: now, Detail: "RTP stopped"})
+	}
+}
+
+// nextDeadline returns when poll has something to do next.
+func (s *Session) nextDeadline(now time.Time) (time.Time, bool) {
+	if !s.started {
+		return time.Time{}, false
+	}
+	var next time.Time
+	have := false
+	at := func(t time.Time) {
+		if !have || t.Before(next) {
+			next, have = t, true
+		}
+	}
+	for _, st := range [2]*stream{s.audio, s.video} {
+		if st == nil || !st.configured {
+			continue
+		}
+		if st.jb != nil {
+			if d, ok := st.jb.NextDeadline(); ok {
+				at(d)
+			}
+		}
+		at(st.nextRTCP)
+		if st.sending && !s.dtmf.active(st) {
+			at(st.nextSilence)
+		}
+		if st.wantKey {
+			at(st.nextKeyframe())
+		}
+	}
+	if d, ok := s.dtmf.deadline(); ok {
+		at(d)
+	}
+	if s.receiving() {
+		if !s.gotMedia && s.cfg.MediaTimeout > 0 && !s.timeoutFired {
+			at(s.startedAt.Add(s.cfg.MediaTimeout))
+		}
+		if s.gotMedia && s.cfg.IdleTimeout > 0 && !s.stopped {
+			at(s.lastMedia.Add(s.cfg.IdleTimeout))
+		}
+	}
+	return next, have
+}

@@ -1,0 +1,171 @@
+package session
+
+import (
+	"net/netip"
+	"time"
+
+	"github.com/pion/rtcp"
+
+	"github.com/sipstream/sipstream/media/rtcpx"
+)
+
+// receiveRTCP handles an RTCP datagram (on the RTCP port, or muxed).
+func (st *stream) receiveRTCP(b []byte, from netip.AddrPort, now time.Time, onRTCPPort bool) {
+	if !st.configured {
+		return
+	}
+	if len(b) < 8 || b[0]>>6 != 2 {
+		st.c.InvalidPackets++
+		return
+	}
+	// RTCP must come from the latched peer's host (its port may differ).
+	if st.latched && from.Addr() != st.source.Addr() {
+		st.c.StrangerPackets++
+		return
+	}
+	if st.srtpIn != nil {
+		out, err := st.srtpIn.DecryptRTCP(st.decBuf[:0], b, nil)
+		if err != nil {
+			st.c.SRTPErrors++
+			return
+		}
+		b = out
+	}
+	if onRTCPPort {
+		st.rtcpSource, st.haveRTCPSrc = from, true
+	}
+	st.c.RTCPReceived++
+	err := rtcpx.Walk(b, func(p rtcpx.Packet) bool {
+		switch p.Type {
+		case rtcpx.TypeSR:
+			sr, err := rtcpx.ParseSenderReport(p)
+			if err != nil {
+				st.c.InvalidPackets++
+				return false
+			}
+			if st.haveSSRC && sr.SSRC == st.ssrc {
+				st.c.SenderReports++
+				st.recv.SenderReport(sr.NTPTime, now)
+				st.tl.SenderReport(sr.SSRC, sr.NTPTime, sr.RTPTime, now)
+			}
+		case rtcpx.TypeBYE:
+			_ = rtcpx.ByeSources(p, func(ssrc uint32) {
+				if st.haveSSRC && ssrc == st.ssrc {
+					st.s.emit(Event{Type: EventRTCPBye, Kind: st.kind, Time: now, SSRC: ssrc})
+				}
+			})
+		}
+		return true
+	})
+	if err != nil {
+		st.c.InvalidPackets++
+	}
+	st.publish()
+}
+
+// sendReport sends a compound RTCP report: SR when RTP was sent since the
+// last one, else RR, with a reception block for the peer's source, and
+// SDES CNAME.
+func (st *stream) sendReport(now time.Time) {
+	if !st.spec.Remote.IsValid() && !st.latched {
+		return
+	}
+	var reports []rtcp.ReceptionReport
+	if st.haveSSRC {
+		reports = []rtcp.ReceptionReport{st.recv.Report(st.ssrc, now)}
+	}
+	var first rtcp.Packet
+	if st.sentSince {
+		elapsed := now.Sub(st.lastSentAt)
+		first = &rtcp.SenderReport{
+			SSRC:        st.localSSRC,
+			NTPTime:     rtcpx.NTP(now),
+			RTPTime:     st.ts + uint32(int64(elapsed)*int64(st.sendRate)/int64(time.Second)),
+			PacketCount: st.sentPackets,
+			OctetCount:  st.sentOctets,
+			Reports:     reports,
+		}
+		st.sentSince = false
+	} else {
+		first = &rtcp.ReceiverReport{SSRC: st.localSSRC, Reports: reports}
+	}
+	st.writeRTCP(now, first, st.sdes())
+}
+
+func (st *stream) sdes() rtcp.Packet {
+	return &rtcp.SourceDescription{Chunks: []rtcp.SourceDescriptionChunk{{
+		Source: st.localSSRC,
+		Items:  []rtcp.SourceDescriptionItem{{Type: rtcp.SDESCNAME, Text: st.s.cname}},
+	}}}
+}
+
+func (st *stream) writeRTCP(now time.Time, pkts ...rtcp.Packet) {
+	b, err := rtcp.Marshal(pkts)
+	if err != nil {
+		return
+	}
+	if st.srtpOut != nil {
+		if b, err = st.srtpOut.EncryptRTCP(st.encBuf[:0], b, nil); err != nil {
+			return
+		}
+	}
+	dst, sk := st.rtcpDestination()
+	if !dst.IsValid() || dst.Port() == 0 {
+		return
+	}
+	if _, err := sk.conn.WriteToUDPAddrPort(b, dst); err == nil {
+		st.c.RTCPSent++
+	}
+}
+
+func (st *stream) nextKeyframe() time.Time {
+	if !st.haveKeyReq {
+		return time.Time{}
+	}
+	return st.lastKeyReq.Add(st.s.cfg.KeyframeInterval)
+}
+
+// keyframes sends a keyframe request when one is wanted (a decoder waits
+// for a keyframe, or RequestKeyframe was called) and the last one is at
+// least KeyframeInterval old: PLI if the peer accepts it, else FIR, else
+// the fallback hook.
+func (st *stream) keyframes(now time.Time) {
+	if !st.wantKey || !st.spec.Direction.Receives() {
+		st.asked = false
+		return
+	}
+	if st.haveKeyReq && now.Before(st.nextKeyframe()) {
+		return
+	}
+	fb := st.spec.Feedback
+	var detail string
+	switch {
+	case fb.PLI && st.haveSSRC:
+		st.writeRTCP(now, &rtcp.ReceiverReport{SSRC: st.localSSRC}, &rtcp.PictureLossIndication{SenderSSRC: st.localSSRC, MediaSSRC: st.ssrc})
+		st.c.PLISent++
+		detail = "pli"
+	case fb.FIR && st.haveSSRC:
+		st.firSeq++
+		st.writeRTCP(now, &rtcp.ReceiverReport{SSRC: st.localSSRC}, &rtcp.FullIntraRequest{SenderSSRC: st.localSSRC, MediaSSRC: st.ssrc,
+			FIR: []rtcp.FIREntry{{SSRC: st.ssrc, SequenceNumber: st.firSeq}}})
+		st.c.FIRSent++
+		detail = "fir"
+	case fb.PLI || fb.FIR:
+		return // the peer's SSRC is not known yet: wait for its first packet
+	default:
+		select {
+		case st.s.fallback <- struct{}{}:
+		default: // one already pending
+		}
+		st.c.KeyframeFallbacks++
+		detail = "fallback"
+	}
+	st.lastKeyReq, st.haveKeyReq = now, true
+	if st.asked {
+		// An explicit request is satisfied by sending it; a decoder that
+		// still waits keeps wantKey set by the next frame it drops.
+		st.asked = false
+		st.wantKey = st.lastFmt != nil && st.lastFmt.needKeyframe()
+	}
+	st.s.emit(Event{Type: EventKeyframeRequested, Kind: st.kind, Time: now, SSRC: st.ssrc, Detail: detail})
+}

@@ -1,0 +1,523 @@
+package session
+
+import (
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"net/netip"
+	"sync"
+	"time"
+
+	"github.com/pion/rtp"
+	"github.com/pion/srtp/v3"
+
+	"github.com/sipstream/sipstream/media"
+	"github.com/sipstream/sipstream/media/jitter"
+	"github.com/sipstream/sipstream/media/rtcpx"
+	"github.com/sipstream/sipstream/media/rtpaudio"
+	"github.com/sipstream/sipstream/media/rtpdtmf"
+	"github.com/sipstream/sipstream/media/rtph264"
+	"github.com/sipstream/sipstream/media/rtpvp8"
+	"github.com/sipstream/sipstream/media/timeline"
+)
+
+// Latching: a new source takes over once it has sent latchPackets packets
+// in a row while the current one has been silent for latchSilence.
+const (
+	latchPackets = 10
+	latchSilence = 500 * time.Millisecond
+)
+
+type socket struct {
+	conn PacketConn
+	st   *stream
+	rtcp bool
+}
+
+// format is one negotiated payload type and its depacketizer.
+type format struct {
+	pf    media.PayloadFormat
+	audio *rtpaudio.Decoder
+	h264  *rtph264.Decoder
+	vp8   *rtpvp8.Decoder
+	dtmf  *rtpdtmf.Decoder
+}
+
+func (f *format) clockRate() uint32 {
+	if f.dtmf != nil {
+		return 0 // event timestamps are the event's start: no jitter or timeline sample
+	}
+	return f.pf.ClockRate
+}
+
+func (f *format) needKeyframe() bool {
+	switch {
+	case f.h264 != nil:
+		return f.h264.NeedKeyframe()
+	case f.vp8 != nil:
+		return f.vp8.NeedKeyframe()
+	}
+	return false
+}
+
+// stream is the state of one m= line. Everything but statsMu/pub is owned
+// by the session's owner goroutine.
+type stream struct {
+	s    *Session
+	kind media.Kind
+	port int
+
+	rtpSock, rtcpSock *socket
+
+	configured bool
+	spec       media.StreamSpec
+	formats    [128]*format
+
+	// latching
+	latched     bool
+	source      netip.AddrPort
+	lastSource  time.Time
+	cand        netip.AddrPort
+	candCount   int
+	rtcpSource  netip.AddrPort
+	haveRTCPSrc bool
+
+	srtpIn, srtpOut *srtp.Context
+	decBuf          []byte
+	hdr             rtp.Header
+
+	jb        *jitter.Buffer
+	haveSSRC  bool
+	ssrc      uint32
+	recv      rtcpx.Source
+	tl        *timeline.Stream
+	frame     media.Frame
+	lastRecv  time.Time
+	gotPacket bool
+
+	// keyframe requests
+	wantKey     bool
+	lastFmt     *format // format of the last packet decoded
+	asked       bool // RequestKeyframe was called
+	lastSentAt  time.Time
+	lastKeyReq  time.Time
+	haveKeyReq  bool
+	firSeq      uint8
+	nextRTCP    time.Time
+	sentSince   bool // RTP sent since the last report
+	sentPackets uint32
+	sentOctets  uint32
+
+	// sending
+	localSSRC   uint32
+	senderInit  bool
+	seq         uint16
+	ts          uint32
+	marker      bool
+	sendPT      uint8
+	sendRate    uint32
+	silence     []byte
+	nextSilence time.Time
+	sending     bool
+	dtmfPT      uint8
+	dtmfRate    uint32
+	hasDTMF     bool
+	sendBuf     []byte
+	encBuf      []byte
+
+	c       StreamStats // owner's counters
+	statsMu sync.Mutex
+	pub     StreamStats // published copy
+}
+
+func newStream(s *Session, k media.Kind, port int) *stream {
+	st := &stream{
+		s:         s,
+		kind:      k,
+		port:      port,
+		tl:        s.tl.NewStream(),
+		localSSRC: randUint32(),
+		decBuf:    make([]byte, 0, bufSize),
+		sendBuf:   make([]byte, bufSize),
+		encBuf:    make([]byte, 0, bufSize),
+	}
+	return st
+}
+
+func (st *stream) publish() {
+	st.c.SSRC = st.ssrc
+	st.c.Source = st.source
+	st.c.Jitter = st.recv.Jitter()
+	if st.jb != nil {
+		js := st.jb.Stats()
+		st.c.PacketsLost, st.c.PacketsLate, st.c.PacketsDuplicate = js.Lost, js.Late, js.Duplicate
+		st.c.JitterDelay = js.Delay
+	}
+	st.statsMu.Lock()
+	st.pub = st.c
+	st.statsMu.Unlock()
+}
+
+func (st *stream) snapshot() StreamStats {
+	st.statsMu.Lock()
+	defer st.statsMu.Unlock()
+	return st.pub
+}
+
+// validate checks a spec before anything is changed.
+func (st *stream) validate(sp *media.StreamSpec) error {
+	if len(sp.Formats) == 0 {
+		return fmt.Errorf("session: %v stream without formats", sp.Kind)
+	}
+	for _, pf := range sp.Formats {
+		if pf.PayloadType > 127 {
+			return fmt.Errorf("session: payload type %d", pf.PayloadType)
+		}
+	}
+	if sp.Crypto != nil {
+		if _, _, err := srtpProfile(sp.Crypto.Suite); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// configure (re)applies a spec: new depacketizers, latching from scratch
+// when the remote changed, keys, the sender.
+func (st *stream) configure(sp media.StreamSpec, now time.Time) error {
+	var formats [128]*format
+	for _, pf := range sp.Formats {
+		f := &format{pf: pf}
+		var err error
+		switch pf.Codec {
+		case media.CodecH264:
+			f.h264, err = rtph264.NewDecoder(rtph264.DecoderConfig{})
+		case media.CodecVP8:
+			f.vp8, err = rtpvp8.NewDecoder(rtpvp8.DecoderConfig{})
+		case media.CodecPCMA, media.CodecPCMU, media.CodecOpus, media.CodecSpeex:
+			f.audio, err = rtpaudio.NewDecoder(rtpaudio.Format{Codec: pf.Codec, ClockRate: pf.ClockRate, Channels: pf.Channels})
+		case media.CodecTelephoneEvent:
+			f.dtmf, err = rtpdtmf.NewDecoder(rtpdtmf.DecoderConfig{ClockRate: pf.ClockRate})
+		default:
+			continue // not ours to decode: counted as unknown
+		}
+		if err != nil {
+			return fmt.Errorf("session: %v payload type %d: %w", pf.Codec, pf.PayloadType, err)
+		}
+		if f.pf.ClockRate == 0 {
+			switch {
+			case f.h264 != nil || f.vp8 != nil:
+				f.pf.ClockRate = 90000
+			case pf.Codec == media.CodecOpus:
+				f.pf.ClockRate = 48000
+			default:
+				f.pf.ClockRate = 8000
+			}
+		}
+		formats[pf.PayloadType] = f
+	}
+	var in, out *srtp.Context
+	if sp.Crypto != nil {
+		var err error
+		if in, err = newSRTP(sp.Crypto.Suite, sp.Crypto.RemoteKey); err != nil {
+			return fmt.Errorf("session: %v SRTP remote key: %w", sp.Kind, err)
+		}
+		if out, err = newSRTP(sp.Crypto.Suite, sp.Crypto.LocalKey); err != nil {
+			return fmt.Errorf("session: %v SRTP local key: %w", sp.Kind, err)
+		}
+	}
+	if st.jb == nil {
+		rate := uint32(90000)
+		if st.kind == media.KindAudio {
+			rate = formats[firstMediaPT(sp)].clockRateOr(8000)
+		}
+		jb, err := jitter.New(jitter.Config{Delay: st.s.cfg.JitterDelay, Adaptive: st.s.cfg.JitterAdaptive, ClockRate: rate})
+		if err != nil {
+			return err
+		}
+		st.jb = jb
+	}
+	if !st.configured || sp.Remote != st.spec.Remote {
+		st.latched = false
+		st.haveRTCPSrc = false
+	}
+	st.srtpIn, st.srtpOut = in, out
+	st.formats = formats
+	st.lastFmt = nil
+	st.spec = sp
+	st.configured = true
+	if !st.haveKeyReq {
+		st.nextRTCP = now.Add(st.s.cfg.RTCPInterval / 2)
+	}
+	st.setupSender(now)
+	st.publish()
+	return nil
+}
+
+func (f *format) clockRateOr(d uint32) uint32 {
+	if f == nil || f.pf.ClockRate == 0 {
+		return d
+	}
+	return f.pf.ClockRate
+}
+
+// firstMediaPT returns the first format that is not telephone-event.
+func firstMediaPT(sp media.StreamSpec) uint8 {
+	for _, pf := range sp.Formats {
+		if pf.Codec != media.CodecTelephoneEvent {
+			return pf.PayloadType
+		}
+	}
+	return sp.Formats[0].PayloadType
+}
+
+// setupSender prepares silence and DTMF for a sending audio stream. The
+// SSRC, sequence numbers and timestamps continue across re-INVITEs and
+// codec changes.
+func (st *stream) setupSender(now time.Time) {
+	sp := st.spec
+	st.sending = false
+	st.hasDTMF = false
+	if st.kind != media.KindAudio || !sp.Direction.Sends() {
+		return
+	}
+	var send *media.PayloadFormat
+	for i, pf := range sp.Formats {
+		switch pf.Codec {
+		case media.CodecTelephoneEvent:
+			if !st.hasDTMF {
+				st.hasDTMF, st.dtmfPT, st.dtmfRate = true, pf.PayloadType, pf.ClockRate
+			}
+		case media.CodecPCMA, media.CodecPCMU, media.CodecOpus:
+			if send == nil {
+				send = &sp.Formats[i]
+			}
+		}
+	}
+	if send == nil {
+		return // Speex only: there is no silent frame to send
+	}
+	f := rtpaudio.Format{Codec: send.Codec, ClockRate: send.ClockRate, Channels: send.Channels}
+	silence, err := rtpaudio.Silence(f, 20*time.Millisecond)
+	if err != nil {
+		return
+	}
+	if !st.senderInit {
+		st.senderInit = true
+		st.seq = uint16(randUint32())
+		st.ts = randUint32()
+		st.marker = true
+	}
+	st.sendPT = send.PayloadType
+	st.sendRate = send.ClockRate
+	if st.sendRate == 0 {
+		st.sendRate = 8000
+		if send.Codec == media.CodecOpus {
+			st.sendRate = 48000
+		}
+	}
+	if st.dtmfRate == 0 {
+		st.dtmfRate = st.sendRate
+	}
+	st.silence = silence
+	st.sending = true
+	if !st.nextSilence.After(now) {
+		st.nextSilence = now
+	}
+}
+
+// destination is where RTP goes: the latched source (symmetric RTP) or
+// the address from the SDP.
+func (st *stream) destination() netip.AddrPort {
+	if st.latched {
+		return st.source
+	}
+	return st.spec.Remote
+}
+
+func (st *stream) rtcpDestination() (netip.AddrPort, *socket) {
+	if st.spec.RTCPMux {
+		return st.destination(), st.rtpSock
+	}
+	if st.haveRTCPSrc {
+		return st.rtcpSource, st.rtcpSock
+	}
+	if st.latched && !st.spec.RemoteRTCP.IsValid() {
+		return netip.AddrPortFrom(st.source.Addr(), st.source.Port()+1), st.rtcpSock
+	}
+	if st.spec.RemoteRTCP.IsValid() {
+		return st.spec.RemoteRTCP, st.rtcpSock
+	}
+	r := st.spec.Remote
+	return netip.AddrPortFrom(r.Addr(), r.Port()+1), st.rtcpSock
+}
+
+// accept applies symmetric RTP latching to a packet from addr.
+func (st *stream) accept(from netip.AddrPort, now time.Time) bool {
+	if !st.latched {
+		st.latched = true
+		st.source = from
+		st.lastSource = now
+		st.candCount = 0
+		st.s.emit(Event{Type: EventSourceLatched, Kind: st.kind, Time: now, Addr: from})
+		return true
+	}
+	if from == st.source {
+		st.lastSource = now
+		st.candCount = 0
+		return true
+	}
+	if from == st.cand {
+		st.candCount++
+	} else {
+		st.cand, st.candCount = from, 1
+	}
+	if st.candCount >= latchPackets && now.Sub(st.lastSource) >= latchSilence {
+		st.source = from
+		st.lastSource = now
+		st.candCount = 0
+		st.haveRTCPSrc = false
+		st.c.SourceSwitches++
+		st.s.emit(Event{Type: EventSourceSwitched, Kind: st.kind, Time: now, Addr: from})
+		return true
+	}
+	st.c.StrangerPackets++
+	return false
+}
+
+var errShort = errors.New("session: short RTP packet")
+
+// receiveRTP is the receive path of one RTP packet that arrived at now
+// from addr. b is the session's buffer: it is not retained.
+func (st *stream) receiveRTP(b []byte, from netip.AddrPort, now time.Time) {
+	if len(b) < 12 || b[0]>>6 != 2 {
+		st.c.InvalidPackets++
+		return
+	}
+	if !st.configured {
+		return
+	}
+	if !st.accept(from, now) {
+		return
+	}
+	if st.srtpIn != nil {
+		out, err := st.srtpIn.DecryptRTP(st.decBuf[:0], b, &st.hdr)
+		if err != nil {
+			st.c.SRTPErrors++
+			return
+		}
+		b = out
+	}
+	if !st.spec.Direction.Receives() {
+		st.c.NotReceiving++
+		return
+	}
+	f := st.formats[b[1]&0x7f]
+	if f == nil {
+		st.c.UnknownPayloadType++
+		return
+	}
+	seq := binary.BigEndian.Uint16(b[2:])
+	ts := binary.BigEndian.Uint32(b[4:])
+	ssrc := binary.BigEndian.Uint32(b[8:])
+	if !st.haveSSRC || ssrc != st.ssrc {
+		if st.haveSSRC {
+			st.c.SSRCChanges++
+			st.s.emit(Event{Type: EventSSRCChanged, Kind: st.kind, Time: now, SSRC: ssrc})
+		}
+		st.haveSSRC, st.ssrc = true, ssrc
+		st.recv.Reset()
+	}
+	rate := f.clockRate()
+	st.recv.Update(seq, ts, now, rate)
+	if rate != 0 {
+		st.tl.Observe(ssrc, ts, rate, now)
+	}
+	if err := st.jb.Push(b, now); err != nil {
+		st.c.InvalidPackets++
+		return
+	}
+	st.c.PacketsReceived++
+	st.c.BytesReceived += uint64(len(b))
+	st.lastRecv = now
+	st.gotPacket = true
+	st.s.noteMedia(now)
+	st.drain(now)
+}
+
+// drain releases what the jitter buffer lets go at now.
+func (st *stream) drain(now time.Time) {
+	if st.jb == nil {
+		return
+	}
+	for {
+		pkt, ok := st.jb.Pop(now)
+		if !ok {
+			return
+		}
+		st.decode(pkt, now)
+	}
+}
+
+func (st *stream) decode(pkt *rtp.Packet, now time.Time) {
+	f := st.formats[pkt.PayloadType]
+	if f == nil {
+		return
+	}
+	var (
+		fr  media.Frame
+		ts  uint32
+		err error
+	)
+	if f.dtmf == nil {
+		st.lastFmt = f
+	}
+	switch {
+	case f.dtmf != nil:
+		ev, err := f.dtmf.Decode(pkt)
+		if err != nil {
+			if !errors.Is(err, rtpdtmf.ErrMorePacketsNeeded) {
+				st.c.DecodeErrors++
+			}
+			return
+		}
+		st.c.DTMFReceived++
+		if d := ev.Digit(); d != 0 && st.s.cfg.OnDTMF != nil {
+			st.s.cfg.OnDTMF(d, ev.Duration)
+		}
+		return
+	case f.audio != nil:
+		fr, ts, err = f.audio.Decode(pkt)
+	case f.h264 != nil:
+		fr, ts, err = f.h264.Decode(pkt)
+	case f.vp8 != nil:
+		fr, ts, err = f.vp8.Decode(pkt)
+	}
+	if err != nil {
+		switch {
+		case errors.Is(err, rtph264.ErrMorePacketsNeeded), errors.Is(err, rtpvp8.ErrMorePacketsNeeded):
+		case errors.Is(err, rtph264.ErrNeedKeyframe), errors.Is(err, rtpvp8.ErrNeedKeyframe):
+			st.c.FramesDropped++
+		default:
+			st.c.DecodeErrors++
+		}
+		if f.needKeyframe() {
+			st.wantKey = true
+		}
+		return
+	}
+	if f.needKeyframe() {
+		st.wantKey = true
+	} else if st.kind == media.KindVideo {
+		st.wantKey = false
+	}
+	pts := st.tl.Map(pkt.SSRC, ts)
+	st.c.Frames++
+	if st.s.cfg.OnFrame == nil {
+		return
+	}
+	st.frame = fr
+	st.frame.PTS, st.frame.DTS = pts, pts
+	st.s.cfg.OnFrame(&st.frame)
+	st.frame.Payload = nil
+}
