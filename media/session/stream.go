@@ -98,7 +98,7 @@ type stream struct {
 	// keyframe requests
 	wantKey     bool
 	lastFmt     *format // format of the last packet decoded
-	asked       bool // RequestKeyframe was called
+	asked       bool    // RequestKeyframe was called
 	lastSentAt  time.Time
 	lastKeyReq  time.Time
 	haveKeyReq  bool
