@@ -191,10 +191,27 @@ func (r *Resampler) Flush(dst []int16) []int16 {
 func (r *Resampler) run(dst []int16) []int16 {
 	ch := r.cfg.Channels
 	taps := r.taps
+	// Count the outputs this input completes, grow dst once, fill it.
+	avail := r.n - taps - r.idx // how far idx may advance
+	if avail < 0 {
+		return dst
+	}
+	// Outputs with idx' ≤ r.idx+avail: idx advances by (phase+m·k)/l.
+	count := int((int64(avail+1)*int64(r.l) - int64(r.phase) + int64(r.m) - 1) / int64(r.m))
+	start := len(dst)
+	if cap(dst)-start < count*ch {
+		nd := make([]int16, start, start+count*ch+count*ch/2)
+		copy(nd, dst)
+		dst = nd
+	}
+	dst = dst[:start+count*ch]
+	out := dst[start:]
+	o := 0
 	for r.idx+taps <= r.n {
 		row := r.coef[r.phase*taps : (r.phase+1)*taps]
 		for c := 0; c < ch; c++ {
-			dst = append(dst, clip(dot(row, r.buf[c][r.idx:r.idx+taps])))
+			out[o] = clip(dot(row, r.buf[c][r.idx:r.idx+taps]))
+			o++
 		}
 		r.phase += r.m
 		for r.phase >= r.l {
@@ -202,6 +219,7 @@ func (r *Resampler) run(dst []int16) []int16 {
 			r.idx++
 		}
 	}
+	dst = dst[:start+o]
 	// Drop what no later output needs.
 	if r.idx > 0 {
 		for c := range r.buf {
@@ -230,16 +248,16 @@ func dot(a, b []float32) float32 {
 }
 
 func clip(v float32) int16 {
-	if v >= 32767 {
-		return 32767
+	// Round half away from zero... via floor(v+0.5), cheaper than branches
+	// on the sign; then saturate.
+	i := int32(v + 32768.5) // ≥ 0 for every in-range v, so truncation is floor
+	if i > 65535 {
+		i = 65535
 	}
-	if v <= -32768 {
-		return -32768
+	if i < 0 {
+		i = 0
 	}
-	if v >= 0 {
-		return int16(v + 0.5)
-	}
-	return int16(v - 0.5)
+	return int16(i - 32768)
 }
 
 func sinc(x float64) float64 {
