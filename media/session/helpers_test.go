@@ -97,11 +97,13 @@ type memNet struct {
 	conns map[netip.AddrPort]*memConn
 	next  uint16
 	sent  []sentPacket
+	now   func() time.Time // stamps sent packets; nil: zero time
 }
 
 type sentPacket struct {
 	from, to netip.AddrPort
 	data     []byte
+	at       time.Time
 }
 
 func newMemNet() *memNet { return &memNet{conns: map[netip.AddrPort]*memConn{}, next: 20000} }
@@ -123,13 +125,22 @@ func (n *memNet) listen(addr netip.AddrPort) (PacketConn, error) {
 
 // take returns and forgets the packets written so far to addr.
 func (n *memNet) take(to netip.AddrPort) [][]byte {
+	var out [][]byte
+	for _, p := range n.takeTimed(to) {
+		out = append(out, p.data)
+	}
+	return out
+}
+
+// takeTimed is take with the packets' send times.
+func (n *memNet) takeTimed(to netip.AddrPort) []sentPacket {
 	n.mu.Lock()
 	defer n.mu.Unlock()
-	var out [][]byte
+	var out []sentPacket
 	rest := n.sent[:0]
 	for _, p := range n.sent {
 		if p.to == to {
-			out = append(out, p.data)
+			out = append(out, p)
 		} else {
 			rest = append(rest, p)
 		}
@@ -159,6 +170,9 @@ func (c *memConn) WriteToUDPAddrPort(b []byte, to netip.AddrPort) (int, error) {
 	c.n.mu.Lock()
 	defer c.n.mu.Unlock()
 	p := sentPacket{from: c.addr, to: to, data: append([]byte(nil), b...)}
+	if c.n.now != nil {
+		p.at = c.n.now()
+	}
 	c.n.sent = append(c.n.sent, p)
 	if d, ok := c.n.conns[to]; ok {
 		select {
@@ -199,6 +213,7 @@ var peerVideo = netip.MustParseAddrPort("10.0.0.9:4002")
 
 func newHarness(t testing.TB, cfg Config) *harness {
 	h := &harness{t: t, net: newMemNet(), now: t0, frames: map[media.Kind][]media.Frame{}}
+	h.net.now = func() time.Time { return h.now }
 	cfg.Listen = h.net.listen
 	cfg.IP = netip.MustParseAddr("127.0.0.1")
 	if cfg.OnFrame == nil {

@@ -139,6 +139,7 @@ func (s *Session) poll(now time.Time) {
 		return
 	}
 	asked := s.keyframeAsked.Swap(false)
+	s.dtmf.run(s, now) // before silence: an event due now takes this slot
 	for _, st := range [2]*stream{s.audio, s.video} {
 		if st == nil || !st.configured {
 			continue
@@ -158,7 +159,6 @@ func (s *Session) poll(now time.Time) {
 		}
 		st.publish()
 	}
-	s.dtmf.run(s, now)
 	s.timeouts(now)
 }
 

@@ -165,7 +165,8 @@ func (d *dtmfState) run(s *Session, now time.Time) {
 			d.queue = d.queue[1:]
 			continue
 		}
-		// The event starts at the audio timestamp of the next packet.
+		// The event takes the place of the next audio packet: its
+		// timestamp and its time slot.
 		if st.nextSilence.Before(now) {
 			st.sendSilence(now)
 		}
@@ -175,6 +176,6 @@ func (d *dtmfState) run(s *Session, now time.Time) {
 			d.queue = d.queue[1:]
 			continue
 		}
-		d.st, d.sched, d.idx, d.start, d.ts = st, sched, 0, now, st.ts
+		d.st, d.sched, d.idx, d.start, d.ts = st, sched, 0, st.nextSilence, st.ts
 	}
 }
