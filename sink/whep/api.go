@@ -180,7 +180,22 @@ func plan(offer map[string][]offeredCodec, video, audio media.Codec, plid string
 			}
 		}
 	}
+	// A kind the call does not send keeps its m= section, inactive, with
+	// one of the offered codecs: rejecting it (port 0) would reject the
+	// offerer's BUNDLE-tagged section when it comes first, and Chromium
+	// then never connects (RFC 8843 §7.3.3).
+	p.videoPTs = keepSection(p.videoPTs, offer["video"], "video/")
+	p.audioPTs = keepSection(p.audioPTs, offer["audio"], "audio/")
 	return p
+}
+
+func keepSection(have []webrtc.RTPCodecParameters, offered []offeredCodec, prefix string) []webrtc.RTPCodecParameters {
+	if len(have) > 0 || len(offered) == 0 {
+		return have
+	}
+	oc := offered[0]
+	return []webrtc.RTPCodecParameters{{PayloadType: webrtc.PayloadType(oc.pt), RTPCodecCapability: webrtc.RTPCodecCapability{
+		MimeType: prefix + oc.name, ClockRate: oc.clock, SDPFmtpLine: oc.fmtp}}}
 }
 
 // profileScore rates how well an offered H.264 profile-level-id suits the

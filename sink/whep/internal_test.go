@@ -186,7 +186,7 @@ func TestPlanFromOffer(t *testing.T) {
 		{"h264 high", media.CodecH264, media.CodecPCMU, "640c1f", "profile-level-id=640c1f", 3, webrtc.MimeTypePCMU},
 		{"h264 unknown profile", media.CodecH264, 0, "", "profile-level-id=42001f", 3, ""},
 		{"vp8", media.CodecVP8, media.CodecPCMA, "", webrtc.MimeTypeVP8, 1, webrtc.MimeTypePCMA},
-		{"audio only", 0, media.CodecPCMA, "", "", 0, webrtc.MimeTypePCMA},
+		{"audio only: video section kept", 0, media.CodecPCMA, "", "", 1, webrtc.MimeTypePCMA},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			p := plan(offered, tc.video, tc.audio, tc.plid)

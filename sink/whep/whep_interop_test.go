@@ -27,7 +27,8 @@ const testPage = `<!DOCTYPE html>
 <script>
 "use strict";
 const t0 = performance.now();
-const result = { ok: false, videoWidth: 0, videoHeight: 0, framesDecodedFirst: -1, framesDecoded: 0,
+const audioOnlyCall = new URLSearchParams(location.search).get("mode") === "audio";
+const result = { ok: false, audioOnly: false, videoWidth: 0, videoHeight: 0, framesDecodedFirst: -1, framesDecoded: 0,
   audioPackets: 0, videoCodec: "", audioCodec: "", pair: "", elapsedMs: 0, error: "" };
 async function report() {
   result.elapsedMs = Math.round(performance.now() - t0);
@@ -38,6 +39,7 @@ async function report() {
   try {
     const video = document.getElementById("v");
     session = await whepPlay("/whep", video);
+    result.audioOnly = session.audioOnly;
     while (performance.now() - t0 < 10000) {
       await new Promise((r) => setTimeout(r, 200));
       const stats = await session.pc.getStats();
@@ -59,7 +61,12 @@ async function report() {
       });
       result.videoWidth = video.videoWidth;
       result.videoHeight = video.videoHeight;
-      if (result.videoWidth > 0 && result.framesDecoded > 0) {
+      if (audioOnlyCall) {
+        if (result.audioPackets > 25) { // half a second of 20 ms packets
+          result.ok = true;
+          break;
+        }
+      } else if (result.videoWidth > 0 && result.framesDecoded > 0) {
         if (result.framesDecodedFirst < 0) {
           result.framesDecodedFirst = result.framesDecoded;
         } else if (result.framesDecoded > result.framesDecodedFirst && result.audioPackets > 0) {
@@ -80,6 +87,7 @@ async function report() {
 
 type browserResult struct {
 	OK                 bool   `json:"ok"`
+	AudioOnly          bool   `json:"audioOnly"`
 	VideoWidth         int    `json:"videoWidth"`
 	VideoHeight        int    `json:"videoHeight"`
 	FramesDecodedFirst int    `json:"framesDecodedFirst"`
@@ -92,13 +100,43 @@ type browserResult struct {
 	Error              string `json:"error"`
 }
 
-// Headless Chromium plays a live call through the shipped player script:
-// within 10 s the <video> has the clip's size, frames are being decoded and
-// PCMA audio packets arrive; leaving DELETEs the viewer.
-func TestInteropChromiumPlaysWHEP(t *testing.T) {
-	chromium := testenv.LookPath(t, "chromium")
-	s := newSink(t, whep.Config{Video: media.CodecH264, Audio: media.CodecPCMA})
+// runCall feeds a live call into s (the clip looped at 25 fps when video,
+// a 1 kHz PCMA tone in 20 ms frames) until the returned stop is called.
+func runCall(t *testing.T, s *whep.Sink, video bool) (stop func()) {
+	t.Helper()
+	quit := make(chan struct{})
+	var feeder sync.WaitGroup
+	feeder.Add(1)
+	frames := clipFrames(t)
+	go func() {
+		defer feeder.Done()
+		tick := time.NewTicker(20 * time.Millisecond)
+		defer tick.Stop()
+		for i := 0; ; i++ {
+			select {
+			case <-quit:
+				return
+			case <-tick.C:
+			}
+			a := toneFrame(i)
+			_ = s.WriteFrame(&a)
+			if video && i%2 == 0 {
+				n := i / 2
+				f := frames[n%len(frames)]
+				f.PTS = time.Duration(n) * 40 * time.Millisecond
+				f.DTS = f.PTS
+				_ = s.WriteFrame(&f)
+			}
+		}
+	}()
+	return func() { close(quit); feeder.Wait() }
+}
 
+// playInChromium serves s at /whep with the test page and returns what
+// headless Chromium reports after opening page?query.
+func playInChromium(t *testing.T, s *whep.Sink, query string) browserResult {
+	t.Helper()
+	chromium := testenv.LookPath(t, "chromium")
 	results := make(chan browserResult, 1)
 	mux := http.NewServeMux()
 	mux.Handle("/whep", s)
@@ -122,48 +160,20 @@ func TestInteropChromiumPlaysWHEP(t *testing.T) {
 	ts := httptest.NewServer(mux)
 	defer ts.Close()
 
-	// A live call: the clip looped at 25 fps, a 1 kHz PCMA tone in 20 ms frames.
-	stop := make(chan struct{})
-	var feeder sync.WaitGroup
-	feeder.Add(1)
-	frames := clipFrames(t)
-	go func() {
-		defer feeder.Done()
-		tick := time.NewTicker(20 * time.Millisecond)
-		defer tick.Stop()
-		for i := 0; ; i++ {
-			select {
-			case <-stop:
-				return
-			case <-tick.C:
-			}
-			a := toneFrame(i)
-			_ = s.WriteFrame(&a)
-			if i%2 == 0 {
-				n := i / 2
-				f := frames[n%len(frames)]
-				f.PTS = time.Duration(n) * 40 * time.Millisecond
-				f.DTS = f.PTS
-				_ = s.WriteFrame(&f)
-			}
-		}
-	}()
-	defer func() { close(stop); feeder.Wait() }()
-
 	cmd := exec.Command(chromium, "--headless", "--no-sandbox", "--disable-gpu", "--disable-quic",
 		"--no-first-run", "--disable-background-networking", "--disable-component-update", "--disable-sync",
 		"--disable-extensions", "--mute-audio", "--autoplay-policy=no-user-gesture-required",
 		// Let WebRTC use 127.0.0.1 and plain host candidates: all traffic stays on loopback.
 		"--allow-loopback-in-peer-connection", "--disable-features=WebRtcHideLocalIpsWithMdns",
-		"--user-data-dir="+t.TempDir(), ts.URL+"/test.html")
+		"--user-data-dir="+t.TempDir(), ts.URL+"/test.html?"+query)
 	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
 	if err := cmd.Start(); err != nil {
 		t.Fatal(err)
 	}
-	t.Cleanup(func() {
+	defer func() {
 		_ = syscall.Kill(-cmd.Process.Pid, syscall.SIGKILL) // chromium and its helpers
 		_ = cmd.Wait()
-	})
+	}()
 
 	var res browserResult
 	select {
@@ -176,8 +186,24 @@ func TestInteropChromiumPlaysWHEP(t *testing.T) {
 	if res.Error != "" || !res.OK {
 		t.Fatalf("browser did not play the call within 10 s: %+v", res)
 	}
-	if res.VideoWidth != 320 || res.VideoHeight != 240 {
-		t.Errorf("video %dx%d, want 320x240", res.VideoWidth, res.VideoHeight)
+	// The page DELETEd its viewer resource before reporting.
+	waitFor(t, "the browser's viewer to leave", func() bool { return s.Stats().Viewers == 0 })
+	if st := s.Stats(); st.ViewersTotal != 1 {
+		t.Errorf("viewers total %d, want 1", st.ViewersTotal)
+	}
+	return res
+}
+
+// Headless Chromium plays a live call through the shipped player script:
+// within 10 s the <video> has the clip's size, frames are being decoded and
+// PCMA audio packets arrive; leaving DELETEs the viewer.
+func TestInteropChromiumPlaysWHEP(t *testing.T) {
+	s := newSink(t, whep.Config{Video: media.CodecH264, Audio: media.CodecPCMA})
+	stop := runCall(t, s, true)
+	defer stop()
+	res := playInChromium(t, s, "mode=av")
+	if res.VideoWidth != 320 || res.VideoHeight != 240 || res.AudioOnly {
+		t.Errorf("video %dx%d (audio only %v), want 320x240", res.VideoWidth, res.VideoHeight, res.AudioOnly)
 	}
 	if res.FramesDecoded <= res.FramesDecodedFirst || res.AudioPackets == 0 {
 		t.Errorf("frames decoded %d -> %d, audio packets %d", res.FramesDecodedFirst, res.FramesDecoded, res.AudioPackets)
@@ -185,9 +211,15 @@ func TestInteropChromiumPlaysWHEP(t *testing.T) {
 	if res.VideoCodec != "video/H264" || res.AudioCodec != "audio/PCMA" {
 		t.Errorf("codecs %q %q, want video/H264 audio/PCMA", res.VideoCodec, res.AudioCodec)
 	}
-	// The page DELETEd its viewer resource before reporting.
-	waitFor(t, "the browser's viewer to leave", func() bool { return s.Stats().Viewers == 0 })
-	if st := s.Stats(); st.ViewersTotal != 1 {
-		t.Errorf("viewers total %d, want 1", st.ViewersTotal)
+}
+
+// An audio-only call (codec learned from the frames) plays audio-only.
+func TestInteropChromiumPlaysAudioOnlyCall(t *testing.T) {
+	s := newSink(t, whep.Config{Probe: 200 * time.Millisecond})
+	stop := runCall(t, s, false)
+	defer stop()
+	res := playInChromium(t, s, "mode=audio")
+	if !res.AudioOnly || res.VideoWidth != 0 || res.AudioCodec != "audio/PCMA" || res.AudioPackets == 0 {
+		t.Errorf("audio-only call: %+v", res)
 	}
 }

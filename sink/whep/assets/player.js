@@ -42,7 +42,11 @@ async function whepPlay(url, video, options) {
   const resource = location ? new URL(location, new URL(url, document.baseURI)).href : null;
   const answer = await resp.text();
   await pc.setRemoteDescription({ type: "answer", sdp: answer });
-  const hasVideo = /\r?\nm=video [1-9]/.test("\n" + answer);
+  // The server keeps the video section of an audio-only call, without a
+  // track (no a=msid or a=ssrc), or rejects it (port 0).
+  const videoSection = ("\n" + answer).split(/\r?\nm=/).find((m) => m.startsWith("video "));
+  const hasVideo = !!videoSection && !/^video 0 /.test(videoSection) &&
+    !/\na=inactive/.test(videoSection) && /\na=(msid|ssrc):/.test(videoSection);
   return {
     pc: pc,
     resource: resource,
