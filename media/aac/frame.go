@@ -84,12 +84,20 @@ func (e *Encoder) encodeFrame() []byte {
 // analyse windows and transforms one channel and prepares its per-band
 // quantiser inputs.
 func (e *Encoder) analyse(ch *channel) {
-	z := e.z
+	z := e.z[:2*FrameSamples]
+	h := ch.hist[:]
+	w := e.window[:]
 	for i := range z {
-		z[i] = ch.hist[i] * e.window[i]
+		z[i] = h[i] * w[i]
 	}
 	e.mdct.transform(z, ch.spec[:])
-	for i, v := range ch.spec {
+	// Only the coded bandwidth matters below.
+	top := int(e.swb[e.nb])
+	for i, v := range ch.spec[:top] {
+		if v == 0 {
+			ch.xp[i] = 0
+			continue
+		}
 		a := math.Abs(v)
 		ch.xp[i] = math.Sqrt(a * math.Sqrt(a)) // a^(3/4)
 	}

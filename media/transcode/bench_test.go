@@ -1,0 +1,47 @@
+package transcode
+
+import (
+	"testing"
+	"time"
+
+	"github.com/sipstream/sipstream/internal/testmedia"
+	"github.com/sipstream/sipstream/media"
+	"github.com/sipstream/sipstream/media/g711"
+)
+
+// benchmarkPath measures the whole audio path G.711 decode → resample 8 kHz
+// to 48 kHz → AAC encode, in 20 ms frames of a speech-band signal; the
+// x-realtime metric is seconds of call audio per second of one core.
+func benchmarkPath(b *testing.B, nch int) {
+	tr, err := NewToAAC(AACConfig{Channels: nch})
+	if err != nil {
+		b.Fatal(err)
+	}
+	// Three tones across the telephone band, varying over 4 s.
+	pcm := testmedia.Tone(300, 8000, 0, 32000, 0.3)
+	for i, v := range testmedia.Tone(1100, 8000, 0, 32000, 0.2) {
+		pcm[i] += v
+	}
+	for i, v := range testmedia.Tone(2900, 8000, 0, 32000, 0.1) {
+		pcm[i] += v / int16(1+i/8000)
+	}
+	payloads := make([][]byte, 0, len(pcm)/160)
+	for i := 0; i+160 <= len(pcm); i += 160 {
+		payloads = append(payloads, g711.EncodeALaw(nil, pcm[i:i+160]))
+	}
+	f := &media.Frame{Codec: media.CodecPCMA, ClockRate: 8000, Channels: 1, Duration: 20 * time.Millisecond}
+	emit := func(*media.Frame) {}
+	b.ReportAllocs()
+	b.ResetTimer()
+	for i := 0; i < b.N; i++ {
+		f.PTS = time.Duration(i) * 20 * time.Millisecond
+		f.Payload = payloads[i%len(payloads)]
+		if err := tr.Write(f, emit); err != nil {
+			b.Fatal(err)
+		}
+	}
+	b.ReportMetric(0.020/(b.Elapsed().Seconds()/float64(b.N)), "x-realtime")
+}
+
+func BenchmarkPCMAToAAC48kMono(b *testing.B)   { benchmarkPath(b, 1) }
+func BenchmarkPCMAToAAC48kStereo(b *testing.B) { benchmarkPath(b, 2) }

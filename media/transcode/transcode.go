@@ -1,0 +1,356 @@
+// Package transcode turns the audio a SIP peer sends (G.711 A-law/µ-law,
+// Opus) into AAC-LC for targets that accept nothing else (RTMP to YouTube,
+// Facebook, Twitch), keeping the timeline: every AAC frame carries the PTS of
+// the input audio it decodes to, so lip sync with the video holds.
+//
+// The path is: decode (media/g711 or github.com/pion/opus) → mix to the
+// output channel count → resample (media/resample) → encode (media/aac).
+// Lost packets become silence of the right length, overlapping input is cut,
+// a long gap restarts the AAC stream on the new timestamps, and Silence
+// produces silent AAC for calls without audio.
+package transcode
+
+import (
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/pion/opus"
+
+	"github.com/sipstream/sipstream/media"
+	"github.com/sipstream/sipstream/media/aac"
+	"github.com/sipstream/sipstream/media/g711"
+	"github.com/sipstream/sipstream/media/resample"
+)
+
+// ErrUnsupported is returned by Write for a codec ToAAC cannot decode
+// (Speex: no pure-Go decoder is available).
+var ErrUnsupported = errors.New("transcode: unsupported input codec")
+
+// ErrConfig is wrapped by the errors NewToAAC returns for an invalid config.
+var ErrConfig = errors.New("transcode: invalid config")
+
+// ErrDecode wraps a payload the codec's decoder rejected. The frame's time
+// is treated as lost (filled with silence if later audio follows).
+var ErrDecode = errors.New("transcode: cannot decode payload")
+
+// AACConfig configures ToAAC.
+type AACConfig struct {
+	// SampleRate of the AAC output: 48000 or 44100 (any AAC rate works).
+	// Zero means 48000.
+	SampleRate int
+	// Channels of the AAC output: 1, or 2 (mono input is duplicated, what
+	// Facebook asks for). Zero means 1.
+	Channels int
+	// Bitrate of the AAC output in bit/s. Zero means 64000 per channel.
+	Bitrate int
+	// MaxGap is the longest hole in the input that is filled with silence;
+	// after a longer one the AAC stream restarts on the new timestamps.
+	// Zero means 5 s.
+	MaxGap time.Duration
+}
+
+// Tolerance for timestamps that do not line up exactly with the sample
+// count (jitter in arrival-based timestamps before RTCP sync).
+const slack = 2 * time.Millisecond
+
+// ToAAC transcodes one audio stream to AAC. It is not safe for concurrent use:
+// one goroutine (the stream's) owns it.
+type ToAAC struct {
+	cfg AACConfig
+	enc *aac.Encoder
+	asc []byte
+
+	started bool
+	t0      time.Duration // timeline position of the stream's first sample
+	aus     int64         // access units emitted since t0
+	// Input side.
+	inCodec  media.Codec
+	inRate   int
+	inCh     int
+	inPos    time.Duration // timeline position of the next input sample
+	inFrac   int64         // input samples since the last re-anchor
+	inAnchor time.Duration // timeline position where inFrac counts from
+	rs       *resample.Resampler
+	opus     *opus.Decoder
+
+	pcm, mono, out []int16
+	frame          media.Frame
+}
+
+// NewToAAC returns a transcoder for cfg.
+func NewToAAC(cfg AACConfig) (*ToAAC, error) {
+	if cfg.SampleRate == 0 {
+		cfg.SampleRate = 48000
+	}
+	if cfg.Channels == 0 {
+		cfg.Channels = 1
+	}
+	if cfg.Bitrate == 0 {
+		cfg.Bitrate = 64000 * cfg.Channels
+	}
+	if cfg.MaxGap == 0 {
+		cfg.MaxGap = 5 * time.Second
+	}
+	if cfg.MaxGap < 0 {
+		return nil, fmt.Errorf("%w: negative MaxGap", ErrConfig)
+	}
+	enc, err := aac.NewEncoder(aac.EncoderConfig{SampleRate: cfg.SampleRate, Channels: cfg.Channels, Bitrate: cfg.Bitrate})
+	if err != nil {
+		return nil, fmt.Errorf("%w: %w", ErrConfig, err)
+	}
+	t := &ToAAC{cfg: cfg, enc: enc, asc: enc.AudioSpecificConfig()}
+	t.frame = media.Frame{Codec: media.CodecAAC, Keyframe: true, ClockRate: uint32(cfg.SampleRate),
+		Channels: uint8(cfg.Channels), Duration: t.auDuration()}
+	return t, nil
+}
+
+// AudioSpecificConfig returns the AAC AudioSpecificConfig of the output.
+func (t *ToAAC) AudioSpecificConfig() []byte { return append([]byte(nil), t.asc...) }
+
+// Delay is the AAC encoder's delay (one frame). Frames are stamped with the
+// PTS of the audio they decode to, so the first frame of a stream (the
+// encoder's priming, which decodes to silence) is stamped Delay before the
+// stream's first input, or zero if that would be negative.
+func (t *ToAAC) Delay() time.Duration { return t.enc.Delay() }
+
+func (t *ToAAC) auDuration() time.Duration {
+	return time.Duration(aac.FrameSamples) * time.Second / time.Duration(t.cfg.SampleRate)
+}
+
+// Write transcodes one input audio frame (PCMA, PCMU or Opus, on the call's
+// timeline) and calls emit for each AAC frame completed. emit is called
+// synchronously; the Frame it gets is reused after emit returns (copy the
+// struct to keep it), its Payload is newly allocated and may be retained.
+// A frame that cannot be decoded returns an error wrapping ErrDecode or
+// ErrUnsupported; the transcoder stays usable.
+func (t *ToAAC) Write(f *media.Frame, emit func(*media.Frame)) error {
+	switch f.Codec {
+	case media.CodecPCMA, media.CodecPCMU, media.CodecOpus:
+	case media.CodecSpeex:
+		return fmt.Errorf("%w: %v", ErrUnsupported, f.Codec)
+	default:
+		return fmt.Errorf("%w: %v", ErrUnsupported, f.Codec)
+	}
+	pcm, rate, ch, err := t.decode(f)
+	if err != nil {
+		return err
+	}
+	if len(pcm) == 0 {
+		return nil
+	}
+	t.feed(f.PTS, pcm, rate, ch, f.Codec, emit)
+	return nil
+}
+
+// decode turns a frame's payload into interleaved PCM.
+func (t *ToAAC) decode(f *media.Frame) (pcm []int16, rate, ch int, err error) {
+	switch f.Codec {
+	case media.CodecPCMA, media.CodecPCMU:
+		rate = int(f.ClockRate)
+		if rate == 0 {
+			rate = 8000
+		}
+		ch = int(f.Channels)
+		if ch == 0 {
+			ch = 1
+		}
+		if ch > 2 || rate < 1000 || rate > 384000 {
+			return nil, 0, 0, fmt.Errorf("%w: G.711 at %d Hz, %d channels", ErrDecode, rate, ch)
+		}
+		if f.Codec == media.CodecPCMA {
+			t.pcm = g711.DecodeALaw(t.pcm[:0], f.Payload)
+		} else {
+			t.pcm = g711.DecodeULaw(t.pcm[:0], f.Payload)
+		}
+		return t.pcm[:len(t.pcm)/ch*ch], rate, ch, nil
+	default: // Opus
+		if t.opus == nil {
+			d, err := opus.NewDecoderWithOutput(48000, t.cfg.Channels)
+			if err != nil {
+				return nil, 0, 0, fmt.Errorf("%w: %w", ErrDecode, err)
+			}
+			t.opus = &d
+		}
+		const maxOpus = 5760 // 120 ms at 48 kHz
+		if cap(t.pcm) < maxOpus*2 {
+			t.pcm = make([]int16, maxOpus*2)
+		}
+		buf := t.pcm[:maxOpus*t.cfg.Channels]
+		n, err := t.decodeOpus(f.Payload, buf)
+		if err != nil {
+			return nil, 0, 0, fmt.Errorf("%w: opus: %w", ErrDecode, err)
+		}
+		return buf[:n*t.cfg.Channels], 48000, t.cfg.Channels, nil
+	}
+}
+
+// decodeOpus calls the third-party decoder on network input; a panic in it
+// becomes an error (and a fresh decoder) instead of taking the call down.
+func (t *ToAAC) decodeOpus(payload []byte, out []int16) (n int, err error) {
+	defer func() {
+		if r := recover(); r != nil {
+			t.opus = nil
+			n, err = 0, fmt.Errorf("decoder panic: %v", r)
+		}
+	}()
+	if len(payload) == 0 {
+		return 0, errors.New("empty payload")
+	}
+	return t.opus.DecodeToInt16(payload, out)
+}
+
+// feed places decoded PCM at pts on the timeline: gaps become silence,
+// overlaps are cut, a format change flushes the resampler, a long gap
+// restarts the stream.
+func (t *ToAAC) feed(pts time.Duration, pcm []int16, rate, ch int, codec media.Codec, emit func(*media.Frame)) {
+	if !t.started {
+		t.start(pts)
+	}
+	if t.inRate != rate || t.inCh != ch || t.rs == nil {
+		t.setInput(rate, ch, emit)
+	}
+	t.inCodec = codec
+	gap := pts - t.inPos
+	switch {
+	case gap > t.cfg.MaxGap:
+		t.restart(pts, emit)
+		t.setInput(rate, ch, emit)
+	case gap > slack:
+		t.silence(int(int64(gap)*int64(rate)/int64(time.Second)), emit)
+	case gap < -slack:
+		skip := int(int64(-gap) * int64(rate) / int64(time.Second))
+		if skip*ch >= len(pcm) {
+			return
+		}
+		pcm = pcm[skip*ch:]
+	}
+	t.push(pcm, emit)
+}
+
+// Silence produces silent AAC up to until on the timeline (for calls
+// without audio, or to keep the audio track going through a long pause).
+// A stream that has not started starts at zero.
+func (t *ToAAC) Silence(until time.Duration, emit func(*media.Frame)) {
+	if !t.started {
+		t.start(0)
+	}
+	if t.rs == nil {
+		t.setInput(t.cfg.SampleRate, 1, emit)
+	}
+	if gap := until - t.inPos; gap > 0 {
+		t.silence(int(int64(gap)*int64(t.inRate)/int64(time.Second)), emit)
+	}
+}
+
+// Flush emits the AAC frames still held by the resampler and the encoder
+// (the audio up to the last input) and ends the stream; the next Write
+// starts a new one.
+func (t *ToAAC) Flush(emit func(*media.Frame)) {
+	if !t.started {
+		return
+	}
+	if t.rs != nil {
+		t.out = t.rs.Flush(t.out[:0])
+		t.encode(t.out, emit)
+	}
+	aus, _ := t.enc.Flush()
+	t.emit(aus, emit)
+	t.started, t.rs, t.aus = false, nil, 0
+}
+
+func (t *ToAAC) start(pts time.Duration) {
+	t.started = true
+	t.t0, t.inPos, t.inAnchor, t.inFrac, t.aus = pts, pts, pts, 0, 0
+}
+
+func (t *ToAAC) restart(pts time.Duration, emit func(*media.Frame)) {
+	t.Flush(emit)
+	t.start(pts)
+}
+
+// setInput switches to a new input format: what the old resampler holds is
+// pushed out first so the output stays continuous.
+func (t *ToAAC) setInput(rate, ch int, emit func(*media.Frame)) {
+	if t.rs != nil {
+		t.out = t.rs.Flush(t.out[:0])
+		t.encode(t.out, emit)
+	}
+	rch := 1
+	if ch == 2 && t.cfg.Channels == 2 {
+		rch = 2
+	}
+	rs, err := resample.New(resample.Config{InRate: rate, OutRate: t.cfg.SampleRate, Channels: rch})
+	if err != nil {
+		// Rates were validated by decode; fall back to pass-through
+		// timing by treating the input as already at the output rate.
+		rs, _ = resample.New(resample.Config{InRate: t.cfg.SampleRate, OutRate: t.cfg.SampleRate, Channels: rch})
+		rate = t.cfg.SampleRate
+	}
+	t.rs, t.inRate, t.inCh = rs, rate, ch
+	t.inAnchor, t.inFrac = t.inPos, 0
+}
+
+// silence pushes n samples per channel of zeros at the input rate.
+func (t *ToAAC) silence(n int, emit func(*media.Frame)) {
+	const chunk = 960
+	var zeros [chunk * 2]int16
+	for n > 0 {
+		k := min(n, chunk)
+		t.push(zeros[:k*t.inCh], emit)
+		n -= k
+	}
+}
+
+// push resamples interleaved input PCM (t.inCh channels) and encodes it.
+func (t *ToAAC) push(pcm []int16, emit func(*media.Frame)) {
+	frames := len(pcm) / t.inCh
+	t.inFrac += int64(frames)
+	t.inPos = t.inAnchor + time.Duration(t.inFrac*int64(time.Second)/int64(t.inRate))
+	in := pcm
+	switch {
+	case t.inCh == 2 && t.cfg.Channels == 1: // downmix
+		t.mono = t.mono[:0]
+		for i := 0; i+1 < len(pcm); i += 2 {
+			t.mono = append(t.mono, int16((int32(pcm[i])+int32(pcm[i+1]))>>1))
+		}
+		in = t.mono
+	}
+	t.out = t.rs.Process(t.out[:0], in)
+	t.encode(t.out, emit)
+}
+
+// encode feeds resampled PCM (1 channel, or the output's 2) to the encoder.
+func (t *ToAAC) encode(pcm []int16, emit func(*media.Frame)) {
+	if len(pcm) == 0 {
+		return
+	}
+	if t.cfg.Channels == 2 && !(t.inCh == 2) {
+		// Duplicate mono into both channels.
+		t.mono = t.mono[:0]
+		for _, v := range pcm {
+			t.mono = append(t.mono, v, v)
+		}
+		pcm = t.mono
+	}
+	aus, _ := t.enc.Encode(pcm) // never fails on whole frames
+	t.emit(aus, emit)
+}
+
+// emit stamps and delivers access units: AU k decodes to the output samples
+// [(k−1)·1024, k·1024) after the stream's start.
+func (t *ToAAC) emit(aus [][]byte, emit func(*media.Frame)) {
+	d := t.auDuration()
+	for _, au := range aus {
+		pts := t.t0 - d
+		if t.aus > 0 {
+			pts = t.t0 + time.Duration((t.aus-1)*aac.FrameSamples*int64(time.Second)/int64(t.cfg.SampleRate))
+		}
+		if pts < 0 {
+			pts = 0 // the priming frame of a stream that starts at zero
+		}
+		t.aus++
+		t.frame.PTS, t.frame.DTS, t.frame.Payload = pts, pts, au
+		emit(&t.frame)
+	}
+}
