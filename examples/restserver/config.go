@@ -1,0 +1,136 @@
+package main
+
+import (
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"net"
+	"net/netip"
+	"net/url"
+	"os"
+	"strconv"
+	"strings"
+)
+
+// config is the server's command line. Every flag can also be set with an
+// environment variable SIPSTREAM_<NAME> (upper case, '-' as '_'); a flag on
+// the command line wins over the environment.
+type config struct {
+	HTTP      string // -http: plain HTTP listen address; "" disables it
+	HTTPS     string // -https: HTTPS listen address; "" disables it
+	TLSCert   string // -tls-cert: PEM certificate file for -https
+	TLSKey    string // -tls-key: PEM key file for -https
+	Auth      string // -auth: "user:pass" for HTTP Basic auth; "" means none
+	SIP       string // -sip: local SIP address (UDP and TCP)
+	PublicIP  string // -public-ip: address written into Contact, Via and SDP
+	RTPPorts  string // -rtp-ports: "LO-HI"
+	Webhook   string // -webhook: URL that receives status events
+	RecordDir string // -record-dir: where recordings go; "" disables recording
+	Demo      bool   // -demo: embedded SIP callee and RTMP server
+	LogLevel  string // -log-level: debug, info, warn, error
+
+	rtpLo, rtpHi int
+	authUser     string
+	authPass     string
+	publicIP     netip.Addr
+}
+
+// parseConfig reads args (without the program name) and the environment.
+func parseConfig(args []string, getenv func(string) string, stderr io.Writer) (config, error) {
+	var c config
+	fs := flag.NewFlagSet("restserver", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	fs.StringVar(&c.HTTP, "http", ":8081", "HTTP listen address for the REST API and the web page (empty: off)")
+	fs.StringVar(&c.HTTPS, "https", ":8444", "HTTPS listen address (empty: off); a self-signed certificate is made when -tls-cert/-tls-key are not given")
+	fs.StringVar(&c.TLSCert, "tls-cert", "", "PEM certificate file for -https")
+	fs.StringVar(&c.TLSKey, "tls-key", "", "PEM private key file for -https")
+	fs.StringVar(&c.Auth, "auth", "", "USER:PASS: require HTTP Basic auth on every REST call and page (default: off)")
+	fs.StringVar(&c.SIP, "sip", ":5060", "local SIP address, UDP and TCP")
+	fs.StringVar(&c.PublicIP, "public-ip", "", "IP address written into Contact, Via and SDP (default: the SIP address's)")
+	fs.StringVar(&c.RTPPorts, "rtp-ports", "30000-31999", "RTP/RTCP UDP port range LO-HI")
+	fs.StringVar(&c.Webhook, "webhook", "", "URL that receives every call and RTMP status change as a JSON POST")
+	fs.StringVar(&c.RecordDir, "record-dir", "", "directory for call recordings (empty: recording off)")
+	fs.BoolVar(&c.Demo, "demo", false, "start an embedded SIP callee (test pattern and tone) and RTMP server, so the page can demo a call with nothing else running")
+	fs.StringVar(&c.LogLevel, "log-level", "info", "log level: debug, info, warn, error")
+
+	// The environment first, so that flags given on the command line win.
+	var envErr error
+	fs.VisitAll(func(f *flag.Flag) {
+		name := "SIPSTREAM_" + strings.ToUpper(strings.ReplaceAll(f.Name, "-", "_"))
+		if v := getenv(name); v != "" {
+			if err := f.Value.Set(v); err != nil && envErr == nil {
+				envErr = fmt.Errorf("%s: %v", name, err)
+			}
+		}
+	})
+	if envErr != nil {
+		return c, envErr
+	}
+	if err := fs.Parse(args); err != nil {
+		return c, err
+	}
+	if fs.NArg() > 0 {
+		return c, fmt.Errorf("unexpected arguments: %q", fs.Args())
+	}
+	return c, c.check()
+}
+
+func (c *config) check() error {
+	var errs []error
+	for _, a := range []struct{ name, v string }{{"-http", c.HTTP}, {"-https", c.HTTPS}, {"-sip", c.SIP}} {
+		if a.v == "" && a.name == "-sip" {
+			errs = append(errs, errors.New("-sip is required"))
+			continue
+		}
+		if a.v != "" {
+			if _, _, err := net.SplitHostPort(a.v); err != nil {
+				errs = append(errs, fmt.Errorf("%s %q: %v", a.name, a.v, err))
+			}
+		}
+	}
+	if (c.TLSCert == "") != (c.TLSKey == "") {
+		errs = append(errs, errors.New("-tls-cert and -tls-key go together"))
+	}
+	if c.Auth != "" {
+		u, p, ok := strings.Cut(c.Auth, ":")
+		if !ok || u == "" || p == "" {
+			errs = append(errs, errors.New("-auth must be USER:PASS"))
+		}
+		c.authUser, c.authPass = u, p
+	}
+	if c.PublicIP != "" {
+		ip, err := netip.ParseAddr(c.PublicIP)
+		if err != nil {
+			errs = append(errs, fmt.Errorf("-public-ip: %v", err))
+		}
+		c.publicIP = ip
+	}
+	lo, hi, ok := strings.Cut(c.RTPPorts, "-")
+	l, err1 := strconv.Atoi(strings.TrimSpace(lo))
+	h, err2 := strconv.Atoi(strings.TrimSpace(hi))
+	if !ok || err1 != nil || err2 != nil || l < 1024 || h > 65535 || h-l < 3 {
+		errs = append(errs, fmt.Errorf("-rtp-ports %q: want LO-HI within 1024-65535 with room for two port pairs", c.RTPPorts))
+	}
+	c.rtpLo, c.rtpHi = l, h
+	if c.Webhook != "" {
+		u, err := url.Parse(c.Webhook)
+		if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
+			errs = append(errs, errors.New("-webhook must be an http:// or https:// URL"))
+		}
+	}
+	if c.RecordDir != "" {
+		if st, err := os.Stat(c.RecordDir); err != nil || !st.IsDir() {
+			errs = append(errs, fmt.Errorf("-record-dir %q is not a directory", c.RecordDir))
+		}
+	}
+	switch c.LogLevel {
+	case "debug", "info", "warn", "error":
+	default:
+		errs = append(errs, fmt.Errorf("-log-level %q: want debug, info, warn or error", c.LogLevel))
+	}
+	if c.HTTP == "" && c.HTTPS == "" {
+		errs = append(errs, errors.New("one of -http and -https is needed"))
+	}
+	return errors.Join(errs...)
+}

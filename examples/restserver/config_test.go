@@ -1,0 +1,55 @@
+package main
+
+import (
+	"io"
+	"testing"
+
+	"github.com/stretchr/testify/require"
+)
+
+func TestConfigDefaultsEnvAndFlags(t *testing.T) {
+	env := map[string]string{
+		"SIPSTREAM_HTTP":      "127.0.0.1:9000",
+		"SIPSTREAM_RTP_PORTS": "40000-40100",
+		"SIPSTREAM_AUTH":      "u:p",
+		"SIPSTREAM_DEMO":      "true",
+	}
+	c, err := parseConfig([]string{"-http", "127.0.0.1:9001", "-public-ip", "192.0.2.7"}, func(k string) string { return env[k] }, io.Discard)
+	require.NoError(t, err)
+	require.Equal(t, "127.0.0.1:9001", c.HTTP, "a flag wins over the environment")
+	require.Equal(t, ":8444", c.HTTPS)
+	require.Equal(t, ":5060", c.SIP)
+	require.Equal(t, 40000, c.rtpLo)
+	require.Equal(t, 40100, c.rtpHi)
+	require.Equal(t, "u", c.authUser)
+	require.Equal(t, "p", c.authPass)
+	require.True(t, c.Demo)
+	require.Equal(t, "192.0.2.7", c.publicIP.String())
+}
+
+func TestConfigErrors(t *testing.T) {
+	none := func(string) string { return "" }
+	for _, args := range [][]string{
+		{"-rtp-ports", "5-4"},
+		{"-rtp-ports", "abc"},
+		{"-auth", "nocolon"},
+		{"-public-ip", "not-an-ip"},
+		{"-webhook", "ftp://x"},
+		{"-tls-cert", "c.pem"},
+		{"-http", "", "-https", ""},
+		{"-sip", "nohostport"},
+		{"-record-dir", "/definitely/not/here"},
+		{"-log-level", "loud"},
+		{"extra"},
+	} {
+		_, err := parseConfig(args, none, io.Discard)
+		require.Error(t, err, "%q", args)
+	}
+	_, err := parseConfig(nil, func(k string) string {
+		if k == "SIPSTREAM_DEMO" {
+			return "notabool"
+		}
+		return ""
+	}, io.Discard)
+	require.ErrorContains(t, err, "SIPSTREAM_DEMO")
+}

@@ -1,0 +1,71 @@
+package main
+
+import (
+	"encoding/json"
+	"errors"
+	"net/http"
+	"time"
+)
+
+// apiError is the JSON error body, in the shape the product's Spring-based
+// server returns, so clients that parse it keep working.
+type apiError struct {
+	Timestamp int64  `json:"timestamp"` // Unix milliseconds
+	Status    int    `json:"status"`
+	Error     string `json:"error"`
+	Message   string `json:"message"`
+	Path      string `json:"path"`
+}
+
+// httpError is an error that knows its HTTP status.
+type httpError struct {
+	status int
+	msg    string
+}
+
+func (e *httpError) Error() string { return e.msg }
+
+func errStatus(status int, msg string) error { return &httpError{status: status, msg: msg} }
+
+// writeError writes err as a JSON error body. The status comes from an
+// *httpError or *fieldError in err's chain, or from the service's sentinel
+// errors (see statusOf); anything else is a 500 whose message is not shown,
+// since it may carry internals.
+func writeError(w http.ResponseWriter, r *http.Request, err error, now time.Time) {
+	status, msg := statusOf(err)
+	body := apiError{
+		Timestamp: now.UnixMilli(),
+		Status:    status,
+		Error:     http.StatusText(status),
+		Message:   msg,
+		Path:      r.URL.Path,
+	}
+	writeJSON(w, status, body)
+}
+
+func statusOf(err error) (int, string) {
+	var he *httpError
+	if errors.As(err, &he) {
+		return he.status, he.msg
+	}
+	var fe *fieldError
+	if errors.As(err, &fe) {
+		return http.StatusBadRequest, err.Error()
+	}
+	if status, ok := serviceStatus(err); ok {
+		return status, err.Error()
+	}
+	return http.StatusInternalServerError, "internal error"
+}
+
+func writeJSON(w http.ResponseWriter, status int, v any) {
+	b, err := json.Marshal(v)
+	if err != nil {
+		status = http.StatusInternalServerError
+		b = []byte(`{"status":500,"error":"Internal Server Error","message":"encoding the response failed"}`)
+	}
+	w.Header().Set("Content-Type", "application/json")
+	w.Header().Set("X-Content-Type-Options", "nosniff")
+	w.WriteHeader(status)
+	_, _ = w.Write(append(b, '\n'))
+}

@@ -1,0 +1,258 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"strings"
+	"sync/atomic"
+
+	"github.com/sipstream/sipstream/callmgr"
+)
+
+// pushPrefix is what the product puts in front of a call's stream name when
+// /push/startup republishes it without rtmpTransponderFullUrl: a push of
+// stream "call1" to rtmp://host/live publishes "rtmp_call1".
+const pushPrefix = "rtmp_"
+
+// managerService adapts callmgr.Manager to the HTTP layer: REST parameters
+// to CallParams, CallInfo to the product's call objects, callmgr's sentinel
+// errors to HTTP statuses, callmgr events to webhook and page events.
+type managerService struct {
+	m *callmgr.Manager
+	// recording says whether the server was started with -record-dir.
+	recording bool
+	// notify receives every event; set before the first call.
+	notify atomic.Pointer[func(statusEvent, callObject)]
+}
+
+var _ callService = (*managerService)(nil)
+
+// mapErr wraps callmgr's errors in the HTTP layer's sentinels, keeping the
+// message (callmgr's errors never carry secrets).
+func mapErr(err error) error {
+	switch {
+	case err == nil:
+		return nil
+	case errors.Is(err, callmgr.ErrInvalidParams):
+		var pe *callmgr.ParamError
+		if errors.As(err, &pe) {
+			return &fieldError{Field: pe.Field, Reason: pe.Reason}
+		}
+		return fmt.Errorf("%w: %v", errInvalid, err)
+	case errors.Is(err, callmgr.ErrCallNotFound), errors.Is(err, callmgr.ErrSinkNotFound):
+		return fmt.Errorf("%w: %v", errNotFound, err)
+	case errors.Is(err, callmgr.ErrDuplicateCallID), errors.Is(err, callmgr.ErrDuplicateStream),
+		errors.Is(err, callmgr.ErrDuplicateSinkID), errors.Is(err, callmgr.ErrNotEstablished),
+		errors.Is(err, callmgr.ErrCallEnded):
+		return fmt.Errorf("%w: %v", errConflict, err)
+	case errors.Is(err, callmgr.ErrClosed), errors.Is(err, callmgr.ErrTooManyCalls):
+		return fmt.Errorf("%w: %v", errShutdown, err)
+	case errors.Is(err, callmgr.ErrNotConfigured):
+		return fmt.Errorf("%w: %v", errInvalid, err)
+	}
+	return err
+}
+
+func (s *managerService) Start(ctx context.Context, p startParams) error {
+	if p.Record && !s.recording {
+		return badField("record", "recording is off on this server (start it with -record-dir)")
+	}
+	cp := callmgr.CallParams{
+		CallID:              p.CallID,
+		Callee:              p.Callee,
+		ToStream:            p.ToStream,
+		RTMPURL:             p.RTMPURL,
+		RTMPStream:          p.RTMPStream,
+		HasAudio:            p.HasAudio,
+		HasVideo:            p.HasVideo,
+		SIPLogin:            p.SIPLogin,
+		SIPAuthName:         p.SIPAuthName,
+		SIPPassword:         p.SIPPassword,
+		SIPDomain:           p.SIPDomain,
+		SIPOutboundProxy:    p.SIPOutboundProxy,
+		SIPPort:             p.SIPPort,
+		SIPTransport:        p.SIPTransport,
+		SIPRegisterRequired: p.SIPRegisterRequired,
+		VisibleName:         p.VisibleName,
+		AppKey:              p.AppKey,
+		Record:              p.Record,
+	}
+	for _, h := range p.Headers {
+		cp.Headers = append(cp.Headers, callmgr.Header{Name: h[0], Value: h[1]})
+	}
+	_, err := s.m.StartCall(ctx, cp)
+	return mapErr(err)
+}
+
+func (s *managerService) Terminate(ctx context.Context, callID string) error {
+	return mapErr(s.m.Terminate(ctx, callID))
+}
+
+func (s *managerService) SendDTMF(ctx context.Context, callID, digits, typ string) error {
+	t, err := callmgr.ParseDTMFType(typ)
+	if err != nil {
+		return mapErr(err)
+	}
+	return mapErr(s.m.SendDTMF(ctx, callID, digits, t))
+}
+
+func (s *managerService) Calls() []callObject {
+	infos := s.m.FindAll()
+	out := make([]callObject, 0, len(infos))
+	for _, ci := range infos {
+		out = append(out, callObjectOf(ci))
+	}
+	return out
+}
+
+func callObjectOf(ci callmgr.CallInfo) callObject {
+	c := callObject{
+		CallID:           ci.CallID,
+		Incoming:         ci.Incoming,
+		Status:           string(ci.Status),
+		SIPStatus:        ci.SIPStatus,
+		SIPMessage:       ci.SIPReason,
+		RTMPURL:          ci.RTMPURL,
+		RTMPStream:       ci.RTMPStream,
+		StreamName:       ci.ToStream,
+		RTMPStreamStatus: string(ci.RTMPStatus),
+		RTMPStatusInfo:   ci.RTMPReason,
+		Caller:           ci.Caller,
+		Callee:           ci.Callee,
+		HasAudio:         ci.HasAudio,
+		HasVideo:         ci.HasVideo,
+		VisibleName:      ci.VisibleName,
+		AppKey:           ci.AppKey,
+		SIPLogin:         ci.SIPLogin,
+		SIPDomain:        ci.SIPDomain,
+	}
+	if !ci.Started.IsZero() {
+		c.StartTime = ci.Started.UnixMilli()
+	}
+	if !ci.Established.IsZero() {
+		end := ci.Ended
+		if end.IsZero() {
+			end = timeNow()
+		}
+		c.Duration = end.Sub(ci.Established).Milliseconds()
+	}
+	return c
+}
+
+// callFor finds the live call whose stream (toStream) or call ID is name.
+func (s *managerService) callFor(name string) (callmgr.CallInfo, bool) {
+	if cs := s.m.Find(callmgr.Filter{ToStream: name}); len(cs) > 0 {
+		return cs[0], true
+	}
+	if cs := s.m.Find(callmgr.Filter{CallID: name}); len(cs) > 0 {
+		return cs[0], true
+	}
+	return callmgr.CallInfo{}, false
+}
+
+func (s *managerService) PushStart(ctx context.Context, p pushParams) (pushObject, error) {
+	ci, ok := s.callFor(p.StreamName)
+	if !ok {
+		return pushObject{}, fmt.Errorf("%w: no live call has stream %q", errNotFound, p.StreamName)
+	}
+	spec := callmgr.SinkSpec{RTMPURL: p.RTMPURL, Muted: p.Muted}
+	if !p.FullURL {
+		spec.RTMPStream = pushPrefix + p.StreamName
+	}
+	si, err := s.m.AddSink(ctx, ci.CallID, spec)
+	if err != nil {
+		return pushObject{}, mapErr(err)
+	}
+	return pushObjectOf(si), nil
+}
+
+func pushObjectOf(si callmgr.SinkInfo) pushObject {
+	url := si.RTMPURL
+	if si.RTMPStream != "" {
+		url = strings.TrimSuffix(url, "/") + "/" + si.RTMPStream
+	}
+	return pushObject{
+		MediaSessionID: si.ID,
+		StreamName:     si.ToStream,
+		RTMPURL:        url,
+		Status:         string(si.Status),
+		Info:           si.Reason,
+		Muted:          si.Muted,
+		CallID:         si.CallID,
+	}
+}
+
+func (s *managerService) PushTerminate(ctx context.Context, id string) error {
+	if err := s.checkPush(id); err != nil {
+		return err
+	}
+	return mapErr(s.m.RemoveSink(ctx, id))
+}
+
+func (s *managerService) PushMute(ctx context.Context, id string, mute bool) error {
+	if err := s.checkPush(id); err != nil {
+		return err
+	}
+	return mapErr(s.m.MuteSink(ctx, id, mute))
+}
+
+// checkPush refuses /push calls on a call's own sinks (its RTMP leg and
+// recording), which /call/terminate ends.
+func (s *managerService) checkPush(id string) error {
+	for _, si := range s.m.FindSinks(callmgr.SinkFilter{ID: id}) {
+		if !si.Primary && si.Kind == callmgr.SinkKindRTMP {
+			return nil
+		}
+	}
+	return fmt.Errorf("%w: no push with mediaSessionId %q", errNotFound, id)
+}
+
+func (s *managerService) Pushes() []pushObject {
+	var out []pushObject
+	for _, si := range s.m.FindSinks(callmgr.SinkFilter{Kind: callmgr.SinkKindRTMP}) {
+		if !si.Primary {
+			out = append(out, pushObjectOf(si))
+		}
+	}
+	return out
+}
+
+// onEvent is callmgr's Config.OnEvent: it runs on the call's event
+// goroutine and must not block, which notify guarantees.
+func (s *managerService) onEvent(ev callmgr.Event) {
+	fn := s.notify.Load()
+	if fn == nil {
+		return
+	}
+	se := statusEvent{
+		CallID:     ev.CallID,
+		Status:     string(ev.Status),
+		SIPStatus:  ev.SIPStatus,
+		SIPMessage: ev.SIPReason,
+		Caller:     ev.Info.Caller,
+		Callee:     ev.Info.Callee,
+		AppKey:     ev.Info.AppKey,
+		Timestamp:  ev.Time.UnixMilli(),
+	}
+	switch ev.Type {
+	case callmgr.EventCallStatus:
+		se.Type = "CallStatusEvent"
+		se.RTMPStreamStatus = string(ev.Info.RTMPStatus)
+	case callmgr.EventSinkStatus:
+		se.Type = "RtmpStatusEvent"
+		se.RTMPStreamStatus = string(ev.Sink.Status)
+		se.MediaSessionID = ev.Sink.ID
+		se.RTMPURL = ev.Sink.RTMPURL
+		se.Info = ev.Sink.Reason
+		if ev.Removed {
+			se.Info = "removed"
+		}
+	case callmgr.EventDTMF:
+		se.Type = "DtmfEvent"
+		se.Info = string(ev.Digit)
+	default:
+		return
+	}
+	(*fn)(se, callObjectOf(ev.Info))
+}

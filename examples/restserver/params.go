@@ -1,0 +1,335 @@
+package main
+
+import (
+	"errors"
+	"fmt"
+	"net/netip"
+	"net/url"
+	"sort"
+	"strings"
+)
+
+// connectionFields are the SIP account fields. The current API sends them at
+// the top level of /call/startup; the older one nests them in a
+// "connection" object. Both are accepted, the top level winning.
+type connectionFields struct {
+	SIPLogin              flexString `json:"sipLogin"`
+	SIPAuthenticationName flexString `json:"sipAuthenticationName"`
+	SIPPassword           flexString `json:"sipPassword"`
+	SIPDomain             flexString `json:"sipDomain"`
+	SIPOutboundProxy      flexString `json:"sipOutboundProxy"`
+	SIPPort               flexInt    `json:"sipPort"`
+	SIPTransport          flexString `json:"sipTransport"`
+	SIPRegisterRequired   flexBool   `json:"sipRegisterRequired"`
+	AppKey                flexString `json:"appKey"`
+	VisibleName           flexString `json:"visibleName"`
+}
+
+// startupRequest is the body of /call/startup.
+type startupRequest struct {
+	connectionFields
+	CallID     flexString `json:"callId"`
+	Callee     flexString `json:"callee"`
+	ToStream   flexString `json:"toStream"`
+	RTMPURL    flexString `json:"rtmpUrl"`
+	RTMPStream flexString `json:"rtmpStream"`
+	HasAudio   flexBool   `json:"hasAudio"`
+	HasVideo   flexBool   `json:"hasVideo"`
+	Record     flexBool   `json:"record"`
+	// SIPHeaders are extra headers for the INVITE, name to value.
+	SIPHeaders map[string]flexString `json:"sipHeaders"`
+	// Connection is the older body shape's nested SIP account.
+	Connection *connectionFields `json:"connection"`
+}
+
+// merged returns the SIP account fields with the nested connection object's
+// values filling the ones absent at the top level.
+func (r *startupRequest) merged() connectionFields {
+	c := r.connectionFields
+	n := r.Connection
+	if n == nil {
+		return c
+	}
+	fill := func(dst *flexString, src flexString) {
+		if *dst == "" {
+			*dst = src
+		}
+	}
+	fill(&c.SIPLogin, n.SIPLogin)
+	fill(&c.SIPAuthenticationName, n.SIPAuthenticationName)
+	fill(&c.SIPPassword, n.SIPPassword)
+	fill(&c.SIPDomain, n.SIPDomain)
+	fill(&c.SIPOutboundProxy, n.SIPOutboundProxy)
+	fill(&c.SIPTransport, n.SIPTransport)
+	fill(&c.AppKey, n.AppKey)
+	fill(&c.VisibleName, n.VisibleName)
+	if !c.SIPPort.Set {
+		c.SIPPort = n.SIPPort
+	}
+	if !c.SIPRegisterRequired.Set {
+		c.SIPRegisterRequired = n.SIPRegisterRequired
+	}
+	return c
+}
+
+// fieldError is a 400: which field, and what is wrong with it.
+type fieldError struct {
+	Field  string
+	Reason string
+}
+
+func (e *fieldError) Error() string { return e.Field + ": " + e.Reason }
+
+func badField(field, format string, args ...any) error {
+	return &fieldError{Field: field, Reason: fmt.Sprintf(format, args...)}
+}
+
+// startParams is a validated /call/startup request, in the server's terms.
+type startParams struct {
+	CallID, Callee, ToStream    string
+	RTMPURL, RTMPStream         string
+	HasAudio, HasVideo, Record  bool
+	SIPLogin, SIPAuthName       string
+	SIPPassword                 string
+	SIPDomain, SIPOutboundProxy string
+	SIPPort                     int
+	SIPTransport                string
+	SIPRegisterRequired         bool
+	AppKey, VisibleName         string
+	Headers                     [][2]string
+}
+
+// validate checks a startup request the way the SIP grammar and the product
+// require, and returns the parameters or a *fieldError (several joined).
+func (r *startupRequest) validate() (startParams, error) {
+	c := r.merged()
+	p := startParams{
+		CallID:              strings.TrimSpace(string(r.CallID)),
+		Callee:              strings.TrimSpace(string(r.Callee)),
+		ToStream:            strings.TrimSpace(string(r.ToStream)),
+		RTMPURL:             strings.TrimSpace(string(r.RTMPURL)),
+		RTMPStream:          strings.TrimSpace(string(r.RTMPStream)),
+		HasAudio:            r.HasAudio.or(true),
+		HasVideo:            r.HasVideo.or(true),
+		Record:              r.Record.or(false),
+		SIPLogin:            strings.TrimSpace(string(c.SIPLogin)),
+		SIPAuthName:         strings.TrimSpace(string(c.SIPAuthenticationName)),
+		SIPPassword:         string(c.SIPPassword),
+		SIPDomain:           strings.TrimSpace(string(c.SIPDomain)),
+		SIPOutboundProxy:    strings.TrimSpace(string(c.SIPOutboundProxy)),
+		SIPPort:             c.SIPPort.Value,
+		SIPTransport:        strings.ToLower(strings.TrimSpace(string(c.SIPTransport))),
+		SIPRegisterRequired: c.SIPRegisterRequired.or(false),
+		AppKey:              strings.TrimSpace(string(c.AppKey)),
+		VisibleName:         strings.TrimSpace(string(c.VisibleName)),
+	}
+	var errs []error
+	if p.CallID == "" {
+		errs = append(errs, badField("callId", "is required"))
+	} else if !validCallID(p.CallID) {
+		errs = append(errs, badField("callId", "must be 1 to 128 visible characters without spaces, quotes or angle brackets"))
+	}
+	if p.Callee == "" {
+		errs = append(errs, badField("callee", "is required"))
+	} else if err := checkCallee(p.Callee); err != nil {
+		errs = append(errs, err)
+	}
+	if p.SIPLogin != "" && !validSIPUser(p.SIPLogin) {
+		errs = append(errs, badField("sipLogin", "is not a valid SIP user name (RFC 3261 §25.1: no spaces, angle brackets, quotes or '@')"))
+	}
+	if p.SIPAuthName != "" && !validSIPUser(p.SIPAuthName) {
+		errs = append(errs, badField("sipAuthenticationName", "is not a valid SIP user name (RFC 3261 §25.1: no spaces, angle brackets, quotes or '@')"))
+	}
+	if p.SIPDomain != "" && !validHostPort(p.SIPDomain) {
+		errs = append(errs, badField("sipDomain", "is not a host name or IP address"))
+	}
+	if p.SIPOutboundProxy != "" && !validHostPort(p.SIPOutboundProxy) {
+		errs = append(errs, badField("sipOutboundProxy", "is not a host name or IP address (with an optional port)"))
+	}
+	if c.SIPPort.Set && (p.SIPPort < 1 || p.SIPPort > 65535) {
+		errs = append(errs, badField("sipPort", "must be between 1 and 65535"))
+	}
+	switch p.SIPTransport {
+	case "", "udp", "tcp", "tls":
+	default:
+		errs = append(errs, badField("sipTransport", "must be UDP, TCP or TLS"))
+	}
+	if strings.ContainsAny(p.VisibleName, "\"\r\n") {
+		errs = append(errs, badField("visibleName", "must not contain quotes or line breaks"))
+	}
+	if p.RTMPURL != "" {
+		u, err := url.Parse(p.RTMPURL)
+		if err != nil || (u.Scheme != "rtmp" && u.Scheme != "rtmps") || u.Host == "" {
+			errs = append(errs, badField("rtmpUrl", "must be an rtmp:// or rtmps:// URL"))
+		}
+	}
+	if p.SIPRegisterRequired && (p.SIPLogin == "" || p.SIPDomain == "") {
+		errs = append(errs, badField("sipRegisterRequired", "needs sipLogin and sipDomain"))
+	}
+	if !p.HasAudio && !p.HasVideo {
+		// The product still places the call (recvonly on both); so do we.
+		p.HasAudio, p.HasVideo = false, false
+	}
+	names := make([]string, 0, len(r.SIPHeaders))
+	for name := range r.SIPHeaders {
+		names = append(names, name)
+	}
+	sort.Strings(names)
+	for _, name := range names {
+		value := string(r.SIPHeaders[name])
+		if !validHeaderName(name) {
+			errs = append(errs, badField("sipHeaders", "%q is not a valid SIP header name", truncate(name, 40)))
+			continue
+		}
+		if strings.ContainsAny(value, "\r\n\x00") {
+			errs = append(errs, badField("sipHeaders", "the value of %s must not contain line breaks", name))
+			continue
+		}
+		p.Headers = append(p.Headers, [2]string{name, value})
+	}
+	if len(errs) > 0 {
+		return startParams{}, errors.Join(errs...)
+	}
+	return p, nil
+}
+
+// validCallID accepts what fits in a SIP Call-ID header (RFC 3261 §25.1
+// word) and in a URL: visible ASCII without separators that break either.
+func validCallID(s string) bool {
+	if len(s) == 0 || len(s) > 128 {
+		return false
+	}
+	for i := 0; i < len(s); i++ {
+		ch := s[i]
+		if ch <= ' ' || ch >= 0x7f || strings.IndexByte(`"<>\{}`, ch) >= 0 {
+			return false
+		}
+	}
+	return true
+}
+
+// validSIPUser reports whether s is a SIP user part (RFC 3261 §25.1: user =
+// 1*( unreserved / escaped / user-unreserved )).
+func validSIPUser(s string) bool {
+	if len(s) == 0 || len(s) > 256 {
+		return false
+	}
+	for i := 0; i < len(s); i++ {
+		ch := s[i]
+		switch {
+		case ch >= 'a' && ch <= 'z', ch >= 'A' && ch <= 'Z', ch >= '0' && ch <= '9':
+		case strings.IndexByte("-_.!~*'()&=+$,;?/", ch) >= 0:
+		case ch == '%':
+			if i+2 >= len(s) || !isHex(s[i+1]) || !isHex(s[i+2]) {
+				return false
+			}
+			i += 2
+		default:
+			return false
+		}
+	}
+	return true
+}
+
+func isHex(c byte) bool {
+	return c >= '0' && c <= '9' || c >= 'a' && c <= 'f' || c >= 'A' && c <= 'F'
+}
+
+// validHostPort accepts host, host:port, an IPv4 address or a bracketed IPv6
+// address, with an optional "sip:" prefix (some clients send the proxy as a
+// URI).
+func validHostPort(s string) bool {
+	s = strings.TrimPrefix(strings.TrimPrefix(s, "sip:"), "sips:")
+	if s == "" || len(s) > 255 {
+		return false
+	}
+	host := s
+	if strings.HasPrefix(s, "[") {
+		end := strings.IndexByte(s, ']')
+		if end < 0 {
+			return false
+		}
+		rest := s[end+1:]
+		if rest != "" && (rest[0] != ':' || !validPort(rest[1:])) {
+			return false
+		}
+		a, err := netip.ParseAddr(s[1:end])
+		return err == nil && a.Is6()
+	}
+	if i := strings.LastIndexByte(s, ':'); i >= 0 {
+		host = s[:i]
+		if !validPort(s[i+1:]) {
+			return false
+		}
+	}
+	if host == "" {
+		return false
+	}
+	for i := 0; i < len(host); i++ {
+		ch := host[i]
+		if !(ch >= 'a' && ch <= 'z' || ch >= 'A' && ch <= 'Z' || ch >= '0' && ch <= '9' || ch == '-' || ch == '.') {
+			return false
+		}
+	}
+	return true
+}
+
+func validPort(s string) bool {
+	if s == "" || len(s) > 5 {
+		return false
+	}
+	n := 0
+	for i := 0; i < len(s); i++ {
+		if s[i] < '0' || s[i] > '9' {
+			return false
+		}
+		n = n*10 + int(s[i]-'0')
+	}
+	return n >= 1 && n <= 65535
+}
+
+// checkCallee accepts a SIP or SIPS URI, user@host, or a bare user (number).
+func checkCallee(s string) error {
+	if strings.ContainsAny(s, " \t\r\n<>\"") {
+		return badField("callee", "must not contain spaces, quotes or angle brackets")
+	}
+	rest := s
+	if i := strings.IndexByte(s, ':'); i >= 0 && (strings.EqualFold(s[:i], "sip") || strings.EqualFold(s[:i], "sips") || strings.EqualFold(s[:i], "tel")) {
+		rest = s[i+1:]
+	}
+	if j := strings.IndexByte(rest, ';'); j >= 0 {
+		rest = rest[:j] // URI parameters
+	}
+	user, host, hasHost := strings.Cut(rest, "@")
+	if user == "" && !hasHost {
+		return badField("callee", "is empty")
+	}
+	if user != "" && !validSIPUser(user) {
+		return badField("callee", "has an invalid user part")
+	}
+	if hasHost && !validHostPort(host) {
+		return badField("callee", "has an invalid host part")
+	}
+	return nil
+}
+
+// validHeaderName reports whether s is a SIP header field name (RFC 3261
+// token) that callers may set: the headers the user agent builds itself are
+// refused.
+func validHeaderName(s string) bool {
+	if s == "" || len(s) > 64 {
+		return false
+	}
+	for i := 0; i < len(s); i++ {
+		ch := s[i]
+		if !(ch >= 'a' && ch <= 'z' || ch >= 'A' && ch <= 'Z' || ch >= '0' && ch <= '9' || strings.IndexByte("-.!%*_+`'~", ch) >= 0) {
+			return false
+		}
+	}
+	switch strings.ToLower(s) {
+	case "via", "from", "to", "call-id", "cseq", "contact", "content-length", "content-type",
+		"max-forwards", "route", "record-route", "authorization", "proxy-authorization", "v", "f", "t", "i", "m", "l", "c":
+		return false
+	}
+	return true
+}

@@ -1,0 +1,97 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"net/http"
+)
+
+// callService is what the HTTP layer needs from the call manager. The
+// adapter in manager.go implements it on callmgr.Manager; tests use a fake.
+// Its errors wrap the sentinels below, which is the one place where call
+// outcomes become HTTP status codes.
+type callService interface {
+	// Start places a call; it returns once the call is accepted (the SIP
+	// dialog goes on in the background and reports through events).
+	Start(ctx context.Context, p startParams) error
+	Terminate(ctx context.Context, callID string) error
+	SendDTMF(ctx context.Context, callID, digits, dtmfType string) error
+	// Calls returns a snapshot of every call the manager knows, ended ones
+	// included until they are forgotten.
+	Calls() []callObject
+
+	PushStart(ctx context.Context, p pushParams) (pushObject, error)
+	PushTerminate(ctx context.Context, mediaSessionID string) error
+	PushMute(ctx context.Context, mediaSessionID string, mute bool) error
+	Pushes() []pushObject
+}
+
+// Sentinels the service's errors wrap.
+var (
+	errNotFound = errors.New("not found")
+	errConflict = errors.New("conflict")
+	errInvalid  = errors.New("invalid request")
+	errShutdown = errors.New("server is shutting down")
+)
+
+// serviceStatus maps a service error to an HTTP status.
+func serviceStatus(err error) (int, bool) {
+	switch {
+	case errors.Is(err, errNotFound):
+		return http.StatusNotFound, true
+	case errors.Is(err, errConflict):
+		return http.StatusConflict, true
+	case errors.Is(err, errInvalid):
+		return http.StatusBadRequest, true
+	case errors.Is(err, errShutdown):
+		return http.StatusServiceUnavailable, true
+	}
+	return 0, false
+}
+
+// callObject is a call as /call/find and /call/find_all return it, with the
+// product's field names. It never carries the SIP password.
+type callObject struct {
+	CallID           string `json:"callId"`
+	Incoming         bool   `json:"incoming"`
+	Status           string `json:"status"`
+	SIPStatus        int    `json:"sipStatus"`
+	SIPMessage       string `json:"sipMessage,omitempty"`
+	RTMPURL          string `json:"rtmpUrl,omitempty"`
+	RTMPStream       string `json:"rtmpStream,omitempty"`
+	StreamName       string `json:"streamName,omitempty"`
+	RTMPStreamStatus string `json:"rtmpStreamStatus,omitempty"`
+	RTMPStatusInfo   string `json:"rtmpStreamStatusInfo,omitempty"`
+	Caller           string `json:"caller"`
+	Callee           string `json:"callee"`
+	HasAudio         bool   `json:"hasAudio"`
+	HasVideo         bool   `json:"hasVideo"`
+	VisibleName      string `json:"visibleName,omitempty"`
+	AppKey           string `json:"appKey,omitempty"`
+	SIPLogin         string `json:"sipLogin,omitempty"`
+	SIPDomain        string `json:"sipDomain,omitempty"`
+	Info             string `json:"info,omitempty"`
+	StartTime        int64  `json:"startTime,omitempty"` // Unix milliseconds
+	Duration         int64  `json:"duration,omitempty"`  // milliseconds since answer
+}
+
+// pushParams is a validated /push/startup request.
+type pushParams struct {
+	StreamName string // the call's toStream (or its callId)
+	RTMPURL    string // target application URL, or the full URL with the stream name
+	// FullURL is true when RTMPURL already ends with the stream name
+	// (rtmpTransponderFullUrl).
+	FullURL bool
+	Muted   bool
+}
+
+// pushObject is one extra RTMP target of a call (/push/find).
+type pushObject struct {
+	MediaSessionID string `json:"mediaSessionId"`
+	StreamName     string `json:"streamName"`
+	RTMPURL        string `json:"rtmpUrl"`
+	Status         string `json:"status"`
+	Info           string `json:"info,omitempty"`
+	Muted          bool   `json:"muted"`
+	CallID         string `json:"callId,omitempty"`
+}
