@@ -1,5 +1,3 @@
-//go:build whep
-
 package whep
 
 import (

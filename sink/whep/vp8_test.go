@@ -1,5 +1,3 @@
-//go:build whep
-
 package whep_test
 
 import (

@@ -1,4 +1,4 @@
-//go:build interop && whep && linux
+//go:build interop && linux
 
 package whep_test
 
