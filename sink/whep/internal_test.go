@@ -2,6 +2,7 @@ package whep
 
 import (
 	"bytes"
+	"net/http/httptest"
 	"strings"
 	"sync/atomic"
 	"testing"
@@ -242,5 +243,22 @@ func TestParseSDPFrag(t *testing.T) {
 				}
 			}
 		})
+	}
+}
+
+func TestResourcePath(t *testing.T) {
+	for _, tc := range []struct{ target, stripped, want string }{
+		{"/whep/call1", "", "/whep/call1"},
+		{"/whep/call1/", "", "/whep/call1"},
+		{"/api/whep/call1?x=1", "/whep/call1", "/api/whep/call1"}, // behind http.StripPrefix("/api", ...)
+		{"http://host/whep/a", "", "/whep/a"},
+	} {
+		r := httptest.NewRequest("POST", tc.target, nil)
+		if tc.stripped != "" {
+			r.URL.Path = tc.stripped
+		}
+		if got := resourcePath(r); got != tc.want {
+			t.Errorf("%s: %q, want %q", tc.target, got, tc.want)
+		}
 	}
 }

@@ -74,8 +74,8 @@ type Config struct {
 	// or SIP INFO). The sink calls it when a viewer joins without a usable
 	// cached keyframe, when a viewer sends PLI or FIR, and when a viewer
 	// dropped video, at most once per KeyframeInterval. It is called from
-	// HTTP handler and viewer goroutines and must not block. Nil means
-	// keyframes are never requested.
+	// HTTP handler and viewer goroutines; it must not block and must not
+	// call Close. Nil means keyframes are never requested.
 	RequestKeyframe func()
 	// KeyframeInterval is the minimum time between RequestKeyframe calls.
 	// Zero means 1 s.
@@ -259,7 +259,9 @@ func New(cfg Config) (*Sink, error) {
 // blocking. Frames of codecs browsers cannot play, or of another codec than
 // the one declared for their kind, are ignored and counted. It returns
 // ErrClosed after Close. f is retained by viewers' queues but never
-// modified.
+// modified. As sink.Sink says, WriteFrame is called from one goroutine at a
+// time (the fan-out's); it may run concurrently with the HTTP handler,
+// Stats and Close.
 func (s *Sink) WriteFrame(f *media.Frame) error {
 	s.framesIn.Add(1)
 	kind := f.Kind()
