@@ -99,8 +99,7 @@ func (s *Session) receive(sk *socket, b []byte, from netip.AddrPort, now time.Ti
 		st.receiveRTCP(b, from, now, sk.rtcp)
 		return
 	}
-	st.receiveRTP(b, from, now)
-	st.publish()
+	st.receiveRTP(b, from, now) // counters are published by the poll that follows
 }
 
 // noteMedia records that RTP arrived (for the media timeouts).

@@ -1,0 +1,97 @@
+package session
+
+import (
+	"encoding/binary"
+	"testing"
+	"time"
+
+	"github.com/sipstream/sipstream/media"
+)
+
+// benchSession is a session without goroutines whose receive path the
+// benchmarks call directly (no syscalls).
+func benchSession(b *testing.B, k media.Kind, frames *int) *Session {
+	n := newMemNet()
+	s, err := newSession(Config{IP: loopback, Audio: k == media.KindAudio, Video: k == media.KindVideo,
+		Listen: n.listen, Clock: newFakeClock(), RTCPInterval: time.Hour,
+		OnFrame: func(f *media.Frame) { *frames++ }})
+	if err != nil {
+		b.Fatal(err)
+	}
+	b.Cleanup(func() { s.Close() })
+	var sp media.StreamSpec
+	if k == media.KindAudio {
+		sp = audioSpec(peerAudio)
+	} else {
+		sp = videoSpec(peerVideo, media.Feedback{PLI: true})
+	}
+	sp.Direction = media.RecvOnly
+	if err := s.start([]media.StreamSpec{sp}); err != nil {
+		b.Fatal(err)
+	}
+	return s
+}
+
+// BenchmarkReceiveAudio measures one PCMA packet through the receive path
+// (latching, RTCP statistics, timeline, jitter buffer, depacketizer, frame
+// callback) and the owner's per-wake-up work (poll, next deadline).
+func BenchmarkReceiveAudio(b *testing.B) {
+	frames := 0
+	s := benchSession(b, media.KindAudio, &frames)
+	pkt := tonePackets(b, 1, 0x1234, 0, 0)[0].Data
+	sock := s.audio.rtpSock
+	now := t0
+	b.ReportAllocs()
+	b.SetBytes(int64(len(pkt)))
+	b.ResetTimer()
+	for i := 0; i < b.N; i++ {
+		binary.BigEndian.PutUint16(pkt[2:], uint16(i))
+		binary.BigEndian.PutUint32(pkt[4:], uint32(i*160))
+		now = now.Add(20 * time.Millisecond)
+		s.receive(sock, pkt, peerAudio, now)
+		s.poll(now)
+		s.nextDeadline(now)
+	}
+	b.StopTimer()
+	if frames < b.N-1 {
+		b.Fatalf("%d frames for %d packets", frames, b.N)
+	}
+}
+
+// BenchmarkReceiveVideo measures one H.264 packet of the test clip (single
+// NAL units, STAP-A, FU-A) through the same path.
+func BenchmarkReceiveVideo(b *testing.B) {
+	frames := 0
+	s := benchSession(b, media.KindVideo, &frames)
+	aus, pkts := clipPackets(b, 1, 0x5678, 0)
+	sock := s.video.rtpSock
+	now := t0
+	n := len(pkts)
+	bytes := 0
+	for _, p := range pkts {
+		bytes += len(p.Data)
+	}
+	b.ReportAllocs()
+	b.SetBytes(int64(bytes / n))
+	b.ResetTimer()
+	for i := 0; i < b.N; i++ {
+		p := pkts[i%n]
+		rep := uint32(i / n)
+		binary.BigEndian.PutUint16(p.Data[2:], uint16(i))
+		ts := binary.BigEndian.Uint32(p.Data[4:])
+		if i >= n {
+			// advance by one clip length per repetition
+			ts += 3600 * uint32(len(aus))
+		}
+		_ = rep
+		binary.BigEndian.PutUint32(p.Data[4:], ts)
+		at := now.Add(time.Duration(i/n)*4*time.Second + p.At)
+		s.receive(sock, p.Data, peerVideo, at)
+		s.poll(at)
+		s.nextDeadline(at)
+	}
+	b.StopTimer()
+	if b.N > 2*n && frames < len(aus) {
+		b.Fatalf("%d frames for %d packets", frames, b.N)
+	}
+}
