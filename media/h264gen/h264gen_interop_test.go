@@ -1,0 +1,120 @@
+//go:build interop
+
+package h264gen
+
+import (
+	"bytes"
+	"encoding/binary"
+	"image/color"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/sipstream/sipstream/internal/testenv"
+	"github.com/sipstream/sipstream/media"
+)
+
+func run(t *testing.T, name string, args ...string) []byte {
+	t.Helper()
+	cmd := exec.Command(name, args...)
+	var stderr bytes.Buffer
+	cmd.Stderr = &stderr
+	out, err := cmd.Output()
+	if err != nil {
+		t.Fatalf("%s %v: %v\n%s", name, args, err, stderr.String())
+	}
+	if s := strings.TrimSpace(stderr.String()); s != "" {
+		t.Fatalf("%s %v reported errors:\n%s", name, args, s)
+	}
+	return out
+}
+
+// TestInteropFFmpegDecodes writes the generated track as Annex-B, decodes it
+// with ffmpeg (no errors allowed), checks the picture size, the colour of
+// decoded pixels and the keyframe spacing reported by ffprobe.
+func TestInteropFFmpegDecodes(t *testing.T) {
+	ffmpeg := testenv.LookPath(t, "ffmpeg")
+	ffprobe := testenv.LookPath(t, "ffprobe")
+	for _, c := range []struct {
+		w, h, fps int
+		key       time.Duration
+		col       color.RGBA
+	}{
+		{640, 360, 10, 2 * time.Second, color.RGBA{200, 40, 40, 255}},
+		{1280, 720, 25, time.Second, color.RGBA{0, 0, 0, 255}},
+		{176, 144, 5, 2 * time.Second, color.RGBA{30, 200, 90, 255}},
+	} {
+		g, err := New(Config{Width: c.w, Height: c.h, FrameRate: c.fps, KeyframeInterval: c.key, Color: c.col})
+		if err != nil {
+			t.Fatal(err)
+		}
+		var annexB []byte
+		frames := 0
+		g.Until(6*time.Second, func(f *media.Frame) {
+			frames++
+			for b := f.Payload; len(b) >= 4; {
+				n := int(binary.BigEndian.Uint32(b))
+				annexB = append(annexB, 0, 0, 0, 1)
+				annexB = append(annexB, b[4:4+n]...)
+				b = b[4+n:]
+			}
+		})
+		path := filepath.Join(t.TempDir(), "gen.h264")
+		if err := os.WriteFile(path, annexB, 0o644); err != nil {
+			t.Fatal(err)
+		}
+		// Decode every frame to RGB.
+		rgb := run(t, ffmpeg, "-nostdin", "-hide_banner", "-v", "error", "-f", "h264", "-i", path,
+			"-f", "rawvideo", "-pix_fmt", "rgb24", "-")
+		if len(rgb) != frames*c.w*c.h*3 {
+			t.Fatalf("%dx%d: decoded %d bytes, want %d frames of %d", c.w, c.h, len(rgb), frames, c.w*c.h*3)
+		}
+		for _, off := range []int{0, (c.h/2*c.w + c.w/2) * 3, len(rgb) - 3} {
+			px := rgb[off : off+3]
+			for k, want := range []uint8{c.col.R, c.col.G, c.col.B} {
+				if d := int(px[k]) - int(want); d < -4 || d > 4 {
+					t.Fatalf("%dx%d: pixel at %d is %v, want %v", c.w, c.h, off, px, c.col)
+				}
+			}
+		}
+		// Size and keyframe spacing from ffprobe.
+		out := string(run(t, ffprobe, "-v", "error", "-f", "h264", "-select_streams", "v:0",
+			"-show_entries", "stream=width,height,codec_name,profile", "-show_entries", "frame=key_frame",
+			"-of", "csv=p=0", path))
+		lines := strings.Split(strings.TrimSpace(out), "\n")
+		var keys []int
+		idx := 0
+		var stream string
+		for _, l := range lines {
+			l = strings.TrimSpace(l)
+			if strings.Count(l, ",") >= 2 {
+				stream = l
+				continue
+			}
+			if l == "1" {
+				keys = append(keys, idx)
+			}
+			idx++
+		}
+		if want := "h264,Constrained Baseline," + strconv.Itoa(c.w) + "," + strconv.Itoa(c.h); !strings.HasPrefix(stream, want) {
+			t.Fatalf("ffprobe stream %q, want %q", stream, want)
+		}
+		if idx != frames {
+			t.Fatalf("ffprobe saw %d frames, want %d", idx, frames)
+		}
+		maxGap := int(2 * time.Second * time.Duration(c.fps) / time.Second)
+		for i := 1; i < len(keys); i++ {
+			if keys[i]-keys[i-1] > maxGap {
+				t.Fatalf("keyframes %d frames apart at %d fps", keys[i]-keys[i-1], c.fps)
+			}
+		}
+		if len(keys) < 3 {
+			t.Fatalf("%d keyframes in 6 s", len(keys))
+		}
+		t.Logf("%dx%d@%d: %d frames, keyframes at %v, %d bytes", c.w, c.h, c.fps, frames, keys, len(annexB))
+	}
+}

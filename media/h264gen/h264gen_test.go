@@ -1,0 +1,149 @@
+package h264gen
+
+import (
+	"encoding/binary"
+	"errors"
+	"image/color"
+	"testing"
+	"time"
+
+	"github.com/sipstream/sipstream/internal/testmedia"
+	"github.com/sipstream/sipstream/media"
+)
+
+func collect(g *Generator, until time.Duration) []media.Frame {
+	var fs []media.Frame
+	g.Until(until, func(f *media.Frame) { fs = append(fs, *f) })
+	return fs
+}
+
+// splitAVC splits a length-prefixed access unit into NAL units.
+func splitAVC(t *testing.T, b []byte) [][]byte {
+	t.Helper()
+	var out [][]byte
+	for len(b) > 0 {
+		if len(b) < 4 {
+			t.Fatalf("truncated length")
+		}
+		n := int(binary.BigEndian.Uint32(b))
+		if n == 0 || 4+n > len(b) {
+			t.Fatalf("bad NAL length %d", n)
+		}
+		out = append(out, b[4:4+n])
+		b = b[4+n:]
+	}
+	return out
+}
+
+func TestConfig(t *testing.T) {
+	for _, c := range []Config{
+		{Width: 15, Height: 16}, {Width: 641, Height: 360}, {Width: 640, Height: 5000},
+		{FrameRate: 61}, {KeyframeInterval: 3 * time.Second},
+	} {
+		if _, err := New(c); !errors.Is(err, ErrConfig) {
+			t.Errorf("%+v: %v", c, err)
+		}
+	}
+}
+
+func TestFramesAndKeyframes(t *testing.T) {
+	g, err := New(Config{FrameRate: 25, KeyframeInterval: 2 * time.Second, Color: color.RGBA{0, 0, 255, 255}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	fs := collect(g, 5*time.Second)
+	if len(fs) != 125 {
+		t.Fatalf("%d frames in 5 s at 25 fps", len(fs))
+	}
+	var lastKey time.Duration
+	for i, f := range fs {
+		if f.Codec != media.CodecH264 || f.ClockRate != 90000 || f.PTS != f.DTS {
+			t.Fatalf("frame %d: %+v", i, f)
+		}
+		if want := time.Duration(i) * 40 * time.Millisecond; f.PTS != want {
+			t.Fatalf("frame %d PTS %v, want %v", i, f.PTS, want)
+		}
+		nalus := splitAVC(t, f.Payload)
+		if f.Keyframe {
+			if len(nalus) != 3 || testmedia.NALType(nalus[0]) != 7 || testmedia.NALType(nalus[1]) != 8 || testmedia.NALType(nalus[2]) != 5 {
+				t.Fatalf("keyframe %d: NAL types wrong", i)
+			}
+			if i > 0 && f.PTS-lastKey > 2*time.Second {
+				t.Fatalf("keyframes %v apart", f.PTS-lastKey)
+			}
+			lastKey = f.PTS
+		} else if len(nalus) != 1 || testmedia.NALType(nalus[0]) != 1 {
+			t.Fatalf("frame %d: NAL types wrong", i)
+		}
+		for _, n := range nalus {
+			for j := 2; j < len(n); j++ {
+				if n[j-2] == 0 && n[j-1] == 0 && n[j] <= 2 {
+					t.Fatalf("frame %d: emulation prevention missing", i)
+				}
+			}
+		}
+	}
+	if !fs[0].Keyframe || !fs[50].Keyframe || fs[49].Keyframe {
+		t.Fatal("keyframe schedule wrong")
+	}
+	// ForceKeyframe and Skip.
+	g.ForceKeyframe()
+	if fs := collect(g, 5*time.Second+time.Millisecond); len(fs) != 1 || !fs[0].Keyframe {
+		t.Fatal("forced keyframe missing")
+	}
+	g.Skip(10 * time.Second)
+	fs = collect(g, 10*time.Second+time.Millisecond)
+	if len(fs) != 1 || fs[0].PTS != 10*time.Second || !fs[0].Keyframe {
+		t.Fatalf("after Skip: %+v", fs)
+	}
+}
+
+func TestExpGolomb(t *testing.T) {
+	var w bitWriter
+	w.ue(0)           // 1
+	w.ue(1)           // 010
+	w.ue(3)           // 00100
+	w.se(-1)          // ue(2) = 011
+	w.se(1)           // ue(1) = 010
+	b := w.trailing() // + 1 + pad
+	// 1 010 00100 011 010 1 -> 1010 0010 0011 0101 -> A2 35
+	if len(b) != 2 || b[0] != 0xA2 || b[1] != 0x35 {
+		t.Fatalf("% x", b)
+	}
+	if got := nal(0x67, []byte{0, 0, 1, 0, 0, 0}); string(got) != string([]byte{0x67, 0, 0, 3, 1, 0, 0, 3, 0}) {
+		t.Fatalf("emulation prevention: % x", got)
+	}
+}
+
+func TestColor(t *testing.T) {
+	for _, c := range []struct {
+		c         color.Color
+		y, cb, cr byte
+	}{
+		{color.Black, 16, 128, 128},
+		{color.White, 235, 128, 128},
+		{color.RGBA{255, 0, 0, 255}, 81, 90, 240},
+	} {
+		y, cb, cr := bt601(c.c)
+		if y != c.y || cb != c.cb || cr != c.cr {
+			t.Errorf("%v: %d %d %d, want %d %d %d", c.c, y, cb, cr, c.y, c.cb, c.cr)
+		}
+	}
+}
+
+func TestLevel(t *testing.T) {
+	for _, c := range []struct {
+		w, h, fps int
+		want      uint32
+	}{
+		{176, 144, 15, 10}, {320, 240, 10, 11}, {640, 360, 10, 22}, {640, 360, 30, 30}, {1280, 720, 30, 31}, {1920, 1080, 30, 40},
+	} {
+		g, err := New(Config{Width: c.w, Height: c.h, FrameRate: c.fps})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got := g.level(); got != c.want {
+			t.Errorf("%dx%d@%d: level %d, want %d", c.w, c.h, c.fps, got, c.want)
+		}
+	}
+}
