@@ -401,3 +401,68 @@ func TestRTCPReports(t *testing.T) {
 	require.InDelta(t, 65536*1.5, float64(rb.Delay), 65536*0.01)
 	require.Equal(t, uint64(1), h.s.Stats().Audio.SenderReports)
 }
+
+// TestNACK: with NACK negotiated, a lost FU-A fragment is asked for at
+// once; the retransmission arrives within the jitter delay and the frame
+// comes out whole, with no keyframe request.
+func TestNACK(t *testing.T) {
+	h := newHarness(t, Config{Video: true})
+	h.start(videoSpec(peerVideo, media.Feedback{NACK: true, PLI: true}))
+	aus, pkts := clipPackets(t, 1, 0x31, 0)
+	// the first IDR is several packets: lose the second one
+	require.Greater(t, len(pkts), 3)
+	lost := pkts[1]
+	for i, p := range pkts[:30] {
+		if i == 1 {
+			continue
+		}
+		h.deliver(media.KindVideo, peerVideo, p.Data, t0.Add(p.At))
+		if i == 2 {
+			var nacks []*rtcp.TransportLayerNack
+			for _, rp := range rtcpPackets(t, h.net.take(rtcpAddr(peerVideo, 1))) {
+				if n, ok := rp.(*rtcp.TransportLayerNack); ok {
+					nacks = append(nacks, n)
+				}
+			}
+			require.Len(t, nacks, 1)
+			require.Equal(t, uint32(0x31), nacks[0].MediaSSRC)
+			require.Equal(t, []uint16{65001}, nacks[0].Nacks[0].PacketList())
+			// the retransmission, 20 ms later
+			h.deliver(media.KindVideo, peerVideo, lost.Data, t0.Add(p.At+20*time.Millisecond))
+		}
+	}
+	h.advance(h.now.Add(time.Second))
+	frames := h.frames[media.KindVideo]
+	require.NotEmpty(t, frames)
+	require.Equal(t, aus[0], frames[0].Payload)
+	require.Zero(t, h.s.Stats().Video.PLISent, "%+v %+v", h.events, h.s.Stats().Video)
+	require.Equal(t, uint64(1), h.s.Stats().Video.NACKSent)
+}
+
+// TestUpdateNewRemote: a re-INVITE moves the peer (a transfer, a media
+// server): latching starts over at the new address and the old one
+// becomes a stranger; the timeline goes on.
+func TestUpdateNewRemote(t *testing.T) {
+	h := newHarness(t, Config{Audio: true})
+	h.start(audioSpec(peerAudio))
+	pkts := tonePackets(t, 100, 1, 1, 0)
+	for _, p := range pkts[:50] {
+		h.deliver(media.KindAudio, peerAudio, p.Data, t0.Add(p.At))
+	}
+	other := mustAddr("10.0.0.20:6000")
+	require.NoError(t, h.s.apply([]media.StreamSpec{audioSpec(other)}, h.now))
+	later := tonePackets(t, 50, 2, 900, 5000)
+	for i, p := range later {
+		at := h.now.Add(20 * time.Millisecond)
+		h.deliver(media.KindAudio, other, p.Data, at)
+		h.deliver(media.KindAudio, peerAudio, pkts[50+i].Data, at)
+	}
+	require.Equal(t, other, h.s.Stats().Audio.Source)
+	require.Equal(t, uint64(50), h.s.Stats().Audio.StrangerPackets)
+	frames := h.frames[media.KindAudio]
+	require.Len(t, frames, 100)
+	for i := 1; i < len(frames); i++ {
+		require.Greater(t, frames[i].PTS, frames[i-1].PTS)
+	}
+	require.Len(t, h.eventsOf(EventSourceLatched), 2)
+}

@@ -169,3 +169,32 @@ func (st *stream) keyframes(now time.Time) {
 	}
 	st.s.emit(Event{Type: EventKeyframeRequested, Kind: st.kind, Time: now, SSRC: st.ssrc, Detail: detail})
 }
+
+// maxNACK is the widest gap asked for again: beyond it the jitter buffer
+// will have given the packets up before any retransmission arrives.
+const maxNACK = 32
+
+// nack asks the peer to retransmit the packets missing before seq (RFC
+// 4585 §6.2.1 generic NACK), once each, when the peer accepts NACK.
+func (st *stream) nack(seq uint16, now time.Time) {
+	if !st.haveHigh {
+		st.haveHigh, st.highSeq = true, seq
+		return
+	}
+	diff := seq - st.highSeq
+	if diff == 0 || diff >= 0x8000 {
+		return // old, duplicate or reordered
+	}
+	if diff > 1 && diff <= maxNACK {
+		st.nackBuf = st.nackBuf[:0]
+		for s := st.highSeq + 1; s != seq; s++ {
+			st.nackBuf = append(st.nackBuf, s)
+		}
+		st.writeRTCP(now, &rtcp.ReceiverReport{SSRC: st.localSSRC}, &rtcp.TransportLayerNack{
+			SenderSSRC: st.localSSRC, MediaSSRC: st.ssrc, Nacks: rtcp.NackPairsFromSequenceNumbers(st.nackBuf),
+		})
+		st.c.NACKSent++
+		st.c.NACKedPackets += uint64(len(st.nackBuf))
+	}
+	st.highSeq = seq
+}

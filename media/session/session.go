@@ -184,6 +184,8 @@ type StreamStats struct {
 	PLISent            uint64
 	FIRSent            uint64
 	KeyframeFallbacks  uint64
+	NACKSent           uint64 // generic NACK packets sent (when the peer accepts NACK)
+	NACKedPackets      uint64 // sequence numbers asked for in them
 	RTCPReceived       uint64
 	SenderReports      uint64
 	RTCPSent           uint64

@@ -97,6 +97,9 @@ type stream struct {
 
 	// keyframe requests
 	wantKey     bool
+	haveHigh    bool   // highSeq is valid (NACK)
+	highSeq     uint16 // highest sequence number received (NACK)
+	nackBuf     []uint16
 	lastFmt     *format // format of the last packet decoded
 	asked       bool    // RequestKeyframe was called
 	lastSentAt  time.Time
@@ -427,11 +430,15 @@ func (st *stream) receiveRTP(b []byte, from netip.AddrPort, now time.Time) {
 		}
 		st.haveSSRC, st.ssrc = true, ssrc
 		st.recv.Reset()
+		st.haveHigh = false
 	}
 	rate := f.clockRate()
 	st.recv.Update(seq, ts, now, rate)
 	if rate != 0 {
 		st.tl.Observe(ssrc, ts, rate, now)
+	}
+	if st.spec.Feedback.NACK {
+		st.nack(seq, now)
 	}
 	if err := st.jb.Push(b, now); err != nil {
 		st.c.InvalidPackets++
@@ -497,12 +504,12 @@ func (st *stream) decode(pkt *rtp.Packet, now time.Time) {
 		switch {
 		case errors.Is(err, rtph264.ErrMorePacketsNeeded), errors.Is(err, rtpvp8.ErrMorePacketsNeeded):
 		case errors.Is(err, rtph264.ErrNeedKeyframe), errors.Is(err, rtpvp8.ErrNeedKeyframe):
+			// A frame was dropped and the decoder waits for a keyframe
+			// (not while the first one is still being assembled).
 			st.c.FramesDropped++
+			st.wantKey = true
 		default:
 			st.c.DecodeErrors++
-		}
-		if f.needKeyframe() {
-			st.wantKey = true
 		}
 		return
 	}
