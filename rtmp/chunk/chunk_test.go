@@ -146,9 +146,9 @@ func TestReaderQuirks(t *testing.T) {
 	})
 	t.Run("set chunk size and abort", func(t *testing.T) {
 		wire := cat(
-			[]byte{0x02, 0, 0, 0, 0, 0, 4, 1, 0, 0, 0, 0, 0, 0, 0, 4}, // chunk size 4
+			[]byte{0x02, 0, 0, 0, 0, 0, 4, 1, 0, 0, 0, 0, 0, 0, 0, 4},  // chunk size 4
 			[]byte{0x05, 0, 0, 0, 0, 0, 10, 9, 1, 0, 0, 0, 1, 2, 3, 4}, // first chunk of 10 bytes
-			[]byte{0x02, 0, 0, 0, 0, 0, 4, 2, 0, 0, 0, 0, 0, 0, 0, 5}, // abort csid 5
+			[]byte{0x02, 0, 0, 0, 0, 0, 4, 2, 0, 0, 0, 0, 0, 0, 0, 5},  // abort csid 5
 			[]byte{0x05, 0, 0, 0, 0, 0, 2, 9, 1, 0, 0, 0, 9, 9},
 		)
 		r := NewReader(bytes.NewReader(wire))

@@ -1,0 +1,601 @@
+package rtmp
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"crypto/tls"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/sipstream/sipstream/rtmp/amf0"
+	"github.com/sipstream/sipstream/rtmp/chunk"
+	"github.com/sipstream/sipstream/rtmp/flv"
+	"github.com/sipstream/sipstream/rtmp/handshake"
+)
+
+// ClientConfig configures a publishing Client. The zero value works.
+type ClientConfig struct {
+	// TLSConfig is used for rtmps:// URLs. Nil means a default
+	// configuration. When its ServerName is empty, the URL's host name is
+	// used for SNI and certificate verification (on a copy; the caller's
+	// struct is never modified).
+	TLSConfig *tls.Config
+	// DialTimeout bounds everything Dial does: TCP connect, TLS, the RTMP
+	// handshake and the publish sequence up to NetStream.Publish.Start.
+	// Zero means 15 seconds. Dial's context can end it sooner.
+	DialTimeout time.Duration
+	// WriteTimeout bounds each message write once publishing. A server
+	// that stops reading for this long fails the Client: nothing queues
+	// up in memory. Zero means 10 seconds.
+	WriteTimeout time.Duration
+	// StreamName, when set, is the stream name (key) and the URL names
+	// only the app, as in OBS's "server" and "stream key" fields (see
+	// ParseAppURL). Empty means the URL holds both (see ParseURL).
+	StreamName string
+	// ChunkSize is the outgoing chunk size. Zero means 4096.
+	ChunkSize uint32
+	// FlashVer is the connect command's flashVer. Empty means
+	// "FMLE/3.0 (compatible; sipstream)", which some CDNs require to
+	// start with FMLE.
+	FlashVer string
+	// Dial opens the TCP connection. Nil means a net.Dialer.
+	Dial func(ctx context.Context, network, addr string) (net.Conn, error)
+}
+
+// ClientStats counts what a Client sent.
+type ClientStats struct {
+	// Bytes is the size of the media and metadata tag bodies sent.
+	Bytes uint64
+	// VideoFrames and AudioFrames count frames sent.
+	VideoFrames, AudioFrames uint64
+	// VideoDropped counts video frames dropped before the first keyframe
+	// with known SPS and PPS.
+	VideoDropped uint64
+}
+
+// Client publishes one stream to an RTMP or RTMPS server.
+//
+// Media methods write synchronously, each message with the WriteTimeout as
+// deadline: a stalled server blocks the caller for at most that long and
+// never makes the Client buffer. They are safe for concurrent use
+// (serialized). After any failure the Client is unusable: every method
+// returns the first error, a *PublishError when the server rejected or
+// ended the stream. Close unblocks a write in progress.
+type Client struct {
+	url      *URL
+	cfg      ClientConfig
+	nc       net.Conn
+	conn     *conn
+	streamID uint32
+	wg       sync.WaitGroup
+
+	closed    atomic.Bool
+	closeOnce sync.Once
+
+	errMu sync.Mutex
+	err   error
+
+	// media state, under mu
+	mu            sync.Mutex
+	msg           chunk.Message
+	vbuf, abuf    []byte
+	sps, pps      []byte
+	videoConfig   bool
+	videoStarted  bool
+	aacConfig     []byte
+	aacConfigured bool
+	bytes         atomic.Uint64
+	videoFrames   atomic.Uint64
+	audioFrames   atomic.Uint64
+	videoDropped  atomic.Uint64
+	foundSPS      []byte
+	foundPPS      []byte
+}
+
+// Dial connects to the server at rawURL and starts publishing: TCP (and
+// TLS for rtmps://), handshake, connect, releaseStream, FCPublish,
+// createStream, publish. It returns once the server has answered
+// NetStream.Publish.Start. A refusal is a *PublishError (errors.Is
+// ErrBadName for a wrong stream key). Neither the errors nor the Client's
+// String method reveal the stream key or URL password.
+func Dial(ctx context.Context, rawURL string, cfg ClientConfig) (*Client, error) {
+	var u *URL
+	var err error
+	if cfg.StreamName != "" {
+		u, err = ParseAppURL(rawURL, cfg.StreamName)
+	} else {
+		u, err = ParseURL(rawURL)
+	}
+	if err != nil {
+		return nil, err
+	}
+	if u.Stream == "" {
+		return nil, fmt.Errorf("%w: no stream name", ErrInvalidURL)
+	}
+	if cfg.DialTimeout < 0 || cfg.WriteTimeout < 0 {
+		return nil, errors.New("rtmp: negative timeout")
+	}
+	if cfg.ChunkSize > chunk.MaxChunkSize {
+		return nil, fmt.Errorf("rtmp: chunk size %d over %d", cfg.ChunkSize, chunk.MaxChunkSize)
+	}
+	if cfg.DialTimeout == 0 {
+		cfg.DialTimeout = 15 * time.Second
+	}
+	if cfg.WriteTimeout == 0 {
+		cfg.WriteTimeout = 10 * time.Second
+	}
+	if cfg.ChunkSize == 0 {
+		cfg.ChunkSize = 4096
+	}
+	if cfg.FlashVer == "" {
+		cfg.FlashVer = "FMLE/3.0 (compatible; sipstream)"
+	}
+	ctx, cancel := context.WithTimeout(ctx, cfg.DialTimeout)
+	defer cancel()
+
+	dial := cfg.Dial
+	if dial == nil {
+		var d net.Dialer
+		dial = d.DialContext
+	}
+	nc, err := dial(ctx, "tcp", u.Host)
+	if err != nil {
+		return nil, fmt.Errorf("rtmp: dial %s: %w", u.Host, err)
+	}
+	// Cancelling ctx aborts whatever blocks below.
+	stop := context.AfterFunc(ctx, func() { _ = nc.SetDeadline(time.Unix(1, 0)) })
+	defer stop()
+	if dl, ok := ctx.Deadline(); ok {
+		_ = nc.SetDeadline(dl)
+	}
+	if u.Scheme == "rtmps" {
+		tc := cfg.TLSConfig.Clone()
+		if tc == nil {
+			tc = &tls.Config{}
+		}
+		if tc.ServerName == "" {
+			tc.ServerName = u.Hostname
+		}
+		tlsConn := tls.Client(nc, tc)
+		if err := tlsConn.HandshakeContext(ctx); err != nil {
+			nc.Close()
+			return nil, fmt.Errorf("rtmp: TLS handshake with %s: %w", u.Host, ctxErr(ctx, err))
+		}
+		nc = tlsConn
+	}
+	c := &Client{url: u, cfg: cfg, nc: nc}
+	if err := c.publishSequence(); err != nil {
+		nc.Close()
+		return nil, ctxErr(ctx, err)
+	}
+	if !stop() {
+		nc.Close()
+		return nil, ctx.Err()
+	}
+	_ = nc.SetDeadline(time.Time{})
+	c.wg.Add(1)
+	go c.readLoop()
+	return c, nil
+}
+
+// ctxErr prefers the context's error when it explains a failed I/O.
+func ctxErr(ctx context.Context, err error) error {
+	if ctx.Err() != nil {
+		return fmt.Errorf("%w (%v)", ctx.Err(), err)
+	}
+	return err
+}
+
+func (c *Client) publishSequence() error {
+	br := bufio.NewReaderSize(c.nc, 16<<10)
+	if err := handshake.Client(struct {
+		io.Reader
+		io.Writer
+	}{br, c.nc}, 0); err != nil {
+		return err
+	}
+	c.conn = newConn(c.nc, br, 0) // the Dial deadline applies until publishing starts
+	if err := c.conn.setChunkSize(c.cfg.ChunkSize); err != nil {
+		return err
+	}
+	u := c.url
+	if err := c.conn.writeCommand(csidCommand, 0, chunk.TypeCommandAMF0, "connect", 1, amf0.Object{
+		{Key: "app", Value: u.App},
+		{Key: "type", Value: "nonprivate"},
+		{Key: "flashVer", Value: c.cfg.FlashVer},
+		{Key: "tcUrl", Value: u.TcURL()},
+	}); err != nil {
+		return err
+	}
+	if _, err := c.await("connect", 1); err != nil {
+		return err
+	}
+	// Pipelined: Wowza never answers releaseStream and FCPublish, so
+	// only createStream's answer is awaited.
+	name := u.Stream
+	if err := c.conn.writeCommand(csidCommand, 0, chunk.TypeCommandAMF0, "releaseStream", 2, nil, name); err != nil {
+		return err
+	}
+	if err := c.conn.writeCommand(csidCommand, 0, chunk.TypeCommandAMF0, "FCPublish", 3, nil, name); err != nil {
+		return err
+	}
+	if err := c.conn.writeCommand(csidCommand, 0, chunk.TypeCommandAMF0, "createStream", 4, nil); err != nil {
+		return err
+	}
+	res, err := c.await("createStream", 4)
+	if err != nil {
+		return err
+	}
+	id := 1.0
+	if len(res.args) > 0 {
+		if n, ok := res.args[0].(float64); ok {
+			id = n
+		}
+	}
+	if id < 0 || id > 1<<31 {
+		return &PublishError{Stage: "createStream", Code: "_result", Description: "invalid stream ID"}
+	}
+	c.streamID = uint32(id)
+	if err := c.conn.writeCommand(csidCommand, c.streamID, chunk.TypeCommandAMF0, "publish", 5, nil, name, "live"); err != nil {
+		return err
+	}
+	if _, err := c.await("publish", 5); err != nil {
+		return err
+	}
+	c.conn.writeTimeout = c.cfg.WriteTimeout
+	return nil
+}
+
+// await reads until the answer to transaction txn: _result/_error, or for
+// publish the onStatus that starts or refuses it.
+func (c *Client) await(stage string, txn float64) (command, error) {
+	for {
+		m, err := c.conn.readMessage()
+		if err != nil {
+			if err == io.EOF || errors.Is(err, io.ErrUnexpectedEOF) {
+				return command{}, &PublishError{Stage: stage, Err: err}
+			}
+			return command{}, fmt.Errorf("rtmp: %s: %w", stage, err)
+		}
+		if m.Type != chunk.TypeCommandAMF0 && m.Type != chunk.TypeCommandAMF3 {
+			continue
+		}
+		cmd, err := parseCommand(&m)
+		if err != nil {
+			continue
+		}
+		switch {
+		case cmd.name == "_result" && cmd.txn == txn:
+			code, desc, level := cmd.info()
+			if level == "error" {
+				return cmd, &PublishError{Stage: stage, Code: code, Description: desc}
+			}
+			if stage != "publish" {
+				return cmd, nil
+			}
+		case cmd.name == "_error" && (cmd.txn == txn || stage == "publish" && cmd.txn == 0):
+			code, desc, _ := cmd.info()
+			if code == "" {
+				code = "_error"
+			}
+			return cmd, &PublishError{Stage: stage, Code: code, Description: desc}
+		case cmd.name == "onStatus" && stage == "publish":
+			code, desc, level := cmd.info()
+			if code == codePublishStart {
+				return cmd, nil
+			}
+			if level == "error" || code == codePublishBadName {
+				return cmd, &PublishError{Stage: stage, Code: code, Description: desc}
+			}
+		}
+	}
+}
+
+// readLoop reads what the server sends while publishing: acknowledgements
+// and pings are handled by conn, an error status ends the Client.
+func (c *Client) readLoop() {
+	defer c.wg.Done()
+	for {
+		m, err := c.conn.readMessage()
+		if err != nil {
+			c.fail(&PublishError{Stage: "stream", Err: err})
+			return
+		}
+		if m.Type != chunk.TypeCommandAMF0 && m.Type != chunk.TypeCommandAMF3 {
+			continue
+		}
+		cmd, err := parseCommand(&m)
+		if err != nil {
+			continue
+		}
+		if cmd.name == "onStatus" || cmd.name == "_error" {
+			code, desc, level := cmd.info()
+			if level == "error" || cmd.name == "_error" {
+				c.fail(&PublishError{Stage: "stream", Code: code, Description: desc})
+				return
+			}
+		}
+	}
+}
+
+// fail records the first error and closes the connection, which unblocks
+// any write and the read loop.
+func (c *Client) fail(err error) {
+	c.errMu.Lock()
+	if c.err == nil {
+		if c.closed.Load() {
+			err = ErrClosed
+		}
+		c.err = err
+	}
+	c.errMu.Unlock()
+	_ = c.nc.Close()
+}
+
+// Err returns the error that ended the Client, or nil while it works.
+func (c *Client) Err() error {
+	c.errMu.Lock()
+	defer c.errMu.Unlock()
+	return c.err
+}
+
+func (c *Client) usable() error {
+	if c.closed.Load() {
+		return ErrClosed
+	}
+	return c.Err()
+}
+
+// String describes the Client without its stream key or password.
+func (c *Client) String() string { return "rtmp publisher " + c.url.String() }
+
+// URL returns the parsed URL. Its String method redacts secrets.
+func (c *Client) URL() *URL { return c.url }
+
+// StreamID returns the message stream ID the server assigned.
+func (c *Client) StreamID() uint32 { return c.streamID }
+
+// Stats returns counters of what was sent.
+func (c *Client) Stats() ClientStats {
+	return ClientStats{
+		Bytes:        c.bytes.Load(),
+		VideoFrames:  c.videoFrames.Load(),
+		AudioFrames:  c.audioFrames.Load(),
+		VideoDropped: c.videoDropped.Load(),
+	}
+}
+
+func ms(d time.Duration) uint32 {
+	if d < 0 {
+		return 0
+	}
+	return uint32(int64(d / time.Millisecond)) // wraps after 49.7 days, as RTMP time does
+}
+
+// send writes one media or data message; the caller holds mu.
+func (c *Client) send(csid uint32, typ uint8, ts uint32, payload []byte) error {
+	c.msg = chunk.Message{ChunkStreamID: csid, Type: typ, Timestamp: ts, StreamID: c.streamID, Payload: payload}
+	if err := c.conn.write(&c.msg); err != nil {
+		err = &PublishError{Stage: "stream", Err: err}
+		c.fail(err)
+		return c.usable()
+	}
+	c.bytes.Add(uint64(len(payload)))
+	return nil
+}
+
+// WriteMetadata sends @setDataFrame onMetaData. Send it before the media.
+func (c *Client) WriteMetadata(md flv.Metadata) error {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if err := c.usable(); err != nil {
+		return err
+	}
+	return c.send(csidData, chunk.TypeDataAMF0, 0, flv.SetDataFrame(md))
+}
+
+// WriteAVCConfig sends an AVC sequence header for sps and pps (NAL units
+// without prefix), for streams whose keyframes do not carry them in band
+// (the SDP's sprop-parameter-sets). Nothing is sent if they did not change.
+func (c *Client) WriteAVCConfig(sps, pps []byte) error {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if err := c.usable(); err != nil {
+		return err
+	}
+	return c.avcConfig(0, sps, pps)
+}
+
+func (c *Client) avcConfig(ts uint32, sps, pps []byte) error {
+	if c.videoConfig && bytes.Equal(sps, c.sps) && bytes.Equal(pps, c.pps) {
+		return nil
+	}
+	seq, err := flv.AVCSequenceHeader(sps, pps)
+	if err != nil {
+		return fmt.Errorf("rtmp: %w", err)
+	}
+	if err := c.send(csidVideo, chunk.TypeVideo, ts, seq); err != nil {
+		return err
+	}
+	c.sps = append(c.sps[:0], sps...)
+	c.pps = append(c.pps[:0], pps...)
+	c.videoConfig = true
+	return nil
+}
+
+// WriteH264 sends one H.264 access unit in AVC format (4-byte
+// length-prefixed NAL units, media.Frame's H.264 payload). pts and dts are
+// on the stream's timeline; RTMP carries dts in milliseconds and pts-dts
+// as the composition time. When a keyframe carries an SPS and a PPS that
+// differ from the last ones sent, a new AVC sequence header goes out first.
+// Frames before the first keyframe with known parameter sets are dropped
+// (counted in Stats) since no decoder could use them. avcc is not retained.
+func (c *Client) WriteH264(pts, dts time.Duration, avcc []byte, keyframe bool) error {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if err := c.usable(); err != nil {
+		return err
+	}
+	ts := ms(dts)
+	if keyframe {
+		c.foundSPS, c.foundPPS = nil, nil
+		if err := flv.ForEachNALU(avcc, c.findParamSets); err != nil {
+			return fmt.Errorf("rtmp: H.264 access unit: %w", err)
+		}
+		if c.foundSPS != nil && c.foundPPS != nil {
+			err := c.avcConfig(ts, c.foundSPS, c.foundPPS)
+			c.foundSPS, c.foundPPS = nil, nil
+			if err != nil {
+				return err
+			}
+		}
+	}
+	if !c.videoConfig || !c.videoStarted && !keyframe {
+		c.videoDropped.Add(1)
+		return nil
+	}
+	c.videoStarted = true
+	cts := int32((pts - dts) / time.Millisecond)
+	c.vbuf = flv.AppendAVCFrame(c.vbuf[:0], keyframe, cts, avcc)
+	if err := c.send(csidVideo, chunk.TypeVideo, ts, c.vbuf); err != nil {
+		return err
+	}
+	c.videoFrames.Add(1)
+	return nil
+}
+
+func (c *Client) findParamSets(n []byte) bool {
+	if len(n) == 0 {
+		return true
+	}
+	switch n[0] & 0x1f {
+	case 7:
+		if c.foundSPS == nil {
+			c.foundSPS = n
+		}
+	case 8:
+		if c.foundPPS == nil {
+			c.foundPPS = n
+		}
+	}
+	return true
+}
+
+// WriteAACConfig sends the AAC sequence header (AudioSpecificConfig). It
+// must come before WriteAAC; sending a different one later re-sends it.
+func (c *Client) WriteAACConfig(asc []byte) error {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if err := c.usable(); err != nil {
+		return err
+	}
+	if c.aacConfigured && bytes.Equal(asc, c.aacConfig) {
+		return nil
+	}
+	if err := c.send(csidAudio, chunk.TypeAudio, 0, flv.AACSequenceHeader(asc)); err != nil {
+		return err
+	}
+	c.aacConfig = append(c.aacConfig[:0], asc...)
+	c.aacConfigured = true
+	return nil
+}
+
+// WriteAAC sends one raw AAC access unit (no ADTS header) presented at pts.
+func (c *Client) WriteAAC(pts time.Duration, au []byte) error {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if err := c.usable(); err != nil {
+		return err
+	}
+	if !c.aacConfigured {
+		return ErrNoConfig
+	}
+	c.abuf = flv.AppendAACFrame(c.abuf[:0], au)
+	return c.sendAudio(pts)
+}
+
+func (c *Client) sendAudio(pts time.Duration) error {
+	if err := c.send(csidAudio, chunk.TypeAudio, ms(pts), c.abuf); err != nil {
+		return err
+	}
+	c.audioFrames.Add(1)
+	return nil
+}
+
+// WriteG711 sends G.711 samples (8 kHz mono; A-law if alaw, µ-law
+// otherwise) presented at pts. nginx-rtmp, Wowza and FFmpeg accept it;
+// YouTube, Facebook and Twitch do not (send AAC there).
+func (c *Client) WriteG711(pts time.Duration, alaw bool, payload []byte) error {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if err := c.usable(); err != nil {
+		return err
+	}
+	c.abuf = flv.AppendG711Frame(c.abuf[:0], alaw, payload)
+	return c.sendAudio(pts)
+}
+
+// WriteSpeex sends one Speex packet (16 kHz wideband, the only rate FLV
+// allows) presented at pts.
+func (c *Client) WriteSpeex(pts time.Duration, payload []byte) error {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if err := c.usable(); err != nil {
+		return err
+	}
+	c.abuf = flv.AppendSpeexFrame(c.abuf[:0], payload)
+	return c.sendAudio(pts)
+}
+
+// WriteTag sends a ready FLV tag body (audio, video or script data) as it
+// is, for relaying. Script tags go out as data messages unchanged.
+func (c *Client) WriteTag(t flv.Tag) error {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if err := c.usable(); err != nil {
+		return err
+	}
+	switch t.Type {
+	case flv.TagAudio:
+		return c.send(csidAudio, chunk.TypeAudio, t.Timestamp, t.Data)
+	case flv.TagVideo:
+		return c.send(csidVideo, chunk.TypeVideo, t.Timestamp, t.Data)
+	case flv.TagScript:
+		return c.send(csidData, chunk.TypeDataAMF0, t.Timestamp, t.Data)
+	}
+	return fmt.Errorf("rtmp: tag type %d", t.Type)
+}
+
+// Close ends the publication: it sends FCUnpublish and deleteStream (best
+// effort, one second at most, skipped if a write is blocked), closes the
+// connection and waits for the Client's goroutine. It is idempotent and
+// returns nil; later method calls return ErrClosed.
+func (c *Client) Close() error {
+	c.closeOnce.Do(func() {
+		c.closed.Store(true)
+		if c.Err() == nil && c.conn.wmu.TryLock() {
+			_ = c.nc.SetWriteDeadline(time.Now().Add(time.Second))
+			for _, cmd := range [][]any{
+				{"FCUnpublish", 6, nil, c.url.Stream},
+				{"deleteStream", 7, nil, c.streamID},
+			} {
+				if b, err := amf0.Append(c.conn.cmd[:0], cmd...); err == nil {
+					c.conn.cmd = b
+					if c.conn.w.WriteMessage(&chunk.Message{ChunkStreamID: csidCommand, Type: chunk.TypeCommandAMF0, Payload: b}) != nil {
+						break
+					}
+				}
+			}
+			c.conn.wmu.Unlock()
+		}
+		c.fail(ErrClosed)
+		c.wg.Wait()
+	})
+	return nil
+}
