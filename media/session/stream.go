@@ -194,7 +194,8 @@ func (st *stream) configure(sp media.StreamSpec, now time.Time) error {
 		var err error
 		switch pf.Codec {
 		case media.CodecH264:
-			f.h264, err = rtph264.NewDecoder(rtph264.DecoderConfig{})
+			sps, pps := spropParameterSets(pf.Fmtp)
+			f.h264, err = rtph264.NewDecoder(rtph264.DecoderConfig{SPS: sps, PPS: pps})
 		case media.CodecVP8:
 			f.vp8, err = rtpvp8.NewDecoder(rtpvp8.DecoderConfig{})
 		case media.CodecPCMA, media.CodecPCMU, media.CodecOpus, media.CodecSpeex:
