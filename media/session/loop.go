@@ -208,7 +208,7 @@ func (s *Session) nextDeadline(now time.Time) (time.Time, bool) {
 		if st.sending && !s.dtmf.active(st) {
 			at(st.nextSilence)
 		}
-		if st.wantKey {
+		if st.wantKey && st.spec.Direction.Receives() {
 			at(st.nextKeyframe())
 		}
 	}

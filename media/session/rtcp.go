@@ -151,7 +151,9 @@ func (st *stream) keyframes(now time.Time) {
 		st.c.FIRSent++
 		detail = "fir"
 	case fb.PLI || fb.FIR:
-		return // the peer's SSRC is not known yet: wait for its first packet
+		// The peer's SSRC is not known yet: try again after the interval.
+		st.lastKeyReq, st.haveKeyReq = now, true
+		return
 	default:
 		select {
 		case st.s.fallback <- struct{}{}:

@@ -283,3 +283,21 @@ func TestStartErrors(t *testing.T) {
 	require.NotContains(t, err.Error(), "secret")
 	require.NoError(t, s.Start([]media.StreamSpec{audioSpec(peerAudio)}))
 }
+
+// TestRequestKeyframeFallbackHook: a sink's RequestKeyframe on a peer that
+// accepts neither PLI nor FIR runs the fallback hook on its own goroutine.
+func TestRequestKeyframeFallbackHook(t *testing.T) {
+	called := make(chan struct{}, 10)
+	s, err := New(Config{IP: loopback, Video: true, Listen: newMemNet().listen,
+		RequestKeyframeFallback: func() { called <- struct{}{} }})
+	require.NoError(t, err)
+	defer s.Close()
+	require.NoError(t, s.Start([]media.StreamSpec{videoSpec(peerVideo, media.Feedback{})}))
+	s.RequestKeyframe()
+	select {
+	case <-called:
+	case <-time.After(10 * time.Second):
+		t.Fatal("fallback not called")
+	}
+	require.Eventually(t, func() bool { return s.Stats().Video.KeyframeFallbacks == 1 }, 10*time.Second, 5*time.Millisecond)
+}
