@@ -379,9 +379,11 @@ func (p *Peer) Close() error {
 			c.finish(EndClosed)
 		}
 		p.wg.Wait()
-		_ = p.ua.Close()
+		// Listeners first: a request read meanwhile is answered on the
+		// closed socket instead of making sipgo open a new one.
 		p.closeListeners()
 		<-p.serveDone
+		_ = p.ua.Close()
 	})
 	return nil
 }

@@ -119,7 +119,6 @@ func newUAC(t *testing.T, transport string) *testUAC {
 }
 
 func (u *testUAC) close() {
-	_ = u.ua.Close()
 	if u.udp != nil {
 		_ = u.udp.Close()
 	}
@@ -127,6 +126,7 @@ func (u *testUAC) close() {
 		_ = u.tcp.Close()
 	}
 	<-u.served
+	_ = u.ua.Close()
 }
 
 // offer returns an SDP offer for the caller's media sockets.

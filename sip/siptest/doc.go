@@ -1,0 +1,34 @@
+// Package siptest provides a scripted SIP peer for tests, in the spirit of
+// net/http/httptest: a user agent on loopback that sipstream (or any SIP
+// caller) can call, and that records what it received.
+//
+// A Peer listens on 127.0.0.1 (UDP, or TCP when asked) at a free port and
+// plays a Script for each incoming INVITE: answer after an optional ring
+// (180 Ringing, optionally 183 Session Progress with early media), reject
+// with a status code, ring until the caller cancels, never respond, hang up
+// after a while, or vanish (stop answering and sending anything without a
+// BYE). It answers the SDP offer with sip/sdp.Answer and streams RTP to the
+// caller's address at real-time pace: a sine tone (PCMA/PCMU) and the H.264
+// test clip (320x240, 25 fps, an IDR every second), with RTCP Sender
+// Reports when asked. A PLI, FIR or SIP INFO picture_fast_update makes the
+// video jump to the next IDR.
+//
+// Each call is a PeerCall that records the INVITE (headers, Call-ID, From
+// display name, SDP), INFO requests (DTMF relay, DTMF, picture_fast_update),
+// RFC 4733 digits received over RTP, RTP packet counts, decoded G.711 audio,
+// RTCP packets (SR, RR, PLI, FIR, NACK), re-INVITEs and the caller's BYE or
+// CANCEL; Wait methods block until something arrived. A PeerCall can hang
+// up (BYE) and put the caller on hold and back (re-INVITE).
+//
+// A Peer is also a registrar: it accepts REGISTER, with digest
+// authentication (RFC 3261 §22, MD5, qop=auth) when Config.Users is set, and
+// can challenge INVITEs with 401 or 407.
+//
+// The peer is built on github.com/emiago/sipgo; none of sipgo's types appear
+// in this package's API. It does not use package sip (sipstream's user
+// agent), so that the two can test each other.
+//
+// Specification: RFC 3261 (SIP), RFC 3264 (offer/answer, hold), RFC 3550
+// (RTP/RTCP), RFC 4733 (telephone-event), RFC 4585 and RFC 5104 (PLI, FIR),
+// RFC 6184 (H.264 over RTP).
+package siptest
