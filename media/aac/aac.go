@@ -7,7 +7,8 @@
 // bit budget per frame plus what a bit reservoir saved from easier frames,
 // noiseless coding with all eleven spectral Huffman codebooks and the
 // scalefactor codebook, and a single_channel_element (mono) or a
-// channel_pair_element with a common window (stereo). There is no
+// channel_pair_element with a common window and per-band mid/side coding
+// (stereo). There is no
 // psychoacoustic model: the allocation spreads the quantisation noise evenly
 // over the spectrum, which maximises the signal-to-noise ratio for a given
 // bitrate.
@@ -65,8 +66,10 @@ type Encoder struct {
 
 	meanBits, reservoir, maxReservoir int
 	framesOut                         int
-	lastG                             int  // global scalefactor of the last frame
-	dirty                             bool // a frame with input was encoded since the last flush
+	lastG                             int      // global scalefactor of the last frame
+	msUsed                            [64]bool // per band: coded as mid/side
+	msBands                           int      // number of bands with msUsed
+	dirty                             bool     // a frame with input was encoded since the last flush
 
 	w   bitWriter
 	z   []float64

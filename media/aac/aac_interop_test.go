@@ -8,6 +8,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"testing"
 
@@ -128,4 +129,44 @@ func TestInteropFFmpegQuality(t *testing.T) {
 			t.Errorf("%s: our file (%d bytes) is more than 10%% larger than ffmpeg's (%d)", sig.name, so.Size(), st.Size())
 		}
 	}
+}
+
+// TestInteropFFmpegStereo checks that ffmpeg decodes our channel pairs (with
+// full and per-band mid/side) to the same audio as our own decoder, and
+// that it matches the input.
+func TestInteropFFmpegStereo(t *testing.T) {
+	ffmpeg := testenv.LookPath(t, "ffmpeg")
+	dir := t.TempDir()
+	for _, rate := range []int{48000, 44100, 16000} {
+		mono := speechLike(rate, rate*3)
+		music := musicLike(rate, rate*3)
+		pcm := make([]int16, 0, 2*len(mono))
+		for i, v := range mono {
+			r := v
+			if i > len(mono)/2 {
+				r = v/2 + music[i]
+			}
+			pcm = append(pcm, v, r)
+		}
+		path := filepath.Join(dir, "stereo.aac")
+		cfg := EncoderConfig{SampleRate: rate, Channels: 2, Bitrate: min(128000, 6144*2*rate/1024)}
+		encodeADTS(t, cfg, pcm, path)
+		raw := filepath.Join(dir, "stereo.raw")
+		runFFmpeg(t, ffmpeg, "-i", path, "-f", "s16le", "-ac", "2", "-ar", strconv.Itoa(rate), raw)
+		dec := readRaw(t, raw)
+		lag := 2 * bestLag(mono, deinterleave(dec, 0), 4096)
+		s := snrDB(pcm, dec, lag, 4096)
+		t.Logf("%d Hz stereo at %d bit/s: delay %d, SNR %.2f dB", rate, cfg.Bitrate, lag/2, s)
+		if lag != 2*FrameSamples || s < 15 {
+			t.Errorf("%d Hz: delay %d, SNR %.2f dB", rate, lag/2, s)
+		}
+	}
+}
+
+func deinterleave(pcm []int16, c int) []int16 {
+	out := make([]int16, 0, len(pcm)/2)
+	for i := c; i < len(pcm); i += 2 {
+		out = append(out, pcm[i])
+	}
+	return out
 }

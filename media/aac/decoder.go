@@ -12,8 +12,8 @@ var ErrUnsupportedStream = errors.New("aac: access unit not decodable by the sub
 
 // Decoder is a strict decoder for the subset of AAC-LC that Encoder
 // produces: long windows only, one single_channel_element (mono) or one
-// channel_pair_element with a common window (stereo), no M/S, intensity,
-// pulse, TNS or gain control. It checks that every bit of an access unit is
+// channel_pair_element with a common window and optional mid/side (stereo),
+// no intensity, pulse, TNS or gain control. It checks that every bit of an access unit is
 // accounted for. It exists to verify encoder output without external tools
 // (tests of this and other packages); it is not a general AAC decoder.
 type Decoder struct {
@@ -142,16 +142,38 @@ func (d *Decoder) decode(au []byte) ([][]float64, error) {
 			if err != nil {
 				return nil, err
 			}
-			if r.bits(2) != 0 {
-				return nil, fmt.Errorf("%w: M/S not expected", errSyntax)
+			ms := make([]bool, maxSfb)
+			switch r.bits(2) {
+			case 0:
+			case 1:
+				for b := range ms {
+					ms[b] = r.bit() == 1
+				}
+			case 2:
+				for b := range ms {
+					ms[b] = true
+				}
+			default:
+				return nil, fmt.Errorf("%w: reserved ms_mask_present", errSyntax)
 			}
-			for range 2 {
+			var pair [2][]float64
+			for k := range 2 {
 				s, err := d.ics(r, maxSfb)
 				if err != nil {
 					return nil, err
 				}
-				specs = append(specs, s)
+				pair[k] = s
 			}
+			for b, on := range ms {
+				if !on {
+					continue
+				}
+				for i := d.swb[b]; i < d.swb[b+1]; i++ {
+					m, s := pair[0][i], pair[1][i]
+					pair[0][i], pair[1][i] = m+s, m-s
+				}
+			}
+			specs = append(specs, pair[0], pair[1])
 		default:
 			return nil, fmt.Errorf("%w: element id %d", errSyntax, id)
 		}

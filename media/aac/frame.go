@@ -32,11 +32,17 @@ var qScale = func() (t [256]float64) {
 // the history by one frame.
 func (e *Encoder) encodeFrame() []byte {
 	for _, ch := range e.ch {
-		e.analyse(ch)
+		e.transform(ch)
 		copy(ch.hist[:FrameSamples], ch.hist[FrameSamples:])
 		clear(ch.hist[FrameSamples:])
 	}
 	e.fill = 0
+	if len(e.ch) == 2 {
+		e.midSide()
+	}
+	for _, ch := range e.ch {
+		e.analyse(ch)
+	}
 
 	budget := e.meanBits + e.reservoir/2
 	if limit := 6144 * len(e.ch); budget > limit {
@@ -81,9 +87,8 @@ func (e *Encoder) encodeFrame() []byte {
 	return au
 }
 
-// analyse windows and transforms one channel and prepares its per-band
-// quantiser inputs.
-func (e *Encoder) analyse(ch *channel) {
+// transform windows and transforms one channel.
+func (e *Encoder) transform(ch *channel) {
 	z := e.z[:2*FrameSamples]
 	h := ch.hist[:]
 	w := e.window[:]
@@ -91,6 +96,59 @@ func (e *Encoder) analyse(ch *channel) {
 		z[i] = h[i] * w[i]
 	}
 	e.mdct.transform(z, ch.spec[:])
+}
+
+// midSide decides per band whether the pair is coded as mid/side
+// (§4.6.8.1: l = m + s, r = m − s) and converts those bands: when the side
+// signal holds little energy (correlated channels, or a mono source
+// duplicated) it quantises to almost nothing and the pair costs about what
+// one channel does.
+func (e *Encoder) midSide() {
+	l, r := &e.ch[0].spec, &e.ch[1].spec
+	e.msBands = 0
+	for b := 0; b < e.nb; b++ {
+		var em, es float64
+		lo, hi := e.swb[b], e.swb[b+1]
+		for i := lo; i < hi; i++ {
+			m := (l[i] + r[i]) * 0.5
+			d := (l[i] - r[i]) * 0.5
+			em += m * m
+			es += d * d
+		}
+		// Side energy below a quarter of the mid energy: M/S pays off.
+		e.msUsed[b] = es <= 0.25*em && em > 0
+		if !e.msUsed[b] {
+			continue
+		}
+		e.msBands++
+		for i := lo; i < hi; i++ {
+			l[i], r[i] = (l[i]+r[i])*0.5, (l[i]-r[i])*0.5
+		}
+	}
+}
+
+// msMask returns ms_mask_present for the current decision and maxSfb:
+// 0 none, 1 per band, 2 all bands.
+func (e *Encoder) msMask(maxSfb int) int {
+	if len(e.ch) != 2 || e.msBands == 0 {
+		return 0
+	}
+	all, any := true, false
+	for b := 0; b < maxSfb; b++ {
+		all = all && e.msUsed[b]
+		any = any || e.msUsed[b]
+	}
+	switch {
+	case !any:
+		return 0
+	case all:
+		return 2
+	}
+	return 1
+}
+
+// analyse prepares one channel's per-band quantiser inputs.
+func (e *Encoder) analyse(ch *channel) {
 	// Only the coded bandwidth matters below.
 	top := int(e.swb[e.nb])
 	for i, v := range ch.spec[:top] {
@@ -126,7 +184,7 @@ func (e *Encoder) analyse(ch *channel) {
 func (e *Encoder) frameBits(g int) int {
 	bits := 3 + 4 + 3 // element id + tag, ID_END
 	if len(e.ch) == 2 {
-		bits += 1 + 11 + 2 // common_window, ics_info, ms_mask_present
+		bits += 1 + 11 + 2 // common_window, ics_info, ms_mask_present (+ flags below)
 	} else {
 		bits += 11
 	}
@@ -134,6 +192,9 @@ func (e *Encoder) frameBits(g int) int {
 	for _, ch := range e.ch {
 		bits += e.quantise(ch, g)
 		maxSfb = max(maxSfb, ch.maxSfb)
+	}
+	if e.msMask(maxSfb) == 1 {
+		bits += maxSfb
 	}
 	for _, ch := range e.ch {
 		ch.maxSfb = maxSfb
@@ -295,7 +356,17 @@ func (e *Encoder) write() []byte {
 		w.put(0, 4)
 		w.put(1, 1) // common_window
 		e.writeICSInfo(e.ch[0].maxSfb)
-		w.put(0, 2) // ms_mask_present: no M/S
+		mask := e.msMask(e.ch[0].maxSfb)
+		w.put(uint32(mask), 2) // ms_mask_present
+		if mask == 1 {
+			for b := 0; b < e.ch[0].maxSfb; b++ {
+				if e.msUsed[b] {
+					w.put(1, 1)
+				} else {
+					w.put(0, 1)
+				}
+			}
+		}
 		e.writeICS(e.ch[0], false)
 		e.writeICS(e.ch[1], false)
 	}
