@@ -1,0 +1,435 @@
+//go:build interop
+
+package rtmp
+
+import (
+	"bytes"
+	"crypto/tls"
+	"encoding/binary"
+	"encoding/json"
+	"fmt"
+	"net"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/require"
+
+	"github.com/sipstream/sipstream/internal/testenv"
+	"github.com/sipstream/sipstream/internal/testmedia"
+	"github.com/sipstream/sipstream/rtmp/flv"
+)
+
+// The interop tests publish with our Client to real servers (nginx with
+// libnginx-mod-rtmp, ffmpeg -listen 1) and play from our Server with
+// ffmpeg, then check what arrived with ffprobe/ffmpeg: codecs,
+// resolution, frame count, a clean decode (-v error prints nothing) and
+// the audio tone.
+
+type probeStream struct {
+	CodecType  string `json:"codec_type"`
+	CodecName  string `json:"codec_name"`
+	Width      int    `json:"width"`
+	Height     int    `json:"height"`
+	SampleRate string `json:"sample_rate"`
+}
+
+func probe(t *testing.T, file string) map[string]probeStream {
+	t.Helper()
+	out, err := exec.Command(testenv.LookPath(t, "ffprobe"), "-v", "error", "-show_entries",
+		"stream=codec_type,codec_name,width,height,sample_rate", "-of", "json", file).Output()
+	require.NoError(t, err)
+	var res struct{ Streams []probeStream }
+	require.NoError(t, json.Unmarshal(out, &res))
+	m := map[string]probeStream{}
+	for _, s := range res.Streams {
+		m[s.CodecType] = s
+	}
+	return m
+}
+
+func countVideoFrames(t *testing.T, file string) int {
+	t.Helper()
+	out, err := exec.Command(testenv.LookPath(t, "ffprobe"), "-v", "error", "-count_frames", "-select_streams", "v:0",
+		"-show_entries", "stream=nb_read_frames", "-of", "csv=p=0", file).Output()
+	require.NoError(t, err)
+	n, err := strconv.Atoi(strings.TrimSpace(string(out)))
+	require.NoError(t, err, "ffprobe said %q", out)
+	return n
+}
+
+// requireCleanDecode decodes every stream of file; ffmpeg must report
+// nothing at -v error.
+func requireCleanDecode(t *testing.T, file string) {
+	t.Helper()
+	out, err := exec.Command(testenv.LookPath(t, "ffmpeg"), "-nostdin", "-v", "error", "-i", file, "-f", "null", "-").CombinedOutput()
+	require.NoError(t, err, "ffmpeg: %s", out)
+	require.Empty(t, strings.TrimSpace(string(out)), "ffmpeg reported decoding errors")
+}
+
+// requireTone decodes the audio of file at 8 kHz mono and checks that the
+// middle second is a 1 kHz tone.
+func requireTone(t *testing.T, file string) {
+	t.Helper()
+	out, err := exec.Command(testenv.LookPath(t, "ffmpeg"), "-nostdin", "-v", "error", "-i", file, "-map", "0:a",
+		"-ac", "1", "-ar", "8000", "-f", "s16le", "-").Output()
+	require.NoError(t, err)
+	pcm := make([]int16, len(out)/2)
+	for i := range pcm {
+		pcm[i] = int16(binary.LittleEndian.Uint16(out[2*i:]))
+	}
+	require.Greater(t, len(pcm), 16000, "less than 2 s of audio")
+	mid := pcm[len(pcm)/2-4000 : len(pcm)/2+4000]
+	require.Greater(t, testmedia.Goertzel(mid, 8000, 1000), 0.8, "no 1 kHz tone in the decoded audio")
+}
+
+// makeAAC encodes 4.2 s of a 1 kHz tone with ffmpeg's AAC encoder.
+func makeAAC(t *testing.T) (frames [][]byte, asc []byte, rate int) {
+	t.Helper()
+	f := filepath.Join(t.TempDir(), "tone.aac")
+	out, err := exec.Command(testenv.LookPath(t, "ffmpeg"), "-nostdin", "-v", "error", "-f", "lavfi",
+		"-i", "sine=frequency=1000:sample_rate=48000", "-t", "4.2", "-c:a", "aac", "-b:a", "64k", "-f", "adts", f).CombinedOutput()
+	require.NoError(t, err, "%s", out)
+	b, err := os.ReadFile(f)
+	require.NoError(t, err)
+	frames, asc, rate, err = adtsFrames(b)
+	require.NoError(t, err)
+	return frames, asc, rate
+}
+
+// publishMedia sends the clip (100 pictures, 4 s) with G.711 or AAC audio
+// in timestamp order, starting at dts0.
+func publishMedia(t *testing.T, c *Client, dts0 time.Duration, audio string, aacFrames [][]byte, asc []byte, aacRate int) {
+	t.Helper()
+	md := flv.Metadata{Width: 320, Height: 240, FrameRate: 25, VideoCodecID: flv.CodecAVC, Encoder: "sipstream test"}
+	if audio == "aac" {
+		md.AudioCodecID, md.AudioSampleRate = flv.SoundAAC, aacRate
+		require.NoError(t, c.WriteMetadata(md))
+		require.NoError(t, c.WriteAACConfig(asc))
+	} else {
+		md.AudioCodecID, md.AudioSampleRate = flv.SoundG711ALaw, 8000
+		require.NoError(t, c.WriteMetadata(md))
+	}
+	tone := toneALaw(200)
+	ai := 0
+	for i, f := range clipFrames() {
+		ts := dts0 + time.Duration(i)*40*time.Millisecond
+		require.NoError(t, c.WriteH264(ts, ts, f.avcc, f.key))
+		end := ts + 40*time.Millisecond
+		switch audio {
+		case "g711":
+			for ; ai < len(tone) && time.Duration(ai)*20*time.Millisecond+dts0 < end; ai++ {
+				require.NoError(t, c.WriteG711(dts0+time.Duration(ai)*20*time.Millisecond, true, tone[ai]))
+			}
+		case "aac":
+			for ; ai < len(aacFrames) && dts0+aacPTS(ai, aacRate) < end; ai++ {
+				require.NoError(t, c.WriteAAC(dts0+aacPTS(ai, aacRate), aacFrames[ai]))
+			}
+		}
+	}
+}
+
+func checkRecording(t *testing.T, file, audio string) {
+	t.Helper()
+	streams := probe(t, file)
+	v, a := streams["video"], streams["audio"]
+	require.Equal(t, "h264", v.CodecName)
+	require.Equal(t, 320, v.Width)
+	require.Equal(t, 240, v.Height)
+	if audio == "aac" {
+		require.Equal(t, "aac", a.CodecName)
+	} else {
+		require.Equal(t, "pcm_alaw", a.CodecName)
+		require.Equal(t, "8000", a.SampleRate)
+	}
+	require.Equal(t, testmedia.ClipFrames, countVideoFrames(t, file))
+	requireCleanDecode(t, file)
+	requireTone(t, file)
+}
+
+// startNginx runs nginx with the RTMP module on a loopback port, recording
+// every stream of application "live" into the returned directory.
+func startNginx(t *testing.T) (port int, recordDir string) {
+	t.Helper()
+	nginx := testenv.LookPath(t, "nginx")
+	module := "/usr/lib/nginx/modules/ngx_rtmp_module.so"
+	if out, err := exec.Command("dpkg", "-L", "libnginx-mod-rtmp").Output(); err == nil {
+		for _, l := range strings.Split(string(out), "\n") {
+			if strings.HasSuffix(l, "ngx_rtmp_module.so") {
+				module = l
+			}
+		}
+	}
+	if _, err := os.Stat(module); err != nil {
+		if testenv.InCI() {
+			t.Fatalf("libnginx-mod-rtmp not installed: %v", err)
+		}
+		t.Skipf("libnginx-mod-rtmp not installed: %v", err)
+	}
+	prefix := t.TempDir()
+	recordDir = filepath.Join(prefix, "rec")
+	for _, d := range []string{recordDir, filepath.Join(prefix, "logs"), filepath.Join(prefix, "tmp")} {
+		require.NoError(t, os.MkdirAll(d, 0o777))
+		require.NoError(t, os.Chmod(d, 0o777)) // the worker may run unprivileged
+	}
+	require.NoError(t, os.Chmod(prefix, 0o777))
+	port = testenv.FreePort(t, "tcp")
+	conf := fmt.Sprintf(`load_module %s;
+daemon off;
+master_process off;
+worker_processes 1;
+error_log stderr warn;
+pid %s/nginx.pid;
+events { worker_connections 64; }
+rtmp {
+    server {
+        listen 127.0.0.1:%d;
+        chunk_size 4096;
+        application live {
+            live on;
+            record all;
+            record_path %s;
+            record_unique off;
+        }
+    }
+}
+`, module, prefix, port, recordDir)
+	confFile := filepath.Join(prefix, "nginx.conf")
+	require.NoError(t, os.WriteFile(confFile, []byte(conf), 0o644))
+	var stderr bytes.Buffer
+	cmd := exec.Command(nginx, "-p", prefix, "-c", confFile, "-e", "stderr")
+	cmd.Stderr = &stderr
+	require.NoError(t, cmd.Start())
+	exited := make(chan struct{})
+	go func() { _ = cmd.Wait(); close(exited) }()
+	t.Cleanup(func() {
+		_ = cmd.Process.Kill()
+		<-exited
+		if t.Failed() {
+			t.Logf("nginx stderr:\n%s", stderr.String())
+		}
+	})
+	waitListening(t, port, exited)
+	return port, recordDir
+}
+
+// waitListening waits until something accepts TCP on port.
+func waitListening(t *testing.T, port int, exited <-chan struct{}) {
+	t.Helper()
+	deadline := time.Now().Add(testTimeout)
+	for time.Now().Before(deadline) {
+		select {
+		case <-exited:
+			t.Fatal("server process exited")
+		default:
+		}
+		var d net.Dialer
+		if c, err := d.Dial("tcp", fmt.Sprintf("127.0.0.1:%d", port)); err == nil {
+			c.Close()
+			return
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	t.Fatal("server did not start listening")
+}
+
+// waitFile waits until file exists and its size stops changing.
+func waitFile(t *testing.T, file string) {
+	t.Helper()
+	deadline := time.Now().Add(testTimeout)
+	last := int64(-1)
+	for time.Now().Before(deadline) {
+		if st, err := os.Stat(file); err == nil && st.Size() > 0 {
+			if st.Size() == last {
+				return
+			}
+			last = st.Size()
+		}
+		time.Sleep(200 * time.Millisecond)
+	}
+	t.Fatalf("%s not written", file)
+}
+
+func TestInteropNginx(t *testing.T) {
+	port, rec := startNginx(t)
+	aacFrames, asc, rate := makeAAC(t)
+	for _, audio := range []string{"aac", "g711"} {
+		t.Run(audio, func(t *testing.T) {
+			ctx := testCtx(t)
+			name := "s_" + audio
+			c, err := Dial(ctx, fmt.Sprintf("rtmp://127.0.0.1:%d/live/%s?token=x", port, name), ClientConfig{})
+			require.NoError(t, err)
+			publishMedia(t, c, 0, audio, aacFrames, asc, rate)
+			require.NoError(t, c.Close())
+			file := filepath.Join(rec, name+".flv")
+			waitFile(t, file)
+			checkRecording(t, file, audio)
+		})
+	}
+}
+
+// runFFmpeg starts ffmpeg with args and returns a function that waits for
+// it to exit and returns its combined output.
+func runFFmpeg(t *testing.T, args ...string) (wait func() string) {
+	t.Helper()
+	var out bytes.Buffer
+	cmd := exec.Command(testenv.LookPath(t, "ffmpeg"), append([]string{"-nostdin", "-v", "error", "-y"}, args...)...)
+	cmd.Stdout, cmd.Stderr = &out, &out
+	require.NoError(t, cmd.Start())
+	done := make(chan struct{})
+	var werr error
+	go func() { werr = cmd.Wait(); close(done) }()
+	t.Cleanup(func() {
+		_ = cmd.Process.Kill()
+		<-done
+	})
+	return func() string {
+		select {
+		case <-done:
+		case <-time.After(testTimeout):
+			t.Fatalf("ffmpeg did not finish: %s", out.String())
+		}
+		require.NoError(t, werr, "ffmpeg: %s", out.String())
+		return out.String()
+	}
+}
+
+func TestInteropFFmpegListen(t *testing.T) {
+	port := testenv.FreePort(t, "tcp")
+	out := filepath.Join(t.TempDir(), "out.flv")
+	wait := runFFmpeg(t, "-listen", "1", "-i", fmt.Sprintf("rtmp://127.0.0.1:%d/live/x", port), "-c", "copy", out)
+	ctx := testCtx(t)
+	var c *Client
+	var err error
+	// Dialing is the only probe: anything else would use up ffmpeg's
+	// single accept.
+	for deadline := time.Now().Add(testTimeout); time.Now().Before(deadline); time.Sleep(100 * time.Millisecond) {
+		if c, err = Dial(ctx, fmt.Sprintf("rtmp://127.0.0.1:%d/live/x", port), ClientConfig{}); err == nil {
+			break
+		}
+	}
+	require.NoError(t, err)
+	publishMedia(t, c, 0, "g711", nil, nil, 0)
+	require.NoError(t, c.Close())
+	// ffmpeg 5.1's listener reports "<url>: Input/output error" when its
+	// publisher hangs up, whoever the publisher is (ffmpeg itself too);
+	// its exit status is 0. Anything else it prints is a failure.
+	var other []string
+	for _, l := range strings.Split(strings.TrimSpace(wait()), "\n") {
+		if l != "" && !strings.HasSuffix(l, "/live/x: Input/output error") {
+			other = append(other, l)
+		}
+	}
+	require.Empty(t, other, "ffmpeg -listen reported errors")
+	checkRecording(t, out, "g711")
+}
+
+// subscribers returns how many subscriptions wait on app/name.
+func subscribers(s *Server, key string) int {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if st := s.streams[key]; st != nil {
+		return len(st.subs)
+	}
+	return 0
+}
+
+func waitSubscribers(t *testing.T, s *Server, key string, n int) {
+	t.Helper()
+	for deadline := time.Now().Add(testTimeout); time.Now().Before(deadline); time.Sleep(20 * time.Millisecond) {
+		if subscribers(s, key) >= n {
+			return
+		}
+	}
+	t.Fatalf("no player subscribed to %s", key)
+}
+
+// TestInteropPlayFromServer publishes to our Server (plain and TLS) while
+// ffmpeg plays the stream from it and records what it gets.
+func TestInteropPlayFromServer(t *testing.T) {
+	cert := selfSigned(t, "localhost")
+	for _, scheme := range []string{"rtmp", "rtmps"} {
+		t.Run(scheme, func(t *testing.T) {
+			cfg := ServerConfig{}
+			if scheme == "rtmps" {
+				cfg.TLSConfig = &tls.Config{Certificates: []tls.Certificate{cert.cert}}
+			}
+			s, addr := startServer(t, cfg)
+			url := scheme + "://" + addr + "/live/x"
+			out := filepath.Join(t.TempDir(), "play.flv")
+			wait := runFFmpeg(t, "-i", url, "-c", "copy", out)
+			waitSubscribers(t, s, "live/x", 1)
+			ctx := testCtx(t)
+			c, err := Dial(ctx, url, ClientConfig{TLSConfig: &tls.Config{RootCAs: cert.pool}, StreamName: "", DialTimeout: testTimeout})
+			require.NoError(t, err)
+			publishMedia(t, c, 0, "g711", nil, nil, 0)
+			require.NoError(t, c.Close())
+			msg := wait()
+			require.Empty(t, strings.TrimSpace(msg), "ffmpeg player reported errors")
+			checkRecording(t, out, "g711")
+		})
+	}
+}
+
+// TestInteropTimestampWrap crosses 0xFFFFFF ms (4 h 39 min 37 s) with
+// AAC: client → our Server → FLV file, decoded by ffmpeg without errors,
+// with every picture present and timestamps that keep increasing.
+func TestInteropTimestampWrap(t *testing.T) {
+	aacFrames, asc, rate := makeAAC(t)
+	s, addr := startServer(t, ServerConfig{})
+	ctx := testCtx(t)
+	sub := s.Subscribe("live", "long", 4096)
+	defer sub.Close()
+	c, err := Dial(ctx, "rtmp://"+addr+"/live/long", ClientConfig{})
+	require.NoError(t, err)
+	dts0 := (0xffffff - 2000) * time.Millisecond
+	var wg sync.WaitGroup
+	var tags []flv.Tag
+	wg.Add(1)
+	go func() {
+		defer wg.Done()
+		for {
+			tag, err := sub.ReadTag(ctx)
+			if err != nil {
+				return
+			}
+			tags = append(tags, tag)
+		}
+	}()
+	publishMedia(t, c, dts0, "aac", aacFrames, asc, rate)
+	require.NoError(t, c.Close())
+	wg.Wait()
+
+	file := filepath.Join(t.TempDir(), "wrap.flv")
+	f, err := os.Create(file)
+	require.NoError(t, err)
+	w, err := flv.NewWriter(f, true, true)
+	require.NoError(t, err)
+	var crossed bool
+	for _, tag := range tags {
+		crossed = crossed || tag.Timestamp > 0xffffff
+		require.NoError(t, w.WriteTag(tag))
+	}
+	require.NoError(t, f.Close())
+	require.True(t, crossed)
+	checkRecording(t, file, "aac")
+
+	out, err := exec.Command(testenv.LookPath(t, "ffprobe"), "-v", "error", "-select_streams", "v:0",
+		"-show_entries", "packet=dts", "-of", "csv=p=0", file).Output()
+	require.NoError(t, err)
+	prev := -1.0
+	lines := strings.Fields(string(out))
+	require.Len(t, lines, testmedia.ClipFrames)
+	for _, l := range lines {
+		d, err := strconv.ParseFloat(l, 64)
+		require.NoError(t, err)
+		require.Greater(t, d, prev)
+		prev = d
+	}
+	require.InDelta(t, float64(dts0/time.Millisecond)+99*40, prev, 1)
+}
