@@ -7,6 +7,7 @@ import (
 	"github.com/pion/rtp"
 	"github.com/stretchr/testify/require"
 
+	"github.com/sipstream/sipstream/internal/netsim"
 	"github.com/sipstream/sipstream/media"
 	"github.com/sipstream/sipstream/media/rtpdtmf"
 )
@@ -181,4 +182,49 @@ func TestTimeouts(t *testing.T) {
 	require.Len(t, h.eventsOf(EventMediaStopped), 1)
 	h.advance(resumed.Add(5 * time.Second))
 	require.Len(t, h.eventsOf(EventMediaStopped), 2)
+}
+
+// TestOpusSilence: an Opus stream sends the 20 ms silent Opus frame with
+// timestamps in steps of 960 (48 kHz).
+func TestOpusSilence(t *testing.T) {
+	h := newHarness(t, Config{Audio: true, RTCPInterval: time.Hour})
+	h.start(media.StreamSpec{Kind: media.KindAudio, Remote: peerAudio, Formats: []media.PayloadFormat{
+		{PayloadType: 111, Codec: media.CodecOpus, ClockRate: 48000, Channels: 2},
+		{PayloadType: 110, Codec: media.CodecTelephoneEvent, ClockRate: 48000},
+	}})
+	h.advance(t0.Add(100 * time.Millisecond))
+	var pkts []rtp.Packet
+	for _, b := range h.net.take(peerAudio) {
+		var p rtp.Packet
+		require.NoError(t, p.Unmarshal(b))
+		pkts = append(pkts, p)
+	}
+	require.Len(t, pkts, 6) // 0, 20, ... 100 ms
+	for i, p := range pkts {
+		require.Equal(t, uint8(111), p.PayloadType)
+		require.Equal(t, []byte{0xf8, 0xff, 0xfe}, p.Payload)
+		if i > 0 {
+			require.Equal(t, pkts[i-1].Timestamp+960, p.Timestamp)
+		}
+	}
+}
+
+// TestAdaptiveJitter: with JitterAdaptive the wait follows the measured
+// jitter (here 30 ms of it).
+func TestAdaptiveJitter(t *testing.T) {
+	h := newHarness(t, Config{Audio: true, JitterAdaptive: true, JitterDelay: 40 * time.Millisecond})
+	sp := audioSpec(peerAudio)
+	sp.Direction = media.RecvOnly
+	h.start(sp)
+	require.Equal(t, 40*time.Millisecond, h.s.Stats().Audio.JitterDelay)
+	arr, _, err := netsim.Schedule(netsim.Config{Seed: 3, Jitter: 30 * time.Millisecond}, tonePackets(t, 300, 1, 1, 0))
+	require.NoError(t, err)
+	for _, p := range arr {
+		h.deliver(media.KindAudio, peerAudio, p.Data, t0.Add(p.At))
+	}
+	st := h.s.Stats().Audio
+	require.Greater(t, st.Jitter, 3*time.Millisecond)
+	require.NotEqual(t, 40*time.Millisecond, st.JitterDelay)
+	require.InDelta(t, float64(4*st.Jitter), float64(st.JitterDelay), float64(3*time.Millisecond), "four times the estimate")
+	require.Len(t, h.frames[media.KindAudio], 300)
 }
