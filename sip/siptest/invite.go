@@ -7,6 +7,7 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
+	"strconv"
 	"time"
 
 	"github.com/emiago/sipgo"
@@ -225,6 +226,14 @@ func (c *PeerCall) response(code int, reason string, body []byte) *sip.Response 
 	res := sip.NewResponseFromRequest(c.inv, code, reason, body)
 	if code > 100 && code < 300 {
 		res.AppendHeader(c.p.contact())
+		for _, h := range c.script.AnswerHeaders {
+			res.AppendHeader(sip.NewHeader(h.Name, h.Value))
+		}
+	}
+	if code == 200 && c.script.SessionExpires > 0 {
+		secs := max(int(c.script.SessionExpires/time.Second), 1)
+		res.AppendHeader(sip.NewHeader("Session-Expires", strconv.Itoa(secs)+";refresher=uac"))
+		res.AppendHeader(sip.NewHeader("Require", "timer"))
 	}
 	if body != nil {
 		res.AppendHeader(sip.NewHeader("Content-Type", "application/sdp"))

@@ -98,6 +98,13 @@ type Script struct {
 	// second) in a loop at real-time pace when H.264 is negotiated. A PLI,
 	// FIR or INFO picture_fast_update makes it jump to the next IDR.
 	Video bool
+	// AnswerHeaders are added to the 18x and 200 responses to the INVITE.
+	AnswerHeaders []Header
+	// SessionExpires, when not zero, asks for RFC 4028 session timers: the
+	// 200 OK carries "Session-Expires: <seconds>;refresher=uac" and
+	// "Require: timer", so the caller must refresh the session (re-INVITE
+	// or UPDATE, see PeerCall.Reinvites) before it expires.
+	SessionExpires time.Duration
 	// SendSR sends an RTCP Sender Report for each stream it streams every
 	// SRInterval (zero: 1 s), the first one after the first packet.
 	SendSR     bool
@@ -144,6 +151,7 @@ type Peer struct {
 	byID       map[string]*PeerCall
 	nextWait   int
 	regs       []Registration
+	log        []Request
 	registers  int
 	challenged int
 	auth       *authenticator
@@ -276,6 +284,12 @@ func (p *Peer) track(h sipgo.RequestHandler) sipgo.RequestHandler {
 			return
 		}
 		defer p.wg.Done()
+		p.n.mu.Lock()
+		if len(p.log) < maxLog {
+			p.log = append(p.log, copyRequest(req))
+		}
+		p.n.broadcast()
+		p.n.mu.Unlock()
 		h(req, tx)
 	}
 }
@@ -326,6 +340,40 @@ func (p *Peer) Calls() []*PeerCall {
 	p.n.mu.Lock()
 	defer p.n.mu.Unlock()
 	return append([]*PeerCall(nil), p.calls...)
+}
+
+// maxLog bounds the requests a Peer keeps for Requests.
+const maxLog = 10000
+
+// Requests returns the requests the peer received with that method ("" for
+// all), in arrival order: retransmissions absorbed by the SIP stack are not
+// included. It keeps the first 10000 requests.
+func (p *Peer) Requests(method string) []Request {
+	p.n.mu.Lock()
+	defer p.n.mu.Unlock()
+	var out []Request
+	for _, r := range p.log {
+		if method == "" || r.Method == method {
+			out = append(out, r)
+		}
+	}
+	return out
+}
+
+// WaitRequests waits until at least n requests with that method ("" for
+// all) were received and returns them.
+func (p *Peer) WaitRequests(ctx context.Context, method string, n int) ([]Request, error) {
+	var out []Request
+	err := p.n.wait(ctx, p.closing, func() bool {
+		out = out[:0]
+		for _, r := range p.log {
+			if method == "" || r.Method == method {
+				out = append(out, r)
+			}
+		}
+		return len(out) >= n
+	})
+	return out, err
 }
 
 // Registrations returns the accepted REGISTERs, in order.

@@ -486,3 +486,38 @@ func TestConfigErrors(t *testing.T) {
 		assert.Error(t, err, "%+v", cfg)
 	}
 }
+
+func TestRegisterWithAnotherPeerAndRequestLog(t *testing.T) {
+	registrar := newPeer(t, Config{Users: map[string]string{"carol": "pw"}})
+	callee := newPeer(t, Config{User: "carol"})
+	ctx := testCtx(t)
+	require.NoError(t, callee.Register(ctx, RegisterRequest{Registrar: registrar.Addr(), Password: "pw", Expires: time.Minute}))
+	regs := registrar.Registrations()
+	require.Len(t, regs, 1)
+	assert.Equal(t, "carol", regs[0].User)
+	assert.Equal(t, 60, regs[0].Expires)
+	assert.Contains(t, regs[0].Contact, callee.Addr())
+	assert.Len(t, registrar.Requests("REGISTER"), 2)
+	assert.Error(t, callee.Register(ctx, RegisterRequest{Registrar: registrar.Addr(), Password: "bad"}))
+}
+
+func TestSessionExpiresAndAnswerHeaders(t *testing.T) {
+	p := newPeer(t, Config{Script: Script{SessionExpires: 90 * time.Second, AnswerHeaders: []Header{{"X-Peer", "yes"}}}})
+	u := newUAC(t, "udp")
+	ctx := testCtx(t)
+	d, err := u.call(ctx, p.URI(), u.offer(false).Marshal(), sipgo.AnswerOptions{})
+	require.NoError(t, err)
+	res := d.InviteResponse
+	assert.Equal(t, "90;refresher=uac", res.GetHeader("Session-Expires").Value())
+	assert.Equal(t, "timer", res.GetHeader("Require").Value())
+	assert.Equal(t, "yes", res.GetHeader("X-Peer").Value())
+	// An OPTIONS keepalive in the dialog is answered and logged.
+	req := sip.NewRequest(sip.OPTIONS, res.Contact().Address)
+	r, err := d.Do(ctx, req)
+	require.NoError(t, err)
+	assert.Equal(t, 200, r.StatusCode)
+	opts, err := p.WaitRequests(ctx, "OPTIONS", 1)
+	require.NoError(t, err)
+	assert.Equal(t, d.InviteRequest.CallID().Value(), opts[0].Header("Call-ID"))
+	require.NoError(t, d.Bye(ctx))
+}
