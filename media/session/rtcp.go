@@ -110,7 +110,7 @@ func (st *stream) writeRTCP(now time.Time, pkts ...rtcp.Packet) {
 		}
 	}
 	dst, sk := st.rtcpDestination()
-	if !dst.IsValid() || dst.Port() == 0 {
+	if !sendable(dst) {
 		return
 	}
 	if _, err := sk.conn.WriteToUDPAddrPort(b, dst); err == nil {

@@ -2,6 +2,7 @@ package session
 
 import (
 	"encoding/binary"
+	"net/netip"
 	"sync/atomic"
 	"time"
 
@@ -29,7 +30,7 @@ func (st *stream) writeRTP(now time.Time, pt uint8, marker bool, ts uint32, payl
 		}
 	}
 	dst := st.destination()
-	if !dst.IsValid() || dst.Port() == 0 {
+	if !sendable(dst) {
 		return
 	}
 	if _, err := st.rtpSock.conn.WriteToUDPAddrPort(b, dst); err != nil {
@@ -178,4 +179,11 @@ func (d *dtmfState) run(s *Session, now time.Time) {
 		}
 		d.st, d.sched, d.idx, d.start, d.ts = st, sched, 0, st.nextSilence, st.ts
 	}
+}
+
+// sendable reports whether packets may go to dst: not to port 0, and not
+// to 0.0.0.0, which old-style hold (RFC 2543, c=0.0.0.0) uses to mean
+// "send nothing" and which Linux would deliver to the local host.
+func sendable(dst netip.AddrPort) bool {
+	return dst.IsValid() && dst.Port() != 0 && !dst.Addr().IsUnspecified()
 }

@@ -228,3 +228,13 @@ func TestAdaptiveJitter(t *testing.T) {
 	require.InDelta(t, float64(4*st.Jitter), float64(st.JitterDelay), float64(3*time.Millisecond), "four times the estimate")
 	require.Len(t, h.frames[media.KindAudio], 300)
 }
+
+// TestOldStyleHold: c=0.0.0.0 in the peer's SDP means send nothing.
+func TestOldStyleHold(t *testing.T) {
+	h := newHarness(t, Config{Audio: true, RTCPInterval: 100 * time.Millisecond})
+	h.start(audioSpec(mustAddr("0.0.0.0:4000")))
+	h.advance(t0.Add(time.Second))
+	h.net.mu.Lock()
+	defer h.net.mu.Unlock()
+	require.Empty(t, h.net.sent)
+}
