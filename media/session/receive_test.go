@@ -466,3 +466,29 @@ func TestUpdateNewRemote(t *testing.T) {
 	}
 	require.Len(t, h.eventsOf(EventSourceLatched), 2)
 }
+
+// TestRTCPFromNATAndBye: RTCP from the peer's host on an unexpected port
+// is accepted, reports go back there, a stranger's RTCP is dropped, and a
+// BYE for the peer's SSRC is reported.
+func TestRTCPFromNATAndBye(t *testing.T) {
+	h := newHarness(t, Config{Audio: true, RTCPInterval: time.Second})
+	sp := audioSpec(peerAudio)
+	sp.Direction = media.RecvOnly
+	h.start(sp)
+	for _, p := range tonePackets(t, 10, 0x61, 1, 0) {
+		h.deliver(media.KindAudio, peerAudio, p.Data, t0.Add(p.At))
+	}
+	natRTCP := mustAddr("10.0.0.9:34567")
+	rr, _ := rtcp.Marshal([]rtcp.Packet{&rtcp.ReceiverReport{SSRC: 0x61}})
+	h.deliverRTCP(media.KindAudio, natRTCP, rr, t0.Add(300*time.Millisecond))
+	h.deliverRTCP(media.KindAudio, mustAddr("203.0.113.5:9"), rr, t0.Add(310*time.Millisecond))
+	h.advance(t0.Add(1600 * time.Millisecond))
+	require.NotEmpty(t, rtcpPackets(t, h.net.take(natRTCP)))
+	st := h.s.Stats().Audio
+	require.Equal(t, uint64(1), st.RTCPReceived)
+	require.Equal(t, uint64(1), st.StrangerPackets)
+	bye, _ := rtcp.Marshal([]rtcp.Packet{&rtcp.ReceiverReport{SSRC: 0x61}, &rtcp.Goodbye{Sources: []uint32{0x61}}})
+	h.deliverRTCP(media.KindAudio, natRTCP, bye, t0.Add(1700*time.Millisecond))
+	require.Len(t, h.eventsOf(EventRTCPBye), 1)
+	require.Equal(t, uint32(0x61), h.eventsOf(EventRTCPBye)[0].SSRC)
+}
