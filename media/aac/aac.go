@@ -67,6 +67,7 @@ type Encoder struct {
 	meanBits, reservoir, maxReservoir int
 	framesOut                         int
 	lastG                             int      // global scalefactor of the last frame
+	evalG                             int      // global scalefactor of the quantisation in place
 	msUsed                            [64]bool // per band: coded as mid/side
 	msBands                           int      // number of bands with msUsed
 	dirty                             bool     // a frame with input was encoded since the last flush

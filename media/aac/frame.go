@@ -31,8 +31,14 @@ var qScale = func() (t [256]float64) {
 // encodeFrame encodes the 2048 samples in each channel's history and shifts
 // the history by one frame.
 func (e *Encoder) encodeFrame() []byte {
-	for _, ch := range e.ch {
-		e.transform(ch)
+	dup := len(e.ch) == 2 && e.ch[0].hist == e.ch[1].hist
+	for c, ch := range e.ch {
+		if c == 1 && dup {
+			// A mono source duplicated into both channels: one transform.
+			ch.spec = e.ch[0].spec
+		} else {
+			e.transform(ch)
+		}
 		copy(ch.hist[:FrameSamples], ch.hist[FrameSamples:])
 		clear(ch.hist[FrameSamples:])
 	}
@@ -77,7 +83,9 @@ func (e *Encoder) encodeFrame() []byte {
 			lo = mid + 1
 		}
 	}
-	e.frameBits(lo)
+	if e.evalG != lo {
+		e.frameBits(lo) // leave the chosen quantisation in place
+	}
 	e.lastG = lo
 	au := e.write()
 	used := 8 * len(au)
@@ -182,6 +190,7 @@ func (e *Encoder) analyse(ch *channel) {
 // frameBits quantises every channel at global scalefactor g, chooses
 // codebooks and returns the size of the frame in bits.
 func (e *Encoder) frameBits(g int) int {
+	e.evalG = g
 	bits := 3 + 4 + 3 // element id + tag, ID_END
 	if len(e.ch) == 2 {
 		bits += 1 + 11 + 2 // common_window, ics_info, ms_mask_present (+ flags below)

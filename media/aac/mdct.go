@@ -69,15 +69,16 @@ func (m *mdct) dct4(u, out []float64) {
 	}
 }
 
-// fft is an iterative radix-2 complex FFT of a power-of-two size.
+// fft is an iterative radix-2 complex FFT of a power-of-two size, with the
+// twiddles of each stage stored contiguously.
 type fft struct {
 	n        int
 	rev      []int32
-	cos, sin []float64
+	cos, sin []float64 // stage with half-size h uses [h-1 : 2h-1]
 }
 
 func newFFT(n int) *fft {
-	f := &fft{n: n, rev: make([]int32, n), cos: make([]float64, n/2), sin: make([]float64, n/2)}
+	f := &fft{n: n, rev: make([]int32, n), cos: make([]float64, n), sin: make([]float64, n)}
 	bits := 0
 	for 1<<bits < n {
 		bits++
@@ -91,9 +92,11 @@ func newFFT(n int) *fft {
 		}
 		f.rev[i] = int32(r)
 	}
-	for i := 0; i < n/2; i++ {
-		a := -2 * math.Pi * float64(i) / float64(n)
-		f.cos[i], f.sin[i] = math.Cos(a), math.Sin(a)
+	for h := 1; h < n; h <<= 1 {
+		for k := 0; k < h; k++ {
+			a := -math.Pi * float64(k) / float64(h)
+			f.cos[h-1+k], f.sin[h-1+k] = math.Cos(a), math.Sin(a)
+		}
 	}
 	return f
 }
@@ -108,18 +111,26 @@ func (f *fft) forward(re, im []float64) {
 			im[i], im[j] = im[j], im[i]
 		}
 	}
-	for size := 2; size <= n; size <<= 1 {
-		half := size >> 1
-		step := n / size
-		for start := 0; start < n; start += size {
-			for k := 0; k < half; k++ {
-				wr, wi := f.cos[k*step], f.sin[k*step]
-				a, b := start+k, start+k+half
-				tr := re[b]*wr - im[b]*wi
-				ti := re[b]*wi + im[b]*wr
-				re[b], im[b] = re[a]-tr, im[a]-ti
-				re[a] += tr
-				im[a] += ti
+	// First stage: butterflies without multiplications.
+	for a := 0; a+1 < n; a += 2 {
+		tr, ti := re[a+1], im[a+1]
+		re[a+1], im[a+1] = re[a]-tr, im[a]-ti
+		re[a] += tr
+		im[a] += ti
+	}
+	for half := 2; half < n; half <<= 1 {
+		wc := f.cos[half-1 : 2*half-1]
+		ws := f.sin[half-1 : 2*half-1]
+		for start := 0; start < n; start += 2 * half {
+			r0, i0 := re[start:start+half], im[start:start+half]
+			r1, i1 := re[start+half:start+2*half], im[start+half:start+2*half]
+			for k := range r0 {
+				wr, wi := wc[k], ws[k]
+				tr := r1[k]*wr - i1[k]*wi
+				ti := r1[k]*wi + i1[k]*wr
+				r1[k], i1[k] = r0[k]-tr, i0[k]-ti
+				r0[k] += tr
+				i0[k] += ti
 			}
 		}
 	}
