@@ -205,7 +205,6 @@ type harness struct {
 	frames map[media.Kind][]media.Frame // copies
 	events []Event
 	dtmf   []rune
-	fallbk int
 }
 
 var peerAudio = netip.MustParseAddrPort("10.0.0.9:4000")
@@ -225,7 +224,6 @@ func newHarness(t testing.TB, cfg Config) *harness {
 	}
 	cfg.OnEvent = func(ev Event) { h.events = append(h.events, ev) }
 	cfg.OnDTMF = func(d rune, _ time.Duration) { h.dtmf = append(h.dtmf, d) }
-	cfg.RequestKeyframeFallback = func() { h.fallbk++ }
 	clk := newFakeClock()
 	cfg.Clock = clk
 	s, err := newSession(cfg)
@@ -331,12 +329,6 @@ func rtcpPackets(t testing.TB, raw [][]byte) []rtcp.Packet {
 		out = append(out, ps...)
 	}
 	return out
-}
-
-func sortedCopy(d []time.Duration) []time.Duration {
-	c := append([]time.Duration(nil), d...)
-	sort.Slice(c, func(i, j int) bool { return c[i] < c[j] })
-	return c
 }
 
 func mustAddr(s string) netip.AddrPort { return netip.MustParseAddrPort(s) }

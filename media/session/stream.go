@@ -389,8 +389,6 @@ func (st *stream) accept(from netip.AddrPort, now time.Time) bool {
 	return false
 }
 
-var errShort = errors.New("session: short RTP packet")
-
 // receiveRTP is the receive path of one RTP packet that arrived at now
 // from addr. b is the session's buffer: it is not retained.
 func (st *stream) receiveRTP(b []byte, from netip.AddrPort, now time.Time) {
