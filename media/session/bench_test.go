@@ -5,12 +5,18 @@ import (
 	"testing"
 	"time"
 
+	"github.com/stretchr/testify/require"
+
 	"github.com/sipstream/sipstream/media"
 )
 
 // benchSession is a session without goroutines whose receive path the
 // benchmarks call directly (no syscalls).
 func benchSession(b *testing.B, k media.Kind, frames *int) *Session {
+	return benchSessionT(b, k, frames)
+}
+
+func benchSessionT(b testing.TB, k media.Kind, frames *int) *Session {
 	n := newMemNet()
 	s, err := newSession(Config{IP: loopback, Audio: k == media.KindAudio, Video: k == media.KindVideo,
 		Listen: n.listen, Clock: newFakeClock(), RTCPInterval: time.Hour,
@@ -93,5 +99,47 @@ func BenchmarkReceiveVideo(b *testing.B) {
 	b.StopTimer()
 	if b.N > 2*n && frames < len(aus) {
 		b.Fatalf("%d frames for %d packets", frames, b.N)
+	}
+}
+
+// TestReceiveAllocs guards the steady state: no allocation per packet on
+// the receive path, audio or video.
+func TestReceiveAllocs(t *testing.T) {
+	if testing.Short() {
+		t.Skip()
+	}
+	frames := 0
+	for _, k := range []media.Kind{media.KindAudio, media.KindVideo} {
+		s := benchSessionT(t, k, &frames)
+		var pkts [][]byte
+		from := peerAudio
+		sock := s.audio
+		if k == media.KindVideo {
+			_, ps := clipPackets(t, 8, 0x5678, 0)
+			for _, p := range ps {
+				pkts = append(pkts, p.Data)
+			}
+			from, sock = peerVideo, s.video
+		} else {
+			for _, p := range tonePackets(t, 3000, 0x1234, 0, 0) {
+				pkts = append(pkts, p.Data)
+			}
+		}
+		now := t0
+		i := 0
+		step := func() {
+			now = now.Add(10 * time.Millisecond)
+			s.receive(sock.rtpSock, pkts[i%len(pkts)], from, now)
+			s.poll(now)
+			s.nextDeadline(now)
+			i++
+		}
+		// Warm up: every jitter buffer slot (512) grows once to the
+		// packet size and the decoder's buffers to the largest frame.
+		for i < len(pkts)/2 {
+			step()
+		}
+		allocs := testing.AllocsPerRun(len(pkts)/2-2, step)
+		require.Zero(t, allocs, "%v", k)
 	}
 }
