@@ -73,6 +73,8 @@ type testViewer struct {
 	done     chan struct{}
 	wg       sync.WaitGroup
 	once     sync.Once
+	mu       sync.Mutex
+	closed   bool
 }
 
 type viewerOpts struct {
@@ -186,6 +188,12 @@ func dial(url string, o viewerOpts) (*testViewer, error) {
 	v := &testViewer{pc: pc, video: make(chan media.Frame, 1024), audio: make(chan []byte, 4096),
 		ssrc: make(chan webrtc.SSRC, 1), done: make(chan struct{})}
 	pc.OnTrack(func(tr *webrtc.TrackRemote, _ *webrtc.RTPReceiver) {
+		// wg.Add must not race with close's wg.Wait.
+		v.mu.Lock()
+		defer v.mu.Unlock()
+		if v.closed {
+			return
+		}
 		v.wg.Add(1)
 		go v.read(tr)
 	})
@@ -252,6 +260,9 @@ func (v *testViewer) read(tr *webrtc.TrackRemote) {
 
 func (v *testViewer) close() {
 	v.once.Do(func() {
+		v.mu.Lock()
+		v.closed = true
+		v.mu.Unlock()
 		close(v.done)
 		_ = v.pc.GracefulClose()
 		v.wg.Wait()
