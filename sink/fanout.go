@@ -88,8 +88,8 @@ type Fanout struct {
 }
 
 type detachEvent struct {
-	name string
-	err  error
+	e   *entry
+	err error // what WriteFrame returned
 }
 
 type entry struct {
@@ -249,34 +249,30 @@ func (f *Fanout) WriteFrame(fr *media.Frame) error {
 // sink.
 func (f *Fanout) run(e *entry) {
 	defer f.wg.Done()
-	var failed error
+	failed := false
 	for fr := range e.ch {
-		if failed != nil {
+		if failed {
 			continue // drain what was queued before the detach took effect
 		}
 		if err := e.s.WriteFrame(fr); err != nil {
-			failed = err
+			failed = true
 			f.mu.Lock()
 			f.detachLocked(e)
 			f.mu.Unlock()
+			// Queue the event now, so events keep the order of the
+			// failures; it is delivered once the sink is closed.
+			f.evMu.Lock()
+			f.evQueue = append(f.evQueue, detachEvent{e: e, err: err})
+			f.evMu.Unlock()
+			select {
+			case f.evWake <- struct{}{}:
+			default:
+			}
 			continue
 		}
 		e.written.Add(1)
 	}
 	e.closeErr = e.s.Close()
-	if failed != nil {
-		err := failed
-		if e.closeErr != nil {
-			err = errors.Join(failed, e.closeErr)
-		}
-		f.evMu.Lock()
-		f.evQueue = append(f.evQueue, detachEvent{name: e.name, err: err})
-		f.evMu.Unlock()
-		select {
-		case f.evWake <- struct{}{}:
-		default:
-		}
-	}
 	close(e.done)
 }
 
@@ -305,8 +301,13 @@ func (f *Fanout) flushEvents() {
 		f.evQueue[0] = detachEvent{}
 		f.evQueue = f.evQueue[1:]
 		f.evMu.Unlock()
+		<-ev.e.done // the sink is closed
+		err := ev.err
+		if ev.e.closeErr != nil {
+			err = errors.Join(err, ev.e.closeErr)
+		}
 		if f.onDetach != nil {
-			f.onDetach(ev.name, ev.err)
+			f.onDetach(ev.e.name, err)
 		}
 	}
 }
