@@ -1,0 +1,29 @@
+// Package rtmpsink publishes a call to an RTMP or RTMPS server (YouTube,
+// Facebook Live, Twitch, nginx-rtmp, Wowza) as a sink.Sink, through
+// rtmp.Client.
+//
+// What it publishes:
+//   - Video: H.264, starting (and resuming after every reconnect) on a
+//     keyframe; the sink asks for one through Config.RequestKeyframe. VP8
+//     cannot be published to RTMP platforms and is dropped.
+//   - Audio in AudioAAC mode (the default): AAC-LC, 48 kHz mono 64 kbit/s
+//     unless Config.AAC says otherwise. G.711 and Opus are transcoded in pure
+//     Go (media/transcode's ToAAC, timestamps shifted for the encoder delay);
+//     frames already AAC pass through with Config.AudioSpecificConfig; a
+//     video-only call gets silent AAC. Speex cannot be decoded in pure Go and
+//     is dropped (counted).
+//   - Audio in AudioPassthrough mode: G.711 A-law/µ-law as FLV SoundFormat
+//     7/8 (nginx-rtmp, Wowza and ffmpeg accept it; YouTube, Facebook and
+//     Twitch do not), AAC as is; other codecs are dropped.
+//   - An audio-only call gets a generated H.264 track (media/h264gen: a solid
+//     colour, IDR at least every 2 s), since the platforms want both tracks;
+//     Config.NoGeneratedVideo turns it off.
+//   - Platform rules: a keyframe at least every 2 s is asked for through
+//     Config.RequestKeyframe when the peer's interval is longer.
+//
+// Statuses follow the product's RTMP leg: RTMP_STREAM_WAIT while the first
+// connection is made, RTMP_STREAM_ACTIVE once publishing, RTMP_CONNECTION_LOST
+// when the connection drops, RTMP_STREAM_ACTIVE again after a reconnect, and
+// RTMP_CONNECTION_FAILED with a reason when it gave up (Config.GiveUpAfter).
+// Stream keys and URL credentials never appear in statuses, errors or String.
+package rtmpsink
