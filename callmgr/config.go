@@ -49,6 +49,13 @@ type Config struct {
 	// closing the media session and flushing the sinks. It runs on its own
 	// context, so a cancelled request cannot skip it. Zero means 5 s.
 	TeardownTimeout time.Duration
+	// MediaTimeout hangs up (FAILED) a call that received no RTP at all
+	// this long after the answer. Zero means 30 s; negative disables it.
+	MediaTimeout time.Duration
+	// IdleTimeout hangs up (FAILED) a call whose RTP stopped for this long
+	// (on every receiving stream; a call on hold without media is not
+	// affected). Zero means 20 s; negative disables it.
+	IdleTimeout time.Duration
 	// MaxCalls limits live calls (StartCall then fails with
 	// ErrTooManyCalls). Zero means no limit beyond the RTP port range.
 	MaxCalls int

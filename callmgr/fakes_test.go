@@ -64,6 +64,8 @@ type fakeWorld struct {
 	// realSDP makes the fake peer answer with sip/sdp (the offer is then
 	// real SDP too: see realBackend).
 	realSDP bool
+	// peerAudioPort is the fake peer's audio port in real SDP answers.
+	peerAudioPort int
 }
 
 func newFakeWorld() *fakeWorld {
@@ -176,7 +178,11 @@ func (s *fakeSig) Invite(ctx context.Context, req *inviteRequest) (dialog, error
 	if userOf(req.Callee) == "badsdp" {
 		answer = []byte("bad")
 	} else if w.realSDP {
-		a, _, err := sdp.Answer(req.Offer, peerSDPConfig(media.SendRecv))
+		pc := peerSDPConfig(media.SendRecv)
+		if w.peerAudioPort != 0 {
+			pc.Audio.Port = w.peerAudioPort
+		}
+		a, _, err := sdp.Answer(req.Offer, pc)
 		if err != nil {
 			return nil, &SIPError{Code: 488, Reason: "Not Acceptable Here", Err: err}
 		}

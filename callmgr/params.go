@@ -422,3 +422,14 @@ func newID() string {
 	_, _ = rand.Read(b[:])
 	return hex.EncodeToString(b[:])
 }
+
+// hasPort reports whether a host string ends in ":port".
+func hasPort(hostport string) bool {
+	_, _, err := net.SplitHostPort(hostport)
+	return err == nil
+}
+
+func joinHostPort(host string, port int) string {
+	h := strings.TrimSuffix(strings.TrimPrefix(host, "["), "]")
+	return net.JoinHostPort(h, fmt.Sprint(port))
+}
