@@ -410,3 +410,55 @@ func TestCORSPreflight(t *testing.T) {
 		t.Errorf("preflight: %d %v", resp.StatusCode, resp.Header)
 	}
 }
+
+// A viewer whose POST waits for the first media is answered 503 when the
+// sink closes; one that never connects is dropped after ConnectTimeout.
+func TestCloseDuringOfferAndConnectTimeout(t *testing.T) {
+	s := newSink(t, whep.Config{MediaWait: time.Minute})
+	ts := serve(t, s)
+	pc, offer := newOffer(t, viewerOpts{})
+	defer pc.GracefulClose()
+	codes := make(chan int, 1)
+	go func() {
+		resp, err := http.Post(ts.URL+"/whep", "application/sdp", strings.NewReader(offer))
+		if err != nil {
+			codes <- 0
+			return
+		}
+		resp.Body.Close()
+		codes <- resp.StatusCode
+	}()
+	time.Sleep(100 * time.Millisecond) // let the POST start waiting
+	if err := s.Close(); err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case c := <-codes:
+		if c != http.StatusServiceUnavailable {
+			t.Errorf("POST during Close: %d", c)
+		}
+	case <-time.After(20 * time.Second):
+		t.Fatal("POST still waiting after Close")
+	}
+
+	s2 := newSink(t, whep.Config{Audio: media.CodecPCMA, ConnectTimeout: 300 * time.Millisecond})
+	ts2 := serve(t, s2)
+	pc2, offer2 := newOffer(t, viewerOpts{})
+	resp := postOffer(t, ts2.URL+"/whep", offer2)
+	resp.Body.Close()
+	_ = pc2.GracefulClose() // never applies the answer: no ICE, no DTLS
+	if resp.StatusCode != http.StatusCreated {
+		t.Fatalf("POST: %d", resp.StatusCode)
+	}
+	loc := resp.Header.Get("Location")
+	if code := patch(t, ts2.URL+loc, "text/plain", ""); code != http.StatusUnsupportedMediaType {
+		t.Fatalf("fresh viewer resource: %d", code)
+	}
+	waitFor(t, "the unconnected viewer to be dropped", func() bool {
+		// A PATCH with the wrong type probes without stopping the viewer.
+		return patch(t, ts2.URL+loc, "text/plain", "") == http.StatusNotFound
+	})
+	if st := s2.Stats(); st.Viewers != 0 || st.ViewersTotal != 1 {
+		t.Errorf("stats %+v", st)
+	}
+}
