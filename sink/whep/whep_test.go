@@ -4,6 +4,8 @@ import (
 	"bytes"
 	"io"
 	"net/http"
+	"net/netip"
+	"strconv"
 	"strings"
 	"sync/atomic"
 	"testing"
@@ -460,5 +462,45 @@ func TestCloseDuringOfferAndConnectTimeout(t *testing.T) {
 	})
 	if st := s2.Stats(); st.Viewers != 0 || st.ViewersTotal != 1 {
 		t.Errorf("stats %+v", st)
+	}
+}
+
+// The answer advertises the configured public address (1:1 NAT) besides the
+// local one, on ports from the configured range. The test only reads the
+// answer: nothing is sent to the public address.
+func TestAnswerCandidates(t *testing.T) {
+	public := "203.0.113.7"
+	s := newSink(t, whep.Config{Audio: media.CodecPCMA, UDPPortMin: 42000, UDPPortMax: 42099,
+		PublicIPs: []netip.Addr{netip.MustParseAddr(public)}, MediaWait: time.Second})
+	ts := serve(t, s)
+	pc, offer := newOffer(t, viewerOpts{noVideo: true})
+	defer pc.GracefulClose()
+	resp := postOffer(t, ts.URL+"/whep", offer)
+	body, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusCreated {
+		t.Fatalf("POST: %d %s", resp.StatusCode, body)
+	}
+	var hosts []string
+	for _, l := range strings.Split(string(body), "\r\n") {
+		if !strings.HasPrefix(l, "a=candidate:") {
+			continue
+		}
+		f := strings.Fields(l)
+		if len(f) < 8 || f[7] != "host" {
+			t.Errorf("not a host candidate: %s", l)
+			continue
+		}
+		hosts = append(hosts, f[4])
+		if port, err := strconv.Atoi(f[5]); err != nil || port < 42000 || port > 42099 {
+			t.Errorf("candidate port outside 42000-42099: %s", l)
+		}
+	}
+	joined := strings.Join(hosts, " ")
+	if !strings.Contains(joined, "127.0.0.1") || !strings.Contains(joined, public) {
+		t.Errorf("host candidates %v, want 127.0.0.1 and %s", hosts, public)
+	}
+	if strings.Contains(string(body), ".local") {
+		t.Error("mDNS candidate in the answer")
 	}
 }
