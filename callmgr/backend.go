@@ -141,7 +141,9 @@ type fanout interface {
 }
 
 type rtmpConfig struct {
-	URL, Stream     string
+	URL, Stream string
+	// Audio and Video say which media the call receives.
+	Audio, Video    bool
 	GiveUpAfter     time.Duration
 	RequestKeyframe func()
 	// OnStatus is called from the sink's goroutines.

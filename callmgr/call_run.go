@@ -162,6 +162,7 @@ func (c *Call) onSetup(r setupResult) {
 	c.info.Established = time.Now()
 	c.mu.Unlock()
 	c.setStatus(StatusEstablished, 200, "OK")
+	c.activatePending()
 	c.startPrimarySinks()
 	close(c.estab)
 }
@@ -334,6 +335,9 @@ func (c *Call) teardown() {
 	}
 	c.fan.Close()
 	for id, e := range c.sinks {
+		if e.s == nil {
+			continue
+		}
 		if err := e.s.Close(); err != nil {
 			log.Info("sink close", "callID", c.id, "sink", id, "err", err)
 		}

@@ -740,3 +740,36 @@ func TestEventsSerialPerCall(t *testing.T) {
 		assert.False(t, evs[i].Time.Before(evs[i-1].Time), "events in order")
 	}
 }
+
+func TestRTMPSinkBeforeAnswer(t *testing.T) {
+	e := newTestEnv(t, nil)
+	ctx := ctxT(t)
+	c, err := e.m.StartCall(ctx, CallParams{CallID: "pend", Callee: "ring@h"})
+	require.NoError(t, err)
+	si, err := c.AddSink(ctx, SinkSpec{ID: "early", RTMPURL: "rtmp://h/app", RTMPStream: "early"})
+	require.NoError(t, err)
+	assert.Equal(t, SinkWait, si.Status)
+	assert.Nil(t, e.w.rtmpSink("early"), "created only once the call is answered")
+	require.NoError(t, e.m.MuteSink(ctx, "early", true))
+	require.NoError(t, e.m.RemoveSink(ctx, "early"))
+	_, err = c.AddSink(ctx, SinkSpec{ID: "early2", RTMPURL: "rtmp://h/app", RTMPStream: "early2"})
+	require.NoError(t, err)
+	require.NoError(t, c.Terminate(ctx))
+	waitDone(t, c)
+	assert.Nil(t, e.w.rtmpSink("early2"))
+
+	c, err = e.m.StartCall(ctx, CallParams{CallID: "pend2", Callee: "early@h", HasVideo: true})
+	require.NoError(t, err)
+	_, err = c.AddSink(ctx, SinkSpec{ID: "p2", RTMPURL: "rtmp://h/app/p2"})
+	require.NoError(t, err)
+	require.NoError(t, c.WaitEstablished(ctx))
+	rt := e.w.rtmpSink("p2")
+	require.NotNil(t, rt)
+	assert.True(t, rt.cfg.Audio)
+	assert.True(t, rt.cfg.Video)
+	require.True(t, waitFor(func() bool {
+		s := e.m.FindSinks(SinkFilter{ID: "p2"})
+		return len(s) == 1 && s[0].Status == SinkActive
+	}))
+	require.NoError(t, c.Terminate(ctx))
+}

@@ -150,16 +150,37 @@ func (c *Call) AddSink(ctx context.Context, spec SinkSpec) (SinkInfo, error) {
 	return out, nil
 }
 
-// attach creates (for RTMP) and attaches a sink; run loop only.
+// attach adds a sink to the table; run loop only. A ready sink (s) is
+// attached to the fan-out at once; an RTMP sink is created when the call is
+// answered (it needs to know whether the call has audio and video) or at
+// once if it is.
 func (c *Call) attach(si SinkInfo, s sink.Sink) (SinkInfo, error) {
-	id := si.ID
+	e := &sinkEntry{info: si}
+	if s != nil || c.specs != nil {
+		if err := c.activate(e, s); err != nil {
+			return si, err
+		}
+	}
+	c.sinks[si.ID] = e
+	c.syncSinkInfo()
+	c.emitSink(si, false)
+	return si, nil
+}
+
+// activate creates (for RTMP) the sink of e and attaches it to the fan-out;
+// run loop only.
+func (c *Call) activate(e *sinkEntry, s sink.Sink) error {
+	id := e.info.ID
 	g := &guardSink{}
-	g.muted.Store(si.Muted)
+	g.muted.Store(e.info.Muted)
 	if s == nil {
+		audio, video := c.receives()
 		var err error
 		s, err = c.m.be.sinks.NewRTMP(rtmpConfig{
-			URL:             si.RTMPURL,
-			Stream:          si.RTMPStream,
+			URL:             e.info.RTMPURL,
+			Stream:          e.info.RTMPStream,
+			Audio:           audio,
+			Video:           video,
 			GiveUpAfter:     c.m.cfg.RTMPGiveUpAfter,
 			RequestKeyframe: c.requestKeyframe,
 			OnStatus: func(st SinkStatus, reason string) {
@@ -167,7 +188,7 @@ func (c *Call) attach(si SinkInfo, s sink.Sink) (SinkInfo, error) {
 			},
 		})
 		if err != nil {
-			return si, fmt.Errorf("callmgr: RTMP sink: %w", err)
+			return fmt.Errorf("callmgr: RTMP sink: %w", err)
 		}
 	} else {
 		g.onFirst = func() {
@@ -177,12 +198,34 @@ func (c *Call) attach(si SinkInfo, s sink.Sink) (SinkInfo, error) {
 	g.inner = s
 	if err := c.fan.Add(id, g, c.m.cfg.SinkQueue); err != nil {
 		_ = s.Close()
-		return si, fmt.Errorf("callmgr: attach sink: %w", err)
+		return fmt.Errorf("callmgr: attach sink: %w", err)
 	}
-	c.sinks[id] = &sinkEntry{info: si, s: g}
-	c.syncSinkInfo()
-	c.emitSink(si, false)
-	return si, nil
+	e.s = g
+	return nil
+}
+
+// receives says which kinds of media the call receives (negotiated).
+func (c *Call) receives() (audio, video bool) {
+	for _, sp := range c.specs {
+		if sp.Direction.Receives() || sp.Direction == media.Inactive {
+			audio = audio || sp.Kind == media.KindAudio
+			video = video || sp.Kind == media.KindVideo
+		}
+	}
+	return audio, video
+}
+
+// activatePending creates the RTMP sinks added before the answer; run loop
+// only.
+func (c *Call) activatePending() {
+	for _, e := range c.sinks {
+		if e.s != nil {
+			continue
+		}
+		if err := c.activate(e, nil); err != nil {
+			c.onSinkStatus(e.info.ID, SinkFailed, err.Error())
+		}
+	}
 }
 
 // startPrimarySinks creates the call's own RTMP leg and recording when the
@@ -199,13 +242,7 @@ func (c *Call) startPrimarySinks() {
 		si := SinkInfo{ID: c.recordSinkID(), CallID: c.id, ToStream: c.p.ToStream, Kind: SinkKindRecord,
 			Status: SinkWait, Primary: true}
 		si.Path = filepath.Join(c.m.cfg.RecordDir, recordName(c.p.ToStream, time.Now(), c.m.cfg.RecordFormat))
-		audio, video := false, false
-		for _, sp := range c.specs {
-			if sp.Direction.Receives() {
-				audio = audio || sp.Kind == media.KindAudio
-				video = video || sp.Kind == media.KindVideo
-			}
-		}
+		audio, video := c.receives()
 		s, err := c.m.be.sinks.NewRecorder(si.Path, c.m.cfg.RecordFormat, audio, video)
 		if err != nil {
 			si.Status, si.Reason = SinkFailed, err.Error()
@@ -255,8 +292,10 @@ func (c *Call) onSinkStatus(id string, st SinkStatus, reason string) {
 	e.info.Status, e.info.Reason = st, reason
 	c.syncSinkInfo()
 	c.emitSink(e.info, false)
-	if st == SinkFailed {
+	if st == SinkFailed && e.s != nil {
 		c.detachAsync(id, e)
+	}
+	if st == SinkFailed {
 		if e.info.Primary && e.info.Kind == SinkKindRTMP {
 			c.failPrimaryRTMP(reason)
 		}
@@ -331,7 +370,9 @@ func (c *Call) RemoveSink(ctx context.Context, id string) error {
 			return ErrCallEnded
 		}
 		delete(c.sinks, id)
-		c.detachAsync(id, e)
+		if e.s != nil {
+			c.detachAsync(id, e)
+		}
 		c.m.releaseSinkID(id, c)
 		c.syncSinkInfo()
 		if e.info.Primary && e.info.Kind == SinkKindRTMP {
@@ -355,7 +396,9 @@ func (c *Call) MuteSink(ctx context.Context, id string, muted bool) error {
 		if e.info.Muted == muted {
 			return nil
 		}
-		e.s.muted.Store(muted)
+		if e.s != nil {
+			e.s.muted.Store(muted)
+		}
 		e.info.Muted = muted
 		c.syncSinkInfo()
 		c.emitSink(e.info, false)
