@@ -134,7 +134,7 @@ func (s *source) next() *media.Frame {
 }
 
 // pump feeds frames to w, one every tick, until stop is closed.
-func pump(w sink.Sink, src *source, tick time.Duration, stop <-chan struct{}) <-chan struct{} {
+func pump(w sink.Sink, src interface{ next() *media.Frame }, tick time.Duration, stop <-chan struct{}) <-chan struct{} {
 	done := make(chan struct{})
 	go func() {
 		defer close(done)

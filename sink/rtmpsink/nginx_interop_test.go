@@ -1,0 +1,305 @@
+//go:build interop
+
+package rtmpsink_test
+
+import (
+	"bytes"
+	"encoding/binary"
+	"encoding/json"
+	"fmt"
+	"net"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/require"
+
+	"github.com/sipstream/sipstream/internal/testenv"
+	"github.com/sipstream/sipstream/internal/testmedia"
+	"github.com/sipstream/sipstream/media"
+	"github.com/sipstream/sipstream/media/g711"
+	"github.com/sipstream/sipstream/sink"
+	"github.com/sipstream/sipstream/sink/rtmpsink"
+)
+
+// nginxRTMP is a real nginx with libnginx-mod-rtmp on a loopback port,
+// recording every published stream as FLV into Dir.
+type nginxRTMP struct {
+	t      *testing.T
+	bin    string
+	prefix string
+	Dir    string
+	Port   int
+	cmd    *exec.Cmd
+	log    bytes.Buffer
+}
+
+// startNginx writes a config (its own prefix, one process, record all,
+// appending so a restart keeps the same file) and starts nginx. Stop and
+// Start restart it on the same port.
+func startNginx(t *testing.T) *nginxRTMP {
+	t.Helper()
+	bin := testenv.LookPath(t, "nginx")
+	module := "/usr/lib/nginx/modules/ngx_rtmp_module.so"
+	if _, err := os.Stat(module); err != nil {
+		if testenv.InCI() {
+			t.Fatalf("libnginx-mod-rtmp is not installed: %v", err)
+		}
+		t.Skipf("libnginx-mod-rtmp is not installed: %v", err)
+	}
+	n := &nginxRTMP{t: t, bin: bin, prefix: t.TempDir(), Dir: t.TempDir(), Port: testenv.FreePort(t, "tcp")}
+	require.NoError(t, os.Chmod(n.Dir, 0o777)) // in case a worker runs unprivileged
+	for _, d := range []string{"logs", "tmp"} {
+		require.NoError(t, os.MkdirAll(filepath.Join(n.prefix, d), 0o777))
+	}
+	conf := fmt.Sprintf(`load_module %s;
+daemon off;
+master_process off;
+error_log %s/logs/error.log info;
+pid %s/logs/nginx.pid;
+events { worker_connections 64; }
+rtmp {
+  server {
+    listen 127.0.0.1:%d;
+    chunk_size 4096;
+    application live {
+      live on;
+      record all;
+      record_path %s;
+      record_append on;
+    }
+  }
+}
+`, module, n.prefix, n.prefix, n.Port, n.Dir)
+	require.NoError(t, os.WriteFile(filepath.Join(n.prefix, "nginx.conf"), []byte(conf), 0o644))
+	n.Start()
+	t.Cleanup(n.Stop)
+	return n
+}
+
+// Start runs nginx and waits until its port accepts connections.
+func (n *nginxRTMP) Start() {
+	n.t.Helper()
+	cmd := exec.Command(n.bin, "-p", n.prefix, "-c", filepath.Join(n.prefix, "nginx.conf"))
+	cmd.Stdout, cmd.Stderr = &n.log, &n.log
+	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
+	require.NoError(n.t, cmd.Start())
+	n.cmd = cmd
+	addr := "127.0.0.1:" + strconv.Itoa(n.Port)
+	deadline := time.Now().Add(20 * time.Second)
+	for {
+		c, err := net.DialTimeout("tcp", addr, time.Second)
+		if err == nil {
+			c.Close()
+			return
+		}
+		if time.Now().After(deadline) {
+			errLog, _ := os.ReadFile(filepath.Join(n.prefix, "logs", "error.log"))
+			n.t.Fatalf("nginx did not listen on %s: %v\n%s\n%s", addr, err, n.log.String(), errLog)
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+}
+
+// Stop kills nginx (SIGKILL to its process group: the server vanishes as in
+// a crash) and waits for it. Safe to call when stopped.
+func (n *nginxRTMP) Stop() {
+	if n.cmd == nil {
+		return
+	}
+	_ = syscall.Kill(-n.cmd.Process.Pid, syscall.SIGKILL)
+	_ = n.cmd.Wait()
+	n.cmd = nil
+}
+
+// URL is the application URL to publish to.
+func (n *nginxRTMP) URL() string { return fmt.Sprintf("rtmp://127.0.0.1:%d/live", n.Port) }
+
+// decodeErrors has ffmpeg decode file and returns what it complained about.
+func decodeErrors(t *testing.T, file string, args ...string) string {
+	t.Helper()
+	ffmpeg := testenv.LookPath(t, "ffmpeg")
+	a := append([]string{"-nostdin", "-v", "error", "-i", file}, args...)
+	a = append(a, "-f", "null", "-")
+	out, err := exec.Command(ffmpeg, a...).CombinedOutput()
+	require.NoError(t, err, "ffmpeg: %s", out)
+	return strings.TrimSpace(string(out))
+}
+
+type probed struct {
+	Streams []struct {
+		CodecName  string `json:"codec_name"`
+		CodecType  string `json:"codec_type"`
+		SampleRate string `json:"sample_rate"`
+	} `json:"streams"`
+}
+
+func ffprobeStreams(t *testing.T, file string) map[string]string {
+	t.Helper()
+	ffprobe := testenv.LookPath(t, "ffprobe")
+	out, err := exec.Command(ffprobe, "-v", "error", "-show_streams", "-of", "json", file).Output()
+	require.NoError(t, err)
+	var p probed
+	require.NoError(t, json.Unmarshal(out, &p))
+	m := map[string]string{}
+	for _, s := range p.Streams {
+		m[s.CodecType] = s.CodecName
+		if s.CodecType == "audio" {
+			m["rate"] = s.SampleRate
+		}
+	}
+	return m
+}
+
+// toneShare decodes the file's audio to 8 kHz mono and returns the share of
+// its energy at 1 kHz over the middle of the stream.
+func toneShare(t *testing.T, file string) float64 {
+	t.Helper()
+	ffmpeg := testenv.LookPath(t, "ffmpeg")
+	out, err := exec.Command(ffmpeg, "-nostdin", "-v", "error", "-i", file, "-vn", "-ac", "1", "-ar", "8000",
+		"-f", "s16le", "-").Output()
+	require.NoError(t, err)
+	pcm := make([]int16, len(out)/2)
+	for i := range pcm {
+		pcm[i] = int16(binary.LittleEndian.Uint16(out[2*i:]))
+	}
+	require.Greater(t, len(pcm), 8000, "at least a second of audio")
+	mid := pcm[len(pcm)/4 : len(pcm)/4+4000]
+	return testmedia.Goertzel(mid, 8000, 1000)
+}
+
+// publish runs a sink behind a fanout until n video frames were sent.
+func publish(t *testing.T, cfg rtmpsink.Config, src *source, n uint64) (*rtmpsink.Sink, *sink.Fanout, func()) {
+	t.Helper()
+	s, err := rtmpsink.New(cfg)
+	require.NoError(t, err)
+	f := sink.NewFanout(sink.FanoutConfig{})
+	require.NoError(t, f.Add("rtmp", s, 1<<16))
+	stop := make(chan struct{})
+	done := pump(f, src, 2*time.Millisecond, stop)
+	var once sync.Once
+	end := func() {
+		once.Do(func() {
+			close(stop)
+			<-done
+			require.NoError(t, f.Close())
+		})
+	}
+	t.Cleanup(end)
+	require.Eventually(t, func() bool { return s.Stats().FramesSent >= n }, 30*time.Second, 10*time.Millisecond)
+	return s, f, end
+}
+
+func TestInteropNginxAAC(t *testing.T) {
+	n := startNginx(t)
+	st := newStatuses()
+	_, _, end := publish(t, rtmpsink.Config{URL: n.URL(), StreamName: streamKey, Audio: true, Video: true, OnStatus: st.on},
+		&source{}, 300)
+	end()
+	file := filepath.Join(n.Dir, streamKey+".flv")
+	require.Eventually(t, func() bool { _, err := os.Stat(file); return err == nil }, 10*time.Second, 20*time.Millisecond)
+	time.Sleep(200 * time.Millisecond) // nginx closes the recording on unpublish
+	require.Empty(t, decodeErrors(t, file, "-xerror"))
+	p := ffprobeStreams(t, file)
+	require.Equal(t, "h264", p["video"])
+	require.Equal(t, "aac", p["audio"])
+	require.Equal(t, "48000", p["rate"])
+	require.Greater(t, toneShare(t, file), 0.8, "the peer's 1 kHz tone comes out at 1 kHz")
+	require.Equal(t, []rtmpsink.Status{rtmpsink.StatusWait, rtmpsink.StatusActive}, st.get())
+}
+
+func TestInteropNginxG711Passthrough(t *testing.T) {
+	n := startNginx(t)
+	_, _, end := publish(t, rtmpsink.Config{URL: n.URL() + "/" + streamKey, Audio: true, Video: true,
+		AudioMode: rtmpsink.AudioPassthrough}, &source{}, 300)
+	end()
+	file := filepath.Join(n.Dir, streamKey+".flv")
+	require.Eventually(t, func() bool { _, err := os.Stat(file); return err == nil }, 10*time.Second, 20*time.Millisecond)
+	time.Sleep(200 * time.Millisecond)
+	require.Empty(t, decodeErrors(t, file, "-xerror"))
+	p := ffprobeStreams(t, file)
+	require.Equal(t, "h264", p["video"])
+	require.Equal(t, "pcm_alaw", p["audio"])
+	require.Greater(t, toneShare(t, file), 0.8)
+}
+
+func TestInteropNginxAudioOnlyGetsVideo(t *testing.T) {
+	n := startNginx(t)
+	src := &audioOnly{}
+	s, err := rtmpsink.New(rtmpsink.Config{URL: n.URL(), StreamName: streamKey, Audio: true})
+	require.NoError(t, err)
+	f := sink.NewFanout(sink.FanoutConfig{})
+	require.NoError(t, f.Add("rtmp", s, 1<<16))
+	stop := make(chan struct{})
+	done := pump(f, src, time.Millisecond, stop)
+	require.Eventually(t, func() bool { return s.Stats().FramesSent >= 300 }, 30*time.Second, 10*time.Millisecond) // 6 s
+	close(stop)
+	<-done
+	require.NoError(t, f.Close())
+	file := filepath.Join(n.Dir, streamKey+".flv")
+	require.Eventually(t, func() bool { _, err := os.Stat(file); return err == nil }, 10*time.Second, 20*time.Millisecond)
+	time.Sleep(200 * time.Millisecond)
+	require.Empty(t, decodeErrors(t, file, "-xerror"))
+	p := ffprobeStreams(t, file)
+	require.Equal(t, "h264", p["video"])
+	require.Equal(t, "aac", p["audio"])
+	// Keyframes at most 2 s apart.
+	ffprobe := testenv.LookPath(t, "ffprobe")
+	out, err := exec.Command(ffprobe, "-v", "error", "-select_streams", "v:0", "-show_entries", "packet=pts_time,flags",
+		"-of", "csv=p=0", file).Output()
+	require.NoError(t, err)
+	var keys []float64
+	for _, l := range strings.Fields(string(out)) {
+		parts := strings.Split(l, ",")
+		if len(parts) >= 2 && strings.Contains(parts[1], "K") {
+			v, err := strconv.ParseFloat(parts[0], 64)
+			require.NoError(t, err)
+			keys = append(keys, v)
+		}
+	}
+	require.GreaterOrEqual(t, len(keys), 3)
+	for i := 1; i < len(keys); i++ {
+		require.LessOrEqual(t, keys[i]-keys[i-1], 2.0, "keyframes %v", keys)
+	}
+}
+
+// audioOnly produces only the PCMA tone.
+type audioOnly struct{ a int }
+
+func (s *audioOnly) next() *media.Frame {
+	ts := time.Duration(s.a) * 20 * time.Millisecond
+	pcm := testmedia.Tone(1000, 8000, s.a*160, 160, 0.5)
+	s.a++
+	return &media.Frame{Codec: media.CodecPCMA, PTS: ts, DTS: ts, Keyframe: true, ClockRate: 8000, Channels: 1,
+		Duration: 20 * time.Millisecond, Payload: g711.EncodeALaw(nil, pcm)}
+}
+
+func TestInteropNginxKilledAndRestarted(t *testing.T) {
+	n := startNginx(t)
+	st := newStatuses()
+	s, _, end := publish(t, rtmpsink.Config{URL: n.URL(), StreamName: streamKey, Audio: true, Video: true,
+		OnStatus: st.on, BackoffMin: 100 * time.Millisecond, BackoffMax: time.Second, GiveUpAfter: 30 * time.Second},
+		&source{}, 200)
+	n.Stop() // SIGKILL
+	require.Eventually(t, func() bool { return st.count(rtmpsink.StatusLost) == 1 }, 20*time.Second, 10*time.Millisecond)
+	n.Start()
+	restarted := time.Now()
+	require.Eventually(t, func() bool { return st.count(rtmpsink.StatusActive) == 2 }, 20*time.Second, 10*time.Millisecond)
+	require.Less(t, time.Since(restarted), 5*time.Second, "stream resumes within 5 s")
+	sent := s.Stats().FramesSent
+	require.Eventually(t, func() bool { return s.Stats().FramesSent >= sent+200 }, 30*time.Second, 10*time.Millisecond)
+	end()
+	require.Equal(t, []rtmpsink.Status{rtmpsink.StatusWait, rtmpsink.StatusActive, rtmpsink.StatusLost, rtmpsink.StatusActive}, st.get())
+	file := filepath.Join(n.Dir, streamKey+".flv")
+	time.Sleep(200 * time.Millisecond)
+	// The part recorded after the restart decodes; ffprobe sees both tracks.
+	p := ffprobeStreams(t, file)
+	require.Equal(t, "h264", p["video"])
+	require.Equal(t, "aac", p["audio"])
+}
