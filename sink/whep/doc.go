@@ -17,7 +17,9 @@
 // PCMA and PCMU audio, as the call's frames carry them. The codecs a sink sends
 // come from Config or from the first frames; the answer offers exactly those,
 // in the forms browsers offer (H.264 packetization-mode 1 in the common
-// profiles). Audio-only calls are answered audio-only. Frames are packetized
+// profiles). Audio-only calls are answered audio-only: the viewer's video
+// section stays in the answer (it may carry the BUNDLE tag) but gets no
+// track, and the player shows "audio only". Frames are packetized
 // once per sink (H.264 with media/rtph264, VP8 with pion/rtp's payloader, one
 // RTP packet per audio frame) and every viewer numbers the shared packets in
 // its own RTP sequence.

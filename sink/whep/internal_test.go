@@ -156,6 +156,15 @@ func TestPacketizeH264(t *testing.T) {
 	if u, err := p.packetize(&v); err != nil || len(u.payloads) != 3 || !u.key {
 		t.Errorf("vp8: %+v %v", u, err)
 	}
+	// The VP8 frame tag says key frame even when the producer did not.
+	v = media.Frame{Codec: media.CodecVP8, Payload: []byte{0x10, 2, 0, 0x9d, 0x01, 0x2a}}
+	if u, err := p.packetize(&v); err != nil || !u.key {
+		t.Errorf("vp8 key frame by its tag: %+v %v", u, err)
+	}
+	v.Payload = []byte{0x11, 2, 0}
+	if u, err := p.packetize(&v); err != nil || u.key {
+		t.Errorf("vp8 inter frame: %+v %v", u, err)
+	}
 }
 
 func TestPlanFromOffer(t *testing.T) {

@@ -97,7 +97,8 @@ func (p *packetizer) packetize(f *media.Frame) (*unit, error) {
 		}
 	case media.CodecVP8:
 		u.ts = p.videoTS + rtpTime(f.PTS, 90000)
-		u.key = f.Keyframe
+		// RFC 6386 §9.1: bit 0 of the frame tag is 0 for a key frame.
+		u.key = f.Keyframe || f.Payload[0]&0x01 == 0
 		// The payloader allocates each payload and copies the frame.
 		u.payloads = p.vp8.Payload(uint16(p.mtu-12), f.Payload)
 		if len(u.payloads) == 0 {

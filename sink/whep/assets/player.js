@@ -54,7 +54,8 @@ async function whepPlay(url, video, options) {
     stop: async () => {
       pc.close();
       if (resource) {
-        try { await fetch(resource, { method: "DELETE" }); } catch (e) { /* gone */ }
+        // keepalive: the DELETE still goes out when the page is unloading.
+        try { await fetch(resource, { method: "DELETE", keepalive: true }); } catch (e) { /* gone */ }
       }
     },
   };
