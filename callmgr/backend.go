@@ -23,6 +23,8 @@ type backend struct {
 	// close releases what the backend holds (the SIP user agent); nil
 	// means nothing to release.
 	close func() error
+	// listenPort reports the SIP port per transport; nil means unknown.
+	listenPort func(transport string) int
 }
 
 // account is who a call is placed as and where requests go.

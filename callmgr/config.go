@@ -65,6 +65,11 @@ type Config struct {
 	// RTMPGiveUpAfter is how long an RTMP sink keeps reconnecting before it
 	// reports RTMP_CONNECTION_FAILED. Zero means the RTMP sink's default.
 	RTMPGiveUpAfter time.Duration
+	// RTMPAudioPassthrough publishes G.711 audio as it comes (FLV sound
+	// formats 7 and 8: nginx-rtmp, Wowza and ffmpeg accept it, YouTube,
+	// Facebook and Twitch do not). Zero (false) means audio is transcoded to
+	// AAC, which every platform accepts.
+	RTMPAudioPassthrough bool
 	// KeepCallOnRTMPFailure keeps a call up when its own RTMP leg
 	// (CallParams.RTMPURL) fails for good. Zero (false) means such a call
 	// is hung up and ends FAILED, as the product does.

@@ -199,6 +199,15 @@ func (m *Manager) releaseSinkID(id string, c *Call) {
 	}
 }
 
+// ListenPort returns the local SIP port for transport "udp" or "tcp" (useful
+// with Config.ListenAddr port 0), or 0 when not listening on it.
+func (m *Manager) ListenPort(transport string) int {
+	if m.be.listenPort == nil {
+		return 0
+	}
+	return m.be.listenPort(transport)
+}
+
 // Call returns the live call with that ID.
 func (m *Manager) Call(callID string) (*Call, bool) {
 	m.mu.Lock()

@@ -1,0 +1,23 @@
+package callmgr
+
+import (
+	"github.com/sipstream/sipstream/sink"
+	"github.com/sipstream/sipstream/sink/rtmpsink"
+)
+
+// newRTMPSink plugs sink/rtmpsink in.
+func newRTMPSink(cfg rtmpConfig, mode rtmpsink.AudioMode) (sink.Sink, error) {
+	onStatus := cfg.OnStatus
+	return rtmpsink.New(rtmpsink.Config{
+		URL:             cfg.URL,
+		StreamName:      cfg.Stream,
+		Audio:           cfg.Audio,
+		Video:           cfg.Video,
+		AudioMode:       mode,
+		GiveUpAfter:     cfg.GiveUpAfter,
+		RequestKeyframe: cfg.RequestKeyframe,
+		OnStatus: func(s rtmpsink.Status, reason string) {
+			onStatus(SinkStatus(s), reason)
+		},
+	})
+}
