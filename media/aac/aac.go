@@ -2,7 +2,9 @@
 // pure Go, for republishing SIP call audio where only AAC is accepted (RTMP
 // to YouTube, Facebook, Twitch).
 //
-// The encoder uses long blocks only (ONLY_LONG_SEQUENCE, sine window), one
+// The encoder uses long blocks (sine window), switching to eight short
+// blocks (LONG_START, EIGHT_SHORT, LONG_STOP) around attacks it detects in
+// the second half of the newest input block, with no added delay; one
 // scalefactor per band chosen by a rate/distortion loop that spends a fixed
 // bit budget per frame plus what a bit reservoir saved from easier frames,
 // noiseless coding with all eleven spectral Huffman codebooks and the
@@ -44,6 +46,11 @@ type EncoderConfig struct {
 	SampleRate int
 	// Channels is 1 (mono) or 2 (stereo, interleaved input). Zero means 1.
 	Channels int
+	// LongOnly disables short windows: every frame uses long blocks even
+	// across attacks (slightly fewer bits of side information, audible
+	// pre-echo on sharp transients). False means short windows are used
+	// where a transient justifies them.
+	LongOnly bool
 	// Bitrate is the target average bitrate in bit/s over all channels.
 	// Zero means 64000 per channel, or the most the format can carry at low
 	// sample rates (6144 bits per channel per frame).
@@ -53,15 +60,24 @@ type EncoderConfig struct {
 // Encoder turns 16-bit PCM into AAC-LC access units. It is not safe for
 // concurrent use.
 type Encoder struct {
-	cfg    EncoderConfig
-	sfIdx  int
-	swb    []uint16
-	nb     int // bands coded (bandwidth limit)
-	window [2 * FrameSamples]float64
-	mdct   *mdct
+	cfg       EncoderConfig
+	sfIdx     int
+	swb       []uint16 // band offsets of the current frame (long, or short interleaved)
+	nb        int      // bands coded in the current frame (bandwidth limit)
+	swbLong   []uint16
+	nbLong    int
+	shortOff  []uint16 // short-window band offsets (128 lines)
+	swbShort8 []uint16 // the same ×8: one group of eight windows, interleaved
+	nbShort   int
+	win       *windows
+	mdct      *mdct
+	mdctShort *mdct
+
+	seq          int  // window sequence of the current (last coded) frame
+	shortPending bool // the next frame must be EIGHT_SHORT
 
 	ch   []*channel
-	fill int     // samples per channel waiting in the current frame
+	fill int     // samples per channel in the look-ahead block
 	part []int16 // leftover samples of an incomplete interleaved frame
 
 	meanBits, reservoir, maxReservoir int
@@ -70,7 +86,7 @@ type Encoder struct {
 	evalG                             int      // global scalefactor of the quantisation in place
 	msUsed                            [64]bool // per band: coded as mid/side
 	msBands                           int      // number of bands with msUsed
-	dirty                             bool     // a frame with input was encoded since the last flush
+	haveBlock                         bool     // a block of input sits in the window (hist[1024:])
 
 	w   bitWriter
 	z   []float64
@@ -79,7 +95,8 @@ type Encoder struct {
 
 // channel is the per-channel state and per-frame work space.
 type channel struct {
-	hist    [2 * FrameSamples]float64 // previous frame's input, then the current one
+	hist    [2 * FrameSamples]float64 // the window of the next frame: two blocks of input
+	ahead   [FrameSamples]float64     // the block after it (look-ahead for window switching)
 	spec    [FrameSamples]float64
 	xp      [FrameSamples]float64 // |spec|^(3/4)
 	q       [FrameSamples]int32
@@ -114,10 +131,12 @@ func NewEncoder(cfg EncoderConfig) (*Encoder, error) {
 	if cfg.Bitrate < 8000 || cfg.Bitrate > maxRate {
 		return nil, fmt.Errorf("%w: bitrate %d (8000..%d at %d Hz)", ErrConfig, cfg.Bitrate, maxRate, cfg.SampleRate)
 	}
-	e := &Encoder{cfg: cfg, sfIdx: idx, swb: sampleRates[idx].swb, mdct: newMDCT(FrameSamples),
-		z: make([]float64, 2*FrameSamples)}
-	for i := range e.window {
-		e.window[i] = sinWindow(i)
+	e := &Encoder{cfg: cfg, sfIdx: idx, swbLong: sampleRates[idx].swb, mdct: newMDCT(FrameSamples),
+		mdctShort: newMDCT(shortSamples), z: make([]float64, 2*FrameSamples), win: makeWindows(),
+		shortOff: shortBands(idx)}
+	e.swbShort8 = make([]uint16, len(e.shortOff))
+	for i, o := range e.shortOff {
+		e.swbShort8[i] = 8 * o
 	}
 	for range cfg.Channels {
 		e.ch = append(e.ch, &channel{})
@@ -130,14 +149,9 @@ func NewEncoder(cfg EncoderConfig) (*Encoder, error) {
 	// Bandwidth: the lines above the cutoff are not coded.
 	cutoff := bandwidth(cfg.Bitrate/cfg.Channels, cfg.SampleRate)
 	line := cutoff * 2 * FrameSamples / cfg.SampleRate
-	nbands := len(e.swb) - 1
-	e.nb = nbands
-	for b := 0; b < nbands; b++ {
-		if int(e.swb[b]) >= line {
-			e.nb = b
-			break
-		}
-	}
+	e.nbLong = bandsBelow(e.swbLong, line)
+	e.nbShort = bandsBelow(e.swbShort8, line)
+	e.swb, e.nb = e.swbLong, e.nbLong
 	// AudioSpecificConfig (§1.6.2.1): audioObjectType 2 (5 bits),
 	// samplingFrequencyIndex (4), channelConfiguration (4), then
 	// GASpecificConfig: frameLengthFlag 0, dependsOnCoreCoder 0,
@@ -145,6 +159,16 @@ func NewEncoder(cfg EncoderConfig) (*Encoder, error) {
 	v := uint16(2)<<11 | uint16(idx)<<7 | uint16(cfg.Channels)<<3
 	e.asc = [2]byte{byte(v >> 8), byte(v)}
 	return e, nil
+}
+
+// bandsBelow returns the number of bands of off that start below line.
+func bandsBelow(off []uint16, line int) int {
+	for b := 0; b+1 < len(off); b++ {
+		if int(off[b]) >= line {
+			return b
+		}
+	}
+	return len(off) - 1
 }
 
 // bandwidth returns the audio bandwidth coded for a per-channel bitrate.
@@ -180,7 +204,9 @@ func (e *Encoder) Channels() int { return e.cfg.Channels }
 // Delay is how much later than its input the decoded audio comes out: one
 // frame, because every access unit's second half overlaps the next one. The
 // first access unit decodes to silence (the encoder's priming); access unit
-// k decodes to input samples [(k−1)·1024, k·1024).
+// k decodes to input samples [(k−1)·1024, k·1024). (Encode returns access
+// unit k once input sample (k+2)·1024 − 1 is in: one more block is held as
+// look-ahead for window switching; this adds latency, not delay.)
 func (e *Encoder) Delay() time.Duration {
 	return time.Duration(FrameSamples) * time.Second / time.Duration(e.cfg.SampleRate)
 }
@@ -215,7 +241,7 @@ func (e *Encoder) push(out [][]byte, pcm []int16) [][]byte {
 	for len(pcm) > 0 {
 		n := min(len(pcm)/nch, FrameSamples-e.fill)
 		for c, ch := range e.ch {
-			dst := ch.hist[FrameSamples+e.fill : FrameSamples+e.fill+n]
+			dst := ch.ahead[e.fill : e.fill+n]
 			for i := range dst {
 				dst[i] = float64(pcm[i*nch+c])
 			}
@@ -223,37 +249,54 @@ func (e *Encoder) push(out [][]byte, pcm []int16) [][]byte {
 		e.fill += n
 		pcm = pcm[n*nch:]
 		if e.fill == FrameSamples {
-			out = append(out, e.encodeFrame())
-			e.dirty = true
+			out = e.blockDone(out)
 		}
 	}
 	return out
 }
 
-// Flush encodes what is buffered, padded with silence, plus the one frame
-// that releases the overlap of the last one, and resets the encoder: the
-// next Encode starts a new stream (with a new priming frame).
+// blockDone takes a complete look-ahead block: the frame whose window ends
+// with the block before it is encoded (the look-ahead decides whether the
+// next frame needs short windows), then the block moves into the window.
+func (e *Encoder) blockDone(out [][]byte) [][]byte {
+	if e.haveBlock {
+		out = append(out, e.encodeFrame())
+	}
+	for _, ch := range e.ch {
+		copy(ch.hist[:FrameSamples], ch.hist[FrameSamples:])
+		copy(ch.hist[FrameSamples:], ch.ahead[:])
+	}
+	e.haveBlock = true
+	e.fill = 0
+	return out
+}
+
+// Flush encodes what is buffered, padded with silence, plus the frames that
+// release the overlap of the last samples, and resets the encoder: the next
+// Encode starts a new stream (with a new priming frame).
 func (e *Encoder) Flush() ([][]byte, error) {
 	var out [][]byte
 	e.part = e.part[:0]
 	if e.fill > 0 {
 		for _, ch := range e.ch {
-			clear(ch.hist[FrameSamples+e.fill:])
+			clear(ch.ahead[e.fill:])
 		}
-		e.fill = FrameSamples
-		out = append(out, e.encodeFrame())
-		e.dirty = true
+		out = e.blockDone(out)
 	}
-	if e.dirty {
-		for _, ch := range e.ch {
-			clear(ch.hist[FrameSamples:])
+	if e.haveBlock {
+		// Two blocks of silence: one encodes the frame ending with the last
+		// block, the next the frame that starts with it.
+		for range 2 {
+			for _, ch := range e.ch {
+				clear(ch.ahead[:])
+			}
+			out = e.blockDone(out)
 		}
-		e.fill = FrameSamples
-		out = append(out, e.encodeFrame())
 	}
 	for _, ch := range e.ch {
 		clear(ch.hist[:])
 	}
-	e.fill, e.reservoir, e.dirty, e.lastG = 0, 0, false, 0
+	e.fill, e.reservoir, e.haveBlock, e.lastG = 0, 0, false, 0
+	e.seq, e.shortPending = onlyLong, false
 	return out, nil
 }

@@ -102,6 +102,7 @@ func TestInteropFFmpegQuality(t *testing.T) {
 	}{
 		{"speech", speechLike(rate, rate*6)},
 		{"music", musicLike(rate, rate*6)},
+		{"castanets", func() []int16 { c, _ := castanets(rate, rate*6, 0.2512); return c }()},
 	} {
 		raw := filepath.Join(dir, sig.name+".raw")
 		writeRaw(t, raw, sig.pcm)
@@ -140,6 +141,10 @@ func TestInteropFFmpegStereo(t *testing.T) {
 	for _, rate := range []int{48000, 44100, 16000} {
 		mono := speechLike(rate, rate*3)
 		music := musicLike(rate, rate*3)
+		clicks, _ := castanets(rate, rate*3, 0.1)
+		for i := range mono {
+			mono[i] = mono[i]/2 + clicks[i]/2
+		}
 		pcm := make([]int16, 0, 2*len(mono))
 		for i, v := range mono {
 			r := v

@@ -18,12 +18,15 @@ var ErrUnsupportedStream = errors.New("aac: access unit not decodable by the sub
 // (tests of this and other packages); it is not a general AAC decoder.
 type Decoder struct {
 	nch   int
-	swb   []uint16
+	swb   []uint16 // long-window band offsets
+	swbS  []uint16 // short-window band offsets
 	trees [12][]treeNode
 	sf    []treeNode
-	m     *mdct
+	m, ms *mdct
 	prev  [][]float64
-	win   []float64
+	win   *windows
+	y     []float64
+	u, us []float64
 }
 
 type treeNode struct {
@@ -51,10 +54,12 @@ func buildTree(code []uint32, length []uint8) []treeNode {
 // NewDecoder returns a Decoder for a stream of the given sample rate and
 // channel count (1 or 2).
 func NewDecoder(rate, nch int) (*Decoder, error) {
-	d := &Decoder{nch: nch, m: newMDCT(FrameSamples)}
-	for _, r := range sampleRates {
+	d := &Decoder{nch: nch, m: newMDCT(FrameSamples), ms: newMDCT(shortSamples), win: makeWindows(),
+		y: make([]float64, 2*FrameSamples), u: make([]float64, FrameSamples), us: make([]float64, shortSamples)}
+	for i, r := range sampleRates {
 		if r.rate == rate {
 			d.swb = r.swb
+			d.swbS = shortBands(i)
 		}
 	}
 	if d.swb == nil || nch < 1 || nch > 2 {
@@ -71,10 +76,6 @@ func NewDecoder(rate, nch int) (*Decoder, error) {
 	}
 	for range nch {
 		d.prev = append(d.prev, make([]float64, FrameSamples))
-	}
-	d.win = make([]float64, 2*FrameSamples)
-	for i := range d.win {
-		d.win[i] = sinWindow(i)
 	}
 	return d, nil
 }
@@ -114,10 +115,38 @@ func (d *Decoder) Decode(dst []int16, au []byte) ([]int16, error) {
 	return dst, nil
 }
 
+// icsInfo is what ics_info says (§4.4.2.1).
+type icsInfo struct {
+	seq    int
+	maxSfb int
+	groups []int // window_group_length; one group of one window for long
+}
+
+// channelData is one decoded channel: its info and spectrum, in coding
+// order (short windows interleaved per group).
+type channelData struct {
+	info icsInfo
+	spec []float64
+}
+
+// bandRange returns the coefficient range of band b in group g, in coding
+// order.
+func (d *Decoder) bandRange(info *icsInfo, g, b int) (int, int) {
+	if info.seq != eightShort {
+		return int(d.swb[b]), int(d.swb[b+1])
+	}
+	start := 0
+	for k := 0; k < g; k++ {
+		start += info.groups[k] * shortSamples
+	}
+	l := info.groups[g]
+	return start + l*int(d.swbS[b]), start + l*int(d.swbS[b+1])
+}
+
 // decode parses one access unit and returns each channel's 1024 samples.
 func (d *Decoder) decode(au []byte) ([][]float64, error) {
 	r := &bitReader{b: au}
-	var specs [][]float64
+	var chans []channelData
 	for {
 		id := r.bits(3)
 		if id == idEND {
@@ -126,54 +155,57 @@ func (d *Decoder) decode(au []byte) ([][]float64, error) {
 		r.bits(4) // tag
 		switch id {
 		case idSCE:
-			if d.nch != 1 {
-				return nil, fmt.Errorf("%w: SCE in a stereo stream", errSyntax)
+			if d.nch != 1 || len(chans) != 0 {
+				return nil, fmt.Errorf("%w: unexpected SCE", errSyntax)
 			}
-			s, err := d.ics(r, -1)
+			c, err := d.ics(r, nil)
 			if err != nil {
 				return nil, err
 			}
-			specs = append(specs, s)
+			chans = append(chans, c)
 		case idCPE:
-			if d.nch != 2 || r.bit() != 1 {
-				return nil, fmt.Errorf("%w: CPE without common window", errSyntax)
+			if d.nch != 2 || len(chans) != 0 || r.bit() != 1 {
+				return nil, fmt.Errorf("%w: unexpected CPE or no common window", errSyntax)
 			}
-			maxSfb, err := d.icsInfo(r)
+			info, err := d.icsInfo(r)
 			if err != nil {
 				return nil, err
 			}
-			ms := make([]bool, maxSfb)
-			switch r.bits(2) {
-			case 0:
-			case 1:
-				for b := range ms {
-					ms[b] = r.bit() == 1
-				}
-			case 2:
-				for b := range ms {
-					ms[b] = true
-				}
-			default:
+			ms := make([][]bool, len(info.groups))
+			mask := r.bits(2)
+			if mask == 3 {
 				return nil, fmt.Errorf("%w: reserved ms_mask_present", errSyntax)
 			}
-			var pair [2][]float64
+			for g := range ms {
+				ms[g] = make([]bool, info.maxSfb)
+				for b := range ms[g] {
+					switch mask {
+					case 1:
+						ms[g][b] = r.bit() == 1
+					case 2:
+						ms[g][b] = true
+					}
+				}
+			}
+			var pair [2]channelData
 			for k := range 2 {
-				s, err := d.ics(r, maxSfb)
-				if err != nil {
+				if pair[k], err = d.ics(r, &info); err != nil {
 					return nil, err
 				}
-				pair[k] = s
 			}
-			for b, on := range ms {
-				if !on {
-					continue
-				}
-				for i := d.swb[b]; i < d.swb[b+1]; i++ {
-					m, s := pair[0][i], pair[1][i]
-					pair[0][i], pair[1][i] = m+s, m-s
+			for g := range ms {
+				for b, on := range ms[g] {
+					if !on {
+						continue
+					}
+					lo, hi := d.bandRange(&info, g, b)
+					for i := lo; i < hi; i++ {
+						m, s := pair[0].spec[i], pair[1].spec[i]
+						pair[0].spec[i], pair[1].spec[i] = m+s, m-s
+					}
 				}
 			}
-			specs = append(specs, pair[0], pair[1])
+			chans = append(chans, pair[0], pair[1])
 		default:
 			return nil, fmt.Errorf("%w: element id %d", errSyntax, id)
 		}
@@ -189,160 +221,227 @@ func (d *Decoder) decode(au []byte) ([][]float64, error) {
 			return nil, fmt.Errorf("%w: non-zero alignment bits", errSyntax)
 		}
 	}
-	if len(specs) != d.nch {
-		return nil, fmt.Errorf("%w: %d channels decoded", errSyntax, len(specs))
+	if len(chans) != d.nch {
+		return nil, fmt.Errorf("%w: %d channels decoded", errSyntax, len(chans))
 	}
-	// Synthesis: IMDCT (spec §4.6.11.3.2: x = 2/N·Σ X·cos(...)), window,
-	// overlap-add.
 	out := make([][]float64, d.nch)
-	u := make([]float64, FrameSamples)
-	y := make([]float64, 2*FrameSamples)
-	n, h := FrameSamples, FrameSamples/2
-	for c, X := range specs {
-		d.m.dct4(X, u)
-		for i := range u {
-			u[i] *= 2.0 / (2 * FrameSamples)
-		}
-		for i := 0; i < h; i++ {
-			y[3*h-1-i] = -u[i]
-			y[3*h+i] = -u[i]
-			y[i] = u[h+i]
-			y[n-1-i] = -u[h+i]
-		}
-		pcm := make([]float64, FrameSamples)
-		for i := 0; i < n; i++ {
-			pcm[i] = d.prev[c][i] + y[i]*d.win[i]
-			d.prev[c][i] = y[n+i] * d.win[n+i]
-		}
-		out[c] = pcm
+	for c := range chans {
+		out[c] = d.synthesize(c, &chans[c])
 	}
 	return out, nil
 }
 
-func (d *Decoder) icsInfo(r *bitReader) (int, error) {
-	if r.bit() != 0 {
-		return 0, fmt.Errorf("%w: ics_reserved_bit", errSyntax)
+// synthesize runs the filterbank (§4.6.11.3.2: x = 2/N·Σ X·cos(...), window,
+// overlap-add) for one channel.
+func (d *Decoder) synthesize(c int, ch *channelData) []float64 {
+	y := d.y
+	clear(y)
+	if ch.info.seq == eightShort {
+		// De-interleave: band b of window k of group g.
+		var wins [shortWindows][shortSamples]float64
+		w0 := 0
+		for g, l := range ch.info.groups {
+			for b := 0; b+1 < len(d.swbS); b++ {
+				lo, _ := d.bandRange(&ch.info, g, b)
+				width := int(d.swbS[b+1] - d.swbS[b])
+				for k := 0; k < l; k++ {
+					copy(wins[w0+k][d.swbS[b]:d.swbS[b+1]], ch.spec[lo+k*width:lo+(k+1)*width])
+				}
+			}
+			w0 += l
+		}
+		for w := range wins {
+			imdct(d.ms, wins[w][:], d.us, y[shortStart+w*shortSamples:shortStart+w*shortSamples+2*shortSamples], d.win.short[:])
+		}
+	} else {
+		win := d.win.long[:]
+		switch ch.info.seq {
+		case longStart:
+			win = d.win.start[:]
+		case longStop:
+			win = d.win.stop[:]
+		}
+		imdct(d.m, ch.spec, d.u, y, win)
 	}
-	if ws := r.bits(2); ws != 0 {
-		return 0, fmt.Errorf("%w: window_sequence %d", errSyntax, ws)
+	pcm := make([]float64, FrameSamples)
+	for i := range pcm {
+		pcm[i] = d.prev[c][i] + y[i]
+		d.prev[c][i] = y[FrameSamples+i]
 	}
-	r.bit() // window_shape
-	maxSfb := int(r.bits(6))
-	if maxSfb > len(d.swb)-1 {
-		return 0, fmt.Errorf("%w: max_sfb %d", errSyntax, maxSfb)
-	}
-	if r.bit() != 0 {
-		return 0, fmt.Errorf("%w: predictor_data_present", errSyntax)
-	}
-	return maxSfb, nil
+	return pcm
 }
 
-func (d *Decoder) ics(r *bitReader, maxSfb int) ([]float64, error) {
-	gg := int(r.bits(8))
-	if maxSfb < 0 {
-		var err error
-		if maxSfb, err = d.icsInfo(r); err != nil {
-			return nil, err
-		}
+// imdct adds the windowed inverse MDCT of X (n lines) to y (2n samples).
+func imdct(m *mdct, X, u, y, win []float64) {
+	n := m.n
+	h := n / 2
+	m.dct4(X[:n], u)
+	scale := 2.0 / float64(2*n)
+	for i := 0; i < h; i++ {
+		a, b := u[i]*scale, u[h+i]*scale
+		y[3*h-1-i] += -a * win[3*h-1-i]
+		y[3*h+i] += -a * win[3*h+i]
+		y[i] += b * win[i]
+		y[n-1-i] += -b * win[n-1-i]
 	}
-	cbs := make([]int, maxSfb)
-	for k := 0; k < maxSfb; {
-		cb := int(r.bits(4))
-		if cb > 11 {
-			return nil, fmt.Errorf("%w: codebook %d", errSyntax, cb)
+}
+
+func (d *Decoder) icsInfo(r *bitReader) (icsInfo, error) {
+	var info icsInfo
+	if r.bit() != 0 {
+		return info, fmt.Errorf("%w: ics_reserved_bit", errSyntax)
+	}
+	info.seq = int(r.bits(2))
+	if r.bit() != 0 {
+		return info, fmt.Errorf("%w: KBD window shape not supported", errSyntax)
+	}
+	if info.seq == eightShort {
+		info.maxSfb = int(r.bits(4))
+		if info.maxSfb > len(d.swbS)-1 {
+			return info, fmt.Errorf("%w: max_sfb %d", errSyntax, info.maxSfb)
 		}
-		n := 0
-		for {
-			inc := int(r.bits(5))
-			n += inc
-			if inc != 31 {
-				break
+		grouping := r.bits(7)
+		info.groups = []int{1}
+		for k := 6; k >= 0; k-- {
+			if grouping>>uint(k)&1 == 1 {
+				info.groups[len(info.groups)-1]++
+			} else {
+				info.groups = append(info.groups, 1)
 			}
 		}
-		if n == 0 && r.pos > 8*len(r.b) {
-			return nil, fmt.Errorf("%w: read past end", errSyntax)
+		return info, nil
+	}
+	info.maxSfb = int(r.bits(6))
+	if info.maxSfb > len(d.swb)-1 {
+		return info, fmt.Errorf("%w: max_sfb %d", errSyntax, info.maxSfb)
+	}
+	if r.bit() != 0 {
+		return info, fmt.Errorf("%w: predictor_data_present", errSyntax)
+	}
+	info.groups = []int{1}
+	return info, nil
+}
+
+// ics parses individual_channel_stream; common is the shared ics_info of a
+// channel pair, nil for a single channel.
+func (d *Decoder) ics(r *bitReader, common *icsInfo) (channelData, error) {
+	var ch channelData
+	gg := int(r.bits(8))
+	if common == nil {
+		info, err := d.icsInfo(r)
+		if err != nil {
+			return ch, err
 		}
-		if k+n > maxSfb {
-			return nil, fmt.Errorf("%w: section past max_sfb", errSyntax)
-		}
-		for i := k; i < k+n; i++ {
-			cbs[i] = cb
-		}
-		k += n
-		if n == 0 {
-			return nil, fmt.Errorf("%w: empty section", errSyntax)
+		ch.info = info
+	} else {
+		ch.info = *common
+	}
+	info := &ch.info
+	lb, esc := sectionLenBits(info.seq == eightShort)
+	cbs := make([][]int, len(info.groups))
+	for g := range cbs {
+		cbs[g] = make([]int, info.maxSfb)
+		for k := 0; k < info.maxSfb; {
+			cb := int(r.bits(4))
+			if cb > 11 {
+				return ch, fmt.Errorf("%w: codebook %d", errSyntax, cb)
+			}
+			n := 0
+			for {
+				inc := int(r.bits(int(lb)))
+				n += inc
+				if inc != esc {
+					break
+				}
+				if r.pos > 8*len(r.b) {
+					return ch, fmt.Errorf("%w: read past end", errSyntax)
+				}
+			}
+			if n == 0 || k+n > info.maxSfb {
+				return ch, fmt.Errorf("%w: bad section length", errSyntax)
+			}
+			for i := k; i < k+n; i++ {
+				cbs[g][i] = cb
+			}
+			k += n
 		}
 	}
-	sfs := make([]int, maxSfb)
+	sfs := make([][]int, len(info.groups))
 	sf := gg
-	for b, cb := range cbs {
-		if cb == zeroHCB {
-			continue
+	for g := range sfs {
+		sfs[g] = make([]int, info.maxSfb)
+		for b, cb := range cbs[g] {
+			if cb == zeroHCB {
+				continue
+			}
+			v, err := d.huff(r, d.sf)
+			if err != nil {
+				return ch, err
+			}
+			sf += v - 60
+			if sf < 0 || sf > 255 {
+				return ch, fmt.Errorf("%w: scalefactor %d", errSyntax, sf)
+			}
+			sfs[g][b] = sf
 		}
-		v, err := d.huff(r, d.sf)
-		if err != nil {
-			return nil, err
-		}
-		sf += v - 60
-		if sf < 0 || sf > 255 {
-			return nil, fmt.Errorf("%w: scalefactor %d", errSyntax, sf)
-		}
-		sfs[b] = sf
 	}
 	if r.bits(3) != 0 {
-		return nil, fmt.Errorf("%w: pulse/tns/gain control present", errSyntax)
+		return ch, fmt.Errorf("%w: pulse/tns/gain control present", errSyntax)
 	}
-	spec := make([]float64, FrameSamples)
-	for b, cbn := range cbs {
-		if cbn == zeroHCB {
-			continue
-		}
-		cb := codebooks[cbn]
-		gain := math.Pow(2, 0.25*float64(sfs[b]-sfOffset))
-		for i := int(d.swb[b]); i < int(d.swb[b+1]); i += cb.dim {
-			idx, err := d.huff(r, d.trees[cbn])
-			if err != nil {
-				return nil, err
+	ch.spec = make([]float64, FrameSamples)
+	for g := range cbs {
+		for b, cbn := range cbs[g] {
+			if cbn == zeroHCB {
+				continue
 			}
-			var vals [4]int
-			for k := cb.dim - 1; k >= 0; k-- {
-				vals[k] = idx%cb.mod - cb.off
-				idx /= cb.mod
-			}
-			if cb.unsigned {
-				for k := 0; k < cb.dim; k++ {
-					if vals[k] != 0 && r.bit() == 1 {
-						vals[k] = -vals[k]
-					}
+			cb := codebooks[cbn]
+			gain := math.Pow(2, 0.25*float64(sfs[g][b]-sfOffset))
+			lo, hi := d.bandRange(info, g, b)
+			for i := lo; i < hi; i += cb.dim {
+				idx, err := d.huff(r, d.trees[cbn])
+				if err != nil {
+					return ch, err
 				}
-			}
-			if cbn == escHCB {
-				for k := 0; k < 2; k++ {
-					a := vals[k]
-					if a != escFlag && a != -escFlag {
-						continue
-					}
-					n := 4
-					for r.bit() == 1 {
-						n++
-						if n > 12 {
-							return nil, fmt.Errorf("%w: escape too long", errSyntax)
+				var vals [4]int
+				for k := cb.dim - 1; k >= 0; k-- {
+					vals[k] = idx%cb.mod - cb.off
+					idx /= cb.mod
+				}
+				if cb.unsigned {
+					for k := 0; k < cb.dim; k++ {
+						if vals[k] != 0 && r.bit() == 1 {
+							vals[k] = -vals[k]
 						}
 					}
-					v := 1<<n + int(r.bits(n))
-					if a < 0 {
-						v = -v
-					}
-					vals[k] = v
 				}
-			}
-			for k := 0; k < cb.dim; k++ {
-				v := float64(vals[k])
-				spec[i+k] = math.Copysign(math.Pow(math.Abs(v), 4.0/3.0), v) * gain
+				if cbn == escHCB {
+					for k := 0; k < 2; k++ {
+						a := vals[k]
+						if a != escFlag && a != -escFlag {
+							continue
+						}
+						n := 4
+						for r.bit() == 1 {
+							n++
+							if n > 12 {
+								return ch, fmt.Errorf("%w: escape too long", errSyntax)
+							}
+						}
+						v := 1<<n + int(r.bits(n))
+						if a < 0 {
+							v = -v
+						}
+						vals[k] = v
+					}
+				}
+				for k := 0; k < cb.dim; k++ {
+					v := float64(vals[k])
+					ch.spec[i+k] = math.Copysign(math.Pow(math.Abs(v), 4.0/3.0), v) * gain
+				}
 			}
 		}
 	}
-	return spec, nil
+	return ch, nil
 }
 
 // bitReader reads MSB-first; past the end it returns zeros.

@@ -35,6 +35,12 @@ func FuzzDecoder(f *testing.F) {
 	for _, au := range aus {
 		f.Add(au, false)
 	}
+	e2, _ := NewEncoder(EncoderConfig{SampleRate: 16000})
+	clicks, _ := castanets(16000, 16000, 0.1)
+	aus, _ = e2.Encode(clicks) // includes LONG_START, EIGHT_SHORT, LONG_STOP frames
+	for _, au := range aus {
+		f.Add(au, false)
+	}
 	f.Add([]byte{0xE0}, false)
 	f.Fuzz(func(t *testing.T, au []byte, stereo bool) {
 		nch := 1

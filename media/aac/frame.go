@@ -31,6 +31,7 @@ var qScale = func() (t [256]float64) {
 // encodeFrame encodes the 2048 samples in each channel's history and shifts
 // the history by one frame.
 func (e *Encoder) encodeFrame() []byte {
+	e.chooseSequence()
 	dup := len(e.ch) == 2 && e.ch[0].hist == e.ch[1].hist
 	for c, ch := range e.ch {
 		if c == 1 && dup {
@@ -39,10 +40,7 @@ func (e *Encoder) encodeFrame() []byte {
 		} else {
 			e.transform(ch)
 		}
-		copy(ch.hist[:FrameSamples], ch.hist[FrameSamples:])
-		clear(ch.hist[FrameSamples:])
 	}
-	e.fill = 0
 	if len(e.ch) == 2 {
 		e.midSide()
 	}
@@ -95,11 +93,23 @@ func (e *Encoder) encodeFrame() []byte {
 	return au
 }
 
-// transform windows and transforms one channel.
+// transform windows and transforms one channel for the current window
+// sequence.
 func (e *Encoder) transform(ch *channel) {
+	var w []float64
+	switch e.seq {
+	case eightShort:
+		e.transformShort(ch)
+		return
+	case longStart:
+		w = e.win.start[:]
+	case longStop:
+		w = e.win.stop[:]
+	default:
+		w = e.win.long[:]
+	}
 	z := e.z[:2*FrameSamples]
 	h := ch.hist[:]
-	w := e.window[:]
 	for i := range z {
 		z[i] = h[i] * w[i]
 	}
@@ -193,9 +203,9 @@ func (e *Encoder) frameBits(g int) int {
 	e.evalG = g
 	bits := 3 + 4 + 3 // element id + tag, ID_END
 	if len(e.ch) == 2 {
-		bits += 1 + 11 + 2 // common_window, ics_info, ms_mask_present (+ flags below)
+		bits += 1 + e.icsInfoBits() + 2 // common_window, ics_info, ms_mask_present (+ flags below)
 	} else {
-		bits += 11
+		bits += e.icsInfoBits()
 	}
 	maxSfb := 0
 	for _, ch := range e.ch {
@@ -207,7 +217,7 @@ func (e *Encoder) frameBits(g int) int {
 	}
 	for _, ch := range e.ch {
 		ch.maxSfb = maxSfb
-		bits += 8 + 3 + sectionBits(ch.cb[:maxSfb]) + sfBits(ch.sf[:maxSfb], ch.cb[:maxSfb])
+		bits += 8 + 3 + sectionBits(ch.cb[:maxSfb], e.seq == eightShort) + sfBits(ch.sf[:maxSfb], ch.cb[:maxSfb])
 	}
 	return bits + 7 // byte alignment, at most
 }
@@ -308,19 +318,38 @@ func (e *Encoder) requantise(ch *channel, b, sf int) {
 	}
 }
 
-// sectionBits returns the size of section_data for long windows: each run of
-// one codebook costs 4 bits of codebook and 5 bits of length per 31 bands.
-func sectionBits(cb []int) int {
+// sectionLenBits returns sect_bits and its escape value (§4.6.3.2): 5 and
+// 31 for long windows, 3 and 7 for short ones.
+func sectionLenBits(short bool) (uint, int) {
+	if short {
+		return 3, 7
+	}
+	return 5, 31
+}
+
+// sectionBits returns the size of section_data: each run of one codebook
+// costs 4 bits of codebook and sect_bits of length per escape value of
+// bands.
+func sectionBits(cb []int, short bool) int {
+	lb, esc := sectionLenBits(short)
 	bits := 0
 	for i := 0; i < len(cb); {
 		j := i + 1
 		for j < len(cb) && cb[j] == cb[i] {
 			j++
 		}
-		bits += 4 + 5*((j-i)/31+1)
+		bits += 4 + int(lb)*((j-i)/esc+1)
 		i = j
 	}
 	return bits
+}
+
+// icsInfoBits is the size of ics_info for the current sequence.
+func (e *Encoder) icsInfoBits() int {
+	if e.seq == eightShort {
+		return 1 + 2 + 1 + 4 + 7
+	}
+	return 1 + 2 + 1 + 6 + 1
 }
 
 // sfBits returns the size of scale_factor_data: Huffman-coded differences
@@ -384,12 +413,18 @@ func (e *Encoder) write() []byte {
 	return append([]byte(nil), w.bytes()...)
 }
 
-// writeICSInfo writes ics_info for ONLY_LONG_SEQUENCE with the sine window.
+// writeICSInfo writes ics_info (§4.4.2.1, Table 4.6) with the sine window
+// shape; short frames form one group of all eight windows.
 func (e *Encoder) writeICSInfo(maxSfb int) {
 	w := &e.w
 	w.put(0, 1) // ics_reserved_bit
-	w.put(0, 2) // window_sequence ONLY_LONG_SEQUENCE
+	w.put(uint32(e.seq), 2)
 	w.put(0, 1) // window_shape: sine
+	if e.seq == eightShort {
+		w.put(uint32(maxSfb), 4)
+		w.put(0x7F, 7) // scale_factor_grouping: every window joins the first group
+		return
+	}
 	w.put(uint32(maxSfb), 6)
 	w.put(0, 1) // predictor_data_present
 }
@@ -410,12 +445,13 @@ func (e *Encoder) writeICS(ch *channel, withInfo bool) {
 			j++
 		}
 		w.put(uint32(cb[i]), 4)
+		lb, esc := sectionLenBits(e.seq == eightShort)
 		n := j - i
-		for n >= 31 {
-			w.put(31, 5)
-			n -= 31
+		for n >= esc {
+			w.put(uint32(esc), lb)
+			n -= esc
 		}
-		w.put(uint32(n), 5)
+		w.put(uint32(n), lb)
 		i = j
 	}
 	// scale_factor_data

@@ -152,3 +152,20 @@ func bestLag(ref, got []int16, maxLag int) int {
 	}
 	return best
 }
+
+// castanets returns n samples of silence broken by sharp decaying 2.5 kHz
+// bursts every 0.3 s (the classic pre-echo test), starting at onset, with
+// onsets at onset + k·0.3 s.
+func castanets(rate, n int, onset float64) ([]int16, []int) {
+	out := make([]int16, n)
+	var onsets []int
+	for t0 := onset; int(t0*float64(rate)) < n; t0 += 0.3 {
+		s0 := int(t0 * float64(rate))
+		onsets = append(onsets, s0)
+		for i := s0; i < n && i < s0+rate/20; i++ {
+			t := float64(i-s0) / float64(rate)
+			out[i] = int16(20000 * math.Exp(-t*120) * math.Sin(2*math.Pi*2500*t))
+		}
+	}
+	return out, onsets
+}

@@ -1,0 +1,169 @@
+package aac
+
+import "math"
+
+// Window sequences (§4.6.11.3.1, Table 4.153 window_sequence).
+const (
+	onlyLong   = 0
+	longStart  = 1
+	eightShort = 2
+	longStop   = 3
+)
+
+const (
+	shortSamples = FrameSamples / 8 // spectral lines per short window
+	shortWindows = 8
+	// Short window w of an EIGHT_SHORT_SEQUENCE covers input samples
+	// [shortStart + 128·w, shortStart + 128·w + 256) of the 2048.
+	shortStart = (FrameSamples - shortSamples) / 2 // 448
+)
+
+// Scalefactor band offsets for short windows (128 lines), typed in from
+// ISO/IEC 14496-3 §4.5.4, the swb_offset_short_window tables (Tables
+// 4.110–4.128 in the 2005 edition's numbering).
+var (
+	swbShort96 = []uint16{0, 4, 8, 12, 16, 20, 24, 32, 40, 48, 64, 92, 128}
+	swbShort48 = []uint16{0, 4, 8, 12, 16, 20, 28, 36, 44, 56, 68, 80, 96, 112, 128}
+	swbShort24 = []uint16{0, 4, 8, 12, 16, 20, 24, 28, 36, 44, 52, 64, 76, 92, 108, 128}
+	swbShort16 = []uint16{0, 4, 8, 12, 16, 20, 24, 28, 32, 40, 48, 60, 72, 88, 108, 128}
+	swbShort8  = []uint16{0, 4, 8, 12, 16, 20, 24, 28, 36, 44, 52, 60, 72, 88, 108, 128}
+)
+
+// shortBands returns the short-window band table for a sampling frequency
+// index.
+func shortBands(sfIdx int) []uint16 {
+	switch {
+	case sfIdx <= 2: // 96, 88.2, 64 kHz
+		return swbShort96
+	case sfIdx <= 5: // 48, 44.1, 32 kHz
+		return swbShort48
+	case sfIdx <= 7: // 24, 22.05 kHz
+		return swbShort24
+	case sfIdx <= 10: // 16, 12, 11.025 kHz
+		return swbShort16
+	}
+	return swbShort8
+}
+
+// windows holds the analysis windows of each sequence (sine shape).
+type windows struct {
+	long, start, stop [2 * FrameSamples]float64
+	short             [2 * shortSamples]float64
+}
+
+func makeWindows() *windows {
+	w := &windows{}
+	for i := range w.short {
+		w.short[i] = math.Sin(math.Pi / (2 * shortSamples) * (float64(i) + 0.5))
+	}
+	for i := range w.long {
+		w.long[i] = sinWindow(i)
+	}
+	// LONG_START: long rising half, flat, short falling half, zeros
+	// (§4.6.11.3.2).
+	for i := 0; i < 2*FrameSamples; i++ {
+		switch {
+		case i < FrameSamples:
+			w.start[i] = w.long[i]
+		case i < FrameSamples+shortStart:
+			w.start[i] = 1
+		case i < FrameSamples+shortStart+shortSamples:
+			w.start[i] = w.short[i-(FrameSamples+shortStart)+shortSamples]
+		default:
+			w.start[i] = 0
+		}
+		w.stop[2*FrameSamples-1-i] = w.start[i]
+	}
+	return w
+}
+
+// detectTransient looks for an attack where the next frame's short windows
+// would cover it: from sample 448 of the newest block in the window to
+// sample 576 of the look-ahead block. An attack is the high-passed energy of
+// a 64-sample segment jumping above ten times the mean of the eight before
+// it, and above about −40 dBFS.
+func detectTransient(ch *channel) bool {
+	const seg = 64
+	var e [3 * FrameSamples / seg]float64
+	prev := ch.hist[0]
+	for s := range e {
+		var sum float64
+		for i := s * seg; i < (s+1)*seg; i++ {
+			var x float64
+			if i < 2*FrameSamples {
+				x = ch.hist[i]
+			} else {
+				x = ch.ahead[i-2*FrameSamples]
+			}
+			d := x - prev
+			prev = x
+			sum += d * d
+		}
+		e[s] = sum
+	}
+	for s := (FrameSamples + shortStart) / seg; s < (2*FrameSamples+shortStart+shortSamples)/seg; s++ {
+		var mean float64
+		for k := s - 8; k < s; k++ {
+			mean += e[k]
+		}
+		mean /= 8
+		if e[s] > 10*mean && e[s] > seg*330*330 {
+			return true
+		}
+	}
+	return false
+}
+
+// chooseSequence sets the window sequence of the frame about to be coded
+// from the transient found in its newest samples: short windows for the
+// next frame need a LONG_START now; a short frame with no transient ahead
+// is followed by LONG_STOP.
+func (e *Encoder) chooseSequence() {
+	next := false
+	if !e.cfg.LongOnly {
+		for _, ch := range e.ch {
+			if detectTransient(ch) {
+				next = true
+				break
+			}
+		}
+	}
+	prev := e.seq
+	switch {
+	case e.shortPending || (prev == eightShort && next):
+		e.seq = eightShort
+	case next:
+		e.seq = longStart
+	case prev == eightShort:
+		e.seq = longStop
+	default:
+		e.seq = onlyLong
+	}
+	e.shortPending = next
+	if e.seq == eightShort {
+		e.swb, e.nb = e.swbShort8, e.nbShort
+	} else {
+		e.swb, e.nb = e.swbLong, e.nbLong
+	}
+}
+
+// transformShort computes the eight short MDCTs and stores them
+// interleaved the way a single window group is coded (§4.6.3.3): band b of
+// window w at 8·off[b] + w·width(b).
+func (e *Encoder) transformShort(ch *channel) {
+	var z [2 * shortSamples]float64
+	var x [shortSamples]float64
+	off := e.shortOff
+	for w := 0; w < shortWindows; w++ {
+		base := shortStart + w*shortSamples
+		for i := range z {
+			z[i] = ch.hist[base+i] * e.win.short[i]
+		}
+		e.mdctShort.transform(z[:], x[:])
+		for b := 0; b+1 < len(off); b++ {
+			width := int(off[b+1] - off[b])
+			dst := ch.spec[8*int(off[b])+w*width:]
+			copy(dst[:width], x[off[b]:off[b+1]])
+		}
+	}
+}
