@@ -1,0 +1,54 @@
+package sip_test
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/sipstream/sipstream/sip"
+)
+
+// Example places a call through a PBX with digest authentication, sends a
+// DTMF digit and hangs up.
+func Example() {
+	ua, err := sip.NewUA(sip.Config{ListenAddr: "127.0.0.1:0", UserAgent: "example"})
+	if err != nil {
+		fmt.Println(err)
+		return
+	}
+	defer ua.Close()
+
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+	defer cancel()
+	d, err := ua.Invite(ctx, sip.InviteRequest{
+		Callee:      "bob",
+		Domain:      "pbx.invalid", // no such host: the example shows the error path
+		From:        "1000",
+		AuthUser:    "auth-1000",
+		Password:    "secret",
+		DisplayName: "Stream bot",
+		Offer:       []byte("v=0\r\n..."),
+	})
+	switch {
+	case errors.Is(err, sip.ErrBusy):
+		fmt.Println("busy")
+		return
+	case err != nil:
+		fmt.Println("call failed")
+		return
+	}
+	defer d.Bye(context.Background())
+	_ = d.SendDTMF(ctx, '5', true)
+
+	// Output: call failed
+}
+
+// ExampleValidateUser shows the grammar check applied to logins.
+func ExampleValidateUser() {
+	fmt.Println(sip.ValidateUser("alice.smith+1"))
+	fmt.Println(errors.Is(sip.ValidateUser("alice smith"), sip.ErrInvalidParams))
+	// Output:
+	// <nil>
+	// true
+}

@@ -1,0 +1,156 @@
+package sip
+
+import (
+	"strings"
+	"testing"
+	"time"
+
+	sipgox "github.com/emiago/sipgo/sip"
+)
+
+var dtmfCases = []struct {
+	ct    string
+	body  string
+	digit rune
+	dur   time.Duration
+	ok    bool
+}{
+	{"application/dtmf-relay", "Signal=5\r\nDuration=160\r\n", '5', 160 * time.Millisecond, true},
+	{"application/dtmf-relay", "signal = *\nduration = 250", '*', 250 * time.Millisecond, true},
+	{"application/dtmf-relay", "Signal=11\r\n", '#', 0, true},
+	{"application/dtmf-relay", "Signal=d\r\nDuration=100\r\n", 'D', 100 * time.Millisecond, true},
+	{"application/dtmf-relay", "Duration=100\r\n", 0, 0, false},
+	{"application/dtmf-relay", "Signal=16\r\n", 0, 0, false},
+	{"application/dtmf-relay", "Signal=5\r\nDuration=-1\r\n", 0, 0, false},
+	{"application/dtmf-relay", "Signal=5\r\nDuration=9999999999999999999\r\n", 0, 0, false},
+	{"application/dtmf-relay", "", 0, 0, false},
+	{"application/dtmf", "7", '7', 0, true},
+	{"application/dtmf", "10\r\n", '*', 0, true},
+	{"application/dtmf", "x", 0, 0, false},
+	{"application/dtmf", "", 0, 0, false},
+}
+
+func TestParseDTMF(t *testing.T) {
+	for _, c := range dtmfCases {
+		d, dur, err := parseDTMF(c.ct, []byte(c.body))
+		if (err == nil) != c.ok || d != c.digit || dur != c.dur {
+			t.Errorf("parseDTMF(%q, %q) = %q, %v, %v; want %q, %v, ok=%v", c.ct, c.body, d, dur, err, c.digit, c.dur, c.ok)
+		}
+	}
+	for _, digit := range "0123456789*#ABCD" {
+		for _, relay := range []bool{true, false} {
+			body, ct, err := formatDTMF(digit, relay, 160*time.Millisecond)
+			if err != nil {
+				t.Fatal(err)
+			}
+			d, _, err := parseDTMF(ct, body)
+			if err != nil || d != digit {
+				t.Errorf("round trip %q relay=%v: %q %v", digit, relay, d, err)
+			}
+		}
+	}
+}
+
+func FuzzParseDTMF(f *testing.F) {
+	for _, c := range dtmfCases {
+		f.Add(c.ct == "application/dtmf", []byte(c.body))
+	}
+	f.Fuzz(func(t *testing.T, plain bool, body []byte) {
+		ct := "application/dtmf-relay"
+		if plain {
+			ct = "application/dtmf"
+		}
+		d, dur, err := parseDTMF(ct, body)
+		if err != nil {
+			return
+		}
+		if !strings.ContainsRune("0123456789*#ABCD", d) || dur < 0 || dur > time.Minute {
+			t.Fatalf("bad result %q %v", d, dur)
+		}
+		out, ct2, err := formatDTMF(d, !plain, dur)
+		if err != nil {
+			t.Fatal(err)
+		}
+		d2, _, err := parseDTMF(ct2, out)
+		if err != nil || d2 != d {
+			t.Fatalf("round trip %q -> %q %v", d, d2, err)
+		}
+	})
+}
+
+// FuzzInviteParams: whatever the validators accept must build an INVITE
+// that a SIP parser reads back with the same user, display name and headers.
+func FuzzInviteParams(f *testing.F) {
+	f.Add("alice", "auth", `Alice "A" Smith`, "example.com", "bob", "X-Key", "v=1", "cid@host")
+	f.Add("1000", "", "", "10.0.0.1:5080", "sip:bob@example.com;transport=tcp", "X-A", "", "")
+	f.Add("a%20b", "u;x=y", "\\", "[::1]", "+4930@pbx.local:5070", "P-Asserted-Identity", "<sip:x@y>", "a:b")
+	f.Add("bad user", "x", "y", "exa mple", "b b", "Via", "a\r\nb", "a b")
+	f.Fuzz(func(t *testing.T, from, auth, display, domain, callee, hname, hval, callID string) {
+		r := InviteRequest{Callee: callee, From: from, AuthUser: auth, DisplayName: display, Domain: domain,
+			CallID: callID, Offer: []byte(ourSDP)}
+		if hname != "" {
+			r.Headers = []Header{{Name: hname, Value: hval}}
+		}
+		p, err := r.plan()
+		if err != nil {
+			return
+		}
+		ua := &UA{publicHost: "127.0.0.1", ports: map[string]int{"udp": 5060, "tcp": 5060, "tls": 5061},
+			cfg: Config{UserAgent: "fuzz"}}
+		d := &Dialog{localContact: sipgox.ContactHeader{Address: ua.contactURI(from, p.transport)}}
+		req := ua.buildInvite(d, &r, p)
+		msg, err := sipgox.ParseMessage([]byte(req.String()))
+		if err != nil {
+			t.Fatalf("built INVITE does not parse: %v\n%s", err, req.String())
+		}
+		got, ok := msg.(*sipgox.Request)
+		if !ok {
+			t.Fatal("not a request")
+		}
+		if got.From() == nil || got.From().Address.User != from {
+			t.Fatalf("From user %q, want %q\n%s", got.From().Address.User, from, req.String())
+		}
+		if got.CallID() == nil || got.CallID().Value() != p.callID {
+			t.Fatalf("Call-ID changed\n%s", req.String())
+		}
+		if hname != "" {
+			h := got.GetHeader(hname)
+			if h == nil || h.Value() != strings.TrimSpace(hval) {
+				t.Fatalf("header %q lost\n%s", hname, req.String())
+			}
+		}
+		if string(got.Body()) != ourSDP {
+			t.Fatal("body changed")
+		}
+	})
+}
+
+func FuzzMirrorAnswer(f *testing.F) {
+	f.Add([]byte(ourSDP), []byte(peerSDP))
+	f.Add([]byte(ourSDP), []byte(strings.Replace(peerSDP, "sendrecv", "sendonly", 1)))
+	f.Add([]byte("v=0\r\na=recvonly\r\nm=audio 1 RTP/AVP 0\r\nm=video 2 RTP/AVP 96\r\na=inactive\r\n"), []byte("m=audio 0 x\r\n"))
+	f.Fuzz(func(t *testing.T, base, offer []byte) {
+		out := mirrorAnswer(base, offer, 1)
+		if len(out) > 2*len(base)+64*(strings.Count(string(base), "m=")+1) {
+			t.Fatalf("answer grew too much: %d from %d", len(out), len(base))
+		}
+		if n, m := len(sdpDirections(out)), len(sdpDirections(base)); n != m {
+			t.Fatalf("m= sections %d, want %d", n, m)
+		}
+	})
+}
+
+func FuzzSessionExpires(f *testing.F) {
+	for _, s := range []string{"1800;refresher=uac", "90", "x", "0", "3600 ; Refresher = UAS", "-5;refresher=uas"} {
+		f.Add(s)
+	}
+	f.Fuzz(func(t *testing.T, s string) {
+		n, r := parseSessionExpires(s)
+		if n < 0 || n > 86400*7 {
+			t.Fatalf("interval %d", n)
+		}
+		if n == 0 && r != "" {
+			t.Fatal("refresher without interval")
+		}
+	})
+}
