@@ -349,3 +349,52 @@ func TestGivesUpWhenServerStaysDown(t *testing.T) {
 	assert.NotContains(t, reason, streamKey)
 	assert.False(t, errors.Is(detachErr, rtmpsink.ErrClosed))
 }
+
+// TestTwoSinksOneServerDies publishes one call to two servers through one
+// fanout; the second server dies and the first publication goes on without
+// a gap.
+func TestTwoSinksOneServerDies(t *testing.T) {
+	a, b := startServer(t, "127.0.0.1:0"), startServer(t, "127.0.0.1:0")
+	subA := a.srv.Subscribe("live", streamKey, 1<<14)
+	defer subA.Close()
+	subB := b.srv.Subscribe("live", streamKey, 1<<14)
+	stA, stB := newStatuses(), newStatuses()
+	f := sink.NewFanout(sink.FanoutConfig{})
+	for _, x := range []struct {
+		srv *server
+		st  *statuses
+	}{{a, stA}, {b, stB}} {
+		s, err := rtmpsink.New(rtmpsink.Config{URL: "rtmp://" + x.srv.addr + "/live", StreamName: streamKey,
+			Audio: true, Video: true, OnStatus: x.st.on, BackoffMin: 20 * time.Millisecond, GiveUpAfter: 20 * time.Second})
+		require.NoError(t, err)
+		require.NoError(t, f.Add(x.srv.addr, s, 1<<16))
+	}
+	stop := make(chan struct{})
+	done := pump(f, &source{}, time.Millisecond, stop)
+	defer func() {
+		close(stop)
+		<-done
+		require.NoError(t, f.Close())
+	}()
+	first := collect(t, subA, 20)
+	collect(t, subB, 20)
+	subB.Close()
+	b.stop()
+	require.Eventually(t, func() bool { return stB.count(rtmpsink.StatusLost) == 1 }, 20*time.Second, 5*time.Millisecond)
+	more := collect(t, subA, 60)
+	var prev int64 = -1
+	for _, tag := range append(first, more...) {
+		if tag.Type != flv.TagVideo {
+			continue
+		}
+		v, _ := flv.ParseVideo(tag.Data)
+		if v.SequenceHeader() {
+			continue
+		}
+		if prev >= 0 {
+			require.Equal(t, prev+40, int64(tag.Timestamp), "a gap in the healthy publication")
+		}
+		prev = int64(tag.Timestamp)
+	}
+	assert.Equal(t, []rtmpsink.Status{rtmpsink.StatusWait, rtmpsink.StatusActive}, stA.get())
+}
