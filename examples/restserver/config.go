@@ -28,6 +28,7 @@ type config struct {
 	Webhook   string // -webhook: URL that receives status events
 	RecordDir string // -record-dir: where recordings go; "" disables recording
 	Demo      bool   // -demo: embedded SIP callee and RTMP server
+	WebRTC    bool   // -webrtc: WHEP playback of every call at /whep/{toStream}
 	LogLevel  string // -log-level: debug, info, warn, error
 
 	rtpLo, rtpHi int
@@ -52,6 +53,7 @@ func parseConfig(args []string, getenv func(string) string, stderr io.Writer) (c
 	fs.StringVar(&c.Webhook, "webhook", "", "URL that receives every call and RTMP status change as a JSON POST")
 	fs.StringVar(&c.RecordDir, "record-dir", "", "directory for call recordings (empty: recording off)")
 	fs.BoolVar(&c.Demo, "demo", false, "start an embedded SIP callee (test pattern and tone) and RTMP server, so the page can demo a call with nothing else running")
+	fs.BoolVar(&c.WebRTC, "webrtc", true, "serve every call to browsers over WebRTC (WHEP) at /whep/{toStream}")
 	fs.StringVar(&c.LogLevel, "log-level", "info", "log level: debug, info, warn, error")
 
 	// The environment first, so that flags given on the command line win.

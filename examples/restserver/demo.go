@@ -1,17 +1,34 @@
 package main
 
 import (
+	"errors"
+	"fmt"
+	"io"
 	"log/slog"
+	"net"
+	"strings"
+	"sync"
 
+	"github.com/sipstream/sipstream/rtmp"
 	"github.com/sipstream/sipstream/sip/siptest"
 )
 
+// demoStream is the RTMP stream name (and toStream) the demo form starts with.
+const demoStream = "demo"
+
 // demoEnv is what -demo starts next to the server: a SIP callee on loopback
-// that answers every call and streams the H.264 test clip and a 1 kHz tone.
+// that answers every call and streams the H.264 test clip and a 1 kHz tone,
+// and an RTMP server on loopback that calls publish to and ffplay reads from.
 type demoEnv struct {
-	peer *siptest.Peer
+	peer    *siptest.Peer
+	rtmp    *rtmp.Server
+	rtmpURL string // rtmp://127.0.0.1:PORT/live
+	wg      sync.WaitGroup
 }
 
+// startDemo starts the demo callee and RTMP server. The RTMP server listens
+// on 127.0.0.1:1935 when that is free, on a port chosen by the system
+// otherwise.
 func startDemo(log *slog.Logger) (*demoEnv, error) {
 	peer, err := siptest.NewPeer(siptest.Config{
 		Addr: "127.0.0.1:0",
@@ -25,20 +42,81 @@ func startDemo(log *slog.Logger) (*demoEnv, error) {
 	if err != nil {
 		return nil, err
 	}
+	d := &demoEnv{peer: peer}
+	l, err := net.Listen("tcp", "127.0.0.1:1935")
+	if err != nil {
+		l, err = net.Listen("tcp", "127.0.0.1:0")
+	}
+	if err != nil {
+		_ = peer.Close()
+		return nil, fmt.Errorf("rtmp server: %w", err)
+	}
+	d.rtmp, err = rtmp.NewServer(rtmp.ServerConfig{Logger: log.With("component", "demo-rtmp")})
+	if err != nil {
+		_ = l.Close()
+		_ = peer.Close()
+		return nil, fmt.Errorf("rtmp server: %w", err)
+	}
+	d.rtmpURL = "rtmp://" + l.Addr().String() + "/live"
+	d.wg.Add(1)
+	go func() {
+		defer d.wg.Done()
+		if err := d.rtmp.Serve(l); err != nil && !errors.Is(err, rtmp.ErrServerClosed) {
+			log.Warn("demo RTMP server stopped", "err", err)
+		}
+	}()
 	log.Info("demo SIP callee", "uri", peer.URI())
-	return &demoEnv{peer: peer}, nil
+	log.Info("demo RTMP server", "url", d.rtmpURL)
+	return d, nil
 }
 
-// defaults are the values the page's form starts with in demo mode.
+// defaults are the values the page's form starts with in demo mode: one
+// click on Call places a call to the demo callee that publishes to the demo
+// RTMP server and plays in the page.
 func (d *demoEnv) defaults() map[string]any {
 	return map[string]any{
-		"callee":   d.peer.URI(),
-		"toStream": "demo",
-		"hasAudio": true,
-		"hasVideo": true,
+		"callee":     d.peer.URI(),
+		"rtmpUrl":    d.rtmpURL,
+		"rtmpStream": demoStream,
+		"toStream":   demoStream,
+		"hasAudio":   true,
+		"hasVideo":   true,
 	}
 }
 
+// printBanner tells a newcomer where to click and how to watch, once the
+// HTTP listeners are up. pageURLs are the page's URLs (http and https).
+func (d *demoEnv) printBanner(w io.Writer, pageURLs []string) {
+	var b strings.Builder
+	b.WriteString("\n  sipstream demo is running\n\n")
+	for i, u := range pageURLs {
+		if i == 0 {
+			fmt.Fprintf(&b, "  open the page:      %s  (click Call, then Play)\n", u)
+		} else {
+			fmt.Fprintf(&b, "                      %s\n", u)
+		}
+	}
+	fmt.Fprintf(&b, "  demo SIP callee:    %s\n", d.peer.URI())
+	fmt.Fprintf(&b, "  watch the stream:   ffplay %s/%s\n", d.rtmpURL, demoStream)
+	b.WriteString("  stop:               Ctrl-C (every call gets its BYE)\n\n")
+	_, _ = io.WriteString(w, b.String())
+}
+
 func (d *demoEnv) close() {
+	_ = d.rtmp.Close()
+	d.wg.Wait()
 	_ = d.peer.Close()
+}
+
+// pageURL is the URL a browser on this machine opens for a listener bound
+// to addr ("0.0.0.0:8081", "[::]:8081", "127.0.0.1:8081").
+func pageURL(scheme, addr string) string {
+	host, port, err := net.SplitHostPort(addr)
+	if err != nil {
+		return scheme + "://" + addr + "/"
+	}
+	if ip := net.ParseIP(host); host == "" || (ip != nil && ip.IsUnspecified()) {
+		host = "localhost"
+	}
+	return scheme + "://" + net.JoinHostPort(host, port) + "/"
 }

@@ -27,6 +27,7 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"net/netip"
 	"os"
 	"os/signal"
 	"strings"
@@ -34,6 +35,7 @@ import (
 	"time"
 
 	"github.com/sipstream/sipstream/callmgr"
+	"github.com/sipstream/sipstream/sink/whep"
 )
 
 func main() {
@@ -68,7 +70,16 @@ func run(ctx context.Context, args []string, getenv func(string) string, stderr 
 	_ = level.UnmarshalText([]byte(cfg.LogLevel))
 	log := slog.New(slog.NewTextHandler(stderr, &slog.HandlerOptions{Level: level}))
 
-	svc := &managerService{recording: cfg.RecordDir != ""}
+	svc := &managerService{recording: cfg.RecordDir != "", log: log}
+	var whepHandler http.Handler
+	if cfg.WebRTC {
+		wcfg := whep.Config{}
+		if cfg.publicIP.IsValid() {
+			wcfg.PublicIPs = []netip.Addr{cfg.publicIP}
+		}
+		svc.webrtc = newWebRTCStreams(wcfg, log)
+		whepHandler = svc.webrtc
+	}
 	var defaults map[string]any
 	var demo *demoEnv
 	if cfg.Demo {
@@ -104,12 +115,14 @@ func run(ctx context.Context, args []string, getenv func(string) string, stderr 
 		AuthPass: cfg.authPass,
 		Webhook:  cfg.Webhook,
 		Defaults: defaults,
+		WHEP:     whepHandler,
 	})
 	notify := srv.notify
 	svc.notify.Store(&notify)
 
 	handler := srv.handler()
 	var servers []*http.Server
+	var pageURLs []string
 	errc := make(chan error, 2)
 	listen := func(addr string, tlsCfg *tls.Config) error {
 		l, err := net.Listen("tcp", addr)
@@ -124,6 +137,7 @@ func run(ctx context.Context, args []string, getenv func(string) string, stderr 
 			l = tls.NewListener(l, tlsCfg)
 		}
 		log.Info("listening", "scheme", scheme, "addr", l.Addr().String())
+		pageURLs = append(pageURLs, pageURL(scheme, l.Addr().String()))
 		go func() {
 			if err := hs.Serve(l); err != nil && !errors.Is(err, http.ErrServerClosed) {
 				errc <- err
@@ -144,7 +158,10 @@ func run(ctx context.Context, args []string, getenv func(string) string, stderr 
 		}
 	}
 	if startErr == nil {
-		log.Info("ready", "sip", sipAddr, "rtp-ports", cfg.RTPPorts, "demo", cfg.Demo)
+		log.Info("ready", "sip", sipAddr, "rtp-ports", cfg.RTPPorts, "demo", cfg.Demo, "page", pageURLs[0])
+		if demo != nil {
+			demo.printBanner(stderr, pageURLs)
+		}
 		select {
 		case <-ctx.Done():
 			log.Info("shutting down")
@@ -155,6 +172,9 @@ func run(ctx context.Context, args []string, getenv func(string) string, stderr 
 	// Shutdown: stop taking requests, end every call, stop notifying.
 	sctx, cancel := shutdownCtx(ctx, 15*time.Second)
 	defer cancel()
+	// Event streams never end by themselves: end them first, or Shutdown
+	// would wait for them until sctx expires.
+	srv.hub.close()
 	for _, hs := range servers {
 		_ = hs.Shutdown(sctx)
 	}

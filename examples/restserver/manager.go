@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"log/slog"
 	"strings"
 	"sync/atomic"
 
@@ -24,6 +25,9 @@ type managerService struct {
 	recording bool
 	// notify receives every event; set before the first call.
 	notify atomic.Pointer[func(statusEvent, callObject)]
+	// webrtc, when set, gives every call a WHEP sink named by its toStream.
+	webrtc *webrtcStreams
+	log    *slog.Logger
 }
 
 var _ callService = (*managerService)(nil)
@@ -81,8 +85,43 @@ func (s *managerService) Start(ctx context.Context, p startParams) error {
 	for _, h := range p.Headers {
 		cp.Headers = append(cp.Headers, callmgr.Header{Name: h[0], Value: h[1]})
 	}
-	_, err := s.m.StartCall(ctx, cp)
-	return mapErr(err)
+	if s.webrtc == nil {
+		_, err := s.m.StartCall(ctx, cp)
+		return mapErr(err)
+	}
+	name := cp.ToStream
+	if name == "" {
+		name = cp.CallID // callmgr's default toStream
+	}
+	st, err := s.webrtc.reserve(name, cp.CallID)
+	if err != nil {
+		return err
+	}
+	if _, err := s.m.StartCall(ctx, cp); err != nil {
+		s.webrtc.release(st)
+		return mapErr(err)
+	}
+	s.addWebRTC(ctx, st)
+	return nil
+}
+
+// addWebRTC attaches a WHEP sink to the call of st. The call goes on
+// without one when that fails (it is logged).
+func (s *managerService) addWebRTC(ctx context.Context, st *webrtcStream) {
+	ws, err := s.webrtc.newSink()
+	if err == nil {
+		var si callmgr.SinkInfo
+		si, err = s.m.AddSink(ctx, st.callID, callmgr.SinkSpec{Sink: ws})
+		if err == nil {
+			s.webrtc.attach(st, ws, si.ID)
+			return
+		}
+		_ = ws.Close()
+	}
+	s.webrtc.release(st)
+	if s.log != nil {
+		s.log.Warn("no WebRTC playback for this call", "callId", st.callID, "err", err)
+	}
 }
 
 func (s *managerService) Terminate(ctx context.Context, callID string) error {
@@ -221,6 +260,17 @@ func (s *managerService) Pushes() []pushObject {
 // onEvent is callmgr's Config.OnEvent: it runs on the call's event
 // goroutine and must not block, which notify guarantees.
 func (s *managerService) onEvent(ev callmgr.Event) {
+	if s.webrtc != nil {
+		switch {
+		case ev.Type == callmgr.EventCallStatus && ev.Status.Final():
+			s.webrtc.callEnded(ev.CallID)
+		case ev.Type == callmgr.EventSinkStatus && ev.Removed:
+			s.webrtc.sinkRemoved(ev.Sink.ID)
+		}
+	}
+	if ev.Type == callmgr.EventSinkStatus && ev.Sink.Kind == callmgr.SinkKindCustom {
+		return // the WHEP sink: not an RTMP leg, nothing the product reports
+	}
 	fn := s.notify.Load()
 	if fn == nil {
 		return

@@ -16,6 +16,8 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
+
+	"github.com/sipstream/sipstream/sink/whep"
 )
 
 //go:embed web
@@ -126,6 +128,8 @@ func (s *server) handler() http.Handler {
 	if s.whep != nil {
 		mux.Handle("/whep/", s.whep)
 	}
+	// The WHEP player script (and its stand-alone page: /player/?whep=URL).
+	mux.Handle("GET /player/", http.StripPrefix("/player", whep.PlayerHandler()))
 	web, _ := fs.Sub(webFS, "web")
 	mux.Handle("/", http.FileServerFS(web))
 	return s.withAuth(mux)

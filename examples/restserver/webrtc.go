@@ -1,0 +1,131 @@
+package main
+
+import (
+	"fmt"
+	"log/slog"
+	"net/http"
+	"net/url"
+	"strings"
+	"sync"
+
+	"github.com/sipstream/sipstream/sink/whep"
+)
+
+// webrtcStreams gives every call a WHEP sink, named by the call's toStream
+// (its callId when toStream is empty), and routes the WHEP endpoint
+// /whep/{toStream} and its viewer resources /whep/{toStream}/{viewer} to it.
+//
+// A name belongs to one live call at a time: starting a second call with
+// the toStream of a live one is a conflict (409), as in the product, whose
+// stream names are unique.
+type webrtcStreams struct {
+	cfg whep.Config // template for every sink
+	log *slog.Logger
+
+	mu      sync.Mutex
+	streams map[string]*webrtcStream
+}
+
+// webrtcStream is one call's WHEP sink.
+type webrtcStream struct {
+	name   string
+	callID string
+	sink   *whep.Sink // nil while the call is being started
+	sinkID string     // the sink's ID in callmgr, once attached
+}
+
+func newWebRTCStreams(cfg whep.Config, log *slog.Logger) *webrtcStreams {
+	return &webrtcStreams{cfg: cfg, log: log, streams: make(map[string]*webrtcStream)}
+}
+
+// reserve claims name for callID before the call is started. The returned
+// release undoes it (when starting fails).
+func (w *webrtcStreams) reserve(name, callID string) (*webrtcStream, error) {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	if old, ok := w.streams[name]; ok {
+		return nil, fmt.Errorf("%w: stream %q is already used by live call %q", errConflict, name, old.callID)
+	}
+	st := &webrtcStream{name: name, callID: callID}
+	w.streams[name] = st
+	return st, nil
+}
+
+// newSink makes the WHEP sink of st.
+func (w *webrtcStreams) newSink() (*whep.Sink, error) {
+	return whep.New(w.cfg)
+}
+
+// attach records st's sink once callmgr owns it.
+func (w *webrtcStreams) attach(st *webrtcStream, s *whep.Sink, sinkID string) {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	if w.streams[st.name] == st {
+		st.sink, st.sinkID = s, sinkID
+	}
+}
+
+// release forgets st (callmgr closes the sink itself when the call ends).
+func (w *webrtcStreams) release(st *webrtcStream) {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	if w.streams[st.name] == st {
+		delete(w.streams, st.name)
+	}
+}
+
+// callEnded forgets the stream of callID, whatever its name.
+func (w *webrtcStreams) callEnded(callID string) {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	for name, st := range w.streams {
+		if st.callID == callID {
+			delete(w.streams, name)
+		}
+	}
+}
+
+// sinkRemoved forgets the stream whose sink callmgr detached (it failed).
+func (w *webrtcStreams) sinkRemoved(sinkID string) {
+	if sinkID == "" {
+		return
+	}
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	for name, st := range w.streams {
+		if st.sinkID == sinkID {
+			delete(w.streams, name)
+		}
+	}
+}
+
+func (w *webrtcStreams) lookup(name string) *whep.Sink {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	if st, ok := w.streams[name]; ok {
+		return st.sink
+	}
+	return nil
+}
+
+// ServeHTTP routes /whep/{name} (POST an offer) and /whep/{name}/{viewer}
+// (DELETE, PATCH) to the sink of the live call whose stream is name.
+func (w *webrtcStreams) ServeHTTP(rw http.ResponseWriter, r *http.Request) {
+	rest, ok := strings.CutPrefix(r.URL.EscapedPath(), "/whep/")
+	if !ok {
+		http.NotFound(rw, r)
+		return
+	}
+	seg, _, _ := strings.Cut(rest, "/")
+	name, err := url.PathUnescape(seg)
+	if err != nil || name == "" {
+		http.Error(rw, "no stream name in the WHEP URL", http.StatusNotFound)
+		return
+	}
+	s := w.lookup(name)
+	if s == nil {
+		http.Error(rw, "no live call streams as "+truncate(name, 64), http.StatusNotFound)
+		return
+	}
+	s.ServeHTTP(rw, r)
+}
