@@ -86,7 +86,9 @@ rtmp {
 // Start runs nginx and waits until its port accepts connections.
 func (n *nginxRTMP) Start() {
 	n.t.Helper()
-	cmd := exec.Command(n.bin, "-p", n.prefix, "-c", filepath.Join(n.prefix, "nginx.conf"))
+	// -e: the compiled-in error log (/var/log/nginx) may not be writable.
+	cmd := exec.Command(n.bin, "-p", n.prefix, "-e", filepath.Join(n.prefix, "logs", "error.log"),
+		"-c", filepath.Join(n.prefix, "nginx.conf"))
 	cmd.Stdout, cmd.Stderr = &n.log, &n.log
 	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
 	require.NoError(n.t, cmd.Start())
