@@ -203,14 +203,13 @@ func (f *Fanout) detachLocked(e *entry) {
 // WriteFrame copies fr (its payload once, shared by every sink) and queues it
 // for every attached sink without blocking: a sink whose queue is full drops
 // the frame and, for video, skips further video until the next keyframe.
-// fr is borrowed: the fanout does not retain it or its payload. It returns
-// ErrClosed after Close.
+// fr is borrowed: the fanout does not retain it or its payload. With no sink
+// attached nothing is copied. It returns ErrClosed after Close.
+//
+// The copy is a fresh allocation, not a pooled buffer: sinks may retain the
+// frames they get (a recorder holds a cluster's worth), so the fanout cannot
+// know when a buffer could be reused.
 func (f *Fanout) WriteFrame(fr *media.Frame) error {
-	cp := new(media.Frame)
-	*cp = *fr
-	if fr.Payload != nil {
-		cp.Payload = append(make([]byte, 0, len(fr.Payload)), fr.Payload...)
-	}
 	video := fr.Kind() == media.KindVideo
 	needKey := false
 
@@ -218,6 +217,15 @@ func (f *Fanout) WriteFrame(fr *media.Frame) error {
 	if f.closed {
 		f.mu.Unlock()
 		return ErrClosed
+	}
+	if len(f.sinks) == 0 {
+		f.mu.Unlock()
+		return nil
+	}
+	cp := new(media.Frame)
+	*cp = *fr
+	if fr.Payload != nil {
+		cp.Payload = append(make([]byte, 0, len(fr.Payload)), fr.Payload...)
 	}
 	for _, e := range f.sinks {
 		if video && e.waitKey {
