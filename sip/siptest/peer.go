@@ -11,6 +11,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/emiago/sipgo"
@@ -142,6 +143,7 @@ type Peer struct {
 	serveDone chan struct{}
 
 	closing   chan struct{}
+	stopping  atomic.Bool // drop every incoming message
 	closeOnce sync.Once
 	wg        sync.WaitGroup // handlers and call goroutines
 
@@ -221,7 +223,8 @@ func NewPeer(cfg Config) (*Peer, error) {
 		p.port = l.Addr().(*net.TCPAddr).Port
 	}
 	hostPort := net.JoinHostPort(p.host, strconv.Itoa(p.port))
-	p.ua, err = sipgo.NewUA(sipgo.WithUserAgent("sipstream-siptest"), sipgo.WithUserAgentHostname(p.host))
+	p.ua, err = sipgo.NewUA(sipgo.WithUserAgent("sipstream-siptest"), sipgo.WithUserAgentHostname(p.host),
+		sipgo.WithUserAgentTransportLayerOptions(sip.WithTransportLayerReadFilter(p.readFilter)))
 	if err == nil {
 		p.srv, err = sipgo.NewServer(p.ua, sipgo.WithServerLogger(logger))
 	}
@@ -426,6 +429,12 @@ func (p *Peer) Close() error {
 		for _, c := range calls {
 			c.finish(EndClosed)
 		}
+		// Stop taking messages in, and give the ones sipgo already read a
+		// moment to be handled: a request handled after sipgo's transport
+		// closed makes it open a new socket that nothing closes (sipgo
+		// v1.7.2, seen as a goroutine leak).
+		p.stopping.Store(true)
+		time.Sleep(closeGrace)
 		p.wg.Wait()
 		// Listeners first: a request read meanwhile is answered on the
 		// closed socket instead of making sipgo open a new one.
@@ -580,6 +589,17 @@ func (p *Peer) onRegister(req *sip.Request, tx sip.ServerTransaction) {
 	p.n.broadcast()
 	p.n.mu.Unlock()
 	p.respond(req, tx, 200, "OK", nil, headers...)
+}
+
+// closeGrace is how long Close lets messages already read be handled.
+const closeGrace = 50 * time.Millisecond
+
+// readFilter drops every message once the peer is closing.
+func (p *Peer) readFilter(_ sip.TransportReadProps, data []byte) ([]byte, error) {
+	if p.stopping.Load() {
+		return nil, nil
+	}
+	return data, nil
 }
 
 // enter registers a goroutine Close must wait for; false once closing.

@@ -84,4 +84,3 @@ func (p *Peer) Register(ctx context.Context, r RegisterRequest) error {
 	}
 	return nil
 }
-

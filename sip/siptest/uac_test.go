@@ -9,6 +9,7 @@ import (
 	"net/netip"
 	"strconv"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -36,6 +37,7 @@ type testUAC struct {
 	audio, video *mediaSocket
 
 	mu        sync.Mutex
+	stopping  atomic.Bool
 	byes      chan string
 	reinvites chan string // SDP of re-INVITEs received
 }
@@ -58,7 +60,13 @@ func newUAC(t *testing.T, transport string) *testUAC {
 	t.Helper()
 	u := &testUAC{t: t, served: make(chan struct{}), byes: make(chan string, 8), reinvites: make(chan string, 8)}
 	var err error
-	u.ua, err = sipgo.NewUA(sipgo.WithUserAgent("siptest-uac"), sipgo.WithUserAgentHostname("127.0.0.1"))
+	u.ua, err = sipgo.NewUA(sipgo.WithUserAgent("siptest-uac"), sipgo.WithUserAgentHostname("127.0.0.1"),
+		sipgo.WithUserAgentTransportLayerOptions(sip.WithTransportLayerReadFilter(func(_ sip.TransportReadProps, b []byte) ([]byte, error) {
+			if u.stopping.Load() {
+				return nil, nil
+			}
+			return b, nil
+		})))
 	require.NoError(t, err)
 	logger := slog.New(slog.NewTextHandler(io.Discard, nil))
 	u.srv, err = sipgo.NewServer(u.ua, sipgo.WithServerLogger(logger))
@@ -119,6 +127,8 @@ func newUAC(t *testing.T, transport string) *testUAC {
 }
 
 func (u *testUAC) close() {
+	u.stopping.Store(true)
+	time.Sleep(closeGrace)
 	if u.udp != nil {
 		_ = u.udp.Close()
 	}
