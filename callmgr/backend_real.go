@@ -1,9 +1,41 @@
 package callmgr
 
-import "fmt"
+import (
+	"fmt"
 
-// newRealBackend wires the real SIP user agent, SDP, media sessions and
-// sinks.
+	"github.com/sipstream/sipstream/media/session"
+	"github.com/sipstream/sipstream/sink"
+	"github.com/sipstream/sipstream/sink/rtmpsink"
+	"github.com/sipstream/sipstream/sip"
+)
+
+// newRealBackend wires the SIP user agent (listening on cfg.ListenAddr),
+// SDP, media sessions from one port pool, the fan-out, RTMP sinks and
+// recorders.
 func newRealBackend(cfg *Config) (*backend, error) {
-	return nil, fmt.Errorf("%w: the SIP user agent is not wired into callmgr yet", ErrNotConfigured)
+	pool, err := session.NewPortPool(cfg.RTPPortMin, cfg.RTPPortMax)
+	if err != nil {
+		return nil, fmt.Errorf("callmgr: RTP ports: %w", err)
+	}
+	ua, err := sip.NewUA(sip.Config{
+		ListenAddr: cfg.ListenAddr,
+		PublicAddr: cfg.PublicIP,
+		UserAgent:  cfg.UserAgent,
+		Logger:     cfg.Logger,
+	})
+	if err != nil {
+		return nil, fmt.Errorf("callmgr: SIP user agent: %w", err)
+	}
+	mode := rtmpsink.AudioAAC
+	if cfg.RTMPAudioPassthrough {
+		mode = rtmpsink.AudioPassthrough
+	}
+	return &backend{
+		sig:        sipAdapter{ua},
+		media:      sessionFactory{pool: pool, mediaTimeout: cfg.MediaTimeout, idleTimeout: cfg.IdleTimeout},
+		sdp:        sdpAdapter{},
+		sinks:      sinkAdapter{newRTMP: func(c rtmpConfig) (sink.Sink, error) { return newRTMPSink(c, mode) }},
+		close:      ua.Close,
+		listenPort: ua.ListenPort,
+	}, nil
 }

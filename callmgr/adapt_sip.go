@@ -1,0 +1,102 @@
+package callmgr
+
+import (
+	"context"
+	"errors"
+	"time"
+
+	"github.com/sipstream/sipstream/sip"
+)
+
+// sipAdapter plugs the sip user agent in.
+type sipAdapter struct{ ua *sip.UA }
+
+func (a sipAdapter) Register(ctx context.Context, acct account) (registration, error) {
+	domain := acct.Domain
+	r, err := a.ua.Register(ctx, sip.RegisterRequest{
+		User:          acct.User,
+		AuthUser:      acct.AuthUser,
+		Password:      acct.Password,
+		Domain:        domain,
+		Registrar:     registrarAddr(acct),
+		OutboundProxy: acct.Proxy,
+		Transport:     acct.Transport,
+	})
+	if err != nil {
+		return nil, sipErr(err)
+	}
+	return r, nil
+}
+
+// registrarAddr is where REGISTER goes when SIPPort names the domain's
+// port: "domain:port" (empty otherwise: the sip package then uses the
+// outbound proxy or the domain).
+func registrarAddr(acct account) string {
+	if acct.Port == 0 || acct.Proxy != "" || hasPort(acct.Domain) {
+		return ""
+	}
+	return joinHostPort(acct.Domain, acct.Port)
+}
+
+func (a sipAdapter) Invite(ctx context.Context, req *inviteRequest) (dialog, error) {
+	hs := make([]sip.Header, len(req.Headers))
+	for i, h := range req.Headers {
+		hs[i] = sip.Header{Name: h.Name, Value: h.Value}
+	}
+	d, err := a.ua.Invite(ctx, sip.InviteRequest{
+		Callee:        req.Callee,
+		From:          req.User,
+		DisplayName:   req.DisplayName,
+		AuthUser:      req.AuthUser,
+		Password:      req.Password,
+		Domain:        req.Domain,
+		OutboundProxy: req.Proxy,
+		Port:          req.Port,
+		Transport:     req.Transport,
+		CallID:        req.CallID,
+		Headers:       hs,
+		Offer:         req.Offer,
+		OnProgress: func(p sip.Progress) {
+			req.OnProgress(p.StatusCode, p.Reason, p.SDP)
+		},
+		OnReinvite: req.OnReinvite,
+		OnDTMF: func(d rune, _ time.Duration) {
+			req.OnDTMF(d)
+		},
+	})
+	if err != nil {
+		return nil, sipErr(err)
+	}
+	return sipDialog{d}, nil
+}
+
+// sipErr turns the sip package's final answers into *SIPError (code and
+// reason for the call's status); other errors pass unchanged.
+func sipErr(err error) error {
+	var se *sip.StatusError
+	if errors.As(err, &se) {
+		return &SIPError{Code: se.Code, Reason: se.Reason, Err: err}
+	}
+	if errors.Is(err, sip.ErrTimeout) {
+		return &SIPError{Code: 408, Reason: "Request Timeout", Err: err}
+	}
+	return err
+}
+
+type sipDialog struct{ d *sip.Dialog }
+
+func (s sipDialog) AnswerSDP() []byte                         { return s.d.AnswerSDP() }
+func (s sipDialog) Done() <-chan struct{}                     { return s.d.Done() }
+func (s sipDialog) Bye(ctx context.Context) error             { return s.d.Bye(ctx) }
+func (s sipDialog) RequestKeyframe(ctx context.Context) error { return s.d.RequestKeyframe(ctx) }
+func (s sipDialog) SendDTMF(ctx context.Context, digit rune, relay bool) error {
+	return s.d.SendDTMF(ctx, digit, relay)
+}
+
+func (s sipDialog) Err() error {
+	err := s.d.Err()
+	if errors.Is(err, sip.ErrRemoteBye) {
+		return ErrRemoteHangup
+	}
+	return err
+}

@@ -1,0 +1,187 @@
+package callmgr
+
+import (
+	"context"
+	"errors"
+	"io"
+	"net"
+	"os"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+
+	"github.com/sipstream/sipstream/internal/testmedia"
+	"github.com/sipstream/sipstream/media/g711"
+	"github.com/sipstream/sipstream/rtmp"
+	"github.com/sipstream/sipstream/rtmp/flv"
+	"github.com/sipstream/sipstream/sip/siptest"
+)
+
+// rtmpServer starts our rtmp.Server on a loopback port and returns its
+// rtmp:// URL for app "live".
+func rtmpServer(t *testing.T) (*rtmp.Server, string) {
+	t.Helper()
+	srv, err := rtmp.NewServer(rtmp.ServerConfig{})
+	require.NoError(t, err)
+	l, err := net.Listen("tcp4", "127.0.0.1:0")
+	require.NoError(t, err)
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		_ = srv.Serve(l)
+	}()
+	t.Cleanup(func() {
+		_ = srv.Close()
+		<-done
+	})
+	return srv, "rtmp://" + l.Addr().String() + "/live"
+}
+
+type publishedStream struct {
+	videoSeq, audioSeq      bool
+	video, keyframes, audio int
+	firstVideoKey           bool
+	videoTS, audioTS        []uint32
+	audioFormat             uint8
+	pcm                     []int16
+}
+
+// readPublished reads tags until it has seen dur of video, or the stream
+// ends.
+func readPublished(ctx context.Context, t *testing.T, sub *rtmp.Subscription, dur time.Duration) publishedStream {
+	t.Helper()
+	var ps publishedStream
+	for {
+		tag, err := sub.ReadTag(ctx)
+		if errors.Is(err, io.EOF) {
+			return ps
+		}
+		require.NoError(t, err)
+		switch tag.Type {
+		case 9:
+			v, err := flv.ParseVideo(tag.Data)
+			require.NoError(t, err)
+			if v.SequenceHeader() {
+				ps.videoSeq = true
+				continue
+			}
+			if ps.video == 0 {
+				ps.firstVideoKey = v.Keyframe()
+			}
+			ps.video++
+			if v.Keyframe() {
+				ps.keyframes++
+			}
+			ps.videoTS = append(ps.videoTS, tag.Timestamp)
+		case 8:
+			a, err := flv.ParseAudio(tag.Data)
+			require.NoError(t, err)
+			ps.audioFormat = a.Format
+			if a.SequenceHeader() {
+				ps.audioSeq = true
+				continue
+			}
+			ps.audio++
+			ps.audioTS = append(ps.audioTS, tag.Timestamp)
+			if a.Format == 7 { // G.711 A-law
+				ps.pcm = g711.DecodeALaw(ps.pcm, a.Payload)
+			}
+		}
+		if len(ps.videoTS) > 0 && time.Duration(ps.videoTS[len(ps.videoTS)-1]-ps.videoTS[0])*time.Millisecond >= dur {
+			return ps
+		}
+	}
+}
+
+// TestEndToEnd: siptest peer (tone + H.264 clip) → Manager (real SIP, SDP,
+// media session, fan-out, RTMP sink, recorder) → our rtmp.Server.
+func TestEndToEnd(t *testing.T) {
+	for _, passthrough := range []bool{false, true} {
+		name := map[bool]string{false: "AAC", true: "G711"}[passthrough]
+		t.Run(name, func(t *testing.T) {
+			srv, url := rtmpServer(t)
+			sub := srv.Subscribe("live", "e2e", 8192)
+			defer sub.Close()
+			peer, err := siptest.NewPeer(siptest.Config{Script: siptest.Script{Audio: true, Video: true, SendSR: true, AudioCodecs: nil}})
+			require.NoError(t, err)
+			defer peer.Close()
+			log := newEventLog()
+			dir := t.TempDir()
+			m, err := New(Config{ListenAddr: "127.0.0.1:0", RTPPortMin: 20000, RTPPortMax: 20999, RecordDir: dir,
+				OnEvent: log.add, RTMPAudioPassthrough: passthrough})
+			require.NoError(t, err)
+			closed := false
+			defer func() {
+				if !closed {
+					_ = m.Close(context.Background())
+				}
+			}()
+			assert.NotZero(t, m.ListenPort("udp"))
+			ctx := ctxT(t)
+
+			c, err := m.StartCall(ctx, CallParams{CallID: "e2e", Callee: peer.URI(), RTMPURL: url, RTMPStream: "e2e",
+				HasAudio: true, HasVideo: true, Record: true})
+			require.NoError(t, err)
+			pc, err := peer.WaitCall(ctx)
+			require.NoError(t, err)
+			require.NoError(t, c.WaitEstablished(ctx))
+
+			ps := readPublished(ctx, t, sub, 3*time.Second)
+			assert.True(t, ps.videoSeq, "AVC sequence header")
+			assert.True(t, ps.firstVideoKey, "publishing starts on a keyframe")
+			assert.GreaterOrEqual(t, ps.video, 60, "≥3 s of 25 fps video")
+			assert.GreaterOrEqual(t, ps.keyframes, 2)
+			assert.Greater(t, ps.audio, 50)
+			for i := 1; i < len(ps.videoTS); i++ {
+				d := int64(ps.videoTS[i]) - int64(ps.videoTS[i-1])
+				assert.True(t, d >= 0 && d < 500, "video timestamps step %d ms", d)
+			}
+			for i := 1; i < len(ps.audioTS); i++ {
+				assert.GreaterOrEqual(t, ps.audioTS[i], ps.audioTS[i-1], "audio timestamps never go back")
+			}
+			if passthrough {
+				assert.Equal(t, uint8(7), ps.audioFormat, "A-law")
+				tone := testmedia.Goertzel(ps.pcm, 8000, 1000)
+				off := testmedia.Goertzel(ps.pcm, 8000, 1700)
+				assert.Greater(t, tone, 50*off, "the peer's 1 kHz tone reaches RTMP")
+			} else {
+				assert.Equal(t, uint8(10), ps.audioFormat, "AAC")
+				assert.True(t, ps.audioSeq, "AAC sequence header")
+			}
+			// Audio and video on one timeline: they start within 300 ms.
+			if len(ps.audioTS) > 0 && len(ps.videoTS) > 0 {
+				d := int64(ps.audioTS[0]) - int64(ps.videoTS[0])
+				assert.Less(t, abs64(d), int64(1000), "audio/video start skew %d ms", d)
+			}
+
+			require.NoError(t, m.SendDTMF(ctx, "e2e", "42", DTMFRFC2833))
+			digits, err := pc.WaitDTMF(ctx, 2)
+			require.NoError(t, err)
+			assert.Equal(t, "42", digits)
+
+			info := c.Info()
+			assert.Equal(t, SinkActive, info.RTMPStatus)
+			require.NoError(t, m.Close(ctx))
+			closed = true
+			require.NoError(t, pc.WaitBye(ctx))
+			st := log.statuses("e2e")
+			assert.Equal(t, StatusTrying, st[0])
+			assert.Contains(t, st, StatusEstablished)
+			assert.Equal(t, StatusFinish, st[len(st)-1])
+			assert.Equal(t, []SinkStatus{SinkWait, SinkActive}, log.sinkStatuses("e2e", "e2e/rtmp"))
+
+			fi, err := os.Stat(info.RecordPath)
+			require.NoError(t, err)
+			assert.Greater(t, fi.Size(), int64(20000), "recording flushed")
+		})
+	}
+}
+
+func abs64(v int64) int64 {
+	if v < 0 {
+		return -v
+	}
+	return v
+}
