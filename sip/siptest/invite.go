@@ -14,6 +14,7 @@ import (
 	"github.com/emiago/sipgo/sip"
 
 	"github.com/sipstream/sipstream/media"
+	"github.com/sipstream/sipstream/media/rtpdtmf"
 	"github.com/sipstream/sipstream/sip/sdp"
 )
 
@@ -341,7 +342,9 @@ func (c *PeerCall) startMedia() {
 	c.mu().Unlock()
 	for _, s := range streams {
 		s := s
-		if (s.kind == media.KindAudio && c.script.Audio) || (s.kind == media.KindVideo && c.script.Video) {
+		// The audio sender always runs: it carries SendDTMF's events even
+		// when the script sends no tone.
+		if s.kind == media.KindAudio || c.script.Video {
 			c.p.spawn(func() { s.send(c.script) })
 		}
 	}
@@ -416,6 +419,69 @@ func (c *PeerCall) Hangup(ctx context.Context) error {
 		return fmt.Errorf("siptest: BYE answered %d %s", res.StatusCode, res.Reason)
 	}
 	return nil
+}
+
+// SendInfo sends an INFO request in the dialog and returns an error unless
+// the caller answers 2xx.
+func (c *PeerCall) SendInfo(ctx context.Context, contentType string, body []byte) error {
+	c.mu().Lock()
+	ok := c.acked && c.end == EndNone && !c.vanished
+	c.mu().Unlock()
+	if !ok {
+		return fmt.Errorf("%w or not established", ErrCallEnded)
+	}
+	req := c.newRequest(sip.INFO)
+	req.SetBody(body)
+	req.AppendHeader(sip.NewHeader("Content-Type", contentType))
+	res, err := c.do(ctx, req)
+	if err != nil {
+		return fmt.Errorf("siptest: INFO: %w", err)
+	}
+	if res.StatusCode >= 300 {
+		return fmt.Errorf("siptest: INFO answered %d %s", res.StatusCode, res.Reason)
+	}
+	return nil
+}
+
+// SendDTMF sends digits ('0'-'9', '*', '#', 'A'-'D') to the caller as RFC
+// 4733 telephone-events on the audio stream (100 ms each, 80 ms apart, the
+// end packet three times, the audio stream's SSRC and clock), and returns
+// when the last one was sent. The audio stream must have negotiated
+// telephone-event.
+func (c *PeerCall) SendDTMF(ctx context.Context, digits string) error {
+	for _, d := range digits {
+		if _, ok := rtpdtmf.EventCode(d); !ok {
+			return fmt.Errorf("siptest: %q is not a DTMF digit", d)
+		}
+	}
+	c.mu().Lock()
+	var audio *rtpStream
+	for _, s := range c.streams {
+		if s.kind == media.KindAudio {
+			audio = s
+		}
+	}
+	ok := c.sending && c.end == EndNone && !c.vanished
+	c.mu().Unlock()
+	if audio == nil || !ok {
+		return fmt.Errorf("%w, not answered or without audio", ErrCallEnded)
+	}
+	job := dtmfJob{digits: []rune(digits), done: make(chan error, 1)}
+	select {
+	case audio.dtmf <- job:
+	case <-ctx.Done():
+		return ctx.Err()
+	case <-c.done:
+		return ErrCallEnded
+	}
+	select {
+	case err := <-job.done:
+		return err
+	case <-ctx.Done():
+		return ctx.Err()
+	case <-c.done:
+		return ErrCallEnded
+	}
 }
 
 // Hold puts the caller on hold with a re-INVITE whose offer is sendonly

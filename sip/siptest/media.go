@@ -4,6 +4,7 @@ import (
 	"crypto/rand"
 	"encoding/binary"
 	"errors"
+	"fmt"
 	"net"
 	"net/netip"
 	"sync"
@@ -29,6 +30,7 @@ type rtpStream struct {
 	rtcp     *net.UDPConn
 	keyframe atomic.Bool
 	once     sync.Once
+	dtmf     chan dtmfJob // SendDTMF requests, served by the audio sender
 
 	spec media.StreamSpec // guarded by c.p.n.mu
 }
@@ -38,7 +40,7 @@ func newStream(c *PeerCall, k media.Kind) (*rtpStream, error) {
 	if err != nil {
 		return nil, err
 	}
-	return &rtpStream{c: c, kind: k, rtp: r, rtcp: rc}, nil
+	return &rtpStream{c: c, kind: k, rtp: r, rtcp: rc, dtmf: make(chan dtmfJob)}, nil
 }
 
 // allocPair binds an even RTP port and the odd RTCP port after it.
@@ -348,8 +350,26 @@ func (s *rtpStream) audioSender(sd *sender, format media.PayloadFormat, script S
 	}
 	offset := 0
 	payload := make([]byte, samples)
+	var ev *dtmfState
 	return func(spec media.StreamSpec) {
-		if !spec.Direction.Sends() {
+		if ev == nil {
+			select {
+			case job := <-s.dtmf:
+				ev = &dtmfState{job: job}
+			default:
+			}
+		}
+		if ev != nil {
+			busy, done := ev.tick(sd, enc, spec, frame)
+			if done {
+				ev = nil
+			}
+			if busy {
+				offset += samples
+				return // no audio during an event (RFC 4733 §2.5.1.2)
+			}
+		}
+		if !spec.Direction.Sends() || !script.Audio {
 			enc.Advance(frame)
 			offset += samples
 			return
@@ -406,4 +426,81 @@ func (s *rtpStream) videoSender(sd *sender, format media.PayloadFormat) (func(me
 		idx = (idx + 1) % len(aus)
 		ts += step
 	}, time.Second / testmedia.ClipFPS
+}
+
+// dtmfJob is a SendDTMF request.
+type dtmfJob struct {
+	digits []rune
+	done   chan error
+}
+
+// dtmfState sends a dtmfJob's events from the audio sender, tick by tick.
+type dtmfState struct {
+	job   dtmfJob
+	idx   int
+	enc   *rtpdtmf.Encoder
+	sched []rtpdtmf.TimedPacket
+	next  int
+	start time.Time
+	pause time.Time
+}
+
+const (
+	dtmfDuration = 100 * time.Millisecond
+	dtmfPause    = 80 * time.Millisecond
+)
+
+// tick sends what is due. busy says an event is being sent (no audio
+// meanwhile); done that the job finished (its done channel was told).
+func (d *dtmfState) tick(sd *sender, enc *rtpaudio.Encoder, spec media.StreamSpec, frame time.Duration) (busy, done bool) {
+	now := time.Now()
+	if d.sched == nil {
+		if now.Before(d.pause) {
+			return false, false
+		}
+		if d.idx == len(d.job.digits) {
+			d.job.done <- nil
+			return false, true
+		}
+		var te media.PayloadFormat
+		for _, f := range spec.Formats {
+			if f.Codec == media.CodecTelephoneEvent {
+				te = f
+				break
+			}
+		}
+		if te.Codec == 0 {
+			d.job.done <- fmt.Errorf("siptest: no telephone-event negotiated")
+			return false, true
+		}
+		if d.enc == nil {
+			var err error
+			if d.enc, err = rtpdtmf.NewEncoder(rtpdtmf.EncoderConfig{PayloadType: te.PayloadType, SSRC: sd.ssrc, ClockRate: te.ClockRate}); err != nil {
+				d.job.done <- err
+				return false, true
+			}
+		}
+		code, _ := rtpdtmf.EventCode(d.job.digits[d.idx])
+		sched, err := d.enc.Encode(rtpdtmf.Event{Code: code, Duration: dtmfDuration, Volume: 10}, enc.Timestamp())
+		if err != nil {
+			d.job.done <- err
+			return false, true
+		}
+		d.sched, d.next, d.start = sched, 0, now
+	}
+	for d.next < len(d.sched) && now.Sub(d.start) >= d.sched[d.next].At {
+		pkt := d.sched[d.next].Packet
+		enc.Stamp(&pkt)
+		sd.write(&pkt, spec)
+		d.next++
+	}
+	if d.next == len(d.sched) {
+		// Audio resumes after the time the event took, in whole frames.
+		elapsed := now.Sub(d.start) + frame
+		enc.Advance(elapsed - elapsed%frame)
+		d.sched = nil
+		d.idx++
+		d.pause = now.Add(dtmfPause)
+	}
+	return true, false
 }

@@ -521,3 +521,44 @@ func TestSessionExpiresAndAnswerHeaders(t *testing.T) {
 	assert.Equal(t, d.InviteRequest.CallID().Value(), opts[0].Header("Call-ID"))
 	require.NoError(t, d.Bye(ctx))
 }
+
+func TestSendDTMFAndInfo(t *testing.T) {
+	p := newPeer(t, Config{Script: Script{Audio: true}})
+	u := newUAC(t, "udp")
+	ctx := testCtx(t)
+	_, err := u.call(ctx, p.URI(), u.offer(false).Marshal(), sipgo.AnswerOptions{})
+	require.NoError(t, err)
+	c, err := p.WaitCall(ctx)
+	require.NoError(t, err)
+	require.NoError(t, c.WaitEstablished(ctx))
+
+	assert.Error(t, c.SendDTMF(ctx, "1x"))
+	sent := make(chan error, 1)
+	go func() { sent <- c.SendDTMF(ctx, "12#") }()
+	dec, err := rtpdtmf.NewDecoder(rtpdtmf.DecoderConfig{})
+	require.NoError(t, err)
+	var digits []rune
+	var ssrcs = map[uint32]bool{}
+	for len(digits) < 3 {
+		for _, pk := range readRTP(t, u.audio.rtp, 1) {
+			ssrcs[pk.SSRC] = true
+			if pk.PayloadType != 101 {
+				continue
+			}
+			if ev, err := dec.Decode(pk); err == nil {
+				digits = append(digits, ev.Digit())
+			}
+		}
+	}
+	assert.Equal(t, "12#", string(digits))
+	assert.Len(t, ssrcs, 1, "events share the audio stream's SSRC")
+	require.NoError(t, <-sent)
+
+	require.NoError(t, c.SendInfo(ctx, "application/dtmf-relay", []byte("Signal=5\r\nDuration=100\r\n")))
+	select {
+	case body := <-u.infos:
+		assert.Contains(t, body, "Signal=5")
+	case <-ctx.Done():
+		t.Fatal("no INFO")
+	}
+}

@@ -40,6 +40,7 @@ type testUAC struct {
 	stopping  atomic.Bool
 	byes      chan string
 	reinvites chan string // SDP of re-INVITEs received
+	infos     chan string // bodies of INFOs received
 }
 
 // mediaSocket is an RTP socket pair of the caller.
@@ -58,7 +59,7 @@ func (m *mediaSocket) port() int { return m.rtp.LocalAddr().(*net.UDPAddr).Port 
 
 func newUAC(t *testing.T, transport string) *testUAC {
 	t.Helper()
-	u := &testUAC{t: t, served: make(chan struct{}), byes: make(chan string, 8), reinvites: make(chan string, 8)}
+	u := &testUAC{t: t, served: make(chan struct{}), byes: make(chan string, 8), reinvites: make(chan string, 8), infos: make(chan string, 8)}
 	var err error
 	u.ua, err = sipgo.NewUA(sipgo.WithUserAgent("siptest-uac"), sipgo.WithUserAgentHostname("127.0.0.1"),
 		sipgo.WithUserAgentTransportLayerOptions(sip.WithTransportLayerReadFilter(func(_ sip.TransportReadProps, b []byte) ([]byte, error) {
@@ -109,6 +110,10 @@ func newUAC(t *testing.T, transport string) *testUAC {
 		u.reinvites <- string(req.Body())
 	})
 	u.srv.OnAck(func(req *sip.Request, tx sip.ServerTransaction) {})
+	u.srv.OnInfo(func(req *sip.Request, tx sip.ServerTransaction) {
+		_ = tx.Respond(sip.NewResponseFromRequest(req, 200, "OK", nil))
+		u.infos <- string(req.Body())
+	})
 	go func() {
 		defer close(u.served)
 		if u.udp != nil {
