@@ -33,7 +33,7 @@ func BenchmarkPublish(b *testing.B) {
 						close(active)
 					}
 				}},
-				func(context.Context, *cfgOK) (publisher, error) { return discard{}, nil })
+				func(context.Context, *cfgOK) (publisher, error) { return discard{}, nil }, realClock{})
 			if err != nil {
 				b.Fatal(err)
 			}

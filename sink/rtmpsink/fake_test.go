@@ -216,7 +216,7 @@ func TestStartsOnKeyframe(t *testing.T) {
 	keyReqs := 0
 	cfg := testConfig(l)
 	cfg.RequestKeyframe = func() { mu.Lock(); keyReqs++; mu.Unlock() }
-	s, err := newSink(cfg, srv.dial)
+	s, err := newSink(cfg, srv.dial, realClock{})
 	require.NoError(t, err)
 	defer s.Close()
 	l.wait(t, StatusActive)
@@ -255,7 +255,7 @@ func TestStartsOnKeyframe(t *testing.T) {
 func TestReconnectKeepsTimelineAndResendsHeaders(t *testing.T) {
 	srv := newFakeServer()
 	l := newStatusLog()
-	s, err := newSink(testConfig(l), srv.dial)
+	s, err := newSink(testConfig(l), srv.dial, realClock{})
 	require.NoError(t, err)
 	defer s.Close()
 	l.wait(t, StatusActive)
@@ -299,7 +299,7 @@ func TestGivesUpAfterDeadline(t *testing.T) {
 	l := newStatusLog()
 	cfg := testConfig(l)
 	cfg.GiveUpAfter = 300 * time.Millisecond
-	s, err := newSink(cfg, srv.dial)
+	s, err := newSink(cfg, srv.dial, realClock{})
 	require.NoError(t, err)
 	defer s.Close()
 	l.wait(t, StatusActive)
@@ -329,7 +329,7 @@ func TestInitialConnectFails(t *testing.T) {
 	l := newStatusLog()
 	cfg := testConfig(l)
 	cfg.GiveUpAfter = 200 * time.Millisecond
-	s, err := newSink(cfg, srv.dial)
+	s, err := newSink(cfg, srv.dial, realClock{})
 	require.NoError(t, err)
 	feed(t, s, 0, 3) // dropped, no error yet
 	l.wait(t, StatusFailed)
@@ -346,7 +346,7 @@ func TestAudioOnlyPassthrough(t *testing.T) {
 	cfg := testConfig(l)
 	cfg.Video = false
 	cfg.NoGeneratedVideo = true
-	s, err := newSink(cfg, srv.dial)
+	s, err := newSink(cfg, srv.dial, realClock{})
 	require.NoError(t, err)
 	l.wait(t, StatusActive)
 	for i := 0; i < 10; i++ {
@@ -392,7 +392,7 @@ func TestAACModeConvertsAndSendsConfig(t *testing.T) {
 	cfg := testConfig(l)
 	cfg.AudioMode = AudioAAC
 	cfg.NewAAC = func() (AudioConverter, error) { return &fakeAAC{}, nil }
-	s, err := newSink(cfg, srv.dial)
+	s, err := newSink(cfg, srv.dial, realClock{})
 	require.NoError(t, err)
 	l.wait(t, StatusActive)
 	feed(t, s, 0, 5)
@@ -419,7 +419,7 @@ func TestVideoOnlyGetsSilentAAC(t *testing.T) {
 	cfg.Audio = false
 	cfg.AudioMode = AudioAAC
 	cfg.NewAAC = func() (AudioConverter, error) { return &fakeAAC{}, nil }
-	s, err := newSink(cfg, srv.dial)
+	s, err := newSink(cfg, srv.dial, realClock{})
 	require.NoError(t, err)
 	l.wait(t, StatusActive)
 	for i := 0; i < 25; i++ { // one second of video
@@ -476,7 +476,7 @@ func TestRequestsKeyframesWhenGOPTooLong(t *testing.T) {
 	cfg := testConfig(l)
 	cfg.Audio = false
 	cfg.RequestKeyframe = func() { mu.Lock(); reqs++; mu.Unlock() }
-	s, err := newSink(cfg, srv.dial)
+	s, err := newSink(cfg, srv.dial, realClock{})
 	require.NoError(t, err)
 	l.wait(t, StatusActive)
 	mu.Lock()
@@ -507,7 +507,7 @@ func TestAudioOnlyGetsGeneratedVideo(t *testing.T) {
 	l := newStatusLog()
 	cfg := testConfig(l)
 	cfg.Video = false
-	s, err := newSink(cfg, srv.dial)
+	s, err := newSink(cfg, srv.dial, realClock{})
 	require.NoError(t, err)
 	l.wait(t, StatusActive)
 	start := 30 * time.Second  // the sink joins late in the call
@@ -542,7 +542,7 @@ func TestAACModeTranscodesG711(t *testing.T) {
 	l := newStatusLog()
 	cfg := testConfig(l)
 	cfg.AudioMode = AudioAAC // the real media/transcode ToAAC
-	s, err := newSink(cfg, srv.dial)
+	s, err := newSink(cfg, srv.dial, realClock{})
 	require.NoError(t, err)
 	l.wait(t, StatusActive)
 	feed(t, s, 0, 50) // 2 s
@@ -572,7 +572,7 @@ func TestVideoOnlySilenceStartsAtVideo(t *testing.T) {
 	cfg := testConfig(l)
 	cfg.Audio = false
 	cfg.AudioMode = AudioAAC
-	s, err := newSink(cfg, srv.dial)
+	s, err := newSink(cfg, srv.dial, realClock{})
 	require.NoError(t, err)
 	l.wait(t, StatusActive)
 	for i := 0; i < 50; i++ { // 2 s of video, 60 s into the call

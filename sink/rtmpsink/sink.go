@@ -84,6 +84,7 @@ type Stats struct {
 type Sink struct {
 	cfg  cfgOK
 	dial dialFunc
+	clk  clock
 
 	cancel context.CancelFunc
 	lost   chan error // writer → manager: the connection failed
@@ -123,10 +124,22 @@ type writer struct {
 
 // New validates cfg and starts connecting in the background (status WAIT).
 func New(cfg Config) (*Sink, error) {
-	return newSink(cfg, dialRTMP)
+	return newSink(cfg, dialRTMP, realClock{})
 }
 
-func newSink(cfg Config, dial dialFunc) (*Sink, error) {
+// clock is the sink's time source: backoff, give-up deadline and keyframe
+// waits. Tests drive a fake one.
+type clock interface {
+	Now() time.Time
+	After(d time.Duration) <-chan time.Time
+}
+
+type realClock struct{}
+
+func (realClock) Now() time.Time                         { return time.Now() }
+func (realClock) After(d time.Duration) <-chan time.Time { return time.After(d) }
+
+func newSink(cfg Config, dial dialFunc, clk clock) (*Sink, error) {
 	c, err := cfg.validate()
 	if err != nil {
 		return nil, err
@@ -134,6 +147,7 @@ func newSink(cfg Config, dial dialFunc) (*Sink, error) {
 	s := &Sink{
 		cfg:    c,
 		dial:   dial,
+		clk:    clk,
 		lost:   make(chan error, 1),
 		done:   make(chan struct{}),
 		status: StatusWait,
@@ -203,7 +217,7 @@ func (s *Sink) setStatus(st Status, reason string) {
 func (s *Sink) run(ctx context.Context) {
 	defer close(s.done)
 	s.setStatus(StatusWait, "")
-	deadline := time.Now().Add(s.cfg.GiveUpAfter)
+	deadline := s.clk.Now().Add(s.cfg.GiveUpAfter)
 	backoff := s.cfg.BackoffMin
 	everConnected := false
 	for {
@@ -233,12 +247,12 @@ func (s *Sink) run(ctx context.Context) {
 			case err = <-s.lost:
 			}
 			s.setStatus(StatusLost, s.redact(err))
-			deadline = time.Now().Add(s.cfg.GiveUpAfter)
+			deadline = s.clk.Now().Add(s.cfg.GiveUpAfter)
 			backoff = s.cfg.BackoffMin
 			continue // first retry at once
 		}
 		wait := jitter(backoff)
-		if time.Now().Add(wait).After(deadline) {
+		if s.clk.Now().Add(wait).After(deadline) {
 			what := "could not connect"
 			if everConnected {
 				what = "could not reconnect"
@@ -250,12 +264,10 @@ func (s *Sink) run(ctx context.Context) {
 			s.setStatus(StatusFailed, reason)
 			return
 		}
-		t := time.NewTimer(wait)
 		select {
 		case <-ctx.Done():
-			t.Stop()
 			return
-		case <-t.C:
+		case <-s.clk.After(wait):
 		}
 		backoff = min(backoff*2, s.cfg.BackoffMax)
 	}
@@ -292,8 +304,8 @@ func (s *Sink) WriteFrame(f *media.Frame) error {
 		w.gen = gen
 		w.setupDone = false
 		w.videoReady = false
-		w.waitSince = time.Now()
-		w.lastKeyReq = time.Now() // the manager just asked for one
+		w.waitSince = s.clk.Now()
+		w.lastKeyReq = w.waitSince // the manager just asked for one
 		if w.conv != nil {
 			// The AAC stream restarts at the next frame's time instead of
 			// filling the outage with a burst of old audio.
@@ -311,7 +323,7 @@ func (s *Sink) WriteFrame(f *media.Frame) error {
 		switch {
 		case video && f.Keyframe:
 			w.videoReady = true
-		case video || time.Since(w.waitSince) < s.cfg.KeyframeTimeout:
+		case video || s.clk.Now().Sub(w.waitSince) < s.cfg.KeyframeTimeout:
 			s.count(0, 1)
 			s.maybeRequestKeyframe()
 			return nil
@@ -326,10 +338,11 @@ func (s *Sink) WriteFrame(f *media.Frame) error {
 }
 
 func (s *Sink) maybeRequestKeyframe() {
-	if s.cfg.RequestKeyframe == nil || time.Since(s.w.lastKeyReq) < time.Second {
+	now := s.clk.Now()
+	if s.cfg.RequestKeyframe == nil || now.Sub(s.w.lastKeyReq) < time.Second {
 		return
 	}
-	s.w.lastKeyReq = time.Now()
+	s.w.lastKeyReq = now
 	s.cfg.RequestKeyframe()
 }
 
