@@ -99,7 +99,8 @@ type Config struct {
 	// OnStatus is called on every status change with a reason for LOST and
 	// FAILED (never containing the stream key or URL credentials). Calls
 	// come from one goroutine owned by the sink, in order; it must not
-	// block for long. Nil means statuses are only visible through Status.
+	// block for long and must not call the sink's Close (Close waits for
+	// that goroutine). Nil means statuses are only visible through Status.
 	OnStatus func(s Status, reason string)
 
 	// BackoffMin and BackoffMax bound the exponential backoff between
