@@ -42,6 +42,8 @@ func (sinkAdapter) NewRecorder(path, format string, audio, video bool) (sink.Sin
 	switch format {
 	case "mkv":
 		return record.NewMKV(path, cfg)
+	case "flv":
+		return record.NewFLV(path, cfg)
 	default:
 		return nil, fmt.Errorf("%w: record format %q", ErrNotConfigured, format)
 	}

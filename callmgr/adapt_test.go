@@ -97,3 +97,34 @@ func TestRealSDPFanoutRecorder(t *testing.T) {
 	assert.True(t, bytes.Contains(b, []byte("V_MPEG4/ISO/AVC")), "H.264 track")
 	assert.True(t, bytes.Contains(b, []byte("A_MS/ACM")), "A-law track")
 }
+
+// TestRecordFLV records a call as FLV through the real recorder.
+func TestRecordFLV(t *testing.T) {
+	w := newFakeWorld()
+	e := newTestEnv(t, func(c *Config) { c.backend = w.realBackend(); c.RecordFormat = "flv" })
+	e.w = w
+	ctx := ctxT(t)
+	c, err := e.m.StartCall(ctx, CallParams{CallID: "flv1", Callee: "answer@h", Record: true})
+	require.NoError(t, err)
+	require.NoError(t, c.WaitEstablished(ctx))
+	path := c.Info().RecordPath
+	assert.True(t, strings.HasSuffix(path, ".flv"), path)
+	sess := w.session("flv1")
+	for i, au := range testmedia.ClipAccessUnits()[:50] {
+		var avcc []byte
+		for _, n := range au.NALUs {
+			avcc = append(avcc, byte(len(n)>>24), byte(len(n)>>16), byte(len(n)>>8), byte(len(n)))
+			avcc = append(avcc, n...)
+		}
+		pts := time.Duration(i) * 40 * time.Millisecond
+		sess.frame(media.Frame{Codec: media.CodecH264, PTS: pts, DTS: pts, Keyframe: au.Keyframe, Payload: avcc, ClockRate: 90000})
+		sess.frame(media.Frame{Codec: media.CodecPCMA, PTS: pts, DTS: pts, Keyframe: true, Payload: bytes.Repeat([]byte{0xD5}, 320),
+			ClockRate: 8000, Channels: 1, Duration: 40 * time.Millisecond})
+	}
+	require.NoError(t, c.Terminate(ctx))
+	waitDone(t, c)
+	b, err := os.ReadFile(path)
+	require.NoError(t, err)
+	require.Greater(t, len(b), 10000)
+	assert.Equal(t, "FLV", string(b[:3]))
+}
