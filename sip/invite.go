@@ -410,6 +410,9 @@ func (ua *UA) invite(ctx context.Context, cl *sipgo.Client, d *Dialog, r *Invite
 			case res.IsSuccess():
 				tx.Terminate()
 				if err := d.established(req, res); err != nil {
+					if errors.Is(err, ErrClosed) {
+						return nil, ErrClosed // the UA closed while the call was being answered
+					}
 					log.Warn("sip: bad 2xx", "err", err)
 				}
 				if ctxErr != nil {

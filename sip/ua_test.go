@@ -681,3 +681,87 @@ func TestRegister(t *testing.T) {
 	_, err = ua.Register(testCtx(t), RegisterRequest{User: "10 00", Domain: p.addr()})
 	assert.ErrorIs(t, err, ErrInvalidParams)
 }
+
+func TestEarlyMediaProgress(t *testing.T) {
+	p := newTestPeer(t)
+	p.setInvite(func(p *testPeer, req *sipgox.Request, tx sipgox.ServerTransaction) {
+		early := sipgox.NewResponseFromRequest(req, 183, "Session Progress", []byte(peerSDP))
+		early.AppendHeader(sipgox.NewHeader("Content-Type", "application/sdp"))
+		_ = tx.Respond(early)
+		time.Sleep(20 * time.Millisecond)
+		res := sipgox.NewResponseFromRequest(req, 486, "Busy Here", nil)
+		res.To().Params.Add("tag", early.To().Params.GetOr("tag", ""))
+		_ = tx.Respond(res)
+	})
+	ua := newTestUA(t)
+	var got []Progress
+	r := basicInvite(p)
+	r.OnProgress = func(pr Progress) { got = append(got, pr) }
+	_, err := ua.Invite(testCtx(t), r)
+	assert.ErrorIs(t, err, ErrBusy)
+	var early *Progress
+	for i := range got {
+		if got[i].StatusCode == 183 {
+			early = &got[i]
+		}
+	}
+	require.NotNil(t, early, "183 reported")
+	assert.Equal(t, peerSDP, string(early.SDP))
+	assert.Equal(t, "Session Progress", early.Reason)
+}
+
+func TestCancelBeforeAnyResponse(t *testing.T) {
+	// The peer answers 180 only after a delay; the caller gives up before.
+	// CANCEL must follow the first provisional response (RFC 3261 §9.1).
+	p := newTestPeer(t)
+	p.setInvite(func(p *testPeer, req *sipgox.Request, tx sipgox.ServerTransaction) {
+		tx.OnCancel(func(r *sipgox.Request) { p.record(r) })
+		time.Sleep(300 * time.Millisecond)
+		_ = tx.Respond(sipgox.NewResponseFromRequest(req, 180, "Ringing", nil))
+		select {
+		case <-tx.Done():
+		case <-time.After(15 * time.Second):
+		}
+	})
+	ua := newTestUA(t)
+	ctx, cancel := context.WithCancel(context.Background())
+	cancel()
+	_, err := ua.Invite(ctx, basicInvite(p))
+	assert.ErrorIs(t, err, context.Canceled)
+	p.waitReq(sipgox.CANCEL, 1)
+}
+
+func TestConcurrentCalls(t *testing.T) {
+	p := newTestPeer(t)
+	ua := newTestUA(t)
+	const n = 8
+	var wg sync.WaitGroup
+	errs := make(chan error, n)
+	for i := 0; i < n; i++ {
+		wg.Add(1)
+		go func(i int) {
+			defer wg.Done()
+			ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+			defer cancel()
+			r := basicInvite(p)
+			r.CallID = fmt.Sprintf("conc-%d", i)
+			d, err := ua.Invite(ctx, r)
+			if err != nil {
+				errs <- err
+				return
+			}
+			if err := d.SendDTMF(ctx, '1', false); err != nil {
+				errs <- err
+			}
+			if err := d.Bye(ctx); err != nil {
+				errs <- err
+			}
+		}(i)
+	}
+	wg.Wait()
+	close(errs)
+	for err := range errs {
+		t.Error(err)
+	}
+	assert.Equal(t, n, p.count(sipgox.BYE))
+}
