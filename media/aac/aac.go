@@ -95,12 +95,14 @@ type Encoder struct {
 
 // channel is the per-channel state and per-frame work space.
 type channel struct {
-	hist    [2 * FrameSamples]float64 // the window of the next frame: two blocks of input
-	ahead   [FrameSamples]float64     // the block after it (look-ahead for window switching)
+	hist    [2 * FrameSamples]float64                // the window of the next frame: two blocks of input
+	ahead   [FrameSamples]float64                    // the block after it (look-ahead for window switching)
+	segE    [3 * FrameSamples / transientSeg]float64 // transient detector: energy per segment of hist+ahead
 	spec    [FrameSamples]float64
 	xp      [FrameSamples]float64 // |spec|^(3/4)
 	q       [FrameSamples]int32
 	bandMax [64]float64 // max xp per band
+	xpReady [64]bool    // xp holds the band's values
 	sfMin   [64]int     // smallest scalefactor that keeps |q| ≤ 8191
 	sf      [64]int
 	cb      [64]int
@@ -259,12 +261,16 @@ func (e *Encoder) push(out [][]byte, pcm []int16) [][]byte {
 // with the block before it is encoded (the look-ahead decides whether the
 // next frame needs short windows), then the block moves into the window.
 func (e *Encoder) blockDone(out [][]byte) [][]byte {
+	for _, ch := range e.ch {
+		ch.segmentEnergies()
+	}
 	if e.haveBlock {
 		out = append(out, e.encodeFrame())
 	}
 	for _, ch := range e.ch {
 		copy(ch.hist[:FrameSamples], ch.hist[FrameSamples:])
 		copy(ch.hist[FrameSamples:], ch.ahead[:])
+		copy(ch.segE[:], ch.segE[FrameSamples/transientSeg:])
 	}
 	e.haveBlock = true
 	e.fill = 0
@@ -295,6 +301,7 @@ func (e *Encoder) Flush() ([][]byte, error) {
 	}
 	for _, ch := range e.ch {
 		clear(ch.hist[:])
+		clear(ch.segE[:])
 	}
 	e.fill, e.reservoir, e.haveBlock, e.lastG = 0, 0, false, 0
 	e.seq, e.shortPending = onlyLong, false

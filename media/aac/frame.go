@@ -165,25 +165,22 @@ func (e *Encoder) msMask(maxSfb int) int {
 	return 1
 }
 
-// analyse prepares one channel's per-band quantiser inputs.
+// analyse prepares one channel's per-band quantiser inputs: the largest
+// |x|^(3/4) of each band and the smallest scalefactor that keeps it codable.
+// The per-line |x|^(3/4) are computed when a band is first quantised to
+// something other than zero (most bands of band-limited input never are).
 func (e *Encoder) analyse(ch *channel) {
-	// Only the coded bandwidth matters below.
-	top := int(e.swb[e.nb])
-	for i, v := range ch.spec[:top] {
-		if v == 0 {
-			ch.xp[i] = 0
-			continue
-		}
-		a := math.Abs(v)
-		ch.xp[i] = math.Sqrt(a * math.Sqrt(a)) // a^(3/4)
-	}
 	for b := 0; b < e.nb; b++ {
-		m := 0.0
-		for _, v := range ch.xp[e.swb[b]:e.swb[b+1]] {
-			if v > m {
-				m = v
+		ch.xpReady[b] = false
+		a := 0.0
+		for _, v := range ch.spec[e.swb[b]:e.swb[b+1]] {
+			if v > a {
+				a = v
+			} else if -v > a {
+				a = -v
 			}
 		}
+		m := math.Sqrt(a * math.Sqrt(a)) // a^(3/4)
 		ch.bandMax[b] = m
 		ch.sfMin[b] = 0
 		if m*qScale[0]+roundBias > maxQuant {
@@ -240,6 +237,13 @@ func (e *Encoder) quantise(ch *channel, g int) int {
 		}
 		m := int32(0)
 		xp, spec := ch.xp[lo:hi], ch.spec[lo:hi]
+		if !ch.xpReady[b] {
+			for i, v := range spec {
+				a := math.Abs(v)
+				xp[i] = math.Sqrt(a * math.Sqrt(a)) // a^(3/4)
+			}
+			ch.xpReady[b] = true
+		}
 		for i, v := range xp {
 			qi := int32(v*scale + roundBias)
 			if qi > maxQuant {

@@ -124,6 +124,9 @@ func (f *fft) forward(re, im []float64) {
 		for start := 0; start < n; start += 2 * half {
 			r0, i0 := re[start:start+half], im[start:start+half]
 			r1, i1 := re[start+half:start+2*half], im[start+half:start+2*half]
+			// Equal lengths, stated so the compiler drops bounds checks.
+			i0, r1, i1 = i0[:len(r0)], r1[:len(r0)], i1[:len(r0)]
+			wc, ws := wc[:len(r0)], ws[:len(r0)]
 			for k := range r0 {
 				wr, wi := wc[k], ws[k]
 				tr := r1[k]*wr - i1[k]*wi

@@ -83,24 +83,8 @@ func makeWindows() *windows {
 // a 64-sample segment jumping above ten times the mean of the eight before
 // it, and above about −40 dBFS.
 func detectTransient(ch *channel) bool {
-	const seg = 64
-	var e [3 * FrameSamples / seg]float64
-	prev := ch.hist[0]
-	for s := range e {
-		var sum float64
-		for i := s * seg; i < (s+1)*seg; i++ {
-			var x float64
-			if i < 2*FrameSamples {
-				x = ch.hist[i]
-			} else {
-				x = ch.ahead[i-2*FrameSamples]
-			}
-			d := x - prev
-			prev = x
-			sum += d * d
-		}
-		e[s] = sum
-	}
+	const seg = transientSeg
+	e := &ch.segE
 	for s := (FrameSamples + shortStart) / seg; s < (2*FrameSamples+shortStart+shortSamples)/seg; s++ {
 		var mean float64
 		for k := s - 8; k < s; k++ {
@@ -112,6 +96,27 @@ func detectTransient(ch *channel) bool {
 		}
 	}
 	return false
+}
+
+// transientSeg is the segment length of the transient detector.
+const transientSeg = 64
+
+// segmentEnergies stores the high-passed energy of each 64-sample segment
+// of the look-ahead block in segE[32:48] (segE[0:32] hold the window's two
+// blocks, computed when they were look-ahead).
+func (ch *channel) segmentEnergies() {
+	const seg = transientSeg
+	prev := ch.hist[2*FrameSamples-1]
+	base := 2 * FrameSamples / seg
+	for s := 0; s < FrameSamples/seg; s++ {
+		var sum float64
+		for _, x := range ch.ahead[s*seg : (s+1)*seg] {
+			d := x - prev
+			prev = x
+			sum += d * d
+		}
+		ch.segE[base+s] = sum
+	}
 }
 
 // chooseSequence sets the window sequence of the frame about to be coded

@@ -207,18 +207,49 @@ func (r *Resampler) run(dst []int16) []int16 {
 	dst = dst[:start+count*ch]
 	out := dst[start:]
 	o := 0
-	for r.idx+taps <= r.n {
-		row := r.coef[r.phase*taps : (r.phase+1)*taps]
-		for c := 0; c < ch; c++ {
-			out[o] = clip(dot(row, r.buf[c][r.idx:r.idx+taps]))
+	phase, idx, l, m, n := r.phase, r.idx, r.l, r.m, r.n
+	coef := r.coef
+	if ch == 1 {
+		buf := r.buf[0][:n]
+		for o < len(out) && idx+taps <= n {
+			// dot(), inlined by hand: this loop is the hot path of the
+			// telephone-to-AAC transcode.
+			a := coef[phase*taps : phase*taps+taps]
+			b := buf[idx : idx+taps]
+			var s0, s1, s2, s3 float32
+			for len(a) >= 8 && len(b) >= 8 {
+				s0 += a[0]*b[0] + a[4]*b[4]
+				s1 += a[1]*b[1] + a[5]*b[5]
+				s2 += a[2]*b[2] + a[6]*b[6]
+				s3 += a[3]*b[3] + a[7]*b[7]
+				a, b = a[8:], b[8:]
+			}
+			for i := 0; i < len(a) && i < len(b); i++ {
+				s0 += a[i] * b[i]
+			}
+			out[o] = clip((s0 + s1) + (s2 + s3))
 			o++
+			phase += m
+			for phase >= l {
+				phase -= l
+				idx++
+			}
 		}
-		r.phase += r.m
-		for r.phase >= r.l {
-			r.phase -= r.l
-			r.idx++
+	} else {
+		for idx+taps <= n {
+			row := coef[phase*taps : phase*taps+taps]
+			for c := 0; c < ch; c++ {
+				out[o] = clip(dot(row, r.buf[c][idx:idx+taps]))
+				o++
+			}
+			phase += m
+			for phase >= l {
+				phase -= l
+				idx++
+			}
 		}
 	}
+	r.phase, r.idx = phase, idx
 	dst = dst[:start+o]
 	// Drop what no later output needs.
 	if r.idx > 0 {
@@ -234,14 +265,14 @@ func (r *Resampler) run(dst []int16) []int16 {
 func dot(a, b []float32) float32 {
 	b = b[:len(a)]
 	var s0, s1, s2, s3 float32
-	i := 0
-	for ; i+4 <= len(a); i += 4 {
-		s0 += a[i] * b[i]
-		s1 += a[i+1] * b[i+1]
-		s2 += a[i+2] * b[i+2]
-		s3 += a[i+3] * b[i+3]
+	for len(a) >= 8 && len(b) >= 8 {
+		s0 += a[0]*b[0] + a[4]*b[4]
+		s1 += a[1]*b[1] + a[5]*b[5]
+		s2 += a[2]*b[2] + a[6]*b[6]
+		s3 += a[3]*b[3] + a[7]*b[7]
+		a, b = a[8:], b[8:]
 	}
-	for ; i < len(a); i++ {
+	for i := range a {
 		s0 += a[i] * b[i]
 	}
 	return (s0 + s1) + (s2 + s3)
