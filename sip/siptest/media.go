@@ -282,7 +282,7 @@ func (s *rtpStream) send(script Script) {
 	case media.CodecPCMA, media.CodecPCMU, media.CodecOpus:
 		tick, interval = s.audioSender(sd, format, script)
 	case media.CodecH264:
-		tick, interval = s.videoSender(sd, format)
+		tick, interval = s.videoSender(sd, format, script)
 	default:
 		return
 	}
@@ -376,7 +376,15 @@ func (s *rtpStream) audioSender(sd *sender, format media.PayloadFormat, script S
 		}
 		p := silence
 		if format.Codec != media.CodecOpus {
-			pcm := testmedia.Tone(freq, int(format.ClockRate), offset, samples, 0.5)
+			var pcm []int16
+			if n := len(script.AudioPCM); n > 0 {
+				pcm = make([]int16, samples)
+				for i := range pcm {
+					pcm[i] = script.AudioPCM[(offset+i)%n]
+				}
+			} else {
+				pcm = testmedia.Tone(freq, int(format.ClockRate), offset, samples, 0.5)
+			}
 			for i, x := range pcm {
 				if format.Codec == media.CodecPCMA {
 					payload[i] = linearToALaw(x)
@@ -396,7 +404,7 @@ func (s *rtpStream) audioSender(sd *sender, format media.PayloadFormat, script S
 	}, frame
 }
 
-func (s *rtpStream) videoSender(sd *sender, format media.PayloadFormat) (func(media.StreamSpec), time.Duration) {
+func (s *rtpStream) videoSender(sd *sender, format media.PayloadFormat, script Script) (func(media.StreamSpec), time.Duration) {
 	enc, err := rtph264.NewEncoder(rtph264.EncoderConfig{
 		PayloadType: format.PayloadType, SSRC: sd.ssrc, InitialSequenceNumber: uint16(randUint32()),
 	})
@@ -404,11 +412,28 @@ func (s *rtpStream) videoSender(sd *sender, format media.PayloadFormat) (func(me
 		return nil, 0
 	}
 	aus := testmedia.ClipAccessUnits()
-	const step = rtph264.ClockRate / testmedia.ClipFPS
+	fps := testmedia.ClipFPS
+	if len(script.VideoClip) > 0 {
+		aus = make([]testmedia.AccessUnit, len(script.VideoClip))
+		for i, nalus := range script.VideoClip {
+			aus[i].NALUs = nalus
+			for _, n := range nalus {
+				aus[i].Keyframe = aus[i].Keyframe || testmedia.NALType(n) == rtph264.NALTypeIDR
+			}
+		}
+		if script.VideoFPS > 0 {
+			fps = script.VideoFPS
+		}
+	}
+	hasKey := false
+	for _, au := range aus {
+		hasKey = hasKey || au.Keyframe
+	}
+	step := uint32(rtph264.ClockRate / fps)
 	idx := 0
 	ts := sd.ts0
 	return func(spec media.StreamSpec) {
-		if s.keyframe.Swap(false) && !aus[idx].Keyframe {
+		if s.keyframe.Swap(false) && hasKey && !aus[idx].Keyframe {
 			for !aus[idx].Keyframe {
 				idx = (idx + 1) % len(aus)
 			}
@@ -425,7 +450,7 @@ func (s *rtpStream) videoSender(sd *sender, format media.PayloadFormat) (func(me
 		}
 		idx = (idx + 1) % len(aus)
 		ts += step
-	}, time.Second / testmedia.ClipFPS
+	}, time.Second / time.Duration(fps)
 }
 
 // dtmfJob is a SendDTMF request.

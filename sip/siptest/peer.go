@@ -95,10 +95,20 @@ type Script struct {
 	Audio bool
 	// ToneHz is the tone's frequency. Zero means 1000 Hz.
 	ToneHz float64
+	// AudioPCM, when not empty, is sent instead of the tone: 16-bit mono
+	// samples at the codec's rate (8 kHz for G.711), looped.
+	AudioPCM []int16
 	// Video streams the H.264 test clip (320x240, 25 fps, an IDR every
 	// second) in a loop at real-time pace when H.264 is negotiated. A PLI,
 	// FIR or INFO picture_fast_update makes it jump to the next IDR.
 	Video bool
+	// VideoClip, when not empty, is streamed instead of the test clip: one
+	// access unit per element, as its NAL units without start codes (SPS
+	// and PPS in front of each IDR), at VideoFPS. It should start with an
+	// IDR. The slices are read, never modified.
+	VideoClip [][][]byte
+	// VideoFPS is VideoClip's frame rate. Zero means 25.
+	VideoFPS int
 	// AnswerHeaders are added to the 18x and 200 responses to the INVITE.
 	AnswerHeaders []Header
 	// SessionExpires, when not zero, asks for RFC 4028 session timers: the

@@ -562,3 +562,38 @@ func TestSendDTMFAndInfo(t *testing.T) {
 		t.Fatal("no INFO")
 	}
 }
+
+func TestCustomMedia(t *testing.T) {
+	var clip [][][]byte
+	for _, au := range testmedia.ClipAccessUnits()[:25] {
+		clip = append(clip, au.NALUs)
+	}
+	p := newPeer(t, Config{Script: Script{
+		Audio: true, AudioPCM: testmedia.Tone(400, 8000, 0, 8000, 0.5),
+		Video: true, VideoClip: clip, VideoFPS: 50,
+	}})
+	u := newUAC(t, "udp")
+	ctx := testCtx(t)
+	_, err := u.call(ctx, p.URI(), u.offer(true).Marshal(), sipgo.AnswerOptions{})
+	require.NoError(t, err)
+	var pcm []int16
+	for _, pk := range readRTP(t, u.audio.rtp, 25) {
+		for _, b := range pk.Payload {
+			pcm = append(pcm, alawToLinear(b))
+		}
+	}
+	assert.Greater(t, testmedia.Goertzel(pcm, 8000, 400), 0.8)
+	dec, err := rtph264.NewDecoder(rtph264.DecoderConfig{})
+	require.NoError(t, err)
+	var stamps []uint32
+	for len(stamps) < 5 {
+		for _, pk := range readRTP(t, u.video.rtp, 1) {
+			if _, ts, err := dec.Decode(pk); err == nil {
+				stamps = append(stamps, ts)
+			}
+		}
+	}
+	for i := 1; i < len(stamps); i++ {
+		assert.Equal(t, uint32(1800), stamps[i]-stamps[i-1])
+	}
+}
