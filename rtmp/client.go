@@ -148,12 +148,10 @@ func Dial(ctx context.Context, rawURL string, cfg ClientConfig) (*Client, error)
 	if err != nil {
 		return nil, fmt.Errorf("rtmp: dial %s: %w", u.Host, err)
 	}
-	// Cancelling ctx aborts whatever blocks below.
+	// The end of ctx (cancel or DialTimeout) aborts whatever blocks
+	// below; ctx.Err() is then set before any I/O fails.
 	stop := context.AfterFunc(ctx, func() { _ = nc.SetDeadline(time.Unix(1, 0)) })
 	defer stop()
-	if dl, ok := ctx.Deadline(); ok {
-		_ = nc.SetDeadline(dl)
-	}
 	if u.Scheme == "rtmps" {
 		tc := cfg.TLSConfig.Clone()
 		if tc == nil {
@@ -187,12 +185,22 @@ func Dial(ctx context.Context, rawURL string, cfg ClientConfig) (*Client, error)
 // ctxErr prefers the context's error when it explains a failed I/O.
 func ctxErr(ctx context.Context, err error) error {
 	if ctx.Err() != nil {
-		return fmt.Errorf("%w (%v)", ctx.Err(), err)
+		return fmt.Errorf("%w: %w", ctx.Err(), err)
 	}
 	return err
 }
 
 func (c *Client) publishSequence() error {
+	stage := "handshake"
+	err := c.publishSteps(&stage)
+	var pe *PublishError
+	if err != nil && !errors.As(err, &pe) {
+		err = &PublishError{Stage: stage, Err: err}
+	}
+	return err
+}
+
+func (c *Client) publishSteps(stage *string) error {
 	br := bufio.NewReaderSize(c.nc, 16<<10)
 	if err := handshake.Client(struct {
 		io.Reader
@@ -200,6 +208,7 @@ func (c *Client) publishSequence() error {
 	}{br, c.nc}, 0); err != nil {
 		return err
 	}
+	*stage = "connect"
 	c.conn = newConn(c.nc, br, 0) // the Dial deadline applies until publishing starts
 	if err := c.conn.setChunkSize(c.cfg.ChunkSize); err != nil {
 		return err
@@ -219,6 +228,7 @@ func (c *Client) publishSequence() error {
 	// Pipelined: Wowza never answers releaseStream and FCPublish, so
 	// only createStream's answer is awaited.
 	name := u.Stream
+	*stage = "createStream"
 	if err := c.conn.writeCommand(csidCommand, 0, chunk.TypeCommandAMF0, "releaseStream", 2, nil, name); err != nil {
 		return err
 	}
@@ -242,6 +252,7 @@ func (c *Client) publishSequence() error {
 		return &PublishError{Stage: "createStream", Code: "_result", Description: "invalid stream ID"}
 	}
 	c.streamID = uint32(id)
+	*stage = "publish"
 	if err := c.conn.writeCommand(csidCommand, c.streamID, chunk.TypeCommandAMF0, "publish", 5, nil, name, "live"); err != nil {
 		return err
 	}
@@ -258,10 +269,7 @@ func (c *Client) await(stage string, txn float64) (command, error) {
 	for {
 		m, err := c.conn.readMessage()
 		if err != nil {
-			if err == io.EOF || errors.Is(err, io.ErrUnexpectedEOF) {
-				return command{}, &PublishError{Stage: stage, Err: err}
-			}
-			return command{}, fmt.Errorf("rtmp: %s: %w", stage, err)
+			return command{}, &PublishError{Stage: stage, Err: err}
 		}
 		if m.Type != chunk.TypeCommandAMF0 && m.Type != chunk.TypeCommandAMF3 {
 			continue

@@ -25,8 +25,8 @@ var (
 
 // PublishError says why a server refused or ended a publication.
 type PublishError struct {
-	// Stage is the command that failed: "connect", "createStream",
-	// "publish", or "stream" once publishing had started.
+	// Stage is the step that failed: "handshake", "connect",
+	// "createStream", "publish", or "stream" once publishing had started.
 	Stage string
 	// Code is the status code the server sent ("NetStream.Publish.BadName",
 	// "NetConnection.Connect.Rejected", ...) or "_error" for an _error
