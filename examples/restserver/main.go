@@ -158,6 +158,9 @@ func run(ctx context.Context, args []string, getenv func(string) string, stderr 
 		}
 	}
 	if startErr == nil {
+		if host, _, err := net.SplitHostPort(sipAddr); err == nil && m.ListenPort("udp") != 0 {
+			sipAddr = net.JoinHostPort(host, fmt.Sprint(m.ListenPort("udp")))
+		}
 		log.Info("ready", "sip", sipAddr, "rtp-ports", cfg.RTPPorts, "demo", cfg.Demo, "page", pageURLs[0])
 		if demo != nil {
 			demo.printBanner(stderr, pageURLs)

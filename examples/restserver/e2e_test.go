@@ -1,0 +1,274 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"net"
+	"net/http"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/pion/webrtc/v4"
+	"github.com/stretchr/testify/require"
+
+	"github.com/sipstream/sipstream/rtmp"
+	"github.com/sipstream/sipstream/sip/siptest"
+)
+
+// startRTMPServer is an rtmp.Server on a free loopback port; it returns the
+// server and its application URL rtmp://127.0.0.1:PORT/live.
+func startRTMPServer(t *testing.T) (*rtmp.Server, string) {
+	t.Helper()
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	require.NoError(t, err)
+	s, err := rtmp.NewServer(rtmp.ServerConfig{})
+	require.NoError(t, err)
+	var wg sync.WaitGroup
+	wg.Add(1)
+	go func() {
+		defer wg.Done()
+		if err := s.Serve(l); err != nil && !errors.Is(err, rtmp.ErrServerClosed) {
+			t.Errorf("rtmp server: %v", err)
+		}
+	}()
+	t.Cleanup(func() {
+		_ = s.Close()
+		wg.Wait()
+	})
+	return s, "rtmp://" + l.Addr().String() + "/live"
+}
+
+func startPeer(t *testing.T, script siptest.Script) *siptest.Peer {
+	t.Helper()
+	p, err := siptest.NewPeer(siptest.Config{Addr: "127.0.0.1:0", Script: script})
+	require.NoError(t, err)
+	t.Cleanup(func() { _ = p.Close() })
+	return p
+}
+
+// The whole server in-process, as a user runs it, against a siptest callee
+// and our RTMP server: startup → ESTABLISHED and RTMP_STREAM_ACTIVE with
+// audio and video published → DTMF in both ways reaches the callee →
+// terminate sends BYE → the webhook got the statuses in order.
+func TestEndToEndCall(t *testing.T) {
+	peer := startPeer(t, siptest.Script{Audio: true, Video: true, SendSR: true})
+	rs, rtmpURL := startRTMPServer(t)
+	hook := newWebhookRecorder(t)
+	srv := startRun(t, "-webhook", hook.srv.URL)
+
+	ctx, cancel := context.WithTimeout(context.Background(), 90*time.Second)
+	defer cancel()
+	sub := rs.Subscribe("live", "e2e", 0)
+	defer sub.Close()
+
+	code, body := rest(t, srv.base, "/call/startup", map[string]any{
+		"callId": "e2e-1", "callee": peer.URI(), "rtmpUrl": rtmpURL, "rtmpStream": "e2e",
+		"toStream": "e2e-view", "hasAudio": "true", "hasVideo": true, "sipPassword": "s3cret-pass",
+	})
+	require.Equal(t, http.StatusOK, code, string(body))
+	pc, err := peer.WaitCall(ctx)
+	require.NoError(t, err)
+	require.NoError(t, pc.WaitEstablished(ctx))
+
+	c := waitCall(t, srv.base, "e2e-1", "ESTABLISHED + RTMP_STREAM_ACTIVE", func(c callObject) bool {
+		return c.Status == "ESTABLISHED" && c.RTMPStreamStatus == "RTMP_STREAM_ACTIVE"
+	})
+	require.Equal(t, peer.URI(), c.Callee)
+	require.Equal(t, rtmpURL, c.RTMPURL)
+	require.Equal(t, "e2e", c.RTMPStream)
+	require.Equal(t, "e2e-view", c.StreamName)
+	require.True(t, c.HasAudio && c.HasVideo)
+	require.Equal(t, 200, c.SIPStatus)
+
+	// What reaches the RTMP server: an AVC sequence header, then video and
+	// audio tags.
+	var seenAudio, seenVideo, seenAVCHeader bool
+	for !(seenAudio && seenVideo && seenAVCHeader) {
+		tag, err := sub.ReadTag(ctx)
+		require.NoError(t, err, "published tags")
+		switch tag.Type {
+		case 8:
+			seenAudio = true
+		case 9:
+			seenVideo = true
+			if len(tag.Data) > 1 && tag.Data[0] == 0x17 && tag.Data[1] == 0 {
+				seenAVCHeader = true
+			}
+		}
+	}
+
+	// WebRTC: the call plays at /whep/{toStream}, starting on a keyframe.
+	viewer := playWHEP(t, srv.base+"/whep/e2e-view")
+	require.True(t, answerHasVideoTrack(viewer.answer), "no video track in the answer:\n%s", viewer.answer)
+	viewer.wait(t, 25, webrtc.RTPCodecTypeVideo, webrtc.RTPCodecTypeAudio)
+	viewer.mu.Lock()
+	require.True(t, viewer.mimes[webrtc.MimeTypeH264], "%v", viewer.mimes)
+	require.True(t, viewer.mimes[webrtc.MimeTypePCMA] || viewer.mimes[webrtc.MimeTypePCMU], "%v", viewer.mimes)
+	require.True(t, viewer.nalSPS, "the viewer got an SPS (a keyframe)")
+	viewer.mu.Unlock()
+	viewer.stop(t, srv.base)
+
+	// DTMF: RFC 2833 events on the audio stream, then SIP INFO (both kinds).
+	code, body = rest(t, srv.base, "/call/send_dtmf", map[string]any{"callId": "e2e-1", "dtmf": "12", "type": "RFC2833"})
+	require.Equal(t, http.StatusOK, code, string(body))
+	got, err := pc.WaitDTMF(ctx, 2)
+	require.NoError(t, err)
+	require.Equal(t, "12", got)
+	code, body = rest(t, srv.base, "/call/send_dtmf", map[string]any{"callId": "e2e-1", "dtmf": "#", "type": "INFO"})
+	require.Equal(t, http.StatusOK, code, string(body))
+	code, body = rest(t, srv.base, "/call/send_dtmf", map[string]any{"callId": "e2e-1", "dtmf": "5", "type": "INFO_RELAY"})
+	require.Equal(t, http.StatusOK, code, string(body))
+	got, err = pc.WaitDTMF(ctx, 4)
+	require.NoError(t, err)
+	require.Equal(t, "12#5", got)
+	infos, err := pc.WaitInfos(ctx, 2)
+	require.NoError(t, err)
+	require.Equal(t, "application/dtmf", infos[0].ContentType())
+	require.Equal(t, "application/dtmf-relay", infos[1].ContentType())
+
+	// Unknown call: 404.
+	code, _ = rest(t, srv.base, "/call/send_dtmf", map[string]any{"callId": "nope", "dtmf": "1"})
+	require.Equal(t, http.StatusNotFound, code)
+	// The same callId again while it is live: 409.
+	code, _ = rest(t, srv.base, "/call/startup", map[string]any{"callId": "e2e-1", "callee": peer.URI()})
+	require.Equal(t, http.StatusConflict, code)
+
+	code, body = rest(t, srv.base, "/call/terminate", map[string]any{"callId": "e2e-1"})
+	require.Equal(t, http.StatusOK, code, string(body))
+	require.NoError(t, pc.WaitBye(ctx), "the callee saw our BYE")
+	waitGone(t, srv.base, "e2e-1")
+
+	hook.waitStatus(t, "e2e-1", "FINISH")
+	calls, rtmps := hook.statuses("e2e-1")
+	t.Logf("webhook: call %v, rtmp %v", calls, rtmps)
+	require.True(t, inOrder(calls, []string{"ESTABLISHED", "FINISH"}), "call statuses %v", calls)
+	require.Equal(t, "FINISH", calls[len(calls)-1], "FINISH is the last call status: %v", calls)
+	require.Equal(t, 1, countOf(calls, "ESTABLISHED"), "%v", calls)
+	require.Contains(t, rtmps, "RTMP_STREAM_ACTIVE")
+	hook.mu.Lock()
+	require.Empty(t, hook.bad)
+	hook.mu.Unlock()
+
+	require.NoError(t, srv.stop())
+	require.NotContains(t, srv.log.String(), "s3cret-pass", "the SIP password is never logged")
+}
+
+func countOf(s []string, v string) int {
+	n := 0
+	for _, x := range s {
+		if x == v {
+			n++
+		}
+	}
+	return n
+}
+
+// Stopping the server (SIGINT: run's context canceled) hangs up every live
+// call with a BYE before run returns.
+func TestShutdownSendsBye(t *testing.T) {
+	peer := startPeer(t, siptest.Script{Audio: true})
+	srv := startRun(t)
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+
+	var pcs []*siptest.PeerCall
+	for _, id := range []string{"bye-1", "bye-2"} {
+		code, body := rest(t, srv.base, "/call/startup", map[string]any{"callId": id, "callee": peer.URI(), "hasVideo": false})
+		require.Equal(t, http.StatusOK, code, string(body))
+		pc, err := peer.WaitCall(ctx)
+		require.NoError(t, err)
+		require.NoError(t, pc.WaitEstablished(ctx))
+		waitCall(t, srv.base, id, "ESTABLISHED", func(c callObject) bool { return c.Status == "ESTABLISHED" })
+		pcs = append(pcs, pc)
+	}
+
+	require.NoError(t, srv.stop())
+	for _, pc := range pcs {
+		// The BYE arrived before run returned: no waiting here.
+		select {
+		case <-pc.Done():
+		default:
+			t.Fatalf("call %s still up after run returned", pc.CallID())
+		}
+		require.Equal(t, siptest.EndRemoteBye, pc.End(), "call %s", pc.CallID())
+		_, ok := pc.Bye()
+		require.True(t, ok)
+	}
+}
+
+// waitGone waits until /call/find no longer shows callID live: FINISH, or
+// 404 once the manager forgot it.
+func waitGone(t *testing.T, base, callID string) {
+	t.Helper()
+	deadline := time.Now().Add(30 * time.Second)
+	for time.Now().Before(deadline) {
+		c, ok := findCall(t, base, callID)
+		if !ok || c.Status == "FINISH" {
+			return
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	t.Fatalf("call %s still live 30 s after terminate", callID)
+}
+
+// An audio-only call plays audio-only: the WHEP answer has no video track,
+// and audio packets arrive.
+func TestWebRTCAudioOnlyCall(t *testing.T) {
+	peer := startPeer(t, siptest.Script{Audio: true, NoVideo: true})
+	srv := startRun(t)
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+	code, body := rest(t, srv.base, "/call/startup", map[string]any{"callId": "audio-1", "callee": peer.URI(), "hasVideo": "false"})
+	require.Equal(t, http.StatusOK, code, string(body))
+	pc, err := peer.WaitCall(ctx)
+	require.NoError(t, err)
+	require.NoError(t, pc.WaitEstablished(ctx))
+	waitCall(t, srv.base, "audio-1", "ESTABLISHED", func(c callObject) bool { return c.Status == "ESTABLISHED" })
+
+	// toStream defaults to the callId.
+	viewer := playWHEP(t, srv.base+"/whep/audio-1")
+	viewer.wait(t, 25, webrtc.RTPCodecTypeAudio)
+	viewer.mu.Lock()
+	require.Zero(t, viewer.packets[webrtc.RTPCodecTypeVideo])
+	for mime := range viewer.mimes {
+		require.True(t, strings.HasPrefix(mime, "audio/"), "track %s in an audio-only call", mime)
+	}
+	viewer.mu.Unlock()
+	require.False(t, answerHasVideoTrack(viewer.answer), "video track in the answer of an audio-only call:\n%s", viewer.answer)
+
+	// A second call may not take the stream name of a live one.
+	code, _ = rest(t, srv.base, "/call/startup", map[string]any{"callId": "audio-2", "callee": peer.URI(), "toStream": "audio-1"})
+	require.Equal(t, http.StatusConflict, code)
+
+	// Terminate: the viewer's stream is gone with the call.
+	code, body = rest(t, srv.base, "/call/terminate", map[string]any{"callId": "audio-1"})
+	require.Equal(t, http.StatusOK, code, string(body))
+	require.NoError(t, pc.WaitBye(ctx))
+	waitGone(t, srv.base, "audio-1")
+	deadline := time.Now().Add(20 * time.Second)
+	for {
+		resp, err := http.Post(srv.base+"/whep/audio-1", "application/sdp", strings.NewReader("v=0\r\n"))
+		require.NoError(t, err)
+		resp.Body.Close()
+		if resp.StatusCode == http.StatusNotFound {
+			break
+		}
+		require.True(t, time.Now().Before(deadline), "/whep/audio-1 still served after the call ended: %d", resp.StatusCode)
+		time.Sleep(50 * time.Millisecond)
+	}
+	viewer.close()
+}
+
+// answerHasVideoTrack reports whether an SDP answer sends a video track (the
+// test the page's player makes: a video section with a=msid or a=ssrc).
+func answerHasVideoTrack(sdp string) bool {
+	for _, sec := range strings.Split(strings.ReplaceAll(sdp, "\r\n", "\n"), "\nm=")[1:] {
+		if strings.HasPrefix(sec, "video ") && !strings.HasPrefix(sec, "video 0 ") &&
+			(strings.Contains(sec, "\na=msid:") || strings.Contains(sec, "\na=ssrc:")) {
+			return true
+		}
+	}
+	return false
+}

@@ -1,0 +1,230 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"math/rand/v2"
+	"net/http"
+	"net/http/httptest"
+	"regexp"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+)
+
+// syncBuffer is a concurrency-safe stderr for run.
+type syncBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (s *syncBuffer) Write(p []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.Write(p)
+}
+
+func (s *syncBuffer) String() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.String()
+}
+
+// listeningRE finds the bound HTTP address in the server's log.
+var listeningRE = regexp.MustCompile(`msg=listening scheme=http addr=(\S+)`)
+
+// runningServer is run started in-process, as main would, on a cancelable
+// context.
+type runningServer struct {
+	base   string // http://127.0.0.1:PORT
+	log    *syncBuffer
+	cancel context.CancelFunc
+	done   chan error
+	once   sync.Once
+	err    error
+}
+
+// startRun starts run with args (plus loopback listeners on free ports) and
+// waits until it serves HTTP.
+func startRun(t *testing.T, args ...string) *runningServer {
+	t.Helper()
+	ctx, cancel := context.WithCancel(context.Background())
+	s := &runningServer{log: &syncBuffer{}, cancel: cancel, done: make(chan error, 1)}
+	all := append([]string{"-http", "127.0.0.1:0", "-https", "", "-sip", "127.0.0.1:0", "-rtp-ports", rtpRange()}, args...)
+	go func() { s.done <- run(ctx, all, func(string) string { return "" }, s.log) }()
+	t.Cleanup(func() {
+		if err := s.stop(); err != nil {
+			t.Errorf("run returned %v", err)
+		}
+	})
+	deadline := time.Now().Add(30 * time.Second)
+	for time.Now().Before(deadline) {
+		if m := listeningRE.FindStringSubmatch(s.log.String()); m != nil && strings.Contains(s.log.String(), "msg=ready") {
+			s.base = "http://" + m[1]
+			return s
+		}
+		select {
+		case err := <-s.done:
+			s.done <- err
+			t.Fatalf("run ended before serving: %v\n%s", err, s.log.String())
+		case <-time.After(20 * time.Millisecond):
+		}
+	}
+	t.Fatalf("the server did not log its HTTP address:\n%s", s.log.String())
+	return nil
+}
+
+// stop cancels run's context (as SIGINT does) and returns what run returned.
+func (s *runningServer) stop() error {
+	s.once.Do(func() {
+		s.cancel()
+		select {
+		case s.err = <-s.done:
+		case <-time.After(60 * time.Second):
+			s.err = fmt.Errorf("run did not return within 60 s of the cancel:\n%s", s.log.String())
+		}
+	})
+	return s.err
+}
+
+// rtpRange is a 100-port RTP range picked at random, so that parallel test
+// binaries rarely meet.
+func rtpRange() string {
+	lo := 20000 + 2*rand.IntN(5000)
+	return fmt.Sprintf("%d-%d", lo, lo+99)
+}
+
+// rest POSTs body as JSON to the REST API at base and returns the status and
+// the response body.
+func rest(t *testing.T, base, path string, body any) (int, []byte) {
+	t.Helper()
+	b, err := json.Marshal(body)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	req, err := http.NewRequestWithContext(ctx, http.MethodPost, base+"/rest-api"+path, bytes.NewReader(b))
+	if err != nil {
+		t.Fatal(err)
+	}
+	req.Header.Set("Content-Type", "application/json")
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatalf("POST %s: %v", path, err)
+	}
+	defer resp.Body.Close()
+	out, _ := io.ReadAll(resp.Body)
+	return resp.StatusCode, out
+}
+
+// findCall returns /call/find's object for callID (ok false on 404).
+func findCall(t *testing.T, base, callID string) (callObject, bool) {
+	t.Helper()
+	code, body := rest(t, base, "/call/find", map[string]string{"callId": callID})
+	if code == http.StatusNotFound {
+		return callObject{}, false
+	}
+	if code != http.StatusOK {
+		t.Fatalf("/call/find: %d %s", code, body)
+	}
+	var calls []callObject
+	if err := json.Unmarshal(body, &calls); err != nil || len(calls) != 1 {
+		t.Fatalf("/call/find: %v %s", err, body)
+	}
+	return calls[0], true
+}
+
+// waitCall polls /call/find until cond holds.
+func waitCall(t *testing.T, base, callID, what string, cond func(callObject) bool) callObject {
+	t.Helper()
+	deadline := time.Now().Add(60 * time.Second)
+	var last callObject
+	for time.Now().Before(deadline) {
+		c, ok := findCall(t, base, callID)
+		if ok && cond(c) {
+			return c
+		}
+		last = c
+		time.Sleep(50 * time.Millisecond)
+	}
+	t.Fatalf("call %s: %s did not happen within 60 s; last seen %+v", callID, what, last)
+	return last
+}
+
+// webhookRecorder is the webhook receiver of the tests.
+type webhookRecorder struct {
+	srv    *httptest.Server
+	mu     sync.Mutex
+	events []statusEvent
+	bad    []string
+}
+
+func newWebhookRecorder(t *testing.T) *webhookRecorder {
+	w := &webhookRecorder{}
+	w.srv = httptest.NewServer(http.HandlerFunc(func(rw http.ResponseWriter, r *http.Request) {
+		var ev statusEvent
+		b, _ := io.ReadAll(io.LimitReader(r.Body, 1<<20))
+		w.mu.Lock()
+		if r.Method != http.MethodPost || !strings.HasPrefix(r.Header.Get("Content-Type"), "application/json") || json.Unmarshal(b, &ev) != nil {
+			w.bad = append(w.bad, r.Method+" "+string(b))
+		} else {
+			w.events = append(w.events, ev)
+		}
+		w.mu.Unlock()
+		rw.WriteHeader(http.StatusNoContent)
+	}))
+	t.Cleanup(w.srv.Close)
+	return w
+}
+
+// callStatuses returns the CallStatusEvent statuses received for callID, in
+// order, and every RtmpStatusEvent status after them.
+func (w *webhookRecorder) statuses(callID string) (call, rtmp []string) {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	for _, ev := range w.events {
+		if ev.CallID != callID {
+			continue
+		}
+		switch ev.Type {
+		case "CallStatusEvent":
+			call = append(call, ev.Status)
+		case "RtmpStatusEvent":
+			rtmp = append(rtmp, ev.RTMPStreamStatus)
+		}
+	}
+	return call, rtmp
+}
+
+// waitStatus waits until the webhook got the call status st for callID.
+func (w *webhookRecorder) waitStatus(t *testing.T, callID, st string) {
+	t.Helper()
+	deadline := time.Now().Add(30 * time.Second)
+	for time.Now().Before(deadline) {
+		call, _ := w.statuses(callID)
+		for _, s := range call {
+			if s == st {
+				return
+			}
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	call, rtmp := w.statuses(callID)
+	t.Fatalf("the webhook did not receive %s for %s within 30 s: calls %v rtmp %v", st, callID, call, rtmp)
+}
+
+// inOrder reports whether want is a subsequence of got.
+func inOrder(got, want []string) bool {
+	i := 0
+	for _, g := range got {
+		if i < len(want) && g == want[i] {
+			i++
+		}
+	}
+	return i == len(want)
+}
