@@ -1,0 +1,532 @@
+//go:build interop
+
+package e2e
+
+import (
+	"bytes"
+	"context"
+	"encoding/binary"
+	"encoding/json"
+	"fmt"
+	"math"
+	"net"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"regexp"
+	"strconv"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/pion/rtp"
+	"github.com/stretchr/testify/require"
+
+	"github.com/sipstream/sipstream/internal/testenv"
+	"github.com/sipstream/sipstream/internal/testmedia"
+	"github.com/sipstream/sipstream/media"
+	"github.com/sipstream/sipstream/media/g711"
+	"github.com/sipstream/sipstream/media/rtpaudio"
+)
+
+// ---------------------------------------------------------------------------
+// sipp as the callee: it does the SIP part only. sipp 3.6.1 cannot play an
+// audio and a video pcap in one call and cannot make up media, so the RTP
+// comes from replayer below (DESIGN.md, "sipp 3.6.1 quirks").
+
+// sippAnswer says what sipp's 200 OK answers to the Manager's offer (which
+// always has an audio and then a video m= line).
+type sippAnswer struct {
+	AudioCodec media.Codec // CodecPCMA or CodecOpus
+	AudioPort  int         // where sipp says its audio comes from (our replayer's socket)
+	VideoPort  int         // zero rejects the video stream (port 0): an audio-only call
+}
+
+// sdp returns the answer body for sipp's scenario ([media_ip] is sipp's
+// -mi address).
+func (a sippAnswer) sdp() string {
+	var b strings.Builder
+	b.WriteString("v=0\n")
+	b.WriteString("o=sipp 53655765 2353687637 IN IP[local_ip_type] [local_ip]\n")
+	b.WriteString("s=-\n")
+	b.WriteString("c=IN IP[media_ip_type] [media_ip]\n")
+	b.WriteString("t=0 0\n")
+	switch a.AudioCodec {
+	case media.CodecOpus:
+		fmt.Fprintf(&b, "m=audio %d RTP/AVP 111 101\n", a.AudioPort)
+		b.WriteString("a=rtpmap:111 opus/48000/2\n")
+		b.WriteString("a=fmtp:111 useinbandfec=1\n")
+	default:
+		fmt.Fprintf(&b, "m=audio %d RTP/AVP 8 101\n", a.AudioPort)
+		b.WriteString("a=rtpmap:8 PCMA/8000\n")
+	}
+	b.WriteString("a=rtpmap:101 telephone-event/8000\n")
+	b.WriteString("a=fmtp:101 0-15\n")
+	b.WriteString("a=sendrecv\n")
+	if a.VideoPort == 0 {
+		b.WriteString("m=video 0 RTP/AVP 96\n")
+		b.WriteString("a=rtpmap:96 H264/90000\n")
+	} else {
+		fmt.Fprintf(&b, "m=video %d RTP/AVP 96\n", a.VideoPort)
+		b.WriteString("a=rtpmap:96 H264/90000\n")
+		b.WriteString("a=fmtp:96 packetization-mode=1;profile-level-id=42e01e\n")
+		b.WriteString("a=sendrecv\n")
+	}
+	return b.String()
+}
+
+// sippScenario returns a UAS scenario for one call: 180, 200 with the
+// answer, ACK, any number of INFOs, BYE. Every <send> leads straight to the
+// next <recv>: in sipp 3.6.1 a message arriving while the call sits on a
+// pause after a send aborts the call.
+func sippScenario(a sippAnswer) string {
+	const head = `[last_Via:]
+[last_From:]
+[last_To:];tag=[pid]e2e[call_number]
+[last_Call-ID:]
+[last_CSeq:]
+Contact: <sip:[local_ip]:[local_port];transport=[transport]>
+`
+	const inDialog = `[last_Via:]
+[last_From:]
+[last_To:]
+[last_Call-ID:]
+[last_CSeq:]
+Content-Length: 0
+`
+	return `<?xml version="1.0" encoding="ISO-8859-1" ?>
+<scenario name="sipstream e2e callee">
+  <recv request="INVITE" crlf="true"/>
+  <send><![CDATA[
+SIP/2.0 180 Ringing
+` + head + `Content-Length: 0
+
+]]></send>
+  <send retrans="500"><![CDATA[
+SIP/2.0 200 OK
+` + head + `Content-Type: application/sdp
+Content-Length: [len]
+
+` + a.sdp() + `
+]]></send>
+  <recv request="ACK" crlf="true"/>
+  <label id="1"/>
+  <recv request="INFO" optional="true" next="2"/>
+  <recv request="BYE"/>
+  <send next="9"><![CDATA[
+SIP/2.0 200 OK
+` + inDialog + `
+]]></send>
+  <label id="2"/>
+  <send next="1"><![CDATA[
+SIP/2.0 200 OK
+` + inDialog + `
+]]></send>
+  <label id="9"/>
+</scenario>
+`
+}
+
+// sipp is one sipp process answering one call.
+type sipp struct {
+	Port     int // SIP port on 127.0.0.1 (UDP)
+	messages string
+	out      bytes.Buffer
+	done     chan error
+	exited   error
+}
+
+// startSipp runs sipp as the callee of one call with answer a. It is
+// killed when the test ends.
+func startSipp(t *testing.T, a sippAnswer) *sipp {
+	t.Helper()
+	bin := testenv.LookPath(t, "sipp")
+	dir := t.TempDir()
+	s := &sipp{Port: testenv.FreePort(t, "udp"), messages: filepath.Join(dir, "messages.log"), done: make(chan error, 1)}
+	sf := filepath.Join(dir, "callee.xml")
+	require.NoError(t, os.WriteFile(sf, []byte(sippScenario(a)), 0o644))
+	cmd := exec.Command(bin, "-sf", sf, "-i", "127.0.0.1", "-mi", "127.0.0.1", "-p", strconv.Itoa(s.Port),
+		"-m", "1", "-nostdin", "-trace_msg", "-message_file", s.messages,
+		"-trace_err", "-error_file", filepath.Join(dir, "errors.log"))
+	cmd.Dir = dir
+	cmd.Stdout, cmd.Stderr = &s.out, &s.out
+	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
+	require.NoError(t, cmd.Start())
+	go func() { s.done <- cmd.Wait() }()
+	t.Cleanup(func() {
+		_ = syscall.Kill(-cmd.Process.Pid, syscall.SIGKILL)
+		s.wait(10 * time.Second)
+	})
+	// sipp binds its port at start-up; wait until it no longer is free.
+	deadline := time.Now().Add(10 * time.Second)
+	for time.Now().Before(deadline) {
+		c, err := net.ListenUDP("udp4", &net.UDPAddr{IP: net.IPv4(127, 0, 0, 1), Port: s.Port})
+		if err != nil {
+			return s
+		}
+		c.Close()
+		time.Sleep(20 * time.Millisecond)
+	}
+	t.Fatalf("sipp did not bind 127.0.0.1:%d: %s", s.Port, s.out.String())
+	return s
+}
+
+// URI is the Request-URI to call sipp at.
+func (s *sipp) URI() string { return fmt.Sprintf("sip:callee@127.0.0.1:%d", s.Port) }
+
+// wait waits up to d for sipp to exit and returns its exit error (nil:
+// the call passed the scenario).
+func (s *sipp) wait(d time.Duration) error {
+	if s.done == nil {
+		return s.exited
+	}
+	select {
+	case err := <-s.done:
+		s.done, s.exited = nil, err
+		return err
+	case <-time.After(d):
+		return fmt.Errorf("sipp did not exit within %v", d)
+	}
+}
+
+// Messages returns sipp's message trace so far.
+func (s *sipp) Messages() string {
+	b, _ := os.ReadFile(s.messages)
+	return string(b)
+}
+
+var mediaLine = regexp.MustCompile(`(?m)^m=(audio|video) (\d+) `)
+
+// offeredPort waits until sipp has logged the INVITE and returns the RTP
+// port its SDP offer gives for kind: where the Manager's media session
+// listens.
+func (s *sipp) offeredPort(ctx context.Context, kind string) (int, error) {
+	for {
+		msgs := s.Messages()
+		if i := strings.Index(msgs, "INVITE sip:"); i >= 0 {
+			for _, m := range mediaLine.FindAllStringSubmatch(msgs[i:], -1) {
+				if m[1] == kind {
+					return strconv.Atoi(m[2])
+				}
+			}
+		}
+		select {
+		case <-ctx.Done():
+			return 0, fmt.Errorf("no %s port in the INVITE sipp received: %w", kind, ctx.Err())
+		case <-time.After(20 * time.Millisecond):
+		}
+	}
+}
+
+// ---------------------------------------------------------------------------
+// RTP replayer: 20 ms audio packets at real-time pace on an absolute
+// schedule (a late wake-up sends what is due at once rather than drifting).
+
+// replayer sends one audio stream from its own UDP socket.
+type replayer struct {
+	conn  *net.UDPConn
+	codec media.Codec
+}
+
+func newReplayer(t *testing.T, codec media.Codec) *replayer {
+	t.Helper()
+	c, err := net.ListenUDP("udp4", &net.UDPAddr{IP: net.IPv4(127, 0, 0, 1)})
+	require.NoError(t, err)
+	t.Cleanup(func() { c.Close() })
+	return &replayer{conn: c, codec: codec}
+}
+
+// Port is the replayer's local port (what sipp's answer advertises).
+func (r *replayer) Port() int { return r.conn.LocalAddr().(*net.UDPAddr).Port }
+
+// run sends until ctx ends: a 1 kHz tone at half scale in PCMA, or the
+// silent 20 ms Opus frame. It returns the number of packets sent.
+func (r *replayer) run(ctx context.Context, dst *net.UDPAddr) (int, error) {
+	const frame = 20 * time.Millisecond
+	pt, rate := uint8(8), 8000
+	var silence []byte
+	if r.codec == media.CodecOpus {
+		pt, rate = 111, 48000
+		var err error
+		if silence, err = rtpaudio.Silence(rtpaudio.Format{Codec: media.CodecOpus}, frame); err != nil {
+			return 0, err
+		}
+	}
+	samples := rate / 50
+	pkt := rtp.Packet{Header: rtp.Header{Version: 2, PayloadType: pt, SSRC: 0x5e2e0001, SequenceNumber: 4000, Timestamp: 160000, Marker: true}}
+	var payload []byte
+	start := time.Now()
+	for n := 0; ; n++ {
+		if d := time.Until(start.Add(time.Duration(n) * frame)); d > 0 {
+			select {
+			case <-ctx.Done():
+				return n, nil
+			case <-time.After(d):
+			}
+		} else if ctx.Err() != nil {
+			return n, nil
+		}
+		if r.codec == media.CodecOpus {
+			payload = silence
+		} else {
+			payload = g711.EncodeALaw(payload[:0], testmedia.Tone(1000, rate, n*samples, samples, 0.5))
+		}
+		pkt.Payload = payload
+		b, err := pkt.Marshal()
+		if err != nil {
+			return n, err
+		}
+		if _, err := r.conn.WriteToUDP(b, dst); err != nil {
+			return n, err
+		}
+		pkt.Marker = false
+		pkt.SequenceNumber++
+		pkt.Timestamp += uint32(samples)
+	}
+}
+
+// ---------------------------------------------------------------------------
+// ffmpeg and ffprobe: read what was published and analyse it.
+
+// player is an ffmpeg process playing an RTMP stream into a file (stream
+// copy, no re-encoding).
+type player struct {
+	File string
+	out  bytes.Buffer
+	done chan error
+}
+
+// startPlayer starts ffmpeg playing url (rtmp://host:port/app/name) and
+// copying d of it into an FLV file. Start it before the stream is
+// published: nginx-rtmp holds a player until its publisher arrives, so the
+// file has the stream from its first tag.
+func startPlayer(t *testing.T, url string, d time.Duration) *player {
+	t.Helper()
+	bin := testenv.LookPath(t, "ffmpeg")
+	p := &player{File: filepath.Join(t.TempDir(), "played.flv"), done: make(chan error, 1)}
+	cmd := exec.Command(bin, "-nostdin", "-hide_banner", "-loglevel", "warning", "-rw_timeout", "60000000",
+		"-i", url, "-map", "0", "-c", "copy", "-t", fmt.Sprintf("%.3f", d.Seconds()), "-f", "flv", "-y", p.File)
+	cmd.Stdout, cmd.Stderr = &p.out, &p.out
+	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
+	require.NoError(t, cmd.Start())
+	go func() { p.done <- cmd.Wait() }()
+	t.Cleanup(func() {
+		_ = syscall.Kill(-cmd.Process.Pid, syscall.SIGKILL)
+		p.wait(10 * time.Second)
+	})
+	return p
+}
+
+// wait waits up to d for ffmpeg to finish.
+func (p *player) wait(d time.Duration) error {
+	if p.done == nil {
+		return nil
+	}
+	select {
+	case err := <-p.done:
+		p.done = nil
+		if err != nil {
+			return fmt.Errorf("ffmpeg: %w: %s", err, p.out.String())
+		}
+		return nil
+	case <-time.After(d):
+		return fmt.Errorf("ffmpeg did not finish within %v: %s", d, p.out.String())
+	}
+}
+
+// probedStream is one stream as ffprobe -show_streams reports it.
+type probedStream struct {
+	Index      int    `json:"index"`
+	CodecType  string `json:"codec_type"`
+	CodecName  string `json:"codec_name"`
+	Profile    string `json:"profile"`
+	SampleRate string `json:"sample_rate"`
+	Channels   int    `json:"channels"`
+	Width      int    `json:"width"`
+	Height     int    `json:"height"`
+}
+
+// probeStreams returns the file's streams by codec type ("audio", "video").
+func probeStreams(t *testing.T, file string) map[string]probedStream {
+	t.Helper()
+	out, err := exec.Command(testenv.LookPath(t, "ffprobe"), "-v", "error", "-show_streams", "-of", "json", file).Output()
+	require.NoError(t, err, "ffprobe -show_streams %s", file)
+	var v struct {
+		Streams []probedStream `json:"streams"`
+	}
+	require.NoError(t, json.Unmarshal(out, &v))
+	m := map[string]probedStream{}
+	for _, s := range v.Streams {
+		m[s.CodecType] = s
+	}
+	return m
+}
+
+// decodedFrame is one frame ffprobe decoded (-show_frames).
+type decodedFrame struct {
+	PTS      float64
+	Keyframe bool
+}
+
+// videoFrames decodes the file's video with ffprobe -show_frames and returns
+// every frame's presentation time and key flag, in order.
+func videoFrames(t *testing.T, file string) []decodedFrame {
+	t.Helper()
+	out, err := exec.Command(testenv.LookPath(t, "ffprobe"), "-v", "error", "-select_streams", "v:0", "-show_frames",
+		"-show_entries", "frame=pts_time,best_effort_timestamp_time,key_frame", "-of", "json", file).Output()
+	require.NoError(t, err, "ffprobe -show_frames %s", file)
+	var v struct {
+		Frames []struct {
+			KeyFrame int    `json:"key_frame"`
+			PTS      string `json:"pts_time"`
+			BestPTS  string `json:"best_effort_timestamp_time"`
+		} `json:"frames"`
+	}
+	require.NoError(t, json.Unmarshal(out, &v))
+	fs := make([]decodedFrame, 0, len(v.Frames))
+	for _, f := range v.Frames {
+		s := f.PTS
+		if s == "" {
+			s = f.BestPTS
+		}
+		pts, err := strconv.ParseFloat(s, 64)
+		require.NoError(t, err, "frame time %q", s)
+		fs = append(fs, decodedFrame{PTS: pts, Keyframe: f.KeyFrame == 1})
+	}
+	return fs
+}
+
+// packetTimes returns the pts (seconds) of the packets of stream ("a:0",
+// "v:0") in file, as ffprobe -show_packets reads them without decoding.
+func packetTimes(t *testing.T, file, stream string) []float64 {
+	t.Helper()
+	out, err := exec.Command(testenv.LookPath(t, "ffprobe"), "-v", "error", "-select_streams", stream, "-show_packets",
+		"-show_entries", "packet=pts_time", "-of", "csv=p=0", file).Output()
+	require.NoError(t, err, "ffprobe -show_packets %s", file)
+	var ts []float64
+	for _, l := range strings.Fields(string(out)) {
+		v, err := strconv.ParseFloat(strings.TrimSuffix(l, ","), 64)
+		require.NoError(t, err, "packet time %q", l)
+		ts = append(ts, v)
+	}
+	return ts
+}
+
+// decodeErrors decodes every stream of file with ffmpeg and returns what it
+// complained about (empty: clean).
+func decodeErrors(t *testing.T, file string) string {
+	t.Helper()
+	out, err := exec.Command(testenv.LookPath(t, "ffmpeg"), "-nostdin", "-v", "error", "-i", file, "-f", "null", "-").CombinedOutput()
+	require.NoError(t, err, "ffmpeg decode: %s", out)
+	return strings.TrimSpace(string(out))
+}
+
+// decodeAudio decodes the file's audio with ffmpeg to mono 16-bit PCM at
+// rate (ffmpeg's own decoder; resampled by ffmpeg only if rate differs).
+func decodeAudio(t *testing.T, file string, rate int) []int16 {
+	t.Helper()
+	out, err := exec.Command(testenv.LookPath(t, "ffmpeg"), "-nostdin", "-v", "error", "-i", file, "-map", "0:a:0",
+		"-ac", "1", "-ar", strconv.Itoa(rate), "-f", "s16le", "-").Output()
+	require.NoError(t, err, "ffmpeg decode audio %s", file)
+	pcm := make([]int16, len(out)/2)
+	for i := range pcm {
+		pcm[i] = int16(binary.LittleEndian.Uint16(out[2*i:]))
+	}
+	return pcm
+}
+
+// toneReport describes a decoded signal that should be one steady tone.
+type toneReport struct {
+	Samples        int
+	Onset          time.Duration // first window with sound
+	FrequencyHz    float64       // estimated from zero crossings over the steady part
+	MinShare       float64       // lowest Goertzel share at the tone over windows after the onset
+	WeakWindows    int           // 20 ms windows after the onset where the share is below 0.5
+	Windows        int           // 20 ms windows after the onset
+	LongestSilence time.Duration // longest run of silent windows after the onset
+	Silences       int           // runs of silence after the onset
+}
+
+func (r toneReport) String() string {
+	return fmt.Sprintf("%d samples, onset %v, %.1f Hz, 1 kHz share min %.3f (%d of %d windows weak), longest silence %v (%d silent runs)",
+		r.Samples, r.Onset, r.FrequencyHz, r.MinShare, r.WeakWindows, r.Windows, r.LongestSilence, r.Silences)
+}
+
+// analyseTone measures pcm (mono, rate Hz), which should be one steady
+// tone at freq after its onset. Silence is judged in 5 ms windows (RMS under
+// 1% of full scale); the tone in 20 ms windows (Goertzel share at freq).
+// tail is left out at the end (a stream cut mid-frame).
+func analyseTone(pcm []int16, rate int, freq float64, tail time.Duration) toneReport {
+	r := toneReport{Samples: len(pcm), MinShare: 1}
+	end := len(pcm) - int(tail.Seconds()*float64(rate))
+	win := rate / 200
+	onset := -1
+	run := 0
+	for off := 0; off+win <= end; off += win {
+		w := pcm[off : off+win]
+		var sum float64
+		for _, x := range w {
+			sum += float64(x) * float64(x)
+		}
+		silent := math.Sqrt(sum/float64(len(w))) < 0.01*32768
+		if onset < 0 {
+			if silent {
+				continue
+			}
+			onset = off
+			r.Onset = time.Duration(off) * time.Second / time.Duration(rate)
+		}
+		if !silent {
+			run = 0
+			continue
+		}
+		run++
+		if run == 1 {
+			r.Silences++
+		}
+		if d := time.Duration(run*win) * time.Second / time.Duration(rate); d > r.LongestSilence {
+			r.LongestSilence = d
+		}
+	}
+	if onset < 0 {
+		return r
+	}
+	win = rate / 50
+	for off := onset; off+win <= end; off += win {
+		r.Windows++
+		share := testmedia.Goertzel(pcm[off:off+win], rate, freq)
+		if share < r.MinShare {
+			r.MinShare = share
+		}
+		if share < 0.5 {
+			r.WeakWindows++
+		}
+	}
+	if end-onset > rate {
+		r.FrequencyHz = estimateFrequency(pcm[onset+rate/2:end], rate)
+	}
+	return r
+}
+
+// estimateFrequency measures the frequency of a steady tone from its
+// upward zero crossings, interpolated between samples: (crossings-1)
+// periods between the first and the last.
+func estimateFrequency(pcm []int16, rate int) float64 {
+	first, last, n := -1.0, -1.0, 0
+	for i := 1; i < len(pcm); i++ {
+		a, b := float64(pcm[i-1]), float64(pcm[i])
+		if a < 0 && b >= 0 {
+			x := float64(i-1) + a/(a-b)
+			if first < 0 {
+				first = x
+			}
+			last = x
+			n++
+		}
+	}
+	if n < 2 {
+		return 0
+	}
+	return float64(n-1) * float64(rate) / (last - first)
+}
