@@ -8,6 +8,7 @@ import (
 	"errors"
 	"fmt"
 	"strconv"
+	"sync"
 	"time"
 
 	"github.com/emiago/sipgo"
@@ -94,8 +95,15 @@ func (p *Peer) onInvite(req *sip.Request, tx sip.ServerTransaction) {
 func (c *PeerCall) run(tx sip.ServerTransaction) {
 	s := c.script
 	p := c.p
+	// The transaction layer answers CANCEL (200, then 487 for the INVITE);
+	// the transaction itself ends only after the ACK's timer.
+	canceled := make(chan struct{})
+	var cancelOnce sync.Once
+	tx.OnCancel(func(*sip.Request) { cancelOnce.Do(func() { close(canceled) }) })
 	if s.NoResponse {
 		select {
+		case <-canceled:
+			c.finish(EndCanceled)
 		case <-tx.Done():
 			c.finish(EndCanceled)
 		case <-p.closing:
@@ -137,6 +145,9 @@ func (c *PeerCall) run(tx sip.ServerTransaction) {
 	}
 	select {
 	case <-ring:
+	case <-canceled:
+		c.finish(EndCanceled)
+		return
 	case <-tx.Done():
 		if errors.Is(tx.Err(), sip.ErrTransactionCanceled) {
 			c.finish(EndCanceled)

@@ -235,8 +235,11 @@ func TestRingForeverThenCancel(t *testing.T) {
 	require.NoError(t, err)
 	time.Sleep(100 * time.Millisecond) // let 180 go out; CANCEL needs a provisional response
 	cancel()
+	start := time.Now()
 	require.Error(t, <-errc)
+	t.Logf("caller returned after %v", time.Since(start))
 	r, err := c.WaitEnd(ctx)
+	t.Logf("ended after %v", time.Since(start))
 	require.NoError(t, err)
 	assert.Equal(t, EndCanceled, r)
 }
