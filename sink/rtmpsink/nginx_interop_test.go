@@ -213,6 +213,7 @@ func TestInteropNginxAAC(t *testing.T) {
 	require.Equal(t, "aac", p["audio"])
 	require.Equal(t, "48000", p["rate"])
 	require.Greater(t, toneShare(t, file), 0.8, "the peer's 1 kHz tone comes out at 1 kHz")
+	require.Empty(t, silences(t, file), "no gap in the tone")
 	require.Equal(t, []rtmpsink.Status{rtmpsink.StatusWait, rtmpsink.StatusActive}, st.get())
 }
 
@@ -304,4 +305,21 @@ func TestInteropNginxKilledAndRestarted(t *testing.T) {
 	p := ffprobeStreams(t, file)
 	require.Equal(t, "h264", p["video"])
 	require.Equal(t, "aac", p["audio"])
+}
+
+// silences returns ffmpeg silencedetect's reports of silences of 30 ms or
+// more in the file's audio, ignoring the first 100 ms (AAC priming).
+func silences(t *testing.T, file string) []string {
+	t.Helper()
+	ffmpeg := testenv.LookPath(t, "ffmpeg")
+	out, err := exec.Command(ffmpeg, "-nostdin", "-v", "info", "-i", file, "-vn", "-af",
+		"atrim=start=0.1,silencedetect=n=-40dB:d=0.03", "-f", "null", "-").CombinedOutput()
+	require.NoError(t, err, "%s", out)
+	var found []string
+	for _, l := range strings.Split(string(out), "\n") {
+		if strings.Contains(l, "silence_start") {
+			found = append(found, strings.TrimSpace(l))
+		}
+	}
+	return found
 }
