@@ -102,11 +102,13 @@ type starter struct {
 	started bool
 	base    time.Duration
 	ignored uint64
+	one     [1]*media.Frame // push's result after the start, reused
 }
 
 // push takes one frame. Before the start it returns nil (frame held or
 // ignored); at the start it returns every held frame, sorted by DTS; after
-// the start it returns the frame itself if it belongs to a track.
+// the start it returns the frame itself if it belongs to a track, in a slice
+// valid until the next call.
 func (s *starter) push(f *media.Frame) []*media.Frame {
 	k := f.Kind()
 	if (k == media.KindAudio && !s.cfg.Audio) || (k == media.KindVideo && !s.cfg.Video) || k == media.KindUnknown ||
@@ -123,7 +125,8 @@ func (s *starter) push(f *media.Frame) []*media.Frame {
 			s.ignored++
 			return nil
 		}
-		return []*media.Frame{f}
+		s.one[0] = f
+		return s.one[:]
 	}
 	switch k {
 	case media.KindVideo:
