@@ -62,7 +62,8 @@ func NewFLV(path string, cfg Config) (*FLV, error) {
 	return &FLV{f: f, cfg: cfg, st: starter{cfg: cfg}}, nil
 }
 
-// WriteFrame adds f to the recording. It does not retain f. It returns the
+// WriteFrame adds f to the recording. It retains f only while the recording
+// waits to start (frames from a sink.Fanout are immutable). It returns the
 // first write error again on every later call.
 func (r *FLV) WriteFrame(f *media.Frame) error {
 	r.mu.Lock()
