@@ -244,18 +244,15 @@ func (e *Encoder) quantise(ch *channel, g int) int {
 			}
 			ch.xpReady[b] = true
 		}
+		spec = spec[:len(xp)]
+		q = q[:len(xp)]
 		for i, v := range xp {
-			qi := int32(v*scale + roundBias)
-			if qi > maxQuant {
-				qi = maxQuant
-			}
-			if qi > m {
-				m = qi
-			}
-			if spec[i] < 0 {
-				qi = -qi
-			}
-			q[i] = qi
+			qi := min(int32(v*scale+roundBias), maxQuant)
+			m = max(m, qi)
+			// Negate without a branch (signs are random): neg is −1 for
+			// a negative line, 0 otherwise.
+			neg := -int32(math.Float64bits(spec[i]) >> 63)
+			q[i] = (qi ^ neg) - neg
 		}
 		cb := firstBook(int(m))
 		best := codebooks[cb].count(q)

@@ -111,14 +111,23 @@ func (f *fft) forward(re, im []float64) {
 			im[i], im[j] = im[j], im[i]
 		}
 	}
-	// First stage: butterflies without multiplications.
-	for a := 0; a+1 < n; a += 2 {
-		tr, ti := re[a+1], im[a+1]
-		re[a+1], im[a+1] = re[a]-tr, im[a]-ti
-		re[a] += tr
-		im[a] += ti
+	// First two stages together: 4-point DFTs need no multiplications
+	// (twiddles 1 and −i).
+	for a := 0; a+3 < n; a += 4 {
+		r := re[a : a+4 : a+4]
+		m := im[a : a+4 : a+4]
+		// stage 1: (0,1) and (2,3)
+		ar, ai := r[0]+r[1], m[0]+m[1]
+		br, bi := r[0]-r[1], m[0]-m[1]
+		cr, ci := r[2]+r[3], m[2]+m[3]
+		dr, di := r[2]-r[3], m[2]-m[3]
+		// stage 2: (0,2) with twiddle 1, (1,3) with twiddle −i
+		r[0], m[0] = ar+cr, ai+ci
+		r[2], m[2] = ar-cr, ai-ci
+		r[1], m[1] = br+di, bi-dr
+		r[3], m[3] = br-di, bi+dr
 	}
-	for half := 2; half < n; half <<= 1 {
+	for half := 4; half < n; half <<= 1 {
 		wc := f.cos[half-1 : 2*half-1]
 		ws := f.sin[half-1 : 2*half-1]
 		for start := 0; start < n; start += 2 * half {

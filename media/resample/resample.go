@@ -217,14 +217,26 @@ func (r *Resampler) run(dst []int16) []int16 {
 			a := coef[phase*taps : phase*taps+taps]
 			b := buf[idx : idx+taps]
 			var s0, s1, s2, s3 float32
-			for len(a) >= 8 && len(b) >= 8 {
-				s0 += a[0]*b[0] + a[4]*b[4]
-				s1 += a[1]*b[1] + a[5]*b[5]
-				s2 += a[2]*b[2] + a[6]*b[6]
-				s3 += a[3]*b[3] + a[7]*b[7]
-				a, b = a[8:], b[8:]
+			i := 0
+			if len(a) == 32 && len(b) == 32 {
+				// The default filter length, fully unrolled.
+				x := (*[32]float32)(a)
+				y := (*[32]float32)(b)
+				s0 = x[0]*y[0] + x[4]*y[4] + x[8]*y[8] + x[12]*y[12] + x[16]*y[16] + x[20]*y[20] + x[24]*y[24] + x[28]*y[28]
+				s1 = x[1]*y[1] + x[5]*y[5] + x[9]*y[9] + x[13]*y[13] + x[17]*y[17] + x[21]*y[21] + x[25]*y[25] + x[29]*y[29]
+				s2 = x[2]*y[2] + x[6]*y[6] + x[10]*y[10] + x[14]*y[14] + x[18]*y[18] + x[22]*y[22] + x[26]*y[26] + x[30]*y[30]
+				s3 = x[3]*y[3] + x[7]*y[7] + x[11]*y[11] + x[15]*y[15] + x[19]*y[19] + x[23]*y[23] + x[27]*y[27] + x[31]*y[31]
+				i = 32
 			}
-			for i := 0; i < len(a) && i < len(b); i++ {
+			for ; i+8 <= len(a) && i+8 <= len(b); i += 8 {
+				x := (*[8]float32)(a[i : i+8])
+				y := (*[8]float32)(b[i : i+8])
+				s0 += x[0]*y[0] + x[4]*y[4]
+				s1 += x[1]*y[1] + x[5]*y[5]
+				s2 += x[2]*y[2] + x[6]*y[6]
+				s3 += x[3]*y[3] + x[7]*y[7]
+			}
+			for ; i < len(a) && i < len(b); i++ {
 				s0 += a[i] * b[i]
 			}
 			out[o] = clip((s0 + s1) + (s2 + s3))
@@ -265,14 +277,16 @@ func (r *Resampler) run(dst []int16) []int16 {
 func dot(a, b []float32) float32 {
 	b = b[:len(a)]
 	var s0, s1, s2, s3 float32
-	for len(a) >= 8 && len(b) >= 8 {
-		s0 += a[0]*b[0] + a[4]*b[4]
-		s1 += a[1]*b[1] + a[5]*b[5]
-		s2 += a[2]*b[2] + a[6]*b[6]
-		s3 += a[3]*b[3] + a[7]*b[7]
-		a, b = a[8:], b[8:]
+	i := 0
+	for ; i+8 <= len(a); i += 8 {
+		x := (*[8]float32)(a[i : i+8])
+		y := (*[8]float32)(b[i : i+8])
+		s0 += x[0]*y[0] + x[4]*y[4]
+		s1 += x[1]*y[1] + x[5]*y[5]
+		s2 += x[2]*y[2] + x[6]*y[6]
+		s3 += x[3]*y[3] + x[7]*y[7]
 	}
-	for i := range a {
+	for ; i < len(a); i++ {
 		s0 += a[i] * b[i]
 	}
 	return (s0 + s1) + (s2 + s3)
