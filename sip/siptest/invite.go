@@ -537,8 +537,12 @@ func (c *PeerCall) reinvite(ctx context.Context, dir media.Direction) error {
 	if err != nil {
 		return fmt.Errorf("siptest: re-INVITE: %w", err)
 	}
-	ack := c.newAck(req)
-	if err := c.p.client.WriteRequest(ack, dialogRequestOption); err != nil {
+	if !c.p.enter() {
+		return ErrClosed
+	}
+	err = c.p.client.WriteRequest(c.newAck(req), dialogRequestOption)
+	c.p.wg.Done()
+	if err != nil {
 		return fmt.Errorf("siptest: ACK: %w", err)
 	}
 	if res.StatusCode >= 300 {
@@ -611,6 +615,10 @@ func (c *PeerCall) dialogRequest(method sip.RequestMethod, seq uint32) *sip.Requ
 
 // do sends an in-dialog request and waits for its final response.
 func (c *PeerCall) do(ctx context.Context, req *sip.Request) (*sip.Response, error) {
+	if !c.p.enter() {
+		return nil, ErrClosed
+	}
+	defer c.p.wg.Done()
 	tx, err := c.p.client.TransactionRequest(ctx, req, dialogRequestOption)
 	if err != nil {
 		return nil, err
