@@ -165,8 +165,11 @@ func parseCommand(m *chunk.Message) (command, error) {
 	if err != nil && len(vals) < 2 {
 		return command{}, err
 	}
+	if len(vals) < 2 {
+		return command{}, fmt.Errorf("%w: command without name or transaction ID", amf0.ErrInvalid)
+	}
 	name, ok := vals[0].(string)
-	if !ok || len(vals) < 2 {
+	if !ok {
 		return command{}, fmt.Errorf("%w: command without name or transaction ID", amf0.ErrInvalid)
 	}
 	cmd := command{name: name, msgID: m.StreamID}

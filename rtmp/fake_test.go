@@ -18,7 +18,7 @@ import (
 
 // fakeServer accepts one connection, does the handshake and hands the
 // connection to script, which plays a server. It returns the URL to dial.
-func fakeServer(t *testing.T, script func(c *conn)) string {
+func fakeServer(t testing.TB, script func(c *conn)) string {
 	t.Helper()
 	l, err := net.Listen("tcp", "127.0.0.1:0")
 	require.NoError(t, err)

@@ -178,15 +178,15 @@ func (s *Server) publish(st *stream, t flv.Tag) {
 	defer s.mu.Unlock()
 	switch t.Type {
 	case flv.TagScript:
-		st.meta = &t
+		st.meta = newTag(t)
 	case flv.TagVideo:
 		st.hasVideo = true
 		if v, err := flv.ParseVideo(t.Data); err == nil && v.SequenceHeader() {
-			st.videoSeq = &t
+			st.videoSeq = newTag(t)
 		}
 	case flv.TagAudio:
 		if a, err := flv.ParseAudio(t.Data); err == nil && a.SequenceHeader() {
-			st.audioSeq = &t
+			st.audioSeq = newTag(t)
 		}
 	}
 	for sub := range st.subs {
@@ -219,3 +219,7 @@ func (s *Server) Streams() []StreamInfo {
 	}
 	return out
 }
+
+// newTag returns a pointer to a copy of t (only sequence headers and
+// metadata are kept, so the common path does not allocate).
+func newTag(t flv.Tag) *flv.Tag { return &t }
