@@ -42,7 +42,9 @@ type AACConfig struct {
 	// Channels of the AAC output: 1, or 2 (mono input is duplicated, what
 	// Facebook asks for). Zero means 1.
 	Channels int
-	// Bitrate of the AAC output in bit/s. Zero means 64000 per channel.
+	// Bitrate of the AAC output in bit/s, over all channels. Zero means
+	// 64000 (mono duplicated into stereo is coded as mid/side and costs
+	// about one channel, so 64000 suits both).
 	Bitrate int
 	// MaxGap is the longest hole in the input that is filled with silence;
 	// after a longer one the AAC stream restarts on the new timestamps.
@@ -87,7 +89,7 @@ func NewToAAC(cfg AACConfig) (*ToAAC, error) {
 		cfg.Channels = 1
 	}
 	if cfg.Bitrate == 0 {
-		cfg.Bitrate = 64000 * cfg.Channels
+		cfg.Bitrate = 64000
 	}
 	if cfg.MaxGap == 0 {
 		cfg.MaxGap = 5 * time.Second
