@@ -49,7 +49,7 @@ func TestMKVSurvivesSIGKILL(t *testing.T) {
 		t.Skip("starts a child process")
 	}
 	path, lastMs := killedRecording(t, "mkv", 3500)
-	_, blocks := readBack(t, path)
+	_, blocks := readBackOpt(t, path, true)
 	require.NotEmpty(t, blocks)
 	var end int64
 	for _, b := range blocks {
