@@ -44,6 +44,10 @@ type ClientConfig struct {
 	// "FMLE/3.0 (compatible; sipstream)", which some CDNs require to
 	// start with FMLE.
 	FlashVer string
+	// FourCCs lists the Enhanced RTMP codecs to announce in connect's
+	// fourCcList ("hvc1", "av01", "Opus"). Empty means none: classic
+	// RTMP, what YouTube, Facebook and Twitch ingest take for H.264/AAC.
+	FourCCs []string
 	// Dial opens the TCP connection. Nil means a net.Dialer.
 	Dial func(ctx context.Context, network, addr string) (net.Conn, error)
 }
@@ -96,6 +100,10 @@ type Client struct {
 	videoDropped  atomic.Uint64
 	foundSPS      []byte
 	foundPPS      []byte
+
+	hevcConfigured bool
+	opusConfigured bool
+	serverFourCCs  map[string]bool // set by Dial, read-only afterwards
 }
 
 // Dial connects to the server at rawURL and starts publishing: TCP (and
@@ -214,17 +222,27 @@ func (c *Client) publishSteps(stage *string) error {
 		return err
 	}
 	u := c.url
-	if err := c.conn.writeCommand(csidCommand, 0, chunk.TypeCommandAMF0, "connect", 1, amf0.Object{
+	obj := amf0.Object{
 		{Key: "app", Value: u.App},
 		{Key: "type", Value: "nonprivate"},
 		{Key: "flashVer", Value: c.cfg.FlashVer},
 		{Key: "tcUrl", Value: u.TcURL()},
-	}); err != nil {
+	}
+	if len(c.cfg.FourCCs) > 0 {
+		list := make([]any, len(c.cfg.FourCCs))
+		for i, f := range c.cfg.FourCCs {
+			list[i] = f
+		}
+		obj = append(obj, amf0.Property{Key: "fourCcList", Value: list})
+	}
+	if err := c.conn.writeCommand(csidCommand, 0, chunk.TypeCommandAMF0, "connect", 1, obj); err != nil {
 		return err
 	}
-	if _, err := c.await("connect", 1); err != nil {
+	res, err := c.await("connect", 1)
+	if err != nil {
 		return err
 	}
+	c.serverFourCCs = serverFourCCs(res)
 	// Pipelined: Wowza never answers releaseStream and FCPublish, so
 	// only createStream's answer is awaited.
 	name := u.Stream
@@ -238,7 +256,7 @@ func (c *Client) publishSteps(stage *string) error {
 	if err := c.conn.writeCommand(csidCommand, 0, chunk.TypeCommandAMF0, "createStream", 4, nil); err != nil {
 		return err
 	}
-	res, err := c.await("createStream", 4)
+	res, err = c.await("createStream", 4)
 	if err != nil {
 		return err
 	}
@@ -606,4 +624,109 @@ func (c *Client) Close() error {
 		c.wg.Wait()
 	})
 	return nil
+}
+
+// serverFourCCs collects the Enhanced RTMP codecs a connect _result
+// announces: its fourCcList and the keys of videoFourCcInfoMap and
+// audioFourCcInfoMap ("*" meaning any).
+func serverFourCCs(res command) map[string]bool {
+	m := map[string]bool{}
+	for _, v := range append([]any{res.obj}, res.args...) {
+		ps, ok := amf0.Properties(v)
+		if !ok {
+			continue
+		}
+		for _, p := range ps {
+			switch p.Key {
+			case "fourCcList":
+				if list, ok := p.Value.([]any); ok {
+					for _, f := range list {
+						if s, ok := f.(string); ok {
+							m[s] = true
+						}
+					}
+				}
+			case "videoFourCcInfoMap", "audioFourCcInfoMap":
+				if kv, ok := amf0.Properties(p.Value); ok {
+					for _, e := range kv {
+						m[e.Key] = true
+					}
+				}
+			}
+		}
+	}
+	return m
+}
+
+// ServerSupports reports whether the server announced the Enhanced RTMP
+// codec fourCC ("hvc1", "Opus", ...) in its connect answer, by name or
+// with the "*" wildcard. Servers that predate Enhanced RTMP announce
+// nothing.
+func (c *Client) ServerSupports(fourCC string) bool {
+	return c.serverFourCCs[fourCC] || c.serverFourCCs["*"]
+}
+
+// WriteHEVCConfig sends an Enhanced RTMP HEVC sequence start with an
+// HEVCDecoderConfigurationRecord (ISO/IEC 14496-15 8.3.3.1). Check
+// ServerSupports("hvc1") first: classic servers drop or reject it.
+func (c *Client) WriteHEVCConfig(hvcc []byte) error {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if err := c.usable(); err != nil {
+		return err
+	}
+	if err := c.send(csidVideo, chunk.TypeVideo, 0, flv.HEVCSequenceHeader(hvcc)); err != nil {
+		return err
+	}
+	c.hevcConfigured = true
+	return nil
+}
+
+// WriteHEVC sends one HEVC access unit (4-byte length-prefixed NAL units)
+// as Enhanced RTMP coded frames, after WriteHEVCConfig.
+func (c *Client) WriteHEVC(pts, dts time.Duration, nalus []byte, keyframe bool) error {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if err := c.usable(); err != nil {
+		return err
+	}
+	if !c.hevcConfigured {
+		return ErrNoConfig
+	}
+	c.vbuf = flv.AppendHEVCFrame(c.vbuf[:0], keyframe, int32((pts-dts)/time.Millisecond), nalus)
+	if err := c.send(csidVideo, chunk.TypeVideo, ms(dts), c.vbuf); err != nil {
+		return err
+	}
+	c.videoFrames.Add(1)
+	return nil
+}
+
+// WriteOpusConfig sends an Enhanced RTMP v2 Opus sequence start carrying
+// the identification header ("OpusHead", RFC 7845 section 5.1). Check
+// ServerSupports("Opus") first.
+func (c *Client) WriteOpusConfig(opusHead []byte) error {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if err := c.usable(); err != nil {
+		return err
+	}
+	if err := c.send(csidAudio, chunk.TypeAudio, 0, flv.OpusSequenceHeader(opusHead)); err != nil {
+		return err
+	}
+	c.opusConfigured = true
+	return nil
+}
+
+// WriteOpus sends one Opus packet presented at pts, after WriteOpusConfig.
+func (c *Client) WriteOpus(pts time.Duration, packet []byte) error {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if err := c.usable(); err != nil {
+		return err
+	}
+	if !c.opusConfigured {
+		return ErrNoConfig
+	}
+	c.abuf = flv.AppendOpusFrame(c.abuf[:0], packet)
+	return c.sendAudio(pts)
 }

@@ -353,8 +353,12 @@ func (sc *serverConn) command(cmd command) error {
 		if err := c.setChunkSize(sc.s.cfg.ChunkSize); err != nil {
 			return err
 		}
+		// The Server relays any codec: it announces Enhanced RTMP v2
+		// CanForward (4) for every FourCC.
+		anyCodec := amf0.Object{{Key: "*", Value: 4.0}}
 		return c.writeCommand(csidCommand, 0, chunk.TypeCommandAMF0, "_result", cmd.txn,
-			amf0.Object{{Key: "fmsVer", Value: "FMS/3,0,1,123"}, {Key: "capabilities", Value: 31.0}},
+			amf0.Object{{Key: "fmsVer", Value: "FMS/3,0,1,123"}, {Key: "capabilities", Value: 31.0},
+				{Key: "videoFourCcInfoMap", Value: anyCodec}, {Key: "audioFourCcInfoMap", Value: anyCodec}},
 			append(statusObject("status", codeConnectSuccess, "Connection succeeded."),
 				amf0.Property{Key: "objectEncoding", Value: 0.0}))
 	case "createStream":
