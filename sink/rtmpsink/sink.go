@@ -237,10 +237,10 @@ func (s *Sink) run(ctx context.Context) {
 			s.connects++
 			s.mu.Unlock()
 			everConnected = true
-			s.setStatus(StatusActive, "")
 			if s.cfg.RequestKeyframe != nil && s.cfg.Video {
-				s.cfg.RequestKeyframe()
+				s.cfg.RequestKeyframe() // publishing starts on the next one
 			}
+			s.setStatus(StatusActive, "")
 			select {
 			case <-ctx.Done():
 				return
