@@ -46,6 +46,7 @@ func (e *Encoder) encodeFrame() []byte {
 	}
 	for _, ch := range e.ch {
 		e.analyse(ch)
+		e.sfOffsets(ch)
 	}
 
 	budget := e.meanBits + e.reservoir/2
@@ -181,6 +182,11 @@ func (e *Encoder) analyse(ch *channel) {
 			}
 		}
 		m := math.Sqrt(a * math.Sqrt(a)) // a^(3/4)
+		var en float64
+		for _, v := range ch.spec[e.swb[b]:e.swb[b+1]] {
+			en += v * v
+		}
+		ch.bandRMS[b] = math.Sqrt(en / float64(e.swb[b+1]-e.swb[b]))
 		ch.bandMax[b] = m
 		ch.sfMin[b] = 0
 		if m*qScale[0]+roundBias > maxQuant {
@@ -191,6 +197,25 @@ func (e *Encoder) analyse(ch *channel) {
 			}
 			ch.sfMin[b] = min(s, 255)
 		}
+	}
+}
+
+// sfOffsets spreads the scalefactors around the global one so that the
+// quantisation noise is about equal in every band (the power-law quantiser
+// makes the step in the signal domain grow as |x|^(1/4), so louder bands
+// get finer scalefactors).
+func (e *Encoder) sfOffsets(ch *channel) {
+	ref := 0.0
+	for b := 0; b < e.nb; b++ {
+		ref = max(ref, ch.bandRMS[b])
+	}
+	for b := 0; b < e.nb; b++ {
+		if ch.bandRMS[b] <= 0 || ref <= 0 {
+			ch.sfOff[b] = 0
+			continue
+		}
+		o := int(math.Round(0.75 * math.Log2(ref/ch.bandRMS[b])))
+		ch.sfOff[b] = min(o, 40)
 	}
 }
 
@@ -225,7 +250,7 @@ func (e *Encoder) quantise(ch *channel, g int) int {
 	bits := 0
 	ch.maxSfb = 0
 	for b := 0; b < e.nb; b++ {
-		sf := max(g, ch.sfMin[b])
+		sf := min(255, max(g+ch.sfOff[b], ch.sfMin[b], 0))
 		ch.sf[b] = sf
 		scale := qScale[sf]
 		lo, hi := e.swb[b], e.swb[b+1]
