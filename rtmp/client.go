@@ -84,6 +84,7 @@ type Client struct {
 
 	errMu sync.Mutex
 	err   error
+	done  chan struct{} // closed with the first error
 
 	// media state, under mu
 	mu            sync.Mutex
@@ -175,7 +176,7 @@ func Dial(ctx context.Context, rawURL string, cfg ClientConfig) (*Client, error)
 		}
 		nc = tlsConn
 	}
-	c := &Client{url: u, cfg: cfg, nc: nc}
+	c := &Client{url: u, cfg: cfg, nc: nc, done: make(chan struct{})}
 	if err := c.publishSequence(); err != nil {
 		nc.Close()
 		return nil, ctxErr(ctx, err)
@@ -340,6 +341,9 @@ func (c *Client) readLoop() {
 		if err != nil {
 			continue
 		}
+		if cmd.name == "_error" && (cmd.txn == 2 || cmd.txn == 3) {
+			continue // a late refusal of releaseStream or FCPublish: harmless
+		}
 		if cmd.name == "onStatus" || cmd.name == "_error" {
 			code, desc, level := cmd.info()
 			if level == "error" || cmd.name == "_error" {
@@ -359,12 +363,20 @@ func (c *Client) fail(err error) {
 			err = ErrClosed
 		}
 		c.err = err
+		close(c.done)
 	}
 	c.errMu.Unlock()
 	_ = c.nc.Close()
 }
 
-// Err returns the error that ended the Client, or nil while it works.
+// Done is closed when the Client stops working: the server refused or
+// ended the stream, the connection failed, or Close was called. Err then
+// says why. A publisher that sends nothing for a while learns of a lost
+// server here rather than on its next write.
+func (c *Client) Done() <-chan struct{} { return c.done }
+
+// Err returns the error that ended the Client (ErrClosed after Close),
+// or nil while it works.
 func (c *Client) Err() error {
 	c.errMu.Lock()
 	defer c.errMu.Unlock()

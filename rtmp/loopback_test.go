@@ -64,6 +64,8 @@ func TestLoopbackPublish(t *testing.T) {
 			require.Len(t, s.Streams(), 1)
 			require.NoError(t, c.Close())
 			require.NoError(t, c.Close())
+			<-c.Done()
+			require.ErrorIs(t, c.Err(), ErrClosed)
 			require.ErrorIs(t, c.WriteG711(0, true, []byte{1}), ErrClosed)
 
 			tags := readTags(t, ctx, sub)
