@@ -103,9 +103,9 @@ type channel struct {
 	q       [FrameSamples]int32
 	bandMax [64]float64 // max xp per band
 	xpReady [64]bool    // xp holds the band's values
-	bandRMS [64]float64
-	sfOff   [64]int
-	sfMin   [64]int // smallest scalefactor that keeps |q| ≤ 8191
+	bandRMS [64]float64 // RMS of each band's lines
+	sfOff   [64]int     // scalefactor offset of each band from the global one
+	sfMin   [64]int     // smallest scalefactor that keeps |q| ≤ 8191
 	sf      [64]int
 	cb      [64]int
 	maxSfb  int
