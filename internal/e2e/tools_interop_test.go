@@ -8,14 +8,17 @@ import (
 	"encoding/binary"
 	"encoding/json"
 	"fmt"
+	"io"
 	"math"
 	"net"
+	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"regexp"
 	"strconv"
 	"strings"
+	"sync"
 	"syscall"
 	"testing"
 	"time"
@@ -29,6 +32,25 @@ import (
 	"github.com/sipstream/sipstream/media/g711"
 	"github.com/sipstream/sipstream/media/rtpaudio"
 )
+
+// lockedBuffer collects a process's output; safe to read while the
+// process writes.
+type lockedBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (l *lockedBuffer) Write(p []byte) (int, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.b.Write(p)
+}
+
+func (l *lockedBuffer) String() string {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.b.String()
+}
 
 // ---------------------------------------------------------------------------
 // sipp as the callee: it does the SIP part only. sipp 3.6.1 cannot play an
@@ -132,7 +154,7 @@ SIP/2.0 200 OK
 type sipp struct {
 	Port     int // SIP port on 127.0.0.1 (UDP)
 	messages string
-	out      bytes.Buffer
+	out      lockedBuffer
 	done     chan error
 	exited   error
 }
@@ -293,7 +315,7 @@ func (r *replayer) run(ctx context.Context, dst *net.UDPAddr) (int, error) {
 // copy, no re-encoding).
 type player struct {
 	File string
-	out  bytes.Buffer
+	out  lockedBuffer
 	done chan error
 }
 
@@ -316,6 +338,31 @@ func startPlayer(t *testing.T, url string, d time.Duration) *player {
 		p.wait(10 * time.Second)
 	})
 	return p
+}
+
+// waitPlaying waits until nginx-rtmp's stat page (statURL) lists stream,
+// which it does once a player waits for it (or a publisher publishes it).
+func waitPlaying(ctx context.Context, statURL, stream string) error {
+	want := "<name>" + stream + "</name>"
+	client := &http.Client{Transport: &http.Transport{DisableKeepAlives: true}}
+	for {
+		req, err := http.NewRequestWithContext(ctx, http.MethodGet, statURL, nil)
+		if err != nil {
+			return err
+		}
+		if resp, err := client.Do(req); err == nil {
+			body, _ := io.ReadAll(io.LimitReader(resp.Body, 1<<20))
+			resp.Body.Close()
+			if strings.Contains(string(body), want) {
+				return nil
+			}
+		}
+		select {
+		case <-ctx.Done():
+			return fmt.Errorf("nginx never listed stream %q: %w", stream, ctx.Err())
+		case <-time.After(50 * time.Millisecond):
+		}
+	}
 }
 
 // wait waits up to d for ffmpeg to finish.
@@ -529,4 +576,23 @@ func estimateFrequency(pcm []int16, rate int) float64 {
 		return 0
 	}
 	return float64(n-1) * float64(rate) / (last - first)
+}
+
+var silenceStart = regexp.MustCompile(`silence_start: (-?[0-9.]+)`)
+
+// silenceDetect runs ffmpeg's silencedetect filter over the file's audio
+// (noise floor -40 dB, runs of at least minDur) and returns when each
+// silence started, in seconds of the decoded audio.
+func silenceDetect(t *testing.T, file string, minDur time.Duration) []float64 {
+	t.Helper()
+	out, err := exec.Command(testenv.LookPath(t, "ffmpeg"), "-nostdin", "-hide_banner", "-i", file, "-map", "0:a:0",
+		"-af", fmt.Sprintf("silencedetect=noise=-40dB:duration=%.3f", minDur.Seconds()), "-f", "null", "-").CombinedOutput()
+	require.NoError(t, err, "ffmpeg silencedetect: %s", out)
+	var starts []float64
+	for _, m := range silenceStart.FindAllStringSubmatch(string(out), -1) {
+		v, err := strconv.ParseFloat(m[1], 64)
+		require.NoError(t, err)
+		starts = append(starts, v)
+	}
+	return starts
 }
