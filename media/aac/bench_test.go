@@ -16,6 +16,7 @@ func benchmarkEncode(b *testing.B, nch int, pcm []int16) {
 	const block = 960
 	b.ReportAllocs()
 	b.ResetTimer()
+	cpu0 := cpuSeconds()
 	pos := 0
 	for i := 0; i < b.N; i++ {
 		if pos+block*nch > len(in) {
@@ -27,6 +28,9 @@ func benchmarkEncode(b *testing.B, nch int, pcm []int16) {
 		pos += block * nch
 	}
 	b.ReportMetric(0.020/(b.Elapsed().Seconds()/float64(b.N)), "x-realtime")
+	if cpu := cpuSeconds() - cpu0; cpu > 0 {
+		b.ReportMetric(0.020*float64(b.N)/cpu, "x-realtime-cpu")
+	}
 }
 
 // 20 ms blocks of the speech-like signal at 48 kHz, 64 kbit/s per channel.
