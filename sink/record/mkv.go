@@ -80,6 +80,30 @@ type mkvCluster struct {
 	SimpleBlock []ebml.Block `ebml:"SimpleBlock"`
 }
 
+type mkvCueTrackPosition struct {
+	CueTrack           uint64 `ebml:"CueTrack"`
+	CueClusterPosition uint64 `ebml:"CueClusterPosition"`
+}
+
+type mkvCuePoint struct {
+	CueTime           uint64              `ebml:"CueTime"`
+	CueTrackPositions mkvCueTrackPosition `ebml:"CueTrackPositions"`
+}
+
+type mkvSeek struct {
+	SeekID       []byte `ebml:"SeekID"`
+	SeekPosition uint64 `ebml:"SeekPosition,size=8"`
+}
+
+// seekHeadVoidLen is the room reserved at the start of the Segment for a
+// SeekHead with one Seek (to the Cues) written by Close: SeekHead ID (4),
+// size (1), Seek ID (2), size (1), SeekID element (2+1+4), SeekPosition
+// element (2+1+8).
+const seekHeadVoidLen = 4 + 1 + 2 + 1 + 7 + 11
+
+// mkvCuesID is the Cues element ID, as a SeekID holds it.
+var mkvCuesID = []byte{0x1c, 0x53, 0xbb, 0x6b}
+
 // Track types. Specification: RFC 9559 §5.1.4.1.3.
 const (
 	mkvTrackVideo = 1
@@ -98,9 +122,11 @@ var segmentUnknownSize = []byte{0x01, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff}
 // unknown-size Segment whose Clusters are buffered in memory and each written
 // whole, with one write, about once per Config.FlushInterval. A file cut
 // short therefore ends with complete clusters (or one partly written, which
-// demuxers skip) and plays without Cues. Close writes the last cluster, then
-// the Segment size and Duration. The DocType is "webm" when every track is
-// VP8 or Opus, "matroska" otherwise.
+// demuxers skip) and plays without Cues. Close writes the last cluster and
+// the Cues (a point per cluster starting with a keyframe), then fills in the
+// room reserved in the header: a SeekHead pointing at the Cues, the Segment
+// size and the Duration. The DocType is "webm" when every track is VP8 or
+// Opus, "matroska" otherwise.
 //
 // Video: H.264 (V_MPEG4/ISO/AVC, CodecPrivate an AVCDecoderConfigurationRecord
 // from the first keyframe's SPS and PPS; later SPS/PPS stay in-band) and VP8.
@@ -123,7 +149,11 @@ type MKV struct {
 
 	size         int64 // bytes written to f
 	segDataStart int64
-	voidPos      int64
+	voidPos      int64 // Void reserved for Duration; <= 0: none
+	seekVoidPos  int64 // Void reserved for the SeekHead; <= 0: none
+	cues         []mkvCuePoint
+	cueTrack     uint64 // video if any, else audio
+	clusterKey   bool   // the open cluster starts with a keyframe of cueTrack
 	endMs        int64
 	lastVideoMs  int64 // -1 before the first video frame
 	written      uint64
@@ -193,6 +223,7 @@ func (m *MKV) writeLocked(f *media.Frame) error {
 	}
 	if !m.clusterOpen {
 		m.clusterOpen = true
+		m.clusterKey = num == m.cueTrack && (f.Keyframe || !video)
 		m.clusterStart = ts
 		m.cluster.Timecode = uint64(ts)
 		m.cluster.SimpleBlock = m.cluster.SimpleBlock[:0]
@@ -229,6 +260,10 @@ func (m *MKV) flushCluster() error {
 	}
 	for i := range m.cluster.SimpleBlock {
 		m.cluster.SimpleBlock[i] = ebml.Block{} // release the frames
+	}
+	if m.clusterKey {
+		m.cues = append(m.cues, mkvCuePoint{CueTime: m.cluster.Timecode, CueTrackPositions: mkvCueTrackPosition{
+			CueTrack: m.cueTrack, CueClusterPosition: uint64(m.size - m.segDataStart)}})
 	}
 	return m.write(m.buf.Bytes())
 }
@@ -271,6 +306,10 @@ func (m *MKV) writeHeader() error {
 	if len(entries) == 0 {
 		return errors.New("record: no track the Matroska recorder can write (unsupported codecs)")
 	}
+	m.cueTrack = m.videoNum
+	if m.cueTrack == 0 {
+		m.cueTrack = m.audioNum
+	}
 	docType := "matroska"
 	if webm {
 		docType = "webm"
@@ -288,6 +327,8 @@ func (m *MKV) writeHeader() error {
 	b.Write([]byte{0x18, 0x53, 0x80, 0x67}) // Segment ID
 	b.Write(segmentUnknownSize)
 	m.segDataStart = int64(b.Len())
+	m.seekVoidPos = m.segDataStart
+	b.Write(voidElement(seekHeadVoidLen))
 	info := struct {
 		Info mkvInfo `ebml:"Info"`
 	}{mkvInfo{TimecodeScale: 1000000, MuxingApp: "sipstream", WritingApp: "sipstream", Void: make([]byte, durationVoidLen-2)}}
@@ -430,8 +471,12 @@ func (m *MKV) Close() error {
 	return errors.Join(errs...)
 }
 
-// finish patches the Segment size and turns the reserved Void into Duration.
+// finish writes the Cues, patches the Segment size and turns the reserved
+// Voids into a SeekHead (to the Cues) and the Duration.
 func (m *MKV) finish() error {
+	if err := m.writeCues(); err != nil {
+		return err
+	}
 	var size [8]byte
 	binary.BigEndian.PutUint64(size[:], uint64(m.size-m.segDataStart))
 	size[0] = 0x01
@@ -447,4 +492,52 @@ func (m *MKV) finish() error {
 		}
 	}
 	return m.f.Sync()
+}
+
+// voidElement returns an EBML Void element of n bytes in all (2 <= n <= 128).
+func voidElement(n int) []byte {
+	b := make([]byte, n)
+	b[0], b[1] = 0xec, 0x80|byte(n-2)
+	return b
+}
+
+// writeCues appends the Cues (one point per cluster that starts with a
+// keyframe) and points the reserved SeekHead at them, so that a finished
+// recording seeks without a scan. A file cut short has neither and still
+// plays.
+func (m *MKV) writeCues() error {
+	if len(m.cues) == 0 || m.seekVoidPos <= 0 {
+		return nil
+	}
+	cuesPos := m.size - m.segDataStart
+	var sh bytes.Buffer
+	seek := struct {
+		SeekHead struct {
+			Seek mkvSeek `ebml:"Seek"`
+		} `ebml:"SeekHead"`
+	}{}
+	seek.SeekHead.Seek = mkvSeek{SeekID: mkvCuesID, SeekPosition: uint64(cuesPos)}
+	if err := ebml.Marshal(&seek, &sh); err != nil {
+		return fmt.Errorf("record: marshal seek head: %w", err)
+	}
+	if sh.Len() != seekHeadVoidLen {
+		return nil // unexpected encoding: keep the Void, skip the Cues
+	}
+	m.buf.Reset()
+	cues := struct {
+		Cues struct {
+			CuePoint []mkvCuePoint `ebml:"CuePoint"`
+		} `ebml:"Cues"`
+	}{}
+	cues.Cues.CuePoint = m.cues
+	if err := ebml.Marshal(&cues, &m.buf); err != nil {
+		return fmt.Errorf("record: marshal cues: %w", err)
+	}
+	if err := m.write(m.buf.Bytes()); err != nil {
+		return err
+	}
+	if _, err := m.f.WriteAt(sh.Bytes(), m.seekVoidPos); err != nil {
+		return fmt.Errorf("record: write seek head: %w", err)
+	}
+	return nil
 }

@@ -39,6 +39,21 @@ type readMKV struct {
 		DocType string `ebml:"EBMLDocType"`
 	} `ebml:"EBML"`
 	Segment struct {
+		SeekHead struct {
+			Seek []struct {
+				SeekID       []byte `ebml:"SeekID"`
+				SeekPosition uint64 `ebml:"SeekPosition"`
+			} `ebml:"Seek"`
+		} `ebml:"SeekHead"`
+		Cues struct {
+			CuePoint []struct {
+				CueTime           uint64 `ebml:"CueTime"`
+				CueTrackPositions []struct {
+					CueTrack           uint64 `ebml:"CueTrack"`
+					CueClusterPosition uint64 `ebml:"CueClusterPosition"`
+				} `ebml:"CueTrackPositions"`
+			} `ebml:"CuePoint"`
+		} `ebml:"Cues"`
 		Info struct {
 			TimecodeScale uint64  `ebml:"TimecodeScale"`
 			Duration      float64 `ebml:"Duration"`
@@ -138,6 +153,37 @@ func TestMKVH264AndPCMA(t *testing.T) {
 	}
 	assert.Greater(t, testmedia.Goertzel(pcm[:4000], 8000, 1000), 0.9)
 	assert.Greater(t, len(m.Segment.Cluster), 4, "about one cluster a second")
+	checkCues(t, path, m, 4)
+}
+
+// checkCues checks that the SeekHead points at the Cues and that every cue
+// point points at a Cluster starting at its time.
+func checkCues(t *testing.T, path string, m readMKV, keyframes int) {
+	t.Helper()
+	b, err := os.ReadFile(path)
+	require.NoError(t, err)
+	seg := bytes.Index(b, []byte{0x18, 0x53, 0x80, 0x67})
+	require.Positive(t, seg)
+	dataStart := seg + 12
+	require.Len(t, m.Segment.SeekHead.Seek, 1)
+	assert.Equal(t, []byte{0x1c, 0x53, 0xbb, 0x6b}, m.Segment.SeekHead.Seek[0].SeekID)
+	cuesAt := dataStart + int(m.Segment.SeekHead.Seek[0].SeekPosition)
+	require.Less(t, cuesAt+4, len(b))
+	assert.Equal(t, []byte{0x1c, 0x53, 0xbb, 0x6b}, b[cuesAt:cuesAt+4], "SeekHead points at the Cues")
+	require.Len(t, m.Segment.Cues.CuePoint, keyframes)
+	for _, cp := range m.Segment.Cues.CuePoint {
+		require.Len(t, cp.CueTrackPositions, 1)
+		at := dataStart + int(cp.CueTrackPositions[0].CueClusterPosition)
+		require.Less(t, at+4, len(b))
+		assert.Equal(t, []byte{0x1f, 0x43, 0xb6, 0x75}, b[at:at+4], "cue at %d ms points at a Cluster", cp.CueTime)
+		var c struct {
+			Cluster struct {
+				Timecode uint64 `ebml:"Timecode"`
+			} `ebml:"Cluster"`
+		}
+		require.NoError(t, ebml.Unmarshal(bytes.NewReader(b[at:at+elementLen(t, b[at:])]), &c))
+		assert.Equal(t, cp.CueTime, c.Cluster.Timecode)
+	}
 }
 
 func TestMKVVideoBeforeKeyframeIgnored(t *testing.T) {
@@ -169,9 +215,28 @@ func TestMKVAudioOnlyWhenVideoNeverComes(t *testing.T) {
 	require.Len(t, m.Segment.Tracks.TrackEntry, 1)
 	assert.Equal(t, []byte{7, 0}, m.Segment.Tracks.TrackEntry[0].CodecPrivate[:2])
 	assert.Len(t, blocks, 150)
+	checkCues(t, path, m, len(m.Segment.Cluster)) // audio only: every cluster is a cue
 }
 
 func TestMKVNoTracks(t *testing.T) {
 	_, err := record.NewMKV(filepath.Join(t.TempDir(), "x.mkv"), record.Config{})
 	require.ErrorIs(t, err, record.ErrNoTracks)
+}
+
+// elementLen returns the length of the EBML element (ID of 4 bytes, as
+// Cluster's, size, data) at the start of b.
+func elementLen(t *testing.T, b []byte) int {
+	t.Helper()
+	require.Greater(t, len(b), 5)
+	first := b[4]
+	n := 1
+	for mask := byte(0x80); mask != 0 && first&mask == 0; mask >>= 1 {
+		n++
+	}
+	require.LessOrEqual(t, n, 8)
+	size := uint64(first & (0xff >> n))
+	for i := 1; i < n; i++ {
+		size = size<<8 | uint64(b[4+i])
+	}
+	return 4 + n + int(size)
 }

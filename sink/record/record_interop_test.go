@@ -100,6 +100,19 @@ func TestInteropMKVH264PCMA(t *testing.T) {
 	d, err := strconv.ParseFloat(p.Format.Duration, 64)
 	require.NoError(t, err)
 	assert.InDelta(t, 4.0, d, 0.05)
+
+	// Seeking to 2.5 s (through the Cues) lands on the keyframe before, at 2 s,
+	// and decodes.
+	ffprobe := testenv.LookPath(t, "ffprobe")
+	out, err := exec.Command(ffprobe, "-v", "error", "-read_intervals", "2.5%+#1", "-select_streams", "v:0",
+		"-show_entries", "packet=pts_time,flags", "-of", "csv=p=0", path).Output()
+	require.NoError(t, err)
+	assert.Equal(t, "2.000000,K_", strings.TrimSpace(string(out)))
+	ffmpeg := testenv.LookPath(t, "ffmpeg")
+	msg, err := exec.Command(ffmpeg, "-nostdin", "-v", "error", "-xerror", "-ss", "2.5", "-i", path,
+		"-frames:v", "5", "-f", "null", "-").CombinedOutput()
+	require.NoError(t, err, "%s", msg)
+	assert.Empty(t, strings.TrimSpace(string(msg)))
 }
 
 func TestInteropMKVSIGKILLPlays(t *testing.T) {
