@@ -9,6 +9,8 @@ import (
 	"encoding/json"
 	"fmt"
 	"net"
+	"net/http"
+	"net/http/httptest"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -155,6 +157,11 @@ func checkRecording(t *testing.T, file, audio string) {
 // startNginx runs nginx with the RTMP module on a loopback port, recording
 // every stream of application "live" into the returned directory.
 func startNginx(t *testing.T) (port int, recordDir string) {
+	return startNginxWith(t, "")
+}
+
+// startNginxWith adds extra directives to application "live".
+func startNginxWith(t *testing.T, extra string) (port int, recordDir string) {
 	t.Helper()
 	nginx := testenv.LookPath(t, "nginx")
 	module := "/usr/lib/nginx/modules/ngx_rtmp_module.so"
@@ -183,7 +190,7 @@ func startNginx(t *testing.T) (port int, recordDir string) {
 daemon off;
 master_process off;
 worker_processes 1;
-error_log stderr warn;
+error_log stderr info;
 pid %s/nginx.pid;
 events { worker_connections 64; }
 rtmp {
@@ -195,10 +202,11 @@ rtmp {
             record all;
             record_path %s;
             record_unique off;
+            %s
         }
     }
 }
-`, module, prefix, port, recordDir)
+`, module, prefix, port, recordDir, extra)
 	confFile := filepath.Join(prefix, "nginx.conf")
 	require.NoError(t, os.WriteFile(confFile, []byte(conf), 0o644))
 	var stderr bytes.Buffer
@@ -206,12 +214,22 @@ rtmp {
 	cmd.Stderr = &stderr
 	require.NoError(t, cmd.Start())
 	exited := make(chan struct{})
-	go func() { _ = cmd.Wait(); close(exited) }()
+	var state string
+	go func() {
+		_ = cmd.Wait()
+		state = cmd.ProcessState.String() // "signal: killed" if someone else killed it
+		close(exited)
+	}()
 	t.Cleanup(func() {
+		select {
+		case <-exited:
+			t.Errorf("nginx exited during the test: %s", state)
+		default:
+		}
 		_ = cmd.Process.Kill()
 		<-exited
 		if t.Failed() {
-			t.Logf("nginx stderr:\n%s", stderr.String())
+			t.Logf("nginx (%s) stderr:\n%s", state, stderr.String())
 		}
 	})
 	waitListening(t, port, exited)
@@ -256,7 +274,16 @@ func waitFile(t *testing.T, file string) {
 }
 
 func TestInteropNginx(t *testing.T) {
-	port, rec := startNginx(t)
+	// on_publish asks our HTTP handler, which refuses names not starting
+	// with "s_" (as a stream-key check would).
+	auth := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		_ = r.ParseForm()
+		if !strings.HasPrefix(r.Form.Get("name"), "s_") {
+			w.WriteHeader(http.StatusForbidden)
+		}
+	}))
+	defer auth.Close()
+	port, rec := startNginxWith(t, "on_publish "+auth.URL+"/auth;")
 	aacFrames, asc, rate := makeAAC(t)
 	for _, audio := range []string{"aac", "g711"} {
 		t.Run(audio, func(t *testing.T) {
@@ -271,6 +298,22 @@ func TestInteropNginx(t *testing.T) {
 			checkRecording(t, file, audio)
 		})
 	}
+	t.Run("refused key", func(t *testing.T) {
+		_, err := Dial(testCtx(t), fmt.Sprintf("rtmp://127.0.0.1:%d/live/WRONGKEY", port), ClientConfig{})
+		var pe *PublishError
+		require.ErrorAs(t, err, &pe, "%v", err)
+		require.Equal(t, "publish", pe.Stage)
+		require.NotContains(t, err.Error(), "WRONGKEY")
+	})
+	t.Run("already publishing", func(t *testing.T) {
+		ctx := testCtx(t)
+		url := fmt.Sprintf("rtmp://127.0.0.1:%d/live/s_dup", port)
+		c, err := Dial(ctx, url, ClientConfig{})
+		require.NoError(t, err)
+		defer c.Close()
+		_, err = Dial(ctx, url, ClientConfig{})
+		require.ErrorIs(t, err, ErrBadName, "nginx-rtmp answers NetStream.Publish.BadName")
+	})
 }
 
 // runFFmpeg starts ffmpeg with args and returns a function that waits for
