@@ -332,6 +332,7 @@ func (s *Sink) WriteFrame(f *media.Frame) error {
 		}
 	}
 	if err := s.publish(conn, f, video); err != nil {
+		s.count(0, 1)
 		s.connLost(conn, err)
 	}
 	return nil
