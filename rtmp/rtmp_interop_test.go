@@ -304,6 +304,7 @@ func TestInteropNginx(t *testing.T) {
 		require.ErrorAs(t, err, &pe, "%v", err)
 		require.Equal(t, "publish", pe.Stage)
 		require.NotContains(t, err.Error(), "WRONGKEY")
+		t.Logf("nginx refused the key: %v", err)
 	})
 	t.Run("already publishing", func(t *testing.T) {
 		ctx := testCtx(t)
