@@ -50,11 +50,13 @@ type AACConfig struct {
 	// after a longer one the AAC stream restarts on the new timestamps.
 	// Zero means 5 s.
 	MaxGap time.Duration
+	// Tolerance is how far a frame's PTS may differ from where the samples
+	// before it end without being treated as a gap (filled with silence) or
+	// an overlap (cut): timestamps derived from arrival times jitter. The
+	// output timeline stays within Tolerance of the input's. Zero means
+	// 10 ms (half a typical packet, so a lost packet is still filled).
+	Tolerance time.Duration
 }
-
-// Tolerance for timestamps that do not line up exactly with the sample
-// count (jitter in arrival-based timestamps before RTCP sync).
-const slack = 2 * time.Millisecond
 
 // ToAAC transcodes one audio stream to AAC. It is not safe for concurrent use:
 // one goroutine (the stream's) owns it.
@@ -94,8 +96,11 @@ func NewToAAC(cfg AACConfig) (*ToAAC, error) {
 	if cfg.MaxGap == 0 {
 		cfg.MaxGap = 5 * time.Second
 	}
-	if cfg.MaxGap < 0 {
-		return nil, fmt.Errorf("%w: negative MaxGap", ErrConfig)
+	if cfg.Tolerance == 0 {
+		cfg.Tolerance = 10 * time.Millisecond
+	}
+	if cfg.MaxGap < 0 || cfg.Tolerance < 0 {
+		return nil, fmt.Errorf("%w: negative MaxGap or Tolerance", ErrConfig)
 	}
 	enc, err := aac.NewEncoder(aac.EncoderConfig{SampleRate: cfg.SampleRate, Channels: cfg.Channels, Bitrate: cfg.Bitrate})
 	if err != nil {
@@ -218,9 +223,9 @@ func (t *ToAAC) feed(pts time.Duration, pcm []int16, rate, ch int, codec media.C
 	case gap > t.cfg.MaxGap:
 		t.restart(pts, emit)
 		t.setInput(rate, ch, emit)
-	case gap > slack:
+	case gap > t.cfg.Tolerance:
 		t.silence(int(int64(gap)*int64(rate)/int64(time.Second)), emit)
-	case gap < -slack:
+	case gap < -t.cfg.Tolerance:
 		skip := int(int64(-gap) * int64(rate) / int64(time.Second))
 		if skip*ch >= len(pcm) {
 			return

@@ -224,9 +224,32 @@ func TestOpusAndUnsupported(t *testing.T) {
 }
 
 func TestConfigErrors(t *testing.T) {
-	for _, cfg := range []AACConfig{{SampleRate: 44000}, {Channels: 3}, {MaxGap: -1}, {Bitrate: 1}} {
+	for _, cfg := range []AACConfig{{SampleRate: 44000}, {Channels: 3}, {MaxGap: -1}, {Tolerance: -1}, {Bitrate: 1}} {
 		if _, err := NewToAAC(cfg); !errors.Is(err, ErrConfig) {
 			t.Errorf("%+v: %v", cfg, err)
+		}
+	}
+}
+
+// Arrival-time jitter below the tolerance neither inserts silence nor cuts
+// audio: the output is as long as the input and the tone is clean.
+func TestJitteredTimestamps(t *testing.T) {
+	tr, _ := NewToAAC(AACConfig{})
+	c := &collector{}
+	for i, f := range pcmaFrames(testmedia.Tone(1000, 8000, 0, 16000, 0.5), time.Second) {
+		f.PTS += time.Duration((i*7)%13-6) * time.Millisecond // ±6 ms
+		if err := tr.Write(f, c.emit); err != nil {
+			t.Fatal(err)
+		}
+	}
+	tr.Flush(c.emit)
+	out, _ := decode(t, c, 48000, 1)
+	if got := time.Duration(len(out)) * time.Second / 48000; got < 2*time.Second || got > 2*time.Second+30*time.Millisecond {
+		t.Fatalf("decoded %v, want 2 s", got)
+	}
+	for s := 2400; s+960 <= len(out)-4800; s += 960 {
+		if g := testmedia.Goertzel(out[s:s+960], 48000, 1000); g < 0.9 {
+			t.Fatalf("window at %d: Goertzel %.3f (glitch)", s, g)
 		}
 	}
 }
