@@ -53,8 +53,10 @@ type AACConfig struct {
 	// Tolerance is how far a frame's PTS may differ from where the samples
 	// before it end without being treated as a gap (filled with silence) or
 	// an overlap (cut): timestamps derived from arrival times jitter. The
-	// output timeline stays within Tolerance of the input's. Zero means
-	// 10 ms (half a typical packet, so a lost packet is still filled).
+	// output timeline stays within Tolerance of the input's, so jitter of
+	// up to ±Tolerance/2 around the stream's start passes untouched. Zero
+	// means 10 ms (half a typical packet, so a lost packet is still
+	// filled).
 	Tolerance time.Duration
 }
 
