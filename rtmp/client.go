@@ -105,6 +105,7 @@ type Client struct {
 	hevcConfigured bool
 	opusConfigured bool
 	serverFourCCs  map[string]bool // set by Dial, read-only afterwards
+	authParams     string          // appended to app and tcUrl in connect
 }
 
 // Dial connects to the server at rawURL and starts publishing: TCP (and
@@ -148,6 +149,22 @@ func Dial(ctx context.Context, rawURL string, cfg ClientConfig) (*Client, error)
 	ctx, cancel := context.WithTimeout(ctx, cfg.DialTimeout)
 	defer cancel()
 
+	// With credentials in the URL, a server that asks for Adobe
+	// authentication (Wowza, Adobe Media Server) gets up to two more
+	// connections: one to learn the challenge, one to answer it.
+	var auth adobeAuth
+	for {
+		c, err := dialOnce(ctx, u, cfg, auth.params)
+		if err == nil {
+			return c, nil
+		}
+		if !auth.next(err, u) {
+			return nil, err
+		}
+	}
+}
+
+func dialOnce(ctx context.Context, u *URL, cfg ClientConfig, authParams string) (*Client, error) {
 	dial := cfg.Dial
 	if dial == nil {
 		var d net.Dialer
@@ -176,7 +193,7 @@ func Dial(ctx context.Context, rawURL string, cfg ClientConfig) (*Client, error)
 		}
 		nc = tlsConn
 	}
-	c := &Client{url: u, cfg: cfg, nc: nc, done: make(chan struct{})}
+	c := &Client{url: u, cfg: cfg, nc: nc, done: make(chan struct{}), authParams: authParams}
 	if err := c.publishSequence(); err != nil {
 		nc.Close()
 		return nil, ctxErr(ctx, err)
@@ -224,10 +241,10 @@ func (c *Client) publishSteps(stage *string) error {
 	}
 	u := c.url
 	obj := amf0.Object{
-		{Key: "app", Value: u.App},
+		{Key: "app", Value: u.App + c.authParams},
 		{Key: "type", Value: "nonprivate"},
 		{Key: "flashVer", Value: c.cfg.FlashVer},
-		{Key: "tcUrl", Value: u.TcURL()},
+		{Key: "tcUrl", Value: u.TcURL() + c.authParams},
 	}
 	if len(c.cfg.FourCCs) > 0 {
 		list := make([]any, len(c.cfg.FourCCs))
