@@ -1,6 +1,7 @@
 package siptest
 
 import (
+	"strings"
 	"testing"
 
 	"github.com/stretchr/testify/assert"
@@ -95,4 +96,38 @@ func TestDTMFRune(t *testing.T) {
 	for in, want := range map[string]rune{"5": '5', "*": '*', "#": '#', "10": '*', "11": '#', "a": 'A', "D": 'D', "x": 0, "": 0, "12": 0} {
 		assert.Equal(t, want, dtmfRune(in), in)
 	}
+}
+
+var infoCases = []struct {
+	ct, body string
+	digit    rune
+	keyframe bool
+}{
+	{"application/dtmf-relay", "Signal=5\r\nDuration=160\r\n", '5', false},
+	{"application/dtmf-relay; charset=utf-8", "Signal= #\nDuration= 250", '#', false},
+	{"Application/DTMF", "*", '*', false},
+	{"application/dtmf", "11", '#', false},
+	{"application/media_control+xml", `<?xml version="1.0"?><media_control><vc_primitive><to_encoder><picture_fast_update/></to_encoder></vc_primitive></media_control>`, 0, true},
+	{"text/plain", "Signal=5", 0, false},
+	{"application/dtmf-relay", "Signal=", 0, false},
+}
+
+func TestParseInfo(t *testing.T) {
+	for _, tc := range infoCases {
+		d, k := parseInfo(tc.ct, []byte(tc.body))
+		assert.Equal(t, tc.digit, d, tc.body)
+		assert.Equal(t, tc.keyframe, k, tc.body)
+	}
+}
+
+func FuzzParseInfo(f *testing.F) {
+	for _, tc := range infoCases {
+		f.Add(tc.ct, []byte(tc.body))
+	}
+	f.Fuzz(func(t *testing.T, ct string, body []byte) {
+		d, _ := parseInfo(ct, body)
+		if d != 0 && !strings.ContainsRune("0123456789*#ABCD", d) {
+			t.Fatalf("digit %q", d)
+		}
+	})
 }

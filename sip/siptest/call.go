@@ -340,22 +340,7 @@ func (c *PeerCall) finish(r EndReason) {
 
 // recordInfo records an INFO: its DTMF digit or keyframe request, if any.
 func (c *PeerCall) recordInfo(r Request) {
-	ct := strings.ToLower(strings.TrimSpace(strings.Split(r.ContentType(), ";")[0]))
-	digit := rune(0)
-	keyframe := false
-	switch ct {
-	case "application/dtmf-relay":
-		for _, line := range strings.Split(string(r.Body), "\n") {
-			k, v, ok := strings.Cut(line, "=")
-			if ok && strings.EqualFold(strings.TrimSpace(k), "Signal") {
-				digit = dtmfRune(strings.TrimSpace(v))
-			}
-		}
-	case "application/dtmf":
-		digit = dtmfRune(strings.TrimSpace(string(r.Body)))
-	case "application/media_control+xml":
-		keyframe = strings.Contains(string(r.Body), "picture_fast_update")
-	}
+	digit, keyframe := parseInfo(r.ContentType(), r.Body)
 	c.mu().Lock()
 	c.infos = append(c.infos, r)
 	if digit != 0 {
@@ -372,6 +357,27 @@ func (c *PeerCall) recordInfo(r Request) {
 			s.requestKeyframe()
 		}
 	}
+}
+
+// parseInfo reads an INFO body: a DTMF digit (application/dtmf-relay
+// "Signal=5", application/dtmf "5") or a keyframe request
+// (application/media_control+xml with picture_fast_update, RFC 5168).
+func parseInfo(contentType string, body []byte) (digit rune, keyframe bool) {
+	ct, _, _ := strings.Cut(contentType, ";")
+	switch strings.ToLower(strings.TrimSpace(ct)) {
+	case "application/dtmf-relay":
+		for _, line := range strings.Split(string(body), "\n") {
+			k, v, ok := strings.Cut(line, "=")
+			if ok && strings.EqualFold(strings.TrimSpace(k), "Signal") {
+				digit = dtmfRune(strings.TrimSpace(v))
+			}
+		}
+	case "application/dtmf":
+		digit = dtmfRune(strings.TrimSpace(string(body)))
+	case "application/media_control+xml":
+		keyframe = strings.Contains(string(body), "picture_fast_update")
+	}
+	return digit, keyframe
 }
 
 // dtmfRune maps an INFO signal ("5", "*", "#", "A", or the event number

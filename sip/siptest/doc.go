@@ -17,12 +17,24 @@
 // display name, SDP), INFO requests (DTMF relay, DTMF, picture_fast_update),
 // RFC 4733 digits received over RTP, RTP packet counts, decoded G.711 audio,
 // RTCP packets (SR, RR, PLI, FIR, NACK), re-INVITEs and the caller's BYE or
-// CANCEL; Wait methods block until something arrived. A PeerCall can hang
-// up (BYE) and put the caller on hold and back (re-INVITE).
+// CANCEL; Wait methods block until something arrived, and Peer.Requests
+// lists every request received (OPTIONS keepalives, UPDATEs ...). A
+// PeerCall can hang up (BYE), put the caller on hold and back (re-INVITE),
+// send DTMF (RFC 4733 events on its audio stream) and INFO requests.
+// Script.AudioPCM and Script.VideoClip stream frames of your own instead of
+// the tone and the clip; Script.SessionExpires asks for RFC 4028 session
+// timers.
 //
 // A Peer is also a registrar: it accepts REGISTER, with digest
 // authentication (RFC 3261 §22, MD5, qop=auth) when Config.Users is set, and
-// can challenge INVITEs with 401 or 407.
+// can challenge INVITEs with 401 or 407. Peer.Register registers the peer
+// itself with a registrar (a kamailio in interop tests), so that calls
+// routed through a proxy reach it; its in-dialog requests follow the
+// Record-Route set.
+//
+// Limits: no TLS, no SRTP (RTP/SAVP offers are answered 488), no PRACK, no
+// late offer (an INVITE without SDP gets 400); video is answered and sent as
+// H.264 only. Re-INVITE offers from the peer list audio before video.
 //
 // The peer is built on github.com/emiago/sipgo; none of sipgo's types appear
 // in this package's API. It does not use package sip (sipstream's user
