@@ -39,8 +39,10 @@
 // URLs: rtmp:// (port 1935) and rtmps:// (TLS with SNI, port 443); app,
 // instance and query ("rtmp://host/live/_definst_?a=b"); stream keys with
 // query strings ("rtmps://live-api-s.facebook.com/rtmp/KEY?s_bl=1&a=x");
-// credentials in the URL. The stream key and password never appear in
-// errors or String output.
+// credentials in the URL ("rtmp://user:pass@host/app/key", answered with
+// Adobe authentication, authmod=adobe, when Wowza or Adobe Media Server
+// ask for it). The stream key and password never appear in errors or
+// String output.
 //
 // Timestamps: RTMP time is 32-bit milliseconds. Values and deltas of
 // 0xFFFFFF (4 h 39 min) or more use the extended timestamp field, repeated

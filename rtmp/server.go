@@ -51,6 +51,11 @@ type ServerConfig struct {
 	// PlayerQueue is each player's queue in tags; a full queue drops tags
 	// (video up to the next keyframe). Zero means 1024.
 	PlayerQueue int
+	// MaxMessageSize limits a message from a client (a video frame); a
+	// larger one ends the connection. Partial messages of one connection
+	// may hold twice this much. Zero means 8 MiB (nginx-rtmp's default is
+	// 1 MiB).
+	MaxMessageSize int
 	// Logger receives connection events at debug level and failures at
 	// info level. Nil discards them. Stream names (keys) are never logged.
 	Logger *slog.Logger
@@ -118,6 +123,12 @@ func NewServer(cfg ServerConfig) (*Server, error) {
 	}
 	if cfg.PlayerQueue == 0 {
 		cfg.PlayerQueue = 1024
+	}
+	if cfg.MaxMessageSize < 0 || cfg.MaxMessageSize > chunk.MaxMessageLength {
+		return nil, fmt.Errorf("rtmp: MaxMessageSize %d out of range", cfg.MaxMessageSize)
+	}
+	if cfg.MaxMessageSize == 0 {
+		cfg.MaxMessageSize = 8 << 20
 	}
 	log := cfg.Logger
 	if log == nil {
@@ -230,6 +241,8 @@ func (s *Server) handle(nc net.Conn) {
 		return
 	}
 	sc := &serverConn{s: s, nc: nc, conn: newConn(nc, br, s.cfg.WriteTimeout), done: make(chan struct{})}
+	sc.conn.r.MaxMessageLength = uint32(s.cfg.MaxMessageSize)
+	sc.conn.r.MaxBuffered = 2 * s.cfg.MaxMessageSize
 	err := sc.run()
 	sc.finish()
 	if err != nil && !errors.Is(err, io.EOF) && !errors.Is(err, net.ErrClosed) {

@@ -66,7 +66,9 @@ var (
 
 // Property is one key/value pair of an Object or ECMAArray.
 type Property struct {
-	Key   string
+	// Key is the property name (at most 65535 bytes on the wire).
+	Key string
+	// Value is any value Encode accepts (see the package comment).
 	Value any
 }
 
@@ -83,7 +85,9 @@ type Undefined struct{}
 // Date is an AMF0 date: milliseconds since the Unix epoch (UTC) and a
 // time-zone offset in minutes that the specification says to ignore.
 type Date struct {
-	Millis   float64
+	// Millis is milliseconds since 1970-01-01 UTC.
+	Millis float64
+	// TimeZone is the offset in minutes; writers send 0.
 	TimeZone int16
 }
 

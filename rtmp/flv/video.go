@@ -126,9 +126,10 @@ type Video struct {
 	// Codec is the legacy CodecID (CodecAVC) for classic tags, zero for
 	// Enhanced RTMP tags.
 	Codec uint8
-	// Enhanced is set for an Enhanced RTMP tag; FourCC then names the codec.
+	// Enhanced is set for an Enhanced RTMP tag.
 	Enhanced bool
-	FourCC   uint32
+	// FourCC names the codec of an Enhanced RTMP tag (FourCCHEVC, ...).
+	FourCC uint32
 	// PacketType is the AVCPacketType for classic AVC tags and the Enhanced
 	// RTMP VideoPacketType otherwise.
 	PacketType uint8
@@ -201,6 +202,8 @@ func si24(b []byte) int32 {
 
 // AVCConfig is a parsed AVCDecoderConfigurationRecord.
 type AVCConfig struct {
+	// Profile, Compatibility and Level are profile_idc, the constraint
+	// flags byte and level_idc, copied from the SPS.
 	Profile, Compatibility, Level uint8
 	// LengthSize is the size of NAL unit length prefixes (1, 2 or 4).
 	LengthSize int
