@@ -302,10 +302,19 @@ func (s *rtpStream) send(script Script) {
 	ticker := time.NewTicker(interval)
 	defer ticker.Stop()
 	tick(spec)
+	sent := 1
 	for {
 		select {
 		case <-ticker.C:
-			tick(s.currentSpec())
+			// Catch up when the goroutine ran late (a loaded machine
+			// drops ticker ticks), so that RTP timestamps keep following
+			// the wall clock the SRs map them to; bursts are bounded.
+			due := int(time.Since(sd.start)/interval) + 1
+			spec := s.currentSpec()
+			for n := 0; sent < due && n < maxBurst; n++ {
+				tick(spec)
+				sent++
+			}
 		case <-srC:
 			sd.sendSR(s.currentSpec())
 		case <-s.c.mediaStop:
@@ -315,6 +324,10 @@ func (s *rtpStream) send(script Script) {
 		}
 	}
 }
+
+// maxBurst bounds the packets (audio) or frames (video) a sender emits at
+// once to catch up after running late.
+const maxBurst = 25
 
 // payloadType returns the current payload type of codec in spec (it may
 // change with a re-INVITE), or fallback.
