@@ -477,3 +477,49 @@ func TestInteropTimestampWrap(t *testing.T) {
 	}
 	require.InDelta(t, float64(dts0/time.Millisecond)+99*40, prev, 1)
 }
+
+// TestInteropFFmpegPublishesToServer has ffmpeg publish H.264 + AAC to our
+// Server; what a Subscription receives, written as FLV, must decode
+// cleanly with every picture.
+func TestInteropFFmpegPublishesToServer(t *testing.T) {
+	var published []StreamInfo
+	s, addr := startServer(t, ServerConfig{OnPublish: func(i StreamInfo) error { published = append(published, i); return nil }})
+	ctx := testCtx(t)
+	sub := s.Subscribe("live", "ff", 4096)
+	defer sub.Close()
+	var tags []flv.Tag
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		for {
+			tag, err := sub.ReadTag(ctx)
+			if err != nil {
+				return
+			}
+			tags = append(tags, tag)
+		}
+	}()
+	wait := runFFmpeg(t, "-f", "lavfi", "-i", "testsrc2=size=320x240:rate=25", "-f", "lavfi", "-i", "sine=frequency=1000:sample_rate=44100",
+		"-t", "3", "-c:v", "libx264", "-g", "25", "-bf", "2", "-pix_fmt", "yuv420p", "-c:a", "aac", "-f", "flv",
+		"rtmp://"+addr+"/live/ff?key=1")
+	require.Empty(t, strings.TrimSpace(wait()))
+	<-done
+	require.Len(t, published, 1)
+	require.Equal(t, "key=1", published[0].Query)
+
+	file := filepath.Join(t.TempDir(), "ff.flv")
+	f, err := os.Create(file)
+	require.NoError(t, err)
+	w, err := flv.NewWriter(f, true, true)
+	require.NoError(t, err)
+	for _, tag := range tags {
+		require.NoError(t, w.WriteTag(tag))
+	}
+	require.NoError(t, f.Close())
+	streams := probe(t, file)
+	require.Equal(t, "h264", streams["video"].CodecName)
+	require.Equal(t, "aac", streams["audio"].CodecName)
+	require.Equal(t, 75, countVideoFrames(t, file))
+	requireCleanDecode(t, file)
+	requireTone(t, file)
+}
