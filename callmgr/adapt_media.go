@@ -13,8 +13,29 @@ type sessionFactory struct {
 	mediaTimeout, idleTimeout time.Duration // as in Config
 }
 
+// sessionWrap adds what callmgr needs to a *session.Session.
+type sessionWrap struct{ *session.Session }
+
+func (s sessionWrap) stats() (audio, video MediaStats) {
+	st := s.Stats()
+	conv := func(x session.StreamStats) MediaStats {
+		return MediaStats{
+			PacketsReceived:  x.PacketsReceived,
+			BytesReceived:    x.BytesReceived,
+			PacketsLost:      x.PacketsLost,
+			PacketsLate:      x.PacketsLate,
+			Frames:           x.Frames,
+			FramesDropped:    x.FramesDropped,
+			KeyframeRequests: x.PLISent + x.FIRSent + x.KeyframeFallbacks,
+			PacketsSent:      x.PacketsSent,
+			Jitter:           x.Jitter,
+		}
+	}
+	return conv(st.Audio), conv(st.Video)
+}
+
 func (f sessionFactory) New(mc mediaConfig) (mediaSession, error) {
-	return session.New(session.Config{
+	s, err := session.New(session.Config{
 		IP:           mc.IP,
 		Ports:        f.pool,
 		Audio:        mc.Audio,
@@ -33,4 +54,8 @@ func (f sessionFactory) New(mc mediaConfig) (mediaSession, error) {
 		},
 		RequestKeyframeFallback: mc.OnKeyframeFallback,
 	})
+	if err != nil {
+		return nil, err
+	}
+	return sessionWrap{s}, nil
 }

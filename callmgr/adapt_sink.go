@@ -16,6 +16,16 @@ func (a fanoutAdapter) Remove(name string)                            { _ = a.f.
 func (a fanoutAdapter) WriteFrame(fr *media.Frame)                    { _ = a.f.WriteFrame(fr) }
 func (a fanoutAdapter) Close()                                        { _ = a.f.Close() }
 
+func (a fanoutAdapter) stats() []SinkStats {
+	st := a.f.Stats()
+	out := make([]SinkStats, len(st))
+	for i, s := range st {
+		out[i] = SinkStats{ID: s.Name, FramesWritten: s.FramesWritten, FramesDropped: s.FramesDropped,
+			FramesSkipped: s.FramesSkipped, Queued: s.Queued}
+	}
+	return out
+}
+
 // sinkAdapter creates the real fan-out, RTMP sinks and recorders.
 type sinkAdapter struct {
 	// newRTMP creates RTMP sinks; nil means RTMP is not available in this

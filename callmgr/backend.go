@@ -109,6 +109,8 @@ type mediaSession interface {
 	RequestKeyframe()
 	SendDTMF(ctx context.Context, digits string) error
 	Close() error
+	// stats never blocks.
+	stats() (audio, video MediaStats)
 }
 
 // offerConfig is what goes into the SDP offer (and re-INVITE answers).
@@ -140,6 +142,7 @@ type fanout interface {
 	Remove(name string)
 	WriteFrame(f *media.Frame)
 	Close()
+	stats() []SinkStats
 }
 
 type rtmpConfig struct {

@@ -34,21 +34,22 @@ type Call struct {
 	err  error
 
 	// Owned by the run loop.
-	fan         fanout
-	sess        mediaSession
-	offer       sdpOffer
-	offerCfg    offerConfig
-	specs       []media.StreamSpec // negotiated
-	dlg         dialog
-	dlgDone     <-chan struct{}
-	dlgEnded    bool
-	reg         registration
-	sinks       map[string]*sinkEntry
-	ending      bool
-	final       finalState
-	kfInFlight  bool
-	setupCh     chan setupResult
-	cancelSetup context.CancelFunc
+	fan          fanout
+	sess         mediaSession
+	offer        sdpOffer
+	offerCfg     offerConfig
+	specs        []media.StreamSpec // negotiated
+	dlg          dialog
+	dlgDone      <-chan struct{}
+	dlgEnded     bool
+	reg          registration
+	sinks        map[string]*sinkEntry
+	ending       bool
+	final        finalState
+	kfInFlight   bool
+	setupPending bool          // setup has not reported yet
+	setupDone    chan struct{} // closed when setup has reported
+	cancelSetup  context.CancelFunc
 }
 
 type finalState struct {

@@ -23,22 +23,18 @@ func (c *Call) run() {
 	defer c.m.wg.Done()
 	setupCtx, cancel := context.WithCancel(context.Background())
 	c.cancelSetup = cancel
-	c.setupCh = make(chan setupResult, 1)
-	go c.setup(setupCtx, c.setupCh)
+	c.setupPending = true
+	c.setupDone = make(chan struct{})
+	go c.setup(setupCtx)
 
 	ring := time.NewTimer(c.p.RingTimeout)
 	defer ring.Stop()
 	ringC := ring.C
-	setupCh := c.setupCh
 	for !c.ending {
 		select {
 		case <-c.inbox.ready:
 			c.runInbox()
-		case r := <-setupCh:
-			setupCh = nil
-			c.setupCh = nil
-			c.onSetup(r)
-			if c.dlg != nil {
+			if c.dlg != nil && ringC != nil {
 				ring.Stop()
 				ringC = nil
 			}
@@ -65,8 +61,12 @@ func (c *Call) runInbox() {
 	}
 }
 
-// setup registers (if asked) and sends the INVITE; it reports exactly once.
-func (c *Call) setup(ctx context.Context, out chan<- setupResult) {
+// setup registers (if asked) and sends the INVITE. It reports its result
+// through the inbox, behind the provisional responses it reported before,
+// then closes setupDone.
+func (c *Call) setup(ctx context.Context) {
+	defer close(c.setupDone)
+	report := func(r setupResult) { c.inbox.push(func() { c.onSetup(r) }) }
 	acct := account{
 		User:        c.p.SIPLogin,
 		AuthUser:    c.p.SIPAuthName,
@@ -87,7 +87,7 @@ func (c *Call) setup(ctx context.Context, out chan<- setupResult) {
 	if c.p.SIPRegisterRequired {
 		r.reg, r.err = c.m.be.sig.Register(ctx, acct)
 		if r.err != nil {
-			out <- r
+			report(r)
 			return
 		}
 	}
@@ -106,7 +106,7 @@ func (c *Call) setup(ctx context.Context, out chan<- setupResult) {
 			c.inbox.push(func() { c.emitDTMF(d) })
 		},
 	})
-	out <- r
+	report(r)
 }
 
 func (c *Call) onProgress(code int, reason string, hasSDP bool) {
@@ -126,6 +126,7 @@ func (c *Call) onProgress(code int, reason string, hasSDP bool) {
 }
 
 func (c *Call) onSetup(r setupResult) {
+	c.setupPending = false
 	c.reg = r.reg
 	if r.err != nil {
 		if c.ending {
@@ -311,13 +312,10 @@ func (c *Call) teardown() {
 	ctx, cancel := context.WithTimeout(context.Background(), c.m.cfg.TeardownTimeout)
 	defer cancel()
 
-	if c.setupCh != nil { // INVITE still in flight: CANCEL it
+	if c.setupPending { // INVITE (or REGISTER) still in flight: CANCEL it
 		c.cancelSetup()
-		r := <-c.setupCh
-		c.reg = r.reg
-		if r.dlg != nil { // answered while we were cancelling
-			c.dlg = r.dlg
-		}
+		<-c.setupDone
+		c.runInbox() // onSetup adopts the registration and a dialog answered meanwhile
 	}
 	c.cancelSetup()
 	if c.dlg != nil && !c.dlgEnded {

@@ -339,6 +339,12 @@ func (s *fakeSession) Close() error {
 	return nil
 }
 
+func (s *fakeSession) stats() (MediaStats, MediaStats) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return MediaStats{KeyframeRequests: uint64(s.kf)}, MediaStats{}
+}
+
 // frame feeds a frame as the session would.
 func (s *fakeSession) frame(f media.Frame) { s.cfg.OnFrame(&f) }
 
@@ -449,6 +455,16 @@ func (f *fakeFanout) Close() {
 		_ = s.Close()
 	}
 	f.sinks = nil
+}
+
+func (f *fakeFanout) stats() []SinkStats {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	var out []SinkStats
+	for name := range f.sinks {
+		out = append(out, SinkStats{ID: name})
+	}
+	return out
 }
 
 func (w *fakeSinks) NewFanout(onDetach func(string, error), _ func()) fanout {

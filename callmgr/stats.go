@@ -1,0 +1,41 @@
+package callmgr
+
+import "time"
+
+// MediaStats are one received stream's counters (they only grow) and
+// jitter, as the media session measures them.
+type MediaStats struct {
+	PacketsReceived  uint64 // RTP packets accepted from the peer
+	BytesReceived    uint64
+	PacketsLost      uint64 // declared lost by the jitter buffer
+	PacketsLate      uint64
+	Frames           uint64 // whole frames handed to the sinks
+	FramesDropped    uint64 // video frames dropped (holes, waiting for a keyframe)
+	KeyframeRequests uint64 // PLI, FIR and SIP INFO requests sent
+	PacketsSent      uint64 // RTP sent to the peer (silence, DTMF)
+	Jitter           time.Duration
+}
+
+// SinkStats are one sink's fan-out counters.
+type SinkStats struct {
+	ID            string
+	FramesWritten uint64 // accepted by the sink
+	FramesDropped uint64 // dropped because its queue was full
+	FramesSkipped uint64 // video skipped while it waited for a keyframe
+	Queued        int    // waiting in its queue now
+}
+
+// CallStats are a call's media and sink counters.
+type CallStats struct {
+	CallID       string
+	Audio, Video MediaStats
+	Sinks        []SinkStats
+}
+
+// Stats returns the call's counters. It never waits for the call's run
+// loop. After the call ended the media counters keep their last values and
+// Sinks is empty.
+func (c *Call) Stats() CallStats {
+	a, v := c.sess.stats()
+	return CallStats{CallID: c.id, Audio: a, Video: v, Sinks: c.fan.stats()}
+}
