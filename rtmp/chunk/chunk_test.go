@@ -144,6 +144,15 @@ func TestReaderQuirks(t *testing.T) {
 		require.Equal(t, []uint32{20, 40, 60}, []uint32{got[0].Timestamp, got[1].Timestamp, got[2].Timestamp})
 		require.Equal(t, []byte{0xcc}, got[2].Payload)
 	})
+	t.Run("type 3 right after type 0 keeps the timestamp", func(t *testing.T) {
+		wire := []byte{
+			0x04, 0, 0, 20, 0, 0, 1, 8, 1, 0, 0, 0, 0xaa,
+			0xc4, 0xbb,
+		}
+		got := readAll(t, NewReader(bytes.NewReader(wire)))
+		require.Len(t, got, 2)
+		require.Equal(t, uint32(20), got[1].Timestamp)
+	})
 	t.Run("set chunk size and abort", func(t *testing.T) {
 		wire := cat(
 			[]byte{0x02, 0, 0, 0, 0, 0, 4, 1, 0, 0, 0, 0, 0, 0, 0, 4},  // chunk size 4

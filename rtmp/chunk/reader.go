@@ -180,10 +180,13 @@ func (r *Reader) readChunk() (Message, bool, error) {
 		st.extended, st.extValue = ext, tsField
 		if fmtType == 0 {
 			st.timestamp = tsField
-			// A type-3 header that follows starts its message at twice
-			// this timestamp in FFmpeg's and nginx-rtmp's readers; do
-			// the same (our Writer never relies on it).
-			st.delta = tsField
+			// What a type-3 header that starts a new message right after
+			// a type-0 one means is not settled: FFmpeg's reader adds the
+			// type-0 timestamp again, nginx-rtmp's adds nothing. Follow
+			// nginx-rtmp, which librtmp-based encoders (that send type 3
+			// for "same timestamp") have been tested against for years.
+			// Our Writer never relies on either.
+			st.delta = 0
 		} else {
 			st.delta = tsField
 			st.timestamp += tsField
