@@ -2,7 +2,7 @@
 // net/http/httptest: a user agent on loopback that sipstream (or any SIP
 // caller) can call, and that records what it received.
 //
-// A Peer listens on 127.0.0.1 (UDP, or TCP when asked) at a free port and
+// A Peer listens on 127.0.0.1 (UDP, or TCP or TLS when asked) at a free port and
 // plays a Script for each incoming INVITE: answer after an optional ring
 // (180 Ringing, optionally 183 Session Progress with early media), reject
 // with a status code, ring until the caller cancels, never respond, hang up
@@ -32,7 +32,7 @@
 // routed through a proxy reach it; its in-dialog requests follow the
 // Record-Route set.
 //
-// Limits: no TLS, no SRTP (RTP/SAVP offers are answered 488), no PRACK, no
+// Limits: no SRTP (RTP/SAVP offers are answered 488), no PRACK, no
 // late offer (an INVITE without SDP gets 400); video is answered and sent as
 // H.264 only. Re-INVITE offers from the peer list audio before video.
 //

@@ -263,9 +263,9 @@ func (c *PeerCall) respond(tx sip.ServerTransaction, code int, reason string, bo
 
 func (p *Peer) contact() *sip.ContactHeader {
 	h := &sip.ContactHeader{Address: sip.Uri{Scheme: "sip", User: p.cfg.User, Host: p.host, Port: p.port}}
-	if p.tcp != nil {
+	if p.transport != "udp" {
 		h.Address.UriParams = sip.NewParams()
-		h.Address.UriParams.Add("transport", "tcp")
+		h.Address.UriParams.Add("transport", p.transport)
 	}
 	return h
 }

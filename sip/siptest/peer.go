@@ -2,6 +2,7 @@ package siptest
 
 import (
 	"context"
+	"crypto/tls"
 	"errors"
 	"fmt"
 	"io"
@@ -29,8 +30,11 @@ type Config struct {
 	// Addr is the SIP listening address. Empty means "127.0.0.1:0" (a free
 	// port). The host must be an IP address; RTP sockets bind to it too.
 	Addr string
-	// Transport is "udp" or "tcp". Empty means "udp".
+	// Transport is "udp", "tcp" or "tls". Empty means "udp".
 	Transport string
+	// TLSConfig is the server configuration (certificate) for "tls".
+	// Required with "tls", ignored otherwise.
+	TLSConfig *tls.Config
 	// User is the user part of URI(). Empty means "peer".
 	User string
 	// Script is what the peer does with every incoming call, unless
@@ -178,8 +182,11 @@ func NewPeer(cfg Config) (*Peer, error) {
 		cfg.Transport = "udp"
 	}
 	cfg.Transport = strings.ToLower(cfg.Transport)
-	if cfg.Transport != "udp" && cfg.Transport != "tcp" {
-		return nil, fmt.Errorf("siptest: transport %q (want udp or tcp)", cfg.Transport)
+	if cfg.Transport != "udp" && cfg.Transport != "tcp" && cfg.Transport != "tls" {
+		return nil, fmt.Errorf("siptest: transport %q (want udp, tcp or tls)", cfg.Transport)
+	}
+	if cfg.Transport == "tls" && cfg.TLSConfig == nil {
+		return nil, errors.New("siptest: transport tls needs TLSConfig")
 	}
 	if cfg.User == "" {
 		cfg.User = "peer"
@@ -229,6 +236,9 @@ func NewPeer(cfg Config) (*Peer, error) {
 		if err != nil {
 			return nil, fmt.Errorf("siptest: listen: %w", err)
 		}
+		if cfg.Transport == "tls" {
+			l = tls.NewListener(l, cfg.TLSConfig.Clone())
+		}
 		p.tcp = l
 		p.port = l.Addr().(*net.TCPAddr).Port
 	}
@@ -269,7 +279,11 @@ func NewPeer(cfg Config) (*Peer, error) {
 		if p.udp != nil {
 			_ = p.srv.ServeUDP(p.udp)
 		} else {
-			_ = p.srv.ServeTCP(p.tcp)
+			if p.transport == "tls" {
+				_ = p.srv.ServeTLS(p.tcp)
+			} else {
+				_ = p.srv.ServeTCP(p.tcp)
+			}
 		}
 	}()
 	if p.udp != nil {
@@ -317,11 +331,11 @@ func (p *Peer) closeListeners() {
 }
 
 // URI returns the peer's SIP URI, "sip:peer@127.0.0.1:PORT" (with
-// ";transport=tcp" on TCP).
+// ";transport=tcp" on TCP and ";transport=tls" on TLS).
 func (p *Peer) URI() string {
 	u := "sip:" + p.cfg.User + "@" + p.Addr()
-	if p.tcp != nil {
-		u += ";transport=tcp"
+	if p.transport != "udp" {
+		u += ";transport=" + p.transport
 	}
 	return u
 }
@@ -329,7 +343,7 @@ func (p *Peer) URI() string {
 // Addr returns the peer's SIP address as host:port.
 func (p *Peer) Addr() string { return net.JoinHostPort(p.host, strconv.Itoa(p.port)) }
 
-// Transport returns "udp" or "tcp".
+// Transport returns "udp", "tcp" or "tls".
 func (p *Peer) Transport() string { return p.transport }
 
 // WaitCall returns the next call (in arrival order) that WaitCall has not

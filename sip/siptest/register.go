@@ -50,9 +50,9 @@ func (p *Peer) Register(ctx context.Context, r RegisterRequest) error {
 		expires = int(r.Expires / time.Second)
 	}
 	recipient := sip.Uri{Scheme: "sip", Host: host, Port: pn}
-	if p.tcp != nil {
+	if p.transport != "udp" {
 		recipient.UriParams = sip.NewParams()
-		recipient.UriParams.Add("transport", "tcp")
+		recipient.UriParams.Add("transport", p.transport)
 	}
 	req := sip.NewRequest(sip.REGISTER, recipient)
 	aor := sip.Uri{Scheme: "sip", User: user, Host: host}

@@ -444,9 +444,15 @@ func TestHoldUnholdAndReinvite(t *testing.T) {
 }
 
 func TestTCP(t *testing.T) {
-	p := newPeer(t, Config{Transport: "tcp", Script: Script{Audio: true}})
-	assert.Contains(t, p.URI(), ";transport=tcp")
-	u := newUAC(t, "tcp")
+	for _, tr := range []string{"tcp", "tls"} {
+		t.Run(tr, func(t *testing.T) { testStream(t, tr) })
+	}
+}
+
+func testStream(t *testing.T, transport string) {
+	p := newPeer(t, Config{Transport: transport, TLSConfig: testServerTLS(t), Script: Script{Audio: true}})
+	assert.Contains(t, p.URI(), ";transport="+transport)
+	u := newUAC(t, transport)
 	ctx := testCtx(t)
 	_, err := u.call(ctx, p.URI(), u.offer(false).Marshal(), sipgo.AnswerOptions{})
 	require.NoError(t, err)
@@ -458,7 +464,7 @@ func TestTCP(t *testing.T) {
 	select {
 	case <-u.byes:
 	case <-ctx.Done():
-		t.Fatal("no BYE over TCP")
+		t.Fatal("no BYE over " + transport)
 	}
 }
 
@@ -481,6 +487,7 @@ func TestCloseIdempotentAndWaitAfterClose(t *testing.T) {
 func TestConfigErrors(t *testing.T) {
 	for _, cfg := range []Config{
 		{Transport: "sctp"},
+		{Transport: "tls"},
 		{Addr: "localhost:0"},
 		{ChallengeInvite: 402, Users: map[string]string{}},
 		{ChallengeInvite: 401},

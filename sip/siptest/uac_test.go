@@ -2,9 +2,16 @@ package siptest
 
 import (
 	"context"
+	"crypto/ecdsa"
+	"crypto/elliptic"
+	"crypto/rand"
+	"crypto/tls"
+	"crypto/x509"
+	"crypto/x509/pkix"
 	"errors"
 	"io"
 	"log/slog"
+	"math/big"
 	"net"
 	"net/netip"
 	"strconv"
@@ -62,6 +69,7 @@ func newUAC(t *testing.T, transport string) *testUAC {
 	u := &testUAC{t: t, served: make(chan struct{}), byes: make(chan string, 8), reinvites: make(chan string, 8), infos: make(chan string, 8)}
 	var err error
 	u.ua, err = sipgo.NewUA(sipgo.WithUserAgent("siptest-uac"), sipgo.WithUserAgentHostname("127.0.0.1"),
+		sipgo.WithUserAgenTLSConfig(testClientTLS(t)),
 		sipgo.WithUserAgentTransportLayerOptions(sip.WithTransportLayerReadFilter(func(_ sip.TransportReadProps, b []byte) ([]byte, error) {
 			if u.stopping.Load() {
 				return nil, nil
@@ -73,10 +81,13 @@ func newUAC(t *testing.T, transport string) *testUAC {
 	u.srv, err = sipgo.NewServer(u.ua, sipgo.WithServerLogger(logger))
 	require.NoError(t, err)
 	opts := []sipgo.ClientOption{sipgo.WithClientHostname("127.0.0.1"), sipgo.WithClientLogger(logger)}
-	if transport == "tcp" {
+	if transport == "tcp" || transport == "tls" {
 		u.tcp, err = net.Listen("tcp4", "127.0.0.1:0")
 		require.NoError(t, err)
 		u.port = u.tcp.Addr().(*net.TCPAddr).Port
+		if transport == "tls" {
+			u.tcp = tls.NewListener(u.tcp, testServerTLS(t))
+		}
 	} else {
 		u.udp, err = net.ListenPacket("udp4", "127.0.0.1:0")
 		require.NoError(t, err)
@@ -86,9 +97,9 @@ func newUAC(t *testing.T, transport string) *testUAC {
 	u.client, err = sipgo.NewClient(u.ua, opts...)
 	require.NoError(t, err)
 	contact := sip.ContactHeader{Address: sip.Uri{Scheme: "sip", User: "caller", Host: "127.0.0.1", Port: u.port}}
-	if transport == "tcp" {
+	if transport != "udp" {
 		contact.Address.UriParams = sip.NewParams()
-		contact.Address.UriParams.Add("transport", "tcp")
+		contact.Address.UriParams.Add("transport", transport)
 	}
 	u.dialogs = sipgo.NewDialogClientCache(u.client, contact)
 	u.srv.OnBye(func(req *sip.Request, tx sip.ServerTransaction) {
@@ -116,9 +127,12 @@ func newUAC(t *testing.T, transport string) *testUAC {
 	})
 	go func() {
 		defer close(u.served)
-		if u.udp != nil {
+		switch {
+		case u.udp != nil:
 			_ = u.srv.ServeUDP(u.udp)
-		} else {
+		case transport == "tls":
+			_ = u.srv.ServeTLS(u.tcp)
+		default:
 			_ = u.srv.ServeTCP(u.tcp)
 		}
 	}()
@@ -204,3 +218,51 @@ func newPeer(t *testing.T, cfg Config) *Peer {
 }
 
 var _ = media.KindAudio
+
+var (
+	testCertOnce sync.Once
+	testCert     tls.Certificate
+	testPool     *x509.CertPool
+)
+
+// testCertificate returns a self-signed certificate for 127.0.0.1.
+func testCertificate(t *testing.T) (tls.Certificate, *x509.CertPool) {
+	testCertOnce.Do(func() {
+		key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+		if err != nil {
+			panic(err)
+		}
+		tmpl := &x509.Certificate{
+			SerialNumber: big.NewInt(1),
+			Subject:      pkix.Name{CommonName: "127.0.0.1"},
+			IPAddresses:  []net.IP{net.IPv4(127, 0, 0, 1)},
+			NotBefore:    time.Now().Add(-time.Hour),
+			NotAfter:     time.Now().Add(24 * time.Hour),
+			KeyUsage:     x509.KeyUsageDigitalSignature | x509.KeyUsageCertSign,
+			ExtKeyUsage:  []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth, x509.ExtKeyUsageClientAuth},
+			IsCA:         true, BasicConstraintsValid: true,
+		}
+		der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, &key.PublicKey, key)
+		if err != nil {
+			panic(err)
+		}
+		leaf, err := x509.ParseCertificate(der)
+		if err != nil {
+			panic(err)
+		}
+		testCert = tls.Certificate{Certificate: [][]byte{der}, PrivateKey: key, Leaf: leaf}
+		testPool = x509.NewCertPool()
+		testPool.AddCert(leaf)
+	})
+	return testCert, testPool
+}
+
+func testServerTLS(t *testing.T) *tls.Config {
+	cert, _ := testCertificate(t)
+	return &tls.Config{Certificates: []tls.Certificate{cert}, MinVersion: tls.VersionTLS12}
+}
+
+func testClientTLS(t *testing.T) *tls.Config {
+	_, pool := testCertificate(t)
+	return &tls.Config{RootCAs: pool, MinVersion: tls.VersionTLS12}
+}
