@@ -140,10 +140,12 @@ func segSNR(ref, got []int16, lag, seg int) float64 {
 // lags 0..maxLag.
 func bestLag(ref, got []int16, maxLag int) int {
 	best, bestV := 0, math.Inf(-1)
-	n := min(len(ref), 48000*2)
+	// Half a second from 0.2 s on (48 kHz) is plenty to find the delay.
+	lo := min(len(ref), 9600)
+	hi := min(len(ref), lo+24000)
 	for lag := 0; lag <= maxLag; lag++ {
 		var c float64
-		for i := 0; i < n && i+lag < len(got); i++ {
+		for i := lo; i < hi && i+lag < len(got); i++ {
 			c += float64(ref[i]) * float64(got[i+lag])
 		}
 		if c > bestV {
