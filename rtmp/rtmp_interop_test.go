@@ -347,30 +347,42 @@ func TestInteropFFmpegListen(t *testing.T) {
 	port := testenv.FreePort(t, "tcp")
 	out := filepath.Join(t.TempDir(), "out.flv")
 	wait := runFFmpeg(t, "-listen", "1", "-i", fmt.Sprintf("rtmp://127.0.0.1:%d/live/x", port), "-c", "copy", out)
-	ctx := testCtx(t)
-	var c *Client
-	var err error
-	// Dialing is the only probe: anything else would use up ffmpeg's
-	// single accept.
-	for deadline := time.Now().Add(testTimeout); time.Now().Before(deadline); time.Sleep(100 * time.Millisecond) {
-		if c, err = Dial(ctx, fmt.Sprintf("rtmp://127.0.0.1:%d/live/x", port), ClientConfig{}); err == nil {
-			break
-		}
-	}
-	require.NoError(t, err)
+	c := dialRetry(t, fmt.Sprintf("rtmp://127.0.0.1:%d/live/x", port), ClientConfig{})
 	publishMedia(t, c, 0, "g711", nil, nil, 0)
 	require.NoError(t, c.Close())
-	// ffmpeg 5.1's listener reports "<url>: Input/output error" when its
-	// publisher hangs up, whoever the publisher is (ffmpeg itself too);
-	// its exit status is 0. Anything else it prints is a failure.
+	requireListenerClean(t, wait())
+	checkRecording(t, out, "g711")
+}
+
+// dialRetry dials until ffmpeg -listen listens. Dialing is the only
+// probe: anything else would use up its single accept.
+func dialRetry(t *testing.T, url string, cfg ClientConfig) *Client {
+	t.Helper()
+	ctx := testCtx(t)
+	var err error
+	for deadline := time.Now().Add(testTimeout); time.Now().Before(deadline); time.Sleep(100 * time.Millisecond) {
+		var c *Client
+		if c, err = Dial(ctx, url, cfg); err == nil {
+			return c
+		}
+	}
+	t.Fatalf("ffmpeg -listen never accepted: %v", err)
+	return nil
+}
+
+// requireListenerClean checks ffmpeg -listen's output. ffmpeg 5.1's
+// listener reports "<url>: Input/output error" when its publisher hangs
+// up, whoever the publisher is (ffmpeg itself too), and exits with status
+// 0. Anything else it prints is a failure.
+func requireListenerClean(t *testing.T, output string) {
+	t.Helper()
 	var other []string
-	for _, l := range strings.Split(strings.TrimSpace(wait()), "\n") {
+	for _, l := range strings.Split(strings.TrimSpace(output), "\n") {
 		if l != "" && !strings.HasSuffix(l, "/live/x: Input/output error") {
 			other = append(other, l)
 		}
 	}
 	require.Empty(t, other, "ffmpeg -listen reported errors")
-	checkRecording(t, out, "g711")
 }
 
 // subscribers returns how many subscriptions wait on app/name.
@@ -420,49 +432,10 @@ func TestInteropPlayFromServer(t *testing.T) {
 	}
 }
 
-// TestInteropTimestampWrap crosses 0xFFFFFF ms (4 h 39 min 37 s) with
-// AAC: client → our Server → FLV file, decoded by ffmpeg without errors,
-// with every picture present and timestamps that keep increasing.
-func TestInteropTimestampWrap(t *testing.T) {
-	aacFrames, asc, rate := makeAAC(t)
-	s, addr := startServer(t, ServerConfig{})
-	ctx := testCtx(t)
-	sub := s.Subscribe("live", "long", 4096)
-	defer sub.Close()
-	c, err := Dial(ctx, "rtmp://"+addr+"/live/long", ClientConfig{})
-	require.NoError(t, err)
-	dts0 := (0xffffff - 2000) * time.Millisecond
-	var wg sync.WaitGroup
-	var tags []flv.Tag
-	wg.Add(1)
-	go func() {
-		defer wg.Done()
-		for {
-			tag, err := sub.ReadTag(ctx)
-			if err != nil {
-				return
-			}
-			tags = append(tags, tag)
-		}
-	}()
-	publishMedia(t, c, dts0, "aac", aacFrames, asc, rate)
-	require.NoError(t, c.Close())
-	wg.Wait()
-
-	file := filepath.Join(t.TempDir(), "wrap.flv")
-	f, err := os.Create(file)
-	require.NoError(t, err)
-	w, err := flv.NewWriter(f, true, true)
-	require.NoError(t, err)
-	var crossed bool
-	for _, tag := range tags {
-		crossed = crossed || tag.Timestamp > 0xffffff
-		require.NoError(t, w.WriteTag(tag))
-	}
-	require.NoError(t, f.Close())
-	require.True(t, crossed)
-	checkRecording(t, file, "aac")
-
+// requireIncreasingDTS checks that the video packets of file have
+// strictly increasing decoding times and returns the last one (ms).
+func requireIncreasingDTS(t *testing.T, file string) float64 {
+	t.Helper()
 	out, err := exec.Command(testenv.LookPath(t, "ffprobe"), "-v", "error", "-select_streams", "v:0",
 		"-show_entries", "packet=dts", "-of", "csv=p=0", file).Output()
 	require.NoError(t, err)
@@ -475,7 +448,90 @@ func TestInteropTimestampWrap(t *testing.T) {
 		require.Greater(t, d, prev)
 		prev = d
 	}
-	require.InDelta(t, float64(dts0/time.Millisecond)+99*40, prev, 1)
+	return prev
+}
+
+// TestInteropTimestampWrap publishes across 0xFFFFFF ms (4 h 39 min 37 s),
+// the point where RTMP needs the extended timestamp field, to our Server
+// (written to FLV from a Subscription), to nginx-rtmp (its recording) and
+// to ffmpeg -listen; each result must decode without errors, with every
+// picture and increasing timestamps. "crossing" reaches the boundary by
+// small deltas; "beyond" starts past it with 64-byte chunks, so that the
+// first message of every chunk stream carries an extended timestamp in its
+// type-0 header and again in each continuation chunk.
+func TestInteropTimestampWrap(t *testing.T) {
+	aacFrames, asc, rate := makeAAC(t)
+	nginxPort, rec := startNginx(t)
+	for _, tc := range []struct {
+		name      string
+		dts0      time.Duration
+		chunkSize uint32
+	}{
+		{"crossing", (0xffffff - 2000) * time.Millisecond, 0},
+		{"beyond", (0xffffff + 5000) * time.Millisecond, 64},
+	} {
+		t.Run(tc.name+"/our server", func(t *testing.T) {
+			s, addr := startServer(t, ServerConfig{})
+			ctx := testCtx(t)
+			sub := s.Subscribe("live", "long", 4096)
+			defer sub.Close()
+			c, err := Dial(ctx, "rtmp://"+addr+"/live/long", ClientConfig{ChunkSize: tc.chunkSize})
+			require.NoError(t, err)
+			var wg sync.WaitGroup
+			var tags []flv.Tag
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				for {
+					tag, err := sub.ReadTag(ctx)
+					if err != nil {
+						return
+					}
+					tags = append(tags, tag)
+				}
+			}()
+			publishMedia(t, c, tc.dts0, "aac", aacFrames, asc, rate)
+			require.NoError(t, c.Close())
+			wg.Wait()
+
+			file := filepath.Join(t.TempDir(), "wrap.flv")
+			f, err := os.Create(file)
+			require.NoError(t, err)
+			w, err := flv.NewWriter(f, true, true)
+			require.NoError(t, err)
+			var beyond bool
+			for _, tag := range tags {
+				beyond = beyond || tag.Timestamp > 0xffffff
+				require.NoError(t, w.WriteTag(tag))
+			}
+			require.NoError(t, f.Close())
+			require.True(t, beyond)
+			checkRecording(t, file, "aac")
+			require.InDelta(t, float64(tc.dts0/time.Millisecond)+99*40, requireIncreasingDTS(t, file), 1)
+		})
+		t.Run(tc.name+"/nginx", func(t *testing.T) {
+			name := "wrap_" + tc.name
+			c, err := Dial(testCtx(t), fmt.Sprintf("rtmp://127.0.0.1:%d/live/%s", nginxPort, name), ClientConfig{ChunkSize: tc.chunkSize})
+			require.NoError(t, err)
+			publishMedia(t, c, tc.dts0, "aac", aacFrames, asc, rate)
+			require.NoError(t, c.Close())
+			file := filepath.Join(rec, name+".flv")
+			waitFile(t, file)
+			checkRecording(t, file, "aac")
+			requireIncreasingDTS(t, file)
+		})
+		t.Run(tc.name+"/ffmpeg listen", func(t *testing.T) {
+			port := testenv.FreePort(t, "tcp")
+			out := filepath.Join(t.TempDir(), "out.flv")
+			wait := runFFmpeg(t, "-listen", "1", "-i", fmt.Sprintf("rtmp://127.0.0.1:%d/live/x", port), "-c", "copy", out)
+			c := dialRetry(t, fmt.Sprintf("rtmp://127.0.0.1:%d/live/x", port), ClientConfig{ChunkSize: tc.chunkSize})
+			publishMedia(t, c, tc.dts0, "aac", aacFrames, asc, rate)
+			require.NoError(t, c.Close())
+			requireListenerClean(t, wait())
+			checkRecording(t, out, "aac")
+			requireIncreasingDTS(t, out)
+		})
+	}
 }
 
 // TestInteropFFmpegPublishesToServer has ffmpeg publish H.264 + AAC to our
