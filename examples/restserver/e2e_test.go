@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"io"
 	"net"
 	"net/http"
 	"strings"
@@ -109,6 +110,11 @@ func TestEndToEndCall(t *testing.T) {
 	require.True(t, viewer.mimes[webrtc.MimeTypePCMA] || viewer.mimes[webrtc.MimeTypePCMU], "%v", viewer.mimes)
 	require.True(t, viewer.nalSPS, "the viewer got an SPS (a keyframe)")
 	viewer.mu.Unlock()
+	metrics := getMetrics(t, srv.base)
+	require.Contains(t, metrics, "sipstream_webrtc_viewers 1\n")
+	require.Contains(t, metrics, "sipstream_webrtc_streams 1\n")
+	require.Contains(t, metrics, `sipstream_calls{status="ESTABLISHED"} 1`+"\n")
+	require.Contains(t, metrics, `sipstream_rtmp_legs{status="RTMP_STREAM_ACTIVE"} 1`+"\n")
 	viewer.stop(t, srv.base)
 
 	// DTMF: RFC 2833 events on the audio stream, then SIP INFO (both kinds).
@@ -151,6 +157,11 @@ func TestEndToEndCall(t *testing.T) {
 	hook.mu.Lock()
 	require.Empty(t, hook.bad)
 	hook.mu.Unlock()
+
+	metrics = getMetrics(t, srv.base)
+	require.Contains(t, metrics, `sipstream_calls_ended_total{status="FINISH"} 1`+"\n")
+	require.Contains(t, metrics, "sipstream_webrtc_streams 0\n")
+	require.NotContains(t, metrics, "s3cret-pass")
 
 	require.NoError(t, srv.stop())
 	require.NotContains(t, srv.log.String(), "s3cret-pass", "the SIP password is never logged")
@@ -300,4 +311,15 @@ func TestDemoOneClick(t *testing.T) {
 	viewer.wait(t, 10, webrtc.RTPCodecTypeVideo, webrtc.RTPCodecTypeAudio)
 	viewer.stop(t, srv.base)
 	require.NoError(t, srv.stop())
+}
+
+func getMetrics(t *testing.T, base string) string {
+	t.Helper()
+	resp, err := http.Get(base + "/metrics")
+	require.NoError(t, err)
+	defer resp.Body.Close()
+	b, err := io.ReadAll(resp.Body)
+	require.NoError(t, err)
+	require.Equal(t, http.StatusOK, resp.StatusCode)
+	return string(b)
 }

@@ -3,18 +3,110 @@
 // that clients of that API work unchanged: POST /rest-api/call/startup places
 // a SIP call and republishes its audio and video to an RTMP URL, /call/find,
 // /call/find_all, /call/terminate and /call/send_dtmf follow and drive it,
-// and /push/... adds more RTMP targets to a live call.
+// and /push/... adds more RTMP targets to a live call. Every call can also be
+// watched in a browser over WebRTC (WHEP).
 //
-// It also serves a web page at / to start calls and watch them, Server-Sent
-// Events at /events, Prometheus metrics at /metrics, and with -webhook POSTs
-// every status change as JSON.
+// # Try it
 //
 //	go run ./examples/restserver -demo
 //
-// starts it with an embedded SIP callee (a test pattern and a tone) so that
-// the page can place a call with nothing else running. Every flag can also be
-// set with an environment variable SIPSTREAM_<FLAG> (SIPSTREAM_RTP_PORTS for
-// -rtp-ports); run with -h for the list.
+// starts the server with an embedded SIP callee (an H.264 test pattern and a
+// 1 kHz tone) and an embedded RTMP server on 127.0.0.1:1935 (or a free port
+// when 1935 is taken), and prints what to do:
+//
+//	open the page:      http://localhost:8081/  (click Call, then Play)
+//	demo SIP callee:    sip:demo@127.0.0.1:PORT
+//	watch the stream:   ffplay rtmp://127.0.0.1:1935/live/demo
+//
+// The page's form is filled in for the demo: one click on Call places the call,
+// its row turns ESTABLISHED and RTMP_STREAM_ACTIVE, and the page's player
+// starts playing it over WebRTC.
+//
+// # REST API
+//
+// Every endpoint is a POST with a JSON body under /rest-api, as in the
+// product. Booleans and numbers may be JSON values or strings ("true",
+// "5060"); unknown fields are ignored; errors are JSON objects with error,
+// message, path, status and timestamp.
+//
+//	curl -s localhost:8081/rest-api/call/startup -d '{
+//	  "callId": "call1", "callee": "sip:1000@pbx.example.com",
+//	  "sipLogin": "restserver", "sipPassword": "secret", "sipDomain": "pbx.example.com",
+//	  "rtmpUrl": "rtmp://a.rtmp.youtube.com/live2", "rtmpStream": "STREAM-KEY",
+//	  "toStream": "call1", "hasAudio": "true", "hasVideo": "true"}'
+//	curl -s localhost:8081/rest-api/call/find -d '{"callId": "call1"}'
+//	curl -s localhost:8081/rest-api/call/send_dtmf -d '{"callId": "call1", "dtmf": "1234#", "type": "RFC2833"}'
+//	curl -s localhost:8081/rest-api/call/terminate -d '{"callId": "call1"}'
+//
+// The endpoints:
+//
+//   - /call/startup: callId and callee are required; also toStream, rtmpUrl,
+//     rtmpStream, hasAudio, hasVideo, sipLogin, sipAuthenticationName,
+//     sipPassword, sipDomain, sipOutboundProxy, sipPort, sipTransport (UDP,
+//     TCP, TLS), sipRegisterRequired, visibleName, appKey, sipHeaders (an
+//     object of custom SIP headers), record (with -record-dir); the older
+//     shape with the SIP fields nested in a "connection" object is accepted.
+//     200 {} once the call is accepted (it goes on in the background); 409 for
+//     a callId, an rtmpUrl+rtmpStream or (with WebRTC on) a toStream already
+//     used by a live call; 400 naming the bad field.
+//   - /call/find (filter by callId, callee, rtmpUrl, status) and
+//     /call/find_all: the product's call objects (callId, status, sipStatus,
+//     rtmpUrl, rtmpStream, streamName, rtmpStreamStatus, caller, callee, ...),
+//     404 when none match. Never the password.
+//   - /call/terminate (callId), /call/send_dtmf (callId, dtmf, type RFC2833,
+//     INFO or INFO_RELAY): 200, or 404 for an unknown call.
+//   - /push/startup (streamName = a call's toStream, rtmpUrl,
+//     rtmpTransponderFullUrl), /push/find, /push/find_all, /push/terminate,
+//     /push/mute, /push/unmute (mediaSessionId): more RTMP targets per call.
+//     Without rtmpTransponderFullUrl the push publishes as "rtmp_"+streamName.
+//
+// Call statuses: TRYING, RING, RING_MEDIA, SESSION_PROGRESS, ESTABLISHED,
+// HOLD, then FINISH, FAILED or BUSY. RTMP statuses: RTMP_STREAM_WAIT,
+// RTMP_STREAM_ACTIVE, RTMP_CONNECTION_LOST (reconnecting),
+// RTMP_CONNECTION_FAILED.
+//
+// # Other endpoints
+//
+//   - / — the web page: a form to start a call, the live list of calls with
+//     DTMF and Terminate buttons, and a WebRTC player.
+//   - /whep/{toStream} — WHEP endpoint of each live call (a call without
+//     toStream uses its callId): POST an SDP offer, get the answer (201,
+//     Location = the viewer's resource, DELETE it to stop). H.264/VP8 and
+//     Opus/PCMA/PCMU pass through untouched; an audio-only call plays
+//     audio-only. /player/?whep=/whep/NAME is a stand-alone player page and
+//     /player/player.js the script (whepPlay) for pages of your own.
+//   - /events — Server-Sent Events: a "snapshot" of every call, then one
+//     "call" event per change.
+//   - /metrics — Prometheus: calls and RTMP legs by status, calls ended by
+//     status, RTMP connections lost, WebRTC streams and viewers, REST requests.
+//   - -webhook URL — every call status change (CallStatusEvent) and RTMP leg
+//     change (RtmpStatusEvent) is POSTed there as JSON, in order, with
+//     retries; a slow receiver never blocks a call.
+//
+// # Flags
+//
+// Each flag can also be set with an environment variable SIPSTREAM_<FLAG>
+// (upper case, '-' as '_': SIPSTREAM_RTP_PORTS for -rtp-ports); the command
+// line wins. Run with -h for the list.
+//
+//	-http ADDR         REST API and page over HTTP (default :8081; "" = off)
+//	-https ADDR        the same over HTTPS (default :8444; "" = off) with
+//	                   -tls-cert FILE -tls-key FILE, or a self-signed certificate
+//	-auth USER:PASS    HTTP Basic auth on everything (default off)
+//	-sip ADDR          local SIP address, UDP and TCP (default :5060)
+//	-public-ip IP      address written into Contact, Via, SDP and WebRTC
+//	                   candidates, for a server behind NAT
+//	-rtp-ports LO-HI   RTP/RTCP port range (default 30000-31999)
+//	-webhook URL       status events receiver
+//	-record-dir DIR    allow "record": true (MKV files in DIR)
+//	-webrtc=false      no WHEP playback
+//	-demo              embedded SIP callee and RTMP server (see above)
+//	-log-level LEVEL   debug, info, warn, error
+//
+// The bound addresses are logged at start-up (msg=listening ... addr=), so
+// ":0" ports work. SIGINT or SIGTERM shuts down gracefully: the HTTP servers
+// stop, every live call gets its BYE (or CANCEL), recordings are closed, the
+// webhook gets the final statuses, then the process exits 0.
 package main
 
 import (
@@ -70,7 +162,7 @@ func run(ctx context.Context, args []string, getenv func(string) string, stderr 
 	_ = level.UnmarshalText([]byte(cfg.LogLevel))
 	log := slog.New(slog.NewTextHandler(stderr, &slog.HandlerOptions{Level: level}))
 
-	svc := &managerService{recording: cfg.RecordDir != "", log: log}
+	svc := newManagerService(cfg.RecordDir != "", log)
 	var whepHandler http.Handler
 	if cfg.WebRTC {
 		wcfg := whep.Config{}
@@ -117,6 +209,9 @@ func run(ctx context.Context, args []string, getenv func(string) string, stderr 
 		Defaults: defaults,
 		WHEP:     whepHandler,
 	})
+	for _, c := range svc.collectors() {
+		srv.reg.MustRegister(c)
+	}
 	notify := srv.notify
 	svc.notify.Store(&notify)
 

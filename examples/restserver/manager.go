@@ -8,6 +8,8 @@ import (
 	"strings"
 	"sync/atomic"
 
+	"github.com/prometheus/client_golang/prometheus"
+
 	"github.com/sipstream/sipstream/callmgr"
 )
 
@@ -28,6 +30,35 @@ type managerService struct {
 	// webrtc, when set, gives every call a WHEP sink named by its toStream.
 	webrtc *webrtcStreams
 	log    *slog.Logger
+	// Counters of what the events told (registered by main).
+	callsEnded *prometheus.CounterVec // by final status
+	rtmpLost   prometheus.Counter     // RTMP legs and pushes that lost their connection
+}
+
+// newManagerService returns the adapter without its Manager (set m before
+// serving).
+func newManagerService(recording bool, log *slog.Logger) *managerService {
+	return &managerService{
+		recording: recording,
+		log:       log,
+		callsEnded: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Namespace: "sipstream", Name: "calls_ended_total",
+			Help: "Calls that ended, by final status (FINISH, FAILED, BUSY).",
+		}, []string{"status"}),
+		rtmpLost: prometheus.NewCounter(prometheus.CounterOpts{
+			Namespace: "sipstream", Name: "rtmp_connection_lost_total",
+			Help: "Times an RTMP leg or push lost its connection (each is retried with backoff).",
+		}),
+	}
+}
+
+// collectors are the service's metrics.
+func (s *managerService) collectors() []prometheus.Collector {
+	cs := []prometheus.Collector{s.callsEnded, s.rtmpLost}
+	if s.webrtc != nil {
+		cs = append(cs, s.webrtc)
+	}
+	return cs
 }
 
 var _ callService = (*managerService)(nil)
@@ -260,6 +291,12 @@ func (s *managerService) Pushes() []pushObject {
 // onEvent is callmgr's Config.OnEvent: it runs on the call's event
 // goroutine and must not block, which notify guarantees.
 func (s *managerService) onEvent(ev callmgr.Event) {
+	switch {
+	case ev.Type == callmgr.EventCallStatus && ev.Status.Final() && s.callsEnded != nil:
+		s.callsEnded.WithLabelValues(string(ev.Status)).Inc()
+	case ev.Type == callmgr.EventSinkStatus && ev.Sink.Status == callmgr.SinkLost && !ev.Removed && s.rtmpLost != nil:
+		s.rtmpLost.Inc()
+	}
 	if s.webrtc != nil {
 		switch {
 		case ev.Type == callmgr.EventCallStatus && ev.Status.Final():

@@ -8,6 +8,8 @@ import (
 	"strings"
 	"sync"
 
+	"github.com/prometheus/client_golang/prometheus"
+
 	"github.com/sipstream/sipstream/sink/whep"
 )
 
@@ -128,4 +130,34 @@ func (w *webrtcStreams) ServeHTTP(rw http.ResponseWriter, r *http.Request) {
 		return
 	}
 	s.ServeHTTP(rw, r)
+}
+
+var (
+	webrtcStreamsDesc = prometheus.NewDesc("sipstream_webrtc_streams", "Calls playable over WebRTC (WHEP) now.", nil, nil)
+	webrtcViewersDesc = prometheus.NewDesc("sipstream_webrtc_viewers", "WebRTC viewers connected now, over every call.", nil, nil)
+)
+
+// Describe implements prometheus.Collector.
+func (w *webrtcStreams) Describe(ch chan<- *prometheus.Desc) {
+	ch <- webrtcStreamsDesc
+	ch <- webrtcViewersDesc
+}
+
+// Collect implements prometheus.Collector: the live streams and their
+// viewers, read at scrape time.
+func (w *webrtcStreams) Collect(ch chan<- prometheus.Metric) {
+	w.mu.Lock()
+	var sinks []*whep.Sink
+	for _, st := range w.streams {
+		if st.sink != nil {
+			sinks = append(sinks, st.sink)
+		}
+	}
+	w.mu.Unlock()
+	viewers := 0
+	for _, s := range sinks {
+		viewers += s.Stats().Viewers
+	}
+	ch <- prometheus.MustNewConstMetric(webrtcStreamsDesc, prometheus.GaugeValue, float64(len(sinks)))
+	ch <- prometheus.MustNewConstMetric(webrtcViewersDesc, prometheus.GaugeValue, float64(viewers))
 }
