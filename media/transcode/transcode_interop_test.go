@@ -127,10 +127,28 @@ func oggPackets(t *testing.T, b []byte) [][]byte {
 // in 20 ms packets; ToAAC decodes them with pion/opus and encodes AAC;
 // ffmpeg decodes the result.
 func TestInteropOpusToAACFFmpeg(t *testing.T) {
+	for _, c := range []struct {
+		src     string
+		outChan int
+	}{
+		{"sine=frequency=1000:sample_rate=48000:duration=4", 1},
+		// Stereo Opus (CELT) mixed down to mono, and kept stereo.
+		{"aevalsrc=sin(2*PI*1000*t)*0.5|sin(2*PI*1000*t+0.5)*0.4:s=48000:d=4", 1},
+		{"aevalsrc=sin(2*PI*1000*t)*0.5|sin(2*PI*1000*t+0.5)*0.4:s=48000:d=4", 2},
+	} {
+		opusThrough(t, c.src, c.outChan)
+	}
+}
+
+func opusThrough(t *testing.T, src string, outChan int) {
 	ffmpeg := testenv.LookPath(t, "ffmpeg")
 	ogg := filepath.Join(t.TempDir(), "tone.ogg")
-	ffrun(t, ffmpeg, "-nostdin", "-hide_banner", "-v", "error", "-f", "lavfi", "-i", "sine=frequency=1000:sample_rate=48000:duration=4",
-		"-c:a", "libopus", "-b:a", "32k", "-frame_duration", "20", "-application", "voip", ogg)
+	app := "voip"
+	if strings.HasPrefix(src, "aeval") {
+		app = "audio"
+	}
+	ffrun(t, ffmpeg, "-nostdin", "-hide_banner", "-v", "error", "-f", "lavfi", "-i", src,
+		"-c:a", "libopus", "-b:a", "48k", "-frame_duration", "20", "-application", app, ogg)
 	b, err := os.ReadFile(ogg)
 	if err != nil {
 		t.Fatal(err)
@@ -139,7 +157,7 @@ func TestInteropOpusToAACFFmpeg(t *testing.T) {
 	if len(pkts) < 200 || !bytes.HasPrefix(pkts[0], []byte("OpusHead")) {
 		t.Fatalf("%d packets", len(pkts))
 	}
-	tr, err := NewToAAC(AACConfig{})
+	tr, err := NewToAAC(AACConfig{Channels: outChan})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -151,5 +169,5 @@ func TestInteropOpusToAACFFmpeg(t *testing.T) {
 		}
 	}
 	tr.Flush(col.emit)
-	checkADTS(t, col.frames, 48000, 1, time.Duration(len(pkts)-2)*20*time.Millisecond)
+	checkADTS(t, col.frames, 48000, outChan, time.Duration(len(pkts)-2)*20*time.Millisecond)
 }
