@@ -2,18 +2,18 @@
 // pure Go, for republishing SIP call audio where only AAC is accepted (RTMP
 // to YouTube, Facebook, Twitch).
 //
-// The encoder uses long blocks (sine window), switching to eight short
-// blocks (LONG_START, EIGHT_SHORT, LONG_STOP) around attacks it detects in
-// the second half of the newest input block, with no added delay; one
-// scalefactor per band chosen by a rate/distortion loop that spends a fixed
-// bit budget per frame plus what a bit reservoir saved from easier frames,
-// noiseless coding with all eleven spectral Huffman codebooks and the
-// scalefactor codebook, and a single_channel_element (mono) or a
-// channel_pair_element with a common window and per-band mid/side coding
-// (stereo). There is no
-// psychoacoustic model: the allocation spreads the quantisation noise evenly
-// over the spectrum, which maximises the signal-to-noise ratio for a given
-// bitrate.
+// The encoder uses long blocks (sine window) and switches to eight short
+// blocks (LONG_START, EIGHT_SHORT, LONG_STOP, one window group) around
+// attacks that a transient detector finds with one block of look-ahead
+// (which adds latency, not delay). Each frame gets a global scalefactor from
+// a rate loop that spends a fixed bit budget plus what a bit reservoir saved
+// from easier frames; per-band offsets follow the band's level so that the
+// power-law quantiser's noise is spread evenly. Noiseless coding uses all
+// eleven spectral Huffman codebooks and the scalefactor codebook; mono is a
+// single_channel_element, stereo a channel_pair_element with a common window
+// and per-band mid/side coding. There is no psychoacoustic model: the
+// allocation spreads the quantisation noise evenly over the spectrum, which
+// maximises the signal-to-noise ratio for a given bitrate.
 //
 // Output is raw access units (what FLV, RTMP and MP4 carry) plus the 2-byte
 // AudioSpecificConfig; ADTS wraps access units for .aac files.
