@@ -120,7 +120,10 @@ func (t *ToAAC) AudioSpecificConfig() []byte { return append([]byte(nil), t.asc.
 // Delay is the AAC encoder's delay (one frame). Frames are stamped with the
 // PTS of the audio they decode to, so the first frame of a stream (the
 // encoder's priming, which decodes to silence) is stamped Delay before the
-// stream's first input, or zero if that would be negative.
+// stream's first input, or zero if that would be negative. Latency (how
+// much input must arrive before a frame comes out) is larger: about two AAC
+// frames (the encoder holds one block of look-ahead) plus the resampler's
+// half filter; it does not shift PTS.
 func (t *ToAAC) Delay() time.Duration { return t.enc.Delay() }
 
 func (t *ToAAC) auDuration() time.Duration {
