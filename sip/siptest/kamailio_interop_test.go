@@ -29,7 +29,7 @@ log_stderror=yes
 children=1
 disable_tcp=yes
 listen=udp:127.0.0.1:%d
-mpath="/usr/lib/x86_64-linux-gnu/kamailio/modules/"
+mpath="%s"
 loadmodule "kex.so"
 loadmodule "corex.so"
 loadmodule "tm.so"
@@ -58,6 +58,20 @@ request_route {
 }
 `
 
+// kamailioModules finds the module directory of the Debian package, which
+// depends on the architecture.
+func kamailioModules(t *testing.T) string {
+	dirs, _ := filepath.Glob("/usr/lib/*/kamailio/modules")
+	dirs = append(dirs, "/usr/lib/kamailio/modules", "/usr/lib64/kamailio/modules")
+	for _, d := range dirs {
+		if _, err := os.Stat(filepath.Join(d, "tm.so")); err == nil {
+			return d + "/"
+		}
+	}
+	t.Fatal("kamailio modules (tm.so) not found")
+	return ""
+}
+
 // startKamailio runs kamailio in the foreground on a free loopback port and
 // returns its address; its process group is killed at the end of the test.
 func startKamailio(t *testing.T) string {
@@ -66,7 +80,7 @@ func startKamailio(t *testing.T) string {
 	dir := t.TempDir()
 	port := testenv.FreePort(t, "udp")
 	cfg := filepath.Join(dir, "kamailio.cfg")
-	require.NoError(t, os.WriteFile(cfg, []byte(fmt.Sprintf(kamailioConfig, port)), 0o600))
+	require.NoError(t, os.WriteFile(cfg, []byte(fmt.Sprintf(kamailioConfig, port, kamailioModules(t))), 0o600))
 	cmd := exec.Command(bin, "-DD", "-E", "-f", cfg, "-Y", dir, "-w", dir)
 	var out bytes.Buffer
 	cmd.Stdout, cmd.Stderr = &out, &out
