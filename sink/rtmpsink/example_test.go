@@ -17,17 +17,16 @@ func Example() {
 	go func() { _ = srv.Serve(l) }()
 	defer srv.Close()
 
-	active := make(chan struct{})
+	// OnStatus runs on the sink's own goroutine: hand the statuses over
+	// instead of printing there, so that the output keeps one order.
+	statuses := make(chan rtmpsink.Status, 8)
 	s, err := rtmpsink.New(rtmpsink.Config{
 		URL:        "rtmp://" + l.Addr().String() + "/live2", // e.g. rtmp://a.rtmp.youtube.com/live2
 		StreamName: "xxxx-xxxx-xxxx-xxxx",                    // the stream key
 		Audio:      true, Video: true,                        // G.711/Opus become AAC (the default AudioMode)
 		RequestKeyframe: func() { /* session.RequestKeyframe() */ },
 		OnStatus: func(st rtmpsink.Status, _ string) {
-			fmt.Println(st) // reason explains LOST and FAILED
-			if st == rtmpsink.StatusActive {
-				close(active)
-			}
+			statuses <- st // reason explains LOST and FAILED
 		},
 	})
 	if err != nil {
@@ -38,7 +37,12 @@ func Example() {
 	// The call's fanout gives the sink its goroutine and queue.
 	f := sink.NewFanout(sink.FanoutConfig{})
 	_ = f.Add("youtube", s, 0)
-	<-active
+	for st := range statuses {
+		fmt.Println(st)
+		if st == rtmpsink.StatusActive {
+			break
+		}
+	}
 	// ... f.WriteFrame(frame) for every frame of the call ...
 	_ = f.Close()
 	// Output:
