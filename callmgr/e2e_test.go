@@ -109,8 +109,9 @@ func TestEndToEnd(t *testing.T) {
 			defer peer.Close()
 			log := newEventLog()
 			dir := t.TempDir()
+			format := map[bool]string{false: "mkv", true: "flv"}[passthrough]
 			m, err := New(Config{ListenAddr: "127.0.0.1:0", RTPPortMin: 20000, RTPPortMax: 20999, RecordDir: dir,
-				OnEvent: log.add, RTMPAudioPassthrough: passthrough})
+				OnEvent: log.add, RTMPAudioPassthrough: passthrough, RecordFormat: format})
 			require.NoError(t, err)
 			closed := false
 			defer func() {
@@ -184,6 +185,50 @@ func TestEndToEnd(t *testing.T) {
 			fi, err := os.Stat(info.RecordPath)
 			require.NoError(t, err)
 			assert.Greater(t, fi.Size(), int64(20000), "recording flushed")
+			if format == "flv" {
+				// Read the recording back: H.264 from a keyframe on, A-law
+				// with the tone, timestamps in order.
+				f, err := os.Open(info.RecordPath)
+				require.NoError(t, err)
+				defer f.Close()
+				r, err := flv.NewReader(f)
+				require.NoError(t, err)
+				var videoTags, keyTags int
+				var pcm []int16
+				var lastTS [19]uint32
+				for {
+					tag, err := r.ReadTag()
+					if errors.Is(err, io.EOF) {
+						break
+					}
+					require.NoError(t, err)
+					assert.GreaterOrEqual(t, tag.Timestamp, lastTS[tag.Type], "timestamps in order per stream")
+					lastTS[tag.Type] = tag.Timestamp
+					switch tag.Type {
+					case 9:
+						v, err := flv.ParseVideo(tag.Data)
+						require.NoError(t, err)
+						if !v.SequenceHeader() {
+							if videoTags == 0 {
+								assert.True(t, v.Keyframe(), "recording starts on a keyframe")
+							}
+							videoTags++
+							if v.Keyframe() {
+								keyTags++
+							}
+						}
+					case 8:
+						a, err := flv.ParseAudio(tag.Data)
+						require.NoError(t, err)
+						assert.Equal(t, uint8(7), a.Format, "A-law")
+						pcm = g711.DecodeALaw(pcm, a.Payload)
+					}
+				}
+				assert.GreaterOrEqual(t, videoTags, 60)
+				assert.GreaterOrEqual(t, keyTags, 2)
+				assert.Greater(t, len(pcm), 8000*2, "≥2 s of audio recorded")
+				assert.Greater(t, testmedia.Goertzel(pcm, 8000, 1000), 50*testmedia.Goertzel(pcm, 8000, 1700), "tone in the recording")
+			}
 		})
 	}
 }
