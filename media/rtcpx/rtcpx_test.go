@@ -185,3 +185,28 @@ func FuzzWalk(f *testing.F) {
 		}
 	})
 }
+
+// A source that sent one SR and then only RTP: the delay since that SR
+// outgrows the DLSR field (18 h) and time.Duration*65536 (39 h). It must
+// saturate, not wrap to a small or garbage value.
+func TestSourceReportStaleSR(t *testing.T) {
+	var s Source
+	t0 := time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
+	s.Update(1, 0, t0, 8000)
+	s.SenderReport(0x0001_2345_6789_0000, t0)
+	for _, c := range []struct {
+		after time.Duration
+		want  uint32
+	}{
+		{0, 0},
+		{-time.Second, 0}, // clock stepped back
+		{time.Second + time.Second/4, 65536 + 16384},
+		{18 * time.Hour, 18 * 3600 << 16},
+		{19 * time.Hour, 0xffffffff},
+		{40 * time.Hour, 0xffffffff},
+		{1000 * time.Hour, 0xffffffff},
+	} {
+		rr := s.Report(0xabc, t0.Add(c.after))
+		require.Equal(t, c.want, rr.Delay, "after %v", c.after)
+	}
+}

@@ -145,7 +145,23 @@ func (s *Source) Report(ssrc uint32, now time.Time) rtcp.ReceptionReport {
 	}
 	if s.haveSR {
 		rr.LastSenderReport = s.lastSR
-		rr.Delay = uint32(now.Sub(s.lastSRArr) * 65536 / time.Second)
+		rr.Delay = dlsr(now.Sub(s.lastSRArr))
 	}
 	return rr
+}
+
+// dlsr converts the delay since the last SR to the DLSR field's 1/65536 s
+// units, saturating instead of overflowing: a peer that sent one SR and
+// then stopped would otherwise make the product wrap after about 39 hours
+// (time.Duration), or the field after about 18 hours.
+func dlsr(d time.Duration) uint32 {
+	if d <= 0 {
+		return 0
+	}
+	sec := d / time.Second
+	v := uint64(sec)<<16 + uint64(d%time.Second)*65536/uint64(time.Second)
+	if v > 0xffffffff {
+		return 0xffffffff
+	}
+	return uint32(v)
 }
