@@ -33,6 +33,106 @@ func clipIndex() map[string]int {
 	return m
 }
 
+// whepCall is a call from a real callmgr.Manager to a siptest peer with a
+// sink/whep Sink attached (Manager.AddSink) and served at URL by an
+// httptest server.
+type whepCall struct {
+	m      *callmgr.Manager
+	call   *callmgr.Call
+	peer   *siptest.PeerCall
+	srv    *httptest.Server
+	URL    string
+	closed bool
+}
+
+// startWHEPCall places the call (HasAudio, and HasVideo as given), waits
+// for the answer and attaches a WHEP sink made with cfg (ICE on loopback
+// only). Everything is closed when the test ends unless leave was called.
+func startWHEPCall(ctx context.Context, t *testing.T, id string, script siptest.Script, hasVideo bool, cfg whep.Config) *whepCall {
+	t.Helper()
+	peer, err := siptest.NewPeer(siptest.Config{Addr: "127.0.0.1:0", Script: script})
+	require.NoError(t, err)
+	t.Cleanup(func() { peer.Close() })
+
+	m, err := callmgr.New(callmgr.Config{
+		ListenAddr: "127.0.0.1:0", PublicIP: loopback, MediaIP: loopback,
+		RTPPortMin: 24000, RTPPortMax: 24099,
+	})
+	require.NoError(t, err)
+	wc := &whepCall{m: m}
+	t.Cleanup(func() {
+		if !wc.closed {
+			_ = m.Close(context.Background())
+		}
+	})
+
+	wc.call, err = m.StartCall(ctx, callmgr.CallParams{CallID: id, Callee: peer.URI(), HasAudio: true, HasVideo: hasVideo})
+	require.NoError(t, err)
+	wc.peer, err = peer.WaitCall(ctx)
+	require.NoError(t, err)
+	require.NoError(t, wc.call.WaitEstablished(ctx))
+
+	cfg.ICEIPs = []netip.Addr{loopback}
+	ws, err := whep.New(cfg)
+	require.NoError(t, err)
+	si, err := m.AddSink(ctx, id, callmgr.SinkSpec{Sink: ws})
+	require.NoError(t, err)
+	assert.Equal(t, callmgr.SinkKindCustom, si.Kind)
+
+	mux := http.NewServeMux()
+	mux.Handle("/whep/"+id, ws)
+	mux.Handle("/whep/"+id+"/", ws)
+	wc.srv = httptest.NewServer(mux)
+	t.Cleanup(wc.srv.Close)
+	wc.URL = wc.srv.URL + "/whep/" + id
+	return wc
+}
+
+// leave has the viewer leave the standard way (DELETE on its resource),
+// closes it, then ends the call with Manager.Close: the peer must get its
+// BYE and the call must end.
+func (wc *whepCall) leave(ctx context.Context, t *testing.T, v *viewer) {
+	t.Helper()
+	code, err := v.stop(ctx, wc.srv.Client(), wc.srv.URL)
+	require.NoError(t, err)
+	assert.Equal(t, http.StatusOK, code, "DELETE on the WHEP resource")
+	v.close()
+
+	require.NoError(t, wc.m.Close(ctx))
+	wc.closed = true
+	require.NoError(t, wc.peer.WaitBye(ctx))
+	select {
+	case <-wc.call.Done():
+	case <-ctx.Done():
+		t.Fatal("call did not end")
+	}
+}
+
+// checkTone checks that pcm (8 kHz, after its first 100 ms) is the 1 kHz
+// tone: overall and in at least 90% of its 100 ms blocks.
+func checkTone(t *testing.T, pcm []int16) {
+	t.Helper()
+	const block = 800
+	require.Greater(t, len(pcm), 2*block)
+	pcm = pcm[block:]
+	weak := 0
+	var minShare float64 = 1
+	for off := 0; off+block <= len(pcm); off += block {
+		share := testmedia.Goertzel(pcm[off:off+block], 8000, 1000)
+		if share < minShare {
+			minShare = share
+		}
+		if share < 0.8 {
+			weak++
+		}
+	}
+	t.Logf("audio: %d samples, 1 kHz share: min %.3f over %d blocks of 100 ms, %d below 0.8",
+		len(pcm), minShare, len(pcm)/block, weak)
+	assert.Greater(t, testmedia.Goertzel(pcm, 8000, 1000), 0.9, "1 kHz tone")
+	assert.Less(t, testmedia.Goertzel(pcm, 8000, 1700), 0.01, "nothing at 1.7 kHz")
+	assert.LessOrEqual(t, weak, len(pcm)/block/10, "blocks without the tone")
+}
+
 // TestWHEPViewerGetsTheCallsMedia is issue 8's Go proof through the whole
 // pipeline: a siptest peer answers a call placed by a real callmgr.Manager
 // and streams the H.264 test clip and a 1 kHz PCMA tone; a sink/whep Sink is
@@ -45,45 +145,17 @@ func clipIndex() map[string]int {
 func TestWHEPViewerGetsTheCallsMedia(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), 90*time.Second)
 	defer cancel()
-
-	peer, err := siptest.NewPeer(siptest.Config{Addr: "127.0.0.1:0", Script: siptest.Script{
+	wc := startWHEPCall(ctx, t, "whep-e2e", siptest.Script{
 		Audio: true, Video: true, AudioCodecs: []media.Codec{media.CodecPCMA}, ToneHz: 1000, SendSR: true,
-	}})
-	require.NoError(t, err)
-	defer peer.Close()
-
-	m, err := callmgr.New(callmgr.Config{
-		ListenAddr: "127.0.0.1:0", PublicIP: loopback, MediaIP: loopback,
-		RTPPortMin: 24000, RTPPortMax: 24099,
+	}, true, whep.Config{
+		// The sink learns the codecs from the first frames. Video frames
+		// start at the peer's next IDR (its GOP is 1 s), which on a loaded
+		// machine can come more than the default 1 s Probe after the first
+		// audio frame: the viewer would then be answered audio-only.
+		Probe: 15 * time.Second,
 	})
-	require.NoError(t, err)
-	managerClosed := false
-	defer func() {
-		if !managerClosed {
-			_ = m.Close(context.Background())
-		}
-	}()
 
-	const callID = "whep-e2e"
-	call, err := m.StartCall(ctx, callmgr.CallParams{CallID: callID, Callee: peer.URI(), HasAudio: true, HasVideo: true})
-	require.NoError(t, err)
-	pcall, err := peer.WaitCall(ctx)
-	require.NoError(t, err)
-	require.NoError(t, call.WaitEstablished(ctx))
-
-	ws, err := whep.New(whep.Config{ICEIPs: []netip.Addr{loopback}})
-	require.NoError(t, err)
-	si, err := m.AddSink(ctx, callID, callmgr.SinkSpec{Sink: ws})
-	require.NoError(t, err)
-	assert.Equal(t, callmgr.SinkKindCustom, si.Kind)
-
-	mux := http.NewServeMux()
-	mux.Handle("/whep/"+callID, ws)
-	mux.Handle("/whep/"+callID+"/", ws)
-	srv := httptest.NewServer(mux)
-	defer srv.Close()
-
-	v, err := play(ctx, srv.Client(), srv.URL+"/whep/"+callID)
+	v, err := play(ctx, wc.srv.Client(), wc.URL)
 	require.NoError(t, err)
 	defer v.close()
 
@@ -122,38 +194,29 @@ func TestWHEPViewerGetsTheCallsMedia(t *testing.T) {
 	assert.GreaterOrEqual(t, keys, 2, "keyframes")
 	assert.GreaterOrEqual(t, len(distinct), 50, "distinct pictures")
 
-	// Audio: the peer's 1 kHz tone, in every 100 ms block after the first.
-	const block = 800
-	pcm := got.pcm[block:]
-	weak := 0
-	var minShare float64 = 1
-	for off := 0; off+block <= len(pcm); off += block {
-		share := testmedia.Goertzel(pcm[off:off+block], 8000, 1000)
-		if share < minShare {
-			minShare = share
-		}
-		if share < 0.8 {
-			weak++
-		}
-	}
-	t.Logf("audio: %d samples, 1 kHz share: min %.3f over %d blocks of 100 ms, %d below 0.8",
-		len(pcm), minShare, len(pcm)/block, weak)
-	assert.Greater(t, testmedia.Goertzel(pcm, 8000, 1000), 0.9, "1 kHz tone")
-	assert.Less(t, testmedia.Goertzel(pcm, 8000, 1700), 0.01, "nothing at 1.7 kHz")
-	assert.LessOrEqual(t, weak, len(pcm)/block/10, "blocks without the tone")
+	checkTone(t, got.pcm)
+	wc.leave(ctx, t, v)
+}
 
-	// The viewer leaves the standard way; then the call ends.
-	code, err := v.stop(ctx, srv.Client(), srv.URL)
+// TestWHEPViewerAudioOnlyCall: the peer answers audio only (its video m=
+// line rejected); the viewer, which offers video and audio as browsers do,
+// gets the tone and no video at all.
+func TestWHEPViewerAudioOnlyCall(t *testing.T) {
+	ctx, cancel := context.WithTimeout(context.Background(), 90*time.Second)
+	defer cancel()
+	wc := startWHEPCall(ctx, t, "whep-audio-only", siptest.Script{
+		Audio: true, NoVideo: true, AudioCodecs: []media.Codec{media.CodecPCMA}, ToneHz: 1000,
+	}, false, whep.Config{})
+
+	v, err := play(ctx, wc.srv.Client(), wc.URL)
 	require.NoError(t, err)
-	assert.Equal(t, http.StatusOK, code, "DELETE on the WHEP resource")
-	v.close()
+	defer v.close()
 
-	require.NoError(t, m.Close(ctx))
-	managerClosed = true
-	require.NoError(t, pcall.WaitBye(ctx))
-	select {
-	case <-call.Done():
-	case <-ctx.Done():
-		t.Fatal("call did not end")
-	}
+	got, err := v.waitUntil(ctx, func(s snapshot) bool { return len(s.pcm) >= 3*8000 })
+	require.NoError(t, err, "viewer received %d audio samples (%d packets)", len(got.pcm), got.audioPkts)
+	assert.Equal(t, webrtc.MimeTypePCMA, got.audioMime)
+	assert.Empty(t, got.videoMime, "no video track")
+	assert.Zero(t, got.videoPkts, "no video packets")
+	checkTone(t, got.pcm)
+	wc.leave(ctx, t, v)
 }
