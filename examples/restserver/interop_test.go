@@ -425,6 +425,8 @@ func ffprobeStreams(t *testing.T, url string) string {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 40*time.Second)
 	defer cancel()
+	t0 := time.Now()
+	defer func() { t.Logf("ffprobe took %v", time.Since(t0)) }()
 	out, err := exec.CommandContext(ctx, testenv.LookPath(t, "ffprobe"), "-v", "error", "-rw_timeout", "20000000",
 		"-show_entries", "stream=codec_name,width,height,sample_rate", "-of", "compact=p=0", url).CombinedOutput()
 	require.NoError(t, err, "ffprobe %s: %s", url, out)
@@ -649,6 +651,15 @@ func TestInteropChromiumDemoPage(t *testing.T) {
 	// The page's call is the server's.
 	calls := waitCall(t, srv.base, findOnlyCall(t, srv.base), "ESTABLISHED", func(c callObject) bool { return c.Status == "ESTABLISHED" })
 	require.Equal(t, res.Callee, calls.Callee)
+
+	// The command the banner prints plays the demo stream: ffprobe reads it
+	// from the embedded RTMP server.
+	m := regexp.MustCompile(`watch the stream:\s+ffplay (\S+)`).FindStringSubmatch(srv.log())
+	require.NotNil(t, m, "no ffplay command in the banner:\n%s", srv.log())
+	probe := ffprobeStreams(t, m[1])
+	t.Logf("ffprobe %s: %s", m[1], probe)
+	require.Contains(t, probe, "codec_name=h264")
+	require.Contains(t, probe, "codec_name=aac")
 	srv.interrupt(t)
 }
 
