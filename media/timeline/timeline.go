@@ -228,8 +228,12 @@ func (s *Stream) ext(ts uint32) int64 {
 	return e
 }
 
+// media converts an extended timestamp to media time. Whole seconds and
+// the remainder are scaled apart: ext*1e9 would overflow an int64 once ext
+// passes 9.2e9 (after 28.5 hours at 90 kHz).
 func (s *Stream) media(ext int64) time.Duration {
-	return time.Duration(ext * int64(time.Second) / int64(s.rate))
+	r := int64(s.rate)
+	return time.Duration(ext/r)*time.Second + time.Duration(ext%r*int64(time.Second)/r)
 }
 
 // Observe records the arrival of an RTP packet of the stream (every media

@@ -251,3 +251,29 @@ func TestConfig(t *testing.T) {
 	_, err = New(Config{Resync: -1})
 	require.Error(t, err)
 }
+
+// A call longer than a day: at 90 kHz the extended timestamp passes
+// 9.2e9 after about 28.5 hours, where ext*1e9 no longer fits in an int64.
+// The mapping must stay on the wall clock, with and without SRs.
+func TestLongCall(t *testing.T) {
+	for _, withSR := range []bool{false, true} {
+		tl, err := New(Config{})
+		require.NoError(t, err)
+		s := tl.NewStream()
+		const rate = 90000
+		base := uint32(123456)
+		for c := time.Duration(0); c <= 40*time.Hour; c += 500 * time.Millisecond {
+			ts := base + uint32(int64(c/time.Millisecond)*rate/1000)
+			at := t0.Add(c + 20*time.Millisecond)
+			s.Observe(7, ts, rate, at)
+			if withSR && c%(5*time.Second) == 0 {
+				s.SenderReport(7, ntpAt(c), ts, at)
+			}
+			got := s.Map(7, ts)
+			if d := got - c; d < -50*time.Millisecond || d > 50*time.Millisecond {
+				t.Fatalf("SR %v: at %v of media the frame is mapped to %v", withSR, c, got)
+			}
+		}
+		require.Zero(t, s.Stats().Resyncs, "SR %v", withSR)
+	}
+}
