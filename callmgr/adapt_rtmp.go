@@ -8,7 +8,7 @@ import (
 // newRTMPSink plugs sink/rtmpsink in.
 func newRTMPSink(cfg rtmpConfig, mode rtmpsink.AudioMode) (sink.Sink, error) {
 	onStatus := cfg.OnStatus
-	return rtmpsink.New(rtmpsink.Config{
+	s, err := rtmpsink.New(rtmpsink.Config{
 		URL:             cfg.URL,
 		StreamName:      cfg.Stream,
 		Audio:           cfg.Audio,
@@ -20,4 +20,8 @@ func newRTMPSink(cfg rtmpConfig, mode rtmpsink.AudioMode) (sink.Sink, error) {
 			onStatus(SinkStatus(s), reason)
 		},
 	})
+	if err != nil {
+		return nil, err // not a nil *Sink inside a non-nil sink.Sink
+	}
+	return s, nil
 }

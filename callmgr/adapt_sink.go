@@ -49,11 +49,21 @@ func (sinkAdapter) NewRecorder(path, format string, audio, video bool) (sink.Sin
 		return nil, fmt.Errorf("callmgr: nothing to record: the call receives no media")
 	}
 	cfg := record.Config{Audio: audio, Video: video}
+	// Each constructor's result is checked before it becomes a sink.Sink: a
+	// nil *MKV in an interface would not be a nil sink.
 	switch format {
 	case "mkv":
-		return record.NewMKV(path, cfg)
+		r, err := record.NewMKV(path, cfg)
+		if err != nil {
+			return nil, err
+		}
+		return r, nil
 	case "flv":
-		return record.NewFLV(path, cfg)
+		r, err := record.NewFLV(path, cfg)
+		if err != nil {
+			return nil, err
+		}
+		return r, nil
 	default:
 		return nil, fmt.Errorf("%w: record format %q", ErrNotConfigured, format)
 	}

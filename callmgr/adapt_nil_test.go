@@ -1,0 +1,28 @@
+package callmgr
+
+import (
+	"path/filepath"
+	"testing"
+
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+)
+
+// The adapters must return a nil sink.Sink (not a nil pointer inside one)
+// when the constructor fails.
+func TestAdaptersReturnNilOnError(t *testing.T) {
+	for _, format := range []string{"mkv", "flv"} {
+		s, err := sinkAdapter{}.NewRecorder(filepath.Join(t.TempDir(), "no", "such", "dir", "x."+format), format, true, true)
+		require.Error(t, err, format)
+		assert.True(t, s == nil, "%s: typed nil", format)
+	}
+	s, err := newRTMPSink(rtmpConfig{URL: "", OnStatus: func(SinkStatus, string) {}}, 0)
+	require.Error(t, err)
+	assert.True(t, s == nil, "rtmp: typed nil")
+	s, err = sinkAdapter{}.NewRTMP(rtmpConfig{})
+	require.Error(t, err)
+	assert.True(t, s == nil)
+	o, err := sdpAdapter{}.NewOffer(offerConfig{})
+	require.Error(t, err)
+	assert.True(t, o == nil)
+}
