@@ -443,19 +443,23 @@ func TestCloseDuringOfferAndConnectTimeout(t *testing.T) {
 		t.Fatal("POST still waiting after Close")
 	}
 
-	s2 := newSink(t, whep.Config{Audio: media.CodecPCMA, ConnectTimeout: 300 * time.Millisecond})
+	// The timeout runs from before the answer is sent: it must leave the
+	// probe below time to run on a loaded machine.
+	s2 := newSink(t, whep.Config{Audio: media.CodecPCMA, ConnectTimeout: 3 * time.Second})
 	ts2 := serve(t, s2)
 	pc2, offer2 := newOffer(t, viewerOpts{})
 	resp := postOffer(t, ts2.URL+"/whep", offer2)
 	resp.Body.Close()
-	_ = pc2.GracefulClose() // never applies the answer: no ICE, no DTLS
 	if resp.StatusCode != http.StatusCreated {
+		_ = pc2.GracefulClose()
 		t.Fatalf("POST: %d", resp.StatusCode)
 	}
 	loc := resp.Header.Get("Location")
 	if code := patch(t, ts2.URL+loc, "text/plain", ""); code != http.StatusUnsupportedMediaType {
+		_ = pc2.GracefulClose()
 		t.Fatalf("fresh viewer resource: %d", code)
 	}
+	_ = pc2.GracefulClose() // never applies the answer: no ICE, no DTLS
 	waitFor(t, "the unconnected viewer to be dropped", func() bool {
 		// A PATCH with the wrong type probes without stopping the viewer.
 		return patch(t, ts2.URL+loc, "text/plain", "") == http.StatusNotFound
