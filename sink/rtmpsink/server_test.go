@@ -300,6 +300,9 @@ func TestReconnectAfterServerRestart(t *testing.T) {
 	after := collect(t, sub2, 40)
 	first := checkStart(t, after) // metadata and sequence headers resent, keyframe first
 	assert.Greater(t, first, lastBefore, "timestamps continue, the platform sees one broadcast")
+	// Frames may flow on the new connection before the sink's goroutine
+	// has reported ACTIVE: wait for the report rather than race it.
+	require.Eventually(t, func() bool { return st.count(rtmpsink.StatusActive) == 2 }, 20*time.Second, 5*time.Millisecond)
 	assert.Equal(t, []rtmpsink.Status{rtmpsink.StatusWait, rtmpsink.StatusActive, rtmpsink.StatusLost, rtmpsink.StatusActive}, st.get())
 	for _, r := range st.reasons {
 		assert.NotContains(t, r, streamKey)
