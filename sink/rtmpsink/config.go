@@ -237,6 +237,10 @@ func safeURL(u *url.URL) string {
 	return u.Scheme + "://" + u.Host + "/" + app + "/***"
 }
 
+// GoString is String, so that %#v (which would print every field, the
+// stream key and URL credentials included) shows no secret either.
+func (c Config) GoString() string { return c.String() }
+
 // String describes the config without the stream key or credentials.
 func (c Config) String() string {
 	full := c.URL

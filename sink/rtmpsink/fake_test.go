@@ -449,7 +449,15 @@ func TestRedaction(t *testing.T) {
 		assert.NotContains(t, msg, "Abc123")
 		assert.NotContains(t, c.String(), testKey)
 		assert.NotContains(t, c.String(), "pa55word")
-		assert.NotContains(t, fmt.Sprintf("%v", c), testKey)
+		for _, verb := range []string{"%v", "%+v", "%#v", "%s"} {
+			out := fmt.Sprintf(verb, c)
+			assert.NotContains(t, out, testKey, verb)
+			assert.NotContains(t, out, "pa55word", verb)
+		}
+		// Nested in a caller's struct (a call's parameters logged whole).
+		out := fmt.Sprintf("%#v", struct{ Sink Config }{c})
+		assert.NotContains(t, out, testKey)
+		assert.NotContains(t, out, "pa55word")
 	}
 }
 

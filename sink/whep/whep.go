@@ -42,6 +42,19 @@ type ICEServer struct {
 	Username, Credential string
 }
 
+// String shows the URLs and whether credentials are set, never the
+// credentials themselves (a Config printed with %v or %+v goes through it).
+func (s ICEServer) String() string {
+	auth := ""
+	if s.Username != "" || s.Credential != "" {
+		auth = " (with credentials)"
+	}
+	return fmt.Sprintf("ICEServer%v%s", s.URLs, auth)
+}
+
+// GoString is String: %#v shows no credential either.
+func (s ICEServer) GoString() string { return s.String() }
+
 // Config configures a Sink. The zero value serves any number of viewers on
 // all local addresses with the codecs learned from the first frames.
 type Config struct {
