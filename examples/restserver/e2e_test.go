@@ -181,7 +181,8 @@ func countOf(s []string, v string) int {
 // call with a BYE before run returns.
 func TestShutdownSendsBye(t *testing.T) {
 	peer := startPeer(t, siptest.Script{Audio: true})
-	srv := startRun(t)
+	hook := newWebhookRecorder(t)
+	srv := startRun(t, "-webhook", hook.srv.URL)
 	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
 	defer cancel()
 
@@ -205,6 +206,9 @@ func TestShutdownSendsBye(t *testing.T) {
 		require.Equal(t, siptest.EndRemoteBye, pc.End(), "call %s", pc.CallID())
 		_, ok := pc.Bye()
 		require.True(t, ok)
+		// The webhook was told before run returned.
+		calls, _ := hook.statuses(pc.CallID())
+		require.Equal(t, []string{"ESTABLISHED", "FINISH"}, calls[len(calls)-2:], "call %s: %v", pc.CallID(), calls)
 	}
 }
 
