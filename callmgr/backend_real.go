@@ -21,6 +21,7 @@ func newRealBackend(cfg *Config) (*backend, error) {
 		ListenAddr: cfg.ListenAddr,
 		PublicAddr: cfg.PublicIP,
 		UserAgent:  cfg.UserAgent,
+		TLSConfig:  cfg.SIPTLSConfig,
 		Logger:     cfg.Logger,
 	})
 	if err != nil {

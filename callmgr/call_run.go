@@ -186,7 +186,9 @@ func (c *Call) onReinviteRequest(offer []byte) ([]byte, error) {
 	select {
 	case r := <-reply:
 		return r.answer, r.err
-	case <-c.stopped:
+	case <-c.life.Done():
+		// Teardown has begun: do not hold the dialog's goroutine (our BYE
+		// may need it).
 		return nil, ErrCallEnded
 	}
 }

@@ -1,6 +1,7 @@
 package callmgr
 
 import (
+	"crypto/tls"
 	"fmt"
 	"io"
 	"log/slog"
@@ -24,6 +25,10 @@ type Config struct {
 	// MediaIP is the address RTP/RTCP sockets bind to. Zero means the
 	// ListenAddr host when concrete, otherwise all IPv4 addresses.
 	MediaIP netip.Addr
+	// SIPTLSConfig enables SIP over TLS (CallParams.SIPTransport "tls"). Nil
+	// means calls over TLS fail. With Certificates the user agent also
+	// listens for TLS.
+	SIPTLSConfig *tls.Config
 	// RTPPortMin and RTPPortMax bound the RTP/RTCP ports (RTP even, RTCP =
 	// RTP+1). Zero for both means 30000-31999. Each call takes one pair per
 	// stream.
