@@ -38,7 +38,9 @@ type ClientConfig struct {
 	// only the app, as in OBS's "server" and "stream key" fields (see
 	// ParseAppURL). Empty means the URL holds both (see ParseURL).
 	StreamName string
-	// ChunkSize is the outgoing chunk size. Zero means 4096.
+	// ChunkSize is the outgoing chunk size. Zero means 4096. Keep it at
+	// 256 or more: nginx-rtmp was seen to stall, now and then, on a
+	// connect that arrives with a Set Chunk Size of 64 in the same read.
 	ChunkSize uint32
 	// FlashVer is the connect command's flashVer. Empty means
 	// "FMLE/3.0 (compatible; sipstream)", which some CDNs require to

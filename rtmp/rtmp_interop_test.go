@@ -451,14 +451,25 @@ func requireIncreasingDTS(t *testing.T, file string) float64 {
 	return prev
 }
 
+// sendConfigsAtZero sends the AVC and AAC sequence headers at timestamp 0.
+func sendConfigsAtZero(t *testing.T, c *Client, asc []byte) {
+	t.Helper()
+	sps, pps := clipParamSets(t)
+	require.NoError(t, c.WriteAVCConfig(sps, pps))
+	require.NoError(t, c.WriteAACConfig(asc))
+}
+
 // TestInteropTimestampWrap publishes across 0xFFFFFF ms (4 h 39 min 37 s),
 // the point where RTMP needs the extended timestamp field, to our Server
 // (written to FLV from a Subscription), to nginx-rtmp (its recording) and
 // to ffmpeg -listen; each result must decode without errors, with every
 // picture and increasing timestamps. "crossing" reaches the boundary by
-// small deltas; "beyond" starts past it with 64-byte chunks, so that the
-// first message of every chunk stream carries an extended timestamp in its
-// type-0 header and again in each continuation chunk.
+// small deltas. "beyond" sends the AVC and AAC configurations at 0 and the
+// media from past the boundary with 1 KiB chunks: the first IDR then goes
+// out with an extended timestamp delta in its header and again in each of
+// its continuation chunks, and the first AAC frame with one in its header.
+// (Chunks of 64 bytes were tried first: nginx-rtmp then intermittently
+// stalls on the connect that follows Set Chunk Size in the same read.)
 func TestInteropTimestampWrap(t *testing.T) {
 	aacFrames, asc, rate := makeAAC(t)
 	nginxPort, rec := startNginx(t)
@@ -468,7 +479,7 @@ func TestInteropTimestampWrap(t *testing.T) {
 		chunkSize uint32
 	}{
 		{"crossing", (0xffffff - 2000) * time.Millisecond, 0},
-		{"beyond", (0xffffff + 5000) * time.Millisecond, 64},
+		{"beyond", (0xffffff + 5000) * time.Millisecond, 1024},
 	} {
 		t.Run(tc.name+"/our server", func(t *testing.T) {
 			s, addr := startServer(t, ServerConfig{})
@@ -490,6 +501,9 @@ func TestInteropTimestampWrap(t *testing.T) {
 					tags = append(tags, tag)
 				}
 			}()
+			if tc.name == "beyond" {
+				sendConfigsAtZero(t, c, asc)
+			}
 			publishMedia(t, c, tc.dts0, "aac", aacFrames, asc, rate)
 			require.NoError(t, c.Close())
 			wg.Wait()
@@ -513,6 +527,9 @@ func TestInteropTimestampWrap(t *testing.T) {
 			name := "wrap_" + tc.name
 			c, err := Dial(testCtx(t), fmt.Sprintf("rtmp://127.0.0.1:%d/live/%s", nginxPort, name), ClientConfig{ChunkSize: tc.chunkSize})
 			require.NoError(t, err)
+			if tc.name == "beyond" {
+				sendConfigsAtZero(t, c, asc)
+			}
 			publishMedia(t, c, tc.dts0, "aac", aacFrames, asc, rate)
 			require.NoError(t, c.Close())
 			file := filepath.Join(rec, name+".flv")
@@ -525,6 +542,9 @@ func TestInteropTimestampWrap(t *testing.T) {
 			out := filepath.Join(t.TempDir(), "out.flv")
 			wait := runFFmpeg(t, "-listen", "1", "-i", fmt.Sprintf("rtmp://127.0.0.1:%d/live/x", port), "-c", "copy", out)
 			c := dialRetry(t, fmt.Sprintf("rtmp://127.0.0.1:%d/live/x", port), ClientConfig{ChunkSize: tc.chunkSize})
+			if tc.name == "beyond" {
+				sendConfigsAtZero(t, c, asc)
+			}
 			publishMedia(t, c, tc.dts0, "aac", aacFrames, asc, rate)
 			require.NoError(t, c.Close())
 			requireListenerClean(t, wait())
