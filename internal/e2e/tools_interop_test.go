@@ -577,22 +577,3 @@ func estimateFrequency(pcm []int16, rate int) float64 {
 	}
 	return float64(n-1) * float64(rate) / (last - first)
 }
-
-var silenceStart = regexp.MustCompile(`silence_start: (-?[0-9.]+)`)
-
-// silenceDetect runs ffmpeg's silencedetect filter over the file's audio
-// (noise floor -40 dB, runs of at least minDur) and returns when each
-// silence started, in seconds of the decoded audio.
-func silenceDetect(t *testing.T, file string, minDur time.Duration) []float64 {
-	t.Helper()
-	out, err := exec.Command(testenv.LookPath(t, "ffmpeg"), "-nostdin", "-hide_banner", "-i", file, "-map", "0:a:0",
-		"-af", fmt.Sprintf("silencedetect=noise=-40dB:duration=%.3f", minDur.Seconds()), "-f", "null", "-").CombinedOutput()
-	require.NoError(t, err, "ffmpeg silencedetect: %s", out)
-	var starts []float64
-	for _, m := range silenceStart.FindAllStringSubmatch(string(out), -1) {
-		v, err := strconv.ParseFloat(m[1], 64)
-		require.NoError(t, err)
-		starts = append(starts, v)
-	}
-	return starts
-}

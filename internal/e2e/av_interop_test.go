@@ -1,0 +1,347 @@
+//go:build interop
+
+package e2e
+
+import (
+	"context"
+	"fmt"
+	"math"
+	"net"
+	"os/exec"
+	"regexp"
+	"strconv"
+	"testing"
+	"time"
+
+	"github.com/pion/rtcp"
+	"github.com/pion/rtp"
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+
+	"github.com/sipstream/sipstream/callmgr"
+	"github.com/sipstream/sipstream/internal/testenv"
+	"github.com/sipstream/sipstream/internal/testmedia"
+	"github.com/sipstream/sipstream/media"
+	"github.com/sipstream/sipstream/media/g711"
+	"github.com/sipstream/sipstream/media/rtph264"
+)
+
+// rtpPair is an RTP socket on an even port and its RTCP socket on the next
+// one (RFC 3550 §11), as a phone has them.
+type rtpPair struct {
+	RTP, RTCP *net.UDPConn
+}
+
+func listenPair(t *testing.T) rtpPair {
+	t.Helper()
+	lo := net.IPv4(127, 0, 0, 1)
+	for range 200 {
+		c, err := net.ListenUDP("udp4", &net.UDPAddr{IP: lo})
+		require.NoError(t, err)
+		port := c.LocalAddr().(*net.UDPAddr).Port
+		if port%2 != 0 {
+			c.Close()
+			continue
+		}
+		c2, err := net.ListenUDP("udp4", &net.UDPAddr{IP: lo, Port: port + 1})
+		if err != nil {
+			c.Close()
+			continue
+		}
+		t.Cleanup(func() { c.Close(); c2.Close() })
+		return rtpPair{RTP: c, RTCP: c2}
+	}
+	t.Fatal("no free even/odd UDP port pair on 127.0.0.1")
+	return rtpPair{}
+}
+
+// Port is the pair's RTP port.
+func (p rtpPair) Port() int { return p.RTP.LocalAddr().(*net.UDPAddr).Port }
+
+// avReplayer plays a phone's media: the H.264 test clip at 25 fps (an IDR
+// every second) and PCMA audio that is a 1 kHz tone for the first 200 ms of
+// every second and silence otherwise, so each IDR and the onset of a tone
+// burst share a capture instant. Both streams send RTCP sender reports on
+// one NTP clock with one CNAME, as RFC 3550 §6.4.1 asks for lip sync.
+type avReplayer struct {
+	Audio, Video rtpPair
+}
+
+// burst is the tone length at the start of every second.
+const burst = 200 * time.Millisecond
+
+func newAVReplayer(t *testing.T) *avReplayer {
+	t.Helper()
+	return &avReplayer{Audio: listenPair(t), Video: listenPair(t)}
+}
+
+// ntpTime converts t to the 64-bit NTP format (RFC 3550 §4).
+func ntpTime(t time.Time) uint64 {
+	const ntpEpochOffset = 2208988800 // 1900 to 1970
+	secs := uint64(t.Unix()) + ntpEpochOffset
+	frac := uint64(t.Nanosecond()) << 32 / uint64(time.Second)
+	return secs<<32 | frac
+}
+
+// run sends until ctx ends; audioDst and videoDst are the session's RTP
+// addresses (RTCP goes to the next port). It returns the number of video
+// frames sent.
+func (r *avReplayer) run(ctx context.Context, audioDst, videoDst *net.UDPAddr) (int, error) {
+	const (
+		tick       = 20 * time.Millisecond
+		audioSSRC  = 0x5e2e00a1
+		videoSSRC  = 0x5e2e00b1
+		audioTS0   = 80000
+		videoTS0   = 900000
+		cname      = "e2e-replayer@127.0.0.1"
+		perSecond  = int(time.Second / tick)
+		burstTicks = int(burst / tick)
+	)
+	enc, err := rtph264.NewEncoder(rtph264.EncoderConfig{PayloadType: 96, SSRC: videoSSRC, InitialSequenceNumber: 7000})
+	if err != nil {
+		return 0, err
+	}
+	aus := testmedia.ClipAccessUnits()
+	audioRTCP := &net.UDPAddr{IP: audioDst.IP, Port: audioDst.Port + 1}
+	videoRTCP := &net.UDPAddr{IP: videoDst.IP, Port: videoDst.Port + 1}
+	apkt := rtp.Packet{Header: rtp.Header{Version: 2, PayloadType: 8, SSRC: audioSSRC, SequenceNumber: 3000, Timestamp: audioTS0, Marker: true}}
+	silence := make([]byte, 160)
+	for i := range silence {
+		silence[i] = g711.LinearToALaw(0)
+	}
+	var payload []byte
+	var aPackets, aOctets, vPackets, vOctets uint32
+	frames := 0
+	start := time.Now()
+	for n := 0; ; n++ {
+		at := start.Add(time.Duration(n) * tick)
+		if d := time.Until(at); d > 0 {
+			select {
+			case <-ctx.Done():
+				return frames, nil
+			case <-time.After(d):
+			}
+		} else if ctx.Err() != nil {
+			return frames, nil
+		}
+		// Sender reports first, every second, for the instant of this
+		// tick: both streams map to the same NTP time.
+		if n%perSecond == 0 {
+			ntp := ntpTime(at)
+			sdes := &rtcp.SourceDescription{Chunks: []rtcp.SourceDescriptionChunk{{Items: []rtcp.SourceDescriptionItem{{Type: rtcp.SDESCNAME, Text: cname}}}}}
+			for _, s := range []struct {
+				conn              *net.UDPConn
+				dst               *net.UDPAddr
+				ssrc, ts, pk, oct uint32
+			}{
+				{r.Audio.RTCP, audioRTCP, audioSSRC, uint32(audioTS0 + n*160), aPackets, aOctets},
+				{r.Video.RTCP, videoRTCP, videoSSRC, uint32(videoTS0 + n*1800), vPackets, vOctets},
+			} {
+				sdes.Chunks[0].Source = s.ssrc
+				b, err := rtcp.Marshal([]rtcp.Packet{&rtcp.SenderReport{SSRC: s.ssrc, NTPTime: ntp, RTPTime: s.ts,
+					PacketCount: s.pk, OctetCount: s.oct}, sdes})
+				if err != nil {
+					return frames, err
+				}
+				if _, err := s.conn.WriteToUDP(b, s.dst); err != nil {
+					return frames, err
+				}
+			}
+		}
+		// Audio: 20 ms of tone or silence.
+		if n%perSecond < burstTicks {
+			payload = g711.EncodeALaw(payload[:0], testmedia.Tone(1000, 8000, n*160, 160, 0.5))
+		} else {
+			payload = append(payload[:0], silence...)
+		}
+		apkt.Payload = payload
+		b, err := apkt.Marshal()
+		if err != nil {
+			return frames, err
+		}
+		if _, err := r.Audio.RTP.WriteToUDP(b, audioDst); err != nil {
+			return frames, err
+		}
+		aPackets++
+		aOctets += uint32(len(payload))
+		apkt.Marker = false
+		apkt.SequenceNumber++
+		apkt.Timestamp += 160
+		// Video: a picture every other tick (25 fps).
+		if n%2 == 0 {
+			f := n / 2
+			pkts, err := enc.Encode(aus[f%len(aus)].NALUs, uint32(videoTS0+f*3600))
+			if err != nil {
+				return frames, err
+			}
+			for _, p := range pkts {
+				b, err := p.Marshal()
+				if err != nil {
+					return frames, err
+				}
+				if _, err := r.Video.RTP.WriteToUDP(b, videoDst); err != nil {
+					return frames, err
+				}
+				vPackets++
+				vOctets += uint32(len(p.Payload))
+			}
+			frames++
+		}
+	}
+}
+
+// videoSlices copies the file's H.264 track out as Annex-B (ffmpeg's
+// h264_mp4toannexb) and returns its slice NAL units (types 1 and 5) in
+// order.
+func videoSlices(t *testing.T, file string) [][]byte {
+	t.Helper()
+	out, err := exec.Command(testenv.LookPath(t, "ffmpeg"), "-nostdin", "-v", "error", "-i", file, "-map", "0:v:0",
+		"-c", "copy", "-bsf:v", "h264_mp4toannexb", "-f", "h264", "-").Output()
+	require.NoError(t, err, "ffmpeg copy H.264 out of %s", file)
+	var slices [][]byte
+	for _, nalu := range testmedia.SplitAnnexB(out) {
+		if typ := testmedia.NALType(nalu); typ == 1 || typ == 5 {
+			slices = append(slices, nalu)
+		}
+	}
+	return slices
+}
+
+// interval is a stretch of silence ffmpeg's silencedetect found.
+type interval struct{ Start, End float64 }
+
+var (
+	silenceStartRE = regexp.MustCompile(`silence_start: (-?[0-9.]+)`)
+	silenceEndRE   = regexp.MustCompile(`silence_end: (-?[0-9.]+)`)
+)
+
+// silenceIntervals runs silencedetect (noise floor -40 dB, at least minDur)
+// on the file's audio with the file's own timestamps (-copyts), so the
+// times compare with ffprobe's. A silence still running at the end has
+// End -1.
+func silenceIntervals(t *testing.T, file string, minDur time.Duration) []interval {
+	t.Helper()
+	out, err := exec.Command(testenv.LookPath(t, "ffmpeg"), "-nostdin", "-hide_banner", "-copyts", "-i", file, "-map", "0:a:0",
+		"-af", fmt.Sprintf("silencedetect=noise=-40dB:duration=%.3f", minDur.Seconds()), "-f", "null", "-").CombinedOutput()
+	require.NoError(t, err, "ffmpeg silencedetect: %s", out)
+	starts := silenceStartRE.FindAllStringSubmatch(string(out), -1)
+	ends := silenceEndRE.FindAllStringSubmatch(string(out), -1)
+	var iv []interval
+	for i, m := range starts {
+		s, err := strconv.ParseFloat(m[1], 64)
+		require.NoError(t, err)
+		e := -1.0
+		if i < len(ends) {
+			e, err = strconv.ParseFloat(ends[i][1], 64)
+			require.NoError(t, err)
+		}
+		iv = append(iv, interval{s, e})
+	}
+	return iv
+}
+
+// TestInteropSippAVLipSyncToNginx: sipp answers audio and video; the
+// replayer plays a phone sending the H.264 clip and PCMA tone bursts that
+// start with every IDR, with RTCP sender reports. What nginx-rtmp relays
+// must be the clip's pictures byte for byte (ffmpeg's h264_mp4toannexb
+// copy of the published track, slices compared), in decodable order, and
+// AAC-LC 48 kHz audio in sync with them: each tone burst must begin, as
+// ffmpeg's decoder and silencedetect see it, within 45 ms of its IDR
+// (ITU-R BT.1359 puts the detectability of audio leading video at 45 ms),
+// which needs the AAC encoder delay compensated.
+func TestInteropSippAVLipSyncToNginx(t *testing.T) {
+	rp := newAVReplayer(t)
+	p := publishSippCall(t, sippAnswer{AudioCodec: media.CodecPCMA, AudioPort: rp.Audio.Port(), VideoPort: rp.Video.Port()},
+		true, "sipp-av", 8*time.Second, rp.run)
+	assert.Equal(t, []callmgr.Status{callmgr.StatusTrying, callmgr.StatusRing, callmgr.StatusEstablished, callmgr.StatusFinish}, p.Calls)
+	assert.Equal(t, []callmgr.SinkStatus{callmgr.SinkWait, callmgr.SinkActive}, p.RTMP)
+
+	streams := probeStreams(t, p.File)
+	a, v := streams["audio"], streams["video"]
+	assert.Equal(t, "aac", a.CodecName)
+	assert.Equal(t, "LC", a.Profile)
+	assert.Equal(t, "48000", a.SampleRate)
+	assert.Equal(t, "h264", v.CodecName)
+	assert.Equal(t, testmedia.ClipWidth, v.Width)
+	assert.Equal(t, testmedia.ClipHeight, v.Height)
+	assert.Empty(t, decodeErrors(t, p.File), "ffmpeg decodes the published stream without errors")
+
+	// Video: the clip's pictures, byte for byte, each the next picture of
+	// the clip or an IDR.
+	clip := testmedia.ClipAccessUnits()
+	index := map[string]int{}
+	for i, au := range clip {
+		for _, nalu := range au.NALUs {
+			if typ := testmedia.NALType(nalu); typ == 1 || typ == 5 {
+				index[string(nalu)] = i
+			}
+		}
+	}
+	slices := videoSlices(t, p.File)
+	require.NotEmpty(t, slices)
+	prev, inOrder := -1, 0
+	for i, s := range slices {
+		n, ok := index[string(s)]
+		require.True(t, ok, "published picture %d (%d bytes) is not one of the clip's", i, len(s))
+		switch {
+		case i == 0:
+			assert.True(t, clip[n].Keyframe, "the stream starts on an IDR")
+		case n == (prev+1)%len(clip):
+			inOrder++
+		case !clip[n].Keyframe:
+			t.Errorf("published picture %d is clip picture %d after %d: its reference is missing", i, n, prev)
+		}
+		prev = n
+	}
+	t.Logf("replayer sent %d pictures; nginx relayed %d, all the clip's, %d in sequence", p.Replayed, len(slices), inOrder)
+	assert.GreaterOrEqual(t, len(slices), 150, "6 s of 25 fps video")
+
+	// Lip sync: each IDR's time against the onset of its tone burst.
+	var keys []float64
+	frames := videoFrames(t, p.File)
+	for _, f := range frames {
+		if f.Keyframe {
+			keys = append(keys, f.PTS)
+		}
+	}
+	var onsets []float64
+	var bursts []time.Duration
+	iv := silenceIntervals(t, p.File, 100*time.Millisecond)
+	for i, s := range iv {
+		if s.End < 0 {
+			continue
+		}
+		onsets = append(onsets, s.End)
+		if i+1 < len(iv) {
+			bursts = append(bursts, time.Duration((iv[i+1].Start-s.End)*float64(time.Second)).Round(time.Millisecond))
+		}
+	}
+	require.GreaterOrEqual(t, len(onsets), 4, "tone bursts found: %v", iv)
+	var offsets []time.Duration
+	worst := time.Duration(0)
+	for _, k := range keys {
+		best := math.Inf(1)
+		for _, o := range onsets {
+			if math.Abs(o-k) < math.Abs(best) {
+				best = o - k
+			}
+		}
+		if math.Abs(best) > 0.5 {
+			continue // no burst decoded for this IDR (start or end of the file)
+		}
+		d := time.Duration(best * float64(time.Second)).Round(100 * time.Microsecond)
+		offsets = append(offsets, d)
+		if d.Abs() > worst.Abs() {
+			worst = d
+		}
+	}
+	t.Logf("lip sync: %d IDRs at %v s; tone onset minus IDR time: %v (worst %v); burst lengths %v",
+		len(keys), keys, offsets, worst, bursts)
+	require.GreaterOrEqual(t, len(offsets), 4, "IDRs matched to tone bursts")
+	for _, d := range offsets {
+		assert.LessOrEqual(t, d.Abs(), 45*time.Millisecond, "audio/video offset %v", d)
+	}
+	for _, b := range bursts {
+		assert.InDelta(t, float64(burst), float64(b), float64(30*time.Millisecond), "a 200 ms burst came out %v long", b)
+	}
+}
