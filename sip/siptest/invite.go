@@ -171,11 +171,13 @@ func (c *PeerCall) run(tx sip.ServerTransaction) {
 	c.answered = true
 	c.mu().Unlock()
 	res := c.response(200, "OK", answer)
+	// Media starts with the 200 OK, before the ACK can arrive, so that an
+	// established call always has its senders running (SendDTMF).
+	c.startMedia()
 	if err := tx.Respond(res); err != nil {
 		c.finish(EndFailed)
 		return
 	}
-	c.startMedia()
 	if !c.waitAck(tx, res) {
 		return
 	}

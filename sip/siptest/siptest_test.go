@@ -380,6 +380,7 @@ func TestVideoClipAndKeyframeRequest(t *testing.T) {
 	require.NoError(t, err)
 	frames, keyframes := 0, 0
 	for frames < 30 {
+		require.NoError(t, ctx.Err(), "%d frames decoded", frames)
 		for _, pk := range readRTP(t, u.video.rtp, 1) {
 			f, _, err := dec.Decode(pk)
 			if err != nil {
@@ -550,6 +551,13 @@ func TestSendDTMFAndInfo(t *testing.T) {
 	var digits []rune
 	var ssrcs = map[uint32]bool{}
 	for len(digits) < 3 {
+		require.NoError(t, ctx.Err(), "digits %q", string(digits))
+		select {
+		case err := <-sent:
+			require.NoError(t, err)
+			sent <- nil
+		default:
+		}
 		for _, pk := range readRTP(t, u.audio.rtp, 1) {
 			ssrcs[pk.SSRC] = true
 			if pk.PayloadType != 101 {
@@ -597,6 +605,7 @@ func TestCustomMedia(t *testing.T) {
 	require.NoError(t, err)
 	var stamps []uint32
 	for len(stamps) < 5 {
+		require.NoError(t, ctx.Err())
 		for _, pk := range readRTP(t, u.video.rtp, 1) {
 			if _, ts, err := dec.Decode(pk); err == nil {
 				stamps = append(stamps, ts)
