@@ -25,6 +25,12 @@ var (
 // queue length of zero or less: about 2.5 s of 25 fps video plus 50 pps audio.
 const DefaultQueue = 200
 
+// DefaultQueueBytes is the payload bytes a sink's queue may hold when
+// FanoutConfig.MaxQueueBytes is zero. Frame counts alone do not bound memory:
+// a peer may send H.264 access units of several megabytes (rtph264 accepts up
+// to 8 MiB), and 200 of them queued for one slow sink would be gigabytes.
+const DefaultQueueBytes = 64 << 20
+
 // FanoutConfig configures a Fanout. The zero value is usable.
 type FanoutConfig struct {
 	// OnDetach is called once for every sink the fanout detaches because its
@@ -42,6 +48,12 @@ type FanoutConfig struct {
 	// fanout's lock is released, so it must not block (a media session's
 	// RequestKeyframe, which is rate limited, fits). Nil means no request.
 	OnKeyframeNeeded func()
+
+	// MaxQueueBytes bounds the payload bytes queued for each sink, besides
+	// the queue's length in frames: a frame that would exceed it is dropped
+	// as if the queue were full. Zero means DefaultQueueBytes; negative
+	// means no byte limit.
+	MaxQueueBytes int
 }
 
 // SinkStats are one attached sink's counters.
@@ -60,6 +72,9 @@ type SinkStats struct {
 	Queued int
 	// QueueCap is the queue's capacity.
 	QueueCap int
+	// QueuedBytes is the payload bytes of the frames waiting in the queue
+	// (bounded by FanoutConfig.MaxQueueBytes).
+	QueuedBytes int64
 }
 
 // Fanout feeds one call's frames to many sinks. Each sink has its own bounded
@@ -71,6 +86,7 @@ type SinkStats struct {
 type Fanout struct {
 	onDetach func(name string, err error)
 	onKey    func()
+	maxBytes int64 // per sink; 0: no limit
 
 	mu     sync.Mutex
 	sinks  map[string]*entry
@@ -103,6 +119,7 @@ type entry struct {
 	written atomic.Uint64
 	dropped atomic.Uint64
 	skipped atomic.Uint64
+	bytes   atomic.Int64 // payload bytes queued
 
 	// removed is set (under the fanout's mutex) when the entry left the map,
 	// by Remove, Close or its own failure.
@@ -117,10 +134,17 @@ func NewFanout(cfg FanoutConfig) *Fanout {
 	f := &Fanout{
 		onDetach: cfg.OnDetach,
 		onKey:    cfg.OnKeyframeNeeded,
+		maxBytes: DefaultQueueBytes,
 		sinks:    make(map[string]*entry),
 		evWake:   make(chan struct{}, 1),
 		evQuit:   make(chan struct{}),
 		evDone:   make(chan struct{}),
+	}
+	switch {
+	case cfg.MaxQueueBytes > 0:
+		f.maxBytes = int64(cfg.MaxQueueBytes)
+	case cfg.MaxQueueBytes < 0:
+		f.maxBytes = 0
 	}
 	go f.deliverEvents()
 	return f
@@ -235,8 +259,20 @@ func (f *Fanout) WriteFrame(fr *media.Frame) error {
 			}
 			e.waitKey = false
 		}
+		size := int64(len(cp.Payload))
+		if f.maxBytes > 0 && e.bytes.Load()+size > f.maxBytes && len(e.ch) > 0 {
+			// Over the byte budget (a lone frame larger than the budget
+			// still goes through an empty queue).
+			e.dropped.Add(1)
+			if video {
+				e.waitKey = true
+				needKey = true
+			}
+			continue
+		}
 		select {
 		case e.ch <- cp:
+			e.bytes.Add(size)
 		default:
 			e.dropped.Add(1)
 			if video {
@@ -259,6 +295,7 @@ func (f *Fanout) run(e *entry) {
 	defer f.wg.Done()
 	failed := false
 	for fr := range e.ch {
+		e.bytes.Add(-int64(len(fr.Payload)))
 		if failed {
 			continue // drain what was queued before the detach took effect
 		}
@@ -332,6 +369,7 @@ func (f *Fanout) Stats() []SinkStats {
 			FramesSkipped: e.skipped.Load(),
 			Queued:        len(e.ch),
 			QueueCap:      cap(e.ch),
+			QueuedBytes:   max(e.bytes.Load(), 0),
 		})
 	}
 	f.mu.Unlock()

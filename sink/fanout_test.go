@@ -338,3 +338,50 @@ func ExampleFanout() {
 	_ = f.Close() // flushes the queues and closes the sinks
 	// Output:
 }
+
+// A stuck sink's queue is bounded in bytes too, not only in frames: a peer
+// sending multi-megabyte access units must not make the fanout hold
+// hundreds of them.
+func TestFanoutQueueBoundedInBytes(t *testing.T) {
+	f := sink.NewFanout(sink.FanoutConfig{MaxQueueBytes: 10 << 20})
+	stuck := sinktest.New()
+	release := stuck.Hold()
+	require.NoError(t, f.Add("stuck", stuck, 0)) // 200 frames
+	big := func(i int, key bool) *media.Frame {
+		fr := video(i, key)
+		fr.Payload = make([]byte, 4<<20)
+		fr.Payload[5] = byte(i)
+		return fr
+	}
+	require.NoError(t, f.WriteFrame(big(0, true)))
+	// The sink's goroutine holds frame 0 (stuck in WriteFrame).
+	require.Eventually(t, func() bool { return f.Stats()[0].Queued == 0 }, 10*time.Second, time.Millisecond)
+	for i := 1; i < 50; i++ {
+		require.NoError(t, f.WriteFrame(big(i, true)))
+	}
+	st := f.Stats()[0]
+	assert.Equal(t, 2, st.Queued, "two 4 MiB frames fit in 10 MiB")
+	assert.Equal(t, int64(8<<20), st.QueuedBytes)
+	assert.Equal(t, uint64(47), st.FramesDropped)
+	// Small frames still fit beside them.
+	require.NoError(t, f.WriteFrame(audio(1)))
+	assert.Equal(t, 3, f.Stats()[0].Queued)
+
+	release()
+	_, err := stuck.WaitN(ctxT(t), 4)
+	require.NoError(t, err)
+	require.Eventually(t, func() bool { return f.Stats()[0].QueuedBytes == 0 }, 10*time.Second, time.Millisecond)
+	require.NoError(t, f.Close())
+	got := stuck.Frames()
+	require.Len(t, got, 4)
+	assert.Equal(t, []byte{0, 1, 2}, []byte{got[0].Payload[5], got[1].Payload[5], got[2].Payload[5]})
+
+	// One frame larger than the whole budget still reaches an idle sink.
+	f2 := sink.NewFanout(sink.FanoutConfig{MaxQueueBytes: 1 << 20})
+	r := sinktest.New()
+	require.NoError(t, f2.Add("r", r, 0))
+	require.NoError(t, f2.WriteFrame(big(0, true)))
+	_, err = r.WaitN(ctxT(t), 1)
+	require.NoError(t, err)
+	require.NoError(t, f2.Close())
+}
