@@ -143,7 +143,8 @@ func NewServer(cfg ServerConfig) (*Server, error) {
 }
 
 // Serve accepts RTMP connections on l until Close, then returns
-// ErrServerClosed. It closes l when it returns.
+// ErrServerClosed (or the listener's error if l is closed by someone
+// else). It closes l when it returns.
 func (s *Server) Serve(l net.Listener) error {
 	s.mu.Lock()
 	if s.closed {
@@ -169,13 +170,15 @@ func (s *Server) Serve(l net.Listener) error {
 			if closed {
 				return ErrServerClosed
 			}
-			var ne net.Error
-			if errors.As(err, &ne) && ne.Timeout() {
-				delay = min(max(2*delay, 5*time.Millisecond), time.Second)
-				time.Sleep(delay)
-				continue
+			if errors.Is(err, net.ErrClosed) {
+				return err
 			}
-			return err
+			// Out of file descriptors, an aborted connection, ...: back
+			// off and keep serving, as net/http does.
+			s.log.Info("rtmp accept failed", "err", err)
+			delay = min(max(2*delay, 5*time.Millisecond), time.Second)
+			time.Sleep(delay)
+			continue
 		}
 		delay = 0
 		s.mu.Lock()
