@@ -322,3 +322,45 @@ func FuzzReader(f *testing.F) {
 		}
 	})
 }
+
+// BenchmarkWriter chunks 1500-byte video messages at chunk size 4096.
+func BenchmarkWriter(b *testing.B) {
+	w := NewWriter(io.Discard)
+	_ = w.SetChunkSize(4096)
+	m := Message{ChunkStreamID: 7, Type: TypeVideo, StreamID: 1, Payload: seq(1500)}
+	b.SetBytes(int64(len(m.Payload)))
+	b.ReportAllocs()
+	for i := 0; i < b.N; i++ {
+		m.Timestamp += 40
+		if err := w.WriteMessage(&m); err != nil {
+			b.Fatal(err)
+		}
+	}
+}
+
+// BenchmarkReader reassembles 10 KiB video messages sent with 4096-byte
+// chunks.
+func BenchmarkReader(b *testing.B) {
+	var buf bytes.Buffer
+	w := NewWriter(&buf)
+	_ = w.SetChunkSize(4096)
+	m := Message{ChunkStreamID: 7, Type: TypeVideo, StreamID: 1, Payload: seq(10 << 10)}
+	for i := 0; i < 64; i++ {
+		m.Timestamp += 40
+		_ = w.WriteMessage(&m)
+	}
+	wire := buf.Bytes()
+	rd := bytes.NewReader(wire)
+	r := NewReader(rd)
+	b.SetBytes(int64(len(m.Payload)))
+	b.ReportAllocs()
+	for i := 0; i < b.N; i++ {
+		if _, err := r.ReadMessage(); err == io.EOF {
+			rd.Reset(wire[16:]) // past the Set Chunk Size message (1+11+4 bytes)
+			r.r.Reset(rd)
+			i--
+		} else if err != nil {
+			b.Fatal(err)
+		}
+	}
+}
