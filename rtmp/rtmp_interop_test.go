@@ -7,6 +7,7 @@ import (
 	"crypto/tls"
 	"encoding/binary"
 	"encoding/json"
+	"encoding/xml"
 	"fmt"
 	"net"
 	"net/http"
@@ -157,11 +158,13 @@ func checkRecording(t *testing.T, file, audio string) {
 // startNginx runs nginx with the RTMP module on a loopback port, recording
 // every stream of application "live" into the returned directory.
 func startNginx(t *testing.T) (port int, recordDir string) {
-	return startNginxWith(t, "")
+	port, recordDir, _ = startNginxWith(t, "")
+	return port, recordDir
 }
 
-// startNginxWith adds extra directives to application "live".
-func startNginxWith(t *testing.T, extra string) (port int, recordDir string) {
+// startNginxWith adds extra directives to application "live". It also
+// returns the URL of nginx-rtmp's statistics page (rtmp_stat).
+func startNginxWith(t *testing.T, extra string) (port int, recordDir, statURL string) {
 	t.Helper()
 	nginx := testenv.LookPath(t, "nginx")
 	module := "/usr/lib/nginx/modules/ngx_rtmp_module.so"
@@ -186,6 +189,9 @@ func startNginxWith(t *testing.T, extra string) (port int, recordDir string) {
 	}
 	require.NoError(t, os.Chmod(prefix, 0o777))
 	port = testenv.FreePort(t, "tcp")
+	httpPort := testenv.FreePort(t, "tcp")
+	statURL = fmt.Sprintf("http://127.0.0.1:%d/stat", httpPort)
+	tmp := filepath.Join(prefix, "tmp")
 	conf := fmt.Sprintf(`load_module %s;
 daemon off;
 master_process off;
@@ -206,7 +212,19 @@ rtmp {
         }
     }
 }
-`, module, prefix, port, recordDir, extra)
+http {
+    access_log off;
+    client_body_temp_path %s/body;
+    proxy_temp_path %s/proxy;
+    fastcgi_temp_path %s/fastcgi;
+    uwsgi_temp_path %s/uwsgi;
+    scgi_temp_path %s/scgi;
+    server {
+        listen 127.0.0.1:%d;
+        location /stat { rtmp_stat all; }
+    }
+}
+`, module, prefix, port, recordDir, extra, tmp, tmp, tmp, tmp, tmp, httpPort)
 	confFile := filepath.Join(prefix, "nginx.conf")
 	require.NoError(t, os.WriteFile(confFile, []byte(conf), 0o644))
 	var stderr bytes.Buffer
@@ -233,7 +251,45 @@ rtmp {
 		}
 	})
 	waitListening(t, port, exited)
-	return port, recordDir
+	return port, recordDir, statURL
+}
+
+// nginxStream is what nginx-rtmp's statistics page says about a stream:
+// what it parsed from our metadata and sequence headers.
+type nginxStream struct {
+	Name  string `xml:"name"`
+	Video struct {
+		Width   int    `xml:"width"`
+		Height  int    `xml:"height"`
+		Codec   string `xml:"codec"`
+		Profile string `xml:"profile"`
+	} `xml:"meta>video"`
+	Audio struct {
+		Codec      string `xml:"codec"`
+		SampleRate int    `xml:"sample_rate"`
+	} `xml:"meta>audio"`
+	Publishing *struct{} `xml:"publishing"`
+}
+
+// nginxStat returns the live streams of application "live".
+func nginxStat(t *testing.T, statURL string) []nginxStream {
+	t.Helper()
+	resp, err := http.Get(statURL)
+	require.NoError(t, err)
+	defer resp.Body.Close()
+	var st struct {
+		Apps []struct {
+			Name    string        `xml:"name"`
+			Streams []nginxStream `xml:"live>stream"`
+		} `xml:"server>application"`
+	}
+	require.NoError(t, xml.NewDecoder(resp.Body).Decode(&st))
+	for _, a := range st.Apps {
+		if a.Name == "live" {
+			return a.Streams
+		}
+	}
+	return nil
 }
 
 // waitListening waits until something accepts TCP on port.
@@ -283,7 +339,7 @@ func TestInteropNginx(t *testing.T) {
 		}
 	}))
 	defer auth.Close()
-	port, rec := startNginxWith(t, "on_publish "+auth.URL+"/auth;")
+	port, rec, statURL := startNginxWith(t, "on_publish "+auth.URL+"/auth;")
 	aacFrames, asc, rate := makeAAC(t)
 	for _, audio := range []string{"aac", "g711"} {
 		t.Run(audio, func(t *testing.T) {
@@ -292,6 +348,27 @@ func TestInteropNginx(t *testing.T) {
 			c, err := Dial(ctx, fmt.Sprintf("rtmp://127.0.0.1:%d/live/%s?token=x", port, name), ClientConfig{})
 			require.NoError(t, err)
 			publishMedia(t, c, 0, audio, aacFrames, asc, rate)
+			// While the stream is live, nginx's statistics show what it
+			// made of our metadata and sequence headers.
+			var got *nginxStream
+			for deadline := time.Now().Add(testTimeout); got == nil && time.Now().Before(deadline); time.Sleep(50 * time.Millisecond) {
+				for _, st := range nginxStat(t, statURL) {
+					if st.Name == name && st.Publishing != nil && st.Video.Codec != "" && st.Audio.Codec != "" {
+						got = &st
+					}
+				}
+			}
+			require.NotNil(t, got, "stream not on nginx's statistics page")
+			require.Equal(t, "H264", got.Video.Codec)
+			require.Equal(t, "Baseline", got.Video.Profile)
+			require.Equal(t, 320, got.Video.Width)
+			require.Equal(t, 240, got.Video.Height)
+			if audio == "aac" {
+				require.Equal(t, "AAC", got.Audio.Codec)
+				require.Equal(t, rate, got.Audio.SampleRate)
+			} else {
+				require.Equal(t, "G711A", got.Audio.Codec)
+			}
 			require.NoError(t, c.Close())
 			file := filepath.Join(rec, name+".flv")
 			waitFile(t, file)
