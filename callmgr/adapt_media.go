@@ -1,6 +1,8 @@
 package callmgr
 
 import (
+	"errors"
+	"fmt"
 	"time"
 
 	"github.com/sipstream/sipstream/media/session"
@@ -54,6 +56,9 @@ func (f sessionFactory) New(mc mediaConfig) (mediaSession, error) {
 		},
 		RequestKeyframeFallback: mc.OnKeyframeFallback,
 	})
+	if errors.Is(err, session.ErrPortsExhausted) {
+		return nil, fmt.Errorf("%w: %w", ErrTooManyCalls, err)
+	}
 	if err != nil {
 		return nil, err
 	}

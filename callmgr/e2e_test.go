@@ -243,3 +243,65 @@ func abs64(v int64) int64 {
 	}
 	return v
 }
+
+// TestEndToEndRTMPReconnect: the RTMP server goes away mid-call and comes
+// back on the same address: the call's RTMP leg reports LOST then ACTIVE,
+// republishes from a keyframe with sequence headers, and its timestamps go
+// on from where the call is (one broadcast with a gap, not a new one).
+func TestEndToEndRTMPReconnect(t *testing.T) {
+	l, err := net.Listen("tcp4", "127.0.0.1:0")
+	require.NoError(t, err)
+	addr := l.Addr().String()
+	serve := func(l net.Listener) (*rtmp.Server, chan struct{}) {
+		srv, err := rtmp.NewServer(rtmp.ServerConfig{})
+		require.NoError(t, err)
+		done := make(chan struct{})
+		go func() {
+			defer close(done)
+			_ = srv.Serve(l)
+		}()
+		return srv, done
+	}
+	srv1, done1 := serve(l)
+	sub1 := srv1.Subscribe("live", "rc", 8192)
+
+	peer, err := siptest.NewPeer(siptest.Config{Script: siptest.Script{Audio: true, Video: true}})
+	require.NoError(t, err)
+	defer peer.Close()
+	log := newEventLog()
+	m, err := New(Config{ListenAddr: "127.0.0.1:0", RTPPortMin: 27000, RTPPortMax: 27999, OnEvent: log.add, SinkQueue: 4096})
+	require.NoError(t, err)
+	defer m.Close(context.Background())
+	ctx := ctxT(t)
+	c, err := m.StartCall(ctx, CallParams{CallID: "rc", Callee: peer.URI(), RTMPURL: "rtmp://" + addr + "/live", RTMPStream: "rc",
+		HasAudio: true, HasVideo: true})
+	require.NoError(t, err)
+	require.NoError(t, c.WaitEstablished(ctx))
+	first := readPublished(ctx, t, sub1, time.Second)
+	require.NotEmpty(t, first.videoTS)
+	lastTS := first.videoTS[len(first.videoTS)-1]
+
+	require.NoError(t, srv1.Close())
+	<-done1
+	require.True(t, waitFor(func() bool { return c.Info().RTMPStatus == SinkLost }), "LOST; status %s", c.Info().RTMPStatus)
+
+	l2, err := net.Listen("tcp4", addr)
+	require.NoError(t, err)
+	srv2, done2 := serve(l2)
+	defer func() {
+		_ = srv2.Close()
+		<-done2
+	}()
+	sub2 := srv2.Subscribe("live", "rc", 8192)
+	require.True(t, waitFor(func() bool { return c.Info().RTMPStatus == SinkActive }), "ACTIVE again")
+	second := readPublished(ctx, t, sub2, time.Second)
+	assert.True(t, second.videoSeq, "sequence header resent")
+	assert.True(t, second.firstVideoKey, "republishing starts on a keyframe")
+	require.NotEmpty(t, second.videoTS)
+	assert.Greater(t, second.videoTS[0], lastTS, "timestamps go on from where the call is")
+
+	require.NoError(t, c.Terminate(ctx))
+	waitDone(t, c)
+	assert.Equal(t, []SinkStatus{SinkWait, SinkActive, SinkLost, SinkActive}, log.sinkStatuses("rc", "rc/rtmp"))
+	assert.Equal(t, StatusFinish, c.Info().Status)
+}

@@ -63,8 +63,8 @@ func New(cfg Config) (*Manager, error) {
 // answer, Call.WaitEstablished.
 //
 // Errors: *ParamError (errors.Is ErrInvalidParams), ErrDuplicateCallID,
-// ErrDuplicateStream, ErrTooManyCalls, ErrClosed, or a media error (no free
-// RTP ports).
+// ErrDuplicateStream, ErrTooManyCalls (Config.MaxCalls reached, or no free
+// RTP port pair), ErrClosed, or another media error.
 func (m *Manager) StartCall(ctx context.Context, p CallParams) (*Call, error) {
 	q, err := p.validate(&m.cfg)
 	if err != nil {

@@ -76,3 +76,25 @@ func TestRealSession(t *testing.T) {
 	waitDone(t, c)
 	assert.Zero(t, pool.InUse(), "ports returned")
 }
+
+// TestPortsExhausted: a pool with room for one call refuses the second with
+// ErrTooManyCalls, and takes calls again once the first has ended.
+func TestPortsExhausted(t *testing.T) {
+	w := newFakeWorld()
+	pool, err := session.NewPortPool(42100, 42103) // two pairs: one call (audio + video)
+	require.NoError(t, err)
+	be := w.realBackend()
+	be.media = sessionFactory{pool: pool, mediaTimeout: -1, idleTimeout: -1}
+	e := newTestEnv(t, func(c *Config) { c.backend = be })
+	e.w = w
+	ctx := ctxT(t)
+	c, err := e.m.StartCall(ctx, CallParams{CallID: "p1", Callee: "ring@h"})
+	require.NoError(t, err)
+	_, err = e.m.StartCall(ctx, CallParams{CallID: "p2", Callee: "ring@h"})
+	require.ErrorIs(t, err, ErrTooManyCalls)
+	assert.ErrorIs(t, err, session.ErrPortsExhausted)
+	require.NoError(t, c.Terminate(ctx))
+	c, err = e.m.StartCall(ctx, CallParams{CallID: "p3", Callee: "ring@h"})
+	require.NoError(t, err)
+	require.NoError(t, c.Terminate(ctx))
+}
