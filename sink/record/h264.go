@@ -302,11 +302,22 @@ func parseSPS(nalu []byte) (spsInfo, error) {
 			}
 			cropX, cropY = subW, subH*int(2-frameMbsOnly)
 		}
-		width -= int(c[0]+c[1]) * cropX
-		height -= int(c[2]+c[3]) * cropY
+		// In 64 bits: each offset is a 32-bit ue(v), their sum may wrap.
+		cropW := (uint64(c[0]) + uint64(c[1])) * uint64(cropX)
+		cropH := (uint64(c[2]) + uint64(c[3])) * uint64(cropY)
+		if cropW >= uint64(width) || cropH >= uint64(height) {
+			return spsInfo{}, errors.New("record: SPS cropping exceeds the picture")
+		}
+		width -= int(cropW)
+		height -= int(cropH)
 	}
 	if width <= 0 || height <= 0 {
 		return spsInfo{}, errors.New("record: SPS cropping exceeds the picture")
+	}
+	// 1024 map units of interlaced fields would be 32800 lines; no H.264
+	// level goes beyond 16384 either way (Level 6.2: 139264 MBs).
+	if width > 16384 || height > 16384 {
+		return spsInfo{}, errors.New("record: SPS picture size out of range")
 	}
 	return spsInfo{Width: width, Height: height}, nil
 }

@@ -37,6 +37,8 @@ var spsCases = []struct {
 	{name: "truncated", sps: []byte{0x67, 0x42, 0x00, 0x1e}, bad: true},
 	{name: "not an SPS", sps: []byte{0x68, 0xce, 0x38, 0x80}, bad: true},
 	{name: "empty", sps: nil, bad: true},
+	// Fuzz finding: 1024 map units of fields, 96x32800.
+	{name: "too tall", sps: []byte("'000\x7f0\x01\x00A"), bad: true},
 }
 
 func TestParseSPS(t *testing.T) {
