@@ -2,6 +2,7 @@ package record_test
 
 import (
 	"bytes"
+	"encoding/binary"
 	"errors"
 	"io"
 	"os"
@@ -239,4 +240,26 @@ func elementLen(t *testing.T, b []byte) int {
 		size = size<<8 | uint64(b[4+i])
 	}
 	return 4 + n + int(size)
+}
+
+// Frames held while a track's first frame is awaited are bounded in bytes:
+// big video keyframes with timestamps standing still (StartWait is media
+// time) and no audio start the recording once 64 MiB are held, instead of
+// piling up to 2000 frames.
+func TestMKVStartWaitBoundedInBytes(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "big.mkv")
+	r, err := record.NewMKV(path, record.Config{Audio: true, Video: true})
+	require.NoError(t, err)
+	key := clipFrames(0)[0]
+	require.True(t, key.Keyframe)
+	for i := 0; i < 20; i++ {
+		f := *key
+		filler := make([]byte, 4<<20) // a filler NAL unit (type 12) of 4 MiB
+		filler[0] = 12
+		f.Payload = binary.BigEndian.AppendUint32(append([]byte(nil), key.Payload...), uint32(len(filler)))
+		f.Payload = append(f.Payload, filler...)
+		require.NoError(t, r.WriteFrame(&f))
+	}
+	assert.Equal(t, uint64(20), r.Stats().FramesWritten, "started at 64 MiB held, then written as they come")
+	require.NoError(t, r.Close())
 }

@@ -99,6 +99,7 @@ type starter struct {
 	audio   *track
 	video   *track
 	pending []*media.Frame
+	bytes   int // payload bytes of pending
 	started bool
 	base    time.Duration
 	ignored uint64
@@ -149,19 +150,21 @@ func (s *starter) push(f *media.Frame) []*media.Frame {
 		}
 	}
 	s.pending = append(s.pending, f)
+	s.bytes += len(f.Payload)
 	ready := (!s.cfg.Audio || s.audio != nil) && (!s.cfg.Video || s.video != nil)
 	if !ready {
 		lo, hi := s.pending[0].DTS, s.pending[0].DTS
 		for _, p := range s.pending {
 			lo, hi = min(lo, p.DTS), max(hi, p.DTS)
 		}
-		if hi-lo < s.cfg.StartWait && len(s.pending) < maxPending {
+		if hi-lo < s.cfg.StartWait && len(s.pending) < maxPending && s.bytes < maxPendingBytes {
 			return nil
 		}
 	}
 	s.started = true
 	out := s.pending
 	s.pending = nil
+	s.bytes = 0
 	sort.SliceStable(out, func(i, j int) bool { return out[i].DTS < out[j].DTS })
 	s.base = out[0].DTS
 	for _, p := range out {
@@ -173,6 +176,11 @@ func (s *starter) push(f *media.Frame) []*media.Frame {
 // maxPending bounds the frames held before the start (10 s of 50 pps audio
 // plus 30 fps video, with room to spare).
 const maxPending = 2000
+
+// maxPendingBytes bounds the payload held before the start: 2000 frames
+// alone could be gigabytes of a peer's multi-megabyte access units (whose
+// timestamps, standing still, would never reach StartWait).
+const maxPendingBytes = 64 << 20
 
 // ms returns d relative to the origin in whole milliseconds, never negative.
 func (s *starter) ms(d time.Duration) int64 {
