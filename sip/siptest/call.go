@@ -89,6 +89,7 @@ type PeerCall struct {
 	sending       bool
 	mediaStop     chan struct{}
 	stopOnce      sync.Once
+	senders       sync.WaitGroup // RTP/RTCP sender goroutines
 }
 
 func (c *PeerCall) mu() *sync.Mutex { return &c.p.n.mu }
@@ -302,12 +303,14 @@ func (c *PeerCall) ReceivedAudio() []int16 {
 
 // Vanish makes the peer go silent on this call: no more RTP, no BYE, no
 // response to any in-dialog request (the caller's BYE is still recorded).
+// It returns once the last packet was sent.
 func (c *PeerCall) Vanish() {
 	c.mu().Lock()
 	c.vanished = true
 	c.p.n.broadcast()
 	c.mu().Unlock()
 	c.stopMedia()
+	c.senders.Wait()
 }
 
 func (c *PeerCall) isVanished() bool {

@@ -343,22 +343,32 @@ func (c *PeerCall) prepareMedia(offer []byte) ([]byte, error) {
 	return answer, nil
 }
 
-// startMedia starts the senders the script asks for (once).
+// startMedia starts the senders the script asks for (once, and never on a
+// vanished call).
 func (c *PeerCall) startMedia() {
 	c.mu().Lock()
-	if c.sending {
+	if c.sending || c.vanished {
 		c.mu().Unlock()
 		return
 	}
 	c.sending = true
-	streams := c.streams
-	c.mu().Unlock()
-	for _, s := range streams {
-		s := s
+	var run []*rtpStream
+	for _, s := range c.streams {
 		// The audio sender always runs: it carries SendDTMF's events even
 		// when the script sends no tone.
 		if s.kind == media.KindAudio || c.script.Video {
-			c.p.spawn(func() { s.send(c.script) })
+			run = append(run, s)
+		}
+	}
+	c.senders.Add(len(run)) // under the lock Vanish takes before waiting
+	c.mu().Unlock()
+	for _, s := range run {
+		s := s
+		if !c.p.spawn(func() {
+			defer c.senders.Done()
+			s.send(c.script)
+		}) {
+			c.senders.Done()
 		}
 	}
 }

@@ -311,7 +311,7 @@ func (s *rtpStream) send(script Script) {
 			// the wall clock the SRs map them to; bursts are bounded.
 			due := int(time.Since(sd.start)/interval) + 1
 			spec := s.currentSpec()
-			for n := 0; sent < due && n < maxBurst; n++ {
+			for n := 0; sent < due && n < maxBurst && !stopped(s.c.mediaStop); n++ {
 				tick(spec)
 				sent++
 			}
@@ -322,6 +322,15 @@ func (s *rtpStream) send(script Script) {
 		case <-s.c.p.closing:
 			return
 		}
+	}
+}
+
+func stopped(ch <-chan struct{}) bool {
+	select {
+	case <-ch:
+		return true
+	default:
+		return false
 	}
 }
 

@@ -637,13 +637,15 @@ func (p *Peer) enter() bool {
 	return true
 }
 
-// spawn runs f on a goroutine Close waits for, unless the peer is closing.
-func (p *Peer) spawn(f func()) {
+// spawn runs f on a goroutine Close waits for, unless the peer is closing,
+// and reports whether it did.
+func (p *Peer) spawn(f func()) bool {
 	if !p.enter() {
-		return
+		return false
 	}
 	go func() {
 		defer p.wg.Done()
 		f()
 	}()
+	return true
 }

@@ -274,6 +274,7 @@ func TestVanish(t *testing.T) {
 	c, err := p.WaitCall(ctx)
 	require.NoError(t, err)
 	require.NoError(t, p.n.wait(ctx, nil, func() bool { return c.vanished }))
+	c.senders.Wait() // as Vanish does
 	// Drain what was in flight, then expect silence.
 	time.Sleep(100 * time.Millisecond)
 	require.NoError(t, u.audio.rtp.SetReadDeadline(time.Now().Add(50*time.Millisecond)))
@@ -415,10 +416,10 @@ func TestHoldUnholdAndReinvite(t *testing.T) {
 	require.NoError(t, c.WaitEstablished(ctx))
 
 	require.NoError(t, c.Hold(ctx))
-	assert.Contains(t, <-u.reinvites, "a=sendonly")
+	assert.Contains(t, recv(t, ctx, u.reinvites), "a=sendonly")
 	assert.Equal(t, media.SendOnly, c.Streams()[0].Direction)
 	require.NoError(t, c.Unhold(ctx))
-	assert.Contains(t, <-u.reinvites, "a=sendrecv")
+	assert.Contains(t, recv(t, ctx, u.reinvites), "a=sendrecv")
 	assert.Equal(t, media.SendRecv, c.Streams()[0].Direction)
 
 	// The caller puts the peer on hold.
@@ -614,5 +615,17 @@ func TestCustomMedia(t *testing.T) {
 	}
 	for i := 1; i < len(stamps); i++ {
 		assert.Equal(t, uint32(1800), stamps[i]-stamps[i-1])
+	}
+}
+
+func recv[T any](t *testing.T, ctx context.Context, ch <-chan T) T {
+	t.Helper()
+	select {
+	case v := <-ch:
+		return v
+	case <-ctx.Done():
+		t.Fatal("nothing received")
+		var zero T
+		return zero
 	}
 }
