@@ -14,11 +14,12 @@
 //		OnEvent:    func(ev callmgr.Event) { log.Println(ev.CallID, ev.Status) },
 //	})
 //	call, err := m.StartCall(ctx, callmgr.CallParams{
-//		CallID:   "call-1",
-//		Callee:   "sip:conference@pbx.example.com",
-//		RTMPURL:  "rtmp://a.rtmp.youtube.com/live2",
+//		CallID:     "call-1",
+//		Callee:     "sip:conference@pbx.example.com",
+//		RTMPURL:    "rtmp://a.rtmp.youtube.com/live2",
 //		RTMPStream: streamKey,
-//		HasAudio: true, HasVideo: true,
+//		HasAudio:   true,
+//		HasVideo:   true,
 //	})
 //	...
 //	m.SendDTMF(ctx, "call-1", "1234#", callmgr.DTMFRFC2833)
@@ -47,21 +48,41 @@
 //     (ErrDuplicateStream). Sinks added with AddSink are not limited.
 //   - Bad parameters give a *ParamError naming the field as the REST API
 //     spells it; it wraps ErrInvalidParams.
-//   - The SIP password and the RTMP stream name (a platform's stream key)
-//     never appear in String output, logs, errors, events or CallInfo
-//     (CallInfo has the stream name, since the REST API returns it, but its
-//     String method hides it).
+//   - The SIP password never appears in String output, logs, errors, events
+//     or CallInfo. The RTMP stream name (a platform's stream key) and URL
+//     credentials never appear in String output, logs or errors; CallInfo
+//     and SinkInfo carry the stream name because the REST API returns it.
 //   - However a call ends (BYE either way, rejected, cancelled, timed out,
 //     media timeout, RTMP failure, Manager.Close) its ports, sockets,
 //     goroutines and sinks are released; the BYE or CANCEL and the flushing
 //     of recordings run on their own context with Config.TeardownTimeout,
 //     so a cancelled request cannot skip them.
 //
+// # Counters
+//
+// Call.Stats returns a call's media counters (packets, loss, jitter, frames,
+// keyframe requests) and each sink's fan-out counters (frames written,
+// dropped, skipped); the REST server exports them as metrics.
+//
+// # Transports
+//
+// Calls go over UDP by default; CallParams.SIPTransport "tcp" or "tls"
+// (with Config.SIPTLSConfig) choose otherwise. The user agent listens on
+// Config.ListenAddr for UDP and TCP; Manager.ListenPort reports the port.
+//
 // # Concurrency
 //
 // One goroutine (the call's run loop) owns each call's dialog, media session
 // and sink table. Methods send it requests and wait for the reply, the end
-// of the call, or their context. Frames never pass through the run loop:
-// the media session hands them to the fan-out, which gives every sink its
-// own bounded queue.
+// of the call, or their context. Callbacks from the SIP user agent, the
+// media session and the sinks never wait for it: they queue work in the
+// call's inbox, so provisional responses, the answer and sink statuses are
+// handled in the order they happened. Frames never pass through the run
+// loop: the media session hands them to the fan-out, which gives every sink
+// its own bounded queue.
+//
+// The SIP user agent (package sip), SDP (sip/sdp), media sessions
+// (media/session), the fan-out (sink), RTMP sinks (sink/rtmpsink) and
+// recorders (sink/record) plug in through small internal interfaces, which
+// is how the call logic is tested without a network.
 package callmgr

@@ -61,6 +61,7 @@ type ParamError struct {
 	Reason string
 }
 
+// Error returns e.g. "callmgr: invalid parameters: sipLogin: contains spaces".
 func (e *ParamError) Error() string {
 	return fmt.Sprintf("callmgr: invalid parameters: %s: %s", e.Field, e.Reason)
 }
@@ -83,6 +84,7 @@ type SIPError struct {
 	Err    error
 }
 
+// Error returns e.g. "callmgr: SIP 486 Busy Here".
 func (e *SIPError) Error() string {
 	if e.Reason == "" {
 		return fmt.Sprintf("callmgr: SIP %d", e.Code)
