@@ -3,6 +3,7 @@ package callmgr
 import (
 	"context"
 	"errors"
+	"strings"
 	"time"
 
 	"github.com/sipstream/sipstream/sip"
@@ -12,14 +13,13 @@ import (
 type sipAdapter struct{ ua *sip.UA }
 
 func (a sipAdapter) Register(ctx context.Context, acct account) (registration, error) {
-	domain := acct.Domain
 	r, err := a.ua.Register(ctx, sip.RegisterRequest{
 		User:          acct.User,
 		AuthUser:      acct.AuthUser,
 		Password:      acct.Password,
-		Domain:        domain,
+		Domain:        acct.Domain,
 		Registrar:     registrarAddr(acct),
-		OutboundProxy: acct.Proxy,
+		OutboundProxy: proxyAddr(acct),
 		Transport:     acct.Transport,
 	})
 	if err != nil {
@@ -38,6 +38,16 @@ func registrarAddr(acct account) string {
 	return joinHostPort(acct.Domain, acct.Port)
 }
 
+// proxyAddr is the outbound proxy with SIPPort when it names no port of its
+// own: the REST API's sipPort is the port of the SIP server, whichever of
+// domain and proxy that is.
+func proxyAddr(acct account) string {
+	if acct.Proxy == "" || acct.Port == 0 || hasPort(acct.Proxy) || strings.Contains(acct.Proxy, ":") && !strings.HasPrefix(acct.Proxy, "[") {
+		return acct.Proxy
+	}
+	return joinHostPort(acct.Proxy, acct.Port)
+}
+
 func (a sipAdapter) Invite(ctx context.Context, req *inviteRequest) (dialog, error) {
 	hs := make([]sip.Header, len(req.Headers))
 	for i, h := range req.Headers {
@@ -50,7 +60,7 @@ func (a sipAdapter) Invite(ctx context.Context, req *inviteRequest) (dialog, err
 		AuthUser:      req.AuthUser,
 		Password:      req.Password,
 		Domain:        req.Domain,
-		OutboundProxy: req.Proxy,
+		OutboundProxy: proxyAddr(req.account),
 		Port:          req.Port,
 		Transport:     req.Transport,
 		CallID:        req.CallID,

@@ -209,3 +209,15 @@ func FuzzValidateParams(f *testing.F) {
 		}
 	})
 }
+
+func TestSIPAddressing(t *testing.T) {
+	assert.Equal(t, "proxy.example:5070", proxyAddr(account{Proxy: "proxy.example", Port: 5070}))
+	assert.Equal(t, "proxy.example:5080", proxyAddr(account{Proxy: "proxy.example:5080", Port: 5070}))
+	assert.Equal(t, "proxy.example", proxyAddr(account{Proxy: "proxy.example"}))
+	assert.Equal(t, "[::1]:5070", proxyAddr(account{Proxy: "[::1]", Port: 5070}))
+	assert.Equal(t, "", proxyAddr(account{Port: 5070}))
+	assert.Equal(t, "pbx.example:5070", registrarAddr(account{Domain: "pbx.example", Port: 5070}))
+	assert.Equal(t, "", registrarAddr(account{Domain: "pbx.example:5070", Port: 5070}), "the domain's own port")
+	assert.Equal(t, "", registrarAddr(account{Domain: "pbx.example", Port: 5070, Proxy: "p"}), "REGISTER goes to the proxy")
+	assert.Equal(t, "", registrarAddr(account{Domain: "pbx.example"}))
+}
