@@ -81,7 +81,6 @@ type Encoder struct {
 	part []int16 // leftover samples of an incomplete interleaved frame
 
 	meanBits, reservoir, maxReservoir int
-	framesOut                         int
 	lastG                             int      // global scalefactor of the last frame
 	evalG                             int      // global scalefactor of the quantisation in place
 	msUsed                            [64]bool // per band: coded as mid/side

@@ -90,7 +90,6 @@ func (e *Encoder) encodeFrame() []byte {
 	used := 8 * len(au)
 	e.reservoir += e.meanBits - used
 	e.reservoir = max(0, min(e.reservoir, e.maxReservoir))
-	e.framesOut++
 	return au
 }
 

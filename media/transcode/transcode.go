@@ -71,7 +71,6 @@ type ToAAC struct {
 	t0      time.Duration // timeline position of the stream's first sample
 	aus     int64         // access units emitted since t0
 	// Input side.
-	inCodec  media.Codec
 	inRate   int
 	inCh     int
 	inPos    time.Duration // timeline position of the next input sample
@@ -151,7 +150,7 @@ func (t *ToAAC) Write(f *media.Frame, emit func(*media.Frame)) error {
 	if len(pcm) == 0 {
 		return nil
 	}
-	t.feed(f.PTS, pcm, rate, ch, f.Codec, emit)
+	t.feed(f.PTS, pcm, rate, ch, emit)
 	return nil
 }
 
@@ -215,14 +214,13 @@ func (t *ToAAC) decodeOpus(payload []byte, out []int16) (n int, err error) {
 // feed places decoded PCM at pts on the timeline: gaps become silence,
 // overlaps are cut, a format change flushes the resampler, a long gap
 // restarts the stream.
-func (t *ToAAC) feed(pts time.Duration, pcm []int16, rate, ch int, codec media.Codec, emit func(*media.Frame)) {
+func (t *ToAAC) feed(pts time.Duration, pcm []int16, rate, ch int, emit func(*media.Frame)) {
 	if !t.started {
 		t.start(pts)
 	}
 	if t.inRate != rate || t.inCh != ch || t.rs == nil {
 		t.setInput(rate, ch, emit)
 	}
-	t.inCodec = codec
 	gap := pts - t.inPos
 	switch {
 	case gap > t.cfg.MaxGap:
