@@ -515,7 +515,7 @@ const chromiumPage = `<!doctype html>
 "use strict";
 const t0 = performance.now();
 const result = { ok: false, callee: "", statuses: [], rtmpStatus: "", established: false, videoWidth: 0,
-  framesDecodedFirst: -1, framesDecoded: 0, audioPackets: 0, audioOnly: false, playerState: "", error: "" };
+  framesDecodedFirst: -1, framesDecoded: 0, audioPackets: 0, audioOnly: false, playerState: "", playMs: 0, error: "" };
 const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
 async function until(what, ms, cond) {
   const end = performance.now() + ms;
@@ -548,10 +548,12 @@ async function until(what, ms, cond) {
       return result.rtmpStatus === "RTMP_STREAM_ACTIVE";
     });
     // The page plays the call it started once answered.
-    const session = await until("the player", 10000, () => w.player);
+    const session = await until("the player", 30000, () => w.player);
+    const tPlay = performance.now();
     const video = d.getElementById("player");
     result.audioOnly = session.audioOnly;
-    const end = performance.now() + 10000;
+    // 10 s is the goal; 20 s leaves room for a loaded CI machine.
+    const end = performance.now() + 20000;
     while (performance.now() < end) {
       await sleep(200);
       const stats = await session.pc.getStats();
@@ -562,7 +564,11 @@ async function until(what, ms, cond) {
       result.videoWidth = video.videoWidth;
       if (result.videoWidth > 0 && result.framesDecoded > 0) {
         if (result.framesDecodedFirst < 0) result.framesDecodedFirst = result.framesDecoded;
-        else if (result.framesDecoded > result.framesDecodedFirst && result.audioPackets > 0) { result.ok = true; break; }
+        else if (result.framesDecoded > result.framesDecodedFirst && result.audioPackets > 0) {
+          result.ok = true;
+          result.playMs = Math.round(performance.now() - tPlay);
+          break;
+        }
       }
     }
     result.playerState = d.getElementById("playerState").textContent;
@@ -585,13 +591,14 @@ type pageResult struct {
 	AudioPackets       int      `json:"audioPackets"`
 	AudioOnly          bool     `json:"audioOnly"`
 	PlayerState        string   `json:"playerState"`
+	PlayMs             int      `json:"playMs"` // from the player's start to frames decoded increasing
 	Error              string   `json:"error"`
 }
 
 // Headless Chromium opens the page of a -demo server, clicks Call: the call
 // reaches ESTABLISHED and RTMP_STREAM_ACTIVE on the page, and the page's
 // WebRTC player shows the demo's video (frames decoded increasing) and
-// receives its audio within 10 s.
+// receives its audio (within 20 s; typically 1-2 s, logged as playMs).
 func TestInteropChromiumDemoPage(t *testing.T) {
 	chromium := testenv.LookPath(t, "chromium")
 	srv := startServerProcess(t, "-demo")
