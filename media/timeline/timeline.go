@@ -343,6 +343,9 @@ func (s *Stream) Map(ssrc uint32, ts uint32) time.Duration {
 			s.stats.Clamped++
 			out = s.lastOut
 		}
+		// What was returned is the floor from now on (the current mapping
+		// may place an older timestamp later than the last output).
+		s.haveOut, s.lastOut = true, out
 		return out
 	}
 	if s.mapped {
