@@ -462,26 +462,6 @@ func requireListenerClean(t *testing.T, output string) {
 	require.Empty(t, other, "ffmpeg -listen reported errors")
 }
 
-// subscribers returns how many subscriptions wait on app/name.
-func subscribers(s *Server, key string) int {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	if st := s.streams[key]; st != nil {
-		return len(st.subs)
-	}
-	return 0
-}
-
-func waitSubscribers(t *testing.T, s *Server, key string, n int) {
-	t.Helper()
-	for deadline := time.Now().Add(testTimeout); time.Now().Before(deadline); time.Sleep(20 * time.Millisecond) {
-		if subscribers(s, key) >= n {
-			return
-		}
-	}
-	t.Fatalf("no player subscribed to %s", key)
-}
-
 // TestInteropPlayFromServer publishes to our Server (plain and TLS) while
 // ffmpeg plays the stream from it and records what it gets.
 func TestInteropPlayFromServer(t *testing.T) {
