@@ -221,3 +221,29 @@ func TestSIPAddressing(t *testing.T) {
 	assert.Equal(t, "", registrarAddr(account{Domain: "pbx.example", Port: 5070, Proxy: "p"}), "REGISTER goes to the proxy")
 	assert.Equal(t, "", registrarAddr(account{Domain: "pbx.example"}))
 }
+
+// FuzzDTMF: digits are accepted exactly when every character is a DTMF
+// symbol, upper-cased, and never more than 64; types parse or give a
+// *ParamError.
+func FuzzDTMF(f *testing.F) {
+	for _, s := range []string{"123", "*#", "abcd", "ABCD", "", "12x", strings.Repeat("1", 65), "INFO_RELAY", "rfc2833"} {
+		f.Add(s)
+	}
+	f.Fuzz(func(t *testing.T, s string) {
+		d, err := validDigits(s)
+		if err == nil {
+			if len(d) == 0 || len(d) > maxDigits || strings.Trim(d, "0123456789*#ABCD") != "" || !strings.EqualFold(d, s) {
+				t.Fatalf("accepted %q as %q", s, d)
+			}
+		} else if !errors.Is(err, ErrInvalidParams) {
+			t.Fatalf("not a ParamError: %v", err)
+		}
+		if typ, err := ParseDTMFType(s); err == nil {
+			if back, err := ParseDTMFType(typ.String()); err != nil || back != typ {
+				t.Fatalf("%q: %v does not round-trip", s, typ)
+			}
+		} else if !errors.Is(err, ErrInvalidParams) {
+			t.Fatalf("not a ParamError: %v", err)
+		}
+	})
+}
