@@ -2,11 +2,15 @@ package main
 
 import (
 	"context"
+	"crypto/tls"
 	"encoding/json"
 	"errors"
 	"io"
 	"net"
 	"net/http"
+	"os"
+	"path/filepath"
+	"regexp"
 	"strings"
 	"sync"
 	"testing"
@@ -326,4 +330,94 @@ func getMetrics(t *testing.T, base string) string {
 	require.NoError(t, err)
 	require.Equal(t, http.StatusOK, resp.StatusCode)
 	return string(b)
+}
+
+// The rest of what a user drives over HTTP against the real manager: HTTPS
+// with the self-signed certificate, /push targets (published as
+// "rtmp_"+toStream), and a recording that shutdown closes into a whole file.
+func TestEndToEndPushRecordHTTPS(t *testing.T) {
+	peer := startPeer(t, siptest.Script{Audio: true, Video: true})
+	rs, rtmpURL := startRTMPServer(t)
+	recDir := t.TempDir()
+	srv := startRun(t, "-https", "127.0.0.1:0", "-record-dir", recDir)
+	ctx, cancel := context.WithTimeout(context.Background(), 90*time.Second)
+	defer cancel()
+
+	// HTTPS with the self-signed certificate serves the same page and API.
+	m := regexp.MustCompile(`msg=listening scheme=https addr=(\S+)`).FindStringSubmatch(srv.log.String())
+	require.NotNil(t, m, srv.log.String())
+	tr := &http.Transport{TLSClientConfig: &tls.Config{InsecureSkipVerify: true}} // self-signed on purpose
+	defer tr.CloseIdleConnections()
+	resp, err := (&http.Client{Transport: tr, Timeout: 30 * time.Second}).Get("https://" + m[1] + "/")
+	require.NoError(t, err)
+	page, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	require.Equal(t, http.StatusOK, resp.StatusCode)
+	require.Contains(t, string(page), "Start a call")
+	require.NotNil(t, resp.TLS)
+
+	code, body := rest(t, srv.base, "/call/startup", map[string]any{
+		"callId": "push-1", "callee": peer.URI(), "rtmpUrl": rtmpURL, "rtmpStream": "main", "toStream": "show",
+		"record": "true",
+	})
+	require.Equal(t, http.StatusOK, code, string(body))
+	pc, err := peer.WaitCall(ctx)
+	require.NoError(t, err)
+	waitCall(t, srv.base, "push-1", "ESTABLISHED + RTMP_STREAM_ACTIVE", func(c callObject) bool {
+		return c.Status == "ESTABLISHED" && c.RTMPStreamStatus == "RTMP_STREAM_ACTIVE"
+	})
+
+	// A push of the call's stream: published as rtmp_show.
+	sub := rs.Subscribe("live", "rtmp_show", 0)
+	defer sub.Close()
+	code, body = rest(t, srv.base, "/push/startup", map[string]any{"streamName": "show", "rtmpUrl": rtmpURL})
+	require.Equal(t, http.StatusOK, code, string(body))
+	var push pushObject
+	require.NoError(t, json.Unmarshal(body, &push))
+	require.NotEmpty(t, push.MediaSessionID)
+	require.Equal(t, rtmpURL+"/rtmp_show", push.RTMPURL)
+	for seenVideo := false; !seenVideo; {
+		tag, err := sub.ReadTag(ctx)
+		require.NoError(t, err, "the push publishes")
+		seenVideo = tag.Type == 9
+	}
+	deadline := time.Now().Add(30 * time.Second)
+	for {
+		code, body = rest(t, srv.base, "/push/find", map[string]any{"mediaSessionId": push.MediaSessionID})
+		require.Equal(t, http.StatusOK, code, string(body))
+		var ps []pushObject
+		require.NoError(t, json.Unmarshal(body, &ps))
+		require.Len(t, ps, 1)
+		if ps[0].Status == "RTMP_STREAM_ACTIVE" {
+			require.Equal(t, "show", ps[0].StreamName)
+			break
+		}
+		require.True(t, time.Now().Before(deadline), "push status %s", ps[0].Status)
+		time.Sleep(50 * time.Millisecond)
+	}
+	for _, path := range []string{"/push/mute", "/push/unmute"} {
+		code, body = rest(t, srv.base, path, map[string]any{"mediaSessionId": push.MediaSessionID})
+		require.Equal(t, http.StatusOK, code, "%s: %s", path, body)
+	}
+	// The call's own RTMP leg is not a push.
+	code, _ = rest(t, srv.base, "/push/terminate", map[string]any{"mediaSessionId": "push-1/rtmp"})
+	require.Equal(t, http.StatusNotFound, code)
+	code, body = rest(t, srv.base, "/push/terminate", map[string]any{"mediaSessionId": push.MediaSessionID})
+	require.Equal(t, http.StatusOK, code, string(body))
+	code, _ = rest(t, srv.base, "/push/find", map[string]any{"mediaSessionId": push.MediaSessionID})
+	require.Equal(t, http.StatusNotFound, code)
+
+	// Let the recording get a few seconds, then stop the server with the
+	// call up: the recording is closed into a whole Matroska file.
+	time.Sleep(2 * time.Second)
+	require.NoError(t, srv.stop())
+	require.NoError(t, pc.WaitBye(ctx))
+	files, err := filepath.Glob(filepath.Join(recDir, "*"))
+	require.NoError(t, err)
+	require.Len(t, files, 1, "one recording")
+	rec, err := os.ReadFile(files[0])
+	require.NoError(t, err)
+	t.Logf("recording %s: %d bytes", filepath.Base(files[0]), len(rec))
+	require.Greater(t, len(rec), 10_000)
+	require.Equal(t, []byte{0x1a, 0x45, 0xdf, 0xa3}, rec[:4], "EBML header")
 }
