@@ -274,3 +274,14 @@ func TestDialErrors(t *testing.T) {
 	_, err = Dial(cctx, "rtmp://127.0.0.1:1/live/k", ClientConfig{})
 	require.Error(t, err)
 }
+
+// TestG711Encoders checks the test's own G.711 encoders on known values
+// (ITU-T G.711: A-law 0 → 0xd5, µ-law 0 → 0xff, full scale → 0xaa/0x80).
+func TestG711Encoders(t *testing.T) {
+	require.Equal(t, byte(0xd5), alaw(0))
+	require.Equal(t, byte(0xaa), alaw(32767))
+	require.Equal(t, byte(0x2a), alaw(-32768))
+	require.Equal(t, byte(0xff), ulaw(0))
+	require.Equal(t, byte(0x80), ulaw(32767))
+	require.Equal(t, byte(0x00), ulaw(-32768))
+}

@@ -33,14 +33,38 @@ func alaw(s int16) byte {
 	return (seg<<4 | q) ^ mask
 }
 
+// ulaw encodes one linear sample as G.711 µ-law (ITU-T G.711 table 2a),
+// for test audio only.
+func ulaw(s int16) byte {
+	const bias, clip = 0x84, 32635
+	v := int(s)
+	sign := byte(0)
+	if v < 0 {
+		sign = 0x80
+		v = -v
+	}
+	v = min(v, clip) + bias
+	exp := byte(7)
+	for mask := 0x4000; exp > 0 && v&mask == 0; mask >>= 1 {
+		exp--
+	}
+	mant := byte(v>>(exp+3)) & 0x0f
+	return ^(sign | exp<<4 | mant)
+}
+
 // toneALaw returns n 20 ms A-law packets of a 1 kHz tone at 8 kHz.
-func toneALaw(n int) [][]byte {
+func toneALaw(n int) [][]byte { return toneG711(n, alaw) }
+
+// toneULaw returns n 20 ms µ-law packets of a 1 kHz tone at 8 kHz.
+func toneULaw(n int) [][]byte { return toneG711(n, ulaw) }
+
+func toneG711(n int, enc func(int16) byte) [][]byte {
 	pcm := testmedia.Tone(1000, 8000, 0, 160*n, 0.5)
 	out := make([][]byte, n)
 	for i := range out {
 		p := make([]byte, 160)
 		for k := range p {
-			p[k] = alaw(pcm[i*160+k])
+			p[k] = enc(pcm[i*160+k])
 		}
 		out[i] = p
 	}

@@ -116,18 +116,24 @@ func publishMedia(t *testing.T, c *Client, dts0 time.Duration, audio string, aac
 		require.NoError(t, c.WriteAACConfig(asc))
 	} else {
 		md.AudioCodecID, md.AudioSampleRate = flv.SoundG711ALaw, 8000
+		if audio == "g711u" {
+			md.AudioCodecID = flv.SoundG711MuLaw
+		}
 		require.NoError(t, c.WriteMetadata(md))
 	}
 	tone := toneALaw(200)
+	if audio == "g711u" {
+		tone = toneULaw(200)
+	}
 	ai := 0
 	for i, f := range clipFrames() {
 		ts := dts0 + time.Duration(i)*40*time.Millisecond
 		require.NoError(t, c.WriteH264(ts, ts, f.avcc, f.key))
 		end := ts + 40*time.Millisecond
 		switch audio {
-		case "g711":
+		case "g711", "g711u":
 			for ; ai < len(tone) && time.Duration(ai)*20*time.Millisecond+dts0 < end; ai++ {
-				require.NoError(t, c.WriteG711(dts0+time.Duration(ai)*20*time.Millisecond, true, tone[ai]))
+				require.NoError(t, c.WriteG711(dts0+time.Duration(ai)*20*time.Millisecond, audio == "g711", tone[ai]))
 			}
 		case "aac":
 			for ; ai < len(aacFrames) && dts0+aacPTS(ai, aacRate) < end; ai++ {
@@ -144,10 +150,14 @@ func checkRecording(t *testing.T, file, audio string) {
 	require.Equal(t, "h264", v.CodecName)
 	require.Equal(t, 320, v.Width)
 	require.Equal(t, 240, v.Height)
-	if audio == "aac" {
+	switch audio {
+	case "aac":
 		require.Equal(t, "aac", a.CodecName)
-	} else {
+	case "g711":
 		require.Equal(t, "pcm_alaw", a.CodecName)
+		require.Equal(t, "8000", a.SampleRate)
+	case "g711u":
+		require.Equal(t, "pcm_mulaw", a.CodecName)
 		require.Equal(t, "8000", a.SampleRate)
 	}
 	require.Equal(t, testmedia.ClipFrames, countVideoFrames(t, file))
@@ -421,14 +431,18 @@ func runFFmpeg(t *testing.T, args ...string) (wait func() string) {
 }
 
 func TestInteropFFmpegListen(t *testing.T) {
-	port := testenv.FreePort(t, "tcp")
-	out := filepath.Join(t.TempDir(), "out.flv")
-	wait := runFFmpeg(t, "-listen", "1", "-i", fmt.Sprintf("rtmp://127.0.0.1:%d/live/x", port), "-c", "copy", out)
-	c := dialRetry(t, fmt.Sprintf("rtmp://127.0.0.1:%d/live/x", port), ClientConfig{})
-	publishMedia(t, c, 0, "g711", nil, nil, 0)
-	require.NoError(t, c.Close())
-	requireListenerClean(t, wait())
-	checkRecording(t, out, "g711")
+	for _, audio := range []string{"g711", "g711u"} {
+		t.Run(audio, func(t *testing.T) {
+			port := testenv.FreePort(t, "tcp")
+			out := filepath.Join(t.TempDir(), "out.flv")
+			wait := runFFmpeg(t, "-listen", "1", "-i", fmt.Sprintf("rtmp://127.0.0.1:%d/live/x", port), "-c", "copy", out)
+			c := dialRetry(t, fmt.Sprintf("rtmp://127.0.0.1:%d/live/x", port), ClientConfig{})
+			publishMedia(t, c, 0, audio, nil, nil, 0)
+			require.NoError(t, c.Close())
+			requireListenerClean(t, wait())
+			checkRecording(t, out, audio)
+		})
+	}
 }
 
 // dialRetry dials until ffmpeg -listen listens. Dialing is the only
