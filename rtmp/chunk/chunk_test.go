@@ -144,6 +144,12 @@ func TestReaderQuirks(t *testing.T) {
 		require.Equal(t, []uint32{20, 40, 60}, []uint32{got[0].Timestamp, got[1].Timestamp, got[2].Timestamp})
 		require.Equal(t, []byte{0xcc}, got[2].Payload)
 	})
+	t.Run("huge chunk size", func(t *testing.T) {
+		r := NewReader(bytes.NewReader([]byte{0x02, 0, 0, 0, 0, 0, 4, 1, 0, 0, 0, 0, 0x7f, 0xff, 0xff, 0xff}))
+		_, err := r.ReadMessage()
+		require.NoError(t, err)
+		require.Equal(t, uint32(MaxChunkSize), r.ChunkSize())
+	})
 	t.Run("type 3 right after type 0 keeps the timestamp", func(t *testing.T) {
 		wire := []byte{
 			0x04, 0, 0, 20, 0, 0, 1, 8, 1, 0, 0, 0, 0xaa,

@@ -87,10 +87,12 @@ func (r *Reader) ReadMessage() (Message, error) {
 				return Message{}, fmt.Errorf("%w: short Set Chunk Size", ErrInvalid)
 			}
 			n &= 0x7fffffff
-			if n < 1 || n > MaxChunkSize {
-				return Message{}, fmt.Errorf("%w: chunk size %d", ErrInvalid, n)
+			if n < 1 {
+				return Message{}, fmt.Errorf("%w: chunk size 0", ErrInvalid)
 			}
-			r.chunkSize = n
+			// No message is longer than MaxMessageLength, so a larger
+			// chunk size (the field allows 2^31-1) means the same.
+			r.chunkSize = min(n, MaxChunkSize)
 		case TypeAbort:
 			id, err := m.Uint32()
 			if err != nil {
