@@ -6,6 +6,9 @@ import (
 	"context"
 	"math"
 	"net"
+	"os"
+	"path/filepath"
+	"strconv"
 	"sync"
 	"testing"
 	"time"
@@ -121,6 +124,12 @@ func publishSippCall(t *testing.T, a sippAnswer, hasVideo bool, stream string, r
 	assert.Contains(t, sp.Messages(), "BYE sip:")
 	require.NoError(t, m.Close(ctx))
 	calls, rtmp := log.statuses()
+	if dir := os.Getenv("E2E_KEEP_DIR"); dir != "" {
+		// Keep the played stream for a closer look (debugging aid).
+		if b, err := os.ReadFile(pl.File); err == nil {
+			_ = os.WriteFile(filepath.Join(dir, stream+"-"+strconv.FormatInt(time.Now().UnixNano(), 36)+".flv"), b, 0o644)
+		}
+	}
 	return published{File: pl.File, Calls: calls, RTMP: rtmp, Replayed: sent}
 }
 
