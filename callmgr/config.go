@@ -15,7 +15,8 @@ import (
 // the zero value of every field has a documented meaning.
 type Config struct {
 	// ListenAddr is the local SIP address, UDP and TCP ("127.0.0.1:5060").
-	// Zero means "0.0.0.0:5060". Port 0 picks a free port.
+	// Zero means "0.0.0.0:5060"; ":5060" means "0.0.0.0:5060". Port 0 picks
+	// a free port.
 	ListenAddr string
 	// PublicIP is the address written into Contact, Via and the SDP c= line
 	// (the host's address as the peer sees it, behind NAT the public one).
@@ -121,7 +122,10 @@ func (c Config) validate() (Config, error) {
 		return q, fmt.Errorf("callmgr: Config.ListenAddr %q: bad port", q.ListenAddr)
 	}
 	var listenIP netip.Addr
-	if host != "" {
+	if host == "" {
+		// ":5060": sipgo would bind "udp" on [::] as well (see sip.Config).
+		q.ListenAddr = net.JoinHostPort("0.0.0.0", port)
+	} else {
 		a, err := netip.ParseAddr(host)
 		if err != nil {
 			return q, fmt.Errorf("callmgr: Config.ListenAddr %q: host must be an IP address", q.ListenAddr)

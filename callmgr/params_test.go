@@ -135,6 +135,10 @@ func TestConfigValidate(t *testing.T) {
 	assert.True(t, c.PublicIP.IsValid() && !c.PublicIP.IsUnspecified())
 	assert.True(t, c.MediaIP.IsUnspecified())
 
+	c, err = Config{ListenAddr: ":5070"}.validate()
+	require.NoError(t, err)
+	assert.Equal(t, "0.0.0.0:5070", c.ListenAddr)
+
 	c, err = Config{ListenAddr: "127.0.0.1:5062"}.validate()
 	require.NoError(t, err)
 	assert.Equal(t, netip.MustParseAddr("127.0.0.1"), c.PublicIP)

@@ -10,6 +10,8 @@ import (
 	"crypto/x509/pkix"
 	"math/big"
 	"net"
+	"net/netip"
+	"strconv"
 	"testing"
 	"time"
 
@@ -70,4 +72,18 @@ func TestSIPTransports(t *testing.T) {
 			assert.Equal(t, StatusFinish, c.Info().Status)
 		})
 	}
+}
+
+// TestListenAllInterfaces: ":0" listens on all IPv4 interfaces (UDP and
+// TCP on one port) and Close releases it.
+func TestListenAllInterfaces(t *testing.T) {
+	m, err := New(Config{ListenAddr: ":0", PublicIP: netip.MustParseAddr("127.0.0.1"), RTPPortMin: 28000, RTPPortMax: 28099})
+	require.NoError(t, err)
+	port := m.ListenPort("udp")
+	assert.NotZero(t, port)
+	assert.Equal(t, port, m.ListenPort("tcp"))
+	require.NoError(t, m.Close(context.Background()))
+	l, err := net.ListenPacket("udp4", net.JoinHostPort("0.0.0.0", strconv.Itoa(port)))
+	require.NoError(t, err, "port released")
+	l.Close()
 }
