@@ -776,13 +776,9 @@ func (d *Dialog) expire(err error) {
 	d.ending = true
 	bye := d.newRequest(sipgox.BYE, nil, "")
 	d.finish(err)
-	d.ua.wg.Add(1)
-	go func() {
-		defer d.ua.wg.Done()
-		ctx, cancel := context.WithTimeout(context.Background(), d.ua.cfg.CleanupTimeout)
-		defer cancel()
+	d.ua.goRequest(func(ctx context.Context) {
 		_, _ = d.ua.do(ctx, bye, d.transport, d.creds)
-	}()
+	})
 }
 
 func (d *Dialog) armKeepAlive() {

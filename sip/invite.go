@@ -489,18 +489,14 @@ func (ua *UA) sendCancel(inv *sipgox.Request, transport string, log interface {
 	c.AppendHeader(&sipgox.CSeqHeader{SeqNo: inv.CSeq().SeqNo, MethodName: sipgox.CANCEL})
 	ua.prepare(c, transport, inv.Destination())
 	c.SetBody(nil)
-	ua.wg.Add(1)
-	go func() {
-		defer ua.wg.Done()
-		ctx, cancel := context.WithTimeout(context.Background(), ua.cfg.CleanupTimeout)
-		defer cancel()
+	ua.goRequest(func(ctx context.Context) {
 		res, err := ua.do(ctx, c, transport, nil)
 		if err != nil {
 			log.Info("sip: CANCEL failed", "err", err)
 			return
 		}
 		log.Info("sip: CANCEL answered", "status", res.StatusCode)
-	}()
+	})
 }
 
 func isSDP(m interface {

@@ -1,12 +1,14 @@
 package sip
 
 import (
+	"bytes"
 	"context"
 	"fmt"
 	"log/slog"
 	"net"
 	"strconv"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -37,6 +39,18 @@ type testPeer struct {
 	invite   *sipgox.Request  // last initial INVITE
 	answered *sipgox.Response // our 200 to it
 	cseq     uint32
+
+	// dropOptions makes the peer deaf to OPTIONS (a vanished peer), at the
+	// transport so no server transaction is ever created.
+	dropOptions atomic.Bool
+	closing     atomic.Bool
+}
+
+func (p *testPeer) readFilter(_ sipgox.TransportReadProps, data []byte) ([]byte, error) {
+	if p.closing.Load() || p.dropOptions.Load() && bytes.HasPrefix(data, []byte("OPTIONS ")) {
+		return nil, nil
+	}
+	return data, nil
 }
 
 const peerSDP = "v=0\r\no=peer 1 1 IN IP4 127.0.0.1\r\ns=-\r\nc=IN IP4 127.0.0.1\r\nt=0 0\r\nm=audio 40000 RTP/AVP 8\r\na=rtpmap:8 PCMA/8000\r\na=sendrecv\r\n"
@@ -65,7 +79,8 @@ func newTestPeer(t testing.TB) *testPeer {
 	log := slog.New(slog.DiscardHandler)
 	p.sua, err = sipgo.NewUA(sipgo.WithUserAgent("testpeer"),
 		sipgo.WithUserAgentTransactionLayerOptions(sipgox.WithTransactionLayerLogger(log)),
-		sipgo.WithUserAgentTransportLayerOptions(sipgox.WithTransportLayerLogger(log)))
+		sipgo.WithUserAgentTransportLayerOptions(sipgox.WithTransportLayerLogger(log),
+			sipgox.WithTransportLayerReadFilter(p.readFilter)))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -87,10 +102,15 @@ func newTestPeer(t testing.TB) *testPeer {
 }
 
 func (p *testPeer) close() {
+	// Go deaf, let handlers already spawned finish, then tear down: sipgo
+	// creates a fresh UDP socket for a request handled after its pool was
+	// cleared, and nothing would close it.
+	p.closing.Store(true)
+	time.Sleep(100 * time.Millisecond)
 	p.udp.Close()
 	p.tcp.Close()
-	p.sua.Close()
 	p.wg.Wait()
+	p.sua.Close()
 }
 
 func (p *testPeer) setInvite(f func(p *testPeer, req *sipgox.Request, tx sipgox.ServerTransaction)) {

@@ -10,6 +10,7 @@ import (
 	"net/netip"
 	"strconv"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/emiago/sipgo"
@@ -78,7 +79,20 @@ type UA struct {
 
 	closing   chan struct{}
 	closeOnce sync.Once
-	wg        sync.WaitGroup
+	wg        sync.WaitGroup  // listeners and dialog loops
+	ctx       context.Context // cancelled by Close
+	cancel    context.CancelFunc
+	reqWG     sync.WaitGroup // background requests (CANCEL, BYE on expiry)
+	deaf      atomic.Bool    // set by Close: incoming messages are dropped
+}
+
+// readFilter drops everything once Close has begun, so sipgo spawns no new
+// handlers while it is being torn down.
+func (ua *UA) readFilter(_ sipgox.TransportReadProps, data []byte) ([]byte, error) {
+	if ua.deaf.Load() {
+		return nil, nil
+	}
+	return data, nil
 }
 
 // NewUA starts a user agent listening on cfg.ListenAddr.
@@ -122,6 +136,7 @@ func NewUA(cfg Config) (*UA, error) {
 		closing: make(chan struct{}),
 		clients: map[string]*sipgo.Client{},
 	}
+	ua.ctx, ua.cancel = context.WithCancel(context.Background())
 	udpNet, tcpNet := "udp4", "tcp4"
 	if ip.Is6() {
 		udpNet, tcpNet = "udp6", "tcp6"
@@ -146,7 +161,8 @@ func NewUA(cfg Config) (*UA, error) {
 			sipgox.WithTransactionLayerLogger(log),
 			sipgox.WithTransactionLayerUnhandledResponseHandler(ua.onUnhandledResponse),
 		),
-		sipgo.WithUserAgentTransportLayerOptions(sipgox.WithTransportLayerLogger(log)),
+		sipgo.WithUserAgentTransportLayerOptions(sipgox.WithTransportLayerLogger(log),
+			sipgox.WithTransportLayerReadFilter(ua.readFilter)),
 	)
 	if err != nil {
 		ua.closeListeners()
@@ -338,10 +354,17 @@ func (ua *UA) Close() error {
 		for _, r := range regs {
 			r.stop()
 		}
+		// Background requests end before the transport goes: a request sent
+		// after sipgo's pool is cleared would rebind our port and leak.
+		ua.cancel()
+		ua.reqWG.Wait()
+		ua.deaf.Store(true)
 		close(ua.closing)
+		// Stop reading first and wait for the read loops, then let sipgo
+		// terminate its transactions and close the connections it made.
 		ua.closeListeners()
-		_ = ua.sua.Close()
 		ua.wg.Wait()
+		_ = ua.sua.Close()
 	})
 	return nil
 }
@@ -439,6 +462,24 @@ func (ua *UA) prepare(req *sipgox.Request, transport, dest string) {
 	}
 }
 
+// goRequest runs f in the background with a context that Close cancels
+// (bounded by CleanupTimeout); Close waits for it.
+func (ua *UA) goRequest(f func(ctx context.Context)) {
+	ua.mu.Lock()
+	if ua.closed {
+		ua.mu.Unlock()
+		return
+	}
+	ua.reqWG.Add(1)
+	ua.mu.Unlock()
+	go func() {
+		defer ua.reqWG.Done()
+		ctx, cancel := context.WithTimeout(ua.ctx, ua.cfg.CleanupTimeout)
+		defer cancel()
+		f(ctx)
+	}()
+}
+
 func noBuild(*sipgo.Client, *sipgox.Request) error { return nil }
 
 // credentials for digest authentication.
@@ -455,6 +496,9 @@ func (ua *UA) do(ctx context.Context, req *sipgox.Request, transport string, cre
 	cl, err := ua.client(transport)
 	if err != nil {
 		return nil, err
+	}
+	if ua.ctx.Err() != nil {
+		return nil, ErrClosed
 	}
 	ctx, cancel := context.WithTimeout(ctx, ua.cfg.TransactionTimeout)
 	defer cancel()
