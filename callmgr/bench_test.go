@@ -7,6 +7,7 @@ import (
 	"time"
 
 	"github.com/sipstream/sipstream/media"
+	"github.com/sipstream/sipstream/sip/siptest"
 )
 
 // BenchmarkCallLifecycle measures the Manager's own cost of a call (with
@@ -62,3 +63,37 @@ type nopSink struct{}
 
 func (nopSink) WriteFrame(*media.Frame) error { return nil }
 func (nopSink) Close() error                  { return nil }
+
+// BenchmarkRealCallSetup measures a whole call through the real stack on
+// loopback: REGISTER-less INVITE to a siptest peer, 200/ACK, media session
+// start, BYE, teardown.
+//
+//	go test -run '^$' -bench RealCallSetup -benchmem -benchtime 1s ./callmgr
+func BenchmarkRealCallSetup(b *testing.B) {
+	peer, err := siptest.NewPeer(siptest.Config{})
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer peer.Close()
+	m, err := New(Config{ListenAddr: "127.0.0.1:0", RTPPortMin: 29000, RTPPortMax: 29999})
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer m.Close(context.Background())
+	ctx := context.Background()
+	b.ReportAllocs()
+	b.ResetTimer()
+	for i := 0; i < b.N; i++ {
+		c, err := m.StartCall(ctx, CallParams{CallID: fmt.Sprint("rb", i), Callee: peer.URI()})
+		if err != nil {
+			b.Fatal(err)
+		}
+		if err := c.WaitEstablished(ctx); err != nil {
+			b.Fatal(err)
+		}
+		if err := c.Terminate(ctx); err != nil {
+			b.Fatal(err)
+		}
+		<-c.Done()
+	}
+}
