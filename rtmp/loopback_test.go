@@ -285,3 +285,36 @@ func TestG711Encoders(t *testing.T) {
 	require.Equal(t, byte(0x80), ulaw(32767))
 	require.Equal(t, byte(0x00), ulaw(-32768))
 }
+
+// TestSlowSubscriberDrops: a subscriber that does not read loses tags
+// (counted) instead of slowing the publisher, and its video resumes at a
+// keyframe, never in the middle of a GOP.
+func TestSlowSubscriberDrops(t *testing.T) {
+	s, addr := startServer(t, ServerConfig{})
+	ctx := testCtx(t)
+	slow := s.Subscribe("live", "d", 8)
+	defer slow.Close()
+	all := s.Subscribe("live", "d", 4096)
+	defer all.Close()
+	c, err := Dial(ctx, "rtmp://"+addr+"/live/d", ClientConfig{})
+	require.NoError(t, err)
+	publishClip(t, c, 0, "")
+	require.NoError(t, c.Close())
+	require.Len(t, readTags(t, ctx, all), 102) // the reference: nothing lost
+	tags := readTags(t, ctx, slow)
+	require.NotZero(t, slow.Dropped())
+	require.Equal(t, 102, len(tags)+int(slow.Dropped()), "every tag is either delivered or counted")
+	// Every run of pictures after a gap starts with a keyframe.
+	prev := -1
+	for _, tag := range tags {
+		v, err := flv.ParseVideo(tag.Data)
+		if err != nil || tag.Type != flv.TagVideo || v.SequenceHeader() {
+			continue
+		}
+		i := int(tag.Timestamp / 40)
+		if i != prev+1 {
+			require.True(t, v.Keyframe(), "picture %d follows %d but is not a keyframe", i, prev)
+		}
+		prev = i
+	}
+}

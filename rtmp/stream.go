@@ -38,7 +38,8 @@ type Subscription struct {
 	st      *stream
 	ch      chan flv.Tag
 	ended   bool // ch closed; under s.mu
-	waitKey bool // under s.mu
+	waitKey bool // skip video up to the next keyframe; under s.mu
+	lagging bool // waitKey is due to an overflow (skips count as drops); under s.mu
 	closed  atomic.Bool
 	dropped atomic.Uint64
 	once    sync.Once
@@ -105,7 +106,10 @@ func (sub *Subscription) ReadTag(ctx context.Context) (flv.Tag, error) {
 	}
 }
 
-// Dropped returns how many tags were dropped because the queue was full.
+// Dropped returns how many tags were dropped because the queue was full,
+// including the pictures skipped after an overflow up to the next
+// keyframe (not those skipped by a late subscriber waiting for its first
+// keyframe).
 func (sub *Subscription) Dropped() uint64 { return sub.dropped.Load() }
 
 // Close ends the subscription. It is idempotent.
@@ -141,6 +145,9 @@ func (sub *Subscription) offerLocked(t flv.Tag) {
 	key := isVideo && len(t.Data) > 0 && t.Data[0]>>4&7 == flv.FrameKey
 	if isVideo && sub.waitKey {
 		if !key {
+			if sub.lagging {
+				sub.dropped.Add(1)
+			}
 			return
 		}
 		sub.waitKey = false
@@ -150,7 +157,7 @@ func (sub *Subscription) offerLocked(t flv.Tag) {
 	default:
 		sub.dropped.Add(1)
 		if isVideo {
-			sub.waitKey = true
+			sub.waitKey, sub.lagging = true, true
 		}
 	}
 }
