@@ -11,6 +11,7 @@ import (
 	"os"
 	"path/filepath"
 	"regexp"
+	"strconv"
 	"strings"
 	"sync"
 	"testing"
@@ -119,6 +120,11 @@ func TestEndToEndCall(t *testing.T) {
 	require.Contains(t, metrics, "sipstream_webrtc_streams 1\n")
 	require.Contains(t, metrics, `sipstream_calls{status="ESTABLISHED"} 1`+"\n")
 	require.Contains(t, metrics, `sipstream_rtmp_legs{status="RTMP_STREAM_ACTIVE"} 1`+"\n")
+	audioPkts := metricValue(t, metrics, `sipstream_rtp_packets_received_total{kind="audio"}`)
+	videoPkts := metricValue(t, metrics, `sipstream_rtp_packets_received_total{kind="video"}`)
+	require.Positive(t, audioPkts)
+	require.Positive(t, videoPkts)
+	require.Contains(t, metrics, `sipstream_rtp_jitter_seconds{call_id="e2e-1",kind="audio"}`)
 	viewer.stop(t, srv.base)
 
 	// DTMF: RFC 2833 events on the audio stream, then SIP INFO (both kinds).
@@ -165,6 +171,10 @@ func TestEndToEndCall(t *testing.T) {
 	metrics = getMetrics(t, srv.base)
 	require.Contains(t, metrics, `sipstream_calls_ended_total{status="FINISH"} 1`+"\n")
 	require.Contains(t, metrics, "sipstream_webrtc_streams 0\n")
+	// The ended call's packets stay counted.
+	require.GreaterOrEqual(t, metricValue(t, metrics, `sipstream_rtp_packets_received_total{kind="audio"}`), audioPkts)
+	require.GreaterOrEqual(t, metricValue(t, metrics, `sipstream_rtp_packets_received_total{kind="video"}`), videoPkts)
+	require.NotContains(t, metrics, `sipstream_rtp_jitter_seconds{call_id="e2e-1"`)
 	require.NotContains(t, metrics, "s3cret-pass")
 
 	require.NoError(t, srv.stop())
@@ -420,4 +430,19 @@ func TestEndToEndPushRecordHTTPS(t *testing.T) {
 	t.Logf("recording %s: %d bytes", filepath.Base(files[0]), len(rec))
 	require.Greater(t, len(rec), 10_000)
 	require.Equal(t, []byte{0x1a, 0x45, 0xdf, 0xa3}, rec[:4], "EBML header")
+}
+
+// metricValue returns the value of the sample named exactly series (name
+// with labels) in a Prometheus text exposition.
+func metricValue(t *testing.T, metrics, series string) float64 {
+	t.Helper()
+	for _, line := range strings.Split(metrics, "\n") {
+		if v, ok := strings.CutPrefix(line, series+" "); ok {
+			f, err := strconv.ParseFloat(strings.TrimSpace(v), 64)
+			require.NoError(t, err, line)
+			return f
+		}
+	}
+	t.Fatalf("no %s in the metrics:\n%s", series, metrics)
+	return 0
 }

@@ -18,6 +18,7 @@ import (
 	"path/filepath"
 	"regexp"
 	"runtime"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -495,7 +496,11 @@ func TestInteropServerSippNginx(t *testing.T) {
 	hook.waitStatus(t, "interop-1", "FINISH")
 	calls, rtmps := hook.statuses("interop-1")
 	t.Logf("webhook: call %v, rtmp %v", calls, rtmps)
-	require.True(t, inOrder(calls, []string{"TRYING", "RING", "ESTABLISHED", "FINISH"}), "call statuses %v", calls)
+	require.True(t, inOrder(calls, []string{"TRYING", "ESTABLISHED", "FINISH"}), "call statuses %v", calls)
+	require.Equal(t, "FINISH", calls[len(calls)-1], "call statuses %v", calls)
+	if slices.Contains(calls, "RING") { // sipp's 180, unless the 200 overtook it
+		require.True(t, inOrder(calls, []string{"TRYING", "RING", "ESTABLISHED"}), "call statuses %v", calls)
+	}
 	require.True(t, inOrder(rtmps, []string{"RTMP_STREAM_WAIT", "RTMP_STREAM_ACTIVE"}), "rtmp statuses %v", rtmps)
 
 	srv.interrupt(t)

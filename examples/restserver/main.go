@@ -201,6 +201,7 @@ func run(ctx context.Context, args []string, getenv func(string) string, stderr 
 		return fmt.Errorf("call manager: %w", err)
 	}
 	svc.m = m
+	svc.media = newMediaMetrics(m)
 	srv := newServer(svc, serverOptions{
 		Log:      log,
 		AuthUser: cfg.authUser,

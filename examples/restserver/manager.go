@@ -33,6 +33,7 @@ type managerService struct {
 	// Counters of what the events told (registered by main).
 	callsEnded *prometheus.CounterVec // by final status
 	rtmpLost   prometheus.Counter     // RTMP legs and pushes that lost their connection
+	media      *mediaMetrics          // media counters of the calls; set with m
 }
 
 // newManagerService returns the adapter without its Manager (set m before
@@ -55,6 +56,9 @@ func newManagerService(recording bool, log *slog.Logger) *managerService {
 // collectors are the service's metrics.
 func (s *managerService) collectors() []prometheus.Collector {
 	cs := []prometheus.Collector{s.callsEnded, s.rtmpLost}
+	if s.media != nil {
+		cs = append(cs, s.media)
+	}
 	if s.webrtc != nil {
 		cs = append(cs, s.webrtc)
 	}
@@ -294,6 +298,9 @@ func (s *managerService) onEvent(ev callmgr.Event) {
 	switch {
 	case ev.Type == callmgr.EventCallStatus && ev.Status.Final() && s.callsEnded != nil:
 		s.callsEnded.WithLabelValues(string(ev.Status)).Inc()
+		if s.media != nil {
+			s.media.callEnded(ev.CallID)
+		}
 	case ev.Type == callmgr.EventSinkStatus && ev.Sink.Status == callmgr.SinkLost && !ev.Removed && s.rtmpLost != nil:
 		s.rtmpLost.Inc()
 	}

@@ -1,0 +1,135 @@
+package main
+
+import (
+	"sync"
+
+	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/sipstream/sipstream/callmgr"
+)
+
+// mediaMetrics exports the calls' media counters (callmgr.Call.Stats) as
+// Prometheus counters that keep growing across calls: the totals of the
+// calls that are gone plus the current counters of the calls the manager
+// still knows. It is read at scrape time; a call's last counters are also
+// taken when it ends, so that what it did after the last scrape is kept.
+type mediaMetrics struct {
+	calls func() []callmgr.CallInfo
+	call  func(id string) (*callmgr.Call, bool)
+
+	mu    sync.Mutex
+	last  map[*callmgr.Call]callmgr.CallStats // calls still known, as last seen (a callId may be reused)
+	ended mediaTotals                         // calls forgotten by the manager
+}
+
+type mediaTotals struct {
+	packets, bytes, lost [2]uint64 // [0] audio, [1] video
+	videoDropped         uint64
+	sinkDropped          uint64
+}
+
+func (t *mediaTotals) add(s callmgr.CallStats) {
+	for i, m := range [2]callmgr.MediaStats{s.Audio, s.Video} {
+		t.packets[i] += m.PacketsReceived
+		t.bytes[i] += m.BytesReceived
+		t.lost[i] += m.PacketsLost
+	}
+	t.videoDropped += s.Video.FramesDropped
+	for _, k := range s.Sinks {
+		t.sinkDropped += k.FramesDropped
+	}
+}
+
+func newMediaMetrics(m *callmgr.Manager) *mediaMetrics {
+	return &mediaMetrics{calls: m.FindAll, call: m.Call, last: make(map[*callmgr.Call]callmgr.CallStats)}
+}
+
+// merge records s as c's latest counters. A call's sinks are gone once it
+// ended; their counters are kept from before.
+func (mm *mediaMetrics) merge(c *callmgr.Call, s callmgr.CallStats) {
+	if old, ok := mm.last[c]; ok && len(s.Sinks) == 0 {
+		s.Sinks = old.Sinks
+	}
+	mm.last[c] = s
+}
+
+// callEnded takes the last counters of a call that ended.
+func (mm *mediaMetrics) callEnded(callID string) {
+	c, ok := mm.call(callID)
+	if !ok {
+		return
+	}
+	s := c.Stats()
+	mm.mu.Lock()
+	mm.merge(c, s)
+	mm.mu.Unlock()
+}
+
+var (
+	rtpPacketsDesc   = prometheus.NewDesc("sipstream_rtp_packets_received_total", "RTP packets received from SIP peers.", []string{"kind"}, nil)
+	rtpBytesDesc     = prometheus.NewDesc("sipstream_rtp_bytes_received_total", "RTP bytes received from SIP peers.", []string{"kind"}, nil)
+	rtpLostDesc      = prometheus.NewDesc("sipstream_rtp_packets_lost_total", "RTP packets declared lost by the jitter buffers.", []string{"kind"}, nil)
+	videoDroppedDesc = prometheus.NewDesc("sipstream_video_frames_dropped_total", "Received video frames dropped (holes, waiting for a keyframe).", nil, nil)
+	sinkDroppedDesc  = prometheus.NewDesc("sipstream_sink_frames_dropped_total", "Frames dropped because a sink's queue was full (RTMP, recording, WebRTC).", nil, nil)
+	rtpJitterDesc    = prometheus.NewDesc("sipstream_rtp_jitter_seconds", "Interarrival jitter of each live call's received streams.", []string{"call_id", "kind"}, nil)
+)
+
+// Describe implements prometheus.Collector.
+func (mm *mediaMetrics) Describe(ch chan<- *prometheus.Desc) {
+	for _, d := range []*prometheus.Desc{rtpPacketsDesc, rtpBytesDesc, rtpLostDesc, videoDroppedDesc, sinkDroppedDesc, rtpJitterDesc} {
+		ch <- d
+	}
+}
+
+// Collect implements prometheus.Collector.
+func (mm *mediaMetrics) Collect(ch chan<- prometheus.Metric) {
+	infos := mm.calls()
+	type live struct {
+		id    string
+		final bool
+		call  *callmgr.Call
+		stats callmgr.CallStats
+	}
+	now := make([]live, 0, len(infos))
+	for _, ci := range infos {
+		if c, ok := mm.call(ci.CallID); ok {
+			now = append(now, live{id: ci.CallID, final: ci.Status.Final(), call: c, stats: c.Stats()})
+		}
+	}
+
+	mm.mu.Lock()
+	known := make(map[*callmgr.Call]bool, len(now))
+	for _, l := range now {
+		known[l.call] = true
+		mm.merge(l.call, l.stats)
+	}
+	for c, s := range mm.last {
+		if !known[c] {
+			mm.ended.add(s)
+			delete(mm.last, c)
+		}
+	}
+	total := mm.ended
+	for _, s := range mm.last {
+		total.add(s)
+	}
+	mm.mu.Unlock()
+
+	for i, kind := range []string{"audio", "video"} {
+		ch <- prometheus.MustNewConstMetric(rtpPacketsDesc, prometheus.CounterValue, float64(total.packets[i]), kind)
+		ch <- prometheus.MustNewConstMetric(rtpBytesDesc, prometheus.CounterValue, float64(total.bytes[i]), kind)
+		ch <- prometheus.MustNewConstMetric(rtpLostDesc, prometheus.CounterValue, float64(total.lost[i]), kind)
+	}
+	ch <- prometheus.MustNewConstMetric(videoDroppedDesc, prometheus.CounterValue, float64(total.videoDropped))
+	ch <- prometheus.MustNewConstMetric(sinkDroppedDesc, prometheus.CounterValue, float64(total.sinkDropped))
+	for _, l := range now {
+		if l.final {
+			continue
+		}
+		for kind, m := range map[string]callmgr.MediaStats{"audio": l.stats.Audio, "video": l.stats.Video} {
+			if m.PacketsReceived > 0 {
+				ch <- prometheus.MustNewConstMetric(rtpJitterDesc, prometheus.GaugeValue, m.Jitter.Seconds(), l.id, kind)
+			}
+		}
+	}
+}
