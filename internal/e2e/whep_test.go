@@ -2,9 +2,11 @@ package e2e
 
 import (
 	"context"
+	"fmt"
 	"net/http"
 	"net/http/httptest"
 	"net/netip"
+	"strings"
 	"testing"
 	"time"
 
@@ -16,6 +18,7 @@ import (
 	"github.com/sipstream/sipstream/internal/testmedia"
 	"github.com/sipstream/sipstream/media"
 	"github.com/sipstream/sipstream/media/rtph264"
+	"github.com/sipstream/sipstream/sink/sinktest"
 	"github.com/sipstream/sipstream/sink/whep"
 	"github.com/sipstream/sipstream/sip/siptest"
 )
@@ -45,18 +48,25 @@ type whepCall struct {
 	closed bool
 }
 
-// startWHEPCall places the call (HasAudio, and HasVideo as given), waits
-// for the answer and attaches a WHEP sink made with cfg (ICE on loopback
-// only). Everything is closed when the test ends unless leave was called.
-func startWHEPCall(ctx context.Context, t *testing.T, id string, script siptest.Script, hasVideo bool, cfg whep.Config) *whepCall {
+// whepCallConfig describes a whepCall.
+type whepCallConfig struct {
+	Script    siptest.Script // what the peer does
+	HasVideo  bool           // CallParams.HasVideo (HasAudio is always true)
+	WHEP      whep.Config    // the sink's config (ICE is set to loopback only)
+	SinkQueue int            // callmgr.Config.SinkQueue (zero: its default)
+}
+
+// startWHEPCall places the call, waits for the answer and attaches the WHEP
+// sink. Everything is closed when the test ends unless leave was called.
+func startWHEPCall(ctx context.Context, t *testing.T, id string, c whepCallConfig) *whepCall {
 	t.Helper()
-	peer, err := siptest.NewPeer(siptest.Config{Addr: "127.0.0.1:0", Script: script})
+	peer, err := siptest.NewPeer(siptest.Config{Addr: "127.0.0.1:0", Script: c.Script})
 	require.NoError(t, err)
 	t.Cleanup(func() { peer.Close() })
 
 	m, err := callmgr.New(callmgr.Config{
 		ListenAddr: "127.0.0.1:0", PublicIP: loopback, MediaIP: loopback,
-		RTPPortMin: 24000, RTPPortMax: 24099,
+		RTPPortMin: 24000, RTPPortMax: 24099, SinkQueue: c.SinkQueue,
 	})
 	require.NoError(t, err)
 	wc := &whepCall{m: m}
@@ -66,12 +76,13 @@ func startWHEPCall(ctx context.Context, t *testing.T, id string, script siptest.
 		}
 	})
 
-	wc.call, err = m.StartCall(ctx, callmgr.CallParams{CallID: id, Callee: peer.URI(), HasAudio: true, HasVideo: hasVideo})
+	wc.call, err = m.StartCall(ctx, callmgr.CallParams{CallID: id, Callee: peer.URI(), HasAudio: true, HasVideo: c.HasVideo})
 	require.NoError(t, err)
 	wc.peer, err = peer.WaitCall(ctx)
 	require.NoError(t, err)
 	require.NoError(t, wc.call.WaitEstablished(ctx))
 
+	cfg := c.WHEP
 	cfg.ICEIPs = []netip.Addr{loopback}
 	ws, err := whep.New(cfg)
 	require.NoError(t, err)
@@ -145,20 +156,37 @@ func checkTone(t *testing.T, pcm []int16) {
 func TestWHEPViewerGetsTheCallsMedia(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), 90*time.Second)
 	defer cancel()
-	wc := startWHEPCall(ctx, t, "whep-e2e", siptest.Script{
-		Audio: true, Video: true, AudioCodecs: []media.Codec{media.CodecPCMA}, ToneHz: 1000, SendSR: true,
-	}, true, whep.Config{
-		// The sink learns the codecs from the first frames. Video frames
-		// start at the peer's next IDR (its GOP is 1 s), which on a loaded
-		// machine can come more than the default 1 s Probe after the first
-		// audio frame: the viewer would then be answered audio-only.
-		Probe: 15 * time.Second,
-	})
-
+	wc := startWHEPCall(ctx, t, "whep-e2e", avCall())
 	v, err := play(ctx, wc.srv.Client(), wc.URL)
 	require.NoError(t, err)
 	defer v.close()
+	checkClipAndTone(ctx, t, v)
+	wc.leave(ctx, t, v)
+}
 
+// avCall is a call whose peer sends the H.264 clip and a 1 kHz PCMA tone.
+func avCall() whepCallConfig {
+	return whepCallConfig{
+		Script: siptest.Script{
+			Audio: true, Video: true, AudioCodecs: []media.Codec{media.CodecPCMA}, ToneHz: 1000, SendSR: true,
+		},
+		HasVideo: true,
+		WHEP: whep.Config{
+			// The sink learns the codecs from the first frames. Video
+			// frames start at the peer's next IDR (its GOP is 1 s), which
+			// on a loaded machine can come more than the default 1 s Probe
+			// after the first audio frame: the viewer would then be
+			// answered audio-only.
+			Probe: 15 * time.Second,
+		},
+	}
+}
+
+// checkClipAndTone waits for 3 s of video and audio at the viewer and
+// checks them: the clip's pictures byte for byte in a decodable order, and
+// the tone.
+func checkClipAndTone(ctx context.Context, t *testing.T, v *viewer) {
+	t.Helper()
 	// Three seconds of video (75 pictures: at least two keyframes of the
 	// clip, whose GOP is one second) and of audio.
 	got, err := v.waitUntil(ctx, func(s snapshot) bool { return len(s.aus) >= 75 && len(s.pcm) >= 3*8000 })
@@ -172,6 +200,8 @@ func TestWHEPViewerGetsTheCallsMedia(t *testing.T) {
 	index := clipIndex()
 	require.True(t, got.keyframes[0], "the viewer starts on a keyframe")
 	prev, inOrder, keys, distinct := -1, 0, 0, map[int]bool{}
+	var runs []string // the clip pictures received, as runs "a-b"
+	runStart := -1
 	for i, au := range got.aus {
 		n, ok := index[string(au)]
 		require.True(t, ok, "access unit %d (%d bytes, keyframe %v) is not a picture of the clip", i, len(au), got.keyframes[i])
@@ -183,18 +213,52 @@ func TestWHEPViewerGetsTheCallsMedia(t *testing.T) {
 		case !clipKey:
 			t.Errorf("access unit %d is clip picture %d after picture %d: its reference is missing", i, n, prev)
 		}
+		if prev < 0 || n != (prev+1)%testmedia.ClipFrames {
+			if runStart >= 0 {
+				runs = append(runs, fmt.Sprintf("%d-%d", runStart, prev))
+			}
+			runStart = n
+		}
 		if clipKey {
 			keys++
 		}
 		distinct[n] = true
 		prev = n
 	}
-	t.Logf("viewer: %d access units (%d distinct clip pictures, %d keyframes, %d in sequence), %d dropped by the depacketizer",
-		len(got.aus), len(distinct), keys, inOrder, got.auErrors)
+	runs = append(runs, fmt.Sprintf("%d-%d", runStart, prev))
+	t.Logf("viewer: %d access units (%d distinct clip pictures, %d keyframes, %d in sequence; clip pictures %s), %d dropped by the depacketizer",
+		len(got.aus), len(distinct), keys, inOrder, strings.Join(runs, " "), got.auErrors)
 	assert.GreaterOrEqual(t, keys, 2, "keyframes")
 	assert.GreaterOrEqual(t, len(distinct), 50, "distinct pictures")
 
 	checkTone(t, got.pcm)
+}
+
+// TestWHEPViewerUnaffectedByAStuckSink: another sink of the same call is
+// stuck (its WriteFrame never returns) and its queue, kept small, is full;
+// the viewer must still get the clip's pictures in a decodable order and
+// the tone, as if the stuck sink were not there.
+func TestWHEPViewerUnaffectedByAStuckSink(t *testing.T) {
+	ctx, cancel := context.WithTimeout(context.Background(), 90*time.Second)
+	defer cancel()
+	cfg := avCall()
+	cfg.SinkQueue = 16
+	wc := startWHEPCall(ctx, t, "whep-stuck", cfg)
+
+	stuck := sinktest.New()
+	release := stuck.Hold()
+	defer release()
+	_, err := wc.m.AddSink(ctx, "whep-stuck", callmgr.SinkSpec{ID: "stuck", Sink: stuck})
+	require.NoError(t, err)
+
+	v, err := play(ctx, wc.srv.Client(), wc.URL)
+	require.NoError(t, err)
+	defer v.close()
+	checkClipAndTone(ctx, t, v)
+	t.Logf("stuck sink: %d frames written before it blocked; sinks %+v", stuck.Len(), wc.m.FindSinks(callmgr.SinkFilter{CallID: "whep-stuck"}))
+	assert.LessOrEqual(t, stuck.Len(), 1, "the stuck sink took at most one frame")
+
+	release()
 	wc.leave(ctx, t, v)
 }
 
@@ -204,9 +268,9 @@ func TestWHEPViewerGetsTheCallsMedia(t *testing.T) {
 func TestWHEPViewerAudioOnlyCall(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), 90*time.Second)
 	defer cancel()
-	wc := startWHEPCall(ctx, t, "whep-audio-only", siptest.Script{
+	wc := startWHEPCall(ctx, t, "whep-audio-only", whepCallConfig{Script: siptest.Script{
 		Audio: true, NoVideo: true, AudioCodecs: []media.Codec{media.CodecPCMA}, ToneHz: 1000,
-	}, false, whep.Config{})
+	}})
 
 	v, err := play(ctx, wc.srv.Client(), wc.URL)
 	require.NoError(t, err)
