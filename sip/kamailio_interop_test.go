@@ -9,6 +9,7 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 
@@ -127,11 +128,14 @@ func startKamailio(t *testing.T) string {
 	cmd := exec.Command(bin, "-DD", "-E", "-f", cfgPath, "-P", filepath.Join(dir, "kamailio.pid"),
 		"-Y", dir, "-w", dir, "-m", "32", "-M", "8")
 	cmd.Stdout, cmd.Stderr = logf, logf
+	// kamailio forks its workers: run it in its own process group and kill
+	// the whole group, or the children outlive the test.
+	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
 	require.NoError(t, cmd.Start())
 	done := make(chan struct{})
 	go func() { _ = cmd.Wait(); logf.Close(); close(done) }()
 	t.Cleanup(func() {
-		_ = cmd.Process.Kill()
+		_ = syscall.Kill(-cmd.Process.Pid, syscall.SIGKILL)
 		<-done
 		if t.Failed() || os.Getenv("KAMAILIO_LOG") != "" {
 			data, _ := os.ReadFile(logPath)

@@ -11,6 +11,7 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 
@@ -159,11 +160,12 @@ func startSipp(t *testing.T, scenario, transport string, extra ...string) *sippP
 	cmd := exec.Command(bin, args...)
 	cmd.Dir = dir
 	cmd.Stdout, cmd.Stderr = f, f
+	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
 	require.NoError(t, cmd.Start())
 	p := &sippProc{cmd: cmd, done: make(chan error, 1), out: dir, port: port}
 	go func() { p.done <- cmd.Wait(); f.Close() }()
 	t.Cleanup(func() {
-		_ = cmd.Process.Kill()
+		_ = syscall.Kill(-cmd.Process.Pid, syscall.SIGKILL)
 		<-p.done
 	})
 	waitBound(t, network, port)

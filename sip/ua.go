@@ -54,6 +54,21 @@ type Config struct {
 	CleanupTimeout time.Duration
 }
 
+// sipgo refuses UDP messages longer than UDPMTUSize-200 (1300) bytes. An
+// INVITE carrying a full audio+video offer plus a digest Authorization header
+// exceeds that, while PBXs accept larger (fragmented) UDP datagrams as every
+// phone sends them; RFC 3261 §18.1.1's switch to TCP fails on the many PBXs
+// that do not listen on TCP. Raised once, while the package initialises,
+// before any goroutine can read it.
+var _ = raiseUDPLimit()
+
+func raiseUDPLimit() bool {
+	if sipgox.UDPMTUSize < 65000 {
+		sipgox.UDPMTUSize = 65000
+	}
+	return true
+}
+
 // UA is a SIP user agent: it places calls (Invite), keeps their dialogs,
 // answers in-dialog requests and registers (Register). It is safe for
 // concurrent use.

@@ -769,3 +769,19 @@ func TestConcurrentCalls(t *testing.T) {
 	}
 	assert.Equal(t, n, p.count(sipgox.BYE))
 }
+
+func TestLargeInviteOverUDPWithAuth(t *testing.T) {
+	p := newTestPeer(t)
+	ua := newTestUA(t)
+	var seen []string
+	p.setInvite(challengeScript(401, "auth-77", "s3cret", &seen))
+	big := ourSDP + strings.Repeat("a=x-padding:0123456789012345678901234567890123456789\r\n", 30)
+	r := basicInvite(p)
+	r.AuthUser, r.Password, r.Offer = "auth-77", "s3cret", []byte(big)
+	d, err := ua.Invite(testCtx(t), r)
+	require.NoError(t, err)
+	inv := p.waitReq(sipgox.INVITE, 2)
+	assert.Greater(t, len(inv.String()), 1500)
+	assert.Equal(t, big, string(inv.Body()))
+	require.NoError(t, d.Bye(testCtx(t)))
+}
