@@ -78,7 +78,9 @@
 //   - /events — Server-Sent Events: a "snapshot" of every call, then one
 //     "call" event per change.
 //   - /metrics — Prometheus: calls and RTMP legs by status, calls ended by
-//     status, RTMP connections lost, WebRTC streams and viewers, REST requests.
+//     status, RTP packets, bytes and losses received (audio, video), jitter
+//     per live call, video frames dropped, sink queue drops, RTMP connections
+//     lost, WebRTC streams and viewers, REST requests.
 //   - -webhook URL — every call status change (CallStatusEvent) and RTMP leg
 //     change (RtmpStatusEvent) is POSTed there as JSON, in order, with
 //     retries; a slow receiver never blocks a call.
