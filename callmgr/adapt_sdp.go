@@ -11,12 +11,12 @@ type sdpAdapter struct{}
 func (sdpAdapter) sdpConfig(cfg offerConfig) sdp.OfferConfig {
 	out := sdp.OfferConfig{Addr: cfg.Addr, SessionID: cfg.SessionID, SessionVersion: cfg.Version}
 	if cfg.AudioPort != 0 {
-		out.Audio = &sdp.MediaConfig{Port: cfg.AudioPort, Direction: cfg.AudioDir}
+		out.Audio = &sdp.MediaConfig{Port: cfg.AudioPort, Direction: cfg.AudioDir, Codecs: cfg.AudioCodecs}
 	}
 	if cfg.VideoPort != 0 {
 		// nack, nack pli and ccm fir: the session asks for keyframes by
 		// RTCP when the peer accepts it, by SIP INFO otherwise.
-		out.Video = &sdp.MediaConfig{Port: cfg.VideoPort, Direction: cfg.VideoDir, Feedback: true}
+		out.Video = &sdp.MediaConfig{Port: cfg.VideoPort, Direction: cfg.VideoDir, Codecs: cfg.VideoCodecs, Feedback: true}
 	}
 	return out
 }

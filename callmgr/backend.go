@@ -118,6 +118,8 @@ type offerConfig struct {
 	Addr                 netip.Addr
 	AudioPort, VideoPort int // 0: no such m= line
 	AudioDir, VideoDir   media.Direction
+	// AudioCodecs and VideoCodecs in order of preference.
+	AudioCodecs, VideoCodecs []media.Codec
 	// SessionID and Version go into o=: one ID per call, the version
 	// increased with every answer to a re-INVITE (RFC 3264 §8).
 	SessionID, Version uint64

@@ -9,6 +9,8 @@ import (
 	"net/netip"
 	"os"
 	"time"
+
+	"github.com/sipstream/sipstream/media"
 )
 
 // Config configures a Manager. New validates it once and works on a copy;
@@ -35,6 +37,15 @@ type Config struct {
 	// stream.
 	RTPPortMin, RTPPortMax int
 
+	// AudioCodecs and VideoCodecs are the codecs offered, in order of
+	// preference (telephone-event for DTMF is always added to audio). Zero
+	// means PCMA, PCMU, Opus for audio and H.264, VP8 for video. Speex is
+	// left out by default because no sink can use it (RTMP wants AAC, which
+	// cannot be made from Speex in pure Go; Matroska players and browsers
+	// do not play it), and because a smaller offer keeps an INVITE with a
+	// digest Authorization header within the 1300 bytes sipgo sends over
+	// UDP.
+	AudioCodecs, VideoCodecs []media.Codec
 	// RecordDir is the folder recordings are written to. Zero means
 	// recording is disabled (CallParams.Record is then an error). It must
 	// exist and be a folder.
@@ -166,6 +177,24 @@ func (c Config) validate() (Config, error) {
 		}
 		if !st.IsDir() {
 			return q, fmt.Errorf("callmgr: Config.RecordDir %q is not a folder", q.RecordDir)
+		}
+	}
+	if len(q.AudioCodecs) == 0 {
+		q.AudioCodecs = []media.Codec{media.CodecPCMA, media.CodecPCMU, media.CodecOpus}
+	}
+	if len(q.VideoCodecs) == 0 {
+		q.VideoCodecs = []media.Codec{media.CodecH264, media.CodecVP8}
+	}
+	q.AudioCodecs = append([]media.Codec(nil), q.AudioCodecs...)
+	q.VideoCodecs = append([]media.Codec(nil), q.VideoCodecs...)
+	for _, c := range q.AudioCodecs {
+		if c.Kind() != media.KindAudio || c == media.CodecTelephoneEvent || c == media.CodecAAC {
+			return q, fmt.Errorf("callmgr: Config.AudioCodecs: %v is not an RTP audio codec sipstream receives", c)
+		}
+	}
+	for _, c := range q.VideoCodecs {
+		if c.Kind() != media.KindVideo {
+			return q, fmt.Errorf("callmgr: Config.VideoCodecs: %v is not a video codec", c)
 		}
 	}
 	switch q.RecordFormat {

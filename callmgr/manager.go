@@ -96,13 +96,15 @@ func (m *Manager) StartCall(ctx context.Context, p CallParams) (*Call, error) {
 	}
 	c.sess = sess
 	c.offerCfg = offerConfig{
-		Addr:      m.cfg.PublicIP,
-		AudioPort: sess.LocalPort(media.KindAudio),
-		VideoPort: sess.LocalPort(media.KindVideo),
-		AudioDir:  direction(q.HasAudio),
-		VideoDir:  direction(q.HasVideo),
-		SessionID: randUint63(),
-		Version:   1,
+		Addr:        m.cfg.PublicIP,
+		AudioPort:   sess.LocalPort(media.KindAudio),
+		VideoPort:   sess.LocalPort(media.KindVideo),
+		AudioDir:    direction(q.HasAudio),
+		VideoDir:    direction(q.HasVideo),
+		AudioCodecs: m.cfg.AudioCodecs,
+		VideoCodecs: m.cfg.VideoCodecs,
+		SessionID:   randUint63(),
+		Version:     1,
 	}
 	c.offer, err = m.be.sdp.NewOffer(c.offerCfg)
 	if err == nil {

@@ -12,6 +12,8 @@ import (
 
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
+
+	"github.com/sipstream/sipstream/media"
 )
 
 var paramCases = []struct {
@@ -134,6 +136,8 @@ func TestConfigValidate(t *testing.T) {
 	assert.Equal(t, 5*time.Second, c.TeardownTimeout)
 	assert.True(t, c.PublicIP.IsValid() && !c.PublicIP.IsUnspecified())
 	assert.True(t, c.MediaIP.IsUnspecified())
+	assert.Equal(t, []media.Codec{media.CodecPCMA, media.CodecPCMU, media.CodecOpus}, c.AudioCodecs)
+	assert.Equal(t, []media.Codec{media.CodecH264, media.CodecVP8}, c.VideoCodecs)
 
 	c, err = Config{ListenAddr: ":5070"}.validate()
 	require.NoError(t, err)
@@ -159,6 +163,9 @@ func TestConfigValidate(t *testing.T) {
 		{RingTimeout: -1},
 		{DefaultUser: "a b"},
 		{PublicIP: netip.IPv4Unspecified()},
+		{AudioCodecs: []media.Codec{media.CodecH264}},
+		{AudioCodecs: []media.Codec{media.CodecTelephoneEvent}},
+		{VideoCodecs: []media.Codec{media.CodecPCMA}},
 	} {
 		_, err := New(bad)
 		assert.Error(t, err, "%+v", bad)

@@ -145,3 +145,33 @@ func TestSIPRegister(t *testing.T) {
 	assert.Contains(t, []int{401, 403, 407}, c.Info().SIPStatus)
 	assert.NotContains(t, c.Err().Error(), "wrong")
 }
+
+// TestSIPInviteChallenge: a PBX that challenges the INVITE (407, digest
+// with an authentication name other than the login), over UDP: the
+// default offer plus the Authorization header must stay within sipgo's
+// UDP size limit.
+func TestSIPInviteChallenge(t *testing.T) {
+	peer, err := siptest.NewPeer(siptest.Config{Users: map[string]string{"auth-1001": "pw1001"}, ChallengeInvite: 407})
+	require.NoError(t, err)
+	defer peer.Close()
+	log := newEventLog()
+	m, err := New(Config{ListenAddr: "127.0.0.1:0", RTPPortMin: 25100, RTPPortMax: 25199, OnEvent: log.add})
+	require.NoError(t, err)
+	defer m.Close(context.Background())
+	ctx := ctxT(t)
+	c, err := m.StartCall(ctx, CallParams{CallID: "challenged-call-id-0123456789abcdef", Callee: peer.URI(), SIPLogin: "1001",
+		SIPAuthName: "auth-1001", SIPPassword: "pw1001", VisibleName: "Reception Desk", HasAudio: true, HasVideo: true,
+		Headers: []Header{{"X-Conference-Room", "room-0042"}}})
+	require.NoError(t, err)
+	require.NoError(t, c.WaitEstablished(ctx), "%v", c.Err())
+	assert.Equal(t, 1, peer.Challenges())
+	require.NoError(t, c.Terminate(ctx))
+
+	c, err = m.StartCall(ctx, CallParams{CallID: "challenged-2", Callee: peer.URI(), SIPLogin: "1001",
+		SIPAuthName: "auth-1001", SIPPassword: "not-it", HasAudio: true})
+	require.NoError(t, err)
+	waitDone(t, c)
+	assert.Equal(t, StatusFailed, c.Info().Status)
+	assert.Equal(t, 403, c.Info().SIPStatus)
+	assert.NotContains(t, c.Err().Error(), "not-it")
+}
