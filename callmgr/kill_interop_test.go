@@ -101,7 +101,7 @@ func TestInteropRecordingSIGKILL(t *testing.T) {
 			}
 			lost := elapsed.Seconds() - last
 			t.Logf("%s: killed %.2f s into the recording, file plays %.2f s (%.2f s lost)", format, elapsed.Seconds(), last, lost)
-			assert.Less(t, lost, 1.5, "at most about a second lost (1 s flush interval + scheduling slack)")
+			assert.Less(t, lost, 2.0, "about a second lost at most (1 s flush interval; slack for a loaded CI machine)")
 			codecs := ffprobeCodecs(t, path)
 			assert.Contains(t, codecs, "h264")
 			dec, err := exec.Command("ffmpeg", "-nostdin", "-v", "error", "-i", path, "-f", "null", "-").CombinedOutput()
