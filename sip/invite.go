@@ -293,7 +293,8 @@ func escapeDisplayName(s string) string {
 // before the final answer, Invite sends CANCEL (after the first provisional
 // response, as RFC 3261 §9.1 requires), waits for the 487 and returns an
 // error wrapping ctx.Err() (and ErrTimeout for a deadline). No response at
-// all within Config.TransactionTimeout returns a 408 *StatusError.
+// within Config.TransactionTimeout (none, or only 100 Trying) returns a
+// 408 *StatusError (after a CANCEL when 100 Trying arrived).
 func (ua *UA) Invite(ctx context.Context, r InviteRequest) (*Dialog, error) {
 	if ua.isClosed() {
 		return nil, ErrClosed
@@ -390,8 +391,10 @@ func (ua *UA) invite(ctx context.Context, cl *sipgo.Client, d *Dialog, r *Invite
 	for {
 		select {
 		case res := <-tx.Responses():
-			if !gotResponse {
-				gotResponse = true
+			gotResponse = true
+			if res.StatusCode > 100 {
+				// 100 Trying is hop-by-hop: a peer that never gets further
+				// still times out.
 				noResponse.Stop()
 			}
 			switch {
@@ -450,6 +453,9 @@ func (ua *UA) invite(ctx context.Context, cl *sipgo.Client, d *Dialog, r *Invite
 			}
 			return nil, timeoutError("INVITE", err)
 		case <-noResponse.C:
+			if gotResponse {
+				sendCancel() // a 100 Trying arrived: CANCEL is allowed
+			}
 			tx.Terminate()
 			if ctxErr != nil {
 				return nil, giveUp(nil)

@@ -45,7 +45,7 @@ type Config struct {
 	// Logger receives protocol logs (never passwords). nil discards them.
 	Logger *slog.Logger
 	// TransactionTimeout bounds how long a request may go without a final
-	// answer (for INVITE: without any response at all), after which it fails
+	// answer (for INVITE: without a response other than 100 Trying), after which it fails
 	// with a 408 *StatusError (ErrTimeout). Zero means 32 s (64×T1,
 	// RFC 3261 Timer B/F).
 	TransactionTimeout time.Duration
