@@ -31,6 +31,10 @@ type config struct {
 	WebRTC    bool   // -webrtc: WHEP playback of every call at /whep/{toStream}
 	LogLevel  string // -log-level: debug, info, warn, error
 
+	// set holds the flags given on the command line or in the
+	// environment (the others have their defaults).
+	set map[string]bool
+
 	rtpLo, rtpHi int
 	authUser     string
 	authPass     string
@@ -39,7 +43,7 @@ type config struct {
 
 // parseConfig reads args (without the program name) and the environment.
 func parseConfig(args []string, getenv func(string) string, stderr io.Writer) (config, error) {
-	var c config
+	c := config{set: map[string]bool{}}
 	fs := flag.NewFlagSet("restserver", flag.ContinueOnError)
 	fs.SetOutput(stderr)
 	fs.StringVar(&c.HTTP, "http", ":8081", "HTTP listen address for the REST API and the web page (empty: off)")
@@ -64,6 +68,7 @@ func parseConfig(args []string, getenv func(string) string, stderr io.Writer) (c
 			if err := f.Value.Set(v); err != nil && envErr == nil {
 				envErr = fmt.Errorf("%s: %v", name, err)
 			}
+			c.set[f.Name] = true
 		}
 	})
 	if envErr != nil {
@@ -72,6 +77,7 @@ func parseConfig(args []string, getenv func(string) string, stderr io.Writer) (c
 	if err := fs.Parse(args); err != nil {
 		return c, err
 	}
+	fs.Visit(func(f *flag.Flag) { c.set[f.Name] = true })
 	if fs.NArg() > 0 {
 		return c, fmt.Errorf("unexpected arguments: %q", fs.Args())
 	}

@@ -140,3 +140,27 @@ func TestWebRTCRouting(t *testing.T) {
 	resp.Body.Close()
 	require.Contains(t, string(page), `src="player/player.js"`)
 }
+
+// In -demo mode a listener left at its default address moves to a free port
+// when the default is taken; one given on the command line or in the
+// environment does not.
+func TestDemoFallbackOnlyForDefaults(t *testing.T) {
+	cfg, err := parseConfig([]string{"-demo", "-http", "127.0.0.1:9999"}, func(k string) string {
+		if k == "SIPSTREAM_HTTPS" {
+			return "127.0.0.1:9998"
+		}
+		return ""
+	}, io.Discard)
+	require.NoError(t, err)
+	require.False(t, demoFallback(cfg, "http"), "given on the command line")
+	require.False(t, demoFallback(cfg, "https"), "given in the environment")
+	require.True(t, demoFallback(cfg, "sip"), "left at its default")
+
+	cfg, err = parseConfig(nil, func(string) string { return "" }, io.Discard)
+	require.NoError(t, err)
+	require.False(t, demoFallback(cfg, "sip"), "not in demo mode")
+
+	require.Equal(t, "0.0.0.0:0", anyPort("0.0.0.0:5060"))
+	require.Equal(t, ":0", anyPort(":8081"))
+	require.Equal(t, "[::1]:0", anyPort("[::1]:8444"))
+}

@@ -18,7 +18,9 @@
 //	demo SIP callee:    sip:demo@127.0.0.1:PORT
 //	watch the stream:   ffplay rtmp://127.0.0.1:1935/live/demo
 //
-// The page's form is filled in for the demo: one click on Call places the call,
+// When a default port (8081, 8444, 5060) is taken, the demo moves that
+// listener to a free port and the banner shows where. The page's form is
+// filled in for the demo: one click on Call places the call,
 // its row turns ESTABLISHED and RTMP_STREAM_ACTIVE, and the page's player
 // starts playing it over WebRTC.
 //
@@ -189,7 +191,7 @@ func run(ctx context.Context, args []string, getenv func(string) string, stderr 
 	if strings.HasPrefix(sipAddr, ":") {
 		sipAddr = "0.0.0.0" + sipAddr
 	}
-	m, err := callmgr.New(callmgr.Config{
+	mcfg := callmgr.Config{
 		ListenAddr: sipAddr,
 		PublicIP:   cfg.publicIP,
 		RTPPortMin: cfg.rtpLo,
@@ -198,7 +200,15 @@ func run(ctx context.Context, args []string, getenv func(string) string, stderr 
 		UserAgent:  "sipstream-restserver",
 		OnEvent:    svc.onEvent,
 		Logger:     log,
-	})
+	}
+	m, err := callmgr.New(mcfg)
+	if err != nil && demoFallback(cfg, "sip") {
+		// The demo must start on a machine whose 5060 is taken (a
+		// softphone): any free port does for calls to the demo callee.
+		log.Warn("SIP address in use; the demo takes a free port", "addr", sipAddr, "err", err)
+		mcfg.ListenAddr = anyPort(sipAddr)
+		m, err = callmgr.New(mcfg)
+	}
 	if err != nil {
 		return fmt.Errorf("call manager: %w", err)
 	}
@@ -222,8 +232,12 @@ func run(ctx context.Context, args []string, getenv func(string) string, stderr 
 	var servers []*http.Server
 	var pageURLs []string
 	errc := make(chan error, 2)
-	listen := func(addr string, tlsCfg *tls.Config) error {
+	listen := func(flagName, addr string, tlsCfg *tls.Config) error {
 		l, err := net.Listen("tcp", addr)
+		if err != nil && demoFallback(cfg, flagName) {
+			log.Warn("address in use; the demo takes a free port", "flag", "-"+flagName, "addr", addr, "err", err)
+			l, err = net.Listen("tcp", anyPort(addr))
+		}
 		if err != nil {
 			return err
 		}
@@ -245,14 +259,14 @@ func run(ctx context.Context, args []string, getenv func(string) string, stderr 
 	}
 	var startErr error
 	if cfg.HTTP != "" {
-		startErr = listen(cfg.HTTP, nil)
+		startErr = listen("http", cfg.HTTP, nil)
 	}
 	if startErr == nil && cfg.HTTPS != "" {
 		tlsCfg, err := tlsConfig(cfg.TLSCert, cfg.TLSKey, time.Now())
 		if err != nil {
 			startErr = fmt.Errorf("tls: %w", err)
 		} else {
-			startErr = listen(cfg.HTTPS, tlsCfg)
+			startErr = listen("https", cfg.HTTPS, tlsCfg)
 		}
 	}
 	if startErr == nil {
@@ -284,4 +298,20 @@ func run(ctx context.Context, args []string, getenv func(string) string, stderr 
 	}
 	srv.close()
 	return startErr
+}
+
+// demoFallback reports whether a listener that failed may move to a free
+// port: in -demo mode, for an address left at its default (the banner
+// prints where everything is).
+func demoFallback(cfg config, flagName string) bool {
+	return cfg.Demo && !cfg.set[flagName]
+}
+
+// anyPort is addr with port 0.
+func anyPort(addr string) string {
+	host, _, err := net.SplitHostPort(addr)
+	if err != nil {
+		return addr
+	}
+	return net.JoinHostPort(host, "0")
 }
