@@ -166,6 +166,11 @@ func TestEndToEndCall(t *testing.T) {
 	require.Contains(t, rtmps, "RTMP_STREAM_ACTIVE")
 	hook.mu.Lock()
 	require.Empty(t, hook.bad)
+	for _, ev := range hook.events {
+		if ev.Type == "RtmpStatusEvent" { // RTMP legs only, never the WHEP sink
+			require.Equal(t, rtmpURL, ev.RTMPURL, "%+v", ev)
+		}
+	}
 	hook.mu.Unlock()
 
 	metrics = getMetrics(t, srv.base)
