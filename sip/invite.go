@@ -439,6 +439,27 @@ func (ua *UA) invite(ctx context.Context, cl *sipgo.Client, d *Dialog, r *Invite
 					noResponse.Reset(ua.cfg.TransactionTimeout)
 					continue
 				}
+				if res.StatusCode == 422 && r.SessionExpires > 0 && !challenged[422] && ctxErr == nil {
+					// RFC 4028 §6: retry with the peer's Min-SE.
+					if minSE := parseMinSE(res); minSE > 0 {
+						challenged[422] = true
+						req = req.Clone()
+						se := strconv.Itoa(max(minSE, r.SessionExpires))
+						req.ReplaceHeader(sipgox.NewHeader("Session-Expires", se))
+						req.RemoveHeader("Min-SE")
+						req.AppendHeader(sipgox.NewHeader("Min-SE", strconv.Itoa(minSE)))
+						req.RemoveHeader("Via")
+						req.PrependHeader(ua.newVia(p.transport))
+						req.CSeq().SeqNo = d.nextCSeq()
+						tx, err = cl.TransactionRequest(ctx, req, noBuild)
+						if err != nil {
+							return nil, fmt.Errorf("sip: send INVITE: %w", err)
+						}
+						gotResponse = false
+						noResponse.Reset(ua.cfg.TransactionTimeout)
+						continue
+					}
+				}
 				se := statusError("INVITE", res)
 				log.Info("sip: call rejected", "status", res.StatusCode, "reason", res.Reason)
 				if ctxErr != nil {
@@ -514,4 +535,18 @@ func isSDP(m interface {
 	}
 	v := strings.ToLower(strings.TrimSpace(ct.Value()))
 	return strings.HasPrefix(v, "application/sdp")
+}
+
+// parseMinSE reads the Min-SE header of a 422 answer (RFC 4028 §5).
+func parseMinSE(res *sipgox.Response) int {
+	h := res.GetHeader("Min-SE")
+	if h == nil {
+		return 0
+	}
+	v, _, _ := strings.Cut(h.Value(), ";")
+	n, err := strconv.Atoi(strings.TrimSpace(v))
+	if err != nil || n <= 0 || n > 86400 {
+		return 0
+	}
+	return n
 }

@@ -785,3 +785,28 @@ func TestLargeInviteOverUDPWithAuth(t *testing.T) {
 	assert.Equal(t, big, string(inv.Body()))
 	require.NoError(t, d.Bye(testCtx(t)))
 }
+
+func TestSessionIntervalTooSmall(t *testing.T) {
+	p := newTestPeer(t)
+	p.setInvite(func(p *testPeer, req *sipgox.Request, tx sipgox.ServerTransaction) {
+		if req.GetHeader("Min-SE") == nil {
+			res := sipgox.NewResponseFromRequest(req, 422, "Session Interval Too Small", nil)
+			res.AppendHeader(sipgox.NewHeader("Min-SE", "1800"))
+			_ = tx.Respond(res)
+			return
+		}
+		p.answer(req, tx)
+	})
+	ua := newTestUA(t)
+	r := basicInvite(p)
+	r.SessionExpires = 90
+	d, err := ua.Invite(testCtx(t), r)
+	require.NoError(t, err)
+	first := p.waitReq(sipgox.INVITE, 1)
+	second := p.waitReq(sipgox.INVITE, 2)
+	assert.Equal(t, "90", first.GetHeader("Session-Expires").Value())
+	assert.Equal(t, "1800", second.GetHeader("Session-Expires").Value())
+	assert.Equal(t, "1800", second.GetHeader("Min-SE").Value())
+	assert.Greater(t, second.CSeq().SeqNo, first.CSeq().SeqNo)
+	require.NoError(t, d.Bye(testCtx(t)))
+}
