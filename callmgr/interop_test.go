@@ -382,6 +382,7 @@ func TestInteropSippNginx(t *testing.T) {
 
 	info := c.Info()
 	require.NoError(t, c.Terminate(ctx))
+	waitDone(t, c) // every event delivered
 	stopReplay()
 	msgs, err := sippWait()
 	require.NoError(t, err, "sipp exit (1 call, successful)")
