@@ -519,6 +519,10 @@ func (d *Dialog) handleIn(in inbound) {
 	if req.IsAck() {
 		return
 	}
+	if req.From() == nil || req.To() == nil {
+		respond(tx, req, 400, "Missing From or To", nil)
+		return
+	}
 	fromTag, _ := req.From().Params.Get("tag")
 	toTag, _ := req.To().Params.Get("tag")
 	localTag, _ := d.from.Params.Get("tag")

@@ -78,12 +78,15 @@ type InviteRequest struct {
 	// (hold, unhold, codec or port change) and returns our answer SDP; an
 	// error answers 488. nil means we answer with our last SDP, direction
 	// mirrored (sendonly↔recvonly, inactive), version bumped. Called from
-	// the dialog's goroutine; must not block for long.
+	// the dialog's goroutine; must not block for long and must not call the
+	// Dialog's methods (they wait for that goroutine: start a goroutine).
 	OnReinvite func(offer []byte) (answer []byte, err error)
 	// OnDTMF is called for DTMF received in SIP INFO
-	// (application/dtmf-relay or application/dtmf). Dialog goroutine; must not block.
+	// (application/dtmf-relay or application/dtmf). Dialog goroutine; must
+	// not block or call the Dialog's methods.
 	OnDTMF func(digit rune, duration time.Duration)
-	// OnInfo is called for any other INFO. Dialog goroutine; must not block.
+	// OnInfo is called for any other INFO. Dialog goroutine; must not block
+	// or call the Dialog's methods.
 	OnInfo func(contentType string, body []byte)
 }
 

@@ -211,6 +211,15 @@ func (r *Registration) send(ctx context.Context, expires time.Duration) (time.Du
 	if err != nil {
 		return 0, err
 	}
+	if res.StatusCode == 423 && secs > 0 {
+		// RFC 3261 §10.2.8: Interval Too Brief, retry with Min-Expires.
+		if h := res.GetHeader("Min-Expires"); h != nil {
+			if n, perr := strconv.Atoi(strings.TrimSpace(h.Value())); perr == nil && n > secs && n <= 86400 {
+				r.asked = time.Duration(n) * time.Second // send never runs concurrently
+				return r.send(ctx, r.asked)
+			}
+		}
+	}
 	if !res.IsSuccess() {
 		return 0, statusError("REGISTER", res)
 	}

@@ -810,3 +810,26 @@ func TestSessionIntervalTooSmall(t *testing.T) {
 	assert.Greater(t, second.CSeq().SeqNo, first.CSeq().SeqNo)
 	require.NoError(t, d.Bye(testCtx(t)))
 }
+
+func TestRegisterIntervalTooBrief(t *testing.T) {
+	p := newTestPeer(t)
+	p.setRequest(func(p *testPeer, req *sipgox.Request, tx sipgox.ServerTransaction) bool {
+		if req.Method != sipgox.REGISTER {
+			return false
+		}
+		if req.GetHeader("Expires").Value() == "30" {
+			res := sipgox.NewResponseFromRequest(req, 423, "Interval Too Brief", nil)
+			res.AppendHeader(sipgox.NewHeader("Min-Expires", "120"))
+			_ = tx.Respond(res)
+			return true
+		}
+		_ = tx.Respond(sipgox.NewResponseFromRequest(req, 200, "OK", nil))
+		return true
+	})
+	ua := newTestUA(t)
+	reg, err := ua.Register(testCtx(t), RegisterRequest{User: "1000", Domain: p.addr(), Expires: 30 * time.Second})
+	require.NoError(t, err)
+	assert.Equal(t, 120*time.Second, reg.Expires())
+	assert.Equal(t, "120", p.waitReq(sipgox.REGISTER, 2).GetHeader("Expires").Value())
+	require.NoError(t, reg.Close(testCtx(t)))
+}
