@@ -54,6 +54,9 @@ type whepCallConfig struct {
 	HasVideo  bool           // CallParams.HasVideo (HasAudio is always true)
 	WHEP      whep.Config    // the sink's config (ICE is set to loopback only)
 	SinkQueue int            // callmgr.Config.SinkQueue (zero: its default)
+	// Early attaches the WHEP sink right after StartCall, while the call
+	// is still ringing, and returns without waiting for the answer.
+	Early bool
 }
 
 // startWHEPCall places the call, waits for the answer and attaches the WHEP
@@ -80,7 +83,9 @@ func startWHEPCall(ctx context.Context, t *testing.T, id string, c whepCallConfi
 	require.NoError(t, err)
 	wc.peer, err = peer.WaitCall(ctx)
 	require.NoError(t, err)
-	require.NoError(t, wc.call.WaitEstablished(ctx))
+	if !c.Early {
+		require.NoError(t, wc.call.WaitEstablished(ctx))
+	}
 
 	cfg := c.WHEP
 	cfg.ICEIPs = []netip.Addr{loopback}
@@ -260,6 +265,38 @@ func TestWHEPViewerUnaffectedByAStuckSink(t *testing.T) {
 
 	release()
 	wc.leave(ctx, t, v)
+}
+
+// TestWHEPViewerJoinsBeforeTheAnswer is the flow of a player page opened
+// as the call starts: the WHEP sink is attached while the peer still rings
+// (3 s) and the viewer posts its offer at once. The offer waits for the
+// call's media; once the call is answered the viewer gets the clip and the
+// tone as usual.
+func TestWHEPViewerJoinsBeforeTheAnswer(t *testing.T) {
+	ctx, cancel := context.WithTimeout(context.Background(), 90*time.Second)
+	defer cancel()
+	cfg := avCall()
+	cfg.Script.Ring = 3 * time.Second
+	cfg.Early = true
+	cfg.WHEP.MediaWait = 30 * time.Second
+	wc := startWHEPCall(ctx, t, "whep-early", cfg)
+	assert.NotEqual(t, callmgr.StatusEstablished, wc.call.Info().Status, "the call is still ringing")
+
+	type played struct {
+		v   *viewer
+		err error
+	}
+	res := make(chan played, 1)
+	go func() {
+		v, err := play(ctx, wc.srv.Client(), wc.URL)
+		res <- played{v, err}
+	}()
+	require.NoError(t, wc.call.WaitEstablished(ctx))
+	p := <-res
+	require.NoError(t, p.err)
+	defer p.v.close()
+	checkClipAndTone(ctx, t, p.v)
+	wc.leave(ctx, t, p.v)
 }
 
 // TestWHEPViewerAudioOnlyCall: the peer answers audio only (its video m=
