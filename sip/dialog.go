@@ -581,6 +581,11 @@ func (d *Dialog) handleInfo(req *sipgox.Request, tx sipgox.ServerTransaction) {
 // handleOffer answers a re-INVITE or UPDATE (target refresh, new offer,
 // session-timer refresh).
 func (d *Dialog) handleOffer(req *sipgox.Request, tx sipgox.ServerTransaction) {
+	if d.st.busy && !d.st.useUpdate && req.Method == sipgox.INVITE && len(req.Body()) > 0 {
+		// Glare with our refreshing re-INVITE (RFC 3261 §14.2).
+		respond(tx, req, 491, "Request Pending", nil)
+		return
+	}
 	if c := req.Contact(); c != nil {
 		d.remoteTarget = *c.Address.Clone()
 	}

@@ -154,3 +154,19 @@ func FuzzSessionExpires(f *testing.F) {
 		}
 	})
 }
+
+func FuzzRouteValues(f *testing.F) {
+	for _, s := range []string{"<sip:p1.example.com;lr>, <sip:10.0.0.1:5060;lr;transport=tcp>",
+		`"a,b" <sip:x@y;lr>`, "<sip:[::1]:5070;lr>", "<<<>>>,,,", "sip:a@b"} {
+		f.Add(s)
+	}
+	f.Fuzz(func(t *testing.T, v string) {
+		parts := splitHeaderList(v)
+		if len(parts) > len(v)+1 {
+			t.Fatalf("%d parts from %d bytes", len(parts), len(v))
+		}
+		for _, u := range parseRouteValues(sipgox.NewHeader("Record-Route", v)) {
+			_ = u.String()
+		}
+	})
+}
