@@ -833,3 +833,14 @@ func TestRegisterIntervalTooBrief(t *testing.T) {
 	assert.Equal(t, "120", p.waitReq(sipgox.REGISTER, 2).GetHeader("Expires").Value())
 	require.NoError(t, reg.Close(testCtx(t)))
 }
+
+func TestInviteDomainAndPort(t *testing.T) {
+	p := newTestPeer(t)
+	ua := newTestUA(t)
+	d, err := ua.Invite(testCtx(t), InviteRequest{Callee: "+4930123", Domain: "127.0.0.1", Port: p.port, From: "alice", Offer: []byte(ourSDP)})
+	require.NoError(t, err)
+	inv := p.waitReq(sipgox.INVITE, 1)
+	assert.Equal(t, "sip:+4930123@127.0.0.1:"+fmt.Sprint(p.port), inv.Recipient.String())
+	assert.Equal(t, "127.0.0.1", inv.From().Address.Host)
+	require.NoError(t, d.Bye(testCtx(t)))
+}
