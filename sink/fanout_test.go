@@ -385,3 +385,47 @@ func TestFanoutQueueBoundedInBytes(t *testing.T) {
 	require.NoError(t, err)
 	require.NoError(t, f2.Close())
 }
+
+// Close racing WriteFrame, Add, Remove, Stats and itself: every call
+// returns, each added sink is closed exactly once (by Close, Remove, or
+// left to the caller when Add failed), and goleak finds nothing.
+func TestFanoutCloseRacesCalls(t *testing.T) {
+	for i := 0; i < 50; i++ {
+		f := sink.NewFanout(sink.FanoutConfig{OnDetach: func(string, error) {}, OnKeyframeNeeded: func() {}})
+		first := sinktest.New()
+		require.NoError(t, f.Add("first", first, 0))
+		late := sinktest.New()
+		var wg sync.WaitGroup
+		var addErr error
+		run := func(fn func()) {
+			wg.Add(1)
+			go func() { defer wg.Done(); fn() }()
+		}
+		run(func() {
+			for j := 0; j < 20; j++ {
+				_ = f.WriteFrame(video(j, j == 0))
+			}
+		})
+		run(func() { addErr = f.Add("late", late, 0) })
+		run(func() { _ = f.Remove("first") })
+		run(func() { _ = f.Stats(); _ = f.Len() })
+		run(func() { _ = f.Close() })
+		run(func() { _ = f.Close() })
+		done := make(chan struct{})
+		go func() { wg.Wait(); close(done) }()
+		select {
+		case <-done:
+		case <-ctxT(t).Done():
+			t.Fatalf("iteration %d: a call blocked", i)
+		}
+		require.NoError(t, f.Close())
+		assert.Equal(t, 1, first.CloseCount(), "iteration %d", i)
+		if addErr == nil {
+			assert.Equal(t, 1, late.CloseCount(), "iteration %d: an added sink is closed by Close", i)
+		} else {
+			require.ErrorIs(t, addErr, sink.ErrClosed)
+			assert.Zero(t, late.CloseCount(), "iteration %d: a refused sink stays the caller's", i)
+		}
+		require.ErrorIs(t, f.WriteFrame(audio(0)), sink.ErrClosed)
+	}
+}
