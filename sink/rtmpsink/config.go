@@ -92,8 +92,10 @@ type Config struct {
 	// RequestKeyframe is called, from the sink's goroutines, whenever the
 	// sink needs a video keyframe to start or resume publishing (each
 	// publish start, reconnects included, and then about once a second
-	// until one arrives). It must not block; a media session's rate-limited
-	// RequestKeyframe fits. Nil means the sink only waits.
+	// until one arrives). It must not block and must not call the sink's
+	// Close (it runs inside WriteFrame and on the goroutine Close waits
+	// for); a media session's rate-limited RequestKeyframe fits. Nil means
+	// the sink only waits.
 	RequestKeyframe func()
 
 	// OnStatus is called on every status change with a reason for LOST and
