@@ -151,6 +151,11 @@ func (d *dtmfState) run(s *Session, now time.Time) {
 			return
 		}
 		j := d.queue[0]
+		if len(j.digits) == 0 {
+			j.done <- nil
+			d.queue = d.queue[1:]
+			continue
+		}
 		st := s.audio
 		if j.canceled.Load() || st == nil || !st.sending || !st.hasDTMF {
 			if !j.canceled.Load() {

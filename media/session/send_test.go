@@ -1,6 +1,7 @@
 package session
 
 import (
+	"context"
 	"testing"
 	"time"
 
@@ -237,4 +238,17 @@ func TestOldStyleHold(t *testing.T) {
 	h.net.mu.Lock()
 	defer h.net.mu.Unlock()
 	require.Empty(t, h.net.sent)
+}
+
+// An empty digit string is sent at once (nothing to send); it must not
+// reach the owner goroutine's DTMF scheduler, which indexes the first digit.
+func TestSendDTMFEmpty(t *testing.T) {
+	s, err := New(Config{IP: loopback, Audio: true, Listen: newMemNet().listen})
+	require.NoError(t, err)
+	defer s.Close()
+	require.NoError(t, s.Start([]media.StreamSpec{audioSpec(peerAudio)}))
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	require.NoError(t, s.SendDTMF(ctx, ""))
+	require.NoError(t, s.SendDTMF(ctx, "1"), "the session still works")
 }

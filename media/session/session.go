@@ -520,6 +520,14 @@ func (s *Session) SendDTMF(ctx context.Context, digits string) error {
 			return fmt.Errorf("session: %q is not a DTMF digit", d)
 		}
 	}
+	if digits == "" {
+		// Nothing to send (an empty job would reach the scheduler, which
+		// starts with the first digit); still report a closed session.
+		if isDone(s.done) {
+			return ErrClosed
+		}
+		return nil
+	}
 	job := &dtmfJob{digits: []rune(digits), done: make(chan error, 1)}
 	if err := s.do(func() error { return s.queueDTMF(job) }); err != nil {
 		return err
