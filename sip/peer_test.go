@@ -172,7 +172,7 @@ func (p *testPeer) answer(req *sipgox.Request, tx sipgox.ServerTransaction, extr
 	ring := sipgox.NewResponseFromRequest(req, 180, "Ringing", nil)
 	_ = tx.Respond(ring)
 	tag, _ := ring.To().Params.Get("tag")
-	time.Sleep(20 * time.Millisecond) // sipgo handles responses concurrently: keep 180 before 200
+	time.Sleep(100 * time.Millisecond) // sipgo handles responses concurrently: keep 180 before 200
 	res := sipgox.NewResponseFromRequest(req, 200, "OK", []byte(peerSDP))
 	res.To().Params.Add("tag", tag)
 	res.AppendHeader(sipgox.NewHeader("Content-Type", "application/sdp"))

@@ -692,7 +692,7 @@ func TestEarlyMediaProgress(t *testing.T) {
 		early := sipgox.NewResponseFromRequest(req, 183, "Session Progress", []byte(peerSDP))
 		early.AppendHeader(sipgox.NewHeader("Content-Type", "application/sdp"))
 		_ = tx.Respond(early)
-		time.Sleep(20 * time.Millisecond)
+		time.Sleep(100 * time.Millisecond) // sipgo handles responses concurrently
 		res := sipgox.NewResponseFromRequest(req, 486, "Busy Here", nil)
 		res.To().Params.Add("tag", early.To().Params.GetOr("tag", ""))
 		_ = tx.Respond(res)

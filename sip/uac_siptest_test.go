@@ -48,7 +48,7 @@ func ctx(t *testing.T) context.Context {
 }
 
 func TestSiptestCallDTMFKeyframeBye(t *testing.T) {
-	p := newPeer(t, siptest.Config{Script: siptest.Script{Ring: 50 * time.Millisecond}})
+	p := newPeer(t, siptest.Config{Script: siptest.Script{Ring: 200 * time.Millisecond}})
 	ua := newUA(t)
 	o := offer(t)
 	var progress []int
