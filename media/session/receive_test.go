@@ -8,6 +8,7 @@ import (
 
 	"github.com/pion/rtcp"
 	"github.com/pion/rtp"
+	"github.com/pion/srtp/v3"
 	"github.com/stretchr/testify/require"
 
 	"github.com/sipstream/sipstream/internal/netsim"
@@ -491,4 +492,37 @@ func TestRTCPFromNATAndBye(t *testing.T) {
 	h.deliverRTCP(media.KindAudio, natRTCP, bye, t0.Add(1700*time.Millisecond))
 	require.Len(t, h.eventsOf(EventRTCPBye), 1)
 	require.Equal(t, uint32(0x61), h.eventsOf(EventRTCPBye)[0].SSRC)
+}
+
+// With SRTP, only authenticated packets may latch or switch the source: a
+// stranger who knows the port but not the key must not make the session
+// send the call's media (and RTCP) to it, nor lock the real peer out.
+func TestSRTPLatchesOnlyAuthenticated(t *testing.T) {
+	local, remote := bytes.Repeat([]byte{1}, 30), bytes.Repeat([]byte{2}, 30)
+	h := newHarness(t, Config{Audio: true})
+	sp := audioSpec(peerAudio)
+	sp.Crypto = &media.Crypto{Suite: "AES_CM_128_HMAC_SHA1_80", LocalKey: local, RemoteKey: remote}
+	h.start(sp)
+	enc, err := srtp.CreateContext(remote[:16], remote[16:], srtp.ProtectionProfileAes128CmHmacSha1_80)
+	require.NoError(t, err)
+	nat := mustAddr("192.0.2.7:31000")
+	stranger := mustAddr("198.51.100.1:5000")
+	pkts := tonePackets(t, 100, 0x42, 100, 1000)
+	forged := tonePackets(t, 100, 0x66, 5000, 9000)
+	at := func(i int) time.Time { return t0.Add(time.Duration(i) * 20 * time.Millisecond) }
+	// The stranger comes first and keeps sending (plain RTP, or garbage
+	// tags); the phone starts later.
+	for i := 0; i < 100; i++ {
+		h.deliver(media.KindAudio, stranger, append(forged[i].Data, make([]byte, 10)...), at(i))
+		if i >= 20 {
+			b, err := enc.EncryptRTP(nil, pkts[i].Data, nil)
+			require.NoError(t, err)
+			h.deliver(media.KindAudio, nat, b, at(i))
+		}
+	}
+	st := h.s.Stats().Audio
+	require.Equal(t, nat, st.Source, "latched to the key holder")
+	require.Zero(t, st.SourceSwitches)
+	require.Equal(t, 80, len(h.frames[media.KindAudio]), "all of the phone's audio")
+	require.Empty(t, h.net.take(stranger), "nothing sent to the stranger")
 }

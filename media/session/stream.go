@@ -399,9 +399,9 @@ func (st *stream) receiveRTP(b []byte, from netip.AddrPort, now time.Time) {
 	if !st.configured {
 		return
 	}
-	if !st.accept(from, now) {
-		return
-	}
+	// With SRTP, authenticate before latching: a packet from anyone who
+	// does not hold the key must neither latch nor switch the source (the
+	// session would send the call's media and RTCP to it).
 	if st.srtpIn != nil {
 		out, err := st.srtpIn.DecryptRTP(st.decBuf[:0], b, &st.hdr)
 		if err != nil {
@@ -409,6 +409,9 @@ func (st *stream) receiveRTP(b []byte, from netip.AddrPort, now time.Time) {
 			return
 		}
 		b = out
+	}
+	if !st.accept(from, now) {
+		return
 	}
 	if !st.spec.Direction.Receives() {
 		st.c.NotReceiving++
