@@ -9,6 +9,7 @@ import (
 	"net"
 	"net/netip"
 	"strconv"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -21,7 +22,8 @@ import (
 // port 5060, UDP and TCP.
 type Config struct {
 	// ListenAddr is the "ip:port" to listen on with UDP and TCP (the same
-	// port for both). Zero means "0.0.0.0:5060"; port 0 picks a free port.
+	// port for both). Zero means "0.0.0.0:5060"; ":port" means 0.0.0.0;
+	// port 0 picks a free port.
 	// Only IPv4 or a concrete IPv6 address: sipgo binds "udp" on 0.0.0.0
 	// as [::] and then binds twice.
 	ListenAddr string
@@ -131,7 +133,11 @@ func NewUA(cfg Config) (*UA, error) {
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
-	ap, err := netip.ParseAddrPort(cfg.ListenAddr)
+	listen := cfg.ListenAddr
+	if strings.HasPrefix(listen, ":") {
+		listen = "0.0.0.0" + listen // ":5060" means all IPv4 interfaces
+	}
+	ap, err := netip.ParseAddrPort(listen)
 	if err != nil {
 		return nil, fmt.Errorf("sip: ListenAddr %q: want ip:port: %w", cfg.ListenAddr, err)
 	}

@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"net"
+	"net/netip"
 	"strings"
 	"sync"
 	"testing"
@@ -843,4 +844,22 @@ func TestInviteDomainAndPort(t *testing.T) {
 	assert.Equal(t, "sip:+4930123@127.0.0.1:"+fmt.Sprint(p.port), inv.Recipient.String())
 	assert.Equal(t, "127.0.0.1", inv.From().Address.Host)
 	require.NoError(t, d.Bye(testCtx(t)))
+}
+
+func TestNewUAConfig(t *testing.T) {
+	for _, bad := range []Config{{ListenAddr: "localhost:5060"}, {ListenAddr: "[::]:0"}, {ListenAddr: "127.0.0.1:0", PublicPort: 70000},
+		{ListenAddr: "127.0.0.1:0", UserAgent: "x\r\ny"}} {
+		_, err := NewUA(bad)
+		assert.Error(t, err, "%+v", bad)
+	}
+	ua, err := NewUA(Config{ListenAddr: ":0", PublicAddr: netip.MustParseAddr("203.0.113.7"), PublicPort: 5099})
+	require.NoError(t, err)
+	defer ua.Close()
+	assert.Equal(t, "203.0.113.7", ua.PublicHost())
+	assert.NotZero(t, ua.ListenPort("udp"))
+	assert.Equal(t, ua.ListenPort("udp"), ua.ListenPort("tcp"))
+	assert.Equal(t, 5099, ua.contactURI("a", "udp").Port)
+	v := ua.newVia("udp")
+	assert.Equal(t, "203.0.113.7", v.Host)
+	assert.True(t, v.Params.Has("rport"))
 }
