@@ -224,7 +224,9 @@ func (r *FLV) Stats() Stats {
 	return Stats{FramesWritten: r.written, FramesIgnored: r.st.ignored, Bytes: r.size}
 }
 
-// Close writes the buffered tags and closes the file. Later calls return nil.
+// Close writes the buffered tags and closes the file. Frames still held
+// because a configured track never showed up are written first (with the
+// tracks seen). Later calls return nil.
 func (r *FLV) Close() error {
 	r.mu.Lock()
 	defer r.mu.Unlock()
@@ -233,6 +235,17 @@ func (r *FLV) Close() error {
 	}
 	r.closed = true
 	var errs []error
+	// A call that ended before every configured track showed up (and
+	// before StartWait) is written with what it has.
+	for _, fr := range r.st.startNow() {
+		if r.err != nil {
+			break
+		}
+		if err := r.writeLocked(fr); err != nil {
+			r.err = err
+			errs = append(errs, err)
+		}
+	}
 	if r.err == nil {
 		if err := r.flush(); err != nil {
 			errs = append(errs, err)

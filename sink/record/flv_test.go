@@ -149,3 +149,24 @@ func TestFLVSurvivesSIGKILL(t *testing.T) {
 	require.GreaterOrEqual(t, int64(end), lastMs-1100, "more than ~1 s lost (last written %d ms)", lastMs)
 	t.Logf("killed after %d ms written; file plays to %d ms", lastMs, end)
 }
+
+// FLV counterpart of TestMKVShortCallWithoutVideoKeepsAudio.
+func TestFLVShortCallWithoutVideoKeepsAudio(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "short.flv")
+	r, err := record.NewFLV(path, record.Config{Audio: true, Video: true})
+	require.NoError(t, err)
+	for _, f := range toneFrames(media.CodecPCMA, 0, 3*time.Second) {
+		require.NoError(t, r.WriteFrame(f))
+	}
+	require.NoError(t, r.Close())
+	hasAudio, hasVideo, tags := readFLV(t, path)
+	assert.True(t, hasAudio)
+	assert.False(t, hasVideo)
+	audio := 0
+	for _, tag := range tags {
+		if tag.Type == flv.TagAudio {
+			audio++
+		}
+	}
+	assert.Equal(t, 150, audio)
+}

@@ -450,7 +450,9 @@ func (m *MKV) Stats() Stats {
 }
 
 // Close writes the last cluster, fills in the Segment size and Duration,
-// and closes the file. A recording that never started leaves an empty file.
+// and closes the file. Frames still held because a configured track never
+// showed up are written first (with the tracks seen); a recorder that got no
+// frame at all leaves an empty file.
 // Later calls return nil.
 func (m *MKV) Close() error {
 	m.mu.Lock()
@@ -460,6 +462,17 @@ func (m *MKV) Close() error {
 	}
 	m.closed = true
 	var errs []error
+	// A call that ended before every configured track showed up (and
+	// before StartWait) is written with what it has.
+	for _, fr := range m.st.startNow() {
+		if m.err != nil {
+			break
+		}
+		if err := m.writeLocked(fr); err != nil {
+			m.err = err
+			errs = append(errs, err)
+		}
+	}
 	if m.err == nil && m.header {
 		if err := m.flushCluster(); err != nil {
 			errs = append(errs, err)

@@ -263,3 +263,20 @@ func TestMKVStartWaitBoundedInBytes(t *testing.T) {
 	assert.Equal(t, uint64(20), r.Stats().FramesWritten, "started at 64 MiB held, then written as they come")
 	require.NoError(t, r.Close())
 }
+
+// A call shorter than StartWait whose video never came (a phone that
+// negotiates video with its camera off): Close writes the audio it holds
+// instead of leaving an empty file.
+func TestMKVShortCallWithoutVideoKeepsAudio(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "short.mkv")
+	r, err := record.NewMKV(path, record.Config{Audio: true, Video: true})
+	require.NoError(t, err)
+	for _, f := range toneFrames(media.CodecPCMA, 0, 3*time.Second) {
+		require.NoError(t, r.WriteFrame(f))
+	}
+	require.NoError(t, r.Close())
+	m, blocks := readBack(t, path)
+	require.Len(t, m.Segment.Tracks.TrackEntry, 1)
+	assert.Len(t, blocks, 150)
+	assert.Equal(t, uint64(150), r.Stats().FramesWritten)
+}

@@ -10,9 +10,9 @@
 // A recording starts when every configured track has its first frame (video:
 // its first keyframe, which carries the H.264 SPS and PPS that the file's
 // header needs). Frames that arrive before are held in memory, for at most
-// Config.StartWait of media time; after that the file is started with the
-// tracks seen so far and the others are left out. The first frame written
-// gets timestamp zero.
+// Config.StartWait of media time (or until Close, for a shorter call); after
+// that the file is started with the tracks seen so far and the others are
+// left out. The first frame written gets timestamp zero.
 package record
 
 import (
@@ -161,6 +161,21 @@ func (s *starter) push(f *media.Frame) []*media.Frame {
 			return nil
 		}
 	}
+	return s.start()
+}
+
+// startNow starts the recording with the tracks seen so far (the recorder
+// is closing before every configured track showed up: a short call) and
+// returns the held frames as push does at the start; nil when already
+// started or nothing is held.
+func (s *starter) startNow() []*media.Frame {
+	if s.started || len(s.pending) == 0 {
+		return nil
+	}
+	return s.start()
+}
+
+func (s *starter) start() []*media.Frame {
 	s.started = true
 	out := s.pending
 	s.pending = nil
