@@ -169,8 +169,25 @@ func digestParams(v string) map[string]string {
 
 // challengeScript answers with code (401/407) once, then checks the digest
 // and answers 200 or 403.
-func challengeScript(code int, user, pass string, seen *[]string) func(p *testPeer, req *sipgox.Request, tx sipgox.ServerTransaction) {
-	var mu sync.Mutex
+// seenUsers records digest user names, safe for the peer's goroutines.
+type seenUsers struct {
+	mu    sync.Mutex
+	names []string
+}
+
+func (s *seenUsers) add(n string) {
+	s.mu.Lock()
+	s.names = append(s.names, n)
+	s.mu.Unlock()
+}
+
+func (s *seenUsers) get() []string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return append([]string(nil), s.names...)
+}
+
+func challengeScript(code int, user, pass string, seen *seenUsers) func(p *testPeer, req *sipgox.Request, tx sipgox.ServerTransaction) {
 	hdr, authHdr := "WWW-Authenticate", "Authorization"
 	if code == 407 {
 		hdr, authHdr = "Proxy-Authenticate", "Proxy-Authorization"
@@ -184,9 +201,7 @@ func challengeScript(code int, user, pass string, seen *[]string) func(p *testPe
 			return
 		}
 		d := digestParams(a.Value())
-		mu.Lock()
-		*seen = append(*seen, d["username"])
-		mu.Unlock()
+		seen.add(d["username"])
 		ha1 := md5hex(user + ":sipstream.test:" + pass)
 		ha2 := md5hex(string(req.Method) + ":" + d["uri"])
 		var want string
@@ -219,7 +234,7 @@ func TestInviteDigestAuth(t *testing.T) {
 		t.Run(fmt.Sprint(code), func(t *testing.T) {
 			p := newTestPeer(t)
 			ua := newTestUA(t)
-			var seen []string
+			var seen seenUsers
 			p.setInvite(challengeScript(code, "auth-77", "s3cret", &seen))
 			r := basicInvite(p)
 			r.From = "1000"
@@ -232,7 +247,7 @@ func TestInviteDigestAuth(t *testing.T) {
 			assert.Equal(t, "1000", second.From().Address.User, "From keeps the login")
 			assert.Greater(t, second.CSeq().SeqNo, first.CSeq().SeqNo)
 			assert.Equal(t, first.CallID().Value(), second.CallID().Value())
-			assert.Equal(t, []string{"auth-77"}, seen)
+			assert.Equal(t, []string{"auth-77"}, seen.get())
 			require.NoError(t, d.Bye(testCtx(t)))
 			bye := p.waitReq(sipgox.BYE, 1)
 			assert.Greater(t, bye.CSeq().SeqNo, second.CSeq().SeqNo)
@@ -248,7 +263,7 @@ func TestInviteDigestAuth(t *testing.T) {
 func TestInviteNoCredentials(t *testing.T) {
 	p := newTestPeer(t)
 	ua := newTestUA(t)
-	var seen []string
+	var seen seenUsers
 	p.setInvite(challengeScript(407, "u", "p", &seen))
 	_, err := ua.Invite(testCtx(t), basicInvite(p))
 	assert.ErrorIs(t, err, ErrUnauthorized)
@@ -650,7 +665,7 @@ func TestUACloseEndsDialogs(t *testing.T) {
 
 func TestRegister(t *testing.T) {
 	p := newTestPeer(t)
-	var seen []string
+	var seen seenUsers
 	script := challengeScript(401, "reg-auth", "pw", &seen)
 	p.setRequest(func(p *testPeer, req *sipgox.Request, tx sipgox.ServerTransaction) bool {
 		if req.Method != sipgox.REGISTER {
@@ -774,7 +789,7 @@ func TestConcurrentCalls(t *testing.T) {
 func TestLargeInviteOverUDPWithAuth(t *testing.T) {
 	p := newTestPeer(t)
 	ua := newTestUA(t)
-	var seen []string
+	var seen seenUsers
 	p.setInvite(challengeScript(401, "auth-77", "s3cret", &seen))
 	big := ourSDP + strings.Repeat("a=x-padding:0123456789012345678901234567890123456789\r\n", 30)
 	r := basicInvite(p)
@@ -862,4 +877,29 @@ func TestNewUAConfig(t *testing.T) {
 	v := ua.newVia("udp")
 	assert.Equal(t, "203.0.113.7", v.Host)
 	assert.True(t, v.Params.Has("rport"))
+}
+
+// TestByeChallenged: a proxy that challenges in-dialog requests gets our
+// credentials again (auth name, not login).
+func TestByeChallenged(t *testing.T) {
+	p := newTestPeer(t)
+	var seen seenUsers
+	script := challengeScript(407, "auth-9", "pw9", &seen)
+	p.setRequest(func(p *testPeer, req *sipgox.Request, tx sipgox.ServerTransaction) bool {
+		if req.Method != sipgox.BYE && req.Method != sipgox.INFO {
+			return false
+		}
+		script(p, req, tx)
+		return true
+	})
+	ua := newTestUA(t)
+	r := basicInvite(p)
+	r.From, r.AuthUser, r.Password = "9000", "auth-9", "pw9"
+	d, err := ua.Invite(testCtx(t), r)
+	require.NoError(t, err)
+	require.NoError(t, d.SendDTMF(testCtx(t), '3', true))
+	require.NoError(t, d.Bye(testCtx(t)))
+	assert.Equal(t, []string{"auth-9", "auth-9"}, seen.get())
+	b1, b2 := p.waitReq(sipgox.BYE, 1), p.waitReq(sipgox.BYE, 2)
+	assert.Greater(t, b2.CSeq().SeqNo, b1.CSeq().SeqNo)
 }
