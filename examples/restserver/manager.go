@@ -136,14 +136,14 @@ func (s *managerService) Start(ctx context.Context, p startParams) error {
 		s.webrtc.release(st)
 		return mapErr(err)
 	}
-	s.addWebRTC(ctx, st)
+	s.addWebRTC(ctx, st, cp.HasVideo)
 	return nil
 }
 
 // addWebRTC attaches a WHEP sink to the call of st. The call goes on
 // without one when that fails (it is logged).
-func (s *managerService) addWebRTC(ctx context.Context, st *webrtcStream) {
-	ws, err := s.webrtc.newSink()
+func (s *managerService) addWebRTC(ctx context.Context, st *webrtcStream, hasVideo bool) {
+	ws, err := s.webrtc.newSink(hasVideo)
 	if err == nil {
 		var si callmgr.SinkInfo
 		si, err = s.m.AddSink(ctx, st.callID, callmgr.SinkSpec{Sink: ws})

@@ -7,6 +7,7 @@ import (
 	"net/url"
 	"strings"
 	"sync"
+	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
 
@@ -53,9 +54,27 @@ func (w *webrtcStreams) reserve(name, callID string) (*webrtcStream, error) {
 	return st, nil
 }
 
-// newSink makes the WHEP sink of st.
-func (w *webrtcStreams) newSink() (*whep.Sink, error) {
-	return whep.New(w.cfg)
+// Probe times of the WHEP sinks: how long a viewer that joins when one kind
+// of media is known waits for the other before it is answered with one kind
+// only (for good: it never gets the other). Frames reach the sinks from the
+// first keyframe on, which can come well after the first audio; a call that
+// asked for video waits for it longer.
+const (
+	probeVideoCall = 8 * time.Second
+	probeAudioCall = 2 * time.Second
+)
+
+// newSink makes a WHEP sink for a call that does (hasVideo) or does not ask
+// for video.
+func (w *webrtcStreams) newSink(hasVideo bool) (*whep.Sink, error) {
+	cfg := w.cfg
+	if cfg.Probe == 0 {
+		cfg.Probe = probeAudioCall
+		if hasVideo {
+			cfg.Probe = probeVideoCall
+		}
+	}
+	return whep.New(cfg)
 }
 
 // attach records st's sink once callmgr owns it.
