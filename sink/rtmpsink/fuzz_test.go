@@ -2,6 +2,7 @@ package rtmpsink
 
 import (
 	"errors"
+	"fmt"
 	"strings"
 	"testing"
 )
@@ -34,6 +35,9 @@ func FuzzConfigRedaction(f *testing.F) {
 		}
 		if strings.Contains(cfg.String(), secret) {
 			t.Fatalf("String leaks the key: %s", cfg.String())
+		}
+		if s := fmt.Sprintf("%v %+v %#v", cfg, cfg, cfg); strings.Contains(s, secret) {
+			t.Fatalf("printing the Config leaks the key: %s", s)
 		}
 		msg := c.redactor.Replace("dial " + c.publishURL + ": refused; name=" + stream)
 		if strings.Contains(msg, secret) {
