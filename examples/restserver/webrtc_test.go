@@ -1,0 +1,73 @@
+package main
+
+import (
+	"net/http/httptest"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/pion/webrtc/v4"
+	"github.com/stretchr/testify/require"
+
+	"github.com/sipstream/sipstream/internal/testmedia"
+	"github.com/sipstream/sipstream/media"
+	"github.com/sipstream/sipstream/media/g711"
+	"github.com/sipstream/sipstream/media/rtph264"
+	"github.com/sipstream/sipstream/sink/whep"
+)
+
+// A viewer that joins a video call after its first audio but before its
+// first video keyframe (the page plays a call the moment it is answered)
+// still gets the video: the sink waits for it instead of answering
+// audio-only for good.
+func TestWebRTCViewerBeforeFirstKeyframe(t *testing.T) {
+	ws := newWebRTCStreams(whep.Config{}, discardLog())
+	st, err := ws.reserve("late-video", "call1")
+	require.NoError(t, err)
+	s, err := ws.newSink(true)
+	require.NoError(t, err)
+	defer s.Close()
+	ws.attach(st, s, "sink1")
+	srv := newServer(&fakeCalls{}, serverOptions{WHEP: ws})
+	ts := httptest.NewServer(srv.handler())
+	defer ts.Close()
+	defer srv.close()
+
+	// The call: a PCMA tone from the start, the H.264 clip from 2.5 s on.
+	const videoAfter = 2500 * time.Millisecond
+	quit := make(chan struct{})
+	var wg sync.WaitGroup
+	wg.Add(1)
+	go func() {
+		defer wg.Done()
+		aus := testmedia.ClipAccessUnits()
+		tick := time.NewTicker(20 * time.Millisecond)
+		defer tick.Stop()
+		start := time.Now()
+		v := 0
+		for n := 0; ; n++ {
+			select {
+			case <-quit:
+				return
+			case <-tick.C:
+			}
+			pts := time.Duration(n) * 20 * time.Millisecond
+			pcm := testmedia.Tone(1000, 8000, n*160, 160, 0.5)
+			_ = s.WriteFrame(&media.Frame{Codec: media.CodecPCMA, PTS: pts, DTS: pts, Keyframe: true,
+				Payload: g711.EncodeALaw(nil, pcm), ClockRate: 8000, Channels: 1, Duration: 20 * time.Millisecond})
+			if time.Since(start) >= videoAfter && n%2 == 0 {
+				au := aus[v%len(aus)]
+				v++
+				_ = s.WriteFrame(&media.Frame{Codec: media.CodecH264, PTS: pts, DTS: pts, Keyframe: au.Keyframe,
+					Payload: rtph264.JoinAVC(au.NALUs), ClockRate: 90000})
+			}
+		}
+	}()
+	defer func() { close(quit); wg.Wait() }()
+
+	time.Sleep(200 * time.Millisecond) // audio known, video not yet
+	viewer := playWHEP(t, ts.URL+"/whep/late-video")
+	require.True(t, answerHasVideoTrack(viewer.answer), "answered audio-only:\n%s", viewer.answer)
+	viewer.wait(t, 25, webrtc.RTPCodecTypeVideo, webrtc.RTPCodecTypeAudio)
+	viewer.stop(t, ts.URL)
+}
