@@ -1,6 +1,9 @@
 package media
 
-import "net/netip"
+import (
+	"fmt"
+	"net/netip"
+)
 
 // Direction is a stream's direction from sipstream's side, as in the SDP
 // attributes a=sendrecv, a=sendonly, a=recvonly and a=inactive (RFC 3264).
@@ -71,6 +74,15 @@ type Crypto struct {
 	// RemoteKey is the master key and salt the peer encrypts with.
 	RemoteKey []byte
 }
+
+// String describes the keying without the keys, so that printing a Crypto
+// or a StreamSpec (%v, %+v) never leaks SRTP key material into logs.
+func (c Crypto) String() string {
+	return fmt.Sprintf("{Suite:%s LocalKey:[%d bytes] RemoteKey:[%d bytes]}", c.Suite, len(c.LocalKey), len(c.RemoteKey))
+}
+
+// GoString is String, so that %#v hides the keys too.
+func (c Crypto) GoString() string { return c.String() }
 
 // StreamSpec is one negotiated media stream: an m= line of the offer and the
 // matching one of the answer, seen from sipstream's side. The sip package
