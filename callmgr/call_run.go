@@ -274,6 +274,14 @@ func (c *Call) onKeyframeFallback() {
 	})
 }
 
+// RequestKeyframe asks the peer for a video keyframe: RTCP PLI or FIR when
+// the peer accepts them, SIP INFO picture_fast_update otherwise. Sinks added
+// with AddSink call it when they need one (a WebRTC viewer that joins or
+// sends a PLI); the call's own sinks do so by themselves. It never blocks,
+// the media session rate-limits the requests (about one a second), and it
+// does nothing before the answer or once the call is ending.
+func (c *Call) RequestKeyframe() { c.requestKeyframe() }
+
 // requestKeyframe is what sinks call (from their goroutines) when they need
 // a keyframe: the session sends PLI or FIR, or falls back to SIP INFO.
 func (c *Call) requestKeyframe() {
