@@ -95,7 +95,7 @@ func TestWebRTCRouting(t *testing.T) {
 	code, _ = post("/whep/my%20stream", "application/sdp", "v=0\r\n")
 	require.Equal(t, http.StatusNotFound, code)
 
-	s, err := ws.newSink(true)
+	s, err := ws.newSink(true, nil)
 	require.NoError(t, err)
 	defer s.Close()
 	ws.attach(st, s, "sink1")

@@ -132,18 +132,20 @@ func (s *managerService) Start(ctx context.Context, p startParams) error {
 	if err != nil {
 		return err
 	}
-	if _, err := s.m.StartCall(ctx, cp); err != nil {
+	call, err := s.m.StartCall(ctx, cp)
+	if err != nil {
 		s.webrtc.release(st)
 		return mapErr(err)
 	}
-	s.addWebRTC(ctx, st, cp.HasVideo)
+	s.addWebRTC(ctx, st, cp.HasVideo, call.RequestKeyframe)
 	return nil
 }
 
-// addWebRTC attaches a WHEP sink to the call of st. The call goes on
-// without one when that fails (it is logged).
-func (s *managerService) addWebRTC(ctx context.Context, st *webrtcStream, hasVideo bool) {
-	ws, err := s.webrtc.newSink(hasVideo)
+// addWebRTC attaches a WHEP sink to the call of st; its viewers' keyframe
+// needs (joining, PLI, FIR) go to the SIP peer through requestKeyframe. The
+// call goes on without a sink when that fails (it is logged).
+func (s *managerService) addWebRTC(ctx context.Context, st *webrtcStream, hasVideo bool, requestKeyframe func()) {
+	ws, err := s.webrtc.newSink(hasVideo, requestKeyframe)
 	if err == nil {
 		var si callmgr.SinkInfo
 		si, err = s.m.AddSink(ctx, st.callID, callmgr.SinkSpec{Sink: ws})

@@ -65,9 +65,13 @@ const (
 )
 
 // newSink makes a WHEP sink for a call that does (hasVideo) or does not ask
-// for video.
-func (w *webrtcStreams) newSink(hasVideo bool) (*whep.Sink, error) {
+// for video; requestKeyframe (the call's) is asked when a viewer needs a
+// keyframe, unless the template sets its own.
+func (w *webrtcStreams) newSink(hasVideo bool, requestKeyframe func()) (*whep.Sink, error) {
 	cfg := w.cfg
+	if cfg.RequestKeyframe == nil {
+		cfg.RequestKeyframe = requestKeyframe
+	}
 	if cfg.Probe == 0 {
 		cfg.Probe = probeAudioCall
 		if hasVideo {

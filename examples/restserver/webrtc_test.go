@@ -3,6 +3,7 @@ package main
 import (
 	"net/http/httptest"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -24,7 +25,8 @@ func TestWebRTCViewerBeforeFirstKeyframe(t *testing.T) {
 	ws := newWebRTCStreams(whep.Config{}, discardLog())
 	st, err := ws.reserve("late-video", "call1")
 	require.NoError(t, err)
-	s, err := ws.newSink(true)
+	var keyframeAsks atomic.Int32 // the call's RequestKeyframe
+	s, err := ws.newSink(true, func() { keyframeAsks.Add(1) })
 	require.NoError(t, err)
 	defer s.Close()
 	ws.attach(st, s, "sink1")
@@ -33,7 +35,8 @@ func TestWebRTCViewerBeforeFirstKeyframe(t *testing.T) {
 	defer ts.Close()
 	defer srv.close()
 
-	// The call: a PCMA tone from the start, the H.264 clip from 2.5 s on.
+	// The call: a PCMA tone from the start, the H.264 clip from 2.5 s on,
+	// starting one picture after an IDR (as when a phone's camera starts).
 	const videoAfter = 2500 * time.Millisecond
 	quit := make(chan struct{})
 	var wg sync.WaitGroup
@@ -56,7 +59,7 @@ func TestWebRTCViewerBeforeFirstKeyframe(t *testing.T) {
 			_ = s.WriteFrame(&media.Frame{Codec: media.CodecPCMA, PTS: pts, DTS: pts, Keyframe: true,
 				Payload: g711.EncodeALaw(nil, pcm), ClockRate: 8000, Channels: 1, Duration: 20 * time.Millisecond})
 			if time.Since(start) >= videoAfter && n%2 == 0 {
-				au := aus[v%len(aus)]
+				au := aus[(v+1)%len(aus)] // joins the clip mid-GOP: no keyframe for 1 s
 				v++
 				_ = s.WriteFrame(&media.Frame{Codec: media.CodecH264, PTS: pts, DTS: pts, Keyframe: au.Keyframe,
 					Payload: rtph264.JoinAVC(au.NALUs), ClockRate: 90000})
@@ -70,4 +73,7 @@ func TestWebRTCViewerBeforeFirstKeyframe(t *testing.T) {
 	require.True(t, answerHasVideoTrack(viewer.answer), "answered audio-only:\n%s", viewer.answer)
 	viewer.wait(t, 25, webrtc.RTPCodecTypeVideo, webrtc.RTPCodecTypeAudio)
 	viewer.stop(t, ts.URL)
+	// The viewer connected with no keyframe to start from: the sink asked
+	// the call for one.
+	require.Positive(t, keyframeAsks.Load(), "the viewer's keyframe request did not reach the call (sink stats %+v)", s.Stats())
 }
