@@ -43,10 +43,13 @@ type FanoutConfig struct {
 	OnDetach func(name string, err error)
 
 	// OnKeyframeNeeded is called when a sink waits for a video keyframe: when
-	// a sink is added, and when a full queue made a sink drop a video frame.
-	// It is called from the goroutine calling Add or WriteFrame, after the
-	// fanout's lock is released, so it must not block (a media session's
-	// RequestKeyframe, which is rate limited, fits). Nil means no request.
+	// a sink is added, and when a sink that dropped video (its queue was
+	// full) has room again, once per such episode, so that a sink that stays
+	// stuck does not make the call ask the peer for keyframes over and over
+	// (every other sink would get them too). It is called from the goroutine
+	// calling Add or WriteFrame, after the fanout's lock is released, so it
+	// must not block (a media session's RequestKeyframe, which is rate
+	// limited, fits). Nil means no request.
 	OnKeyframeNeeded func()
 
 	// MaxQueueBytes bounds the payload bytes queued for each sink, besides
@@ -113,8 +116,11 @@ type entry struct {
 	s    Sink
 	ch   chan *media.Frame
 
-	// waitKey is owned by the fanout's mutex: skip video until a keyframe.
-	waitKey bool
+	// waitKey and keyAsked are owned by the fanout's mutex: skip video
+	// until a keyframe; keyAsked says OnKeyframeNeeded was called for this
+	// wait (at Add, or once the queue had room again after a drop).
+	waitKey  bool
+	keyAsked bool
 
 	written atomic.Uint64
 	dropped atomic.Uint64
@@ -163,11 +169,12 @@ func (f *Fanout) Add(name string, s Sink, queue int) error {
 		queue = DefaultQueue
 	}
 	e := &entry{
-		name:    name,
-		s:       s,
-		ch:      make(chan *media.Frame, queue),
-		waitKey: true,
-		done:    make(chan struct{}),
+		name:     name,
+		s:        s,
+		ch:       make(chan *media.Frame, queue),
+		waitKey:  true,
+		keyAsked: true, // Add asks below
+		done:     make(chan struct{}),
 	}
 	f.mu.Lock()
 	if f.closed {
@@ -255,6 +262,11 @@ func (f *Fanout) WriteFrame(fr *media.Frame) error {
 		if video && e.waitKey {
 			if !cp.Keyframe {
 				e.skipped.Add(1)
+				if !e.keyAsked && f.hasRoom(e) {
+					// The sink recovered from a drop: now a keyframe helps.
+					e.keyAsked = true
+					needKey = true
+				}
 				continue
 			}
 			e.waitKey = false
@@ -265,8 +277,7 @@ func (f *Fanout) WriteFrame(fr *media.Frame) error {
 			// still goes through an empty queue).
 			e.dropped.Add(1)
 			if video {
-				e.waitKey = true
-				needKey = true
+				e.waitKey, e.keyAsked = true, false
 			}
 			continue
 		}
@@ -276,8 +287,7 @@ func (f *Fanout) WriteFrame(fr *media.Frame) error {
 		default:
 			e.dropped.Add(1)
 			if video {
-				e.waitKey = true
-				needKey = true
+				e.waitKey, e.keyAsked = true, false
 			}
 		}
 	}
@@ -286,6 +296,16 @@ func (f *Fanout) WriteFrame(fr *media.Frame) error {
 		f.onKey()
 	}
 	return nil
+}
+
+// hasRoom reports whether a sink that dropped frames has drained enough to
+// take a new group of pictures: its queue at most half full, in frames and
+// in bytes.
+func (f *Fanout) hasRoom(e *entry) bool {
+	if len(e.ch) > cap(e.ch)/2 {
+		return false
+	}
+	return f.maxBytes <= 0 || e.bytes.Load() <= f.maxBytes/2
 }
 
 // run is the goroutine of one sink: it writes queued frames until the queue
