@@ -49,6 +49,12 @@ const (
 	// CodecTelephoneEvent is RFC 4733 named telephone events (DTMF). It never
 	// appears in a Frame: received events are reported as DTMF events.
 	CodecTelephoneEvent
+	// CodecRTX is an RFC 4588 retransmission payload format: packets that
+	// resend lost packets of the format named by its a=fmtp apt= parameter,
+	// on their own SSRC, each payload starting with the original sequence
+	// number. It never appears in a Frame: the media session turns RTX
+	// packets back into the packets they resend. Specification: RFC 4588.
+	CodecRTX
 )
 
 var codecNames = [...]string{
@@ -61,6 +67,7 @@ var codecNames = [...]string{
 	CodecSpeex:          "speex",
 	CodecAAC:            "AAC",
 	CodecTelephoneEvent: "telephone-event",
+	CodecRTX:            "rtx",
 }
 
 // String returns the codec's SDP encoding name as RFC 3551 and its successors
