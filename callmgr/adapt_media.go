@@ -13,6 +13,7 @@ import (
 type sessionFactory struct {
 	pool                      *session.PortPool
 	mediaTimeout, idleTimeout time.Duration // as in Config
+	listen                    session.ListenFunc
 }
 
 // sessionWrap adds what callmgr needs to a *session.Session.
@@ -55,6 +56,7 @@ func (f sessionFactory) New(mc mediaConfig) (mediaSession, error) {
 			}
 		},
 		RequestKeyframeFallback: mc.OnKeyframeFallback,
+		Listen:                  f.listen,
 	})
 	if errors.Is(err, session.ErrPortsExhausted) {
 		return nil, fmt.Errorf("%w: %w", ErrTooManyCalls, err)

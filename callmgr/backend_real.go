@@ -33,7 +33,7 @@ func newRealBackend(cfg *Config) (*backend, error) {
 	}
 	return &backend{
 		sig:        sipAdapter{ua},
-		media:      sessionFactory{pool: pool, mediaTimeout: cfg.MediaTimeout, idleTimeout: cfg.IdleTimeout},
+		media:      sessionFactory{pool: pool, mediaTimeout: cfg.MediaTimeout, idleTimeout: cfg.IdleTimeout, listen: cfg.MediaListen},
 		sdp:        sdpAdapter{},
 		sinks:      sinkAdapter{newRTMP: func(c rtmpConfig) (sink.Sink, error) { return newRTMPSink(c, mode) }},
 		close:      ua.Close,

@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/sipstream/sipstream/media"
+	"github.com/sipstream/sipstream/media/session"
 )
 
 // Config configures a Manager. New validates it once and works on a copy;
@@ -36,6 +37,12 @@ type Config struct {
 	// RTP+1). Zero for both means 30000-31999. Each call takes one pair per
 	// stream.
 	RTPPortMin, RTPPortMax int
+	// MediaListen opens every call's RTP and RTCP sockets (within the
+	// RTPPortMin-RTPPortMax range). Nil means session.ListenUDP. It is the
+	// hook for putting something in front of the gateway's own sockets:
+	// tests wrap them in a simulated network (loss, jitter, reordering)
+	// so that a real phone can be tested on a bad link without root.
+	MediaListen session.ListenFunc
 
 	// AudioCodecs and VideoCodecs are the codecs offered, in order of
 	// preference (telephone-event for DTMF is always added to audio). Zero
