@@ -155,3 +155,71 @@ func NTP(t time.Time) uint64 {
 	frac := uint64(ns%1e9) << 32 / 1e9
 	return sec<<32 | frac
 }
+
+// ReportBlock is the part of an SR or RR reception report block (RFC 3550
+// §6.4.1) a sender uses to measure the round trip: whom it reports on and
+// the LSR/DLSR pair.
+type ReportBlock struct {
+	// SSRC is the source the block reports on.
+	SSRC uint32
+	// FractionLost is the fraction of packets lost since the previous
+	// report, in 1/256.
+	FractionLost uint8
+	// LastSR is the middle 32 bits of the NTP timestamp of the last SR
+	// received from SSRC (zero: none yet).
+	LastSR uint32
+	// DelaySinceLastSR is the time between receiving that SR and sending
+	// this report, in 1/65536 s.
+	DelaySinceLastSR uint32
+}
+
+// ReportBlocks calls fn for each reception report block of an SR or RR
+// packet. A count that exceeds the packet is an error; packets of other
+// types have none.
+func ReportBlocks(p Packet, fn func(ReportBlock)) error {
+	var b []byte
+	switch p.Type {
+	case TypeSR:
+		if len(p.Body) < 24 {
+			return ErrTruncated
+		}
+		b = p.Body[24:]
+	case TypeRR:
+		if len(p.Body) < 4 {
+			return ErrTruncated
+		}
+		b = p.Body[4:]
+	default:
+		return nil
+	}
+	if len(b) < 24*int(p.Count) {
+		return ErrTruncated
+	}
+	for i := 0; i < int(p.Count); i++ {
+		blk := b[24*i:]
+		fn(ReportBlock{
+			SSRC:             binary.BigEndian.Uint32(blk),
+			FractionLost:     blk[4],
+			LastSR:           binary.BigEndian.Uint32(blk[16:]),
+			DelaySinceLastSR: binary.BigEndian.Uint32(blk[20:]),
+		})
+	}
+	return nil
+}
+
+// RoundTrip computes the round-trip time from a report block about one's
+// own SRs that arrived at now (RFC 3550 §6.4.1: arrival − LSR − DLSR). It
+// returns false when the block names no SR (LSR zero) or the result is not
+// plausible (negative, or more than 10 s: a clock step or a block about
+// an SR long gone).
+func RoundTrip(blk ReportBlock, now time.Time) (time.Duration, bool) {
+	if blk.LastSR == 0 {
+		return 0, false
+	}
+	a := uint32(NTP(now) >> 16)
+	d := int64(int32(a - blk.LastSR - blk.DelaySinceLastSR))
+	if d < 0 || d > 10<<16 {
+		return 0, false
+	}
+	return time.Duration(d * int64(time.Second) >> 16), true
+}

@@ -164,6 +164,7 @@ func FuzzWalk(f *testing.F) {
 				_ = ByeSources(p, func(uint32) {})
 			}
 			_, _ = SenderSSRC(p)
+			_ = ReportBlocks(p, func(blk ReportBlock) { _, _ = RoundTrip(blk, time.Now()) })
 			return true
 		})
 		ps, err := rtcp.Unmarshal(b)
@@ -208,5 +209,47 @@ func TestSourceReportStaleSR(t *testing.T) {
 	} {
 		rr := s.Report(0xabc, t0.Add(c.after))
 		require.Equal(t, c.want, rr.Delay, "after %v", c.after)
+	}
+}
+
+func TestReportBlocksAndRoundTrip(t *testing.T) {
+	sent := time.Date(2026, 3, 1, 9, 0, 0, 0, time.UTC)
+	lsr := uint32(NTP(sent) >> 16)
+	rr := &rtcp.ReceiverReport{SSRC: 1, Reports: []rtcp.ReceptionReport{
+		{SSRC: 7, FractionLost: 12, LastSenderReport: lsr, Delay: 65536 / 4}, // held 250 ms
+		{SSRC: 9},
+	}}
+	sr := &rtcp.SenderReport{SSRC: 2, NTPTime: 5, Reports: []rtcp.ReceptionReport{{SSRC: 7, LastSenderReport: lsr, Delay: 0}}}
+	b, err := rtcp.Marshal([]rtcp.Packet{rr, sr})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var got []ReportBlock
+	if err := Walk(b, func(p Packet) bool {
+		if err := ReportBlocks(p, func(blk ReportBlock) { got = append(got, blk) }); err != nil {
+			t.Fatal(err)
+		}
+		return true
+	}); err != nil {
+		t.Fatal(err)
+	}
+	if len(got) != 3 || got[0].SSRC != 7 || got[0].FractionLost != 12 || got[1].SSRC != 9 || got[2].LastSR != lsr {
+		t.Fatalf("blocks %+v", got)
+	}
+	// the report left the peer 250 ms after our SR arrived there, and
+	// arrives 330 ms after we sent the SR: 80 ms round trip
+	rtt, ok := RoundTrip(got[0], sent.Add(330*time.Millisecond))
+	if !ok || rtt < 79*time.Millisecond || rtt > 81*time.Millisecond {
+		t.Fatalf("rtt %v %v", rtt, ok)
+	}
+	if _, ok := RoundTrip(got[1], sent); ok {
+		t.Fatal("a block without LSR gave a round trip")
+	}
+	if _, ok := RoundTrip(got[0], sent.Add(100*time.Millisecond)); ok {
+		t.Fatal("a negative round trip was accepted")
+	}
+	// a count beyond the packet is an error, never a panic
+	if err := ReportBlocks(Packet{Type: TypeRR, Count: 2, Body: make([]byte, 4+24)}, func(ReportBlock) {}); err == nil {
+		t.Fatal("truncated blocks accepted")
 	}
 }
