@@ -117,7 +117,8 @@ type Buffer struct {
 	probe      slot
 	probeValid bool
 
-	delay time.Duration
+	delay    time.Duration
+	lossWait time.Duration
 
 	// RFC 3550 jitter estimate
 	haveTransit bool
@@ -370,8 +371,15 @@ func (b *Buffer) gapDeadline() time.Time {
 		}
 		b.minArrivalValid = true
 	}
-	return b.minArrival.Add(b.delay)
+	return b.minArrival.Add(max(b.delay, b.lossWait))
 }
+
+// SetLossWait makes the wait for a missing packet at least d, whatever the
+// delay: the time a retransmission asked for with a NACK needs to arrive
+// (the round trip plus jitter). Packets that arrive in order still leave at
+// once; only the packets behind a gap wait longer. Zero (or negative)
+// restores the plain delay.
+func (b *Buffer) SetLossWait(d time.Duration) { b.lossWait = max(d, 0) }
 
 // Pop returns the next packet in sequence order if it may leave the buffer
 // at now: at once when it is the next expected packet, or once the wait for

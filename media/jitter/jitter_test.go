@@ -259,3 +259,31 @@ func TestZeroAllocs(t *testing.T) {
 	require.Equal(t, uint64(1), st.Late)
 	require.Zero(t, st.Lost+st.Duplicate)
 }
+
+// TestLossWait: a loss wait longer than the delay holds the packets behind
+// a gap until a retransmission can arrive, and a retransmission that comes
+// within it fills the hole; in-order packets are not delayed.
+func TestLossWait(t *testing.T) {
+	b, err := New(Config{Delay: 50 * time.Millisecond})
+	require.NoError(t, err)
+	b.SetLossWait(150 * time.Millisecond)
+	require.NoError(t, b.Push(raw(1, 1), ms(0)))
+	require.Equal(t, []uint16{1}, drain(b, ms(0)))
+	require.NoError(t, b.Push(raw(3, 1), ms(40)))
+	d, ok := b.NextDeadline()
+	require.True(t, ok)
+	require.Equal(t, ms(190), d)
+	require.Empty(t, drain(b, ms(100)), "the plain delay has passed, the loss wait has not")
+	require.NoError(t, b.Push(raw(2, 1), ms(120))) // the retransmission
+	require.Equal(t, []uint16{2, 3}, drain(b, ms(120)))
+	require.Zero(t, b.Stats().Lost)
+	// a packet that never comes is given up at the loss wait
+	require.NoError(t, b.Push(raw(5, 1), ms(200)))
+	require.Empty(t, drain(b, ms(349)))
+	require.Equal(t, []uint16{5}, drain(b, ms(350)))
+	require.Equal(t, uint64(1), b.Stats().Lost)
+	// back to the plain delay
+	b.SetLossWait(0)
+	require.NoError(t, b.Push(raw(7, 1), ms(400)))
+	require.Equal(t, []uint16{7}, drain(b, ms(450)))
+}
