@@ -13,6 +13,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/sipstream/sipstream/media"
 	"github.com/sipstream/sipstream/rtmp/amf0"
 	"github.com/sipstream/sipstream/rtmp/chunk"
 	"github.com/sipstream/sipstream/rtmp/flv"
@@ -106,6 +107,9 @@ type Client struct {
 
 	hevcConfigured bool
 	opusConfigured bool
+	// vguard and aguard keep each track's message timestamps strictly
+	// increasing in milliseconds (see WriteH264).
+	vguard, aguard media.DTSGuard
 	serverFourCCs  map[string]bool // set by Dial, read-only afterwards
 	authParams     string          // appended to app and tcUrl in connect
 }
@@ -428,13 +432,6 @@ func (c *Client) Stats() ClientStats {
 	}
 }
 
-func ms(d time.Duration) uint32 {
-	if d < 0 {
-		return 0
-	}
-	return uint32(int64(d / time.Millisecond)) // wraps after 49.7 days, as RTMP time does
-}
-
 // send writes one media or data message; the caller holds mu.
 func (c *Client) send(csid uint32, typ uint8, ts uint32, payload []byte) error {
 	c.msg = chunk.Message{ChunkStreamID: csid, Type: typ, Timestamp: ts, StreamID: c.streamID, Payload: payload}
@@ -493,33 +490,42 @@ func (c *Client) avcConfig(ts uint32, sps, pps []byte) error {
 // differ from the last ones sent, a new AVC sequence header goes out first.
 // Frames before the first keyframe with known parameter sets are dropped
 // (counted in Stats) since no decoder could use them. avcc is not retained.
+//
+// Message timestamps are strictly increasing per track (video, audio)
+// whatever the caller passes: a dts that is not after the previous frame's
+// at millisecond resolution (a duplicate, a late frame, two frames within
+// one millisecond) is sent one millisecond after it, later frames keep
+// their own time once they are ahead again (media.DTSGuard); negative times
+// count as zero, and the composition time is never negative.
 func (c *Client) WriteH264(pts, dts time.Duration, avcc []byte, keyframe bool) error {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	if err := c.usable(); err != nil {
 		return err
 	}
-	ts := ms(dts)
 	if keyframe {
 		c.foundSPS, c.foundPPS = nil, nil
 		if err := flv.ForEachNALU(avcc, c.findParamSets); err != nil {
 			return fmt.Errorf("rtmp: H.264 access unit: %w", err)
 		}
-		if c.foundSPS != nil && c.foundPPS != nil {
-			err := c.avcConfig(ts, c.foundSPS, c.foundPPS)
-			c.foundSPS, c.foundPPS = nil, nil
-			if err != nil {
-				return err
-			}
-		}
 	}
-	if !c.videoConfig || !c.videoStarted && !keyframe {
+	newConfig := c.foundSPS != nil && c.foundPPS != nil
+	if !c.videoConfig && !newConfig || !c.videoStarted && !keyframe {
+		c.foundSPS, c.foundPPS = nil, nil
 		c.videoDropped.Add(1)
 		return nil
 	}
+	p, d := c.vguard.Stamp(max(pts, 0), max(dts, 0))
+	ts := uint32(d) // wraps after 49.7 days, as RTMP time does
+	if newConfig {
+		err := c.avcConfig(ts, c.foundSPS, c.foundPPS)
+		c.foundSPS, c.foundPPS = nil, nil
+		if err != nil {
+			return err
+		}
+	}
 	c.videoStarted = true
-	cts := int32((pts - dts) / time.Millisecond)
-	c.vbuf = flv.AppendAVCFrame(c.vbuf[:0], keyframe, cts, avcc)
+	c.vbuf = flv.AppendAVCFrame(c.vbuf[:0], keyframe, int32(p-d), avcc)
 	if err := c.send(csidVideo, chunk.TypeVideo, ts, c.vbuf); err != nil {
 		return err
 	}
@@ -577,8 +583,11 @@ func (c *Client) WriteAAC(pts time.Duration, au []byte) error {
 	return c.sendAudio(pts)
 }
 
+// sendAudio sends c.abuf at pts, strictly after the previous audio
+// message (see WriteH264).
 func (c *Client) sendAudio(pts time.Duration) error {
-	if err := c.send(csidAudio, chunk.TypeAudio, ms(pts), c.abuf); err != nil {
+	ts := uint32(c.aguard.Next(max(pts, 0)))
+	if err := c.send(csidAudio, chunk.TypeAudio, ts, c.abuf); err != nil {
 		return err
 	}
 	c.audioFrames.Add(1)
@@ -611,17 +620,27 @@ func (c *Client) WriteSpeex(pts time.Duration, payload []byte) error {
 }
 
 // WriteTag sends a ready FLV tag body (audio, video or script data) as it
-// is, for relaying. Script tags go out as data messages unchanged.
+// is, for relaying. Script tags go out as data messages unchanged; audio and
+// video tags other than sequence headers get a timestamp strictly after the
+// previous one of their track, as WriteH264 does (the body, and with it a
+// video tag's composition time, is not changed).
 func (c *Client) WriteTag(t flv.Tag) error {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	if err := c.usable(); err != nil {
 		return err
 	}
+	ts := time.Duration(t.Timestamp) * time.Millisecond
 	switch t.Type {
 	case flv.TagAudio:
+		if a, err := flv.ParseAudio(t.Data); err == nil && !a.SequenceHeader() {
+			t.Timestamp = uint32(c.aguard.Next(ts))
+		}
 		return c.send(csidAudio, chunk.TypeAudio, t.Timestamp, t.Data)
 	case flv.TagVideo:
+		if v, err := flv.ParseVideo(t.Data); err == nil && !v.SequenceHeader() {
+			t.Timestamp = uint32(c.vguard.Next(ts))
+		}
 		return c.send(csidVideo, chunk.TypeVideo, t.Timestamp, t.Data)
 	case flv.TagScript:
 		return c.send(csidData, chunk.TypeDataAMF0, t.Timestamp, t.Data)
@@ -714,7 +733,8 @@ func (c *Client) WriteHEVCConfig(hvcc []byte) error {
 }
 
 // WriteHEVC sends one HEVC access unit (4-byte length-prefixed NAL units)
-// as Enhanced RTMP coded frames, after WriteHEVCConfig.
+// as Enhanced RTMP coded frames, after WriteHEVCConfig. Timestamps are kept
+// strictly increasing as WriteH264 does.
 func (c *Client) WriteHEVC(pts, dts time.Duration, nalus []byte, keyframe bool) error {
 	c.mu.Lock()
 	defer c.mu.Unlock()
@@ -724,8 +744,9 @@ func (c *Client) WriteHEVC(pts, dts time.Duration, nalus []byte, keyframe bool) 
 	if !c.hevcConfigured {
 		return ErrNoConfig
 	}
-	c.vbuf = flv.AppendHEVCFrame(c.vbuf[:0], keyframe, int32((pts-dts)/time.Millisecond), nalus)
-	if err := c.send(csidVideo, chunk.TypeVideo, ms(dts), c.vbuf); err != nil {
+	p, d := c.vguard.Stamp(max(pts, 0), max(dts, 0))
+	c.vbuf = flv.AppendHEVCFrame(c.vbuf[:0], keyframe, int32(p-d), nalus)
+	if err := c.send(csidVideo, chunk.TypeVideo, uint32(d), c.vbuf); err != nil {
 		return err
 	}
 	c.videoFrames.Add(1)
