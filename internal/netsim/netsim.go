@@ -1,11 +1,13 @@
 // Package netsim simulates an impaired network path for tests: packet
-// loss, delay jitter, reordering and duplication, all drawn from a seeded
-// generator so that a test sees the same impairments on every run.
+// loss (random, or in bursts with the Gilbert–Elliott model), delay
+// jitter, reordering and duplication, all drawn from a seeded generator so
+// that a test sees the same impairments on every run.
 //
 // Sim decides each packet's fate on a virtual clock (for unit tests that
 // build a whole arrival schedule); Conn applies the same impairments in real
-// time to the packets written through a net.PacketConn (for session tests;
-// the machines that run CI have no tc netem).
+// time to the packets written through a net.PacketConn, and RecvConn to the
+// packets a UDP socket receives (for session and interop tests: a real
+// phone on a bad link; the machines that run CI have no tc netem).
 package netsim
 
 import (
@@ -35,11 +37,68 @@ type Config struct {
 	ReorderDelay time.Duration
 	// Duplicate is the probability (0-1) that a packet arrives twice.
 	Duplicate float64
+	// Burst adds Gilbert–Elliott burst loss on top of Loss (a packet is
+	// lost when either says so). The zero value adds none.
+	Burst GilbertElliott
+}
+
+// GilbertElliott is the two-state burst loss model: the path is either
+// Good or Bad, it moves from Good to Bad with probability P and back with
+// probability R at each packet, and loses a packet with probability
+// LossGood or LossBad depending on the state it is in.
+//
+// With LossGood 0 and LossBad 1 (the Gilbert model, what BurstLoss
+// returns) the average loss is P/(P+R) and bursts last 1/R packets on
+// average; for 2 % average loss in bursts of about 3 packets take R = 1/3
+// and P = R·0.02/0.98 ≈ 0.0068. In general the average loss is
+// (R·LossGood + P·LossBad)/(P+R).
+//
+// The model draws from its own generator (seeded from Config.Seed), so
+// enabling it does not change the other impairments' random sequence.
+type GilbertElliott struct {
+	// P is the probability (0-1) of moving from Good to Bad at a packet.
+	// Zero disables the model.
+	P float64
+	// R is the probability (0-1) of moving from Bad to Good at a packet.
+	// It must be positive when P is.
+	R float64
+	// LossGood is the loss probability (0-1) in the Good state.
+	LossGood float64
+	// LossBad is the loss probability (0-1) in the Bad state. Zero means 1
+	// (every packet of a burst is lost).
+	LossBad float64
+}
+
+// BurstLoss returns the Gilbert model (no loss in Good, all lost in Bad)
+// with average loss avg (0-1) in bursts of meanBurst packets on average
+// (at least 1).
+func BurstLoss(avg, meanBurst float64) GilbertElliott {
+	if avg <= 0 {
+		return GilbertElliott{}
+	}
+	meanBurst = max(meanBurst, 1)
+	r := 1 / meanBurst
+	return GilbertElliott{P: r * avg / (1 - avg), R: r, LossBad: 1}
+}
+
+// AverageLoss returns the model's long-run loss probability.
+func (g GilbertElliott) AverageLoss() float64 {
+	if g.P <= 0 {
+		return 0
+	}
+	bad := g.LossBad
+	if bad == 0 {
+		bad = 1
+	}
+	return (g.R*g.LossGood + g.P*bad) / (g.P + g.R)
 }
 
 // Stats counts what a Sim did to the packets.
 type Stats struct {
 	Sent, Lost, Reordered, Duplicated uint64
+	// Bursts counts the runs of consecutive lost packets; Lost/Bursts is
+	// the mean burst length and LongestBurst the longest run.
+	Bursts, LongestBurst uint64
 }
 
 // Sim decides the fate of packets on a virtual clock. It is not safe for
@@ -47,13 +106,16 @@ type Stats struct {
 type Sim struct {
 	cfg      Config
 	rng      *rand.Rand
+	geRNG    *rand.Rand // Gilbert–Elliott draws, apart from rng
+	bad      bool       // Gilbert–Elliott state
+	run      uint64     // current run of lost packets
 	lastFIFO time.Duration
 	stats    Stats
 }
 
 // New validates cfg and returns a Sim.
 func New(cfg Config) (*Sim, error) {
-	for _, p := range []float64{cfg.Loss, cfg.Reorder, cfg.Duplicate} {
+	for _, p := range []float64{cfg.Loss, cfg.Reorder, cfg.Duplicate, cfg.Burst.P, cfg.Burst.R, cfg.Burst.LossGood, cfg.Burst.LossBad} {
 		if p < 0 || p > 1 {
 			return nil, errors.New("netsim: probability outside [0, 1]")
 		}
@@ -61,10 +123,20 @@ func New(cfg Config) (*Sim, error) {
 	if cfg.Delay < 0 || cfg.Jitter < 0 || cfg.ReorderDelay < 0 {
 		return nil, errors.New("netsim: negative duration")
 	}
+	if cfg.Burst.P > 0 && cfg.Burst.R <= 0 {
+		return nil, errors.New("netsim: Gilbert–Elliott P without R would stay in the Bad state for good")
+	}
 	if cfg.ReorderDelay == 0 {
 		cfg.ReorderDelay = 20 * time.Millisecond
 	}
-	return &Sim{cfg: cfg, rng: rand.New(rand.NewPCG(cfg.Seed, cfg.Seed^0x9e3779b97f4a7c15))}, nil
+	if cfg.Burst.LossBad == 0 {
+		cfg.Burst.LossBad = 1
+	}
+	return &Sim{
+		cfg:   cfg,
+		rng:   rand.New(rand.NewPCG(cfg.Seed, cfg.Seed^0x9e3779b97f4a7c15)),
+		geRNG: rand.New(rand.NewPCG(cfg.Seed^0x6a09e667f3bcc909, cfg.Seed+0xbb67ae8584caa73b)),
+	}, nil
 }
 
 // Stats returns the counters.
@@ -90,10 +162,19 @@ func (s *Sim) Fate(sent time.Duration) (arrivals [2]time.Duration, n int) {
 	hold := s.uniform(s.cfg.ReorderDelay-1) + 1
 	dup := s.rng.Float64() < s.cfg.Duplicate
 	dupJit := s.uniform(s.cfg.Jitter)
+	if s.burstLost() {
+		lost = true
+	}
 	if lost {
 		s.stats.Lost++
+		s.run++
+		if s.run == 1 {
+			s.stats.Bursts++
+		}
+		s.stats.LongestBurst = max(s.stats.LongestBurst, s.run)
 		return arrivals, 0
 	}
+	s.run = 0
 	at := max(sent+s.cfg.Delay+jit, s.lastFIFO)
 	if reorder {
 		s.stats.Reordered++
@@ -109,6 +190,28 @@ func (s *Sim) Fate(sent time.Duration) (arrivals [2]time.Duration, n int) {
 		n = 2
 	}
 	return arrivals, n
+}
+
+// burstLost steps the Gilbert–Elliott chain by one packet and says
+// whether it loses the packet: the state is drawn first, then the loss in
+// that state.
+func (s *Sim) burstLost() bool {
+	g := s.cfg.Burst
+	if g.P <= 0 {
+		return false
+	}
+	move, loss := s.geRNG.Float64(), s.geRNG.Float64()
+	if s.bad {
+		if move < g.R {
+			s.bad = false
+		}
+	} else if move < g.P {
+		s.bad = true
+	}
+	if s.bad {
+		return loss < g.LossBad
+	}
+	return loss < g.LossGood
 }
 
 // Packet is a packet on the virtual clock: when it was sent or arrives,

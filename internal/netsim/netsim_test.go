@@ -123,3 +123,52 @@ func TestConnCloseDropsInFlight(t *testing.T) {
 		t.Fatal("Close hangs")
 	}
 }
+
+func TestBurstLoss(t *testing.T) {
+	g := BurstLoss(0.02, 3)
+	require.InDelta(t, 0.02, g.AverageLoss(), 1e-9)
+	require.InDelta(t, 1.0/3, g.R, 1e-9)
+	const n = 200000
+	_, st, err := Schedule(Config{Seed: 11, Burst: g}, sent(n, time.Millisecond))
+	require.NoError(t, err)
+	loss := float64(st.Lost) / n
+	meanBurst := float64(st.Lost) / float64(st.Bursts)
+	t.Logf("Gilbert 2%%/3: lost %.4f in %d bursts, mean %.2f, longest %d", loss, st.Bursts, meanBurst, st.LongestBurst)
+	require.InDelta(t, 0.02, loss, 0.003)
+	require.InDelta(t, 3, meanBurst, 0.3)
+	require.GreaterOrEqual(t, st.LongestBurst, uint64(10), "geometric bursts have a long tail")
+
+	// Random loss at the same rate has bursts of about 1/(1-p) packets.
+	_, st, err = Schedule(Config{Seed: 11, Loss: 0.02}, sent(n, time.Millisecond))
+	require.NoError(t, err)
+	require.InDelta(t, 1.02, float64(st.Lost)/float64(st.Bursts), 0.05)
+
+	// Elliott's variant: lossy Good state, partly lossy Bad state.
+	ge := GilbertElliott{P: 0.01, R: 0.1, LossGood: 0.005, LossBad: 0.5}
+	_, st, err = Schedule(Config{Seed: 5, Burst: ge}, sent(n, time.Millisecond))
+	require.NoError(t, err)
+	require.InDelta(t, ge.AverageLoss(), float64(st.Lost)/n, 0.005)
+
+	// Burst loss draws apart: the other impairments are unchanged by it
+	// (without jitter, which depends on the packets before).
+	base := Config{Seed: 9, Delay: 10 * time.Millisecond, Reorder: 0.05, Duplicate: 0.02}
+	a, _, err := Schedule(base, sent(500, 10*time.Millisecond))
+	require.NoError(t, err)
+	withBurst := base
+	withBurst.Burst = BurstLoss(0.05, 2)
+	b, _, err := Schedule(withBurst, sent(500, 10*time.Millisecond))
+	require.NoError(t, err)
+	at := map[int]time.Duration{}
+	for _, p := range a {
+		at[p.Index] = p.At
+	}
+	require.Less(t, len(b), len(a))
+	for _, p := range b {
+		require.Equal(t, at[p.Index], p.At, "packet %d", p.Index)
+	}
+
+	_, err = New(Config{Burst: GilbertElliott{P: 0.1}})
+	require.Error(t, err, "P without R")
+	_, err = New(Config{Burst: GilbertElliott{P: 0.1, R: 2}})
+	require.Error(t, err)
+}
