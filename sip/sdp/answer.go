@@ -20,8 +20,9 @@ import (
 // 3264 §6). The first audio and the first video line are accepted when cfg
 // has a MediaConfig for that kind and a codec in common; every other line is
 // rejected with port 0. Accepted lines keep the offer's payload type numbers
-// and list the common codecs in cfg's order of preference, then
-// telephone-event. The direction is the offer's inverted and limited to
+// and list the common codecs in cfg's order of preference, then the rtx
+// formats (RFC 4588) of the accepted video codecs when cfg's Video has RTX,
+// then telephone-event. The direction is the offer's inverted and limited to
 // cfg's (a sendonly or inactive offer, or c=0.0.0.0, puts the local side on
 // hold). rtcp-mux and rtcp-fb are accepted when cfg asks for them; an
 // RTP/SAVP line is accepted only when cfg has Crypto, with the first offered
@@ -144,7 +145,7 @@ func answerStream(s *session, m *mediaDesc, kind media.Kind, mc *MediaConfig, lo
 	offered := m.formatsOf()
 	var formats []media.PayloadFormat
 	for _, want := range supported {
-		if want.Codec == media.CodecTelephoneEvent {
+		if want.Codec == media.CodecTelephoneEvent || want.Codec == media.CodecRTX {
 			continue
 		}
 		for _, of := range offered {
@@ -158,6 +159,9 @@ func answerStream(s *session, m *mediaDesc, kind media.Kind, mc *MediaConfig, lo
 	}
 	if len(formats) == 0 {
 		return nil, media.StreamSpec{}, "no codec in common (offer: " + strings.Join(m.formats, " ") + ")", nil
+	}
+	if kind == media.KindVideo && mc.RTX {
+		formats = append(formats, rtxFormats(offered, formats)...)
 	}
 	if !mc.NoDTMF {
 		for _, of := range offered {

@@ -53,6 +53,21 @@ func te(pt uint8, fmtp string) media.PayloadFormat {
 	return media.PayloadFormat{PayloadType: pt, Codec: media.CodecTelephoneEvent, ClockRate: 8000, Fmtp: fmtp}
 }
 
+func h264(pt uint8, fmtp string) media.PayloadFormat {
+	return media.PayloadFormat{PayloadType: pt, Codec: media.CodecH264, ClockRate: 90000, Fmtp: fmtp}
+}
+
+func rtx(pt uint8, fmtp string) media.PayloadFormat {
+	return media.PayloadFormat{PayloadType: pt, Codec: media.CodecRTX, ClockRate: 90000, Fmtp: fmtp}
+}
+
+// rtxOffer is fullOffer with RFC 4588 retransmission offered for video.
+func rtxOffer() OfferConfig {
+	cfg := fullOffer()
+	cfg.Video.RTX = true
+	return cfg
+}
+
 var negotiateCases = []negotiateCase{
 	{
 		name: "asterisk-pcma",
@@ -231,6 +246,93 @@ a=ssrc:12345 cname:x@y
 		}},
 	},
 	{
+		// An answer accepting RFC 4588 retransmission for H.264 (a
+		// FreeSWITCH/Janus-style video answer).
+		name: "rtx-answered",
+		cfg:  rtxOffer(),
+		answer: crlf(`
+v=0
+o=- 1700000000 1700000001 IN IP4 198.51.100.7
+s=-
+c=IN IP4 198.51.100.7
+t=0 0
+m=audio 23450 RTP/AVP 8
+a=rtpmap:8 PCMA/8000
+m=video 23460 RTP/AVP 96 102
+a=rtpmap:96 H264/90000
+a=fmtp:96 profile-level-id=42e01f;packetization-mode=1
+a=rtpmap:102 rtx/90000
+a=fmtp:102 apt=96
+a=rtcp-fb:96 nack
+a=rtcp-fb:96 nack pli
+`),
+		want: []media.StreamSpec{{
+			Kind: media.KindAudio, Formats: []media.PayloadFormat{pcma},
+			Local: ap("192.0.2.10:10000"), Remote: ap("198.51.100.7:23450"), RemoteRTCP: ap("198.51.100.7:23451"),
+		}, {
+			Kind:    media.KindVideo,
+			Formats: []media.PayloadFormat{h264(96, "profile-level-id=42e01f;packetization-mode=1"), rtx(102, "apt=96")},
+			Local:   ap("192.0.2.10:10002"), Remote: ap("198.51.100.7:23460"), RemoteRTCP: ap("198.51.100.7:23461"),
+			Feedback: media.Feedback{NACK: true, PLI: true},
+		}},
+	},
+	{
+		// rtx listed before the codec (it must still come after it), an rtx
+		// format whose apt names nothing negotiated, one whose apt is not a
+		// number, one on the wrong clock, and audio rtx: only the good one
+		// is kept.
+		name: "rtx-first-and-unknown-apt",
+		cfg:  rtxOffer(),
+		answer: crlf(`
+v=0
+o=- 1 2 IN IP4 203.0.113.5
+s=-
+c=IN IP4 203.0.113.5
+t=0 0
+m=audio 4000 RTP/AVP 8 120
+a=rtpmap:120 rtx/8000
+a=fmtp:120 apt=8
+m=video 4002 RTP/AVP 104 105 106 107 97
+a=rtpmap:104 rtx/90000
+a=fmtp:104 apt=97;rtx-time=3000
+a=rtpmap:105 rtx/90000
+a=fmtp:105 apt=100
+a=rtpmap:106 rtx/90000
+a=fmtp:106 apt=x97
+a=rtpmap:107 rtx/48000
+a=fmtp:107 apt=97
+a=rtpmap:97 VP8/90000
+`),
+		want: []media.StreamSpec{{
+			Kind: media.KindAudio, Formats: []media.PayloadFormat{pcma},
+			Local: ap("192.0.2.10:10000"), Remote: ap("203.0.113.5:4000"), RemoteRTCP: ap("203.0.113.5:4001"),
+		}, {
+			Kind:    media.KindVideo,
+			Formats: []media.PayloadFormat{{PayloadType: 97, Codec: media.CodecVP8, ClockRate: 90000}, rtx(104, "apt=97;rtx-time=3000")},
+			Local:   ap("192.0.2.10:10002"), Remote: ap("203.0.113.5:4002"), RemoteRTCP: ap("203.0.113.5:4003"),
+		}},
+	},
+	{
+		// rtx in the answer of an offer without it is dropped.
+		name: "rtx-not-offered",
+		cfg:  OfferConfig{Addr: localAddr, Video: &MediaConfig{Port: 10002}},
+		answer: "v=0\no=- 1 2 IN IP4 203.0.113.5\ns=-\nc=IN IP4 203.0.113.5\nt=0 0\n" +
+			"m=video 4002 RTP/AVP 96 102\na=rtpmap:96 H264/90000\na=rtpmap:102 rtx/90000\na=fmtp:102 apt=96\n",
+		want: []media.StreamSpec{{
+			Kind:    media.KindVideo,
+			Formats: []media.PayloadFormat{h264(96, "")},
+			Local:   ap("192.0.2.10:10002"), Remote: ap("203.0.113.5:4002"), RemoteRTCP: ap("203.0.113.5:4003"),
+		}},
+	},
+	{
+		// An answer with only rtx for video has no codec in common there.
+		name: "rtx-only",
+		cfg:  OfferConfig{Addr: localAddr, Video: &MediaConfig{Port: 10002, RTX: true}},
+		answer: "v=0\no=- 1 2 IN IP4 203.0.113.5\ns=-\nc=IN IP4 203.0.113.5\nt=0 0\n" +
+			"m=video 4002 RTP/AVP 102\na=rtpmap:102 rtx/90000\na=fmtp:102 apt=96\n",
+		err: ErrNoCommonCodec,
+	},
+	{
 		name: "video-rejected",
 		cfg:  fullOffer(),
 		answer: crlf(`
@@ -357,6 +459,36 @@ func sipCfg(audioDir, videoDir media.Direction) OfferConfig {
 	}
 }
 
+// rtxOfferSDP offers RFC 4588 rtx formats for audio and video.
+var rtxOfferSDP = crlf(`
+v=0
+o=- 4611731400430051336 2 IN IP4 192.168.1.40
+s=-
+c=IN IP4 192.168.1.40
+t=0 0
+m=audio 7078 RTP/AVP 111 112
+a=rtpmap:111 opus/48000/2
+a=fmtp:111 minptime=10;useinbandfec=1
+a=rtpmap:112 rtx/48000
+a=fmtp:112 apt=111
+m=video 9078 RTP/AVP 96 97 102 103 106 107
+a=rtpmap:96 VP8/90000
+a=rtcp-fb:96 nack
+a=rtcp-fb:96 nack pli
+a=rtcp-fb:96 ccm fir
+a=rtpmap:97 rtx/90000
+a=fmtp:97 apt=96
+a=rtpmap:102 H264/90000
+a=fmtp:102 level-asymmetry-allowed=1;packetization-mode=1;profile-level-id=42e01f
+a=rtcp-fb:102 nack
+a=rtpmap:103 rtx/90000
+a=fmtp:103 apt=102
+a=rtpmap:106 H264/90000
+a=fmtp:106 packetization-mode=2
+a=rtpmap:107 rtx/90000
+a=fmtp:107 apt=106
+`)
+
 var answerCases = []answerCase{
 	{
 		name: "asterisk-offer",
@@ -446,6 +578,43 @@ a=T38FaxVersion:0
 		lines: []string{"m=audio 20000 RTP/AVP 8 0 96 97 101", "a=rtcp-mux", "m=video 20002 RTP/AVP 102 103 100",
 			"a=rtcp-fb:100 nack pli", "a=rtcp-fb:100 ccm fir", "a=recvonly", "m=image 0 udptl t38"},
 		ports: []int{20000, 20002, 0},
+	},
+	{
+		// A WebRTC gateway's plain-RTP offer (Janus-style, from Chrome):
+		// VP8 and H.264 each with rtx, H.264 mode 2 with rtx (not
+		// accepted, so neither is its rtx), audio rtx (ignored).
+		name:  "rtx-offer",
+		offer: rtxOfferSDP,
+		cfg: OfferConfig{Addr: localAddr,
+			Audio: &MediaConfig{Port: 20000, RTX: true},
+			Video: &MediaConfig{Port: 20002, Feedback: true, RTX: true}},
+		want: []media.StreamSpec{{
+			Kind:    media.KindAudio,
+			Formats: []media.PayloadFormat{{PayloadType: 111, Codec: media.CodecOpus, ClockRate: 48000, Channels: 2, Fmtp: "minptime=10;useinbandfec=1"}},
+			Local:   ap("192.0.2.10:20000"), Remote: ap("192.168.1.40:7078"), RemoteRTCP: ap("192.168.1.40:7079"),
+		}, {
+			Kind: media.KindVideo,
+			Formats: []media.PayloadFormat{h264(102, "level-asymmetry-allowed=1;packetization-mode=1;profile-level-id=42e01f"),
+				{PayloadType: 96, Codec: media.CodecVP8, ClockRate: 90000}, rtx(103, "apt=102"), rtx(97, "apt=96")},
+			Local: ap("192.0.2.10:20002"), Remote: ap("192.168.1.40:9078"), RemoteRTCP: ap("192.168.1.40:9079"),
+			Feedback: media.Feedback{NACK: true, PLI: true, FIR: true},
+		}},
+		lines: []string{"m=audio 20000 RTP/AVP 111", "m=video 20002 RTP/AVP 102 96 103 97",
+			"a=rtpmap:103 rtx/90000", "a=fmtp:103 apt=102", "a=rtpmap:97 rtx/90000", "a=fmtp:97 apt=96"},
+		ports: []int{20000, 20002},
+	},
+	{
+		// The same offer answered without RTX: no rtx format at all.
+		name:  "rtx-offer-refused",
+		offer: rtxOfferSDP,
+		cfg:   OfferConfig{Addr: localAddr, Video: &MediaConfig{Port: 20002, Codecs: []media.Codec{media.CodecH264}}},
+		want: []media.StreamSpec{{
+			Kind:    media.KindVideo,
+			Formats: []media.PayloadFormat{h264(102, "level-asymmetry-allowed=1;packetization-mode=1;profile-level-id=42e01f")},
+			Local:   ap("192.0.2.10:20002"), Remote: ap("192.168.1.40:9078"), RemoteRTCP: ap("192.168.1.40:9079"),
+		}},
+		lines: []string{"m=audio 0 RTP/AVP 111 112", "m=video 20002 RTP/AVP 102"},
+		ports: []int{0, 20002},
 	},
 	{
 		// Hold re-INVITE from a Cisco phone: sendonly.

@@ -51,3 +51,29 @@ func ExampleAnswer() {
 	fmt.Println(specs[0].Formats[0].Codec, specs[0].Direction)
 	// Output: PCMA recvonly
 }
+
+// A video offer with RFC 4588 retransmission: the answer's rtx format comes
+// after the codec it resends.
+func ExampleMediaConfig_rtx() {
+	offer, err := sdp.NewOffer(sdp.OfferConfig{
+		Addr:  netip.MustParseAddr("192.0.2.10"),
+		Video: &sdp.MediaConfig{Port: 10002, Codecs: []media.Codec{media.CodecH264}, Feedback: true, RTX: true},
+	})
+	if err != nil {
+		panic(err)
+	}
+	answer := "v=0\r\no=- 1 1 IN IP4 203.0.113.5\r\ns=-\r\nc=IN IP4 203.0.113.5\r\nt=0 0\r\n" +
+		"m=video 4002 RTP/AVP 96 102\r\na=rtpmap:96 H264/90000\r\na=rtpmap:102 rtx/90000\r\n" +
+		"a=fmtp:102 apt=96\r\na=rtcp-fb:96 nack\r\n"
+	specs, err := offer.Negotiate([]byte(answer))
+	if err != nil {
+		panic(err)
+	}
+	for _, f := range specs[0].Formats {
+		apt, isRTX := sdp.AssociatedPayloadType(f)
+		fmt.Println(f.PayloadType, f.Codec, isRTX, apt)
+	}
+	// Output:
+	// 96 H264 false 0
+	// 102 rtx true 96
+}

@@ -15,7 +15,7 @@ func FuzzNegotiate(f *testing.F) {
 	}
 	o, err := NewOffer(OfferConfig{Addr: localAddr,
 		Audio: &MediaConfig{Port: 10000, RTCPMux: true, Crypto: &media.Crypto{}},
-		Video: &MediaConfig{Port: 10002, Feedback: true}})
+		Video: &MediaConfig{Port: 10002, Feedback: true, RTX: true}})
 	if err != nil {
 		f.Fatal(err)
 	}
@@ -51,7 +51,7 @@ func FuzzAnswer(f *testing.F) {
 	}
 	cfg := OfferConfig{Addr: localAddr,
 		Audio: &MediaConfig{Port: 20000, RTCPMux: true, Crypto: &media.Crypto{}},
-		Video: &MediaConfig{Port: 20002, Feedback: true}}
+		Video: &MediaConfig{Port: 20002, Feedback: true, RTX: true}}
 	f.Fuzz(func(t *testing.T, offer []byte) {
 		body, specs, err := Answer(offer, cfg)
 		if err != nil {
@@ -87,14 +87,42 @@ func checkSpec(t *testing.T, s media.StreamSpec) {
 		t.Fatalf("remote %v", s.Remote)
 	}
 	usable := false
-	for _, f := range s.Formats {
+	sawRTX := false
+	for i, f := range s.Formats {
+		if f.Codec == media.CodecRTX {
+			// RFC 4588: video only, after every media format, resending a
+			// negotiated media format on the same clock.
+			apt, ok := AssociatedPayloadType(f)
+			if s.Kind != media.KindVideo || !ok {
+				t.Fatalf("rtx format %+v in a %v stream", f, s.Kind)
+			}
+			found := false
+			for _, g := range s.Formats[:i] {
+				found = found || (g.PayloadType == apt && g.Codec.Kind() == media.KindVideo && g.ClockRate == f.ClockRate)
+			}
+			if !found {
+				t.Fatalf("rtx %+v resends no negotiated format: %+v", f, s.Formats)
+			}
+			sawRTX = true
+			continue
+		}
 		if f.Codec.Kind() != s.Kind {
 			t.Fatalf("%v format in a %v stream", f.Codec, s.Kind)
+		}
+		if sawRTX {
+			t.Fatalf("%v format after rtx: %+v", f.Codec, s.Formats)
 		}
 		usable = usable || f.Codec != media.CodecTelephoneEvent
 	}
 	if !usable {
 		t.Fatal("stream without a media format")
+	}
+	seen := map[uint8]bool{}
+	for _, f := range s.Formats {
+		if seen[f.PayloadType] {
+			t.Fatalf("payload type %d twice: %+v", f.PayloadType, s.Formats)
+		}
+		seen[f.PayloadType] = true
 	}
 	if s.Crypto != nil && (len(s.Crypto.LocalKey) == 0 || len(s.Crypto.RemoteKey) == 0) {
 		t.Fatal("crypto without keys")

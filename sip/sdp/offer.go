@@ -56,6 +56,14 @@ type MediaConfig struct {
 	Crypto *media.Crypto
 	// NoDTMF leaves telephone-event out. The zero value offers it.
 	NoDTMF bool
+	// RTX offers (or accepts) RFC 4588 retransmission for video: an offer
+	// adds, after the video codecs, "a=rtpmap:<pt> rtx/90000" and
+	// "a=fmtp:<pt> apt=<codec pt>" for each of them; an answer accepts the
+	// offered rtx formats whose apt names an accepted codec. Negotiated rtx
+	// formats appear in StreamSpec.Formats as media.CodecRTX after every
+	// media format, so they are never the format sent. Ignored for audio.
+	// The zero value offers no rtx and drops offered ones.
+	RTX bool
 }
 
 // Payload type numbers sipstream offers. Static ones come from RFC 3551;
@@ -68,6 +76,8 @@ const (
 	ptSpeex8k        = 98
 	ptSpeex16k       = 99
 	ptTelephoneEvent = 101
+	ptH264RTX        = 102
+	ptVP8RTX         = 103
 	ptOpus           = 111
 )
 
@@ -119,6 +129,15 @@ func offeredFormats(kind media.Kind, mc *MediaConfig) ([]media.PayloadFormat, er
 	if len(out) == 0 {
 		return nil, fmt.Errorf("%w: no %s codec", ErrConfig, kind)
 	}
+	if kind == media.KindVideo && mc.RTX {
+		for _, f := range out[:len(out):len(out)] {
+			pt := uint8(ptH264RTX)
+			if f.Codec == media.CodecVP8 {
+				pt = ptVP8RTX
+			}
+			out = append(out, rtxFormat(pt, f))
+		}
+	}
 	if kind == media.KindAudio && !mc.NoDTMF {
 		out = append(out, media.PayloadFormat{PayloadType: ptTelephoneEvent, Codec: media.CodecTelephoneEvent, ClockRate: 8000, Fmtp: "0-16"})
 	}
@@ -133,6 +152,7 @@ type offeredStream struct {
 	direction media.Direction
 	rtcpMux   bool
 	feedback  bool
+	rtx       bool
 	suite     string // empty: plain RTP
 	key       []byte
 }
@@ -171,6 +191,7 @@ func NewOffer(cfg OfferConfig) (*Offer, error) {
 		st := offeredStream{
 			kind: k, port: mc.Port, formats: formats, direction: mc.Direction,
 			rtcpMux: mc.RTCPMux, feedback: mc.Feedback && k == media.KindVideo,
+			rtx: mc.RTX && k == media.KindVideo,
 		}
 		if mc.Crypto != nil {
 			st.suite = mc.Crypto.Suite
@@ -337,7 +358,9 @@ func writeTransport(md *psdp.MediaDescription, port int, mux bool, suite string,
 // Negotiate parses the peer's answer and matches its m= lines to the offer's
 // by position (RFC 3264 §6). It returns one StreamSpec per usable stream, in
 // m= line order: rejected lines (port 0), lines without a codec in common and
-// lines whose SRTP keying fails are left out. When no stream is usable the
+// lines whose SRTP keying fails are left out. An answered rtx format is kept
+// only when rtx was offered and its apt names a negotiated codec; it follows
+// the media formats. When no stream is usable the
 // error wraps ErrNoCommonCodec and says why for each line; malformed SDP
 // gives an error wrapping ErrInvalid.
 func (o *Offer) Negotiate(answer []byte) ([]media.StreamSpec, error) {
@@ -388,7 +411,11 @@ func (st *offeredStream) negotiate(s *session, m *mediaDesc, local netip.Addr) (
 	var formats []media.PayloadFormat
 	var pts []uint8
 	hasMedia := false
-	for _, af := range m.formatsOf() {
+	answered := m.formatsOf()
+	for _, af := range answered {
+		if af.codec == media.CodecRTX {
+			continue // after the media formats, below
+		}
 		for _, of := range st.formats {
 			if of.Codec != af.codec || of.ClockRate != af.clock {
 				continue
@@ -405,6 +432,9 @@ func (st *offeredStream) negotiate(s *session, m *mediaDesc, local netip.Addr) (
 	}
 	if !hasMedia {
 		return media.StreamSpec{}, "no codec in common (answer: " + strings.Join(m.formats, " ") + ")", nil
+	}
+	if st.rtx {
+		formats = append(formats, rtxFormats(answered, formats)...)
 	}
 	spec := media.StreamSpec{
 		Kind:    st.kind,

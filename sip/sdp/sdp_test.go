@@ -212,3 +212,73 @@ func TestParseLimits(t *testing.T) {
 	_, err = parse([]byte("v=0\nc=IN IP4 example.com\n"))
 	assert.ErrorIs(t, err, ErrInvalid)
 }
+
+func TestOfferRTX(t *testing.T) {
+	o, err := NewOffer(OfferConfig{
+		Addr:  localAddr,
+		Audio: &MediaConfig{Port: 10000, RTX: true},
+		Video: &MediaConfig{Port: 10002, Feedback: true, RTX: true},
+	})
+	require.NoError(t, err)
+	text := string(o.Marshal())
+	for _, l := range []string{"m=audio 10000 RTP/AVP 8 0 111 99 98 101", "m=video 10002 RTP/AVP 96 97 102 103",
+		"a=rtpmap:102 rtx/90000", "a=fmtp:102 apt=96", "a=rtpmap:103 rtx/90000", "a=fmtp:103 apt=97"} {
+		assert.Contains(t, text, l+"\r\n")
+	}
+	assert.NotContains(t, text, "a=rtcp-fb:102")
+	assert.NotContains(t, text, "a=rtcp-fb:103")
+	assert.Equal(t, 2, strings.Count(text, "rtx/"), "no audio rtx")
+
+	// Only the codecs offered get an rtx format.
+	o, err = NewOffer(OfferConfig{Addr: localAddr, Video: &MediaConfig{Port: 10002, Codecs: []media.Codec{media.CodecVP8}, RTX: true}})
+	require.NoError(t, err)
+	text = string(o.Marshal())
+	assert.Contains(t, text, "m=video 10002 RTP/AVP 97 103\r\n")
+	assert.Contains(t, text, "a=fmtp:103 apt=97\r\n")
+
+	// CodecRTX is not a codec one can list: RTX is the switch.
+	_, err = NewOffer(OfferConfig{Addr: localAddr, Video: &MediaConfig{Port: 10002, Codecs: []media.Codec{media.CodecH264, media.CodecRTX}}})
+	assert.ErrorIs(t, err, ErrConfig)
+}
+
+// TestRoundTripRTX: both sides with RTX agree on an rtx format per video
+// codec, after the codecs; one side without RTX means none.
+func TestRoundTripRTX(t *testing.T) {
+	peer := netip.MustParseAddr("198.51.100.1")
+	for _, answerRTX := range []bool{true, false} {
+		o, err := NewOffer(OfferConfig{Addr: localAddr, Video: &MediaConfig{Port: 10002, Feedback: true, RTX: true}})
+		require.NoError(t, err)
+		ans, peerSpecs, err := Answer(o.Marshal(), OfferConfig{Addr: peer,
+			Video: &MediaConfig{Port: 30002, Feedback: true, RTX: answerRTX}})
+		require.NoError(t, err)
+		specs, err := o.Negotiate(ans)
+		require.NoError(t, err)
+		require.Len(t, specs, 1)
+		assert.Equal(t, peerSpecs[0].Formats, specs[0].Formats)
+		want := []media.PayloadFormat{h264(96, h264Fmtp), {PayloadType: 97, Codec: media.CodecVP8, ClockRate: 90000}}
+		if answerRTX {
+			want = append(want, rtx(102, "apt=96"), rtx(103, "apt=97"))
+		}
+		assert.Equal(t, want, specs[0].Formats, "answer RTX %v", answerRTX)
+	}
+}
+
+func TestAssociatedPayloadType(t *testing.T) {
+	for _, c := range []struct {
+		f    media.PayloadFormat
+		want uint8
+		ok   bool
+	}{
+		{rtx(97, "apt=96"), 96, true},
+		{rtx(97, "rtx-time=3000; APT = 100"), 100, true},
+		{rtx(97, "apt=128"), 0, false},
+		{rtx(97, "apt=-1"), 0, false},
+		{rtx(97, "apt"), 0, false},
+		{rtx(97, ""), 0, false},
+		{h264(96, "apt=96"), 0, false},
+	} {
+		got, ok := AssociatedPayloadType(c.f)
+		assert.Equal(t, c.ok, ok, c.f.Fmtp)
+		assert.Equal(t, c.want, got, c.f.Fmtp)
+	}
+}
