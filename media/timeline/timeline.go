@@ -17,7 +17,7 @@
 // Whenever a stream's mapping changes (its first SR, a newer SR, a lower
 // minimum delay) the output does not jump: the difference becomes a
 // correction that is slewed away gradually (by default 5 % of the media time
-// that passes), so timestamps stay monotonic and smooth. A new SSRC, a codec
+// that passes), so timestamps stay strictly increasing and smooth. A new SSRC, a codec
 // (clock rate) change or a timestamp discontinuity starts a new segment
 // placed by arrival time: gaps (hold) show as gaps, and the output of a
 // stream never goes backwards.
@@ -193,7 +193,7 @@ type StreamStats struct {
 	Resyncs       uint64 // segments started because arrival disagreed with the mapping
 	SenderReports uint64 // SRs applied
 	Rejected      uint64 // SRs ignored because their clock disagrees with the call's
-	Clamped       uint64 // outputs raised to keep the stream monotonic
+	Clamped       uint64 // outputs raised to keep the stream strictly increasing
 }
 
 // Stats returns the stream's counters.
@@ -306,6 +306,29 @@ func (s *Stream) SenderReport(ssrc uint32, ntp uint64, ts uint32, arrival time.T
 	s.t.common.add(at-st, at)
 }
 
+// unmapped places a frame that has no mapping (another SSRC than the
+// segment's): just after the stream's last output.
+func (s *Stream) unmapped() time.Duration {
+	out, _ := s.floor()
+	s.haveOut, s.lastOut = true, out
+	return out
+}
+
+// MinStep is the least distance between two outputs of a stream: Map's
+// results strictly increase, by at least this, so that no output (RTMP and
+// recordings count in milliseconds) ever sees two frames of a track at one
+// instant.
+const MinStep = time.Millisecond
+
+// floor is the least output Map may return next: MinStep after the last
+// one (zero and false before any).
+func (s *Stream) floor() (time.Duration, bool) {
+	if !s.haveOut {
+		return 0, false
+	}
+	return s.lastOut + MinStep, true
+}
+
 // target maps an extended timestamp with the current mapping.
 func (s *Stream) target(e int64) (time.Duration, bool) {
 	if s.haveSR {
@@ -322,26 +345,28 @@ func (s *Stream) target(e int64) (time.Duration, bool) {
 
 // Map returns the timeline position of the frame with RTP timestamp ts
 // (frames in decoding order, after Observe saw its packets). The result
-// never decreases within the stream and is never negative. Frames of an
-// SSRC or clock rate other than the current segment's are placed at the
-// stream's last output.
+// is never negative and strictly increases within the stream, by at least
+// MinStep: a frame that would land on or before the previous one is placed
+// MinStep after it (counted in Stats().Clamped). Frames of an SSRC or
+// clock rate other than the current segment's are placed MinStep after
+// the stream's last output.
 func (s *Stream) Map(ssrc uint32, ts uint32) time.Duration {
 	if !s.active || ssrc != s.ssrc {
-		return s.lastOut
+		return s.unmapped()
 	}
 	e := s.lastExt + int64(int32(ts-s.lastTS))
 	tgt, ok := s.target(e)
 	if !ok {
-		return s.lastOut
+		return s.unmapped()
 	}
 	if s.mapped && e < s.lastMapEx {
 		// An older frame (reordered past the jitter buffer, or a video
 		// frame presented before the last decoded one): placed with the
 		// current mapping, without touching the mapping's state.
 		out := max(tgt+s.corr, 0)
-		if s.haveOut && out < s.lastOut {
+		if floor, ok := s.floor(); ok && out < floor {
 			s.stats.Clamped++
-			out = s.lastOut
+			out = floor
 		}
 		// What was returned is the floor from now on (the current mapping
 		// may place an older timestamp later than the last output).
@@ -367,10 +392,7 @@ func (s *Stream) Map(ssrc uint32, ts uint32) time.Duration {
 	s.mapped = true
 	s.lastMapEx, s.lastTgt = e, tgt
 	out := tgt + s.corr
-	floor := time.Duration(0)
-	if s.haveOut {
-		floor = s.lastOut
-	}
+	floor, _ := s.floor()
 	if out < floor {
 		s.stats.Clamped++
 		if first {
