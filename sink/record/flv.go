@@ -35,6 +35,9 @@ type FLV struct {
 	hasVideo bool
 	hasAudio bool
 	sps, pps []byte // last sent in a sequence header
+	// vguard and aguard keep each track's tag timestamps strictly
+	// increasing.
+	vguard, aguard media.DTSGuard
 
 	buf       bytes.Buffer // tags not yet written
 	w         *flv.Writer  // writes into buf
@@ -94,7 +97,11 @@ func (r *FLV) writeLocked(f *media.Frame) error {
 		r.st.ignored++
 		return nil
 	}
-	dts := r.st.ms(f.DTS)
+	g := &r.aguard
+	if video {
+		g = &r.vguard
+	}
+	pts, dts := r.st.stamp(g, f)
 	if video {
 		if f.Keyframe {
 			sps, pps, err := paramSets(f.Payload)
@@ -104,7 +111,7 @@ func (r *FLV) writeLocked(f *media.Frame) error {
 				}
 			}
 		}
-		cts := int32(r.st.ms(f.PTS) - dts)
+		cts := int32(pts - dts)
 		r.scratch = flv.AppendAVCFrame(r.scratch[:0], f.Keyframe, cts, f.Payload)
 	} else {
 		switch f.Codec {

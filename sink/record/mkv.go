@@ -156,6 +156,9 @@ type MKV struct {
 	clusterKey   bool   // the open cluster starts with a keyframe of cueTrack
 	endMs        int64
 	lastVideoMs  int64 // -1 before the first video frame
+	// guards keep each track's block timestamps strictly increasing,
+	// indexed by track number.
+	guards [3]media.DTSGuard
 	written      uint64
 	err          error // sticky write error
 	closed       bool
@@ -211,7 +214,10 @@ func (m *MKV) writeLocked(f *media.Frame) error {
 		m.st.ignored++
 		return nil
 	}
-	ts := m.st.ms(f.PTS)
+	// Matroska stores presentation times. SIP endpoints send no B-frames,
+	// so presentation order is decoding order: the block times of a track
+	// are kept strictly increasing like a DTS (see media.DTSGuard).
+	ts := m.guards[num].Next(m.st.rel(f.PTS))
 	video := f.Kind() == media.KindVideo
 	age := ts - m.clusterStart
 	flushMs := int64(m.cfg.FlushInterval.Milliseconds())

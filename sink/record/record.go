@@ -13,6 +13,15 @@
 // Config.StartWait of media time (or until Close, for a shorter call); after
 // that the file is started with the tracks seen so far and the others are
 // left out. The first frame written gets timestamp zero.
+//
+// Timestamps in a file are strictly increasing per track, in milliseconds,
+// whatever the call's frames do (a duplicate, a late frame, two frames in
+// one millisecond, a time before the recording's start): a colliding
+// timestamp is moved one millisecond after the track's previous one and
+// later frames keep their own (media.DTSGuard), so players never see
+// "non monotonically increasing dts". FLV video keeps a non-negative
+// composition time; Matroska stores presentation times, kept strictly
+// increasing the same way (SIP endpoints send no B-frames).
 package record
 
 import (
@@ -197,13 +206,17 @@ const maxPending = 2000
 // timestamps, standing still, would never reach StartWait).
 const maxPendingBytes = 64 << 20
 
-// ms returns d relative to the origin in whole milliseconds, never negative.
-func (s *starter) ms(d time.Duration) int64 {
-	d -= s.base
-	if d < 0 {
-		return 0
-	}
-	return int64(d / time.Millisecond)
+// stamp places a frame on the recording's clock in milliseconds through its
+// track's guard: the DTS strictly after the track's previous one, the PTS
+// never before the DTS (see media.DTSGuard). Times before the recording's
+// start count as its start.
+func (s *starter) stamp(g *media.DTSGuard, f *media.Frame) (pts, dts int64) {
+	return g.Stamp(s.rel(f.PTS), s.rel(f.DTS))
+}
+
+// rel is d relative to the recording's start, never negative.
+func (s *starter) rel(d time.Duration) time.Duration {
+	return max(d-s.base, 0)
 }
 
 // aacSampleRates is the sampling frequency index table of ISO/IEC 14496-3
