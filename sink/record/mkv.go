@@ -158,10 +158,10 @@ type MKV struct {
 	lastVideoMs  int64 // -1 before the first video frame
 	// guards keep each track's block timestamps strictly increasing,
 	// indexed by track number.
-	guards [3]media.DTSGuard
-	written      uint64
-	err          error // sticky write error
-	closed       bool
+	guards  [3]media.DTSGuard
+	written uint64
+	err     error // sticky write error
+	closed  bool
 }
 
 // NewMKV creates (or truncates) the file at path and returns a recorder
