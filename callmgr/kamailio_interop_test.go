@@ -3,15 +3,10 @@
 package callmgr
 
 import (
-	"bytes"
 	"context"
 	"fmt"
-	"os"
-	"os/exec"
-	"path/filepath"
 	"strconv"
 	"strings"
-	"syscall"
 	"testing"
 	"time"
 
@@ -23,88 +18,16 @@ import (
 	"github.com/sipstream/sipstream/sip/siptest"
 )
 
-// kamailio as a registrar that demands digest authentication on REGISTER
-// (passwords kept in the config: no database) and a record-routing proxy.
-// INVITEs are not challenged: an INVITE with our SDP offer and an
-// Authorization header outgrows sipgo's UDP size limit (reported to SIPUA).
-const kamailioAuthConfig = `#!KAMAILIO
-debug=2
-log_stderror=yes
-children=1
-disable_tcp=yes
-listen=udp:127.0.0.1:PORT
-mpath="MPATH"
-loadmodule "kex.so"
-loadmodule "corex.so"
-loadmodule "tm.so"
-loadmodule "sl.so"
-loadmodule "rr.so"
-loadmodule "pv.so"
-loadmodule "maxfwd.so"
-loadmodule "usrloc.so"
-loadmodule "registrar.so"
-loadmodule "textops.so"
-loadmodule "siputils.so"
-loadmodule "auth.so"
-modparam("usrloc", "db_mode", 0)
-request_route {
-	if (!mf_process_maxfwd_header("10")) { sl_send_reply("483", "Too Many Hops"); exit; }
-	if (has_totag()) {
-		if (loose_route()) { t_relay(); exit; }
-		if (is_method("ACK")) { if (t_check_trans()) { t_relay(); } exit; }
-		sl_send_reply("404", "Not here");
-		exit;
-	}
-	if (is_method("CANCEL")) { if (t_check_trans()) { t_relay(); } exit; }
-	if (is_method("REGISTER")) {
-		$var(pw) = "-no-such-password-";
-		if ($au == "alice-auth") { $var(pw) = "alice-secret"; }
-		if ($au == "bob") { $var(pw) = "bob-secret"; }
-		if (!pv_www_authenticate("$fd", "$var(pw)", "0")) {
-			www_challenge("$fd", "0");
-			exit;
-		}
-		save("location");
-		exit;
-	}
-	if (is_method("INVITE")) { record_route(); }
-	if (!lookup("location")) { sl_send_reply("404", "Not Found"); exit; }
-	t_relay();
-}
-`
-
+// startAuthKamailio starts kamailio as a registrar that demands digest
+// authentication on REGISTER (passwords kept in the config: no database)
+// and a record-routing proxy. INVITEs are not challenged: an INVITE with
+// our SDP offer and an Authorization header outgrows sipgo's UDP size
+// limit (reported to SIPUA).
 func startAuthKamailio(t *testing.T) string {
 	t.Helper()
-	bin := testenv.LookPath(t, "kamailio")
-	var mpath string
-	dirs, _ := filepath.Glob("/usr/lib/*/kamailio/modules")
-	for _, d := range append(dirs, "/usr/lib/kamailio/modules", "/usr/lib64/kamailio/modules") {
-		if _, err := os.Stat(filepath.Join(d, "auth.so")); err == nil {
-			mpath = d + "/"
-			break
-		}
-	}
-	if mpath == "" {
-		t.Fatal("kamailio modules (auth.so) not found")
-	}
-	dir := t.TempDir()
-	port := testenv.FreePort(t, "udp")
-	conf := strings.NewReplacer("PORT", strconv.Itoa(port), "MPATH", mpath).Replace(kamailioAuthConfig)
-	cfg := filepath.Join(dir, "kamailio.cfg")
-	require.NoError(t, os.WriteFile(cfg, []byte(conf), 0o600))
-	cmd := exec.Command(bin, "-DD", "-E", "-f", cfg, "-Y", dir, "-w", dir)
-	var out bytes.Buffer
-	cmd.Stdout, cmd.Stderr = &out, &out
-	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
-	require.NoError(t, cmd.Start())
-	t.Cleanup(func() {
-		_ = syscall.Kill(-cmd.Process.Pid, syscall.SIGKILL)
-		_ = cmd.Wait()
-		if t.Failed() {
-			t.Logf("kamailio output:\n%s", out.String())
-		}
-	})
-	return "127.0.0.1:" + strconv.Itoa(port)
+	return testenv.StartKamailio(t, testenv.KamailioConfig{
+		Users: map[string]string{"alice-auth": "alice-secret", "bob": "bob-secret"},
+	}).Addr
 }
 
 // TestInteropKamailio: the REST API's SIP fields against a real registrar

@@ -4,12 +4,6 @@ package sip
 
 import (
 	"context"
-	"os"
-	"os/exec"
-	"path/filepath"
-	"strconv"
-	"strings"
-	"syscall"
 	"testing"
 	"time"
 
@@ -20,134 +14,16 @@ import (
 	"github.com/stretchr/testify/require"
 )
 
-// kamailioCfg is a registrar + record-routing proxy with digest auth on
-// REGISTER (401) and INVITE (407), no database: passwords live in the
-// config (pv_www_authenticate/pv_proxy_authenticate), usrloc in memory.
-const kamailioCfg = `#!KAMAILIO
-debug=2
-log_stderror=yes
-children=2
-tcp_children=2
-auto_aliases=no
-listen=udp:127.0.0.1:@PORT@
-listen=tcp:127.0.0.1:@PORT@
-alias="127.0.0.1:@PORT@"
-mpath="@MODDIR@"
-
-loadmodule "kex.so"
-loadmodule "corex.so"
-loadmodule "tm.so"
-loadmodule "tmx.so"
-loadmodule "sl.so"
-loadmodule "rr.so"
-loadmodule "pv.so"
-loadmodule "maxfwd.so"
-loadmodule "usrloc.so"
-loadmodule "registrar.so"
-loadmodule "textops.so"
-loadmodule "siputils.so"
-loadmodule "xlog.so"
-loadmodule "auth.so"
-
-modparam("usrloc", "db_mode", 0)
-modparam("rr", "enable_full_lr", 1)
-modparam("rr", "enable_double_rr", 1)
-
-request_route {
-	xlog("L_INFO", "req $rm $ru from $si:$sp/$pr\n");
-	if (!mf_process_maxfwd_header("10")) { sl_send_reply("483", "Too Many Hops"); exit; }
-	if (has_totag()) {
-		if (loose_route()) { route(RELAY); }
-		if (is_method("ACK")) { if (t_check_trans()) { t_relay(); } exit; }
-		sl_send_reply("404", "Not here");
-		exit;
-	}
-	if (is_method("CANCEL")) { if (t_check_trans()) { route(RELAY); } exit; }
-	t_check_trans();
-	route(AUTH);
-	if (is_method("REGISTER")) {
-		if (!save("location")) { sl_reply_error(); }
-		exit;
-	}
-	remove_hf("Route");
-	if (is_method("INVITE")) { record_route(); }
-	if (!lookup("location")) { sl_send_reply("404", "Not Found"); exit; }
-	route(RELAY);
-}
-
-route[RELAY] {
-	if (!t_relay()) { sl_reply_error(); }
-	exit;
-}
-
-route[AUTH] {
-	$var(pw) = "";
-	if ($au == "auth1000") { $var(pw) = "pw1000"; }
-	if ($au == "bob") { $var(pw) = "pwbob"; }
-	if (is_method("REGISTER")) {
-		if (!pv_www_authenticate("$td", "$var(pw)", "0")) { www_challenge("$td", "0"); exit; }
-		consume_credentials();
-		return;
-	}
-	if (!pv_proxy_authenticate("$fd", "$var(pw)", "0")) { proxy_challenge("$fd", "0"); exit; }
-	consume_credentials();
-}
-`
-
-func kamailioModDir(t *testing.T) string {
-	out, err := exec.Command("dpkg", "-L", "kamailio").Output()
-	if err == nil {
-		for _, l := range strings.Split(string(out), "\n") {
-			if strings.HasSuffix(l, "/tm.so") {
-				return filepath.Dir(l)
-			}
-		}
-	}
-	for _, d := range []string{"/usr/lib/x86_64-linux-gnu/kamailio/modules", "/usr/lib/kamailio/modules"} {
-		if _, err := os.Stat(filepath.Join(d, "tm.so")); err == nil {
-			return d
-		}
-	}
-	t.Fatal("kamailio modules not found")
-	return ""
-}
-
-// startKamailio runs kamailio in the foreground on a runtime port and
-// returns "127.0.0.1:port".
+// startKamailio starts kamailio on UDP and TCP: a registrar + record-routing
+// proxy with digest auth on REGISTER (401) and INVITE (407), no database
+// (passwords in the config, usrloc in memory). It returns "127.0.0.1:port".
 func startKamailio(t *testing.T) string {
 	t.Helper()
-	bin := testenv.LookPath(t, "kamailio")
-	dir := t.TempDir()
-	port := testenv.FreePort(t, "udp")
-	cfg := strings.NewReplacer("@PORT@", strconv.Itoa(port), "@MODDIR@", kamailioModDir(t)).Replace(kamailioCfg)
-	cfgPath := filepath.Join(dir, "kamailio.cfg")
-	require.NoError(t, os.WriteFile(cfgPath, []byte(cfg), 0o644))
-	logPath := filepath.Join(dir, "kamailio.log")
-	logf, err := os.Create(logPath)
-	require.NoError(t, err)
-	cmd := exec.Command(bin, "-DD", "-E", "-f", cfgPath, "-P", filepath.Join(dir, "kamailio.pid"),
-		"-Y", dir, "-w", dir, "-m", "32", "-M", "8")
-	cmd.Stdout, cmd.Stderr = logf, logf
-	// kamailio forks its workers: run it in its own process group and kill
-	// the whole group, or the children outlive the test.
-	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
-	require.NoError(t, cmd.Start())
-	done := make(chan struct{})
-	go func() { _ = cmd.Wait(); logf.Close(); close(done) }()
-	t.Cleanup(func() {
-		_ = syscall.Kill(-cmd.Process.Pid, syscall.SIGKILL)
-		<-done
-		if t.Failed() || os.Getenv("KAMAILIO_LOG") != "" {
-			data, _ := os.ReadFile(logPath)
-			if len(data) > 8000 {
-				data = data[len(data)-8000:]
-			}
-			t.Logf("kamailio log:\n%s", data)
-		}
-	})
-	waitBound(t, "tcp", port)
-	waitBound(t, "udp", port)
-	return "127.0.0.1:" + strconv.Itoa(port)
+	return testenv.StartKamailio(t, testenv.KamailioConfig{
+		Users:             map[string]string{"auth1000": "pw1000", "bob": "pwbob"},
+		ChallengeRequests: true,
+		TCP:               true,
+	}).Addr
 }
 
 // registerContact registers bob's binding pointing at contactPort with a

@@ -1,0 +1,253 @@
+package testenv
+
+import (
+	"fmt"
+	"net"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"sort"
+	"strconv"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+)
+
+// KamailioConfig says how StartKamailio's registrar and proxy behave. The
+// zero value is a registrar without authentication and a record-routing
+// proxy on UDP.
+type KamailioConfig struct {
+	// Users maps digest authentication names to passwords (kept in the
+	// config: no database). Nil means no authentication at all; otherwise
+	// every REGISTER must authenticate (401, realm: the To domain).
+	Users map[string]string
+	// ChallengeRequests also challenges initial requests other than
+	// REGISTER (INVITE, MESSAGE, ...) with 407 (realm: the From domain).
+	// It needs Users.
+	ChallengeRequests bool
+	// TCP listens on TCP too, on the same port number as UDP.
+	TCP bool
+}
+
+// Kamailio is a real kamailio on loopback: an in-memory registrar (usrloc
+// db_mode 0) and a record-routing proxy that relays initial requests to
+// the registered contacts and in-dialog requests along the route set.
+// Unknown callees get 404.
+type Kamailio struct {
+	// Addr is "127.0.0.1:port", where it listens (UDP, and TCP if asked).
+	Addr string
+	// Port is Addr's port.
+	Port int
+	log  string
+}
+
+// Host returns "127.0.0.1".
+func (k *Kamailio) Host() string { return "127.0.0.1" }
+
+// Log returns what kamailio logged so far (the last 16 KB).
+func (k *Kamailio) Log() string {
+	b, _ := os.ReadFile(k.log)
+	if len(b) > 16<<10 {
+		b = b[len(b)-16<<10:]
+	}
+	return string(b)
+}
+
+// kamailioModules finds the directory of kamailio's modules (it depends on
+// the architecture).
+func kamailioModules(t testing.TB) string {
+	t.Helper()
+	if out, err := exec.Command("dpkg", "-L", "kamailio").Output(); err == nil {
+		for _, l := range strings.Split(string(out), "\n") {
+			if strings.HasSuffix(l, "/modules/tm.so") {
+				return filepath.Dir(l)
+			}
+		}
+	}
+	dirs, _ := filepath.Glob("/usr/lib/*/kamailio/modules")
+	for _, d := range append(dirs, "/usr/lib/kamailio/modules", "/usr/lib64/kamailio/modules") {
+		if _, err := os.Stat(filepath.Join(d, "tm.so")); err == nil {
+			return d
+		}
+	}
+	t.Fatal("kamailio modules (tm.so) not found")
+	return ""
+}
+
+// kamailioScript renders the routing script for cfg.
+func kamailioScript(cfg KamailioConfig, port int, modules string) string {
+	var b strings.Builder
+	fmt.Fprintf(&b, `#!KAMAILIO
+debug=2
+log_stderror=yes
+children=2
+auto_aliases=no
+listen=udp:127.0.0.1:%[1]d
+alias="127.0.0.1:%[1]d"
+mpath="%[2]s/"
+`, port, modules)
+	if cfg.TCP {
+		fmt.Fprintf(&b, "tcp_children=2\nlisten=tcp:127.0.0.1:%d\n", port)
+	} else {
+		b.WriteString("disable_tcp=yes\n")
+	}
+	for _, m := range []string{"kex", "corex", "tm", "tmx", "sl", "rr", "pv", "maxfwd", "usrloc", "registrar", "textops", "siputils", "xlog", "auth"} {
+		fmt.Fprintf(&b, "loadmodule \"%s.so\"\n", m)
+	}
+	// Double record-routing keeps the route set right when a request
+	// changes transport (UDP in, TCP out).
+	b.WriteString(`modparam("usrloc", "db_mode", 0)
+modparam("rr", "enable_full_lr", 1)
+modparam("rr", "enable_double_rr", 1)
+
+request_route {
+	xlog("L_INFO", "req $rm $ru from $si:$sp/$pr\n");
+	if (!mf_process_maxfwd_header("10")) { sl_send_reply("483", "Too Many Hops"); exit; }
+	if (has_totag()) {
+		if (loose_route()) { route(RELAY); }
+		if (is_method("ACK")) { if (t_check_trans()) { t_relay(); } exit; }
+		sl_send_reply("404", "Not here");
+		exit;
+	}
+	if (is_method("CANCEL")) { if (t_check_trans()) { route(RELAY); } exit; }
+	t_check_trans();
+	route(AUTH);
+	if (is_method("REGISTER")) {
+		if (!save("location")) { sl_reply_error(); }
+		exit;
+	}
+	remove_hf("Route");
+	if (is_method("INVITE")) { record_route(); }
+	if (!lookup("location")) { sl_send_reply("404", "Not Found"); exit; }
+	route(RELAY);
+}
+
+route[RELAY] {
+	if (!t_relay()) { sl_reply_error(); }
+	exit;
+}
+
+route[AUTH] {
+`)
+	if cfg.Users != nil {
+		// An unknown name gets a password no one sends.
+		b.WriteString("\t$var(pw) = \"-no-such-password-\";\n")
+		names := make([]string, 0, len(cfg.Users))
+		for n := range cfg.Users {
+			names = append(names, n)
+		}
+		sort.Strings(names)
+		for _, n := range names {
+			fmt.Fprintf(&b, "\tif ($au == %q) { $var(pw) = %q; }\n", n, cfg.Users[n])
+		}
+		b.WriteString(`	if (is_method("REGISTER")) {
+		if (!pv_www_authenticate("$td", "$var(pw)", "0")) { www_challenge("$td", "0"); exit; }
+		consume_credentials();
+		return;
+	}
+`)
+		if cfg.ChallengeRequests {
+			b.WriteString(`	if (!pv_proxy_authenticate("$fd", "$var(pw)", "0")) { proxy_challenge("$fd", "0"); exit; }
+	consume_credentials();
+`)
+		}
+	}
+	b.WriteString("\treturn;\n}\n")
+	return b.String()
+}
+
+// StartKamailio starts kamailio configured by cfg on a free loopback port,
+// waits until it listens, and kills its process group when the test ends
+// (showing its log if the test failed, or always when KAMAILIO_LOG is set).
+// It fails under CI (and skips elsewhere) when kamailio is missing.
+func StartKamailio(t testing.TB, cfg KamailioConfig) *Kamailio {
+	t.Helper()
+	if cfg.ChallengeRequests && cfg.Users == nil {
+		t.Fatal("testenv: KamailioConfig.ChallengeRequests needs Users")
+	}
+	bin := LookPath(t, "kamailio")
+	dir := t.TempDir()
+	port := FreePort(t, "udp")
+	if cfg.TCP {
+		port = freeBothPort(t)
+	}
+	conf := filepath.Join(dir, "kamailio.cfg")
+	if err := os.WriteFile(conf, []byte(kamailioScript(cfg, port, kamailioModules(t))), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	k := &Kamailio{Addr: "127.0.0.1:" + strconv.Itoa(port), Port: port, log: filepath.Join(dir, "kamailio.log")}
+	logf, err := os.Create(k.log)
+	if err != nil {
+		t.Fatal(err)
+	}
+	cmd := exec.Command(bin, "-DD", "-E", "-f", conf, "-P", filepath.Join(dir, "kamailio.pid"),
+		"-Y", dir, "-w", dir, "-m", "32", "-M", "8")
+	cmd.Stdout, cmd.Stderr = logf, logf
+	// kamailio forks its workers: its own process group, killed whole.
+	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
+	if err := cmd.Start(); err != nil {
+		logf.Close()
+		t.Fatalf("starting kamailio: %v", err)
+	}
+	exited := make(chan struct{})
+	go func() { _ = cmd.Wait(); logf.Close(); close(exited) }()
+	t.Cleanup(func() {
+		_ = syscall.Kill(-cmd.Process.Pid, syscall.SIGKILL)
+		<-exited
+		if t.Failed() || os.Getenv("KAMAILIO_LOG") != "" {
+			t.Logf("kamailio log:\n%s", k.Log())
+		}
+	})
+	networks := []string{"udp"}
+	if cfg.TCP {
+		networks = append(networks, "tcp")
+	}
+	for _, nw := range networks {
+		if !waitBound(nw, port, 15*time.Second, exited) {
+			t.Fatalf("kamailio did not listen on %s/%d:\n%s", nw, port, k.Log())
+		}
+	}
+	return k
+}
+
+// freeBothPort returns a port that was free on UDP and TCP a moment ago.
+func freeBothPort(t testing.TB) int {
+	t.Helper()
+	for range 50 {
+		p := FreePort(t, "udp")
+		if l, err := net.Listen("tcp4", "127.0.0.1:"+strconv.Itoa(p)); err == nil {
+			l.Close()
+			return p
+		}
+	}
+	t.Fatal("no port free on both UDP and TCP")
+	return 0
+}
+
+// waitBound waits until something holds port on 127.0.0.1 (binding it
+// fails), or the program exits, or d passes.
+func waitBound(network string, port int, d time.Duration, exited <-chan struct{}) bool {
+	addr := "127.0.0.1:" + strconv.Itoa(port)
+	for deadline := time.Now().Add(d); time.Now().Before(deadline); time.Sleep(20 * time.Millisecond) {
+		select {
+		case <-exited:
+			return false
+		default:
+		}
+		if network == "tcp" {
+			l, err := net.Listen("tcp4", addr)
+			if err != nil {
+				return true
+			}
+			l.Close()
+			continue
+		}
+		c, err := net.ListenPacket("udp4", addr)
+		if err != nil {
+			return true
+		}
+		c.Close()
+	}
+	return false
+}
