@@ -35,6 +35,13 @@
 // own goroutine; when the queue is full the frame is dropped for that viewer
 // only, counted, and that viewer waits for the next keyframe.
 //
+// RTP timestamps are strictly increasing per track whatever the call's
+// frames do: a frame whose time is not after the previous one's in the
+// track's RTP clock (a duplicate, a late frame, two frames within one tick)
+// is stamped one tick after it, and later frames keep their own time once
+// they are ahead again (media.DTSGuard). A browser would otherwise merge two
+// frames with one timestamp, or drop frames that go back in time.
+//
 // ICE uses host candidates only unless Config.ICEServers lists STUN or TURN
 // servers: loopback and the machine's addresses (or just Config.ICEIPs), plus
 // Config.PublicIPs advertised for a 1:1 NAT. Multicast DNS is disabled.

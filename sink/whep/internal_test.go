@@ -99,8 +99,10 @@ func TestRTPTime(t *testing.T) {
 		{-time.Second, 8000, 0},
 		{48 * time.Hour, 90000, uint32(uint64(48*3600) * 90000 % (1 << 32))},
 	} {
-		if got := rtpTime(tc.d, tc.clock); got != tc.want {
-			t.Errorf("rtpTime(%v, %d) = %d, want %d", tc.d, tc.clock, got, tc.want)
+		var p packetizer
+		var g media.DTSGuard
+		if got := p.stamp(&g, tc.d, tc.clock); got != tc.want {
+			t.Errorf("stamp(%v, %d) = %d, want %d", tc.d, tc.clock, got, tc.want)
 		}
 	}
 }

@@ -32,6 +32,9 @@ type packetizer struct {
 	vp8              codecs.VP8Payloader
 	videoTS, audioTS uint32 // random RTP timestamp offsets (RFC 3550 §5.1)
 	sps, pps         []byte // latest parameter sets, put in front of an IDR without them
+	// vguard and aguard keep each track's RTP timestamps strictly
+	// increasing in its own clock's ticks.
+	vguard, aguard media.DTSGuard
 }
 
 func newPacketizer(mtu int, videoTS, audioTS uint32) (packetizer, error) {
@@ -64,7 +67,7 @@ func (p *packetizer) packetize(f *media.Frame) (*unit, error) {
 		if len(nalus) == 0 {
 			return nil, errEmptyFrame
 		}
-		u.ts = p.videoTS + rtpTime(f.PTS, rtph264.ClockRate)
+		u.ts = p.videoTS + p.stamp(&p.vguard, f.PTS, rtph264.ClockRate)
 		u.key = f.Keyframe
 		hasSPS, hasPPS, hasIDR := false, false, false
 		for _, n := range nalus {
@@ -96,7 +99,7 @@ func (p *packetizer) packetize(f *media.Frame) (*unit, error) {
 			u.payloads[i] = pkt.Payload
 		}
 	case media.CodecVP8:
-		u.ts = p.videoTS + rtpTime(f.PTS, 90000)
+		u.ts = p.videoTS + p.stamp(&p.vguard, f.PTS, 90000)
 		// RFC 6386 §9.1: bit 0 of the frame tag is 0 for a key frame.
 		u.key = f.Keyframe || f.Payload[0]&0x01 == 0
 		// The payloader allocates each payload and copies the frame.
@@ -115,7 +118,7 @@ func (p *packetizer) packetize(f *media.Frame) (*unit, error) {
 		if f.Codec == media.CodecOpus {
 			clock = 48000 // RFC 7587 §4.1: always 48 kHz
 		}
-		u.ts = p.audioTS + rtpTime(f.PTS, clock)
+		u.ts = p.audioTS + p.stamp(&p.aguard, f.PTS, clock)
 		u.key = true
 		// Frames given to sinks are shared and immutable: alias.
 		u.payloads = [][]byte{f.Payload}
@@ -125,13 +128,15 @@ func (p *packetizer) packetize(f *media.Frame) (*unit, error) {
 	return u, nil
 }
 
-// rtpTime converts a timeline position to RTP clock units, modulo 2^32,
-// without overflow for any duration.
-func rtpTime(d time.Duration, clock uint32) uint32 {
-	if d < 0 {
-		d = 0
+// stamp converts a frame's PTS to its track's RTP clock, strictly after the
+// track's previous frame (media.DTSGuard): two frames with one RTP
+// timestamp would be taken for one by a browser, a timestamp going back
+// makes its jitter buffer drop or stall. SIP endpoints send no B-frames, so
+// presentation order is sending order. The guard restarts if the clock
+// rate changes.
+func (p *packetizer) stamp(g *media.DTSGuard, pts time.Duration, clock uint32) uint32 {
+	if g.Rate != int64(clock) {
+		*g = media.DTSGuard{Rate: int64(clock)}
 	}
-	sec := uint64(d / time.Second)
-	rem := uint64(d % time.Second)
-	return uint32(sec*uint64(clock) + rem*uint64(clock)/uint64(time.Second))
+	return uint32(g.Next(max(pts, 0))) // modulo 2^32, as RTP time is
 }
