@@ -146,9 +146,9 @@ func (s *Session) poll(now time.Time) {
 		st.drain(now)
 		if st.kind == media.KindVideo {
 			if asked {
-				st.wantKey = true
-				st.asked = true
+				st.need |= needAsked
 			}
+			st.pollNACK(now)
 			st.keyframes(now)
 		}
 		st.sendSilence(now)
@@ -208,8 +208,13 @@ func (s *Session) nextDeadline(now time.Time) (time.Time, bool) {
 		if st.sending && !s.dtmf.active(st) {
 			at(st.nextSilence)
 		}
-		if st.wantKey && st.spec.Direction.Receives() {
-			at(st.nextKeyframe())
+		if st.kind == media.KindVideo {
+			if d, ok := st.nextKeyframe(); ok {
+				at(d)
+			}
+			if d, ok := st.nackDeadline(); ok {
+				at(d)
+			}
 		}
 	}
 	if d, ok := s.dtmf.deadline(); ok {

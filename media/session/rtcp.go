@@ -48,6 +48,9 @@ func (st *stream) receiveRTCP(b []byte, from netip.AddrPort, now time.Time, onRT
 				st.recv.SenderReport(sr.NTPTime, now)
 				st.tl.SenderReport(sr.SSRC, sr.NTPTime, sr.RTPTime, now)
 			}
+			st.roundTrip(p, now)
+		case rtcpx.TypeRR:
+			st.roundTrip(p, now)
 		case rtcpx.TypeBYE:
 			_ = rtcpx.ByeSources(p, func(ssrc uint32) {
 				if st.haveSSRC && ssrc == st.ssrc {
@@ -116,87 +119,4 @@ func (st *stream) writeRTCP(now time.Time, pkts ...rtcp.Packet) {
 	if _, err := sk.conn.WriteToUDPAddrPort(b, dst); err == nil {
 		st.c.RTCPSent++
 	}
-}
-
-func (st *stream) nextKeyframe() time.Time {
-	if !st.haveKeyReq {
-		return time.Time{}
-	}
-	return st.lastKeyReq.Add(st.s.cfg.KeyframeInterval)
-}
-
-// keyframes sends a keyframe request when one is wanted (a decoder waits
-// for a keyframe, or RequestKeyframe was called) and the last one is at
-// least KeyframeInterval old: PLI if the peer accepts it, else FIR, else
-// the fallback hook.
-func (st *stream) keyframes(now time.Time) {
-	if !st.wantKey || !st.spec.Direction.Receives() {
-		st.asked = false
-		return
-	}
-	if st.haveKeyReq && now.Before(st.nextKeyframe()) {
-		return
-	}
-	fb := st.spec.Feedback
-	var detail string
-	switch {
-	case fb.PLI && st.haveSSRC:
-		st.writeRTCP(now, &rtcp.ReceiverReport{SSRC: st.localSSRC}, &rtcp.PictureLossIndication{SenderSSRC: st.localSSRC, MediaSSRC: st.ssrc})
-		st.c.PLISent++
-		detail = "pli"
-	case fb.FIR && st.haveSSRC:
-		st.firSeq++
-		st.writeRTCP(now, &rtcp.ReceiverReport{SSRC: st.localSSRC}, &rtcp.FullIntraRequest{SenderSSRC: st.localSSRC, MediaSSRC: st.ssrc,
-			FIR: []rtcp.FIREntry{{SSRC: st.ssrc, SequenceNumber: st.firSeq}}})
-		st.c.FIRSent++
-		detail = "fir"
-	case fb.PLI || fb.FIR:
-		// The peer's SSRC is not known yet: try again after the interval.
-		st.lastKeyReq, st.haveKeyReq = now, true
-		return
-	default:
-		select {
-		case st.s.fallback <- struct{}{}:
-		default: // one already pending
-		}
-		st.c.KeyframeFallbacks++
-		detail = "fallback"
-	}
-	st.lastKeyReq, st.haveKeyReq = now, true
-	if st.asked {
-		// An explicit request is satisfied by sending it; a decoder that
-		// still waits keeps wantKey set by the next frame it drops.
-		st.asked = false
-		st.wantKey = st.lastFmt != nil && st.lastFmt.needKeyframe()
-	}
-	st.s.emit(Event{Type: EventKeyframeRequested, Kind: st.kind, Time: now, SSRC: st.ssrc, Detail: detail})
-}
-
-// maxNACK is the widest gap asked for again: beyond it the jitter buffer
-// will have given the packets up before any retransmission arrives.
-const maxNACK = 32
-
-// nack asks the peer to retransmit the packets missing before seq (RFC
-// 4585 §6.2.1 generic NACK), once each, when the peer accepts NACK.
-func (st *stream) nack(seq uint16, now time.Time) {
-	if !st.haveHigh {
-		st.haveHigh, st.highSeq = true, seq
-		return
-	}
-	diff := seq - st.highSeq
-	if diff == 0 || diff >= 0x8000 {
-		return // old, duplicate or reordered
-	}
-	if diff > 1 && diff <= maxNACK {
-		st.nackBuf = st.nackBuf[:0]
-		for s := st.highSeq + 1; s != seq; s++ {
-			st.nackBuf = append(st.nackBuf, s)
-		}
-		st.writeRTCP(now, &rtcp.ReceiverReport{SSRC: st.localSSRC}, &rtcp.TransportLayerNack{
-			SenderSSRC: st.localSSRC, MediaSSRC: st.ssrc, Nacks: rtcp.NackPairsFromSequenceNumbers(st.nackBuf),
-		})
-		st.c.NACKSent++
-		st.c.NACKedPackets += uint64(len(st.nackBuf))
-	}
-	st.highSeq = seq
 }

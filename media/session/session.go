@@ -102,9 +102,32 @@ type Config struct {
 	IdleTimeout time.Duration
 	// RTCPInterval is the time between RTCP reports. Zero means 5 s.
 	RTCPInterval time.Duration
-	// KeyframeInterval is the least time between two keyframe requests of
-	// a stream. Zero means 1 s.
-	KeyframeInterval time.Duration
+	// KeyframeMinGap is the least time between two keyframe requests of a
+	// stream. Requests are otherwise paced by the peer's measured response
+	// time: after a loss the stream asks at once, then again whenever the
+	// response time and a frame interval pass without a keyframe (the
+	// requested keyframe is often lost itself), escalating PLI → FIR →
+	// RequestKeyframeFallback and backing off to one request every 2 s
+	// for a peer that never answers. Zero means 100 ms.
+	KeyframeMinGap time.Duration
+	// MaxKeyframeInterval asks the peer for a keyframe ahead of time when
+	// it sends them further apart than this (phones often send one every
+	// 10 s or only on request; RTMP platforms want one at least every
+	// 2 s). The request leaves early by twice the peer's measured response
+	// time, so that even a repeated request is answered within the
+	// interval. Zero means no early requests.
+	MaxKeyframeInterval time.Duration
+	// RetransmitWait bounds how long video frames wait for packets asked
+	// for again with NACK (RFC 4585; RTX, RFC 4588, when negotiated) when
+	// the peer accepts NACK: the wait is the measured round trip plus
+	// twice the jitter, at most RetransmitWait. A peer that never answers
+	// NACKs is noticed and no longer waited for. Zero means 200 ms;
+	// negative disables NACK.
+	RetransmitWait time.Duration
+	// LossPolicy says what video delivers after a loss NACK did not
+	// repair. The zero value, LossFreeze, freezes on the last good frame
+	// until a keyframe arrives.
+	LossPolicy LossPolicy
 	// DTMFDuration is the length of each RFC 4733 digit sent, and
 	// DTMFGap the pause after it. Zero means 100 ms for both.
 	DTMFDuration, DTMFGap time.Duration
@@ -185,12 +208,26 @@ type StreamStats struct {
 	FIRSent            uint64
 	KeyframeFallbacks  uint64
 	NACKSent           uint64 // generic NACK packets sent (when the peer accepts NACK)
-	NACKedPackets      uint64 // sequence numbers asked for in them
-	RTCPReceived       uint64
-	SenderReports      uint64
-	RTCPSent           uint64
-	PacketsSent        uint64 // RTP sent (silence and DTMF)
-	DTMFSent           uint64 // digits sent
+	NACKedPackets      uint64 // sequence numbers asked for in them (a number asked twice counts twice)
+	PacketsRecovered   uint64 // packets asked for with NACK that arrived afterwards
+	RTXPackets         uint64 // RFC 4588 retransmissions received
+	KeyframesReceived  uint64 // video keyframes delivered
+	Freezes            uint64 // video freezes: frames dropped after a loss until a keyframe
+	// FrozenTime is the total time the picture stood still beyond one
+	// frame interval because frames were dropped, LongestFreeze the
+	// longest such time (both on the media timeline).
+	FrozenTime, LongestFreeze time.Duration
+	// KeyframeResponse is the peer's measured time from a keyframe
+	// request to the keyframe's delivery (zero until measured).
+	KeyframeResponse time.Duration
+	// RTT is the call's round-trip time measured from RTCP reports about
+	// our Sender Reports (zero until measured).
+	RTT           time.Duration
+	RTCPReceived  uint64
+	SenderReports uint64
+	RTCPSent      uint64
+	PacketsSent   uint64 // RTP sent (silence and DTMF)
+	DTMFSent      uint64 // digits sent
 	// Source is the latched peer address (zero before the first packet).
 	Source netip.AddrPort
 	// SSRC is the peer's current SSRC.
@@ -240,6 +277,7 @@ type Session struct {
 	stopped      bool
 	dtmf         dtmfState
 	cname        string
+	rtt          time.Duration // smoothed round trip (0: unknown)
 }
 
 const (
@@ -264,7 +302,7 @@ func newSession(cfg Config) (*Session, error) {
 	if !cfg.Audio && !cfg.Video {
 		return nil, errors.New("session: neither Audio nor Video")
 	}
-	for _, d := range []time.Duration{cfg.JitterDelay, cfg.RTCPInterval, cfg.KeyframeInterval, cfg.DTMFDuration, cfg.DTMFGap} {
+	for _, d := range []time.Duration{cfg.JitterDelay, cfg.RTCPInterval, cfg.KeyframeMinGap, cfg.MaxKeyframeInterval, cfg.DTMFDuration, cfg.DTMFGap} {
 		if d < 0 {
 			return nil, errors.New("session: negative duration in Config")
 		}
@@ -281,8 +319,14 @@ func newSession(cfg Config) (*Session, error) {
 	if cfg.RTCPInterval == 0 {
 		cfg.RTCPInterval = 5 * time.Second
 	}
-	if cfg.KeyframeInterval == 0 {
-		cfg.KeyframeInterval = time.Second
+	if cfg.KeyframeMinGap == 0 {
+		cfg.KeyframeMinGap = 100 * time.Millisecond
+	}
+	if cfg.RetransmitWait == 0 {
+		cfg.RetransmitWait = 200 * time.Millisecond
+	}
+	if cfg.LossPolicy > LossConceal {
+		return nil, fmt.Errorf("session: unknown LossPolicy %d", cfg.LossPolicy)
 	}
 	if cfg.DTMFDuration == 0 {
 		cfg.DTMFDuration = 100 * time.Millisecond
@@ -496,8 +540,9 @@ func (s *Session) apply(specs []media.StreamSpec, now time.Time) error {
 }
 
 // RequestKeyframe asks the peer for a video keyframe (PLI, FIR or the
-// fallback hook, as negotiated), subject to KeyframeInterval. Sinks call it
-// when they (re)connect. It never blocks.
+// fallback hook, as negotiated), repeated while none arrives (at most three
+// times for this reason alone). Sinks call it when they (re)connect. It
+// never blocks.
 func (s *Session) RequestKeyframe() {
 	s.keyframeAsked.Store(true)
 	s.poke()

@@ -41,6 +41,8 @@ type format struct {
 	h264  *rtph264.Decoder
 	vp8   *rtpvp8.Decoder
 	dtmf  *rtpdtmf.Decoder
+	rtx   bool  // an RFC 4588 retransmission format
+	apt   uint8 // the payload type it retransmits
 }
 
 func (f *format) clockRate() uint32 {
@@ -95,21 +97,35 @@ type stream struct {
 	lastRecv  time.Time
 	gotPacket bool
 
-	// keyframe requests
-	wantKey     bool
-	haveHigh    bool   // highSeq is valid (NACK)
-	highSeq     uint16 // highest sequence number received (NACK)
-	nackBuf     []uint16
-	lastFmt     *format // format of the last packet decoded
-	asked       bool    // RequestKeyframe was called
-	lastSentAt  time.Time
-	lastKeyReq  time.Time
-	haveKeyReq  bool
-	firSeq      uint8
-	nextRTCP    time.Time
-	sentSince   bool // RTP sent since the last report
-	sentPackets uint32
-	sentOctets  uint32
+	// loss recovery (recovery.go)
+	haveHigh     bool   // highSeq is valid (NACK)
+	highSeq      uint16 // highest sequence number received (NACK)
+	nackBuf      []uint16
+	nacks        []nackEntry // sequence numbers asked for, awaited
+	rtxBuf       []byte
+	need         uint8 // why a keyframe is wanted (needDecoder, ...)
+	kfSent       int   // requests since the last keyframe
+	kfFirst      time.Time
+	kfLast       time.Time
+	kfResp       time.Duration // measured response time (0: none yet)
+	lastFallback time.Time
+	haveFallback bool
+	lastKeyAt    time.Time // when the last keyframe was delivered
+	haveKeyAt    bool
+	frameDur     time.Duration // measured frame interval (0: none yet)
+	lastFrameTS  uint32
+	haveFrameTS  bool
+	frozen       bool // a frame was dropped since the last one delivered
+	lastOut      time.Duration
+	haveOut      bool
+	lastFmt      *format // format of the last packet decoded
+	lastSentAt   time.Time
+	firSeq       uint8
+	started      bool // nextRTCP was set
+	nextRTCP     time.Time
+	sentSince    bool // RTP sent since the last report
+	sentPackets  uint32
+	sentOctets   uint32
 
 	// sending
 	localSSRC   uint32
@@ -141,6 +157,7 @@ func newStream(s *Session, k media.Kind, port int) *stream {
 		tl:        s.tl.NewStream(),
 		localSSRC: randUint32(),
 		decBuf:    make([]byte, 0, bufSize),
+		rtxBuf:    make([]byte, 0, bufSize),
 		sendBuf:   make([]byte, bufSize),
 		encBuf:    make([]byte, 0, bufSize),
 	}
@@ -151,6 +168,8 @@ func (st *stream) publish() {
 	st.c.SSRC = st.ssrc
 	st.c.Source = st.source
 	st.c.Jitter = st.recv.Jitter()
+	st.c.RTT = st.s.rtt
+	st.c.KeyframeResponse = st.kfResp
 	if st.jb != nil {
 		js := st.jb.Stats()
 		st.c.PacketsLost, st.c.PacketsLate, st.c.PacketsDuplicate = js.Lost, js.Late, js.Duplicate
@@ -202,6 +221,12 @@ func (st *stream) configure(sp media.StreamSpec, now time.Time) error {
 			f.audio, err = rtpaudio.NewDecoder(rtpaudio.Format{Codec: pf.Codec, ClockRate: pf.ClockRate, Channels: pf.Channels})
 		case media.CodecTelephoneEvent:
 			f.dtmf, err = rtpdtmf.NewDecoder(rtpdtmf.DecoderConfig{ClockRate: pf.ClockRate})
+		case media.CodecRTX:
+			apt, ok := rtxAPT(pf.Fmtp)
+			if !ok {
+				continue // no apt=: not usable, counted as unknown
+			}
+			f.rtx, f.apt = true, apt
 		default:
 			continue // not ours to decode: counted as unknown
 		}
@@ -250,7 +275,8 @@ func (st *stream) configure(sp media.StreamSpec, now time.Time) error {
 	st.lastFmt = nil
 	st.spec = sp
 	st.configured = true
-	if !st.haveKeyReq {
+	if !st.started {
+		st.started = true
 		st.nextRTCP = now.Add(st.s.cfg.RTCPInterval / 2)
 	}
 	st.setupSender(now)
@@ -422,6 +448,24 @@ func (st *stream) receiveRTP(b []byte, from netip.AddrPort, now time.Time) {
 		st.c.UnknownPayloadType++
 		return
 	}
+	if f.rtx {
+		// RFC 4588: the packet it resends, on the media SSRC.
+		if !st.haveSSRC || st.formats[f.apt] == nil {
+			st.c.UnknownPayloadType++
+			return
+		}
+		var ok bool
+		if b, ok = st.unwrapRTX(b, f.apt); !ok {
+			st.c.InvalidPackets++
+			return
+		}
+		st.c.RTXPackets++
+		if st.nackEnabled() {
+			st.trackSeq(binary.BigEndian.Uint16(b[2:]), now)
+		}
+		st.push(b, now)
+		return
+	}
 	seq := binary.BigEndian.Uint16(b[2:])
 	ts := binary.BigEndian.Uint32(b[4:])
 	ssrc := binary.BigEndian.Uint32(b[8:])
@@ -433,14 +477,26 @@ func (st *stream) receiveRTP(b []byte, from netip.AddrPort, now time.Time) {
 		st.haveSSRC, st.ssrc = true, ssrc
 		st.recv.Reset()
 		st.haveHigh = false
+		st.nacks = st.nacks[:0]
 	}
 	rate := f.clockRate()
 	st.recv.Update(seq, ts, now, rate)
 	if rate != 0 {
 		st.tl.Observe(ssrc, ts, rate, now)
 	}
-	if st.spec.Feedback.NACK {
-		st.nack(seq, now)
+	if st.nackEnabled() {
+		st.trackSeq(seq, now)
+	}
+	st.push(b, now)
+}
+
+// push hands an RTP packet to the jitter buffer and decodes what it lets
+// go.
+func (st *stream) push(b []byte, now time.Time) {
+	if st.nackEnabled() && st.peerRetransmits() {
+		st.jb.SetLossWait(st.lossWait())
+	} else {
+		st.jb.SetLossWait(0)
 	}
 	if err := st.jb.Push(b, now); err != nil {
 		st.c.InvalidPackets++
@@ -509,18 +565,24 @@ func (st *stream) decode(pkt *rtp.Packet, now time.Time) {
 			// A frame was dropped and the decoder waits for a keyframe
 			// (not while the first one is still being assembled).
 			st.c.FramesDropped++
-			st.wantKey = true
+			st.need |= needDecoder
+			st.frozen = true
 		default:
 			st.c.DecodeErrors++
 		}
 		return
 	}
-	if f.needKeyframe() {
-		st.wantKey = true
-	} else if st.kind == media.KindVideo {
-		st.wantKey = false
-	}
 	pts := st.tl.Map(pkt.SSRC, ts)
+	if st.kind == media.KindVideo {
+		if fr.Keyframe {
+			st.gotKeyframe(now)
+		}
+		if f.needKeyframe() {
+			st.need |= needDecoder // a concealing decoder goes on, but wants one
+		}
+		st.noteFrameTS(ts, f.pf.ClockRate)
+		st.delivered(pts)
+	}
 	st.c.Frames++
 	if st.s.cfg.OnFrame == nil {
 		return
