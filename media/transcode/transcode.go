@@ -8,6 +8,13 @@
 // Lost packets become silence of the right length, overlapping input is cut,
 // a long gap restarts the AAC stream on the new timestamps, and Silence
 // produces silent AAC for calls without audio.
+//
+// Output PTS (= DTS) are strictly increasing, at least a millisecond
+// apart, across restarts, Flush and Silence too: a new stream never starts
+// before the previous stream's output ends (its priming frame goes right
+// after it; input before that is cut as overlap), nor before zero, and a
+// stream that starts at zero has no priming frame (there is no room for it:
+// it would share the first frame's timestamp).
 package transcode
 
 import (
@@ -70,6 +77,8 @@ type ToAAC struct {
 	started bool
 	t0      time.Duration // timeline position of the stream's first sample
 	aus     int64         // access units emitted since t0
+	haveEnd bool          // an access unit was emitted (by any stream)
+	end     time.Duration // where the last emitted access unit ends
 	// Input side.
 	inRate   int
 	inCh     int
@@ -269,7 +278,15 @@ func (t *ToAAC) Flush(emit func(*media.Frame)) {
 	t.started, t.rs, t.aus = false, nil, 0
 }
 
+// start begins a stream at pts, or later: never before zero, and never
+// before the end of the previous stream's output plus one frame, so that
+// the new stream's priming frame lands after everything emitted before
+// (input before the new start is cut like any overlap).
 func (t *ToAAC) start(pts time.Duration) {
+	pts = max(pts, 0)
+	if t.haveEnd {
+		pts = max(pts, t.end+t.auDuration())
+	}
 	t.started = true
 	t.t0, t.inPos, t.inAnchor, t.inFrac, t.aus = pts, pts, pts, 0, 0
 }
@@ -348,18 +365,31 @@ func (t *ToAAC) encode(pcm []int16, emit func(*media.Frame)) {
 }
 
 // emit stamps and delivers access units: AU k decodes to the output samples
-// [(k−1)·1024, k·1024) after the stream's start.
+// [(k−1)·1024, k·1024) after the stream's start. Output PTS are strictly
+// increasing across streams (see start): the priming frame goes Delay
+// before the stream's start, or at zero, or at the end of the previous
+// stream's output, and is left out when less than a millisecond (the
+// resolution of RTMP and FLV) remains before the first sample (a stream
+// starting at zero).
 func (t *ToAAC) emit(aus [][]byte, emit func(*media.Frame)) {
 	d := t.auDuration()
 	for _, au := range aus {
-		pts := t.t0 - d
-		if t.aus > 0 {
-			pts = t.t0 + time.Duration((t.aus-1)*aac.FrameSamples*int64(time.Second)/int64(t.cfg.SampleRate))
-		}
-		if pts < 0 {
-			pts = 0 // the priming frame of a stream that starts at zero
-		}
+		k := t.aus
 		t.aus++
+		var pts time.Duration
+		if k == 0 {
+			floor := time.Duration(0)
+			if t.haveEnd {
+				floor = t.end
+			}
+			pts = max(t.t0-d, floor)
+			if t.t0-pts < time.Millisecond {
+				continue // no room for the priming frame
+			}
+		} else {
+			pts = t.t0 + time.Duration((k-1)*aac.FrameSamples*int64(time.Second)/int64(t.cfg.SampleRate))
+		}
+		t.haveEnd, t.end = true, pts+d
 		t.frame.PTS, t.frame.DTS, t.frame.Payload = pts, pts, au
 		emit(&t.frame)
 	}
