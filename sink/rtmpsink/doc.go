@@ -21,6 +21,14 @@
 //   - Platform rules: a keyframe at least every 2 s is asked for through
 //     Config.RequestKeyframe when the peer's interval is longer.
 //
+// Timestamps: the call's timeline, relative to the first published frame.
+// Frames older than that start (audio interleaved just before the first
+// keyframe, the AAC encoder's first priming frame) are dropped and counted,
+// not clamped to zero on top of each other; rtmp.Client then keeps each
+// track's message timestamps strictly increasing in milliseconds whatever
+// the call's frames do (see media.DTSGuard), so servers and players never
+// see a DTS that stands still or goes back.
+//
 // Statuses follow the product's RTMP leg: RTMP_STREAM_WAIT while the first
 // connection is made, RTMP_STREAM_ACTIVE once publishing, RTMP_CONNECTION_LOST
 // when the connection drops, RTMP_STREAM_ACTIVE again after a reconnect, and

@@ -387,6 +387,10 @@ func (s *Sink) publish(p publisher, f *media.Frame, video bool) error {
 	}
 	pts, dts := rel(f.PTS, w.base), rel(f.DTS, w.base)
 	if video {
+		if f.DTS < w.base {
+			s.count(0, 1) // older than the broadcast's start
+			return nil
+		}
 		if err := p.WriteH264(pts, dts, f.Payload, f.Keyframe); err != nil {
 			return err
 		}
@@ -405,6 +409,10 @@ func (s *Sink) publish(p publisher, f *media.Frame, video bool) error {
 		if err := s.generateVideo(p, f.PTS); err != nil {
 			return err
 		}
+	}
+	if f.PTS < w.base && (f.Codec == media.CodecAAC || s.cfg.AudioMode == AudioPassthrough) {
+		s.count(0, 1) // older than the broadcast's start
+		return nil
 	}
 	switch {
 	case f.Codec == media.CodecAAC:
@@ -425,11 +433,7 @@ func (s *Sink) publish(p publisher, f *media.Frame, video bool) error {
 		return err
 	case s.cfg.AudioMode == AudioAAC && w.conv != nil:
 		var werr error
-		if err := w.conv.Write(f, func(out *media.Frame) {
-			if werr == nil {
-				werr = p.WriteAAC(rel(out.PTS, w.base), out.Payload)
-			}
-		}); err != nil {
+		if err := w.conv.Write(f, s.aacEmitter(p, &werr)); err != nil {
 			s.count(0, 1)
 			return werr
 		}
@@ -443,15 +447,24 @@ func (s *Sink) publish(p publisher, f *media.Frame, video bool) error {
 	}
 }
 
+// aacEmitter returns the callback that publishes the converter's AAC
+// frames, the first error kept in *werr. A frame older than the broadcast's
+// start (the priming frame of the converter's first stream) is left out
+// rather than stamped zero on top of the next one.
+func (s *Sink) aacEmitter(p publisher, werr *error) func(*media.Frame) {
+	w := &s.w
+	return func(out *media.Frame) {
+		if *werr == nil && out.PTS >= w.base {
+			*werr = p.WriteAAC(rel(out.PTS, w.base), out.Payload)
+		}
+	}
+}
+
 // silence publishes silent AAC up to until (a video-only call).
 func (s *Sink) silence(p publisher, until time.Duration) error {
 	w := &s.w
 	var werr error
-	emit := func(out *media.Frame) {
-		if werr == nil {
-			werr = p.WriteAAC(rel(out.PTS, w.base), out.Payload)
-		}
-	}
+	emit := s.aacEmitter(p, &werr)
 	if w.primeConv {
 		// Start the stream here, not at zero: one frame of G.711 silence.
 		w.primeConv = false
@@ -481,14 +494,16 @@ func (s *Sink) generateVideo(p publisher, until time.Duration) error {
 	}
 	var werr error
 	w.vgen.Until(until, func(out *media.Frame) {
-		if werr == nil {
+		if werr == nil && out.DTS >= w.base {
 			werr = p.WriteH264(rel(out.PTS, w.base), rel(out.DTS, w.base), out.Payload, out.Keyframe)
 		}
 	})
 	return werr
 }
 
-// rel is d on the published timeline, never negative.
+// rel is d on the published timeline, never negative. Frames older than
+// the timeline's start are not published (publish drops them): clamping
+// them to zero would stack several on one timestamp.
 func rel(d, base time.Duration) time.Duration {
 	if d < base {
 		return 0
