@@ -14,6 +14,8 @@ type sessionFactory struct {
 	pool                      *session.PortPool
 	mediaTimeout, idleTimeout time.Duration // as in Config
 	listen                    session.ListenFunc
+	lossPolicy                session.LossPolicy
+	maxKeyframeInterval       time.Duration
 }
 
 // sessionWrap adds what callmgr needs to a *session.Session.
@@ -23,15 +25,23 @@ func (s sessionWrap) stats() (audio, video MediaStats) {
 	st := s.Stats()
 	conv := func(x session.StreamStats) MediaStats {
 		return MediaStats{
-			PacketsReceived:  x.PacketsReceived,
-			BytesReceived:    x.BytesReceived,
-			PacketsLost:      x.PacketsLost,
-			PacketsLate:      x.PacketsLate,
-			Frames:           x.Frames,
-			FramesDropped:    x.FramesDropped,
-			KeyframeRequests: x.PLISent + x.FIRSent + x.KeyframeFallbacks,
-			PacketsSent:      x.PacketsSent,
-			Jitter:           x.Jitter,
+			PacketsReceived:   x.PacketsReceived,
+			BytesReceived:     x.BytesReceived,
+			PacketsLost:       x.PacketsLost,
+			PacketsLate:       x.PacketsLate,
+			Frames:            x.Frames,
+			FramesDropped:     x.FramesDropped,
+			NACKsSent:         x.NACKSent,
+			PacketsRecovered:  x.PacketsRecovered,
+			KeyframeRequests:  x.PLISent + x.FIRSent + x.KeyframeFallbacks,
+			KeyframesReceived: x.KeyframesReceived,
+			Freezes:           x.Freezes,
+			PacketsSent:       x.PacketsSent,
+			Jitter:            x.Jitter,
+			FrozenTime:        x.FrozenTime,
+			LongestFreeze:     x.LongestFreeze,
+			KeyframeResponse:  x.KeyframeResponse,
+			RTT:               x.RTT,
 		}
 	}
 	return conv(st.Audio), conv(st.Video)
@@ -57,6 +67,8 @@ func (f sessionFactory) New(mc mediaConfig) (mediaSession, error) {
 		},
 		RequestKeyframeFallback: mc.OnKeyframeFallback,
 		Listen:                  f.listen,
+		LossPolicy:              f.lossPolicy,
+		MaxKeyframeInterval:     f.maxKeyframeInterval,
 	})
 	if errors.Is(err, session.ErrPortsExhausted) {
 		return nil, fmt.Errorf("%w: %w", ErrTooManyCalls, err)

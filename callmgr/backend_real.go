@@ -33,7 +33,8 @@ func newRealBackend(cfg *Config) (*backend, error) {
 	}
 	return &backend{
 		sig:        sipAdapter{ua},
-		media:      sessionFactory{pool: pool, mediaTimeout: cfg.MediaTimeout, idleTimeout: cfg.IdleTimeout, listen: cfg.MediaListen},
+		media:      sessionFactory{pool: pool, mediaTimeout: cfg.MediaTimeout, idleTimeout: cfg.IdleTimeout, listen: cfg.MediaListen,
+			lossPolicy: cfg.LossPolicy, maxKeyframeInterval: max(cfg.MaxKeyframeInterval, 0)},
 		sdp:        sdpAdapter{},
 		sinks:      sinkAdapter{newRTMP: func(c rtmpConfig) (sink.Sink, error) { return newRTMPSink(c, mode) }},
 		close:      ua.Close,

@@ -43,6 +43,20 @@ type Config struct {
 	// tests wrap them in a simulated network (loss, jitter, reordering)
 	// so that a real phone can be tested on a bad link without root.
 	MediaListen session.ListenFunc
+	// LossPolicy says what a call's video does after a packet loss that
+	// NACK retransmission did not repair. The zero value,
+	// session.LossFreeze, holds the last good picture until the keyframe
+	// the call asks the phone for arrives (a short freeze, never a broken
+	// picture); session.LossConceal keeps frames flowing and lets the
+	// viewers' decoders conceal the damage until that keyframe (a brief
+	// smear instead of a freeze).
+	LossPolicy session.LossPolicy
+	// MaxKeyframeInterval asks the phone for a keyframe ahead of time so
+	// that the published keyframes are never further apart than this
+	// (phones often send one every 10 s or only when asked; YouTube,
+	// Facebook and Twitch want one at least every 2 s). Zero means 2 s;
+	// negative disables early requests.
+	MaxKeyframeInterval time.Duration
 
 	// AudioCodecs and VideoCodecs are the codecs offered, in order of
 	// preference (telephone-event for DTMF is always added to audio). Zero
@@ -123,7 +137,9 @@ const (
 	defaultRingTimeout     = 60 * time.Second
 	defaultTeardownTimeout = 5 * time.Second
 	defaultSinkQueue       = 512
-	defaultUser            = "sipstream"
+	// defaultMaxKeyframeInterval is what RTMP platforms ask for.
+	defaultMaxKeyframeInterval = 2 * time.Second
+	defaultUser                = "sipstream"
 )
 
 // validate returns the normalized copy of c.
@@ -231,6 +247,12 @@ func (c Config) validate() (Config, error) {
 	}
 	if q.SinkQueue == 0 {
 		q.SinkQueue = defaultSinkQueue
+	}
+	if q.MaxKeyframeInterval == 0 {
+		q.MaxKeyframeInterval = defaultMaxKeyframeInterval
+	}
+	if q.LossPolicy > session.LossConceal {
+		return q, fmt.Errorf("callmgr: Config.LossPolicy %d is not a policy", q.LossPolicy)
 	}
 	if q.Logger == nil {
 		q.Logger = slog.New(slog.NewTextHandler(io.Discard, nil))

@@ -5,15 +5,27 @@ import "time"
 // MediaStats are one received stream's counters (they only grow) and
 // jitter, as the media session measures them.
 type MediaStats struct {
-	PacketsReceived  uint64 // RTP packets accepted from the peer
-	BytesReceived    uint64
-	PacketsLost      uint64 // declared lost by the jitter buffer
-	PacketsLate      uint64
-	Frames           uint64 // whole frames handed to the sinks
-	FramesDropped    uint64 // video frames dropped (holes, waiting for a keyframe)
-	KeyframeRequests uint64 // PLI, FIR and SIP INFO requests sent
-	PacketsSent      uint64 // RTP sent to the peer (silence, DTMF)
-	Jitter           time.Duration
+	PacketsReceived   uint64 // RTP packets accepted from the peer
+	BytesReceived     uint64
+	PacketsLost       uint64 // declared lost by the jitter buffer (after NACK)
+	PacketsLate       uint64
+	Frames            uint64 // whole frames handed to the sinks
+	FramesDropped     uint64 // video frames dropped (holes, waiting for a keyframe)
+	NACKsSent         uint64 // RTCP generic NACK packets sent (video)
+	PacketsRecovered  uint64 // packets asked for with NACK that arrived afterwards
+	KeyframeRequests  uint64 // PLI, FIR and SIP INFO requests sent
+	KeyframesReceived uint64 // video keyframes handed to the sinks
+	Freezes           uint64 // times the video froze after a loss, until a keyframe
+	PacketsSent       uint64 // RTP sent to the peer (silence, DTMF)
+	Jitter            time.Duration
+	// FrozenTime is the total time the picture stood still because
+	// frames were dropped, LongestFreeze the longest such time.
+	FrozenTime, LongestFreeze time.Duration
+	// KeyframeResponse is the peer's measured time from a keyframe
+	// request to the keyframe (zero until measured).
+	KeyframeResponse time.Duration
+	// RTT is the round trip to the peer from RTCP (zero until measured).
+	RTT time.Duration
 }
 
 // SinkStats are one sink's fan-out counters.

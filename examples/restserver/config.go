@@ -30,6 +30,9 @@ type config struct {
 	Demo      bool   // -demo: embedded SIP callee and RTMP server
 	WebRTC    bool   // -webrtc: WHEP playback of every call at /whep/{toStream}
 	LogLevel  string // -log-level: debug, info, warn, error
+	// LossPolicy is -loss-policy: "freeze" or "conceal" (what video does
+	// after a loss NACK did not repair).
+	LossPolicy string
 
 	// set holds the flags given on the command line or in the
 	// environment (the others have their defaults).
@@ -59,6 +62,7 @@ func parseConfig(args []string, getenv func(string) string, stderr io.Writer) (c
 	fs.BoolVar(&c.Demo, "demo", false, "start an embedded SIP callee (test pattern and tone) and RTMP server, so the page can demo a call with nothing else running")
 	fs.BoolVar(&c.WebRTC, "webrtc", true, "serve every call to browsers over WebRTC (WHEP) at /whep/{toStream}")
 	fs.StringVar(&c.LogLevel, "log-level", "info", "log level: debug, info, warn, error")
+	fs.StringVar(&c.LossPolicy, "loss-policy", "freeze", "video after a packet loss that retransmission did not repair: freeze (hold the last good picture until the keyframe asked for arrives) or conceal (keep frames flowing, viewers' decoders conceal the damage)")
 
 	// The environment first, so that flags given on the command line win.
 	var envErr error
@@ -136,6 +140,11 @@ func (c *config) check() error {
 	case "debug", "info", "warn", "error":
 	default:
 		errs = append(errs, fmt.Errorf("-log-level %q: want debug, info, warn or error", c.LogLevel))
+	}
+	switch c.LossPolicy {
+	case "freeze", "conceal":
+	default:
+		errs = append(errs, fmt.Errorf("-loss-policy %q: want freeze or conceal", c.LossPolicy))
 	}
 	if c.HTTP == "" && c.HTTPS == "" {
 		errs = append(errs, errors.New("one of -http and -https is needed"))

@@ -125,6 +125,15 @@ func TestEndToEndCall(t *testing.T) {
 	require.Positive(t, audioPkts)
 	require.Positive(t, videoPkts)
 	require.Contains(t, metrics, `sipstream_rtp_jitter_seconds{call_id="e2e-1",kind="audio"}`)
+	require.Positive(t, metricValue(t, metrics, `sipstream_keyframes_received_total`))
+	require.Contains(t, metrics, "sipstream_rtcp_nacks_sent_total ")
+	require.Contains(t, metrics, "sipstream_video_frozen_seconds_total ")
+	// The call object carries the media counters.
+	c = waitCall(t, srv.base, "e2e-1", "media counters", func(c callObject) bool {
+		return c.MediaStats != nil && c.MediaStats.Video.Frames > 0 && c.MediaStats.Audio.PacketsReceived > 0
+	})
+	require.Positive(t, c.MediaStats.Video.KeyframesReceived)
+	require.Positive(t, c.MediaStats.Video.PacketsReceived)
 	viewer.stop(t, srv.base)
 
 	// DTMF: RFC 2833 events on the audio stream, then SIP INFO (both kinds).

@@ -106,6 +106,7 @@
 //	-webrtc=false      no WHEP playback
 //	-demo              embedded SIP callee and RTMP server (see above)
 //	-log-level LEVEL   debug, info, warn, error
+//	-loss-policy P     video after an unrepaired loss: freeze (default) or conceal
 //
 // The bound addresses are logged at start-up (msg=listening ... addr=), so
 // ":0" ports work. SIGINT or SIGTERM shuts down gracefully: the HTTP servers
@@ -131,6 +132,7 @@ import (
 	"time"
 
 	"github.com/sipstream/sipstream/callmgr"
+	"github.com/sipstream/sipstream/media/session"
 	"github.com/sipstream/sipstream/sink/whep"
 )
 
@@ -197,6 +199,7 @@ func run(ctx context.Context, args []string, getenv func(string) string, stderr 
 		RTPPortMin: cfg.rtpLo,
 		RTPPortMax: cfg.rtpHi,
 		RecordDir:  cfg.RecordDir,
+		LossPolicy: lossPolicy(cfg.LossPolicy),
 		UserAgent:  "sipstream-restserver",
 		OnEvent:    svc.onEvent,
 		Logger:     log,
@@ -314,4 +317,12 @@ func anyPort(addr string) string {
 		return addr
 	}
 	return net.JoinHostPort(host, "0")
+}
+
+// lossPolicy maps -loss-policy (checked by parseConfig) to the session's.
+func lossPolicy(name string) session.LossPolicy {
+	if name == "conceal" {
+		return session.LossConceal
+	}
+	return session.LossFreeze
 }

@@ -177,7 +177,12 @@ func (s *managerService) Calls() []callObject {
 	infos := s.m.FindAll()
 	out := make([]callObject, 0, len(infos))
 	for _, ci := range infos {
-		out = append(out, callObjectOf(ci))
+		c := callObjectOf(ci)
+		if call, ok := s.m.Call(ci.CallID); ok {
+			st := call.Stats()
+			c.MediaStats = &mediaStatsObject{Audio: streamStatsOf(st.Audio), Video: streamStatsOf(st.Video)}
+		}
+		out = append(out, c)
 	}
 	return out
 }
@@ -351,4 +356,15 @@ func (s *managerService) onEvent(ev callmgr.Event) {
 		return
 	}
 	(*fn)(se, callObjectOf(ev.Info))
+}
+
+// streamStatsOf is the REST form of one stream's counters.
+func streamStatsOf(m callmgr.MediaStats) streamStatsObject {
+	return streamStatsObject{
+		PacketsReceived: m.PacketsReceived, PacketsLost: m.PacketsLost, Frames: m.Frames, FramesDropped: m.FramesDropped,
+		NACKsSent: m.NACKsSent, PacketsRecovered: m.PacketsRecovered, KeyframeRequests: m.KeyframeRequests,
+		KeyframesReceived: m.KeyframesReceived, Freezes: m.Freezes, FrozenMs: m.FrozenTime.Milliseconds(),
+		LongestFreezeMs: m.LongestFreeze.Milliseconds(), KeyframeResponseMs: m.KeyframeResponse.Milliseconds(),
+		JitterMs: m.Jitter.Milliseconds(), RTTMs: m.RTT.Milliseconds(),
+	}
 }

@@ -26,6 +26,9 @@ type mediaTotals struct {
 	packets, bytes, lost [2]uint64 // [0] audio, [1] video
 	videoDropped         uint64
 	sinkDropped          uint64
+	// video loss recovery
+	nacks, recovered, keyReqs, keyframes, freezes uint64
+	frozen                                        float64 // seconds
 }
 
 func (t *mediaTotals) add(s callmgr.CallStats) {
@@ -35,6 +38,13 @@ func (t *mediaTotals) add(s callmgr.CallStats) {
 		t.lost[i] += m.PacketsLost
 	}
 	t.videoDropped += s.Video.FramesDropped
+	v := s.Video
+	t.nacks += v.NACKsSent
+	t.recovered += v.PacketsRecovered
+	t.keyReqs += v.KeyframeRequests
+	t.keyframes += v.KeyframesReceived
+	t.freezes += v.Freezes
+	t.frozen += v.FrozenTime.Seconds()
 	for _, k := range s.Sinks {
 		t.sinkDropped += k.FramesDropped
 	}
@@ -72,11 +82,19 @@ var (
 	videoDroppedDesc = prometheus.NewDesc("sipstream_video_frames_dropped_total", "Received video frames dropped (holes, waiting for a keyframe).", nil, nil)
 	sinkDroppedDesc  = prometheus.NewDesc("sipstream_sink_frames_dropped_total", "Frames dropped because a sink's queue was full (RTMP, recording, WebRTC).", nil, nil)
 	rtpJitterDesc    = prometheus.NewDesc("sipstream_rtp_jitter_seconds", "Interarrival jitter of each live call's received streams.", []string{"call_id", "kind"}, nil)
+	nacksDesc        = prometheus.NewDesc("sipstream_rtcp_nacks_sent_total", "RTCP generic NACKs sent to SIP peers for lost video packets.", nil, nil)
+	recoveredDesc    = prometheus.NewDesc("sipstream_rtp_packets_recovered_total", "Lost video packets asked for with NACK that arrived afterwards.", nil, nil)
+	keyReqDesc       = prometheus.NewDesc("sipstream_keyframe_requests_total", "Keyframe requests sent to SIP peers (PLI, FIR, SIP INFO).", nil, nil)
+	keyframesDesc    = prometheus.NewDesc("sipstream_keyframes_received_total", "Video keyframes received from SIP peers.", nil, nil)
+	freezesDesc      = prometheus.NewDesc("sipstream_video_freezes_total", "Times a call's video froze after a loss until a keyframe.", nil, nil)
+	frozenDesc       = prometheus.NewDesc("sipstream_video_frozen_seconds_total", "Time calls' video stood still because frames were dropped after a loss.", nil, nil)
+	rttDesc          = prometheus.NewDesc("sipstream_rtt_seconds", "Round-trip time to each live call's SIP peer, from RTCP.", []string{"call_id"}, nil)
 )
 
 // Describe implements prometheus.Collector.
 func (mm *mediaMetrics) Describe(ch chan<- *prometheus.Desc) {
-	for _, d := range []*prometheus.Desc{rtpPacketsDesc, rtpBytesDesc, rtpLostDesc, videoDroppedDesc, sinkDroppedDesc, rtpJitterDesc} {
+	for _, d := range []*prometheus.Desc{rtpPacketsDesc, rtpBytesDesc, rtpLostDesc, videoDroppedDesc, sinkDroppedDesc, rtpJitterDesc,
+		nacksDesc, recoveredDesc, keyReqDesc, keyframesDesc, freezesDesc, frozenDesc, rttDesc} {
 		ch <- d
 	}
 }
@@ -122,6 +140,13 @@ func (mm *mediaMetrics) Collect(ch chan<- prometheus.Metric) {
 	}
 	ch <- prometheus.MustNewConstMetric(videoDroppedDesc, prometheus.CounterValue, float64(total.videoDropped))
 	ch <- prometheus.MustNewConstMetric(sinkDroppedDesc, prometheus.CounterValue, float64(total.sinkDropped))
+	for _, c := range []struct {
+		d *prometheus.Desc
+		v uint64
+	}{{nacksDesc, total.nacks}, {recoveredDesc, total.recovered}, {keyReqDesc, total.keyReqs}, {keyframesDesc, total.keyframes}, {freezesDesc, total.freezes}} {
+		ch <- prometheus.MustNewConstMetric(c.d, prometheus.CounterValue, float64(c.v))
+	}
+	ch <- prometheus.MustNewConstMetric(frozenDesc, prometheus.CounterValue, total.frozen)
 	for _, l := range now {
 		if l.final {
 			continue
@@ -130,6 +155,9 @@ func (mm *mediaMetrics) Collect(ch chan<- prometheus.Metric) {
 			if m.PacketsReceived > 0 {
 				ch <- prometheus.MustNewConstMetric(rtpJitterDesc, prometheus.GaugeValue, m.Jitter.Seconds(), l.id, kind)
 			}
+		}
+		if rtt := max(l.stats.Audio.RTT, l.stats.Video.RTT); rtt > 0 {
+			ch <- prometheus.MustNewConstMetric(rttDesc, prometheus.GaugeValue, rtt.Seconds(), l.id)
 		}
 	}
 }

@@ -73,6 +73,34 @@ type callObject struct {
 	Info             string `json:"info,omitempty"`
 	StartTime        int64  `json:"startTime,omitempty"` // Unix milliseconds
 	Duration         int64  `json:"duration,omitempty"`  // milliseconds since answer
+	// MediaStats is sipstream's own addition to the product's call
+	// object (in /call/find and /call/find_all, not in events): what the
+	// call received and how loss was repaired.
+	MediaStats *mediaStatsObject `json:"mediaStats,omitempty"`
+}
+
+// mediaStatsObject is a call's received-media counters per stream.
+type mediaStatsObject struct {
+	Audio streamStatsObject `json:"audio"`
+	Video streamStatsObject `json:"video"`
+}
+
+// streamStatsObject is one stream's counters; durations in milliseconds.
+type streamStatsObject struct {
+	PacketsReceived    uint64 `json:"packetsReceived"`
+	PacketsLost        uint64 `json:"packetsLost"`
+	Frames             uint64 `json:"frames"`
+	FramesDropped      uint64 `json:"framesDropped"`
+	NACKsSent          uint64 `json:"nacksSent"`
+	PacketsRecovered   uint64 `json:"packetsRecovered"`
+	KeyframeRequests   uint64 `json:"keyframeRequests"`
+	KeyframesReceived  uint64 `json:"keyframesReceived"`
+	Freezes            uint64 `json:"freezes"`
+	FrozenMs           int64  `json:"frozenMs"`
+	LongestFreezeMs    int64  `json:"longestFreezeMs"`
+	KeyframeResponseMs int64  `json:"keyframeResponseMs"`
+	JitterMs           int64  `json:"jitterMs"`
+	RTTMs              int64  `json:"rttMs"`
 }
 
 // pushParams is a validated /push/startup request.
