@@ -7,11 +7,16 @@
 // the picture; the frames between IDRs are P slices of skipped macroblocks.
 // An IDR costs a few hundred bytes plus one bit per macroblock, a P frame a
 // handful of bytes. The stream is Constrained Baseline, CAVLC, one slice per
-// picture, with SPS and PPS in front of every IDR.
+// picture, with SPS and PPS in front of every IDR. Config.KeyframeSize and
+// FrameSize pad access units with filler data to the sizes a real encoder
+// produces, for tests of how a stream survives packet loss.
+//
+// Any frame can be made an IDR (ForceKeyframe), as a phone's encoder does
+// on a keyframe request; Next emits frames one at a time for a live source.
 //
 // Specification: ITU-T H.264 (08/2021) §7.3 (syntax), §8.3.3 and §8.3.4
-// (Intra_16x16 and chroma DC prediction), §9.2.1 (coeff_token, nC),
-// Table A-1 (levels).
+// (Intra_16x16 and chroma DC prediction), §7.3.2.7 (filler data), §9.2.1
+// (coeff_token, nC), Table A-1 (levels).
 package h264gen
 
 import (
@@ -35,11 +40,29 @@ type Config struct {
 	// FrameRate in frames per second, 1..60. Zero means 10.
 	FrameRate int
 	// KeyframeInterval is the longest time between IDR pictures, at most
-	// 2 s (what YouTube, Facebook and Twitch ask for). Zero means 1 s.
+	// MaxKeyframeInterval. Tracks for YouTube, Facebook and Twitch want 2 s
+	// or less; longer intervals model SIP phones (often 10 s or more).
+	// Zero means 1 s.
 	KeyframeInterval time.Duration
 	// Color of the picture. Nil means black.
 	Color color.Color
+	// KeyframeSize, when larger than an IDR access unit codes to, pads each
+	// one with a filler data NAL unit (nal_unit_type 12, §7.3.2.7) so that
+	// its Payload is exactly that many bytes: a stream whose packets are as
+	// many and as large as a real encoder's (a phone's 640×360 IDR is about
+	// 12 KB), which decoders skip. At most MaxFrameSize. Zero means no
+	// padding.
+	KeyframeSize int
+	// FrameSize is KeyframeSize for the P frames (a phone's are about
+	// 3.7 KB). Zero means no padding.
+	FrameSize int
 }
+
+// MaxKeyframeInterval bounds Config.KeyframeInterval.
+const MaxKeyframeInterval = 10 * time.Minute
+
+// MaxFrameSize bounds Config.KeyframeSize and Config.FrameSize.
+const MaxFrameSize = 1 << 20
 
 // Generator produces the frames of one track. It is not safe for concurrent
 // use.
@@ -48,7 +71,8 @@ type Generator struct {
 	mbW, mbH   int
 	y, cb, cr  byte
 	sps, pps   []byte
-	next       time.Duration
+	next       time.Duration // PTS of frame k
+	k          int64         // index of the next frame on the grid
 	started    bool
 	force      bool
 	frameNum   uint32
@@ -77,8 +101,12 @@ func New(cfg Config) (*Generator, error) {
 		return nil, fmt.Errorf("%w: height %d", ErrConfig, cfg.Height)
 	case cfg.FrameRate < 1 || cfg.FrameRate > 60:
 		return nil, fmt.Errorf("%w: frame rate %d", ErrConfig, cfg.FrameRate)
-	case cfg.KeyframeInterval < 0 || cfg.KeyframeInterval > 2*time.Second:
-		return nil, fmt.Errorf("%w: keyframe interval %v (at most 2 s)", ErrConfig, cfg.KeyframeInterval)
+	case cfg.KeyframeInterval < 0 || cfg.KeyframeInterval > MaxKeyframeInterval:
+		return nil, fmt.Errorf("%w: keyframe interval %v (at most %v)", ErrConfig, cfg.KeyframeInterval, MaxKeyframeInterval)
+	case cfg.KeyframeSize < 0 || cfg.KeyframeSize > MaxFrameSize:
+		return nil, fmt.Errorf("%w: keyframe size %d", ErrConfig, cfg.KeyframeSize)
+	case cfg.FrameSize < 0 || cfg.FrameSize > MaxFrameSize:
+		return nil, fmt.Errorf("%w: frame size %d", ErrConfig, cfg.FrameSize)
 	}
 	g := &Generator{cfg: cfg, mbW: (cfg.Width + 15) / 16, mbH: (cfg.Height + 15) / 16, log2MaxFrm: 8}
 	g.y, g.cb, g.cr = 16, 128, 128
@@ -127,11 +155,25 @@ func (g *Generator) FrameDuration() time.Duration {
 // in AVC format (4-byte lengths); keyframes carry SPS and PPS first.
 func (g *Generator) Until(until time.Duration, emit func(*media.Frame)) {
 	for g.next < until {
-		g.emitFrame(g.next, emit)
-		g.sinceIDR++
-		k := int64(g.next*time.Duration(g.cfg.FrameRate)/time.Second) + 1
-		g.next = time.Duration(k * int64(time.Second) / int64(g.cfg.FrameRate))
+		g.Next(emit)
 	}
+}
+
+// Next emits the next frame whatever its time, for a caller that paces
+// frames itself (a live source on a ticker). Its PTS follows the same grid
+// as Until's; emit's argument is as for Until.
+func (g *Generator) Next(emit func(*media.Frame)) {
+	g.emitFrame(g.next, emit)
+	g.sinceIDR++
+	g.k++
+	g.next = g.pts(g.k)
+}
+
+// pts is frame k's time: k/FrameRate rounded down to the nanosecond. (The
+// index is kept rather than recomputed from the rounded time, which at
+// rates that do not divide 1e9, such as 30 fps, gave the same frame back.)
+func (g *Generator) pts(k int64) time.Duration {
+	return time.Duration(k * int64(time.Second) / int64(g.cfg.FrameRate))
 }
 
 // Skip moves the frame grid forward so that the next frame emitted is the
@@ -141,13 +183,11 @@ func (g *Generator) Skip(t time.Duration) {
 	if t <= g.next {
 		return
 	}
-	fd := int64(time.Second) / int64(g.cfg.FrameRate)
-	k := (int64(t) + fd - 1) * int64(g.cfg.FrameRate) / int64(time.Second)
-	g.next = time.Duration(k * int64(time.Second) / int64(g.cfg.FrameRate))
-	for g.next < t {
+	k := max(g.k, int64(t)*int64(g.cfg.FrameRate)/int64(time.Second))
+	for g.pts(k) < t {
 		k++
-		g.next = time.Duration(k * int64(time.Second) / int64(g.cfg.FrameRate))
 	}
+	g.k, g.next = k, g.pts(k)
 	g.force = true
 }
 
@@ -159,13 +199,34 @@ func (g *Generator) emitFrame(pts time.Duration, emit func(*media.Frame)) {
 		g.frameNum = 0
 		slice := nal(0x65, g.idrSliceRBSP())
 		g.idrPicID = (g.idrPicID + 1) & 0xffff
-		payload = appendAVC(nil, g.sps, g.pps, slice)
+		payload = pad(appendAVC(nil, g.sps, g.pps, slice), g.cfg.KeyframeSize)
 	} else {
 		g.frameNum = (g.frameNum + 1) & (1<<g.log2MaxFrm - 1)
-		payload = appendAVC(nil, nal(0x41, g.pSliceRBSP()))
+		payload = pad(appendAVC(nil, nal(0x41, g.pSliceRBSP())), g.cfg.FrameSize)
 	}
 	g.frame.PTS, g.frame.DTS, g.frame.Keyframe, g.frame.Payload = pts, pts, idr, payload
 	emit(&g.frame)
+}
+
+// fillerOverhead is what a filler data NAL unit costs besides its 0xFF
+// bytes: the 4-byte length, the header byte, the trailing-bits byte.
+const fillerOverhead = 6
+
+// pad appends a filler data NAL unit (§7.3.2.7: 0xFF bytes then
+// rbsp_trailing_bits) after the picture's NAL units so that the access unit
+// is size bytes, when it is at least fillerOverhead bytes short of it.
+// Filler data may follow the primary coded picture (§7.4.1.2.3).
+func pad(au []byte, size int) []byte {
+	n := size - len(au) - fillerOverhead
+	if n < 0 {
+		return au
+	}
+	rbsp := make([]byte, n+1)
+	for i := range n {
+		rbsp[i] = 0xFF
+	}
+	rbsp[n] = 0x80
+	return appendAVC(au, nal(0x0C, rbsp))
 }
 
 func appendAVC(dst []byte, nalus ...[]byte) []byte {

@@ -5,6 +5,7 @@ package h264gen
 import (
 	"bytes"
 	"encoding/binary"
+	"fmt"
 	"image/color"
 	"os"
 	"os/exec"
@@ -117,4 +118,70 @@ func TestInteropFFmpegDecodes(t *testing.T) {
 		}
 		t.Logf("%dx%d@%d: %d frames, keyframes at %v, %d bytes", c.w, c.h, c.fps, frames, keys, len(annexB))
 	}
+}
+
+// TestInteropFFmpegPaddedLongGOP decodes what siptest's live video sends: a
+// phone-like stream with a 20 s GOP (frame_num wraps every 256 frames),
+// keyframes forced at arbitrary frames, and filler data making IDRs 11.5 KB
+// and P frames 3.5 KB. ffmpeg must report no error, and ffprobe must see
+// every frame with the keyframes exactly where they were made.
+func TestInteropFFmpegPaddedLongGOP(t *testing.T) {
+	ffmpeg := testenv.LookPath(t, "ffmpeg")
+	ffprobe := testenv.LookPath(t, "ffprobe")
+	g, err := New(Config{Width: 640, Height: 360, FrameRate: 25, KeyframeInterval: 20 * time.Second,
+		KeyframeSize: 11500, FrameSize: 3500, Color: color.RGBA{20, 120, 220, 255}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	forced := map[int]bool{7: true, 300: true, 301: true, 555: true}
+	var annexB []byte
+	var wantKeys []int
+	const frames = 750 // 30 s
+	for i := 0; i < frames; i++ {
+		if forced[i] {
+			g.ForceKeyframe()
+		}
+		g.Next(func(f *media.Frame) {
+			if f.Keyframe {
+				wantKeys = append(wantKeys, i)
+			}
+			for b := f.Payload; len(b) >= 4; {
+				n := int(binary.BigEndian.Uint32(b))
+				annexB = append(annexB, 0, 0, 0, 1)
+				annexB = append(annexB, b[4:4+n]...)
+				b = b[4+n:]
+			}
+		})
+	}
+	// The GOP restarts at each forced keyframe: no regular one in 30 s.
+	if fmt.Sprint(wantKeys) != "[0 7 300 301 555]" {
+		t.Fatalf("keyframes made at %v", wantKeys)
+	}
+	path := filepath.Join(t.TempDir(), "padded.h264")
+	if err := os.WriteFile(path, annexB, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	run(t, ffmpeg, "-nostdin", "-hide_banner", "-v", "error", "-f", "h264", "-i", path, "-f", "null", "-")
+	out := string(run(t, ffprobe, "-v", "error", "-f", "h264", "-select_streams", "v:0",
+		"-show_entries", "frame=key_frame", "-of", "csv=p=0", path))
+	var keys []int
+	n := 0
+	for _, l := range strings.Split(strings.TrimSpace(out), "\n") {
+		if strings.TrimSpace(l) == "1" {
+			keys = append(keys, n)
+		}
+		n++
+	}
+	if n != frames {
+		t.Fatalf("ffprobe saw %d frames, want %d", n, frames)
+	}
+	if len(keys) != len(wantKeys) {
+		t.Fatalf("ffprobe keyframes at %v, made at %v", keys, wantKeys)
+	}
+	for i := range keys {
+		if keys[i] != wantKeys[i] {
+			t.Fatalf("ffprobe keyframes at %v, made at %v", keys, wantKeys)
+		}
+	}
+	t.Logf("%d frames, keyframes at %v, %d bytes", n, keys, len(annexB))
 }

@@ -38,7 +38,8 @@ func splitAVC(t *testing.T, b []byte) [][]byte {
 func TestConfig(t *testing.T) {
 	for _, c := range []Config{
 		{Width: 15, Height: 16}, {Width: 641, Height: 360}, {Width: 640, Height: 5000},
-		{FrameRate: 61}, {KeyframeInterval: 3 * time.Second},
+		{FrameRate: 61}, {KeyframeInterval: MaxKeyframeInterval + time.Second}, {KeyframeInterval: -1},
+		{KeyframeSize: -1}, {FrameSize: MaxFrameSize + 1},
 	} {
 		if _, err := New(c); !errors.Is(err, ErrConfig) {
 			t.Errorf("%+v: %v", c, err)
@@ -144,6 +145,116 @@ func TestLevel(t *testing.T) {
 		}
 		if got := g.level(); got != c.want {
 			t.Errorf("%dx%d@%d: level %d, want %d", c.w, c.h, c.fps, got, c.want)
+		}
+	}
+}
+
+// TestPadding: with KeyframeSize and FrameSize, every access unit is exactly
+// that long, the picture's NAL units come first and a filler data NAL unit
+// (type 12, 0xFF bytes, trailing bits) last; a size below what the picture
+// needs leaves it unpadded. A GOP longer than 2 s is accepted.
+func TestPadding(t *testing.T) {
+	g, err := New(Config{FrameRate: 25, KeyframeInterval: 10 * time.Second, KeyframeSize: 12000, FrameSize: 3700})
+	if err != nil {
+		t.Fatal(err)
+	}
+	fs := collect(g, 12*time.Second)
+	keys := 0
+	for i, f := range fs {
+		want, types := 3700, []uint8{1, 12}
+		if f.Keyframe {
+			keys++
+			want, types = 12000, []uint8{7, 8, 5, 12}
+		}
+		if len(f.Payload) != want {
+			t.Fatalf("frame %d (key %v): %d bytes, want %d", i, f.Keyframe, len(f.Payload), want)
+		}
+		nalus := splitAVC(t, f.Payload)
+		if len(nalus) != len(types) {
+			t.Fatalf("frame %d: %d NAL units", i, len(nalus))
+		}
+		for j, n := range nalus {
+			if testmedia.NALType(n) != types[j] {
+				t.Fatalf("frame %d NAL %d: type %d, want %d", i, j, testmedia.NALType(n), types[j])
+			}
+		}
+		filler := nalus[len(nalus)-1]
+		if filler[0] != 0x0C || filler[len(filler)-1] != 0x80 {
+			t.Fatalf("frame %d: filler header or trailing bits % x", i, []byte{filler[0], filler[len(filler)-1]})
+		}
+		for _, b := range filler[1 : len(filler)-1] {
+			if b != 0xFF {
+				t.Fatalf("frame %d: filler byte %#x", i, b)
+			}
+		}
+	}
+	if keys != 2 || !fs[0].Keyframe || !fs[250].Keyframe {
+		t.Fatalf("%d keyframes in 12 s with a 10 s GOP", keys)
+	}
+
+	// Too small to pad: the picture as coded.
+	small, err := New(Config{FrameRate: 25, KeyframeSize: 10, FrameSize: 5})
+	if err != nil {
+		t.Fatal(err)
+	}
+	plain, _ := New(Config{FrameRate: 25})
+	a, b := collect(small, time.Second), collect(plain, time.Second)
+	for i := range a {
+		if string(a[i].Payload) != string(b[i].Payload) {
+			t.Fatalf("frame %d padded below its size", i)
+		}
+	}
+}
+
+// TestNext: Next emits the frames Until would, one per call, and honours
+// ForceKeyframe on the very next frame.
+func TestNext(t *testing.T) {
+	a, _ := New(Config{FrameRate: 30, KeyframeInterval: 5 * time.Second})
+	b, _ := New(Config{FrameRate: 30, KeyframeInterval: 5 * time.Second})
+	want := collect(a, 7*time.Second)
+	for i, w := range want {
+		var got []media.Frame
+		b.Next(func(f *media.Frame) { got = append(got, *f) })
+		if len(got) != 1 || got[0].PTS != w.PTS || got[0].Keyframe != w.Keyframe || string(got[0].Payload) != string(w.Payload) {
+			t.Fatalf("frame %d differs", i)
+		}
+	}
+	for _, force := range []bool{false, true, false, true, true} {
+		if force {
+			b.ForceKeyframe()
+		}
+		b.Next(func(f *media.Frame) {
+			if f.Keyframe != force {
+				t.Fatalf("forced %v, keyframe %v", force, f.Keyframe)
+			}
+		})
+	}
+}
+
+// TestFrameGridOddRates: at rates that do not divide a second in
+// nanoseconds the grid still advances one frame per frame (it used to
+// repeat frame 1 forever at 30 fps), and Skip lands on the first frame at or
+// after its time.
+func TestFrameGridOddRates(t *testing.T) {
+	for _, fps := range []int{7, 15, 24, 30, 60} {
+		g, err := New(Config{FrameRate: fps})
+		if err != nil {
+			t.Fatal(err)
+		}
+		fs := collect(g, 3*time.Second)
+		if len(fs) != 3*fps {
+			t.Fatalf("%d fps: %d frames in 3 s", fps, len(fs))
+		}
+		for i, f := range fs {
+			if want := time.Duration(int64(i) * int64(time.Second) / int64(fps)); f.PTS != want {
+				t.Fatalf("%d fps: frame %d PTS %v, want %v", fps, i, f.PTS, want)
+			}
+		}
+		g.Skip(10*time.Second + time.Nanosecond)
+		fs = collect(g, 11*time.Second)
+		first := time.Duration((10*int64(fps) + 1) * int64(time.Second) / int64(fps))
+		if len(fs) == 0 || fs[0].PTS != first || !fs[0].Keyframe || len(fs) != fps-1 {
+			t.Fatalf("%d fps: after Skip %d frames, first at %v want %v", fps, len(fs), fs[0].PTS, first)
 		}
 	}
 }
