@@ -383,8 +383,10 @@ func (st *stream) keyframes(now time.Time) {
 	fb := st.spec.Feedback
 	pli, fir := fb.PLI && st.haveSSRC, fb.FIR && st.haveSSRC
 	fallback := st.s.cfg.RequestKeyframeFallback != nil
-	if !st.haveSSRC && (fb.PLI || fb.FIR) && !fallback {
-		// The peer's SSRC is not known yet: try again later.
+	if !st.haveSSRC && (fb.PLI || fb.FIR) {
+		// The peer's SSRC is not known yet (no video yet): PLI and FIR
+		// need it, and the peer that accepts them would rather get them
+		// than a SIP INFO. Try again later.
 		st.kfLast = now
 		st.kfSent = max(st.kfSent, 1)
 		return
@@ -436,7 +438,7 @@ func (st *stream) keyframes(now time.Time) {
 func (st *stream) retryAt() time.Time {
 	at := st.kfLast.Add(st.retryInterval())
 	fb := st.spec.Feedback
-	if onlyFallback := !st.haveSSRC || !(fb.PLI || fb.FIR); onlyFallback && st.haveFallback {
+	if onlyFallback := !(fb.PLI || fb.FIR); onlyFallback && st.haveFallback {
 		if f := st.lastFallback.Add(fallbackGap); f.After(at) {
 			at = f
 		}

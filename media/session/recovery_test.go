@@ -432,3 +432,21 @@ func TestFramesStrictlyIncrease(t *testing.T) {
 		}
 	}
 }
+
+// TestKeyframeRequestBeforeVideo: a sink asks for a keyframe before any
+// video arrived from a peer that accepts PLI: no SIP INFO is sent in its
+// place; the PLI goes out once the peer's SSRC is known.
+func TestKeyframeRequestBeforeVideo(t *testing.T) {
+	h := newHarness(t, Config{Video: true, RequestKeyframeFallback: func() {}})
+	h.start(videoSpec(peerVideo, media.Feedback{PLI: true}))
+	h.s.keyframeAsked.Store(true)
+	h.advance(t0.Add(time.Second))
+	require.Empty(t, h.eventsOf(EventKeyframeRequested))
+	p := newPhone(t, h, 0x66)
+	p.frame = 1 // P-frames: the decoder waits too
+	p.run(t0.Add(1500 * time.Millisecond))
+	reqs := h.eventsOf(EventKeyframeRequested)
+	require.NotEmpty(t, reqs)
+	require.Equal(t, "pli", reqs[0].Detail)
+	require.Zero(t, h.s.Stats().Video.KeyframeFallbacks)
+}
