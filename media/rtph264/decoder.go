@@ -25,6 +25,23 @@ type DecoderConfig struct {
 	// IDRs until the stream carries its own. Nil means none. They are
 	// copied.
 	SPS, PPS []byte
+	// Conceal selects the lossy-link policy: after the first IDR, an
+	// access unit with a hole is emitted with the NAL units that arrived
+	// whole (a NAL unit missing FU-A fragments is left out) instead of
+	// being dropped, and later access units are emitted normally, so a
+	// decoder shows a brief smear where the picture was damaged instead of
+	// freezing until the next IDR. NeedKeyframe still reports true from
+	// the loss until an IDR arrives (so the call asks the sender for one
+	// while frames keep flowing), and DecoderStats.Concealed counts the
+	// damaged access units emitted. An access unit with no whole slice
+	// left is dropped, without waiting for an IDR. Before the first IDR,
+	// and after a change of SSRC (a new encoder), there is nothing to
+	// conceal from: the decoder waits for an IDR as without Conceal.
+	//
+	// The zero value (false) freezes instead: a damaged access unit is
+	// dropped and so is everything up to the next IDR, so what is emitted
+	// always decodes cleanly.
+	Conceal bool
 }
 
 // DecoderStats counts what a Decoder did. All counters only grow.
@@ -35,6 +52,7 @@ type DecoderStats struct {
 	Invalid        uint64 // packets with an invalid or unsupported payload
 	Stale          uint64 // duplicate or older packets ignored
 	ParamsAttached uint64 // IDRs emitted with SPS/PPS put back in front
+	Concealed      uint64 // damaged access units emitted anyway (Conceal), also counted in AccessUnits
 }
 
 // Decoder reassembles access units from RTP packets of one H.264 stream.
@@ -46,7 +64,8 @@ type DecoderStats struct {
 // is dropped and the decoder waits for the next IDR, returning
 // ErrNeedKeyframe for each access unit it drops meanwhile. It also waits for
 // an IDR at the start. The latest SPS and PPS are kept and put back in front
-// of an IDR that arrives without them.
+// of an IDR that arrives without them. DecoderConfig.Conceal chooses a
+// brief smear over that freeze on lossy links.
 //
 // Packets must come in sequence order (from a jitter buffer); a duplicate or
 // older packet is ignored. The decoder allocates nothing per packet once its
@@ -62,7 +81,8 @@ type Decoder struct {
 
 	started  bool   // an access unit is being assembled
 	ts       uint32 // its RTP timestamp
-	broken   bool   // it has a hole
+	broken   bool   // it has a hole (and will be dropped)
+	lossy    bool   // it has a hole but keeps its whole NAL units (Conceal)
 	hasIDR   bool
 	hasVCL   bool
 	hasSPS   bool
@@ -74,6 +94,8 @@ type Decoder struct {
 	lastSeq uint16
 	ssrc    uint32
 	waitIDR bool
+	conceal bool // DecoderConfig.Conceal
+	gotIDR  bool // an IDR of the current source was emitted: concealment can start
 
 	sps, pps []byte
 	stats    DecoderStats
@@ -84,7 +106,7 @@ func NewDecoder(cfg DecoderConfig) (*Decoder, error) {
 	if cfg.MaxAccessUnitSize < 0 {
 		return nil, errors.New("rtph264: negative MaxAccessUnitSize")
 	}
-	d := &Decoder{annexB: cfg.AnnexB, maxSize: cfg.MaxAccessUnitSize, waitIDR: true}
+	d := &Decoder{annexB: cfg.AnnexB, maxSize: cfg.MaxAccessUnitSize, waitIDR: true, conceal: cfg.Conceal}
 	if d.maxSize == 0 {
 		d.maxSize = 8 << 20
 	}
@@ -101,7 +123,7 @@ func NewDecoder(cfg DecoderConfig) (*Decoder, error) {
 func (d *Decoder) Stats() DecoderStats { return d.stats }
 
 // NeedKeyframe reports whether the decoder is waiting for an IDR (at the
-// start, and after a dropped access unit).
+// start, and after a dropped access unit or, with Conceal, after a loss).
 func (d *Decoder) NeedKeyframe() bool { return d.waitIDR }
 
 // SPS returns the latest sequence parameter set seen (nil if none). It
@@ -126,6 +148,7 @@ func (d *Decoder) Decode(pkt *rtp.Packet) (media.Frame, uint32, error) {
 	if d.haveSeq && pkt.SSRC != d.ssrc {
 		gap = true // a new source (re-INVITE, failover): a new sequence space
 		d.stats.Gaps++
+		d.gotIDR = false // its pictures cannot reference the old source's
 	} else if d.haveSeq {
 		switch diff := pkt.SequenceNumber - d.lastSeq; {
 		case diff == 0 || (diff >= 0x8000 && diff > 0x10000-maxMisorder):
@@ -148,7 +171,7 @@ func (d *Decoder) Decode(pkt *rtp.Packet) (media.Frame, uint32, error) {
 		result bool
 	)
 	if d.started && gap {
-		d.broken = true // the hole may be at the end of the current access unit
+		d.hole() // the hole may be at the end of the current access unit
 	}
 	if d.started && pkt.Timestamp != d.ts {
 		fr, frTS, frErr = d.finish()
@@ -158,7 +181,7 @@ func (d *Decoder) Decode(pkt *rtp.Packet) (media.Frame, uint32, error) {
 		d.begin(pkt.Timestamp)
 	}
 	if gap {
-		d.broken = true // the hole may be at the start of this one
+		d.hole() // the hole may be at the start of this one
 	}
 	perr := d.add(pkt.Payload)
 	if perr != nil {
@@ -186,17 +209,36 @@ func (d *Decoder) Decode(pkt *rtp.Packet) (media.Frame, uint32, error) {
 func (d *Decoder) begin(ts uint32) {
 	d.started = true
 	d.ts = ts
-	d.broken = false
+	d.broken, d.lossy = false, false
 	d.hasIDR, d.hasVCL, d.hasSPS, d.hasPPS = false, false, false, false
 	d.fuActive = false
 	d.bufs[d.cur] = d.bufs[d.cur][:0]
+}
+
+// concealing reports whether holes are concealed rather than dropped.
+func (d *Decoder) concealing() bool { return d.conceal && d.gotIDR }
+
+// hole marks the access unit being assembled as having lost data. Without
+// concealment it is broken (dropped); with it, it is lossy and a NAL unit
+// whose FU-A fragments are still being collected is cut off: its end, or
+// its middle, is missing.
+func (d *Decoder) hole() {
+	if !d.concealing() {
+		d.broken = true
+		return
+	}
+	d.lossy = true
+	if d.fuActive {
+		d.bufs[d.cur] = d.bufs[d.cur][:d.fuStart]
+		d.fuActive = false
+	}
 }
 
 // finish ends the access unit being assembled.
 func (d *Decoder) finish() (media.Frame, uint32, error) {
 	d.started = false
 	if d.fuActive {
-		d.broken = true // FU-A without its end
+		d.hole() // FU-A without its end
 		d.fuActive = false
 	}
 	if d.broken {
@@ -204,12 +246,19 @@ func (d *Decoder) finish() (media.Frame, uint32, error) {
 		d.stats.Dropped++
 		return media.Frame{}, 0, ErrNeedKeyframe
 	}
+	if d.lossy {
+		d.waitIDR = true // ask for an IDR; frames go on meanwhile
+		if !d.hasVCL {
+			d.stats.Dropped++ // no whole slice left
+			return media.Frame{}, 0, ErrNeedKeyframe
+		}
+	}
 	if !d.hasVCL {
 		// Parameter sets or SEI alone (some cameras send SPS/PPS with
 		// their own timestamp): kept, nothing to emit.
 		return media.Frame{}, 0, ErrMorePacketsNeeded
 	}
-	if d.waitIDR && !d.hasIDR {
+	if d.waitIDR && !d.hasIDR && !d.concealing() {
 		d.stats.Dropped++
 		return media.Frame{}, 0, ErrNeedKeyframe
 	}
@@ -234,8 +283,14 @@ func (d *Decoder) finish() (media.Frame, uint32, error) {
 		payload = d.out
 		d.stats.ParamsAttached++
 	}
-	if d.hasIDR {
+	if d.hasIDR && !d.lossy {
 		d.waitIDR = false
+	}
+	if d.hasIDR {
+		d.gotIDR = true
+	}
+	if d.lossy {
+		d.stats.Concealed++
 	}
 	d.cur = 1 - d.cur // keep the emitted buffer intact while the next one fills
 	d.stats.AccessUnits++
@@ -278,17 +333,25 @@ func (d *Decoder) add(p []byte) error {
 		return nil
 	}
 	if len(p) == 0 {
-		d.broken = true
+		d.hole()
 		return errEmpty
 	}
 	if p[0]&0x80 != 0 {
-		d.broken = true
+		d.hole()
 		return errForbidden
 	}
 	typ := p[0] & 0x1f
 	if d.fuActive && typ != NALTypeFUA {
+		explained := d.lossy // a loss the decoder saw cut the FU-A short
+		d.hole()             // cuts the unfinished FU-A when concealing
 		d.fuActive = false
-		d.broken = true
+		if !d.lossy {
+			return errFUAInterrup
+		}
+		// Concealing: the packet is whole and parsed below.
+		if err := d.add(p); err != nil || explained {
+			return err
+		}
 		return errFUAInterrup
 	}
 	switch {
@@ -297,22 +360,22 @@ func (d *Decoder) add(p []byte) error {
 	case typ == NALTypeSTAPA:
 		p = p[1:]
 		if len(p) == 0 {
-			d.broken = true
+			d.hole()
 			return errSTAPA
 		}
 		for len(p) > 0 {
 			if len(p) < 2 {
-				d.broken = true
+				d.hole()
 				return errSTAPA
 			}
 			n := int(binary.BigEndian.Uint16(p))
 			p = p[2:]
 			if n == 0 || n > len(p) {
-				d.broken = true
+				d.hole()
 				return errSTAPA
 			}
 			if t := p[0] & 0x1f; t == 0 || t >= NALTypeSTAPA || p[0]&0x80 != 0 {
-				d.broken = true
+				d.hole()
 				return fmt.Errorf("rtph264: STAP-A holds invalid NAL unit type %d", t)
 			}
 			if err := d.appendNAL(p[:n]); err != nil {
@@ -324,35 +387,38 @@ func (d *Decoder) add(p []byte) error {
 	case typ == NALTypeFUA:
 		return d.addFUA(p)
 	default:
-		d.broken = true
+		d.hole()
 		return fmt.Errorf("rtph264: unsupported packet type %d (packetization-mode 2 or reserved)", typ)
 	}
 }
 
 func (d *Decoder) addFUA(p []byte) error {
 	if len(p) < 2 {
+		d.hole()
 		d.fuActive = false
-		d.broken = true
 		return errFUAShort
 	}
 	hdr := p[1]
 	start, end := hdr&0x80 != 0, hdr&0x40 != 0
 	nalType := hdr & 0x1f
 	if nalType == 0 || nalType >= NALTypeSTAPA {
+		d.hole()
 		d.fuActive = false
-		d.broken = true
 		return fmt.Errorf("rtph264: FU-A carries invalid NAL unit type %d", nalType)
 	}
-	b := d.bufs[d.cur]
 	if start {
 		var err error
 		if d.fuActive {
-			d.broken = true
-			err = errFUAUnended
+			explained := d.lossy
+			d.hole() // cuts the unfinished FU-A when concealing
+			if !explained {
+				err = errFUAUnended
+			}
 		}
+		b := d.bufs[d.cur]
 		if len(b)+4+1+len(p)-2 > d.maxSize {
+			d.hole()
 			d.fuActive = false
-			d.broken = true
 			return errTooLarge
 		}
 		d.fuStart = len(b)
@@ -366,12 +432,17 @@ func (d *Decoder) addFUA(p []byte) error {
 		}
 	} else {
 		if !d.fuActive {
-			d.broken = true
+			explained := d.lossy
+			d.hole()
+			if explained {
+				return nil // its start was lost: skipped, not news
+			}
 			return errFUAStart
 		}
+		b := d.bufs[d.cur]
 		if len(b)+len(p)-2 > d.maxSize {
+			d.hole()
 			d.fuActive = false
-			d.broken = true
 			return errTooLarge
 		}
 		b = append(b, p[2:]...)
@@ -381,6 +452,7 @@ func (d *Decoder) addFUA(p []byte) error {
 		}
 	}
 	d.fuActive = false
+	b := d.bufs[d.cur]
 	nal := b[d.fuStart+4:]
 	if !d.annexB {
 		binary.BigEndian.PutUint32(b[d.fuStart:], uint32(len(nal)))
@@ -392,7 +464,7 @@ func (d *Decoder) addFUA(p []byte) error {
 func (d *Decoder) appendNAL(n []byte) error {
 	b := d.bufs[d.cur]
 	if len(b)+4+len(n) > d.maxSize {
-		d.broken = true
+		d.hole()
 		return errTooLarge
 	}
 	b = d.appendPrefix(b, len(n))

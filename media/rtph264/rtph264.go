@@ -6,8 +6,22 @@
 // unit types.
 //
 // The Decoder reassembles access units itself, checking RTP sequence numbers
-// (pion/rtp's H264Packet does not, see DESIGN.md): a picture with any hole is
-// dropped, never emitted broken, and decoding resumes at the next IDR.
+// (pion/rtp's H264Packet does not, see DESIGN.md). What it does with a
+// picture that has a hole is a policy, DecoderConfig.Conceal:
+//
+//   - Freeze (the default): the picture is dropped, never emitted broken,
+//     and so is every picture up to the next IDR. What is emitted always
+//     decodes cleanly, but on a lossy link each loss freezes the video until
+//     the sender's next IDR arrives, which on a lossy link is itself often
+//     hit (an IDR is 10 to 60 packets): seconds of frozen picture.
+//   - Conceal: after the first IDR, the damaged picture is emitted with the
+//     NAL units that arrived whole (slices missing a fragment are left out)
+//     and the following pictures flow on. A decoder conceals the missing
+//     slices and the pictures that reference them from what it has: a
+//     brief smear or blocky patch in the damaged area, often unnoticed,
+//     which the next IDR cleans up. NeedKeyframe stays true meanwhile so
+//     the call asks the sender for that IDR at once. Suited to live
+//     broadcast and WebRTC, where motion matters more than a spotless frame.
 package rtph264
 
 import (

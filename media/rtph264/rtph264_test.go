@@ -287,8 +287,24 @@ func FuzzDecode(f *testing.F) {
 		}
 		f.Add(marshalSeq(pkts))
 	}
+	for _, ca := range concealCases {
+		var pkts []*rtp.Packet
+		for _, s := range ca.steps {
+			pkts = append(pkts, s.pkt)
+		}
+		f.Add(marshalSeq(pkts))
+	}
 	f.Fuzz(func(t *testing.T, b []byte) {
-		d, err := NewDecoder(DecoderConfig{MaxAccessUnitSize: 1 << 16})
+		// The freezing and the concealing policy see the same packets.
+		fuzzDecode(t, b, DecoderConfig{MaxAccessUnitSize: 1 << 16})
+		fuzzDecode(t, b, DecoderConfig{MaxAccessUnitSize: 1 << 16, Conceal: true})
+	})
+}
+
+func fuzzDecode(t *testing.T, b []byte, cfg DecoderConfig) {
+	t.Helper()
+	{
+		d, err := NewDecoder(cfg)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -332,7 +348,7 @@ func FuzzDecode(f *testing.F) {
 				t.Fatalf("bad access unit: vcl=%v idr=%v keyframe=%v sps=%v pps=%v", vcl, idr, fr.Keyframe, sps, pps)
 			}
 		}
-	})
+	}
 }
 
 func TestErrorsDistinct(t *testing.T) {
