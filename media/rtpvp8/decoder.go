@@ -13,6 +13,21 @@ type DecoderConfig struct {
 	// MaxFrameSize bounds the memory one frame may take; larger frames are
 	// dropped. Zero means 4 MiB.
 	MaxFrameSize int
+	// Conceal selects the lossy-link policy: after the first key frame, a
+	// frame with a hole is emitted with the data that arrived before the
+	// hole (what follows a hole cannot be placed) instead of being dropped,
+	// and later frames are emitted normally, so the picture smears briefly
+	// where it was damaged instead of freezing until the next key frame.
+	// NeedKeyframe still reports true from the loss until a key frame
+	// arrives (so the call asks the sender for one while frames keep
+	// flowing), and DecoderStats.Concealed counts the damaged frames
+	// emitted. A frame whose first packet was lost (nothing decodable) is
+	// dropped, without waiting for a key frame. Before the first key frame,
+	// and after a change of SSRC, the decoder waits as without Conceal.
+	//
+	// The zero value (false) freezes instead: a damaged frame is dropped
+	// and so is everything up to the next key frame.
+	Conceal bool
 }
 
 // DecoderStats counts what a Decoder did. Counters only grow.
@@ -22,6 +37,9 @@ type DecoderStats struct {
 	Gaps    uint64 // sequence number gaps
 	Invalid uint64 // packets with an invalid payload
 	Stale   uint64 // duplicate or older packets ignored
+	// Concealed counts damaged frames emitted anyway (Conceal), also
+	// counted in Frames.
+	Concealed uint64
 }
 
 // Decoder reassembles VP8 frames from RTP packets of one stream (RFC 7741
@@ -30,7 +48,8 @@ type DecoderStats struct {
 // change. A sequence number gap, a frame without its first packet, or an
 // invalid descriptor makes the frame broken: it is dropped and the decoder
 // waits for the next key frame, returning ErrNeedKeyframe for each frame it
-// drops. It also waits for a key frame at the start.
+// drops. It also waits for a key frame at the start. DecoderConfig.Conceal
+// chooses a brief smear over that freeze on lossy links.
 //
 // Packets must come in sequence order (from a jitter buffer). The decoder
 // allocates nothing per packet in steady state. It is not safe for
@@ -42,7 +61,11 @@ type Decoder struct {
 
 	started bool
 	ts      uint32
-	broken  bool
+	broken  bool // the frame will be dropped
+	lossy   bool // the frame lost its end or middle; what came before is kept (Conceal)
+
+	conceal bool // DecoderConfig.Conceal
+	gotKey  bool // a key frame of the current source was emitted
 
 	haveSeq bool
 	lastSeq uint16
@@ -56,7 +79,7 @@ func NewDecoder(cfg DecoderConfig) (*Decoder, error) {
 	if cfg.MaxFrameSize < 0 {
 		return nil, errors.New("rtpvp8: negative MaxFrameSize")
 	}
-	d := &Decoder{maxSize: cfg.MaxFrameSize, waitKey: true}
+	d := &Decoder{maxSize: cfg.MaxFrameSize, waitKey: true, conceal: cfg.Conceal}
 	if d.maxSize == 0 {
 		d.maxSize = 4 << 20
 	}
@@ -89,6 +112,7 @@ func (d *Decoder) Decode(pkt *rtp.Packet) (media.Frame, uint32, error) {
 	if d.haveSeq && pkt.SSRC != d.ssrc {
 		gap = true
 		d.stats.Gaps++
+		d.gotKey = false // nothing to conceal from in a new source
 	} else if d.haveSeq {
 		switch diff := pkt.SequenceNumber - d.lastSeq; {
 		case diff == 0 || (diff >= 0x8000 && diff > 0x10000-maxMisorder):
@@ -110,7 +134,7 @@ func (d *Decoder) Decode(pkt *rtp.Packet) (media.Frame, uint32, error) {
 		result bool
 	)
 	if d.started && gap {
-		d.broken = true
+		d.hole()
 	}
 	if d.started && pkt.Timestamp != d.ts {
 		fr, frTS, frErr = d.finish()
@@ -147,7 +171,7 @@ func (d *Decoder) add(pkt *rtp.Packet, gap bool) error {
 	if !d.started {
 		d.started = true
 		d.ts = pkt.Timestamp
-		d.broken = false
+		d.broken, d.lossy = false, false
 		d.bufs[d.cur] = d.bufs[d.cur][:0]
 		if err == nil && (!desc.Start || desc.PartitionID != 0) {
 			d.broken = true
@@ -162,24 +186,41 @@ func (d *Decoder) add(pkt *rtp.Packet, gap bool) error {
 		}
 	}
 	if err != nil {
-		d.broken = true
+		d.hole()
 		return err
 	}
-	if d.broken {
+	if d.broken || d.lossy {
 		return nil
 	}
 	data := pkt.Payload[n:]
 	if len(d.bufs[d.cur])+len(data) > d.maxSize {
-		d.broken = true
+		d.hole()
 		return errTooLarge
 	}
 	d.bufs[d.cur] = append(d.bufs[d.cur], data...)
 	return nil
 }
 
+// concealing reports whether holes are concealed rather than dropped.
+func (d *Decoder) concealing() bool { return d.conceal && d.gotKey }
+
+// hole marks the frame being assembled as having lost data: broken
+// (dropped) without concealment or when nothing was kept yet; with it,
+// lossy, keeping the data before the hole.
+func (d *Decoder) hole() {
+	if d.concealing() && len(d.bufs[d.cur]) > 0 && !d.broken {
+		d.lossy = true
+		return
+	}
+	d.broken = true
+}
+
 func (d *Decoder) finish() (media.Frame, uint32, error) {
 	d.started = false
 	frame := d.bufs[d.cur]
+	if d.lossy {
+		d.waitKey = true // ask for a key frame; frames go on meanwhile
+	}
 	if d.broken || len(frame) < 3 {
 		d.waitKey = true
 		d.stats.Dropped++
@@ -193,11 +234,19 @@ func (d *Decoder) finish() (media.Frame, uint32, error) {
 		d.stats.Invalid++
 		return media.Frame{}, 0, ErrNeedKeyframe
 	}
-	if d.waitKey && !key {
+	if d.waitKey && !key && !d.concealing() {
 		d.stats.Dropped++
 		return media.Frame{}, 0, ErrNeedKeyframe
 	}
-	d.waitKey = false
+	if key {
+		d.gotKey = true
+	}
+	if key && !d.lossy {
+		d.waitKey = false
+	}
+	if d.lossy {
+		d.stats.Concealed++
+	}
 	d.cur = 1 - d.cur
 	d.stats.Frames++
 	return media.Frame{Codec: media.CodecVP8, Keyframe: key, Payload: frame, ClockRate: ClockRate}, d.ts, nil

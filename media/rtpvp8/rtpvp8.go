@@ -4,6 +4,15 @@
 // payload descriptor (X, N, S, PID and the extended I/L/T/K fields), §4.3
 // the VP8 payload header (the P bit that tells key frames), §4.5 frame
 // reassembly. RFC 6386 §9.1 for the key frame start code.
+//
+// Losses: by default (freeze) the Decoder drops a damaged frame and every
+// frame up to the next key frame, so what it emits always decodes cleanly
+// but each loss freezes the picture until the sender's next key frame
+// arrives. DecoderConfig.Conceal trades that for a brief smear: after the
+// first key frame, a damaged frame is emitted with the data that arrived
+// before its hole and later frames flow on; a VP8 decoder conceals the rest
+// from its references (libvpx and FFmpeg decode what is there) until the
+// key frame that NeedKeyframe keeps asking for repairs the picture.
 package rtpvp8
 
 import (

@@ -319,38 +319,52 @@ func FuzzDecode(f *testing.F) {
 		}
 		f.Add(marshalSeq(pkts))
 	}
+	for _, ca := range concealCases {
+		var pkts []*rtp.Packet
+		for _, s := range ca.steps {
+			pkts = append(pkts, s.pkt)
+		}
+		f.Add(marshalSeq(pkts))
+	}
 	f.Fuzz(func(t *testing.T, b []byte) {
-		d, err := NewDecoder(DecoderConfig{MaxFrameSize: 1 << 16})
-		if err != nil {
-			t.Fatal(err)
-		}
-		first := true
-		var pkt rtp.Packet
-		for len(b) >= 2 {
-			n := int(b[0])<<8 | int(b[1])
-			b = b[2:]
-			n = min(n, len(b))
-			raw := b[:n]
-			b = b[n:]
-			if pkt.Unmarshal(raw) != nil {
-				continue
-			}
-			fr, _, err := d.Decode(&pkt)
-			if err != nil {
-				if fr.Payload != nil {
-					t.Fatal("payload with an error")
-				}
-				continue
-			}
-			if len(fr.Payload) < 3 || fr.Keyframe != IsKeyFrame(fr.Payload) || (fr.Payload[0]&1 == 0) != fr.Keyframe {
-				t.Fatalf("bad frame: keyframe=%v % x", fr.Keyframe, fr.Payload[:min(10, len(fr.Payload))])
-			}
-			if first && !fr.Keyframe {
-				t.Fatal("first frame is not a key frame")
-			}
-			first = false
-		}
+		// The freezing and the concealing policy see the same packets.
+		fuzzDecode(t, b, DecoderConfig{MaxFrameSize: 1 << 16})
+		fuzzDecode(t, b, DecoderConfig{MaxFrameSize: 1 << 16, Conceal: true})
 	})
+}
+
+func fuzzDecode(t *testing.T, b []byte, cfg DecoderConfig) {
+	t.Helper()
+	d, err := NewDecoder(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	first := true
+	var pkt rtp.Packet
+	for len(b) >= 2 {
+		n := int(b[0])<<8 | int(b[1])
+		b = b[2:]
+		n = min(n, len(b))
+		raw := b[:n]
+		b = b[n:]
+		if pkt.Unmarshal(raw) != nil {
+			continue
+		}
+		fr, _, err := d.Decode(&pkt)
+		if err != nil {
+			if fr.Payload != nil {
+				t.Fatal("payload with an error")
+			}
+			continue
+		}
+		if len(fr.Payload) < 3 || fr.Keyframe != IsKeyFrame(fr.Payload) || (fr.Payload[0]&1 == 0) != fr.Keyframe {
+			t.Fatalf("bad frame: keyframe=%v % x", fr.Keyframe, fr.Payload[:min(10, len(fr.Payload))])
+		}
+		if first && !fr.Keyframe {
+			t.Fatal("first frame is not a key frame")
+		}
+		first = false
+	}
 }
 
 // FuzzDescriptor checks that Unmarshal never panics or reads past the
