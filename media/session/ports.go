@@ -3,6 +3,7 @@ package session
 import (
 	"errors"
 	"fmt"
+	"math/rand/v2"
 	"net"
 	"net/netip"
 	"sync"
@@ -35,11 +36,10 @@ func ListenUDP(addr netip.AddrPort) (PacketConn, error) {
 
 // PortPool hands out RTP/RTCP port pairs: an even RTP port and the odd
 // port above it for RTCP (RFC 3550 §11), from a range shared by all
-// sessions of a process. It is safe for concurrent use.
+// sessions of a process, in random order. It is safe for concurrent use.
 type PortPool struct {
 	mu     sync.Mutex
 	lo, hi int // even bounds of RTP ports, inclusive
-	next   int
 	used   map[int]bool
 }
 
@@ -57,7 +57,7 @@ func NewPortPool(lo, hi int) (*PortPool, error) {
 	if top%2 != 0 {
 		top--
 	}
-	return &PortPool{lo: lo, hi: top, next: lo, used: map[int]bool{}}, nil
+	return &PortPool{lo: lo, hi: top, used: map[int]bool{}}, nil
 }
 
 // Size returns the number of port pairs of the pool.
@@ -70,18 +70,19 @@ func (p *PortPool) InUse() int {
 	return len(p.used)
 }
 
-// allocate binds the next free pair on ip, skipping ports other programs
-// hold.
+// allocate binds a free pair on ip, chosen at random, skipping ports other
+// programs hold.
 func (p *PortPool) allocate(ip netip.Addr, listen ListenFunc) (rtpc, rtcpc PacketConn, port int, err error) {
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	n := p.Size()
+	// Start at a random pair: ports handed out in order tell a stranger
+	// which port the next call gets (RTP injection), and random ones make
+	// it unlikely that a port is reused while the last call's peer still
+	// sends to it.
+	start := rand.IntN(n)
 	for i := 0; i < n; i++ {
-		port := p.next
-		p.next += 2
-		if p.next > p.hi {
-			p.next = p.lo
-		}
+		port := p.lo + 2*((start+i)%n)
 		if p.used[port] {
 			continue
 		}

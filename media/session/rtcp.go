@@ -1,6 +1,7 @@
 package session
 
 import (
+	"encoding/binary"
 	"net/netip"
 	"time"
 
@@ -18,8 +19,10 @@ func (st *stream) receiveRTCP(b []byte, from netip.AddrPort, now time.Time, onRT
 		st.c.InvalidPackets++
 		return
 	}
-	// RTCP must come from the latched peer's host (its port may differ).
-	if st.latched && from.Addr() != st.source.Addr() {
+	// A stranger's RTCP must neither reach the timeline nor decide where
+	// ours goes.
+	ok, learn := st.rtcpFromPeer(from, binary.BigEndian.Uint32(b[4:]))
+	if !ok {
 		st.c.StrangerPackets++
 		return
 	}
@@ -31,7 +34,9 @@ func (st *stream) receiveRTCP(b []byte, from netip.AddrPort, now time.Time, onRT
 		}
 		b = out
 	}
-	if onRTCPPort {
+	if onRTCPPort && learn {
+		// RTCP from another port than the SDP says (NAT): ours goes back
+		// where it comes from.
 		st.rtcpSource, st.haveRTCPSrc = from, true
 	}
 	st.c.RTCPReceived++
@@ -64,6 +69,31 @@ func (st *stream) receiveRTCP(b []byte, from netip.AddrPort, now time.Time, onRT
 		st.c.InvalidPackets++
 	}
 	st.publish()
+}
+
+// rtcpFromPeer reports whether RTCP from addr whose first packet's sender
+// SSRC is ssrc is the peer's (ok), and whether it teaches where the peer
+// wants RTCP (learn). The addresses the SDP names (the RTCP address, and
+// the RTP address for peers that mux) and the latched RTP source are the
+// peer's. Another port of the same host (a NAT, or an SBC that rewrote the
+// SDP) is the peer's only when the packet speaks for the SSRC the peer's
+// RTP comes from: RTCP is tied to the latched RTP source, so a stranger's
+// reports neither reach the timeline nor decide where ours go.
+func (st *stream) rtcpFromPeer(from netip.AddrPort, ssrc uint32) (ok, learn bool) {
+	r := st.spec.Remote
+	want := st.spec.RemoteRTCP
+	if !want.IsValid() && r.IsValid() {
+		want = netip.AddrPortFrom(r.Addr(), r.Port()+1)
+	}
+	switch {
+	case r.IsValid() && (from == want || from == r):
+		return true, false
+	case st.latched && from == st.source:
+		return true, false
+	case st.latched && from.Addr() == st.source.Addr() && st.haveSSRC && ssrc == st.ssrc:
+		return true, true
+	}
+	return false, false
 }
 
 // sendReport sends a compound RTCP report: SR when RTP was sent since the

@@ -21,9 +21,18 @@ import (
 	"github.com/sipstream/sipstream/media/timeline"
 )
 
-// Latching: a new source takes over once it has sent latchPackets packets
-// in a row while the current one has been silent for latchSilence.
+// Strict latching (the model is Asterisk's strictrtp): the address the
+// peer's SDP names is latched on its first packet. Another address (a
+// phone behind NAT) is latched only when the SDP address has stayed
+// silent for learnDelay and that address has sent learnPackets packets in
+// sequence. Once latched, the SDP address is kept until a re-INVITE
+// changes it; any other source gives way to a new one only after
+// latchPackets packets in sequence from it and latchSilence of silence
+// from itself, or at once to the SDP address after latchPackets packets
+// (a stranger that got in first).
 const (
+	learnDelay   = 500 * time.Millisecond
+	learnPackets = 4
 	latchPackets = 10
 	latchSilence = 500 * time.Millisecond
 )
@@ -79,8 +88,8 @@ type stream struct {
 	latched     bool
 	source      netip.AddrPort
 	lastSource  time.Time
-	cand        netip.AddrPort
-	candCount   int
+	cands       [4]candidate // other sources sending, for learning and switching
+	learnSince  time.Time    // latching (re)started
 	rtcpSource  netip.AddrPort
 	haveRTCPSrc bool
 
@@ -268,6 +277,7 @@ func (st *stream) configure(sp media.StreamSpec, now time.Time) error {
 	}
 	if !st.configured || sp.Remote != st.spec.Remote {
 		st.latched = false
+		st.learnSince = now
 		st.haveRTCPSrc = false
 	}
 	st.srtpIn, st.srtpOut = in, out
@@ -382,37 +392,66 @@ func (st *stream) rtcpDestination() (netip.AddrPort, *socket) {
 	return netip.AddrPortFrom(r.Addr(), r.Port()+1), st.rtcpSock
 }
 
-// accept applies symmetric RTP latching to a packet from addr.
-func (st *stream) accept(from netip.AddrPort, now time.Time) bool {
-	if !st.latched {
+// candidate is a source other than the latched one: how many packets it
+// has sent in sequence.
+type candidate struct {
+	addr  netip.AddrPort
+	seq   uint16 // sequence number of its last packet
+	count int
+	last  time.Time
+}
+
+// candidate counts a packet with sequence number seq from addr and returns
+// its source's run of packets in sequence. A few sources are followed at
+// once (a stranger interleaving copies must not reset the peer's run);
+// the one heard from least recently makes room for a new one.
+func (st *stream) candidate(addr netip.AddrPort, seq uint16, now time.Time) int {
+	slot := 0
+	for i := range st.cands {
+		c := &st.cands[i]
+		if c.count > 0 && c.addr == addr {
+			if seq == c.seq+1 {
+				c.count++
+			} else {
+				c.count = 1
+			}
+			c.seq, c.last = seq, now
+			return c.count
+		}
+		if c.count == 0 || c.last.Before(st.cands[slot].last) {
+			slot = i
+		}
+	}
+	st.cands[slot] = candidate{addr: addr, seq: seq, count: 1, last: now}
+	return 1
+}
+
+// accept applies strict symmetric RTP latching to a packet with sequence
+// number seq from addr (see learnPackets).
+func (st *stream) accept(from netip.AddrPort, seq uint16, now time.Time) bool {
+	if st.latched && from == st.source {
+		st.lastSource = now
+		return true
+	}
+	sdp := st.spec.Remote.IsValid() && from == st.spec.Remote
+	run := st.candidate(from, seq, now)
+	sdpLatched := st.spec.Remote.IsValid() && st.source == st.spec.Remote
+	switch {
+	case !st.latched && (sdp || (run >= learnPackets && now.Sub(st.learnSince) >= learnDelay)):
 		st.latched = true
-		st.source = from
-		st.lastSource = now
-		st.candCount = 0
 		st.s.emit(Event{Type: EventSourceLatched, Kind: st.kind, Time: now, Addr: from})
-		return true
-	}
-	if from == st.source {
-		st.lastSource = now
-		st.candCount = 0
-		return true
-	}
-	if from == st.cand {
-		st.candCount++
-	} else {
-		st.cand, st.candCount = from, 1
-	}
-	if st.candCount >= latchPackets && now.Sub(st.lastSource) >= latchSilence {
-		st.source = from
-		st.lastSource = now
-		st.candCount = 0
-		st.haveRTCPSrc = false
+	case st.latched && !sdpLatched && run >= latchPackets && (sdp || now.Sub(st.lastSource) >= latchSilence):
 		st.c.SourceSwitches++
 		st.s.emit(Event{Type: EventSourceSwitched, Kind: st.kind, Time: now, Addr: from})
-		return true
+	default:
+		st.c.StrangerPackets++
+		return false
 	}
-	st.c.StrangerPackets++
-	return false
+	st.source = from
+	st.lastSource = now
+	st.haveRTCPSrc = false
+	st.cands = [len(st.cands)]candidate{}
+	return true
 }
 
 // receiveRTP is the receive path of one RTP packet that arrived at now
@@ -436,7 +475,7 @@ func (st *stream) receiveRTP(b []byte, from netip.AddrPort, now time.Time) {
 		}
 		b = out
 	}
-	if !st.accept(from, now) {
+	if !st.accept(from, binary.BigEndian.Uint16(b[2:]), now) {
 		return
 	}
 	if !st.spec.Direction.Receives() {
