@@ -450,3 +450,39 @@ func TestKeyframeRequestBeforeVideo(t *testing.T) {
 	require.Equal(t, "pli", reqs[0].Detail)
 	require.Zero(t, h.s.Stats().Video.KeyframeFallbacks)
 }
+
+// TestLossConceal: with LossConceal a loss that NACK cannot repair (the
+// phone does not retransmit) does not freeze the picture: frames keep
+// coming, the keyframe that cleans up is still asked for; with LossFreeze
+// the same losses freeze.
+func TestLossConceal(t *testing.T) {
+	run := func(policy LossPolicy) (StreamStats, int) {
+		h := newHarness(t, Config{Video: true, LossPolicy: policy})
+		h.start(videoSpec(peerVideo, media.Feedback{PLI: true}))
+		p := newPhone(t, h, 0x31)
+		p.GOP = 250
+		lost := 0
+		p.Lose = func(seq uint16, rtx bool) bool {
+			// one packet of every 40th frame (P-frames of several packets)
+			if p.frame%40 == 20 && !p.curIDR && lost < 1000 && seq%2 == 0 {
+				lost++
+				return true
+			}
+			return false
+		}
+		p.run(t0.Add(10 * time.Second))
+		return h.s.Stats().Video, len(h.frames[media.KindVideo])
+	}
+	conceal, nc := run(LossConceal)
+	freeze, nf := run(LossFreeze)
+	require.NotZero(t, freeze.Freezes)
+	// a frame whose first packet is lost has nothing decodable and is
+	// dropped even when concealing: a one-frame hiccup, never a freeze
+	// until the keyframe
+	require.LessOrEqual(t, conceal.LongestFreeze, 2*defaultFrame, "%+v", conceal)
+	require.Greater(t, freeze.LongestFreeze, 2*defaultFrame)
+	require.GreaterOrEqual(t, nc, 240)
+	require.Less(t, nf, nc)
+	require.NotZero(t, conceal.PLISent, "the clean-up keyframe is still asked for")
+	t.Logf("frames delivered: conceal %d, freeze %d (freezes %d, %v)", nc, nf, freeze.Freezes, freeze.FrozenTime)
+}

@@ -223,9 +223,9 @@ func (st *stream) configure(sp media.StreamSpec, now time.Time) error {
 		switch pf.Codec {
 		case media.CodecH264:
 			sps, pps := spropParameterSets(pf.Fmtp)
-			f.h264, err = rtph264.NewDecoder(rtph264.DecoderConfig{SPS: sps, PPS: pps})
+			f.h264, err = rtph264.NewDecoder(rtph264.DecoderConfig{SPS: sps, PPS: pps, Conceal: st.s.cfg.LossPolicy == LossConceal})
 		case media.CodecVP8:
-			f.vp8, err = rtpvp8.NewDecoder(rtpvp8.DecoderConfig{})
+			f.vp8, err = rtpvp8.NewDecoder(rtpvp8.DecoderConfig{Conceal: st.s.cfg.LossPolicy == LossConceal})
 		case media.CodecPCMA, media.CodecPCMU, media.CodecOpus, media.CodecSpeex:
 			f.audio, err = rtpaudio.NewDecoder(rtpaudio.Format{Codec: pf.Codec, ClockRate: pf.ClockRate, Channels: pf.Channels})
 		case media.CodecTelephoneEvent:
