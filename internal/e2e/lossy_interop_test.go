@@ -1,0 +1,192 @@
+//go:build interop
+
+package e2e
+
+import (
+	"context"
+	"fmt"
+	"net/netip"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+
+	"github.com/sipstream/sipstream/callmgr"
+	"github.com/sipstream/sipstream/internal/netsim"
+	"github.com/sipstream/sipstream/internal/testenv"
+	"github.com/sipstream/sipstream/media/session"
+)
+
+// Issue 11's acceptance tests: a phone on a bad link. Only the gateway's
+// inbound RTP is impaired (its RTP sockets wrapped in netsim through
+// callmgr.Config.MediaListen; RTCP and SIP are clean): 30 ms delay, up to
+// 25 ms jitter with the order kept, and seeded loss. The stream published
+// to a real nginx-rtmp is read back by ffmpeg and analysed over 10 s (25
+// fps: 250 frames) from the first keyframe, as a viewer joining sees it.
+// Every scenario logs its figures on one line starting "LOSSY scenario=".
+
+const (
+	lossyWindow = 10 * time.Second
+	lossyLead   = 3 * time.Second // room for the first keyframe
+)
+
+// lossyLink is the inbound path of the issue: 30 ms ± 25 ms, order kept.
+func lossyLink(seed uint64, loss float64) netsim.Config {
+	return netsim.Config{Seed: seed, Delay: 30 * time.Millisecond, Jitter: 25 * time.Millisecond, Loss: loss}
+}
+
+// impairedListen returns a ListenFunc that wraps every RTP socket (even
+// port) in a netsim.RecvConn with link, each socket with its own seed
+// (link.Seed, then +1, +2, ... in the order they are opened), and opens
+// RTCP sockets (odd ports) plainly. It also returns a function reporting
+// what the simulated links did so far.
+func impairedListen(link netsim.Config) (session.ListenFunc, func() netsim.Stats) {
+	var mu sync.Mutex
+	var conns []*netsim.RecvConn
+	listen := func(a netip.AddrPort) (session.PacketConn, error) {
+		if a.Port()%2 != 0 {
+			return session.ListenUDP(a)
+		}
+		mu.Lock()
+		cfg := link
+		cfg.Seed += uint64(len(conns))
+		mu.Unlock()
+		c, err := netsim.ListenRecv(a, cfg)
+		if err != nil {
+			return nil, err
+		}
+		mu.Lock()
+		conns = append(conns, c)
+		mu.Unlock()
+		return c, nil
+	}
+	stats := func() netsim.Stats {
+		mu.Lock()
+		defer mu.Unlock()
+		var sum netsim.Stats
+		for _, c := range conns {
+			s := c.Stats()
+			sum.Sent += s.Sent
+			sum.Lost += s.Lost
+			sum.Bursts += s.Bursts
+			sum.LongestBurst = max(sum.LongestBurst, s.LongestBurst)
+		}
+		return sum
+	}
+	return listen, stats
+}
+
+// lossyResult is one scenario's measurements.
+type lossyResult struct {
+	testenv.StreamReport
+	Link      netsim.Stats
+	CallStats string
+	AV        testenv.AVReport
+}
+
+func (r lossyResult) line(scenario string) string {
+	return fmt.Sprintf("LOSSY scenario=%s %s av=%s linkLoss=%d/%d bursts=%d",
+		scenario, r.StreamReport, r.AV, r.Link.Lost, r.Link.Sent, r.Link.Bursts)
+}
+
+// publishFromBaresip has a real baresip (registered at kamailio with
+// digest auth, sending H.264 640x360 25 fps ≈ 800 kbit/s and G.711 made
+// from marker media: a white flash and a tone burst at every second, so
+// the A/V offset can be read from the stream) called by a callmgr.Manager through kamailio,
+// with the Manager's inbound RTP going through link; the call's RTMP leg
+// publishes to nginx-rtmp, read back and analysed.
+func publishFromBaresip(t *testing.T, stream string, link netsim.Config) lossyResult {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 90*time.Second)
+	defer cancel()
+	kam := testenv.StartKamailio(t, testenv.KamailioConfig{Users: map[string]string{"bob": "pwbob"}})
+	markers := testenv.MakeMarkerMedia(t, 640, 360, 25, 45*time.Second)
+	testenv.StartBaresip(t, testenv.BaresipConfig{User: "bob", Password: "pwbob", Registrar: kam.Addr, Video: true,
+		AudioFile: markers.Audio, VideoFile: markers.Video})
+	ngx := testenv.StartNginxRTMP(t)
+	rec := testenv.RecordStream(t, ngx.RTMPURL()+"/"+stream, lossyLead+lossyWindow)
+	require.NoError(t, waitPlaying(ctx, ngx.StatURL(), stream), "ffmpeg waits at nginx before the call starts: %s", rec.Log())
+
+	listen, linkStats := impairedListen(link)
+	m, err := callmgr.New(callmgr.Config{
+		ListenAddr: "127.0.0.1:0", PublicIP: loopback, MediaIP: loopback,
+		RTPPortMin: 24200, RTPPortMax: 24299, MediaListen: listen,
+	})
+	require.NoError(t, err)
+	defer m.Close(context.Background())
+	call, err := m.StartCall(ctx, callmgr.CallParams{CallID: stream, Callee: "bob",
+		SIPDomain: kam.Host(), SIPPort: kam.Port, SIPOutboundProxy: kam.Addr,
+		RTMPURL: ngx.RTMPURL(), RTMPStream: stream, HasAudio: true, HasVideo: true})
+	require.NoError(t, err)
+	require.NoError(t, call.WaitEstablished(ctx), "call to baresip through kamailio")
+
+	require.NoError(t, rec.Wait(lossyLead+lossyWindow+30*time.Second), "ffmpeg read the stream from nginx")
+	res := lossyResult{Link: linkStats(), CallStats: fmt.Sprintf("%+v", call.Stats())}
+	require.NoError(t, call.Terminate(ctx))
+	require.NoError(t, m.Close(ctx))
+	res.StreamReport = testenv.AnalyseRecording(t, rec, lossyWindow)
+	res.AV = testenv.MarkerOffsets(t, res.File, 25)
+	return res
+}
+
+// checkLossy asserts the acceptance figures of a scenario.
+type lossyLimits struct {
+	MinFrames     int
+	MaxFreeze     time.Duration
+	MaxKeyframeIv time.Duration
+}
+
+func checkLossy(t *testing.T, scenario string, r lossyResult, lim lossyLimits) {
+	t.Helper()
+	t.Log(r.line(scenario))
+	t.Logf("call stats: %s", r.CallStats)
+	if len(r.DecodeErrors) > 0 || len(r.DTSWarnings) > 0 {
+		t.Logf("decode errors: %q; ffmpeg timestamp warnings: %q", r.DecodeErrors, r.DTSWarnings)
+	}
+	assert.Equal(t, lossyWindow, r.Window, "a full window after the first keyframe")
+	if lim.MinFrames > 0 {
+		assert.GreaterOrEqual(t, r.Video.Frames, lim.MinFrames, "frames published in %v", lossyWindow)
+	}
+	if lim.MaxFreeze > 0 {
+		assert.LessOrEqual(t, r.Video.LongestGap, lim.MaxFreeze, "longest freeze")
+	}
+	if lim.MaxKeyframeIv > 0 {
+		// FLV times are whole milliseconds.
+		assert.LessOrEqual(t, r.Video.LongestKeyframeInterval, lim.MaxKeyframeIv+2*time.Millisecond, "longest keyframe interval")
+	}
+	assert.Empty(t, r.DecodeErrors, "ffmpeg decodes the window without errors")
+	assert.Zero(t, r.DTSErrors(), "strictly increasing DTS on every track")
+	assert.Equal(t, r.Video.Frames, r.Video.DecodedFrames, "every published frame decodes")
+	// The offset is the median over the markers: single markers spread
+	// by about ±30 ms even on a clean link, because baresip captures
+	// audio (aufile, 20 ms packets) and video (avformat, 40 ms frames) on
+	// threads of their own and the flash onset is quantized to a frame.
+	assert.GreaterOrEqual(t, len(r.AV.Offsets), 4, "flashes matched to tone bursts: %v", r.AV)
+	assert.LessOrEqual(t, r.AV.Median().Abs(), 20*time.Millisecond, "A/V offset (audio minus video, median): %v", r.AV.Offsets)
+}
+
+// TestInteropLossyBaresip2pct: issue 11, a real phone through kamailio
+// with 2 % random loss on the gateway's inbound RTP.
+func TestInteropLossyBaresip2pct(t *testing.T) {
+	r := publishFromBaresip(t, "lossy-baresip-2", lossyLink(1102, 0.02))
+	checkLossy(t, "baresip-2%", r, lossyLimits{MinFrames: 150, MaxFreeze: 600 * time.Millisecond, MaxKeyframeIv: 2 * time.Second})
+}
+
+// TestInteropLossyBaresip05pct: the same with 0.5 % loss.
+func TestInteropLossyBaresip05pct(t *testing.T) {
+	r := publishFromBaresip(t, "lossy-baresip-05", lossyLink(1105, 0.005))
+	checkLossy(t, "baresip-0.5%", r, lossyLimits{MinFrames: 225, MaxFreeze: 400 * time.Millisecond, MaxKeyframeIv: 2 * time.Second})
+}
+
+// TestInteropLossyBaresipLongGOP: baresip sends a keyframe every 10 s
+// unless asked (libx264 through its avcodec module, whose GOP is not
+// configurable in baresip 1.0); with no loss, the published keyframe
+// interval must still be at most 2 s. (The frame count is logged, not
+// checked: baresip decoding its source file and encoding falls a little
+// under 25 fps when the machine is busy.)
+func TestInteropLossyBaresipLongGOP(t *testing.T) {
+	r := publishFromBaresip(t, "lossy-baresip-gop", lossyLink(1100, 0))
+	checkLossy(t, "baresip-0%-gop10s", r, lossyLimits{MaxKeyframeIv: 2 * time.Second})
+}

@@ -1,0 +1,169 @@
+package testenv
+
+import (
+	"fmt"
+	"math"
+	"os/exec"
+	"path/filepath"
+	"regexp"
+	"sort"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+)
+
+// Marker media: a picture that flashes white and a tone burst that start
+// together at every whole second, so that the A/V offset of a stream that
+// went through a phone and the gateway can be read back from what was
+// published (the flash onset against the tone onset).
+const (
+	// MarkerToneHz is the burst's frequency.
+	MarkerToneHz = 1000
+	// MarkerBurst is how long each flash and tone burst lasts.
+	MarkerBurst = 200 * time.Millisecond
+)
+
+// MarkerFiles are the marker media MakeMarkerMedia generated.
+type MarkerFiles struct {
+	// Video is a Matroska file with H.264 video (libx264 ultrafast,
+	// cheap to decode; MJPEG cost baresip enough CPU to fall under 25
+	// fps on a loaded machine): a moving test pattern (ffmpeg's testsrc2) at the requested size and
+	// rate, all white for MarkerBurst at every whole second.
+	Video string
+	// Audio is a WAV file (48 kHz stereo, as baresip's aufile wants it): MarkerToneHz for MarkerBurst at
+	// every whole second, silence otherwise.
+	Audio string
+}
+
+// MakeMarkerMedia generates d of marker media in a temporary folder.
+func MakeMarkerMedia(t testing.TB, width, height, fps int, d time.Duration) MarkerFiles {
+	t.Helper()
+	dir := t.TempDir()
+	m := MarkerFiles{Video: filepath.Join(dir, "markers.mkv"), Audio: filepath.Join(dir, "markers.wav")}
+	burst := MarkerBurst.Seconds()
+	video := fmt.Sprintf("testsrc2=s=%dx%d:r=%d:d=%.3f,drawbox=x=0:y=0:w=iw:h=ih:color=white:t=fill:enable='lt(mod(t\\,1)\\,%.3f)'",
+		width, height, fps, d.Seconds(), burst)
+	audio := fmt.Sprintf("aevalsrc='if(lt(mod(t\\,1)\\,%.3f)\\,0.5*sin(2*PI*%d*t)\\,0)':s=48000:d=%.3f", burst, MarkerToneHz, d.Seconds())
+	ffmpeg := LookPath(t, "ffmpeg")
+	for _, args := range [][]string{
+		{"-f", "lavfi", "-i", video, "-c:v", "libx264", "-preset", "ultrafast", "-g", "25", "-pix_fmt", "yuv420p", m.Video},
+		{"-f", "lavfi", "-i", audio, "-ac", "2", "-c:a", "pcm_s16le", m.Audio},
+	} {
+		cmd := exec.Command(ffmpeg, append([]string{"-nostdin", "-v", "error", "-y"}, args...)...)
+		if out, err := cmd.CombinedOutput(); err != nil {
+			t.Fatalf("generating marker media: %v: %s", err, out)
+		}
+	}
+	return m
+}
+
+// AVReport is the A/V offset read from marker media (see MakeMarkerMedia)
+// in a published stream.
+type AVReport struct {
+	// Offsets are, for each flash onset whose frame came right after the
+	// previous one (no freeze hides the true onset), the nearest tone
+	// onset minus the flash onset: positive means audio late.
+	Offsets []time.Duration
+	// Flashes is the number of flash onsets seen, Skipped those left out
+	// because a gap in the video preceded them.
+	Flashes, Skipped int
+}
+
+// Median returns the median offset (zero without offsets).
+func (r AVReport) Median() time.Duration {
+	if len(r.Offsets) == 0 {
+		return 0
+	}
+	o := append([]time.Duration(nil), r.Offsets...)
+	sort.Slice(o, func(i, j int) bool { return o[i] < o[j] })
+	return o[len(o)/2]
+}
+
+// Worst returns the offset farthest from zero.
+func (r AVReport) Worst() time.Duration {
+	var w time.Duration
+	for _, o := range r.Offsets {
+		if o.Abs() > w.Abs() {
+			w = o
+		}
+	}
+	return w
+}
+
+// String renders the report compactly: median/worst(n).
+func (r AVReport) String() string {
+	if len(r.Offsets) == 0 {
+		return fmt.Sprintf("none(flashes=%d,skipped=%d)", r.Flashes, r.Skipped)
+	}
+	return fmt.Sprintf("%v/%v(n=%d)", r.Median().Round(time.Millisecond), r.Worst().Round(time.Millisecond), len(r.Offsets))
+}
+
+var (
+	framePTSRE     = regexp.MustCompile(`pts_time:(-?[0-9.]+)`)
+	yavgRE         = regexp.MustCompile(`lavfi\.signalstats\.YAVG=([0-9.]+)`)
+	silenceEndedRE = regexp.MustCompile(`silence_end: (-?[0-9.]+)`)
+)
+
+// MarkerOffsets measures the A/V offset of file, a stream made from marker
+// media: flash onsets (a decoded frame's mean luma jumps above 200) against
+// tone onsets (ffmpeg's silencedetect, -40 dB), both on the file's own
+// timestamps.
+func MarkerOffsets(t testing.TB, file string, fps int) AVReport {
+	t.Helper()
+	ffmpeg := LookPath(t, "ffmpeg")
+	out, err := exec.Command(ffmpeg, "-nostdin", "-hide_banner", "-nostats", "-copyts", "-i", file, "-map", "0:v:0",
+		"-vf", "signalstats,metadata=print:key=lavfi.signalstats.YAVG", "-enc_time_base", "-1", "-f", "null", "-").CombinedOutput()
+	if err != nil {
+		t.Fatalf("ffmpeg signalstats %s: %v: %s", file, err, out)
+	}
+	type frame struct {
+		pts  float64
+		luma float64
+	}
+	var frames []frame
+	pts := math.NaN()
+	for _, l := range strings.Split(string(out), "\n") {
+		if m := framePTSRE.FindStringSubmatch(l); m != nil {
+			pts, _ = strconv.ParseFloat(m[1], 64)
+		}
+		if m := yavgRE.FindStringSubmatch(l); m != nil && !math.IsNaN(pts) {
+			y, _ := strconv.ParseFloat(m[1], 64)
+			frames = append(frames, frame{pts, y})
+			pts = math.NaN()
+		}
+	}
+	out, err = exec.Command(ffmpeg, "-nostdin", "-hide_banner", "-nostats", "-copyts", "-i", file, "-map", "0:a:0",
+		"-af", "silencedetect=noise=-40dB:duration=0.1", "-f", "null", "-").CombinedOutput()
+	if err != nil {
+		t.Fatalf("ffmpeg silencedetect %s: %v: %s", file, err, out)
+	}
+	var onsets []float64
+	for _, m := range silenceEndedRE.FindAllStringSubmatch(string(out), -1) {
+		v, _ := strconv.ParseFloat(m[1], 64)
+		onsets = append(onsets, v)
+	}
+	var r AVReport
+	frameIv := 1 / float64(fps)
+	for i := 1; i < len(frames); i++ {
+		if !(frames[i].luma > 200 && frames[i-1].luma <= 200) {
+			continue
+		}
+		r.Flashes++
+		if frames[i].pts-frames[i-1].pts > 1.5*frameIv {
+			r.Skipped++
+			continue
+		}
+		best := math.Inf(1)
+		for _, o := range onsets {
+			if math.Abs(o-frames[i].pts) < math.Abs(best) {
+				best = o - frames[i].pts
+			}
+		}
+		if math.Abs(best) > 0.5 {
+			continue // no burst decoded near it (start or end of the file)
+		}
+		r.Offsets = append(r.Offsets, time.Duration(best*float64(time.Second)).Round(100*time.Microsecond))
+	}
+	return r
+}
