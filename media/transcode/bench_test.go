@@ -1,6 +1,7 @@
 package transcode
 
 import (
+	"fmt"
 	"testing"
 	"time"
 
@@ -52,3 +53,41 @@ func benchmarkPath(b *testing.B, nch int) {
 
 func BenchmarkPCMAToAAC48kMono(b *testing.B)   { benchmarkPath(b, 1) }
 func BenchmarkPCMAToAAC48kStereo(b *testing.B) { benchmarkPath(b, 2) }
+
+// BenchmarkConcealNoLoss is what concealment costs per 20 ms packet when
+// nothing is lost: keeping the 60 ms history (compare with the whole path
+// above, tens of microseconds per packet).
+func BenchmarkConcealNoLoss(b *testing.B) {
+	for _, rate := range []int{8000, 48000} {
+		b.Run(fmt.Sprint(rate), func(b *testing.B) {
+			var c concealer
+			c.reset(rate, 1)
+			pkt := testmedia.Tone(440, rate, 0, rate/50, 0.5)
+			b.ReportAllocs()
+			for i := 0; i < b.N; i++ {
+				c.recover(pkt) // a no-op without a hole
+				c.record(pkt)
+			}
+		})
+	}
+}
+
+// BenchmarkConcealHole is the cost of concealing one lost 20 ms packet
+// (pitch search and synthesis), paid only on loss.
+func BenchmarkConcealHole(b *testing.B) {
+	for _, rate := range []int{8000, 48000} {
+		b.Run(fmt.Sprint(rate), func(b *testing.B) {
+			var c concealer
+			c.reset(rate, 1)
+			c.record(testmedia.Tone(440, rate, 0, rate/10, 0.5))
+			out := make([]int16, rate/50)
+			b.ReportAllocs()
+			for i := 0; i < b.N; i++ {
+				if !c.begin() {
+					b.Fatal("no concealment")
+				}
+				c.fill(out)
+			}
+		})
+	}
+}

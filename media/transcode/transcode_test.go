@@ -137,9 +137,13 @@ func TestGapsAndOverlaps(t *testing.T) {
 	if got := time.Duration(len(out)) * time.Second / 48000; got < 2*time.Second || got > 2*time.Second+30*time.Millisecond {
 		t.Fatalf("decoded %v, want 2 s", got)
 	}
-	// The gap (0.8 s .. 1.0 s) is silent, the rest is the tone.
-	if e := rms(out[int(0.82*48000):int(0.98*48000)]); e > 100 {
-		t.Fatalf("gap not silent: rms %.0f", e)
+	// The gap (0.8 s .. 1.0 s) is concealed for its first 60 ms (the tone
+	// goes on, then fades), then silent; the rest is the tone.
+	if g := testmedia.Goertzel(out[int(0.80*48000):int(0.81*48000)], 48000, 1000); g < 0.9 {
+		t.Fatalf("start of the gap not concealed: Goertzel %.3f", g)
+	}
+	if e := rms(out[int(0.865*48000):int(0.98*48000)]); e > 100 {
+		t.Fatalf("gap not silent after the fade: rms %.0f", e)
 	}
 	if g := testmedia.Goertzel(out[int(1.1*48000):int(1.9*48000)], 48000, 1000); g < 0.95 {
 		t.Fatalf("after the gap: Goertzel %.3f", g)
