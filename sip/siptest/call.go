@@ -80,6 +80,7 @@ type PeerCall struct {
 	dtmf          []rune
 	infoKeyframes int
 	rtcp          RTCPStats
+	video         VideoSendStats
 	rtp           [3]int // by media.Kind
 	audio         []int16
 	reinvites     []Request
@@ -272,6 +273,20 @@ func (c *PeerCall) WaitKeyframeRequests(ctx context.Context, n int) error {
 // WaitRTCP waits until the received RTCP counts satisfy cond.
 func (c *PeerCall) WaitRTCP(ctx context.Context, cond func(RTCPStats) bool) error {
 	return c.p.n.wait(ctx, c.p.closing, func() bool { return cond(c.rtcp) })
+}
+
+// VideoSent returns what the peer's video sender did: frames, keyframes
+// (sent on request among them), packets and retransmissions.
+func (c *PeerCall) VideoSent() VideoSendStats {
+	c.mu().Lock()
+	defer c.mu().Unlock()
+	return c.video
+}
+
+// WaitVideoSent waits until the video sender's counts satisfy cond (called
+// with the peer's lock held: it must not call the PeerCall).
+func (c *PeerCall) WaitVideoSent(ctx context.Context, cond func(VideoSendStats) bool) error {
+	return c.p.n.wait(ctx, c.p.closing, func() bool { return cond(c.video) })
 }
 
 // RTPPackets returns the number of RTP packets received on the stream of

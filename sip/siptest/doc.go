@@ -13,6 +13,19 @@
 // Reports when asked. A PLI, FIR or SIP INFO picture_fast_update makes the
 // video jump to the next IDR.
 //
+// Script.LiveVideo makes the video behave like a phone's encoder on a lossy
+// link instead: frames made live by media/h264gen with a long GOP (10 s by
+// default), any of which becomes an IDR when a keyframe is requested, padded
+// to a real encoder's packet counts (10 RTP packets per IDR, 3 per P frame).
+// Whatever the video, the peer keeps the last 1024 video packets sent (2 s
+// at most) and answers an RTCP generic NACK (RFC 4585, alone or in a
+// compound packet, on the RTCP port or with rtcp-mux) by resending the
+// packets at once: as RFC 4588 RTX on an SSRC of its own when the caller
+// offered rtx (the peer accepts it), else unchanged.
+// Script.IgnoreKeyframeRequests, NoRetransmit and NoRTX make a phone that
+// does less; PeerCall.VideoSent counts frames, keyframes sent on request and
+// retransmissions.
+//
 // Each call is a PeerCall that records the INVITE (headers, Call-ID, From
 // display name, SDP), INFO requests (DTMF relay, DTMF, picture_fast_update),
 // RFC 4733 digits received over RTP, RTP packet counts, decoded G.711 audio,
@@ -34,7 +47,7 @@
 //
 // Limits: no SRTP (RTP/SAVP offers are answered 488), no PRACK, no
 // late offer (an INVITE without SDP gets 400); video is answered and sent as
-// H.264 only. Re-INVITE offers from the peer list audio before video.
+// H.264 only; only video is retransmitted. Re-INVITE offers from the peer list audio before video.
 //
 // The peer is built on github.com/emiago/sipgo; none of sipgo's types appear
 // in this package's API. It does not use package sip (sipstream's user
@@ -42,5 +55,5 @@
 //
 // Specification: RFC 3261 (SIP), RFC 3264 (offer/answer, hold), RFC 3550
 // (RTP/RTCP), RFC 4733 (telephone-event), RFC 4585 and RFC 5104 (PLI, FIR),
-// RFC 6184 (H.264 over RTP).
+// RFC 6184 (H.264 over RTP), RFC 4588 (RTX).
 package siptest

@@ -41,3 +41,28 @@ func ExampleScript_reject() {
 	defer peer.Close()
 	// Calls to peer.URI() fail with 486 Busy Here.
 }
+
+// A phone on a lossy link: live video with a 10 s GOP that answers keyframe
+// requests at once but never retransmits on NACK. The code under test calls
+// peer.URI(); the test then checks how often it had to ask for a keyframe.
+func ExampleLiveVideo() {
+	peer, err := siptest.NewPeer(siptest.Config{Script: siptest.Script{
+		Audio: true, Video: true,
+		LiveVideo:    &siptest.LiveVideo{GOP: 10 * time.Second},
+		NoRetransmit: true,
+	}})
+	if err != nil {
+		panic(err)
+	}
+	defer peer.Close()
+
+	// ... the code under test calls peer.URI() here ...
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Millisecond)
+	defer cancel()
+	if call, err := peer.WaitCall(ctx); err == nil {
+		err := call.WaitVideoSent(ctx, func(s siptest.VideoSendStats) bool { return s.RequestedKeyframes >= 1 })
+		fmt.Println(err, call.VideoSent().RequestedKeyframes, call.RTCP().NACK)
+	}
+	fmt.Println(peer.Transport())
+	// Output: udp
+}

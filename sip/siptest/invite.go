@@ -7,6 +7,7 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
+	"slices"
 	"strconv"
 	"sync"
 	"time"
@@ -108,6 +109,12 @@ func (c *PeerCall) run(tx sip.ServerTransaction) {
 			c.finish(EndCanceled)
 		case <-p.closing:
 		}
+		return
+	}
+	if err := s.validate(); err != nil {
+		// A script from Config.ScriptFor that cannot be played.
+		c.respond(tx, 500, "Server Internal Error", nil, sip.NewHeader("Warning", `399 siptest "`+sanitizeWarning(err.Error())+`"`))
+		c.finish(EndRejected)
 		return
 	}
 	var answer []byte
@@ -291,7 +298,7 @@ func (c *PeerCall) answerConfig(audioPort, videoPort int) sdp.OfferConfig {
 		cfg.Audio = &sdp.MediaConfig{Port: audioPort, Codecs: c.script.AudioCodecs, Direction: c.script.Direction, RTCPMux: true}
 	}
 	if videoPort != 0 && !c.script.NoVideo {
-		cfg.Video = &sdp.MediaConfig{Port: videoPort, Codecs: []media.Codec{media.CodecH264}, Direction: c.script.Direction, RTCPMux: true, Feedback: true}
+		cfg.Video = &sdp.MediaConfig{Port: videoPort, Codecs: []media.Codec{media.CodecH264}, Direction: c.script.Direction, RTCPMux: true, Feedback: true, RTX: !c.script.NoRTX}
 	}
 	return cfg
 }
@@ -525,7 +532,8 @@ func (c *PeerCall) reinvite(ctx context.Context, dir media.Direction) error {
 	for _, s := range c.streams {
 		var codecs []media.Codec
 		for _, f := range s.spec.Formats {
-			if f.Codec != media.CodecTelephoneEvent {
+			// rtx is not a codec: MediaConfig.RTX offers it.
+			if f.Codec != media.CodecTelephoneEvent && f.Codec != media.CodecRTX && !slices.Contains(codecs, f.Codec) {
 				codecs = append(codecs, f.Codec)
 			}
 		}
@@ -534,6 +542,7 @@ func (c *PeerCall) reinvite(ctx context.Context, dir media.Direction) error {
 			cfg.Audio = mc
 		} else {
 			mc.Feedback = true
+			mc.RTX = !c.script.NoRTX
 			cfg.Video = mc
 		}
 	}

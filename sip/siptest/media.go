@@ -18,7 +18,6 @@ import (
 	"github.com/sipstream/sipstream/media"
 	"github.com/sipstream/sipstream/media/rtpaudio"
 	"github.com/sipstream/sipstream/media/rtpdtmf"
-	"github.com/sipstream/sipstream/media/rtph264"
 )
 
 // rtpStream is one media stream of a call: an RTP socket on an even port
@@ -29,6 +28,7 @@ type rtpStream struct {
 	rtp      *net.UDPConn
 	rtcp     *net.UDPConn
 	keyframe atomic.Bool
+	video    atomic.Pointer[videoOut] // the video sender, for retransmissions
 	once     sync.Once
 	dtmf     chan dtmfJob // SendDTMF requests, served by the audio sender
 
@@ -170,10 +170,11 @@ func (s *rtpStream) handleRTCP(b []byte) {
 		return
 	}
 	keyframe := false
+	var nacks []*rtcp.TransportLayerNack
 	c := s.c
 	c.mu().Lock()
 	for _, p := range pkts {
-		switch p.(type) {
+		switch p := p.(type) {
 		case *rtcp.SenderReport:
 			c.rtcp.SenderReports++
 		case *rtcp.ReceiverReport:
@@ -186,6 +187,7 @@ func (s *rtpStream) handleRTCP(b []byte) {
 			keyframe = true
 		case *rtcp.TransportLayerNack:
 			c.rtcp.NACK++
+			nacks = append(nacks, p)
 		case *rtcp.Goodbye:
 			c.rtcp.Goodbye++
 		}
@@ -194,6 +196,9 @@ func (s *rtpStream) handleRTCP(b []byte) {
 	c.mu().Unlock()
 	if keyframe {
 		s.requestKeyframe()
+	}
+	for _, n := range nacks {
+		s.retransmit(n)
 	}
 }
 
@@ -224,19 +229,31 @@ type sender struct {
 // write sends pkt to the stream's current remote address when the
 // direction allows it, and reports whether it did.
 func (sd *sender) write(pkt *rtp.Packet, spec media.StreamSpec) bool {
-	if !spec.Direction.Sends() || !spec.Remote.IsValid() || spec.Remote.Addr().IsUnspecified() {
-		return false
-	}
 	b, err := pkt.Marshal()
 	if err != nil {
+		return false
+	}
+	return sd.writeBytes(b, len(pkt.Payload), spec)
+}
+
+// writeBytes is write for a marshalled packet with a payload of that many
+// bytes.
+func (sd *sender) writeBytes(b []byte, payload int, spec media.StreamSpec) bool {
+	if !canSend(spec) {
 		return false
 	}
 	if _, err := sd.s.rtp.WriteToUDPAddrPort(b, spec.Remote); err != nil {
 		return false
 	}
 	sd.packets++
-	sd.octets += uint32(len(pkt.Payload))
+	sd.octets += uint32(payload)
 	return true
+}
+
+// canSend reports whether the spec lets the peer send RTP: a sending
+// direction and a usable remote address.
+func canSend(spec media.StreamSpec) bool {
+	return spec.Direction.Sends() && spec.Remote.IsValid() && !spec.Remote.Addr().IsUnspecified()
 }
 
 // sendSR sends a Sender Report for the stream (RFC 3550 §6.4.1).
@@ -270,7 +287,7 @@ func (s *rtpStream) send(script Script) {
 	spec := s.currentSpec()
 	var format media.PayloadFormat
 	for _, f := range spec.Formats {
-		if f.Codec != media.CodecTelephoneEvent {
+		if f.Codec != media.CodecTelephoneEvent && f.Codec != media.CodecRTX {
 			format = f
 			break
 		}
@@ -282,7 +299,11 @@ func (s *rtpStream) send(script Script) {
 	case media.CodecPCMA, media.CodecPCMU, media.CodecOpus:
 		tick, interval = s.audioSender(sd, format, script)
 	case media.CodecH264:
-		tick, interval = s.videoSender(sd, format, script)
+		if script.LiveVideo != nil {
+			tick, interval = s.liveVideoSender(sd, format, script)
+		} else {
+			tick, interval = s.videoSender(sd, format, script)
+		}
 	default:
 		return
 	}
@@ -424,55 +445,6 @@ func (s *rtpStream) audioSender(sd *sender, format media.PayloadFormat, script S
 		pkt.PayloadType = payloadType(spec, format.Codec, format.PayloadType)
 		sd.write(pkt, spec)
 	}, frame
-}
-
-func (s *rtpStream) videoSender(sd *sender, format media.PayloadFormat, script Script) (func(media.StreamSpec), time.Duration) {
-	enc, err := rtph264.NewEncoder(rtph264.EncoderConfig{
-		PayloadType: format.PayloadType, SSRC: sd.ssrc, InitialSequenceNumber: uint16(randUint32()),
-	})
-	if err != nil {
-		return nil, 0
-	}
-	aus := testmedia.ClipAccessUnits()
-	fps := testmedia.ClipFPS
-	if len(script.VideoClip) > 0 {
-		aus = make([]testmedia.AccessUnit, len(script.VideoClip))
-		for i, nalus := range script.VideoClip {
-			aus[i].NALUs = nalus
-			for _, n := range nalus {
-				aus[i].Keyframe = aus[i].Keyframe || testmedia.NALType(n) == rtph264.NALTypeIDR
-			}
-		}
-		if script.VideoFPS > 0 {
-			fps = script.VideoFPS
-		}
-	}
-	hasKey := false
-	for _, au := range aus {
-		hasKey = hasKey || au.Keyframe
-	}
-	step := uint32(rtph264.ClockRate / fps)
-	idx := 0
-	ts := sd.ts0
-	return func(spec media.StreamSpec) {
-		if s.keyframe.Swap(false) && hasKey && !aus[idx].Keyframe {
-			for !aus[idx].Keyframe {
-				idx = (idx + 1) % len(aus)
-			}
-		}
-		if spec.Direction.Sends() {
-			pkts, err := enc.Encode(aus[idx].NALUs, ts)
-			if err == nil {
-				pt := payloadType(spec, media.CodecH264, format.PayloadType)
-				for _, pkt := range pkts {
-					pkt.PayloadType = pt
-					sd.write(pkt, spec)
-				}
-			}
-		}
-		idx = (idx + 1) % len(aus)
-		ts += step
-	}, time.Second / time.Duration(fps)
 }
 
 // dtmfJob is a SendDTMF request.

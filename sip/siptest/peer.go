@@ -104,8 +104,29 @@ type Script struct {
 	AudioPCM []int16
 	// Video streams the H.264 test clip (320x240, 25 fps, an IDR every
 	// second) in a loop at real-time pace when H.264 is negotiated. A PLI,
-	// FIR or INFO picture_fast_update makes it jump to the next IDR.
+	// FIR or INFO picture_fast_update makes it jump to the next IDR. With
+	// LiveVideo, it streams live encoder output instead.
 	Video bool
+	// LiveVideo, when not nil (and Video is set), replaces the clip with
+	// video made live the way a phone's encoder makes it: any frame can be
+	// an IDR, a keyframe request makes the very next frame one, and frames
+	// have a real encoder's sizes. VideoClip is then ignored. Nil means the
+	// clip.
+	LiveVideo *LiveVideo
+	// IgnoreKeyframeRequests makes the video ignore PLI, FIR and INFO
+	// picture_fast_update (a phone that never answers them); they are
+	// still counted (KeyframeRequests). The zero value answers them.
+	IgnoreKeyframeRequests bool
+	// NoRetransmit makes the peer ignore RTCP generic NACKs (still counted
+	// in RTCPStats.NACK), like a phone that only answers PLI/FIR. The zero
+	// value resends the requested video packets at once from a history of
+	// the last 1024 packets sent within 2 s: as RFC 4588 RTX when rtx was
+	// negotiated, else as the original packets, unchanged.
+	NoRetransmit bool
+	// NoRTX answers video without RFC 4588 rtx formats even when the caller
+	// offers them (retransmissions, if any, are then plain). The zero value
+	// accepts rtx for H.264 and retransmits over it.
+	NoRTX bool
 	// VideoClip, when not empty, is streamed instead of the test clip: one
 	// access unit per element, as its NAL units without start codes (SPS
 	// and PPS in front of each IDR), at VideoFPS. It should start with an
@@ -199,6 +220,9 @@ func NewPeer(cfg Config) (*Peer, error) {
 	}
 	if cfg.ChallengeInvite != 0 && cfg.Users == nil {
 		return nil, errors.New("siptest: ChallengeInvite needs Users")
+	}
+	if err := cfg.Script.validate(); err != nil {
+		return nil, err
 	}
 	host, _, err := net.SplitHostPort(cfg.Addr)
 	if err != nil {
