@@ -15,8 +15,10 @@ func (sdpAdapter) sdpConfig(cfg offerConfig) sdp.OfferConfig {
 	}
 	if cfg.VideoPort != 0 {
 		// nack, nack pli and ccm fir: the session asks for keyframes by
-		// RTCP when the peer accepts it, by SIP INFO otherwise.
-		out.Video = &sdp.MediaConfig{Port: cfg.VideoPort, Direction: cfg.VideoDir, Codecs: cfg.VideoCodecs, Feedback: true}
+		// RTCP when the peer accepts it, by SIP INFO otherwise. RTX (RFC
+		// 4588): a peer that retransmits on NACK may do it on its own SSRC
+		// (the rtx formats come after the codecs in the StreamSpec).
+		out.Video = &sdp.MediaConfig{Port: cfg.VideoPort, Direction: cfg.VideoDir, Codecs: cfg.VideoCodecs, Feedback: true, RTX: true}
 	}
 	return out
 }
