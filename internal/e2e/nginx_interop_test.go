@@ -78,8 +78,8 @@ func publishSippCall(t *testing.T, a sippAnswer, hasVideo bool, stream string, r
 
 	ngx := testenv.StartNginxRTMP(t)
 	sp := startSipp(t, a)
-	pl := startPlayer(t, ngx.RTMPURL()+"/"+stream, record)
-	require.NoError(t, waitPlaying(ctx, ngx.StatURL(), stream), "ffmpeg waits at nginx before the call starts: %s", pl.out.String())
+	pl := testenv.RecordStream(t, ngx.RTMPURL()+"/"+stream, record)
+	require.NoError(t, waitPlaying(ctx, ngx.StatURL(), stream), "ffmpeg waits at nginx before the call starts: %s", pl.Log())
 
 	var log eventLog
 	m, err := callmgr.New(callmgr.Config{
@@ -113,7 +113,7 @@ func publishSippCall(t *testing.T, a sippAnswer, hasVideo bool, stream string, r
 	}()
 	defer func() { stopReplay(); <-replayed }()
 
-	require.NoError(t, pl.wait(record+60*time.Second), "ffmpeg played the stream from nginx")
+	require.NoError(t, pl.Wait(record+60*time.Second), "ffmpeg played the stream from nginx")
 	stopReplay()
 	<-replayed
 	require.NoError(t, replayErr)

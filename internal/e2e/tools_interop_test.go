@@ -311,35 +311,6 @@ func (r *replayer) run(ctx context.Context, dst *net.UDPAddr) (int, error) {
 // ---------------------------------------------------------------------------
 // ffmpeg and ffprobe: read what was published and analyse it.
 
-// player is an ffmpeg process playing an RTMP stream into a file (stream
-// copy, no re-encoding).
-type player struct {
-	File string
-	out  lockedBuffer
-	done chan error
-}
-
-// startPlayer starts ffmpeg playing url (rtmp://host:port/app/name) and
-// copying d of it into an FLV file. Start it before the stream is
-// published: nginx-rtmp holds a player until its publisher arrives, so the
-// file has the stream from its first tag.
-func startPlayer(t *testing.T, url string, d time.Duration) *player {
-	t.Helper()
-	bin := testenv.LookPath(t, "ffmpeg")
-	p := &player{File: filepath.Join(t.TempDir(), "played.flv"), done: make(chan error, 1)}
-	cmd := exec.Command(bin, "-nostdin", "-hide_banner", "-loglevel", "warning", "-rw_timeout", "60000000",
-		"-i", url, "-map", "0", "-c", "copy", "-t", fmt.Sprintf("%.3f", d.Seconds()), "-f", "flv", "-y", p.File)
-	cmd.Stdout, cmd.Stderr = &p.out, &p.out
-	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
-	require.NoError(t, cmd.Start())
-	go func() { p.done <- cmd.Wait() }()
-	t.Cleanup(func() {
-		_ = syscall.Kill(-cmd.Process.Pid, syscall.SIGKILL)
-		p.wait(10 * time.Second)
-	})
-	return p
-}
-
 // waitPlaying waits until nginx-rtmp's stat page (statURL) lists stream,
 // which it does once a player waits for it (or a publisher publishes it).
 func waitPlaying(ctx context.Context, statURL, stream string) error {
@@ -362,23 +333,6 @@ func waitPlaying(ctx context.Context, statURL, stream string) error {
 			return fmt.Errorf("nginx never listed stream %q: %w", stream, ctx.Err())
 		case <-time.After(50 * time.Millisecond):
 		}
-	}
-}
-
-// wait waits up to d for ffmpeg to finish.
-func (p *player) wait(d time.Duration) error {
-	if p.done == nil {
-		return nil
-	}
-	select {
-	case err := <-p.done:
-		p.done = nil
-		if err != nil {
-			return fmt.Errorf("ffmpeg: %w: %s", err, p.out.String())
-		}
-		return nil
-	case <-time.After(d):
-		return fmt.Errorf("ffmpeg did not finish within %v: %s", d, p.out.String())
 	}
 }
 
