@@ -21,7 +21,9 @@ type config struct {
 	HTTPS     string // -https: HTTPS listen address; "" disables it
 	TLSCert   string // -tls-cert: PEM certificate file for -https
 	TLSKey    string // -tls-key: PEM key file for -https
-	Auth      string // -auth: "user:pass" for HTTP Basic auth; "" means none
+	Auth      string // -auth: "user:pass" for HTTP Basic auth (visible in ps: prefer AuthFile or SIPSTREAM_AUTH)
+	AuthFile  string // -auth-file: file holding "user:pass"
+	NoAuth    bool   // -no-auth: serve without login (explicit opt-out)
 	SIP       string // -sip: local SIP address (UDP and TCP)
 	PublicIP  string // -public-ip: address written into Contact, Via and SDP
 	RTPPorts  string // -rtp-ports: "LO-HI"
@@ -34,6 +36,22 @@ type config struct {
 	// after a loss NACK did not repair).
 	LossPolicy string
 
+	// AllowedHosts is -allowed-hosts: host names (and IPs) the HTTP side
+	// answers to besides localhost, loopback, the listen and public IPs.
+	AllowedHosts string
+	// CORSOrigins is -cors-origins: browser origins allowed besides the
+	// page's own.
+	CORSOrigins string
+	// AllowCallees and AllowRTMPHosts are the -allow-callees and
+	// -allow-rtmp-hosts glob lists ("" = anything).
+	AllowCallees   string
+	AllowRTMPHosts string
+	// WebhookSecrets is -webhook-secrets: the webhook gets rtmpUrl whole.
+	WebhookSecrets bool
+	// Caps: -max-calls, -max-viewers (per stream), -max-sse, -max-pushes
+	// (per call); 0 means no limit.
+	MaxCalls, MaxViewers, MaxSSE, MaxPushes int
+
 	// set holds the flags given on the command line or in the
 	// environment (the others have their defaults).
 	set map[string]bool
@@ -41,8 +59,28 @@ type config struct {
 	rtpLo, rtpHi int
 	authUser     string
 	authPass     string
-	publicIP     netip.Addr
+	// authOnArgv: -auth was given on the command line (not the
+	// environment), where ps shows it.
+	authOnArgv     bool
+	publicIP       netip.Addr
+	allowCallees   allowList
+	allowRTMPHosts allowList
 }
+
+// Defaults of the caps.
+const (
+	defaultMaxCalls   = 100
+	defaultMaxViewers = 50
+	defaultMaxSSE     = 50
+	defaultMaxPushes  = 10
+)
+
+// Addresses the demo listens on unless told otherwise: loopback only, so
+// that it needs no login.
+const (
+	demoHTTP  = "127.0.0.1:8081"
+	demoHTTPS = "127.0.0.1:8444"
+)
 
 // parseConfig reads args (without the program name) and the environment.
 func parseConfig(args []string, getenv func(string) string, stderr io.Writer) (config, error) {
@@ -53,7 +91,18 @@ func parseConfig(args []string, getenv func(string) string, stderr io.Writer) (c
 	fs.StringVar(&c.HTTPS, "https", ":8444", "HTTPS listen address (empty: off); a self-signed certificate is made when -tls-cert/-tls-key are not given")
 	fs.StringVar(&c.TLSCert, "tls-cert", "", "PEM certificate file for -https")
 	fs.StringVar(&c.TLSKey, "tls-key", "", "PEM private key file for -https")
-	fs.StringVar(&c.Auth, "auth", "", "USER:PASS: require HTTP Basic auth on every REST call and page (default: off)")
+	fs.StringVar(&c.Auth, "auth", "", "USER:PASS of the admin (HTTP Basic); visible in ps: prefer -auth-file or SIPSTREAM_AUTH")
+	fs.StringVar(&c.AuthFile, "auth-file", "", "file holding USER:PASS of the admin (HTTP Basic)")
+	fs.BoolVar(&c.NoAuth, "no-auth", false, "serve the REST API, events, page, metrics and WebRTC without any login (anyone who reaches the server can place calls)")
+	fs.StringVar(&c.AllowedHosts, "allowed-hosts", "", "comma list of host names the HTTP side answers to, besides localhost, loopback, the listen and -public-ip addresses ('*.example.com' works; '*' = any)")
+	fs.StringVar(&c.CORSOrigins, "cors-origins", "", "comma list of browser origins (https://app.example.com) allowed to send requests, besides the page's own ('*' = any)")
+	fs.StringVar(&c.AllowCallees, "allow-callees", "", "comma list of glob patterns of callees allowed: host (pbx.example.com, *.example.com) or user@host (1???@pbx.example.com); also checked against sipDomain and sipOutboundProxy (default: any)")
+	fs.StringVar(&c.AllowRTMPHosts, "allow-rtmp-hosts", "", "comma list of glob patterns of RTMP hosts calls and pushes may publish to (default: any)")
+	fs.BoolVar(&c.WebhookSecrets, "webhook-secrets", false, "send rtmpUrl to the webhook unredacted (with credentials, query and stream key)")
+	fs.IntVar(&c.MaxCalls, "max-calls", defaultMaxCalls, "live calls at most (0: no limit)")
+	fs.IntVar(&c.MaxViewers, "max-viewers", defaultMaxViewers, "WebRTC viewers per stream at most (0: no limit)")
+	fs.IntVar(&c.MaxSSE, "max-sse", defaultMaxSSE, "event stream (/events) subscribers at most (0: no limit)")
+	fs.IntVar(&c.MaxPushes, "max-pushes", defaultMaxPushes, "pushes (/push/startup) per call at most (0: no limit)")
 	fs.StringVar(&c.SIP, "sip", ":5060", "local SIP address, UDP and TCP")
 	fs.StringVar(&c.PublicIP, "public-ip", "", "IP address written into Contact, Via and SDP (default: the SIP address's)")
 	fs.StringVar(&c.RTPPorts, "rtp-ports", "30000-31999", "RTP/RTCP UDP port range LO-HI")
@@ -81,9 +130,20 @@ func parseConfig(args []string, getenv func(string) string, stderr io.Writer) (c
 	if err := fs.Parse(args); err != nil {
 		return c, err
 	}
-	fs.Visit(func(f *flag.Flag) { c.set[f.Name] = true })
+	fs.Visit(func(f *flag.Flag) {
+		c.set[f.Name] = true
+		if f.Name == "auth" {
+			c.authOnArgv = true
+		}
+	})
 	if fs.NArg() > 0 {
 		return c, fmt.Errorf("unexpected arguments: %q", fs.Args())
+	}
+	if c.Demo && !c.set["http"] {
+		c.HTTP = demoHTTP
+	}
+	if c.Demo && !c.set["https"] {
+		c.HTTPS = demoHTTPS
 	}
 	return c, c.check()
 }
@@ -104,12 +164,38 @@ func (c *config) check() error {
 	if (c.TLSCert == "") != (c.TLSKey == "") {
 		errs = append(errs, errors.New("-tls-cert and -tls-key go together"))
 	}
+	if c.Auth != "" && c.AuthFile != "" {
+		errs = append(errs, errors.New("-auth and -auth-file: give one"))
+	}
 	if c.Auth != "" {
-		u, p, ok := strings.Cut(c.Auth, ":")
-		if !ok || u == "" || p == "" {
-			errs = append(errs, errors.New("-auth must be USER:PASS"))
+		u, p, err := parseCredentials(c.Auth, "-auth")
+		if err != nil {
+			errs = append(errs, err)
 		}
 		c.authUser, c.authPass = u, p
+	}
+	if c.AuthFile != "" {
+		b, err := os.ReadFile(c.AuthFile)
+		if err != nil {
+			errs = append(errs, fmt.Errorf("-auth-file: %v", err))
+		} else if u, p, err := parseCredentials(string(b), "-auth-file's content"); err != nil {
+			errs = append(errs, err)
+		} else {
+			c.authUser, c.authPass = u, p
+		}
+	}
+	if c.NoAuth && c.authUser != "" {
+		errs = append(errs, errors.New("-no-auth and credentials (-auth, -auth-file, SIPSTREAM_AUTH): give one"))
+	}
+	var err error
+	if c.allowCallees, err = parseAllowList(c.AllowCallees); err != nil {
+		errs = append(errs, fmt.Errorf("-allow-callees: %v", err))
+	}
+	if c.allowRTMPHosts, err = parseAllowList(c.AllowRTMPHosts); err != nil {
+		errs = append(errs, fmt.Errorf("-allow-rtmp-hosts: %v", err))
+	}
+	if c.MaxCalls < 0 || c.MaxViewers < 0 || c.MaxSSE < 0 || c.MaxPushes < 0 {
+		errs = append(errs, errors.New("-max-calls, -max-viewers, -max-sse and -max-pushes must not be negative"))
 	}
 	if c.PublicIP != "" {
 		ip, err := netip.ParseAddr(c.PublicIP)
@@ -150,4 +236,37 @@ func (c *config) check() error {
 		errs = append(errs, errors.New("one of -http and -https is needed"))
 	}
 	return errors.Join(errs...)
+}
+
+// loopbackOnly reports whether every HTTP listener is on a loopback address
+// (or localhost): nobody else can reach the server.
+func (c *config) loopbackOnly() bool {
+	for _, a := range []string{c.HTTP, c.HTTPS} {
+		if a == "" {
+			continue
+		}
+		host, _, err := net.SplitHostPort(a)
+		if err != nil {
+			return false
+		}
+		if strings.EqualFold(host, "localhost") {
+			continue
+		}
+		ip, err := netip.ParseAddr(host)
+		if err != nil || !ip.IsLoopback() {
+			return false
+		}
+	}
+	return true
+}
+
+// splitList splits a comma list, dropping empty entries.
+func splitList(s string) []string {
+	var out []string
+	for _, p := range strings.Split(s, ",") {
+		if p = strings.TrimSpace(p); p != "" {
+			out = append(out, p)
+		}
+	}
+	return out
 }

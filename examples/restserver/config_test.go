@@ -17,7 +17,7 @@ func TestConfigDefaultsEnvAndFlags(t *testing.T) {
 	c, err := parseConfig([]string{"-http", "127.0.0.1:9001", "-public-ip", "192.0.2.7"}, func(k string) string { return env[k] }, io.Discard)
 	require.NoError(t, err)
 	require.Equal(t, "127.0.0.1:9001", c.HTTP, "a flag wins over the environment")
-	require.Equal(t, ":8444", c.HTTPS)
+	require.Equal(t, "127.0.0.1:8444", c.HTTPS, "the demo serves loopback unless told otherwise")
 	require.Equal(t, ":5060", c.SIP)
 	require.Equal(t, 40000, c.rtpLo)
 	require.Equal(t, 40100, c.rtpHi)

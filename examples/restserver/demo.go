@@ -86,7 +86,7 @@ func (d *demoEnv) defaults() map[string]any {
 
 // printBanner tells a newcomer where to click and how to watch, once the
 // HTTP listeners are up. pageURLs are the page's URLs (http and https).
-func (d *demoEnv) printBanner(w io.Writer, pageURLs []string) {
+func (d *demoEnv) printBanner(w io.Writer, pageURLs []string, l login) {
 	var b strings.Builder
 	b.WriteString("\n  sipstream demo is running\n\n")
 	for i, u := range pageURLs {
@@ -95,6 +95,14 @@ func (d *demoEnv) printBanner(w io.Writer, pageURLs []string) {
 		} else {
 			fmt.Fprintf(&b, "                      %s\n", u)
 		}
+	}
+	switch {
+	case l.off:
+		b.WriteString("  log in:             no login (the demo serves this machine only)\n")
+	case l.generated:
+		fmt.Fprintf(&b, "  log in:             user %s, password %s (made for this run)\n", l.user, l.pass)
+	default:
+		fmt.Fprintf(&b, "  log in:             user %s and your password\n", l.user)
 	}
 	fmt.Fprintf(&b, "  demo SIP callee:    %s\n", d.peer.URI())
 	fmt.Fprintf(&b, "  watch the stream:   ffplay %s/%s\n", d.rtmpURL, demoStream)

@@ -47,7 +47,7 @@ func TestDemoRTMPServerAndBanner(t *testing.T) {
 	require.NoError(t, c.Close())
 
 	var b strings.Builder
-	d.printBanner(&b, []string{"http://localhost:8081/", "https://localhost:8444/"})
+	d.printBanner(&b, []string{"http://localhost:8081/", "https://localhost:8444/"}, login{off: true})
 	out := b.String()
 	require.Contains(t, out, "http://localhost:8081/")
 	require.Contains(t, out, "https://localhost:8444/")
@@ -71,7 +71,7 @@ func TestPageURL(t *testing.T) {
 // resources too; other names are 404; a name is one live call's at a time.
 func TestWebRTCRouting(t *testing.T) {
 	ws := newWebRTCStreams(whep.Config{MediaWait: 50 * time.Millisecond}, discardLog())
-	srv := newServer(&fakeCalls{}, serverOptions{WHEP: ws})
+	srv := newServer(&fakeCalls{}, serverOptions{WHEP: ws, NoAuth: true})
 	ts := httptest.NewServer(srv.handler())
 	defer ts.Close()
 	defer srv.close()

@@ -326,7 +326,8 @@ func TestDemoOneClick(t *testing.T) {
 	require.NoError(t, json.NewDecoder(resp.Body).Decode(&def))
 	resp.Body.Close()
 	log := srv.log.String()
-	require.Contains(t, log, "open the page:      "+srv.base+"/")
+	require.Contains(t, log, "open the page:      http://"+srv.addr+"/")
+	require.Contains(t, log, "log in:             no login (the demo serves this machine only)")
 	require.Contains(t, log, "ffplay "+def["rtmpUrl"].(string)+"/"+demoStream)
 
 	// What the page's form sends.
@@ -372,7 +373,7 @@ func TestEndToEndPushRecordHTTPS(t *testing.T) {
 	require.NotNil(t, m, srv.log.String())
 	tr := &http.Transport{TLSClientConfig: &tls.Config{InsecureSkipVerify: true}} // self-signed on purpose
 	defer tr.CloseIdleConnections()
-	resp, err := (&http.Client{Transport: tr, Timeout: 30 * time.Second}).Get("https://" + m[1] + "/")
+	resp, err := (&http.Client{Transport: tr, Timeout: 30 * time.Second}).Get(withLogin("https://" + m[1] + "/"))
 	require.NoError(t, err)
 	page, _ := io.ReadAll(resp.Body)
 	resp.Body.Close()

@@ -9,7 +9,10 @@ import (
 	"math/rand/v2"
 	"net/http"
 	"net/http/httptest"
+	"os"
+	"path/filepath"
 	"regexp"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
@@ -40,7 +43,8 @@ var listeningRE = regexp.MustCompile(`msg=listening scheme=http addr=(\S+)`)
 // runningServer is run started in-process, as main would, on a cancelable
 // context.
 type runningServer struct {
-	base   string // http://127.0.0.1:PORT
+	base   string // http://admin:PASS@127.0.0.1:PORT
+	addr   string // 127.0.0.1:PORT
 	log    *syncBuffer
 	cancel context.CancelFunc
 	done   chan error
@@ -48,13 +52,40 @@ type runningServer struct {
 	err    error
 }
 
-// startRun starts run with args (plus loopback listeners on free ports) and
-// waits until it serves HTTP.
+// The admin's login of the servers the tests start.
+const (
+	testUser = "admin"
+	testPass = "test-Pass-4711"
+)
+
+// authFile writes testUser:testPass to a file for -auth-file.
+func authFile(t *testing.T) string {
+	t.Helper()
+	path := filepath.Join(t.TempDir(), "auth")
+	if err := os.WriteFile(path, []byte(testUser+":"+testPass+"\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	return path
+}
+
+// withLogin is base (http://host:port) with the test admin's login in it:
+// Go's client sends a URL's user information as HTTP Basic auth.
+func withLogin(base string) string {
+	return strings.Replace(base, "://", "://"+testUser+":"+testPass+"@", 1)
+}
+
+// startRun starts run with args (plus loopback listeners on free ports and,
+// unless args say -no-auth, -auth-file or -demo, the test admin's login from
+// a file) and waits until it serves HTTP. base carries the login.
 func startRun(t *testing.T, args ...string) *runningServer {
 	t.Helper()
 	ctx, cancel := context.WithCancel(context.Background())
 	s := &runningServer{log: &syncBuffer{}, cancel: cancel, done: make(chan error, 1)}
 	all := append([]string{"-http", "127.0.0.1:0", "-https", "", "-sip", "127.0.0.1:0", "-rtp-ports", rtpRange()}, args...)
+	// -demo on loopback needs no login (demo tests check that).
+	if !slices.Contains(args, "-no-auth") && !slices.Contains(args, "-auth-file") && !slices.Contains(args, "-demo") {
+		all = append(all, "-auth-file", authFile(t))
+	}
 	go func() { s.done <- run(ctx, all, func(string) string { return "" }, s.log) }()
 	t.Cleanup(func() {
 		if err := s.stop(); err != nil {
@@ -64,7 +95,8 @@ func startRun(t *testing.T, args ...string) *runningServer {
 	deadline := time.Now().Add(30 * time.Second)
 	for time.Now().Before(deadline) {
 		if m := listeningRE.FindStringSubmatch(s.log.String()); m != nil && strings.Contains(s.log.String(), "msg=ready") {
-			s.base = "http://" + m[1]
+			s.addr = m[1]
+			s.base = withLogin("http://" + m[1])
 			return s
 		}
 		select {

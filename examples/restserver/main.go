@@ -166,17 +166,24 @@ func run(ctx context.Context, args []string, getenv func(string) string, stderr 
 	}
 	var level slog.Level
 	_ = level.UnmarshalText([]byte(cfg.LogLevel))
-	log := slog.New(slog.NewTextHandler(stderr, &slog.HandlerOptions{Level: level}))
+	// Every log line, whoever writes it, goes through the secrets filter.
+	sec := newSecrets()
+	log := newRedactingLogger(slog.NewTextHandler(stderr, &slog.HandlerOptions{Level: level}), sec)
+
+	login := decideAuth(cfg, log)
 
 	svc := newManagerService(cfg.RecordDir != "", log)
+	svc.maxPushes = cfg.MaxPushes
 	var whepHandler http.Handler
+	var streamCall func(string) (string, bool)
 	if cfg.WebRTC {
-		wcfg := whep.Config{}
+		wcfg := whep.Config{MaxViewers: cfg.MaxViewers}
 		if cfg.publicIP.IsValid() {
 			wcfg.PublicIPs = []netip.Addr{cfg.publicIP}
 		}
 		svc.webrtc = newWebRTCStreams(wcfg, log)
 		whepHandler = svc.webrtc
+		streamCall = svc.webrtc.callOf
 	}
 	var defaults map[string]any
 	var demo *demoEnv
@@ -200,6 +207,7 @@ func run(ctx context.Context, args []string, getenv func(string) string, stderr 
 		RTPPortMax: cfg.rtpHi,
 		RecordDir:  cfg.RecordDir,
 		LossPolicy: lossPolicy(cfg.LossPolicy),
+		MaxCalls:   cfg.MaxCalls,
 		UserAgent:  "sipstream-restserver",
 		OnEvent:    svc.onEvent,
 		Logger:     log,
@@ -217,13 +225,23 @@ func run(ctx context.Context, args []string, getenv func(string) string, stderr 
 	}
 	svc.m = m
 	svc.media = newMediaMetrics(m)
+	hosts := newHostPolicy(splitList(cfg.AllowedHosts), []string{cfg.HTTP, cfg.HTTPS}, cfg.publicIP, localAddrs())
 	srv := newServer(svc, serverOptions{
-		Log:      log,
-		AuthUser: cfg.authUser,
-		AuthPass: cfg.authPass,
-		Webhook:  cfg.Webhook,
-		Defaults: defaults,
-		WHEP:     whepHandler,
+		Log:            log,
+		AuthUser:       login.user,
+		AuthPass:       login.pass,
+		NoAuth:         login.off,
+		Webhook:        cfg.Webhook,
+		WebhookSecrets: cfg.WebhookSecrets,
+		Defaults:       defaults,
+		WHEP:           whepHandler,
+		StreamCall:     streamCall,
+		Hosts:          &hosts,
+		CORSOrigins:    splitList(cfg.CORSOrigins),
+		AllowCallees:   cfg.allowCallees,
+		AllowRTMPHosts: cfg.allowRTMPHosts,
+		MaxSSE:         cfg.MaxSSE,
+		Secrets:        sec,
 	})
 	for _, c := range svc.collectors() {
 		srv.reg.MustRegister(c)
@@ -244,7 +262,7 @@ func run(ctx context.Context, args []string, getenv func(string) string, stderr 
 		if err != nil {
 			return err
 		}
-		hs := &http.Server{Handler: handler, ReadHeaderTimeout: 10 * time.Second, TLSConfig: tlsCfg}
+		hs := newHTTPServer(handler, defaultHTTPTimeouts, tlsCfg)
 		servers = append(servers, hs)
 		scheme := "http"
 		if tlsCfg != nil {
@@ -278,7 +296,7 @@ func run(ctx context.Context, args []string, getenv func(string) string, stderr 
 		}
 		log.Info("ready", "sip", sipAddr, "rtp-ports", cfg.RTPPorts, "demo", cfg.Demo, "page", pageURLs[0])
 		if demo != nil {
-			demo.printBanner(stderr, pageURLs)
+			demo.printBanner(stderr, pageURLs, login)
 		}
 		select {
 		case <-ctx.Done():
@@ -301,6 +319,41 @@ func run(ctx context.Context, args []string, getenv func(string) string, stderr 
 	}
 	srv.close()
 	return startErr
+}
+
+// login is how the HTTP side authenticates the admin.
+type login struct {
+	user, pass string
+	off        bool // no login at all
+	generated  bool // pass was made up for this run (printed in the demo banner)
+}
+
+// decideAuth picks the login from the configuration and says in the log
+// what it means: credentials (from -auth-file, SIPSTREAM_AUTH or -auth);
+// -no-auth (warned); the demo on loopback (no login: only this machine
+// reaches it); the demo on other addresses (a random password, printed in
+// the banner); else closed: every request is refused until credentials are
+// set.
+func decideAuth(cfg config, log *slog.Logger) login {
+	if cfg.authOnArgv {
+		log.Warn("-auth on the command line is visible to every user of this machine (ps); use -auth-file FILE or SIPSTREAM_AUTH=user:pass")
+	}
+	switch {
+	case cfg.authUser != "":
+		log.Info("admin login required (HTTP Basic)", "user", cfg.authUser)
+		return login{user: cfg.authUser, pass: cfg.authPass}
+	case cfg.NoAuth:
+		log.Warn("-no-auth: the REST API, events, page, metrics and WebRTC are open to anyone who reaches this server, who can place calls and read stream keys")
+		return login{off: true}
+	case cfg.Demo && cfg.loopbackOnly():
+		log.Info("demo on loopback only: no login needed")
+		return login{off: true}
+	case cfg.Demo:
+		log.Warn("demo reachable from other machines: admin login required; the password is printed in the banner")
+		return login{user: "admin", pass: randomPassword(), generated: true}
+	}
+	log.Warn("no credentials configured: every REST, page, events and metrics request is refused (401). Set SIPSTREAM_AUTH=user:pass or -auth-file FILE (a file holding user:pass), or -no-auth to serve without login")
+	return login{}
 }
 
 // demoFallback reports whether a listener that failed may move to a free

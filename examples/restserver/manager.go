@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"net/http"
 	"strings"
 	"sync/atomic"
 
@@ -34,6 +35,8 @@ type managerService struct {
 	callsEnded *prometheus.CounterVec // by final status
 	rtmpLost   prometheus.Counter     // RTMP legs and pushes that lost their connection
 	media      *mediaMetrics          // media counters of the calls; set with m
+	// maxPushes limits the pushes per call (-max-pushes); 0: no limit.
+	maxPushes int
 }
 
 // newManagerService returns the adapter without its Manager (set m before
@@ -85,7 +88,9 @@ func mapErr(err error) error {
 		errors.Is(err, callmgr.ErrDuplicateSinkID), errors.Is(err, callmgr.ErrNotEstablished),
 		errors.Is(err, callmgr.ErrCallEnded):
 		return fmt.Errorf("%w: %v", errConflict, err)
-	case errors.Is(err, callmgr.ErrClosed), errors.Is(err, callmgr.ErrTooManyCalls):
+	case errors.Is(err, callmgr.ErrTooManyCalls):
+		return errStatus(http.StatusServiceUnavailable, "too many calls: the server's limit of live calls (-max-calls) or its RTP port range (-rtp-ports) is reached; retry when a call ends")
+	case errors.Is(err, callmgr.ErrClosed):
 		return fmt.Errorf("%w: %v", errShutdown, err)
 	case errors.Is(err, callmgr.ErrNotConfigured):
 		return fmt.Errorf("%w: %v", errInvalid, err)
@@ -236,6 +241,17 @@ func (s *managerService) PushStart(ctx context.Context, p pushParams) (pushObjec
 	ci, ok := s.callFor(p.StreamName)
 	if !ok {
 		return pushObject{}, fmt.Errorf("%w: no live call has stream %q", errNotFound, p.StreamName)
+	}
+	if s.maxPushes > 0 {
+		n := 0
+		for _, si := range s.m.FindSinks(callmgr.SinkFilter{CallID: ci.CallID, Kind: callmgr.SinkKindRTMP}) {
+			if !si.Primary {
+				n++
+			}
+		}
+		if n >= s.maxPushes {
+			return pushObject{}, fmt.Errorf("%w: call %q has %d pushes, the most this server allows (-max-pushes)", errConflict, ci.CallID, n)
+		}
 	}
 	spec := callmgr.SinkSpec{RTMPURL: p.RTMPURL, Muted: p.Muted}
 	if !p.FullURL {

@@ -12,6 +12,8 @@ import (
 	"net/url"
 	"sync"
 	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
 )
 
 // statusEvent is what the server tells the outside world about a call: POSTed
@@ -52,14 +54,26 @@ type webhook struct {
 	dropped uint64
 	failed  uint64
 	sent    uint64
+	// lastDropLog is when a drop was last logged; drops in between are
+	// summed into the next line (at most one line per dropLogEvery).
+	lastDropLog    time.Time
+	droppedNotLogd uint64
 }
 
-// webhookQueue is how many events may wait for delivery.
+// webhookQueue is how many events may wait for delivery by default.
 const webhookQueue = 1024
 
-func newWebhook(url string, log *slog.Logger) *webhook {
+// dropLogEvery spaces the log lines about dropped webhook events.
+const dropLogEvery = 10 * time.Second
+
+// newWebhook starts the delivery goroutine; queue bounds the events waiting
+// (zero means webhookQueue).
+func newWebhook(url string, log *slog.Logger, queue int) *webhook {
 	if log == nil {
 		log = slog.New(slog.NewTextHandler(io.Discard, nil))
+	}
+	if queue <= 0 {
+		queue = webhookQueue
 	}
 	h := &webhook{
 		url:     url,
@@ -67,7 +81,7 @@ func newWebhook(url string, log *slog.Logger) *webhook {
 		log:     log,
 		retries: 3,
 		backoff: 500 * time.Millisecond,
-		queue:   make(chan statusEvent, webhookQueue),
+		queue:   make(chan statusEvent, queue),
 		stop:    make(chan struct{}),
 		done:    make(chan struct{}),
 	}
@@ -75,17 +89,52 @@ func newWebhook(url string, log *slog.Logger) *webhook {
 	return h
 }
 
-// post queues ev without blocking; it reports false when the queue was full.
+// post queues ev without blocking; it reports false when the queue was full
+// (the event is dropped, counted in sipstream_webhook_dropped_total and
+// logged, at most one line per dropLogEvery).
 func (h *webhook) post(ev statusEvent) bool {
 	select {
 	case h.queue <- ev:
 		return true
 	default:
-		h.mu.Lock()
-		h.dropped++
-		h.mu.Unlock()
-		return false
 	}
+	h.mu.Lock()
+	h.dropped++
+	h.droppedNotLogd++
+	now := time.Now()
+	var n uint64
+	if now.Sub(h.lastDropLog) >= dropLogEvery {
+		n, h.droppedNotLogd, h.lastDropLog = h.droppedNotLogd, 0, now
+	}
+	total := h.dropped
+	h.mu.Unlock()
+	if n > 0 {
+		h.log.Warn("webhook queue full: events dropped", "dropped", n, "droppedTotal", total, "queue", cap(h.queue))
+	}
+	return false
+}
+
+var (
+	webhookDroppedDesc = prometheus.NewDesc("sipstream_webhook_dropped_total", "Status events not sent to the webhook because its queue was full (a slow or dead receiver).", nil, nil)
+	webhookFailedDesc  = prometheus.NewDesc("sipstream_webhook_failed_total", "Status events the webhook did not accept after every retry.", nil, nil)
+	webhookSentDesc    = prometheus.NewDesc("sipstream_webhook_sent_total", "Status events the webhook accepted.", nil, nil)
+)
+
+// Describe implements prometheus.Collector.
+func (h *webhook) Describe(ch chan<- *prometheus.Desc) {
+	ch <- webhookDroppedDesc
+	ch <- webhookFailedDesc
+	ch <- webhookSentDesc
+}
+
+// Collect implements prometheus.Collector.
+func (h *webhook) Collect(ch chan<- prometheus.Metric) {
+	h.mu.Lock()
+	d, f, s := h.dropped, h.failed, h.sent
+	h.mu.Unlock()
+	ch <- prometheus.MustNewConstMetric(webhookDroppedDesc, prometheus.CounterValue, float64(d))
+	ch <- prometheus.MustNewConstMetric(webhookFailedDesc, prometheus.CounterValue, float64(f))
+	ch <- prometheus.MustNewConstMetric(webhookSentDesc, prometheus.CounterValue, float64(s))
 }
 
 func (h *webhook) run() {
@@ -171,19 +220,31 @@ func (h *webhook) close() {
 // cannot keep up is disconnected (its page reconnects and gets a fresh
 // snapshot), so no subscriber can slow the others or the calls.
 type hub struct {
-	mu     sync.Mutex
-	subs   map[chan []byte]struct{}
-	closed bool
+	max     int // subscribers at most; 0 = no limit
+	mu      sync.Mutex
+	subs    map[chan []byte]struct{}
+	closed  bool
+	refused uint64
 }
 
 // hubBuffer is how many events one subscriber may have unread.
 const hubBuffer = 256
 
-func newHub() *hub { return &hub{subs: make(map[chan []byte]struct{})} }
+// errTooManySubscribers: the hub has its maximum of subscribers.
+var errTooManySubscribers = errors.New("too many event stream subscribers")
 
-func (h *hub) subscribe() (chan []byte, func()) {
+// newHub makes a hub for at most max subscribers (0: no limit).
+func newHub(max int) *hub { return &hub{max: max, subs: make(map[chan []byte]struct{})} }
+
+// subscribe adds a subscriber, or fails with errTooManySubscribers.
+func (h *hub) subscribe() (chan []byte, func(), error) {
 	ch := make(chan []byte, hubBuffer)
 	h.mu.Lock()
+	if h.max > 0 && len(h.subs) >= h.max && !h.closed {
+		h.refused++
+		h.mu.Unlock()
+		return nil, nil, errTooManySubscribers
+	}
 	if h.closed {
 		close(ch)
 	} else {
@@ -197,7 +258,27 @@ func (h *hub) subscribe() (chan []byte, func()) {
 			close(ch)
 		}
 		h.mu.Unlock()
-	}
+	}, nil
+}
+
+var (
+	sseSubsDesc    = prometheus.NewDesc("sipstream_sse_subscribers", "Event stream (/events) subscribers connected now.", nil, nil)
+	sseRefusedDesc = prometheus.NewDesc("sipstream_sse_refused_total", "Event stream subscribers refused because -max-sse were connected.", nil, nil)
+)
+
+// Describe implements prometheus.Collector.
+func (h *hub) Describe(ch chan<- *prometheus.Desc) {
+	ch <- sseSubsDesc
+	ch <- sseRefusedDesc
+}
+
+// Collect implements prometheus.Collector.
+func (h *hub) Collect(ch chan<- prometheus.Metric) {
+	h.mu.Lock()
+	n, r := len(h.subs), h.refused
+	h.mu.Unlock()
+	ch <- prometheus.MustNewConstMetric(sseSubsDesc, prometheus.GaugeValue, float64(n))
+	ch <- prometheus.MustNewConstMetric(sseRefusedDesc, prometheus.CounterValue, float64(r))
 }
 
 func (h *hub) publish(msg []byte) {

@@ -1,8 +1,9 @@
 package main
 
 import (
+	"bytes"
 	"context"
-	"crypto/subtle"
+	"crypto/tls"
 	"embed"
 	"encoding/json"
 	"errors"
@@ -11,6 +12,8 @@ import (
 	"io/fs"
 	"log/slog"
 	"net/http"
+	"net/netip"
+	"net/url"
 	"strings"
 	"time"
 
@@ -32,27 +35,66 @@ type server struct {
 	calls    callService
 	log      *slog.Logger
 	now      func() time.Time
-	authUser string
-	authPass string
+	admins   *admins
+	tokens   *viewerTokens
+	secrets  *secrets
+	hosts    hostPolicy
+	origins  originPolicy
 	webhook  *webhook // nil without -webhook
 	hub      *hub
 	reg      *prometheus.Registry
 	defaults map[string]any // prefilled form values for the page (demo mode)
 	// extra handlers mounted by main: WHEP playback.
-	whep http.Handler
+	whep       http.Handler
+	streamCall func(name string) (string, bool)
+
+	webhookSecrets bool
+	allowCallees   allowList
+	allowRTMP      allowList
 
 	requests *prometheus.CounterVec
+	rejected *prometheus.CounterVec
 	events   prometheus.Counter
 }
 
+// serverOptions configures newServer. The zero value is a server that
+// refuses every request needing a login (no credentials, NoAuth false).
 type serverOptions struct {
-	Log      *slog.Logger
-	Now      func() time.Time
+	Log *slog.Logger
+	Now func() time.Time
+	// AuthUser and AuthPass are the admin's HTTP Basic credentials.
 	AuthUser string
 	AuthPass string
-	Webhook  string
-	Defaults map[string]any
-	WHEP     http.Handler
+	// NoAuth serves without login (-no-auth, or the demo on loopback).
+	// Without it and without credentials, every request that needs a
+	// login gets 401.
+	NoAuth bool
+	// Webhook is the URL status events are POSTed to ("" = none).
+	Webhook string
+	// WebhookSecrets sends rtmpUrl unredacted to the webhook.
+	WebhookSecrets bool
+	// WebhookQueue bounds the webhook's queue. Zero means 1024.
+	WebhookQueue int
+	Defaults     map[string]any
+	WHEP         http.Handler
+	// StreamCall returns the live call streaming name over WHEP; viewer
+	// tokens are issued and checked against it. Nil: tokens are checked
+	// against the stream name only.
+	StreamCall func(name string) (callID string, ok bool)
+	// Hosts is the Host header check; nil means the defaults (localhost
+	// and loopback addresses).
+	Hosts *hostPolicy
+	// CORSOrigins are the browser origins, besides the page's own, that may
+	// send requests ("*": any).
+	CORSOrigins []string
+	// AllowCallees and AllowRTMPHosts are -allow-callees and
+	// -allow-rtmp-hosts (empty: anything).
+	AllowCallees   allowList
+	AllowRTMPHosts allowList
+	// MaxSSE limits the event stream subscribers. Zero means no limit.
+	MaxSSE int
+	// Secrets collects the secrets to scrub; nil makes a new set.
+	Secrets *secrets
 }
 
 func newServer(calls callService, o serverOptions) *server {
@@ -62,29 +104,55 @@ func newServer(calls callService, o serverOptions) *server {
 	if o.Now == nil {
 		o.Now = time.Now
 	}
+	if o.Secrets == nil {
+		o.Secrets = newSecrets()
+	}
+	if o.Hosts == nil {
+		h := newHostPolicy(nil, nil, netip.Addr{}, nil)
+		o.Hosts = &h
+	}
+	a := &admins{mode: authLocked, throttle: newThrottle(o.Now)}
+	switch {
+	case o.AuthUser != "":
+		a.mode, a.user, a.pass = authBasic, []byte(o.AuthUser), []byte(o.AuthPass)
+	case o.NoAuth:
+		a.mode = authOff
+	}
 	s := &server{
-		calls:    calls,
-		log:      o.Log,
-		now:      o.Now,
-		authUser: o.AuthUser,
-		authPass: o.AuthPass,
-		hub:      newHub(),
-		reg:      prometheus.NewRegistry(),
-		defaults: o.Defaults,
-		whep:     o.WHEP,
+		calls:          calls,
+		log:            o.Log,
+		now:            o.Now,
+		admins:         a,
+		tokens:         newViewerTokens(o.Now),
+		secrets:        o.Secrets,
+		hosts:          *o.Hosts,
+		origins:        newOriginPolicy(o.CORSOrigins),
+		hub:            newHub(o.MaxSSE),
+		reg:            prometheus.NewRegistry(),
+		defaults:       o.Defaults,
+		whep:           o.WHEP,
+		streamCall:     o.StreamCall,
+		webhookSecrets: o.WebhookSecrets,
+		allowCallees:   o.AllowCallees,
+		allowRTMP:      o.AllowRTMPHosts,
 	}
 	if o.Webhook != "" {
-		s.webhook = newWebhook(o.Webhook, o.Log)
+		s.webhook = newWebhook(o.Webhook, o.Log, o.WebhookQueue)
+		s.reg.MustRegister(s.webhook)
 	}
 	s.requests = prometheus.NewCounterVec(prometheus.CounterOpts{
 		Namespace: "sipstream", Subsystem: "rest", Name: "requests_total",
 		Help: "REST API requests by endpoint and HTTP status.",
 	}, []string{"endpoint", "code"})
+	s.rejected = prometheus.NewCounterVec(prometheus.CounterOpts{
+		Namespace: "sipstream", Subsystem: "http", Name: "rejected_total",
+		Help: "HTTP requests refused before any handler, by reason: host (Host not served, 421), origin (cross-origin browser request, 403), auth (no or wrong login, 401), throttled (too many failed logins, 429), token (WHEP without a valid viewer token, 401).",
+	}, []string{"reason"})
 	s.events = prometheus.NewCounter(prometheus.CounterOpts{
 		Namespace: "sipstream", Name: "status_events_total",
 		Help: "Call and RTMP status changes published to the webhook and the page.",
 	})
-	s.reg.MustRegister(s.requests, s.events, &callCollector{s: s},
+	s.reg.MustRegister(s.requests, s.rejected, s.events, &callCollector{s: s}, s.hub,
 		prometheus.NewGoCollector(), prometheus.NewProcessCollector(prometheus.ProcessCollectorOpts{}))
 	return s
 }
@@ -98,7 +166,10 @@ func (s *server) close() {
 	}
 }
 
-// handler returns the whole HTTP API.
+// handler returns the whole HTTP API. Every request passes guard first
+// (Host, Origin, body size); the REST API, the events, the page, /defaults
+// and the metrics need the admin's login; WHEP needs the admin's login or a
+// viewer token; the player page and script are public (they hold nothing).
 func (s *server) handler() http.Handler {
 	mux := http.NewServeMux()
 	api := map[string]func(http.ResponseWriter, *http.Request) error{
@@ -113,44 +184,156 @@ func (s *server) handler() http.Handler {
 		"/push/terminate": s.pushTerminate,
 		"/push/mute":      func(w http.ResponseWriter, r *http.Request) error { return s.pushMute(w, r, true) },
 		"/push/unmute":    func(w http.ResponseWriter, r *http.Request) error { return s.pushMute(w, r, false) },
+		"/viewer/token":   s.viewerToken,
 	}
 	for path, h := range api {
-		mux.Handle("/rest-api"+path, s.endpoint(path, h))
+		mux.Handle("/rest-api"+path, s.admin(s.endpoint(path, h)))
 	}
-	mux.Handle("/rest-api/", s.endpoint("unknown", func(w http.ResponseWriter, r *http.Request) error {
+	mux.Handle("/rest-api/", s.admin(s.endpoint("unknown", func(w http.ResponseWriter, r *http.Request) error {
 		return errStatus(http.StatusNotFound, "no such endpoint: "+r.URL.Path)
-	}))
-	mux.HandleFunc("GET /events", s.serveEvents)
-	mux.HandleFunc("GET /defaults", func(w http.ResponseWriter, r *http.Request) {
+	})))
+	mux.Handle("GET /events", s.admin(http.HandlerFunc(s.serveEvents)))
+	mux.Handle("GET /defaults", s.admin(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		writeJSON(w, http.StatusOK, s.defaults)
-	})
-	mux.Handle("GET /metrics", promhttp.HandlerFor(s.reg, promhttp.HandlerOpts{}))
+	})))
+	mux.Handle("GET /metrics", s.admin(promhttp.HandlerFor(s.reg, promhttp.HandlerOpts{})))
 	if s.whep != nil {
-		mux.Handle("/whep/", s.whep)
+		mux.Handle("/whep/", s.viewer(s.whep))
 	}
 	// The WHEP player script (and its stand-alone page: /player/?whep=URL).
 	mux.Handle("GET /player/", http.StripPrefix("/player", whep.PlayerHandler()))
 	web, _ := fs.Sub(webFS, "web")
-	mux.Handle("/", http.FileServerFS(web))
-	return s.withAuth(mux)
+	mux.Handle("/", s.admin(http.FileServerFS(web)))
+	return s.guard(mux)
 }
 
-// withAuth requires HTTP Basic auth on everything when -auth is set.
-func (s *server) withAuth(next http.Handler) http.Handler {
-	if s.authUser == "" {
-		return next
-	}
+// maxRequestBody bounds every request body (WHEP offers included); the
+// REST endpoints allow maxBody of it.
+const maxRequestBody = 1 << 20
+
+// guard refuses what is not meant for this server before any handler runs:
+// a Host this server does not serve (421: DNS rebinding), a cross-origin
+// browser request from an origin not in -cors-origins (403: CSRF), and
+// answers CORS preflights.
+func (s *server) guard(next http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		u, p, ok := r.BasicAuth()
-		okUser := subtle.ConstantTimeCompare([]byte(u), []byte(s.authUser)) == 1
-		okPass := subtle.ConstantTimeCompare([]byte(p), []byte(s.authPass)) == 1
-		if !ok || !okUser || !okPass {
-			w.Header().Set("WWW-Authenticate", `Basic realm="sipstream", charset="UTF-8"`)
-			writeError(w, r, errStatus(http.StatusUnauthorized, "authentication required"), s.now())
+		if !s.hosts.allowed(r.Host) {
+			s.reject(w, r, "host", errStatus(http.StatusMisdirectedRequest,
+				"this server does not serve that host name (add it to -allowed-hosts)"))
+			return
+		}
+		origin, cross, ok := s.origins.check(r)
+		if !ok {
+			s.reject(w, r, "origin", errStatus(http.StatusForbidden,
+				"cross-origin request refused (allow the origin with -cors-origins)"))
+			return
+		}
+		if cross {
+			h := w.Header()
+			h.Set("Access-Control-Allow-Origin", origin)
+			h.Add("Vary", "Origin")
+			h.Set("Access-Control-Expose-Headers", "Location, Accept-Patch, Accept-Post, ETag")
+		}
+		if r.Method == http.MethodOptions && r.Header.Get("Access-Control-Request-Method") != "" {
+			// A preflight (never authenticated by browsers).
+			h := w.Header()
+			h.Set("Access-Control-Allow-Methods", "GET, POST, PATCH, DELETE, OPTIONS")
+			h.Set("Access-Control-Allow-Headers", "Authorization, Content-Type, If-Match")
+			h.Set("Access-Control-Max-Age", "600")
+			w.WriteHeader(http.StatusNoContent)
+			return
+		}
+		if r.Body != nil {
+			r.Body = http.MaxBytesReader(w, r.Body, maxRequestBody)
+		}
+		next.ServeHTTP(w, r)
+	})
+}
+
+// reject writes err and counts the refusal by reason.
+func (s *server) reject(w http.ResponseWriter, r *http.Request, reason string, err error) {
+	s.rejected.WithLabelValues(reason).Inc()
+	writeError(w, r, err, s.now())
+}
+
+// admin requires the admin's login (HTTP Basic), unless auth is off.
+func (s *server) admin(next http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if s.authorize(w, r) {
+			next.ServeHTTP(w, r)
+		}
+	})
+}
+
+// authorize checks the admin's login and writes the refusal (401 or 429)
+// when it fails.
+func (s *server) authorize(w http.ResponseWriter, r *http.Request) bool {
+	ok, retry := s.admins.check(r)
+	if ok {
+		return true
+	}
+	if retry > 0 {
+		w.Header().Set("Retry-After", retryAfterSeconds(retry))
+		s.reject(w, r, "throttled", errStatus(http.StatusTooManyRequests,
+			"too many failed logins from this address; retry after "+retryAfterSeconds(retry)+" s"))
+		return false
+	}
+	msg := "authentication required"
+	if s.admins.mode == authLocked {
+		msg = "authentication required: the server has no credentials configured (set SIPSTREAM_AUTH=user:pass or -auth-file, or -no-auth)"
+	}
+	w.Header().Set("WWW-Authenticate", `Basic realm="sipstream", charset="UTF-8"`)
+	s.reject(w, r, "auth", errStatus(http.StatusUnauthorized, msg))
+	return false
+}
+
+// viewer lets WHEP viewers in with a viewer token (Authorization: Bearer
+// TOKEN, as WHEP clients send it, or ?token=TOKEN for links) or the admin's
+// login. A viewer's own resource (DELETE, PATCH on /whep/NAME/ID) needs
+// neither: its URL, with a random ID, is handed to that viewer only.
+func (s *server) viewer(next http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.Method == http.MethodDelete || r.Method == http.MethodPatch {
+			next.ServeHTTP(w, r)
+			return
+		}
+		tok := r.URL.Query().Get("token")
+		if a := r.Header.Get("Authorization"); len(a) > 7 && strings.EqualFold(a[:7], "Bearer ") {
+			tok = strings.TrimSpace(a[7:])
+		}
+		if tok == "" {
+			s.admin(next).ServeHTTP(w, r)
+			return
+		}
+		if s.admins.mode == authOff {
+			next.ServeHTTP(w, r)
+			return
+		}
+		name := whepStreamName(r)
+		callID, err := s.tokens.verify(tok, name)
+		if err == nil && s.streamCall != nil {
+			if live, ok := s.streamCall(name); !ok || live != callID {
+				err = errTokenStream
+			}
+		}
+		if err != nil {
+			w.Header().Set("WWW-Authenticate", `Bearer realm="sipstream"`)
+			s.reject(w, r, "token", errStatus(http.StatusUnauthorized, err.Error()))
 			return
 		}
 		next.ServeHTTP(w, r)
 	})
+}
+
+// whepStreamName is the NAME of /whep/NAME[/...].
+func whepStreamName(r *http.Request) string {
+	rest, _ := strings.CutPrefix(r.URL.EscapedPath(), "/whep/")
+	seg, _, _ := strings.Cut(rest, "/")
+	name, err := url.PathUnescape(seg)
+	if err != nil {
+		return ""
+	}
+	return name
 }
 
 // endpoint wraps a REST handler: POST only, errors as JSON, counted.
@@ -168,7 +351,10 @@ func (s *server) endpoint(name string, h func(http.ResponseWriter, *http.Request
 			if status >= 500 {
 				s.log.Error("request failed", "path", r.URL.Path, "err", err)
 			}
-			writeError(rec, r, err, s.now())
+			// Error texts may quote what a connection said: no secrets,
+			// no connection details (see publicReason).
+			status, msg := statusOf(err)
+			writeError(rec, r, errStatus(status, publicReason(msg, s.secrets)), s.now())
 		}
 	})
 }
@@ -194,6 +380,12 @@ func (s *server) decode(w http.ResponseWriter, r *http.Request, v any) error {
 			return errStatus(http.StatusRequestEntityTooLarge, fmt.Sprintf("request body larger than %d bytes", maxBody))
 		}
 		return errStatus(http.StatusBadRequest, "reading the request body failed")
+	}
+	// CSRF: a browser sends JSON only after a CORS preflight, while forms
+	// (text/plain, urlencoded, multipart) go out without one. An empty body
+	// (curl -X POST) is an empty object whatever its type.
+	if len(bytes.TrimSpace(body)) > 0 && !jsonBody(r) {
+		return errStatus(http.StatusUnsupportedMediaType, "the body must be JSON sent with Content-Type: application/json")
 	}
 	return decodeJSON(body, v)
 }
@@ -242,6 +434,11 @@ func (s *server) callStartup(w http.ResponseWriter, r *http.Request) error {
 	if err != nil {
 		return err
 	}
+	s.secrets.add(p.SIPPassword, p.RTMPStream)
+	s.secrets.add(urlSecrets(p.RTMPURL)...)
+	if err := s.checkStart(p); err != nil {
+		return err
+	}
 	if err := s.calls.Start(r.Context(), p); err != nil {
 		return err
 	}
@@ -271,7 +468,7 @@ func (s *server) callFind(w http.ResponseWriter, r *http.Request) error {
 	var out []callObject
 	for _, c := range s.calls.Calls() {
 		if f.match(c) {
-			out = append(out, c)
+			out = append(out, s.reasons(c))
 		}
 	}
 	if len(out) == 0 {
@@ -288,6 +485,9 @@ func (s *server) callFindAll(w http.ResponseWriter, r *http.Request) error {
 	out := s.calls.Calls()
 	if len(out) == 0 {
 		return errStatus(http.StatusNotFound, "no calls")
+	}
+	for i := range out {
+		out[i] = s.reasons(out[i])
 	}
 	writeJSON(w, http.StatusOK, out)
 	return nil
@@ -384,10 +584,15 @@ func (s *server) pushStartup(w http.ResponseWriter, r *http.Request) error {
 	if len(errs) > 0 {
 		return errors.Join(errs...)
 	}
+	s.secrets.add(urlSecrets(p.RTMPURL)...)
+	if err := s.checkRTMP(p.RTMPURL); err != nil {
+		return err
+	}
 	obj, err := s.calls.PushStart(r.Context(), p)
 	if err != nil {
 		return err
 	}
+	obj.Info = publicReason(obj.Info, s.secrets)
 	writeJSON(w, http.StatusOK, obj)
 	return nil
 }
@@ -408,6 +613,7 @@ func (s *server) pushFind(w http.ResponseWriter, r *http.Request) error {
 		if (f.MediaSessionID == "" || string(f.MediaSessionID) == p.MediaSessionID) &&
 			(f.StreamName == "" || string(f.StreamName) == p.StreamName) &&
 			(f.RTMPURL == "" || string(f.RTMPURL) == p.RTMPURL) {
+			p.Info = publicReason(p.Info, s.secrets)
 			out = append(out, p)
 		}
 	}
@@ -425,6 +631,9 @@ func (s *server) pushFindAll(w http.ResponseWriter, r *http.Request) error {
 	out := s.calls.Pushes()
 	if len(out) == 0 {
 		return errStatus(http.StatusNotFound, "no pushes")
+	}
+	for i := range out {
+		out[i].Info = publicReason(out[i].Info, s.secrets)
 	}
 	writeJSON(w, http.StatusOK, out)
 	return nil
@@ -469,20 +678,44 @@ func (s *server) pushMute(w http.ResponseWriter, r *http.Request, mute bool) err
 
 // notify publishes a status change: to the webhook and to the page. It never
 // blocks (both are bounded queues). The service calls it from its event
-// goroutine.
+// goroutine. Both get redacted copies: no stream key, no URL credentials
+// or query (the webhook gets rtmpUrl whole with -webhook-secrets).
 func (s *server) notify(ev statusEvent, call callObject) {
 	if ev.Timestamp == 0 {
 		ev.Timestamp = s.now().UnixMilli()
 	}
 	s.events.Inc()
+	ev.Info = publicReason(ev.Info, s.secrets)
+	ev.SIPMessage = publicReason(ev.SIPMessage, s.secrets)
 	if s.webhook != nil {
-		s.webhook.post(ev)
+		wev := ev
+		if !s.webhookSecrets {
+			wev.RTMPURL = redactURL(wev.RTMPURL)
+		}
+		s.webhook.post(wev)
 	}
-	b, err := json.Marshal(call)
+	b, err := json.Marshal(s.publicCall(call))
 	if err != nil {
 		return
 	}
 	s.hub.publish(sseMessage("call", b))
+}
+
+// publicCall is c without its secrets, for events: no rtmpStream, rtmpUrl
+// redacted, connection errors generic.
+func (s *server) publicCall(c callObject) callObject {
+	c.RTMPStream = ""
+	c.RTMPURL = redactURL(c.RTMPURL)
+	return s.reasons(c)
+}
+
+// reasons makes c's free-text fields safe for any API caller: connection
+// errors generic (no port scanning through calls), secrets scrubbed.
+func (s *server) reasons(c callObject) callObject {
+	c.SIPMessage = publicReason(c.SIPMessage, s.secrets)
+	c.RTMPStatusInfo = publicReason(c.RTMPStatusInfo, s.secrets)
+	c.Info = publicReason(c.Info, s.secrets)
+	return c
 }
 
 func sseMessage(event string, data []byte) []byte {
@@ -494,28 +727,45 @@ func sseMessage(event string, data []byte) []byte {
 	return append(msg, "\n\n"...)
 }
 
+// sseWriteTimeout bounds each write of an event stream (the server's
+// WriteTimeout does not apply to streams, which last as long as the page).
+const sseWriteTimeout = 30 * time.Second
+
 // serveEvents is the Server-Sent Events stream for the page: a snapshot of
-// every call, then one "call" event per change.
+// every call, then one "call" event per change. Stream keys and URL
+// credentials are redacted (the page does not need them).
 func (s *server) serveEvents(w http.ResponseWriter, r *http.Request) {
-	flusher, ok := w.(http.Flusher)
-	if !ok {
-		writeError(w, r, errStatus(http.StatusInternalServerError, "streaming unsupported"), s.now())
+	ch, unsubscribe, err := s.hub.subscribe()
+	if err != nil {
+		writeError(w, r, errStatus(http.StatusServiceUnavailable, err.Error()+" (-max-sse)"), s.now())
 		return
 	}
-	ch, unsubscribe := s.hub.subscribe()
 	defer unsubscribe()
+	rc := http.NewResponseController(w)
+	// A stream outlives the server's read and write timeouts: no read
+	// deadline (the client sends nothing more), a deadline per write.
+	_ = rc.SetReadDeadline(time.Time{})
+	write := func(b []byte) error {
+		_ = rc.SetWriteDeadline(time.Now().Add(sseWriteTimeout))
+		if _, err := w.Write(b); err != nil {
+			return err
+		}
+		return rc.Flush()
+	}
 	w.Header().Set("Content-Type", "text/event-stream")
 	w.Header().Set("Cache-Control", "no-cache")
 	w.WriteHeader(http.StatusOK)
 	snap := s.calls.Calls()
+	for i := range snap {
+		snap[i] = s.publicCall(snap[i])
+	}
 	if snap == nil {
 		snap = []callObject{}
 	}
 	b, _ := json.Marshal(snap)
-	if _, err := w.Write(sseMessage("snapshot", b)); err != nil {
+	if err := write(sseMessage("snapshot", b)); err != nil {
 		return
 	}
-	flusher.Flush()
 	keepalive := time.NewTicker(15 * time.Second)
 	defer keepalive.Stop()
 	for {
@@ -524,15 +774,13 @@ func (s *server) serveEvents(w http.ResponseWriter, r *http.Request) {
 			if !ok {
 				return
 			}
-			if _, err := w.Write(msg); err != nil {
+			if err := write(msg); err != nil {
 				return
 			}
-			flusher.Flush()
 		case <-keepalive.C:
-			if _, err := io.WriteString(w, ": keepalive\n\n"); err != nil {
+			if err := write([]byte(": keepalive\n\n")); err != nil {
 				return
 			}
-			flusher.Flush()
 		case <-r.Context().Done():
 			return
 		}
@@ -571,4 +819,31 @@ func (c *callCollector) Collect(ch chan<- prometheus.Metric) {
 // shutdownCtx gives cleanup its own deadline, whatever the caller's context.
 func shutdownCtx(ctx context.Context, d time.Duration) (context.Context, context.CancelFunc) {
 	return context.WithTimeout(context.WithoutCancel(ctx), d)
+}
+
+// httpTimeouts are the HTTP servers' timeouts (see http.Server). Event
+// streams set their own deadlines (serveEvents).
+type httpTimeouts struct {
+	ReadHeader, Read, Write, Idle time.Duration
+}
+
+// defaultHTTPTimeouts: a request's headers within 10 s, its whole body
+// within 30 s, its answer within 60 s (a WHEP answer waits up to 8 s for
+// media), and an idle keep-alive connection closed after 2 min.
+var defaultHTTPTimeouts = httpTimeouts{ReadHeader: 10 * time.Second, Read: 30 * time.Second, Write: 60 * time.Second, Idle: 2 * time.Minute}
+
+// maxHeaderBytes bounds a request's headers.
+const maxHeaderBytes = 64 << 10
+
+// newHTTPServer is an http.Server for h with the timeouts t.
+func newHTTPServer(h http.Handler, t httpTimeouts, tlsCfg *tls.Config) *http.Server {
+	return &http.Server{
+		Handler:           h,
+		TLSConfig:         tlsCfg,
+		ReadHeaderTimeout: t.ReadHeader,
+		ReadTimeout:       t.Read,
+		WriteTimeout:      t.Write,
+		IdleTimeout:       t.Idle,
+		MaxHeaderBytes:    maxHeaderBytes,
+	}
 }

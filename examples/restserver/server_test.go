@@ -140,6 +140,9 @@ type apiResult struct {
 func newTestServer(t *testing.T, o serverOptions) (*fakeCalls, *server, *httptest.Server) {
 	t.Helper()
 	f := &fakeCalls{}
+	if o.AuthUser == "" {
+		o.NoAuth = true // tests of other things; auth_test.go tests the login
+	}
 	s := newServer(f, o)
 	ts := httptest.NewServer(s.handler())
 	t.Cleanup(func() {
@@ -485,7 +488,7 @@ func TestWebhookRetries(t *testing.T) {
 		got <- ev
 	}))
 	defer hook.Close()
-	h := newWebhook(hook.URL, nil)
+	h := newWebhook(hook.URL, nil, 0)
 	h.backoff = time.Millisecond
 	defer h.close()
 	require.True(t, h.post(statusEvent{CallID: "x", Status: "FINISH"}))

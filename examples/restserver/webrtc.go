@@ -124,6 +124,16 @@ func (w *webrtcStreams) sinkRemoved(sinkID string) {
 	}
 }
 
+// callOf returns the call whose WHEP sink streams as name.
+func (w *webrtcStreams) callOf(name string) (string, bool) {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	if st, ok := w.streams[name]; ok && st.sink != nil {
+		return st.callID, true
+	}
+	return "", false
+}
+
 func (w *webrtcStreams) lookup(name string) *whep.Sink {
 	w.mu.Lock()
 	defer w.mu.Unlock()

@@ -30,7 +30,7 @@ func TestWebRTCViewerBeforeFirstKeyframe(t *testing.T) {
 	require.NoError(t, err)
 	defer s.Close()
 	ws.attach(st, s, "sink1")
-	srv := newServer(&fakeCalls{}, serverOptions{WHEP: ws})
+	srv := newServer(&fakeCalls{}, serverOptions{WHEP: ws, NoAuth: true})
 	ts := httptest.NewServer(srv.handler())
 	defer ts.Close()
 	defer srv.close()
