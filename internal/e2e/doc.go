@@ -23,6 +23,17 @@
 //     audio-only calls, Opus calls, and an audio+video call whose relayed
 //     pictures are the clip's, byte for byte, with tone bursts in sync
 //     with their IDRs.
+//   - Lossy (build tag interop, TestInteropLossy…, issue 11): the
+//     gateway's own inbound RTP goes through internal/netsim (30 ms ± 25
+//     ms, order kept, seeded random or burst loss) via
+//     callmgr.Config.MediaListen; the phone is a real baresip called
+//     through kamailio (marker media: a white flash and a tone burst every
+//     second, so the A/V offset can be read back) or the siptest peer's
+//     live encoder (NACK retransmission, or none for the conceal policy).
+//     testenv's analyser reads the published stream back from nginx-rtmp
+//     over 10 s from the first keyframe: frames, longest freeze, keyframe
+//     interval, DTS errors, decode errors. Each logs one line starting
+//     "LOSSY scenario=".
 //
 // Run them with
 //

@@ -1,6 +1,10 @@
 // Package testenv is what sipstream's tests share for talking to real
-// third-party programs (nginx-rtmp, ffmpeg, sipp, kamailio, chromium): finding
-// them, picking loopback ports, and failing instead of skipping in CI.
+// third-party programs (nginx-rtmp, ffmpeg, sipp, kamailio, baresip,
+// chromium): finding them, picking loopback ports, failing instead of
+// skipping in CI, one launcher per program (StartNginxRTMP, StartKamailio,
+// StartBaresip), and reading back what was published (RecordStream and the
+// analyser, AnalyseRecording; MakeMarkerMedia and MarkerOffsets for A/V
+// offsets).
 package testenv
 
 import (
