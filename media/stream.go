@@ -3,6 +3,8 @@ package media
 import (
 	"fmt"
 	"net/netip"
+	"strconv"
+	"strings"
 )
 
 // Direction is a stream's direction from sipstream's side, as in the SDP
@@ -54,6 +56,27 @@ type PayloadFormat struct {
 	// Fmtp is the format parameters from a=fmtp, as written, without the
 	// payload type ("packetization-mode=1;profile-level-id=42e01f").
 	Fmtp string
+}
+
+// AssociatedPayloadType returns the payload type an RTX format (CodecRTX)
+// retransmits: its a=fmtp apt= parameter (RFC 4588 §8.6). It returns false
+// for other codecs and for an apt that is missing or not 0-127.
+func (f PayloadFormat) AssociatedPayloadType() (uint8, bool) {
+	if f.Codec != CodecRTX {
+		return 0, false
+	}
+	for _, p := range strings.Split(f.Fmtp, ";") {
+		k, v, ok := strings.Cut(strings.TrimSpace(p), "=")
+		if !ok || !strings.EqualFold(strings.TrimSpace(k), "apt") {
+			continue
+		}
+		n, err := strconv.Atoi(strings.TrimSpace(v))
+		if err != nil || n < 0 || n > 127 {
+			return 0, false
+		}
+		return uint8(n), true
+	}
+	return 0, false
 }
 
 // Feedback lists the RTCP feedback messages the peer accepts for a stream

@@ -32,3 +32,27 @@ func TestCryptoNeverPrintsKeys(t *testing.T) {
 		t.Fatalf("String() = %q", got)
 	}
 }
+
+func TestAssociatedPayloadType(t *testing.T) {
+	rtx := func(fmtp string) PayloadFormat {
+		return PayloadFormat{PayloadType: 97, Codec: CodecRTX, ClockRate: 90000, Fmtp: fmtp}
+	}
+	for _, c := range []struct {
+		f    PayloadFormat
+		want uint8
+		ok   bool
+	}{
+		{rtx("apt=96"), 96, true},
+		{rtx("rtx-time=3000; APT = 100"), 100, true},
+		{rtx("apt=128"), 0, false},
+		{rtx("apt=-1"), 0, false},
+		{rtx("apt"), 0, false},
+		{rtx(""), 0, false},
+		{PayloadFormat{PayloadType: 96, Codec: CodecH264, Fmtp: "apt=96"}, 0, false},
+	} {
+		got, ok := c.f.AssociatedPayloadType()
+		if ok != c.ok || got != c.want {
+			t.Errorf("%q: got %d %v, want %d %v", c.f.Fmtp, got, ok, c.want, c.ok)
+		}
+	}
+}

@@ -8,8 +8,6 @@ package session
 
 import (
 	"encoding/binary"
-	"strconv"
-	"strings"
 	"time"
 
 	"github.com/pion/rtcp"
@@ -88,22 +86,6 @@ type nackEntry struct {
 	seq         uint16
 	first, last time.Time
 	tries       uint8
-}
-
-// rtxAPT returns the apt= parameter of an RTX format's fmtp.
-func rtxAPT(fmtp string) (uint8, bool) {
-	for _, param := range strings.Split(fmtp, ";") {
-		k, v, ok := strings.Cut(strings.TrimSpace(param), "=")
-		if !ok || !strings.EqualFold(strings.TrimSpace(k), "apt") {
-			continue
-		}
-		n, err := strconv.Atoi(strings.TrimSpace(v))
-		if err != nil || n < 0 || n > 127 {
-			return 0, false
-		}
-		return uint8(n), true
-	}
-	return 0, false
 }
 
 // unwrapRTX turns an RFC 4588 retransmission into the packet it resends,

@@ -231,7 +231,7 @@ func (st *stream) configure(sp media.StreamSpec, now time.Time) error {
 		case media.CodecTelephoneEvent:
 			f.dtmf, err = rtpdtmf.NewDecoder(rtpdtmf.DecoderConfig{ClockRate: pf.ClockRate})
 		case media.CodecRTX:
-			apt, ok := rtxAPT(pf.Fmtp)
+			apt, ok := pf.AssociatedPayloadType()
 			if !ok {
 				continue // no apt=: not usable, counted as unknown
 			}

@@ -70,7 +70,7 @@ func ExampleMediaConfig_rtx() {
 		panic(err)
 	}
 	for _, f := range specs[0].Formats {
-		apt, isRTX := sdp.AssociatedPayloadType(f)
+		apt, isRTX := f.AssociatedPayloadType()
 		fmt.Println(f.PayloadType, f.Codec, isRTX, apt)
 	}
 	// Output:

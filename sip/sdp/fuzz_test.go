@@ -92,7 +92,7 @@ func checkSpec(t *testing.T, s media.StreamSpec) {
 		if f.Codec == media.CodecRTX {
 			// RFC 4588: video only, after every media format, resending a
 			// negotiated media format on the same clock.
-			apt, ok := AssociatedPayloadType(f)
+			apt, ok := f.AssociatedPayloadType()
 			if s.Kind != media.KindVideo || !ok {
 				t.Fatalf("rtx format %+v in a %v stream", f, s.Kind)
 			}

@@ -263,22 +263,3 @@ func TestRoundTripRTX(t *testing.T) {
 	}
 }
 
-func TestAssociatedPayloadType(t *testing.T) {
-	for _, c := range []struct {
-		f    media.PayloadFormat
-		want uint8
-		ok   bool
-	}{
-		{rtx(97, "apt=96"), 96, true},
-		{rtx(97, "rtx-time=3000; APT = 100"), 100, true},
-		{rtx(97, "apt=128"), 0, false},
-		{rtx(97, "apt=-1"), 0, false},
-		{rtx(97, "apt"), 0, false},
-		{rtx(97, ""), 0, false},
-		{h264(96, "apt=96"), 0, false},
-	} {
-		got, ok := AssociatedPayloadType(c.f)
-		assert.Equal(t, c.ok, ok, c.f.Fmtp)
-		assert.Equal(t, c.want, got, c.f.Fmtp)
-	}
-}

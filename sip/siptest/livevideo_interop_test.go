@@ -55,7 +55,7 @@ func TestInteropLiveVideoFFmpeg(t *testing.T) {
 	h264PT := video.Formats[0].PayloadType
 	var rtxPT uint8
 	for _, f := range video.Formats {
-		if apt, ok := sdp.AssociatedPayloadType(f); ok && apt == h264PT {
+		if apt, ok := f.AssociatedPayloadType(); ok && apt == h264PT {
 			rtxPT = f.PayloadType
 		}
 	}

@@ -9,7 +9,6 @@ import (
 	"github.com/pion/rtp"
 
 	"github.com/sipstream/sipstream/media"
-	"github.com/sipstream/sipstream/sip/sdp"
 )
 
 // Bounds of the retransmission history: the last historyPackets packets
@@ -114,7 +113,7 @@ func (s *rtpStream) retransmit(n *rtcp.TransportLayerNack) {
 func (v *videoOut) rtxPayloadType(spec media.StreamSpec) (uint8, bool) {
 	pt := payloadType(spec, media.CodecH264, v.pt)
 	for _, f := range spec.Formats {
-		if apt, ok := sdp.AssociatedPayloadType(f); ok && apt == pt {
+		if apt, ok := f.AssociatedPayloadType(); ok && apt == pt {
 			return f.PayloadType, true
 		}
 	}

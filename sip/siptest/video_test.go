@@ -371,7 +371,7 @@ func TestLiveVideoOverSIP(t *testing.T) {
 		var rtxPT uint8
 		hasRTX := false
 		for _, f := range video.Formats {
-			if apt, ok := sdp.AssociatedPayloadType(f); ok && apt == h264PT {
+			if apt, ok := f.AssociatedPayloadType(); ok && apt == h264PT {
 				rtxPT, hasRTX = f.PayloadType, true
 			}
 		}
