@@ -2,6 +2,8 @@ package callmgr
 
 import (
 	"net"
+	"regexp"
+	"strconv"
 	"testing"
 	"time"
 
@@ -46,8 +48,13 @@ func TestRealSession(t *testing.T) {
 	w.mu.Lock()
 	offer := string(w.invites[0].Offer)
 	w.mu.Unlock()
-	require.Contains(t, offer, "m=audio 42000 ")
-	dst := &net.UDPAddr{IP: net.IPv4(127, 0, 0, 1), Port: 42000}
+	// the pool hands out a random pair of its range
+	m := regexp.MustCompile(`m=audio (\d+) `).FindStringSubmatch(offer)
+	require.NotNil(t, m, offer)
+	port, err := strconv.Atoi(m[1])
+	require.NoError(t, err)
+	require.True(t, port >= 42000 && port <= 42098 && port%2 == 0, "port %d", port)
+	dst := &net.UDPAddr{IP: net.IPv4(127, 0, 0, 1), Port: port}
 	for i := 0; i < 50; i++ {
 		pcm := testmedia.Tone(1000, 8000, i*160, 160, 0.5)
 		pkt := rtp.Packet{Header: rtp.Header{Version: 2, PayloadType: 8, SequenceNumber: uint16(100 + i), Timestamp: uint32(1000 + i*160), SSRC: 0x1234},
