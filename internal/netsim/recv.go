@@ -24,7 +24,7 @@ import (
 // Close stops the goroutines, drops what is in flight, closes the socket
 // and makes blocked and later reads return net.ErrClosed.
 type RecvConn struct {
-	conn  *net.UDPConn
+	conn  PacketConn
 	start time.Time
 	wake  chan struct{}
 	ready chan datagram
@@ -37,6 +37,16 @@ type RecvConn struct {
 	queue    recvQueue
 	seq      uint64
 	overflow uint64
+}
+
+// PacketConn is a UDP socket as RecvConn uses it (and media/session
+// does): *net.UDPConn implements it, and so does a test's wrapper that
+// looks at what the socket receives before the simulated network does.
+type PacketConn interface {
+	ReadFromUDPAddrPort(b []byte) (int, netip.AddrPort, error)
+	WriteToUDPAddrPort(b []byte, addr netip.AddrPort) (int, error)
+	LocalAddr() net.Addr
+	Close() error
 }
 
 // readyDepth is how many due datagrams wait for a reader before new ones
@@ -95,8 +105,9 @@ func ListenRecv(addr netip.AddrPort, cfg Config) (*RecvConn, error) {
 }
 
 // NewRecvConn impairs what conn receives. It takes ownership of conn:
-// Close closes it, and nothing else may read from it.
-func NewRecvConn(conn *net.UDPConn, cfg Config) (*RecvConn, error) {
+// Close closes it, and nothing else may read from it. Closing conn must
+// unblock its reads with an error wrapping net.ErrClosed.
+func NewRecvConn(conn PacketConn, cfg Config) (*RecvConn, error) {
 	sim, err := New(cfg)
 	if err != nil {
 		return nil, err
