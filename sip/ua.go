@@ -54,6 +54,24 @@ type Config struct {
 	// CleanupTimeout bounds BYE and CANCEL, which run even when the caller's
 	// context is already cancelled. Zero means 10 s.
 	CleanupTimeout time.Duration
+
+	// UDPSourceTimeout is how long the UA remembers a UDP source address it
+	// has not heard from (sipgo keeps one table entry per source, forever,
+	// unless we remove it). Zero means 64 s, longer than any transaction
+	// (64×T1).
+	UDPSourceTimeout time.Duration
+	// MaxUDPSources caps the UDP source addresses remembered at once;
+	// datagrams from further sources are dropped until idle ones are
+	// forgotten (sources already known keep working). Zero means 10,000.
+	MaxUDPSources int
+	// TCPIdleTimeout closes an incoming TCP or TLS connection that sends
+	// nothing for this long (a peer using it sends RFC 5626 CRLF
+	// keepalives). Zero means 3 min; negative means never.
+	TCPIdleTimeout time.Duration
+	// MaxTCPConns caps the incoming TCP connections (and, separately, the
+	// TLS connections) open at once; further ones are closed as soon as
+	// they are accepted. Zero means 1,024; negative means no cap.
+	MaxTCPConns int
 }
 
 // sipgo refuses UDP messages longer than UDPMTUSize-200 (1300) bytes. An
@@ -81,9 +99,10 @@ type UA struct {
 	srv     *sipgo.Server
 	clients map[string]*sipgo.Client // by lower-case transport
 
-	udpConn net.PacketConn
-	tcpLn   net.Listener
-	tlsLn   net.Listener
+	udpConn  net.PacketConn
+	udpGuard *udpGuard // wraps udpConn for sipgo
+	tcpLn    net.Listener
+	tlsLn    net.Listener
 
 	publicHost string
 	ports      map[string]int // listen port by transport
@@ -125,6 +144,18 @@ func NewUA(cfg Config) (*UA, error) {
 	}
 	if cfg.CleanupTimeout <= 0 {
 		cfg.CleanupTimeout = 10 * time.Second
+	}
+	if cfg.UDPSourceTimeout <= 0 {
+		cfg.UDPSourceTimeout = 64 * time.Second
+	}
+	if cfg.MaxUDPSources <= 0 {
+		cfg.MaxUDPSources = 10000
+	}
+	if cfg.TCPIdleTimeout == 0 {
+		cfg.TCPIdleTimeout = 3 * time.Minute
+	}
+	if cfg.MaxTCPConns == 0 {
+		cfg.MaxTCPConns = 1024
 	}
 	if err := checkHeader("UserAgent", Header{Name: "User-Agent", Value: cfg.UserAgent}); err != nil {
 		return nil, err
@@ -215,10 +246,13 @@ func NewUA(cfg Config) (*UA, error) {
 		}
 		ua.clients[tp] = c
 	}
+	ua.udpGuard.pool = sua.TransportLayer().Pool("udp")
 	ua.udpLaddr = sipgox.Addr{IP: net.IP(ip.AsSlice()), Port: ua.ports["udp"], Hostname: ip.String()}
 	ua.registerHandlers()
 
-	ua.serve(func() error { return srv.ServeUDP(ua.udpConn) })
+	ua.serve(ua.serveUDP)
+	ua.wg.Add(1)
+	go ua.sweepLoop()
 	ua.serve(func() error { return srv.ServeTCP(ua.tcpLn) })
 	if ua.tlsLn != nil {
 		ua.serve(func() error { return srv.ServeTLS(ua.tlsLn) })
@@ -281,7 +315,9 @@ func (ua *UA) listen(udpNet, tcpNet string, ip netip.Addr, port uint16) error {
 			}
 			continue
 		}
-		ua.udpConn, ua.tcpLn = uc, tl
+		ua.udpConn = uc
+		ua.udpGuard = newUDPGuard(uc, ua.cfg.UDPSourceTimeout, ua.cfg.MaxUDPSources)
+		ua.tcpLn = &tcpGuard{Listener: tl, idle: ua.cfg.TCPIdleTimeout, max: ua.cfg.MaxTCPConns}
 		ua.ports["udp"], ua.ports["tcp"] = p, p
 		lastErr = nil
 		break
@@ -294,12 +330,12 @@ func (ua *UA) listen(udpNet, tcpNet string, ip netip.Addr, port uint16) error {
 		if addr == "" {
 			addr = netip.AddrPortFrom(ip, 0).String()
 		}
-		l, err := tls.Listen(tcpNet, addr, ua.cfg.TLSConfig)
+		l, err := net.Listen(tcpNet, addr)
 		if err != nil {
 			ua.closeListeners()
 			return fmt.Errorf("sip: listen tls: %w", err)
 		}
-		ua.tlsLn = l
+		ua.tlsLn = tls.NewListener(&tcpGuard{Listener: l, idle: ua.cfg.TCPIdleTimeout, max: ua.cfg.MaxTCPConns}, ua.cfg.TLSConfig)
 		ua.ports["tls"] = l.Addr().(*net.TCPAddr).Port
 	} else if ua.cfg.TLSConfig != nil {
 		ua.ports["tls"] = ua.ports["tcp"] // outgoing only; Contact points at TCP
