@@ -16,8 +16,8 @@
 //
 // References, typed objects, XML documents, movie clips and the switch to
 // AMF3 are rejected with ErrUnsupported. The decoder never panics, never
-// allocates more than a small multiple of its input, and limits nesting to
-// MaxDepth levels.
+// allocates more than a small multiple of its input (and never more than
+// MaxValues values per call), and limits nesting to MaxDepth levels.
 //
 // Specification: Adobe, "Action Message Format -- AMF 0" (December 2007).
 package amf0
@@ -51,6 +51,13 @@ const (
 
 // MaxDepth is how deeply objects and arrays may nest in decoded input.
 const MaxDepth = 32
+
+// MaxValues is how many values (every number, string, null, property
+// value and array element counts) one Decode or DecodeAll call decodes
+// before it fails with ErrInvalid. Each costs 16 to 48 bytes besides its
+// string bytes, so a call holds at most about 1.5 MiB plus the input's
+// size, whatever the input says. RTMP commands and onMetaData hold tens.
+const MaxValues = 1 << 15
 
 // Errors returned by the decoder and encoder.
 var (

@@ -3,6 +3,7 @@ package amf0
 import (
 	"bytes"
 	"errors"
+	"runtime"
 	"strings"
 	"testing"
 
@@ -105,6 +106,53 @@ func TestDecodeErrors(t *testing.T) {
 	}
 }
 
+// nullArray is a strict array of n nulls, claiming count elements.
+func nullArray(count uint32, n int) []byte {
+	b := []byte{MarkerStrictArray, byte(count >> 24), byte(count >> 16), byte(count >> 8), byte(count)}
+	return append(b, bytes.Repeat([]byte{MarkerNull}, n)...)
+}
+
+// manyProps is an ECMA array of n one-letter properties holding null.
+func manyProps(n int) []byte {
+	b := []byte{MarkerECMAArray, 0, 0, 0, 0}
+	b = append(b, bytes.Repeat([]byte{0x00, 0x01, 'k', MarkerNull}, n)...)
+	return append(b, 0x00, 0x00, MarkerObjectEnd)
+}
+
+// TestDecodeAllocationBounded: a strict array of nulls cost 16 bytes of
+// memory per byte of input (a 15 MiB message, 256 MiB). Decoding is now
+// capped at MaxValues values whatever the input.
+func TestDecodeAllocationBounded(t *testing.T) {
+	for name, in := range map[string][]byte{
+		"strict array of nulls":   nullArray(1<<20, 1<<20),
+		"top-level nulls":         bytes.Repeat([]byte{MarkerNull}, 1<<20),
+		"8 MiB of nulls":          nullArray(8<<20, 8<<20),
+		"ecma array of nulls":     manyProps(1 << 18),
+		"nested arrays of nulls":  append(nullArray(2, 0), append(nullArray(MaxValues/2, MaxValues/2), nullArray(MaxValues/2, MaxValues/2)...)...),
+		"array at the value cap":  nullArray(MaxValues, MaxValues),
+		"array count over budget": nullArray(MaxValues+10, MaxValues+10),
+	} {
+		t.Run(name, func(t *testing.T) {
+			var before, after runtime.MemStats
+			runtime.GC()
+			runtime.ReadMemStats(&before)
+			_, err := DecodeAll(in)
+			runtime.ReadMemStats(&after)
+			require.ErrorIs(t, err, ErrInvalid)
+			alloc := after.TotalAlloc - before.TotalAlloc
+			t.Logf("%d input bytes, %d allocated", len(in), alloc)
+			// Live memory stays near MaxValues×32 bytes; slices growing by
+			// append add a few times that in garbage. Either way, not
+			// proportional to the input: 1 MiB and 8 MiB cost the same.
+			require.Less(t, alloc, uint64(8<<20))
+		})
+	}
+	// Within the cap, still decoded.
+	vals, err := DecodeAll(nullArray(MaxValues-1, MaxValues-1))
+	require.NoError(t, err)
+	require.Len(t, vals[0], MaxValues-1)
+}
+
 func TestAccessors(t *testing.T) {
 	o := Object{{"code", "NetStream.Publish.Start"}, {"n", 2.0}}
 	s, ok := o.String("code")
@@ -131,6 +179,11 @@ func FuzzDecode(f *testing.F) {
 	for _, c := range cases {
 		f.Add(c.wire)
 	}
+	// Hostile servers' patterns (issue 12).
+	f.Add(nullArray(MaxValues+1, MaxValues+1))
+	f.Add(nullArray(1<<31, 8))
+	f.Add(manyProps(1000))
+	f.Add(bytes.Repeat([]byte{MarkerNull}, 4096))
 	f.Fuzz(func(t *testing.T, in []byte) {
 		vals, err := DecodeAll(in)
 		if err != nil {

@@ -29,8 +29,9 @@ func DecodeAll(b []byte) ([]any, error) {
 }
 
 type decoder struct {
-	b   []byte
-	off int
+	b      []byte
+	off    int
+	values int // decoded so far, against MaxValues
 }
 
 func (d *decoder) need(n int) error {
@@ -117,6 +118,13 @@ func (d *decoder) value(depth int) (any, error) {
 	if err != nil {
 		return nil, err
 	}
+	// A value costs up to 16 bytes (an interface) or 32 (a property) for
+	// one byte of input: count them, so a message of nulls cannot cost
+	// sixteen times its size.
+	d.values++
+	if d.values > MaxValues {
+		return nil, errorf(ErrInvalid, "more than %d values", MaxValues)
+	}
 	switch m {
 	case MarkerNumber:
 		return d.f64()
@@ -157,6 +165,9 @@ func (d *decoder) value(depth int) (any, error) {
 		// remaining input is a lie, reject it before allocating.
 		if int64(n) > int64(len(d.b)-d.off) {
 			return nil, ErrTruncated
+		}
+		if int64(n) > int64(MaxValues-d.values) {
+			return nil, errorf(ErrInvalid, "strict array of %d elements: more than %d values", n, MaxValues)
 		}
 		arr := make([]any, 0, n)
 		for i := uint32(0); i < n; i++ {
