@@ -735,6 +735,13 @@ const sseWriteTimeout = 30 * time.Second
 // every call, then one "call" event per change. Stream keys and URL
 // credentials are redacted (the page does not need them).
 func (s *server) serveEvents(w http.ResponseWriter, r *http.Request) {
+	// Read any body to its end first: until then net/http does not watch
+	// the connection, and a client gone away would hold the stream (and its
+	// goroutine and socket) until the next keepalive.
+	if n, _ := io.Copy(io.Discard, io.LimitReader(r.Body, maxBody+1)); n > maxBody {
+		writeError(w, r, errStatus(http.StatusRequestEntityTooLarge, "an event stream request has no body"), s.now())
+		return
+	}
 	ch, unsubscribe, err := s.hub.subscribe()
 	if err != nil {
 		writeError(w, r, errStatus(http.StatusServiceUnavailable, err.Error()+" (-max-sse)"), s.now())
