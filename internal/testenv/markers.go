@@ -105,23 +105,24 @@ var (
 	silenceEndedRE = regexp.MustCompile(`silence_end: (-?[0-9.]+)`)
 )
 
-// MarkerOffsets measures the A/V offset of file, a stream made from marker
-// media: flash onsets (a decoded frame's mean luma jumps above 200) against
-// tone onsets (ffmpeg's silencedetect, -40 dB), both on the file's own
-// timestamps.
-func MarkerOffsets(t testing.TB, file string, fps int) AVReport {
+// DecodedFrame is one picture ffmpeg decoded: its time in the file and
+// its mean luma (0-255; a marker flash is above 200).
+type DecodedFrame struct {
+	PTS  float64
+	Luma float64
+}
+
+// FrameLuma decodes the first video track of file (any container ffmpeg
+// reads, raw H.264 Annex B included) and returns every picture in output
+// order with its mean luma.
+func FrameLuma(t testing.TB, file string) []DecodedFrame {
 	t.Helper()
-	ffmpeg := LookPath(t, "ffmpeg")
-	out, err := exec.Command(ffmpeg, "-nostdin", "-hide_banner", "-nostats", "-copyts", "-i", file, "-map", "0:v:0",
+	out, err := exec.Command(LookPath(t, "ffmpeg"), "-nostdin", "-hide_banner", "-nostats", "-copyts", "-i", file, "-map", "0:v:0",
 		"-vf", "signalstats,metadata=print:key=lavfi.signalstats.YAVG", "-enc_time_base", "-1", "-f", "null", "-").CombinedOutput()
 	if err != nil {
 		t.Fatalf("ffmpeg signalstats %s: %v: %s", file, err, out)
 	}
-	type frame struct {
-		pts  float64
-		luma float64
-	}
-	var frames []frame
+	var frames []DecodedFrame
 	pts := math.NaN()
 	for _, l := range strings.Split(string(out), "\n") {
 		if m := framePTSRE.FindStringSubmatch(l); m != nil {
@@ -129,11 +130,31 @@ func MarkerOffsets(t testing.TB, file string, fps int) AVReport {
 		}
 		if m := yavgRE.FindStringSubmatch(l); m != nil && !math.IsNaN(pts) {
 			y, _ := strconv.ParseFloat(m[1], 64)
-			frames = append(frames, frame{pts, y})
+			frames = append(frames, DecodedFrame{PTS: pts, Luma: y})
 			pts = math.NaN()
 		}
 	}
-	out, err = exec.Command(ffmpeg, "-nostdin", "-hide_banner", "-nostats", "-copyts", "-i", file, "-map", "0:a:0",
+	return frames
+}
+
+// FlashOnsets returns the indexes of the frames where a flash starts: the
+// mean luma jumps above 200.
+func FlashOnsets(frames []DecodedFrame) []int {
+	var on []int
+	for i := 1; i < len(frames); i++ {
+		if frames[i].Luma > 200 && frames[i-1].Luma <= 200 {
+			on = append(on, i)
+		}
+	}
+	return on
+}
+
+// ToneOnsets returns the times (seconds, on the file's timestamps) where
+// the first audio track of file goes from at least 100 ms of silence
+// (ffmpeg's silencedetect, -40 dB) to sound.
+func ToneOnsets(t testing.TB, file string) []float64 {
+	t.Helper()
+	out, err := exec.Command(LookPath(t, "ffmpeg"), "-nostdin", "-hide_banner", "-nostats", "-copyts", "-i", file, "-map", "0:a:0",
 		"-af", "silencedetect=noise=-40dB:duration=0.1", "-f", "null", "-").CombinedOutput()
 	if err != nil {
 		t.Fatalf("ffmpeg silencedetect %s: %v: %s", file, err, out)
@@ -143,21 +164,28 @@ func MarkerOffsets(t testing.TB, file string, fps int) AVReport {
 		v, _ := strconv.ParseFloat(m[1], 64)
 		onsets = append(onsets, v)
 	}
+	return onsets
+}
+
+// MarkerOffsets measures the A/V offset of file, a stream made from marker
+// media: flash onsets (FlashOnsets) against tone onsets (ToneOnsets), both
+// on the file's own timestamps. fps is the video's nominal frame rate.
+func MarkerOffsets(t testing.TB, file string, fps int) AVReport {
+	t.Helper()
+	frames := FrameLuma(t, file)
+	onsets := ToneOnsets(t, file)
 	var r AVReport
 	frameIv := 1 / float64(fps)
-	for i := 1; i < len(frames); i++ {
-		if !(frames[i].luma > 200 && frames[i-1].luma <= 200) {
-			continue
-		}
+	for _, i := range FlashOnsets(frames) {
 		r.Flashes++
-		if frames[i].pts-frames[i-1].pts > 1.5*frameIv {
+		if frames[i].PTS-frames[i-1].PTS > 1.5*frameIv {
 			r.Skipped++
 			continue
 		}
 		best := math.Inf(1)
 		for _, o := range onsets {
-			if math.Abs(o-frames[i].pts) < math.Abs(best) {
-				best = o - frames[i].pts
+			if math.Abs(o-frames[i].PTS) < math.Abs(best) {
+				best = o - frames[i].PTS
 			}
 		}
 		if math.Abs(best) > 0.5 {
