@@ -242,6 +242,7 @@ func (c *Client) publishSteps(stage *string) error {
 	}
 	*stage = "connect"
 	c.conn = newConn(c.nc, br, 0) // the Dial deadline applies until publishing starts
+	limitClientReader(c.conn.r)
 	if err := c.conn.setChunkSize(c.cfg.ChunkSize); err != nil {
 		return err
 	}
@@ -781,4 +782,23 @@ func (c *Client) WriteOpus(pts time.Duration, packet []byte) error {
 	}
 	c.abuf = flv.AppendOpusFrame(c.abuf[:0], packet)
 	return c.sendAudio(pts)
+}
+
+// What a publishing client accepts from its server, which may be hostile
+// (the URL comes from whoever asked for the broadcast). A server sends a
+// publisher commands and control messages of a few hundred bytes: a larger
+// message, or more partial messages in flight, ends the connection with
+// chunk.ErrTooLarge, and no chunk stream keeps a large buffer. In all the
+// reader holds at most clientMaxBuffered + one message +
+// 64 chunk streams × clientMaxRetained.
+const (
+	clientMaxMessage  = 1 << 20
+	clientMaxBuffered = 4 << 20
+	clientMaxRetained = 4 << 10
+)
+
+func limitClientReader(r *chunk.Reader) {
+	r.MaxMessageLength = clientMaxMessage
+	r.MaxBuffered = clientMaxBuffered
+	r.MaxRetained = clientMaxRetained
 }

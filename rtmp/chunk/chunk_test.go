@@ -310,16 +310,90 @@ func TestControlMessages(t *testing.T) {
 // FuzzReader reads messages from arbitrary bytes. Invariants: no panic,
 // every message's payload has the length its header declared, and memory
 // stays bounded (the fuzzer's own limits catch blow-ups).
+// hostileWire is what a hostile server sent: a large chunk size, then one
+// message of size bytes on each of streams chunk streams (completed when
+// full, else only its first chunk, half of it, is sent).
+func hostileWire(streams, size int, full bool) []byte {
+	var buf bytes.Buffer
+	w := NewWriter(&buf)
+	_ = w.SetChunkSize(uint32(size))
+	for i := 0; i < streams; i++ {
+		m := Message{ChunkStreamID: uint32(3 + i), Type: TypeVideo, StreamID: 1, Payload: make([]byte, size)}
+		_ = w.WriteMessage(&m)
+	}
+	b := buf.Bytes()
+	if !full {
+		// Keep each stream's header and half its payload.
+		var cut []byte
+		set := SetChunkSize(uint32(size / 2))
+		var sb bytes.Buffer
+		_ = NewWriter(&sb).WriteMessage(&set)
+		cut = append(cut, sb.Bytes()...)
+		for i := 0; i < streams; i++ {
+			h := []byte{byte(3 + i), 0, 0, 0, byte(size >> 16), byte(size >> 8), byte(size), TypeVideo, 1, 0, 0, 0}
+			cut = append(cut, h...)
+			cut = append(cut, make([]byte, size/2)...)
+		}
+		return cut
+	}
+	return b
+}
+
+// TestReaderReleasesCompletedBuffers: every chunk stream kept its largest
+// message's buffer after the message was returned (≈ 0.5 GiB pinned per
+// connection by a hostile server).
+func TestReaderReleasesCompletedBuffers(t *testing.T) {
+	const streams, size = 40, 256 << 10
+	r := NewReader(bytes.NewReader(hostileWire(streams, size, true)))
+	r.MaxRetained = 4 << 10
+	for i := 0; i < streams; {
+		m, err := r.ReadMessage()
+		require.NoError(t, err)
+		if m.Type == TypeSetChunkSize {
+			continue
+		}
+		require.Len(t, m.Payload, size)
+		i++
+	}
+	_, err := r.ReadMessage()
+	require.ErrorIs(t, err, io.EOF)
+	held := 0
+	for _, st := range r.streams {
+		held += cap(st.buf)
+	}
+	require.LessOrEqual(t, held, streams*(4<<10))
+}
+
+// TestReaderPartialMessagesBounded: partial messages on many chunk
+// streams fail once they hold more than MaxBuffered together.
+func TestReaderPartialMessagesBounded(t *testing.T) {
+	r := NewReader(bytes.NewReader(hostileWire(40, 256<<10, false)))
+	r.MaxBuffered = 1 << 20
+	var err error
+	for err == nil {
+		_, err = r.ReadMessage()
+	}
+	require.ErrorIs(t, err, ErrTooLarge)
+	require.LessOrEqual(t, r.buffered, 1<<20)
+}
+
 func FuzzReader(f *testing.F) {
 	for _, c := range cases {
 		f.Add(c.wire)
 	}
+	// Hostile servers' patterns (issue 12), small enough for a corpus.
+	f.Add(hostileWire(8, 4096, true))
+	f.Add(hostileWire(8, 4096, false))
 	f.Fuzz(func(t *testing.T, in []byte) {
 		r := NewReader(bytes.NewReader(in))
 		r.MaxBuffered = 1 << 20
+		r.MaxRetained = 4 << 10
 		for {
 			m, err := r.ReadMessage()
 			if err != nil {
+				if r.buffered > r.MaxBuffered+int(r.chunkSize) {
+					t.Fatalf("partial messages hold %d bytes", r.buffered)
+				}
 				return
 			}
 			if len(m.Payload) > MaxMessageLength {

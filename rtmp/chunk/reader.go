@@ -25,6 +25,13 @@ type Reader struct {
 	// MaxChunkStreams limits how many chunk streams the peer may open.
 	// Zero means 64.
 	MaxChunkStreams int
+	// MaxRetained is the largest buffer a chunk stream keeps for its next
+	// message once a message has been returned; a larger one is dropped at
+	// the next call (so the memory a peer can pin is MaxChunkStreams ×
+	// MaxRetained plus MaxBuffered plus one message). Zero means 64 KiB.
+	MaxRetained int
+
+	last *readState // stream of the message returned last
 }
 
 type readState struct {
@@ -72,6 +79,18 @@ func (r *Reader) partial() bool { return r.buffered > 0 }
 // Set Chunk Size and Abort Message are applied before they are returned.
 // The payload is valid until the next call.
 func (r *Reader) ReadMessage() (Message, error) {
+	if st := r.last; st != nil {
+		// The returned payload is no longer the caller's: do not keep
+		// a large buffer for a stream that may never send again.
+		r.last = nil
+		keep := r.MaxRetained
+		if keep <= 0 {
+			keep = 64 << 10
+		}
+		if !st.partial && cap(st.buf) > keep {
+			st.buf = nil
+		}
+	}
 	for {
 		m, done, err := r.readChunk()
 		if err != nil {
@@ -251,6 +270,7 @@ func (r *Reader) readChunk() (Message, bool, error) {
 		r.buffered -= int(have)
 		st.partial = false
 	}
+	r.last = st
 	return Message{
 		ChunkStreamID: csid,
 		Type:          st.typ,
