@@ -78,7 +78,8 @@ func serverBinary(t *testing.T) string {
 // serverProcess is the restserver binary running in its own process group.
 type serverProcess struct {
 	cmd  *exec.Cmd
-	base string // http://127.0.0.1:PORT
+	base string // http://admin:PASS@127.0.0.1:PORT (the login is ignored without one)
+	addr string // 127.0.0.1:PORT
 	done chan error
 
 	mu     sync.Mutex
@@ -98,7 +99,13 @@ func startServerProcess(t *testing.T, args ...string) *serverProcess {
 	bin := serverBinary(t)
 	all := append([]string{"-http", "127.0.0.1:0", "-https", "", "-sip", "127.0.0.1:0", "-rtp-ports", rtpRange()}, args...)
 	cmd := exec.Command(bin, all...)
-	cmd.Env = append(os.Environ(), "SIPSTREAM_AUTH=") // nothing from the caller's environment
+	// The admin's login from the environment (as an operator sets it),
+	// except for the demo on loopback (no login) and -no-auth.
+	login := testUser + ":" + testPass
+	if slices.Contains(args, "-demo") || slices.Contains(args, "-no-auth") {
+		login = ""
+	}
+	cmd.Env = append(os.Environ(), "SIPSTREAM_AUTH="+login)
 	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
 	pipe, err := cmd.StderrPipe()
 	require.NoError(t, err)
@@ -132,7 +139,8 @@ func startServerProcess(t *testing.T, args ...string) *serverProcess {
 	})
 	select {
 	case a := <-addr:
-		p.base = "http://" + a
+		p.addr = a
+		p.base = withLogin("http://" + a)
 	case err := <-p.done:
 		t.Fatalf("the server exited before listening: %v\n%s", err, p.log())
 	case <-time.After(60 * time.Second):
@@ -607,7 +615,7 @@ type pageResult struct {
 func TestInteropChromiumDemoPage(t *testing.T) {
 	chromium := testenv.LookPath(t, "chromium")
 	srv := startServerProcess(t, "-demo")
-	target, err := http.NewRequest(http.MethodGet, srv.base, nil)
+	target, err := http.NewRequest(http.MethodGet, "http://"+srv.addr, nil)
 	require.NoError(t, err)
 
 	results := make(chan pageResult, 1)
