@@ -10,11 +10,13 @@
 //
 //	go run ./examples/restserver -demo
 //
-// starts the server with an embedded SIP callee (an H.264 test pattern and a
-// 1 kHz tone) and an embedded RTMP server on 127.0.0.1:1935 (or a free port
-// when 1935 is taken), and prints what to do:
+// starts the server on 127.0.0.1 (loopback only: no login needed) with an
+// embedded SIP callee (an H.264 test pattern and a 1 kHz tone) and an
+// embedded RTMP server on 127.0.0.1:1935 (or a free port when 1935 is
+// taken), and prints what to do:
 //
-//	open the page:      http://localhost:8081/  (click Call, then Play)
+//	open the page:      http://127.0.0.1:8081/  (click Call, then Play)
+//	log in:             no login (the demo serves this machine only)
 //	demo SIP callee:    sip:demo@127.0.0.1:PORT
 //	watch the stream:   ffplay rtmp://127.0.0.1:1935/live/demo
 //
@@ -26,19 +28,22 @@
 //
 // # REST API
 //
-// Every endpoint is a POST with a JSON body under /rest-api, as in the
-// product. Booleans and numbers may be JSON values or strings ("true",
-// "5060"); unknown fields are ignored; errors are JSON objects with error,
-// message, path, status and timestamp.
+// Every endpoint is a POST with a JSON body (Content-Type: application/json,
+// as the product's clients send it) under /rest-api, as in the product.
+// Booleans and numbers may be JSON values or strings ("true", "5060");
+// unknown fields are ignored; errors are JSON objects with error, message,
+// path, status and timestamp.
 //
-//	curl -s localhost:8081/rest-api/call/startup -d '{
+//	export SIPSTREAM_AUTH=admin:a-long-password   # the server's and curl's login
+//	A="-u $SIPSTREAM_AUTH -H Content-Type:application/json"
+//	curl -s $A localhost:8081/rest-api/call/startup -d '{
 //	  "callId": "call1", "callee": "sip:1000@pbx.example.com",
 //	  "sipLogin": "restserver", "sipPassword": "secret", "sipDomain": "pbx.example.com",
 //	  "rtmpUrl": "rtmp://a.rtmp.youtube.com/live2", "rtmpStream": "STREAM-KEY",
 //	  "toStream": "call1", "hasAudio": "true", "hasVideo": "true"}'
-//	curl -s localhost:8081/rest-api/call/find -d '{"callId": "call1"}'
-//	curl -s localhost:8081/rest-api/call/send_dtmf -d '{"callId": "call1", "dtmf": "1234#", "type": "RFC2833"}'
-//	curl -s localhost:8081/rest-api/call/terminate -d '{"callId": "call1"}'
+//	curl -s $A localhost:8081/rest-api/call/find -d '{"callId": "call1"}'
+//	curl -s $A localhost:8081/rest-api/call/send_dtmf -d '{"callId": "call1", "dtmf": "1234#", "type": "RFC2833"}'
+//	curl -s $A localhost:8081/rest-api/call/terminate -d '{"callId": "call1"}'
 //
 // The endpoints:
 //
@@ -61,6 +66,8 @@
 //     rtmpTransponderFullUrl), /push/find, /push/find_all, /push/terminate,
 //     /push/mute, /push/unmute (mediaSessionId): more RTMP targets per call.
 //     Without rtmpTransponderFullUrl the push publishes as "rtmp_"+streamName.
+//   - /viewer/token (streamName or callId, ttl seconds): a viewer token for
+//     the call's WebRTC stream (see Security).
 //
 // Call statuses: TRYING, RING, RING_MEDIA, SESSION_PROGRESS, ESTABLISHED,
 // HOLD, then FINISH, FAILED or BUSY. RTMP statuses: RTMP_STREAM_WAIT,
@@ -87,6 +94,24 @@
 //     change (RtmpStatusEvent) is POSTed there as JSON, in order, with
 //     retries; a slow receiver never blocks a call.
 //
+// # Security
+//
+// Closed by default: the REST API, /events, the page, /defaults and /metrics
+// need the admin's HTTP Basic login, from -auth-file FILE or SIPSTREAM_AUTH
+// (-auth on the command line works but is warned about: ps shows it).
+// Without credentials every such request gets 401 and the log says how to
+// set them; -no-auth opens everything (warned); -demo on loopback needs no
+// login. 5 failed logins from an address within 10 min block it (429) for
+// 1 s, doubling up to 5 min. WHEP needs the admin's login or a viewer token
+// (HMAC-signed, per stream and call, expiring; never holds a key). Stream
+// keys, URL credentials and queries and SIP passwords are redacted in
+// events, webhooks (unless -webhook-secrets), metrics, errors and logs; the
+// admin's /call/find and /push/find return them. Bodies must be
+// application/json; cross-origin browser requests need -cors-origins; the
+// Host header must name this server (-allowed-hosts). -allow-callees and
+// -allow-rtmp-hosts restrict where calls go; -max-calls, -max-viewers,
+// -max-sse and -max-pushes cap the rest.
+//
 // # Flags
 //
 // Each flag can also be set with an environment variable SIPSTREAM_<FLAG>
@@ -96,7 +121,19 @@
 //	-http ADDR         REST API and page over HTTP (default :8081; "" = off)
 //	-https ADDR        the same over HTTPS (default :8444; "" = off) with
 //	                   -tls-cert FILE -tls-key FILE, or a self-signed certificate
-//	-auth USER:PASS    HTTP Basic auth on everything (default off)
+//	-auth-file FILE    the admin's USER:PASS (or SIPSTREAM_AUTH=USER:PASS)
+//	-auth USER:PASS    the same on the command line (warned: visible in ps)
+//	-no-auth           no login at all (warned)
+//	-allowed-hosts L   host names served besides localhost, loopback, the
+//	                   listen and public IPs ("*" = any)
+//	-cors-origins L    browser origins allowed besides the page's own
+//	-allow-callees L   callee globs (host, *.domain, user@host); default any
+//	-allow-rtmp-hosts L RTMP host globs; default any
+//	-max-calls N       live calls (default 100; 0 = no limit)
+//	-max-viewers N     WebRTC viewers per stream (default 50)
+//	-max-sse N         /events subscribers (default 50)
+//	-max-pushes N      pushes per call (default 10)
+//	-webhook-secrets   rtmpUrl unredacted in webhook events
 //	-sip ADDR          local SIP address, UDP and TCP (default :5060)
 //	-public-ip IP      address written into Contact, Via, SDP and WebRTC
 //	                   candidates, for a server behind NAT
@@ -104,7 +141,8 @@
 //	-webhook URL       status events receiver
 //	-record-dir DIR    allow "record": true (MKV files in DIR)
 //	-webrtc=false      no WHEP playback
-//	-demo              embedded SIP callee and RTMP server (see above)
+//	-demo              embedded SIP callee and RTMP server (see above); HTTP
+//	                   on 127.0.0.1 unless -http/-https are given
 //	-log-level LEVEL   debug, info, warn, error
 //	-loss-policy P     video after an unrepaired loss: freeze (default) or conceal
 //

@@ -75,6 +75,9 @@ func (s *server) viewerToken(w http.ResponseWriter, r *http.Request) error {
 	if err := s.decode(w, r, &req); err != nil {
 		return err
 	}
+	if s.whep == nil {
+		return errStatus(http.StatusNotFound, "WebRTC playback is off on this server (-webrtc=false)")
+	}
 	name := strings.TrimSpace(string(req.StreamName))
 	if name == "" {
 		name = strings.TrimSpace(string(req.ToStream))
