@@ -4,7 +4,6 @@ import (
 	"bytes"
 	"errors"
 	"fmt"
-	"os"
 	"sync"
 
 	"github.com/sipstream/sipstream/media"
@@ -27,7 +26,8 @@ var _ sink.Sink = (*FLV)(nil)
 // a track is left out of the file and its frames are counted as ignored.
 type FLV struct {
 	mu  sync.Mutex
-	f   *os.File
+	f   recFile
+	sy  *syncer
 	cfg Config
 	st  starter
 
@@ -58,11 +58,13 @@ func NewFLV(path string, cfg Config) (*FLV, error) {
 	if err != nil {
 		return nil, err
 	}
-	f, err := os.Create(path)
+	f, err := createFile(path)
 	if err != nil {
-		return nil, fmt.Errorf("record: %w", err)
+		return nil, err
 	}
-	return &FLV{f: f, cfg: cfg, st: starter{cfg: cfg}}, nil
+	r := &FLV{f: f, cfg: cfg, st: starter{cfg: cfg}}
+	r.sy = newSyncer(cfg.SyncInterval, &r.mu, func() recFile { return r.f })
+	return r, nil
 }
 
 // WriteFrame adds f to the recording. It retains f only while the recording
@@ -162,7 +164,7 @@ func (r *FLV) flush() error {
 	if err != nil {
 		return fmt.Errorf("record: write: %w", err)
 	}
-	return nil
+	return r.sy.wrote()
 }
 
 func (r *FLV) writeHeader() error {
@@ -241,6 +243,7 @@ func (r *FLV) Close() error {
 		return nil
 	}
 	r.closed = true
+	r.sy.stop()
 	var errs []error
 	// A call that ended before every configured track showed up (and
 	// before StartWait) is written with what it has.

@@ -6,7 +6,6 @@ import (
 	"errors"
 	"fmt"
 	"math"
-	"os"
 	"sync"
 
 	"github.com/at-wat/ebml-go"
@@ -134,7 +133,8 @@ var segmentUnknownSize = []byte{0x01, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff}
 // (A_AAC). Speex frames are ignored (no Matroska mapping players agree on).
 type MKV struct {
 	mu  sync.Mutex
-	f   *os.File
+	f   recFile
+	sy  *syncer
 	cfg Config
 	st  starter
 
@@ -172,11 +172,13 @@ func NewMKV(path string, cfg Config) (*MKV, error) {
 	if err != nil {
 		return nil, err
 	}
-	f, err := os.Create(path)
+	f, err := createFile(path)
 	if err != nil {
-		return nil, fmt.Errorf("record: %w", err)
+		return nil, err
 	}
-	return &MKV{f: f, cfg: cfg, st: starter{cfg: cfg}, lastVideoMs: -1}, nil
+	m := &MKV{f: f, cfg: cfg, st: starter{cfg: cfg}, lastVideoMs: -1}
+	m.sy = newSyncer(cfg.SyncInterval, &m.mu, func() recFile { return m.f })
+	return m, nil
 }
 
 // WriteFrame adds f to the recording. It retains f (frames from a
@@ -280,7 +282,7 @@ func (m *MKV) write(b []byte) error {
 	if err != nil {
 		return fmt.Errorf("record: write: %w", err)
 	}
-	return nil
+	return m.sy.wrote()
 }
 
 // writeHeader writes the EBML header, the Segment start (unknown size),
@@ -467,6 +469,7 @@ func (m *MKV) Close() error {
 		return nil
 	}
 	m.closed = true
+	m.sy.stop()
 	var errs []error
 	// A call that ended before every configured track showed up (and
 	// before StartWait) is written with what it has.

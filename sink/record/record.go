@@ -3,9 +3,22 @@
 // that a file cut short by a crash, a power loss or SIGKILL still plays up to
 // about the last second written.
 //
+// What a crash loses: a killed process loses the media not yet written
+// (at most Config.FlushInterval, one second by default); a crash of the
+// machine or a power loss loses in addition what was written but not yet
+// synced to disk, at most Config.SyncInterval (two seconds by default). The
+// FLV file then plays to its last complete tag. The Matroska file lacks the
+// Cues, Duration and Segment size that Close writes: players read it as a
+// live stream (no seeking index, duration from the data) up to its last
+// complete cluster.
+//
+// Files are created with mode 0640 and missing directories with 0750,
+// whatever the process umask: recordings hold private conversations.
+//
 // Both recorders implement sink.Sink and are meant to sit behind a
 // sink.Fanout, which gives each its own goroutine: WriteFrame does file I/O.
-// Neither starts a goroutine of its own.
+// Neither starts a goroutine of its own, except a timer that syncs data
+// written just before the frames stopped.
 //
 // A recording starts when every configured track has its first frame (video:
 // its first keyframe, which carries the H.264 SPS and PPS that the file's
@@ -62,6 +75,13 @@ type Config struct {
 	// Zero means one second.
 	FlushInterval time.Duration
 
+	// SyncInterval is how often, in wall-clock time, what was written is
+	// forced to disk (fsync) while the recording runs: a crash of the
+	// machine or a power loss loses at most this much more than a killed
+	// process does (FlushInterval). Zero means 2 seconds; negative means
+	// only at Close.
+	SyncInterval time.Duration
+
 	// StartWait bounds, in media time, how long frames are held while
 	// waiting for a configured track's first frame (typically video's first
 	// keyframe). Zero means 10 seconds.
@@ -74,6 +94,9 @@ func (c Config) withDefaults() (Config, error) {
 	}
 	if c.FlushInterval <= 0 {
 		c.FlushInterval = time.Second
+	}
+	if c.SyncInterval == 0 {
+		c.SyncInterval = 2 * time.Second
 	}
 	if c.StartWait <= 0 {
 		c.StartWait = 10 * time.Second
