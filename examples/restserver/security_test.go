@@ -20,10 +20,12 @@ import (
 	"testing"
 	"time"
 
+	"github.com/pion/webrtc/v4"
 	"github.com/stretchr/testify/require"
 
 	"github.com/sipstream/sipstream/callmgr"
 	"github.com/sipstream/sipstream/sink/whep"
+	"github.com/sipstream/sipstream/sip/siptest"
 )
 
 // startRunRaw starts run with exactly args after the loopback listeners:
@@ -573,3 +575,39 @@ func TestCapsFlags(t *testing.T) {
 func errorsJoinTooMany() error { return fmt.Errorf("start: %w", callmgr.ErrTooManyCalls) }
 
 func mustRE(re string) *regexp.Regexp { return regexp.MustCompile(re) }
+
+// The caps with a real call manager: a call over -max-calls gets 503 with a
+// clear message, a push over -max-pushes 409, a viewer over -max-viewers
+// 503; and a viewer holding only a viewer token (no admin login) plays the
+// call's audio and video.
+func TestCapsAndViewerTokenEndToEnd(t *testing.T) {
+	peer := startPeer(t, siptest.Script{Audio: true, Video: true})
+	_, rtmpURL := startRTMPServer(t)
+	srv := startRun(t, "-max-calls", "1", "-max-pushes", "1", "-max-viewers", "1")
+	code, out := rest(t, srv.base, "/call/startup", map[string]any{"callId": "cap-1", "callee": peer.URI(), "toStream": "cap-show"})
+	require.Equal(t, http.StatusOK, code, string(out))
+	waitCall(t, srv.base, "cap-1", "ESTABLISHED", func(c callObject) bool { return c.Status == "ESTABLISHED" })
+
+	code, out = rest(t, srv.base, "/call/startup", map[string]any{"callId": "cap-2", "callee": peer.URI()})
+	require.Equal(t, http.StatusServiceUnavailable, code, string(out))
+	require.Contains(t, string(out), "-max-calls")
+
+	code, out = rest(t, srv.base, "/push/startup", map[string]any{"streamName": "cap-show", "rtmpUrl": rtmpURL})
+	require.Equal(t, http.StatusOK, code, string(out))
+	code, out = rest(t, srv.base, "/push/startup", map[string]any{"streamName": "cap-show", "rtmpUrl": rtmpURL + "2"})
+	require.Equal(t, http.StatusConflict, code, string(out))
+	require.Contains(t, string(out), "-max-pushes")
+
+	code, out = rest(t, srv.base, "/viewer/token", map[string]any{"streamName": "cap-show"})
+	require.Equal(t, http.StatusOK, code, string(out))
+	var tr viewerTokenResponse
+	require.NoError(t, json.Unmarshal(out, &tr))
+	plain := "http://" + srv.addr
+	code, _, _ = do(t, "POST", plain+"/whep/cap-show", "application/sdp", "v=0\r\n", nil)
+	require.Equal(t, http.StatusUnauthorized, code, "no token, no login")
+	v := playWHEP(t, plain+tr.WHEPURL)
+	v.wait(t, 10, webrtc.RTPCodecTypeVideo, webrtc.RTPCodecTypeAudio)
+	code, body, _ := do(t, "POST", plain+tr.WHEPURL, "application/sdp", v.pc.LocalDescription().SDP, nil)
+	require.Equal(t, http.StatusServiceUnavailable, code, "-max-viewers 1: %s", body)
+	v.stop(t, plain)
+}
