@@ -138,12 +138,15 @@ type lossyResult struct {
 }
 
 func (r lossyResult) line(scenario string) string {
-	src := "n/a"
+	src, drift := "n/a", "n/a"
 	if len(r.SourceAV) > 0 {
 		src = medianDuration(r.SourceAV).Round(time.Millisecond).String()
 	}
-	return fmt.Sprintf("LOSSY scenario=%s %s av=%s srcav=%s srdrift=%v linkLoss=%d/%d bursts=%d",
-		scenario, r.StreamReport, r.AV, src, r.SRDrift, r.Link.Lost, r.Link.Sent, r.Link.Bursts)
+	if len(r.SourceAV) > 0 || r.SourceNote != "" {
+		drift = r.SRDrift.String()
+	}
+	return fmt.Sprintf("LOSSY scenario=%s %s av=%s srcav=%s srdrift=%s linkLoss=%d/%d bursts=%d",
+		scenario, r.StreamReport, r.AV, src, drift, r.Link.Lost, r.Link.Sent, r.Link.Bursts)
 }
 
 // publishFromBaresip has a real baresip (registered at kamailio with

@@ -179,6 +179,10 @@ func sourceAV(t *testing.T, taps []*sourceTap) (offsets []time.Duration, note st
 		annexB = append(annexB, f.Payload...)
 		stamps = append(stamps, ts)
 	}
+	if n := len(stamps); n > 1 {
+		span := float64(stamps[n-1]-stamps[0]) / 90000
+		t.Logf("phone sent %d whole pictures over %.2f s of RTP time: %.2f fps", n, span, float64(n-1)/span)
+	}
 	file := filepath.Join(t.TempDir(), "source.h264")
 	if err := os.WriteFile(file, annexB, 0o644); err != nil {
 		t.Fatal(err)
