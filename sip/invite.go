@@ -40,9 +40,15 @@ type InviteRequest struct {
 	DisplayName string
 	// AuthUser is the digest user name (sipAuthenticationName). Zero means From.
 	AuthUser string
-	// Password answers 401/407 challenges. Zero means challenges fail the call
-	// with a 401/407 *StatusError (ErrUnauthorized). Never logged.
+	// Password answers 401/407 challenges, only those of requests sent to
+	// Domain (Callee's host when Domain is zero) or OutboundProxy; others
+	// fail with a *ChallengeError (ErrUntrustedChallenge). Zero means
+	// challenges fail the call with a 401/407 *StatusError
+	// (ErrUnauthorized). Never logged.
 	Password string
+	// AuthRealm, when set, is the only digest realm Password is given to.
+	// Zero means any realm of the trusted hosts.
+	AuthRealm string
 	// Domain is the SIP domain for From and for a bare Callee, "host" or
 	// "host:port". Required unless Callee is a full URI (its host is then used).
 	Domain string
@@ -248,7 +254,19 @@ func (r *InviteRequest) plan() (*invitePlan, error) {
 		Params:  sipgox.NewParams(),
 	}
 	if r.Password != "" {
-		p.creds = &credentials{user: auth, password: r.Password}
+		p.creds = &credentials{user: auth, password: r.Password, scope: authScope{realm: r.AuthRealm}}
+		// Where the password belongs: the domain (its own port, or the
+		// one of a bare Callee) and the outbound proxy.
+		dom := sipgox.Uri{Host: domainHost, Port: domainPort}
+		if r.Domain == "" {
+			dom.Port = p.ruri.Port
+		} else if r.Port != 0 && !strings.Contains(callee, "@") && !strings.HasPrefix(lc, "sip") {
+			dom.Port = r.Port
+		}
+		p.creds.scope.hosts = append(p.creds.scope.hosts, destination(dom, p.transport))
+		if p.proxy != "" {
+			p.creds.scope.hosts = append(p.creds.scope.hosts, p.proxy)
+		}
 	}
 	return p, nil
 }
@@ -431,6 +449,10 @@ func (ua *UA) invite(ctx context.Context, cl *sipgo.Client, d *Dialog, r *Invite
 			default:
 				tx.Terminate()
 				if (res.StatusCode == 401 || res.StatusCode == 407) && p.creds.ok() && !challenged[res.StatusCode] && ctxErr == nil {
+					if err := p.creds.scope.check(ctx, "INVITE", p.dest, res); err != nil {
+						log.Info("sip: challenge not answered", "status", res.StatusCode, "err", err)
+						return nil, err
+					}
 					challenged[res.StatusCode] = true
 					req = req.Clone()
 					tx, err = cl.TransactionDigestAuth(ctx, req, res, sipgo.DigestAuth{Username: p.creds.user, Password: p.creds.password})

@@ -17,8 +17,14 @@ type RegisterRequest struct {
 	User string
 	// AuthUser is the digest user name. Zero means User.
 	AuthUser string
-	// Password answers 401/407 challenges. Never logged.
+	// Password answers 401/407 challenges to REGISTERs sent where this
+	// request says (Registrar, OutboundProxy or Domain); there is no other
+	// place they go. Never logged.
 	Password string
+	// AuthRealm, when set, is the only digest realm Password is given to;
+	// a challenge of another realm fails with a *ChallengeError. Zero means
+	// any.
+	AuthRealm string
 	// Domain is the registrar's domain, "host" or "host:port"; the
 	// address of record is sip:User@Domain.
 	Domain string
@@ -136,7 +142,10 @@ func (ua *UA) Register(ctx context.Context, r RegisterRequest) (*Registration, e
 		}
 	}
 	if r.Password != "" {
-		reg.creds = &credentials{user: auth, password: r.Password}
+		// The registrar is what the caller configured: Domain, Registrar
+		// or OutboundProxy, whichever the REGISTER goes to.
+		reg.creds = &credentials{user: auth, password: r.Password,
+			scope: authScope{hosts: []string{reg.dest}, realm: r.AuthRealm}}
 	}
 	aor := sipgox.Uri{Scheme: "sip", User: r.User, Host: host}
 	reg.from = sipgox.FromHeader{Address: aor, Params: sipgox.NewParams()}

@@ -542,6 +542,7 @@ func noBuild(*sipgo.Client, *sipgox.Request) error { return nil }
 // credentials for digest authentication.
 type credentials struct {
 	user, password string
+	scope          authScope // where they may be sent
 }
 
 func (c *credentials) ok() bool { return c != nil && c.user != "" }
@@ -571,6 +572,9 @@ func (ua *UA) do(ctx context.Context, req *sipgox.Request, transport string, cre
 			return nil, timeoutError(string(req.Method), err)
 		}
 		if (res.StatusCode == 401 || res.StatusCode == 407) && creds.ok() && !challenged[res.StatusCode] {
+			if err := creds.scope.check(ctx, string(req.Method), req.Destination(), res); err != nil {
+				return nil, err
+			}
 			challenged[res.StatusCode] = true
 			tx, err = cl.TransactionDigestAuth(ctx, req, res, sipgo.DigestAuth{Username: creds.user, Password: creds.password})
 			if err != nil {
