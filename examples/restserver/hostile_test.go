@@ -12,6 +12,7 @@ import (
 	"net/http/httptest"
 	"os"
 	"runtime"
+	"runtime/pprof"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -103,18 +104,12 @@ func TestHostileBodies(t *testing.T) {
 		}
 	}
 	plain := "http://" + srv.addr
-	time.Sleep(500 * time.Millisecond)
-	closeIdle()
-	baseG, baseFD := settle(t, 0, 0, false)
-	t.Logf("baseline: %d goroutines, %d fds", baseG, baseFD)
-
 	endpoints := []string{
 		"/rest-api/call/startup", "/rest-api/call/find", "/rest-api/call/find_all", "/rest-api/call/terminate",
 		"/rest-api/call/send_dtmf", "/rest-api/push/startup", "/rest-api/push/find", "/rest-api/push/find_all",
 		"/rest-api/push/terminate", "/rest-api/push/mute", "/rest-api/push/unmute", "/rest-api/viewer/token",
 		"/rest-api/nope", "/whep/live-show", "/whep/nope", "/events", "/metrics", "/",
 	}
-	const n = 10000
 	type result struct {
 		i      int
 		path   string
@@ -122,70 +117,113 @@ func TestHostileBodies(t *testing.T) {
 		status int
 		body   string
 	}
-	results := make(chan result, n)
-	var next atomic.Int64
-	var wg sync.WaitGroup
-	start := time.Now()
-	for w := 0; w < 8; w++ {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			for {
-				i := int(next.Add(1)) - 1
-				if i >= n {
-					return
-				}
-				rng := rand.New(rand.NewPCG(12, uint64(i))) // seeded: request i is the same every run
-				path := endpoints[i%len(endpoints)]
-				who := (i / len(endpoints)) % 3
-				method := http.MethodPost
-				if path == "/events" || path == "/metrics" || path == "/" {
-					method = []string{http.MethodGet, http.MethodPost}[rng.IntN(2)]
-				}
-				body := hostileBody(rng)
-				timeout := 5 * time.Second
-				if path == "/events" && method == http.MethodGet {
-					timeout = 300 * time.Millisecond // an admin's stream lasts until then
-				}
-				ctx, cancel := context.WithTimeout(context.Background(), timeout)
-				req, _ := http.NewRequestWithContext(ctx, method, plain+path, strings.NewReader(body))
-				if ct := hostileContentTypes[rng.IntN(len(hostileContentTypes))]; ct != "" {
-					req.Header.Set("Content-Type", ct)
-				}
-				c := stranger
-				switch who {
-				case 1:
-					c = guesser
-					req.SetBasicAuth(testUser, fmt.Sprintf("guess-%d", i))
-				case 2:
-					c = admin
-					req.SetBasicAuth(testUser, testPass)
-				}
-				resp, err := c.Do(req)
-				r := result{i: i, path: path, who: who}
-				if err != nil {
-					// The event stream as the admin lasts until the
-					// deadline: that is not a failure.
-					if !(path == "/events" && who == 2 && method == http.MethodGet) {
-						r.status, r.body = -1, err.Error()
+	// fire sends requests first..first+count-1, 8 at a time.
+	fire := func(first, count int) []result {
+		results := make(chan result, count)
+		var next atomic.Int64
+		var wg sync.WaitGroup
+		for w := 0; w < 8; w++ {
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				for {
+					i := first + int(next.Add(1)) - 1
+					if i >= first+count {
+						return
 					}
-				} else {
-					b, _ := io.ReadAll(io.LimitReader(resp.Body, 1<<20))
-					resp.Body.Close()
-					r.status, r.body = resp.StatusCode, string(b)
+					rng := rand.New(rand.NewPCG(12, uint64(i))) // seeded: request i is the same every run
+					path := endpoints[i%len(endpoints)]
+					who := (i / len(endpoints)) % 3
+					method := http.MethodPost
+					if path == "/events" || path == "/metrics" || path == "/" {
+						method = []string{http.MethodGet, http.MethodPost}[rng.IntN(2)]
+					}
+					body := hostileBody(rng)
+					timeout := 5 * time.Second
+					if path == "/events" && method == http.MethodGet {
+						timeout = 300 * time.Millisecond // an admin's stream lasts until then
+					}
+					ctx, cancel := context.WithTimeout(context.Background(), timeout)
+					req, _ := http.NewRequestWithContext(ctx, method, plain+path, strings.NewReader(body))
+					if ct := hostileContentTypes[rng.IntN(len(hostileContentTypes))]; ct != "" {
+						req.Header.Set("Content-Type", ct)
+					}
+					c := stranger
+					switch who {
+					case 1:
+						c = guesser
+						req.SetBasicAuth(testUser, fmt.Sprintf("guess-%d", i))
+					case 2:
+						c = admin
+						req.SetBasicAuth(testUser, testPass)
+					}
+					resp, err := c.Do(req)
+					r := result{i: i, path: path, who: who}
+					if err != nil {
+						// The event stream as the admin lasts until the
+						// deadline: that is not a failure.
+						if !(path == "/events" && who == 2 && method == http.MethodGet) {
+							r.status, r.body = -1, err.Error()
+						}
+					} else {
+						b, _ := io.ReadAll(io.LimitReader(resp.Body, 1<<20))
+						resp.Body.Close()
+						r.status, r.body = resp.StatusCode, string(b)
+					}
+					cancel()
+					results <- r
 				}
-				cancel()
-				results <- r
-			}
-		}()
+			}()
+		}
+		wg.Wait()
+		close(results)
+		var out []result
+		for r := range results {
+			out = append(out, r)
+		}
+		return out
 	}
-	wg.Wait()
-	close(results)
-	t.Logf("%d hostile requests in %v", n, time.Since(start).Round(time.Millisecond))
+
+	// A warm-up round (checked like the rest) fills the pools and caches
+	// of net/http and the runtime before the baseline is taken.
+	const n = 10000
+	warm := fire(n, 1000)
+	closeIdle()
+	baseG, baseFD := settle(t, 0, 0, false)
+	baseHeap := heapInUse()
+	if d := os.Getenv("HOSTILE_PROF"); d != "" {
+		f, _ := os.Create(d + "/base.pprof")
+		_ = pprof.WriteHeapProfile(f)
+		f.Close()
+	}
+	t.Logf("baseline: %d goroutines, %d fds, heap %.1f MiB", baseG, baseFD, float64(baseHeap)/(1<<20))
+	start := time.Now()
+	var peak atomic.Uint64
+	stopPeak := make(chan struct{})
+	peakDone := make(chan struct{})
+	go func() {
+		defer close(peakDone)
+		for {
+			var m runtime.MemStats
+			runtime.ReadMemStats(&m)
+			if m.HeapInuse > peak.Load() {
+				peak.Store(m.HeapInuse)
+			}
+			select {
+			case <-stopPeak:
+				return
+			case <-time.After(100 * time.Millisecond):
+			}
+		}
+	}()
+	results := fire(0, n)
+	close(stopPeak)
+	<-peakDone
+	t.Logf("%d hostile requests in %v; heap peak %.1f MiB", n, time.Since(start).Round(time.Millisecond), float64(peak.Load())/(1<<20))
 
 	counts := map[string]int{}
 	adminFoundSecrets := false
-	for r := range results {
+	for _, r := range append(results, warm...) {
 		if r.status == 0 {
 			continue // an admin event stream ended by its deadline
 		}
@@ -220,7 +258,19 @@ func TestHostileBodies(t *testing.T) {
 	<-sseDone
 	closeIdle()
 	g, fd := settle(t, baseG, baseFD, true)
-	t.Logf("after: %d goroutines, %d fds", g, fd)
+	heap := heapInUse()
+	results, warm = nil, nil
+	heap = heapInUse()
+	if d := os.Getenv("HOSTILE_PROF"); d != "" {
+		f, _ := os.Create(d + "/after.pprof")
+		_ = pprof.WriteHeapProfile(f)
+		f.Close()
+	}
+	t.Logf("after: %d goroutines, %d fds, heap %.1f MiB", g, fd, float64(heap)/(1<<20))
+	// Memory comes back to within 10 % of the baseline, or 4 MiB on a heap
+	// this small: the live call's packets in flight (jitter buffer, the
+	// peer's sender) move the heap by 1-2 MiB from one moment to the next.
+	require.LessOrEqual(t, heap, baseHeap+max(baseHeap/10, 4<<20), "heap did not come back")
 
 	hookMu.Lock()
 	hooks := hookBodies.String()
@@ -261,6 +311,15 @@ func settle(t *testing.T, baseG, baseFD int, check bool) (int, int) {
 		}
 		time.Sleep(100 * time.Millisecond)
 	}
+}
+
+// heapInUse is the live heap after two collections.
+func heapInUse() uint64 {
+	runtime.GC()
+	runtime.GC()
+	var m runtime.MemStats
+	runtime.ReadMemStats(&m)
+	return m.HeapInuse
 }
 
 func openFDs(t *testing.T) int {
