@@ -581,6 +581,16 @@ func (d *Dialog) handleInfo(req *sipgox.Request, tx sipgox.ServerTransaction) {
 // handleOffer answers a re-INVITE or UPDATE (target refresh, new offer,
 // session-timer refresh).
 func (d *Dialog) handleOffer(req *sipgox.Request, tx sipgox.ServerTransaction) {
+	if se := req.GetHeader("Session-Expires"); se != nil {
+		// RFC 4028 §8.1: refuse an interval below our Min-SE before
+		// anything else of the request is applied.
+		if secs, _ := parseSessionExpires(se.Value()); secs > 0 && time.Duration(secs)*time.Second < d.ua.minSE {
+			minSE := strconv.Itoa(int(d.ua.minSE / time.Second))
+			d.log.Info("sip: session interval too small", "method", req.Method, "asked", secs)
+			respond(tx, req, 422, "Session Interval Too Small", nil, sipgox.NewHeader("Min-SE", minSE))
+			return
+		}
+	}
 	if d.st.busy && !d.st.useUpdate && req.Method == sipgox.INVITE && len(req.Body()) > 0 {
 		// Glare with our refreshing re-INVITE (RFC 3261 §14.2).
 		respond(tx, req, 491, "Request Pending", nil)
@@ -676,6 +686,10 @@ func (d *Dialog) startSessionTimer(res *sipgox.Response, weAreUAC bool) {
 }
 
 func (d *Dialog) setSessionTimer(interval time.Duration, weRefresh, useUpdate bool) {
+	// A peer's 2xx may name less than Min-SE (RFC 4028 forbids it): use
+	// Min-SE, so we never refresh more often than every Min-SE/2 nor end
+	// the session sooner than Min-SE asks.
+	interval = max(interval, d.ua.minSE)
 	if d.st.timer != nil {
 		d.st.timer.Stop()
 	}

@@ -70,8 +70,9 @@ type InviteRequest struct {
 	// Offer is the SDP offer (see package sip/sdp).
 	Offer []byte
 	// SessionExpires asks for a session timer (RFC 4028) of this many
-	// seconds. Zero means we only say "Supported: timer" and follow the
-	// peer's choice.
+	// seconds; less than MinSessionExpires (90 s) is raised to it. Zero
+	// means we only say "Supported: timer" and follow the peer's choice
+	// (raised to 90 s too if the peer names less).
 	SessionExpires int
 	// KeepAliveInterval sends in-dialog OPTIONS at this interval; no answer
 	// or 481 ends the dialog with ErrKeepAliveFailed. Zero means no keepalive.
@@ -358,7 +359,8 @@ func (ua *UA) buildInvite(d *Dialog, r *InviteRequest, p *invitePlan) *sipgox.Re
 	req.AppendHeader(sipgox.NewHeader("Allow", allowedMethods))
 	req.AppendHeader(sipgox.NewHeader("Supported", "timer"))
 	if r.SessionExpires > 0 {
-		req.AppendHeader(sipgox.NewHeader("Session-Expires", strconv.Itoa(r.SessionExpires)))
+		se := max(r.SessionExpires, int(ua.minSE/time.Second))
+		req.AppendHeader(sipgox.NewHeader("Session-Expires", strconv.Itoa(se)))
 	}
 	for _, h := range r.Headers {
 		req.AppendHeader(sipgox.NewHeader(h.Name, h.Value))

@@ -232,7 +232,7 @@ func (p *testPeer) count(method sipgox.RequestMethod) int {
 }
 
 // inDialog sends a request inside the dialog the last INVITE created.
-func (p *testPeer) inDialog(ctx context.Context, method sipgox.RequestMethod, ct string, body []byte) (*sipgox.Response, error) {
+func (p *testPeer) inDialog(ctx context.Context, method sipgox.RequestMethod, ct string, body []byte, hdrs ...sipgox.Header) (*sipgox.Response, error) {
 	p.mu.Lock()
 	inv, ans := p.invite, p.answered
 	p.cseq++
@@ -251,6 +251,9 @@ func (p *testPeer) inDialog(ctx context.Context, method sipgox.RequestMethod, ct
 	req.AppendHeader(&sipgox.ContactHeader{Address: sipgox.Uri{Scheme: "sip", User: "peer", Host: "127.0.0.1", Port: p.port}})
 	if ct != "" {
 		req.AppendHeader(sipgox.NewHeader("Content-Type", ct))
+	}
+	for _, h := range hdrs {
+		req.AppendHeader(h)
 	}
 	req.SetBody(body)
 	req.SetTransport(inv.Transport())

@@ -89,6 +89,12 @@ func raiseUDPLimit() bool {
 	return true
 }
 
+// MinSessionExpires is RFC 4028's Min-SE: a re-INVITE or UPDATE asking for
+// a shorter session interval is refused with 422 Session Interval Too
+// Small, a shorter interval in a 2xx is raised to it (we never refresh more
+// often than every 45 s), and InviteRequest.SessionExpires is raised to it.
+const MinSessionExpires = 90 * time.Second
+
 // UA is a SIP user agent: it places calls (Invite), keeps their dialogs,
 // answers in-dialog requests and registers (Register). It is safe for
 // concurrent use.
@@ -105,6 +111,9 @@ type UA struct {
 	tlsLn    net.Listener
 
 	publicHost string
+	// minSE is the smallest session interval we accept or use (RFC 4028
+	// Min-SE): 90 s; tests lower it.
+	minSE time.Duration
 	ports      map[string]int // listen port by transport
 	udpLaddr   sipgox.Addr
 
@@ -187,6 +196,7 @@ func NewUA(cfg Config) (*UA, error) {
 		regs:    map[*Registration]struct{}{},
 		closing: make(chan struct{}),
 		clients: map[string]*sipgo.Client{},
+		minSE:   MinSessionExpires,
 	}
 	ua.ctx, ua.cancel = context.WithCancel(context.Background())
 	udpNet, tcpNet := "udp4", "tcp4"

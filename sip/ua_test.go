@@ -568,6 +568,7 @@ func TestSessionTimerRefresh(t *testing.T) {
 			sipgox.NewHeader("Require", "timer"), sipgox.NewHeader("Allow", "INVITE, ACK, BYE, UPDATE"))
 	})
 	ua := newTestUA(t)
+	ua.minSE = time.Second // 2 s intervals keep the test short
 	d, err := ua.Invite(testCtx(t), basicInvite(p))
 	require.NoError(t, err)
 	inv := p.waitReq(sipgox.INVITE, 1)
@@ -607,6 +608,7 @@ func TestSessionTimerReinviteAndExpiry(t *testing.T) {
 		return true
 	})
 	ua := newTestUA(t)
+	ua.minSE = time.Second // 2 s intervals keep the test short
 	d, err := ua.Invite(testCtx(t), basicInvite(p))
 	require.NoError(t, err)
 	re := p.waitReq(sipgox.INVITE, 2)
