@@ -113,9 +113,9 @@ type UA struct {
 	publicHost string
 	// minSE is the smallest session interval we accept or use (RFC 4028
 	// Min-SE): 90 s; tests lower it.
-	minSE time.Duration
-	ports      map[string]int // listen port by transport
-	udpLaddr   sipgox.Addr
+	minSE    time.Duration
+	ports    map[string]int // listen port by transport
+	udpLaddr sipgox.Addr
 
 	mu      sync.Mutex
 	dialogs map[string]*Dialog // by Call-ID
