@@ -1,6 +1,7 @@
 package callmgr
 
 import (
+	"os"
 	"path/filepath"
 	"testing"
 
@@ -11,8 +12,11 @@ import (
 // The adapters must return a nil sink.Sink (not a nil pointer inside one)
 // when the constructor fails.
 func TestAdaptersReturnNilOnError(t *testing.T) {
+	// a folder that cannot be made: its parent is a file
+	file := filepath.Join(t.TempDir(), "file")
+	require.NoError(t, os.WriteFile(file, nil, 0o600))
 	for _, format := range []string{"mkv", "flv"} {
-		s, err := sinkAdapter{}.NewRecorder(filepath.Join(t.TempDir(), "no", "such", "dir", "x."+format), format, true, true)
+		s, err := sinkAdapter{}.NewRecorder(filepath.Join(file, "dir", "x."+format), format, true, true)
 		require.Error(t, err, format)
 		assert.True(t, s == nil, "%s: typed nil", format)
 	}
