@@ -107,3 +107,34 @@ func JoinAnnexB(nalus [][]byte) []byte {
 	}
 	return b
 }
+
+// IsKeyframePacket reports whether an RTP payload carries part of an IDR
+// picture or its parameter sets: a single NAL unit of type IDR, SPS or
+// PPS, a STAP-A that holds one, or an FU-A fragment of an IDR slice. A
+// receiver uses it to tell, packet by packet, that a requested keyframe is
+// arriving (and that a loss among these packets has broken it).
+func IsKeyframePacket(payload []byte) bool {
+	if len(payload) == 0 {
+		return false
+	}
+	switch t := payload[0] & 0x1f; t {
+	case NALTypeIDR, NALTypeSPS, NALTypePPS:
+		return true
+	case NALTypeFUA:
+		return len(payload) > 1 && payload[1]&0x1f == NALTypeIDR
+	case NALTypeSTAPA:
+		for b := payload[1:]; len(b) > 2; {
+			n := int(binary.BigEndian.Uint16(b))
+			b = b[2:]
+			if n == 0 || n > len(b) {
+				return false
+			}
+			switch b[0] & 0x1f {
+			case NALTypeIDR, NALTypeSPS, NALTypePPS:
+				return true
+			}
+			b = b[n:]
+		}
+	}
+	return false
+}

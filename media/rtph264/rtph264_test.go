@@ -354,3 +354,45 @@ func fuzzDecode(t *testing.T, b []byte, cfg DecoderConfig) {
 func TestErrorsDistinct(t *testing.T) {
 	require.False(t, errors.Is(ErrNeedKeyframe, ErrMorePacketsNeeded))
 }
+
+func TestIsKeyframePacket(t *testing.T) {
+	for _, c := range []struct {
+		name    string
+		payload []byte
+		want    bool
+	}{
+		{"empty", nil, false},
+		{"idr", []byte{0x65, 0x88}, true},
+		{"sps", []byte{0x67, 0x42}, true},
+		{"pps", []byte{0x68, 0xce}, true},
+		{"p slice", []byte{0x41, 0x9a}, false},
+		{"sei", []byte{0x06, 0x05}, false},
+		{"fu-a idr start", []byte{0x7c, 0x85, 0x88}, true},
+		{"fu-a idr middle", []byte{0x7c, 0x05, 0x88}, true},
+		{"fu-a p", []byte{0x7c, 0x81, 0x9a}, false},
+		{"fu-a truncated", []byte{0x7c}, false},
+		{"stap-a sps pps", []byte{0x78, 0, 2, 0x67, 0x42, 0, 2, 0x68, 0xce}, true},
+		{"stap-a sei p", []byte{0x78, 0, 2, 0x06, 0x05, 0, 2, 0x41, 0x9a}, false},
+		{"stap-a bad length", []byte{0x78, 0, 9, 0x67}, false},
+	} {
+		if got := IsKeyframePacket(c.payload); got != c.want {
+			t.Errorf("%s: %v", c.name, got)
+		}
+	}
+}
+
+// FuzzIsKeyframePacket: any payload, never a panic; a payload whose first
+// NAL unit is an IDR or parameter set is always one.
+func FuzzIsKeyframePacket(f *testing.F) {
+	f.Add([]byte{0x78, 0, 2, 0x67, 0x42, 0, 2, 0x68, 0xce})
+	f.Add([]byte{0x7c, 0x85, 0x88})
+	f.Add([]byte{0x41})
+	f.Fuzz(func(t *testing.T, b []byte) {
+		got := IsKeyframePacket(b)
+		if len(b) > 0 {
+			if t := b[0] & 0x1f; (t == NALTypeIDR || t == NALTypeSPS || t == NALTypePPS) && !got {
+				panic("an IDR/SPS/PPS NAL unit was not taken for a keyframe packet")
+			}
+		}
+	})
+}

@@ -14,6 +14,7 @@ import (
 
 	"github.com/sipstream/sipstream/media"
 	"github.com/sipstream/sipstream/media/rtcpx"
+	"github.com/sipstream/sipstream/media/rtph264"
 )
 
 // LossPolicy says what a video stream delivers after a loss that NACK did
@@ -149,28 +150,71 @@ func (st *stream) renack() time.Duration {
 	return rtt + st.recv.Jitter() + 10*time.Millisecond
 }
 
+// arrived looks at a video packet as it arrives, before the jitter buffer
+// (packet b of format f, sequence number seq, timestamp ts): a forward
+// jump in sequence numbers is a loss, seen here a jitter-buffer wait
+// before the depacketizer sees it. A peer that retransmits is asked for
+// the missing packets at once (NACK); from one that does not, the keyframe
+// that repairs the loss is asked for at once, and asked again at once when
+// the loss breaks the very keyframe that answers the request.
+func (st *stream) arrived(seq uint16, ts uint32, b []byte, f *format, now time.Time) {
+	if st.need != 0 && st.kfSent > 0 && f.h264 != nil && rtph264.IsKeyframePacket(rtpPayload(b)) {
+		st.keyTS, st.haveKeyTS = ts, true
+	}
+	gap := st.trackSeq(seq, now)
+	defer func() { st.prevTS = ts }()
+	if gap == 0 || (st.nackEnabled() && st.peerRetransmits()) {
+		return
+	}
+	if st.need != 0 && st.kfSent > 0 && st.haveKeyTS && (ts == st.keyTS || st.prevTS == st.keyTS) {
+		st.kfAgain = true // the answer is broken: ask again without waiting
+	}
+	st.need |= needDecoder
+}
+
+// rtpPayload returns the payload of an RTP packet that the jitter buffer
+// will validate (nil when the header does not fit).
+func rtpPayload(b []byte) []byte {
+	hl := 12 + 4*int(b[0]&0x0f)
+	if b[0]&0x10 != 0 {
+		if len(b) < hl+4 {
+			return nil
+		}
+		hl += 4 + 4*int(binary.BigEndian.Uint16(b[hl+2:]))
+	}
+	if hl > len(b) {
+		return nil
+	}
+	return b[hl:]
+}
+
 // trackSeq notes an RTP sequence number that arrived (before the jitter
-// buffer): it clears the number from those awaited, and asks at once for
-// the ones a forward jump skipped.
-func (st *stream) trackSeq(seq uint16, now time.Time) {
+// buffer) and returns how many packets a forward jump skipped. With NACK
+// it clears the number from those awaited, and asks at once for the ones
+// the jump skipped.
+func (st *stream) trackSeq(seq uint16, now time.Time) int {
 	for i := range st.nacks {
 		if st.nacks[i].seq == seq {
 			st.nacks = append(st.nacks[:i], st.nacks[i+1:]...)
 			st.c.PacketsRecovered++
-			return
+			return 0
 		}
 	}
 	if !st.haveHigh {
 		st.haveHigh, st.highSeq = true, seq
-		return
+		return 0
 	}
 	diff := seq - st.highSeq
 	if diff == 0 || diff >= 0x8000 {
-		return // old, duplicate or reordered
+		return 0 // old, duplicate or reordered
 	}
-	if diff > 1 && diff <= maxNACK {
+	st.highSeq = seq
+	if diff == 1 || diff > maxNACK {
+		return 0 // in order, or a restart rather than a loss
+	}
+	if st.nackEnabled() {
 		st.nackBuf = st.nackBuf[:0]
-		for s := st.highSeq + 1; s != seq; s++ {
+		for s := seq - diff + 1; s != seq; s++ {
 			st.nackBuf = append(st.nackBuf, s)
 			if len(st.nacks) < maxNACKEntries {
 				st.nacks = append(st.nacks, nackEntry{seq: s, first: now, last: now, tries: 1})
@@ -178,7 +222,7 @@ func (st *stream) trackSeq(seq uint16, now time.Time) {
 		}
 		st.sendNACK(now)
 	}
-	st.highSeq = seq
+	return int(diff - 1)
 }
 
 // sendNACK sends a generic NACK for the sequence numbers in st.nackBuf.
@@ -411,14 +455,19 @@ func (st *stream) keyframes(now time.Time) {
 	}
 	st.kfSent++
 	st.kfLast = now
+	st.kfAgain, st.haveKeyTS = false, false
 	st.s.emit(Event{Type: EventKeyframeRequested, Kind: st.kind, Time: now, SSRC: st.ssrc, Detail: method})
 }
 
 // retryAt is when an unanswered request is repeated: retryInterval after
-// the last one, and at least fallbackGap after the last fallback when the
-// fallback is the only way to ask.
+// the last one (KeyframeMinGap after it when the answer came broken), and
+// at least fallbackGap after the last fallback when the fallback is the
+// only way to ask.
 func (st *stream) retryAt() time.Time {
 	at := st.kfLast.Add(st.retryInterval())
+	if st.kfAgain {
+		at = st.kfLast.Add(st.s.cfg.KeyframeMinGap)
+	}
 	fb := st.spec.Feedback
 	if onlyFallback := !(fb.PLI || fb.FIR); onlyFallback && st.haveFallback {
 		if f := st.lastFallback.Add(fallbackGap); f.After(at) {
@@ -456,6 +505,7 @@ func (st *stream) gotKeyframe(now time.Time) {
 		}
 	}
 	st.need, st.kfSent = 0, 0
+	st.kfAgain, st.haveKeyTS = false, false
 	st.lastKeyAt, st.haveKeyAt = now, true
 }
 

@@ -289,7 +289,13 @@ func TestKeyframeRecoveryFast(t *testing.T) {
 	require.Len(t, p.sentIDRs, 4, "the lost answer was asked for again")
 	require.Equal(t, uint64(2), st.Freezes)
 	// loss, request, IDR lost, request again: well under 600 ms
-	require.Less(t, st.LongestFreeze, 600*time.Millisecond, "%+v", st)
+	require.Less(t, st.LongestFreeze, 400*time.Millisecond, "%+v", st)
+	// the answer to the second loss broke: asked again as soon as its
+	// gap arrived, not after a retry interval and a jitter-buffer wait
+	reqs := h.eventsOf(EventKeyframeRequested)
+	require.Len(t, reqs, 3)
+	again := reqs[2].Time.Sub(reqs[1].Time)
+	require.Less(t, again, st.KeyframeResponse+50*time.Millisecond, "re-asked %v after the request whose answer broke", again)
 	require.Greater(t, st.KeyframeResponse, 50*time.Millisecond)
 	require.Less(t, st.KeyframeResponse, 250*time.Millisecond)
 	t.Logf("freeze %v, response %v, requests %d", st.LongestFreeze, st.KeyframeResponse, p.reqs)

@@ -117,6 +117,10 @@ type stream struct {
 	kfFirst      time.Time
 	kfLast       time.Time
 	kfResp       time.Duration // measured response time (0: none yet)
+	kfAgain      bool          // the answering keyframe arrived broken: ask again now
+	keyTS        uint32        // timestamp of the keyframe arriving after a request
+	haveKeyTS    bool
+	prevTS       uint32 // timestamp of the previous video packet to arrive
 	lastFallback time.Time
 	haveFallback bool
 	lastKeyAt    time.Time // when the last keyframe was delivered
@@ -523,8 +527,8 @@ func (st *stream) receiveRTP(b []byte, from netip.AddrPort, now time.Time) {
 	if rate != 0 {
 		st.tl.Observe(ssrc, ts, rate, now)
 	}
-	if st.nackEnabled() {
-		st.trackSeq(seq, now)
+	if st.kind == media.KindVideo {
+		st.arrived(seq, ts, b, f, now)
 	}
 	st.push(b, now)
 }
