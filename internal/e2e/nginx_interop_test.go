@@ -70,8 +70,8 @@ type sender func(ctx context.Context, audio, video *net.UDPAddr) (int, error)
 // session (sipp does the SIP part only). The call's RTMP leg publishes to a
 // real nginx-rtmp, from which ffmpeg copies record of the stream into a
 // file; then the call is terminated and sipp must have run its scenario to
-// the end (BYE received and answered).
-func publishSippCall(t *testing.T, a sippAnswer, hasVideo bool, stream string, record time.Duration, send sender) published {
+// the end (BYE received and answered). opts adjust the Manager's Config.
+func publishSippCall(t *testing.T, a sippAnswer, hasVideo bool, stream string, record time.Duration, send sender, opts ...func(*callmgr.Config)) published {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 90*time.Second)
 	defer cancel()
@@ -82,10 +82,14 @@ func publishSippCall(t *testing.T, a sippAnswer, hasVideo bool, stream string, r
 	require.NoError(t, waitPlaying(ctx, ngx.StatURL(), stream), "ffmpeg waits at nginx before the call starts: %s", pl.Log())
 
 	var log eventLog
-	m, err := callmgr.New(callmgr.Config{
+	cfg := callmgr.Config{
 		ListenAddr: "127.0.0.1:0", PublicIP: loopback, MediaIP: loopback,
 		RTPPortMin: 24100, RTPPortMax: 24199, OnEvent: log.add,
-	})
+	}
+	for _, o := range opts {
+		o(&cfg)
+	}
+	m, err := callmgr.New(cfg)
 	require.NoError(t, err)
 	defer m.Close(context.Background())
 

@@ -418,9 +418,7 @@ func packetTimes(t *testing.T, file, stream string) []float64 {
 // complained about (empty: clean).
 func decodeErrors(t *testing.T, file string) string {
 	t.Helper()
-	out, err := exec.Command(testenv.LookPath(t, "ffmpeg"), "-nostdin", "-v", "error", "-i", file, "-f", "null", "-").CombinedOutput()
-	require.NoError(t, err, "ffmpeg decode: %s", out)
-	return strings.TrimSpace(string(out))
+	return strings.Join(testenv.DecodeErrors(t, file), "\n")
 }
 
 // decodeAudio decodes the file's audio with ffmpeg to mono 16-bit PCM at

@@ -250,20 +250,7 @@ func AnalyseFile(t testing.TB, file string, window time.Duration) StreamReport {
 		"-ss", fmt.Sprintf("%.3f", start-fileStart), "-t", fmt.Sprintf("%.3f", end-start), "-f", "flv", "-y", rep.File).CombinedOutput(); err != nil {
 		t.Fatalf("cutting the window out of %s: %v: %s", file, err, out)
 	}
-	// The decoded frames keep the file's time base (-enc_time_base -1):
-	// with the default (1/frame rate) two frames 10 ms apart round to one
-	// tick and the null muxer reports a "non monotonically increasing
-	// dts" that is not in the stream (ShortestStep shows such frames).
-	out, err := exec.Command(LookPath(t, "ffmpeg"), "-nostdin", "-v", "error", "-i", rep.File,
-		"-enc_time_base", "-1", "-f", "null", "-").CombinedOutput()
-	if err != nil {
-		t.Fatalf("ffmpeg decoding %s: %v: %s", rep.File, err, out)
-	}
-	for _, l := range strings.Split(strings.TrimSpace(string(out)), "\n") {
-		if l != "" {
-			rep.DecodeErrors = append(rep.DecodeErrors, l)
-		}
-	}
+	rep.DecodeErrors = DecodeErrors(t, rep.File)
 	if hasVideo {
 		rep.Video.DecodedFrames = countDecodedFrames(t, rep.File)
 	}
@@ -381,4 +368,26 @@ func countDecodedFrames(t testing.TB, file string) int {
 		t.Fatalf("ffprobe -count_frames %s: %q", file, out)
 	}
 	return n
+}
+
+// DecodeErrors decodes every stream of a media file with ffmpeg and returns
+// what ffmpeg complains about, one line each (nil when it decodes
+// cleanly). The decoded frames keep the file's time base (-enc_time_base
+// -1): with ffmpeg's default (1/frame rate), two frames less than a frame
+// interval apart round to one tick and the null muxer reports a "non
+// monotonically increasing dts" that is not in the file.
+func DecodeErrors(t testing.TB, file string) []string {
+	t.Helper()
+	out, err := exec.Command(LookPath(t, "ffmpeg"), "-nostdin", "-v", "error", "-i", file,
+		"-enc_time_base", "-1", "-f", "null", "-").CombinedOutput()
+	if err != nil {
+		t.Fatalf("ffmpeg decoding %s: %v: %s", file, err, out)
+	}
+	var lines []string
+	for _, l := range strings.Split(strings.TrimSpace(string(out)), "\n") {
+		if l != "" {
+			lines = append(lines, l)
+		}
+	}
+	return lines
 }
