@@ -94,7 +94,7 @@ func (s senderClock) at(ts uint32) float64 { return s.ntp + float64(int32(ts-s.r
 // and how far the phone's video mapping moved between its first and last
 // Sender Report (a phone whose RTCP contradicts itself has no single
 // true A/V offset).
-func sourceAV(t *testing.T, taps []*sourceTap) (offsets []time.Duration, note string, drift time.Duration) {
+func sourceAV(t *testing.T, taps []*sourceTap) (offsets []time.Duration, note string, drift time.Duration, fps float64) {
 	t.Helper()
 	clocks := map[uint32]senderClock{}
 	firsts := map[uint32]senderClock{}
@@ -118,12 +118,12 @@ func sourceAV(t *testing.T, taps []*sourceTap) (offsets []time.Duration, note st
 		tp.mu.Unlock()
 	}
 	if len(audio) == 0 || len(video) == 0 {
-		return nil, "no PCMA audio or no video tapped", 0
+		return nil, "no PCMA audio or no video tapped", 0, 0
 	}
 	ac, ok1 := clocks[audio[0].SSRC]
 	vc, ok2 := clocks[video[0].SSRC]
 	if !ok1 || !ok2 {
-		return nil, "no Sender Report for audio or video", 0
+		return nil, "no Sender Report for audio or video", 0, 0
 	}
 	ac.rate, vc.rate = 8000, 90000
 	// How far the phone's mapping moved between its first and last
@@ -181,7 +181,8 @@ func sourceAV(t *testing.T, taps []*sourceTap) (offsets []time.Duration, note st
 	}
 	if n := len(stamps); n > 1 {
 		span := float64(stamps[n-1]-stamps[0]) / 90000
-		t.Logf("phone sent %d whole pictures over %.2f s of RTP time: %.2f fps", n, span, float64(n-1)/span)
+		fps = float64(n-1) / span
+		t.Logf("phone sent %d whole pictures over %.2f s of RTP time: %.2f fps", n, span, fps)
 	}
 	file := filepath.Join(t.TempDir(), "source.h264")
 	if err := os.WriteFile(file, annexB, 0o644); err != nil {
@@ -189,7 +190,7 @@ func sourceAV(t *testing.T, taps []*sourceTap) (offsets []time.Duration, note st
 	}
 	frames := testenv.FrameLuma(t, file)
 	if len(frames) != len(stamps) {
-		return nil, "ffmpeg decoded a different number of pictures than were sent", drift
+		return nil, "ffmpeg decoded a different number of pictures than were sent", drift, fps
 	}
 	for _, i := range testenv.FlashOnsets(frames) {
 		at := vc.at(stamps[i])
@@ -204,9 +205,9 @@ func sourceAV(t *testing.T, taps []*sourceTap) (offsets []time.Duration, note st
 		}
 	}
 	if len(offsets) == 0 {
-		return nil, "no flash matched to a tone onset", drift
+		return nil, "no flash matched to a tone onset", drift, fps
 	}
-	return offsets, "", drift
+	return offsets, "", drift, fps
 }
 
 // medianDuration returns the median of d (zero if empty).
