@@ -48,6 +48,8 @@ type FLV struct {
 	written uint64
 	err     error
 	closed  bool
+	// ended: the quota was reached and the file finalized and closed.
+	ended bool
 }
 
 // NewFLV creates (or truncates) the file at path and returns a recorder
@@ -82,10 +84,22 @@ func (r *FLV) WriteFrame(f *media.Frame) error {
 	for _, fr := range r.st.push(f) {
 		if err := r.writeLocked(fr); err != nil {
 			r.err = err
+			if errors.Is(err, ErrQuotaReached) {
+				r.endAtQuota()
+			}
 			return err
 		}
 	}
 	return nil
+}
+
+// endAtQuota syncs and closes the file once the quota is reached: an FLV
+// file needs no trailer, what was written plays.
+func (r *FLV) endAtQuota() {
+	r.ended = true
+	r.sy.stop()
+	_ = r.f.Sync()
+	_ = r.f.Close()
 }
 
 func (r *FLV) writeLocked(f *media.Frame) error {
@@ -153,10 +167,15 @@ func (r *FLV) avcHeader(sps, pps []byte, dts int64) error {
 	return nil
 }
 
-// flush writes the buffered tags with one write.
+// flush writes the buffered tags with one write, or none of them when
+// that would take the file beyond Config.MaxBytes (ErrQuotaReached).
 func (r *FLV) flush() error {
 	if r.buf.Len() == 0 {
 		return nil
+	}
+	if q := r.cfg.MaxBytes; q > 0 && r.size+int64(r.buf.Len()) > q {
+		r.buf.Reset()
+		return ErrQuotaReached
 	}
 	n, err := r.f.Write(r.buf.Bytes())
 	r.size += int64(n)
@@ -235,7 +254,10 @@ func (r *FLV) Stats() Stats {
 
 // Close writes the buffered tags and closes the file. Frames still held
 // because a configured track never showed up are written first (with the
-// tracks seen). Later calls return nil.
+// tracks seen). Later calls return nil, and so does Close after the quota
+// ended the recording (the file is already closed). When the buffered
+// tags would go beyond the quota they are left out and Close returns
+// ErrQuotaReached (the file is still synced and closed).
 func (r *FLV) Close() error {
 	r.mu.Lock()
 	defer r.mu.Unlock()
@@ -243,6 +265,9 @@ func (r *FLV) Close() error {
 		return nil
 	}
 	r.closed = true
+	if r.ended {
+		return nil
+	}
 	r.sy.stop()
 	var errs []error
 	// A call that ended before every configured track showed up (and
@@ -258,10 +283,12 @@ func (r *FLV) Close() error {
 	}
 	if r.err == nil {
 		if err := r.flush(); err != nil {
+			r.err = err
 			errs = append(errs, err)
-		} else {
-			errs = append(errs, r.f.Sync())
 		}
+	}
+	if r.err == nil || errors.Is(r.err, ErrQuotaReached) {
+		errs = append(errs, r.f.Sync())
 	}
 	errs = append(errs, r.f.Close())
 	return errors.Join(errs...)

@@ -155,6 +155,7 @@ type MKV struct {
 	cueTrack     uint64 // video if any, else audio
 	clusterKey   bool   // the open cluster starts with a keyframe of cueTrack
 	endMs        int64
+	flushedEndMs int64 // endMs of the clusters written
 	lastVideoMs  int64 // -1 before the first video frame
 	// guards keep each track's block timestamps strictly increasing,
 	// indexed by track number.
@@ -162,6 +163,8 @@ type MKV struct {
 	written uint64
 	err     error // sticky write error
 	closed  bool
+	// ended: the quota was reached and the file finalized and closed.
+	ended bool
 }
 
 // NewMKV creates (or truncates) the file at path and returns a recorder
@@ -196,10 +199,28 @@ func (m *MKV) WriteFrame(f *media.Frame) error {
 	for _, fr := range m.st.push(f) {
 		if err := m.writeLocked(fr); err != nil {
 			m.err = err
+			if errors.Is(err, ErrQuotaReached) {
+				m.endAtQuota()
+			}
 			return err
 		}
 	}
 	return nil
+}
+
+// endAtQuota finalizes the file as Close does (the cluster that did not
+// fit is dropped) and closes it once the quota is reached.
+func (m *MKV) endAtQuota() {
+	m.ended = true
+	m.sy.stop()
+	_ = m.finish()
+	_ = m.f.Close()
+}
+
+// cuesReserve is room kept under the quota for the Cues Close writes: the
+// element's header and at most 32 bytes per cue point (with n more).
+func (m *MKV) cuesReserve(n int) int64 {
+	return 16 + 32*int64(len(m.cues)+n)
 }
 
 func (m *MKV) writeLocked(f *media.Frame) error {
@@ -269,6 +290,11 @@ func (m *MKV) flushCluster() error {
 	for i := range m.cluster.SimpleBlock {
 		m.cluster.SimpleBlock[i] = ebml.Block{} // release the frames
 	}
+	if q := m.cfg.MaxBytes; q > 0 && m.size+int64(m.buf.Len())+m.cuesReserve(1) > q {
+		m.endMs = m.flushedEndMs // the Duration of what the file holds
+		return ErrQuotaReached
+	}
+	m.flushedEndMs = m.endMs
 	if m.clusterKey {
 		m.cues = append(m.cues, mkvCuePoint{CueTime: m.cluster.Timecode, CueTrackPositions: mkvCueTrackPosition{
 			CueTrack: m.cueTrack, CueClusterPosition: uint64(m.size - m.segDataStart)}})
@@ -461,7 +487,10 @@ func (m *MKV) Stats() Stats {
 // and closes the file. Frames still held because a configured track never
 // showed up are written first (with the tracks seen); a recorder that got no
 // frame at all leaves an empty file.
-// Later calls return nil.
+// Later calls return nil, and so does Close after the quota ended the
+// recording (the file is already finalized and closed). When the last
+// cluster would go beyond the quota it is left out, the file finalized
+// without it, and Close returns ErrQuotaReached.
 func (m *MKV) Close() error {
 	m.mu.Lock()
 	defer m.mu.Unlock()
@@ -469,6 +498,9 @@ func (m *MKV) Close() error {
 		return nil
 	}
 	m.closed = true
+	if m.ended {
+		return nil
+	}
 	m.sy.stop()
 	var errs []error
 	// A call that ended before every configured track showed up (and
@@ -484,10 +516,14 @@ func (m *MKV) Close() error {
 	}
 	if m.err == nil && m.header {
 		if err := m.flushCluster(); err != nil {
+			m.err = err
 			errs = append(errs, err)
-		} else {
-			errs = append(errs, m.finish())
 		}
+	}
+	// Past the quota, the cluster that did not fit is left out and the
+	// rest finalized.
+	if m.header && (m.err == nil || errors.Is(m.err, ErrQuotaReached)) {
+		errs = append(errs, m.finish())
 	}
 	errs = append(errs, m.f.Close())
 	return errors.Join(errs...)

@@ -52,6 +52,10 @@ var (
 	// ErrNoTracks is returned by NewMKV and NewFLV when Config asks for
 	// neither audio nor video.
 	ErrNoTracks = errors.New("record: no tracks configured")
+	// ErrQuotaReached is returned by WriteFrame once the recording reached
+	// Config.MaxBytes: the file was finalized and closed, the recording is
+	// over (the call it records may go on).
+	ErrQuotaReached = errors.New("record: recording quota reached")
 )
 
 // Config configures a recorder. Audio or Video must be set.
@@ -86,6 +90,18 @@ type Config struct {
 	// waiting for a configured track's first frame (typically video's first
 	// keyframe). Zero means 10 seconds.
 	StartWait time.Duration
+
+	// MaxBytes is the recording's quota: the most bytes its file may hold.
+	// When the next write (one FlushInterval of FLV tags, one Matroska
+	// cluster together with the index Close adds) would go beyond it, the
+	// recording stops before it: the file is finalized as Close would do it
+	// (Matroska: Cues, Segment size and Duration), synced and closed, and
+	// WriteFrame returns ErrQuotaReached then and on every later call
+	// (Close then returns nil). The media of that last write is lost, so
+	// the file ends at most FlushInterval before the quota was reached. A
+	// quota smaller than the file's header leaves a file with no media
+	// (FLV: empty). Zero means no limit; negative is treated as zero.
+	MaxBytes int64
 }
 
 func (c Config) withDefaults() (Config, error) {

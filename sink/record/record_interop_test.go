@@ -304,3 +304,21 @@ func TestInteropFLVSIGKILLPlays(t *testing.T) {
 	end := lastPacketMs(t, path)
 	require.GreaterOrEqual(t, end, lastMs-1100, "killed after %d ms written, file plays to %d ms", lastMs, end)
 }
+
+// A recording stopped by its quota plays to its end in ffmpeg.
+func TestInteropQuotaRecordingPlays(t *testing.T) {
+	for _, format := range []string{"mkv", "flv"} {
+		t.Run(format, func(t *testing.T) {
+			path, _, _ := recordWithQuota(t, format)
+			decodeClean(t, path)
+			p := probe(t, path)
+			require.Len(t, p.Streams, 2)
+			for _, s := range p.Streams {
+				n, err := strconv.Atoi(s.ReadFrames)
+				require.NoError(t, err)
+				assert.Positive(t, n, "%s frames", s.CodecType)
+			}
+			assert.Greater(t, lastPacketMs(t, path), int64(2500))
+		})
+	}
+}
