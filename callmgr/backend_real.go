@@ -32,8 +32,8 @@ func newRealBackend(cfg *Config) (*backend, error) {
 		mode = rtmpsink.AudioPassthrough
 	}
 	return &backend{
-		sig:        sipAdapter{ua},
-		media:      sessionFactory{pool: pool, mediaTimeout: cfg.MediaTimeout, idleTimeout: cfg.IdleTimeout, listen: cfg.MediaListen,
+		sig: sipAdapter{ua},
+		media: sessionFactory{pool: pool, mediaTimeout: cfg.MediaTimeout, idleTimeout: cfg.IdleTimeout, listen: cfg.MediaListen,
 			lossPolicy: cfg.LossPolicy, maxKeyframeInterval: max(cfg.MaxKeyframeInterval, 0)},
 		sdp:        sdpAdapter{},
 		sinks:      sinkAdapter{newRTMP: func(c rtmpConfig) (sink.Sink, error) { return newRTMPSink(c, mode) }},

@@ -262,4 +262,3 @@ func TestRoundTripRTX(t *testing.T) {
 		assert.Equal(t, want, specs[0].Formats, "answer RTX %v", answerRTX)
 	}
 }
-
