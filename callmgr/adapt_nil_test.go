@@ -16,7 +16,7 @@ func TestAdaptersReturnNilOnError(t *testing.T) {
 	file := filepath.Join(t.TempDir(), "file")
 	require.NoError(t, os.WriteFile(file, nil, 0o600))
 	for _, format := range []string{"mkv", "flv"} {
-		s, err := sinkAdapter{}.NewRecorder(filepath.Join(file, "dir", "x."+format), format, true, true)
+		s, err := sinkAdapter{}.NewRecorder(filepath.Join(file, "dir", "x."+format), format, true, true, 0)
 		require.Error(t, err, format)
 		assert.True(t, s == nil, "%s: typed nil", format)
 	}

@@ -20,6 +20,14 @@ func (sdpAdapter) sdpConfig(cfg offerConfig) sdp.OfferConfig {
 		// (the rtx formats come after the codecs in the StreamSpec).
 		out.Video = &sdp.MediaConfig{Port: cfg.VideoPort, Direction: cfg.VideoDir, Codecs: cfg.VideoCodecs, Feedback: true, RTX: true}
 	}
+	if cfg.SRTP {
+		// An empty Crypto: the default suite and a random key per stream.
+		for _, mc := range []*sdp.MediaConfig{out.Audio, out.Video} {
+			if mc != nil {
+				mc.Crypto = &media.Crypto{}
+			}
+		}
+	}
 	return out
 }
 

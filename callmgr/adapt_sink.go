@@ -26,6 +26,10 @@ func (a fanoutAdapter) stats() []SinkStats {
 	return out
 }
 
+// errRecordQuota is what a recorder's WriteFrame returns once it reached
+// its quota.
+var errRecordQuota = record.ErrQuotaReached
+
 // sinkAdapter creates the real fan-out, RTMP sinks and recorders.
 type sinkAdapter struct {
 	// newRTMP creates RTMP sinks; nil means RTMP is not available in this
@@ -44,11 +48,11 @@ func (a sinkAdapter) NewRTMP(cfg rtmpConfig) (sink.Sink, error) {
 	return a.newRTMP(cfg)
 }
 
-func (sinkAdapter) NewRecorder(path, format string, audio, video bool) (sink.Sink, error) {
+func (sinkAdapter) NewRecorder(path, format string, audio, video bool, maxBytes int64) (sink.Sink, error) {
 	if !audio && !video {
 		return nil, fmt.Errorf("callmgr: nothing to record: the call receives no media")
 	}
-	cfg := record.Config{Audio: audio, Video: video}
+	cfg := record.Config{Audio: audio, Video: video, MaxBytes: maxBytes}
 	// Each constructor's result is checked before it becomes a sink.Sink: a
 	// nil *MKV in an interface would not be a nil sink.
 	switch format {

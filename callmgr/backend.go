@@ -123,6 +123,9 @@ type offerConfig struct {
 	// SessionID and Version go into o=: one ID per call, the version
 	// increased with every answer to a re-INVITE (RFC 3264 §8).
 	SessionID, Version uint64
+	// SRTP offers RTP/SAVP with SDES keys (random, one per stream) and
+	// accepts RTP/SAVP offers in re-INVITEs.
+	SRTP bool
 }
 
 type sdpOffer interface {
@@ -164,6 +167,8 @@ type sinkFactory interface {
 	// block).
 	NewFanout(onDetach func(name string, err error), keyframeNeeded func()) fanout
 	NewRTMP(cfg rtmpConfig) (sink.Sink, error)
-	// NewRecorder starts a recording of the given tracks.
-	NewRecorder(path, format string, audio, video bool) (sink.Sink, error)
+	// NewRecorder starts a recording of the given tracks, of at most
+	// maxBytes (0: no limit; the sink's WriteFrame then fails with an
+	// error matching errQuota).
+	NewRecorder(path, format string, audio, video bool, maxBytes int64) (sink.Sink, error)
 }

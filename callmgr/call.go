@@ -34,10 +34,13 @@ type Call struct {
 	err  error
 
 	// Owned by the run loop.
-	fan          fanout
-	sess         mediaSession
-	offer        sdpOffer
-	offerCfg     offerConfig
+	fan      fanout
+	sess     mediaSession
+	offer    sdpOffer
+	offerCfg offerConfig
+	// plainOffer is the plain RTP offer an SRTPOptional call falls back to
+	// (set before run starts, read by setup); nil in the other modes.
+	plainOffer   sdpOffer
 	specs        []media.StreamSpec // negotiated
 	dlg          dialog
 	dlgDone      <-chan struct{}
@@ -99,6 +102,7 @@ func newCall(m *Manager, p CallParams) *Call {
 		Headers:             append([]Header(nil), p.Headers...),
 		Status:              StatusTrying,
 		Record:              p.Record,
+		SRTP:                p.SRTP,
 		Started:             time.Now(),
 	}
 	if p.RTMPURL != "" {

@@ -13,6 +13,9 @@ type setupResult struct {
 	reg registration
 	dlg dialog
 	err error
+	// fallback is why the INVITE was sent again with the plain RTP offer
+	// (SRTPOptional refused by the peer); empty otherwise.
+	fallback string
 }
 
 // run is the call's run loop: the only goroutine that touches the dialog,
@@ -91,7 +94,7 @@ func (c *Call) setup(ctx context.Context) {
 			return
 		}
 	}
-	r.dlg, r.err = c.m.be.sig.Invite(ctx, &inviteRequest{
+	req := &inviteRequest{
 		account: acct,
 		Callee:  c.p.Callee,
 		CallID:  c.p.CallID,
@@ -105,8 +108,26 @@ func (c *Call) setup(ctx context.Context) {
 		OnDTMF: func(d rune) {
 			c.inbox.push(func() { c.emitDTMF(d) })
 		},
-	})
+	}
+	r.dlg, r.err = c.m.be.sig.Invite(ctx, req)
+	var se *SIPError
+	if c.plainOffer != nil && errors.As(r.err, &se) && (se.Code == 488 || se.Code == 415) && ctx.Err() == nil {
+		// SRTPOptional: the peer refused the RTP/SAVP offer; the same call
+		// again with plain RTP (a new INVITE transaction, same Call-ID).
+		r.fallback = fmt.Sprintf("%d %s", se.Code, se.Reason)
+		c.m.cfg.Logger.Warn("SRTP refused by the peer: calling again with plain RTP", "callID", c.p.CallID, "answer", r.fallback)
+		again := *req
+		again.Offer = c.plainOffer.Marshal()
+		r.dlg, r.err = c.m.be.sig.Invite(ctx, &again)
+	}
 	report(r)
+}
+
+// useOffer makes o (the plain RTP offer after an SRTP fallback) the call's
+// offer; run loop only.
+func (c *Call) useOffer(o sdpOffer) {
+	c.offer = o
+	c.offerCfg.SRTP = false
 }
 
 func (c *Call) onProgress(code int, reason string, hasSDP bool) {
@@ -149,11 +170,32 @@ func (c *Call) onSetup(r setupResult) {
 	if c.ending {
 		return
 	}
+	fallback := r.fallback
+	if fallback != "" {
+		c.useOffer(c.plainOffer)
+	}
 	specs, err := c.offer.Negotiate(r.dlg.AnswerSDP())
+	if err != nil && fallback == "" && c.plainOffer != nil {
+		// SRTPOptional: a 200 without usable a=crypto (some PBXs answer
+		// RTP/AVP to an RTP/SAVP offer) is taken as plain RTP.
+		if pspecs, perr := c.plainOffer.Negotiate(r.dlg.AnswerSDP()); perr == nil {
+			fallback = err.Error()
+			c.m.cfg.Logger.Warn("SRTP not in the answer: plain RTP", "callID", c.p.CallID, "why", fallback)
+			c.useOffer(c.plainOffer)
+			specs, err = pspecs, nil
+		}
+	}
+	if err == nil && c.p.SRTP == SRTPRequired && !secureSpecs(specs) {
+		err = errors.New("SRTP required, a stream of the answer is plain RTP")
+	}
 	if err != nil {
 		c.end(StatusFailed, 488, "Not Acceptable Here", &SIPError{Code: 488, Reason: "Not Acceptable Here", Err: fmt.Errorf("%w: %w", ErrNegotiation, err)})
 		return
 	}
+	c.mu.Lock()
+	c.info.Secure = secureSpecs(specs)
+	c.info.SRTPFallback = fallback
+	c.mu.Unlock()
 	c.specs = specs
 	if err := c.sess.Start(specs); err != nil {
 		c.end(StatusFailed, 0, "", fmt.Errorf("callmgr: media start: %w", err))
@@ -213,6 +255,10 @@ func (c *Call) onReinvite(offer []byte) ([]byte, error) {
 	answer, specs, err := c.m.be.sdp.Answer(offer, cfg)
 	if err != nil {
 		return nil, err
+	}
+	if c.p.SRTP == SRTPRequired && !secureSpecs(specs) {
+		// No downgrade to plain RTP in the middle of the call.
+		return nil, fmt.Errorf("%w: SRTP required, the re-INVITE offers plain RTP", ErrNegotiation)
 	}
 	c.offerCfg = cfg
 	if err := c.sess.Update(specs); err != nil {

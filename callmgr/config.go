@@ -74,6 +74,17 @@ type Config struct {
 	// RecordFormat is "mkv" (Matroska; WebM-compatible codecs are kept as
 	// they are) or "flv". Zero means "mkv".
 	RecordFormat string
+	// RecordQuota is the most bytes one recording may hold (see
+	// record.Config.MaxBytes). When a recording reaches it, the recording
+	// stops with its file finalized and playable, its sink ends
+	// RTMP_CONNECTION_FAILED with the reason ReasonRecordQuota, a warning is
+	// logged, and the call goes on. The disk a server's recordings take at
+	// once is then at most MaxCalls × RecordQuota. Zero means no limit.
+	RecordQuota int64
+
+	// SRTP is the SRTP mode of calls whose CallParams.SRTP is empty. Zero
+	// (SRTPDefault) means SRTPOff.
+	SRTP SRTPMode
 
 	// DefaultUser is the SIP user calls without SIPLogin are placed from.
 	// Zero means "sipstream".
@@ -226,6 +237,15 @@ func (c Config) validate() (Config, error) {
 	case "mkv", "flv":
 	default:
 		return q, fmt.Errorf("callmgr: Config.RecordFormat %q: want mkv or flv", q.RecordFormat)
+	}
+	if q.RecordQuota < 0 {
+		return q, fmt.Errorf("callmgr: Config.RecordQuota must not be negative")
+	}
+	if !q.SRTP.valid() {
+		return q, fmt.Errorf("callmgr: Config.SRTP %q: want off, optional or required", string(q.SRTP))
+	}
+	if q.SRTP == SRTPDefault {
+		q.SRTP = SRTPOff
 	}
 	if q.DefaultUser == "" {
 		q.DefaultUser = defaultUser

@@ -1,10 +1,12 @@
 package callmgr
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
 	"net/netip"
+	"regexp"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -66,6 +68,11 @@ type fakeWorld struct {
 	realSDP bool
 	// peerAudioPort is the fake peer's audio port in real SDP answers.
 	peerAudioPort int
+	// peerSRTP is what the realSDP peer does with SRTP: "" refuses an
+	// RTP/SAVP offer (488), "sdes" answers it with a=crypto, "plain"
+	// answers it with RTP/AVP and no a=crypto (as some PBXs do), "415"
+	// refuses it with 415.
+	peerSRTP string
 }
 
 func newFakeWorld() *fakeWorld {
@@ -182,7 +189,21 @@ func (s *fakeSig) Invite(ctx context.Context, req *inviteRequest) (dialog, error
 		if w.peerAudioPort != 0 {
 			pc.Audio.Port = w.peerAudioPort
 		}
-		a, _, err := sdp.Answer(req.Offer, pc)
+		w.mu.Lock()
+		mode := w.peerSRTP
+		w.mu.Unlock()
+		offer := req.Offer
+		savp := bytes.Contains(offer, []byte("RTP/SAVP"))
+		switch {
+		case mode == "sdes":
+			pc.Audio.Crypto, pc.Video.Crypto = &media.Crypto{}, &media.Crypto{}
+		case mode == "plain" && savp:
+			offer = bytes.ReplaceAll(offer, []byte("RTP/SAVP"), []byte("RTP/AVP"))
+			offer = regexp.MustCompile(`a=crypto:[^\r\n]*\r?\n`).ReplaceAll(offer, nil)
+		case mode == "415" && savp:
+			return nil, &SIPError{Code: 415, Reason: "Unsupported Media Type"}
+		}
+		a, _, err := sdp.Answer(offer, pc)
 		if err != nil {
 			return nil, &SIPError{Code: 488, Reason: "Not Acceptable Here", Err: err}
 		}
@@ -531,7 +552,7 @@ func (w *fakeSinks) NewRTMP(cfg rtmpConfig) (sink.Sink, error) {
 	return s, nil
 }
 
-func (w *fakeSinks) NewRecorder(path, format string, audio, video bool) (sink.Sink, error) {
+func (w *fakeSinks) NewRecorder(path, format string, audio, video bool, maxBytes int64) (sink.Sink, error) {
 	world := (*fakeWorld)(w)
 	s := newFakeSink(world)
 	world.mu.Lock()

@@ -105,8 +105,14 @@ func (m *Manager) StartCall(ctx context.Context, p CallParams) (*Call, error) {
 		VideoCodecs: m.cfg.VideoCodecs,
 		SessionID:   randUint63(),
 		Version:     1,
+		SRTP:        q.SRTP != SRTPOff,
 	}
 	c.offer, err = m.be.sdp.NewOffer(c.offerCfg)
+	if err == nil && q.SRTP == SRTPOptional {
+		plain := c.offerCfg
+		plain.SRTP = false
+		c.plainOffer, err = m.be.sdp.NewOffer(plain)
+	}
 	if err == nil {
 		err = m.admissible(q.CallID, skey, c) // registers c when admissible
 	}

@@ -89,6 +89,9 @@ type CallParams struct {
 	// RingTimeout is how long to wait for an answer before cancelling (the
 	// call then ends FAILED with 408). Zero means Config.RingTimeout.
 	RingTimeout time.Duration
+	// SRTP says whether the call's media is encrypted (see SRTPMode). Zero
+	// means Config.SRTP.
+	SRTP SRTPMode
 }
 
 const maxField = 1024
@@ -101,10 +104,10 @@ func (p CallParams) String() string {
 	if p.RTMPURL != "" {
 		fmt.Fprintf(&b, " RTMPURL:%q RTMPStream:%s", redactURL(p.RTMPURL), redacted(p.RTMPStream))
 	}
-	fmt.Fprintf(&b, " HasAudio:%t HasVideo:%t SIPLogin:%q SIPAuthName:%q SIPPassword:%s SIPDomain:%q SIPOutboundProxy:%q SIPPort:%d SIPTransport:%q SIPRegisterRequired:%t VisibleName:%q AppKey:%q Headers:%d Record:%t}",
+	fmt.Fprintf(&b, " HasAudio:%t HasVideo:%t SIPLogin:%q SIPAuthName:%q SIPPassword:%s SIPDomain:%q SIPOutboundProxy:%q SIPPort:%d SIPTransport:%q SIPRegisterRequired:%t VisibleName:%q AppKey:%q Headers:%d Record:%t SRTP:%q}",
 		p.HasAudio, p.HasVideo, p.SIPLogin, p.SIPAuthName, redacted(p.SIPPassword), p.SIPDomain,
 		p.SIPOutboundProxy, p.SIPPort, p.SIPTransport, p.SIPRegisterRequired, p.VisibleName, p.AppKey,
-		len(p.Headers), p.Record)
+		len(p.Headers), p.Record, string(p.SRTP))
 	return b.String()
 }
 
@@ -237,6 +240,15 @@ func (p CallParams) validate(cfg *Config) (CallParams, error) {
 	}
 	if q.RingTimeout == 0 {
 		q.RingTimeout = cfg.RingTimeout
+	}
+	if !q.SRTP.valid() {
+		return q, paramErr("srtp", "want off, optional or required")
+	}
+	if q.SRTP == SRTPDefault {
+		q.SRTP = cfg.SRTP
+	}
+	if q.SRTP == SRTPDefault {
+		q.SRTP = SRTPOff
 	}
 	return q, nil
 }

@@ -2,6 +2,7 @@ package callmgr
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"path/filepath"
 	"strings"
@@ -243,7 +244,7 @@ func (c *Call) startPrimarySinks() {
 			Status: SinkWait, Primary: true}
 		si.Path = filepath.Join(c.m.cfg.RecordDir, recordName(c.p.ToStream, time.Now(), c.m.cfg.RecordFormat))
 		audio, video := c.receives()
-		s, err := c.m.be.sinks.NewRecorder(si.Path, c.m.cfg.RecordFormat, audio, video)
+		s, err := c.m.be.sinks.NewRecorder(si.Path, c.m.cfg.RecordFormat, audio, video, c.m.cfg.RecordQuota)
 		if err != nil {
 			si.Status, si.Reason = SinkFailed, err.Error()
 			c.emitSink(si, true)
@@ -317,7 +318,12 @@ func (c *Call) failPrimaryRTMP(reason string) {
 // (fan-out goroutines).
 func (c *Call) onDetach(name string, err error) {
 	reason := "detached"
-	if err != nil {
+	switch {
+	case errors.Is(err, errRecordQuota):
+		reason = ReasonRecordQuota
+		c.m.cfg.Logger.Warn("recording stopped: quota reached; the call goes on",
+			"callID", c.id, "sink", name, "quota", c.m.cfg.RecordQuota)
+	case err != nil:
 		reason = err.Error()
 	}
 	c.inbox.push(func() { c.onSinkStatus(name, SinkFailed, reason) })

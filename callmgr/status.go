@@ -198,6 +198,17 @@ type CallInfo struct {
 	Record     bool
 	RecordPath string // the recording's file; empty when not recording
 
+	// SRTP is the call's SRTP mode (CallParams.SRTP, or Config.SRTP).
+	SRTP SRTPMode
+	// Secure is true once the call is established with SRTP on every
+	// stream.
+	Secure bool
+	// SRTPFallback says why a call in SRTPOptional mode runs on plain RTP
+	// ("488 Not Acceptable Here", "415 Unsupported Media Type" or the
+	// answer's problem, such as "SRTP offered, answered with RTP/AVP");
+	// empty otherwise. It is set with the ESTABLISHED event.
+	SRTPFallback string
+
 	Started     time.Time
 	Established time.Time // zero until answered
 	Ended       time.Time // zero while live
@@ -219,6 +230,11 @@ func (ci CallInfo) String() string {
 	}
 	return s
 }
+
+// ReasonRecordQuota is the SinkInfo.Reason of a recording that stopped
+// because it reached Config.RecordQuota (its status is SinkFailed, its file
+// finalized and playable; the call goes on).
+const ReasonRecordQuota = "recording quota reached"
 
 // SinkKind says what a sink is.
 type SinkKind string
