@@ -183,13 +183,15 @@ func TestSRTPOptionalFallsBack(t *testing.T) {
 			assert.Contains(t, info.SRTPFallback, tc.fallback)
 			// The ESTABLISHED event says so.
 			var est *Event
-			for _, ev := range e.log.events(c.ID()) {
-				if ev.Type == EventCallStatus && ev.Status == StatusEstablished {
-					est = &ev
-					break
+			require.True(t, waitFor(func() bool {
+				for _, ev := range e.log.events(c.ID()) {
+					if ev.Type == EventCallStatus && ev.Status == StatusEstablished {
+						est = &ev
+						return true
+					}
 				}
-			}
-			require.NotNil(t, est)
+				return false
+			}), "an ESTABLISHED event")
 			assert.Contains(t, est.Info.SRTPFallback, tc.fallback)
 			assert.Contains(t, e.buf.String(), "plain RTP")
 			sess := e.w.session(c.ID())
@@ -250,13 +252,14 @@ func TestRecordQuotaKeepsCall(t *testing.T) {
 	assert.Equal(t, StatusEstablished, c.Info().Status)
 	rt := w.rtmpSink("q")
 	require.True(t, waitFor(func() bool { f, _ := rt.snapshot(); return len(f) == n }), "RTMP got every frame")
-	found := false
-	for _, ev := range e.log.events("quota1") {
-		if ev.Type == EventSinkStatus && ev.Sink.Kind == SinkKindRecord && ev.Sink.Reason == ReasonRecordQuota {
-			found = true
+	assert.True(t, waitFor(func() bool {
+		for _, ev := range e.log.events("quota1") {
+			if ev.Type == EventSinkStatus && ev.Sink.Kind == SinkKindRecord && ev.Sink.Reason == ReasonRecordQuota {
+				return true
+			}
 		}
-	}
-	assert.True(t, found, "a sink event reports the quota")
+		return false
+	}), "a sink event reports the quota")
 	st, err := os.Stat(si.Path)
 	require.NoError(t, err)
 	assert.LessOrEqual(t, st.Size(), int64(100000))
