@@ -45,7 +45,11 @@
 // routed through a proxy reach it; its in-dialog requests follow the
 // Record-Route set.
 //
-// Limits: no SRTP (RTP/SAVP offers are answered 488), no PRACK, no
+// Script.SRTP accepts RTP/SAVP offers with SDES keys (RFC 4568) and then
+// encrypts and decrypts its media (RFC 3711); without it an RTP/SAVP offer
+// is answered 488.
+//
+// Limits: no DTLS-SRTP, no PRACK, no
 // late offer (an INVITE without SDP gets 400); video is answered and sent as
 // H.264 only; only video is retransmitted. Re-INVITE offers from the peer list audio before video.
 //

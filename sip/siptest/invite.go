@@ -300,6 +300,13 @@ func (c *PeerCall) answerConfig(audioPort, videoPort int) sdp.OfferConfig {
 	if videoPort != 0 && !c.script.NoVideo {
 		cfg.Video = &sdp.MediaConfig{Port: videoPort, Codecs: []media.Codec{media.CodecH264}, Direction: c.script.Direction, RTCPMux: true, Feedback: true, RTX: !c.script.NoRTX}
 	}
+	if c.script.SRTP {
+		for _, mc := range []*sdp.MediaConfig{cfg.Audio, cfg.Video} {
+			if mc != nil {
+				mc.Crypto = &media.Crypto{} // any suite offered, a random key
+			}
+		}
+	}
 	return cfg
 }
 

@@ -13,6 +13,7 @@ import (
 
 	"github.com/pion/rtcp"
 	"github.com/pion/rtp"
+	"github.com/pion/srtp/v3"
 
 	"github.com/sipstream/sipstream/internal/testmedia"
 	"github.com/sipstream/sipstream/media"
@@ -33,6 +34,93 @@ type rtpStream struct {
 	dtmf     chan dtmfJob // SendDTMF requests, served by the audio sender
 
 	spec media.StreamSpec // guarded by c.p.n.mu
+
+	srtp srtpState
+}
+
+// srtpState holds the SRTP contexts made for a spec's keys (pion/srtp
+// contexts are not safe for concurrent use: mu guards them).
+type srtpState struct {
+	mu      sync.Mutex
+	crypto  *media.Crypto // the keys in and out were made for
+	in, out *srtp.Context
+}
+
+// contexts returns the stream's SRTP contexts for spec's keys, nil when
+// spec is plain RTP; s.srtp.mu must be held.
+func (s *rtpStream) contexts(spec media.StreamSpec) (in, out *srtp.Context) {
+	st := &s.srtp
+	if spec.Crypto == nil {
+		return nil, nil
+	}
+	if st.crypto != spec.Crypto {
+		st.crypto, st.in, st.out = spec.Crypto, nil, nil
+		if p, ok := srtpProfiles[spec.Crypto.Suite]; ok {
+			kl, _ := p.KeyLen()
+			if k := spec.Crypto.RemoteKey; len(k) > kl {
+				st.in, _ = srtp.CreateContext(k[:kl], k[kl:], p)
+			}
+			if k := spec.Crypto.LocalKey; len(k) > kl {
+				st.out, _ = srtp.CreateContext(k[:kl], k[kl:], p)
+			}
+		}
+	}
+	return st.in, st.out
+}
+
+// srtpProfiles are the SDES suites sip/sdp negotiates.
+var srtpProfiles = map[string]srtp.ProtectionProfile{
+	"AES_CM_128_HMAC_SHA1_80": srtp.ProtectionProfileAes128CmHmacSha1_80,
+	"AES_CM_128_HMAC_SHA1_32": srtp.ProtectionProfileAes128CmHmacSha1_32,
+	"AEAD_AES_128_GCM":        srtp.ProtectionProfileAeadAes128Gcm,
+	"AEAD_AES_256_GCM":        srtp.ProtectionProfileAeadAes256Gcm,
+}
+
+// writeTo sends a plain RTP or RTCP packet from conn to addr, encrypted
+// when spec has SRTP keys.
+func (s *rtpStream) writeTo(conn *net.UDPConn, b []byte, rtcp bool, spec media.StreamSpec, addr netip.AddrPort) error {
+	if spec.Crypto != nil {
+		s.srtp.mu.Lock()
+		_, out := s.contexts(spec)
+		var err error
+		switch {
+		case out == nil:
+			err = errors.New("siptest: no SRTP context")
+		case rtcp:
+			b, err = out.EncryptRTCP(nil, b, nil)
+		default:
+			b, err = out.EncryptRTP(nil, b, nil)
+		}
+		s.srtp.mu.Unlock()
+		if err != nil {
+			return err
+		}
+	}
+	_, err := conn.WriteToUDPAddrPort(b, addr)
+	return err
+}
+
+// decrypt returns the plain packet of an SRTP (or SRTCP) packet b when
+// spec has SRTP keys, b itself otherwise, and false when it fails
+// authentication.
+func (s *rtpStream) decrypt(b []byte, rtcp bool, spec media.StreamSpec) ([]byte, bool) {
+	if spec.Crypto == nil {
+		return b, true
+	}
+	s.srtp.mu.Lock()
+	defer s.srtp.mu.Unlock()
+	in, _ := s.contexts(spec)
+	if in == nil {
+		return nil, false
+	}
+	var out []byte
+	var err error
+	if rtcp {
+		out, err = in.DecryptRTCP(nil, b, nil)
+	} else {
+		out, err = in.DecryptRTP(nil, b, nil)
+	}
+	return out, err == nil
 }
 
 func newStream(c *PeerCall, k media.Kind) (*rtpStream, error) {
@@ -106,10 +194,14 @@ func (s *rtpStream) readRTP() {
 			s.handleRTCP(b)
 			continue
 		}
+		spec := s.currentSpec()
+		var ok bool
+		if b, ok = s.decrypt(b, false, spec); !ok {
+			continue
+		}
 		if pkt.Unmarshal(b) != nil {
 			continue
 		}
-		spec := s.currentSpec()
 		var format media.PayloadFormat
 		for _, f := range spec.Formats {
 			if f.PayloadType == pkt.PayloadType {
@@ -165,6 +257,10 @@ func (s *rtpStream) readRTCP() {
 }
 
 func (s *rtpStream) handleRTCP(b []byte) {
+	b, ok := s.decrypt(b, true, s.currentSpec())
+	if !ok {
+		return
+	}
 	pkts, err := rtcp.Unmarshal(b)
 	if err != nil {
 		return
@@ -242,7 +338,7 @@ func (sd *sender) writeBytes(b []byte, payload int, spec media.StreamSpec) bool 
 	if !canSend(spec) {
 		return false
 	}
-	if _, err := sd.s.rtp.WriteToUDPAddrPort(b, spec.Remote); err != nil {
+	if err := sd.s.writeTo(sd.s.rtp, b, false, spec, spec.Remote); err != nil {
 		return false
 	}
 	sd.packets++
@@ -275,9 +371,9 @@ func (sd *sender) sendSR(spec media.StreamSpec) {
 		return
 	}
 	if spec.RTCPMux {
-		_, _ = sd.s.rtp.WriteToUDPAddrPort(b, spec.Remote)
+		_ = sd.s.writeTo(sd.s.rtp, b, true, spec, spec.Remote)
 	} else if spec.RemoteRTCP.IsValid() && !spec.RemoteRTCP.Addr().IsUnspecified() {
-		_, _ = sd.s.rtcp.WriteToUDPAddrPort(b, spec.RemoteRTCP)
+		_ = sd.s.writeTo(sd.s.rtcp, b, true, spec, spec.RemoteRTCP)
 	}
 }
 

@@ -127,6 +127,13 @@ type Script struct {
 	// offers them (retransmissions, if any, are then plain). The zero value
 	// accepts rtx for H.264 and retransmits over it.
 	NoRTX bool
+	// SRTP accepts an RTP/SAVP offer with SDES keying (RFC 4568: the first
+	// a=crypto line of a suite it supports, answered with a key of its
+	// own), then encrypts the RTP and RTCP it sends (RFC 3711) and decrypts
+	// what it receives (packets that fail authentication are dropped and
+	// not counted). Plain RTP/AVP offers are answered as usual. The zero
+	// value answers RTP/SAVP offers 488 Not Acceptable Here.
+	SRTP bool
 	// VideoClip, when not empty, is streamed instead of the test clip: one
 	// access unit per element, as its NAL units without start codes (SPS
 	// and PPS in front of each IDR), at VideoFPS. It should start with an

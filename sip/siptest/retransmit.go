@@ -92,7 +92,7 @@ func (s *rtpStream) retransmit(n *rtcp.TransportLayerNack) {
 				missing++
 				continue
 			}
-			if _, err := s.rtp.WriteToUDPAddrPort(b, spec.Remote); err == nil {
+			if err := s.writeTo(s.rtp, b, false, spec, spec.Remote); err == nil {
 				resent++
 			}
 		}
