@@ -17,7 +17,12 @@ type MediaStats struct {
 	KeyframesReceived uint64 // video keyframes handed to the sinks
 	Freezes           uint64 // times the video froze after a loss, until a keyframe
 	PacketsSent       uint64 // RTP sent to the peer (silence, DTMF)
-	Jitter            time.Duration
+	// StrangerPackets counts packets dropped because they came from an
+	// address other than the peer's; InvalidPackets those that were not
+	// RTP/RTCP or that the jitter buffer rejected; SRTPErrors those that
+	// failed SRTP authentication or decryption.
+	StrangerPackets, InvalidPackets, SRTPErrors uint64
+	Jitter                                      time.Duration
 	// FrozenTime is the total time the picture stood still because
 	// frames were dropped, LongestFreeze the longest such time.
 	FrozenTime, LongestFreeze time.Duration
