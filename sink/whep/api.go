@@ -55,16 +55,32 @@ func newSettingEngine(cfg *Config) (webrtc.SettingEngine, error) {
 		var rules []webrtc.ICEAddressRewriteRule
 		// Append: keep the local candidates (LAN and loopback viewers) and
 		// advertise the public address with the same port (1:1 NAT).
+		// Replace (PublicIPsOnly): the public address instead of every
+		// local one.
+		mode := webrtc.ICEAddressRewriteAppend
+		if cfg.PublicIPsOnly {
+			mode = webrtc.ICEAddressRewriteReplace
+			// A family without a public address would show its local
+			// addresses: gather only on the families rewritten.
+			var types []webrtc.NetworkType
+			if len(v4) > 0 {
+				types = append(types, webrtc.NetworkTypeUDP4)
+			}
+			if len(v6) > 0 {
+				types = append(types, webrtc.NetworkTypeUDP6)
+			}
+			se.SetNetworkTypes(types)
+		}
 		if len(v4) > 0 {
 			rules = append(rules, webrtc.ICEAddressRewriteRule{
 				External: v4, CIDR: "0.0.0.0/0",
-				AsCandidateType: webrtc.ICECandidateTypeHost, Mode: webrtc.ICEAddressRewriteAppend,
+				AsCandidateType: webrtc.ICECandidateTypeHost, Mode: mode,
 			})
 		}
 		if len(v6) > 0 {
 			rules = append(rules, webrtc.ICEAddressRewriteRule{
 				External: v6, CIDR: "::/0",
-				AsCandidateType: webrtc.ICECandidateTypeHost, Mode: webrtc.ICEAddressRewriteAppend,
+				AsCandidateType: webrtc.ICECandidateTypeHost, Mode: mode,
 			})
 		}
 		if err := se.SetICEAddressRewriteRules(rules...); err != nil {

@@ -104,6 +104,12 @@ type Config struct {
 	// addresses, for a server behind a 1:1 NAT (a cloud VM's public IP).
 	// Nil means none.
 	PublicIPs []netip.Addr
+	// PublicIPsOnly advertises PublicIPs instead of the local addresses:
+	// every local host candidate is rewritten to them (a 1:1 NAT that
+	// forwards the same ports), so that answers never list the machine's
+	// own addresses (docker bridges, VPNs, a private LAN). It needs
+	// PublicIPs. The zero value adds PublicIPs to the local candidates.
+	PublicIPsOnly bool
 	// UDPPortMin and UDPPortMax bound the UDP ports ICE listens on (both
 	// inclusive). Zero for both means any port.
 	UDPPortMin, UDPPortMax uint16
@@ -194,6 +200,9 @@ func New(cfg Config) (*Sink, error) {
 	}
 	if cfg.UDPPortMax < cfg.UDPPortMin || (cfg.UDPPortMin == 0) != (cfg.UDPPortMax == 0) {
 		return nil, fmt.Errorf("whep: invalid UDP port range %d-%d", cfg.UDPPortMin, cfg.UDPPortMax)
+	}
+	if cfg.PublicIPsOnly && len(cfg.PublicIPs) == 0 {
+		return nil, errors.New("whep: PublicIPsOnly without PublicIPs")
 	}
 	for _, ip := range append(append([]netip.Addr(nil), cfg.ICEIPs...), cfg.PublicIPs...) {
 		if !ip.IsValid() {
