@@ -1,9 +1,11 @@
 module github.com/sipstream/sipstream
 
-go 1.24.0
+go 1.25.0
 
 require (
 	github.com/at-wat/ebml-go v0.19.4
+	github.com/bluenviron/gohlslib/v2 v2.2.3
+	github.com/bluenviron/mediacommon/v2 v2.9.3
 	github.com/emiago/sipgo v1.7.2
 	github.com/pion/ice/v4 v4.4.2
 	github.com/pion/interceptor v0.1.48
@@ -19,6 +21,9 @@ require (
 )
 
 require (
+	github.com/abema/go-mp4 v1.7.1 // indirect
+	github.com/asticode/go-astikit v0.30.0 // indirect
+	github.com/asticode/go-astits v1.16.0 // indirect
 	github.com/beorn7/perks v1.0.1 // indirect
 	github.com/cespare/xxhash/v2 v2.3.0 // indirect
 	github.com/gobwas/httphead v0.1.0 // indirect
