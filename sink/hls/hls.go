@@ -1,0 +1,471 @@
+package hls
+
+import (
+	"errors"
+	"fmt"
+	"net/http"
+	"sync"
+	"time"
+
+	"github.com/bluenviron/gohlslib/v2"
+	"github.com/bluenviron/gohlslib/v2/pkg/codecs"
+	"github.com/bluenviron/mediacommon/v2/pkg/codecs/h264"
+	"github.com/bluenviron/mediacommon/v2/pkg/codecs/mpeg4audio"
+
+	"github.com/sipstream/sipstream/media"
+	"github.com/sipstream/sipstream/media/transcode"
+	"github.com/sipstream/sipstream/sink"
+)
+
+var _ sink.Sink = (*Sink)(nil)
+var _ http.Handler = (*Sink)(nil)
+
+// Errors returned by the sink.
+var (
+	// ErrClosed is returned by WriteFrame after Close.
+	ErrClosed = errors.New("hls: sink closed")
+	// ErrNoTracks is returned by New when Config asks for neither audio
+	// nor video.
+	ErrNoTracks = errors.New("hls: no tracks configured")
+	// ErrConfig wraps the other errors New returns for an invalid Config.
+	ErrConfig = errors.New("hls: invalid config")
+	// ErrMuxer is returned (wrapped) by WriteFrame when the muxer failed
+	// for good; the sink is then unusable and should be detached.
+	ErrMuxer = errors.New("hls: muxer failed")
+)
+
+// Config configures a Sink. Audio or Video must be set.
+type Config struct {
+	// Video says the stream has an H.264 video track. The stream starts at
+	// the first keyframe that carries an SPS and a PPS.
+	Video bool
+	// Audio says the stream has an AAC audio track (see AudioSpecificConfig
+	// and AAC). Without Video, the stream starts at the first audio frame.
+	Audio bool
+
+	// AudioSpecificConfig is the AAC AudioSpecificConfig (ISO/IEC 14496-3
+	// §1.6.2.1) of the call's audio when it arrives as AAC: such frames
+	// then pass through and others are ignored. Nil means the call's audio
+	// (G.711 or Opus) is transcoded with AAC, and AAC frames are ignored.
+	AudioSpecificConfig []byte
+	// AAC configures the transcoder used when AudioSpecificConfig is nil.
+	// The zero value means AAC-LC, 48 kHz, mono, 64 kbit/s (see
+	// transcode.AACConfig).
+	AAC transcode.AACConfig
+
+	// SegmentDuration is the shortest segment; a segment ends at the first
+	// keyframe after it. Zero means one second.
+	SegmentDuration time.Duration
+	// PartDuration is the shortest Low-Latency HLS part. Zero means 200 ms.
+	PartDuration time.Duration
+	// SegmentCount is how many segments are kept in memory and listed in
+	// the playlists. Zero means 7, the least Low-Latency HLS allows; less
+	// than 7 is an error.
+	SegmentCount int
+
+	// Now is the wall clock, read once at the stream's start to date the
+	// segments (EXT-X-PROGRAM-DATE-TIME). Nil means time.Now.
+	Now func() time.Time
+}
+
+func (c Config) withDefaults() (Config, error) {
+	if !c.Audio && !c.Video {
+		return c, ErrNoTracks
+	}
+	if c.SegmentDuration < 0 || c.PartDuration < 0 || c.SegmentCount < 0 {
+		return c, fmt.Errorf("%w: negative duration or count", ErrConfig)
+	}
+	if c.SegmentDuration == 0 {
+		c.SegmentDuration = time.Second
+	}
+	if c.PartDuration == 0 {
+		c.PartDuration = 200 * time.Millisecond
+	}
+	if c.PartDuration > c.SegmentDuration {
+		return c, fmt.Errorf("%w: PartDuration longer than SegmentDuration", ErrConfig)
+	}
+	if c.SegmentCount == 0 {
+		c.SegmentCount = 7
+	}
+	if c.SegmentCount < 7 {
+		return c, fmt.Errorf("%w: Low-Latency HLS needs SegmentCount >= 7", ErrConfig)
+	}
+	if c.Now == nil {
+		c.Now = time.Now
+	}
+	if c.AudioSpecificConfig != nil {
+		var asc mpeg4audio.AudioSpecificConfig
+		if err := asc.Unmarshal(c.AudioSpecificConfig); err != nil {
+			return c, fmt.Errorf("%w: AudioSpecificConfig: %w", ErrConfig, err)
+		}
+		c.AudioSpecificConfig = append([]byte(nil), c.AudioSpecificConfig...)
+	}
+	return c, nil
+}
+
+// Stats are a sink's counters.
+type Stats struct {
+	// FramesWritten counts frames handed to the muxer: video access units
+	// and AAC frames (after transcoding, so one G.711 frame may yield none
+	// or two).
+	FramesWritten uint64
+	// FramesIgnored counts frames not published: before the stream's
+	// start, of a kind or codec the stream does not carry, malformed, or
+	// rejected by the muxer.
+	FramesIgnored uint64
+	// Started is when (wall clock) the stream started: the first keyframe
+	// written; zero before.
+	Started time.Time
+}
+
+// Sink muxes a call's frames into Low-Latency HLS and serves the result.
+// WriteFrame is called from one goroutine (a sink.Fanout's); ServeHTTP from
+// any number of them, concurrently with WriteFrame.
+type Sink struct {
+	cfg Config
+
+	mu      sync.Mutex
+	closed  bool
+	failed  error
+	muxer   *gohlslib.Muxer
+	vtrack  *gohlslib.Track
+	atrack  *gohlslib.Track
+	conv    *transcode.ToAAC // nil for AAC passthrough
+	base    time.Duration    // timeline position of the stream's start
+	startAt time.Time        // wall clock of the start
+	vguard  media.DTSGuard
+	aguard  media.DTSGuard
+	written uint64
+	ignored uint64
+	// errs counts non-fatal muxer errors since the last WriteFrame (the
+	// muxer reports some through a callback).
+	errs    int
+	emitErr error
+
+	started  chan struct{} // closed at the stream's start
+	done     chan struct{} // closed by Close
+	requests sync.WaitGroup
+}
+
+// New returns an idle Sink: nothing is allocated for the stream before
+// its first frame.
+func New(cfg Config) (*Sink, error) {
+	cfg, err := cfg.withDefaults()
+	if err != nil {
+		return nil, err
+	}
+	return &Sink{cfg: cfg, started: make(chan struct{}), done: make(chan struct{})}, nil
+}
+
+// WriteFrame adds f to the stream. It does not retain f. Malformed frames
+// and frames the stream cannot carry are counted as ignored; an error is
+// returned only after Close (ErrClosed) or when the muxer failed for good
+// (ErrMuxer).
+func (s *Sink) WriteFrame(f *media.Frame) error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.closed {
+		return ErrClosed
+	}
+	if s.failed != nil {
+		return s.failed
+	}
+	var err error
+	switch {
+	case f.Codec == media.CodecH264 && s.cfg.Video:
+		err = s.writeVideo(f)
+	case f.Kind() == media.KindAudio && f.Codec != media.CodecTelephoneEvent && s.cfg.Audio:
+		err = s.writeAudio(f)
+	default:
+		s.ignored++
+	}
+	if err != nil {
+		s.failed = fmt.Errorf("%w: %w", ErrMuxer, err)
+		return s.failed
+	}
+	return nil
+}
+
+func (s *Sink) writeVideo(f *media.Frame) error {
+	var au h264.AVCC
+	if err := au.Unmarshal(f.Payload); err != nil {
+		s.ignored++
+		return nil
+	}
+	if s.muxer == nil {
+		if !f.Keyframe {
+			s.ignored++
+			return nil
+		}
+		sps, pps := paramSets(au)
+		if sps == nil || pps == nil {
+			s.ignored++
+			return nil
+		}
+		if err := s.start(f.PTS, sps, pps); err != nil {
+			return err
+		}
+	}
+	if f.PTS < s.base {
+		s.ignored++ // older than the stream's start
+		return nil
+	}
+	pts, _ := s.vguard.Stamp(f.PTS-s.base, f.DTS-s.base)
+	return s.mux(func() error {
+		return s.muxer.WriteH264(s.vtrack, s.ntp(pts, 90000), pts, au)
+	})
+}
+
+// paramSets returns the first SPS and PPS of an access unit; nil if absent
+// or if the SPS cannot be parsed (the playlists need its picture size).
+func paramSets(au [][]byte) (sps, pps []byte) {
+	for _, n := range au {
+		switch h264.NALUType(n[0] & 0x1f) {
+		case h264.NALUTypeSPS:
+			if sps == nil {
+				sps = n
+			}
+		case h264.NALUTypePPS:
+			if pps == nil {
+				pps = n
+			}
+		}
+	}
+	if sps != nil {
+		var p h264.SPS
+		if err := p.Unmarshal(sps); err != nil || p.Width() <= 0 || p.Height() <= 0 {
+			return nil, nil
+		}
+	}
+	return sps, pps
+}
+
+func (s *Sink) writeAudio(f *media.Frame) error {
+	if s.muxer == nil {
+		if s.cfg.Video {
+			s.ignored++ // the stream starts at the first keyframe
+			return nil
+		}
+		if err := s.start(f.PTS, nil, nil); err != nil {
+			return err
+		}
+	}
+	if s.atrack == nil {
+		s.ignored++
+		return nil
+	}
+	if s.conv == nil {
+		if f.Codec != media.CodecAAC {
+			s.ignored++
+			return nil
+		}
+		return s.writeAAC(f.PTS, f.Payload)
+	}
+	if f.Codec == media.CodecAAC {
+		s.ignored++
+		return nil
+	}
+	s.emitErr = nil
+	if err := s.conv.Write(f, func(out *media.Frame) {
+		if s.emitErr == nil {
+			s.emitErr = s.writeAAC(out.PTS, out.Payload)
+		}
+	}); err != nil {
+		s.ignored++ // undecodable or unsupported (Speex): the transcoder goes on
+	}
+	return s.emitErr
+}
+
+// writeAAC writes one AAC access unit at pts on the call's timeline.
+func (s *Sink) writeAAC(pts time.Duration, au []byte) error {
+	// gohlslib starts the fMP4 timeline 10 s before zero; audio further
+	// back than that, or empty, cannot be written.
+	if pts < s.base-5*time.Second || len(au) == 0 {
+		s.ignored++
+		return nil
+	}
+	rate := int64(s.atrack.ClockRate)
+	_, u := s.aguard.Stamp(pts-s.base, pts-s.base)
+	return s.mux(func() error {
+		return s.muxer.WriteMPEG4Audio(s.atrack, s.ntp(u, rate), u, [][]byte{au})
+	})
+}
+
+// ntp dates a timestamp (in units of rate) on the wall clock.
+func (s *Sink) ntp(u, rate int64) time.Time {
+	return s.startAt.Add(time.Duration(u) * time.Second / time.Duration(rate))
+}
+
+// mux calls the muxer, counts the frame, and turns a panic inside the
+// third-party muxer (on input it did not expect) into a fatal error rather
+// than taking the call down. A plain error from the muxer (a frame it
+// rejected: a DTS it could not derive, say) only drops the frame.
+func (s *Sink) mux(write func() error) (err error) {
+	defer func() {
+		if r := recover(); r != nil {
+			err = fmt.Errorf("panic in gohlslib: %v", r)
+		}
+	}()
+	s.errs = 0
+	if werr := write(); werr != nil || s.errs > 0 {
+		s.ignored++
+		return nil
+	}
+	s.written++
+	return nil
+}
+
+// start creates the muxer at the stream's first frame (pts on the call's
+// timeline); sps and pps are the first keyframe's, nil without video.
+func (s *Sink) start(pts time.Duration, sps, pps []byte) error {
+	var tracks []*gohlslib.Track
+	if s.cfg.Video {
+		s.vtrack = &gohlslib.Track{Codec: &codecs.H264{SPS: append([]byte(nil), sps...), PPS: append([]byte(nil), pps...)},
+			ClockRate: 90000}
+		tracks = append(tracks, s.vtrack)
+	}
+	if s.cfg.Audio {
+		asc := s.cfg.AudioSpecificConfig
+		if asc == nil {
+			conv, err := transcode.NewToAAC(s.cfg.AAC)
+			if err != nil {
+				return err
+			}
+			s.conv = conv
+			asc = conv.AudioSpecificConfig()
+		}
+		var cfg mpeg4audio.AudioSpecificConfig
+		if err := cfg.Unmarshal(asc); err != nil {
+			return fmt.Errorf("AudioSpecificConfig: %w", err)
+		}
+		s.atrack = &gohlslib.Track{Codec: &codecs.MPEG4Audio{Config: cfg}, ClockRate: cfg.SampleRate}
+		s.aguard.Rate = int64(cfg.SampleRate)
+		tracks = append(tracks, s.atrack)
+	}
+	s.vguard.Rate = 90000
+	m := &gohlslib.Muxer{
+		Tracks:             tracks,
+		Variant:            gohlslib.MuxerVariantLowLatency,
+		SegmentCount:       s.cfg.SegmentCount,
+		SegmentMinDuration: s.cfg.SegmentDuration,
+		PartMinDuration:    s.cfg.PartDuration,
+		OnEncodeError:      func(error) { s.errs++ },
+	}
+	if err := m.Start(); err != nil {
+		return err
+	}
+	s.muxer = m
+	s.base = pts
+	s.startAt = s.cfg.Now()
+	close(s.started)
+	return nil
+}
+
+// Stats returns the sink's counters.
+func (s *Sink) Stats() Stats {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return Stats{FramesWritten: s.written, FramesIgnored: s.ignored, Started: s.startAt}
+}
+
+// ServeHTTP serves the stream's files, named by the last element of the
+// request path: index.m3u8 (the multivariant playlist), the media
+// playlists, init files, segments and parts it lists. Anything else is 404.
+//
+// Requests for index.m3u8 before the stream started wait for its start
+// (or for the request's context, or Close); playlist requests then wait,
+// inside gohlslib, for the first segment, and Low-Latency blocking
+// requests (_HLS_msn, _HLS_part) for the part they ask for. Those waits
+// end at the latest when the sink is closed, which answers them with an
+// error status.
+func (s *Sink) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	if r.Method != http.MethodGet && r.Method != http.MethodHead {
+		w.Header().Set("Allow", "GET, HEAD")
+		http.Error(w, "method not allowed", http.StatusMethodNotAllowed)
+		return
+	}
+	s.mu.Lock()
+	if s.closed {
+		s.mu.Unlock()
+		http.Error(w, "stream ended", http.StatusNotFound)
+		return
+	}
+	s.requests.Add(1)
+	defer s.requests.Done()
+	m := s.muxer
+	s.mu.Unlock()
+	if m == nil {
+		if base(r.URL.Path) != "index.m3u8" {
+			http.NotFound(w, r)
+			return
+		}
+		select {
+		case <-s.started:
+		case <-s.done:
+			http.Error(w, "stream ended", http.StatusNotFound)
+			return
+		case <-r.Context().Done():
+			return
+		}
+		s.mu.Lock()
+		m = s.muxer
+		s.mu.Unlock()
+		if m == nil { // closed meanwhile
+			http.Error(w, "stream ended", http.StatusNotFound)
+			return
+		}
+	}
+	rw := &trackingWriter{ResponseWriter: w}
+	m.Handle(rw, r)
+	if !rw.wrote {
+		http.NotFound(w, r)
+	}
+}
+
+// base is the last element of a URL path.
+func base(p string) string {
+	for i := len(p) - 1; i >= 0; i-- {
+		if p[i] == '/' {
+			return p[i+1:]
+		}
+	}
+	return p
+}
+
+// trackingWriter records whether the muxer answered at all (it leaves
+// unknown names unanswered).
+type trackingWriter struct {
+	http.ResponseWriter
+	wrote bool
+}
+
+func (t *trackingWriter) WriteHeader(code int) {
+	t.wrote = true
+	t.ResponseWriter.WriteHeader(code)
+}
+
+func (t *trackingWriter) Write(b []byte) (int, error) {
+	t.wrote = true
+	return t.ResponseWriter.Write(b)
+}
+
+// Close ends the stream: requests in flight are answered (with an error
+// status where they were waiting) and waited for, and the muxer's memory
+// is released. Later calls return nil.
+func (s *Sink) Close() error {
+	s.mu.Lock()
+	if s.closed {
+		s.mu.Unlock()
+		return nil
+	}
+	s.closed = true
+	close(s.done)
+	m := s.muxer
+	s.muxer, s.conv = nil, nil
+	s.mu.Unlock()
+	if m != nil {
+		m.Close()
+	}
+	s.requests.Wait()
+	return nil
+}
