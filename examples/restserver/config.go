@@ -4,6 +4,7 @@ import (
 	"errors"
 	"flag"
 	"fmt"
+	"github.com/sipstream/sipstream/callmgr"
 	"io"
 	"net"
 	"net/netip"
@@ -51,6 +52,12 @@ type config struct {
 	// Caps: -max-calls, -max-viewers (per stream), -max-sse, -max-pushes
 	// (per call); 0 means no limit.
 	MaxCalls, MaxViewers, MaxSSE, MaxPushes int
+	// SRTP is -srtp: the SRTP mode of calls that do not say ("off",
+	// "optional", "required").
+	SRTP string
+	// RecordQuota is -record-quota: bytes one recording may hold
+	// ("500M", "2G", plain bytes; "0" = no limit).
+	RecordQuota string
 
 	// set holds the flags given on the command line or in the
 	// environment (the others have their defaults).
@@ -63,6 +70,8 @@ type config struct {
 	// environment), where ps shows it.
 	authOnArgv     bool
 	publicIP       netip.Addr
+	srtp           callmgr.SRTPMode
+	recordQuota    int64
 	allowCallees   allowList
 	allowRTMPHosts allowList
 }
@@ -80,6 +89,7 @@ const (
 const (
 	demoHTTP  = "127.0.0.1:8081"
 	demoHTTPS = "127.0.0.1:8444"
+	demoSIP   = "127.0.0.1:5060"
 )
 
 // parseConfig reads args (without the program name) and the environment.
@@ -103,7 +113,9 @@ func parseConfig(args []string, getenv func(string) string, stderr io.Writer) (c
 	fs.IntVar(&c.MaxViewers, "max-viewers", defaultMaxViewers, "WebRTC viewers per stream at most (0: no limit)")
 	fs.IntVar(&c.MaxSSE, "max-sse", defaultMaxSSE, "event stream (/events) subscribers at most (0: no limit)")
 	fs.IntVar(&c.MaxPushes, "max-pushes", defaultMaxPushes, "pushes (/push/startup) per call at most (0: no limit)")
-	fs.StringVar(&c.SIP, "sip", ":5060", "local SIP address, UDP and TCP")
+	fs.StringVar(&c.SRTP, "srtp", "off", "SRTP (SDES keys) of calls whose srtp field is absent: off, optional (offer SRTP, fall back to plain RTP when the phone refuses) or required")
+	fs.StringVar(&c.RecordQuota, "record-quota", "1G", "most bytes one recording may hold (K, M, G suffixes; 0: no limit); a recording that reaches it stops, finalized and playable, and its call goes on")
+	fs.StringVar(&c.SIP, "sip", ":5060", "local SIP address, UDP and TCP (-demo: 127.0.0.1:5060)")
 	fs.StringVar(&c.PublicIP, "public-ip", "", "IP address written into Contact, Via and SDP (default: the SIP address's)")
 	fs.StringVar(&c.RTPPorts, "rtp-ports", "30000-31999", "RTP/RTCP UDP port range LO-HI")
 	fs.StringVar(&c.Webhook, "webhook", "", "URL that receives every call and RTMP status change as a JSON POST")
@@ -144,6 +156,10 @@ func parseConfig(args []string, getenv func(string) string, stderr io.Writer) (c
 	}
 	if c.Demo && !c.set["https"] {
 		c.HTTPS = demoHTTPS
+	}
+	if c.Demo && !c.set["sip"] {
+		// The demo's callee is local: nothing else needs to reach SIP.
+		c.SIP = demoSIP
 	}
 	return c, c.check()
 }
@@ -196,6 +212,16 @@ func (c *config) check() error {
 	}
 	if c.MaxCalls < 0 || c.MaxViewers < 0 || c.MaxSSE < 0 || c.MaxPushes < 0 {
 		errs = append(errs, errors.New("-max-calls, -max-viewers, -max-sse and -max-pushes must not be negative"))
+	}
+	if mode, err := callmgr.ParseSRTPMode(c.SRTP); err != nil || mode == callmgr.SRTPDefault {
+		errs = append(errs, fmt.Errorf("-srtp %q: want off, optional or required", c.SRTP))
+	} else {
+		c.srtp = mode
+	}
+	if q, err := parseBytes(c.RecordQuota); err != nil {
+		errs = append(errs, fmt.Errorf("-record-quota %q: %v", c.RecordQuota, err))
+	} else {
+		c.recordQuota = q
 	}
 	if c.PublicIP != "" {
 		ip, err := netip.ParseAddr(c.PublicIP)
@@ -269,4 +295,32 @@ func splitList(s string) []string {
 		}
 	}
 	return out
+}
+
+// parseBytes reads a byte count: digits with an optional K, M, G or T
+// suffix (powers of 1024, "B" and "iB" accepted after it).
+func parseBytes(s string) (int64, error) {
+	t := strings.ToUpper(strings.TrimSpace(s))
+	t = strings.TrimSuffix(strings.TrimSuffix(t, "B"), "I")
+	mult := int64(1)
+	if n := len(t); n > 0 {
+		switch t[n-1] {
+		case 'K':
+			mult = 1 << 10
+		case 'M':
+			mult = 1 << 20
+		case 'G':
+			mult = 1 << 30
+		case 'T':
+			mult = 1 << 40
+		}
+		if mult > 1 {
+			t = t[:n-1]
+		}
+	}
+	v, err := strconv.ParseInt(strings.TrimSpace(t), 10, 64)
+	if err != nil || v < 0 || v > (1<<62)/mult {
+		return 0, errors.New("want a byte count such as 500M or 2G")
+	}
+	return v * mult, nil
 }

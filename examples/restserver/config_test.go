@@ -18,7 +18,7 @@ func TestConfigDefaultsEnvAndFlags(t *testing.T) {
 	require.NoError(t, err)
 	require.Equal(t, "127.0.0.1:9001", c.HTTP, "a flag wins over the environment")
 	require.Equal(t, "127.0.0.1:8444", c.HTTPS, "the demo serves loopback unless told otherwise")
-	require.Equal(t, ":5060", c.SIP)
+	require.Equal(t, "127.0.0.1:5060", c.SIP, "the demo binds SIP to loopback unless -sip is given")
 	require.Equal(t, 40000, c.rtpLo)
 	require.Equal(t, 40100, c.rtpHi)
 	require.Equal(t, "u", c.authUser)

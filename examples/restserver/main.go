@@ -162,7 +162,6 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
-	"net/netip"
 	"os"
 	"os/signal"
 	"strings"
@@ -216,9 +215,8 @@ func run(ctx context.Context, args []string, getenv func(string) string, stderr 
 	var streamCall func(string) (string, bool)
 	if cfg.WebRTC {
 		wcfg := whep.Config{MaxViewers: cfg.MaxViewers}
-		if cfg.publicIP.IsValid() {
-			wcfg.PublicIPs = []netip.Addr{cfg.publicIP}
-		}
+		wcfg.ICEIPs, wcfg.PublicIPs = iceAddrs(cfg, localAddrs())
+		wcfg.PublicIPsOnly = len(wcfg.PublicIPs) > 0
 		svc.webrtc = newWebRTCStreams(wcfg, log)
 		whepHandler = svc.webrtc
 		streamCall = svc.webrtc.callOf
@@ -239,16 +237,18 @@ func run(ctx context.Context, args []string, getenv func(string) string, stderr 
 		sipAddr = "0.0.0.0" + sipAddr
 	}
 	mcfg := callmgr.Config{
-		ListenAddr: sipAddr,
-		PublicIP:   cfg.publicIP,
-		RTPPortMin: cfg.rtpLo,
-		RTPPortMax: cfg.rtpHi,
-		RecordDir:  cfg.RecordDir,
-		LossPolicy: lossPolicy(cfg.LossPolicy),
-		MaxCalls:   cfg.MaxCalls,
-		UserAgent:  "sipstream-restserver",
-		OnEvent:    svc.onEvent,
-		Logger:     log,
+		ListenAddr:  sipAddr,
+		PublicIP:    cfg.publicIP,
+		RTPPortMin:  cfg.rtpLo,
+		RTPPortMax:  cfg.rtpHi,
+		RecordDir:   cfg.RecordDir,
+		RecordQuota: cfg.recordQuota,
+		SRTP:        cfg.srtp,
+		LossPolicy:  lossPolicy(cfg.LossPolicy),
+		MaxCalls:    cfg.MaxCalls,
+		UserAgent:   "sipstream-restserver",
+		OnEvent:     svc.onEvent,
+		Logger:      log,
 	}
 	m, err := callmgr.New(mcfg)
 	if err != nil && demoFallback(cfg, "sip") {

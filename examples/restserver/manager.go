@@ -34,7 +34,9 @@ type managerService struct {
 	// Counters of what the events told (registered by main).
 	callsEnded *prometheus.CounterVec // by final status
 	rtmpLost   prometheus.Counter     // RTMP legs and pushes that lost their connection
-	media      *mediaMetrics          // media counters of the calls; set with m
+	// recordQuota counts recordings stopped by -record-quota.
+	recordQuota prometheus.Counter
+	media       *mediaMetrics // media counters of the calls; set with m
 	// maxPushes limits the pushes per call (-max-pushes); 0: no limit.
 	maxPushes int
 }
@@ -53,12 +55,16 @@ func newManagerService(recording bool, log *slog.Logger) *managerService {
 			Namespace: "sipstream", Name: "rtmp_connection_lost_total",
 			Help: "Times an RTMP leg or push lost its connection (each is retried with backoff).",
 		}),
+		recordQuota: prometheus.NewCounter(prometheus.CounterOpts{
+			Namespace: "sipstream", Name: "recordings_quota_reached_total",
+			Help: "Recordings stopped because they reached -record-quota (their calls went on).",
+		}),
 	}
 }
 
 // collectors are the service's metrics.
 func (s *managerService) collectors() []prometheus.Collector {
-	cs := []prometheus.Collector{s.callsEnded, s.rtmpLost}
+	cs := []prometheus.Collector{s.callsEnded, s.rtmpLost, s.recordQuota}
 	if s.media != nil {
 		cs = append(cs, s.media)
 	}
@@ -121,6 +127,7 @@ func (s *managerService) Start(ctx context.Context, p startParams) error {
 		VisibleName:         p.VisibleName,
 		AppKey:              p.AppKey,
 		Record:              p.Record,
+		SRTP:                p.SRTP,
 	}
 	for _, h := range p.Headers {
 		cp.Headers = append(cp.Headers, callmgr.Header{Name: h[0], Value: h[1]})
@@ -326,6 +333,9 @@ func (s *managerService) onEvent(ev callmgr.Event) {
 		}
 	case ev.Type == callmgr.EventSinkStatus && ev.Sink.Status == callmgr.SinkLost && !ev.Removed && s.rtmpLost != nil:
 		s.rtmpLost.Inc()
+	case ev.Type == callmgr.EventSinkStatus && ev.Sink.Kind == callmgr.SinkKindRecord && !ev.Removed &&
+		ev.Sink.Status == callmgr.SinkFailed && ev.Sink.Reason == callmgr.ReasonRecordQuota && s.recordQuota != nil:
+		s.recordQuota.Inc()
 	}
 	if s.webrtc != nil {
 		switch {

@@ -3,6 +3,7 @@ package main
 import (
 	"errors"
 	"fmt"
+	"github.com/sipstream/sipstream/callmgr"
 	"net/netip"
 	"net/url"
 	"sort"
@@ -36,6 +37,9 @@ type startupRequest struct {
 	HasAudio   flexBool   `json:"hasAudio"`
 	HasVideo   flexBool   `json:"hasVideo"`
 	Record     flexBool   `json:"record"`
+	// SRTP is the call's SRTP mode: "off", "optional", "required", or a
+	// boolean (true: required). Absent means the server's -srtp.
+	SRTP flexString `json:"srtp"`
 	// SIPHeaders are extra headers for the INVITE, name to value.
 	SIPHeaders map[string]flexString `json:"sipHeaders"`
 	// Connection is the older body shape's nested SIP account.
@@ -97,6 +101,7 @@ type startParams struct {
 	SIPRegisterRequired         bool
 	AppKey, VisibleName         string
 	Headers                     [][2]string
+	SRTP                        callmgr.SRTPMode
 }
 
 // validate checks a startup request the way the SIP grammar and the product
@@ -124,6 +129,11 @@ func (r *startupRequest) validate() (startParams, error) {
 		VisibleName:         strings.TrimSpace(string(c.VisibleName)),
 	}
 	var errs []error
+	if mode, err := callmgr.ParseSRTPMode(string(r.SRTP)); err != nil {
+		errs = append(errs, badField("srtp", "must be off, optional or required (or true/false)"))
+	} else {
+		p.SRTP = mode
+	}
 	if p.CallID == "" {
 		errs = append(errs, badField("callId", "is required"))
 	} else if !validCallID(p.CallID) {

@@ -3,7 +3,9 @@ package main
 import (
 	"fmt"
 	"log/slog"
+	"net"
 	"net/http"
+	"net/netip"
 	"net/url"
 	"strings"
 	"sync"
@@ -193,4 +195,40 @@ func (w *webrtcStreams) Collect(ch chan<- prometheus.Metric) {
 	}
 	ch <- prometheus.MustNewConstMetric(webrtcStreamsDesc, prometheus.GaugeValue, float64(len(sinks)))
 	ch <- prometheus.MustNewConstMetric(webrtcViewersDesc, prometheus.GaugeValue, float64(viewers))
+}
+
+// iceAddrs are the addresses WHEP answers may list, so that an answer never
+// shows every address of the machine (docker bridges, VPNs): -public-ip
+// when it is one of the machine's addresses (local); when it is not (a 1:1
+// NAT), -public-ip in place of the local address ICE gathers on (public
+// set: the caller advertises only it); without -public-ip, the host of -sip
+// when it is concrete, else the machine's first non-loopback IPv4 address
+// (the one calls write in their SDP) and loopback (viewers on this machine).
+func iceAddrs(cfg config, local []netip.Addr) (ice, public []netip.Addr) {
+	var sipHost netip.Addr
+	if h, _, err := net.SplitHostPort(cfg.SIP); err == nil {
+		if a, err := netip.ParseAddr(h); err == nil && !a.IsUnspecified() {
+			sipHost = a.Unmap()
+		}
+	}
+	if p := cfg.publicIP; p.IsValid() {
+		for _, a := range local {
+			if a.Unmap() == p.Unmap() {
+				return []netip.Addr{p.Unmap()}, nil
+			}
+		}
+		if sipHost.IsValid() {
+			ice = []netip.Addr{sipHost}
+		}
+		return ice, []netip.Addr{p.Unmap()}
+	}
+	if sipHost.IsValid() {
+		return []netip.Addr{sipHost}, nil
+	}
+	for _, a := range local {
+		if a = a.Unmap(); a.Is4() && !a.IsLoopback() && !a.IsLinkLocalUnicast() {
+			return []netip.Addr{a, netip.MustParseAddr("127.0.0.1")}, nil
+		}
+	}
+	return []netip.Addr{netip.MustParseAddr("127.0.0.1")}, nil
 }
