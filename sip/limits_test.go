@@ -93,9 +93,13 @@ func TestUDPJunkFromManySourcesIsForgotten(t *testing.T) {
 		t.Logf("round %d: heap before %d, after %d (delta %d)", round, baseHeap, heaps[round-1], int64(heaps[round-1])-int64(baseHeap))
 	}
 	// What stays is the room sipgo's pool map grew to (a Go map never
-	// shrinks), bounded by MaxUDPSources: a second flood adds nothing.
+	// shrinks), bounded by MaxUDPSources: a second flood adds no more
+	// entries. Remembering the 20,000 sources cost +1.83 MB a flood; the
+	// bounds leave room for the heap's own noise (a few hundred KB under
+	// -race on a loaded machine) and still catch that.
 	assert.Less(t, int64(heaps[0])-int64(baseHeap), int64(1<<20))
-	assert.Less(t, int64(heaps[1])-int64(heaps[0]), int64(64<<10), "second flood grew the heap")
+	assert.Less(t, int64(heaps[1])-int64(baseHeap), int64(1<<20), "second flood grew the heap")
+	assert.Less(t, int64(heaps[1])-int64(heaps[0]), int64(512<<10), "second flood grew the heap")
 
 	// And the UA still works.
 	require.NoError(t, pingUA(ua))
