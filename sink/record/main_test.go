@@ -30,7 +30,7 @@ func TestMain(m *testing.M) {
 }
 
 // runChild records the clip (looped) and a PCMA tone to the file named in
-// spec ("mkv:/path" or "flv:/path") at twice real time, printing the PTS in
+// spec ("mkv:/path", "flv:/path" or "mp4:/path") at twice real time, printing the PTS in
 // milliseconds of every frame once WriteFrame returned, forever (until
 // killed). If spec has a third field "keep" the output file is also written
 // at the end; that never happens in the kill test.
@@ -50,6 +50,8 @@ func runChild(spec string) error {
 		w, err = record.NewMKV(path, cfg)
 	case "flv":
 		w, err = newFLVForChild(path, cfg)
+	case "mp4":
+		w, err = record.NewMP4(path, cfg)
 	default:
 		err = fmt.Errorf("bad kind %q", kind)
 	}
