@@ -77,6 +77,12 @@ type callObject struct {
 	// object (in /call/find and /call/find_all, not in events): what the
 	// call received and how loss was repaired.
 	MediaStats *mediaStatsObject `json:"mediaStats,omitempty"`
+	// SRTP, Secure and SRTPFallback are sipstream's additions: the call's
+	// SRTP mode, whether its media is encrypted, and why an "optional"
+	// call runs on plain RTP.
+	SRTP         string `json:"srtp,omitempty"`
+	Secure       bool   `json:"secure,omitempty"`
+	SRTPFallback string `json:"srtpFallback,omitempty"`
 }
 
 // mediaStatsObject is a call's received-media counters per stream.
