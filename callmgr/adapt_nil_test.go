@@ -15,7 +15,7 @@ func TestAdaptersReturnNilOnError(t *testing.T) {
 	// a folder that cannot be made: its parent is a file
 	file := filepath.Join(t.TempDir(), "file")
 	require.NoError(t, os.WriteFile(file, nil, 0o600))
-	for _, format := range []string{"mkv", "flv"} {
+	for _, format := range []string{"mp4", "mkv", "flv"} {
 		s, err := sinkAdapter{}.NewRecorder(filepath.Join(file, "dir", "x."+format), format, true, true, 0)
 		require.Error(t, err, format)
 		assert.True(t, s == nil, "%s: typed nil", format)

@@ -56,6 +56,12 @@ func (sinkAdapter) NewRecorder(path, format string, audio, video bool, maxBytes 
 	// Each constructor's result is checked before it becomes a sink.Sink: a
 	// nil *MKV in an interface would not be a nil sink.
 	switch format {
+	case "mp4":
+		r, err := record.NewMP4(path, cfg)
+		if err != nil {
+			return nil, err
+		}
+		return r, nil
 	case "mkv":
 		r, err := record.NewMKV(path, cfg)
 		if err != nil {

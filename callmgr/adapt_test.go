@@ -20,7 +20,7 @@ import (
 // faked.
 func TestRealSDPFanoutRecorder(t *testing.T) {
 	w := newFakeWorld()
-	e := newTestEnv(t, func(c *Config) { c.backend = w.realBackend() })
+	e := newTestEnv(t, func(c *Config) { c.backend = w.realBackend(); c.RecordFormat = "mkv" })
 	e.w = w
 	ctx := ctxT(t)
 	c, err := e.m.StartCall(ctx, CallParams{CallID: "real1", Callee: "answer@h", HasAudio: true, HasVideo: false,
@@ -88,6 +88,7 @@ func TestRealSDPFanoutRecorder(t *testing.T) {
 	assert.True(t, strings.Contains(string(ans), "o=- ") && strings.Contains(string(ans), " 3 IN IP4"), "o= version increased per answer:\n%s", ans)
 
 	path := c.Info().RecordPath
+	assert.True(t, strings.HasSuffix(path, ".mkv"), path)
 	require.NoError(t, c.Terminate(ctx))
 	waitDone(t, c)
 	b, err := os.ReadFile(path)
@@ -98,33 +99,49 @@ func TestRealSDPFanoutRecorder(t *testing.T) {
 	assert.True(t, bytes.Contains(b, []byte("A_MS/ACM")), "A-law track")
 }
 
-// TestRecordFLV records a call as FLV through the real recorder.
-func TestRecordFLV(t *testing.T) {
-	w := newFakeWorld()
-	e := newTestEnv(t, func(c *Config) { c.backend = w.realBackend(); c.RecordFormat = "flv" })
-	e.w = w
-	ctx := ctxT(t)
-	c, err := e.m.StartCall(ctx, CallParams{CallID: "flv1", Callee: "answer@h", Record: true})
-	require.NoError(t, err)
-	require.NoError(t, c.WaitEstablished(ctx))
-	path := c.Info().RecordPath
-	assert.True(t, strings.HasSuffix(path, ".flv"), path)
-	sess := w.session("flv1")
-	for i, au := range testmedia.ClipAccessUnits()[:50] {
-		var avcc []byte
-		for _, n := range au.NALUs {
-			avcc = append(avcc, byte(len(n)>>24), byte(len(n)>>16), byte(len(n)>>8), byte(len(n)))
-			avcc = append(avcc, n...)
-		}
-		pts := time.Duration(i) * 40 * time.Millisecond
-		sess.frame(media.Frame{Codec: media.CodecH264, PTS: pts, DTS: pts, Keyframe: au.Keyframe, Payload: avcc, ClockRate: 90000})
-		sess.frame(media.Frame{Codec: media.CodecPCMA, PTS: pts, DTS: pts, Keyframe: true, Payload: bytes.Repeat([]byte{0xD5}, 320),
-			ClockRate: 8000, Channels: 1, Duration: 40 * time.Millisecond})
+// TestRecordFormats records a call as FLV, and as MP4 (the default format),
+// through the real recorders.
+func TestRecordFormats(t *testing.T) {
+	for _, tc := range []struct {
+		format, ext string
+		check       func(t *testing.T, b []byte)
+	}{
+		{"flv", ".flv", func(t *testing.T, b []byte) { assert.Equal(t, "FLV", string(b[:3])) }},
+		{"", ".mp4", func(t *testing.T, b []byte) {
+			assert.Equal(t, "ftyp", string(b[4:8]), "MP4 file type box")
+			assert.True(t, bytes.Contains(b, []byte("avc1")), "H.264 track")
+			assert.True(t, bytes.Contains(b, []byte("mp4a")), "AAC track (A-law transcoded)")
+			assert.True(t, bytes.Contains(b, []byte("moof")), "a movie fragment")
+		}},
+	} {
+		t.Run(tc.ext[1:], func(t *testing.T) {
+			w := newFakeWorld()
+			e := newTestEnv(t, func(c *Config) { c.backend = w.realBackend(); c.RecordFormat = tc.format })
+			e.w = w
+			ctx := ctxT(t)
+			c, err := e.m.StartCall(ctx, CallParams{CallID: "rec1", Callee: "answer@h", Record: true})
+			require.NoError(t, err)
+			require.NoError(t, c.WaitEstablished(ctx))
+			path := c.Info().RecordPath
+			assert.True(t, strings.HasSuffix(path, tc.ext), path)
+			sess := w.session("rec1")
+			for i, au := range testmedia.ClipAccessUnits()[:50] {
+				var avcc []byte
+				for _, n := range au.NALUs {
+					avcc = append(avcc, byte(len(n)>>24), byte(len(n)>>16), byte(len(n)>>8), byte(len(n)))
+					avcc = append(avcc, n...)
+				}
+				pts := time.Duration(i) * 40 * time.Millisecond
+				sess.frame(media.Frame{Codec: media.CodecH264, PTS: pts, DTS: pts, Keyframe: au.Keyframe, Payload: avcc, ClockRate: 90000})
+				sess.frame(media.Frame{Codec: media.CodecPCMA, PTS: pts, DTS: pts, Keyframe: true, Payload: bytes.Repeat([]byte{0xD5}, 320),
+					ClockRate: 8000, Channels: 1, Duration: 40 * time.Millisecond})
+			}
+			require.NoError(t, c.Terminate(ctx))
+			waitDone(t, c)
+			b, err := os.ReadFile(path)
+			require.NoError(t, err)
+			require.Greater(t, len(b), 10000)
+			tc.check(t, b)
+		})
 	}
-	require.NoError(t, c.Terminate(ctx))
-	waitDone(t, c)
-	b, err := os.ReadFile(path)
-	require.NoError(t, err)
-	require.Greater(t, len(b), 10000)
-	assert.Equal(t, "FLV", string(b[:3]))
 }

@@ -71,8 +71,10 @@ type Config struct {
 	// recording is disabled (CallParams.Record is then an error). It must
 	// exist and be a folder.
 	RecordDir string
-	// RecordFormat is "mkv" (Matroska; WebM-compatible codecs are kept as
-	// they are) or "flv". Zero means "mkv".
+	// RecordFormat is "mp4" (fragmented MP4: H.264 and AAC, G.711
+	// transcoded to AAC; plays up to its last fragment after a crash),
+	// "mkv" (Matroska; WebM-compatible codecs are kept as they are) or
+	// "flv". The file's extension is the format's name. Zero means "mp4".
 	RecordFormat string
 	// RecordQuota is the most bytes one recording may hold (see
 	// record.Config.MaxBytes). When a recording reaches it, the recording
@@ -233,10 +235,10 @@ func (c Config) validate() (Config, error) {
 	}
 	switch q.RecordFormat {
 	case "":
-		q.RecordFormat = "mkv"
-	case "mkv", "flv":
+		q.RecordFormat = "mp4"
+	case "mp4", "mkv", "flv":
 	default:
-		return q, fmt.Errorf("callmgr: Config.RecordFormat %q: want mkv or flv", q.RecordFormat)
+		return q, fmt.Errorf("callmgr: Config.RecordFormat %q: want mp4, mkv or flv", q.RecordFormat)
 	}
 	if q.RecordQuota < 0 {
 		return q, fmt.Errorf("callmgr: Config.RecordQuota must not be negative")

@@ -309,8 +309,8 @@ func decodePCM(t *testing.T, file string) []int16 {
 // TestInteropSippNginx: sipp answers, our replayer sends its media, the
 // Manager publishes to a real nginx-rtmp. nginx is SIGKILLed and restarted
 // mid-call: the stream must resume within 5 s (LOST, then ACTIVE). nginx's
-// recording of the whole call and our own Matroska recording must decode
-// without errors with H.264 and audio.
+// recording of the whole call and our own recording (MP4, the default
+// format) must decode without errors with H.264 and audio.
 func TestInteropSippNginx(t *testing.T) {
 	ngx := startRecordingNginx(t)
 	ffmpegOK := testenv.LookPath(t, "ffmpeg") != ""
@@ -441,11 +441,12 @@ func TestInteropSippNginx(t *testing.T) {
 	require.NotEmpty(t, vpts)
 	assert.Greater(t, vpts[len(vpts)-1], apts[gapAt], "video after the restart")
 
-	// Our own recording.
+	// Our own recording: MP4 by default, A-law transcoded to AAC.
+	assert.True(t, strings.HasSuffix(info.RecordPath, ".mp4"), info.RecordPath)
 	codecs = ffprobeCodecs(t, info.RecordPath)
 	assert.Contains(t, codecs, "h264")
-	assert.Contains(t, codecs, "pcm_alaw")
-	assert.Empty(t, decodeErrors(t, info.RecordPath), "Matroska recording decodes cleanly")
+	assert.Contains(t, codecs, "aac")
+	assert.Empty(t, decodeErrors(t, info.RecordPath), "MP4 recording decodes cleanly")
 	d := ffprobeDuration(t, info.RecordPath)
 	assert.Greater(t, d, 7.0, "recording covers the call (%.1f s)", d)
 }

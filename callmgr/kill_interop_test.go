@@ -47,7 +47,7 @@ func TestHelperRecordingProcess(t *testing.T) {
 // call (SIGKILL: no Close, no flush) and checks with ffprobe/ffmpeg that
 // the file plays up to within about a second of the kill.
 func TestInteropRecordingSIGKILL(t *testing.T) {
-	for _, format := range []string{"mkv", "flv"} {
+	for _, format := range []string{"mp4", "mkv", "flv"} {
 		t.Run(format, func(t *testing.T) {
 			dir := t.TempDir()
 			cmd := exec.Command(os.Args[0], "-test.run=^TestHelperRecordingProcess$")

@@ -131,7 +131,7 @@ func TestConfigValidate(t *testing.T) {
 	assert.Equal(t, "0.0.0.0:5060", c.ListenAddr)
 	assert.Equal(t, 30000, c.RTPPortMin)
 	assert.Equal(t, 31999, c.RTPPortMax)
-	assert.Equal(t, "mkv", c.RecordFormat)
+	assert.Equal(t, "mp4", c.RecordFormat)
 	assert.Equal(t, 60*time.Second, c.RingTimeout)
 	assert.Equal(t, 5*time.Second, c.TeardownTimeout)
 	assert.True(t, c.PublicIP.IsValid() && !c.PublicIP.IsUnspecified())
