@@ -36,6 +36,8 @@ type config struct {
 	// LossPolicy is -loss-policy: "freeze" or "conceal" (what video does
 	// after a loss NACK did not repair).
 	LossPolicy string
+	// RecordFormat is -record-format: mp4, mkv or flv.
+	RecordFormat string
 
 	// AllowedHosts is -allowed-hosts: host names (and IPs) the HTTP side
 	// answers to besides localhost, loopback, the listen and public IPs.
@@ -120,6 +122,7 @@ func parseConfig(args []string, getenv func(string) string, stderr io.Writer) (c
 	fs.StringVar(&c.RTPPorts, "rtp-ports", "30000-31999", "RTP/RTCP UDP port range LO-HI")
 	fs.StringVar(&c.Webhook, "webhook", "", "URL that receives every call and RTMP status change as a JSON POST")
 	fs.StringVar(&c.RecordDir, "record-dir", "", "directory for call recordings (empty: recording off)")
+	fs.StringVar(&c.RecordFormat, "record-format", "mp4", "format of call recordings: mp4 (fragmented MP4, H.264 + AAC), mkv (Matroska) or flv")
 	fs.BoolVar(&c.Demo, "demo", false, "start an embedded SIP callee (test pattern and tone) and RTMP server, so the page can demo a call with nothing else running")
 	fs.BoolVar(&c.WebRTC, "webrtc", true, "serve every call to browsers over WebRTC (WHEP) at /whep/{toStream}")
 	fs.StringVar(&c.LogLevel, "log-level", "info", "log level: debug, info, warn, error")
@@ -247,6 +250,11 @@ func (c *config) check() error {
 		if st, err := os.Stat(c.RecordDir); err != nil || !st.IsDir() {
 			errs = append(errs, fmt.Errorf("-record-dir %q is not a directory", c.RecordDir))
 		}
+	}
+	switch c.RecordFormat {
+	case "mp4", "mkv", "flv":
+	default:
+		errs = append(errs, fmt.Errorf("-record-format %q: want mp4, mkv or flv", c.RecordFormat))
 	}
 	switch c.LogLevel {
 	case "debug", "info", "warn", "error":

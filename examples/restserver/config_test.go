@@ -9,10 +9,11 @@ import (
 
 func TestConfigDefaultsEnvAndFlags(t *testing.T) {
 	env := map[string]string{
-		"SIPSTREAM_HTTP":      "127.0.0.1:9000",
-		"SIPSTREAM_RTP_PORTS": "40000-40100",
-		"SIPSTREAM_AUTH":      "u:p",
-		"SIPSTREAM_DEMO":      "true",
+		"SIPSTREAM_HTTP":          "127.0.0.1:9000",
+		"SIPSTREAM_RTP_PORTS":     "40000-40100",
+		"SIPSTREAM_AUTH":          "u:p",
+		"SIPSTREAM_DEMO":          "true",
+		"SIPSTREAM_RECORD_FORMAT": "flv",
 	}
 	c, err := parseConfig([]string{"-http", "127.0.0.1:9001", "-public-ip", "192.0.2.7"}, func(k string) string { return env[k] }, io.Discard)
 	require.NoError(t, err)
@@ -25,6 +26,11 @@ func TestConfigDefaultsEnvAndFlags(t *testing.T) {
 	require.Equal(t, "p", c.authPass)
 	require.True(t, c.Demo)
 	require.Equal(t, "192.0.2.7", c.publicIP.String())
+	require.Equal(t, "flv", c.RecordFormat)
+
+	c, err = parseConfig(nil, func(string) string { return "" }, io.Discard)
+	require.NoError(t, err)
+	require.Equal(t, "mp4", c.RecordFormat, "MP4 recordings by default")
 }
 
 func TestConfigErrors(t *testing.T) {
@@ -40,6 +46,7 @@ func TestConfigErrors(t *testing.T) {
 		{"-sip", "nohostport"},
 		{"-record-dir", "/definitely/not/here"},
 		{"-log-level", "loud"},
+		{"-record-format", "avi"},
 		{"extra"},
 	} {
 		_, err := parseConfig(args, none, io.Discard)

@@ -1,6 +1,7 @@
 package main
 
 import (
+	"bytes"
 	"context"
 	"crypto/tls"
 	"encoding/json"
@@ -432,19 +433,27 @@ func TestEndToEndPushRecordHTTPS(t *testing.T) {
 	code, _ = rest(t, srv.base, "/push/find", map[string]any{"mediaSessionId": push.MediaSessionID})
 	require.Equal(t, http.StatusNotFound, code)
 
+	// The call object gives the recording's file (MP4 by default).
+	c, ok := findCall(t, srv.base, "push-1")
+	require.True(t, ok)
+	require.Equal(t, recDir, filepath.Dir(c.RecordPath), "recordPath %q", c.RecordPath)
+	require.True(t, strings.HasSuffix(c.RecordPath, ".mp4"), c.RecordPath)
+
 	// Let the recording get a few seconds, then stop the server with the
-	// call up: the recording is closed into a whole Matroska file.
+	// call up: the recording is closed into a whole MP4 file.
 	time.Sleep(2 * time.Second)
 	require.NoError(t, srv.stop())
 	require.NoError(t, pc.WaitBye(ctx))
 	files, err := filepath.Glob(filepath.Join(recDir, "*"))
 	require.NoError(t, err)
-	require.Len(t, files, 1, "one recording")
+	require.Equal(t, []string{c.RecordPath}, files, "one recording, the one /call/find named")
 	rec, err := os.ReadFile(files[0])
 	require.NoError(t, err)
 	t.Logf("recording %s: %d bytes", filepath.Base(files[0]), len(rec))
 	require.Greater(t, len(rec), 10_000)
-	require.Equal(t, []byte{0x1a, 0x45, 0xdf, 0xa3}, rec[:4], "EBML header")
+	require.Equal(t, "ftyp", string(rec[4:8]), "MP4 file type box")
+	require.True(t, bytes.Contains(rec, []byte("avc1")) && bytes.Contains(rec, []byte("mp4a")), "H.264 and AAC tracks")
+	require.True(t, bytes.Contains(rec, []byte("moof")), "movie fragments")
 }
 
 // metricValue returns the value of the sample named exactly series (name

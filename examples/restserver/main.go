@@ -139,7 +139,9 @@
 //	                   candidates, for a server behind NAT
 //	-rtp-ports LO-HI   RTP/RTCP port range (default 30000-31999)
 //	-webhook URL       status events receiver
-//	-record-dir DIR    allow "record": true (MKV files in DIR)
+//	-record-dir DIR    allow "record": true (files in DIR; their paths are
+//	                   the call objects' recordPath)
+//	-record-format F   mp4 (default: fragmented MP4, H.264 + AAC), mkv or flv
 //	-webrtc=false      no WHEP playback
 //	-demo              embedded SIP callee and RTMP server (see above); HTTP
 //	                   on 127.0.0.1 unless -http/-https are given
@@ -237,18 +239,19 @@ func run(ctx context.Context, args []string, getenv func(string) string, stderr 
 		sipAddr = "0.0.0.0" + sipAddr
 	}
 	mcfg := callmgr.Config{
-		ListenAddr:  sipAddr,
-		PublicIP:    cfg.publicIP,
-		RTPPortMin:  cfg.rtpLo,
-		RTPPortMax:  cfg.rtpHi,
-		RecordDir:   cfg.RecordDir,
-		RecordQuota: cfg.recordQuota,
-		SRTP:        cfg.srtp,
-		LossPolicy:  lossPolicy(cfg.LossPolicy),
-		MaxCalls:    cfg.MaxCalls,
-		UserAgent:   "sipstream-restserver",
-		OnEvent:     svc.onEvent,
-		Logger:      log,
+		ListenAddr:   sipAddr,
+		PublicIP:     cfg.publicIP,
+		RTPPortMin:   cfg.rtpLo,
+		RTPPortMax:   cfg.rtpHi,
+		RecordDir:    cfg.RecordDir,
+		RecordQuota:  cfg.recordQuota,
+		RecordFormat: cfg.RecordFormat,
+		SRTP:         cfg.srtp,
+		LossPolicy:   lossPolicy(cfg.LossPolicy),
+		MaxCalls:     cfg.MaxCalls,
+		UserAgent:    "sipstream-restserver",
+		OnEvent:      svc.onEvent,
+		Logger:       log,
 	}
 	m, err := callmgr.New(mcfg)
 	if err != nil && demoFallback(cfg, "sip") {

@@ -222,6 +222,7 @@ func callObjectOf(ci callmgr.CallInfo) callObject {
 		AppKey:           ci.AppKey,
 		SIPLogin:         ci.SIPLogin,
 		SIPDomain:        ci.SIPDomain,
+		RecordPath:       ci.RecordPath,
 	}
 	if !ci.Started.IsZero() {
 		c.StartTime = ci.Started.UnixMilli()

@@ -70,9 +70,12 @@ type callObject struct {
 	AppKey           string `json:"appKey,omitempty"`
 	SIPLogin         string `json:"sipLogin,omitempty"`
 	SIPDomain        string `json:"sipDomain,omitempty"`
-	Info             string `json:"info,omitempty"`
-	StartTime        int64  `json:"startTime,omitempty"` // Unix milliseconds
-	Duration         int64  `json:"duration,omitempty"`  // milliseconds since answer
+	// RecordPath is the call's recording file on the server (record: true
+	// and -record-dir); empty when the call is not recorded.
+	RecordPath string `json:"recordPath,omitempty"`
+	Info       string `json:"info,omitempty"`
+	StartTime  int64  `json:"startTime,omitempty"` // Unix milliseconds
+	Duration   int64  `json:"duration,omitempty"`  // milliseconds since answer
 	// MediaStats is sipstream's own addition to the product's call
 	// object (in /call/find and /call/find_all, not in events): what the
 	// call received and how loss was repaired.
