@@ -39,26 +39,28 @@ type fakeClock struct{ t time.Time }
 
 func (c *fakeClock) now() time.Time { return c.t }
 
-type recorder interface {
+type testRecorder interface {
 	WriteFrame(*media.Frame) error
 	Close() error
 }
 
 // instrument swaps the recorder's file for a counting one and its clock for
 // a fake one.
-func instrument(t *testing.T, rec recorder) (*countingFile, *fakeClock) {
+func instrument(t *testing.T, rec testRecorder) (*countingFile, *fakeClock) {
 	clk := &fakeClock{t: time.Unix(1000, 0)}
-	var cf *countingFile
-	switch r := rec.(type) {
+	var r *recorder
+	switch rec := rec.(type) {
 	case *FLV:
-		cf = &countingFile{recFile: r.f}
-		r.f, r.sy.now, r.sy.last = cf, clk.now, clk.t
+		r = &rec.recorder
 	case *MKV:
-		cf = &countingFile{recFile: r.f}
-		r.f, r.sy.now, r.sy.last = cf, clk.now, clk.t
+		r = &rec.recorder
+	case *MP4:
+		r = &rec.recorder
 	default:
 		t.Fatalf("unknown recorder %T", rec)
 	}
+	cf := &countingFile{recFile: r.f}
+	r.f, r.sy.now, r.sy.last = cf, clk.now, clk.t
 	return cf, clk
 }
 
@@ -75,7 +77,7 @@ func TestSyncInterval(t *testing.T) {
 		t.Run(kind, func(t *testing.T) {
 			path := filepath.Join(t.TempDir(), "rec."+kind)
 			cfg := Config{Audio: true, FlushInterval: 500 * time.Millisecond, SyncInterval: 2 * time.Second}
-			var rec recorder
+			var rec testRecorder
 			var err error
 			if kind == "flv" {
 				rec, err = NewFLV(path, cfg)
@@ -129,7 +131,7 @@ func TestFileModes(t *testing.T) {
 	for _, kind := range []string{"flv", "mkv"} {
 		dir := filepath.Join(t.TempDir(), "calls", "2026")
 		path := filepath.Join(dir, "rec."+kind)
-		var rec recorder
+		var rec testRecorder
 		var err error
 		if kind == "flv" {
 			rec, err = NewFLV(path, Config{Audio: true})

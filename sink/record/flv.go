@@ -4,7 +4,6 @@ import (
 	"bytes"
 	"errors"
 	"fmt"
-	"sync"
 
 	"github.com/sipstream/sipstream/media"
 	"github.com/sipstream/sipstream/rtmp/flv"
@@ -25,11 +24,7 @@ var _ sink.Sink = (*FLV)(nil)
 // in classic FLV (players such as ffmpeg 5 read no Enhanced-RTMP FLV): such
 // a track is left out of the file and its frames are counted as ignored.
 type FLV struct {
-	mu  sync.Mutex
-	f   recFile
-	sy  *syncer
-	cfg Config
-	st  starter
+	recorder
 
 	header   bool
 	hasVideo bool
@@ -43,64 +38,26 @@ type FLV struct {
 	w         *flv.Writer  // writes into buf
 	flushedAt int64        // ms of the last flush
 	scratch   []byte
-
-	size    int64
-	written uint64
-	err     error
-	closed  bool
-	// ended: the quota was reached and the file finalized and closed.
-	ended bool
 }
 
 // NewFLV creates (or truncates) the file at path and returns a recorder
 // writing FLV to it. Nothing is written until the recording starts (see the
 // package documentation).
 func NewFLV(path string, cfg Config) (*FLV, error) {
-	cfg, err := cfg.withDefaults()
-	if err != nil {
+	r := &FLV{}
+	if err := r.open(path, cfg, r); err != nil {
 		return nil, err
 	}
-	f, err := createFile(path)
-	if err != nil {
-		return nil, err
-	}
-	r := &FLV{f: f, cfg: cfg, st: starter{cfg: cfg}}
-	r.sy = newSyncer(cfg.SyncInterval, &r.mu, func() recFile { return r.f })
 	return r, nil
 }
 
 // WriteFrame adds f to the recording. It retains f only while the recording
 // waits to start (frames from a sink.Fanout are immutable). It returns the
 // first write error again on every later call.
-func (r *FLV) WriteFrame(f *media.Frame) error {
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	if r.closed {
-		return ErrClosed
-	}
-	if r.err != nil {
-		return r.err
-	}
-	for _, fr := range r.st.push(f) {
-		if err := r.writeLocked(fr); err != nil {
-			r.err = err
-			if errors.Is(err, ErrQuotaReached) {
-				r.endAtQuota()
-			}
-			return err
-		}
-	}
-	return nil
-}
+func (r *FLV) WriteFrame(f *media.Frame) error { return r.writeFrame(f) }
 
-// endAtQuota syncs and closes the file once the quota is reached: an FLV
-// file needs no trailer, what was written plays.
-func (r *FLV) endAtQuota() {
-	r.ended = true
-	r.sy.stop()
-	_ = r.f.Sync()
-	_ = r.f.Close()
-}
+// atQuota: an FLV file needs no trailer, what was written plays.
+func (r *FLV) atQuota() error { return r.f.Sync() }
 
 func (r *FLV) writeLocked(f *media.Frame) error {
 	if !r.header {
@@ -246,11 +203,7 @@ func (r *FLV) writeHeader() error {
 }
 
 // Stats returns the recorder's counters.
-func (r *FLV) Stats() Stats {
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	return Stats{FramesWritten: r.written, FramesIgnored: r.st.ignored, Bytes: r.size}
-}
+func (r *FLV) Stats() Stats { return r.stats() }
 
 // Close writes the buffered tags and closes the file. Frames still held
 // because a configured track never showed up are written first (with the
@@ -258,29 +211,10 @@ func (r *FLV) Stats() Stats {
 // ended the recording (the file is already closed). When the buffered
 // tags would go beyond the quota they are left out and Close returns
 // ErrQuotaReached (the file is still synced and closed).
-func (r *FLV) Close() error {
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	if r.closed {
-		return nil
-	}
-	r.closed = true
-	if r.ended {
-		return nil
-	}
-	r.sy.stop()
+func (r *FLV) Close() error { return r.close() }
+
+func (r *FLV) closeLocked() []error {
 	var errs []error
-	// A call that ended before every configured track showed up (and
-	// before StartWait) is written with what it has.
-	for _, fr := range r.st.startNow() {
-		if r.err != nil {
-			break
-		}
-		if err := r.writeLocked(fr); err != nil {
-			r.err = err
-			errs = append(errs, err)
-		}
-	}
 	if r.err == nil {
 		if err := r.flush(); err != nil {
 			r.err = err
@@ -290,6 +224,5 @@ func (r *FLV) Close() error {
 	if r.err == nil || errors.Is(r.err, ErrQuotaReached) {
 		errs = append(errs, r.f.Sync())
 	}
-	errs = append(errs, r.f.Close())
-	return errors.Join(errs...)
+	return errs
 }

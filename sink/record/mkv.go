@@ -6,7 +6,6 @@ import (
 	"errors"
 	"fmt"
 	"math"
-	"sync"
 
 	"github.com/at-wat/ebml-go"
 
@@ -132,11 +131,7 @@ var segmentUnknownSize = []byte{0x01, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff}
 // Audio: PCMA and PCMU (A_MS/ACM), Opus (A_OPUS with an OpusHead) and AAC
 // (A_AAC). Speex frames are ignored (no Matroska mapping players agree on).
 type MKV struct {
-	mu  sync.Mutex
-	f   recFile
-	sy  *syncer
-	cfg Config
-	st  starter
+	recorder
 
 	header   bool
 	videoNum uint64 // 0: no video track
@@ -147,7 +142,6 @@ type MKV struct {
 	clusterOpen  bool
 	buf          bytes.Buffer
 
-	size         int64 // bytes written to f
 	segDataStart int64
 	voidPos      int64 // Void reserved for Duration; <= 0: none
 	seekVoidPos  int64 // Void reserved for the SeekHead; <= 0: none
@@ -159,63 +153,28 @@ type MKV struct {
 	lastVideoMs  int64 // -1 before the first video frame
 	// guards keep each track's block timestamps strictly increasing,
 	// indexed by track number.
-	guards  [3]media.DTSGuard
-	written uint64
-	err     error // sticky write error
-	closed  bool
-	// ended: the quota was reached and the file finalized and closed.
-	ended bool
+	guards [3]media.DTSGuard
 }
 
 // NewMKV creates (or truncates) the file at path and returns a recorder
 // writing to it. Nothing is written until the recording starts (see the
 // package documentation).
 func NewMKV(path string, cfg Config) (*MKV, error) {
-	cfg, err := cfg.withDefaults()
-	if err != nil {
+	m := &MKV{lastVideoMs: -1}
+	if err := m.open(path, cfg, m); err != nil {
 		return nil, err
 	}
-	f, err := createFile(path)
-	if err != nil {
-		return nil, err
-	}
-	m := &MKV{f: f, cfg: cfg, st: starter{cfg: cfg}, lastVideoMs: -1}
-	m.sy = newSyncer(cfg.SyncInterval, &m.mu, func() recFile { return m.f })
 	return m, nil
 }
 
 // WriteFrame adds f to the recording. It retains f (frames from a
 // sink.Fanout are immutable) until its cluster is written. It returns the
 // first write error again on every later call.
-func (m *MKV) WriteFrame(f *media.Frame) error {
-	m.mu.Lock()
-	defer m.mu.Unlock()
-	if m.closed {
-		return ErrClosed
-	}
-	if m.err != nil {
-		return m.err
-	}
-	for _, fr := range m.st.push(f) {
-		if err := m.writeLocked(fr); err != nil {
-			m.err = err
-			if errors.Is(err, ErrQuotaReached) {
-				m.endAtQuota()
-			}
-			return err
-		}
-	}
-	return nil
-}
+func (m *MKV) WriteFrame(f *media.Frame) error { return m.writeFrame(f) }
 
-// endAtQuota finalizes the file as Close does (the cluster that did not
-// fit is dropped) and closes it once the quota is reached.
-func (m *MKV) endAtQuota() {
-	m.ended = true
-	m.sy.stop()
-	_ = m.finish()
-	_ = m.f.Close()
-}
+// atQuota finalizes the file as Close does (the cluster that did not fit
+// is dropped).
+func (m *MKV) atQuota() error { return m.finish() }
 
 // cuesReserve is room kept under the quota for the Cues Close writes: the
 // element's header and at most 32 bytes per cue point (with n more).
@@ -477,11 +436,7 @@ func opusHead(channels uint8) []byte {
 }
 
 // Stats returns the recorder's counters.
-func (m *MKV) Stats() Stats {
-	m.mu.Lock()
-	defer m.mu.Unlock()
-	return Stats{FramesWritten: m.written, FramesIgnored: m.st.ignored, Bytes: m.size}
-}
+func (m *MKV) Stats() Stats { return m.stats() }
 
 // Close writes the last cluster, fills in the Segment size and Duration,
 // and closes the file. Frames still held because a configured track never
@@ -491,29 +446,10 @@ func (m *MKV) Stats() Stats {
 // recording (the file is already finalized and closed). When the last
 // cluster would go beyond the quota it is left out, the file finalized
 // without it, and Close returns ErrQuotaReached.
-func (m *MKV) Close() error {
-	m.mu.Lock()
-	defer m.mu.Unlock()
-	if m.closed {
-		return nil
-	}
-	m.closed = true
-	if m.ended {
-		return nil
-	}
-	m.sy.stop()
+func (m *MKV) Close() error { return m.close() }
+
+func (m *MKV) closeLocked() []error {
 	var errs []error
-	// A call that ended before every configured track showed up (and
-	// before StartWait) is written with what it has.
-	for _, fr := range m.st.startNow() {
-		if m.err != nil {
-			break
-		}
-		if err := m.writeLocked(fr); err != nil {
-			m.err = err
-			errs = append(errs, err)
-		}
-	}
 	if m.err == nil && m.header {
 		if err := m.flushCluster(); err != nil {
 			m.err = err
@@ -525,8 +461,7 @@ func (m *MKV) Close() error {
 	if m.header && (m.err == nil || errors.Is(m.err, ErrQuotaReached)) {
 		errs = append(errs, m.finish())
 	}
-	errs = append(errs, m.f.Close())
-	return errors.Join(errs...)
+	return errs
 }
 
 // finish writes the Cues, patches the Segment size and turns the reserved

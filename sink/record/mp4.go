@@ -3,7 +3,6 @@ package record
 import (
 	"errors"
 	"fmt"
-	"sync"
 	"time"
 
 	"github.com/bluenviron/mediacommon/v2/pkg/codecs/mpeg4audio"
@@ -35,11 +34,7 @@ var _ sink.Sink = (*MP4)(nil)
 // VP8 and Speex tracks are left out (no MP4 mapping in mediacommon), their
 // frames counted as ignored.
 type MP4 struct {
-	mu  sync.Mutex
-	f   recFile
-	sy  *syncer
-	cfg Config
-	st  starter
+	recorder
 
 	header bool
 	video  *mp4Track // nil: no video track
@@ -50,13 +45,6 @@ type MP4 struct {
 	fragOpen bool
 	fragAt   time.Duration // timeline (relative) start of the open fragment
 	buf      seekablebuffer.Buffer
-
-	size    int64
-	written uint64
-	err     error
-	closed  bool
-	// ended: the quota was reached and the file synced and closed.
-	ended bool
 }
 
 // mp4Track is one track of an MP4 recording.
@@ -80,51 +68,20 @@ type mp4Track struct {
 // writing fragmented MP4 to it. Nothing is written until the recording
 // starts (see the package documentation).
 func NewMP4(path string, cfg Config) (*MP4, error) {
-	cfg, err := cfg.withDefaults()
-	if err != nil {
+	m := &MP4{}
+	if err := m.open(path, cfg, m); err != nil {
 		return nil, err
 	}
-	f, err := createFile(path)
-	if err != nil {
-		return nil, err
-	}
-	m := &MP4{f: f, cfg: cfg, st: starter{cfg: cfg}}
-	m.sy = newSyncer(cfg.SyncInterval, &m.mu, func() recFile { return m.f })
 	return m, nil
 }
 
 // WriteFrame adds f to the recording. It retains f until its fragment is
 // written (frames from a sink.Fanout are immutable). It returns the first
 // write error again on every later call.
-func (m *MP4) WriteFrame(f *media.Frame) error {
-	m.mu.Lock()
-	defer m.mu.Unlock()
-	if m.closed {
-		return ErrClosed
-	}
-	if m.err != nil {
-		return m.err
-	}
-	for _, fr := range m.st.push(f) {
-		if err := m.writeLocked(fr); err != nil {
-			m.err = err
-			if errors.Is(err, ErrQuotaReached) {
-				m.endAtQuota()
-			}
-			return err
-		}
-	}
-	return nil
-}
+func (m *MP4) WriteFrame(f *media.Frame) error { return m.writeFrame(f) }
 
-// endAtQuota syncs and closes the file once the quota is reached: what
-// was written is a complete fragmented MP4.
-func (m *MP4) endAtQuota() {
-	m.ended = true
-	m.sy.stop()
-	_ = m.f.Sync()
-	_ = m.f.Close()
-}
+// atQuota: what was written is a complete fragmented MP4.
+func (m *MP4) atQuota() error { return m.f.Sync() }
 
 func (m *MP4) writeLocked(f *media.Frame) error {
 	if !m.header {
@@ -318,11 +275,7 @@ func (m *MP4) audioCodec(a *track) (codecs.Codec, int, int64, error) {
 }
 
 // Stats returns the recorder's counters.
-func (m *MP4) Stats() Stats {
-	m.mu.Lock()
-	defer m.mu.Unlock()
-	return Stats{FramesWritten: m.written, FramesIgnored: m.st.ignored, Bytes: m.size}
-}
+func (m *MP4) Stats() Stats { return m.stats() }
 
 // Close writes what is held (the transcoder's tail and the last sample of
 // each track, given the duration of the one before) as the last fragment,
@@ -332,27 +285,10 @@ func (m *MP4) Stats() Stats {
 // and so does Close after the quota ended the recording. When the last
 // fragment would go beyond the quota it is left out and Close returns
 // ErrQuotaReached.
-func (m *MP4) Close() error {
-	m.mu.Lock()
-	defer m.mu.Unlock()
-	if m.closed {
-		return nil
-	}
-	m.closed = true
-	if m.ended {
-		return nil
-	}
-	m.sy.stop()
+func (m *MP4) Close() error { return m.close() }
+
+func (m *MP4) closeLocked() []error {
 	var errs []error
-	for _, fr := range m.st.startNow() {
-		if m.err != nil {
-			break
-		}
-		if err := m.writeLocked(fr); err != nil {
-			m.err = err
-			errs = append(errs, err)
-		}
-	}
 	if m.err == nil && m.header {
 		if m.conv != nil && m.audio != nil {
 			m.conv.Flush(func(out *media.Frame) {
@@ -378,6 +314,5 @@ func (m *MP4) Close() error {
 	if m.header {
 		errs = append(errs, m.f.Sync())
 	}
-	errs = append(errs, m.f.Close())
-	return errors.Join(errs...)
+	return errs
 }
