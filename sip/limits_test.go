@@ -146,7 +146,7 @@ func pingUA(ua *UA) error {
 	return fmt.Errorf("no answer to OPTIONS")
 }
 
-// TestTCPIdleConnectionsClosed: sipgo reads incoming TCP without a
+// TestTCPIdleConnectionsClosed: 1,000 idle connections. sipgo reads incoming TCP without a
 // deadline, so idle strangers held a goroutine, a 64 KiB buffer and a
 // descriptor each, forever.
 func TestTCPIdleConnectionsClosed(t *testing.T) {
@@ -154,7 +154,7 @@ func TestTCPIdleConnectionsClosed(t *testing.T) {
 	baseG := runtime.NumGoroutine()
 	baseFD := openFDs()
 	addr := net.JoinHostPort("127.0.0.1", strconv.Itoa(ua.ListenPort("tcp")))
-	const n = 300
+	const n = 1000 // the figure
 	conns := make([]net.Conn, 0, n)
 	for i := 0; i < n; i++ {
 		c, err := net.Dial("tcp4", addr)
