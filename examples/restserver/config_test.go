@@ -14,6 +14,7 @@ func TestConfigDefaultsEnvAndFlags(t *testing.T) {
 		"SIPSTREAM_AUTH":          "u:p",
 		"SIPSTREAM_DEMO":          "true",
 		"SIPSTREAM_RECORD_FORMAT": "flv",
+		"SIPSTREAM_HLS":           "false",
 	}
 	c, err := parseConfig([]string{"-http", "127.0.0.1:9001", "-public-ip", "192.0.2.7"}, func(k string) string { return env[k] }, io.Discard)
 	require.NoError(t, err)
@@ -27,10 +28,12 @@ func TestConfigDefaultsEnvAndFlags(t *testing.T) {
 	require.True(t, c.Demo)
 	require.Equal(t, "192.0.2.7", c.publicIP.String())
 	require.Equal(t, "flv", c.RecordFormat)
+	require.False(t, c.HLS, "SIPSTREAM_HLS=false")
 
 	c, err = parseConfig(nil, func(string) string { return "" }, io.Discard)
 	require.NoError(t, err)
 	require.Equal(t, "mp4", c.RecordFormat, "MP4 recordings by default")
+	require.True(t, c.HLS, "HLS on by default")
 }
 
 func TestConfigErrors(t *testing.T) {

@@ -84,6 +84,11 @@
 //     Opus/PCMA/PCMU pass through untouched; an audio-only call plays
 //     audio-only. /player/?whep=/whep/NAME is a stand-alone player page and
 //     /player/player.js the script (whepPlay) for pages of your own.
+//   - /hls/{toStream}/index.m3u8 — the same call as Low-Latency HLS (fMP4,
+//     H.264 as received, AAC): muxed from the first request (the call is
+//     asked for a keyframe), released 30 s after the last one and when the
+//     call ends. Same login as WHEP (admin or viewer token; ?token= is
+//     carried into the playlists' URLs).
 //   - /events — Server-Sent Events: a "snapshot" of every call, then one
 //     "call" event per change.
 //   - /metrics — Prometheus: calls and RTMP legs by status, calls ended by
@@ -143,6 +148,7 @@
 //	                   the call objects' recordPath)
 //	-record-format F   mp4 (default: fragmented MP4, H.264 + AAC), mkv or flv
 //	-webrtc=false      no WHEP playback
+//	-hls=false         no HLS playback
 //	-demo              embedded SIP callee and RTMP server (see above); HTTP
 //	                   on 127.0.0.1 unless -http/-https are given
 //	-log-level LEVEL   debug, info, warn, error
@@ -266,6 +272,12 @@ func run(ctx context.Context, args []string, getenv func(string) string, stderr 
 	}
 	svc.m = m
 	svc.media = newMediaMetrics(m)
+	var hlsHandler http.Handler
+	var hlsCall func(string) (string, bool)
+	if cfg.HLS {
+		svc.hls = newHLSStreams(m, 0, log)
+		hlsHandler, hlsCall = svc.hls, svc.hls.callOf
+	}
 	hosts := newHostPolicy(splitList(cfg.AllowedHosts), []string{cfg.HTTP, cfg.HTTPS}, cfg.publicIP, localAddrs())
 	srv := newServer(svc, serverOptions{
 		Log:            log,
@@ -277,6 +289,8 @@ func run(ctx context.Context, args []string, getenv func(string) string, stderr 
 		Defaults:       defaults,
 		WHEP:           whepHandler,
 		StreamCall:     streamCall,
+		HLS:            hlsHandler,
+		HLSCall:        hlsCall,
 		Hosts:          &hosts,
 		CORSOrigins:    splitList(cfg.CORSOrigins),
 		AllowCallees:   cfg.allowCallees,
@@ -352,6 +366,9 @@ func run(ctx context.Context, args []string, getenv func(string) string, stderr 
 	// Event streams never end by themselves: end them first, or Shutdown
 	// would wait for them until sctx expires.
 	srv.hub.close()
+	if svc.hls != nil {
+		svc.hls.close() // ends the HLS requests waiting for media
+	}
 	for _, hs := range servers {
 		_ = hs.Shutdown(sctx)
 	}

@@ -30,7 +30,9 @@ type managerService struct {
 	notify atomic.Pointer[func(statusEvent, callObject)]
 	// webrtc, when set, gives every call a WHEP sink named by its toStream.
 	webrtc *webrtcStreams
-	log    *slog.Logger
+	// hls, when set, serves every call as HLS.
+	hls *hlsStreams
+	log *slog.Logger
 	// Counters of what the events told (registered by main).
 	callsEnded *prometheus.CounterVec // by final status
 	rtmpLost   prometheus.Counter     // RTMP legs and pushes that lost their connection
@@ -70,6 +72,9 @@ func (s *managerService) collectors() []prometheus.Collector {
 	}
 	if s.webrtc != nil {
 		cs = append(cs, s.webrtc)
+	}
+	if s.hls != nil {
+		cs = append(cs, s.hls)
 	}
 	return cs
 }
@@ -349,8 +354,16 @@ func (s *managerService) onEvent(ev callmgr.Event) {
 			s.webrtc.sinkRemoved(ev.Sink.ID)
 		}
 	}
+	if s.hls != nil {
+		switch {
+		case ev.Type == callmgr.EventCallStatus && ev.Status.Final():
+			s.hls.callEnded(ev.CallID)
+		case ev.Type == callmgr.EventSinkStatus && ev.Removed:
+			s.hls.sinkRemoved(ev.Sink.ID)
+		}
+	}
 	if ev.Type == callmgr.EventSinkStatus && ev.Sink.Kind == callmgr.SinkKindCustom {
-		return // the WHEP sink: not an RTMP leg, nothing the product reports
+		return // the WHEP and HLS sinks: not RTMP legs, nothing the product reports
 	}
 	fn := s.notify.Load()
 	if fn == nil {

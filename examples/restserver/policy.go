@@ -57,13 +57,16 @@ type viewerTokenResponse struct {
 	Expires    int64  `json:"expires"` // Unix milliseconds
 	// WHEPURL is the WHEP endpoint with the token as a query (for players
 	// that cannot send "Authorization: Bearer TOKEN").
-	WHEPURL string `json:"whepUrl"`
+	WHEPURL string `json:"whepUrl,omitempty"`
 	// PlayerURL is the stand-alone player page playing the stream.
-	PlayerURL string `json:"playerUrl"`
+	PlayerURL string `json:"playerUrl,omitempty"`
+	// HLSURL is the stream's HLS playlist with the token as a query
+	// (carried into the URLs the playlists list).
+	HLSURL string `json:"hlsUrl,omitempty"`
 }
 
 // viewerToken (POST /rest-api/viewer/token, admin only) issues a viewer
-// token for a live call's WebRTC stream: streamName (the call's toStream)
+// token for a live call's WebRTC and HLS streams: streamName (the call's toStream)
 // or callId, and ttl in seconds (default 3600, at most 86400).
 func (s *server) viewerToken(w http.ResponseWriter, r *http.Request) error {
 	var req struct {
@@ -75,8 +78,8 @@ func (s *server) viewerToken(w http.ResponseWriter, r *http.Request) error {
 	if err := s.decode(w, r, &req); err != nil {
 		return err
 	}
-	if s.whep == nil {
-		return errStatus(http.StatusNotFound, "WebRTC playback is off on this server (-webrtc=false)")
+	if s.whep == nil && s.hls == nil {
+		return errStatus(http.StatusNotFound, "WebRTC and HLS playback are off on this server (-webrtc=false, -hls=false)")
 	}
 	name := strings.TrimSpace(string(req.StreamName))
 	if name == "" {
@@ -108,22 +111,31 @@ func (s *server) viewerToken(w http.ResponseWriter, r *http.Request) error {
 	if found == nil {
 		return errStatus(http.StatusNotFound, "no live call streams as that")
 	}
-	if s.streamCall != nil {
+	whep := s.whep != nil
+	if whep && s.streamCall != nil {
 		if live, ok := s.streamCall(found.StreamName); !ok || live != found.CallID {
-			return errStatus(http.StatusNotFound, "that call has no WebRTC stream")
+			whep = false
 		}
+	}
+	if !whep && s.hls == nil {
+		return errStatus(http.StatusNotFound, "that call has no WebRTC stream")
 	}
 	exp := s.now().Add(ttl)
 	tok := s.tokens.issue(found.StreamName, found.CallID, exp)
-	whepURL := "/whep/" + url.PathEscape(found.StreamName) + "?token=" + url.QueryEscape(tok)
-	writeJSON(w, http.StatusOK, viewerTokenResponse{
+	resp := viewerTokenResponse{
 		Token:      tok,
 		StreamName: found.StreamName,
 		CallID:     found.CallID,
 		Expires:    exp.UnixMilli(),
-		WHEPURL:    whepURL,
-		PlayerURL:  "/player/?whep=" + url.QueryEscape(whepURL),
-	})
+	}
+	if whep {
+		resp.WHEPURL = "/whep/" + url.PathEscape(found.StreamName) + "?token=" + url.QueryEscape(tok)
+		resp.PlayerURL = "/player/?whep=" + url.QueryEscape(resp.WHEPURL)
+	}
+	if s.hls != nil {
+		resp.HLSURL = "/hls/" + url.PathEscape(found.StreamName) + "/index.m3u8?token=" + url.QueryEscape(tok)
+	}
+	writeJSON(w, http.StatusOK, resp)
 	return nil
 }
 

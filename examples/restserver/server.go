@@ -44,9 +44,11 @@ type server struct {
 	hub      *hub
 	reg      *prometheus.Registry
 	defaults map[string]any // prefilled form values for the page (demo mode)
-	// extra handlers mounted by main: WHEP playback.
+	// extra handlers mounted by main: WHEP and HLS playback.
 	whep       http.Handler
 	streamCall func(name string) (string, bool)
+	hls        http.Handler
+	hlsCall    func(name string) (string, bool)
 
 	webhookSecrets bool
 	allowCallees   allowList
@@ -81,6 +83,9 @@ type serverOptions struct {
 	// tokens are issued and checked against it. Nil: tokens are checked
 	// against the stream name only.
 	StreamCall func(name string) (callID string, ok bool)
+	// HLS serves /hls/; HLSCall is its StreamCall.
+	HLS     http.Handler
+	HLSCall func(name string) (callID string, ok bool)
 	// Hosts is the Host header check; nil means the defaults (localhost
 	// and loopback addresses).
 	Hosts *hostPolicy
@@ -132,6 +137,8 @@ func newServer(calls callService, o serverOptions) *server {
 		defaults:       o.Defaults,
 		whep:           o.WHEP,
 		streamCall:     o.StreamCall,
+		hls:            o.HLS,
+		hlsCall:        o.HLSCall,
 		webhookSecrets: o.WebhookSecrets,
 		allowCallees:   o.AllowCallees,
 		allowRTMP:      o.AllowRTMPHosts,
@@ -198,7 +205,11 @@ func (s *server) handler() http.Handler {
 	})))
 	mux.Handle("GET /metrics", s.admin(promhttp.HandlerFor(s.reg, promhttp.HandlerOpts{})))
 	if s.whep != nil {
-		mux.Handle("/whep/", s.viewer(s.whep))
+		mux.Handle("/whep/", s.viewer("/whep/", s.streamCall, s.whep))
+	}
+	if s.hls != nil {
+		// GET and HEAD only: no viewer resources to DELETE or PATCH.
+		mux.Handle("GET /hls/", s.viewer("/hls/", s.hlsCall, s.hls))
 	}
 	// The WHEP player script (and its stand-alone page: /player/?whep=URL).
 	mux.Handle("GET /player/", http.StripPrefix("/player", whep.PlayerHandler()))
@@ -287,11 +298,14 @@ func (s *server) authorize(w http.ResponseWriter, r *http.Request) bool {
 	return false
 }
 
-// viewer lets WHEP viewers in with a viewer token (Authorization: Bearer
-// TOKEN, as WHEP clients send it, or ?token=TOKEN for links) or the admin's
-// login. A viewer's own resource (DELETE, PATCH on /whep/NAME/ID) needs
-// neither: its URL, with a random ID, is handed to that viewer only.
-func (s *server) viewer(next http.Handler) http.Handler {
+// viewer lets viewers of the streams under prefix (/whep/, /hls/) in with a
+// viewer token (Authorization: Bearer TOKEN, as WHEP clients send it, or
+// ?token=TOKEN for links and HLS players) or the admin's login; a token
+// must name the stream and the live call that streamCall (when set) says
+// streams it. A WHEP viewer's own resource (DELETE, PATCH on
+// /whep/NAME/ID) needs neither: its URL, with a random ID, is handed to
+// that viewer only.
+func (s *server) viewer(prefix string, streamCall func(string) (string, bool), next http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		if r.Method == http.MethodDelete || r.Method == http.MethodPatch {
 			next.ServeHTTP(w, r)
@@ -309,10 +323,10 @@ func (s *server) viewer(next http.Handler) http.Handler {
 			next.ServeHTTP(w, r)
 			return
 		}
-		name := whepStreamName(r)
+		name := streamName(r, prefix)
 		callID, err := s.tokens.verify(tok, name)
-		if err == nil && s.streamCall != nil {
-			if live, ok := s.streamCall(name); !ok || live != callID {
+		if err == nil && streamCall != nil {
+			if live, ok := streamCall(name); !ok || live != callID {
 				err = errTokenStream
 			}
 		}
@@ -325,9 +339,9 @@ func (s *server) viewer(next http.Handler) http.Handler {
 	})
 }
 
-// whepStreamName is the NAME of /whep/NAME[/...].
-func whepStreamName(r *http.Request) string {
-	rest, _ := strings.CutPrefix(r.URL.EscapedPath(), "/whep/")
+// streamName is the NAME of PREFIX/NAME[/...] (prefix ends with '/').
+func streamName(r *http.Request, prefix string) string {
+	rest, _ := strings.CutPrefix(r.URL.EscapedPath(), prefix)
 	seg, _, _ := strings.Cut(rest, "/")
 	name, err := url.PathUnescape(seg)
 	if err != nil {
