@@ -1,7 +1,6 @@
 package callmgr
 
 import (
-	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -15,6 +14,7 @@ import (
 	"github.com/stretchr/testify/require"
 	"go.uber.org/goleak"
 
+	"github.com/sipstream/sipstream/internal/testenv"
 	"github.com/sipstream/sipstream/media"
 )
 
@@ -89,31 +89,14 @@ type testEnv struct {
 	m   *Manager
 	w   *fakeWorld
 	log *eventLog
-	buf *syncBuffer
-}
-
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
+	buf *testenv.SyncBuffer
 }
 
 func newTestEnv(t *testing.T, mod func(*Config)) *testEnv {
 	t.Helper()
 	w := newFakeWorld()
 	log := newEventLog()
-	buf := &syncBuffer{}
+	buf := &testenv.SyncBuffer{}
 	cfg := Config{
 		ListenAddr:      "127.0.0.1:0",
 		RecordDir:       t.TempDir(),

@@ -31,7 +31,7 @@ func TestInteropSRTPToNginx(t *testing.T) {
 		SRTP: true, AudioCodecs: []media.Codec{media.CodecPCMA}}})
 	require.NoError(t, err)
 	defer peer.Close()
-	var logs syncBuffer
+	var logs testenv.SyncBuffer
 	evs := newEventLog()
 	m, err := New(Config{ListenAddr: "127.0.0.1:0", RTPPortMin: 21000, RTPPortMax: 21999, SRTP: SRTPRequired,
 		RTMPAudioPassthrough: true, OnEvent: evs.add, SinkQueue: 4096,
@@ -102,7 +102,7 @@ func TestInteropSRTPRefusedBySIPPeer(t *testing.T) {
 	peer, err := siptest.NewPeer(siptest.Config{Script: siptest.Script{Audio: true, AudioCodecs: []media.Codec{media.CodecPCMA}}})
 	require.NoError(t, err)
 	defer peer.Close()
-	var logs syncBuffer
+	var logs testenv.SyncBuffer
 	m, err := New(Config{ListenAddr: "127.0.0.1:0", RTPPortMin: 22000, RTPPortMax: 22999,
 		Logger: slog.New(slog.NewTextHandler(&logs, nil))})
 	require.NoError(t, err)

@@ -17,25 +17,9 @@ import (
 	"sync"
 	"testing"
 	"time"
+
+	"github.com/sipstream/sipstream/internal/testenv"
 )
-
-// syncBuffer is a concurrency-safe stderr for run.
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
-}
 
 // listeningRE finds the bound HTTP address in the server's log.
 var listeningRE = regexp.MustCompile(`msg=listening scheme=http addr=(\S+)`)
@@ -45,7 +29,7 @@ var listeningRE = regexp.MustCompile(`msg=listening scheme=http addr=(\S+)`)
 type runningServer struct {
 	base   string // http://admin:PASS@127.0.0.1:PORT
 	addr   string // 127.0.0.1:PORT
-	log    *syncBuffer
+	log    *testenv.SyncBuffer
 	cancel context.CancelFunc
 	done   chan error
 	once   sync.Once
@@ -80,7 +64,7 @@ func withLogin(base string) string {
 func startRun(t *testing.T, args ...string) *runningServer {
 	t.Helper()
 	ctx, cancel := context.WithCancel(context.Background())
-	s := &runningServer{log: &syncBuffer{}, cancel: cancel, done: make(chan error, 1)}
+	s := &runningServer{log: &testenv.SyncBuffer{}, cancel: cancel, done: make(chan error, 1)}
 	all := append([]string{"-http", "127.0.0.1:0", "-https", "", "-sip", "127.0.0.1:0", "-rtp-ports", rtpRange()}, args...)
 	// -demo on loopback needs no login (demo tests check that).
 	if !slices.Contains(args, "-no-auth") && !slices.Contains(args, "-auth-file") && !slices.Contains(args, "-demo") {

@@ -21,6 +21,7 @@ import (
 
 	"github.com/stretchr/testify/require"
 
+	"github.com/sipstream/sipstream/internal/testenv"
 	"github.com/sipstream/sipstream/sip/siptest"
 )
 
@@ -81,7 +82,7 @@ func TestHostileBodies(t *testing.T) {
 
 	// The page's event stream, as the admin, for the whole suite.
 	sseCtx, sseCancel := context.WithCancel(context.Background())
-	var sse syncBuffer
+	var sse testenv.SyncBuffer
 	sseDone := make(chan struct{})
 	req, _ := http.NewRequestWithContext(sseCtx, http.MethodGet, srv.base+"/events", nil)
 	resp, err := http.DefaultClient.Do(req)

@@ -24,6 +24,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/sipstream/sipstream/callmgr"
+	"github.com/sipstream/sipstream/internal/testenv"
 	"github.com/sipstream/sipstream/sink/whep"
 	"github.com/sipstream/sipstream/sip/siptest"
 )
@@ -33,7 +34,7 @@ import (
 func startRunRaw(t *testing.T, env map[string]string, args ...string) *runningServer {
 	t.Helper()
 	ctx, cancel := context.WithCancel(context.Background())
-	s := &runningServer{log: &syncBuffer{}, cancel: cancel, done: make(chan error, 1)}
+	s := &runningServer{log: &testenv.SyncBuffer{}, cancel: cancel, done: make(chan error, 1)}
 	all := append([]string{"-http", "127.0.0.1:0", "-https", "", "-sip", "127.0.0.1:0", "-rtp-ports", rtpRange()}, args...)
 	go func() { s.done <- run(ctx, all, func(k string) string { return env[k] }, s.log) }()
 	t.Cleanup(func() {
@@ -308,7 +309,7 @@ func TestSecretsRedacted(t *testing.T) {
 				got <- ev
 			}
 		}))
-		var logBuf syncBuffer
+		var logBuf testenv.SyncBuffer
 		sec := newSecrets()
 		log := newRedactingLogger(slog.NewTextHandler(&logBuf, nil), sec)
 		f, s, ts := newTestServer(t, serverOptions{Webhook: hook.URL, WebhookSecrets: secretsOn, Log: log, Secrets: sec})
@@ -537,7 +538,7 @@ func TestWebhookDropsCountedAndLogged(t *testing.T) {
 	}))
 	defer hook.Close()
 	defer close(release)
-	var logBuf syncBuffer
+	var logBuf testenv.SyncBuffer
 	s := newServer(&fakeCalls{}, serverOptions{NoAuth: true, Webhook: hook.URL, WebhookQueue: 2,
 		Log: slog.New(slog.NewTextHandler(&logBuf, nil))})
 	for i := 0; i < 10; i++ {

@@ -3,7 +3,6 @@
 package e2e
 
 import (
-	"bytes"
 	"context"
 	"encoding/binary"
 	"encoding/json"
@@ -18,7 +17,6 @@ import (
 	"regexp"
 	"strconv"
 	"strings"
-	"sync"
 	"syscall"
 	"testing"
 	"time"
@@ -32,25 +30,6 @@ import (
 	"github.com/sipstream/sipstream/media/g711"
 	"github.com/sipstream/sipstream/media/rtpaudio"
 )
-
-// lockedBuffer collects a process's output; safe to read while the
-// process writes.
-type lockedBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (l *lockedBuffer) Write(p []byte) (int, error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.Write(p)
-}
-
-func (l *lockedBuffer) String() string {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.String()
-}
 
 // ---------------------------------------------------------------------------
 // sipp as the callee: it does the SIP part only. sipp 3.6.1 cannot play an
@@ -154,7 +133,7 @@ SIP/2.0 200 OK
 type sipp struct {
 	Port     int // SIP port on 127.0.0.1 (UDP)
 	messages string
-	out      lockedBuffer
+	out      testenv.SyncBuffer
 	done     chan error
 	exited   error
 }

@@ -21,7 +21,7 @@ import (
 type Recording struct {
 	// File is the FLV file being written.
 	File string
-	out  *syncBuffer
+	out  *SyncBuffer
 	done chan error
 	err  error
 }
@@ -34,7 +34,7 @@ type Recording struct {
 func RecordStream(t testing.TB, url string, d time.Duration) *Recording {
 	t.Helper()
 	bin := LookPath(t, "ffmpeg")
-	r := &Recording{File: filepath.Join(t.TempDir(), "recorded.flv"), out: &syncBuffer{}, done: make(chan error, 1)}
+	r := &Recording{File: filepath.Join(t.TempDir(), "recorded.flv"), out: &SyncBuffer{}, done: make(chan error, 1)}
 	cmd := exec.Command(bin, "-nostdin", "-hide_banner", "-loglevel", "warning", "-rw_timeout", "60000000",
 		"-i", url, "-map", "0", "-c", "copy", "-t", fmt.Sprintf("%.3f", d.Seconds()), "-f", "flv", "-y", r.File)
 	cmd.Stdout, cmd.Stderr = r.out, r.out

@@ -1,7 +1,6 @@
 package testenv
 
 import (
-	"bytes"
 	"fmt"
 	"os"
 	"os/exec"
@@ -9,7 +8,6 @@ import (
 	"regexp"
 	"strconv"
 	"strings"
-	"sync"
 	"syscall"
 	"testing"
 	"time"
@@ -60,25 +58,7 @@ type Baresip struct {
 	SIPPort int
 	// AOR is its address of record, "sip:user@registrar".
 	AOR string
-	out *syncBuffer
-}
-
-// syncBuffer collects a process's output; safe to read while it writes.
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
+	out *SyncBuffer
 }
 
 // Output returns what baresip printed so far.
@@ -113,7 +93,7 @@ func StartBaresip(t testing.TB, cfg BaresipConfig) *Baresip {
 		cfg.Bitrate = 800000
 	}
 	dir := t.TempDir()
-	b := &Baresip{SIPPort: FreePort(t, "udp"), AOR: "sip:" + cfg.User + "@" + cfg.Registrar, out: &syncBuffer{}}
+	b := &Baresip{SIPPort: FreePort(t, "udp"), AOR: "sip:" + cfg.User + "@" + cfg.Registrar, out: &SyncBuffer{}}
 	var c strings.Builder
 	line := func(k, v string) { fmt.Fprintf(&c, "%s\t%s\n", k, v) }
 	line("sip_listen", "127.0.0.1:"+strconv.Itoa(b.SIPPort))

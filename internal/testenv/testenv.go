@@ -8,9 +8,11 @@
 package testenv
 
 import (
+	"bytes"
 	"net"
 	"os"
 	"os/exec"
+	"sync"
 	"testing"
 )
 
@@ -57,4 +59,25 @@ func FreePort(t testing.TB, network string) int {
 		defer l.Close()
 		return l.Addr().(*net.TCPAddr).Port
 	}
+}
+
+// SyncBuffer collects a process's output (or a log): safe to read while it
+// is written to. The zero value is ready.
+type SyncBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+// Write appends p.
+func (s *SyncBuffer) Write(p []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.Write(p)
+}
+
+// String returns what was written so far.
+func (s *SyncBuffer) String() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.String()
 }
