@@ -36,6 +36,26 @@ type rtpStream struct {
 	spec media.StreamSpec // guarded by c.p.n.mu
 
 	srtp srtpState
+
+	// lastSR is the caller's last Sender Report on this stream, echoed in
+	// our reports (LSR/DLSR) so that the caller can measure the round
+	// trip, as a phone's RTCP does.
+	srMu      sync.Mutex
+	srSSRC    uint32
+	srMiddle  uint32 // middle 32 bits of its NTP timestamp
+	srArrival time.Time
+}
+
+// reception returns the report block about the caller's last SR, if any.
+func (s *rtpStream) reception(now time.Time) []rtcp.ReceptionReport {
+	s.srMu.Lock()
+	defer s.srMu.Unlock()
+	if s.srArrival.IsZero() {
+		return nil
+	}
+	d := now.Sub(s.srArrival)
+	return []rtcp.ReceptionReport{{SSRC: s.srSSRC, LastSenderReport: s.srMiddle,
+		Delay: uint32(d/time.Second<<16) + uint32(d%time.Second*65536/time.Second)}}
 }
 
 // srtpState holds the SRTP contexts made for a spec's keys (pion/srtp
@@ -273,6 +293,9 @@ func (s *rtpStream) handleRTCP(b []byte) {
 		switch p := p.(type) {
 		case *rtcp.SenderReport:
 			c.rtcp.SenderReports++
+			s.srMu.Lock()
+			s.srSSRC, s.srMiddle, s.srArrival = p.SSRC, uint32(p.NTPTime>>16), time.Now()
+			s.srMu.Unlock()
 		case *rtcp.ReceiverReport:
 			c.rtcp.ReceiverReports++
 		case *rtcp.PictureLossIndication:
@@ -365,6 +388,7 @@ func (sd *sender) sendSR(spec media.StreamSpec) {
 		RTPTime:     sd.ts0 + uint32(elapsed.Seconds()*float64(sd.clock)),
 		PacketCount: sd.packets,
 		OctetCount:  sd.octets,
+		Reports:     sd.s.reception(now),
 	}
 	b, err := sr.Marshal()
 	if err != nil {

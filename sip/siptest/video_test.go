@@ -507,3 +507,18 @@ func FuzzHandleRTCP(f *testing.F) {
 		}
 	})
 }
+
+// TestReportsEchoCallersSR: the peer's Sender Reports carry a reception
+// block about the caller's last SR (LSR and the delay since), as a phone's
+// do, so that the caller can measure the round trip.
+func TestReportsEchoCallersSR(t *testing.T) {
+	h := newVideoHarness(t, Script{LiveVideo: &LiveVideo{}}, false)
+	require.Empty(t, h.s.reception(time.Now()), "no SR from the caller yet")
+	ntp := uint64(0x1234_5678_9abc_def0)
+	h.s.handleRTCP(rtcpBytes(t, &rtcp.SenderReport{SSRC: 0x77, NTPTime: ntp}))
+	got := h.s.reception(time.Now().Add(250 * time.Millisecond))
+	require.Len(t, got, 1)
+	assert.Equal(t, uint32(0x77), got[0].SSRC)
+	assert.Equal(t, uint32(ntp>>16), got[0].LastSenderReport)
+	assert.InDelta(t, 65536/4, float64(got[0].Delay), 65536/50, "DLSR of 250 ms")
+}
