@@ -166,10 +166,12 @@ func TestTCPIdleConnectionsClosed(t *testing.T) {
 			c.Close()
 		}
 	})
-	// A connection that sends keeps being served (each read rearms the timeout).
-	busy := conns[0]
+	// A connection that sends keeps being served (each read rearms the
+	// timeout). It is the last one dialled: dialling a thousand can take
+	// longer than the idle timeout on a loaded machine.
+	busy, idle := conns[n-1], conns[:n-1]
 	closed := make(chan int, n)
-	for _, c := range conns[1:] {
+	for _, c := range idle {
 		go func(c net.Conn) {
 			_ = c.SetReadDeadline(time.Now().Add(10 * time.Second))
 			_, err := c.Read(make([]byte, 1))
@@ -195,7 +197,7 @@ func TestTCPIdleConnectionsClosed(t *testing.T) {
 		got += <-closed
 	}
 	assert.Equal(t, n-1, got, "idle connections closed by the UA")
-	for _, c := range conns[1:] {
+	for _, c := range idle {
 		c.Close()
 	}
 	assert.True(t, waitFor(5*time.Second, func() bool { return runtime.NumGoroutine() <= baseG+1 }),
