@@ -161,12 +161,12 @@ func (st *stream) arrived(seq uint16, ts uint32, b []byte, f *format, now time.T
 	if st.need != 0 && st.kfSent > 0 && f.h264 != nil && rtph264.IsKeyframePacket(rtpPayload(b)) {
 		st.keyTS, st.haveKeyTS = ts, true
 	}
-	gap := st.trackSeq(seq, now)
-	defer func() { st.prevTS = ts }()
-	if gap == 0 || (st.nackEnabled() && st.peerRetransmits()) {
+	prev := st.prevTS
+	st.prevTS = ts
+	if gap := st.trackSeq(seq, now); gap == 0 || (st.nackEnabled() && st.peerRetransmits()) {
 		return
 	}
-	if st.need != 0 && st.kfSent > 0 && st.haveKeyTS && (ts == st.keyTS || st.prevTS == st.keyTS) {
+	if st.need != 0 && st.kfSent > 0 && st.haveKeyTS && (ts == st.keyTS || prev == st.keyTS) {
 		st.kfAgain = true // the answer is broken: ask again without waiting
 	}
 	st.need |= needDecoder

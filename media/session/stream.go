@@ -134,7 +134,7 @@ type stream struct {
 	lastFmt      *format // format of the last packet decoded
 	lastSentAt   time.Time
 	firSeq       uint8
-	started      bool // nextRTCP was set
+	rtcpStarted  bool // nextRTCP was set
 	nextRTCP     time.Time
 	sentSince    bool // RTP sent since the last report
 	sentPackets  uint32
@@ -289,8 +289,8 @@ func (st *stream) configure(sp media.StreamSpec, now time.Time) error {
 	st.lastFmt = nil
 	st.spec = sp
 	st.configured = true
-	if !st.started {
-		st.started = true
+	if !st.rtcpStarted {
+		st.rtcpStarted = true
 		st.nextRTCP = now.Add(st.s.cfg.RTCPInterval / 2)
 	}
 	st.setupSender(now)
