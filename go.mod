@@ -6,7 +6,7 @@ require (
 	github.com/at-wat/ebml-go v0.19.4
 	github.com/bluenviron/gohlslib/v2 v2.2.3
 	github.com/bluenviron/mediacommon/v2 v2.9.3
-	github.com/emiago/sipgo v1.7.2
+	github.com/emiago/sipgo v1.7.3
 	github.com/pion/ice/v4 v4.4.8
 	github.com/pion/interceptor v0.1.51
 	github.com/pion/opus v0.1.0
