@@ -63,6 +63,70 @@ func TestParseSPS(t *testing.T) {
 	}
 }
 
+// spsWriter writes an SPS RBSP bit by bit, for cases no encoder at hand
+// produces.
+type spsWriter struct {
+	b []byte
+	n int // bits written
+}
+
+func (w *spsWriter) u(bits int, v uint32) {
+	for i := bits - 1; i >= 0; i-- {
+		if w.n%8 == 0 {
+			w.b = append(w.b, 0)
+		}
+		w.b[len(w.b)-1] |= byte(v>>uint(i)&1) << (7 - uint(w.n%8))
+		w.n++
+	}
+}
+
+func (w *spsWriter) ue(v uint32) {
+	zeros := 0
+	for x := v + 1; x > 1; x >>= 1 {
+		zeros++
+	}
+	w.u(zeros, 0)
+	w.u(zeros+1, v+1)
+}
+
+// TestParseSPSMonochromeCropping pins the crop unit of a 4:0:0 picture
+// (ChromaArrayType 0: CropUnitX 1, CropUnitY 2−frame_mbs_only_flag, H.264
+// §7.4.2.1.1), which mediacommon v2.9.3's SPS.Width gets wrong (320: unit 0,
+// the horizontal crop ignored): why parseSPS computes the size itself.
+func TestParseSPSMonochromeCropping(t *testing.T) {
+	w := &spsWriter{}
+	w.u(8, 0x67)
+	w.u(8, 100) // profile_idc: High
+	w.u(8, 0)   // constraint flags
+	w.u(8, 30)  // level_idc
+	w.ue(0)     // seq_parameter_set_id
+	w.ue(0)     // chroma_format_idc: 4:0:0
+	w.ue(0)     // bit_depth_luma_minus8
+	w.ue(0)     // bit_depth_chroma_minus8
+	w.u(1, 0)   // qpprime_y_zero_transform_bypass_flag
+	w.u(1, 0)   // seq_scaling_matrix_present_flag
+	w.ue(0)     // log2_max_frame_num_minus4
+	w.ue(2)     // pic_order_cnt_type
+	w.ue(1)     // max_num_ref_frames
+	w.u(1, 0)   // gaps_in_frame_num_value_allowed_flag
+	w.ue(19)    // pic_width_in_mbs_minus1: 320
+	w.ue(14)    // pic_height_in_map_units_minus1: 240
+	w.u(1, 1)   // frame_mbs_only_flag
+	w.u(1, 1)   // direct_8x8_inference_flag
+	w.u(1, 1)   // frame_cropping_flag
+	w.ue(0)     // left
+	w.ue(3)     // right
+	w.ue(0)     // top
+	w.ue(5)     // bottom
+	w.u(1, 0)   // vui_parameters_present_flag
+	w.u(1, 1)   // rbsp_stop_one_bit
+	require.NotContains(t, string(w.b), "\x00\x00", "would need emulation prevention")
+
+	info, err := parseSPS(w.b)
+	require.NoError(t, err)
+	assert.Equal(t, spsInfo{Width: 317, Height: 235}, info)
+}
+
 func TestAVCDecoderConfig(t *testing.T) {
 	sps, pps := clipSPSPPS(t)
 	var au []byte

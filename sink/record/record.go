@@ -42,6 +42,8 @@ import (
 	"sort"
 	"time"
 
+	"github.com/bluenviron/mediacommon/v2/pkg/codecs/mpeg4audio"
+
 	"github.com/sipstream/sipstream/media"
 )
 
@@ -258,22 +260,23 @@ func (s *starter) rel(d time.Duration) time.Duration {
 	return max(d-s.base, 0)
 }
 
-// aacSampleRates is the sampling frequency index table of ISO/IEC 14496-3
-// Table 1.18.
-var aacSampleRates = []uint32{96000, 88200, 64000, 48000, 44100, 32000, 24000, 22050, 16000, 12000, 11025, 8000, 7350}
-
 // defaultASC builds an AAC-LC AudioSpecificConfig (object type 2) for a
-// sample rate and channel count. Specification: ISO/IEC 14496-3 §1.6.2.1.
+// sample rate and channel count with mediacommon. Only the 2-byte form is
+// accepted: a rate outside the index table would need the explicit 24-bit
+// escape, which not every player reads, and 7 channels have no channel
+// configuration. Specification: ISO/IEC 14496-3 §1.6.2.1.
 func defaultASC(rate uint32, channels uint8) ([]byte, error) {
-	idx := -1
-	for i, r := range aacSampleRates {
-		if r == rate {
-			idx = i
-		}
+	errNoASC := errors.New("record: no AudioSpecificConfig and no standard AAC rate/channels to derive one")
+	if channels == 0 {
+		return nil, errNoASC
 	}
-	if idx < 0 || channels == 0 || channels > 7 {
-		return nil, errors.New("record: no AudioSpecificConfig and no standard AAC rate/channels to derive one")
+	asc, err := mpeg4audio.AudioSpecificConfig{
+		Type:         mpeg4audio.ObjectTypeAACLC,
+		SampleRate:   int(rate),
+		ChannelCount: int(channels),
+	}.Marshal()
+	if err != nil || len(asc) != 2 {
+		return nil, errNoASC
 	}
-	v := uint16(2)<<11 | uint16(idx)<<7 | uint16(channels)<<3
-	return []byte{byte(v >> 8), byte(v)}, nil
+	return asc, nil
 }
