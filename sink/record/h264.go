@@ -9,13 +9,22 @@ import (
 )
 
 // paramSets returns the first SPS and PPS NAL units of an AVC (4-byte
-// length-prefixed) access unit. They alias au.
+// length-prefixed) access unit. They alias au. Not mediacommon's
+// h264.AVCC.Unmarshal: it refuses access units of more than 50 NAL units
+// (h264.MaxNALUsPerAccessUnit), and a phone in packetization-mode 0 sends
+// one slice per packet, 30 to 60 for a 720p IDR.
 func paramSets(au []byte) (sps, pps []byte, err error) {
-	var nalus h264.AVCC
-	if err := nalus.Unmarshal(au); err != nil {
-		return nil, nil, fmt.Errorf("record: malformed AVC access unit: %w", err)
-	}
-	for _, nalu := range nalus {
+	for len(au) > 0 {
+		if len(au) < 4 {
+			return nil, nil, errBadAVC
+		}
+		n := binary.BigEndian.Uint32(au)
+		au = au[4:]
+		if n == 0 || uint64(n) > uint64(len(au)) {
+			return nil, nil, errBadAVC
+		}
+		nalu := au[:n]
+		au = au[n:]
 		switch h264.NALUType(nalu[0] & 0x1f) {
 		case h264.NALUTypeSPS:
 			if sps == nil {
@@ -32,6 +41,8 @@ func paramSets(au []byte) (sps, pps []byte, err error) {
 	}
 	return sps, pps, nil
 }
+
+var errBadAVC = errors.New("record: malformed AVC access unit")
 
 // avcDecoderConfig builds an AVCDecoderConfigurationRecord (4-byte NAL
 // lengths, one SPS, one PPS): Matroska's CodecPrivate for V_MPEG4/ISO/AVC and

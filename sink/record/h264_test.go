@@ -142,6 +142,17 @@ func TestAVCDecoderConfig(t *testing.T) {
 	assert.Equal(t, len(sps), int(binary.BigEndian.Uint16(rec[6:])))
 	assert.Equal(t, pps, rec[len(rec)-len(pps):])
 
+	// A packetization-mode 0 IDR: one slice per packet, more NAL units
+	// than mediacommon's AVCC parser takes (50).
+	many := append([]byte(nil), au...)
+	for range 60 {
+		many = append(many, 0, 0, 0, 2, 0x65, 0x88)
+	}
+	s, p, err = paramSets(many)
+	require.NoError(t, err)
+	assert.Equal(t, sps, s)
+	assert.Equal(t, pps, p)
+
 	_, _, err = paramSets([]byte{0, 0, 0, 9, 0x65})
 	require.Error(t, err)
 	_, _, err = paramSets(au[8:]) // no SPS
