@@ -13,6 +13,7 @@ import (
 	"github.com/bluenviron/mediacommon/v2/pkg/codecs/mpeg4audio"
 
 	"github.com/sipstream/sipstream/media"
+	"github.com/sipstream/sipstream/media/rtph264"
 	"github.com/sipstream/sipstream/media/transcode"
 	"github.com/sipstream/sipstream/sink"
 )
@@ -187,8 +188,11 @@ func (s *Sink) WriteFrame(f *media.Frame) error {
 }
 
 func (s *Sink) writeVideo(f *media.Frame) error {
-	var au h264.AVCC
-	if err := au.Unmarshal(f.Payload); err != nil {
+	// Not h264.AVCC.Unmarshal: it refuses more than 50 NAL units
+	// (h264.MaxNALUsPerAccessUnit), and a phone in packetization-mode 0
+	// sends one slice per packet, 30 to 60 for a 720p IDR.
+	au, err := rtph264.SplitAVC(f.Payload)
+	if err != nil || len(au) == 0 {
 		s.ignored++
 		return nil
 	}

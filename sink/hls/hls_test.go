@@ -310,3 +310,25 @@ func TestMethodNotAllowed(t *testing.T) {
 }
 
 var _ = errors.Is
+
+// TestManySlicesPerPicture feeds keyframes of more than 50 NAL units, what a
+// phone in packetization-mode 0 sends (one slice per packet, 30 to 60 for a
+// 720p IDR): mediacommon's h264.AVCC parser refuses them
+// (h264.MaxNALUsPerAccessUnit), the sink must not.
+func TestManySlicesPerPicture(t *testing.T) {
+	s, err := hls.New(hls.Config{Video: true})
+	require.NoError(t, err)
+	defer s.Close()
+	frames := clipFrames(0)
+	for _, f := range frames {
+		if f.Keyframe {
+			for range 60 { // filler data NAL units (type 12)
+				f.Payload = append(f.Payload, 0, 0, 0, 3, 0x0c, 0xff, 0x80)
+			}
+		}
+	}
+	feed(t, s, frames)
+	st := s.Stats()
+	assert.False(t, st.Started.IsZero(), "never started")
+	assert.Zero(t, st.FramesIgnored)
+}
