@@ -323,9 +323,11 @@ func (c *Call) onKeyframeFallback() {
 // RequestKeyframe asks the peer for a video keyframe: RTCP PLI or FIR when
 // the peer accepts them, SIP INFO picture_fast_update otherwise. Sinks added
 // with AddSink call it when they need one (a WebRTC viewer that joins or
-// sends a PLI); the call's own sinks do so by themselves. It never blocks,
-// the media session rate-limits the requests (about one a second), and it
-// does nothing before the answer or once the call is ending.
+// sends a PLI); the call's own sinks do so by themselves. It never blocks;
+// the media session paces the requests (repeated after the phone's measured
+// response time while no keyframe comes, three times at most for a request
+// like this, never closer than 100 ms), and it does nothing before the
+// answer or once the call is ending.
 func (c *Call) RequestKeyframe() { c.requestKeyframe() }
 
 // requestKeyframe is what sinks call (from their goroutines) when they need
