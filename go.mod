@@ -5,6 +5,7 @@ go 1.25.0
 require (
 	github.com/at-wat/ebml-go v0.19.4
 	github.com/bluenviron/gohlslib/v2 v2.2.3
+	github.com/bluenviron/gortmplib v1.0.1
 	github.com/bluenviron/mediacommon/v2 v2.9.3
 	github.com/emiago/sipgo v1.7.3
 	github.com/pion/ice/v4 v4.4.8
