@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 
+	"github.com/bluenviron/mediacommon/v2/pkg/codecs/h264"
 	"github.com/pion/rtp"
 
 	"github.com/sipstream/sipstream/media"
@@ -340,8 +341,8 @@ func (d *Decoder) add(p []byte) error {
 		d.hole()
 		return errForbidden
 	}
-	typ := p[0] & 0x1f
-	if d.fuActive && typ != NALTypeFUA {
+	typ := h264.NALUType(p[0] & 0x1f)
+	if d.fuActive && typ != h264.NALUTypeFUA {
 		explained := d.lossy // a loss the decoder saw cut the FU-A short
 		d.hole()             // cuts the unfinished FU-A when concealing
 		d.fuActive = false
@@ -355,9 +356,9 @@ func (d *Decoder) add(p []byte) error {
 		return errFUAInterrup
 	}
 	switch {
-	case typ >= 1 && typ <= 23:
+	case typ >= h264.NALUTypeNonIDR && typ <= h264.NALUTypeReserved23:
 		return d.appendNAL(p)
-	case typ == NALTypeSTAPA:
+	case typ == h264.NALUTypeSTAPA:
 		p = p[1:]
 		if len(p) == 0 {
 			d.hole()
@@ -374,7 +375,7 @@ func (d *Decoder) add(p []byte) error {
 				d.hole()
 				return errSTAPA
 			}
-			if t := p[0] & 0x1f; t == 0 || t >= NALTypeSTAPA || p[0]&0x80 != 0 {
+			if t := h264.NALUType(p[0] & 0x1f); t == 0 || t >= h264.NALUTypeSTAPA || p[0]&0x80 != 0 {
 				d.hole()
 				return fmt.Errorf("rtph264: STAP-A holds invalid NAL unit type %d", t)
 			}
@@ -384,7 +385,7 @@ func (d *Decoder) add(p []byte) error {
 			p = p[n:]
 		}
 		return nil
-	case typ == NALTypeFUA:
+	case typ == h264.NALUTypeFUA:
 		return d.addFUA(p)
 	default:
 		d.hole()
@@ -400,8 +401,8 @@ func (d *Decoder) addFUA(p []byte) error {
 	}
 	hdr := p[1]
 	start, end := hdr&0x80 != 0, hdr&0x40 != 0
-	nalType := hdr & 0x1f
-	if nalType == 0 || nalType >= NALTypeSTAPA {
+	nalType := h264.NALUType(hdr & 0x1f)
+	if nalType == 0 || nalType >= h264.NALUTypeSTAPA {
 		d.hole()
 		d.fuActive = false
 		return fmt.Errorf("rtph264: FU-A carries invalid NAL unit type %d", nalType)
@@ -423,7 +424,7 @@ func (d *Decoder) addFUA(p []byte) error {
 		}
 		d.fuStart = len(b)
 		b = append(b, 0, 0, 0, 1) // patched at the end (AVC)
-		b = append(b, p[0]&0xe0|nalType)
+		b = append(b, p[0]&0xe0|byte(nalType))
 		b = append(b, p[2:]...)
 		d.fuActive = true
 		d.bufs[d.cur] = b
@@ -476,18 +477,18 @@ func (d *Decoder) appendNAL(n []byte) error {
 
 // note records what a complete NAL unit is.
 func (d *Decoder) note(n []byte) {
-	switch t := n[0] & 0x1f; t {
-	case NALTypeIDR:
+	switch t := h264.NALUType(n[0] & 0x1f); t {
+	case h264.NALUTypeIDR:
 		d.hasIDR = true
 		d.hasVCL = true
-	case NALTypeSPS:
+	case h264.NALUTypeSPS:
 		d.hasSPS = true
 		d.sps = append(d.sps[:0], n...)
-	case NALTypePPS:
+	case h264.NALUTypePPS:
 		d.hasPPS = true
 		d.pps = append(d.pps[:0], n...)
 	default:
-		if t >= 1 && t <= 4 {
+		if t >= h264.NALUTypeNonIDR && t <= h264.NALUTypeDataPartitionC {
 			d.hasVCL = true
 		}
 	}

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 
+	"github.com/bluenviron/mediacommon/v2/pkg/codecs/h264"
 	"github.com/pion/rtp"
 )
 
@@ -95,7 +96,7 @@ func (e *Encoder) Encode(nalus [][]byte, ts uint32) ([]*rtp.Packet, error) {
 		}
 		// STAP-A header: F=0, NRI = the highest of the aggregated units.
 		p := make([]byte, 0, size)
-		p = append(p, nri|NALTypeSTAPA)
+		p = append(p, nri|byte(h264.NALUTypeSTAPA))
 		for _, u := range nalus[i:j] {
 			p = binary.BigEndian.AppendUint16(p, uint16(len(u)))
 			p = append(p, u...)
@@ -124,7 +125,7 @@ func (e *Encoder) Encode(nalus [][]byte, ts uint32) ([]*rtp.Packet, error) {
 // appendFUA splits one NAL unit into FU-A payloads of at most maxPayload
 // bytes (RFC 6184 §5.8).
 func appendFUA(out [][]byte, n []byte, maxPayload int) [][]byte {
-	indicator := n[0]&0xe0 | NALTypeFUA
+	indicator := n[0]&0xe0 | byte(h264.NALUTypeFUA)
 	typ := n[0] & 0x1f
 	data := n[1:]
 	chunk := maxPayload - 2

@@ -27,9 +27,14 @@ package rtph264
 import (
 	"encoding/binary"
 	"errors"
+
+	"github.com/bluenviron/mediacommon/v2/pkg/codecs/h264"
 )
 
-// NAL unit types (ITU-T H.264 Table 7-1) and RFC 6184 packet types.
+// NAL unit types (ITU-T H.264 Table 7-1) and RFC 6184 packet types, kept
+// as untyped constants for callers that compare them with a header byte
+// (n[0]&0x1f == NALTypeIDR). They have the values of mediacommon's
+// h264.NALUType constants, which this package uses itself.
 const (
 	NALTypeNonIDR = 1
 	NALTypeIDR    = 5
@@ -60,7 +65,10 @@ var ErrMorePacketsNeeded = errors.New("rtph264: more packets needed")
 var ErrNeedKeyframe = errors.New("rtph264: access unit dropped, waiting for an IDR")
 
 // SplitAVC splits an AVC (4-byte length-prefixed) access unit into NAL
-// units, which alias b.
+// units, which alias b. A zero-length NAL unit makes it fail. Not
+// mediacommon's h264.AVCC.Unmarshal, which refuses access units of more
+// than 50 NAL units (h264.MaxNALUsPerAccessUnit): a phone in
+// packetization-mode 0 sends one slice per packet, 30 to 60 for a 720p IDR.
 func SplitAVC(b []byte) ([][]byte, error) {
 	var out [][]byte
 	for len(b) > 0 {
@@ -79,32 +87,16 @@ func SplitAVC(b []byte) ([][]byte, error) {
 }
 
 // JoinAVC returns the NAL units in AVC form (each preceded by its 4-byte
-// big-endian length).
+// big-endian length): mediacommon's h264.AVCC.Marshal.
 func JoinAVC(nalus [][]byte) []byte {
-	n := 0
-	for _, u := range nalus {
-		n += 4 + len(u)
-	}
-	b := make([]byte, 0, n)
-	for _, u := range nalus {
-		b = binary.BigEndian.AppendUint32(b, uint32(len(u)))
-		b = append(b, u...)
-	}
+	b, _ := h264.AVCC(nalus).Marshal() // never fails
 	return b
 }
 
 // JoinAnnexB returns the NAL units in Annex-B form (each preceded by the
-// 4-byte start code 00 00 00 01).
+// 4-byte start code 00 00 00 01): mediacommon's h264.AnnexB.Marshal.
 func JoinAnnexB(nalus [][]byte) []byte {
-	n := 0
-	for _, u := range nalus {
-		n += 4 + len(u)
-	}
-	b := make([]byte, 0, n)
-	for _, u := range nalus {
-		b = append(b, 0, 0, 0, 1)
-		b = append(b, u...)
-	}
+	b, _ := h264.AnnexB(nalus).Marshal() // never fails
 	return b
 }
 
@@ -117,20 +109,20 @@ func IsKeyframePacket(payload []byte) bool {
 	if len(payload) == 0 {
 		return false
 	}
-	switch t := payload[0] & 0x1f; t {
-	case NALTypeIDR, NALTypeSPS, NALTypePPS:
+	switch h264.NALUType(payload[0] & 0x1f) {
+	case h264.NALUTypeIDR, h264.NALUTypeSPS, h264.NALUTypePPS:
 		return true
-	case NALTypeFUA:
-		return len(payload) > 1 && payload[1]&0x1f == NALTypeIDR
-	case NALTypeSTAPA:
+	case h264.NALUTypeFUA:
+		return len(payload) > 1 && h264.NALUType(payload[1]&0x1f) == h264.NALUTypeIDR
+	case h264.NALUTypeSTAPA:
 		for b := payload[1:]; len(b) > 2; {
 			n := int(binary.BigEndian.Uint16(b))
 			b = b[2:]
 			if n == 0 || n > len(b) {
 				return false
 			}
-			switch b[0] & 0x1f {
-			case NALTypeIDR, NALTypeSPS, NALTypePPS:
+			switch h264.NALUType(b[0] & 0x1f) {
+			case h264.NALUTypeIDR, h264.NALUTypeSPS, h264.NALUTypePPS:
 				return true
 			}
 			b = b[n:]

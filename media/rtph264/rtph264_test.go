@@ -255,6 +255,26 @@ func TestSplitAVC(t *testing.T) {
 	require.Error(t, err)
 	_, err = SplitAVC([]byte{0, 0})
 	require.Error(t, err)
+	_, err = SplitAVC([]byte{0, 0, 0, 0, 0, 0, 0, 1, 0x65}) // zero-length NAL unit
+	require.Error(t, err)
+
+	// A packetization-mode 0 IDR: one slice per packet, more NAL units
+	// than mediacommon's h264.AVCC.Unmarshal takes (50).
+	many := [][]byte{testSPS, testPPS}
+	for range 61 {
+		many = append(many, []byte{0x65, 0x88, 0x84})
+	}
+	nalus, err = SplitAVC(JoinAVC(many))
+	require.NoError(t, err)
+	require.Equal(t, many, nalus)
+}
+
+func TestJoin(t *testing.T) {
+	nalus := [][]byte{{0x67, 0x42}, {0x68}, {0x65, 0, 0, 1}}
+	require.Equal(t, []byte{0, 0, 0, 2, 0x67, 0x42, 0, 0, 0, 1, 0x68, 0, 0, 0, 4, 0x65, 0, 0, 1}, JoinAVC(nalus))
+	require.Equal(t, []byte{0, 0, 0, 1, 0x67, 0x42, 0, 0, 0, 1, 0x68, 0, 0, 0, 1, 0x65, 0, 0, 1}, JoinAnnexB(nalus))
+	require.Equal(t, []byte{}, JoinAVC(nil))
+	require.Equal(t, []byte{}, JoinAnnexB(nil))
 }
 
 // marshalSeq encodes a packet sequence as fuzz input: each packet preceded
