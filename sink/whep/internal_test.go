@@ -8,6 +8,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/bluenviron/mediacommon/v2/pkg/codecs/h264"
 	"github.com/pion/webrtc/v4"
 
 	"github.com/sipstream/sipstream/internal/testmedia"
@@ -121,7 +122,7 @@ func TestPacketizeH264(t *testing.T) {
 	aus := testmedia.ClipAccessUnits()
 	var idr [][]byte
 	for _, n := range aus[25].NALUs {
-		if typ := n[0] & 0x1f; typ != rtph264.NALTypeSPS && typ != rtph264.NALTypePPS {
+		if typ := h264.NALUType(n[0] & 0x1f); typ != h264.NALUTypeSPS && typ != h264.NALUTypePPS {
 			idr = append(idr, n)
 		}
 	}
@@ -271,5 +272,37 @@ func TestResourcePath(t *testing.T) {
 		if got := resourcePath(r); got != tc.want {
 			t.Errorf("%s: %q, want %q", tc.target, got, tc.want)
 		}
+	}
+}
+
+// TestPacketizeManySlices feeds a keyframe of more than 50 NAL units, what a
+// phone in packetization-mode 0 sends (one slice per packet, 30 to 60 for a
+// 720p IDR): mediacommon's h264.AVCC parser refuses it
+// (h264.MaxNALUsPerAccessUnit), the packetizer must not.
+func TestPacketizeManySlices(t *testing.T) {
+	p, err := newPacketizer(1200, 0, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	nalus := append([][]byte(nil), testmedia.ClipAccessUnits()[0].NALUs...)
+	for i := range 60 { // more IDR slices: first_mb_in_slice is not checked
+		nalus = append(nalus, []byte{0x65, 0x88, byte(i), 0x80})
+	}
+	want := rtph264.JoinAVC(nalus)
+	f := media.Frame{Codec: media.CodecH264, Payload: want} // Keyframe not set: found by its IDR
+	u, err := p.packetize(&f)
+	if err != nil || !u.key || u.profileLevelID == "" {
+		t.Fatalf("%d NAL units: %+v %v", len(nalus), u, err)
+	}
+	dec, _ := rtph264.NewDecoder(rtph264.DecoderConfig{})
+	var got []byte
+	for i, pl := range u.payloads {
+		pkt := rtpPacket(uint16(i), u.ts, i == len(u.payloads)-1, pl)
+		if fr, _, err := dec.Decode(pkt); err == nil {
+			got = append([]byte(nil), fr.Payload...)
+		}
+	}
+	if !bytes.Equal(got, want) {
+		t.Errorf("%d NAL units: %d bytes through RTP, want %d", len(nalus), len(got), len(want))
 	}
 }

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"time"
 
+	"github.com/bluenviron/mediacommon/v2/pkg/codecs/h264"
 	"github.com/pion/rtp/codecs"
 
 	"github.com/sipstream/sipstream/media"
@@ -60,6 +61,9 @@ func (p *packetizer) packetize(f *media.Frame) (*unit, error) {
 	u := &unit{kind: f.Kind()}
 	switch f.Codec {
 	case media.CodecH264:
+		// Not h264.AVCC.Unmarshal: it refuses more than 50 NAL units
+		// (h264.MaxNALUsPerAccessUnit), and a phone in packetization-mode 0
+		// sends one slice per packet, 30 to 60 for a 720p IDR.
 		nalus, err := rtph264.SplitAVC(f.Payload)
 		if err != nil {
 			return nil, err
@@ -68,21 +72,18 @@ func (p *packetizer) packetize(f *media.Frame) (*unit, error) {
 			return nil, errEmptyFrame
 		}
 		u.ts = p.videoTS + p.stamp(&p.vguard, f.PTS, rtph264.ClockRate)
-		u.key = f.Keyframe
-		hasSPS, hasPPS, hasIDR := false, false, false
+		hasSPS, hasPPS := false, false
 		for _, n := range nalus {
-			switch n[0] & 0x1f {
-			case rtph264.NALTypeSPS:
+			switch h264.NALUType(n[0] & 0x1f) {
+			case h264.NALUTypeSPS:
 				hasSPS = true
 				p.sps = append(p.sps[:0], n...)
-			case rtph264.NALTypePPS:
+			case h264.NALUTypePPS:
 				hasPPS = true
 				p.pps = append(p.pps[:0], n...)
-			case rtph264.NALTypeIDR:
-				hasIDR = true
 			}
 		}
-		u.key = u.key || hasIDR
+		u.key = f.Keyframe || h264.IsRandomAccess(nalus)
 		if u.key && !(hasSPS && hasPPS) && p.sps != nil && p.pps != nil {
 			// A viewer that starts here needs the parameter sets.
 			nalus = append([][]byte{p.sps, p.pps}, nalus...)
