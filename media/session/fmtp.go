@@ -3,6 +3,8 @@ package session
 import (
 	"encoding/base64"
 	"strings"
+
+	"github.com/bluenviron/mediacommon/v2/pkg/codecs/h264"
 )
 
 // spropParameterSets returns the SPS and PPS of an H.264 a=fmtp line's
@@ -23,12 +25,12 @@ func spropParameterSets(fmtp string) (sps, pps []byte) {
 			if err != nil || len(nalu) == 0 || nalu[0]&0x80 != 0 {
 				continue
 			}
-			switch nalu[0] & 0x1f {
-			case 7:
+			switch h264.NALUType(nalu[0] & 0x1f) {
+			case h264.NALUTypeSPS:
 				if sps == nil {
 					sps = nalu
 				}
-			case 8:
+			case h264.NALUTypePPS:
 				if pps == nil {
 					pps = nalu
 				}

@@ -3,6 +3,7 @@ package session
 import (
 	"testing"
 
+	"github.com/bluenviron/mediacommon/v2/pkg/codecs/h264"
 	"github.com/stretchr/testify/require"
 )
 
@@ -26,7 +27,7 @@ func FuzzSpropParameterSets(f *testing.F) {
 	f.Add("profile-level-id=42e01f;packetization-mode=1;sprop-parameter-sets=Z0LAHtkBQHsg,aMuDyyA=")
 	f.Fuzz(func(t *testing.T, s string) {
 		sps, pps := spropParameterSets(s)
-		if sps != nil && sps[0]&0x1f != 7 || pps != nil && pps[0]&0x1f != 8 {
+		if sps != nil && h264.NALUType(sps[0]&0x1f) != h264.NALUTypeSPS || pps != nil && h264.NALUType(pps[0]&0x1f) != h264.NALUTypePPS {
 			t.Fatal("wrong NAL unit type")
 		}
 	})
