@@ -30,6 +30,8 @@ import (
 	"errors"
 	"fmt"
 	"time"
+
+	"github.com/bluenviron/mediacommon/v2/pkg/codecs/mpeg4audio"
 )
 
 // FrameSamples is the number of samples per channel in one access unit.
@@ -155,12 +157,19 @@ func NewEncoder(cfg EncoderConfig) (*Encoder, error) {
 	e.nbLong = bandsBelow(e.swbLong, line)
 	e.nbShort = bandsBelow(e.swbShort8, line)
 	e.swb, e.nb = e.swbLong, e.nbLong
-	// AudioSpecificConfig (§1.6.2.1): audioObjectType 2 (5 bits),
-	// samplingFrequencyIndex (4), channelConfiguration (4), then
-	// GASpecificConfig: frameLengthFlag 0, dependsOnCoreCoder 0,
-	// extensionFlag 0.
-	v := uint16(2)<<11 | uint16(idx)<<7 | uint16(cfg.Channels)<<3
-	e.asc = [2]byte{byte(v >> 8), byte(v)}
+	// AudioSpecificConfig (§1.6.2.1): AAC LC, the rate's
+	// samplingFrequencyIndex, channel configuration 1 or 2 (the channel
+	// count), GASpecificConfig all zero: two bytes for every rate of
+	// sampleRates.
+	asc, err := mpeg4audio.AudioSpecificConfig{
+		Type:          mpeg4audio.ObjectTypeAACLC,
+		SampleRate:    cfg.SampleRate,
+		ChannelConfig: uint8(cfg.Channels),
+	}.Marshal()
+	if err != nil || len(asc) != len(e.asc) {
+		return nil, fmt.Errorf("%w: no 2-byte AudioSpecificConfig for %d Hz, %d channels", ErrConfig, cfg.SampleRate, cfg.Channels)
+	}
+	copy(e.asc[:], asc)
 	return e, nil
 }
 

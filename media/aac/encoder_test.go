@@ -68,6 +68,24 @@ func TestAudioSpecificConfig(t *testing.T) {
 	}
 }
 
+// Every rate and channel count the encoder takes gets the two bytes of the
+// bit layout written out by hand: audioObjectType 2 (5 bits),
+// samplingFrequencyIndex (4), channelConfiguration (4), GASpecificConfig 0.
+func TestAudioSpecificConfigAllRates(t *testing.T) {
+	for idx, r := range sampleRates {
+		for ch := 1; ch <= 2; ch++ {
+			e, err := NewEncoder(EncoderConfig{SampleRate: r.rate, Channels: ch})
+			if err != nil {
+				t.Fatal(err)
+			}
+			v := uint16(2)<<11 | uint16(idx)<<7 | uint16(ch)<<3
+			if got := e.AudioSpecificConfig(); len(got) != 2 || got[0] != byte(v>>8) || got[1] != byte(v) {
+				t.Errorf("%d Hz %d ch: % x, want %04x", r.rate, ch, got, v)
+			}
+		}
+	}
+}
+
 func TestADTSRoundTrip(t *testing.T) {
 	au := []byte{1, 2, 3}
 	b := AppendADTS(nil, 3, 2, au)
