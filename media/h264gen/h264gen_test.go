@@ -7,6 +7,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/bluenviron/mediacommon/v2/pkg/codecs/h264"
+
 	"github.com/sipstream/sipstream/internal/testmedia"
 	"github.com/sipstream/sipstream/media"
 )
@@ -255,6 +257,29 @@ func TestFrameGridOddRates(t *testing.T) {
 		first := time.Duration((10*int64(fps) + 1) * int64(time.Second) / int64(fps))
 		if len(fs) == 0 || fs[0].PTS != first || !fs[0].Keyframe || len(fs) != fps-1 {
 			t.Fatalf("%d fps: after Skip %d frames, first at %v want %v", fps, len(fs), fs[0].PTS, first)
+		}
+	}
+}
+
+// TestSPSParses reads the generator's SPS back with mediacommon's parser,
+// the one MediaMTX runs on every stream: picture size (cropping included),
+// Constrained Baseline, and the frame rate of the VUI timing.
+func TestSPSParses(t *testing.T) {
+	for _, c := range []struct{ w, h, fps int }{
+		{640, 360, 10}, {176, 144, 15}, {1280, 720, 30}, {1920, 1080, 25}, {642, 358, 60}, {16, 16, 1},
+	} {
+		g, err := New(Config{Width: c.w, Height: c.h, FrameRate: c.fps})
+		if err != nil {
+			t.Fatal(err)
+		}
+		var sps h264.SPS
+		if err := sps.Unmarshal(g.SPS()); err != nil {
+			t.Fatalf("%dx%d: %v", c.w, c.h, err)
+		}
+		if sps.Width() != c.w || sps.Height() != c.h || sps.FPS() != float64(c.fps) ||
+			sps.ProfileIdc != 66 || sps.LevelIdc != uint8(g.level()) || sps.ChromaFormatIdc != 1 {
+			t.Errorf("%dx%d@%d: parsed %dx%d@%v, profile %d level %d chroma %d", c.w, c.h, c.fps,
+				sps.Width(), sps.Height(), sps.FPS(), sps.ProfileIdc, sps.LevelIdc, sps.ChromaFormatIdc)
 		}
 	}
 }
