@@ -1,10 +1,8 @@
 package rtmp
 
 import (
-	"bufio"
 	"crypto/md5"
 	"encoding/base64"
-	"io"
 	"net"
 	"net/url"
 	"strings"
@@ -13,9 +11,7 @@ import (
 
 	"github.com/stretchr/testify/require"
 
-	"github.com/sipstream/sipstream/rtmp/amf0"
-	"github.com/sipstream/sipstream/rtmp/chunk"
-	"github.com/sipstream/sipstream/rtmp/handshake"
+	"github.com/bluenviron/gortmplib/pkg/handshake"
 )
 
 // adobeServer plays a Wowza-style server with Adobe authentication for
@@ -37,21 +33,17 @@ func adobeServer(t *testing.T, apps *[]string, mu *sync.Mutex) string {
 			go func() {
 				defer wg.Done()
 				defer nc.Close()
-				br := bufio.NewReader(nc)
-				if handshake.Server(struct {
-					io.Reader
-					io.Writer
-				}{br, nc}, 0) != nil {
+				if _, _, err := handshake.DoServer(nc, false); err != nil {
 					return
 				}
-				c := newConn(nc, br, testTimeout)
+				c := newConn(nc, nc, testTimeout)
 				cmd, err := nextCommand(c)
 				if err != nil || cmd.name != "connect" {
 					return
 				}
-				ps, _ := amf0.Properties(cmd.obj)
-				app, _ := amf0.Object(ps).String("app")
-				tcURL, _ := amf0.Object(ps).String("tcUrl")
+				ps, _ := objectOf(cmd.obj)
+				app, _ := ps.GetString("app")
+				tcURL, _ := ps.GetString("tcUrl")
 				mu.Lock()
 				*apps = append(*apps, app)
 				mu.Unlock()
@@ -59,7 +51,7 @@ func adobeServer(t *testing.T, apps *[]string, mu *sync.Mutex) string {
 					return
 				}
 				reject := func(desc string) {
-					_ = c.writeCommand(csidCommand, 0, chunk.TypeCommandAMF0, "_error", cmd.txn, nil,
+					_ = c.writeCommand(csidCommand, 0, typeCommandAMF0, "_error", cmd.txn, nil,
 						statusObject("error", codeConnectRejected, desc))
 					_, _ = nextCommand(c) // until the client hangs up
 				}

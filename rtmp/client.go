@@ -1,7 +1,6 @@
 package rtmp
 
 import (
-	"bufio"
 	"bytes"
 	"context"
 	"crypto/tls"
@@ -13,11 +12,11 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/bluenviron/gortmplib/pkg/amf0"
+	"github.com/bluenviron/gortmplib/pkg/handshake"
+
 	"github.com/sipstream/sipstream/media"
-	"github.com/sipstream/sipstream/rtmp/amf0"
-	"github.com/sipstream/sipstream/rtmp/chunk"
 	"github.com/sipstream/sipstream/rtmp/flv"
-	"github.com/sipstream/sipstream/rtmp/handshake"
 )
 
 // ClientConfig configures a publishing Client. The zero value works.
@@ -91,7 +90,7 @@ type Client struct {
 
 	// media state, under mu
 	mu            sync.Mutex
-	msg           chunk.Message
+	msg           message
 	vbuf, abuf    []byte
 	sps, pps      []byte
 	videoConfig   bool
@@ -137,8 +136,8 @@ func Dial(ctx context.Context, rawURL string, cfg ClientConfig) (*Client, error)
 	if cfg.DialTimeout < 0 || cfg.WriteTimeout < 0 {
 		return nil, errors.New("rtmp: negative timeout")
 	}
-	if cfg.ChunkSize > chunk.MaxChunkSize {
-		return nil, fmt.Errorf("rtmp: chunk size %d over %d", cfg.ChunkSize, chunk.MaxChunkSize)
+	if cfg.ChunkSize > maxChunkSize {
+		return nil, fmt.Errorf("rtmp: chunk size %d over %d", cfg.ChunkSize, maxChunkSize)
 	}
 	if cfg.DialTimeout == 0 {
 		cfg.DialTimeout = 15 * time.Second
@@ -233,16 +232,18 @@ func (c *Client) publishSequence() error {
 }
 
 func (c *Client) publishSteps(stage *string) error {
-	br := bufio.NewReaderSize(c.nc, 16<<10)
-	if err := handshake.Client(struct {
+	// What a publisher reads from its server (which may be hostile: the
+	// URL comes from whoever asked for the broadcast) is budgeted, since
+	// gortmplib's reader holds up to 10 MiB per partial message.
+	br := newReadBudget(c.nc)
+	if _, _, err := handshake.DoClient(struct {
 		io.Reader
 		io.Writer
-	}{br, c.nc}, 0); err != nil {
+	}{br, c.nc}, false, false); err != nil {
 		return err
 	}
 	*stage = "connect"
 	c.conn = newConn(c.nc, br, 0) // the Dial deadline applies until publishing starts
-	limitClientReader(c.conn.r)
 	if err := c.conn.setChunkSize(c.cfg.ChunkSize); err != nil {
 		return err
 	}
@@ -254,13 +255,13 @@ func (c *Client) publishSteps(stage *string) error {
 		{Key: "tcUrl", Value: u.TcURL() + c.authParams},
 	}
 	if len(c.cfg.FourCCs) > 0 {
-		list := make([]any, len(c.cfg.FourCCs))
+		list := make(amf0.StrictArray, len(c.cfg.FourCCs))
 		for i, f := range c.cfg.FourCCs {
 			list[i] = f
 		}
-		obj = append(obj, amf0.Property{Key: "fourCcList", Value: list})
+		obj = append(obj, amf0.ObjectEntry{Key: "fourCcList", Value: list})
 	}
-	if err := c.conn.writeCommand(csidCommand, 0, chunk.TypeCommandAMF0, "connect", 1, obj); err != nil {
+	if err := c.conn.writeCommand(csidCommand, 0, typeCommandAMF0, "connect", 1, obj); err != nil {
 		return err
 	}
 	res, err := c.await("connect", 1)
@@ -272,13 +273,13 @@ func (c *Client) publishSteps(stage *string) error {
 	// only createStream's answer is awaited.
 	name := u.Stream
 	*stage = "createStream"
-	if err := c.conn.writeCommand(csidCommand, 0, chunk.TypeCommandAMF0, "releaseStream", 2, nil, name); err != nil {
+	if err := c.conn.writeCommand(csidCommand, 0, typeCommandAMF0, "releaseStream", 2, nil, name); err != nil {
 		return err
 	}
-	if err := c.conn.writeCommand(csidCommand, 0, chunk.TypeCommandAMF0, "FCPublish", 3, nil, name); err != nil {
+	if err := c.conn.writeCommand(csidCommand, 0, typeCommandAMF0, "FCPublish", 3, nil, name); err != nil {
 		return err
 	}
-	if err := c.conn.writeCommand(csidCommand, 0, chunk.TypeCommandAMF0, "createStream", 4, nil); err != nil {
+	if err := c.conn.writeCommand(csidCommand, 0, typeCommandAMF0, "createStream", 4, nil); err != nil {
 		return err
 	}
 	res, err = c.await("createStream", 4)
@@ -296,7 +297,7 @@ func (c *Client) publishSteps(stage *string) error {
 	}
 	c.streamID = uint32(id)
 	*stage = "publish"
-	if err := c.conn.writeCommand(csidCommand, c.streamID, chunk.TypeCommandAMF0, "publish", 5, nil, name, "live"); err != nil {
+	if err := c.conn.writeCommand(csidCommand, c.streamID, typeCommandAMF0, "publish", 5, nil, name, "live"); err != nil {
 		return err
 	}
 	if _, err := c.await("publish", 5); err != nil {
@@ -314,7 +315,7 @@ func (c *Client) await(stage string, txn float64) (command, error) {
 		if err != nil {
 			return command{}, &PublishError{Stage: stage, Err: err}
 		}
-		if m.Type != chunk.TypeCommandAMF0 && m.Type != chunk.TypeCommandAMF3 {
+		if m.Type != typeCommandAMF0 && m.Type != typeCommandAMF3 {
 			continue
 		}
 		cmd, err := parseCommand(&m)
@@ -358,7 +359,7 @@ func (c *Client) readLoop() {
 			c.fail(&PublishError{Stage: "stream", Err: err})
 			return
 		}
-		if m.Type != chunk.TypeCommandAMF0 && m.Type != chunk.TypeCommandAMF3 {
+		if m.Type != typeCommandAMF0 && m.Type != typeCommandAMF3 {
 			continue
 		}
 		cmd, err := parseCommand(&m)
@@ -434,8 +435,8 @@ func (c *Client) Stats() ClientStats {
 }
 
 // send writes one media or data message; the caller holds mu.
-func (c *Client) send(csid uint32, typ uint8, ts uint32, payload []byte) error {
-	c.msg = chunk.Message{ChunkStreamID: csid, Type: typ, Timestamp: ts, StreamID: c.streamID, Payload: payload}
+func (c *Client) send(csid byte, typ uint8, ts uint32, payload []byte) error {
+	c.msg = message{ChunkStreamID: csid, Type: typ, Timestamp: ts, StreamID: c.streamID, Payload: payload}
 	if err := c.conn.write(&c.msg); err != nil {
 		err = &PublishError{Stage: "stream", Err: err}
 		c.fail(err)
@@ -452,7 +453,7 @@ func (c *Client) WriteMetadata(md flv.Metadata) error {
 	if err := c.usable(); err != nil {
 		return err
 	}
-	return c.send(csidData, chunk.TypeDataAMF0, 0, flv.SetDataFrame(md))
+	return c.send(csidData, typeDataAMF0, 0, flv.SetDataFrame(md))
 }
 
 // WriteAVCConfig sends an AVC sequence header for sps and pps (NAL units
@@ -475,7 +476,7 @@ func (c *Client) avcConfig(ts uint32, sps, pps []byte) error {
 	if err != nil {
 		return fmt.Errorf("rtmp: %w", err)
 	}
-	if err := c.send(csidVideo, chunk.TypeVideo, ts, seq); err != nil {
+	if err := c.send(csidVideo, typeVideo, ts, seq); err != nil {
 		return err
 	}
 	c.sps = append(c.sps[:0], sps...)
@@ -527,7 +528,7 @@ func (c *Client) WriteH264(pts, dts time.Duration, avcc []byte, keyframe bool) e
 	}
 	c.videoStarted = true
 	c.vbuf = flv.AppendAVCFrame(c.vbuf[:0], keyframe, int32(p-d), avcc)
-	if err := c.send(csidVideo, chunk.TypeVideo, ts, c.vbuf); err != nil {
+	if err := c.send(csidVideo, typeVideo, ts, c.vbuf); err != nil {
 		return err
 	}
 	c.videoFrames.Add(1)
@@ -562,7 +563,7 @@ func (c *Client) WriteAACConfig(asc []byte) error {
 	if c.aacConfigured && bytes.Equal(asc, c.aacConfig) {
 		return nil
 	}
-	if err := c.send(csidAudio, chunk.TypeAudio, 0, flv.AACSequenceHeader(asc)); err != nil {
+	if err := c.send(csidAudio, typeAudio, 0, flv.AACSequenceHeader(asc)); err != nil {
 		return err
 	}
 	c.aacConfig = append(c.aacConfig[:0], asc...)
@@ -588,7 +589,7 @@ func (c *Client) WriteAAC(pts time.Duration, au []byte) error {
 // message (see WriteH264).
 func (c *Client) sendAudio(pts time.Duration) error {
 	ts := uint32(c.aguard.Next(max(pts, 0)))
-	if err := c.send(csidAudio, chunk.TypeAudio, ts, c.abuf); err != nil {
+	if err := c.send(csidAudio, typeAudio, ts, c.abuf); err != nil {
 		return err
 	}
 	c.audioFrames.Add(1)
@@ -637,14 +638,14 @@ func (c *Client) WriteTag(t flv.Tag) error {
 		if a, err := flv.ParseAudio(t.Data); err == nil && !a.SequenceHeader() {
 			t.Timestamp = uint32(c.aguard.Next(ts))
 		}
-		return c.send(csidAudio, chunk.TypeAudio, t.Timestamp, t.Data)
+		return c.send(csidAudio, typeAudio, t.Timestamp, t.Data)
 	case flv.TagVideo:
 		if v, err := flv.ParseVideo(t.Data); err == nil && !v.SequenceHeader() {
 			t.Timestamp = uint32(c.vguard.Next(ts))
 		}
-		return c.send(csidVideo, chunk.TypeVideo, t.Timestamp, t.Data)
+		return c.send(csidVideo, typeVideo, t.Timestamp, t.Data)
 	case flv.TagScript:
-		return c.send(csidData, chunk.TypeDataAMF0, t.Timestamp, t.Data)
+		return c.send(csidData, typeDataAMF0, t.Timestamp, t.Data)
 	}
 	return fmt.Errorf("rtmp: tag type %d", t.Type)
 }
@@ -658,13 +659,12 @@ func (c *Client) Close() error {
 		c.closed.Store(true)
 		if c.Err() == nil && c.conn.wmu.TryLock() {
 			_ = c.nc.SetWriteDeadline(time.Now().Add(time.Second))
-			for _, cmd := range [][]any{
-				{"FCUnpublish", 6, nil, c.url.Stream},
-				{"deleteStream", 7, nil, c.streamID},
+			for _, cmd := range []amf0.Data{
+				{"FCUnpublish", 6.0, nil, c.url.Stream},
+				{"deleteStream", 7.0, nil, float64(c.streamID)},
 			} {
-				if b, err := amf0.Append(c.conn.cmd[:0], cmd...); err == nil {
-					c.conn.cmd = b
-					if c.conn.w.WriteMessage(&chunk.Message{ChunkStreamID: csidCommand, Type: chunk.TypeCommandAMF0, Payload: b}) != nil {
+				if b, err := cmd.Marshal(); err == nil {
+					if c.conn.writeLocked(&message{ChunkStreamID: csidCommand, Type: typeCommandAMF0, Payload: b}) != nil {
 						break
 					}
 				}
@@ -683,14 +683,14 @@ func (c *Client) Close() error {
 func serverFourCCs(res command) map[string]bool {
 	m := map[string]bool{}
 	for _, v := range append([]any{res.obj}, res.args...) {
-		ps, ok := amf0.Properties(v)
+		ps, ok := objectOf(v)
 		if !ok {
 			continue
 		}
 		for _, p := range ps {
 			switch p.Key {
 			case "fourCcList":
-				if list, ok := p.Value.([]any); ok {
+				if list, ok := p.Value.(amf0.StrictArray); ok {
 					for _, f := range list {
 						if s, ok := f.(string); ok {
 							m[s] = true
@@ -698,7 +698,7 @@ func serverFourCCs(res command) map[string]bool {
 					}
 				}
 			case "videoFourCcInfoMap", "audioFourCcInfoMap":
-				if kv, ok := amf0.Properties(p.Value); ok {
+				if kv, ok := objectOf(p.Value); ok {
 					for _, e := range kv {
 						m[e.Key] = true
 					}
@@ -726,7 +726,7 @@ func (c *Client) WriteHEVCConfig(hvcc []byte) error {
 	if err := c.usable(); err != nil {
 		return err
 	}
-	if err := c.send(csidVideo, chunk.TypeVideo, 0, flv.HEVCSequenceHeader(hvcc)); err != nil {
+	if err := c.send(csidVideo, typeVideo, 0, flv.HEVCSequenceHeader(hvcc)); err != nil {
 		return err
 	}
 	c.hevcConfigured = true
@@ -747,7 +747,7 @@ func (c *Client) WriteHEVC(pts, dts time.Duration, nalus []byte, keyframe bool) 
 	}
 	p, d := c.vguard.Stamp(max(pts, 0), max(dts, 0))
 	c.vbuf = flv.AppendHEVCFrame(c.vbuf[:0], keyframe, int32(p-d), nalus)
-	if err := c.send(csidVideo, chunk.TypeVideo, uint32(d), c.vbuf); err != nil {
+	if err := c.send(csidVideo, typeVideo, uint32(d), c.vbuf); err != nil {
 		return err
 	}
 	c.videoFrames.Add(1)
@@ -763,7 +763,7 @@ func (c *Client) WriteOpusConfig(opusHead []byte) error {
 	if err := c.usable(); err != nil {
 		return err
 	}
-	if err := c.send(csidAudio, chunk.TypeAudio, 0, flv.OpusSequenceHeader(opusHead)); err != nil {
+	if err := c.send(csidAudio, typeAudio, 0, flv.OpusSequenceHeader(opusHead)); err != nil {
 		return err
 	}
 	c.opusConfigured = true
@@ -784,21 +784,50 @@ func (c *Client) WriteOpus(pts time.Duration, packet []byte) error {
 	return c.sendAudio(pts)
 }
 
-// What a publishing client accepts from its server, which may be hostile
-// (the URL comes from whoever asked for the broadcast). A server sends a
-// publisher commands and control messages of a few hundred bytes: a larger
-// message, or more partial messages in flight, ends the connection with
-// chunk.ErrTooLarge, and no chunk stream keeps a large buffer. In all the
-// reader holds at most clientMaxBuffered + one message +
-// 64 chunk streams × clientMaxRetained.
+// What a publishing client accepts from its server, which may be hostile.
+// A server sends a publisher commands and control messages of a few
+// hundred bytes, and then little more than an acknowledgement per window
+// and a ping now and then: about a byte a second. A reader that gets more
+// than readBurst plus readRate a second fails, which bounds what
+// gortmplib's reader can be made to hold in partial messages.
 const (
-	clientMaxMessage  = 1 << 20
-	clientMaxBuffered = 4 << 20
-	clientMaxRetained = 4 << 10
+	readBurst = 1 << 20
+	readRate  = 4 << 10 // bytes a second
 )
 
-func limitClientReader(r *chunk.Reader) {
-	r.MaxMessageLength = clientMaxMessage
-	r.MaxBuffered = clientMaxBuffered
-	r.MaxRetained = clientMaxRetained
+// errReadBudget ends a connection whose server sent too much.
+var errReadBudget = errors.New("rtmp: server sent more than a publisher expects")
+
+// readBudget is a token bucket on the bytes read from a server.
+type readBudget struct {
+	r     net.Conn
+	mu    sync.Mutex
+	left  float64
+	last  time.Time
+	start bool
+}
+
+func newReadBudget(r net.Conn) *readBudget { return &readBudget{r: r, left: readBurst} }
+
+// Read reads at most what the budget allows.
+func (b *readBudget) Read(p []byte) (int, error) {
+	b.mu.Lock()
+	now := time.Now()
+	if b.start {
+		b.left = min(b.left+now.Sub(b.last).Seconds()*readRate, readBurst)
+	}
+	b.start, b.last = true, now
+	left := int(b.left)
+	b.mu.Unlock()
+	if left <= 0 {
+		return 0, errReadBudget
+	}
+	if len(p) > left {
+		p = p[:left]
+	}
+	n, err := b.r.Read(p)
+	b.mu.Lock()
+	b.left -= float64(n)
+	b.mu.Unlock()
+	return n, err
 }

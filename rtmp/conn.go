@@ -1,15 +1,28 @@
 package rtmp
 
 import (
-	"bufio"
+	"encoding/binary"
+	"errors"
 	"fmt"
+	"io"
 	"net"
 	"sync"
 	"time"
 
-	"github.com/sipstream/sipstream/rtmp/amf0"
-	"github.com/sipstream/sipstream/rtmp/chunk"
+	"github.com/bluenviron/gortmplib/pkg/amf0"
+	"github.com/bluenviron/gortmplib/pkg/bytecounter"
+	"github.com/bluenviron/gortmplib/pkg/rawmessage"
 )
+
+// The wire layers (handshake, chunk streams, AMF0) are gortmplib's
+// (github.com/bluenviron/gortmplib/pkg/...). This package keeps the
+// message and command layer on top of them: which commands a publisher
+// sends and in what order, status codes and typed errors, the server's
+// fan-out. It works on raw message bodies (gortmplib's rawmessage), which
+// are FLV tag bodies for audio, video and data: published frames are
+// encoded once, in place, by package flv and relayed without parsing, so
+// any codec a peer sends passes through and the write path allocates
+// nothing per frame in this layer.
 
 // Chunk stream IDs this package writes on (the values nginx-rtmp uses).
 const (
@@ -18,6 +31,30 @@ const (
 	csidData    = 5
 	csidAudio   = 6
 	csidVideo   = 7
+)
+
+// Message types (RTMP 1.0 sections 5.4 and 7.1).
+const (
+	typeSetChunkSize     = 1
+	typeAbort            = 2
+	typeAck              = 3
+	typeUserControl      = 4
+	typeWindowAckSize    = 5
+	typeSetPeerBandwidth = 6
+	typeAudio            = 8
+	typeVideo            = 9
+	typeDataAMF3         = 15
+	typeCommandAMF3      = 17
+	typeDataAMF0         = 18
+	typeCommandAMF0      = 20
+)
+
+// User control events (RTMP 1.0 section 7.1.7).
+const (
+	eventStreamBegin = 0
+	eventStreamEOF   = 1
+	eventPingRequest = 6
+	eventPingReply   = 7
 )
 
 // Status codes.
@@ -34,109 +71,190 @@ const (
 	codePlayNotFound     = "NetStream.Play.StreamNotFound"
 )
 
+// defaultWindow is the acknowledgement window and peer bandwidth we ask
+// for.
 const defaultWindow = 2500000
 
-// conn is the message layer shared by Client and Server: a chunk reader
-// owned by one reading goroutine, a chunk writer shared under wmu with a
-// deadline on every write, and acknowledgements.
+// maxChunkSize is the largest chunk size either side may set (the field
+// has 31 bits; gortmplib's reader accepts up to 10 MiB, which is also its
+// largest message).
+const maxChunkSize = 10 << 20
+
+// maxAMF0Body bounds a command or data message we decode. gortmplib's
+// AMF0 decoder has no nesting limit, and every nested level costs stack:
+// a hostile peer's 10 MiB message of nested objects could exhaust it and
+// crash the process. Commands and onMetaData are a few hundred bytes.
+const maxAMF0Body = 64 << 10
+
+// errAMF0TooLarge refuses an AMF0 body over maxAMF0Body.
+var errAMF0TooLarge = errors.New("rtmp: AMF0 message too large")
+
+// message is one RTMP message: a chunk stream, a type, a time in
+// milliseconds, a message stream and a body.
+type message struct {
+	ChunkStreamID byte
+	Type          uint8
+	Timestamp     uint32
+	StreamID      uint32
+	Payload       []byte
+}
+
+// conn is the message layer shared by Client and Server: a raw message
+// reader owned by one reading goroutine, a writer shared under wmu with a
+// deadline on every write, acknowledgements and ping replies.
 type conn struct {
 	nc           net.Conn
-	r            *chunk.Reader
+	bc           *bytecounter.ReadWriter
+	r            *rawmessage.Reader
 	writeTimeout time.Duration
 
 	wmu sync.Mutex
-	w   *chunk.Writer
-	cmd []byte // scratch for command encoding, under wmu
-
-	// reading side only
-	window uint32 // peer's acknowledgement window
-	acked  uint64 // BytesRead at the last Ack sent
+	w   *rawmessage.Writer
+	raw rawmessage.Message // scratch, under wmu
 }
 
-func newConn(nc net.Conn, br *bufio.Reader, writeTimeout time.Duration) *conn {
-	return &conn{
-		nc:           nc,
-		r:            chunk.NewReader(br),
-		w:            chunk.NewWriter(nc),
-		writeTimeout: writeTimeout,
-	}
+// newConn wraps nc after the handshake. r is what the handshake read
+// through (nc itself, or a budgeted reader): it must hold no buffered
+// bytes of its own.
+func newConn(nc net.Conn, r io.Reader, writeTimeout time.Duration) *conn {
+	c := &conn{nc: nc, writeTimeout: writeTimeout}
+	c.bc = bytecounter.NewReadWriter(struct {
+		io.Reader
+		io.Writer
+	}{r, nc})
+	c.w = rawmessage.NewWriter(c.bc, c.bc.Writer, false)
+	c.r = rawmessage.NewReader(c.bc, c.bc.Reader, func(n uint32) error {
+		return c.writeControl(typeAck, n)
+	})
+	return c
 }
 
-// write writes one message with the write deadline. The caller must not
-// hold wmu.
-func (c *conn) write(m *chunk.Message) error {
+// bytesRead is the number of bytes read from the connection.
+func (c *conn) bytesRead() uint64 { return c.bc.Reader.Count() }
+
+// write sends m. The payload is not retained.
+func (c *conn) write(m *message) error {
 	c.wmu.Lock()
 	defer c.wmu.Unlock()
 	return c.writeLocked(m)
 }
 
-func (c *conn) writeLocked(m *chunk.Message) error {
+func (c *conn) writeLocked(m *message) error {
 	if c.writeTimeout > 0 {
 		if err := c.nc.SetWriteDeadline(time.Now().Add(c.writeTimeout)); err != nil {
 			return err
 		}
 	}
-	return c.w.WriteMessage(m)
+	c.raw = rawmessage.Message{
+		ChunkStreamID:   m.ChunkStreamID,
+		Timestamp:       time.Duration(m.Timestamp) * time.Millisecond,
+		Type:            m.Type,
+		MessageStreamID: m.StreamID,
+		Body:            m.Payload,
+	}
+	err := c.w.Write(&c.raw)
+	c.raw.Body = nil
+	return err
 }
 
+// writeControl sends a protocol control message with one 32-bit value
+// (chunk size, acknowledgement, window).
+func (c *conn) writeControl(typ uint8, v uint32) error {
+	var b [4]byte
+	binary.BigEndian.PutUint32(b[:], v)
+	return c.write(&message{ChunkStreamID: csidControl, Type: typ, Payload: b[:]})
+}
+
+// setChunkSize announces and starts using chunk size n.
 func (c *conn) setChunkSize(n uint32) error {
 	c.wmu.Lock()
 	defer c.wmu.Unlock()
-	if c.writeTimeout > 0 {
-		if err := c.nc.SetWriteDeadline(time.Now().Add(c.writeTimeout)); err != nil {
-			return err
-		}
+	var b [4]byte
+	binary.BigEndian.PutUint32(b[:], n&0x7fffffff)
+	if err := c.writeLocked(&message{ChunkStreamID: csidControl, Type: typeSetChunkSize, Payload: b[:]}); err != nil {
+		return err
 	}
-	return c.w.SetChunkSize(n)
+	c.w.SetChunkSize(n)
+	return nil
 }
 
-// writeCommand encodes an AMF0 command and writes it.
-func (c *conn) writeCommand(csid, streamID uint32, typ uint8, values ...any) error {
-	c.wmu.Lock()
-	defer c.wmu.Unlock()
-	b, err := amf0.Append(c.cmd[:0], values...)
+// writePeerBandwidth sends Set Peer Bandwidth (dynamic limit).
+func (c *conn) writePeerBandwidth(n uint32) error {
+	b := binary.BigEndian.AppendUint32(nil, n)
+	return c.write(&message{ChunkStreamID: csidControl, Type: typeSetPeerBandwidth, Payload: append(b, 2)})
+}
+
+// writeUserControl sends a user control event with one 32-bit argument.
+func (c *conn) writeUserControl(event uint16, arg uint32) error {
+	b := binary.BigEndian.AppendUint16(nil, event)
+	return c.write(&message{ChunkStreamID: csidControl, Type: typeUserControl, Payload: binary.BigEndian.AppendUint32(b, arg)})
+}
+
+// writeCommand sends an AMF0 command or data message made of values.
+// Integers among values are sent as AMF0 numbers.
+func (c *conn) writeCommand(csid byte, streamID uint32, typ uint8, values ...any) error {
+	for i, v := range values {
+		switch n := v.(type) {
+		case int:
+			values[i] = float64(n)
+		case uint32:
+			values[i] = float64(n)
+		}
+	}
+	b, err := amf0.Data(values).Marshal()
 	if err != nil {
 		return err
 	}
-	c.cmd = b
-	return c.writeLocked(&chunk.Message{ChunkStreamID: csid, Type: typ, StreamID: streamID, Payload: b})
+	return c.write(&message{ChunkStreamID: csid, Type: typ, StreamID: streamID, Payload: b})
 }
 
-// readMessage returns the next message that is not handled here. It
-// answers pings, tracks the acknowledgement window and sends
-// acknowledgements. The payload is valid until the next call.
-func (c *conn) readMessage() (chunk.Message, error) {
+// readMessage returns the next message that is not protocol control:
+// chunk size, abort and window changes are applied, acknowledgements
+// counted by gortmplib's reader, pings answered. The payload is valid
+// until the next call.
+func (c *conn) readMessage() (message, error) {
 	for {
-		m, err := c.r.ReadMessage()
+		raw, err := c.r.Read()
 		if err != nil {
-			return m, err
+			return message{}, err
 		}
-		if c.window > 0 && c.r.BytesRead()-c.acked >= uint64(c.window) {
-			c.acked = c.r.BytesRead()
-			ack := chunk.Ack(uint32(c.acked))
-			if err := c.write(&ack); err != nil {
-				return chunk.Message{}, err
-			}
+		m := message{
+			ChunkStreamID: raw.ChunkStreamID,
+			Type:          raw.Type,
+			Timestamp:     uint32(raw.Timestamp / time.Millisecond),
+			StreamID:      raw.MessageStreamID,
+			Payload:       raw.Body,
 		}
 		switch m.Type {
-		case chunk.TypeSetChunkSize, chunk.TypeAbort, chunk.TypeAck:
-			continue
-		case chunk.TypeWindowAckSize:
-			if n, err := m.Uint32(); err == nil {
-				c.window = n
-			}
-			continue
-		case chunk.TypeSetPeerBandwidth:
-			continue
-		case chunk.TypeUserControl:
-			ev, arg, err := m.UserEvent()
+		case typeSetChunkSize:
+			n, err := m.uint32()
 			if err != nil {
-				continue
+				return message{}, err
 			}
-			if ev == chunk.EventPingRequest {
-				pong := chunk.UserControl(chunk.EventPingResponse, arg)
-				if err := c.write(&pong); err != nil {
-					return chunk.Message{}, err
+			n &= 0x7fffffff
+			if n == 0 {
+				return message{}, errors.New("rtmp: chunk size 0")
+			}
+			if err := c.r.SetChunkSize(n); err != nil {
+				return message{}, err
+			}
+			continue
+		case typeAbort:
+			if n, err := m.uint32(); err == nil {
+				c.r.AbortChunkStream(n)
+			}
+			continue
+		case typeWindowAckSize:
+			if n, err := m.uint32(); err == nil {
+				c.r.SetWindowAckSize(n)
+			}
+			continue
+		case typeAck, typeSetPeerBandwidth:
+			continue
+		case typeUserControl:
+			if len(m.Payload) >= 6 && binary.BigEndian.Uint16(m.Payload) == eventPingRequest {
+				if err := c.writeUserControl(eventPingReply, binary.BigEndian.Uint32(m.Payload[2:])); err != nil {
+					return message{}, err
 				}
 				continue
 			}
@@ -145,7 +263,15 @@ func (c *conn) readMessage() (chunk.Message, error) {
 	}
 }
 
-// command is a decoded command message.
+// uint32 reads a control message's 32-bit value.
+func (m *message) uint32() (uint32, error) {
+	if len(m.Payload) < 4 {
+		return 0, fmt.Errorf("rtmp: control message type %d of %d bytes", m.Type, len(m.Payload))
+	}
+	return binary.BigEndian.Uint32(m.Payload), nil
+}
+
+// command is a decoded AMF0 command message.
 type command struct {
 	name  string
 	txn   float64
@@ -154,23 +280,31 @@ type command struct {
 	msgID uint32
 }
 
+// decodeAMF0 decodes an AMF0 body of at most maxAMF0Body bytes.
+func decodeAMF0(p []byte) (amf0.Data, error) {
+	if len(p) > maxAMF0Body {
+		return nil, errAMF0TooLarge
+	}
+	return amf0.Unmarshal(p)
+}
+
 // parseCommand decodes an AMF0 command (or an AMF3 command message, which
 // starts with a format byte and then holds AMF0).
-func parseCommand(m *chunk.Message) (command, error) {
+func parseCommand(m *message) (command, error) {
 	p := m.Payload
-	if m.Type == chunk.TypeCommandAMF3 && len(p) > 0 && p[0] == 0 {
+	if m.Type == typeCommandAMF3 && len(p) > 0 && p[0] == 0 {
 		p = p[1:]
 	}
-	vals, err := amf0.DecodeAll(p)
-	if err != nil && len(vals) < 2 {
+	vals, err := decodeAMF0(p)
+	if err != nil {
 		return command{}, err
 	}
 	if len(vals) < 2 {
-		return command{}, fmt.Errorf("%w: command without name or transaction ID", amf0.ErrInvalid)
+		return command{}, errors.New("rtmp: command without name or transaction ID")
 	}
 	name, ok := vals[0].(string)
 	if !ok {
-		return command{}, fmt.Errorf("%w: command without name or transaction ID", amf0.ErrInvalid)
+		return command{}, errors.New("rtmp: command without name or transaction ID")
 	}
 	cmd := command{name: name, msgID: m.StreamID}
 	cmd.txn, _ = vals[1].(float64)
@@ -181,16 +315,26 @@ func parseCommand(m *chunk.Message) (command, error) {
 	return cmd, nil
 }
 
+// objectOf returns v's properties when v is an AMF0 object or ECMA array.
+func objectOf(v any) (amf0.Object, bool) {
+	switch o := v.(type) {
+	case amf0.Object:
+		return o, true
+	case amf0.ECMAArray:
+		return amf0.Object(o), true
+	}
+	return nil, false
+}
+
 // info returns the code and description of an onStatus/_result/_error
 // information object: the first Object argument (or the command object).
 func (cmd *command) info() (code, desc, level string) {
 	cand := append([]any{cmd.obj}, cmd.args...)
 	for _, v := range cand {
-		if ps, ok := amf0.Properties(v); ok {
-			o := amf0.Object(ps)
-			code, _ = o.String("code")
-			desc, _ = o.String("description")
-			level, _ = o.String("level")
+		if o, ok := objectOf(v); ok {
+			code, _ = o.GetString("code")
+			desc, _ = o.GetString("description")
+			level, _ = o.GetString("level")
 			if code != "" || level != "" {
 				return code, desc, level
 			}

@@ -1,19 +1,19 @@
 package rtmp
 
 import (
-	"bufio"
+	"bytes"
 	"context"
 	"encoding/binary"
 	"errors"
-	"io"
 	"net"
 	"testing"
 	"time"
 
 	"github.com/stretchr/testify/require"
 
-	"github.com/sipstream/sipstream/rtmp/chunk"
-	"github.com/sipstream/sipstream/rtmp/handshake"
+	"github.com/bluenviron/gortmplib/pkg/bytecounter"
+	"github.com/bluenviron/gortmplib/pkg/handshake"
+	"github.com/bluenviron/gortmplib/pkg/rawmessage"
 )
 
 // fakeServer accepts one connection, does the handshake and hands the
@@ -30,20 +30,57 @@ func fakeServer(t testing.TB, script func(c *conn)) string {
 			return
 		}
 		defer nc.Close()
-		br := bufio.NewReader(nc)
-		if handshake.Server(struct {
-			io.Reader
-			io.Writer
-		}{br, nc}, 0) != nil {
+		if _, _, err := handshake.DoServer(nc, false); err != nil {
 			return
 		}
-		script(newConn(nc, br, 5*time.Second))
+		script(newConn(nc, nc, 5*time.Second))
 	}()
 	t.Cleanup(func() {
 		l.Close()
 		<-done
 	})
 	return "rtmp://" + l.Addr().String() + "/live/SECRET"
+}
+
+// userControl is a user control message with one argument.
+func userControl(ev uint16, arg uint32) message {
+	b := binary.BigEndian.AppendUint16(nil, ev)
+	return message{ChunkStreamID: csidControl, Type: typeUserControl, Payload: binary.BigEndian.AppendUint32(b, arg)}
+}
+
+// windowAckSize is a Window Acknowledgement Size message.
+func windowAckSize(n uint32) message {
+	return message{ChunkStreamID: csidControl, Type: typeWindowAckSize, Payload: binary.BigEndian.AppendUint32(nil, n)}
+}
+
+// userEvent decodes a user control message.
+func (m *message) userEvent() (ev uint16, arg uint32, err error) {
+	if m.Type != typeUserControl || len(m.Payload) < 6 {
+		return 0, 0, errors.New("not a user control event")
+	}
+	return binary.BigEndian.Uint16(m.Payload), binary.BigEndian.Uint32(m.Payload[2:]), nil
+}
+
+// readRaw reads the next message as it is, control messages included.
+func readRaw(c *conn) (message, error) {
+	raw, err := c.r.Read()
+	if err != nil {
+		return message{}, err
+	}
+	return message{ChunkStreamID: raw.ChunkStreamID, Type: raw.Type, Timestamp: uint32(raw.Timestamp / time.Millisecond),
+		StreamID: raw.MessageStreamID, Payload: raw.Body}, nil
+}
+
+// encodeMessages returns msgs as chunks (chunk size 128).
+func encodeMessages(msgs ...message) []byte {
+	var buf bytes.Buffer
+	bc := bytecounter.NewWriter(&buf)
+	w := rawmessage.NewWriter(bc, bc, false)
+	for _, m := range msgs {
+		_ = w.Write(&rawmessage.Message{ChunkStreamID: m.ChunkStreamID, Timestamp: time.Duration(m.Timestamp) * time.Millisecond,
+			Type: m.Type, MessageStreamID: m.StreamID, Body: m.Payload})
+	}
+	return buf.Bytes()
 }
 
 // nextCommand reads until a command arrives.
@@ -53,18 +90,18 @@ func nextCommand(c *conn) (command, error) {
 		if err != nil {
 			return command{}, err
 		}
-		if m.Type == chunk.TypeCommandAMF0 {
+		if m.Type == typeCommandAMF0 {
 			return parseCommand(&m)
 		}
 	}
 }
 
 func result(c *conn, txn float64, args ...any) error {
-	return c.writeCommand(csidCommand, 0, chunk.TypeCommandAMF0, append([]any{"_result", txn}, args...)...)
+	return c.writeCommand(csidCommand, 0, typeCommandAMF0, append([]any{"_result", txn}, args...)...)
 }
 
 func onStatus(c *conn, level, code string) error {
-	return c.writeCommand(csidCommand, 1, chunk.TypeCommandAMF0, "onStatus", 0, nil, statusObject(level, code, "test"))
+	return c.writeCommand(csidCommand, 1, typeCommandAMF0, "onStatus", 0, nil, statusObject(level, code, "test"))
 }
 
 // serveUntil answers connect and createStream like a compliant server,
@@ -102,7 +139,7 @@ func TestPublishSequenceFailures(t *testing.T) {
 		{name: "closed after handshake", script: func(c *conn) {}, stage: "connect"},
 		{name: "connect rejected", stage: "connect", code: codeConnectRejected, rejected: true, script: func(c *conn) {
 			cmd, _ := nextCommand(c)
-			_ = c.writeCommand(csidCommand, 0, chunk.TypeCommandAMF0, "_error", cmd.txn, nil, statusObject("error", codeConnectRejected, "no"))
+			_ = c.writeCommand(csidCommand, 0, typeCommandAMF0, "_error", cmd.txn, nil, statusObject("error", codeConnectRejected, "no"))
 			time.Sleep(100 * time.Millisecond)
 		}},
 		{name: "bad name", stage: "publish", code: codePublishBadName, badName: true, rejected: true, script: func(c *conn) {
@@ -111,7 +148,7 @@ func TestPublishSequenceFailures(t *testing.T) {
 		}},
 		{name: "publish _error", stage: "publish", code: "_error", rejected: true, script: func(c *conn) {
 			_ = serveUntilPublish(c, func(cmd command) error {
-				return c.writeCommand(csidCommand, 0, chunk.TypeCommandAMF0, "_error", cmd.txn, nil)
+				return c.writeCommand(csidCommand, 0, typeCommandAMF0, "_error", cmd.txn, nil)
 			})
 			time.Sleep(100 * time.Millisecond)
 		}},
@@ -128,7 +165,7 @@ func TestPublishSequenceFailures(t *testing.T) {
 				case "connect":
 					_ = result(c, cmd.txn, nil, nil)
 				case "createStream":
-					_ = c.writeCommand(csidCommand, 0, chunk.TypeCommandAMF0, "_error", cmd.txn, nil, statusObject("error", "NetStream.Failed", ""))
+					_ = c.writeCommand(csidCommand, 0, typeCommandAMF0, "_error", cmd.txn, nil, statusObject("error", "NetStream.Failed", ""))
 					time.Sleep(100 * time.Millisecond)
 					return
 				}
@@ -250,8 +287,8 @@ func TestPingAndAcknowledgement(t *testing.T) {
 		if serveUntilPublish(c, func(command) error { return onStatus(c, "status", codePublishStart) }) != nil {
 			return
 		}
-		win := chunk.WindowAckSize(200)
-		ping := chunk.UserControl(chunk.EventPingRequest, 4242)
+		win := windowAckSize(200)
+		ping := userControl(eventPingRequest, 4242)
 		_ = c.write(&win)
 		_ = c.write(&ping)
 		for i := 0; i < 10; i++ { // well over 200 bytes
@@ -259,17 +296,17 @@ func TestPingAndAcknowledgement(t *testing.T) {
 		}
 		var s seen
 		for s.pong == 0 || s.ack == 0 {
-			m, err := c.r.ReadMessage()
+			m, err := readRaw(c)
 			if err != nil {
 				return
 			}
 			switch m.Type {
-			case chunk.TypeUserControl:
-				if ev, arg, err := m.UserEvent(); err == nil && ev == chunk.EventPingResponse {
+			case typeUserControl:
+				if ev, arg, err := m.userEvent(); err == nil && ev == eventPingReply {
 					s.pong = arg
 				}
-			case chunk.TypeAck:
-				s.ack, _ = m.Uint32()
+			case typeAck:
+				s.ack, _ = m.uint32()
 			}
 		}
 		res <- s
@@ -293,7 +330,7 @@ func TestServerEndsStream(t *testing.T) {
 			return
 		}
 		// A late _error for FCPublish is harmless; the error status is not.
-		_ = c.writeCommand(csidCommand, 0, chunk.TypeCommandAMF0, "_error", 3, nil, statusObject("error", "NetStream.Publish.Denied", "x"))
+		_ = c.writeCommand(csidCommand, 0, typeCommandAMF0, "_error", 3, nil, statusObject("error", "NetStream.Publish.Denied", "x"))
 		_ = onStatus(c, "error", "NetStream.Publish.Idle")
 		_, _ = nextCommand(c) // until the client hangs up
 	})

@@ -1,19 +1,16 @@
 package rtmp
 
 import (
-	"bufio"
 	"fmt"
-	"io"
 	"net"
 	"testing"
 	"time"
 
 	"github.com/stretchr/testify/require"
 
-	"github.com/sipstream/sipstream/rtmp/amf0"
-	"github.com/sipstream/sipstream/rtmp/chunk"
+	"github.com/bluenviron/gortmplib/pkg/amf0"
+	"github.com/bluenviron/gortmplib/pkg/handshake"
 	"github.com/sipstream/sipstream/rtmp/flv"
-	"github.com/sipstream/sipstream/rtmp/handshake"
 )
 
 // TestPlay plays a stream from our Server with a minimal player written on
@@ -26,15 +23,12 @@ func TestPlay(t *testing.T) {
 	require.NoError(t, err)
 	defer nc.Close()
 	require.NoError(t, nc.SetDeadline(time.Now().Add(testTimeout)))
-	br := bufio.NewReader(nc)
-	require.NoError(t, handshake.Client(struct {
-		io.Reader
-		io.Writer
-	}{br, nc}, 0))
-	p := newConn(nc, br, testTimeout)
-	require.NoError(t, p.writeCommand(csidCommand, 0, chunk.TypeCommandAMF0, "connect", 1, amf0.Object{{Key: "app", Value: "live"}}))
-	require.NoError(t, p.writeCommand(csidCommand, 0, chunk.TypeCommandAMF0, "createStream", 2, nil))
-	require.NoError(t, p.writeCommand(csidCommand, 1, chunk.TypeCommandAMF0, "play", 3, nil, "x", -2000.0))
+	_, _, err = handshake.DoClient(nc, false, false)
+	require.NoError(t, err)
+	p := newConn(nc, nc, testTimeout)
+	require.NoError(t, p.writeCommand(csidCommand, 0, typeCommandAMF0, "connect", 1, amf0.Object{{Key: "app", Value: "live"}}))
+	require.NoError(t, p.writeCommand(csidCommand, 0, typeCommandAMF0, "createStream", 2, nil))
+	require.NoError(t, p.writeCommand(csidCommand, 1, typeCommandAMF0, "play", 3, nil, "x", -2000.0))
 
 	// What the player sees, as short strings.
 	events := make(chan string, 1024)
@@ -46,10 +40,10 @@ func TestPlay(t *testing.T) {
 				return
 			}
 			switch m.Type {
-			case chunk.TypeDataAMF0:
+			case typeDataAMF0:
 				name, _, _ := flv.ParseScript(m.Payload)
 				events <- "data " + name
-			case chunk.TypeCommandAMF0:
+			case typeCommandAMF0:
 				cmd, err := parseCommand(&m)
 				if err != nil {
 					continue
@@ -59,17 +53,17 @@ func TestPlay(t *testing.T) {
 					continue
 				}
 				events <- cmd.name + " " + code
-			case chunk.TypeUserControl:
-				ev, _, _ := m.UserEvent()
+			case typeUserControl:
+				ev, _, _ := m.userEvent()
 				events <- fmt.Sprintf("event %d", ev)
-			case chunk.TypeVideo:
+			case typeVideo:
 				v, err := flv.ParseVideo(m.Payload)
 				if err == nil && v.SequenceHeader() {
 					events <- "video config"
 				} else {
 					events <- fmt.Sprintf("video %d", m.Timestamp)
 				}
-			case chunk.TypeAudio:
+			case typeAudio:
 				events <- fmt.Sprintf("audio %d", m.Timestamp)
 			}
 		}

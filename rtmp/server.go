@@ -1,7 +1,6 @@
 package rtmp
 
 import (
-	"bufio"
 	"context"
 	"crypto/tls"
 	"errors"
@@ -13,10 +12,10 @@ import (
 	"sync"
 	"time"
 
-	"github.com/sipstream/sipstream/rtmp/amf0"
-	"github.com/sipstream/sipstream/rtmp/chunk"
+	"github.com/bluenviron/gortmplib/pkg/amf0"
+	"github.com/bluenviron/gortmplib/pkg/handshake"
+
 	"github.com/sipstream/sipstream/rtmp/flv"
-	"github.com/sipstream/sipstream/rtmp/handshake"
 )
 
 // ServerConfig configures a Server. The zero value accepts every publisher
@@ -52,9 +51,9 @@ type ServerConfig struct {
 	// (video up to the next keyframe). Zero means 1024.
 	PlayerQueue int
 	// MaxMessageSize limits a message from a client (a video frame); a
-	// larger one ends the connection. Partial messages of one connection
-	// may hold twice this much. Zero means 8 MiB (nginx-rtmp's default is
-	// 1 MiB).
+	// larger one ends the connection once read. Zero means 8 MiB
+	// (nginx-rtmp's default is 1 MiB); at most 10 MiB, gortmplib's limit,
+	// which also bounds each partial message a connection holds.
 	MaxMessageSize int
 	// Logger receives connection events at debug level and failures at
 	// info level. Nil discards them. Stream names (keys) are never logged.
@@ -106,8 +105,8 @@ func NewServer(cfg ServerConfig) (*Server, error) {
 	if cfg.HandshakeTimeout < 0 || cfg.ReadTimeout < 0 || cfg.WriteTimeout < 0 || cfg.PlayerQueue < 0 {
 		return nil, errors.New("rtmp: negative server setting")
 	}
-	if cfg.ChunkSize > chunk.MaxChunkSize {
-		return nil, fmt.Errorf("rtmp: chunk size %d over %d", cfg.ChunkSize, chunk.MaxChunkSize)
+	if cfg.ChunkSize > maxChunkSize {
+		return nil, fmt.Errorf("rtmp: chunk size %d over %d", cfg.ChunkSize, maxChunkSize)
 	}
 	if cfg.ChunkSize == 0 {
 		cfg.ChunkSize = 4096
@@ -124,7 +123,7 @@ func NewServer(cfg ServerConfig) (*Server, error) {
 	if cfg.PlayerQueue == 0 {
 		cfg.PlayerQueue = 1024
 	}
-	if cfg.MaxMessageSize < 0 || cfg.MaxMessageSize > chunk.MaxMessageLength {
+	if cfg.MaxMessageSize < 0 || cfg.MaxMessageSize > maxChunkSize {
 		return nil, fmt.Errorf("rtmp: MaxMessageSize %d out of range", cfg.MaxMessageSize)
 	}
 	if cfg.MaxMessageSize == 0 {
@@ -235,18 +234,16 @@ func (s *Server) handle(nc net.Conn) {
 		nc.Close()
 	}()
 	_ = nc.SetDeadline(time.Now().Add(s.cfg.HandshakeTimeout))
-	br := bufio.NewReaderSize(nc, 16<<10)
-	if err := handshake.Server(struct {
-		io.Reader
-		io.Writer
-	}{br, nc}, 0); err != nil {
+	keyIn, _, err := handshake.DoServer(nc, false)
+	if err == nil && keyIn != nil {
+		err = errors.New("RTMPE (encrypted RTMP) is not supported")
+	}
+	if err != nil {
 		s.log.Debug("rtmp handshake failed", "remote", nc.RemoteAddr(), "err", err)
 		return
 	}
-	sc := &serverConn{s: s, nc: nc, conn: newConn(nc, br, s.cfg.WriteTimeout), done: make(chan struct{})}
-	sc.conn.r.MaxMessageLength = uint32(s.cfg.MaxMessageSize)
-	sc.conn.r.MaxBuffered = 2 * s.cfg.MaxMessageSize
-	err := sc.run()
+	sc := &serverConn{s: s, nc: nc, conn: newConn(nc, nc, s.cfg.WriteTimeout), done: make(chan struct{})}
+	err = sc.run()
 	sc.finish()
 	if err != nil && !errors.Is(err, io.EOF) && !errors.Is(err, net.ErrClosed) {
 		s.log.Info("rtmp connection ended", "remote", nc.RemoteAddr(), "app", sc.app, "err", err)
@@ -278,8 +275,11 @@ func (sc *serverConn) run() error {
 		if err != nil {
 			return err
 		}
+		if len(m.Payload) > sc.s.cfg.MaxMessageSize {
+			return fmt.Errorf("message of %d bytes over %d", len(m.Payload), sc.s.cfg.MaxMessageSize)
+		}
 		switch m.Type {
-		case chunk.TypeCommandAMF0, chunk.TypeCommandAMF3:
+		case typeCommandAMF0, typeCommandAMF3:
 			cmd, err := parseCommand(&m)
 			if err != nil {
 				continue
@@ -287,13 +287,13 @@ func (sc *serverConn) run() error {
 			if err := sc.command(cmd); err != nil {
 				return err
 			}
-		case chunk.TypeAudio, chunk.TypeVideo, chunk.TypeDataAMF0:
+		case typeAudio, typeVideo, typeDataAMF0:
 			if sc.pub == nil {
 				continue
 			}
 			_ = sc.nc.SetReadDeadline(time.Now().Add(sc.s.cfg.ReadTimeout))
 			t := flv.Tag{Type: m.Type, Timestamp: m.Timestamp}
-			if m.Type == chunk.TypeDataAMF0 {
+			if m.Type == typeDataAMF0 {
 				body := flv.StripSetDataFrame(m.Payload)
 				if name, _, err := flv.ParseScript(body); err != nil || name != "onMetaData" {
 					continue
@@ -336,7 +336,7 @@ func (sc *serverConn) stopPublish() {
 }
 
 func (sc *serverConn) status(level, code, desc string) error {
-	return sc.conn.writeCommand(csidData, serverStreamID, chunk.TypeCommandAMF0, "onStatus", 0, nil, statusObject(level, code, desc))
+	return sc.conn.writeCommand(csidData, serverStreamID, typeCommandAMF0, "onStatus", 0, nil, statusObject(level, code, desc))
 }
 
 func splitQuery(s string) (string, string) {
@@ -355,16 +355,16 @@ func (sc *serverConn) command(cmd command) error {
 	c := sc.conn
 	switch cmd.name {
 	case "connect":
-		if ps, ok := amf0.Properties(cmd.obj); ok {
-			o := amf0.Object(ps)
-			app, _ := o.String("app")
+		if o, ok := objectOf(cmd.obj); ok {
+			app, _ := o.GetString("app")
 			sc.app, sc.appQuery = splitQuery(strings.Trim(app, "/"))
-			sc.tcURL, _ = o.String("tcUrl")
+			sc.tcURL, _ = o.GetString("tcUrl")
 		}
-		for _, m := range []chunk.Message{chunk.WindowAckSize(defaultWindow), chunk.SetPeerBandwidth(defaultWindow, chunk.LimitDynamic)} {
-			if err := c.write(&m); err != nil {
-				return err
-			}
+		if err := c.writeControl(typeWindowAckSize, defaultWindow); err != nil {
+			return err
+		}
+		if err := c.writePeerBandwidth(defaultWindow); err != nil {
+			return err
 		}
 		if err := c.setChunkSize(sc.s.cfg.ChunkSize); err != nil {
 			return err
@@ -372,13 +372,13 @@ func (sc *serverConn) command(cmd command) error {
 		// The Server relays any codec: it announces Enhanced RTMP v2
 		// CanForward (4) for every FourCC.
 		anyCodec := amf0.Object{{Key: "*", Value: 4.0}}
-		return c.writeCommand(csidCommand, 0, chunk.TypeCommandAMF0, "_result", cmd.txn,
+		return c.writeCommand(csidCommand, 0, typeCommandAMF0, "_result", cmd.txn,
 			amf0.Object{{Key: "fmsVer", Value: "FMS/3,0,1,123"}, {Key: "capabilities", Value: 31.0},
 				{Key: "videoFourCcInfoMap", Value: anyCodec}, {Key: "audioFourCcInfoMap", Value: anyCodec}},
 			append(statusObject("status", codeConnectSuccess, "Connection succeeded."),
-				amf0.Property{Key: "objectEncoding", Value: 0.0}))
+				amf0.ObjectEntry{Key: "objectEncoding", Value: 0.0}))
 	case "createStream":
-		return c.writeCommand(csidCommand, 0, chunk.TypeCommandAMF0, "_result", cmd.txn, nil, float64(serverStreamID))
+		return c.writeCommand(csidCommand, 0, typeCommandAMF0, "_result", cmd.txn, nil, float64(serverStreamID))
 	case "publish":
 		if sc.pub != nil || sc.sub != nil {
 			return sc.status("error", codePublishBadName, "Already publishing or playing on this connection.")
@@ -416,8 +416,7 @@ func (sc *serverConn) command(cmd command) error {
 				return fmt.Errorf("play refused: %w", err)
 			}
 		}
-		begin := chunk.UserControl(chunk.EventStreamBegin, serverStreamID)
-		if err := c.write(&begin); err != nil {
+		if err := c.writeUserControl(eventStreamBegin, serverStreamID); err != nil {
 			return err
 		}
 		if err := sc.status("status", codePlayReset, "Playing and resetting."); err != nil {
@@ -426,7 +425,7 @@ func (sc *serverConn) command(cmd command) error {
 		if err := sc.status("status", codePlayStart, "Started playing."); err != nil {
 			return err
 		}
-		if err := c.writeCommand(csidData, serverStreamID, chunk.TypeDataAMF0, "|RtmpSampleAccess", true, true); err != nil {
+		if err := c.writeCommand(csidData, serverStreamID, typeDataAMF0, "|RtmpSampleAccess", true, true); err != nil {
 			return err
 		}
 		_ = sc.nc.SetDeadline(time.Time{}) // players are quiet; writes carry their own deadline
@@ -470,26 +469,25 @@ func (sc *serverConn) playLoop(sub *Subscription) {
 		case <-ctx.Done():
 		}
 	}()
-	var msg chunk.Message
+	var msg message
 	for {
 		t, err := sub.ReadTag(ctx)
 		if err != nil {
 			if err == io.EOF {
-				eof := chunk.UserControl(chunk.EventStreamEOF, serverStreamID)
-				_ = sc.conn.write(&eof)
+				_ = sc.conn.writeUserControl(eventStreamEOF, serverStreamID)
 				_ = sc.status("status", codePlayUnpublish, "Stream was unpublished.")
 				_ = sc.status("status", codePlayStop, "Stopped playing.")
 			}
 			return
 		}
-		msg = chunk.Message{Type: t.Type, Timestamp: t.Timestamp, StreamID: serverStreamID, Payload: t.Data}
+		msg = message{Type: t.Type, Timestamp: t.Timestamp, StreamID: serverStreamID, Payload: t.Data}
 		switch t.Type {
 		case flv.TagAudio:
 			msg.ChunkStreamID = csidAudio
 		case flv.TagVideo:
 			msg.ChunkStreamID = csidVideo
 		default:
-			msg.ChunkStreamID, msg.Type = csidData, chunk.TypeDataAMF0
+			msg.ChunkStreamID, msg.Type = csidData, typeDataAMF0
 		}
 		if err := sc.conn.write(&msg); err != nil {
 			sc.nc.Close()

@@ -7,7 +7,7 @@ import (
 
 	"github.com/stretchr/testify/require"
 
-	"github.com/sipstream/sipstream/rtmp/amf0"
+	"github.com/bluenviron/gortmplib/pkg/amf0"
 )
 
 var (
@@ -193,7 +193,7 @@ func TestParseAudio(t *testing.T) {
 func TestMetadata(t *testing.T) {
 	md := Metadata{Width: 320, Height: 240, FrameRate: 25, VideoCodecID: CodecAVC,
 		AudioCodecID: SoundAAC, AudioSampleRate: 48000, AudioSampleSize: 16, Encoder: "sipstream",
-		Extra: []amf0.Property{{Key: "x", Value: "y"}}}
+		Extra: []amf0.ObjectEntry{{Key: "x", Value: "y"}}}
 	body := OnMetaData(md)
 	name, vals, err := ParseScript(body)
 	require.NoError(t, err)

@@ -3,7 +3,7 @@ package flv
 import (
 	"fmt"
 
-	"github.com/sipstream/sipstream/rtmp/amf0"
+	"github.com/bluenviron/gortmplib/pkg/amf0"
 )
 
 // Metadata is what an onMetaData script tag says about a stream. Zero
@@ -32,7 +32,7 @@ type Metadata struct {
 	// Encoder names the software; empty omitted.
 	Encoder string
 	// Extra properties are appended as they are.
-	Extra []amf0.Property
+	Extra []amf0.ObjectEntry
 }
 
 // Array returns the metadata as the AMF0 ECMA array onMetaData carries.
@@ -40,7 +40,7 @@ func (md *Metadata) Array() amf0.ECMAArray {
 	a := amf0.ECMAArray{}
 	num := func(k string, v float64) {
 		if v != 0 {
-			a = append(a, amf0.Property{Key: k, Value: v})
+			a = append(a, amf0.ObjectEntry{Key: k, Value: v})
 		}
 	}
 	num("duration", md.Duration)
@@ -55,11 +55,11 @@ func (md *Metadata) Array() amf0.ECMAArray {
 		num("audiocodecid", float64(md.AudioCodecID))
 		num("audiosamplerate", float64(md.AudioSampleRate))
 		num("audiosamplesize", float64(md.AudioSampleSize))
-		a = append(a, amf0.Property{Key: "stereo", Value: md.Stereo})
+		a = append(a, amf0.ObjectEntry{Key: "stereo", Value: md.Stereo})
 		num("audiodatarate", md.AudioDataRate)
 	}
 	if md.Encoder != "" {
-		a = append(a, amf0.Property{Key: "encoder", Value: md.Encoder})
+		a = append(a, amf0.ObjectEntry{Key: "encoder", Value: md.Encoder})
 	}
 	return append(a, md.Extra...)
 }
@@ -67,9 +67,9 @@ func (md *Metadata) Array() amf0.ECMAArray {
 // OnMetaData returns the script tag body "onMetaData" + ECMA array, as an
 // FLV file stores it.
 func OnMetaData(md Metadata) []byte {
-	b, err := amf0.Marshal("onMetaData", md.Array())
+	b, err := amf0.Data{"onMetaData", md.Array()}.Marshal()
 	if err != nil { // only Extra can hold an unencodable value
-		b, _ = amf0.Marshal("onMetaData", amf0.ECMAArray{})
+		b, _ = amf0.Data{"onMetaData", amf0.ECMAArray{}}.Marshal()
 	}
 	return b
 }
@@ -78,7 +78,7 @@ func OnMetaData(md Metadata) []byte {
 // "onMetaData" + ECMA array that an RTMP publisher sends; servers store it
 // as onMetaData (see StripSetDataFrame).
 func SetDataFrame(md Metadata) []byte {
-	return append(amf0.AppendString(nil, "@setDataFrame"), OnMetaData(md)...)
+	return append([]byte("\x02\x00\x0d@setDataFrame"), OnMetaData(md)...)
 }
 
 // StripSetDataFrame returns body without a leading "@setDataFrame" string,
@@ -92,10 +92,19 @@ func StripSetDataFrame(body []byte) []byte {
 	return body
 }
 
+// maxScript bounds a script body ParseScript decodes: gortmplib's AMF0
+// decoder has no nesting limit, and metadata is a few hundred bytes.
+const maxScript = 64 << 10
+
 // ParseScript decodes a script tag body into its name (the first value,
-// "onMetaData" for metadata) and the values that follow.
+// "onMetaData" for metadata) and the values that follow (AMF0 values as
+// gortmplib's amf0 package gives them).
 func ParseScript(data []byte) (name string, values []any, err error) {
-	vals, err := amf0.DecodeAll(StripSetDataFrame(data))
+	data = StripSetDataFrame(data)
+	if len(data) > maxScript {
+		return "", nil, fmt.Errorf("%w: script tag of %d bytes", ErrInvalid, len(data))
+	}
+	vals, err := amf0.Unmarshal(data)
 	if err != nil {
 		return "", nil, fmt.Errorf("flv: script data: %w", err)
 	}
