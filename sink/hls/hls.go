@@ -1,9 +1,15 @@
 package hls
 
 import (
+	"bytes"
+	"context"
 	"errors"
 	"fmt"
 	"net/http"
+	"net/url"
+	"regexp"
+	"strconv"
+	"strings"
 	"sync"
 	"time"
 
@@ -146,6 +152,29 @@ type Sink struct {
 	started  chan struct{} // closed at the stream's start
 	done     chan struct{} // closed by Close
 	requests sync.WaitGroup
+
+	// progress is closed and replaced after each frame muxed: requests
+	// waiting for a part (see waitPart) look again then. Guarded by mu.
+	progress chan struct{}
+	// listed is set once gohlslib answered a playlist: the stream has
+	// a segment, so its playlists answer at once. Guarded by mu.
+	listed bool
+	// parts caches lastPart's answers for the current progress, shared
+	// by the requests waiting for a part.
+	partsMu sync.Mutex
+	parts   partsCache
+}
+
+// partsCache is lastPart's answer for a stream, valid until progress is
+// closed.
+type partsCache struct {
+	progress chan struct{}
+	last     map[string]partsAnswer
+}
+
+type partsAnswer struct {
+	n  uint64
+	ok bool
 }
 
 // New returns an idle Sink: nothing is allocated for the stream before
@@ -155,7 +184,7 @@ func New(cfg Config) (*Sink, error) {
 	if err != nil {
 		return nil, err
 	}
-	return &Sink{cfg: cfg, started: make(chan struct{}), done: make(chan struct{})}, nil
+	return &Sink{cfg: cfg, started: make(chan struct{}), done: make(chan struct{}), progress: make(chan struct{})}, nil
 }
 
 // WriteFrame adds f to the stream. It does not retain f. Malformed frames
@@ -316,6 +345,8 @@ func (s *Sink) mux(write func() error) (err error) {
 		return nil
 	}
 	s.written++
+	close(s.progress)
+	s.progress = make(chan struct{})
 	return nil
 }
 
@@ -378,10 +409,12 @@ func (s *Sink) Stats() Stats {
 //
 // Requests for index.m3u8 before the stream started wait for its start
 // (or for the request's context, or Close); playlist requests then wait,
-// inside gohlslib, for the first segment, and Low-Latency blocking
-// requests (_HLS_msn, _HLS_part) for the part they ask for. Those waits
-// end at the latest when the sink is closed, which answers them with an
-// error status.
+// inside gohlslib, for the first segment, Low-Latency blocking playlist
+// reloads (_HLS_msn, _HLS_part) for the part they ask for, and requests for
+// the part a playlist hints at (EXT-X-PRELOAD-HINT) for that part. Every
+// wait ends when the request's context does (the viewer went away): see
+// serveMuxer. Otherwise it ends at the latest when the sink is closed,
+// which answers it with an error status.
 func (s *Sink) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	if r.Method != http.MethodGet && r.Method != http.MethodHead {
 		w.Header().Set("Allow", "GET, HEAD")
@@ -395,35 +428,206 @@ func (s *Sink) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	s.requests.Add(1)
-	defer s.requests.Done()
 	m := s.muxer
 	s.mu.Unlock()
 	if m == nil {
-		if base(r.URL.Path) != "index.m3u8" {
-			http.NotFound(w, r)
-			return
-		}
-		select {
-		case <-s.started:
-		case <-s.done:
-			http.Error(w, "stream ended", http.StatusNotFound)
-			return
-		case <-r.Context().Done():
+		if !s.waitStart(w, r) {
+			s.requests.Done()
 			return
 		}
 		s.mu.Lock()
 		m = s.muxer
 		s.mu.Unlock()
 		if m == nil { // closed meanwhile
+			s.requests.Done()
 			http.Error(w, "stream ended", http.StatusNotFound)
 			return
 		}
 	}
-	rw := &trackingWriter{ResponseWriter: w}
-	m.Handle(rw, r)
-	if !rw.wrote {
+	s.serveMuxer(m, w, r) // calls s.requests.Done
+}
+
+// waitStart waits for the stream's start for a request of index.m3u8 and
+// reports whether it started; otherwise the request has been answered (or
+// went away).
+func (s *Sink) waitStart(w http.ResponseWriter, r *http.Request) bool {
+	if base(r.URL.Path) != "index.m3u8" {
 		http.NotFound(w, r)
+		return false
 	}
+	select {
+	case <-s.started:
+		return true
+	case <-s.done:
+		http.Error(w, "stream ended", http.StatusNotFound)
+		return false
+	case <-r.Context().Done():
+		return false
+	}
+}
+
+// serveMuxer has gohlslib answer r and returns when it did or when r's
+// context ends, whichever comes first; it calls s.requests.Done when
+// gohlslib returns.
+//
+// gohlslib (v2.2.3) waits for playlists and hinted parts on a sync.Cond
+// that only the muxer's progress (a new part or segment) and its Close
+// wake: it never looks at the request's context, so a viewer that went
+// away would keep its handler, its connection's goroutine and, in
+// callers that count requests in flight (the REST server releases an idle
+// muxer), the stream busy until the stream moves on, or for as long as it
+// stalls (a call without video). The wait cannot be interrupted from
+// outside gohlslib, so it runs in a goroutine of its own that writes
+// through a detachable writer: when the context ends first, the writer is
+// detached (whatever gohlslib writes later is dropped) and ServeHTTP
+// returns at once. The abandoned goroutine ends with the wait: at the
+// stream's next part or segment (a blocking reload may ask for at most
+// two segments ahead, gohlslib answers further ones 400), or at Close,
+// which waits for it.
+func (s *Sink) serveMuxer(m *gohlslib.Muxer, w http.ResponseWriter, r *http.Request) {
+	if stream, n, ok := partName(base(r.URL.Path)); ok {
+		if code := s.waitPart(r.Context(), m, stream, n); code != 0 {
+			s.requests.Done()
+			if code > 0 {
+				http.Error(w, http.StatusText(code), code)
+			}
+			return
+		}
+	}
+	dw := &detachableWriter{w: w, header: make(http.Header)}
+	// gohlslib may read the request after ServeHTTP returned: its own
+	// copy.
+	r2 := r.Clone(context.WithoutCancel(r.Context()))
+	done := make(chan struct{})
+	go func() {
+		defer s.requests.Done()
+		defer close(done)
+		m.Handle(dw, r2)
+	}()
+	select {
+	case <-done:
+	case <-r.Context().Done():
+		if dw.detach() {
+			return // gohlslib is still at it; nothing was written
+		}
+		<-done // it is writing its answer: let it finish
+	}
+	if !dw.written() {
+		http.NotFound(w, r) // gohlslib leaves unknown names unanswered
+		return
+	}
+	if strings.HasSuffix(r.URL.Path, ".m3u8") && dw.status() == http.StatusOK {
+		s.mu.Lock()
+		s.listed = true
+		s.mu.Unlock()
+	}
+}
+
+// partRE matches gohlslib's part names: {prefix}_{stream}_part{n}.mp4.
+var partRE = regexp.MustCompile(`^[0-9a-f]+_([a-z]+[0-9]+)_part([0-9]+)\.mp4$`)
+
+// partName parses a part's file name.
+func partName(name string) (stream string, n uint64, ok bool) {
+	sm := partRE.FindStringSubmatch(name)
+	if sm == nil {
+		return "", 0, false
+	}
+	n, err := strconv.ParseUint(sm[2], 10, 64)
+	return sm[1], n, err == nil
+}
+
+// waitPart waits until part n of stream is complete, before gohlslib is
+// asked for it, and returns 0; otherwise the status to answer, or -1 when
+// the request's context ended first (no answer).
+//
+// gohlslib (v2.2.3) answers a request for the part a playlist hints at
+// (EXT-X-PRELOAD-HINT) by waiting for it, and when the muxer closes
+// meanwhile it returns without unlocking the muxer's mutex: every other
+// request then waiting in gohlslib (a blocking playlist reload, which a
+// Low-Latency player sends alongside) stays blocked for good, and so does
+// Close, which waits for them. So the hinted part is waited for here, on
+// the playlist gohlslib lists the complete parts in, and gohlslib only
+// ever sees requests for complete parts (or for names it does not know,
+// which it does not answer: 404).
+func (s *Sink) waitPart(ctx context.Context, m *gohlslib.Muxer, stream string, n uint64) int {
+	for {
+		s.mu.Lock()
+		listed, progress := s.listed, s.progress
+		s.mu.Unlock()
+		if !listed {
+			// No playlist answered yet, so no part name was published:
+			// nothing to wait for.
+			return http.StatusNotFound
+		}
+		if last, ok := s.lastPart(m, stream, progress); ok && n <= last {
+			return 0
+		} else if ok && n > last+1 {
+			// Further than the hinted part: gohlslib would not know it.
+			return http.StatusNotFound
+		}
+		select {
+		case <-progress:
+		case <-s.done:
+			return http.StatusNotFound
+		case <-ctx.Done():
+			return -1
+		}
+	}
+}
+
+// lastPart is lastPart(m, stream), cached until progress is closed.
+func (s *Sink) lastPart(m *gohlslib.Muxer, stream string, progress chan struct{}) (uint64, bool) {
+	s.partsMu.Lock()
+	defer s.partsMu.Unlock()
+	if s.parts.progress != progress {
+		s.parts = partsCache{progress: progress, last: make(map[string]partsAnswer)}
+	}
+	a, cached := s.parts.last[stream]
+	if !cached {
+		a.n, a.ok = lastPart(m, stream)
+		s.parts.last[stream] = a
+	}
+	return a.n, a.ok
+}
+
+// partURIRE finds the parts a media playlist lists as complete.
+var partURIRE = regexp.MustCompile(`#EXT-X-PART:[^\n]*URI="[0-9a-f]+_[a-z]+[0-9]+_part([0-9]+)\.mp4`)
+
+// lastPart returns the number of the newest complete part of stream, read
+// from its media playlist (gohlslib answers it at once once it listed a
+// segment: see Sink.listed); ok is false when the playlist lists none.
+func lastPart(m *gohlslib.Muxer, stream string) (n uint64, ok bool) {
+	pw := &playlistWriter{header: make(http.Header)}
+	m.Handle(pw, &http.Request{Method: http.MethodGet, URL: &url.URL{Path: "/" + stream + "_stream.m3u8"}, Header: http.Header{}})
+	if pw.code != http.StatusOK {
+		return 0, false
+	}
+	for _, sm := range partURIRE.FindAllSubmatch(pw.body.Bytes(), -1) {
+		if v, err := strconv.ParseUint(string(sm[1]), 10, 64); err == nil && (!ok || v > n) {
+			n, ok = v, true
+		}
+	}
+	return n, ok
+}
+
+// playlistWriter keeps an answer of gohlslib in memory.
+type playlistWriter struct {
+	header http.Header
+	code   int
+	body   bytes.Buffer
+}
+
+func (p *playlistWriter) Header() http.Header { return p.header }
+
+func (p *playlistWriter) WriteHeader(code int) {
+	if p.code == 0 {
+		p.code = code
+	}
+}
+
+func (p *playlistWriter) Write(b []byte) (int, error) {
+	p.WriteHeader(http.StatusOK)
+	return p.body.Write(b)
 }
 
 // base is the last element of a URL path.
@@ -436,21 +640,82 @@ func base(p string) string {
 	return p
 }
 
-// trackingWriter records whether the muxer answered at all (it leaves
-// unknown names unanswered).
-type trackingWriter struct {
-	http.ResponseWriter
-	wrote bool
+// errDetached is what a detached writer's Write returns.
+var errDetached = errors.New("hls: the request went away")
+
+// detachableWriter is the http.ResponseWriter gohlslib answers through
+// (see serveMuxer): it passes the answer on to w until detached, then
+// drops it. It keeps its own header map, copied to w's when the answer
+// starts, so that gohlslib never touches w's after ServeHTTP returned.
+type detachableWriter struct {
+	w      http.ResponseWriter
+	header http.Header // gohlslib's goroutine only
+
+	mu       sync.Mutex
+	detached bool
+	started  bool // the status line went to w
+	code     int  // its status
 }
 
-func (t *trackingWriter) WriteHeader(code int) {
-	t.wrote = true
-	t.ResponseWriter.WriteHeader(code)
+func (d *detachableWriter) Header() http.Header { return d.header }
+
+// startLocked sends the header with code to w, once.
+func (d *detachableWriter) startLocked(code int) {
+	if d.started {
+		return
+	}
+	d.started = true
+	d.code = code
+	h := d.w.Header()
+	for k, v := range d.header {
+		h[k] = v
+	}
+	d.w.WriteHeader(code)
 }
 
-func (t *trackingWriter) Write(b []byte) (int, error) {
-	t.wrote = true
-	return t.ResponseWriter.Write(b)
+func (d *detachableWriter) WriteHeader(code int) {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	if !d.detached {
+		d.startLocked(code)
+	}
+}
+
+func (d *detachableWriter) Write(b []byte) (int, error) {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	if d.detached {
+		return 0, errDetached
+	}
+	d.startLocked(http.StatusOK)
+	return d.w.Write(b)
+}
+
+// detach drops what is written from now on; it reports false, leaving the
+// writer attached, if the answer already started (gohlslib is past its
+// waits and finishing it).
+func (d *detachableWriter) detach() bool {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	if d.started {
+		return false
+	}
+	d.detached = true
+	return true
+}
+
+// status returns the answer's status (0 before it started).
+func (d *detachableWriter) status() int {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	return d.code
+}
+
+// written reports whether the answer started.
+func (d *detachableWriter) written() bool {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	return d.started
 }
 
 // Close ends the stream: requests in flight are answered (with an error
