@@ -60,8 +60,8 @@ type Config struct {
 	// transcode.AACConfig).
 	AAC transcode.AACConfig
 
-	// SegmentDuration is the shortest segment; a segment ends at the first
-	// keyframe after it. Zero means one second.
+	// SegmentDuration is the target segment length; a segment ends at the
+	// first keyframe after 95 % of it. Zero means one second.
 	SegmentDuration time.Duration
 	// PartDuration is the shortest Low-Latency HLS part. Zero means 200 ms.
 	PartDuration time.Duration
@@ -379,10 +379,14 @@ func (s *Sink) start(pts time.Duration, sps, pps []byte) error {
 	}
 	s.vguard.Rate = 90000
 	m := &gohlslib.Muxer{
-		Tracks:             tracks,
-		Variant:            gohlslib.MuxerVariantLowLatency,
-		SegmentCount:       s.cfg.SegmentCount,
-		SegmentMinDuration: s.cfg.SegmentDuration,
+		Tracks:       tracks,
+		Variant:      gohlslib.MuxerVariantLowLatency,
+		SegmentCount: s.cfg.SegmentCount,
+		// 5 % less: a keyframe the phone sends every second lands a
+		// fraction of a millisecond before the second on our timeline
+		// (0.99963 s seen), and at exactly SegmentDuration it would wait
+		// for the next keyframe, doubling the first segment.
+		SegmentMinDuration: s.cfg.SegmentDuration - s.cfg.SegmentDuration/20,
 		PartMinDuration:    s.cfg.PartDuration,
 		OnEncodeError:      func(error) { s.errs++ },
 	}
