@@ -9,6 +9,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"net"
 	"net/url"
 	"os"
 	"os/exec"
@@ -41,14 +42,20 @@ import (
 // ffmpeg reads Enhanced RTMP HEVC from 6.1 on and Enhanced audio (Opus)
 // from 8.0 on (7.1 says "Audio codec (9) is not implemented"); with an
 // older ffmpeg the codec it cannot read is left out, and with one that
-// reads neither (Debian 12 has 5.1) the test is skipped. To run it all there, put a newer ffmpeg/ffprobe first in PATH.
+// reads neither (Debian 12 has 5.1) our publication is read by another
+// implementation instead, gortmplib's ServerConn and Reader, and what it
+// received is decoded by this ffmpeg (HEVC from Annex B) and compared
+// packet by packet (Opus). To run the ffmpeg path there, put a newer
+// ffmpeg/ffprobe first in PATH.
 func TestInteropEnhancedRTMP(t *testing.T) {
 	major, minor, ver := ffmpegVersion(t)
 	hevcOK := major > 6 || (major == 6 && minor >= 1)
 	opusOK := major >= 8
 	t.Logf("ffmpeg version %s: reads Enhanced RTMP HEVC: %v, Opus: %v", ver, hevcOK, opusOK)
 	if !hevcOK && !opusOK {
-		t.Skipf("ffmpeg %s reads no Enhanced RTMP (HEVC needs ffmpeg >= 6.1, Opus >= 8.0)", ver)
+		t.Logf("ffmpeg %s reads no Enhanced RTMP (HEVC needs ffmpeg >= 6.1, Opus >= 8.0): gortmplib reads it, ffmpeg decodes", ver)
+		readEnhancedWithGortmplib(t, makeEnhancedMedia(t, true, true))
+		return
 	}
 	m := makeEnhancedMedia(t, hevcOK, opusOK)
 	if hevcOK {
@@ -113,7 +120,7 @@ func ffmpegVersion(t *testing.T) (major, minor int, text string) {
 	return major, minor, sm[1] + "." + sm[2] + sm[3]
 }
 
-// enhancedMedia is 2 s of HEVC (25 fps, a keyframe each second, no
+// enhancedMedia is 4 s of HEVC (25 fps, a keyframe each second, no
 // B-frames) and Opus (48 kHz mono, 20 ms packets) made by ffmpeg.
 type enhancedMedia struct {
 	vps, sps, pps []byte
@@ -142,7 +149,7 @@ func makeEnhancedMedia(t *testing.T, withHEVC, withOpus bool) *enhancedMedia {
 	if withHEVC {
 		f := filepath.Join(dir, "v.hevc")
 		out, err := exec.Command(ffmpeg, "-nostdin", "-v", "error", "-f", "lavfi", "-i", "testsrc=size=320x240:rate=25",
-			"-t", "2", "-pix_fmt", "yuv420p", "-c:v", "libx265", "-preset", "ultrafast",
+			"-t", "4", "-pix_fmt", "yuv420p", "-c:v", "libx265", "-preset", "ultrafast",
 			"-x265-params", "keyint=25:min-keyint=25:scenecut=0:bframes=0:log-level=error", "-f", "hevc", f).CombinedOutput()
 		require.NoError(t, err, "libx265: %s", out)
 		b, err := os.ReadFile(f)
@@ -153,7 +160,7 @@ func makeEnhancedMedia(t *testing.T, withHEVC, withOpus bool) *enhancedMedia {
 	if withOpus {
 		f := filepath.Join(dir, "a.ogg")
 		out, err := exec.Command(ffmpeg, "-nostdin", "-v", "error", "-f", "lavfi", "-i", "sine=frequency=1000:sample_rate=48000",
-			"-t", "2", "-ac", "1", "-c:a", "libopus", "-b:a", "32k", "-frame_duration", "20", "-f", "ogg", f).CombinedOutput()
+			"-t", "4", "-ac", "1", "-c:a", "libopus", "-b:a", "32k", "-frame_duration", "20", "-f", "ogg", f).CombinedOutput()
 		require.NoError(t, err, "libopus: %s", out)
 		b, err := os.ReadFile(f)
 		require.NoError(t, err)
@@ -206,7 +213,7 @@ func (m *enhancedMedia) splitHEVC(t *testing.T, b []byte) {
 	require.NotNil(t, m.vps, "no VPS")
 	require.NotNil(t, m.sps, "no SPS")
 	require.NotNil(t, m.pps, "no PPS")
-	require.Len(t, m.frames, 50)
+	require.Len(t, m.frames, 100) // 4 s at 25 fps
 }
 
 // lengthPrefixed joins NAL units with 4-byte lengths, as WriteHEVC takes
@@ -553,4 +560,129 @@ func hangUpFiltered(log string) string {
 		}
 	}
 	return strings.Join(keep, "\n")
+}
+
+// readEnhancedWithGortmplib publishes m with our Client to gortmplib's
+// ServerConn and Reader (an Enhanced RTMP implementation of its own),
+// checks that the tracks it finds are HEVC and Opus with our parameter
+// sets, that every Opus packet arrives unchanged, and that ffmpeg decodes
+// the HEVC access units it received (written as Annex B) without error.
+func readEnhancedWithGortmplib(t *testing.T, m *enhancedMedia) {
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	require.NoError(t, err)
+	defer l.Close()
+	type received struct {
+		tracks []*gortmplib.Track
+		hevc   [][][]byte
+		opus   [][]byte
+		err    error
+	}
+	got := make(chan received, 1)
+	go func() {
+		var r received
+		defer func() { got <- r }()
+		nc, err := l.Accept()
+		if err != nil {
+			r.err = err
+			return
+		}
+		defer nc.Close()
+		_ = nc.SetDeadline(time.Now().Add(3 * testTimeout))
+		sc := &gortmplib.ServerConn{RW: nc}
+		if r.err = sc.Initialize(); r.err != nil {
+			return
+		}
+		if r.err = sc.AcceptConn(); r.err != nil {
+			return
+		}
+		rd := &gortmplib.Reader{Conn: sc}
+		if r.err = rd.Initialize(); r.err != nil {
+			return
+		}
+		r.tracks = rd.Tracks()
+		for _, tr := range r.tracks {
+			switch tr.Codec.(type) {
+			case *codecs.H265:
+				rd.OnDataH265(tr, func(_, _ time.Duration, au [][]byte) {
+					cp := make([][]byte, len(au))
+					for i, n := range au {
+						cp[i] = append([]byte(nil), n...)
+					}
+					r.hevc = append(r.hevc, cp)
+				})
+			case *codecs.Opus:
+				rd.OnDataOpus(tr, func(_ time.Duration, p []byte) { r.opus = append(r.opus, append([]byte(nil), p...)) })
+			}
+		}
+		for {
+			if err := rd.Read(); err != nil {
+				return // the publisher hung up
+			}
+		}
+	}()
+
+	c := dialRetry(t, "rtmp://"+l.Addr().String()+"/live/key", ClientConfig{FourCCs: []string{"hvc1", "Opus"}})
+	require.NoError(t, c.WriteHEVCConfig(m.hvcc))
+	require.NoError(t, c.WriteOpusConfig(m.opusHead))
+	require.NoError(t, publishEnhanced(m,
+		func(i int, ts time.Duration) error {
+			return c.WriteHEVC(ts, ts, lengthPrefixed(m.frames[i]), m.keys[i])
+		},
+		func(i int, ts time.Duration) error { return c.WriteOpus(ts, m.opusPackets[i]) }))
+	require.NoError(t, c.Close())
+	var r received
+	select {
+	case r = <-got:
+	case <-time.After(3 * testTimeout):
+		t.Fatal("gortmplib reader did not finish")
+	}
+	require.NoError(t, r.err)
+	var hevc *codecs.H265
+	var op *codecs.Opus
+	for _, tr := range r.tracks {
+		switch cd := tr.Codec.(type) {
+		case *codecs.H265:
+			hevc = cd
+		case *codecs.Opus:
+			op = cd
+		}
+	}
+	require.NotNil(t, hevc, "gortmplib found no HEVC track")
+	require.NotNil(t, op, "gortmplib found no Opus track")
+	require.Equal(t, m.sps, hevc.SPS)
+	require.Equal(t, m.pps, hevc.PPS)
+	require.Equal(t, m.opusPackets, r.opus, "every Opus packet, unchanged")
+	// gortmplib's reader analyses the first 2 s before it hands out data
+	// and then replays them: every access unit arrives.
+	require.InDelta(t, len(m.frames), len(r.hevc), 1, "HEVC access units")
+	t.Logf("gortmplib read %d HEVC access units and %d Opus packets of %d and %d sent", len(r.hevc), len(r.opus), len(m.frames), len(m.opusPackets))
+
+	// ffmpeg decodes what arrived: VPS/SPS/PPS first, then the pictures.
+	var annexB []byte
+	for _, n := range [][]byte{m.vps, m.sps, m.pps} {
+		annexB = append(append(annexB, 0, 0, 0, 1), n...)
+	}
+	for _, au := range r.hevc {
+		for _, n := range au {
+			annexB = append(append(annexB, 0, 0, 0, 1), n...)
+		}
+	}
+	f := filepath.Join(t.TempDir(), "received.hevc")
+	require.NoError(t, os.WriteFile(f, annexB, 0o600))
+	out, err := exec.Command(testenv.LookPath(t, "ffmpeg"), "-nostdin", "-v", "error", "-f", "hevc", "-i", f,
+		"-f", "framemd5", "-").CombinedOutput()
+	require.NoError(t, err, "%s", out)
+	frames := 0
+	var errs []string
+	for _, line := range strings.Split(string(out), "\n") {
+		switch {
+		case strings.HasPrefix(line, "0,"):
+			frames++
+		case line != "" && !strings.HasPrefix(line, "#"):
+			errs = append(errs, line)
+		}
+	}
+	t.Logf("ffmpeg decoded %d HEVC pictures of what gortmplib received; errors: %v", frames, errs)
+	require.Empty(t, errs, "ffmpeg decode errors")
+	require.InDelta(t, len(m.frames), frames, 1)
 }
