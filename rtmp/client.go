@@ -798,36 +798,30 @@ const (
 // errReadBudget ends a connection whose server sent too much.
 var errReadBudget = errors.New("rtmp: server sent more than a publisher expects")
 
-// readBudget is a token bucket on the bytes read from a server.
+// readBudget is a token bucket on the bytes read from a server. Only the
+// reading side uses it (the handshake, then gortmplib's reader).
 type readBudget struct {
-	r     net.Conn
-	mu    sync.Mutex
-	left  float64
-	last  time.Time
-	start bool
+	r    net.Conn
+	left float64
+	last time.Time // of the previous Read; zero before the first
 }
 
 func newReadBudget(r net.Conn) *readBudget { return &readBudget{r: r, left: readBurst} }
 
 // Read reads at most what the budget allows.
 func (b *readBudget) Read(p []byte) (int, error) {
-	b.mu.Lock()
 	now := time.Now()
-	if b.start {
+	if !b.last.IsZero() {
 		b.left = min(b.left+now.Sub(b.last).Seconds()*readRate, readBurst)
 	}
-	b.start, b.last = true, now
-	left := int(b.left)
-	b.mu.Unlock()
-	if left <= 0 {
+	b.last = now
+	if b.left < 1 {
 		return 0, errReadBudget
 	}
-	if len(p) > left {
+	if left := int(b.left); len(p) > left {
 		p = p[:left]
 	}
 	n, err := b.r.Read(p)
-	b.mu.Lock()
 	b.left -= float64(n)
-	b.mu.Unlock()
 	return n, err
 }

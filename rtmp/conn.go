@@ -210,8 +210,8 @@ func (c *conn) writeCommand(csid byte, streamID uint32, typ uint8, values ...any
 
 // readMessage returns the next message that is not protocol control:
 // chunk size, abort and window changes are applied, acknowledgements
-// counted by gortmplib's reader, pings answered. The payload is valid
-// until the next call.
+// counted by gortmplib's reader, pings answered. The payload belongs to
+// the caller: gortmplib allocates every message body anew.
 func (c *conn) readMessage() (message, error) {
 	for {
 		raw, err := c.r.Read()

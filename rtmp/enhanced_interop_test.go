@@ -14,7 +14,6 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
-	"regexp"
 	"strconv"
 	"strings"
 	"syscall"
@@ -48,7 +47,7 @@ import (
 // packet by packet (Opus). To run the ffmpeg path there, put a newer
 // ffmpeg/ffprobe first in PATH.
 func TestInteropEnhancedRTMP(t *testing.T) {
-	major, minor, ver := ffmpegVersion(t)
+	major, minor, ver := testenv.FFmpegVersion(t)
 	hevcOK := major > 6 || (major == 6 && minor >= 1)
 	opusOK := major >= 8
 	t.Logf("ffmpeg version %s: reads Enhanced RTMP HEVC: %v, Opus: %v", ver, hevcOK, opusOK)
@@ -99,25 +98,6 @@ func TestInteropEnhancedRTMP(t *testing.T) {
 		t.Logf("gortmplib: %s", theirs)
 	})
 	t.Logf("side by side (ffmpeg %s):\n  ours:      %s\n  gortmplib: %s", ver, ours, theirs)
-}
-
-var ffmpegVersionRE = regexp.MustCompile(`ffmpeg version n?(\d+)\.(\d+)(\S*)`)
-
-// ffmpegVersion returns the major and minor version of the ffmpeg in
-// PATH. A build without a release number (a git snapshot, "N-...") is
-// taken as new.
-func ffmpegVersion(t *testing.T) (major, minor int, text string) {
-	t.Helper()
-	out, err := exec.Command(testenv.LookPath(t, "ffmpeg"), "-version").Output()
-	require.NoError(t, err)
-	first := strings.SplitN(string(out), "\n", 2)[0]
-	sm := ffmpegVersionRE.FindStringSubmatch(first)
-	if sm == nil {
-		return 99, 0, strings.TrimPrefix(first, "ffmpeg version ")
-	}
-	major, _ = strconv.Atoi(sm[1])
-	minor, _ = strconv.Atoi(sm[2])
-	return major, minor, sm[1] + "." + sm[2] + sm[3]
 }
 
 // enhancedMedia is 4 s of HEVC (25 fps, a keyframe each second, no
@@ -349,31 +329,13 @@ func (r enhancedReport) String() string {
 }
 
 // listenFFmpeg runs ffmpeg -listen 1 recording rtmp://127.0.0.1:PORT/live/x
-// by stream copy into a Matroska file. Unlike runFFmpeg it does not fail
-// the test: the comparison run only logs.
+// by stream copy into a Matroska file. Its wait does not fail the test:
+// the comparison run only logs.
 func listenFFmpeg(t *testing.T) (rtmpURL, file string, wait func() (string, error)) {
 	t.Helper()
-	port := testenv.FreePort(t, "tcp")
-	rtmpURL = fmt.Sprintf("rtmp://127.0.0.1:%d/live/x", port)
+	rtmpURL = fmt.Sprintf("rtmp://127.0.0.1:%d/live/x", testenv.FreePort(t, "tcp"))
 	file = filepath.Join(t.TempDir(), "out.mkv")
-	var out testenv.SyncBuffer
-	cmd := exec.Command(testenv.LookPath(t, "ffmpeg"), "-nostdin", "-v", enhLogLevel(), "-y", "-listen", "1", "-i", rtmpURL, "-c", "copy", file)
-	cmd.Stdout, cmd.Stderr = &out, &out
-	require.NoError(t, cmd.Start())
-	done := make(chan error, 1)
-	go func() { done <- cmd.Wait() }()
-	t.Cleanup(func() {
-		_ = cmd.Process.Kill()
-	})
-	return rtmpURL, file, func() (string, error) {
-		select {
-		case err := <-done:
-			return out.String(), err
-		case <-time.After(3 * testTimeout):
-			_ = cmd.Process.Kill()
-			return out.String(), errors.New("ffmpeg -listen did not finish")
-		}
-	}
+	return rtmpURL, file, startFFmpeg(t, "-listen", "1", "-i", rtmpURL, "-c", "copy", file)
 }
 
 // inspectRecording fills r from the recording, without failing the test.
@@ -427,20 +389,7 @@ func inspectRecording(t *testing.T, r *enhancedReport) {
 			r.decodedFrames, _ = strconv.Atoi(strings.TrimSpace(strings.Split(string(out), ",")[0]))
 		}
 	}
-	// As testenv.DecodeErrors, but ffmpeg >= 8 refuses its
-	// "-enc_time_base -1" ("Invalid time base: -1"): 7.0 renamed it
-	// "demux".
-	tb := "-1"
-	if major, _, _ := ffmpegVersion(t); major >= 7 {
-		tb = "demux"
-	}
-	dec, err := exec.Command(testenv.LookPath(t, "ffmpeg"), "-nostdin", "-v", "error", "-i", r.file,
-		"-enc_time_base", tb, "-f", "null", "-").CombinedOutput()
-	for _, l := range strings.Split(strings.TrimSpace(string(dec)), "\n") {
-		if l != "" {
-			r.decodeErrors = append(r.decodeErrors, l)
-		}
-	}
+	r.decodeErrors, err = testenv.DecodeErrorsOf(t, r.file)
 	if err != nil {
 		r.decodeErrors = append(r.decodeErrors, "ffmpeg exited: "+err.Error())
 	}
@@ -470,7 +419,7 @@ func publishEnhancedOurs(t *testing.T, m *enhancedMedia) enhancedReport {
 	t.Logf("our client sent %d video and %d audio frames", st.VideoFrames, st.AudioFrames)
 	require.NoError(t, c.Close())
 	r.listenerLog, r.err = wait()
-	requireListenerClean(t, hangUpFiltered(r.listenerLog))
+	requireListenerClean(t, r.listenerLog)
 	require.NoError(t, r.err, "ffmpeg -listen: %s", r.listenerLog)
 	inspectRecording(t, &r)
 	return r
@@ -539,27 +488,6 @@ func publishEnhancedGortmplib(t *testing.T, m *enhancedMedia) (r enhancedReport)
 	}
 	inspectRecording(t, &r)
 	return r
-}
-
-func enhLogLevel() string {
-	if l := os.Getenv("ENH_LOGLEVEL"); l != "" {
-		return l
-	}
-	return "error"
-}
-
-// hangUpFiltered drops what ffmpeg -listen prints when its publisher
-// hangs up, in the wording of ffmpeg >= 7 ("[in#0/flv @ 0x...] Error
-// during demuxing: Input/output error"); requireListenerClean knows
-// ffmpeg 5.1's.
-func hangUpFiltered(log string) string {
-	var keep []string
-	for _, l := range strings.Split(log, "\n") {
-		if !strings.HasSuffix(strings.TrimSpace(l), "Error during demuxing: Input/output error") {
-			keep = append(keep, l)
-		}
-	}
-	return strings.Join(keep, "\n")
 }
 
 // readEnhancedWithGortmplib publishes m with our Client to gortmplib's
@@ -669,19 +597,8 @@ func readEnhancedWithGortmplib(t *testing.T, m *enhancedMedia) {
 	}
 	f := filepath.Join(t.TempDir(), "received.hevc")
 	require.NoError(t, os.WriteFile(f, annexB, 0o600))
-	out, err := exec.Command(testenv.LookPath(t, "ffmpeg"), "-nostdin", "-v", "error", "-f", "hevc", "-i", f,
-		"-f", "framemd5", "-").CombinedOutput()
-	require.NoError(t, err, "%s", out)
-	frames := 0
-	var errs []string
-	for _, line := range strings.Split(string(out), "\n") {
-		switch {
-		case strings.HasPrefix(line, "0,"):
-			frames++
-		case line != "" && !strings.HasPrefix(line, "#"):
-			errs = append(errs, line)
-		}
-	}
+	errs := testenv.DecodeErrors(t, f)
+	frames := countVideoFrames(t, f)
 	t.Logf("ffmpeg decoded %d HEVC pictures of what gortmplib received; errors: %v", frames, errs)
 	require.Empty(t, errs, "ffmpeg decode errors")
 	require.InDelta(t, len(m.frames), frames, 1)

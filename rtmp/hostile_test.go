@@ -59,8 +59,8 @@ func hostileServer(t *testing.T, attack func(c *conn) error, synced chan<- error
 }
 
 // dialPeak dials url and samples the heap while Dial runs; it returns
-// Dial's error and the peak heap growth.
-func dialPeak(t *testing.T, url string) (error, int64) {
+// the peak heap growth and Dial's error.
+func dialPeak(t *testing.T, url string) (int64, error) {
 	before := memStats()
 	var peak uint64
 	stop := make(chan struct{})
@@ -84,7 +84,7 @@ func dialPeak(t *testing.T, url string) (error, int64) {
 	}
 	close(stop)
 	<-sampled
-	return err, int64(peak) - int64(before.HeapAlloc)
+	return int64(peak) - int64(before.HeapAlloc), err
 }
 
 // TestHostileServerCompletedMessages: a server sends one large message on
@@ -109,7 +109,7 @@ func TestHostileServerCompletedMessages(t *testing.T) {
 		return nil
 	}, synced, release)
 	defer close(release)
-	err, peak := dialPeak(t, url)
+	peak, err := dialPeak(t, url)
 	require.ErrorIs(t, err, errReadBudget)
 	assert.NotContains(t, err.Error(), "SECRET")
 	t.Logf("Dial: %v; peak heap growth %d bytes", err, peak)
@@ -139,7 +139,7 @@ func TestHostileServerPartialMessages(t *testing.T) {
 		return nil
 	}, synced, release)
 	defer close(release)
-	err, peak := dialPeak(t, url)
+	peak, err := dialPeak(t, url)
 	require.ErrorIs(t, err, errReadBudget)
 	t.Logf("Dial: %v; peak heap growth %d bytes", err, peak)
 	assert.Less(t, peak, int64(16<<20))

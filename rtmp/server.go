@@ -300,12 +300,12 @@ func (sc *serverConn) run() error {
 				}
 				t.Type = flv.TagScript
 				t.Timestamp = 0
-				t.Data = append([]byte(nil), body...)
+				t.Data = body
 			} else {
 				if len(m.Payload) == 0 {
 					continue
 				}
-				t.Data = append([]byte(nil), m.Payload...)
+				t.Data = m.Payload // the reader allocates every body: ours to keep
 			}
 			sc.s.publish(sc.pub, t)
 		}

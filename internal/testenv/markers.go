@@ -118,7 +118,7 @@ type DecodedFrame struct {
 func FrameLuma(t testing.TB, file string) []DecodedFrame {
 	t.Helper()
 	out, err := exec.Command(LookPath(t, "ffmpeg"), "-nostdin", "-hide_banner", "-nostats", "-copyts", "-i", file, "-map", "0:v:0",
-		"-vf", "signalstats,metadata=print:key=lavfi.signalstats.YAVG", "-enc_time_base", "-1", "-f", "null", "-").CombinedOutput()
+		"-vf", "signalstats,metadata=print:key=lavfi.signalstats.YAVG", "-enc_time_base", encTimeBase(t), "-f", "null", "-").CombinedOutput()
 	if err != nil {
 		t.Fatalf("ffmpeg signalstats %s: %v: %s", file, err, out)
 	}
