@@ -88,14 +88,7 @@ func TestCanceledWaitsReturn(t *testing.T) {
 
 	// Close ends what the viewers left waiting inside gohlslib; none of
 	// it reaches their writers.
-	closed := make(chan error, 1)
-	go func() { closed <- s.Close() }()
-	select {
-	case err := <-closed:
-		require.NoError(t, err)
-	case <-time.After(10 * time.Second):
-		t.Fatal("Close did not return")
-	}
+	requireCloses(t, s)
 	for i, rec := range recs {
 		assert.Zero(t, rec.Body.Len(), "request %d", i)
 		assert.Empty(t, rec.Header(), "request %d", i)
@@ -131,14 +124,7 @@ func TestCloseWithHintedPartWaiting(t *testing.T) {
 		}()
 	}
 	time.Sleep(200 * time.Millisecond) // all waiting (the stream does not move)
-	closed := make(chan error, 1)
-	go func() { closed <- s.Close() }()
-	select {
-	case err := <-closed:
-		require.NoError(t, err)
-	case <-time.After(10 * time.Second):
-		t.Fatal("Close did not return")
-	}
+	requireCloses(t, s)
 	for range names {
 		select {
 		case c := <-codes:
@@ -146,5 +132,19 @@ func TestCloseWithHintedPartWaiting(t *testing.T) {
 		case <-time.After(10 * time.Second):
 			t.Fatal("a request still waits after Close")
 		}
+	}
+}
+
+// requireCloses closes s and fails if Close errs or does not return
+// within 10 s.
+func requireCloses(t *testing.T, s *hls.Sink) {
+	t.Helper()
+	closed := make(chan error, 1)
+	go func() { closed <- s.Close() }()
+	select {
+	case err := <-closed:
+		require.NoError(t, err)
+	case <-time.After(10 * time.Second):
+		t.Fatal("Close did not return")
 	}
 }

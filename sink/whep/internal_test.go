@@ -131,14 +131,7 @@ func TestPacketizeH264(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	dec, _ := rtph264.NewDecoder(rtph264.DecoderConfig{})
-	var got []byte
-	for i, pl := range u.payloads {
-		pkt := rtpPacket(uint16(i), u.ts, i == len(u.payloads)-1, pl)
-		if fr, _, err := dec.Decode(pkt); err == nil {
-			got = append([]byte(nil), fr.Payload...)
-		}
-	}
+	got := depacketize(u)
 	if !bytes.Equal(got, rtph264.JoinAVC(aus[25].NALUs)) {
 		t.Errorf("IDR without SPS/PPS not completed: %d bytes, want %d", len(got), len(rtph264.JoinAVC(aus[25].NALUs)))
 	}
@@ -294,6 +287,15 @@ func TestPacketizeManySlices(t *testing.T) {
 	if err != nil || !u.key || u.profileLevelID == "" {
 		t.Fatalf("%d NAL units: %+v %v", len(nalus), u, err)
 	}
+	got := depacketize(u)
+	if !bytes.Equal(got, want) {
+		t.Errorf("%d NAL units: %d bytes through RTP, want %d", len(nalus), len(got), len(want))
+	}
+}
+
+// depacketize runs u's RTP payloads through the H.264 depacketizer and
+// returns the last access unit it gives.
+func depacketize(u *unit) []byte {
 	dec, _ := rtph264.NewDecoder(rtph264.DecoderConfig{})
 	var got []byte
 	for i, pl := range u.payloads {
@@ -302,7 +304,5 @@ func TestPacketizeManySlices(t *testing.T) {
 			got = append([]byte(nil), fr.Payload...)
 		}
 	}
-	if !bytes.Equal(got, want) {
-		t.Errorf("%d NAL units: %d bytes through RTP, want %d", len(nalus), len(got), len(want))
-	}
+	return got
 }
