@@ -492,3 +492,40 @@ func TestLossConceal(t *testing.T) {
 	require.NotZero(t, conceal.PLISent, "the clean-up keyframe is still asked for")
 	t.Logf("frames delivered: conceal %d, freeze %d (freezes %d, %v)", nc, nf, freeze.Freezes, freeze.FrozenTime)
 }
+
+// TestKeyframeResponseFromBrokenAnswer: the first recovery's answer loses
+// its first packet and is asked for again at once. The response time is taken from that
+// broken answer, not from the first request to the keyframe that finally
+// comes (twice the real time and more, which kept later retries twice as
+// far apart as needed).
+func TestKeyframeResponseFromBrokenAnswer(t *testing.T) {
+	h := newHarness(t, Config{Video: true})
+	h.start(videoSpec(peerVideo, media.Feedback{PLI: true, FIR: true}))
+	p := newPhone(t, h, 0x77)
+	p.Respond = 120 * time.Millisecond
+	armed := false
+	p.Lose = func(seq uint16, rtx bool) bool {
+		switch {
+		case p.frame == 30:
+			armed = true
+			return true
+		case armed && p.curIDR:
+			armed = false
+			return true
+		}
+		return false
+	}
+	p.run(t0.Add(3 * time.Second))
+	st := h.s.Stats().Video
+	require.Len(t, p.sentIDRs, 3, "the first, the broken answer, the one asked for again")
+	require.Len(t, h.eventsOf(EventKeyframeRequested), 2)
+	reqs := h.eventsOf(EventKeyframeRequested)
+	again := reqs[1].Time.Sub(reqs[0].Time)
+	t.Logf("response %v (the phone answers in %v), asked again %v after the first request, freeze %v",
+		st.KeyframeResponse, p.Respond, again, st.LongestFreeze)
+	// The loss is the answer's first packet (its SPS and PPS), before any
+	// packet that shows it is a keyframe: asked again as that one arrives.
+	require.Less(t, again, st.KeyframeResponse+50*time.Millisecond)
+	require.Greater(t, st.KeyframeResponse, p.Respond)
+	require.Less(t, st.KeyframeResponse, p.Respond+100*time.Millisecond)
+}

@@ -120,6 +120,8 @@ type stream struct {
 	kfAgain      bool          // the answering keyframe arrived broken: ask again now
 	keyTS        uint32        // timestamp of the keyframe arriving after a request
 	haveKeyTS    bool
+	gapTS        uint32 // timestamp of the packet after the last loss since a request
+	haveGapTS    bool
 	prevTS       uint32 // timestamp of the previous video packet to arrive
 	lastFallback time.Time
 	haveFallback bool
