@@ -272,7 +272,7 @@ func publishAV(t *testing.T, stream string, minPictures int, maxAV time.Duration
 	rp := newAVReplayer(t)
 	p := publishSippCall(t, sippAnswer{AudioCodec: media.CodecPCMA, AudioPort: rp.Audio.Port(), VideoPort: rp.Video.Port()},
 		true, stream, 8*time.Second, rp.run, opts...)
-	assert.Equal(t, []callmgr.Status{callmgr.StatusTrying, callmgr.StatusRing, callmgr.StatusEstablished, callmgr.StatusFinish}, p.Calls)
+	assertAnsweredCall(t, p.Calls)
 	assert.Equal(t, []callmgr.SinkStatus{callmgr.SinkWait, callmgr.SinkActive}, p.RTMP)
 
 	streams := probeStreams(t, p.File)

@@ -51,6 +51,20 @@ func (l *eventLog) statuses() ([]callmgr.Status, []callmgr.SinkStatus) {
 	return append([]callmgr.Status(nil), l.calls...), append([]callmgr.SinkStatus(nil), l.rtmp...)
 }
 
+// assertAnsweredCall checks the statuses of a call sipp answered with 180
+// then 200 and that ended with our BYE. RINGING may be missing: sipgo hands
+// each response to its own goroutine, so a 200 sent right behind the 180
+// can overtake it (as UDP may reorder them on a real network), and the 180
+// then arrives after the call was established and is rightly ignored.
+func assertAnsweredCall(t *testing.T, got []callmgr.Status) {
+	t.Helper()
+	want := []callmgr.Status{callmgr.StatusTrying, callmgr.StatusRing, callmgr.StatusEstablished, callmgr.StatusFinish}
+	if len(got) == 3 {
+		want = []callmgr.Status{callmgr.StatusTrying, callmgr.StatusEstablished, callmgr.StatusFinish}
+	}
+	assert.Equal(t, want, got, "call statuses")
+}
+
 // published is what one sipp call published to nginx-rtmp, as ffmpeg
 // played it back into a file.
 type published struct {
@@ -197,7 +211,7 @@ func audioPacketGap(t *testing.T, file string) (time.Duration, int) {
 // must carry a generated H.264 track whose keyframes are at most 2 s apart.
 func TestInteropSippPCMAToNginxAAC(t *testing.T) {
 	p := publishAudioOnly(t, media.CodecPCMA, "sipp-pcma", 8*time.Second)
-	assert.Equal(t, []callmgr.Status{callmgr.StatusTrying, callmgr.StatusRing, callmgr.StatusEstablished, callmgr.StatusFinish}, p.Calls)
+	assertAnsweredCall(t, p.Calls)
 	assert.Equal(t, []callmgr.SinkStatus{callmgr.SinkWait, callmgr.SinkActive}, p.RTMP)
 
 	streams := probeStreams(t, p.File)
