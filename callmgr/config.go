@@ -110,6 +110,11 @@ type Config struct {
 	// MaxCalls limits live calls (StartCall then fails with
 	// ErrTooManyCalls). Zero means no limit beyond the RTP port range.
 	MaxCalls int
+	// Admission is admission control: new calls are refused (ErrOverloaded)
+	// when CPU, socket drops or sink queues say the machine has no headroom
+	// left. The zero value leaves it off; set Admission.MaxCPU (0.8 is a
+	// good value) to turn it on.
+	Admission AdmissionConfig
 	// SinkQueue is the frame queue of each sink; a full queue drops frames
 	// for that sink only. Zero means 512.
 	SinkQueue int
@@ -141,6 +146,10 @@ type Config struct {
 	// backend replaces the real SIP, media, SDP and sink implementations
 	// (tests).
 	backend *backend
+	// admissionClock and admissionCPU replace the clock and the process's
+	// CPU time admission control reads (tests).
+	admissionClock func() time.Time
+	admissionCPU   func() (time.Duration, bool)
 }
 
 const (
@@ -278,6 +287,9 @@ func (c Config) validate() (Config, error) {
 	}
 	if q.Logger == nil {
 		q.Logger = slog.New(slog.NewTextHandler(io.Discard, nil))
+	}
+	if q.Admission, err = q.Admission.validate(); err != nil {
+		return q, err
 	}
 	return q, nil
 }

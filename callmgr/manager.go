@@ -21,6 +21,7 @@ type Manager struct {
 	streams map[string]*Call // by streamKey(RTMPURL, RTMPStream)
 	sinkIDs map[string]*Call // by sink ID
 	closing bool
+	adm     *admission
 
 	wg        sync.WaitGroup // run loops and event dispatchers of all calls
 	waitOnce  sync.Once
@@ -45,6 +46,7 @@ func New(cfg Config) (*Manager, error) {
 	}
 	return &Manager{
 		cfg:     c,
+		adm:     newAdmission(c.Admission, c.admissionClock, c.admissionCPU),
 		be:      be,
 		calls:   make(map[string]*Call),
 		streams: make(map[string]*Call),
@@ -64,7 +66,9 @@ func New(cfg Config) (*Manager, error) {
 //
 // Errors: *ParamError (errors.Is ErrInvalidParams), ErrDuplicateCallID,
 // ErrDuplicateStream, ErrTooManyCalls (Config.MaxCalls reached, or no free
-// RTP port pair), ErrClosed, or another media error.
+// RTP port pair), *OverloadError (errors.Is ErrOverloaded: admission
+// control found no headroom, see AdmissionConfig), ErrClosed, or another
+// media error.
 func (m *Manager) StartCall(ctx context.Context, p CallParams) (*Call, error) {
 	q, err := p.validate(&m.cfg)
 	if err != nil {
@@ -151,14 +155,18 @@ func (m *Manager) admissible(callID, skey string, c *Call) error {
 		return ErrTooManyCalls
 	}
 	if c == nil {
-		return nil
+		return m.adm.check(false)
 	}
 	for _, id := range c.primarySinkIDs() {
 		if m.sinkIDs[id] != nil {
 			return ErrDuplicateSinkID
 		}
 	}
+	if err := m.adm.check(true); err != nil {
+		return err
+	}
 	m.calls[callID] = c
+	m.startSampler()
 	if skey != "" {
 		m.streams[skey] = c
 	}
@@ -361,6 +369,7 @@ func (m *Manager) Close(ctx context.Context) error {
 	case <-ctx.Done():
 		return ctx.Err()
 	}
+	m.stopSampler()
 	m.closeOnce.Do(func() {
 		if m.be.close != nil {
 			m.closeErr = m.be.close()

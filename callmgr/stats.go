@@ -22,7 +22,11 @@ type MediaStats struct {
 	// RTP/RTCP or that the jitter buffer rejected; SRTPErrors those that
 	// failed SRTP authentication or decryption.
 	StrangerPackets, InvalidPackets, SRTPErrors uint64
-	Jitter                                      time.Duration
+	// SocketDrops counts datagrams the kernel dropped because the stream's
+	// socket receive buffer was full (Linux; zero elsewhere): the process
+	// did not read fast enough.
+	SocketDrops uint64
+	Jitter      time.Duration
 	// FrozenTime is the total time the picture stood still because
 	// frames were dropped, LongestFreeze the longest such time.
 	FrozenTime, LongestFreeze time.Duration
