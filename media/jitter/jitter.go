@@ -79,12 +79,22 @@ const (
 	slotLost
 )
 
+// slot is one sequence number's place. Only held slots (and the one Pop
+// returned last) have a packet: packets live in entries, taken from the
+// buffer's free list, so memory follows the packets held, not the slots
+// (a video stream's 256 slots would otherwise keep 256 MTU-sized buffers).
 type slot struct {
 	ext     uint64
-	state   slotState
 	arrival time.Time
-	buf     []byte
-	pkt     rtp.Packet
+	e       *entry
+	state   slotState
+}
+
+// entry is a packet's storage: its bytes and the parsed packet aliasing
+// them.
+type entry struct {
+	buf []byte
+	pkt rtp.Packet
 }
 
 // maxMisorder is how far behind the head a packet is taken as late rather
@@ -126,8 +136,10 @@ type Buffer struct {
 	lastTS      uint32
 	jitter      float64 // nanoseconds
 
-	scratch []byte
-	stats   Stats
+	free     []*entry // storage not in use
+	returned []*entry // packets Pop returned, freed by the next Push or Reset
+	scratch  []byte
+	stats    Stats
 }
 
 // New validates cfg and returns a Buffer.
@@ -195,8 +207,14 @@ func (b *Buffer) Len() int { return b.held }
 // clean start; an SSRC change resets by itself).
 func (b *Buffer) Reset() {
 	b.stats.Flushed += uint64(b.held)
+	b.recycle()
 	for i := range b.slots {
-		b.slots[i].state = slotEmpty
+		s := &b.slots[i]
+		s.state = slotEmpty
+		if s.e != nil {
+			b.free = append(b.free, s.e)
+			s.e = nil
+		}
 	}
 	b.held = 0
 	b.started = false
@@ -235,6 +253,7 @@ func (b *Buffer) PushPacket(pkt *rtp.Packet, now time.Time) error {
 // ErrTooLarge.
 func (b *Buffer) Push(data []byte, now time.Time) error {
 	b.stats.Received++
+	b.recycle()
 	if len(data) < 12 || data[0]>>6 != 2 {
 		b.stats.Invalid++
 		return ErrInvalid
@@ -276,8 +295,7 @@ func (b *Buffer) jump(data []byte, seq uint16, now time.Time) error {
 		b.restart(probeSeq, b.ssrc)
 		// Move the probe packet into its slot.
 		s := &b.slots[b.head&b.mask]
-		s.buf, b.probe.buf = b.probe.buf, s.buf
-		s.pkt, b.probe.pkt = b.probe.pkt, s.pkt
+		s.e, b.probe.e = b.probe.e, s.e
 		s.ext = b.head
 		s.state = slotHeld
 		s.arrival = b.probe.arrival
@@ -289,8 +307,12 @@ func (b *Buffer) jump(data []byte, seq uint16, now time.Time) error {
 		return b.insert(data, b.head+1, now)
 	}
 	p := &b.probe
-	p.buf = append(p.buf[:0], data...)
-	if err := p.pkt.Unmarshal(p.buf); err != nil {
+	if p.e == nil {
+		p.e = b.entry(len(data))
+	}
+	p.e.buf = grow(p.e.buf, len(data), b.cfg.MaxPacketSize)
+	p.e.buf = append(p.e.buf[:0], data...)
+	if err := p.e.pkt.Unmarshal(p.e.buf); err != nil {
 		b.stats.Invalid++
 		b.probeValid = false
 		return ErrInvalid
@@ -307,18 +329,16 @@ func (b *Buffer) insert(data []byte, ext uint64, now time.Time) error {
 		b.stats.Duplicate++
 		return nil
 	}
-	if cap(s.buf) < len(data) {
-		// Small for audio; once a stream needs more, the slot takes the
-		// maximum so that it never grows again.
-		c := 256
-		if len(data) > c {
-			c = b.cfg.MaxPacketSize
-		}
-		s.buf = make([]byte, 0, c)
+	if s.e == nil {
+		s.e = b.entry(len(data))
 	}
-	s.buf = append(s.buf[:0], data...)
-	if err := s.pkt.Unmarshal(s.buf); err != nil {
+	e := s.e
+	e.buf = grow(e.buf, len(data), b.cfg.MaxPacketSize)
+	e.buf = append(e.buf[:0], data...)
+	if err := e.pkt.Unmarshal(e.buf); err != nil {
 		s.state = slotEmpty
+		b.free = append(b.free, e)
+		s.e = nil
 		b.stats.Invalid++
 		return ErrInvalid
 	}
@@ -332,8 +352,47 @@ func (b *Buffer) insert(data []byte, ext uint64, now time.Time) error {
 	if b.minArrivalValid && now.Before(b.minArrival) {
 		b.minArrival = now
 	}
-	b.estimate(s.pkt.Timestamp, now)
+	b.estimate(e.pkt.Timestamp, now)
 	return nil
+}
+
+// entry returns storage for a packet of n bytes from the free list, or new
+// storage.
+func (b *Buffer) entry(n int) *entry {
+	if k := len(b.free); k > 0 {
+		e := b.free[k-1]
+		b.free[k-1] = nil
+		b.free = b.free[:k-1]
+		return e
+	}
+	return &entry{buf: make([]byte, 0, bufCap(n, b.cfg.MaxPacketSize))}
+}
+
+// recycle frees the storage of the packets Pop returned (its contract:
+// valid until the next Push or Reset).
+func (b *Buffer) recycle() {
+	for i, e := range b.returned {
+		b.free = append(b.free, e)
+		b.returned[i] = nil
+	}
+	b.returned = b.returned[:0]
+}
+
+// bufCap is the capacity given to a buffer for n bytes: small for audio;
+// once a stream needs more, the maximum, so that it never grows again.
+func bufCap(n, maxSize int) int {
+	if n <= 256 {
+		return 256
+	}
+	return maxSize
+}
+
+// grow returns buf with room for n bytes.
+func grow(buf []byte, n, maxSize int) []byte {
+	if cap(buf) >= n {
+		return buf
+	}
+	return make([]byte, 0, bufCap(n, maxSize))
 }
 
 // estimate updates the RFC 3550 §6.4.1 interarrival jitter.
@@ -400,7 +459,10 @@ func (b *Buffer) Pop(now time.Time) (*rtp.Packet, bool) {
 			if b.minArrivalValid && !s.arrival.After(b.minArrival) {
 				b.minArrivalValid = false
 			}
-			return &s.pkt, true
+			e := s.e
+			s.e = nil
+			b.returned = append(b.returned, e)
+			return &e.pkt, true
 		}
 		if now.Before(b.gapDeadline()) {
 			return nil, false

@@ -5,6 +5,7 @@ import (
 	"time"
 
 	"github.com/pion/rtp"
+	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 )
 
@@ -286,4 +287,51 @@ func TestLossWait(t *testing.T) {
 	b.SetLossWait(0)
 	require.NoError(t, b.Push(raw(7, 1), ms(400)))
 	require.Equal(t, []uint16{7}, drain(b, ms(450)))
+}
+
+// TestMemoryFollowsHeldPackets: a buffer's storage grows with the packets
+// it holds at once, not with its slots: a long in-order video stream of
+// MTU-sized packets, with a burst of reordering and a loss, leaves a
+// handful of packet buffers, not one per slot.
+func TestMemoryFollowsHeldPackets(t *testing.T) {
+	b, err := New(Config{Capacity: 256})
+	require.NoError(t, err)
+	raw := make([]byte, 1200)
+	raw[0] = 0x80
+	push := func(seq uint16, at time.Duration) {
+		raw[2], raw[3] = byte(seq>>8), byte(seq)
+		require.NoError(t, b.Push(raw, time.Unix(0, 0).Add(at)))
+	}
+	pop := func(at time.Duration) int {
+		n := 0
+		for {
+			p, ok := b.Pop(time.Unix(0, 0).Add(at))
+			if !ok {
+				return n
+			}
+			require.Len(t, p.Payload, 1200-12)
+			n++
+		}
+	}
+	for i := range 5000 {
+		push(uint16(i), time.Duration(i)*time.Millisecond)
+		pop(time.Duration(i) * time.Millisecond)
+	}
+	// Eight packets behind a missing one, then the gap gives up.
+	for i := 5001; i < 5009; i++ {
+		push(uint16(i), 5*time.Second)
+	}
+	assert.Zero(t, pop(5*time.Second), "waiting for 5000")
+	assert.Equal(t, 8, pop(6*time.Second))
+	storage := len(b.free) + len(b.returned)
+	for _, s := range b.slots {
+		if s.e != nil {
+			storage++
+		}
+	}
+	if b.probe.e != nil {
+		storage++
+	}
+	assert.LessOrEqual(t, storage, 10, "packet buffers kept for 256 slots")
+	assert.Equal(t, uint64(1), b.Stats().Lost)
 }
