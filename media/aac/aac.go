@@ -57,6 +57,27 @@ type EncoderConfig struct {
 	// Zero means 64000 per channel, or the most the format can carry at low
 	// sample rates (6144 bits per channel per frame).
 	Bitrate int
+	// InputRate is the sample rate of the PCM given to Encode: SampleRate,
+	// SampleRate/2 or SampleRate/4 (12000 for a 48000 Hz stream). Below
+	// SampleRate the encoder computes only the part of the spectrum the
+	// input can hold (below InputRate/2; the bands above are not coded)
+	// from InputRate samples, at about 1/2 or 1/4 of the transform work:
+	// the fast path for band-limited sources such as telephone audio,
+	// resampled to 12 kHz for a 48 kHz stream. The input must then be
+	// band-limited to at most about 0.45·InputRate (what a resampler's
+	// anti-image filter leaves), and input sample j stands for the centre
+	// of the output samples [D·j, D·j+D), D = SampleRate/InputRate: the
+	// decoded audio comes out (D−1)/2 output samples (31 µs at 48 kHz,
+	// D = 4) later than with full-rate input sampled on the output's grid.
+	// Zero means SampleRate.
+	InputRate int
+	// Bandwidth is the highest audio frequency of the source, in Hz (4000
+	// for G.711): the bands above it are not coded and cost neither bits
+	// nor work. The coded bandwidth is the lowest of Bandwidth, the one
+	// chosen from the bitrate (6 kHz at 24 kbit/s per channel and below,
+	// 16 kHz at 64 kbit/s, 20 kHz at 96) and InputRate/2. Zero means no
+	// limit of its own.
+	Bandwidth int
 }
 
 // Encoder turns 16-bit PCM into AAC-LC access units. It is not safe for
@@ -71,6 +92,12 @@ type Encoder struct {
 	shortOff  []uint16 // short-window band offsets (128 lines)
 	swbShort8 []uint16 // the same ×8: one group of eight windows, interleaved
 	nbShort   int
+	// Time-domain sizes at the input rate: dec = SampleRate/InputRate, blk
+	// = FrameSamples/dec input samples per block, shortN = shortSamples/dec
+	// per short window, which starts at shortSt = shortStart/dec, and the
+	// transient detector's segments of seg = transientSeg/dec samples.
+	dec, blk, shortN, shortSt, seg int
+
 	win       *windows
 	mdct      *mdct
 	mdctShort *mdct
@@ -96,8 +123,8 @@ type Encoder struct {
 
 // channel is the per-channel state and per-frame work space.
 type channel struct {
-	hist    [2 * FrameSamples]float64                // the window of the next frame: two blocks of input
-	ahead   [FrameSamples]float64                    // the block after it (look-ahead for window switching)
+	hist    [2 * FrameSamples]float64                // the window of the next frame: two blocks of input (2·blk used)
+	ahead   [FrameSamples]float64                    // the block after it (look-ahead for window switching; blk used)
 	segE    [3 * FrameSamples / transientSeg]float64 // transient detector: energy per segment of hist+ahead
 	spec    [FrameSamples]float64
 	xp      [FrameSamples]float64 // |spec|^(3/4)
@@ -129,6 +156,21 @@ func NewEncoder(cfg EncoderConfig) (*Encoder, error) {
 	if idx < 0 {
 		return nil, fmt.Errorf("%w: sample rate %d is not an AAC sampling frequency", ErrConfig, cfg.SampleRate)
 	}
+	if cfg.InputRate == 0 {
+		cfg.InputRate = cfg.SampleRate
+	}
+	dec := 0
+	for _, d := range []int{1, 2, 4} {
+		if cfg.InputRate*d == cfg.SampleRate {
+			dec = d
+		}
+	}
+	if dec == 0 {
+		return nil, fmt.Errorf("%w: input rate %d (%d, %d/2 or %d/4)", ErrConfig, cfg.InputRate, cfg.SampleRate, cfg.SampleRate, cfg.SampleRate)
+	}
+	if cfg.Bandwidth < 0 {
+		return nil, fmt.Errorf("%w: negative bandwidth %d", ErrConfig, cfg.Bandwidth)
+	}
 	maxRate := 6144 * cfg.Channels * cfg.SampleRate / FrameSamples
 	if cfg.Bitrate == 0 {
 		cfg.Bitrate = min(64000*cfg.Channels, maxRate)
@@ -136,9 +178,10 @@ func NewEncoder(cfg EncoderConfig) (*Encoder, error) {
 	if cfg.Bitrate < 8000 || cfg.Bitrate > maxRate {
 		return nil, fmt.Errorf("%w: bitrate %d (8000..%d at %d Hz)", ErrConfig, cfg.Bitrate, maxRate, cfg.SampleRate)
 	}
-	e := &Encoder{cfg: cfg, sfIdx: idx, swbLong: sampleRates[idx].swb, mdct: newMDCT(FrameSamples),
-		mdctShort: newMDCT(shortSamples), z: make([]float64, 2*FrameSamples), win: makeWindows(),
-		shortOff: shortBands(idx)}
+	e := &Encoder{cfg: cfg, sfIdx: idx, swbLong: sampleRates[idx].swb, dec: dec, blk: FrameSamples / dec,
+		shortN: shortSamples / dec, shortSt: shortStart / dec, seg: transientSeg / dec,
+		mdct: newMDCT(FrameSamples / dec), mdctShort: newMDCT(shortSamples / dec),
+		z: make([]float64, 2*FrameSamples/dec), win: makeWindows(dec), shortOff: shortBands(idx)}
 	e.swbShort8 = make([]uint16, len(e.shortOff))
 	for i, o := range e.shortOff {
 		e.swbShort8[i] = 8 * o
@@ -153,6 +196,10 @@ func NewEncoder(cfg EncoderConfig) (*Encoder, error) {
 	}
 	// Bandwidth: the lines above the cutoff are not coded.
 	cutoff := bandwidth(cfg.Bitrate/cfg.Channels, cfg.SampleRate)
+	if cfg.Bandwidth > 0 {
+		cutoff = min(cutoff, cfg.Bandwidth)
+	}
+	cutoff = min(cutoff, cfg.InputRate/2)
 	line := cutoff * 2 * FrameSamples / cfg.SampleRate
 	e.nbLong = bandsBelow(e.swbLong, line)
 	e.nbShort = bandsBelow(e.swbShort8, line)
@@ -223,7 +270,7 @@ func (e *Encoder) Delay() time.Duration {
 	return time.Duration(FrameSamples) * time.Second / time.Duration(e.cfg.SampleRate)
 }
 
-// Encode consumes interleaved 16-bit samples of any length (an incomplete
+// Encode consumes interleaved 16-bit samples at InputRate, of any length (an incomplete
 // frame is kept for the next call) and returns the access units completed,
 // each a newly allocated raw AAC frame without header.
 func (e *Encoder) Encode(pcm []int16) ([][]byte, error) {
@@ -251,7 +298,7 @@ func (e *Encoder) Encode(pcm []int16) ([][]byte, error) {
 func (e *Encoder) push(out [][]byte, pcm []int16) [][]byte {
 	nch := e.cfg.Channels
 	for len(pcm) > 0 {
-		n := min(len(pcm)/nch, FrameSamples-e.fill)
+		n := min(len(pcm)/nch, e.blk-e.fill)
 		for c, ch := range e.ch {
 			dst := ch.ahead[e.fill : e.fill+n]
 			for i := range dst {
@@ -260,7 +307,7 @@ func (e *Encoder) push(out [][]byte, pcm []int16) [][]byte {
 		}
 		e.fill += n
 		pcm = pcm[n*nch:]
-		if e.fill == FrameSamples {
+		if e.fill == e.blk {
 			out = e.blockDone(out)
 		}
 	}
@@ -272,14 +319,14 @@ func (e *Encoder) push(out [][]byte, pcm []int16) [][]byte {
 // next frame needs short windows), then the block moves into the window.
 func (e *Encoder) blockDone(out [][]byte) [][]byte {
 	for _, ch := range e.ch {
-		ch.segmentEnergies()
+		ch.segmentEnergies(e.blk, e.seg)
 	}
 	if e.haveBlock {
 		out = append(out, e.encodeFrame())
 	}
 	for _, ch := range e.ch {
-		copy(ch.hist[:FrameSamples], ch.hist[FrameSamples:])
-		copy(ch.hist[FrameSamples:], ch.ahead[:])
+		copy(ch.hist[:e.blk], ch.hist[e.blk:2*e.blk])
+		copy(ch.hist[e.blk:2*e.blk], ch.ahead[:e.blk])
 		copy(ch.segE[:], ch.segE[FrameSamples/transientSeg:])
 	}
 	e.haveBlock = true

@@ -3,7 +3,14 @@ package aac
 import "testing"
 
 func benchmarkEncode(b *testing.B, nch int, pcm []int16) {
-	e, err := NewEncoder(EncoderConfig{SampleRate: 48000, Channels: nch})
+	benchmarkEncodeCfg(b, EncoderConfig{SampleRate: 48000, Channels: nch}, pcm)
+}
+
+// benchmarkEncodeCfg feeds pcm (mono, duplicated into every channel) in
+// 20 ms blocks.
+func benchmarkEncodeCfg(b *testing.B, cfg EncoderConfig, pcm []int16) {
+	nch := max(cfg.Channels, 1)
+	e, err := NewEncoder(cfg)
 	if err != nil {
 		b.Fatal(err)
 	}
@@ -13,7 +20,10 @@ func benchmarkEncode(b *testing.B, nch int, pcm []int16) {
 			in = append(in, v)
 		}
 	}
-	const block = 960
+	block := 960
+	if cfg.InputRate != 0 {
+		block = cfg.InputRate / 50
+	}
 	b.ReportAllocs()
 	b.ResetTimer()
 	cpu0 := cpuSeconds()
@@ -44,4 +54,18 @@ func BenchmarkEncodeSpeechStereo48k(b *testing.B) {
 
 func BenchmarkEncodeMusicMono48k(b *testing.B) {
 	benchmarkEncode(b, 1, musicLike(48000, 48000*4))
+}
+
+// Telephone speech (8 kHz, resampled to 12 kHz) on the band-limited fast
+// path to 48 kHz, 64 kbit/s: what media/transcode does with G.711.
+func BenchmarkEncodeTelephoneSpeechMono12kTo48k(b *testing.B) {
+	_, quarter := telephoneAt(b, speechLike(8000, 8000*4))
+	benchmarkEncodeCfg(b, EncoderConfig{SampleRate: 48000, InputRate: 12000, Bandwidth: 4000}, quarter)
+}
+
+// The same telephone speech resampled to 48 kHz on the full-rate path (the
+// comparison for the one above).
+func BenchmarkEncodeTelephoneSpeechMono48k(b *testing.B) {
+	full, _ := telephoneAt(b, speechLike(8000, 8000*4))
+	benchmarkEncode(b, 1, full)
 }

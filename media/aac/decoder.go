@@ -54,7 +54,7 @@ func buildTree(code []uint32, length []uint8) []treeNode {
 // NewDecoder returns a Decoder for a stream of the given sample rate and
 // channel count (1 or 2).
 func NewDecoder(rate, nch int) (*Decoder, error) {
-	d := &Decoder{nch: nch, m: newMDCT(FrameSamples), ms: newMDCT(shortSamples), win: makeWindows(),
+	d := &Decoder{nch: nch, m: newMDCT(FrameSamples), ms: newMDCT(shortSamples), win: makeWindows(1),
 		y: make([]float64, 2*FrameSamples), u: make([]float64, FrameSamples), us: make([]float64, shortSamples)}
 	for i, r := range sampleRates {
 		if r.rate == rate {

@@ -15,10 +15,6 @@ const (
 	maxQuant  = 8191   // largest magnitude the escape codebook carries
 )
 
-func sinWindow(i int) float64 {
-	return math.Sin(math.Pi / (2 * FrameSamples) * (float64(i) + 0.5))
-}
-
 // qScale[sf] = 2^(−3/16·(sf−100)): the factor that maps |x|^(3/4) to the
 // quantiser's domain at scalefactor sf.
 var qScale = func() (t [256]float64) {
@@ -108,12 +104,16 @@ func (e *Encoder) transform(ch *channel) {
 	default:
 		w = e.win.long[:]
 	}
-	z := e.z[:2*FrameSamples]
-	h := ch.hist[:]
+	z := e.z[:2*e.blk]
+	h := ch.hist[:len(z)]
+	w = w[:len(z)]
 	for i := range z {
 		z[i] = h[i] * w[i]
 	}
-	e.mdct.transform(z, ch.spec[:])
+	e.mdct.transform(z, ch.spec[:e.blk])
+	if e.dec > 1 {
+		clear(ch.spec[e.blk:]) // not carried by decimated input (and left over from short frames)
+	}
 }
 
 // midSide decides per band whether the pair is coded as mid/side

@@ -45,34 +45,52 @@ func shortBands(sfIdx int) []uint16 {
 	return swbShort8
 }
 
-// windows holds the analysis windows of each sequence (sine shape).
+// windows holds the analysis windows of each sequence (sine shape) at the
+// input rate, scaled by the decimation factor (see makeWindows).
 type windows struct {
-	long, start, stop [2 * FrameSamples]float64
-	short             [2 * shortSamples]float64
+	long, start, stop []float64 // 2·FrameSamples/dec
+	short             []float64 // 2·shortSamples/dec
 }
 
-func makeWindows() *windows {
-	w := &windows{}
+// makeWindows returns the windows for input decimated by dec (1, 2 or 4).
+//
+// With decimated input sample j standing for the output time dec·j +
+// (dec−1)/2, the windows of size 2048 evaluated at those times are the
+// sine windows of size 2048/dec, and the MDCT of size 2048 of a signal
+// band-limited below half the input rate equals dec times the MDCT of
+// size 2048/dec of the decimated signal on its 1024/dec lines (the
+// aliases of the subsampled spectrum fall on the lines above): so the
+// windows carry the gain dec and the transforms shrink by dec.
+func makeWindows(dec int) *windows {
+	blk, sn, ss := FrameSamples/dec, shortSamples/dec, shortStart/dec
+	w := &windows{long: make([]float64, 2*blk), start: make([]float64, 2*blk), stop: make([]float64, 2*blk),
+		short: make([]float64, 2*sn)}
 	for i := range w.short {
-		w.short[i] = math.Sin(math.Pi / (2 * shortSamples) * (float64(i) + 0.5))
+		w.short[i] = math.Sin(math.Pi / float64(2*sn) * (float64(i) + 0.5))
 	}
 	for i := range w.long {
-		w.long[i] = sinWindow(i)
+		w.long[i] = math.Sin(math.Pi / float64(2*blk) * (float64(i) + 0.5))
 	}
 	// LONG_START: long rising half, flat, short falling half, zeros
 	// (§4.6.11.3.2).
-	for i := 0; i < 2*FrameSamples; i++ {
+	for i := 0; i < 2*blk; i++ {
 		switch {
-		case i < FrameSamples:
+		case i < blk:
 			w.start[i] = w.long[i]
-		case i < FrameSamples+shortStart:
+		case i < blk+ss:
 			w.start[i] = 1
-		case i < FrameSamples+shortStart+shortSamples:
-			w.start[i] = w.short[i-(FrameSamples+shortStart)+shortSamples]
+		case i < blk+ss+sn:
+			w.start[i] = w.short[i-(blk+ss)+sn]
 		default:
 			w.start[i] = 0
 		}
-		w.stop[2*FrameSamples-1-i] = w.start[i]
+		w.stop[2*blk-1-i] = w.start[i]
+	}
+	g := float64(dec)
+	for _, s := range [][]float64{w.long, w.start, w.stop, w.short} {
+		for i := range s {
+			s[i] *= g
+		}
 	}
 	return w
 }
@@ -80,35 +98,40 @@ func makeWindows() *windows {
 // detectTransient looks for an attack where the next frame's short windows
 // would cover it: from sample 448 of the newest block in the window to
 // sample 576 of the look-ahead block. An attack is the high-passed energy of
-// a 64-sample segment jumping above ten times the mean of the eight before
-// it, and above about −40 dBFS.
-func detectTransient(ch *channel) bool {
+// a 64-sample segment (64/dec input samples) jumping above ten times the
+// mean of the eight before it, and above about −40 dBFS. (At 1/dec of the
+// rate, the first difference of a signal is dec times larger and a segment
+// has 1/dec of the samples: its energy is about dec times that at the full
+// rate.)
+func detectTransient(ch *channel, dec int) bool {
 	const seg = transientSeg
 	e := &ch.segE
+	floor := float64(seg*dec) * 330 * 330
 	for s := (FrameSamples + shortStart) / seg; s < (2*FrameSamples+shortStart+shortSamples)/seg; s++ {
 		var mean float64
 		for k := s - 8; k < s; k++ {
 			mean += e[k]
 		}
 		mean /= 8
-		if e[s] > 10*mean && e[s] > seg*330*330 {
+		if e[s] > 10*mean && e[s] > floor {
 			return true
 		}
 	}
 	return false
 }
 
-// transientSeg is the segment length of the transient detector.
+// transientSeg is the segment length of the transient detector at the
+// output rate.
 const transientSeg = 64
 
-// segmentEnergies stores the high-passed energy of each 64-sample segment
-// of the look-ahead block in segE[32:48] (segE[0:32] hold the window's two
-// blocks, computed when they were look-ahead).
-func (ch *channel) segmentEnergies() {
-	const seg = transientSeg
-	prev := ch.hist[2*FrameSamples-1]
-	base := 2 * FrameSamples / seg
-	for s := 0; s < FrameSamples/seg; s++ {
+// segmentEnergies stores the high-passed energy of each segment (seg input
+// samples) of the look-ahead block (blk input samples) in segE[32:48]
+// (segE[0:32] hold the window's two blocks, computed when they were
+// look-ahead).
+func (ch *channel) segmentEnergies(blk, seg int) {
+	prev := ch.hist[2*blk-1]
+	const base = 2 * FrameSamples / transientSeg
+	for s := 0; s < FrameSamples/transientSeg; s++ {
 		var sum float64
 		for _, x := range ch.ahead[s*seg : (s+1)*seg] {
 			d := x - prev
@@ -127,7 +150,7 @@ func (e *Encoder) chooseSequence() {
 	next := false
 	if !e.cfg.LongOnly {
 		for _, ch := range e.ch {
-			if detectTransient(ch) {
+			if detectTransient(ch, e.dec) {
 				next = true
 				break
 			}
@@ -154,21 +177,26 @@ func (e *Encoder) chooseSequence() {
 
 // transformShort computes the eight short MDCTs and stores them
 // interleaved the way a single window group is coded (§4.6.3.3): band b of
-// window w at 8·off[b] + w·width(b).
+// window w at 8·off[b] + w·width(b). With decimated input each window has
+// shortSamples/dec lines; the lines above are zero.
 func (e *Encoder) transformShort(ch *channel) {
-	var z [2 * shortSamples]float64
-	var x [shortSamples]float64
+	var zb [2 * shortSamples]float64
+	var xb [shortSamples]float64
+	sn := e.shortN
+	z, x := zb[:2*sn], xb[:]
 	off := e.shortOff
+	win := e.win.short[:len(z)]
 	for w := 0; w < shortWindows; w++ {
-		base := shortStart + w*shortSamples
+		h := ch.hist[e.shortSt+w*sn:]
+		h = h[:len(z)]
 		for i := range z {
-			z[i] = ch.hist[base+i] * e.win.short[i]
+			z[i] = h[i] * win[i]
 		}
-		e.mdctShort.transform(z[:], x[:])
+		e.mdctShort.transform(z, x[:sn])
 		for b := 0; b+1 < len(off); b++ {
 			width := int(off[b+1] - off[b])
 			dst := ch.spec[8*int(off[b])+w*width:]
-			copy(dst[:width], x[off[b]:off[b+1]])
+			copy(dst[:width], x[off[b]:off[b+1]]) // x[sn:] stays zero
 		}
 	}
 }

@@ -5,6 +5,13 @@
 //
 // The path is: decode (media/g711 or github.com/pion/opus) → mix to the
 // output channel count → resample (media/resample) → encode (media/aac).
+// A narrow-band source takes the encoder's band-limited fast path: G.711 is
+// resampled to a quarter of the output rate (12 kHz for 48 kHz) and coded
+// up to its 4 kHz bandwidth only, for a fraction of the work of full-band
+// coding (the decoded audio comes out 1.5 output samples, 31 µs at 48 kHz,
+// later than its PTS say: far below the millisecond of RTMP and FLV
+// timestamps). Opus is coded full band. A stream that started narrow-band
+// and receives Opus restarts with a full-band encoder.
 // Lost packets are concealed (see below), overlapping input is cut,
 // a long gap restarts the AAC stream on the new timestamps, and Silence
 // produces silent AAC for calls without audio.
@@ -87,6 +94,11 @@ type ToAAC struct {
 	cfg AACConfig
 	enc *aac.Encoder
 	asc []byte
+	// The encoder's input: its rate and the source bandwidth it was told
+	// (zero: full band), and whether it has been given no samples since it
+	// was made or flushed (then it can be swapped for another).
+	encMode  encMode
+	encFresh bool
 
 	started bool
 	t0      time.Duration // timeline position of the stream's first sample
@@ -127,11 +139,12 @@ func NewToAAC(cfg AACConfig) (*ToAAC, error) {
 	if cfg.MaxGap < 0 || cfg.Tolerance < 0 {
 		return nil, fmt.Errorf("%w: negative MaxGap or Tolerance", ErrConfig)
 	}
-	enc, err := aac.NewEncoder(aac.EncoderConfig{SampleRate: cfg.SampleRate, Channels: cfg.Channels, Bitrate: cfg.Bitrate})
+	t := &ToAAC{cfg: cfg}
+	enc, err := t.newEncoder(encMode{inRate: cfg.SampleRate})
 	if err != nil {
 		return nil, fmt.Errorf("%w: %w", ErrConfig, err)
 	}
-	t := &ToAAC{cfg: cfg, enc: enc, asc: enc.AudioSpecificConfig()}
+	t.enc, t.encMode, t.encFresh, t.asc = enc, encMode{inRate: cfg.SampleRate}, true, enc.AudioSpecificConfig()
 	t.frame = media.Frame{Codec: media.CodecAAC, Keyframe: true, ClockRate: uint32(cfg.SampleRate),
 		Channels: uint8(cfg.Channels), Duration: t.auDuration()}
 	return t, nil
@@ -235,10 +248,48 @@ func (t *ToAAC) decodeOpus(payload []byte, out []int16) (n int, err error) {
 	return t.opus.DecodeToInt16(payload, out)
 }
 
+// encMode is what an encoder takes: input at inRate (the output rate, or
+// a half or quarter of it), from a source band-limited to bw Hz (zero: full
+// band).
+type encMode struct{ inRate, bw int }
+
+// encoderFor returns the cheapest encoder input for a source at rate: the
+// band-limited fast path of aac.EncoderConfig for sources whose band ends
+// well below the output's (G.711 at 8 kHz: 12 kHz input and 4 kHz bandwidth
+// for a 48 kHz stream), full rate otherwise (Opus).
+func (t *ToAAC) encoderFor(rate int) encMode {
+	out := t.cfg.SampleRate
+	if 2*rate >= out {
+		return encMode{inRate: out}
+	}
+	for _, d := range []int{4, 2} {
+		// The decimated input's Nyquist frequency must lie above the
+		// resampler's stopband edge (0.54·rate), with room to spare.
+		if out%d == 0 && 4*(out/d) >= 5*rate {
+			return encMode{inRate: out / d, bw: rate / 2}
+		}
+	}
+	return encMode{inRate: out, bw: rate / 2}
+}
+
+// covers reports whether an encoder for m can carry a source that wants w.
+func (m encMode) covers(w encMode) bool {
+	return m.inRate >= w.inRate && (m.bw == 0 || (w.bw != 0 && m.bw >= w.bw))
+}
+
+func (t *ToAAC) newEncoder(m encMode) (*aac.Encoder, error) {
+	return aac.NewEncoder(aac.EncoderConfig{SampleRate: t.cfg.SampleRate, Channels: t.cfg.Channels,
+		Bitrate: t.cfg.Bitrate, InputRate: m.inRate, Bandwidth: m.bw})
+}
+
 // feed places decoded PCM at pts on the timeline: gaps become silence,
 // overlaps are cut, a format change flushes the resampler, a long gap
-// restarts the stream.
+// restarts the stream, and so does a source wider than the band-limited
+// encoder the stream started with (G.711, then Opus).
 func (t *ToAAC) feed(pts time.Duration, pcm []int16, rate, ch int, emit func(*media.Frame)) {
+	if t.started && !t.encFresh && !t.encMode.covers(t.encoderFor(rate)) {
+		t.restart(pts, emit)
+	}
 	if !t.started {
 		t.start(pts)
 	}
@@ -290,7 +341,9 @@ func (t *ToAAC) Silence(until time.Duration, emit func(*media.Frame)) {
 		t.start(0)
 	}
 	if t.rs == nil {
-		t.setInput(t.cfg.SampleRate, 1, emit)
+		// As if from G.711: the cheapest encoder input. Audio that needs
+		// more bandwidth restarts the stream (see feed).
+		t.setInput(8000, 1, emit)
 	}
 	if gap := until - t.inPos; gap > 0 {
 		t.silence(int(int64(gap)*int64(t.inRate)/int64(time.Second)), emit)
@@ -311,7 +364,7 @@ func (t *ToAAC) Flush(emit func(*media.Frame)) {
 	}
 	aus, _ := t.enc.Flush()
 	t.emit(aus, emit)
-	t.started, t.rs, t.aus = false, nil, 0
+	t.started, t.rs, t.aus, t.encFresh = false, nil, 0, true
 }
 
 // start begins a stream at pts, or later: never before zero, and never
@@ -333,22 +386,29 @@ func (t *ToAAC) restart(pts time.Duration, emit func(*media.Frame)) {
 }
 
 // setInput switches to a new input format: what the old resampler holds is
-// pushed out first so the output stays continuous.
+// pushed out first so the output stays continuous. An encoder that has not
+// been given samples yet is swapped for the cheapest one the source allows.
 func (t *ToAAC) setInput(rate, ch int, emit func(*media.Frame)) {
 	if t.rs != nil {
 		t.out = t.rs.Flush(t.out[:0])
 		t.encode(t.out, emit)
 	}
+	if want := t.encoderFor(rate); t.encFresh && want != t.encMode {
+		if enc, err := t.newEncoder(want); err == nil {
+			t.enc, t.encMode = enc, want
+		}
+	}
 	rch := 1
 	if ch == 2 && t.cfg.Channels == 2 {
 		rch = 2
 	}
-	rs, err := resample.New(resample.Config{InRate: rate, OutRate: t.cfg.SampleRate, Channels: rch})
+	encRate := t.encMode.inRate
+	rs, err := resample.New(resample.Config{InRate: rate, OutRate: encRate, Channels: rch})
 	if err != nil {
 		// Rates were validated by decode; fall back to pass-through
-		// timing by treating the input as already at the output rate.
-		rs, _ = resample.New(resample.Config{InRate: t.cfg.SampleRate, OutRate: t.cfg.SampleRate, Channels: rch})
-		rate = t.cfg.SampleRate
+		// timing by treating the input as already at the encoder's rate.
+		rs, _ = resample.New(resample.Config{InRate: encRate, OutRate: encRate, Channels: rch})
+		rate = encRate
 	}
 	t.rs, t.inRate, t.inCh = rs, rate, ch
 	t.inAnchor, t.inFrac = t.inPos, 0
@@ -400,6 +460,7 @@ func (t *ToAAC) encode(pcm []int16, emit func(*media.Frame)) {
 		}
 		pcm = t.mono
 	}
+	t.encFresh = false
 	aus, _ := t.enc.Encode(pcm) // never fails on whole frames
 	t.emit(aus, emit)
 }
