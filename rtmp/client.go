@@ -446,6 +446,34 @@ func (c *Client) send(csid byte, typ uint8, ts uint32, payload []byte) error {
 	return nil
 }
 
+// Hold makes the writes that follow wait in memory, encoded, until Flush,
+// so that several frames that are ready together (a sink's queue drained at
+// once) reach the connection in one write: one system call, and over TLS
+// one run of records, instead of one per frame. Nothing is written in the
+// meantime, so call Flush as soon as the frames at hand are written; a
+// frame must never wait for one that has not arrived. Messages the Client
+// sends by itself meanwhile (acknowledgements, ping replies) join the
+// held ones. Write errors surface at Flush.
+func (c *Client) Hold() {
+	c.conn.wmu.Lock()
+	c.conn.hold = true
+	c.conn.wmu.Unlock()
+}
+
+// Flush writes what was held since Hold, with WriteTimeout as deadline,
+// and ends the hold. A write failure fails the Client as a media write's
+// does.
+func (c *Client) Flush() error {
+	c.conn.wmu.Lock()
+	c.conn.hold = false
+	err := c.conn.flushLocked()
+	c.conn.wmu.Unlock()
+	if err != nil {
+		c.fail(&PublishError{Stage: "stream", Err: err})
+	}
+	return c.usable()
+}
+
 // WriteMetadata sends @setDataFrame onMetaData. Send it before the media.
 func (c *Client) WriteMetadata(md flv.Metadata) error {
 	c.mu.Lock()
@@ -658,6 +686,7 @@ func (c *Client) Close() error {
 	c.closeOnce.Do(func() {
 		c.closed.Store(true)
 		if c.Err() == nil && c.conn.wmu.TryLock() {
+			c.conn.hold = false // FCUnpublish goes out with what was held
 			_ = c.nc.SetWriteDeadline(time.Now().Add(time.Second))
 			for _, cmd := range []amf0.Data{
 				{"FCUnpublish", 6.0, nil, c.url.Stream},

@@ -14,8 +14,9 @@ import (
 	"github.com/bluenviron/gortmplib/pkg/rawmessage"
 )
 
-// The wire layers (handshake, chunk streams, AMF0) are gortmplib's
-// (github.com/bluenviron/gortmplib/pkg/...). This package keeps the
+// The wire layers (handshake, reading chunk streams, AMF0) are gortmplib's
+// (github.com/bluenviron/gortmplib/pkg/...); writing chunks is ours
+// (chunkWriter: one write per message, no allocation). This package keeps the
 // message and command layer on top of them: which commands a publisher
 // sends and in what order, status codes and typed errors, the server's
 // fan-out. It works on raw message bodies (gortmplib's rawmessage), which
@@ -109,20 +110,21 @@ type conn struct {
 	writeTimeout time.Duration
 
 	wmu sync.Mutex
-	w   *rawmessage.Writer
-	raw rawmessage.Message // scratch, under wmu
+	cw  chunkWriter // under wmu
+	// hold keeps encoded messages in cw until flushLocked (a batch in one
+	// write); under wmu.
+	hold bool
 }
 
 // newConn wraps nc after the handshake. r is what the handshake read
 // through (nc itself, or a budgeted reader): it must hold no buffered
 // bytes of its own.
 func newConn(nc net.Conn, r io.Reader, writeTimeout time.Duration) *conn {
-	c := &conn{nc: nc, writeTimeout: writeTimeout}
+	c := &conn{nc: nc, writeTimeout: writeTimeout, cw: newChunkWriter()}
 	c.bc = bytecounter.NewReadWriter(struct {
 		io.Reader
 		io.Writer
 	}{r, nc})
-	c.w = rawmessage.NewWriter(c.bc, c.bc.Writer, false)
 	c.r = rawmessage.NewReader(c.bc, c.bc.Reader, func(n uint32) error {
 		return c.writeControl(typeAck, n)
 	})
@@ -139,21 +141,31 @@ func (c *conn) write(m *message) error {
 	return c.writeLocked(m)
 }
 
+// writeLocked encodes m and, unless writes are held, writes it (with what
+// was held before) in one write. wmu must be held.
 func (c *conn) writeLocked(m *message) error {
+	if err := c.cw.append(m); err != nil {
+		return err
+	}
+	if c.hold {
+		return nil
+	}
+	return c.flushLocked()
+}
+
+// flushLocked writes what the chunk writer holds, with the write timeout
+// as deadline. wmu must be held.
+func (c *conn) flushLocked() error {
+	if len(c.cw.buf) == 0 {
+		return nil
+	}
+	defer c.cw.reset()
 	if c.writeTimeout > 0 {
 		if err := c.nc.SetWriteDeadline(time.Now().Add(c.writeTimeout)); err != nil {
 			return err
 		}
 	}
-	c.raw = rawmessage.Message{
-		ChunkStreamID:   m.ChunkStreamID,
-		Timestamp:       time.Duration(m.Timestamp) * time.Millisecond,
-		Type:            m.Type,
-		MessageStreamID: m.StreamID,
-		Body:            m.Payload,
-	}
-	err := c.w.Write(&c.raw)
-	c.raw.Body = nil
+	_, err := c.bc.Writer.Write(c.cw.buf)
 	return err
 }
 
@@ -174,7 +186,7 @@ func (c *conn) setChunkSize(n uint32) error {
 	if err := c.writeLocked(&message{ChunkStreamID: csidControl, Type: typeSetChunkSize, Payload: b[:]}); err != nil {
 		return err
 	}
-	c.w.SetChunkSize(n)
+	c.cw.chunkSize = n
 	return nil
 }
 

@@ -5,11 +5,15 @@
 // # Layers
 //
 // The wire layers are gortmplib's (github.com/bluenviron/gortmplib, the
-// RTMP library MediaMTX is built on); this package is the layer above:
+// RTMP library MediaMTX is built on), except the chunk writer; this package
+// is the layer above:
 //
 //	gortmplib/pkg/handshake   C0/C1/C2 and S0/S1/S2
-//	gortmplib/pkg/rawmessage  chunk streams: messages in and out, chunk
-//	                          size, acknowledgements
+//	gortmplib/pkg/rawmessage  chunk streams in: messages, chunk size,
+//	                          acknowledgements
+//	rtmp (chunkwriter.go)     chunk streams out: each message, or each
+//	                          batch between Client.Hold and Flush, encoded
+//	                          into one reused buffer and written at once
 //	gortmplib/pkg/amf0        AMF0 values for commands and script data
 //	rtmp/flv                  FLV tags and tag bodies (AVC, AAC, G.711,
 //	                          Speex, Enhanced RTMP HEVC/Opus, onMetaData),
@@ -27,8 +31,7 @@
 // first frame, never re-sends a changed sequence header, panics on an
 // SPS mediacommon cannot parse, marks no Enhanced RTMP frame as a
 // keyframe, and allocates about 23 times per 40 ms of A/V where this
-// layer, writing FLV bodies in place, allocates only inside gortmplib's
-// chunk writer; its ServerConn keeps the connect command's app private
+// layer, writing FLV bodies in place, allocates nothing; its ServerConn keeps the connect command's app private
 // (StreamInfo needs it to split "live/_definst_" from the stream name),
 // answers every refusal NetStream.Publish.Unauthorized, and its message
 // reader ends the connection on any codec it does not parse (Speex) or
@@ -46,9 +49,12 @@
 // *PublishError. Then WriteMetadata, WriteAVCConfig/WriteH264,
 // WriteAACConfig/WriteAAC, WriteG711 and WriteSpeex send media; the AVC
 // sequence header goes out on the first keyframe and again whenever a
-// keyframe carries a different SPS or PPS. Frames are encoded in place;
-// the only allocations per message are gortmplib's chunk writer's (five
-// for a one-chunk message).
+// keyframe carries a different SPS or PPS. Frames are encoded in place
+// and chunked into a reused buffer: no allocation per message, and one
+// write (one system call) per message whatever its number of chunks, or
+// per batch of frames between Hold and Flush (rtmpsink does that with what
+// its queue holds). gortmplib's rawmessage.Writer, used before, allocated
+// five times per message and wrote each chunk over 4 KiB on its own.
 //
 // What a publisher reads from its server is budgeted (1 MiB, then 4 KiB a
 // second; a server sends a publisher about a byte a second), since the URL

@@ -1,0 +1,153 @@
+package rtmp
+
+import (
+	"encoding/binary"
+	"fmt"
+)
+
+// chunkWriter splits outgoing messages into chunks (RTMP 1.0 section 5.3)
+// and encodes headers and bodies into one buffer, so that a message, or a
+// batch of them, reaches the connection in one write, and nothing is
+// allocated per message once the buffer has grown.
+//
+// It replaces gortmplib's rawmessage.Writer on our write path, which makes
+// one allocation per chunk plus four per message, copies every body twice
+// and writes each chunk of a message larger than its 4 KiB bufio buffer
+// separately. Its header choices are the same (type 0 for a chunk stream's
+// first message, when the timestamp goes back or the message stream
+// changes; type 1 when the type or length changes; type 2 when the
+// timestamp delta changes; type 3 otherwise), and so is the byte order of
+// the message stream ID (big-endian, as gortmplib writes and reads it),
+// with two differences: the extended timestamp repeated in type 3 chunks
+// carries the value of the message's header (RTMP 1.0 section 5.3.1.3;
+// gortmplib writes zeros there), and a message that follows a type 0
+// header always states its delta (type 1 or 2) instead of relying on
+// what a type 3 header means after a type 0, which readers interpret
+// differently.
+type chunkWriter struct {
+	chunkSize uint32
+	buf       []byte
+	streams   []chunkStream // the few chunk streams in use
+}
+
+// chunkStream is what the next header of one chunk stream is relative to.
+type chunkStream struct {
+	id       byte
+	started  bool
+	streamID uint32
+	typ      uint8
+	length   uint32
+	ts       uint32 // timestamp of the last message, ms
+	delta    uint32 // timestamp delta a type 3 header repeats
+	hasDelta bool
+}
+
+// maxKeptWriteBuffer is the largest buffer kept between writes: a larger
+// one (a big keyframe, a batch) is dropped after the write, so that an
+// idle connection holds little.
+const maxKeptWriteBuffer = 64 << 10
+
+func newChunkWriter() chunkWriter { return chunkWriter{chunkSize: 128} }
+
+func (w *chunkWriter) stream(id byte) *chunkStream {
+	for i := range w.streams {
+		if w.streams[i].id == id {
+			return &w.streams[i]
+		}
+	}
+	w.streams = append(w.streams, chunkStream{id: id})
+	return &w.streams[len(w.streams)-1]
+}
+
+// append encodes m after what the buffer holds.
+func (w *chunkWriter) append(m *message) error {
+	if m.ChunkStreamID < 2 || m.ChunkStreamID > 63 {
+		return fmt.Errorf("rtmp: chunk stream ID %d not writable", m.ChunkStreamID)
+	}
+	n := len(m.Payload)
+	if n > 0xFFFFFF {
+		return fmt.Errorf("rtmp: message of %d bytes", n)
+	}
+	length := uint32(n)
+	cs := w.stream(m.ChunkStreamID)
+	ts := m.Timestamp
+	var format byte
+	var field uint32
+	switch {
+	case !cs.started || ts < cs.ts || cs.streamID != m.StreamID:
+		format, field = 0, ts
+	case cs.typ != m.Type || cs.length != length:
+		format, field = 1, ts-cs.ts
+	case !cs.hasDelta || cs.delta != ts-cs.ts:
+		format, field = 2, ts-cs.ts
+	default:
+		format, field = 3, ts-cs.ts
+	}
+	ext := field >= 0xFFFFFF
+	short := min(field, 0xFFFFFF)
+
+	size := max(int(w.chunkSize), 1)
+	chunks := 1
+	if n > 0 {
+		chunks = (n + size - 1) / size
+	}
+	per := 1
+	if ext {
+		per += 4
+	}
+	w.buf = grow(w.buf, 11+n+chunks*per)
+
+	b := append(w.buf, format<<6|m.ChunkStreamID)
+	if format <= 2 {
+		b = append(b, byte(short>>16), byte(short>>8), byte(short))
+	}
+	if format <= 1 {
+		b = append(b, byte(length>>16), byte(length>>8), byte(length), m.Type)
+	}
+	if format == 0 {
+		b = binary.BigEndian.AppendUint32(b, m.StreamID)
+	}
+	if ext {
+		b = binary.BigEndian.AppendUint32(b, field)
+	}
+	p := m.Payload
+	for first := true; first || len(p) > 0; first = false {
+		if !first {
+			b = append(b, 3<<6|m.ChunkStreamID)
+			if ext {
+				b = binary.BigEndian.AppendUint32(b, field)
+			}
+		}
+		k := min(len(p), size)
+		b = append(b, p[:k]...)
+		p = p[k:]
+	}
+	w.buf = b
+
+	cs.started = true
+	cs.streamID = m.StreamID
+	cs.typ = m.Type
+	cs.length = length
+	cs.ts = ts
+	cs.delta, cs.hasDelta = field, format != 0
+	return nil
+}
+
+// reset empties the buffer after a write, dropping it if it grew large.
+func (w *chunkWriter) reset() {
+	if cap(w.buf) > maxKeptWriteBuffer {
+		w.buf = nil
+		return
+	}
+	w.buf = w.buf[:0]
+}
+
+// grow makes room for n more bytes in b.
+func grow(b []byte, n int) []byte {
+	if cap(b)-len(b) >= n {
+		return b
+	}
+	nb := make([]byte, len(b), len(b)+n+len(b)/2)
+	copy(nb, b)
+	return nb
+}
