@@ -84,6 +84,9 @@ type SinkStats struct {
 // queue and goroutine, so a slow sink drops frames (and counts them) instead
 // of slowing down the caller or the other sinks, and a sink whose WriteFrame
 // fails is detached, closed and reported through FanoutConfig.OnDetach.
+// A sink that never blocks (Inline) is called directly instead, and one
+// that writes batches cheaper (BatchWriter) gets what its queue holds at
+// once.
 //
 // Fanout itself implements Sink. All methods are safe for concurrent use.
 type Fanout struct {
@@ -114,7 +117,10 @@ type detachEvent struct {
 type entry struct {
 	name string
 	s    Sink
-	ch   chan *media.Frame
+	ch   chan *media.Frame // nil for an inline sink
+	// inline: the sink implements Inline; WriteFrame is called under the
+	// fanout's mutex, and there is no queue and no goroutine.
+	inline bool
 
 	// waitKey and keyAsked are owned by the fanout's mutex: skip video
 	// until a keyframe; keyAsked says OnKeyframeNeeded was called for this
@@ -157,10 +163,12 @@ func NewFanout(cfg FanoutConfig) *Fanout {
 }
 
 // Add attaches s under name with a queue of queue frames (DefaultQueue when
-// queue <= 0) and starts its goroutine. The new sink receives audio at once
-// and video from the next keyframe on (OnKeyframeNeeded is called to hurry
-// one). From now on the fanout owns s: it closes it on Remove, Close or
-// failure. When Add fails, s is left untouched and still the caller's.
+// queue <= 0) and starts its goroutine; a sink that implements Inline (and
+// reports true) gets neither: its WriteFrame is called directly. The new
+// sink receives audio at once and video from the next keyframe on
+// (OnKeyframeNeeded is called to hurry one). From now on the fanout owns s:
+// it closes it on Remove, Close or failure. When Add fails, s is left
+// untouched and still the caller's.
 func (f *Fanout) Add(name string, s Sink, queue int) error {
 	if s == nil {
 		return errors.New("sink: Add with nil sink")
@@ -171,10 +179,14 @@ func (f *Fanout) Add(name string, s Sink, queue int) error {
 	e := &entry{
 		name:     name,
 		s:        s,
-		ch:       make(chan *media.Frame, queue),
 		waitKey:  true,
 		keyAsked: true, // Add asks below
 		done:     make(chan struct{}),
+	}
+	if in, ok := s.(Inline); ok && in.Inline() {
+		e.inline = true
+	} else {
+		e.ch = make(chan *media.Frame, queue)
 	}
 	f.mu.Lock()
 	if f.closed {
@@ -186,9 +198,13 @@ func (f *Fanout) Add(name string, s Sink, queue int) error {
 		return fmt.Errorf("%w: %q", ErrDuplicateName, name)
 	}
 	f.sinks[name] = e
-	f.wg.Add(1)
+	if !e.inline {
+		f.wg.Add(1)
+	}
 	f.mu.Unlock()
-	go f.run(e)
+	if !e.inline {
+		go f.run(e)
+	}
 	if f.onKey != nil {
 		f.onKey()
 	}
@@ -210,8 +226,18 @@ func (f *Fanout) Remove(name string) error {
 	}
 	f.detachLocked(e)
 	f.mu.Unlock()
+	if e.inline {
+		// Detached under the mutex: no WriteFrame runs or will run.
+		e.closeSink()
+	}
 	<-e.done
 	return e.closeErr
+}
+
+// closeSink closes the sink and marks the entry done.
+func (e *entry) closeSink() {
+	e.closeErr = e.s.Close()
+	close(e.done)
 }
 
 func (f *Fanout) isClosed() bool {
@@ -228,12 +254,15 @@ func (f *Fanout) detachLocked(e *entry) {
 	}
 	e.removed = true
 	delete(f.sinks, e.name)
-	close(e.ch)
+	if e.ch != nil {
+		close(e.ch)
+	}
 }
 
 // WriteFrame copies fr (its payload once, shared by every sink) and queues it
 // for every attached sink without blocking: a sink whose queue is full drops
 // the frame and, for video, skips further video until the next keyframe.
+// Inline sinks get it at once, on the calling goroutine.
 // fr is borrowed: the fanout does not retain it or its payload. With no sink
 // attached nothing is copied. It returns ErrClosed after Close.
 //
@@ -270,6 +299,15 @@ func (f *Fanout) WriteFrame(fr *media.Frame) error {
 				continue
 			}
 			e.waitKey = false
+		}
+		if e.inline {
+			if err := e.s.WriteFrame(cp); err != nil {
+				f.detachLocked(e)
+				f.queueEvent(e, err)
+				continue
+			}
+			e.written.Add(1)
+			continue
 		}
 		size := int64(len(cp.Payload))
 		if f.maxBytes > 0 && e.bytes.Load()+size > f.maxBytes && len(e.ch) > 0 {
@@ -310,35 +348,72 @@ func (f *Fanout) hasRoom(e *entry) bool {
 
 // run is the goroutine of one sink: it writes queued frames until the queue
 // is closed (Remove, Close) or WriteFrame fails (detach), then closes the
-// sink.
+// sink. A BatchWriter gets every frame already queued at once.
 func (f *Fanout) run(e *entry) {
 	defer f.wg.Done()
+	bw, _ := e.s.(BatchWriter)
+	var batch []*media.Frame
+	if bw != nil {
+		batch = make([]*media.Frame, 0, MaxBatch)
+	}
 	failed := false
 	for fr := range e.ch {
 		e.bytes.Add(-int64(len(fr.Payload)))
 		if failed {
 			continue // drain what was queued before the detach took effect
 		}
-		if err := e.s.WriteFrame(fr); err != nil {
-			failed = true
-			f.mu.Lock()
-			f.detachLocked(e)
-			f.mu.Unlock()
-			// Queue the event now, so events keep the order of the
-			// failures; it is delivered once the sink is closed.
-			f.evMu.Lock()
-			f.evQueue = append(f.evQueue, detachEvent{e: e, err: err})
-			f.evMu.Unlock()
-			select {
-			case f.evWake <- struct{}{}:
-			default:
+		if bw == nil {
+			if err := e.s.WriteFrame(fr); err != nil {
+				failed = true
+				f.fail(e, err)
+				continue
 			}
+			e.written.Add(1)
 			continue
 		}
-		e.written.Add(1)
+		batch = append(batch[:0], fr)
+	more:
+		for len(batch) < MaxBatch {
+			select {
+			case next, ok := <-e.ch:
+				if !ok {
+					break more
+				}
+				e.bytes.Add(-int64(len(next.Payload)))
+				batch = append(batch, next)
+			default:
+				break more
+			}
+		}
+		n, err := bw.WriteFrames(batch)
+		e.written.Add(uint64(max(min(n, len(batch)), 0)))
+		clear(batch) // retain no frame
+		if err != nil {
+			failed = true
+			f.fail(e, err)
+		}
 	}
-	e.closeErr = e.s.Close()
-	close(e.done)
+	e.closeSink()
+}
+
+// fail detaches e after its WriteFrame returned err.
+func (f *Fanout) fail(e *entry, err error) {
+	f.mu.Lock()
+	f.detachLocked(e)
+	f.queueEvent(e, err)
+	f.mu.Unlock()
+}
+
+// queueEvent queues the detach event of e now, so events keep the order of
+// the failures; it is delivered once the sink is closed.
+func (f *Fanout) queueEvent(e *entry, err error) {
+	f.evMu.Lock()
+	f.evQueue = append(f.evQueue, detachEvent{e: e, err: err})
+	f.evMu.Unlock()
+	select {
+	case f.evWake <- struct{}{}:
+	default:
+	}
 }
 
 // deliverEvents calls OnDetach for queued events, in order, until Close.
@@ -366,6 +441,11 @@ func (f *Fanout) flushEvents() {
 		f.evQueue[0] = detachEvent{}
 		f.evQueue = f.evQueue[1:]
 		f.evMu.Unlock()
+		if ev.e.inline {
+			// Failed inside Fanout.WriteFrame, which must not block on
+			// Close: the sink is closed here.
+			ev.e.closeSink()
+		}
 		<-ev.e.done // the sink is closed
 		err := ev.err
 		if ev.e.closeErr != nil {
@@ -422,6 +502,11 @@ func (f *Fanout) Close() error {
 			f.detachLocked(e)
 		}
 		f.mu.Unlock()
+		for _, e := range entries {
+			if e.inline {
+				e.closeSink()
+			}
+		}
 		f.wg.Wait()
 		close(f.evQuit)
 		<-f.evDone

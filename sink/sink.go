@@ -22,3 +22,30 @@ type Sink interface {
 	WriteFrame(f *media.Frame) error
 	Close() error
 }
+
+// Inline is implemented by a sink whose WriteFrame is cheap and never
+// blocks: it does no I/O and waits for nothing but short critical
+// sections (a WebRTC sink that queues packets for its viewers' own
+// goroutines). When Inline reports true at Add, a Fanout calls WriteFrame
+// directly, from the goroutine calling Fanout.WriteFrame and with the
+// fanout's lock held, instead of through a queue and a goroutine of the
+// sink's own: no goroutine wake-up per frame. Such a WriteFrame must not call
+// the Fanout. Close is still called from elsewhere, never concurrently with
+// WriteFrame.
+type Inline interface {
+	Inline() bool
+}
+
+// BatchWriter is implemented by a sink that writes several frames cheaper
+// together than one by one (one network write for all of them). A Fanout
+// hands such a sink, on each wake-up of its goroutine, every frame waiting in
+// its queue (up to MaxBatch), in order; never a frame that has not arrived
+// yet, so no frame waits for others. WriteFrames returns how many frames it
+// accepted before an error; an error detaches the sink as WriteFrame's
+// does. The slice is reused after WriteFrames returns; the frames are not.
+type BatchWriter interface {
+	WriteFrames(fs []*media.Frame) (n int, err error)
+}
+
+// MaxBatch is the most frames a Fanout hands to a BatchWriter at once.
+const MaxBatch = 16
