@@ -1,6 +1,8 @@
 package whep
 
 import (
+	"bytes"
+	"encoding/binary"
 	"errors"
 	"fmt"
 	"time"
@@ -33,6 +35,7 @@ type packetizer struct {
 	vp8              codecs.VP8Payloader
 	videoTS, audioTS uint32 // random RTP timestamp offsets (RFC 3550 §5.1)
 	sps, pps         []byte // latest parameter sets, put in front of an IDR without them
+	plid             string // profile-level-id of sps ("42e01f"), empty if it is shorter than 4 bytes
 	// vguard and aguard keep each track's RTP timestamps strictly
 	// increasing in its own clock's ticks.
 	vguard, aguard media.DTSGuard
@@ -77,7 +80,7 @@ func (p *packetizer) packetize(f *media.Frame) (*unit, error) {
 			switch h264.NALUType(n[0] & 0x1f) {
 			case h264.NALUTypeSPS:
 				hasSPS = true
-				p.sps = append(p.sps[:0], n...)
+				p.setSPS(n)
 			case h264.NALUTypePPS:
 				hasPPS = true
 				p.pps = append(p.pps[:0], n...)
@@ -88,8 +91,8 @@ func (p *packetizer) packetize(f *media.Frame) (*unit, error) {
 			// A viewer that starts here needs the parameter sets.
 			nalus = append([][]byte{p.sps, p.pps}, nalus...)
 		}
-		if u.key && len(p.sps) >= 4 {
-			u.profileLevelID = fmt.Sprintf("%02x%02x%02x", p.sps[1], p.sps[2], p.sps[3])
+		if u.key {
+			u.profileLevelID = p.plid
 		}
 		pkts, err := p.h264.Encode(nalus, u.ts)
 		if err != nil {
@@ -127,6 +130,70 @@ func (p *packetizer) packetize(f *media.Frame) (*unit, error) {
 		return nil, fmt.Errorf("whep: codec %v not sent", f.Codec)
 	}
 	return u, nil
+}
+
+// note is packetize without the packets, for a sink no viewer watches: it
+// validates f as packetize would, keeps the parameter sets a later IDR may
+// need and reports whether f is a keyframe and, for an H.264 keyframe, the
+// profile-level-id of the latest SPS. It allocates nothing once the
+// parameter sets are stored, and leaves the RTP timestamp guards alone: the
+// frames that reach viewers are stamped when they are packetized.
+func (p *packetizer) note(f *media.Frame) (key bool, plid string, err error) {
+	if len(f.Payload) == 0 {
+		return false, "", errEmptyFrame
+	}
+	switch f.Codec {
+	case media.CodecH264:
+		// The checks of rtph264.SplitAVC, without building the slice.
+		b, n := f.Payload, 0
+		for len(b) > 0 {
+			if len(b) < 4 {
+				return false, "", errors.New("whep: truncated AVC length")
+			}
+			l := binary.BigEndian.Uint32(b)
+			b = b[4:]
+			if l == 0 || uint64(l) > uint64(len(b)) {
+				return false, "", errors.New("whep: invalid AVC NAL unit length")
+			}
+			nalu := b[:l]
+			b = b[l:]
+			n++
+			switch h264.NALUType(nalu[0] & 0x1f) {
+			case h264.NALUTypeSPS:
+				p.setSPS(nalu)
+			case h264.NALUTypePPS:
+				p.pps = append(p.pps[:0], nalu...)
+			case h264.NALUTypeIDR:
+				key = true
+			}
+		}
+		if n == 0 {
+			return false, "", errEmptyFrame
+		}
+		key = key || f.Keyframe
+		if key {
+			plid = p.plid
+		}
+		return key, plid, nil
+	case media.CodecVP8:
+		return f.Keyframe || f.Payload[0]&0x01 == 0, "", nil
+	case media.CodecPCMA, media.CodecPCMU, media.CodecOpus:
+		return true, "", nil
+	}
+	return false, "", fmt.Errorf("whep: codec %v not sent", f.Codec)
+}
+
+// setSPS stores the latest SPS and its profile-level-id, formatted only
+// when the SPS changes.
+func (p *packetizer) setSPS(sps []byte) {
+	if bytes.Equal(sps, p.sps) {
+		return
+	}
+	p.sps = append(p.sps[:0], sps...)
+	p.plid = ""
+	if len(p.sps) >= 4 {
+		p.plid = fmt.Sprintf("%02x%02x%02x", p.sps[1], p.sps[2], p.sps[3])
+	}
 }
 
 // stamp converts a frame's PTS to its track's RTP clock, strictly after the

@@ -302,10 +302,11 @@ func (v *viewer) run() {
 	}
 
 	// Join: the cached keyframe first; frames queued after it follow.
+	s.pkMu.Lock()
 	s.mu.Lock()
-	cached, sinceKey := s.lastKey, s.sinceKey
-	s.active[v] = struct{}{}
+	cached, sinceKey := s.joinLocked(v)
 	s.mu.Unlock()
+	s.pkMu.Unlock()
 	waitKey := true
 	if v.video != nil {
 		if cached != nil {

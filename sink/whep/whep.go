@@ -152,8 +152,10 @@ type Sink struct {
 	setting webrtc.SettingEngine
 	iceSrv  []webrtc.ICEServer
 
-	// Owned by the WriteFrame goroutine (sink.Sink's contract: one caller).
-	pk packetizer
+	// pkMu guards pk: WriteFrame packetizes, and so does a joining viewer
+	// (the keyframe kept while nobody watched). Taken before mu.
+	pkMu sync.Mutex
+	pk   packetizer
 
 	mu       sync.Mutex
 	closed   bool
@@ -162,13 +164,16 @@ type Sink struct {
 	h264PLID string      // profile-level-id from the latest SPS
 	knownAt  time.Time   // when the first kind became known
 	changed  chan struct{}
-	lastKey  *unit // last video keyframe
-	sinceKey int   // video frames written after lastKey
-	viewers  map[string]*viewer
-	reserved int                  // viewers being negotiated
-	active   map[*viewer]struct{} // viewers receiving frames
-	kfLast   time.Time
-	kfSent   bool
+	lastKey  *unit // last video keyframe, packetized; nil if kept unpacketized only
+	// lastKeyFrame is the last video keyframe as it came (retained, never
+	// modified): what a viewer joining an unwatched sink starts with.
+	lastKeyFrame *media.Frame
+	sinceKey     int // video frames written after lastKey
+	viewers      map[string]*viewer
+	reserved     int                  // viewers being negotiated
+	active       map[*viewer]struct{} // viewers receiving frames
+	kfLast       time.Time
+	kfSent       bool
 
 	wg        sync.WaitGroup
 	closeOnce sync.Once
@@ -278,12 +283,15 @@ func New(cfg Config) (*Sink, error) {
 }
 
 // WriteFrame packetizes f once and queues it for every viewer without
-// blocking. Frames of codecs browsers cannot play, or of another codec than
-// the one declared for their kind, are ignored and counted. It returns
-// ErrClosed after Close. f is retained by viewers' queues but never
-// modified. As sink.Sink says, WriteFrame is called from one goroutine at a
-// time (the fan-out's); it may run concurrently with the HTTP handler,
-// Stats and Close.
+// blocking. With no viewer receiving, nothing is packetized: the sink keeps
+// the last video keyframe (the frame itself, which it retains but never
+// modifies) and the codec information, and packetizes that keyframe when a
+// viewer joins. Frames of codecs browsers cannot play, or of another codec
+// than the one declared for their kind, are ignored and counted. It returns
+// ErrClosed after Close. As sink.Sink says, WriteFrame is called from one
+// goroutine at a time (the fan-out's); it may run concurrently with the HTTP
+// handler, Stats and Close. It never blocks on viewers, so a sink.Fanout
+// calls it directly (see Inline).
 func (s *Sink) WriteFrame(f *media.Frame) error {
 	s.framesIn.Add(1)
 	kind := f.Kind()
@@ -292,17 +300,31 @@ func (s *Sink) WriteFrame(f *media.Frame) error {
 		return s.closedErr()
 	}
 
+	// pkMu keeps viewers from joining between the check for active
+	// viewers and the queueing below (a joining viewer packetizes the
+	// cached keyframe under it).
+	s.pkMu.Lock()
+	defer s.pkMu.Unlock()
 	s.mu.Lock()
 	if s.closed {
 		s.mu.Unlock()
 		return ErrClosed
 	}
 	declared := s.declare(f)
-	s.mu.Unlock()
 	if declared != f.Codec {
+		s.mu.Unlock()
 		s.framesIgnored.Add(1)
 		return nil
 	}
+	if len(s.active) == 0 {
+		err := s.noteLocked(f, kind)
+		s.mu.Unlock()
+		if err != nil {
+			s.framesIgnored.Add(1)
+		}
+		return nil
+	}
+	s.mu.Unlock()
 
 	u, err := s.pk.packetize(f)
 	if err != nil {
@@ -317,7 +339,7 @@ func (s *Sink) WriteFrame(f *media.Frame) error {
 	}
 	if kind == media.KindVideo {
 		if u.key {
-			s.lastKey = u
+			s.lastKey, s.lastKeyFrame = u, nil
 			s.sinceKey = 0
 			if plid := u.profileLevelID; plid != "" {
 				s.h264PLID = plid
@@ -341,6 +363,51 @@ func (s *Sink) WriteFrame(f *media.Frame) error {
 	}
 	return nil
 }
+
+// noteLocked is WriteFrame with no viewer receiving: f is checked and, if
+// it is a video keyframe, kept unpacketized for the next viewer. s.mu and
+// s.pkMu must be held.
+func (s *Sink) noteLocked(f *media.Frame, kind media.Kind) error {
+	key, plid, err := s.pk.note(f)
+	if err != nil || kind != media.KindVideo {
+		return err
+	}
+	if key {
+		s.lastKey, s.lastKeyFrame = nil, f
+		s.sinceKey = 0
+		if plid != "" {
+			s.h264PLID = plid
+		}
+	} else {
+		s.sinceKey++
+	}
+	return nil
+}
+
+// joinLocked adds v to the viewers receiving frames and returns the
+// keyframe it starts with (nil if none is cached) and the number of video
+// frames written after that keyframe. A keyframe kept while nobody watched
+// is packetized now. s.mu and s.pkMu must be held.
+func (s *Sink) joinLocked(v *viewer) (cached *unit, sinceKey int) {
+	if s.lastKey == nil && s.lastKeyFrame != nil {
+		// It came after every frame packetized so far (lastKey is reset
+		// when a keyframe is kept unpacketized), so the RTP timestamp
+		// guard stamps it in order.
+		u, err := s.pk.packetize(s.lastKeyFrame)
+		if err != nil {
+			s.lastKeyFrame = nil
+		} else {
+			s.lastKey = u
+		}
+	}
+	s.active[v] = struct{}{}
+	return s.lastKey, s.sinceKey
+}
+
+// Inline reports true: WriteFrame never blocks (viewers have their own
+// queues and goroutines) and, with no viewer, costs a few checks, so a
+// sink.Fanout calls it directly instead of through a queue and goroutine.
+func (s *Sink) Inline() bool { return true }
 
 func (s *Sink) closedErr() error {
 	s.mu.Lock()
