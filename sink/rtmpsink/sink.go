@@ -15,7 +15,10 @@ import (
 	"github.com/sipstream/sipstream/sink"
 )
 
-var _ sink.Sink = (*Sink)(nil)
+var (
+	_ sink.Sink        = (*Sink)(nil)
+	_ sink.BatchWriter = (*Sink)(nil)
+)
 
 // Errors returned by WriteFrame.
 var (
@@ -49,6 +52,13 @@ type publisher interface {
 	WriteAAC(pts time.Duration, au []byte) error
 	WriteG711(pts time.Duration, alaw bool, payload []byte) error
 	Close() error
+}
+
+// holder is what rtmp.Client offers beyond publisher: writes held in
+// memory until Flush, so that a batch of frames goes out in one write.
+type holder interface {
+	Hold()
+	Flush() error
 }
 
 // dialFunc connects and publishes; the real one is rtmp.Dial.
@@ -102,6 +112,10 @@ type Sink struct {
 	writeMu sync.Mutex // serialises WriteFrame and Close
 	closed  bool
 	w       writer
+	// batching: WriteFrames holds the connection's writes; batchSent
+	// counts the frames counted as sent meanwhile. Under writeMu.
+	batching  bool
+	batchSent uint64
 }
 
 // writer is the state of the publishing side, owned by WriteFrame.
@@ -286,6 +300,50 @@ func jitter(d time.Duration) time.Duration {
 func (s *Sink) WriteFrame(f *media.Frame) error {
 	s.writeMu.Lock()
 	defer s.writeMu.Unlock()
+	return s.writeFrame(f)
+}
+
+// WriteFrames writes fs as WriteFrame would, one after the other, but
+// sends them to the server in one network write: a sink.Fanout hands it
+// what the sink's queue holds. It returns how many frames it took before an
+// error (ErrClosed, or one wrapping ErrFailed).
+func (s *Sink) WriteFrames(fs []*media.Frame) (int, error) {
+	s.writeMu.Lock()
+	defer s.writeMu.Unlock()
+	s.mu.Lock()
+	conn := s.conn
+	s.mu.Unlock()
+	h, batch := conn.(holder)
+	batch = batch && len(fs) > 1
+	if batch {
+		h.Hold()
+		s.batchSent = 0
+		s.batching = true
+	}
+	n := 0
+	var err error
+	for _, f := range fs {
+		if err = s.writeFrame(f); err != nil {
+			break
+		}
+		n++
+	}
+	if batch {
+		s.batching = false
+		if ferr := h.Flush(); ferr != nil {
+			// The frames counted as sent were lost with the connection.
+			s.mu.Lock()
+			s.sent -= s.batchSent
+			s.dropped += s.batchSent
+			s.mu.Unlock()
+			s.connLost(conn, ferr)
+		}
+	}
+	return n, err
+}
+
+// writeFrame is WriteFrame; writeMu must be held.
+func (s *Sink) writeFrame(f *media.Frame) error {
 	if s.closed {
 		return ErrClosed
 	}
@@ -348,6 +406,9 @@ func (s *Sink) maybeRequestKeyframe() {
 }
 
 func (s *Sink) count(sent, dropped uint64) {
+	if s.batching {
+		s.batchSent += sent
+	}
 	s.mu.Lock()
 	s.sent += sent
 	s.dropped += dropped
