@@ -1,0 +1,86 @@
+// Command loadtest measures what sipstream costs per call, side by side
+// with what users run instead: one ffmpeg per call remuxing the call's RTP
+// to RTMP (video copied, G.711 to AAC).
+//
+// Usage (Linux: it reads /proc):
+//
+//	go run ./examples/loadtest -n 1,10,50 -duration 20s -ffmpeg-n 10,50
+//
+// For each count N in -n it places N concurrent calls through sipstream
+// (a callmgr.Manager in this process, or a running examples/restserver
+// with -rest URL -gateway-pid PID), keeps them up for -warmup plus
+// -duration, hangs up, and reports. For each count in -ffmpeg-n it starts
+// N ffmpeg processes instead, fed the same media without SIP:
+//
+//	ffmpeg -protocol_whitelist file,udp,rtp -i call.sdp -c:v copy -c:a aac -f flv rtmp://.../stream
+//
+// Both publish to the same RTMP receiver. Progress and a table go to
+// stderr, one JSON object with every result to stdout.
+//
+// # Processes
+//
+// The program re-executes itself as the callee ("-role callee"), a child
+// in its own process group that holds everything that is not the system
+// under test, so that none of it is counted as gateway CPU or memory:
+//
+//   - a SIP user agent server (sipgo) answering every INVITE with 200 OK
+//     (PCMA/8000 and H.264 packetization-mode 1, sendonly);
+//   - one sender goroutine for all calls: every 20 ms it sends each call's
+//     due audio (PCMA, a 1 kHz tone, 20 ms per packet) and video (a 6 s
+//     640x360 25 fps H.264 clip at ≈800 kbit/s, IDR every second with SPS
+//     and PPS, looped) on their real timing, with RTCP Sender Reports
+//     every second mapping both RTP clocks to one NTP clock. The clip is
+//     packetized once (FU-A above -mtu bytes); per call only the RTP header
+//     and a 28-byte marker SEI are written, and each socket's datagrams go
+//     out in one sendmmsg per tick;
+//   - the RTMP receiver (sipstream's rtmp.Server), unless -rtmp names
+//     another one (then there are no latency figures).
+//
+// # Figures (per N and mode)
+//
+//   - cpu_per_stream_second: CPU-seconds (user+system) the gateway, or all
+//     ffmpeg processes together, used per stream-second during the steady
+//     window, which starts -warmup after all calls are up. 0.01 means one
+//     core carries 100 such streams. cpu_cores is the same figure times N.
+//   - mem_per_call_mb: sipstream's RSS at the end of the window minus its
+//     RSS before the calls, divided by N (in-process: both read after
+//     runtime.GC and debug.FreeOSMemory); for ffmpeg, the proportional set
+//     size (PSS, shared pages divided among the processes) per process.
+//     rss_after_mb is sipstream's RSS once the calls ended: it should come
+//     back near rss_base_mb.
+//   - setup_rate: calls answered per second while placing them (at most
+//     -in-flight at once); calls_failed and errors (counted by message),
+//     refused_overload (admission control: callmgr.ErrTooManyCalls, HTTP
+//     503, "overload"); streams_active: calls whose RTMP leg is ACTIVE at
+//     the end of the window (in-process only).
+//   - packets_lost, packets_late: the gateway's own counters (callmgr call
+//     stats, in-process only), summed over the calls.
+//   - receiver.latency_ms: for every picture, the time from the callee
+//     sending its first RTP packet to the RTMP receiver getting it (one
+//     process, one clock; pictures are matched by the marker SEI the
+//     callee puts in each: call and frame number). late_frames: pictures
+//     later than 100 ms. keyframe_interval_ms: between RTMP keyframes.
+//   - receiver.av_offset_ms: the audio's latency computed through the
+//     video's timestamps (an audio tag's RTMP timestamp is turned into a
+//     send time with the mapping the video markers give) minus the video's
+//     latency, median over streams. With G.711 passed through it is the
+//     A/V offset a player shows (0 when in sync); with AAC it also holds
+//     the time the encoder needs to fill and emit a frame (1024 samples:
+//     21 ms at sipstream's 48 kHz, 128 ms at ffmpeg's 8 kHz), so in-sync
+//     AAC reads as a few tens of ms positive.
+//   - callee_cpu_per_stream_second: the callee process's own CPU (sender,
+//     SIP, RTMP receiver), to check it did not starve the machine.
+//
+// When both modes ran at the same N, ratios gives ours over ffmpeg for CPU,
+// memory and median latency.
+//
+// # Options worth knowing
+//
+// -audio passthrough publishes G.711 as it comes (callmgr
+// Config.RTMPAudioPassthrough) instead of AAC at 48 kHz. -webrtc adds a
+// viewer-less WHEP sink to every call, as examples/restserver does by
+// default, to reproduce its configuration in-process. -cpuprofile and
+// -memprofile profile the in-process gateway (the heap profile is taken
+// at the end of the largest round's window); -callee-cpuprofile profiles
+// the callee. -rtp-ports bounds the gateway's RTP ports.
+package main

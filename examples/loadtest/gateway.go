@@ -1,0 +1,302 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"net/http"
+	"net/netip"
+	"os"
+	"runtime"
+	"runtime/debug"
+	"strings"
+	"sync"
+	"syscall"
+	"time"
+
+	"github.com/sipstream/sipstream/callmgr"
+	"github.com/sipstream/sipstream/sink/whep"
+)
+
+// gateway is the system under test: sipstream in this process, or a
+// running examples/restserver driven over its REST API.
+type gateway interface {
+	// start places call id to the callee and returns once it is answered.
+	start(ctx context.Context, id string) error
+	// active returns how many of ids publish (RTMP ACTIVE), or -1 when
+	// the gateway cannot say.
+	active(ids []string) int
+	// stats returns the packets lost and late of the calls ids, ok false
+	// when the gateway cannot say.
+	stats(ids []string) (lost, late uint64, ok bool)
+	// stop hangs up call id and waits until it is over.
+	stop(ctx context.Context, id string) error
+	// cpu returns the gateway's CPU time so far (seconds).
+	cpu() (float64, error)
+	// rss returns the gateway's resident memory (bytes), after a garbage
+	// collection when the gateway is in this process.
+	rss() (int64, error)
+	close()
+}
+
+// inProcess is a callmgr.Manager in this process.
+type inProcess struct {
+	m        *callmgr.Manager
+	callee   string // SIP URI
+	rtmpURL  string
+	webrtc   bool
+	mu       sync.Mutex
+	calls    map[string]*callmgr.Call
+	selfPID  int
+	profiled bool
+}
+
+func newInProcess(opt *options, calleeSIP, rtmpURL string) (*inProcess, error) {
+	cfg := callmgr.Config{
+		ListenAddr:           "127.0.0.1:0",
+		PublicIP:             netip.MustParseAddr("127.0.0.1"),
+		RTPPortMin:           opt.rtpMin,
+		RTPPortMax:           opt.rtpMax,
+		RTMPAudioPassthrough: opt.audio == "passthrough",
+	}
+	m, err := callmgr.New(cfg)
+	if err != nil {
+		return nil, err
+	}
+	return &inProcess{m: m, callee: "sip:load@" + calleeSIP, rtmpURL: rtmpURL, webrtc: opt.webrtc,
+		calls: map[string]*callmgr.Call{}, selfPID: os.Getpid()}, nil
+}
+
+func (g *inProcess) start(ctx context.Context, id string) error {
+	c, err := g.m.StartCall(ctx, callmgr.CallParams{
+		CallID: id, Callee: g.callee, RTMPURL: g.rtmpURL, RTMPStream: id, HasAudio: true, HasVideo: true,
+	})
+	if err != nil {
+		return err
+	}
+	g.mu.Lock()
+	g.calls[id] = c
+	g.mu.Unlock()
+	if err := c.WaitEstablished(ctx); err != nil {
+		return err
+	}
+	if g.webrtc {
+		// What examples/restserver does for every call by default: a WHEP
+		// sink ready for viewers (none join here).
+		ws, err := whep.New(whep.Config{RequestKeyframe: c.RequestKeyframe, Probe: 8 * time.Second})
+		if err != nil {
+			return fmt.Errorf("webrtc sink: %w", err)
+		}
+		if _, err := g.m.AddSink(ctx, id, callmgr.SinkSpec{Sink: ws}); err != nil {
+			_ = ws.Close()
+			return fmt.Errorf("webrtc sink: %w", err)
+		}
+	}
+	return nil
+}
+
+func (g *inProcess) call(id string) *callmgr.Call {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	return g.calls[id]
+}
+
+func (g *inProcess) active(ids []string) int {
+	n := 0
+	for _, id := range ids {
+		if c := g.call(id); c != nil && c.Info().RTMPStatus == callmgr.SinkActive {
+			n++
+		}
+	}
+	return n
+}
+
+func (g *inProcess) stats(ids []string) (lost, late uint64, ok bool) {
+	for _, id := range ids {
+		if c := g.call(id); c != nil {
+			st := c.Stats()
+			lost += st.Audio.PacketsLost + st.Video.PacketsLost
+			late += st.Audio.PacketsLate + st.Video.PacketsLate
+		}
+	}
+	return lost, late, true
+}
+
+func (g *inProcess) stop(ctx context.Context, id string) error {
+	c := g.call(id)
+	if c == nil {
+		return nil
+	}
+	err := c.Terminate(ctx)
+	select {
+	case <-c.Done():
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+	g.mu.Lock()
+	delete(g.calls, id)
+	g.mu.Unlock()
+	if errors.Is(err, callmgr.ErrCallEnded) || errors.Is(err, callmgr.ErrCallNotFound) {
+		err = nil
+	}
+	return err
+}
+
+func (g *inProcess) cpu() (float64, error) {
+	var ru syscall.Rusage
+	if err := syscall.Getrusage(syscall.RUSAGE_SELF, &ru); err != nil {
+		return 0, err
+	}
+	tv := func(t syscall.Timeval) float64 { return float64(t.Sec) + float64(t.Usec)/1e6 }
+	return tv(ru.Utime) + tv(ru.Stime), nil
+}
+
+func (g *inProcess) rss() (int64, error) {
+	runtime.GC()
+	debug.FreeOSMemory()
+	return procRSS(g.selfPID)
+}
+
+func (g *inProcess) close() {
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	_ = g.m.Close(ctx)
+}
+
+// restGateway drives a running examples/restserver (the WCS REST API) and
+// measures that process.
+type restGateway struct {
+	base, user, pass string
+	pid              int
+	callee, rtmpURL  string
+	client           *http.Client
+}
+
+func newREST(opt *options, calleeSIP, rtmpURL string) (*restGateway, error) {
+	g := &restGateway{base: strings.TrimRight(opt.rest, "/"), pid: opt.gatewayPID, callee: "sip:load@" + calleeSIP,
+		rtmpURL: rtmpURL, client: &http.Client{Timeout: 30 * time.Second}}
+	if opt.restAuth != "" {
+		var ok bool
+		if g.user, g.pass, ok = strings.Cut(opt.restAuth, ":"); !ok {
+			return nil, errors.New("-rest-auth: want user:password")
+		}
+	}
+	if g.pid <= 0 {
+		return nil, errors.New("-rest needs -gateway-pid (the REST server's process, whose CPU and memory are measured)")
+	}
+	if _, err := procCPU(g.pid); err != nil {
+		return nil, fmt.Errorf("-gateway-pid: %w", err)
+	}
+	return g, nil
+}
+
+// post sends a JSON request to the REST API and decodes the answer into
+// out (nil: ignored).
+func (g *restGateway) post(ctx context.Context, path string, in, out any) (int, error) {
+	body, err := json.Marshal(in)
+	if err != nil {
+		return 0, err
+	}
+	req, err := http.NewRequestWithContext(ctx, http.MethodPost, g.base+"/rest-api"+path, bytes.NewReader(body))
+	if err != nil {
+		return 0, err
+	}
+	req.Header.Set("Content-Type", "application/json")
+	if g.user != "" {
+		req.SetBasicAuth(g.user, g.pass)
+	}
+	res, err := g.client.Do(req)
+	if err != nil {
+		return 0, err
+	}
+	defer res.Body.Close()
+	b, _ := io.ReadAll(io.LimitReader(res.Body, 4<<20))
+	if res.StatusCode != http.StatusOK {
+		var e struct {
+			Message string `json:"message"`
+		}
+		_ = json.Unmarshal(b, &e)
+		if e.Message == "" {
+			e.Message = strings.TrimSpace(string(b))
+		}
+		return res.StatusCode, fmt.Errorf("%s: HTTP %d: %s", path, res.StatusCode, e.Message)
+	}
+	if out != nil {
+		if err := json.Unmarshal(b, out); err != nil {
+			return res.StatusCode, fmt.Errorf("%s: %w", path, err)
+		}
+	}
+	return res.StatusCode, nil
+}
+
+type restCall struct {
+	CallID string `json:"callId"`
+	Status string `json:"status"`
+}
+
+func (g *restGateway) status(ctx context.Context, id string) (string, error) {
+	var calls []restCall
+	code, err := g.post(ctx, "/call/find_all", struct{}{}, &calls)
+	if code == http.StatusNotFound {
+		return "", nil
+	}
+	if err != nil {
+		return "", err
+	}
+	for _, c := range calls {
+		if c.CallID == id {
+			return c.Status, nil
+		}
+	}
+	return "", nil
+}
+
+func (g *restGateway) start(ctx context.Context, id string) error {
+	in := map[string]any{"callId": id, "callee": g.callee, "rtmpUrl": g.rtmpURL, "rtmpStream": id, "hasAudio": true, "hasVideo": true}
+	if _, err := g.post(ctx, "/call/startup", in, nil); err != nil {
+		return err
+	}
+	for {
+		st, err := g.status(ctx, id)
+		switch {
+		case err != nil:
+			return err
+		case st == string(callmgr.StatusEstablished):
+			return nil
+		case st == "" || callmgr.Status(st).Final():
+			return fmt.Errorf("call ended %s", st)
+		}
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-time.After(250 * time.Millisecond):
+		}
+	}
+}
+
+func (g *restGateway) active([]string) int                         { return -1 }
+func (g *restGateway) stats([]string) (lost, late uint64, ok bool) { return 0, 0, false }
+
+func (g *restGateway) stop(ctx context.Context, id string) error {
+	if _, err := g.post(ctx, "/call/terminate", map[string]string{"callId": id}, nil); err != nil {
+		return err
+	}
+	for {
+		st, err := g.status(ctx, id)
+		if err != nil || st == "" || callmgr.Status(st).Final() {
+			return err
+		}
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-time.After(250 * time.Millisecond):
+		}
+	}
+}
+
+func (g *restGateway) cpu() (float64, error) { return procCPU(g.pid) }
+func (g *restGateway) rss() (int64, error)   { return procRSS(g.pid) }
+func (g *restGateway) close()                {}

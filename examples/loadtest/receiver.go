@@ -1,0 +1,277 @@
+package main
+
+import (
+	"context"
+	"encoding/binary"
+	"math"
+	"net"
+	"sort"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/sipstream/sipstream/rtmp"
+	"github.com/sipstream/sipstream/rtmp/flv"
+)
+
+// lateAfter is the latency above which a frame counts as late.
+const lateAfter = 100 * time.Millisecond
+
+// receiver is the embedded RTMP server: it accepts every publication and
+// measures each stream against the sender's send times (same process,
+// same clock).
+type receiver struct {
+	srv    *rtmp.Server
+	ln     net.Listener
+	snd    *sender
+	ctx    context.Context
+	cancel context.CancelFunc
+
+	measuring atomic.Bool
+	mu        sync.Mutex
+	streams   map[string]*recvStream
+	wg        sync.WaitGroup
+}
+
+// recvStream is one published stream's measurements.
+type recvStream struct {
+	mu         sync.Mutex
+	call       *sendCall // from the first marker
+	video      int64     // video frames (since round / since measuring)
+	audio      int64
+	unmarked   int64 // video frames without a marker
+	baseV      float64
+	haveBase   bool
+	lastKey    int64 // RTMP timestamp of the last keyframe, -1 before
+	keyInts    []float64
+	lat        []float64 // video latency, ms
+	audioLat   []float64 // audio latency implied by the video's RTP->RTMP mapping, ms
+	late       int64
+	firstFrame bool
+}
+
+func newReceiver(snd *sender) (*receiver, error) {
+	r := &receiver{snd: snd, streams: map[string]*recvStream{}}
+	r.ctx, r.cancel = context.WithCancel(context.Background())
+	srv, err := rtmp.NewServer(rtmp.ServerConfig{OnPublish: r.onPublish, PlayerQueue: 4096})
+	if err != nil {
+		return nil, err
+	}
+	ln, err := net.Listen("tcp4", "127.0.0.1:0")
+	if err != nil {
+		return nil, err
+	}
+	r.srv, r.ln = srv, ln
+	r.wg.Add(1)
+	go func() {
+		defer r.wg.Done()
+		_ = srv.Serve(ln)
+	}()
+	return r, nil
+}
+
+func (r *receiver) addr() string { return r.ln.Addr().String() }
+
+func (r *receiver) close() {
+	r.cancel()
+	_ = r.srv.Close()
+	r.wg.Wait()
+}
+
+// onPublish subscribes to every publication before it starts.
+func (r *receiver) onPublish(info rtmp.StreamInfo) error {
+	sub := r.srv.Subscribe(info.App, info.Name, 4096)
+	rs := &recvStream{lastKey: -1}
+	r.mu.Lock()
+	r.streams[info.Key()] = rs
+	r.mu.Unlock()
+	r.wg.Add(1)
+	go func() {
+		defer r.wg.Done()
+		defer sub.Close()
+		for {
+			t, err := sub.ReadTag(r.ctx)
+			if err != nil {
+				return
+			}
+			rs.onTag(r, t, r.snd.now())
+		}
+	}()
+	return nil
+}
+
+// reset forgets the streams of the previous round.
+func (r *receiver) reset() {
+	r.measuring.Store(false)
+	r.mu.Lock()
+	r.streams = map[string]*recvStream{}
+	r.mu.Unlock()
+}
+
+// startMeasure clears every stream's counters and samples: what stats
+// returns from now on is the steady window.
+func (r *receiver) startMeasure() {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	for _, rs := range r.streams {
+		rs.mu.Lock()
+		rs.video, rs.audio, rs.unmarked, rs.late = 0, 0, 0, 0
+		rs.lat, rs.audioLat, rs.keyInts = rs.lat[:0], rs.audioLat[:0], rs.keyInts[:0]
+		rs.mu.Unlock()
+	}
+	r.measuring.Store(true)
+}
+
+// onTag measures one tag received at now (sender clock, ns).
+func (rs *recvStream) onTag(r *receiver, t flv.Tag, now int64) {
+	rs.mu.Lock()
+	defer rs.mu.Unlock()
+	measuring := r.measuring.Load()
+	switch t.Type {
+	case flv.TagVideo:
+		d := t.Data
+		if len(d) < 5 || d[0]&0x0f != 7 || d[1] != 1 {
+			return // not an AVC picture (sequence header, end of sequence)
+		}
+		rs.video++
+		if d[0]>>4 == 1 {
+			if rs.lastKey >= 0 && measuring {
+				rs.keyInts = append(rs.keyInts, float64(int64(t.Timestamp)-rs.lastKey))
+			}
+			rs.lastKey = int64(t.Timestamp)
+		}
+		idx, frame, ok := findMarker(d[5:])
+		if !ok {
+			rs.unmarked++
+			return
+		}
+		if rs.call == nil || rs.call.idx != idx {
+			rs.call = r.snd.lookup(idx)
+		}
+		if rs.call == nil {
+			rs.unmarked++
+			return
+		}
+		rs.baseV = float64(t.Timestamp) - float64(frame*frameDuration)/1e6
+		rs.haveBase = true
+		sent, ok := rs.call.sentAt(frame)
+		if !ok || !measuring {
+			return
+		}
+		lat := float64(now-sent) / 1e6
+		rs.lat = append(rs.lat, lat)
+		if lat > float64(lateAfter)/1e6 {
+			rs.late++
+		}
+	case flv.TagAudio:
+		d := t.Data
+		if len(d) < 2 || (d[0]>>4 == 10 && d[1] == 0) {
+			return // empty, or the AAC sequence header
+		}
+		rs.audio++
+		if !measuring || !rs.haveBase || rs.call == nil {
+			return
+		}
+		media := float64(t.Timestamp) - rs.baseV // ms of media time
+		sent := float64(rs.call.start)/1e6 + media
+		rs.audioLat = append(rs.audioLat, float64(now)/1e6-sent)
+	}
+}
+
+// findMarker looks for the marker SEI among the AVCC (4-byte length) NAL
+// units of a picture.
+func findMarker(b []byte) (call int, frame int64, ok bool) {
+	for len(b) >= 4 {
+		n := int(binary.BigEndian.Uint32(b))
+		b = b[4:]
+		if n <= 0 || n > len(b) {
+			return 0, 0, false
+		}
+		if c, f, ok := parseMarker(b[:n]); ok {
+			return c, f, true
+		}
+		b = b[n:]
+	}
+	return 0, 0, false
+}
+
+// dist summarises samples.
+type dist struct {
+	N      int     `json:"n"`
+	Median float64 `json:"median"`
+	P99    float64 `json:"p99"`
+	Max    float64 `json:"max"`
+	Min    float64 `json:"min"`
+}
+
+func summarize(v []float64) dist {
+	if len(v) == 0 {
+		return dist{}
+	}
+	s := append([]float64(nil), v...)
+	sort.Float64s(s)
+	q := func(p float64) float64 { return s[min(len(s)-1, int(math.Ceil(p*float64(len(s))))-1)] }
+	return dist{N: len(s), Median: q(0.5), P99: q(0.99), Max: s[len(s)-1], Min: s[0]}
+}
+
+// recvStats is what the receiver reports for a round's steady window.
+type recvStats struct {
+	Streams         int     `json:"streams"`           // publications seen this round
+	StreamsReceived int     `json:"streams_receiving"` // with video frames in the window
+	VideoFrames     int64   `json:"video_frames"`
+	AudioFrames     int64   `json:"audio_frames"`
+	MinVideoFrames  int64   `json:"min_video_frames"` // of the least served stream
+	MinAudioFrames  int64   `json:"min_audio_frames"`
+	Unmarked        int64   `json:"unmarked_frames"`
+	Latency         dist    `json:"latency_ms"`
+	Late            int64   `json:"late_frames"`
+	AudioLatency    dist    `json:"audio_latency_ms"`
+	AVOffset        float64 `json:"av_offset_ms"`     // median over streams of (audio - video latency)
+	AVOffsetMax     float64 `json:"av_offset_max_ms"` // largest |offset| of one stream
+	KeyInterval     dist    `json:"keyframe_interval_ms"`
+	SenderDatagrams uint64  `json:"sender_datagrams"`
+	SenderErrors    uint64  `json:"sender_errors"`
+	SendingCalls    int64   `json:"sending_calls"`
+}
+
+// stats reports the window since startMeasure (or since the round began
+// for the frame counts, when not measuring).
+func (r *receiver) stats() recvStats {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	var st recvStats
+	var lat, alat, keys, offsets []float64
+	st.MinVideoFrames, st.MinAudioFrames = -1, -1
+	for _, rs := range r.streams {
+		rs.mu.Lock()
+		st.Streams++
+		if rs.video > 0 {
+			st.StreamsReceived++
+		}
+		st.VideoFrames += rs.video
+		st.AudioFrames += rs.audio
+		st.Unmarked += rs.unmarked
+		st.Late += rs.late
+		if st.MinVideoFrames < 0 || rs.video < st.MinVideoFrames {
+			st.MinVideoFrames = rs.video
+		}
+		if st.MinAudioFrames < 0 || rs.audio < st.MinAudioFrames {
+			st.MinAudioFrames = rs.audio
+		}
+		lat = append(lat, rs.lat...)
+		alat = append(alat, rs.audioLat...)
+		keys = append(keys, rs.keyInts...)
+		if len(rs.lat) > 0 && len(rs.audioLat) > 0 {
+			off := summarize(rs.audioLat).Median - summarize(rs.lat).Median
+			offsets = append(offsets, off)
+			st.AVOffsetMax = math.Max(st.AVOffsetMax, math.Abs(off))
+		}
+		rs.mu.Unlock()
+	}
+	st.MinVideoFrames, st.MinAudioFrames = max(st.MinVideoFrames, 0), max(st.MinAudioFrames, 0)
+	st.Latency, st.AudioLatency, st.KeyInterval = summarize(lat), summarize(alat), summarize(keys)
+	st.AVOffset = summarize(offsets).Median
+	st.SenderDatagrams, st.SenderErrors = r.snd.stats()
+	st.SendingCalls = r.snd.active.Load()
+	return st
+}
