@@ -3,8 +3,8 @@ package aac
 // bitWriter writes MSB-first into a byte slice.
 type bitWriter struct {
 	buf  []byte
-	acc  uint64 // pending bits, right-aligned
-	nacc uint   // number of pending bits (< 8 after flushes)
+	acc  uint64 // pending bits, right-aligned (the low nacc bits)
+	nacc uint   // number of pending bits (< 32 between calls)
 	n    int    // total bits written
 }
 
@@ -14,22 +14,25 @@ func (w *bitWriter) reset(buf []byte) {
 
 // put writes the low n bits of v (n ≤ 32).
 func (w *bitWriter) put(v uint32, n uint) {
-	if n == 0 {
-		return
-	}
 	w.acc = w.acc<<n | uint64(v)&(1<<n-1)
 	w.nacc += n
 	w.n += int(n)
-	for w.nacc >= 8 {
-		w.nacc -= 8
-		w.buf = append(w.buf, byte(w.acc>>w.nacc))
+	if w.nacc >= 32 {
+		w.nacc -= 32
+		x := uint32(w.acc >> w.nacc)
+		w.buf = append(w.buf, byte(x>>24), byte(x>>16), byte(x>>8), byte(x))
 	}
 }
 
-// align pads with zero bits to a byte boundary.
+// align pads with zero bits to a byte boundary and flushes the pending
+// bytes.
 func (w *bitWriter) align() {
-	if w.nacc > 0 {
-		w.put(0, 8-w.nacc)
+	if r := w.nacc % 8; r > 0 {
+		w.put(0, 8-r)
+	}
+	for w.nacc >= 8 {
+		w.nacc -= 8
+		w.buf = append(w.buf, byte(w.acc>>w.nacc))
 	}
 }
 

@@ -50,24 +50,35 @@ func (e *Encoder) encodeFrame() []byte {
 		budget = limit
 	}
 	// Find the finest global scalefactor whose frame fits the budget:
-	// bracket it around the previous frame's value, then bisect.
+	// bracket it around the previous frame's value with steps of 1, 2, 4,
+	// … (the answer is mostly within ±2 of it, found in two or four
+	// evaluations), then bisect.
 	lo, hi := 0, 255
 	if g := e.lastG; g > 0 {
-		step := 4
 		if e.frameBits(g) <= budget {
-			hi = g
-			for hi-step > 0 && e.frameBits(hi-step) <= budget {
-				hi -= step
-				step *= 2
+			hi, lo = g, 0
+			for step := 1; ; step *= 2 {
+				c := hi - step
+				if c < 0 {
+					break
+				}
+				if e.frameBits(c) > budget {
+					lo = c + 1
+					break
+				}
+				hi = c
 			}
-			lo = max(0, hi-step)
 		} else {
-			lo = g + 1
-			for lo+step < 255 && e.frameBits(lo+step) > budget {
-				lo += step + 1
-				step *= 2
+			lo, hi = g+1, 255
+			for step := 1; lo < 255; step *= 2 {
+				c := min(255, lo+step-1)
+				if e.frameBits(c) <= budget {
+					hi = c
+					break
+				}
+				lo = c + 1
 			}
-			hi = min(255, lo+step)
+			lo = min(lo, 255)
 		}
 	}
 	for lo < hi {
@@ -78,9 +89,7 @@ func (e *Encoder) encodeFrame() []byte {
 			lo = mid + 1
 		}
 	}
-	if e.evalG != lo {
-		e.frameBits(lo) // leave the chosen quantisation in place
-	}
+	e.quantiseFrame(lo) // leave the chosen quantisation in place
 	e.lastG = lo
 	au := e.write()
 	used := 8 * len(au)
@@ -218,9 +227,18 @@ func (e *Encoder) sfOffsets(ch *channel) {
 	}
 }
 
-// frameBits quantises every channel at global scalefactor g, chooses
-// codebooks and returns the size of the frame in bits.
-func (e *Encoder) frameBits(g int) int {
+// frameBits returns the size of the frame in bits at global scalefactor g,
+// choosing scalefactors and codebooks but not storing the quantised lines
+// (what the rate loop needs).
+func (e *Encoder) frameBits(g int) int { return e.evalFrame(g, false) }
+
+// quantiseFrame quantises every channel at global scalefactor g for writing.
+func (e *Encoder) quantiseFrame(g int) { e.evalFrame(g, true) }
+
+// evalFrame sizes the frame at global scalefactor g; with store, the
+// quantised lines are kept in each channel's q for writing. Both ways give
+// the same sizes, scalefactors and codebooks.
+func (e *Encoder) evalFrame(g int, store bool) int {
 	e.evalG = g
 	bits := 3 + 4 + 3 // element id + tag, ID_END
 	if len(e.ch) == 2 {
@@ -230,7 +248,7 @@ func (e *Encoder) frameBits(g int) int {
 	}
 	maxSfb := 0
 	for _, ch := range e.ch {
-		bits += e.quantise(ch, g)
+		bits += e.quantise(ch, g, store)
 		maxSfb = max(maxSfb, ch.maxSfb)
 	}
 	if e.msMask(maxSfb) == 1 {
@@ -244,8 +262,8 @@ func (e *Encoder) frameBits(g int) int {
 }
 
 // quantise quantises one channel at global scalefactor g and returns its
-// spectral bits; it sets sf, cb and maxSfb.
-func (e *Encoder) quantise(ch *channel, g int) int {
+// spectral bits; it sets sf, cb and maxSfb, and with store the lines in q.
+func (e *Encoder) quantise(ch *channel, g int, store bool) int {
 	bits := 0
 	ch.maxSfb = 0
 	for b := 0; b < e.nb; b++ {
@@ -253,13 +271,13 @@ func (e *Encoder) quantise(ch *channel, g int) int {
 		ch.sf[b] = sf
 		scale := qScale[sf]
 		lo, hi := e.swb[b], e.swb[b+1]
-		q := ch.q[lo:hi]
 		if ch.bandMax[b]*scale+roundBias < 1 {
-			clear(q)
+			if store {
+				clear(ch.q[lo:hi])
+			}
 			ch.cb[b] = zeroHCB
 			continue
 		}
-		m := int32(0)
 		xp, spec := ch.xp[lo:hi], ch.spec[lo:hi]
 		if !ch.xpReady[b] {
 			for i, v := range spec {
@@ -268,22 +286,24 @@ func (e *Encoder) quantise(ch *channel, g int) int {
 			}
 			ch.xpReady[b] = true
 		}
-		spec = spec[:len(xp)]
-		q = q[:len(xp)]
-		for i, v := range xp {
-			qi := min(int32(v*scale+roundBias), maxQuant)
-			m = max(m, qi)
-			// Negate without a branch (signs are random): neg is −1 for
-			// a negative line, 0 otherwise.
-			neg := -int32(math.Float64bits(spec[i]) >> 63)
-			q[i] = (qi ^ neg) - neg
-		}
-		cb := firstBook(int(m))
-		best := codebooks[cb].count(q)
-		if cb != escHCB {
-			if n := codebooks[cb+1].count(q); n < best {
-				best, cb = n, cb+1
+		// The largest quantised magnitude is that of the band's largest
+		// |x|^(3/4) (the quantiser is monotonic): it picks the codebooks.
+		cb := firstBook(int(min(int32(ch.bandMax[b]*scale+roundBias), maxQuant)))
+		if store {
+			q := ch.q[lo:hi]
+			q = q[:len(xp)]
+			spec = spec[:len(xp)]
+			for i, v := range xp {
+				qi := min(int32(v*scale+roundBias), maxQuant)
+				// Negate without a branch (signs are random): neg is −1
+				// for a negative line, 0 otherwise.
+				neg := -int32(math.Float64bits(spec[i]) >> 63)
+				q[i] = (qi ^ neg) - neg
 			}
+		}
+		best, next := countBand(xp, spec, scale, cb)
+		if cb != escHCB && next < best {
+			best, cb = next, cb+1
 		}
 		ch.cb[b] = cb
 		bits += best
@@ -292,7 +312,9 @@ func (e *Encoder) quantise(ch *channel, g int) int {
 	for b := e.nb; b < len(e.swb)-1; b++ {
 		ch.cb[b] = zeroHCB
 	}
-	clear(ch.q[e.swb[e.nb]:])
+	if store {
+		clear(ch.q[e.swb[e.nb]:])
+	}
 	// Keep consecutive coded scalefactors within ±60 (the scalefactor
 	// codebook's range) by raising the smaller ones: a coarser step only
 	// shrinks the quantised values.
@@ -303,7 +325,7 @@ func (e *Encoder) quantise(ch *channel, g int) int {
 				continue
 			}
 			if last >= 0 && ch.sf[b] < ch.sf[last]-60 {
-				e.requantise(ch, b, ch.sf[last]-60)
+				e.requantise(ch, b, ch.sf[last]-60, store)
 			}
 			last = b
 		}
@@ -313,7 +335,7 @@ func (e *Encoder) quantise(ch *channel, g int) int {
 				continue
 			}
 			if last >= 0 && ch.sf[b] < ch.sf[last]-60 {
-				e.requantise(ch, b, ch.sf[last]-60)
+				e.requantise(ch, b, ch.sf[last]-60, store)
 			}
 			last = b
 		}
@@ -321,20 +343,89 @@ func (e *Encoder) quantise(ch *channel, g int) int {
 	return bits
 }
 
+// countBand returns the bits that the band whose |x|^(3/4) are xp (signs in
+// spec) costs at scale with codebook cb, and with cb+1 (zero for the
+// escape codebook), without storing the quantised values: the lines are
+// quantised as quantise does and at most lav of cb (cb from firstBook).
+func countBand(xp, spec []float64, scale float64, cb int) (a, b int) {
+	spec = spec[:len(xp)]
+	ta := codebooks[cb].bits
+	var tb []uint8
+	if cb != escHCB {
+		tb = codebooks[cb+1].bits
+		tb = tb[:len(ta)]
+	}
+	switch cb {
+	case 1: // signed 4-tuples, |q| ≤ 1
+		for i := 0; i+4 <= len(xp); i += 4 {
+			idx := 0
+			for k := i; k < i+4; k++ {
+				v := int(xp[k]*scale + roundBias)
+				neg := -int(math.Float64bits(spec[k]) >> 63)
+				idx = idx*3 + (v ^ neg - neg) + 1
+			}
+			a += int(ta[idx])
+			b += int(tb[idx])
+		}
+	case 3: // unsigned 4-tuples, q ≤ 2
+		for i := 0; i+4 <= len(xp); i += 4 {
+			idx := ((int(xp[i]*scale+roundBias)*3+int(xp[i+1]*scale+roundBias))*3+
+				int(xp[i+2]*scale+roundBias))*3 + int(xp[i+3]*scale+roundBias)
+			a += int(ta[idx])
+			b += int(tb[idx])
+		}
+	case 5: // signed pairs, |q| ≤ 4
+		for i := 0; i+2 <= len(xp); i += 2 {
+			x := int(xp[i]*scale + roundBias)
+			nx := -int(math.Float64bits(spec[i]) >> 63)
+			y := int(xp[i+1]*scale + roundBias)
+			ny := -int(math.Float64bits(spec[i+1]) >> 63)
+			idx := (x^nx-nx+4)*9 + (y ^ ny - ny + 4)
+			a += int(ta[idx])
+			b += int(tb[idx])
+		}
+	case 7, 9: // unsigned pairs, q ≤ 7 or 12
+		mod := codebooks[cb].mod
+		for i := 0; i+2 <= len(xp); i += 2 {
+			idx := int(xp[i]*scale+roundBias)*mod + int(xp[i+1]*scale+roundBias)
+			a += int(ta[idx])
+			b += int(tb[idx])
+		}
+	default: // escape codebook: pairs, 16 and up escaped
+		ta = ta[:17*17]
+		for i := 0; i+2 <= len(xp); i += 2 {
+			x := min(int32(xp[i]*scale+roundBias), maxQuant)
+			y := min(int32(xp[i+1]*scale+roundBias), maxQuant)
+			a += int(ta[min(x, escFlag)*17+min(y, escFlag)]) + int(escLen[x>>4]) + int(escLen[y>>4])
+		}
+	}
+	return a, b
+}
+
+// escLen[v>>4] is the length of the escape sequence of magnitude v (zero
+// below 16, where there is none): it depends only on ⌊log2 v⌋.
+var escLen = func() (t [maxQuant>>4 + 1]uint8) {
+	for i := 1; i < len(t); i++ {
+		t[i] = uint8(escBits(i << 4))
+	}
+	return t
+}()
+
 // requantise codes band b again at scalefactor sf (rare; the band's bit
 // count is not re-added to the estimate, a coarser step never costs more).
-func (e *Encoder) requantise(ch *channel, b, sf int) {
+func (e *Encoder) requantise(ch *channel, b, sf int, store bool) {
 	ch.sf[b] = sf
 	scale := qScale[sf]
 	lo, hi := e.swb[b], e.swb[b+1]
-	m := int32(0)
-	for i := lo; i < hi; i++ {
-		qi := int32(ch.xp[i]*scale + roundBias)
-		m = max(m, qi)
-		if ch.spec[i] < 0 {
-			qi = -qi
+	m := int32(ch.bandMax[b]*scale + roundBias)
+	if store {
+		for i := lo; i < hi; i++ {
+			qi := int32(ch.xp[i]*scale + roundBias)
+			if ch.spec[i] < 0 {
+				qi = -qi
+			}
+			ch.q[i] = qi
 		}
-		ch.q[i] = qi
 	}
 	// Keep the codebook unless the band vanished; a zero band then still
 	// has a valid (if wasteful) codebook, so its scalefactor stays coded.

@@ -64,6 +64,10 @@ func makeCodebooks() [12]*codebook {
 // index returns the codeword index of the tuple q (signs dropped for
 // unsigned codebooks, escapes clipped to 16).
 func (cb *codebook) index(q []int32) int {
+	if cb.dim == 2 && cb.unsigned {
+		a, b := int(abs32(q[0])), int(abs32(q[1]))
+		return min(a, cb.lav)*cb.mod + min(b, cb.lav)
+	}
 	idx := 0
 	for k := 0; k < cb.dim; k++ {
 		v := int(q[k])
@@ -141,22 +145,24 @@ func abs32(v int32) int32 {
 	return v
 }
 
-// write codes q (a whole band) with cb.
+// write codes q (a whole band) with cb: each codeword goes out with its
+// sign bits in one put, each escape sequence in another.
 func (cb *codebook) write(w *bitWriter, q []int32) {
 	for i := 0; i+cb.dim <= len(q); i += cb.dim {
 		t := q[i : i+cb.dim]
 		idx := cb.index(t)
-		w.put(uint32(cb.code[idx]), uint(cb.length[idx]))
+		code, n := uint32(cb.code[idx]), uint(cb.length[idx])
 		if !cb.unsigned {
+			w.put(code, n)
 			continue
 		}
 		for _, v := range t {
-			if v > 0 {
-				w.put(0, 1)
-			} else if v < 0 {
-				w.put(1, 1)
+			if v != 0 {
+				code = code<<1 | uint32(v)>>31 // sign bit: 1 for negative
+				n++
 			}
 		}
+		w.put(code, n) // at most 16 + 4 bits
 		if cb.lav != escFlag {
 			continue
 		}
@@ -171,8 +177,8 @@ func (cb *codebook) write(w *bitWriter, q []int32) {
 			for int(v) >= 2<<n {
 				n++
 			}
-			w.put(1<<(n-4+1)-2, n-4+1) // N−4 ones then a zero
-			w.put(uint32(v)-1<<n, n)
+			// N−4 ones, a zero, then the N low bits: at most 23 bits.
+			w.put((1<<(n-4+1)-2)<<n|(uint32(v)-1<<n), 2*n-3)
 		}
 	}
 }
