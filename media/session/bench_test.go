@@ -7,6 +7,7 @@ import (
 
 	"github.com/stretchr/testify/require"
 
+	"github.com/sipstream/sipstream/internal/netsim"
 	"github.com/sipstream/sipstream/media"
 )
 
@@ -202,5 +203,109 @@ func BenchmarkReceiveVideoNACK(b *testing.B) {
 	st := s.Stats().Video
 	if b.N > 200 && (st.PacketsRecovered == 0 || st.FramesDropped > 0) {
 		b.Fatalf("%+v", st)
+	}
+}
+
+// TestReceiveBatchAllocs guards the owner's whole per-packet path as the
+// readers feed it: a batch from the shared pool, dispatched, returned,
+// then the owner's poll and next deadline. No allocation per packet, audio
+// and video, in order and with every tenth pair of packets swapped.
+func TestReceiveBatchAllocs(t *testing.T) {
+	if testing.Short() {
+		t.Skip()
+	}
+	if raceEnabled {
+		t.Skip("the race detector makes sync.Pool drop items")
+	}
+	for _, k := range []media.Kind{media.KindAudio, media.KindVideo} {
+		for _, reorder := range []bool{false, true} {
+			frames := 0
+			s := benchSessionT(t, k, &frames)
+			var pkts []netsim.Packet
+			from, st := peerAudio, s.audio
+			if k == media.KindVideo {
+				_, pkts = clipPackets(t, 8, 0x5678, 0)
+				from, st = peerVideo, s.video
+			} else {
+				pkts = tonePackets(t, 3000, 0x1234, 0, 0)
+			}
+			if reorder {
+				for i := 4; i+1 < len(pkts); i += 10 {
+					pkts[i].Data, pkts[i+1].Data = pkts[i+1].Data, pkts[i].Data
+				}
+			}
+			const per = 3 // packets per batch
+			i := 0
+			step := func() {
+				b := getBatch(&multiPool)
+				for b.n < per && i < len(pkts) {
+					p := pkts[i]
+					b.pkts[b.n] = rxPacket{n: copy(b.buf(b.n), p.Data), from: from}
+					b.at = t0.Add(p.At)
+					b.n++
+					i++
+				}
+				b.sock = st.rtpSock
+				now := b.at
+				s.receiveBatch(b)
+				s.poll(now)
+				s.nextDeadline(now)
+			}
+			// Warm up: jitter buffer slots and decoder buffers grow once.
+			for i < len(pkts)/2 {
+				step()
+			}
+			runs := (len(pkts)-i)/per - 2
+			allocs := testing.AllocsPerRun(runs, step)
+			require.Zero(t, allocs, "%v reorder=%v", k, reorder)
+			stats := s.Stats()
+			require.NotZero(t, frames)
+			require.Zero(t, stats.Audio.PacketsLost+stats.Video.PacketsLost, "%v reorder=%v", k, reorder)
+			if reorder {
+				require.Zero(t, stats.Audio.PacketsLate+stats.Video.PacketsLate)
+			}
+		}
+	}
+}
+
+// BenchmarkReceiveVideoBatch is BenchmarkReceiveVideo as the readers feed
+// the owner: packets copied into pooled batches of three, dispatched,
+// the batch returned, then poll and next deadline once per batch.
+func BenchmarkReceiveVideoBatch(b *testing.B) {
+	frames := 0
+	s := benchSession(b, media.KindVideo, &frames)
+	aus, pkts := clipPackets(b, 1, 0x5678, 0)
+	sock := s.video.rtpSock
+	n := len(pkts)
+	const per = 3
+	b.ReportAllocs()
+	b.ResetTimer()
+	var bt *rxBatch
+	for i := 0; i < b.N; i++ {
+		p := pkts[i%n]
+		binary.BigEndian.PutUint16(p.Data[2:], uint16(i))
+		ts := binary.BigEndian.Uint32(p.Data[4:])
+		if i >= n {
+			ts += 3600 * uint32(len(aus)) // one clip length per repetition
+		}
+		binary.BigEndian.PutUint32(p.Data[4:], ts)
+		if bt == nil {
+			bt = getBatch(&multiPool)
+		}
+		bt.pkts[bt.n] = rxPacket{n: copy(bt.buf(bt.n), p.Data), from: peerVideo}
+		bt.n++
+		bt.at = t0.Add(time.Duration(i/n)*4*time.Second + p.At)
+		if bt.n == per || i == b.N-1 {
+			bt.sock = sock
+			at := bt.at
+			s.receiveBatch(bt)
+			bt = nil
+			s.poll(at)
+			s.nextDeadline(at)
+		}
+	}
+	b.StopTimer()
+	if b.N > 2*n && frames < len(aus) {
+		b.Fatalf("%d frames for %d packets", frames, b.N)
 	}
 }

@@ -236,6 +236,7 @@ func newHarness(t testing.TB, cfg Config) *harness {
 func (h *harness) start(specs ...media.StreamSpec) {
 	h.s.clock.(*fakeClock).now = h.now
 	require.NoError(h.t, h.s.start(specs))
+	h.s.poll(h.now) // as the owner loop does after every request
 }
 
 // deliver feeds one datagram to the stream's RTP socket at time at, after

@@ -1,66 +1,12 @@
 package session
 
 import (
-	"errors"
-	"net"
 	"net/netip"
 	"time"
 
 	"github.com/sipstream/sipstream/media"
 	"github.com/sipstream/sipstream/media/rtcpx"
 )
-
-// inPacket is a datagram handed from a reader goroutine to the owner.
-type inPacket struct {
-	buf  []byte
-	n    int
-	from netip.AddrPort
-	at   time.Time
-	sock *socket
-}
-
-// read is a socket's reader goroutine: it reads into buffers of the
-// session's pool and hands them to the owner goroutine.
-func (s *Session) read(sk *socket) {
-	defer s.wg.Done()
-	errs := 0
-	for {
-		var buf []byte
-		select {
-		case buf = <-s.free:
-		case <-s.done:
-			return
-		}
-		n, from, err := sk.conn.ReadFromUDPAddrPort(buf[:cap(buf)])
-		if err != nil {
-			s.free <- buf
-			if errors.Is(err, net.ErrClosed) || isDone(s.done) {
-				return
-			}
-			// ICMP errors and the like: go on, but never spin.
-			if errs++; errs > 1000 {
-				return
-			}
-			continue
-		}
-		errs = 0
-		from = netip.AddrPortFrom(from.Addr().Unmap(), from.Port())
-		select {
-		case s.in <- inPacket{buf: buf, n: n, from: from, at: s.clock.Now(), sock: sk}:
-		case <-s.done:
-			return
-		}
-	}
-}
-
-func isDone(c chan struct{}) bool {
-	select {
-	case <-c:
-		return true
-	default:
-		return false
-	}
-}
 
 // loop is the owner goroutine.
 func (s *Session) loop() {
@@ -72,9 +18,8 @@ func (s *Session) loop() {
 		case <-s.done:
 			s.dtmf.abort(ErrClosed)
 			return
-		case p := <-s.in:
-			s.receive(p.sock, p.buf[:p.n], p.from, p.at)
-			s.free <- p.buf
+		case b := <-s.in:
+			s.receiveBatch(b)
 		case fn := <-s.reqs:
 			fn()
 		case <-s.wake:
@@ -88,6 +33,22 @@ func (s *Session) loop() {
 			timer.Reset(time.Hour)
 		}
 	}
+}
+
+// receiveBatch dispatches a batch of datagrams of one socket, in order,
+// and returns the batch to its pool.
+func (s *Session) receiveBatch(b *rxBatch) {
+	sk := b.sock
+	if b.haveDrops {
+		// The counter is the socket's total: count what it grew by.
+		sk.st.c.KernelDrops += uint64(b.drops - sk.drops)
+		sk.drops = b.drops
+	}
+	for i := 0; i < b.n; i++ {
+		p := &b.pkts[i]
+		s.receive(sk, b.buf(i)[:p.n], p.from, b.at)
+	}
+	b.release()
 }
 
 // receive dispatches one datagram (the receive path's entry point).
@@ -206,7 +167,7 @@ func (s *Session) nextDeadline(now time.Time) (time.Time, bool) {
 		}
 		at(st.nextRTCP)
 		if st.sending && !s.dtmf.active(st) {
-			at(st.nextSilence)
+			at(st.nextSilence.Add(silenceSlack))
 		}
 		if st.kind == media.KindVideo {
 			if d, ok := st.nextKeyframe(); ok {

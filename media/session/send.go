@@ -43,6 +43,17 @@ func (st *stream) writeRTP(now time.Time, pt uint8, marker bool, ts uint32, payl
 	st.lastSentAt = now
 }
 
+// Silence goes out one 20 ms packet per ptime, but the owner goroutine
+// wakes for it only once two packets are due (silenceSlack late): a call
+// that receives nothing wakes 25 times a second instead of 50, and one
+// that receives audio sends its silence from the wake-ups of arriving
+// packets. The peer sees two packets 20 ms apart in timestamp arrive
+// together, which its jitter buffer absorbs; it only ever plays silence.
+const (
+	silencePtime = 20 * time.Millisecond
+	silenceSlack = silencePtime
+)
+
 // sendSilence sends the silence packets due at now (one per 20 ms). While a
 // DTMF event is being sent the audio timestamps advance without packets
 // (RFC 4733 §2.5.1.2). After a stall longer than 200 ms it skips ahead
@@ -51,7 +62,7 @@ func (st *stream) sendSilence(now time.Time) {
 	if !st.sending {
 		return
 	}
-	const ptime = 20 * time.Millisecond
+	const ptime = silencePtime
 	step := st.sendRate / 50
 	if now.Sub(st.nextSilence) > 10*ptime {
 		missed := now.Sub(st.nextSilence) / ptime

@@ -138,6 +138,7 @@ func TestDTMFNotNegotiated(t *testing.T) {
 	sp.Direction = media.RecvOnly
 	require.NoError(t, h.s.apply([]media.StreamSpec{sp}, h.now))
 	require.ErrorIs(t, h.s.queueDTMF(&dtmfJob{digits: []rune("1"), done: make(chan error, 1)}), ErrNoDTMF)
+	h.net.take(peerAudio) // the silence sent while it was sendrecv
 	h.advance(h.now.Add(time.Second))
 	require.Empty(t, h.net.take(peerAudio), "recvonly: no silence")
 }

@@ -16,9 +16,14 @@
 // picture_fast_update), silence RTP on a sending audio stream so that phones
 // do not hang up for lack of media, and RFC 4733 DTMF.
 //
-// One goroutine per socket reads packets; one owner goroutine does all the
-// rest, so callbacks are called from that goroutine, serially and in order.
-// The receive path allocates nothing per packet in steady state.
+// One goroutine per socket reads packets (on Linux with recvmmsg, up to 16
+// a system call, into buffers shared by all sessions of the process and
+// taken only once data is there) and hands each read's batch to one owner
+// goroutine in a single channel send; the owner does all the rest, so
+// callbacks are called from that goroutine, serially and in order. The
+// receive path allocates nothing per packet in steady state, and an idle
+// session holds no packet buffer and wakes only for its RTCP reports, its
+// media timeouts and the silence it sends.
 //
 // Specification: RFC 3550 (RTP/RTCP), RFC 3551, RFC 4585 and RFC 5104
 // (PLI, FIR), RFC 3711 and RFC 4568 (SRTP, SDES), RFC 4733 (DTMF), RFC 5761
@@ -134,6 +139,16 @@ type Config struct {
 	// CNAME is the RTCP SDES CNAME. Empty means a random one.
 	CNAME string
 
+	// AudioReadBuffer and VideoReadBuffer size the kernel receive buffer
+	// (SO_RCVBUF) of the stream's RTP socket, so that a burst (a video
+	// keyframe is tens of packets) or a moment the process is busy does
+	// not overflow it; StreamStats.KernelDrops counts what overflowed
+	// anyway. Zero means 256 KiB for audio and 1 MiB for video; negative
+	// keeps the system default. Linux caps the size at
+	// net.core.rmem_max (often 208 KiB; raise it with sysctl). The
+	// memory is the kernel's and only used while packets wait.
+	AudioReadBuffer, VideoReadBuffer int
+
 	// Clock is the source of time. Nil means SystemClock.
 	Clock Clock
 	// Listen opens the sockets. Nil means ListenUDP.
@@ -236,6 +251,11 @@ type StreamStats struct {
 	Jitter time.Duration
 	// JitterDelay is the jitter buffer's current wait.
 	JitterDelay time.Duration
+	// KernelDrops counts datagrams the kernel dropped on the stream's
+	// sockets because their receive buffer was full (Linux SO_RXQ_OVFL;
+	// always zero elsewhere). A drop is learnt from the next datagram
+	// that socket receives.
+	KernelDrops uint64
 }
 
 // Stats are a session's statistics per stream.
@@ -255,8 +275,7 @@ type Session struct {
 	audio, video *stream
 	socks        []*socket
 
-	in   chan inPacket
-	free chan []byte
+	in   chan *rxBatch
 	reqs chan func()
 	wake chan struct{}
 	done chan struct{}
@@ -280,9 +299,11 @@ type Session struct {
 	rtt          time.Duration // smoothed round trip (0: unknown)
 }
 
+// Default socket receive buffers (Config.AudioReadBuffer,
+// Config.VideoReadBuffer).
 const (
-	bufSize  = 1500 + 64 // MTU plus SRTP tag and MKI
-	nBuffers = 128
+	defaultAudioReadBuffer = 256 << 10
+	defaultVideoReadBuffer = 1 << 20
 )
 
 // New validates cfg, binds the sockets (a port pair per stream) and starts
@@ -340,6 +361,12 @@ func newSession(cfg Config) (*Session, error) {
 	if cfg.Listen == nil {
 		cfg.Listen = ListenUDP
 	}
+	if cfg.AudioReadBuffer == 0 {
+		cfg.AudioReadBuffer = defaultAudioReadBuffer
+	}
+	if cfg.VideoReadBuffer == 0 {
+		cfg.VideoReadBuffer = defaultVideoReadBuffer
+	}
 	if !cfg.IP.IsValid() {
 		cfg.IP = netip.IPv4Unspecified()
 	}
@@ -351,8 +378,7 @@ func newSession(cfg Config) (*Session, error) {
 		cfg:      cfg,
 		clock:    cfg.Clock,
 		tl:       tl,
-		in:       make(chan inPacket, nBuffers),
-		free:     make(chan []byte, nBuffers),
+		in:       make(chan *rxBatch, inBatches),
 		reqs:     make(chan func()),
 		wake:     make(chan struct{}, 1),
 		done:     make(chan struct{}),
@@ -361,9 +387,6 @@ func newSession(cfg Config) (*Session, error) {
 	}
 	if s.cname == "" {
 		s.cname = fmt.Sprintf("sipstream-%08x", randUint32())
-	}
-	for i := 0; i < nBuffers; i++ {
-		s.free <- make([]byte, bufSize)
 	}
 	if cfg.Audio {
 		if s.audio, err = s.newStream(media.KindAudio); err != nil {
@@ -386,9 +409,13 @@ func (s *Session) run() {
 		s.wg.Add(1)
 		go s.read(sk)
 	}
-	s.wg.Add(2)
+	s.wg.Add(1)
 	go s.loop()
-	go s.fallbackLoop()
+	if s.cfg.RequestKeyframeFallback != nil {
+		// Without a hook, requests are only counted: no goroutine.
+		s.wg.Add(1)
+		go s.fallbackLoop()
+	}
 }
 
 func (s *Session) newStream(k media.Kind) (*stream, error) {
@@ -405,6 +432,15 @@ func (s *Session) newStream(k media.Kind) (*stream, error) {
 	if err != nil {
 		return nil, fmt.Errorf("session: %v stream: %w", k, err)
 	}
+	size := s.cfg.AudioReadBuffer
+	if k == media.KindVideo {
+		size = s.cfg.VideoReadBuffer
+	}
+	if rb, ok := rtpc.(readBufferSetter); ok && size > 0 {
+		_ = rb.SetReadBuffer(size) // best effort: the kernel may cap it
+	}
+	enableDropCounter(rtpc)
+	enableDropCounter(rtcpc)
 	st := newStream(s, k, port)
 	st.rtpSock = &socket{conn: rtpc, st: st}
 	st.rtcpSock = &socket{conn: rtcpc, st: st, rtcp: true}
@@ -626,9 +662,7 @@ func (s *Session) fallbackLoop() {
 		case <-s.done:
 			return
 		case <-s.fallback:
-			if s.cfg.RequestKeyframeFallback != nil {
-				s.cfg.RequestKeyframeFallback()
-			}
+			s.cfg.RequestKeyframeFallback()
 		}
 	}
 }

@@ -1,0 +1,51 @@
+package session
+
+import (
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/require"
+
+	"github.com/sipstream/sipstream/media"
+)
+
+// idleWakeups counts the owner goroutine's timer wake-ups over d of a
+// started session that receives nothing (on the fake clock: every
+// deadline reached is one wake-up of the real loop).
+func idleWakeups(t *testing.T, d time.Duration, specs ...media.StreamSpec) int {
+	h := newHarness(t, Config{Audio: true, Video: true})
+	h.start(specs...)
+	end := h.now.Add(d)
+	wakes := 0
+	for {
+		next, ok := h.s.nextDeadline(h.now)
+		if !ok || next.After(end) {
+			return wakes
+		}
+		if next.After(h.now) {
+			h.now = next
+		}
+		h.s.poll(h.now)
+		wakes++
+		require.Less(t, wakes, 1<<20, "deadline does not move")
+	}
+}
+
+// TestIdleWakeups: a call that receives nothing wakes its owner goroutine
+// only for RTCP reports, the media timeouts and, when it sends audio, the
+// silence that keeps phones from hanging up, two packets per wake-up.
+func TestIdleWakeups(t *testing.T) {
+	const d = 60 * time.Second
+	recvOnly := audioSpec(peerAudio)
+	recvOnly.Direction = media.RecvOnly
+	video := videoSpec(peerVideo, media.Feedback{PLI: true, NACK: true})
+
+	quiet := idleWakeups(t, d, recvOnly, video)
+	t.Logf("receive-only A/V: %d wake-ups in %v (%.2f/s)", quiet, d, float64(quiet)/d.Seconds())
+	// a report for both streams every 5 s, the media timeout once
+	require.LessOrEqual(t, quiet, 14)
+
+	sending := idleWakeups(t, d, audioSpec(peerAudio), video)
+	t.Logf("sendrecv audio + video: %d wake-ups in %v (%.2f/s)", sending, d, float64(sending)/d.Seconds())
+	require.LessOrEqual(t, sending, int(d/(2*silencePtime))+14)
+}
