@@ -173,6 +173,10 @@ type restGateway struct {
 	pid              int
 	callee, rtmpURL  string
 	client           *http.Client
+
+	pollMu   sync.Mutex // one /call/find_all at a time, shared by every waiter
+	polled   time.Time
+	snapshot map[string]restCall
 }
 
 func newREST(opt *options, calleeSIP, rtmpURL string) (*restGateway, error) {
@@ -233,25 +237,38 @@ func (g *restGateway) post(ctx context.Context, path string, in, out any) (int, 
 }
 
 type restCall struct {
-	CallID string `json:"callId"`
-	Status string `json:"status"`
+	CallID     string `json:"callId"`
+	Status     string `json:"status"`
+	RTMPStatus string `json:"rtmpStreamStatus"`
+}
+
+// calls returns the server's calls by ID, from one /call/find_all at most
+// every 200 ms however many goroutines wait for their call.
+func (g *restGateway) calls(ctx context.Context) (map[string]restCall, error) {
+	g.pollMu.Lock()
+	defer g.pollMu.Unlock()
+	if g.snapshot != nil && time.Since(g.polled) < 200*time.Millisecond {
+		return g.snapshot, nil
+	}
+	var list []restCall
+	code, err := g.post(ctx, "/call/find_all", struct{}{}, &list)
+	if err != nil && code != http.StatusNotFound { // 404: no calls
+		return nil, err
+	}
+	m := make(map[string]restCall, len(list))
+	for _, c := range list {
+		m[c.CallID] = c
+	}
+	g.snapshot, g.polled = m, time.Now()
+	return m, nil
 }
 
 func (g *restGateway) status(ctx context.Context, id string) (string, error) {
-	var calls []restCall
-	code, err := g.post(ctx, "/call/find_all", struct{}{}, &calls)
-	if code == http.StatusNotFound {
-		return "", nil
-	}
+	m, err := g.calls(ctx)
 	if err != nil {
 		return "", err
 	}
-	for _, c := range calls {
-		if c.CallID == id {
-			return c.Status, nil
-		}
-	}
-	return "", nil
+	return m[id].Status, nil
 }
 
 func (g *restGateway) start(ctx context.Context, id string) error {
@@ -272,12 +289,28 @@ func (g *restGateway) start(ctx context.Context, id string) error {
 		select {
 		case <-ctx.Done():
 			return ctx.Err()
-		case <-time.After(250 * time.Millisecond):
+		case <-time.After(100 * time.Millisecond):
 		}
 	}
 }
 
-func (g *restGateway) active([]string) int                         { return -1 }
+func (g *restGateway) active(ids []string) int {
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	m, err := g.calls(ctx)
+	if err != nil {
+		return -1
+	}
+	n := 0
+	for _, id := range ids {
+		if m[id].RTMPStatus == string(callmgr.SinkActive) {
+			n++
+		}
+	}
+	return n
+}
+
+// stats: the REST API does not expose the media counters.
 func (g *restGateway) stats([]string) (lost, late uint64, ok bool) { return 0, 0, false }
 
 func (g *restGateway) stop(ctx context.Context, id string) error {
@@ -292,7 +325,7 @@ func (g *restGateway) stop(ctx context.Context, id string) error {
 		select {
 		case <-ctx.Done():
 			return ctx.Err()
-		case <-time.After(250 * time.Millisecond):
+		case <-time.After(100 * time.Millisecond):
 		}
 	}
 }
