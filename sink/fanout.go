@@ -102,9 +102,8 @@ type Fanout struct {
 
 	evMu      sync.Mutex
 	evQueue   []detachEvent
-	evWake    chan struct{}
-	evQuit    chan struct{}
-	evDone    chan struct{}
+	evRunning bool           // a deliverEvents goroutine runs; under evMu
+	evWG      sync.WaitGroup // deliverEvents goroutines
 	closeOnce sync.Once
 	closeErr  error
 }
@@ -140,17 +139,16 @@ type entry struct {
 	closeErr error // set by the goroutine before done is closed
 }
 
-// NewFanout returns an empty Fanout. It starts one goroutine (which delivers
-// OnDetach calls); Close stops it.
+// NewFanout returns an empty Fanout. It starts no goroutine: sinks get
+// theirs from Add (none for Inline sinks), and OnDetach calls run on a
+// goroutine that lives only while failures are being reported, so a call
+// whose sinks all work costs no parked goroutine for them.
 func NewFanout(cfg FanoutConfig) *Fanout {
 	f := &Fanout{
 		onDetach: cfg.OnDetach,
 		onKey:    cfg.OnKeyframeNeeded,
 		maxBytes: DefaultQueueBytes,
 		sinks:    make(map[string]*entry),
-		evWake:   make(chan struct{}, 1),
-		evQuit:   make(chan struct{}),
-		evDone:   make(chan struct{}),
 	}
 	switch {
 	case cfg.MaxQueueBytes > 0:
@@ -158,7 +156,6 @@ func NewFanout(cfg FanoutConfig) *Fanout {
 	case cfg.MaxQueueBytes < 0:
 		f.maxBytes = 0
 	}
-	go f.deliverEvents()
 	return f
 }
 
@@ -409,31 +406,25 @@ func (f *Fanout) fail(e *entry, err error) {
 func (f *Fanout) queueEvent(e *entry, err error) {
 	f.evMu.Lock()
 	f.evQueue = append(f.evQueue, detachEvent{e: e, err: err})
+	if !f.evRunning {
+		// Close waits for it; no event is queued once Close has waited
+		// for the sinks' goroutines (WriteFrame and Remove then fail).
+		f.evRunning = true
+		f.evWG.Add(1)
+		go f.deliverEvents()
+	}
 	f.evMu.Unlock()
-	select {
-	case f.evWake <- struct{}{}:
-	default:
-	}
 }
 
-// deliverEvents calls OnDetach for queued events, in order, until Close.
+// deliverEvents calls OnDetach for queued events, in order, and ends when
+// the queue is empty. At most one runs at a time.
 func (f *Fanout) deliverEvents() {
-	defer close(f.evDone)
-	for {
-		select {
-		case <-f.evWake:
-			f.flushEvents()
-		case <-f.evQuit:
-			f.flushEvents()
-			return
-		}
-	}
-}
-
-func (f *Fanout) flushEvents() {
+	defer f.evWG.Done()
 	for {
 		f.evMu.Lock()
 		if len(f.evQueue) == 0 {
+			f.evQueue = nil
+			f.evRunning = false
 			f.evMu.Unlock()
 			return
 		}
@@ -508,8 +499,7 @@ func (f *Fanout) Close() error {
 			}
 		}
 		f.wg.Wait()
-		close(f.evQuit)
-		<-f.evDone
+		f.evWG.Wait()
 		sort.Slice(entries, func(i, j int) bool { return entries[i].name < entries[j].name })
 		var errs []error
 		for _, e := range entries {

@@ -7,6 +7,7 @@ import (
 
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
+	"go.uber.org/goleak"
 
 	"github.com/sipstream/sipstream/media"
 	"github.com/sipstream/sipstream/sink"
@@ -52,8 +53,9 @@ func (s *inlineSink) snapshot() (n, closes int) {
 // TestFanoutInlineSink: an Inline sink gets each frame before
 // Fanout.WriteFrame returns (no queue, no goroutine), skips video up to the
 // first keyframe like a queued sink, is counted, and is closed once by
-// Remove.
+// Remove. A Fanout with only Inline sinks runs no goroutine.
 func TestFanoutInlineSink(t *testing.T) {
+	before := goleak.IgnoreCurrent()
 	f := sink.NewFanout(sink.FanoutConfig{})
 	s := &inlineSink{}
 	require.NoError(t, f.Add("webrtc", s, 0))
@@ -61,6 +63,7 @@ func TestFanoutInlineSink(t *testing.T) {
 	require.NoError(t, f.WriteFrame(audio(0)))
 	n, _ := s.snapshot()
 	require.Equal(t, 1, n, "delivered synchronously")
+	goleak.VerifyNone(t, before)
 	require.NoError(t, f.WriteFrame(video(1, true)))
 	require.NoError(t, f.WriteFrame(video(2, false)))
 	n, _ = s.snapshot()
