@@ -83,7 +83,7 @@ func TestChunkWriterRoundTrip(t *testing.T) {
 		t.Run(tc.name, func(t *testing.T) {
 			w := newChunkWriter()
 			for i := range tc.msgs {
-				require.NoError(t, w.append(&tc.msgs[i]))
+				require.NoError(t, w.append(&tc.msgs[i], nil))
 				if tc.msgs[i].Type == typeSetChunkSize {
 					w.chunkSize = binary.BigEndian.Uint32(tc.msgs[i].Payload)
 				}
@@ -109,7 +109,7 @@ func TestChunkWriterRoundTrip(t *testing.T) {
 func TestChunkWriterExtendedContinuation(t *testing.T) {
 	w := newChunkWriter()
 	ts := uint32(0x01234567)
-	require.NoError(t, w.append(&message{ChunkStreamID: csidVideo, Type: typeVideo, Timestamp: ts, StreamID: 1, Payload: make([]byte, 200)}))
+	require.NoError(t, w.append(&message{ChunkStreamID: csidVideo, Type: typeVideo, Timestamp: ts, StreamID: 1, Payload: make([]byte, 200)}, nil))
 	// type 0 header (12) + extended (4) + 128 body, then the continuation.
 	cont := w.buf[12+4+128:]
 	require.Equal(t, byte(3<<6|csidVideo), cont[0])
@@ -140,8 +140,15 @@ func TestChunkWriterRandom(t *testing.T) {
 			for j := range m.Payload {
 				m.Payload[j] = byte(rng.Uint32())
 			}
-			require.NoError(t, w.append(&m))
-			if m.Payload == nil || len(m.Payload) == 0 {
+			// Some bodies come as a head and the rest.
+			cut := 0
+			if len(m.Payload) > 0 && rng.IntN(2) == 0 {
+				cut = rng.IntN(len(m.Payload) + 1)
+			}
+			rest := m
+			rest.Payload = m.Payload[cut:]
+			require.NoError(t, w.append(&rest, m.Payload[:cut]))
+			if len(m.Payload) == 0 {
 				m.Payload = []byte{}
 			}
 			msgs = append(msgs, m)
@@ -166,8 +173,8 @@ func TestChunkWriterRandom(t *testing.T) {
 // and bodies over 16 MiB are refused, not written wrong.
 func TestChunkWriterRefuses(t *testing.T) {
 	w := newChunkWriter()
-	require.Error(t, w.append(&message{ChunkStreamID: 64, Type: typeVideo}))
-	require.Error(t, w.append(&message{ChunkStreamID: 1, Type: typeVideo}))
-	require.Error(t, w.append(&message{ChunkStreamID: csidVideo, Type: typeVideo, Payload: make([]byte, 1<<24)}))
+	require.Error(t, w.append(&message{ChunkStreamID: 64, Type: typeVideo}, nil))
+	require.Error(t, w.append(&message{ChunkStreamID: 1, Type: typeVideo}, nil))
+	require.Error(t, w.append(&message{ChunkStreamID: csidVideo, Type: typeVideo, Payload: make([]byte, 1<<24)}, nil))
 	require.Empty(t, w.buf)
 }

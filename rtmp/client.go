@@ -91,7 +91,8 @@ type Client struct {
 	// media state, under mu
 	mu            sync.Mutex
 	msg           message
-	vbuf, abuf    []byte
+	vhead         []byte // a video tag's header, the frame follows it
+	abuf          []byte
 	sps, pps      []byte
 	videoConfig   bool
 	videoStarted  bool
@@ -436,13 +437,23 @@ func (c *Client) Stats() ClientStats {
 
 // send writes one media or data message; the caller holds mu.
 func (c *Client) send(csid byte, typ uint8, ts uint32, payload []byte) error {
+	return c.sendHead(csid, typ, ts, nil, payload)
+}
+
+// sendHead writes one message whose body is head followed by payload; the
+// caller holds mu.
+func (c *Client) sendHead(csid byte, typ uint8, ts uint32, head, payload []byte) error {
 	c.msg = message{ChunkStreamID: csid, Type: typ, Timestamp: ts, StreamID: c.streamID, Payload: payload}
-	if err := c.conn.write(&c.msg); err != nil {
+	c.conn.wmu.Lock()
+	err := c.conn.writeHeadLocked(&c.msg, head)
+	c.conn.wmu.Unlock()
+	c.msg.Payload = nil
+	if err != nil {
 		err = &PublishError{Stage: "stream", Err: err}
 		c.fail(err)
 		return c.usable()
 	}
-	c.bytes.Add(uint64(len(payload)))
+	c.bytes.Add(uint64(len(head) + len(payload)))
 	return nil
 }
 
@@ -555,8 +566,10 @@ func (c *Client) WriteH264(pts, dts time.Duration, avcc []byte, keyframe bool) e
 		}
 	}
 	c.videoStarted = true
-	c.vbuf = flv.AppendAVCFrame(c.vbuf[:0], keyframe, int32(p-d), avcc)
-	if err := c.send(csidVideo, typeVideo, ts, c.vbuf); err != nil {
+	// The tag is the 5-byte header and the frame, which the chunk writer
+	// copies once from where it is.
+	c.vhead = flv.AppendAVCFrame(c.vhead[:0], keyframe, int32(p-d), nil)
+	if err := c.sendHead(csidVideo, typeVideo, ts, c.vhead, avcc); err != nil {
 		return err
 	}
 	c.videoFrames.Add(1)
@@ -775,8 +788,8 @@ func (c *Client) WriteHEVC(pts, dts time.Duration, nalus []byte, keyframe bool) 
 		return ErrNoConfig
 	}
 	p, d := c.vguard.Stamp(max(pts, 0), max(dts, 0))
-	c.vbuf = flv.AppendHEVCFrame(c.vbuf[:0], keyframe, int32(p-d), nalus)
-	if err := c.send(csidVideo, typeVideo, uint32(d), c.vbuf); err != nil {
+	c.vhead = flv.AppendHEVCFrame(c.vhead[:0], keyframe, int32(p-d), nil)
+	if err := c.sendHead(csidVideo, typeVideo, uint32(d), c.vhead, nalus); err != nil {
 		return err
 	}
 	c.videoFrames.Add(1)

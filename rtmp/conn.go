@@ -144,7 +144,13 @@ func (c *conn) write(m *message) error {
 // writeLocked encodes m and, unless writes are held, writes it (with what
 // was held before) in one write. wmu must be held.
 func (c *conn) writeLocked(m *message) error {
-	if err := c.cw.append(m); err != nil {
+	return c.writeHeadLocked(m, nil)
+}
+
+// writeHeadLocked is writeLocked for a body made of head followed by
+// m.Payload. wmu must be held.
+func (c *conn) writeHeadLocked(m *message, head []byte) error {
+	if err := c.cw.append(m, head); err != nil {
 		return err
 	}
 	if c.hold {
