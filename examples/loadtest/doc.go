@@ -47,12 +47,15 @@
 //     runtime.GC and debug.FreeOSMemory); for ffmpeg, the proportional set
 //     size (PSS, shared pages divided among the processes) per process.
 //     rss_after_mb is sipstream's RSS once the calls ended: it should come
-//     back near rss_base_mb.
+//     back near rss_base_mb. In -rest mode these are the server's VmRSS,
+//     without a garbage collection.
 //   - setup_rate: calls answered per second while placing them (at most
 //     -in-flight at once); calls_failed and errors (counted by message),
 //     refused_overload (admission control: callmgr.ErrTooManyCalls, HTTP
 //     503, "overload"); streams_active: calls whose RTMP leg is ACTIVE at
-//     the end of the window (in-process only).
+//     the end of the window. In -rest mode calls are watched through
+//     /call/find_all, polled every 200 ms, which bounds the setup rate
+//     measured there.
 //   - packets_lost, packets_late: the gateway's own counters (callmgr call
 //     stats, in-process only), summed over the calls.
 //   - receiver.latency_ms: for every picture, the time from the callee
