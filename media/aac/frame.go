@@ -181,19 +181,12 @@ func (e *Encoder) msMask(maxSfb int) int {
 func (e *Encoder) analyse(ch *channel) {
 	for b := 0; b < e.nb; b++ {
 		ch.xpReady[b] = false
-		a := 0.0
+		a, en := 0.0, 0.0
 		for _, v := range ch.spec[e.swb[b]:e.swb[b+1]] {
-			if v > a {
-				a = v
-			} else if -v > a {
-				a = -v
-			}
-		}
-		m := math.Sqrt(a * math.Sqrt(a)) // a^(3/4)
-		var en float64
-		for _, v := range ch.spec[e.swb[b]:e.swb[b+1]] {
+			a = max(a, math.Abs(v))
 			en += v * v
 		}
+		m := math.Sqrt(a * math.Sqrt(a)) // a^(3/4)
 		ch.bandRMS[b] = math.Sqrt(en / float64(e.swb[b+1]-e.swb[b]))
 		ch.bandMax[b] = m
 		ch.sfMin[b] = 0
@@ -218,14 +211,34 @@ func (e *Encoder) sfOffsets(ch *channel) {
 		ref = max(ref, ch.bandRMS[b])
 	}
 	for b := 0; b < e.nb; b++ {
-		if ch.bandRMS[b] <= 0 || ref <= 0 {
+		rms := ch.bandRMS[b]
+		if rms <= 0 || ref <= 0 {
 			ch.sfOff[b] = 0
 			continue
 		}
-		o := int(math.Round(0.75 * math.Log2(ref/ch.bandRMS[b])))
-		ch.sfOff[b] = min(o, 40)
+		// round(0.75·log2(ref/rms)), at most 40: the number of
+		// thresholds ref/rms reaches.
+		lo, hi := 0, len(sfOffThr)
+		for lo < hi {
+			mid := (lo + hi) / 2
+			if ref >= sfOffThr[mid]*rms {
+				lo = mid + 1
+			} else {
+				hi = mid
+			}
+		}
+		ch.sfOff[b] = lo
 	}
 }
+
+// sfOffThr[k] = 2^((k+0.5)/0.75): the ratio of RMS values from which
+// round(0.75·log2(ratio)) reaches k+1 (sfOffsets).
+var sfOffThr = func() (t [40]float64) {
+	for k := range t {
+		t[k] = math.Pow(2, (float64(k)+0.5)/0.75)
+	}
+	return t
+}()
 
 // frameBits returns the size of the frame in bits at global scalefactor g,
 // choosing scalefactors and codebooks but not storing the quantised lines
@@ -317,8 +330,15 @@ func (e *Encoder) quantise(ch *channel, g int, store bool) int {
 	}
 	// Keep consecutive coded scalefactors within ±60 (the scalefactor
 	// codebook's range) by raising the smaller ones: a coarser step only
-	// shrinks the quantised values.
-	for pass := 0; pass < 2; pass++ {
+	// shrinks the quantised values. (Nothing to do when all coded
+	// scalefactors lie within 60 of each other.)
+	sfLo, sfHi := 255, 0
+	for b := 0; b < ch.maxSfb; b++ {
+		if ch.cb[b] != zeroHCB {
+			sfLo, sfHi = min(sfLo, ch.sf[b]), max(sfHi, ch.sf[b])
+		}
+	}
+	for pass := 0; pass < 2 && sfHi-sfLo > 60; pass++ {
 		last := -1
 		for b := 0; b < ch.maxSfb; b++ {
 			if ch.cb[b] == zeroHCB {

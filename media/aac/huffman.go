@@ -1,5 +1,7 @@
 package aac
 
+import "math/bits"
+
 // Spectral codebook numbers with a special meaning (ISO/IEC 14496-3 §4.6.3.2,
 // Table 4.148).
 const (
@@ -148,6 +150,10 @@ func abs32(v int32) int32 {
 // write codes q (a whole band) with cb: each codeword goes out with its
 // sign bits in one put, each escape sequence in another.
 func (cb *codebook) write(w *bitWriter, q []int32) {
+	if cb.dim == 2 && cb.unsigned {
+		cb.writePairs(w, q)
+		return
+	}
 	for i := 0; i+cb.dim <= len(q); i += cb.dim {
 		t := q[i : i+cb.dim]
 		idx := cb.index(t)
@@ -178,6 +184,37 @@ func (cb *codebook) write(w *bitWriter, q []int32) {
 				n++
 			}
 			// N−4 ones, a zero, then the N low bits: at most 23 bits.
+			w.put((1<<(n-4+1)-2)<<n|(uint32(v)-1<<n), 2*n-3)
+		}
+	}
+}
+
+// writePairs is write for the unsigned 2-tuple codebooks (7 to 11), most
+// of what a frame at a high bitrate holds.
+func (cb *codebook) writePairs(w *bitWriter, q []int32) {
+	esc := cb.lav == escFlag
+	for i := 0; i+2 <= len(q); i += 2 {
+		x, y := q[i], q[i+1]
+		ax, ay := abs32(x), abs32(y)
+		idx := int(min(ax, int32(cb.lav)))*cb.mod + int(min(ay, int32(cb.lav)))
+		code, n := uint32(cb.code[idx]), uint(cb.length[idx])
+		if x != 0 {
+			code = code<<1 | uint32(x)>>31
+			n++
+		}
+		if y != 0 {
+			code = code<<1 | uint32(y)>>31
+			n++
+		}
+		w.put(code, n)
+		if !esc {
+			continue
+		}
+		for _, v := range [2]int32{ax, ay} {
+			if v < escFlag {
+				continue
+			}
+			n := uint(bits.Len32(uint32(v))) - 1 // ⌊log2 v⌋ ≥ 4
 			w.put((1<<(n-4+1)-2)<<n|(uint32(v)-1<<n), 2*n-3)
 		}
 	}

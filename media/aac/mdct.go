@@ -37,15 +37,14 @@ func (m *mdct) transform(z []float64, out []float64) {
 	out = out[:n]
 	// Fold (a, b, c, d) → (−c_r − d, a − b_r): the MDCT of 2n inputs equals
 	// the DCT-IV of these n values.
+	// The factor 2 of the definition is applied here (exact in floating
+	// point, so the result is the same as scaling the output).
 	u := m.fold
 	for i := 0; i < h; i++ {
-		u[i] = -z[3*h-1-i] - z[3*h+i]
-		u[h+i] = z[i] - z[n-1-i]
+		u[i] = -2 * (z[3*h-1-i] + z[3*h+i])
+		u[h+i] = 2 * (z[i] - z[n-1-i])
 	}
 	m.dct4(u, out)
-	for k := range out {
-		out[k] *= 2
-	}
 }
 
 // dct4 computes out[k] = Σ u[i]·cos(π/n·(i+½)·(k+½)) with an n/2-point
