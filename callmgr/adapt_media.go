@@ -40,6 +40,7 @@ func (s sessionWrap) stats() (audio, video MediaStats) {
 			StrangerPackets:   x.StrangerPackets,
 			InvalidPackets:    x.InvalidPackets,
 			SRTPErrors:        x.SRTPErrors,
+			SocketDrops:       x.KernelDrops,
 			Jitter:            x.Jitter,
 			FrozenTime:        x.FrozenTime,
 			LongestFreeze:     x.LongestFreeze,

@@ -60,6 +60,12 @@ type config struct {
 	// SRTP is -srtp: the SRTP mode of calls that do not say ("off",
 	// "optional", "required").
 	SRTP string
+	// MaxCPU is -max-cpu: the share of the CPUs (0..1) beyond which new
+	// calls are refused with 503 (admission control; 0 turns it off).
+	MaxCPU float64
+	// RTMPAudio is -rtmp-audio: "aac" (transcode to AAC) or "passthrough"
+	// (G.711 as it comes).
+	RTMPAudio string
 	// RecordQuota is -record-quota: bytes one recording may hold
 	// ("500M", "2G", plain bytes; "0" = no limit).
 	RecordQuota string
@@ -87,6 +93,7 @@ const (
 	defaultMaxViewers = 50
 	defaultMaxSSE     = 50
 	defaultMaxPushes  = 10
+	defaultMaxCPU     = 0.8
 )
 
 // Addresses the demo listens on unless told otherwise: loopback only, so
@@ -118,6 +125,8 @@ func parseConfig(args []string, getenv func(string) string, stderr io.Writer) (c
 	fs.IntVar(&c.MaxViewers, "max-viewers", defaultMaxViewers, "WebRTC viewers per stream at most (0: no limit)")
 	fs.IntVar(&c.MaxSSE, "max-sse", defaultMaxSSE, "event stream (/events) subscribers at most (0: no limit)")
 	fs.IntVar(&c.MaxPushes, "max-pushes", defaultMaxPushes, "pushes (/push/startup) per call at most (0: no limit)")
+	fs.Float64Var(&c.MaxCPU, "max-cpu", defaultMaxCPU, "admission control: refuse new calls (503) when the process uses this share of the CPUs (0-1), counting the calls being set up, or when sockets drop packets or sink queues back up, so the calls already up keep their quality (0: off)")
+	fs.StringVar(&c.RTMPAudio, "rtmp-audio", "aac", "audio published over RTMP: aac (G.711 and Opus transcoded to AAC-LC, what YouTube, Facebook and Twitch accept) or passthrough (G.711 as it comes, FLV sound formats 7/8: nginx-rtmp, Wowza and ffmpeg accept it; far cheaper)")
 	fs.StringVar(&c.SRTP, "srtp", "off", "SRTP (SDES keys) of calls whose srtp field is absent: off, optional (offer SRTP, fall back to plain RTP when the phone refuses) or required")
 	fs.StringVar(&c.RecordQuota, "record-quota", "1G", "most bytes one recording may hold (K, M, G suffixes; 0: no limit); a recording that reaches it stops, finalized and playable, and its call goes on")
 	fs.StringVar(&c.SIP, "sip", ":5060", "local SIP address, UDP and TCP (-demo: 127.0.0.1:5060)")
@@ -219,6 +228,14 @@ func (c *config) check() error {
 	}
 	if c.MaxCalls < 0 || c.MaxViewers < 0 || c.MaxSSE < 0 || c.MaxPushes < 0 {
 		errs = append(errs, errors.New("-max-calls, -max-viewers, -max-sse and -max-pushes must not be negative"))
+	}
+	if c.MaxCPU < 0 || c.MaxCPU > 1 {
+		errs = append(errs, fmt.Errorf("-max-cpu %g: want a share of the CPUs within 0-1 (0: off)", c.MaxCPU))
+	}
+	switch c.RTMPAudio {
+	case "aac", "passthrough":
+	default:
+		errs = append(errs, fmt.Errorf("-rtmp-audio %q: want aac or passthrough", c.RTMPAudio))
 	}
 	if mode, err := callmgr.ParseSRTPMode(c.SRTP); err != nil || mode == callmgr.SRTPDefault {
 		errs = append(errs, fmt.Errorf("-srtp %q: want off, optional or required", c.SRTP))

@@ -34,6 +34,13 @@ func TestConfigDefaultsEnvAndFlags(t *testing.T) {
 	require.NoError(t, err)
 	require.Equal(t, "mp4", c.RecordFormat, "MP4 recordings by default")
 	require.True(t, c.HLS, "HLS on by default")
+	require.Equal(t, 0.8, c.MaxCPU, "admission control on by default")
+	require.Equal(t, "aac", c.RTMPAudio)
+
+	c, err = parseConfig([]string{"-max-cpu", "0", "-rtmp-audio", "passthrough"}, func(string) string { return "" }, io.Discard)
+	require.NoError(t, err)
+	require.Zero(t, c.MaxCPU)
+	require.Equal(t, "passthrough", c.RTMPAudio)
 }
 
 func TestConfigErrors(t *testing.T) {
@@ -50,6 +57,9 @@ func TestConfigErrors(t *testing.T) {
 		{"-record-dir", "/definitely/not/here"},
 		{"-log-level", "loud"},
 		{"-record-format", "avi"},
+		{"-max-cpu", "1.5"},
+		{"-max-cpu", "-0.1"},
+		{"-rtmp-audio", "mp3"},
 		{"extra"},
 	} {
 		_, err := parseConfig(args, none, io.Discard)

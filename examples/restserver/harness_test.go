@@ -70,6 +70,11 @@ func startRun(t *testing.T, args ...string) *runningServer {
 	if !slices.Contains(args, "-no-auth") && !slices.Contains(args, "-auth-file") && !slices.Contains(args, "-demo") {
 		all = append(all, "-auth-file", authFile(t))
 	}
+	// Admission control measures this process's CPU, which the race
+	// detector and the test peers in it inflate: off unless a test asks.
+	if !slices.Contains(args, "-max-cpu") {
+		all = append(all, "-max-cpu", "0")
+	}
 	go func() { s.done <- run(ctx, all, func(string) string { return "" }, s.log) }()
 	t.Cleanup(func() {
 		if err := s.stop(); err != nil {

@@ -255,9 +255,12 @@ func run(ctx context.Context, args []string, getenv func(string) string, stderr 
 		SRTP:         cfg.srtp,
 		LossPolicy:   lossPolicy(cfg.LossPolicy),
 		MaxCalls:     cfg.MaxCalls,
+		Admission:    callmgr.AdmissionConfig{MaxCPU: cfg.MaxCPU},
 		UserAgent:    "sipstream-restserver",
-		OnEvent:      svc.onEvent,
-		Logger:       log,
+
+		RTMPAudioPassthrough: cfg.RTMPAudio == "passthrough",
+		OnEvent:              svc.onEvent,
+		Logger:               log,
 	}
 	m, err := callmgr.New(mcfg)
 	if err != nil && demoFallback(cfg, "sip") {

@@ -101,6 +101,13 @@ func mapErr(err error) error {
 		return fmt.Errorf("%w: %v", errConflict, err)
 	case errors.Is(err, callmgr.ErrTooManyCalls):
 		return errStatus(http.StatusServiceUnavailable, "too many calls: the server's limit of live calls (-max-calls) or its RTP port range (-rtp-ports) is reached; retry when a call ends")
+	case errors.Is(err, callmgr.ErrOverloaded):
+		var oe *callmgr.OverloadError
+		reason := "no headroom left"
+		if errors.As(err, &oe) {
+			reason = oe.Reason
+		}
+		return errStatus(http.StatusServiceUnavailable, "server overloaded: "+reason+"; the calls already up keep their quality: retry later or on another server (-max-cpu sets the limit)")
 	case errors.Is(err, callmgr.ErrClosed):
 		return fmt.Errorf("%w: %v", errShutdown, err)
 	case errors.Is(err, callmgr.ErrNotConfigured):
@@ -408,6 +415,6 @@ func streamStatsOf(m callmgr.MediaStats) streamStatsObject {
 		NACKsSent: m.NACKsSent, PacketsRecovered: m.PacketsRecovered, KeyframeRequests: m.KeyframeRequests,
 		KeyframesReceived: m.KeyframesReceived, Freezes: m.Freezes, FrozenMs: m.FrozenTime.Milliseconds(),
 		LongestFreezeMs: m.LongestFreeze.Milliseconds(), KeyframeResponseMs: m.KeyframeResponse.Milliseconds(),
-		JitterMs: m.Jitter.Milliseconds(), RTTMs: m.RTT.Milliseconds(),
+		JitterMs: m.Jitter.Milliseconds(), RTTMs: m.RTT.Milliseconds(), SocketDrops: m.SocketDrops,
 	}
 }

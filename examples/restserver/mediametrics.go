@@ -16,6 +16,7 @@ import (
 type mediaMetrics struct {
 	calls func() []callmgr.CallInfo
 	call  func(id string) (*callmgr.Call, bool)
+	load  func() callmgr.Load
 
 	mu    sync.Mutex
 	last  map[*callmgr.Call]callmgr.CallStats // calls still known, as last seen (a callId may be reused)
@@ -24,6 +25,7 @@ type mediaMetrics struct {
 
 type mediaTotals struct {
 	packets, bytes, lost [2]uint64 // [0] audio, [1] video
+	socketDrops          [2]uint64
 	videoDropped         uint64
 	sinkDropped          uint64
 	// video loss recovery
@@ -36,6 +38,7 @@ func (t *mediaTotals) add(s callmgr.CallStats) {
 		t.packets[i] += m.PacketsReceived
 		t.bytes[i] += m.BytesReceived
 		t.lost[i] += m.PacketsLost
+		t.socketDrops[i] += m.SocketDrops
 	}
 	t.videoDropped += s.Video.FramesDropped
 	v := s.Video
@@ -51,7 +54,7 @@ func (t *mediaTotals) add(s callmgr.CallStats) {
 }
 
 func newMediaMetrics(m *callmgr.Manager) *mediaMetrics {
-	return &mediaMetrics{calls: m.FindAll, call: m.Call, last: make(map[*callmgr.Call]callmgr.CallStats)}
+	return &mediaMetrics{calls: m.FindAll, call: m.Call, load: m.Load, last: make(map[*callmgr.Call]callmgr.CallStats)}
 }
 
 // merge records s as c's latest counters. A call's sinks are gone once it
@@ -88,13 +91,16 @@ var (
 	keyframesDesc    = prometheus.NewDesc("sipstream_keyframes_received_total", "Video keyframes received from SIP peers.", nil, nil)
 	freezesDesc      = prometheus.NewDesc("sipstream_video_freezes_total", "Times a call's video froze after a loss until a keyframe.", nil, nil)
 	frozenDesc       = prometheus.NewDesc("sipstream_video_frozen_seconds_total", "Time calls' video stood still because frames were dropped after a loss.", nil, nil)
+	socketDropsDesc  = prometheus.NewDesc("sipstream_rtp_socket_drops_total", "Datagrams from SIP peers the kernel dropped because a socket's receive buffer was full (the process did not keep up).", []string{"kind"}, nil)
+	refusedDesc      = prometheus.NewDesc("sipstream_calls_refused_overload_total", "Calls refused by admission control (-max-cpu) because the server had no headroom left.", nil, nil)
+	cpuShareDesc     = prometheus.NewDesc("sipstream_cpu_share", "The process's CPU use over admission control's last window, as a share of the CPUs Go may use (0-1; 0 while no call is live or with -max-cpu 0).", nil, nil)
 	rttDesc          = prometheus.NewDesc("sipstream_rtt_seconds", "Round-trip time to each live call's SIP peer, from RTCP.", []string{"call_id"}, nil)
 )
 
 // Describe implements prometheus.Collector.
 func (mm *mediaMetrics) Describe(ch chan<- *prometheus.Desc) {
 	for _, d := range []*prometheus.Desc{rtpPacketsDesc, rtpBytesDesc, rtpLostDesc, videoDroppedDesc, sinkDroppedDesc, rtpJitterDesc,
-		nacksDesc, recoveredDesc, keyReqDesc, keyframesDesc, freezesDesc, frozenDesc, rttDesc} {
+		nacksDesc, recoveredDesc, keyReqDesc, keyframesDesc, freezesDesc, frozenDesc, rttDesc, socketDropsDesc, refusedDesc, cpuShareDesc} {
 		ch <- d
 	}
 }
@@ -137,7 +143,11 @@ func (mm *mediaMetrics) Collect(ch chan<- prometheus.Metric) {
 		ch <- prometheus.MustNewConstMetric(rtpPacketsDesc, prometheus.CounterValue, float64(total.packets[i]), kind)
 		ch <- prometheus.MustNewConstMetric(rtpBytesDesc, prometheus.CounterValue, float64(total.bytes[i]), kind)
 		ch <- prometheus.MustNewConstMetric(rtpLostDesc, prometheus.CounterValue, float64(total.lost[i]), kind)
+		ch <- prometheus.MustNewConstMetric(socketDropsDesc, prometheus.CounterValue, float64(total.socketDrops[i]), kind)
 	}
+	load := mm.load()
+	ch <- prometheus.MustNewConstMetric(refusedDesc, prometheus.CounterValue, float64(load.Refused))
+	ch <- prometheus.MustNewConstMetric(cpuShareDesc, prometheus.GaugeValue, load.CPU)
 	ch <- prometheus.MustNewConstMetric(videoDroppedDesc, prometheus.CounterValue, float64(total.videoDropped))
 	ch <- prometheus.MustNewConstMetric(sinkDroppedDesc, prometheus.CounterValue, float64(total.sinkDropped))
 	for _, c := range []struct {

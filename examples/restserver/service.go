@@ -110,6 +110,8 @@ type streamStatsObject struct {
 	KeyframeResponseMs int64  `json:"keyframeResponseMs"`
 	JitterMs           int64  `json:"jitterMs"`
 	RTTMs              int64  `json:"rttMs"`
+	// SocketDrops: datagrams the kernel dropped (socket buffer full).
+	SocketDrops uint64 `json:"socketDrops"`
 }
 
 // pushParams is a validated /push/startup request.
