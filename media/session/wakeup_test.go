@@ -49,3 +49,35 @@ func TestIdleWakeups(t *testing.T) {
 	t.Logf("sendrecv audio + video: %d wake-ups in %v (%.2f/s)", sending, d, float64(sending)/d.Seconds())
 	require.LessOrEqual(t, sending, int(d/(2*silencePtime))+14)
 }
+
+// TestSilenceRidesOnArrivals: a sendrecv call receiving audio sends its
+// silence from the wake-ups of the arriving packets: its timer wakes the
+// owner only for RTCP reports.
+func TestSilenceRidesOnArrivals(t *testing.T) {
+	h := newHarness(t, Config{Audio: true})
+	h.start(audioSpec(peerAudio))
+	const d = 60 * time.Second
+	pkts := tonePackets(t, int(d/(20*time.Millisecond)), 0x1234, 0, 0)
+	timer := 0
+	for _, p := range pkts {
+		at := t0.Add(7*time.Millisecond + p.At) // not in step with the silence
+		for {
+			next, ok := h.s.nextDeadline(h.now)
+			if !ok || next.After(at) {
+				break
+			}
+			if next.After(h.now) {
+				h.now = next
+			}
+			h.s.poll(h.now)
+			timer++
+		}
+		h.now = at
+		h.s.receive(h.s.audio.rtpSock, p.Data, peerAudio, at)
+		h.s.poll(at)
+	}
+	sent := h.s.Stats().Audio.PacketsSent
+	t.Logf("%v of audio in, %d silence packets out, %d timer wake-ups", d, sent, timer)
+	require.InDelta(t, len(pkts), int(sent), 2, "silence keeps its pace")
+	require.LessOrEqual(t, timer, int(d/(5*time.Second))+2, "timer wake-ups beyond RTCP")
+}
