@@ -464,7 +464,10 @@ func (c *Client) sendHead(csid byte, typ uint8, ts uint32, head, payload []byte)
 // meantime, so call Flush as soon as the frames at hand are written; a
 // frame must never wait for one that has not arrived. Messages the Client
 // sends by itself meanwhile (acknowledgements, ping replies) join the
-// held ones. Write errors surface at Flush.
+// held ones. At most about 16 KiB are held: a message that would go
+// beyond sends what is held first, so that a batch costs no buffer larger
+// than the one kept between writes. Write errors surface at Flush, or at
+// the write that sent the held messages.
 func (c *Client) Hold() {
 	c.conn.wmu.Lock()
 	c.conn.hold = true

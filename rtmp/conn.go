@@ -150,6 +150,12 @@ func (c *conn) writeLocked(m *message) error {
 // writeHeadLocked is writeLocked for a body made of head followed by
 // m.Payload. wmu must be held.
 func (c *conn) writeHeadLocked(m *message, head []byte) error {
+	if c.hold && len(c.cw.buf) > 0 && len(c.cw.buf)+len(head)+len(m.Payload) > maxKeptWriteBuffer {
+		// A held batch stays within the buffer kept between writes.
+		if err := c.flushLocked(); err != nil {
+			return err
+		}
+	}
 	if err := c.cw.append(m, head); err != nil {
 		return err
 	}

@@ -143,6 +143,17 @@ func TestClientWritesPerFrame(t *testing.T) {
 	require.NoError(t, c.Flush()) // nothing held: no write
 	require.Equal(t, int64(6), writes.Load()-w0)
 
+	// A held batch stays within 16 KiB: the sixth 3 KB frame sends the
+	// first five.
+	c.Hold()
+	for i := 0; i < 6; i++ {
+		ts := time.Duration(3+i) * 40 * time.Millisecond
+		require.NoError(t, c.WriteH264(ts, ts, big, false))
+	}
+	require.Equal(t, int64(7), writes.Load()-w0)
+	require.NoError(t, c.Flush())
+	require.Equal(t, int64(8), writes.Load()-w0)
+
 	want := []struct {
 		typ uint8
 		ts  uint32
@@ -151,6 +162,8 @@ func TestClientWritesPerFrame(t *testing.T) {
 		{typeAudio, 0, 4}, {typeVideo, 0, -1}, {typeVideo, 0, -1}, {typeVideo, 40, len(big) + 5},
 		{typeAudio, 10, len(benchAudio) + 2},
 		{typeVideo, 80, len(big) + 5}, {typeAudio, 31, len(benchAudio) + 2}, {typeAudio, 52, len(benchAudio) + 2},
+		{typeVideo, 120, len(big) + 5}, {typeVideo, 160, len(big) + 5}, {typeVideo, 200, len(big) + 5},
+		{typeVideo, 240, len(big) + 5}, {typeVideo, 280, len(big) + 5}, {typeVideo, 320, len(big) + 5},
 	}
 	for i, w := range want {
 		var m message
