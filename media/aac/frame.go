@@ -191,12 +191,19 @@ func (e *Encoder) analyse(ch *channel) {
 		ch.bandMax[b] = m
 		ch.sfMin[b] = 0
 		if m*qScale[0]+roundBias > maxQuant {
-			// sf ≥ 100 + 16/3·log2(m / (8191 − 0.4054))
-			s := int(math.Ceil(sfOffset + 16.0/3.0*math.Log2(m/(maxQuant-roundBias))))
-			for s < 255 && m*qScale[s]+roundBias >= maxQuant+1 {
-				s++
+			// The smallest sf with m·qScale[sf] + 0.4054 ≤ 8191, that is
+			// sf ≥ 100 + 16/3·log2(m / (8191 − 0.4054)), by bisection
+			// (qScale falls with sf).
+			lo, hi := 1, 255
+			for lo < hi {
+				mid := (lo + hi) / 2
+				if m*qScale[mid]+roundBias <= maxQuant {
+					hi = mid
+				} else {
+					lo = mid + 1
+				}
 			}
-			ch.sfMin[b] = min(s, 255)
+			ch.sfMin[b] = lo
 		}
 	}
 }
