@@ -14,7 +14,12 @@ import (
 var ErrPortsExhausted = errors.New("session: RTP port pool exhausted")
 
 // PacketConn is a UDP socket as the session uses it. *net.UDPConn
-// implements it; tests substitute in-memory or impaired connections.
+// implements it; tests substitute in-memory or impaired connections. On
+// Linux a *net.UDPConn is read with recvmmsg, many datagrams per system
+// call, and reports the kernel's drops (StreamStats.KernelDrops); any
+// other PacketConn is read one datagram at a time with
+// ReadFromUDPAddrPort. A PacketConn with a SetReadBuffer method gets
+// Config.AudioReadBuffer or Config.VideoReadBuffer.
 type PacketConn interface {
 	ReadFromUDPAddrPort(b []byte) (int, netip.AddrPort, error)
 	WriteToUDPAddrPort(b []byte, addr netip.AddrPort) (int, error)

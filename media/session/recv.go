@@ -22,7 +22,7 @@ const (
 	// inBatches is how many batches wait for the owner at most; beyond
 	// that readers stop reading and the socket's receive buffer
 	// (Config.AudioReadBuffer, Config.VideoReadBuffer) takes the backlog.
-	inBatches = 8
+	inBatches = 4
 )
 
 // rxPacket is one datagram of a batch.

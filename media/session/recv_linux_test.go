@@ -4,6 +4,7 @@ import (
 	"encoding/binary"
 	"net"
 	"net/netip"
+	"os"
 	"testing"
 	"time"
 
@@ -223,4 +224,26 @@ func BenchmarkUDPRead(b *testing.B) {
 			return n
 		})
 	})
+}
+
+// TestCloseReleasesSockets: sessions closed leave no file descriptor
+// behind (goroutines are checked by goleak in TestMain).
+func TestCloseReleasesSockets(t *testing.T) {
+	fds := func() int {
+		ents, err := os.ReadDir("/proc/self/fd")
+		require.NoError(t, err)
+		return len(ents)
+	}
+	before := fds()
+	var ss []*Session
+	for i := 0; i < 20; i++ {
+		s, err := New(Config{IP: loopback, Audio: true, Video: true})
+		require.NoError(t, err)
+		ss = append(ss, s)
+	}
+	require.Equal(t, before+20*4, fds(), "four sockets a session")
+	for _, s := range ss {
+		require.NoError(t, s.Close())
+	}
+	require.Equal(t, before, fds())
 }
