@@ -15,6 +15,13 @@
 // allocation spreads the quantisation noise evenly over the spectrum, which
 // maximises the signal-to-noise ratio for a given bitrate.
 //
+// Band-limited sources (telephone audio in a 48 kHz stream) take a fast
+// path: EncoderConfig.Bandwidth leaves the empty bands uncoded
+// (max_sfb), and EncoderConfig.InputRate lets the encoder take its input
+// at a quarter (or half) of the sampling rate and compute the MDCT at that
+// rate, which for a band-limited signal gives the same lower spectrum as
+// the full-size transform (see makeWindows).
+//
 // Output is raw access units (what FLV, RTMP and MP4 carry) plus the 2-byte
 // AudioSpecificConfig; ADTS wraps access units for .aac files.
 //
@@ -111,6 +118,7 @@ type Encoder struct {
 
 	meanBits, reservoir, maxReservoir int
 	lastG                             int      // global scalefactor of the last frame
+	slope                             float64  // bits saved per global scalefactor step, last seen (0: unknown)
 	evalG                             int      // global scalefactor of the quantisation in place
 	msUsed                            [64]bool // per band: coded as mid/side
 	msBands                           int      // number of bands with msUsed
@@ -360,7 +368,7 @@ func (e *Encoder) Flush() ([][]byte, error) {
 		clear(ch.hist[:])
 		clear(ch.segE[:])
 	}
-	e.fill, e.reservoir, e.haveBlock, e.lastG = 0, 0, false, 0
+	e.fill, e.reservoir, e.haveBlock, e.lastG, e.slope = 0, 0, false, 0, 0
 	e.seq, e.shortPending = onlyLong, false
 	return out, nil
 }

@@ -49,46 +49,7 @@ func (e *Encoder) encodeFrame() []byte {
 	if limit := 6144 * len(e.ch); budget > limit {
 		budget = limit
 	}
-	// Find the finest global scalefactor whose frame fits the budget:
-	// bracket it around the previous frame's value with steps of 1, 2, 4,
-	// … (the answer is mostly within ±2 of it, found in two or four
-	// evaluations), then bisect.
-	lo, hi := 0, 255
-	if g := e.lastG; g > 0 {
-		if e.frameBits(g) <= budget {
-			hi, lo = g, 0
-			for step := 1; ; step *= 2 {
-				c := hi - step
-				if c < 0 {
-					break
-				}
-				if e.frameBits(c) > budget {
-					lo = c + 1
-					break
-				}
-				hi = c
-			}
-		} else {
-			lo, hi = g+1, 255
-			for step := 1; lo < 255; step *= 2 {
-				c := min(255, lo+step-1)
-				if e.frameBits(c) <= budget {
-					hi = c
-					break
-				}
-				lo = c + 1
-			}
-			lo = min(lo, 255)
-		}
-	}
-	for lo < hi {
-		mid := (lo + hi) / 2
-		if e.frameBits(mid) <= budget {
-			hi = mid
-		} else {
-			lo = mid + 1
-		}
-	}
+	lo := e.searchGain(budget)
 	e.quantiseFrame(lo) // leave the chosen quantisation in place
 	e.lastG = lo
 	au := e.write()
@@ -96,6 +57,59 @@ func (e *Encoder) encodeFrame() []byte {
 	e.reservoir += e.meanBits - used
 	e.reservoir = max(0, min(e.reservoir, e.maxReservoir))
 	return au
+}
+
+// searchGain returns the finest (smallest) global scalefactor whose frame
+// fits budget bits, 255 if none does. Frame size falls as the scalefactor
+// rises, close to linearly over a few steps, so the search starts at the
+// previous frame's value and steps by the secant: from one point with the
+// slope of the previous frame, between the two ends of the bracket once
+// there are two (halving instead when the secant would move the same end
+// twice in a row). Mostly two or three evaluations.
+func (e *Encoder) searchGain(budget int) int {
+	lo, hi := 0, 255 // the answer is in [lo, hi]
+	g := e.lastG
+	if g <= 0 {
+		g = sfOffset
+	}
+	slope := e.slope // bits saved per step up
+	if slope <= 0 {
+		slope = 30
+	}
+	// The bracket's evaluated ends: fG fits (fB bits), nG does not.
+	fG, fB, nG, nB := -1, 0, -1, 0
+	lastEnd := 0 // which end the last secant step replaced (+1 fit, −1 not)
+	for {
+		b := e.frameBits(g)
+		end := -1
+		if b <= budget {
+			hi, fG, fB, end = g, g, b, 1
+		} else {
+			lo, nG, nB = g+1, g, b
+		}
+		if lo >= hi {
+			break
+		}
+		var next int
+		switch {
+		case fG >= 0 && nG >= 0 && end == lastEnd:
+			next = (lo + hi) / 2
+			lastEnd = 0
+		case fG >= 0 && nG >= 0:
+			// The secant through both ends, rounded up to the first
+			// scalefactor it says fits.
+			slope = float64(nB-fB) / float64(fG-nG)
+			next = nG + int(math.Ceil(float64(nB-budget)/slope))
+			lastEnd = end
+		default:
+			next = g + int(math.Ceil(float64(b-budget)/slope))
+		}
+		g = min(max(next, lo), hi-1)
+	}
+	if fG >= 0 && nG >= 0 && fB < nB {
+		e.slope = float64(nB-fB) / float64(fG-nG)
+	}
+	return lo
 }
 
 // transform windows and transforms one channel for the current window
