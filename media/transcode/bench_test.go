@@ -11,7 +11,8 @@ import (
 )
 
 // benchmarkPath measures the whole audio path G.711 decode → resample 8 kHz
-// to 48 kHz → AAC encode, in 20 ms frames of a speech-band signal; the
+// to 12 kHz → AAC encode to 48 kHz on the band-limited fast path, in 20 ms
+// frames of a speech-band signal; the
 // x-realtime metric is seconds of call audio per wall-clock second of the
 // benchmark loop, x-realtime-cpu per CPU-second the process used.
 func benchmarkPath(b *testing.B, nch int) {
