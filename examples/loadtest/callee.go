@@ -152,9 +152,10 @@ type calleeHello struct {
 
 // command is one line the parent writes to the callee's stdin.
 type command struct {
-	Cmd   string `json:"cmd"` // round, measure, stats, stream, stopall
-	Video string `json:"video,omitempty"`
-	Audio string `json:"audio,omitempty"`
+	Cmd    string `json:"cmd"` // round, measure, stats, stream, stopall
+	Video  string `json:"video,omitempty"`
+	Audio  string `json:"audio,omitempty"`
+	Record string `json:"record,omitempty"` // round: FLV file for the round's first stream
 }
 
 // reply is the callee's answer, one line on stdout.
@@ -210,7 +211,7 @@ func handleCommand(cmd command, snd *sender, rcv *receiver) reply {
 	switch cmd.Cmd {
 	case "round":
 		snd.stopAll()
-		rcv.reset()
+		rcv.reset(cmd.Record)
 	case "measure":
 		rcv.startMeasure()
 	case "stats":

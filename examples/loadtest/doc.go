@@ -26,7 +26,8 @@
 //   - a SIP user agent server (sipgo) answering every INVITE with 200 OK
 //     (PCMA/8000 and H.264 packetization-mode 1, sendonly);
 //   - one sender goroutine for all calls: every 20 ms it sends each call's
-//     due audio (PCMA, a 1 kHz tone, 20 ms per packet) and video (a 6 s
+//     due audio (PCMA, a 1 kHz tone, 20 ms per packet, with 20 ms of
+//     silence once a second as an A/V marker, see av_sync_ms) and video (a 6 s
 //     640x360 25 fps H.264 clip at ≈800 kbit/s, IDR every second with SPS
 //     and PPS, looped) on their real timing, with RTCP Sender Reports
 //     every second mapping both RTP clocks to one NTP clock. The clip is
@@ -50,9 +51,11 @@
 //     back near rss_base_mb. In -rest mode these are the server's VmRSS,
 //     without a garbage collection.
 //   - setup_rate: calls answered per second while placing them (at most
-//     -in-flight at once); calls_failed and errors (counted by message),
-//     refused_overload (admission control: callmgr.ErrTooManyCalls, HTTP
-//     503, "overload"); streams_active: calls whose RTMP leg is ACTIVE at
+//     -in-flight at once, -ramp apart); calls_failed and errors (counted
+//     by message); refused_overload: calls refused by admission control
+//     (callmgr.ErrOverloaded with -max-cpu, callmgr.ErrTooManyCalls, HTTP
+//     503), not counted as failed, with the first refusal's message in
+//     refused_reason; streams_active: calls whose RTMP leg is ACTIVE at
 //     the end of the window. In -rest mode calls are watched through
 //     /call/find_all, polled every 200 ms, which bounds the setup rate
 //     measured there.
@@ -63,14 +66,35 @@
 //     process, one clock; pictures are matched by the marker SEI the
 //     callee puts in each: call and frame number). late_frames: pictures
 //     later than 100 ms. keyframe_interval_ms: between RTMP keyframes.
-//   - receiver.av_offset_ms: the audio's latency computed through the
-//     video's timestamps (an audio tag's RTMP timestamp is turned into a
-//     send time with the mapping the video markers give) minus the video's
-//     latency, median over streams. With G.711 passed through it is the
-//     A/V offset a player shows (0 when in sync); with AAC it also holds
-//     the time the encoder needs to fill and emit a frame (1024 samples:
-//     21 ms at sipstream's 48 kHz, 128 ms at ffmpeg's 8 kHz), so in-sync
-//     AAC reads as a few tens of ms positive.
+//     max_frame_gap_ms: the longest time between two pictures' arrival on
+//     one stream (40 ms when none is late).
+//   - receiver.av_sync_ms: A/V sync as a player shows it. Once a second
+//     (frames 0, 25, 50…) the callee's audio carries 20 ms of silence
+//     starting at the media time of that picture (both streams share
+//     media time zero and the Sender Reports map both RTP clocks to one
+//     NTP clock). For the first 4 streams of a round the receiver keeps
+//     the published audio and, after the window, decodes it (AAC with the
+//     repo's media/aac decoder from the AudioSpecificConfig of the
+//     sequence header, or with ffmpeg when media/aac refuses the stream,
+//     as it does ffmpeg's AAC, which uses the KBD window; G.711 with
+//     media/g711), finds each silence (the centre of the quiet run minus
+//     10 ms, so that encoder smearing at both ends cancels), takes its
+//     presentation time (the tag's RTMP timestamp plus the sample's offset
+//     in that tag's decoded output, which is what a player does: AAC's
+//     one-frame decoder delay is not corrected for, a gateway has to stamp
+//     its frames for it) and subtracts the RTMP timestamp (plus
+//     composition time) of the picture it belongs to. median, max_abs
+//     (ms; positive: audio late), markers, decoder. The same for ffmpeg's
+//     output.
+//   - receiver.audio_extra_latency_ms: the audio's latency computed
+//     through the video's timestamps (an audio tag's RTMP timestamp is
+//     turned into a send time with the mapping the video markers give)
+//     minus the video's latency, median over streams: how much longer
+//     audio takes to come out than video, i.e. AAC's framing and
+//     look-ahead (1024 samples, 21 ms at sipstream's 48 kHz, 128 ms at
+//     ffmpeg's 8 kHz, plus the encoder's look-ahead). It is not a sync
+//     error: audio stamped right arrives later than its picture and a
+//     player holds the picture for it; av_sync_ms is the sync.
 //   - callee_cpu_per_stream_second: the callee process's own CPU (sender,
 //     SIP, RTMP receiver), to check it did not starve the machine.
 //
@@ -78,6 +102,14 @@
 // memory and median latency.
 //
 // # Options worth knowing
+//
+// -max-cpu turns on the in-process gateway's admission control
+// (callmgr Config.Admission.MaxCPU; off by default so that measurements
+// are not cut short) and -ramp spaces the calls out, so that it can learn
+// what a call costs: the calls it refuses are refused_overload, and the
+// figures describe the calls it admitted. -record-flv writes the first
+// stream of each round, as the receiver got it, to an FLV file (to check
+// it with ffmpeg).
 //
 // -audio passthrough publishes G.711 as it comes (callmgr
 // Config.RTMPAudioPassthrough) instead of AAC at 48 kHz. -webrtc adds a

@@ -39,6 +39,11 @@ type gateway interface {
 	// rss returns the gateway's resident memory (bytes), after a garbage
 	// collection when the gateway is in this process.
 	rss() (int64, error)
+	// goroutines returns the gateway's goroutine count, -1 when unknown.
+	goroutines() int
+	// heap returns the gateway's live heap after a garbage collection
+	// (bytes), 0 when unknown.
+	heap() int64
 	close()
 }
 
@@ -61,6 +66,7 @@ func newInProcess(opt *options, calleeSIP, rtmpURL string) (*inProcess, error) {
 		RTPPortMin:           opt.rtpMin,
 		RTPPortMax:           opt.rtpMax,
 		RTMPAudioPassthrough: opt.audio == "passthrough",
+		Admission:            callmgr.AdmissionConfig{MaxCPU: opt.maxCPU},
 	}
 	m, err := callmgr.New(cfg)
 	if err != nil {
@@ -158,6 +164,15 @@ func (g *inProcess) rss() (int64, error) {
 	runtime.GC()
 	debug.FreeOSMemory()
 	return procRSS(g.selfPID)
+}
+
+func (g *inProcess) goroutines() int { return runtime.NumGoroutine() }
+
+func (g *inProcess) heap() int64 {
+	runtime.GC()
+	var ms runtime.MemStats
+	runtime.ReadMemStats(&ms)
+	return int64(ms.HeapAlloc)
 }
 
 func (g *inProcess) close() {
@@ -333,3 +348,5 @@ func (g *restGateway) stop(ctx context.Context, id string) error {
 func (g *restGateway) cpu() (float64, error) { return procCPU(g.pid) }
 func (g *restGateway) rss() (int64, error)   { return procRSS(g.pid) }
 func (g *restGateway) close()                {}
+func (g *restGateway) goroutines() int       { return -1 }
+func (g *restGateway) heap() int64           { return 0 }

@@ -5,12 +5,16 @@ package main
 import (
 	"encoding/json"
 	"math"
+	"os"
 	"os/exec"
+	"path/filepath"
 	"strings"
 	"testing"
 
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
+
+	"github.com/sipstream/sipstream/internal/testenv"
 )
 
 // TestInteropLoadtest runs the tool end to end: two calls through the
@@ -57,7 +61,13 @@ func TestInteropLoadtest(t *testing.T) {
 				assert.Greater(t, v, 0.0)
 				assert.Less(t, v, 5000.0)
 			}
-			assert.False(t, math.IsNaN(rs.AVOffset))
+			assert.False(t, math.IsNaN(rs.AudioExtraLatency))
+			if av := rs.AVSync; assert.NotNil(t, av, "A/V sync measured") {
+				assert.Empty(t, av.Errors)
+				assert.Equal(t, min(r.CallsOK, avSampleStreams), av.Streams, "every sampled stream measured")
+				assert.GreaterOrEqual(t, av.Markers, 3*av.Streams, "a marker a second")
+				assert.Less(t, av.MaxAbs, 200.0)
+			}
 			assert.InDelta(t, 1000, rs.KeyInterval.Median, 1, "the clip's IDR every second")
 		})
 	}
@@ -89,4 +99,54 @@ func TestInteropLoadtestRatio(t *testing.T) {
 	for _, r := range sum.Results {
 		assert.Empty(t, r.Problems, r.Mode)
 	}
+}
+
+// TestInteropLoadtestOverload pushes the in-process gateway past a
+// deliberately low admission limit (-max-cpu 0.03: 3% of the CPUs, below
+// what 20 calls cost on any machine, ≈0.005-0.02 cores each without the
+// race detector, several times that with it) with calls placed in a ramp
+// (admission control learns a call's cost from the calls up), and checks
+// that admission
+// control refuses some and that the calls it admitted keep their quality.
+// The counts depend on the machine and its load, so only "at least one of
+// each" is asserted.
+func TestInteropLoadtestOverload(t *testing.T) {
+	if _, err := exec.LookPath("ffmpeg"); err != nil {
+		t.Fatalf("ffmpeg is required (installed in CI): %v", err)
+	}
+	flvFile := filepath.Join(t.TempDir(), "first.flv")
+	var stdout, stderr strings.Builder
+	code := run([]string{"-n", "20", "-ramp", "250ms", "-max-cpu", "0.03", "-duration", "4s", "-warmup", "1s",
+		"-record-flv", flvFile}, &stdout, &stderr)
+	t.Logf("stderr:\n%s", stderr.String())
+	require.Equal(t, 0, code)
+	var sum summary
+	require.NoError(t, json.Unmarshal([]byte(stdout.String()), &sum))
+	require.Len(t, sum.Results, 1)
+	r := sum.Results[0]
+	t.Logf("admitted %d, refused %d (%s)", r.CallsOK, r.RefusedOverload, r.RefusedReason)
+
+	assert.GreaterOrEqual(t, r.RefusedOverload, 1, "admission control refused calls beyond the limit")
+	assert.Contains(t, r.RefusedReason, "overloaded")
+	require.GreaterOrEqual(t, r.CallsOK, 1, "the first call is admitted")
+	assert.Equal(t, r.CallsPlaced, r.CallsOK+r.RefusedOverload, "every call admitted or refused")
+	assert.Zero(t, r.CallsFailed)
+	assert.Empty(t, r.Problems)
+
+	// The admitted calls keep their quality.
+	assert.Equal(t, r.CallsOK, r.StreamsActive, "every admitted call's RTMP leg ACTIVE")
+	rs := r.Receiver
+	require.NotNil(t, rs)
+	assert.Equal(t, r.CallsOK, rs.StreamsReceived, "video from every admitted call")
+	assert.GreaterOrEqual(t, rs.MinVideoFrames, int64(0.9*r.WindowS*clipFPS), "every admitted stream got (nearly) every picture")
+	assert.Less(t, rs.MaxFrameGap, 1000.0, "no admitted stream stalled")
+	assert.Positive(t, rs.KeyInterval.N)
+	assert.LessOrEqual(t, rs.KeyInterval.Max, 2000.0, "a keyframe at least every 2 s on every admitted stream")
+	assert.Zero(t, rs.Unmarked)
+
+	// What the receiver got of the first admitted call decodes cleanly.
+	st, err := os.Stat(flvFile)
+	require.NoError(t, err)
+	assert.Greater(t, st.Size(), int64(300<<10), "several seconds of the stream recorded")
+	assert.Empty(t, testenv.DecodeErrors(t, flvFile), "ffmpeg decodes an admitted stream without errors")
 }

@@ -3,6 +3,8 @@ package main
 import (
 	"bytes"
 	"encoding/binary"
+	"errors"
+	"fmt"
 	"net"
 	"net/netip"
 	"os"
@@ -15,6 +17,7 @@ import (
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
+	"github.com/sipstream/sipstream/callmgr"
 	"github.com/sipstream/sipstream/media"
 	"github.com/sipstream/sipstream/sip/sdp"
 )
@@ -247,7 +250,7 @@ func TestParseOptions(t *testing.T) {
 	assert.Equal(t, []int{10}, opt.ffmpegNs)
 	assert.Equal(t, 40000, opt.rtpMin)
 	assert.Equal(t, 40999, opt.rtpMax)
-	for _, bad := range [][]string{{"-n", "0"}, {"-n", "x"}, {"-rtp-ports", "10-20"}, {"-audio", "mp3"}, {"-duration", "0s"}, {"-rest", "http://x", "-webrtc"}} {
+	for _, bad := range [][]string{{"-n", "0"}, {"-n", "x"}, {"-rtp-ports", "10-20"}, {"-audio", "mp3"}, {"-duration", "0s"}, {"-rest", "http://x", "-webrtc"}, {"-max-cpu", "1.5"}, {"-max-cpu", "-0.1"}, {"-rest", "http://x", "-max-cpu", "0.5"}, {"-ramp", "-1s"}} {
 		_, err := parseOptions(bad, &strings.Builder{})
 		assert.Error(t, err, "%v", bad)
 	}
@@ -350,6 +353,7 @@ func TestSenderRewrites(t *testing.T) {
 	assert.Equal(t, uint8(8), a1.PayloadType)
 	assert.NotEqual(t, first.SSRC, a1.SSRC)
 	assert.Equal(t, tonePayload(), a1.Payload)
+	assert.Equal(t, silencePayload(), a0.Payload, "packet 0, at frame 0's media time, is an A/V marker")
 
 	// Sender Reports of both streams (the first after 200 ms).
 	for _, tc := range []struct {
@@ -418,4 +422,16 @@ func TestSenderTickDoesNotAllocate(t *testing.T) {
 	// Zero in a normal build; the race detector's instrumentation adds a
 	// couple per tick. Per packet (over 60 a tick here) there are none.
 	assert.Less(t, allocs, 5.0, "allocations per tick")
+}
+
+func TestCountErrOverload(t *testing.T) {
+	var r result
+	r.countErr("c1", fmt.Errorf("start c1: %w", &callmgr.OverloadError{Reason: "CPU 90%"}))
+	r.countErr("c2", errors.New("/call/startup: HTTP 503: overloaded"))
+	r.countErr("c3", errors.New("call c3 ended FAILED"))
+	r.countErr("c4", errors.New("call c4 ended FAILED"))
+	assert.Equal(t, 2, r.RefusedOverload)
+	assert.Equal(t, "start <id>: callmgr: overloaded: CPU 90%", r.RefusedReason)
+	assert.Equal(t, 2, r.CallsFailed, "refusals are not failures")
+	assert.Equal(t, map[string]int{"call <id> ended FAILED": 2}, r.Errors)
 }

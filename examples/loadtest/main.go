@@ -38,6 +38,11 @@ type options struct {
 	inFlight         int
 	mtu              int
 	role             string
+	maxCPU           float64
+	ramp             time.Duration
+	recordFLV        string
+	settle           time.Duration
+	heapDir          string
 }
 
 // parseList reads "1,10,50" (empty: none).
@@ -90,6 +95,11 @@ func parseOptions(args []string, stderr io.Writer) (*options, error) {
 	fs.StringVar(&opt.audio, "audio", "aac", "RTMP audio of the in-process gateway: aac (transcoded, 48 kHz) or passthrough (G.711 as it comes)")
 	fs.BoolVar(&opt.webrtc, "webrtc", false, "add a viewer-less WHEP sink to every call, as examples/restserver does by default (in-process mode)")
 	fs.IntVar(&opt.inFlight, "in-flight", 50, "calls being placed at once")
+	fs.Float64Var(&opt.maxCPU, "max-cpu", 0, "admission control of the in-process gateway (callmgr Config.Admission.MaxCPU, 0..1 of the CPUs): calls beyond it are refused and counted as refused_overload; 0 = off, as for measurements")
+	fs.DurationVar(&opt.ramp, "ramp", 0, "start the calls of a round this far apart (0: as fast as -in-flight allows); admission control needs a ramp to see each call's cost")
+	fs.StringVar(&opt.recordFLV, "record-flv", "", "write the first stream of each round, as the embedded receiver got it, to this FLV file (overwritten per round)")
+	fs.StringVar(&opt.heapDir, "heap-profiles", "", "write the in-process gateway's heap profile before each sipstream round and -settle after it (heap-before-N.pb.gz, heap-after-N.pb.gz) into this directory")
+	fs.DurationVar(&opt.settle, "settle", time.Second, "wait this long after the calls of a round ended before reading rss_after_mb and goroutines_after (SIP transactions linger up to 32 s)")
 	fs.IntVar(&opt.mtu, "mtu", defaultMTU, "largest RTP payload the callee sends (FU-A above)")
 	fs.StringVar(&opt.role, "role", "", "internal: callee runs the load callee and RTMP receiver")
 	if err := fs.Parse(args); err != nil {
@@ -112,8 +122,12 @@ func parseOptions(args []string, stderr io.Writer) (*options, error) {
 		return nil, errors.New("-duration must be positive, -warmup not negative")
 	case opt.inFlight < 1:
 		return nil, errors.New("-in-flight must be at least 1")
-	case opt.rest != "" && (opt.webrtc || opt.cpuprofile != "" || opt.memprofile != "" || opt.audio != "aac"):
-		return nil, errors.New("-webrtc, -cpuprofile, -memprofile and -audio apply to the in-process gateway, not to -rest")
+	case opt.maxCPU < 0 || opt.maxCPU > 1:
+		return nil, errors.New("-max-cpu: want 0 (off) to 1")
+	case opt.ramp < 0 || opt.settle < 0:
+		return nil, errors.New("-ramp and -settle must not be negative")
+	case opt.rest != "" && (opt.webrtc || opt.cpuprofile != "" || opt.memprofile != "" || opt.audio != "aac" || opt.maxCPU != 0):
+		return nil, errors.New("-webrtc, -cpuprofile, -memprofile, -audio and -max-cpu apply to the in-process gateway, not to -rest (give the REST server its own -max-cpu)")
 	}
 	return &opt, nil
 }

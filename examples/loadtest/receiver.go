@@ -1,10 +1,12 @@
 package main
 
 import (
+	"bufio"
 	"context"
 	"encoding/binary"
 	"math"
 	"net"
+	"os"
 	"sort"
 	"sync"
 	"sync/atomic"
@@ -30,6 +32,8 @@ type receiver struct {
 	measuring atomic.Bool
 	mu        sync.Mutex
 	streams   map[string]*recvStream
+	sampled   int    // streams of this round whose audio is kept (avTrack)
+	record    string // FLV file for the round's next stream; "" none
 	wg        sync.WaitGroup
 }
 
@@ -43,11 +47,14 @@ type recvStream struct {
 	baseV      float64
 	haveBase   bool
 	lastKey    int64 // RTMP timestamp of the last keyframe, -1 before
+	lastFrame  int64 // arrival of the last picture (sender clock, ns), 0 before
+	maxGap     int64 // longest time between two pictures' arrival in the window, ns
 	keyInts    []float64
 	lat        []float64 // video latency, ms
 	audioLat   []float64 // audio latency implied by the video's RTP->RTMP mapping, ms
 	late       int64
 	firstFrame bool
+	av         *avTrack // for the A/V sync measurement; nil when not sampled
 }
 
 func newReceiver(snd *sender) (*receiver, error) {
@@ -83,28 +90,84 @@ func (r *receiver) onPublish(info rtmp.StreamInfo) error {
 	sub := r.srv.Subscribe(info.App, info.Name, 4096)
 	rs := &recvStream{lastKey: -1}
 	r.mu.Lock()
+	if r.sampled < avSampleStreams {
+		rs.av = &avTrack{}
+		r.sampled++
+	}
 	r.streams[info.Key()] = rs
+	record := r.record
+	r.record = ""
 	r.mu.Unlock()
+	var rec *flvRecorder
+	if record != "" {
+		var err error
+		if rec, err = newFLVRecorder(record); err != nil {
+			sub.Close()
+			return err
+		}
+	}
 	r.wg.Add(1)
 	go func() {
 		defer r.wg.Done()
 		defer sub.Close()
+		defer rec.close()
 		for {
 			t, err := sub.ReadTag(r.ctx)
 			if err != nil {
 				return
 			}
+			rec.write(t)
 			rs.onTag(r, t, r.snd.now())
 		}
 	}()
 	return nil
 }
 
-// reset forgets the streams of the previous round.
-func (r *receiver) reset() {
+// flvRecorder writes one stream's tags, as received, to an FLV file. A
+// nil recorder records nothing.
+type flvRecorder struct {
+	f   *os.File
+	buf *bufio.Writer
+	w   *flv.Writer
+	err error
+}
+
+func newFLVRecorder(path string) (*flvRecorder, error) {
+	f, err := os.Create(path)
+	if err != nil {
+		return nil, err
+	}
+	buf := bufio.NewWriterSize(f, 256<<10)
+	w, err := flv.NewWriter(buf, true, true)
+	if err != nil {
+		f.Close()
+		return nil, err
+	}
+	return &flvRecorder{f: f, buf: buf, w: w}, nil
+}
+
+func (rec *flvRecorder) write(t flv.Tag) {
+	if rec != nil && rec.err == nil {
+		rec.err = rec.w.WriteTag(t)
+	}
+}
+
+func (rec *flvRecorder) close() {
+	if rec == nil {
+		return
+	}
+	_ = rec.buf.Flush()
+	_ = rec.f.Close()
+}
+
+// reset forgets the streams of the previous round; record (when not
+// empty) is where to write the next stream published.
+func (r *receiver) reset(record string) {
 	r.measuring.Store(false)
 	r.mu.Lock()
 	r.streams = map[string]*recvStream{}
+	r.sampled = 0
+	r.record = record
 	r.mu.Unlock()
 }
 
@@ -115,8 +178,11 @@ func (r *receiver) startMeasure() {
 	defer r.mu.Unlock()
 	for _, rs := range r.streams {
 		rs.mu.Lock()
-		rs.video, rs.audio, rs.unmarked, rs.late = 0, 0, 0, 0
+		rs.video, rs.audio, rs.unmarked, rs.late, rs.maxGap = 0, 0, 0, 0, 0
 		rs.lat, rs.audioLat, rs.keyInts = rs.lat[:0], rs.audioLat[:0], rs.keyInts[:0]
+		if rs.av != nil {
+			rs.av.audio, rs.av.pics, rs.av.frames = nil, nil, nil
+		}
 		rs.mu.Unlock()
 	}
 	r.measuring.Store(true)
@@ -134,6 +200,10 @@ func (rs *recvStream) onTag(r *receiver, t flv.Tag, now int64) {
 			return // not an AVC picture (sequence header, end of sequence)
 		}
 		rs.video++
+		if rs.lastFrame != 0 && measuring {
+			rs.maxGap = max(rs.maxGap, now-rs.lastFrame)
+		}
+		rs.lastFrame = now
 		if d[0]>>4 == 1 {
 			if rs.lastKey >= 0 && measuring {
 				rs.keyInts = append(rs.keyInts, float64(int64(t.Timestamp)-rs.lastKey))
@@ -154,6 +224,11 @@ func (rs *recvStream) onTag(r *receiver, t flv.Tag, now int64) {
 		}
 		rs.baseV = float64(t.Timestamp) - float64(frame*frameDuration)/1e6
 		rs.haveBase = true
+		if rs.av != nil && measuring && frame%videoMarkEvery == 0 {
+			cts := int32(uint32(d[2])<<16|uint32(d[3])<<8|uint32(d[4])) << 8 >> 8 // signed 24 bits
+			rs.av.pics = append(rs.av.pics, float64(t.Timestamp)+float64(cts))
+			rs.av.frames = append(rs.av.frames, frame)
+		}
 		sent, ok := rs.call.sentAt(frame)
 		if !ok || !measuring {
 			return
@@ -165,10 +240,24 @@ func (rs *recvStream) onTag(r *receiver, t flv.Tag, now int64) {
 		}
 	case flv.TagAudio:
 		d := t.Data
-		if len(d) < 2 || (d[0]>>4 == 10 && d[1] == 0) {
-			return // empty, or the AAC sequence header
+		if len(d) < 2 {
+			return
+		}
+		if d[0]>>4 == 10 && d[1] == 0 { // AAC sequence header
+			if rs.av != nil {
+				rs.av.asc = append([]byte(nil), d[2:]...)
+			}
+			return
 		}
 		rs.audio++
+		if av := rs.av; av != nil && measuring && len(av.audio) < avMaxAudioTags {
+			av.codec = d[0] >> 4
+			payload := d[1:]
+			if av.codec == 10 {
+				payload = d[2:]
+			}
+			av.audio = append(av.audio, audioTag{ts: float64(t.Timestamp), data: append([]byte(nil), payload...)})
+		}
 		if !measuring || !rs.haveBase || rs.call == nil {
 			return
 		}
@@ -216,19 +305,31 @@ func summarize(v []float64) dist {
 
 // recvStats is what the receiver reports for a round's steady window.
 type recvStats struct {
-	Streams         int     `json:"streams"`           // publications seen this round
-	StreamsReceived int     `json:"streams_receiving"` // with video frames in the window
-	VideoFrames     int64   `json:"video_frames"`
-	AudioFrames     int64   `json:"audio_frames"`
-	MinVideoFrames  int64   `json:"min_video_frames"` // of the least served stream
-	MinAudioFrames  int64   `json:"min_audio_frames"`
-	Unmarked        int64   `json:"unmarked_frames"`
-	Latency         dist    `json:"latency_ms"`
-	Late            int64   `json:"late_frames"`
-	AudioLatency    dist    `json:"audio_latency_ms"`
-	AVOffset        float64 `json:"av_offset_ms"`     // median over streams of (audio - video latency)
-	AVOffsetMax     float64 `json:"av_offset_max_ms"` // largest |offset| of one stream
-	KeyInterval     dist    `json:"keyframe_interval_ms"`
+	Streams         int   `json:"streams"`           // publications seen this round
+	StreamsReceived int   `json:"streams_receiving"` // with video frames in the window
+	VideoFrames     int64 `json:"video_frames"`
+	AudioFrames     int64 `json:"audio_frames"`
+	MinVideoFrames  int64 `json:"min_video_frames"` // of the least served stream
+	MinAudioFrames  int64 `json:"min_audio_frames"`
+	Unmarked        int64 `json:"unmarked_frames"`
+	Latency         dist  `json:"latency_ms"`
+	Late            int64 `json:"late_frames"`
+	AudioLatency    dist  `json:"audio_latency_ms"`
+	// AudioExtraLatency is the median over streams of (audio latency -
+	// video latency), the audio's latency computed through the video's
+	// timestamps: how much longer audio takes through the gateway (the
+	// AAC encoder's framing and look-ahead). Not an A/V sync error: see
+	// AVSync.
+	AudioExtraLatency    float64 `json:"audio_extra_latency_ms"`
+	AudioExtraLatencyMax float64 `json:"audio_extra_latency_max_ms"` // largest |value| of one stream
+	// AVSync is the A/V sync as a player shows it, measured with audio
+	// markers on the first avSampleStreams streams (nil: none sampled).
+	AVSync      *avSync `json:"av_sync_ms,omitempty"`
+	KeyInterval dist    `json:"keyframe_interval_ms"`
+	// MaxFrameGap is the longest time between two pictures' arrival of
+	// any stream in the window (40 ms when every picture arrives on
+	// time): a stream that stalled shows here.
+	MaxFrameGap     float64 `json:"max_frame_gap_ms"`
 	SenderDatagrams uint64  `json:"sender_datagrams"`
 	SenderErrors    uint64  `json:"sender_errors"`
 	SendingCalls    int64   `json:"sending_calls"`
@@ -238,9 +339,10 @@ type recvStats struct {
 // for the frame counts, when not measuring).
 func (r *receiver) stats() recvStats {
 	r.mu.Lock()
-	defer r.mu.Unlock()
 	var st recvStats
 	var lat, alat, keys, offsets []float64
+	var tracks []*avTrack
+	measuring := r.measuring.Load()
 	st.MinVideoFrames, st.MinAudioFrames = -1, -1
 	for _, rs := range r.streams {
 		rs.mu.Lock()
@@ -252,6 +354,7 @@ func (r *receiver) stats() recvStats {
 		st.AudioFrames += rs.audio
 		st.Unmarked += rs.unmarked
 		st.Late += rs.late
+		st.MaxFrameGap = math.Max(st.MaxFrameGap, float64(rs.maxGap)/1e6)
 		if st.MinVideoFrames < 0 || rs.video < st.MinVideoFrames {
 			st.MinVideoFrames = rs.video
 		}
@@ -264,14 +367,23 @@ func (r *receiver) stats() recvStats {
 		if len(rs.lat) > 0 && len(rs.audioLat) > 0 {
 			off := summarize(rs.audioLat).Median - summarize(rs.lat).Median
 			offsets = append(offsets, off)
-			st.AVOffsetMax = math.Max(st.AVOffsetMax, math.Abs(off))
+			st.AudioExtraLatencyMax = math.Max(st.AudioExtraLatencyMax, math.Abs(off))
+		}
+		if av := rs.av; av != nil && measuring && len(av.audio) > 0 {
+			// A copy of the slice headers: the tags are appended to, never
+			// changed, so they can be decoded without the lock.
+			tracks = append(tracks, &avTrack{codec: av.codec, asc: av.asc, audio: av.audio, pics: av.pics, frames: av.frames})
 		}
 		rs.mu.Unlock()
 	}
 	st.MinVideoFrames, st.MinAudioFrames = max(st.MinVideoFrames, 0), max(st.MinAudioFrames, 0)
 	st.Latency, st.AudioLatency, st.KeyInterval = summarize(lat), summarize(alat), summarize(keys)
-	st.AVOffset = summarize(offsets).Median
+	st.AudioExtraLatency = summarize(offsets).Median
 	st.SenderDatagrams, st.SenderErrors = r.snd.stats()
 	st.SendingCalls = r.snd.active.Load()
+	r.mu.Unlock()
+	// Decoding happens here, after the window, on the control goroutine:
+	// not while the CPU figures are taken.
+	st.AVSync = measureSync(tracks)
 	return st
 }

@@ -34,11 +34,12 @@ type result struct {
 	CallsPlaced     int            `json:"calls_placed"`
 	CallsOK         int            `json:"calls_ok"`
 	CallsFailed     int            `json:"calls_failed"`
-	Errors          map[string]int `json:"errors,omitempty"` // by message
-	RefusedOverload int            `json:"refused_overload"` // admission control (too many calls, 503)
-	SetupS          float64        `json:"setup_s"`          // placing all calls until all answered
-	SetupRate       float64        `json:"setup_rate"`       // calls/s
-	StreamsActive   int            `json:"streams_active"`   // RTMP ACTIVE at the gateway; -1 unknown
+	Errors          map[string]int `json:"errors,omitempty"`         // by message
+	RefusedOverload int            `json:"refused_overload"`         // admission control (overloaded, too many calls, 503); not in calls_failed
+	RefusedReason   string         `json:"refused_reason,omitempty"` // the first refusal's message
+	SetupS          float64        `json:"setup_s"`                  // placing all calls until all answered
+	SetupRate       float64        `json:"setup_rate"`               // calls/s
+	StreamsActive   int            `json:"streams_active"`           // RTMP ACTIVE at the gateway; -1 unknown
 
 	WindowS            float64 `json:"window_s"`
 	CPUS               float64 `json:"cpu_s"`                 // gateway (or all ffmpeg) CPU in the window
@@ -48,7 +49,15 @@ type result struct {
 	RSSBaseMB    float64 `json:"rss_base_mb,omitempty"`  // before the calls
 	RSSLoadedMB  float64 `json:"rss_loaded_mb"`          // at the end of the window (ffmpeg: PSS sum)
 	MemPerCallMB float64 `json:"mem_per_call_mb"`        // (loaded-base)/N; ffmpeg: PSS per process
-	RSSAfterMB   float64 `json:"rss_after_mb,omitempty"` // after the calls ended
+	RSSAfterMB   float64 `json:"rss_after_mb,omitempty"` // after the calls ended and -settle
+	HeapBaseMB   float64 `json:"heap_base_mb,omitempty"` // in-process: live heap (HeapAlloc after a GC) before the calls
+	HeapAfterMB  float64 `json:"heap_after_mb,omitempty"`
+	// GoroutinesBefore and GoroutinesAfter are the gateway's goroutines
+	// before the calls and -settle after they ended (in-process only;
+	// -1 unknown). More after than before is a leak or timers still
+	// running (sipgo keeps a transaction up to 32 s after it ends).
+	GoroutinesBefore int `json:"goroutines_before"`
+	GoroutinesAfter  int `json:"goroutines_after"`
 
 	PacketsLost *uint64 `json:"packets_lost,omitempty"` // gateway's counters (in-process only)
 	PacketsLate *uint64 `json:"packets_late,omitempty"`
@@ -88,22 +97,38 @@ func (r *result) problem(format string, args ...any) {
 // countErr files err under its message with the call's ID taken out.
 func (r *result) countErr(id string, err error) {
 	msg := strings.ReplaceAll(err.Error(), id, "<id>")
+	if errors.Is(err, callmgr.ErrOverloaded) || errors.Is(err, callmgr.ErrTooManyCalls) || strings.Contains(msg, "HTTP 503") ||
+		strings.Contains(strings.ToLower(msg), "overload") || strings.Contains(strings.ToLower(msg), "too many") {
+		// Refused by admission control: what it is for, not a failure
+		// (and each message holds the load figures: not counted by it).
+		r.RefusedOverload++
+		if r.RefusedReason == "" {
+			r.RefusedReason = msg
+		}
+		return
+	}
 	if r.Errors == nil {
 		r.Errors = map[string]int{}
 	}
 	r.Errors[msg]++
 	r.CallsFailed++
-	if errors.Is(err, callmgr.ErrTooManyCalls) || strings.Contains(msg, "HTTP 503") ||
-		strings.Contains(strings.ToLower(msg), "overload") || strings.Contains(strings.ToLower(msg), "too many") {
-		r.RefusedOverload++
-	}
 }
 
 // parallel runs f for 0..n-1 with at most limit at once.
 func parallel(n, limit int, f func(i int)) {
+	rampParallel(n, limit, 0, f)
+}
+
+// rampParallel is parallel with f(i) started no earlier than i·ramp after
+// the first.
+func rampParallel(n, limit int, ramp time.Duration, f func(i int)) {
 	sem := make(chan struct{}, limit)
 	var wg sync.WaitGroup
+	t0 := time.Now()
 	for i := range n {
+		if ramp > 0 {
+			time.Sleep(time.Until(t0.Add(time.Duration(i) * ramp)))
+		}
 		sem <- struct{}{}
 		wg.Add(1)
 		go func() {
@@ -165,13 +190,16 @@ func (t *tester) window(r *result, cpu func() float64) {
 func (t *tester) roundOurs(n int, profileHeap bool) *result {
 	r := &result{N: n, Mode: modeOurs, CallsPlaced: n, StreamsActive: -1}
 	t.logf("sipstream: %d calls", n)
-	if _, err := t.child.do(command{Cmd: "round"}); err != nil {
+	if _, err := t.child.do(command{Cmd: "round", Record: t.opt.recordFLV}); err != nil {
 		r.problem("callee: %v", err)
 		return r
 	}
 	if base, err := t.gw.rss(); err == nil {
 		r.RSSBaseMB = float64(base) / mb
 	}
+	r.GoroutinesBefore = t.gw.goroutines()
+	r.HeapBaseMB = float64(t.gw.heap()) / mb
+	t.heapProfile(r, "before", n)
 	ids := make([]string, n)
 	for i := range ids {
 		ids[i] = fmt.Sprintf("lt%s-%d-%d", t.runID, n, i)
@@ -179,7 +207,7 @@ func (t *tester) roundOurs(n int, profileHeap bool) *result {
 	var mu sync.Mutex
 	var ok []string
 	t0 := time.Now()
-	parallel(n, t.opt.inFlight, func(i int) {
+	rampParallel(n, t.opt.inFlight, t.opt.ramp, func(i int) {
 		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 		defer cancel()
 		err := t.gw.start(ctx, ids[i])
@@ -231,12 +259,27 @@ func (t *tester) roundOurs(n int, profileHeap bool) *result {
 			mu.Unlock()
 		}
 	})
-	time.Sleep(time.Second) // publishers' connections close, buffers go back
+	time.Sleep(t.opt.settle) // publishers' connections close, buffers go back, SIP transactions end
 	if rss, err := t.gw.rss(); err == nil {
 		r.RSSAfterMB = float64(rss) / mb
 	}
+	r.GoroutinesAfter = t.gw.goroutines()
+	r.HeapAfterMB = float64(t.gw.heap()) / mb
+	t.heapProfile(r, "after", n)
 	t.check(r)
 	return r
+}
+
+// heapProfile writes the in-process gateway's heap profile to
+// -heap-profiles/heap-<when>-<n>.pb.gz, when asked: compare them with
+// go tool pprof -base heap-before-N.pb.gz heap-after-N.pb.gz.
+func (t *tester) heapProfile(r *result, when string, n int) {
+	if t.opt.heapDir == "" || t.opt.rest != "" {
+		return
+	}
+	if err := writeHeapProfile(filepath.Join(t.opt.heapDir, fmt.Sprintf("heap-%s-%d.pb.gz", when, n))); err != nil {
+		r.problem("heap profile: %v", err)
+	}
 }
 
 func writeHeapProfile(path string) error {
@@ -254,8 +297,8 @@ func writeHeapProfile(path string) error {
 
 // check notes what went wrong in r.
 func (t *tester) check(r *result) {
-	if r.CallsOK < r.CallsPlaced {
-		r.problem("%d of %d calls failed", r.CallsPlaced-r.CallsOK, r.CallsPlaced)
+	if failed := r.CallsPlaced - r.CallsOK - r.RefusedOverload; failed > 0 {
+		r.problem("%d of %d calls failed", failed, r.CallsPlaced)
 	}
 	if r.StreamsActive >= 0 && r.StreamsActive < r.CallsOK {
 		r.problem("%d of %d streams ACTIVE", r.StreamsActive, r.CallsOK)
@@ -367,7 +410,7 @@ func startFFmpeg(dir, name, rtmpURL string, videoPort, audioPort int) (*ffmpegPr
 // roundFFmpeg measures n ffmpeg processes, one per call, fed by the callee
 // without SIP.
 func (t *tester) roundFFmpeg(n int) *result {
-	r := &result{N: n, Mode: modeFFmpeg, CallsPlaced: n, StreamsActive: -1}
+	r := &result{N: n, Mode: modeFFmpeg, CallsPlaced: n, StreamsActive: -1, GoroutinesBefore: -1, GoroutinesAfter: -1}
 	t.logf("ffmpeg: %d processes", n)
 	if _, err := t.child.do(command{Cmd: "round"}); err != nil {
 		r.problem("callee: %v", err)
@@ -446,7 +489,10 @@ func (r *result) line() string {
 	s := fmt.Sprintf("%s n=%d: %d/%d up, cpu %.4f s per stream-second (%.2f cores), %.2f MB per call, callee cpu %.4f",
 		r.Mode, r.N, r.CallsOK, r.CallsPlaced, r.CPUPerStreamSecond, r.CPUCores, r.MemPerCallMB, r.CalleeCPUPerStreamSecond)
 	if rs := r.Receiver; rs != nil {
-		s += fmt.Sprintf(", latency median %.0f p99 %.0f max %.0f ms, A/V %+.0f ms", rs.Latency.Median, rs.Latency.P99, rs.Latency.Max, rs.AVOffset)
+		s += fmt.Sprintf(", latency median %.0f p99 %.0f max %.0f ms, audio extra latency %+.0f ms", rs.Latency.Median, rs.Latency.P99, rs.Latency.Max, rs.AudioExtraLatency)
+		if av := rs.AVSync; av != nil && av.Markers > 0 {
+			s += fmt.Sprintf(", A/V sync median %+.1f max |%.1f| ms (%d markers, %s)", av.Median, av.MaxAbs, av.Markers, av.Decoder)
+		}
 	}
 	if len(r.Problems) > 0 {
 		s += "; PROBLEMS: " + strings.Join(r.Problems, "; ")
@@ -481,24 +527,29 @@ func ratios(rs []*result) []ratio {
 
 // printTable writes the human-readable summary.
 func printTable(w io.Writer, s *summary) {
-	fmt.Fprintf(w, "\n%-9s %5s %7s %9s %11s %7s %9s %9s %9s %8s %8s %8s %8s %6s %8s %9s\n",
-		"mode", "n", "up", "setup/s", "cpu/str-s", "cores", "MB/call", "RSSafter", "lost/late", "lat-med", "lat-p99", "lat-max", "A/V", "late", "key-ms", "callee/s")
+	fmt.Fprintf(w, "\n%-9s %5s %7s %7s %9s %11s %7s %9s %9s %9s %8s %8s %8s %6s %8s %8s %6s %8s %9s\n",
+		"mode", "n", "up", "refused", "setup/s", "cpu/str-s", "cores", "MB/call", "RSSafter", "lost/late", "lat-med", "lat-p99", "lat-max", "late",
+		"a-extra", "sync", "|sync|", "key-ms", "callee/s")
 	for _, r := range s.Results {
 		lostLate := "-"
 		if r.PacketsLost != nil {
 			lostLate = fmt.Sprintf("%d/%d", *r.PacketsLost, *r.PacketsLate)
 		}
-		med, p99, mx, av, late, key := math.NaN(), math.NaN(), math.NaN(), math.NaN(), int64(0), math.NaN()
+		med, p99, mx, extra, late, key := math.NaN(), math.NaN(), math.NaN(), math.NaN(), int64(0), math.NaN()
+		sync, syncMax := math.NaN(), math.NaN()
 		if rs := r.Receiver; rs != nil {
-			med, p99, mx, av, late, key = rs.Latency.Median, rs.Latency.P99, rs.Latency.Max, rs.AVOffset, rs.Late, rs.KeyInterval.Median
+			med, p99, mx, extra, late, key = rs.Latency.Median, rs.Latency.P99, rs.Latency.Max, rs.AudioExtraLatency, rs.Late, rs.KeyInterval.Median
+			if av := rs.AVSync; av != nil && av.Markers > 0 {
+				sync, syncMax = av.Median, av.MaxAbs
+			}
 		}
 		after := "-"
 		if r.RSSAfterMB > 0 {
 			after = fmt.Sprintf("%.1f", r.RSSAfterMB)
 		}
-		fmt.Fprintf(w, "%-9s %5d %3d/%-3d %9.1f %11.5f %7.3f %9.2f %9s %9s %8.0f %8.0f %8.0f %+8.0f %6d %8.0f %9.5f\n",
-			r.Mode, r.N, r.CallsOK, r.CallsPlaced, r.SetupRate, r.CPUPerStreamSecond, r.CPUCores, r.MemPerCallMB, after, lostLate,
-			med, p99, mx, av, late, key, r.CalleeCPUPerStreamSecond)
+		fmt.Fprintf(w, "%-9s %5d %3d/%-3d %7d %9.1f %11.5f %7.3f %9.2f %9s %9s %8.0f %8.0f %8.0f %6d %+8.0f %+8.1f %6.1f %8.0f %9.5f\n",
+			r.Mode, r.N, r.CallsOK, r.CallsPlaced, r.RefusedOverload, r.SetupRate, r.CPUPerStreamSecond, r.CPUCores, r.MemPerCallMB, after, lostLate,
+			med, p99, mx, late, extra, sync, syncMax, key, r.CalleeCPUPerStreamSecond)
 	}
 	for _, q := range s.Ratios {
 		fmt.Fprintf(w, "ratio: %s\n", q.Describe)

@@ -1,6 +1,7 @@
 package main
 
 import (
+	"bytes"
 	"encoding/binary"
 	"math"
 	"time"
@@ -56,4 +57,9 @@ func tonePayload() []byte {
 		b[i] = g711.LinearToALaw(s)
 	}
 	return b
+}
+
+// silencePayload returns 20 ms of silence in A-law.
+func silencePayload() []byte {
+	return bytes.Repeat([]byte{g711.LinearToALaw(0)}, audioSamples)
 }

@@ -130,9 +130,10 @@ func (b *batch) flush() {
 // sends each call's due audio packets and video frames on their real
 // timing, and RTCP Sender Reports once a second per stream.
 type sender struct {
-	clip  *clip
-	tone  []byte
-	epoch time.Time
+	clip    *clip
+	tone    []byte
+	silence []byte // the audio marker (see audioMarkEvery)
+	epoch   time.Time
 
 	audioRTP, audioRTCP, videoRTP, videoRTCP net.PacketConn
 	ba, bac, bv, bvc                         *batch
@@ -149,7 +150,7 @@ type sender struct {
 // newSender opens the sender's sockets on ip (audio RTP/RTCP and video
 // RTP/RTCP, each an even/odd pair) and starts its goroutines.
 func newSender(c *clip, ip string) (*sender, error) {
-	s := &sender{clip: c, tone: tonePayload(), epoch: time.Now(), stop: make(chan struct{})}
+	s := &sender{clip: c, tone: tonePayload(), silence: silencePayload(), epoch: time.Now(), stop: make(chan struct{})}
 	var err error
 	if s.audioRTP, s.audioRTCP, err = listenPair(ip); err != nil {
 		return nil, err
@@ -340,11 +341,15 @@ func (s *sender) sendCall(c *sendCall, now int64, wall time.Time) {
 	}
 	for c.audioN*audioPacket <= elapsed {
 		a := &c.audio
-		hdr := s.ba.next(a.rtp, rtpHeaderLen, s.tone)
+		payload := s.tone
+		if c.audioN%audioMarkEvery == 0 {
+			payload = s.silence // at the media time of a marked picture
+		}
+		hdr := s.ba.next(a.rtp, rtpHeaderLen, payload)
 		putRTPHeader(hdr, c.audioN == 0, a.pt, a.seq, a.tsBase+uint32(c.audioN*audioSamples), a.ssrc)
 		a.seq++
 		a.packets++
-		a.octets += uint32(len(s.tone))
+		a.octets += uint32(len(payload))
 		c.audioN++
 	}
 	frames := s.clip.frames
