@@ -108,7 +108,11 @@ func (w *chunkWriter) append(m *message, head []byte) error {
 		b = append(b, byte(length>>16), byte(length>>8), byte(length), m.Type)
 	}
 	if format == 0 {
-		b = binary.BigEndian.AppendUint32(b, m.StreamID)
+		// The message stream ID is the one little-endian field of the
+		// chunk header (RTMP 1.0 §5.3.1.2.1), as nginx-rtmp, ffmpeg
+		// (AV_RL32) and OBS read it. gortmplib v1.0.1 writes and reads it
+		// big-endian; our reader swaps it back (conn.read).
+		b = binary.LittleEndian.AppendUint32(b, m.StreamID)
 	}
 	if ext {
 		b = binary.BigEndian.AppendUint32(b, field)

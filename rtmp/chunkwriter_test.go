@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"encoding/binary"
 	"io"
+	"math/bits"
 	"math/rand/v2"
 	"testing"
 	"time"
@@ -24,7 +25,7 @@ func readBack(t testing.TB, wire []byte, n int) []message {
 		raw, err := r.Read()
 		require.NoError(t, err, "message %d", len(out))
 		m := message{ChunkStreamID: raw.ChunkStreamID, Type: raw.Type,
-			Timestamp: uint32(raw.Timestamp / time.Millisecond), StreamID: raw.MessageStreamID, Payload: raw.Body}
+			Timestamp: uint32(raw.Timestamp / time.Millisecond), StreamID: bits.ReverseBytes32(raw.MessageStreamID), Payload: raw.Body}
 		if m.Type == typeSetChunkSize {
 			require.NoError(t, r.SetChunkSize(binary.BigEndian.Uint32(m.Payload)))
 		}
@@ -160,7 +161,7 @@ func TestChunkWriterRandom(t *testing.T) {
 			raw, err := r.Read()
 			require.NoError(t, err, "run %d message %d", run, i)
 			got := message{ChunkStreamID: raw.ChunkStreamID, Type: raw.Type,
-				Timestamp: uint32(raw.Timestamp / time.Millisecond), StreamID: raw.MessageStreamID, Payload: raw.Body}
+				Timestamp: uint32(raw.Timestamp / time.Millisecond), StreamID: bits.ReverseBytes32(raw.MessageStreamID), Payload: raw.Body}
 			if len(got.Payload) == 0 {
 				got.Payload = []byte{}
 			}
@@ -177,4 +178,20 @@ func TestChunkWriterRefuses(t *testing.T) {
 	require.Error(t, w.append(&message{ChunkStreamID: 1, Type: typeVideo}, nil))
 	require.Error(t, w.append(&message{ChunkStreamID: csidVideo, Type: typeVideo, Payload: make([]byte, 1<<24)}, nil))
 	require.Empty(t, w.buf)
+}
+
+// TestChunkWriterStreamIDLittleEndian: the message stream ID of a type 0
+// header is little-endian (RTMP 1.0 §5.3.1.2.1), as nginx-rtmp, ffmpeg
+// and OBS read it; the other header fields are big-endian.
+func TestChunkWriterStreamIDLittleEndian(t *testing.T) {
+	w := newChunkWriter()
+	require.NoError(t, w.append(&message{ChunkStreamID: csidVideo, Type: typeVideo, Timestamp: 0x010203, StreamID: 1, Payload: []byte{0xAA}}, nil))
+	require.Equal(t, []byte{
+		csidVideo,        // fmt 0, chunk stream
+		0x01, 0x02, 0x03, // timestamp
+		0x00, 0x00, 0x01, // length
+		typeVideo,
+		0x01, 0x00, 0x00, 0x00, // message stream 1
+		0xAA,
+	}, w.buf)
 }

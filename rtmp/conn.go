@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"math/bits"
 	"net"
 	"sync"
 	"time"
@@ -246,8 +247,9 @@ func (c *conn) readMessage() (message, error) {
 			ChunkStreamID: raw.ChunkStreamID,
 			Type:          raw.Type,
 			Timestamp:     uint32(raw.Timestamp / time.Millisecond),
-			StreamID:      raw.MessageStreamID,
-			Payload:       raw.Body,
+			// gortmplib decodes the little-endian field as big-endian.
+			StreamID: bits.ReverseBytes32(raw.MessageStreamID),
+			Payload:  raw.Body,
 		}
 		switch m.Type {
 		case typeSetChunkSize:

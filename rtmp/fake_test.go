@@ -5,6 +5,7 @@ import (
 	"context"
 	"encoding/binary"
 	"errors"
+	"math/bits"
 	"net"
 	"testing"
 	"time"
@@ -68,7 +69,7 @@ func readRaw(c *conn) (message, error) {
 		return message{}, err
 	}
 	return message{ChunkStreamID: raw.ChunkStreamID, Type: raw.Type, Timestamp: uint32(raw.Timestamp / time.Millisecond),
-		StreamID: raw.MessageStreamID, Payload: raw.Body}, nil
+		StreamID: bits.ReverseBytes32(raw.MessageStreamID), Payload: raw.Body}, nil
 }
 
 // encodeMessages returns msgs as chunks (chunk size 128).
@@ -78,7 +79,7 @@ func encodeMessages(msgs ...message) []byte {
 	w := rawmessage.NewWriter(bc, bc, false)
 	for _, m := range msgs {
 		_ = w.Write(&rawmessage.Message{ChunkStreamID: m.ChunkStreamID, Timestamp: time.Duration(m.Timestamp) * time.Millisecond,
-			Type: m.Type, MessageStreamID: m.StreamID, Body: m.Payload})
+			Type: m.Type, MessageStreamID: bits.ReverseBytes32(m.StreamID), Body: m.Payload})
 	}
 	return buf.Bytes()
 }
