@@ -54,7 +54,10 @@
 // write (one system call) per message whatever its number of chunks, or
 // per batch of frames between Hold and Flush (rtmpsink does that with what
 // its queue holds). gortmplib's rawmessage.Writer, used before, allocated
-// five times per message and wrote each chunk over 4 KiB on its own.
+// five times per message and wrote each chunk over 4 KiB on its own; it
+// also writes the message stream ID big-endian, where the specification
+// (and nginx-rtmp, ffmpeg, OBS) has it little-endian: ours writes it
+// little-endian and swaps what gortmplib's reader decodes.
 //
 // What a publisher reads from its server is budgeted (1 MiB, then 4 KiB a
 // second; a server sends a publisher about a byte a second), since the URL
