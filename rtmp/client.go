@@ -516,7 +516,7 @@ func (c *Client) avcConfig(ts uint32, sps, pps []byte) error {
 	}
 	seq, err := flv.AVCSequenceHeader(sps, pps)
 	if err != nil {
-		return fmt.Errorf("rtmp: %w", err)
+		return fmt.Errorf("%w: %w", ErrBadFrame, err)
 	}
 	if err := c.send(csidVideo, typeVideo, ts, seq); err != nil {
 		return err
@@ -550,7 +550,8 @@ func (c *Client) WriteH264(pts, dts time.Duration, avcc []byte, keyframe bool) e
 	if keyframe {
 		c.foundSPS, c.foundPPS = nil, nil
 		if err := flv.ForEachNALU(avcc, c.findParamSets); err != nil {
-			return fmt.Errorf("rtmp: H.264 access unit: %w", err)
+			c.foundSPS, c.foundPPS = nil, nil
+			return fmt.Errorf("%w: H.264 access unit: %w", ErrBadFrame, err)
 		}
 	}
 	newConfig := c.foundSPS != nil && c.foundPPS != nil

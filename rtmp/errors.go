@@ -21,6 +21,10 @@ var (
 	// ErrNoConfig is returned when audio frames are written before their
 	// decoder configuration (AAC AudioSpecificConfig).
 	ErrNoConfig = errors.New("rtmp: codec configuration not sent")
+	// ErrBadFrame is wrapped by the errors of frames that cannot be sent
+	// as given (a malformed H.264 access unit or parameter set): nothing
+	// was written, the connection is still good.
+	ErrBadFrame = errors.New("rtmp: malformed frame")
 )
 
 // PublishError says why a server refused or ended a publication.

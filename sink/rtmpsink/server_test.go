@@ -7,6 +7,7 @@ import (
 	"net"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -400,4 +401,45 @@ func TestTwoSinksOneServerDies(t *testing.T) {
 		prev = int64(tag.Timestamp)
 	}
 	assert.Equal(t, []rtmpsink.Status{rtmpsink.StatusWait, rtmpsink.StatusActive}, stA.get())
+}
+
+// TestMalformedKeyframeKeepsConnection: a keyframe the phone sent broken
+// (a NAL length past the end) is dropped and a keyframe is asked for; the
+// connection stays up (no reconnect loop a bad peer could drive) and the
+// frames after it are published.
+func TestMalformedKeyframeKeepsConnection(t *testing.T) {
+	srv := startServer(t, "127.0.0.1:0")
+	sub := srv.srv.Subscribe("live", streamKey, 4096)
+	defer sub.Close()
+	st := newStatuses()
+	var keyReqs atomic.Int32
+	s, err := rtmpsink.New(rtmpsink.Config{
+		URL: "rtmp://" + srv.addr + "/live", StreamName: streamKey,
+		Audio: true, Video: true, RequestKeyframe: func() { keyReqs.Add(1) }, OnStatus: st.on,
+	})
+	require.NoError(t, err)
+	src := &source{}
+	write := func(n int) {
+		for range n {
+			require.NoError(t, s.WriteFrame(src.next()))
+		}
+	}
+	require.Eventually(t, func() bool { return s.Stats().Status == rtmpsink.StatusActive }, 10*time.Second, time.Millisecond)
+	write(90) // through two keyframes
+	before := s.Stats()
+	require.Equal(t, uint64(1), before.Connects)
+	bad := &media.Frame{Codec: media.CodecH264, PTS: time.Duration(src.v) * 40 * time.Millisecond, Keyframe: true,
+		ClockRate: 90000, Payload: []byte{0, 0, 0, 99, 0x65, 1, 2}}
+	bad.DTS = bad.PTS
+	require.NoError(t, s.WriteFrame(bad))
+	reqs := keyReqs.Load()
+	write(90)
+	tags := collect(t, sub, 40)
+	require.NotEmpty(t, tags)
+	after := s.Stats()
+	require.NoError(t, s.Close())
+	assert.Equal(t, uint64(1), after.Connects, "no reconnect")
+	assert.Greater(t, after.FramesDropped, before.FramesDropped, "the bad frame is counted dropped")
+	assert.GreaterOrEqual(t, reqs, int32(1), "a keyframe asked for")
+	assert.Equal(t, []rtmpsink.Status{rtmpsink.StatusWait, rtmpsink.StatusActive}, st.get())
 }

@@ -11,6 +11,7 @@ import (
 	"github.com/sipstream/sipstream/media"
 	"github.com/sipstream/sipstream/media/h264gen"
 	"github.com/sipstream/sipstream/media/transcode"
+	"github.com/sipstream/sipstream/rtmp"
 	"github.com/sipstream/sipstream/rtmp/flv"
 	"github.com/sipstream/sipstream/sink"
 )
@@ -453,6 +454,16 @@ func (s *Sink) publish(p publisher, f *media.Frame, video bool) error {
 			return nil
 		}
 		if err := p.WriteH264(pts, dts, f.Payload, f.Keyframe); err != nil {
+			if errors.Is(err, rtmp.ErrBadFrame) {
+				// A malformed picture from the phone: the connection is
+				// fine, reconnecting would not help. Drop it, and ask
+				// for a keyframe if it was one.
+				s.count(0, 1)
+				if f.Keyframe {
+					s.maybeRequestKeyframe()
+				}
+				return nil
+			}
 			return err
 		}
 		s.count(1, 0)
