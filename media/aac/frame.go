@@ -1,6 +1,9 @@
 package aac
 
-import "math"
+import (
+	"math"
+	"slices"
+)
 
 // Syntactic element ids (§4.5.2.1, Table 4.85).
 const (
@@ -28,7 +31,7 @@ var qScale = func() (t [256]float64) {
 // the history by one frame.
 func (e *Encoder) encodeFrame() []byte {
 	e.chooseSequence()
-	dup := len(e.ch) == 2 && e.ch[0].hist == e.ch[1].hist
+	dup := len(e.ch) == 2 && slices.Equal(e.ch[0].hist[:2*e.blk], e.ch[1].hist[:2*e.blk])
 	for c, ch := range e.ch {
 		if c == 1 && dup {
 			// A mono source duplicated into both channels: one transform.
