@@ -120,6 +120,7 @@ type Encoder struct {
 	lastG                             int      // global scalefactor of the last frame
 	slope                             float64  // bits saved per global scalefactor step, last seen (0: unknown)
 	evalG                             int      // global scalefactor of the quantisation in place
+	keptG                             int      // global scalefactor whose choices keep saved (−1: none)
 	msUsed                            [64]bool // per band: coded as mid/side
 	msBands                           int      // number of bands with msUsed
 	haveBlock                         bool     // a block of input sits in the window (hist[1024:])
@@ -145,6 +146,10 @@ type channel struct {
 	sf      [64]int
 	cb      [64]int
 	maxSfb  int
+	// sf, cb and maxSfb of the finest scalefactor found to fit so far in
+	// the rate loop.
+	keepSf, keepCb [64]int
+	keepMaxSfb     int
 }
 
 // NewEncoder returns an encoder for cfg.

@@ -53,7 +53,11 @@ func (e *Encoder) encodeFrame() []byte {
 		budget = limit
 	}
 	lo := e.searchGain(budget)
-	e.quantiseFrame(lo) // leave the chosen quantisation in place
+	if lo == e.keptG {
+		e.storeKept() // the choices of the evaluation that found it
+	} else {
+		e.quantiseFrame(lo) // leave the chosen quantisation in place
+	}
 	e.lastG = lo
 	au := e.write()
 	used := 8 * len(au)
@@ -81,12 +85,14 @@ func (e *Encoder) searchGain(budget int) int {
 	}
 	// The bracket's evaluated ends: fG fits (fB bits), nG does not.
 	fG, fB, nG, nB := -1, 0, -1, 0
+	e.keptG = -1
 	lastEnd := 0 // which end the last secant step replaced (+1 fit, −1 not)
 	for {
 		b := e.frameBits(g)
 		end := -1
 		if b <= budget {
 			hi, fG, fB, end = g, g, b, 1
+			e.keep(g)
 		} else {
 			lo, nG, nB = g+1, g, b
 		}
@@ -268,6 +274,39 @@ var sfOffThr = func() (t [40]float64) {
 // choosing scalefactors and codebooks but not storing the quantised lines
 // (what the rate loop needs).
 func (e *Encoder) frameBits(g int) int { return e.evalFrame(g, false) }
+
+// keep saves the scalefactors and codebooks just evaluated at g.
+func (e *Encoder) keep(g int) {
+	e.keptG = g
+	for _, ch := range e.ch {
+		ch.keepSf, ch.keepCb, ch.keepMaxSfb = ch.sf, ch.cb, ch.maxSfb
+	}
+}
+
+// storeKept restores what keep saved and quantises the lines for writing
+// (what quantiseFrame would give at that scalefactor, without sizing the
+// frame again).
+func (e *Encoder) storeKept() {
+	for _, ch := range e.ch {
+		ch.sf, ch.cb, ch.maxSfb = ch.keepSf, ch.keepCb, ch.keepMaxSfb
+		for b := 0; b < e.nb; b++ {
+			q := ch.q[e.swb[b]:e.swb[b+1]]
+			if ch.cb[b] == zeroHCB {
+				clear(q)
+				continue
+			}
+			scale := qScale[ch.sf[b]]
+			xp, spec := ch.xp[e.swb[b]:e.swb[b+1]], ch.spec[e.swb[b]:e.swb[b+1]]
+			xp, spec = xp[:len(q)], spec[:len(q)]
+			for i, v := range xp {
+				qi := min(int32(v*scale+roundBias), maxQuant)
+				neg := -int32(math.Float64bits(spec[i]) >> 63)
+				q[i] = (qi ^ neg) - neg
+			}
+		}
+		clear(ch.q[e.swb[e.nb]:])
+	}
+}
 
 // quantiseFrame quantises every channel at global scalefactor g for writing.
 func (e *Encoder) quantiseFrame(g int) { e.evalFrame(g, true) }
