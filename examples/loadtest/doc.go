@@ -47,9 +47,22 @@
 //     RSS before the calls, divided by N (in-process: both read after
 //     runtime.GC and debug.FreeOSMemory); for ffmpeg, the proportional set
 //     size (PSS, shared pages divided among the processes) per process.
-//     rss_after_mb is sipstream's RSS once the calls ended: it should come
-//     back near rss_base_mb. In -rest mode these are the server's VmRSS,
-//     without a garbage collection.
+//     rss_after_mb is sipstream's RSS -settle (1 s) after the calls
+//     ended. In -rest mode these are the server's VmRSS, without a
+//     garbage collection. In-process, heap_base_mb/heap_after_mb are the
+//     live heap, goroutines_before/goroutines_after the goroutine count,
+//     and mem_base/mem_after break the memory down (heap in use, free heap
+//     kept, stacks, runtime metadata, OS threads). RSS does not come back
+//     to rss_base_mb after the first round, and that is not a leak: with
+//     -settle 35s (past sipgo's transaction timers) the goroutines are back
+//     to their count before the round and a heap profile diff
+//     (-heap-profiles) holds only what the Go runtime keeps for reuse at
+//     its high-water mark: goroutine descriptors (runtime.malg), OS
+//     threads (runtime.allocm), sudogs of blocked channel operations, and
+//     map buckets (maps never shrink: callmgr's Manager.calls/streams and
+//     sip's UA.dialogs, media/session's PortPool, sip's udpGuard). Repeated
+//     rounds of the same size (-repeat) add nothing measurable; see the
+//     README for figures.
 //   - setup_rate: calls answered per second while placing them (at most
 //     -in-flight at once, -ramp apart); calls_failed and errors (counted
 //     by message); refused_overload: calls refused by admission control
@@ -110,6 +123,12 @@
 // figures describe the calls it admitted. -record-flv writes the first
 // stream of each round, as the receiver got it, to an FLV file (to check
 // it with ffmpeg).
+//
+// -settle waits longer before the after-round memory figures, -repeat
+// runs the rounds again (does memory come back each time?), and
+// -heap-profiles DIR writes the in-process gateway's heap profile before
+// and after each round (every allocation sampled: slower) for
+// go tool pprof -base.
 //
 // -audio passthrough publishes G.711 as it comes (callmgr
 // Config.RTMPAudioPassthrough) instead of AAC at 48 kHz. -webrtc adds a

@@ -44,7 +44,20 @@ type gateway interface {
 	// heap returns the gateway's live heap after a garbage collection
 	// (bytes), 0 when unknown.
 	heap() int64
+	// mem returns what the gateway's memory is made of, nil when unknown.
+	mem() *memBreakdown
 	close()
+}
+
+// memBreakdown is what a Go process's resident memory is made of
+// (runtime.MemStats after a garbage collection), MB.
+type memBreakdown struct {
+	HeapInuse   float64 `json:"heap_inuse_mb"`   // spans holding objects (live heap plus their free slots)
+	HeapIdle    float64 `json:"heap_idle_mb"`    // free spans not yet returned to the OS
+	StackInuse  float64 `json:"stack_inuse_mb"`  // goroutine stacks
+	RuntimeMeta float64 `json:"runtime_meta_mb"` // span, cache and GC metadata, profiling buckets, other runtime
+	Threads     int     `json:"threads"`         // OS threads (Go never ends them)
+	TotalSys    float64 `json:"runtime_sys_mb"`  // all the runtime obtained from the OS (virtual, not resident)
 }
 
 // inProcess is a callmgr.Manager in this process.
@@ -173,6 +186,18 @@ func (g *inProcess) heap() int64 {
 	var ms runtime.MemStats
 	runtime.ReadMemStats(&ms)
 	return int64(ms.HeapAlloc)
+}
+
+func (g *inProcess) mem() *memBreakdown {
+	runtime.GC()
+	debug.FreeOSMemory()
+	var ms runtime.MemStats
+	runtime.ReadMemStats(&ms)
+	f := func(v uint64) float64 { return float64(v) / mb }
+	b := &memBreakdown{HeapInuse: f(ms.HeapInuse), HeapIdle: f(ms.HeapIdle - ms.HeapReleased), StackInuse: f(ms.StackInuse),
+		RuntimeMeta: f(ms.MSpanSys + ms.MCacheSys + ms.GCSys + ms.OtherSys + ms.BuckHashSys), TotalSys: f(ms.Sys)}
+	b.Threads, _ = procThreads(g.selfPID)
+	return b
 }
 
 func (g *inProcess) close() {
@@ -350,3 +375,4 @@ func (g *restGateway) rss() (int64, error)   { return procRSS(g.pid) }
 func (g *restGateway) close()                {}
 func (g *restGateway) goroutines() int       { return -1 }
 func (g *restGateway) heap() int64           { return 0 }
+func (g *restGateway) mem() *memBreakdown    { return nil }

@@ -75,6 +75,12 @@ func TestInteropLoadtest(t *testing.T) {
 	assert.Equal(t, 2, ours.StreamsActive, "both RTMP legs ACTIVE")
 	require.NotNil(t, ours.PacketsLost)
 	assert.Greater(t, ours.RSSAfterMB, 0.0)
+	assert.Positive(t, ours.GoroutinesBefore)
+	assert.Positive(t, ours.GoroutinesAfter)
+	require.NotNil(t, ours.MemAfter)
+	assert.Positive(t, ours.MemAfter.HeapInuse)
+	assert.Positive(t, ours.MemAfter.Threads)
+	assert.Equal(t, -1, modes[modeFFmpeg].GoroutinesAfter, "unknown for ffmpeg")
 	assert.Empty(t, sum.Ratios, "no ratio: the counts differ")
 }
 

@@ -208,6 +208,11 @@ func TestProcSelf(t *testing.T) {
 	pss, err := procPSS(pid)
 	require.NoError(t, err)
 	assert.Greater(t, pss, int64(1<<20))
+	threads, err := procThreads(pid)
+	require.NoError(t, err)
+	assert.GreaterOrEqual(t, threads, 2, "a Go program runs a few threads")
+	_, err = procThreads(1 << 30)
+	assert.Error(t, err)
 }
 
 func TestRTPWire(t *testing.T) {

@@ -9,6 +9,7 @@ import (
 	"io"
 	"os"
 	"os/exec"
+	"runtime"
 	"runtime/pprof"
 	"slices"
 	"strconv"
@@ -43,6 +44,7 @@ type options struct {
 	recordFLV        string
 	settle           time.Duration
 	heapDir          string
+	repeat           int
 }
 
 // parseList reads "1,10,50" (empty: none).
@@ -98,7 +100,8 @@ func parseOptions(args []string, stderr io.Writer) (*options, error) {
 	fs.Float64Var(&opt.maxCPU, "max-cpu", 0, "admission control of the in-process gateway (callmgr Config.Admission.MaxCPU, 0..1 of the CPUs): calls beyond it are refused and counted as refused_overload; 0 = off, as for measurements")
 	fs.DurationVar(&opt.ramp, "ramp", 0, "start the calls of a round this far apart (0: as fast as -in-flight allows); admission control needs a ramp to see each call's cost")
 	fs.StringVar(&opt.recordFLV, "record-flv", "", "write the first stream of each round, as the embedded receiver got it, to this FLV file (overwritten per round)")
-	fs.StringVar(&opt.heapDir, "heap-profiles", "", "write the in-process gateway's heap profile before each sipstream round and -settle after it (heap-before-N.pb.gz, heap-after-N.pb.gz) into this directory")
+	fs.StringVar(&opt.heapDir, "heap-profiles", "", "write the in-process gateway's heap profile before each sipstream round and -settle after it (heap-before-N-R.pb.gz, heap-after-N-R.pb.gz, R the -repeat pass) into this directory; every allocation is sampled, which slows the gateway")
+	fs.IntVar(&opt.repeat, "repeat", 1, "run the rounds of -n and -ffmpeg-n this many times (does the memory come back after each?)")
 	fs.DurationVar(&opt.settle, "settle", time.Second, "wait this long after the calls of a round ended before reading rss_after_mb and goroutines_after (SIP transactions linger up to 32 s)")
 	fs.IntVar(&opt.mtu, "mtu", defaultMTU, "largest RTP payload the callee sends (FU-A above)")
 	fs.StringVar(&opt.role, "role", "", "internal: callee runs the load callee and RTMP receiver")
@@ -126,6 +129,8 @@ func parseOptions(args []string, stderr io.Writer) (*options, error) {
 		return nil, errors.New("-max-cpu: want 0 (off) to 1")
 	case opt.ramp < 0 || opt.settle < 0:
 		return nil, errors.New("-ramp and -settle must not be negative")
+	case opt.repeat < 1:
+		return nil, errors.New("-repeat must be at least 1")
 	case opt.rest != "" && (opt.webrtc || opt.cpuprofile != "" || opt.memprofile != "" || opt.audio != "aac" || opt.maxCPU != 0):
 		return nil, errors.New("-webrtc, -cpuprofile, -memprofile, -audio and -max-cpu apply to the in-process gateway, not to -rest (give the REST server its own -max-cpu)")
 	}
@@ -321,16 +326,24 @@ func runParent(opt *options, stdout, stderr io.Writer) error {
 		}
 		defer pprof.StopCPUProfile()
 	}
-	for _, n := range counts {
-		if slices.Contains(opt.ns, n) {
-			r := t.roundOurs(n, n == largest)
-			sum.Results = append(sum.Results, r)
-			logf("%s", r.line())
-		}
-		if slices.Contains(opt.ffmpegNs, n) {
-			r := t.roundFFmpeg(n)
-			sum.Results = append(sum.Results, r)
-			logf("%s", r.line())
+	if opt.heapDir != "" {
+		// Every allocation in the profiles, so that a before/after diff
+		// names what stays (slows the gateway down: not for CPU figures).
+		runtime.MemProfileRate = 1
+	}
+	for rep := range opt.repeat {
+		for _, n := range counts {
+			t.rep = rep
+			if slices.Contains(opt.ns, n) {
+				r := t.roundOurs(n, n == largest && rep == 0)
+				sum.Results = append(sum.Results, r)
+				logf("%s", r.line())
+			}
+			if slices.Contains(opt.ffmpegNs, n) {
+				r := t.roundFFmpeg(n)
+				sum.Results = append(sum.Results, r)
+				logf("%s", r.line())
+			}
 		}
 	}
 	if opt.cpuprofile != "" {

@@ -86,3 +86,17 @@ func procPSS(pid int) (int64, error) {
 	}
 	return parseKB(b, "Pss")
 }
+
+// procThreads returns a process's thread count (/proc/PID/status).
+func procThreads(pid int) (int, error) {
+	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", pid))
+	if err != nil {
+		return 0, err
+	}
+	for _, line := range strings.Split(string(b), "\n") {
+		if v, ok := strings.CutPrefix(line, "Threads:"); ok {
+			return strconv.Atoi(strings.TrimSpace(v))
+		}
+	}
+	return 0, errors.New("no Threads line")
+}

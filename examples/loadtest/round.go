@@ -58,6 +58,10 @@ type result struct {
 	// running (sipgo keeps a transaction up to 32 s after it ends).
 	GoroutinesBefore int `json:"goroutines_before"`
 	GoroutinesAfter  int `json:"goroutines_after"`
+	// MemBase and MemAfter break the in-process gateway's memory down
+	// before the calls and -settle after they ended.
+	MemBase  *memBreakdown `json:"mem_base,omitempty"`
+	MemAfter *memBreakdown `json:"mem_after,omitempty"`
 
 	PacketsLost *uint64 `json:"packets_lost,omitempty"` // gateway's counters (in-process only)
 	PacketsLate *uint64 `json:"packets_late,omitempty"`
@@ -85,6 +89,7 @@ type tester struct {
 	child    *calleeProc
 	rtmpBase string
 	runID    string
+	rep      int // -repeat pass, from 0
 	logf     func(string, ...any)
 }
 
@@ -199,10 +204,11 @@ func (t *tester) roundOurs(n int, profileHeap bool) *result {
 	}
 	r.GoroutinesBefore = t.gw.goroutines()
 	r.HeapBaseMB = float64(t.gw.heap()) / mb
+	r.MemBase = t.gw.mem()
 	t.heapProfile(r, "before", n)
 	ids := make([]string, n)
 	for i := range ids {
-		ids[i] = fmt.Sprintf("lt%s-%d-%d", t.runID, n, i)
+		ids[i] = fmt.Sprintf("lt%s-%d-%d-%d", t.runID, t.rep, n, i)
 	}
 	var mu sync.Mutex
 	var ok []string
@@ -265,19 +271,20 @@ func (t *tester) roundOurs(n int, profileHeap bool) *result {
 	}
 	r.GoroutinesAfter = t.gw.goroutines()
 	r.HeapAfterMB = float64(t.gw.heap()) / mb
+	r.MemAfter = t.gw.mem()
 	t.heapProfile(r, "after", n)
 	t.check(r)
 	return r
 }
 
 // heapProfile writes the in-process gateway's heap profile to
-// -heap-profiles/heap-<when>-<n>.pb.gz, when asked: compare them with
-// go tool pprof -base heap-before-N.pb.gz heap-after-N.pb.gz.
+// -heap-profiles/heap-<when>-<n>-<rep>.pb.gz, when asked: compare them with
+// go tool pprof -base heap-before-N-R.pb.gz heap-after-N-R.pb.gz.
 func (t *tester) heapProfile(r *result, when string, n int) {
 	if t.opt.heapDir == "" || t.opt.rest != "" {
 		return
 	}
-	if err := writeHeapProfile(filepath.Join(t.opt.heapDir, fmt.Sprintf("heap-%s-%d.pb.gz", when, n))); err != nil {
+	if err := writeHeapProfile(filepath.Join(t.opt.heapDir, fmt.Sprintf("heap-%s-%d-%d.pb.gz", when, n, t.rep))); err != nil {
 		r.problem("heap profile: %v", err)
 	}
 }
@@ -434,7 +441,7 @@ func (t *tester) roundFFmpeg(n int) *result {
 	var procs []*ffmpegProc
 	t0 := time.Now()
 	parallel(n, t.opt.inFlight, func(i int) {
-		name := fmt.Sprintf("ff%s-%d-%d", t.runID, n, i)
+		name := fmt.Sprintf("ff%s-%d-%d-%d", t.runID, t.rep, n, i)
 		vp, ap := ports[2*i], ports[2*i+1]
 		p, err := startFFmpeg(dir, name, t.rtmpBase+"/"+name, vp, ap)
 		if err == nil {
