@@ -62,7 +62,7 @@
 //     map buckets (maps never shrink: callmgr's Manager.calls/streams and
 //     sip's UA.dialogs, media/session's PortPool, sip's udpGuard). Repeated
 //     rounds of the same size (-repeat) add nothing measurable; see the
-//     README for figures.
+//     repository README's Performance section for figures.
 //   - setup_rate: calls answered per second while placing them (at most
 //     -in-flight at once, -ramp apart); calls_failed and errors (counted
 //     by message); refused_overload: calls refused by admission control
