@@ -93,6 +93,32 @@ func (g *guardSink) silenceFor(c media.Codec, fill byte, n int) []byte {
 
 func (g *guardSink) Close() error { return g.inner.Close() }
 
+// Inline passes on the wrapped sink's sink.Inline: a sink that never
+// blocks (a WebRTC sink) is called on the media goroutine, without a
+// queue and a goroutine of its own. Mute and the first-frame report are
+// cheap and never block either.
+func (g *guardSink) Inline() bool {
+	in, ok := g.inner.(sink.Inline)
+	return ok && in.Inline()
+}
+
+// WriteFrames implements sink.BatchWriter: what the fan-out's queue holds
+// goes to the wrapped sink at once when it writes batches (the RTMP sink:
+// one network write), else, and while muted or before the first frame was
+// reported, frame by frame.
+func (g *guardSink) WriteFrames(fs []*media.Frame) (int, error) {
+	bw, ok := g.inner.(sink.BatchWriter)
+	if !ok || g.muted.Load() || (g.onFirst != nil && !g.started.Load()) {
+		for i, f := range fs {
+			if err := g.WriteFrame(f); err != nil {
+				return i, err
+			}
+		}
+		return len(fs), nil
+	}
+	return bw.WriteFrames(fs)
+}
+
 // splitFullURL turns "rtmp://host/app/stream" into ("rtmp://host/app",
 // "stream").
 func splitFullURL(u string) (string, string, error) {
