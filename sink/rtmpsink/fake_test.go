@@ -598,3 +598,41 @@ func TestVideoOnlySilenceStartsAtVideo(t *testing.T) {
 	}
 	assert.InDelta(t, 2*48000/1024, len(aac), 4, "about 2 s of silence, no burst from the call's zero")
 }
+
+// TestStaleLossKeepsNewConnection: a connection's loss reported again
+// after the sink reconnected (a batch's Flush failing on the connection
+// one of its frames already retired) must not retire the new connection.
+// It did: the manager took the stale signal for the new connection's loss
+// and dialled again while the new one, never closed, still held the
+// stream name, which the server then refused (nginx-rtmp: BadName).
+func TestStaleLossKeepsNewConnection(t *testing.T) {
+	srv := newFakeServer()
+	l := newStatusLog()
+	s, err := newSink(testConfig(l), srv.dial, realClock{})
+	require.NoError(t, err)
+	defer s.Close()
+	l.wait(t, StatusActive)
+	s.mu.Lock()
+	first := s.conn
+	s.mu.Unlock()
+	s.connLost(first, errors.New("write: broken pipe"))
+	require.Eventually(t, func() bool { return s.Stats().Connects == 2 && s.Stats().Status == StatusActive },
+		10*time.Second, time.Millisecond, "reconnected")
+	s.mu.Lock()
+	second := s.conn
+	s.mu.Unlock()
+	require.NotNil(t, second)
+
+	s.connLost(first, errors.New("flush: broken pipe")) // stale
+	// Give the manager time to act on a signal it should not get.
+	time.Sleep(200 * time.Millisecond)
+	st := s.Stats()
+	assert.Equal(t, uint64(2), st.Connects, "no reconnect for a stale loss")
+	assert.Equal(t, StatusActive, st.Status)
+	s.mu.Lock()
+	assert.Same(t, second, s.conn, "the new connection is kept")
+	s.mu.Unlock()
+	srv.mu.Lock()
+	assert.False(t, second.(*fakeConn).closed, "and not closed")
+	srv.mu.Unlock()
+}

@@ -417,13 +417,23 @@ func (s *Sink) count(sent, dropped uint64) {
 }
 
 // connLost retires a connection after a write error and wakes the manager.
+//
+// Only the loss of the current connection wakes the manager: a batch's
+// Flush can fail on a connection already retired by one of its frames, and
+// a stale signal would make the manager drop the connection it has just
+// made (unclosed, still holding the stream name, so the servers refuse the
+// next one: nginx-rtmp answers NetStream.Publish.BadName).
 func (s *Sink) connLost(p publisher, err error) {
 	s.mu.Lock()
-	if s.conn == p {
+	current := s.conn == p
+	if current {
 		s.conn = nil
 	}
 	s.mu.Unlock()
 	_ = p.Close()
+	if !current {
+		return
+	}
 	select {
 	case s.lost <- err:
 	default:
