@@ -3,6 +3,9 @@ package main
 import (
 	_ "embed"
 	"errors"
+
+	"github.com/sipstream/sipstream/internal/testmedia"
+	"github.com/sipstream/sipstream/media/rtph264"
 )
 
 // The committed clip (testdata/clip_640x360_25fps.h264) was made with:
@@ -53,34 +56,6 @@ type clip struct {
 	maxSize int // most payload bytes of one frame
 }
 
-// splitAnnexB returns the NAL units of an Annex-B byte stream (aliasing b).
-func splitAnnexB(b []byte) [][]byte {
-	var out [][]byte
-	start := -1
-	i := 0
-	for i+2 < len(b) {
-		if b[i] == 0 && b[i+1] == 0 && b[i+2] == 1 {
-			if start >= 0 {
-				end := i
-				for end > start && b[end-1] == 0 {
-					end--
-				}
-				if end > start {
-					out = append(out, b[start:end])
-				}
-			}
-			i += 3
-			start = i
-			continue
-		}
-		i++
-	}
-	if start >= 0 && start < len(b) {
-		out = append(out, b[start:])
-	}
-	return out
-}
-
 // loadClip groups an Annex-B stream into access units (one slice per
 // picture, as the committed clip has; further slices of a picture join it)
 // and packetizes each with packetization-mode 1 (single NAL unit packets,
@@ -89,11 +64,22 @@ func loadClip(annexB []byte, mtu int) (*clip, error) {
 	if mtu < 100 {
 		return nil, errors.New("loadtest: mtu too small")
 	}
+	// One NAL unit per Encode: the marker SEI must stay a payload of its
+	// own (putMarker rewrites it in place), never joined in a STAP-A.
+	enc, err := rtph264.NewEncoder(rtph264.EncoderConfig{PayloadType: 96, MTU: mtu + 12}) // 12: the RTP header
+	if err != nil {
+		return nil, err
+	}
 	var (
 		c       clip
 		pending [][]byte
 	)
-	for _, nal := range splitAnnexB(annexB) {
+	add := func(f *clipFrame, nal []byte) error {
+		p, err := packetize(enc, nal)
+		f.payloads = append(f.payloads, p...)
+		return err
+	}
+	for _, nal := range testmedia.SplitAnnexB(annexB) {
 		typ := nal[0] & 0x1f
 		vcl := typ >= 1 && typ <= 5
 		if !vcl {
@@ -105,18 +91,23 @@ func loadClip(annexB []byte, mtu int) (*clip, error) {
 		}
 		firstSlice := len(nal) > 1 && nal[1]&0x80 != 0 // first_mb_in_slice == 0
 		if !firstSlice && len(pending) == 0 && len(c.frames) > 0 {
-			f := &c.frames[len(c.frames)-1]
-			f.payloads = append(f.payloads, packetize(nal, mtu)...)
+			if err := add(&c.frames[len(c.frames)-1], nal); err != nil {
+				return nil, err
+			}
 			continue
 		}
 		f := clipFrame{key: typ == 5}
 		for _, p := range pending {
-			f.payloads = append(f.payloads, packetize(p, mtu)...)
+			if err := add(&f, p); err != nil {
+				return nil, err
+			}
 		}
 		pending = pending[:0]
 		f.marker = len(f.payloads)
 		f.payloads = append(f.payloads, newMarker())
-		f.payloads = append(f.payloads, packetize(nal, mtu)...)
+		if err := add(&f, nal); err != nil {
+			return nil, err
+		}
 		c.frames = append(c.frames, f)
 	}
 	if len(c.frames) == 0 || !c.frames[0].key {
@@ -133,33 +124,18 @@ func loadClip(annexB []byte, mtu int) (*clip, error) {
 	return &c, nil
 }
 
-// packetize returns the RTP payloads of one NAL unit: itself when it fits,
-// FU-A fragments otherwise (RFC 6184, 5.8).
-func packetize(nal []byte, mtu int) [][]byte {
-	if len(nal) <= mtu {
-		return [][]byte{append([]byte(nil), nal...)}
+// packetize returns the RTP payloads of one NAL unit, as media/rtph264
+// makes them: itself when it fits in mtu bytes, FU-A fragments otherwise.
+func packetize(enc *rtph264.Encoder, nal []byte) ([][]byte, error) {
+	pkts, err := enc.Encode([][]byte{nal}, 0)
+	if err != nil {
+		return nil, err
 	}
-	var out [][]byte
-	hdr := nal[0]
-	body := nal[1:]
-	first := true
-	for len(body) > 0 {
-		n := min(len(body), mtu-2)
-		p := make([]byte, 2+n)
-		p[0] = hdr&0xe0 | 28
-		p[1] = hdr & 0x1f
-		if first {
-			p[1] |= 0x80
-		}
-		if n == len(body) {
-			p[1] |= 0x40
-		}
-		copy(p[2:], body[:n])
-		out = append(out, p)
-		body = body[n:]
-		first = false
+	out := make([][]byte, len(pkts))
+	for i, p := range pkts {
+		out[i] = p.Payload
 	}
-	return out
+	return out, nil
 }
 
 // newMarker returns a marker SEI with a zero counter (see putMarker).

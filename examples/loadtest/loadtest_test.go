@@ -18,6 +18,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/sipstream/sipstream/callmgr"
+	"github.com/sipstream/sipstream/internal/testmedia"
 	"github.com/sipstream/sipstream/media"
 	"github.com/sipstream/sipstream/sip/sdp"
 )
@@ -114,18 +115,13 @@ func TestLoadClip(t *testing.T) {
 		assert.Equal(t, uint8(6), types[len(types)-2], "frame %d: marker SEI right before the slice", i)
 	}
 	// Every NAL unit of the clip is sent, unchanged and in order.
-	want := splitAnnexB(clipH264)
+	want := testmedia.SplitAnnexB(clipH264)
 	require.Equal(t, len(want), len(nals))
 	for i := range want {
 		require.True(t, bytes.Equal(want[i], nals[i]), "NAL unit %d differs", i)
 	}
 	_, err = loadClip([]byte{0, 0, 1, 0x41, 0x80}, mtu)
 	assert.Error(t, err, "a clip starting with a P picture cannot loop")
-}
-
-func TestSplitAnnexB(t *testing.T) {
-	got := splitAnnexB([]byte{0, 0, 0, 1, 0x67, 1, 0, 0, 1, 0x68, 2, 0, 0, 0, 1, 0x65, 3})
-	assert.Equal(t, [][]byte{{0x67, 1}, {0x68, 2}, {0x65, 3}}, got)
 }
 
 func TestOfferAnswer(t *testing.T) {
