@@ -8,19 +8,9 @@ import (
 	"time"
 
 	"github.com/stretchr/testify/require"
+
+	"github.com/sipstream/sipstream/internal/testenv"
 )
-
-// countConn counts the Write calls (each one a write syscall on a TCP
-// connection) made on the connection it wraps.
-type countConn struct {
-	net.Conn
-	writes *atomic.Int64
-}
-
-func (c countConn) Write(p []byte) (int, error) {
-	c.writes.Add(1)
-	return c.Conn.Write(p)
-}
 
 // BenchmarkPublishWrites publishes the clip's video frames and AAC frames
 // through rtmp.Client and reports the connection writes (syscalls) per
@@ -50,7 +40,7 @@ func BenchmarkPublishWrites(b *testing.B) {
 					if err != nil {
 						return nil, err
 					}
-					return countConn{nc, &writes}, nil
+					return testenv.CountWrites(nc, &writes), nil
 				},
 			})
 			require.NoError(b, err)
@@ -94,7 +84,7 @@ func countingDial(writes *atomic.Int64) func(ctx context.Context, network, addr 
 		if err != nil {
 			return nil, err
 		}
-		return countConn{nc, writes}, nil
+		return testenv.CountWrites(nc, writes), nil
 	}
 }
 

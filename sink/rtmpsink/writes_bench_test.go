@@ -7,21 +7,11 @@ import (
 	"testing"
 	"time"
 
+	"github.com/sipstream/sipstream/internal/testenv"
 	"github.com/sipstream/sipstream/media"
 	"github.com/sipstream/sipstream/rtmp"
 	"github.com/sipstream/sipstream/sink"
 )
-
-// countConn counts Write calls (write system calls on TCP).
-type countConn struct {
-	net.Conn
-	writes *atomic.Int64
-}
-
-func (c countConn) Write(p []byte) (int, error) {
-	c.writes.Add(1)
-	return c.Conn.Write(p)
-}
 
 // BenchmarkFanoutToRTMP measures a call's frames (3.7 KB H.264 P-frames
 // at 25 fps with a 12 KB keyframe every 2 s, and 20 ms G.711 frames)
@@ -49,7 +39,7 @@ func BenchmarkFanoutToRTMP(b *testing.B) {
 				if err != nil {
 					return nil, err
 				}
-				return countConn{nc, &writes}, nil
+				return testenv.CountWrites(nc, &writes), nil
 			}})
 	}
 	active := make(chan struct{})
