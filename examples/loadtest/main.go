@@ -247,15 +247,21 @@ func (p *calleeProc) do(c command) (reply, error) {
 // killed if it has not exited within 5 s.
 func (p *calleeProc) stop() {
 	_ = p.in.Close()
+	waitOrKill(p.cmd, 5*time.Second)
+}
+
+// waitOrKill waits for cmd (started in a process group of its own) to
+// exit, and kills its group if it has not within grace.
+func waitOrKill(cmd *exec.Cmd, grace time.Duration) {
 	done := make(chan struct{})
 	go func() {
-		_ = p.cmd.Wait()
+		_ = cmd.Wait()
 		close(done)
 	}()
 	select {
 	case <-done:
-	case <-time.After(5 * time.Second):
-		_ = syscall.Kill(-p.cmd.Process.Pid, syscall.SIGKILL)
+	case <-time.After(grace):
+		_ = syscall.Kill(-cmd.Process.Pid, syscall.SIGKILL)
 		<-done
 	}
 }

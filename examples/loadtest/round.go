@@ -342,19 +342,8 @@ func (p *ffmpegProc) Write(b []byte) (int, error) {
 // stop asks ffmpeg to finish (SIGTERM to its process group), kills the
 // group after 3 s.
 func (p *ffmpegProc) stop() {
-	pid := p.cmd.Process.Pid
-	_ = syscall.Kill(-pid, syscall.SIGTERM)
-	done := make(chan struct{})
-	go func() {
-		_ = p.cmd.Wait()
-		close(done)
-	}()
-	select {
-	case <-done:
-	case <-time.After(3 * time.Second):
-		_ = syscall.Kill(-pid, syscall.SIGKILL)
-		<-done
-	}
+	_ = syscall.Kill(-p.cmd.Process.Pid, syscall.SIGTERM)
+	waitOrKill(p.cmd, 3*time.Second)
 }
 
 // reservePairs binds n even/odd UDP port pairs on loopback and returns
