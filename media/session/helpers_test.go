@@ -254,8 +254,20 @@ func (h *harness) deliverRTCP(k media.Kind, from netip.AddrPort, b []byte, at ti
 	h.s.receive(st.rtcpSock, b, from, at)
 }
 
-// advance runs the owner's timers up to at.
+// advance runs the owner's timers up to at, then polls at at.
 func (h *harness) advance(at time.Time) {
+	h.timerPolls(at)
+	if at.After(h.now) {
+		h.now = at
+	}
+	h.s.poll(h.now)
+}
+
+// timerPolls runs the owner's timers up to at and returns how many times
+// the timer fired (on the fake clock every deadline reached is one wake-up
+// of the real owner goroutine).
+func (h *harness) timerPolls(at time.Time) int {
+	n := 0
 	for {
 		next, ok := h.s.nextDeadline(h.now)
 		if !ok || next.After(at) {
@@ -269,11 +281,9 @@ func (h *harness) advance(at time.Time) {
 			// something stays due at this instant (should not happen)
 			h.t.Fatalf("deadline %v does not move past %v", n2, h.now)
 		}
+		n++
 	}
-	if at.After(h.now) {
-		h.now = at
-	}
-	h.s.poll(h.now)
+	return n
 }
 
 func (h *harness) eventsOf(typ EventType) []Event {
