@@ -11,7 +11,6 @@ import (
 	"sort"
 	"strconv"
 	"strings"
-	"syscall"
 	"testing"
 	"time"
 )
@@ -22,8 +21,7 @@ type Recording struct {
 	// File is the FLV file being written.
 	File string
 	out  *SyncBuffer
-	done chan error
-	err  error
+	p    *Process
 }
 
 // RecordStream starts ffmpeg copying d of url (rtmp://host:port/app/name,
@@ -34,19 +32,11 @@ type Recording struct {
 func RecordStream(t testing.TB, url string, d time.Duration) *Recording {
 	t.Helper()
 	bin := LookPath(t, "ffmpeg")
-	r := &Recording{File: filepath.Join(t.TempDir(), "recorded.flv"), out: &SyncBuffer{}, done: make(chan error, 1)}
+	r := &Recording{File: filepath.Join(t.TempDir(), "recorded.flv"), out: &SyncBuffer{}}
 	cmd := exec.Command(bin, "-nostdin", "-hide_banner", "-loglevel", "warning", "-rw_timeout", "60000000",
 		"-i", url, "-map", "0", "-c", "copy", "-t", fmt.Sprintf("%.3f", d.Seconds()), "-f", "flv", "-y", r.File)
 	cmd.Stdout, cmd.Stderr = r.out, r.out
-	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
-	if err := cmd.Start(); err != nil {
-		t.Fatalf("starting ffmpeg: %v", err)
-	}
-	go func() { r.done <- cmd.Wait() }()
-	t.Cleanup(func() {
-		_ = syscall.Kill(-cmd.Process.Pid, syscall.SIGKILL)
-		_ = r.Wait(10 * time.Second)
-	})
+	r.p = StartProcess(t, cmd)
 	return r
 }
 
@@ -56,19 +46,10 @@ func (r *Recording) Log() string { return r.out.String() }
 // Wait waits up to d for ffmpeg to finish and returns its failure, if
 // any.
 func (r *Recording) Wait(d time.Duration) error {
-	if r.done == nil {
-		return r.err
+	if err := r.p.Wait(d); err != nil {
+		return fmt.Errorf("ffmpeg: %w: %s", err, r.out.String())
 	}
-	select {
-	case err := <-r.done:
-		r.done = nil
-		if err != nil {
-			r.err = fmt.Errorf("ffmpeg: %w: %s", err, r.out.String())
-		}
-		return r.err
-	case <-time.After(d):
-		return fmt.Errorf("ffmpeg did not finish within %v: %s", d, r.out.String())
-	}
+	return nil
 }
 
 // TrackReport is what the analyser measured on one track.

@@ -8,7 +8,6 @@ import (
 	"regexp"
 	"strconv"
 	"strings"
-	"syscall"
 	"testing"
 	"time"
 )
@@ -156,26 +155,15 @@ func StartBaresip(t testing.TB, cfg BaresipConfig) *Baresip {
 	}
 	cmd := exec.Command(bin, args...)
 	cmd.Stdout, cmd.Stderr = b.out, b.out
-	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
-	if err := cmd.Start(); err != nil {
-		t.Fatalf("starting baresip: %v", err)
-	}
-	exited := make(chan struct{})
-	go func() { _ = cmd.Wait(); close(exited) }()
 	t.Cleanup(func() {
-		_ = syscall.Kill(-cmd.Process.Pid, syscall.SIGKILL)
-		<-exited
 		if t.Failed() || os.Getenv("BARESIP_LOG") != "" {
-			out := b.Output()
-			if len(out) > 32<<10 {
-				out = "...\n" + out[len(out)-32<<10:]
-			}
-			t.Logf("baresip output:\n%s", out)
+			t.Logf("baresip output:\n%s", tail(b.Output(), 32<<10))
 		}
 	})
+	p := StartProcess(t, cmd)
 	for deadline := time.Now().Add(15 * time.Second); !baresipRegistered.MatchString(b.Output()); time.Sleep(20 * time.Millisecond) {
 		select {
-		case <-exited:
+		case <-p.Done():
 			t.Fatalf("baresip exited before registering:\n%s", b.Output())
 		default:
 		}

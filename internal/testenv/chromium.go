@@ -4,15 +4,12 @@ package testenv
 
 import (
 	"os/exec"
-	"syscall"
 	"testing"
-	"time"
 )
 
 // Chromium is a headless Chromium started by StartChromium.
 type Chromium struct {
-	cmd  *exec.Cmd
-	done chan struct{}
+	p *Process
 }
 
 // ChromiumConfig says what StartChromium opens.
@@ -45,25 +42,10 @@ func StartChromium(t testing.TB, cfg ChromiumConfig) *Chromium {
 	}
 	args = append(args, cfg.Args...)
 	args = append(args, cfg.URL)
-	cmd := exec.Command(bin, args...)
-	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
-	if err := cmd.Start(); err != nil {
-		t.Fatalf("chromium: %v", err)
-	}
-	c := &Chromium{cmd: cmd, done: make(chan struct{})}
-	go func() {
-		_ = cmd.Wait()
-		close(c.done)
-	}()
-	t.Cleanup(c.Close)
-	return c
+	// Chromium forks its helpers: StartProcess kills the group.
+	return &Chromium{p: StartProcess(t, exec.Command(bin, args...))}
 }
 
 // Close kills Chromium and its helpers and waits for it (at most 10 s).
-func (c *Chromium) Close() {
-	_ = syscall.Kill(-c.cmd.Process.Pid, syscall.SIGKILL)
-	select {
-	case <-c.done:
-	case <-time.After(10 * time.Second):
-	}
-}
+// The test's cleanup does it too.
+func (c *Chromium) Close() { c.p.Kill() }

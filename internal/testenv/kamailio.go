@@ -9,7 +9,6 @@ import (
 	"sort"
 	"strconv"
 	"strings"
-	"syscall"
 	"testing"
 	"time"
 )
@@ -184,27 +183,21 @@ func StartKamailio(t testing.TB, cfg KamailioConfig) *Kamailio {
 	cmd := exec.Command(bin, "-DD", "-E", "-f", conf, "-P", filepath.Join(dir, "kamailio.pid"),
 		"-Y", dir, "-w", dir, "-m", "32", "-M", "8")
 	cmd.Stdout, cmd.Stderr = logf, logf
-	// kamailio forks its workers: its own process group, killed whole.
-	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
-	if err := cmd.Start(); err != nil {
-		logf.Close()
-		t.Fatalf("starting kamailio: %v", err)
-	}
-	exited := make(chan struct{})
-	go func() { _ = cmd.Wait(); logf.Close(); close(exited) }()
+	// Registered before the process's cleanup: runs after it is killed.
 	t.Cleanup(func() {
-		_ = syscall.Kill(-cmd.Process.Pid, syscall.SIGKILL)
-		<-exited
+		logf.Close()
 		if t.Failed() || os.Getenv("KAMAILIO_LOG") != "" {
 			t.Logf("kamailio log:\n%s", k.Log())
 		}
 	})
+	// kamailio forks its workers: StartProcess kills the group.
+	p := StartProcess(t, cmd)
 	networks := []string{"udp"}
 	if cfg.TCP {
 		networks = append(networks, "tcp")
 	}
 	for _, nw := range networks {
-		if !waitBound(nw, port, 15*time.Second, exited) {
+		if !waitBound(nw, port, 15*time.Second, p.Done()) {
 			t.Fatalf("kamailio did not listen on %s/%d:\n%s", nw, port, k.Log())
 		}
 	}

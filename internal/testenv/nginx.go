@@ -1,7 +1,6 @@
 package testenv
 
 import (
-	"bytes"
 	"fmt"
 	"net"
 	"os"
@@ -13,9 +12,25 @@ import (
 	"time"
 )
 
+// NginxConfig says what StartNginx's "live" application does besides
+// serving live streams. The zero value records nothing.
+type NginxConfig struct {
+	// Record records every stream published to "live" as FLV into
+	// Nginx.RecordDir, one file per stream name (record all, record_path,
+	// record_unique off).
+	Record bool
+	// RecordAppend appends a stream's later publications (after a
+	// reconnect or a restart) to its file instead of starting it anew
+	// (record_append on). It needs Record.
+	RecordAppend bool
+	// LiveDirectives are more directives for application "live", e.g.
+	// "on_publish http://127.0.0.1:8080/auth;". Empty means none.
+	LiveDirectives string
+}
+
 // Nginx is a real nginx with libnginx-mod-rtmp on loopback, started for one
-// test: an RTMP server with a "live" application (live on, nothing recorded)
-// and an HTTP server whose /stat location is the module's rtmp_stat page.
+// test: an RTMP server with a "live" application and an HTTP server whose
+// /stat location is the module's rtmp_stat page.
 type Nginx struct {
 	t        testing.TB
 	bin      string
@@ -23,11 +38,12 @@ type Nginx struct {
 	prefix   string
 	RTMPPort int // RTMP port on 127.0.0.1
 	HTTPPort int // HTTP port on 127.0.0.1 (/stat)
+	// RecordDir is where streams are recorded (NginxConfig.Record), one
+	// NAME.flv per stream. Empty without Record.
+	RecordDir string
 
-	mu     sync.Mutex
-	cmd    *exec.Cmd
-	stderr *bytes.Buffer
-	exited chan struct{}
+	mu sync.Mutex
+	p  *Process
 }
 
 // rtmpModule finds the RTMP module's shared object.
@@ -52,11 +68,22 @@ func rtmpModule(t testing.TB) string {
 	return ""
 }
 
-// StartNginxRTMP starts nginx-rtmp on free loopback ports and stops it when
-// the test ends. It fails under CI (and skips elsewhere) when nginx or the
-// module is missing.
+// StartNginxRTMP starts nginx-rtmp on free loopback ports with the zero
+// NginxConfig: a "live" application that records nothing.
 func StartNginxRTMP(t testing.TB) *Nginx {
 	t.Helper()
+	return StartNginx(t, NginxConfig{})
+}
+
+// StartNginx starts nginx-rtmp configured by cfg on free loopback ports
+// and kills it when the test ends; nginx exiting by itself before that
+// (not by Stop) fails the test. It fails under CI (and skips elsewhere)
+// when nginx or the module is missing.
+func StartNginx(t testing.TB, cfg NginxConfig) *Nginx {
+	t.Helper()
+	if cfg.RecordAppend && !cfg.Record {
+		t.Fatal("testenv: NginxConfig.RecordAppend needs Record")
+	}
 	n := &Nginx{
 		t:        t,
 		bin:      LookPath(t, "nginx"),
@@ -71,6 +98,26 @@ func StartNginxRTMP(t testing.TB) *Nginx {
 		}
 	}
 	tmp := filepath.Join(n.prefix, "tmp")
+	live := "live on;\n"
+	if cfg.Record {
+		// The directory is open to all in case a worker runs unprivileged.
+		n.RecordDir = filepath.Join(n.prefix, "rec")
+		if err := os.MkdirAll(n.RecordDir, 0o777); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.Chmod(n.RecordDir, 0o777); err != nil {
+			t.Fatal(err)
+		}
+		live += "      record all;\n      record_path " + n.RecordDir + ";\n      record_unique off;\n"
+		if cfg.RecordAppend {
+			live += "      record_append on;\n"
+		}
+	} else {
+		live += "      record off;\n"
+	}
+	if cfg.LiveDirectives != "" {
+		live += "      " + cfg.LiveDirectives + "\n"
+	}
 	// master_process off: one process, no worker switching to an
 	// unprivileged user that could not write the test's folders.
 	conf := fmt.Sprintf(`load_module %s;
@@ -85,9 +132,7 @@ rtmp {
     listen 127.0.0.1:%d;
     chunk_size 4096;
     application live {
-      live on;
-      record off;
-    }
+      %s    }
   }
 }
 http {
@@ -102,13 +147,21 @@ http {
     location /stat { rtmp_stat all; }
   }
 }
-`, module, n.prefix, n.RTMPPort, tmp, tmp, tmp, tmp, tmp, n.HTTPPort)
+`, module, n.prefix, n.RTMPPort, live, tmp, tmp, tmp, tmp, tmp, n.HTTPPort)
 	n.conf = filepath.Join(n.prefix, "nginx.conf")
 	if err := os.WriteFile(n.conf, []byte(conf), 0o644); err != nil {
 		t.Fatal(err)
 	}
 	n.Start()
-	t.Cleanup(n.Stop)
+	t.Cleanup(func() {
+		n.mu.Lock()
+		p := n.p
+		n.mu.Unlock()
+		if p != nil && p.Crashed() {
+			t.Errorf("nginx exited during the test: %v", p.Wait(0))
+		}
+		n.Stop()
+	})
 	return n
 }
 
@@ -119,27 +172,19 @@ func (n *Nginx) RTMPURL() string { return fmt.Sprintf("rtmp://127.0.0.1:%d/live"
 // StatURL returns the rtmp_stat page's URL.
 func (n *Nginx) StatURL() string { return fmt.Sprintf("http://127.0.0.1:%d/stat", n.HTTPPort) }
 
+// RecordFile returns the file NginxConfig.Record writes stream to.
+func (n *Nginx) RecordFile(stream string) string { return filepath.Join(n.RecordDir, stream+".flv") }
+
 // Start starts nginx (again, after Stop) on the same ports and waits until
 // it accepts RTMP connections.
 func (n *Nginx) Start() {
 	n.t.Helper()
 	n.mu.Lock()
 	defer n.mu.Unlock()
-	if n.cmd != nil {
+	if n.p != nil {
 		return
 	}
-	cmd := exec.Command(n.bin, "-p", n.prefix, "-c", n.conf, "-e", "stderr")
-	n.stderr = &bytes.Buffer{}
-	cmd.Stderr = n.stderr
-	if err := cmd.Start(); err != nil {
-		n.t.Fatalf("starting nginx: %v", err)
-	}
-	exited := make(chan struct{})
-	go func() {
-		_ = cmd.Wait()
-		close(exited)
-	}()
-	n.cmd, n.exited = cmd, exited
+	n.p = StartProcess(n.t, exec.Command(n.bin, "-p", n.prefix, "-c", n.conf, "-e", "stderr"))
 	deadline := time.Now().Add(15 * time.Second)
 	for {
 		c, err := net.DialTimeout("tcp", fmt.Sprintf("127.0.0.1:%d", n.RTMPPort), time.Second)
@@ -147,13 +192,11 @@ func (n *Nginx) Start() {
 			c.Close()
 			return
 		}
-		select {
-		case <-exited:
-			n.t.Fatalf("nginx exited at start:\n%s", n.stderr.String())
-		default:
+		if n.p.Exited() {
+			n.t.Fatalf("nginx exited at start:\n%s", n.p.Output())
 		}
 		if time.Now().After(deadline) {
-			n.t.Fatalf("nginx did not listen on %d within 15 s:\n%s", n.RTMPPort, n.stderr.String())
+			n.t.Fatalf("nginx did not listen on %d within 15 s:\n%s", n.RTMPPort, n.p.Output())
 		}
 		time.Sleep(50 * time.Millisecond)
 	}
@@ -164,13 +207,9 @@ func (n *Nginx) Start() {
 func (n *Nginx) Stop() {
 	n.mu.Lock()
 	defer n.mu.Unlock()
-	if n.cmd == nil {
+	if n.p == nil {
 		return
 	}
-	_ = n.cmd.Process.Kill()
-	<-n.exited
-	if n.t.Failed() {
-		n.t.Logf("nginx stderr:\n%s", n.stderr.String())
-	}
-	n.cmd = nil
+	n.p.Kill()
+	n.p = nil
 }
