@@ -73,18 +73,18 @@ func TestInteropKamailio(t *testing.T) {
 			assert.ErrorIs(t, err, ErrUnauthorized)
 
 			// Callee: sipp, registered as bob.
-			sp := startSipp(t, sippUASInfoBye, "u1")
-			registerContact(t, kam, sp.port)
+			sp := startSipp(t, sippUASInfoBye, "udp")
+			registerContact(t, kam, sp.Port)
 
 			// INVITE through kamailio: 407 answered, routed to sipp; INFO and BYE
 			// follow the Record-Route route set back through kamailio.
 			d, err := ua.Invite(ctx, InviteRequest{Callee: "bob", Domain: kam, From: "1000", AuthUser: "auth1000",
 				Password: "pw1000", DisplayName: "Stream", Transport: tr, Offer: []byte(ourSDP)})
-			require.NoError(t, err, sp.logs())
+			require.NoError(t, err, sp.Logs())
 			assert.Contains(t, string(d.AnswerSDP()), "PCMA/8000")
-			require.NoError(t, d.SendDTMF(ctx, '5', true), sp.logs())
-			require.NoError(t, d.Bye(ctx), sp.logs())
-			sp.wait(t)
+			require.NoError(t, d.SendDTMF(ctx, '5', true), sp.Logs())
+			require.NoError(t, d.Bye(ctx), sp.Logs())
+			assert.NoError(t, sp.Wait(40*time.Second))
 
 			// Unknown callee: kamailio's 404 as a typed error.
 			_, err = ua.Invite(ctx, InviteRequest{Callee: "nobody", Domain: kam, From: "1000", AuthUser: "auth1000",

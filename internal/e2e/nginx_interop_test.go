@@ -107,16 +107,16 @@ func publishSippCall(t *testing.T, a sippAnswer, hasVideo bool, stream string, r
 	require.NoError(t, err)
 	defer m.Close(context.Background())
 
-	call, err := m.StartCall(ctx, callmgr.CallParams{CallID: stream, Callee: sp.URI(),
+	call, err := m.StartCall(ctx, callmgr.CallParams{CallID: stream, Callee: sp.URI("callee"),
 		RTMPURL: ngx.RTMPURL(), RTMPStream: stream, HasAudio: true, HasVideo: hasVideo})
 	require.NoError(t, err)
-	require.NoError(t, call.WaitEstablished(ctx), "sipp: %s", sp.out.String())
-	port, err := sp.offeredPort(ctx, "audio")
+	require.NoError(t, call.WaitEstablished(ctx), "sipp: %s", sp.Logs())
+	port, err := sp.OfferedPort(ctx, "audio")
 	require.NoError(t, err)
 	audioDst := &net.UDPAddr{IP: net.IPv4(127, 0, 0, 1), Port: port}
 	var videoDst *net.UDPAddr
 	if a.VideoPort != 0 {
-		port, err := sp.offeredPort(ctx, "video")
+		port, err := sp.OfferedPort(ctx, "video")
 		require.NoError(t, err)
 		videoDst = &net.UDPAddr{IP: net.IPv4(127, 0, 0, 1), Port: port}
 	}
@@ -138,7 +138,7 @@ func publishSippCall(t *testing.T, a sippAnswer, hasVideo bool, stream string, r
 	assert.Equal(t, callmgr.SinkActive, call.Info().RTMPStatus)
 
 	require.NoError(t, call.Terminate(ctx))
-	require.NoError(t, sp.wait(30*time.Second), "sipp ran its scenario to the end: %s", sp.out.String())
+	require.NoError(t, sp.Wait(30*time.Second), "sipp ran its scenario to the end")
 	assert.Contains(t, sp.Messages(), "BYE sip:")
 	require.NoError(t, m.Close(ctx))
 	calls, rtmp := log.statuses()

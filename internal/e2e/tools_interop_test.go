@@ -11,13 +11,9 @@ import (
 	"math"
 	"net"
 	"net/http"
-	"os"
 	"os/exec"
-	"path/filepath"
-	"regexp"
 	"strconv"
 	"strings"
-	"syscall"
 	"testing"
 	"time"
 
@@ -77,147 +73,11 @@ func (a sippAnswer) sdp() string {
 	return b.String()
 }
 
-// sippScenario returns a UAS scenario for one call: 180, 200 with the
-// answer, ACK, any number of INFOs, BYE. Every <send> leads straight to the
-// next <recv>: in sipp 3.6.1 a message arriving while the call sits on a
-// pause after a send aborts the call.
-func sippScenario(a sippAnswer) string {
-	const head = `[last_Via:]
-[last_From:]
-[last_To:];tag=[pid]e2e[call_number]
-[last_Call-ID:]
-[last_CSeq:]
-Contact: <sip:[local_ip]:[local_port];transport=[transport]>
-`
-	const inDialog = `[last_Via:]
-[last_From:]
-[last_To:]
-[last_Call-ID:]
-[last_CSeq:]
-Content-Length: 0
-`
-	return `<?xml version="1.0" encoding="ISO-8859-1" ?>
-<scenario name="sipstream e2e callee">
-  <recv request="INVITE" crlf="true"/>
-  <send><![CDATA[
-SIP/2.0 180 Ringing
-` + head + `Content-Length: 0
-
-]]></send>
-  <send retrans="500"><![CDATA[
-SIP/2.0 200 OK
-` + head + `Content-Type: application/sdp
-Content-Length: [len]
-
-` + a.sdp() + `
-]]></send>
-  <recv request="ACK" crlf="true"/>
-  <label id="1"/>
-  <recv request="INFO" optional="true" next="2"/>
-  <recv request="BYE"/>
-  <send next="9"><![CDATA[
-SIP/2.0 200 OK
-` + inDialog + `
-]]></send>
-  <label id="2"/>
-  <send next="1"><![CDATA[
-SIP/2.0 200 OK
-` + inDialog + `
-]]></send>
-  <label id="9"/>
-</scenario>
-`
-}
-
-// sipp is one sipp process answering one call.
-type sipp struct {
-	Port     int // SIP port on 127.0.0.1 (UDP)
-	messages string
-	out      testenv.SyncBuffer
-	done     chan error
-	exited   error
-}
-
 // startSipp runs sipp as the callee of one call with answer a. It is
 // killed when the test ends.
-func startSipp(t *testing.T, a sippAnswer) *sipp {
+func startSipp(t *testing.T, a sippAnswer) *testenv.Sipp {
 	t.Helper()
-	bin := testenv.LookPath(t, "sipp")
-	dir := t.TempDir()
-	s := &sipp{Port: testenv.FreePort(t, "udp"), messages: filepath.Join(dir, "messages.log"), done: make(chan error, 1)}
-	sf := filepath.Join(dir, "callee.xml")
-	require.NoError(t, os.WriteFile(sf, []byte(sippScenario(a)), 0o644))
-	cmd := exec.Command(bin, "-sf", sf, "-i", "127.0.0.1", "-mi", "127.0.0.1", "-p", strconv.Itoa(s.Port),
-		"-m", "1", "-nostdin", "-trace_msg", "-message_file", s.messages,
-		"-trace_err", "-error_file", filepath.Join(dir, "errors.log"))
-	cmd.Dir = dir
-	cmd.Stdout, cmd.Stderr = &s.out, &s.out
-	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
-	require.NoError(t, cmd.Start())
-	go func() { s.done <- cmd.Wait() }()
-	t.Cleanup(func() {
-		_ = syscall.Kill(-cmd.Process.Pid, syscall.SIGKILL)
-		s.wait(10 * time.Second)
-	})
-	// sipp binds its port at start-up; wait until it no longer is free.
-	deadline := time.Now().Add(10 * time.Second)
-	for time.Now().Before(deadline) {
-		c, err := net.ListenUDP("udp4", &net.UDPAddr{IP: net.IPv4(127, 0, 0, 1), Port: s.Port})
-		if err != nil {
-			return s
-		}
-		c.Close()
-		time.Sleep(20 * time.Millisecond)
-	}
-	t.Fatalf("sipp did not bind 127.0.0.1:%d: %s", s.Port, s.out.String())
-	return s
-}
-
-// URI is the Request-URI to call sipp at.
-func (s *sipp) URI() string { return fmt.Sprintf("sip:callee@127.0.0.1:%d", s.Port) }
-
-// wait waits up to d for sipp to exit and returns its exit error (nil:
-// the call passed the scenario).
-func (s *sipp) wait(d time.Duration) error {
-	if s.done == nil {
-		return s.exited
-	}
-	select {
-	case err := <-s.done:
-		s.done, s.exited = nil, err
-		return err
-	case <-time.After(d):
-		return fmt.Errorf("sipp did not exit within %v", d)
-	}
-}
-
-// Messages returns sipp's message trace so far.
-func (s *sipp) Messages() string {
-	b, _ := os.ReadFile(s.messages)
-	return string(b)
-}
-
-var mediaLine = regexp.MustCompile(`(?m)^m=(audio|video) (\d+) `)
-
-// offeredPort waits until sipp has logged the INVITE and returns the RTP
-// port its SDP offer gives for kind: where the Manager's media session
-// listens.
-func (s *sipp) offeredPort(ctx context.Context, kind string) (int, error) {
-	for {
-		msgs := s.Messages()
-		if i := strings.Index(msgs, "INVITE sip:"); i >= 0 {
-			for _, m := range mediaLine.FindAllStringSubmatch(msgs[i:], -1) {
-				if m[1] == kind {
-					return strconv.Atoi(m[2])
-				}
-			}
-		}
-		select {
-		case <-ctx.Done():
-			return 0, fmt.Errorf("no %s port in the INVITE sipp received: %w", kind, ctx.Err())
-		case <-time.After(20 * time.Millisecond):
-		}
-	}
+	return testenv.StartSipp(t, testenv.SippConfig{Scenario: testenv.SippCallee(a.sdp())})
 }
 
 // ---------------------------------------------------------------------------

@@ -3,12 +3,6 @@
 package siptest
 
 import (
-	"bytes"
-	"context"
-	"os"
-	"os/exec"
-	"path/filepath"
-	"strconv"
 	"testing"
 	"time"
 
@@ -20,26 +14,6 @@ import (
 	"github.com/sipstream/sipstream/media"
 )
 
-// runSipp runs sipp to completion (it must exit by itself) and returns its
-// combined output; the process is killed at the end of the test in any case.
-func runSipp(t *testing.T, args ...string) (string, error) {
-	t.Helper()
-	sipp := testenv.LookPath(t, "sipp")
-	ctx, cancel := context.WithTimeout(context.Background(), 40*time.Second)
-	t.Cleanup(cancel)
-	cmd := exec.CommandContext(ctx, sipp, append(args, "-m", "1", "-timeout", "30s", "-timeout_error", "-nostdin", "-trace_err")...)
-	cmd.Dir = t.TempDir()
-	var out bytes.Buffer
-	cmd.Stdout, cmd.Stderr = &out, &out
-	err := cmd.Run()
-	if err != nil {
-		if b, rerr := os.ReadFile(filepath.Join(cmd.Dir, "uac_"+strconv.Itoa(cmd.Process.Pid)+"_errors.log")); rerr == nil {
-			out.Write(b)
-		}
-	}
-	return out.String(), err
-}
-
 // TestInteropSippUAC has sipp's built-in uac scenario call the peer: INVITE
 // with SDP, 180, 200, ACK, a 2 s pause with RTP echoed back by sipp, BYE.
 // The peer's tone must come back through sipp intact.
@@ -47,14 +21,9 @@ func TestInteropSippUAC(t *testing.T) {
 	for _, transport := range []string{"udp", "tcp"} {
 		t.Run(transport, func(t *testing.T) {
 			p := newPeer(t, Config{Transport: transport, Script: Script{Ring: 100 * time.Millisecond, Audio: true, ToneHz: 600, SendSR: true}})
-			args := []string{"-sn", "uac", "-s", "peer", "-i", "127.0.0.1",
-				"-p", strconv.Itoa(testenv.FreePort(t, transport)),
-				"-mp", strconv.Itoa(testenv.FreePort(t, "udp")), "-rtp_echo", "-d", "2000", p.Addr()}
-			if transport == "tcp" {
-				args = append(args, "-t", "t1")
-			}
-			out, err := runSipp(t, args...)
-			require.NoError(t, err, out)
+			_, err := testenv.RunSipp(t, testenv.SippConfig{Builtin: "uac", Transport: transport, Remote: p.Addr(),
+				Timeout: 30 * time.Second, Args: []string{"-s", "peer", "-rtp_echo", "-d", "2000"}}, 40*time.Second)
+			require.NoError(t, err)
 
 			ctx := testCtx(t)
 			c, err := p.WaitCall(ctx)
@@ -118,10 +87,8 @@ const sippRegisterScenario = `<?xml version="1.0" encoding="ISO-8859-1" ?>
 // against sipp's own digest implementation.
 func TestInteropSippRegister(t *testing.T) {
 	p := newPeer(t, Config{Users: map[string]string{"alice": "s3cret"}})
-	scenario := filepath.Join(t.TempDir(), "register.xml")
-	require.NoError(t, os.WriteFile(scenario, []byte(sippRegisterScenario), 0o600))
-	out, err := runSipp(t, "-sf", scenario, "-i", "127.0.0.1", "-p", strconv.Itoa(testenv.FreePort(t, "udp")), p.Addr())
-	require.NoError(t, err, out)
+	_, err := testenv.RunSipp(t, testenv.SippConfig{Scenario: sippRegisterScenario, Remote: p.Addr(), Timeout: 30 * time.Second}, 40*time.Second)
+	require.NoError(t, err)
 	regs, err := p.WaitRegistrations(testCtx(t), 1)
 	require.NoError(t, err)
 	assert.Equal(t, "alice", regs[0].User)
