@@ -3,17 +3,13 @@
 package callmgr
 
 import (
-	"bytes"
 	"context"
-	"fmt"
 	"net"
 	"os"
 	"os/exec"
-	"path/filepath"
 	"strconv"
 	"strings"
 	"sync"
-	"syscall"
 	"testing"
 	"time"
 
@@ -27,120 +23,12 @@ import (
 	"github.com/sipstream/sipstream/media/rtph264"
 )
 
-// --- nginx-rtmp that records every stream (appending across restarts) ---
-
-type recNginx struct {
-	t      *testing.T
-	bin    string
-	prefix string
-	dir    string
-	port   int
-	cmd    *exec.Cmd
-	out    bytes.Buffer
-}
-
-func startRecordingNginx(t *testing.T) *recNginx {
-	t.Helper()
-	n := &recNginx{t: t, bin: testenv.LookPath(t, "nginx"), prefix: t.TempDir(), dir: t.TempDir(), port: testenv.FreePort(t, "tcp")}
-	const module = "/usr/lib/nginx/modules/ngx_rtmp_module.so"
-	if _, err := os.Stat(module); err != nil {
-		if testenv.InCI() {
-			t.Fatalf("libnginx-mod-rtmp missing: %v", err)
-		}
-		t.Skipf("libnginx-mod-rtmp missing: %v", err)
-	}
-	require.NoError(t, os.Chmod(n.dir, 0o777)) // the worker may run unprivileged
-	require.NoError(t, os.MkdirAll(filepath.Join(n.prefix, "logs"), 0o777))
-	conf := strings.Join([]string{
-		"load_module " + module + ";",
-		"daemon off;",
-		"master_process off;",
-		"error_log " + n.prefix + "/logs/error.log info;",
-		"pid " + n.prefix + "/logs/nginx.pid;",
-		"events { worker_connections 32; }",
-		"rtmp { server {",
-		"  listen 127.0.0.1:" + strconv.Itoa(n.port) + ";",
-		"  application live { live on; record all; record_path " + n.dir + "; record_append on; }",
-		"} }",
-	}, "\n")
-	require.NoError(t, os.WriteFile(filepath.Join(n.prefix, "nginx.conf"), []byte(conf), 0o644))
-	n.start()
-	t.Cleanup(n.kill)
-	return n
-}
-
-func (n *recNginx) start() {
-	n.t.Helper()
-	cmd := exec.Command(n.bin, "-p", n.prefix, "-c", filepath.Join(n.prefix, "nginx.conf"))
-	cmd.Stdout, cmd.Stderr = &n.out, &n.out
-	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
-	require.NoError(n.t, cmd.Start())
-	n.cmd = cmd
-	deadline := time.Now().Add(20 * time.Second)
-	for {
-		c, err := net.DialTimeout("tcp4", n.addr(), time.Second)
-		if err == nil {
-			c.Close()
-			return
-		}
-		if time.Now().After(deadline) {
-			n.t.Fatalf("nginx not listening: %v\n%s", err, n.out.String())
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
-}
-
-// kill SIGKILLs nginx's process group (a crash, not a shutdown).
-func (n *recNginx) kill() {
-	if n.cmd == nil {
-		return
-	}
-	_ = syscall.Kill(-n.cmd.Process.Pid, syscall.SIGKILL)
-	_ = n.cmd.Wait()
-	n.cmd = nil
-}
-
-func (n *recNginx) addr() string { return "127.0.0.1:" + strconv.Itoa(n.port) }
-func (n *recNginx) url() string  { return "rtmp://" + n.addr() + "/live" }
-
 // --- sipp as the callee ---
 
-// sippCallee writes a UAS scenario whose SDP answer sends media from the
-// given ports (our own RTP replayer sends it: sipp 3.6 cannot play an audio
-// and a video pcap in one call) and starts sipp for one call.
-func sippCallee(t *testing.T, audioPort, videoPort int) (port int, wait func() (string, error)) {
-	t.Helper()
-	bin := testenv.LookPath(t, "sipp")
-	dir := t.TempDir()
-	port = testenv.FreePort(t, "udp")
-	// Each <send> goes straight on to the next <recv> (a message that comes
-	// while sipp sits on a pause aborts the call).
-	scenario := `<?xml version="1.0" encoding="ISO-8859-1" ?>
-<scenario name="sipstream callee">
-  <recv request="INVITE" crlf="true"/>
-  <send><![CDATA[
-SIP/2.0 180 Ringing
-[last_Via:]
-[last_From:]
-[last_To:];tag=[pid]SIPpTag01[call_number]
-[last_Call-ID:]
-[last_CSeq:]
-Contact: <sip:[local_ip]:[local_port];transport=[transport]>
-Content-Length: 0
-
-]]></send>
-  <send retrans="500"><![CDATA[
-SIP/2.0 200 OK
-[last_Via:]
-[last_From:]
-[last_To:];tag=[pid]SIPpTag01[call_number]
-[last_Call-ID:]
-[last_CSeq:]
-Contact: <sip:[local_ip]:[local_port];transport=[transport]>
-Content-Type: application/sdp
-Content-Length: [len]
-
-v=0
+// sippCalleeSDP answers with media from AUDIOPORT and VIDEOPORT (our own
+// RTP replayer sends it: sipp 3.6 cannot play an audio and a video pcap in
+// one call).
+const sippCalleeSDP = `v=0
 o=sipp 53655765 2353687637 IN IP[local_ip_type] [local_ip]
 s=-
 c=IN IP[media_ip_type] [media_ip]
@@ -155,63 +43,14 @@ a=rtpmap:96 H264/90000
 a=fmtp:96 packetization-mode=1;profile-level-id=42e01e
 a=rtcp-fb:96 nack pli
 a=sendrecv
-]]></send>
-  <recv request="ACK" crlf="true"/>
-  <label id="1"/>
-  <recv request="INFO" optional="true" next="2"/>
-  <recv request="BYE"/>
-  <send next="9"><![CDATA[
-SIP/2.0 200 OK
-[last_Via:]
-[last_From:]
-[last_To:]
-[last_Call-ID:]
-[last_CSeq:]
-Content-Length: 0
-
-]]></send>
-  <label id="2"/>
-  <send next="1"><![CDATA[
-SIP/2.0 200 OK
-[last_Via:]
-[last_From:]
-[last_To:]
-[last_Call-ID:]
-[last_CSeq:]
-Content-Length: 0
-
-]]></send>
-  <label id="9"/>
-</scenario>
 `
-	scenario = strings.NewReplacer("AUDIOPORT", strconv.Itoa(audioPort), "VIDEOPORT", strconv.Itoa(videoPort)).Replace(scenario)
-	sf := filepath.Join(dir, "callee.xml")
-	require.NoError(t, os.WriteFile(sf, []byte(scenario), 0o644))
-	msgs := filepath.Join(dir, "messages.log")
-	cmd := exec.Command(bin, "-sf", sf, "-i", "127.0.0.1", "-mi", "127.0.0.1", "-p", strconv.Itoa(port), "-m", "1",
-		"-nostdin", "-trace_msg", "-message_file", msgs, "-trace_err", "-error_file", filepath.Join(dir, "errors.log"))
-	cmd.Dir = dir
-	var out bytes.Buffer
-	cmd.Stdout, cmd.Stderr = &out, &out
-	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
-	require.NoError(t, cmd.Start())
-	done := make(chan error, 1)
-	go func() { done <- cmd.Wait() }()
-	t.Cleanup(func() {
-		_ = syscall.Kill(-cmd.Process.Pid, syscall.SIGKILL)
-		<-done
-	})
-	time.Sleep(300 * time.Millisecond) // let sipp bind
-	return port, func() (string, error) {
-		select {
-		case err := <-done:
-			done <- err
-			b, _ := os.ReadFile(msgs)
-			return string(b), err
-		case <-time.After(30 * time.Second):
-			return "", fmt.Errorf("sipp did not finish: %s", out.String())
-		}
-	}
+
+// sippCallee starts sipp for one call, answering with media from the given
+// ports.
+func sippCallee(t *testing.T, audioPort, videoPort int) *testenv.Sipp {
+	t.Helper()
+	return testenv.StartSipp(t, testenv.SippConfig{Scenario: testenv.SippCallee(sippCalleeSDP),
+		Vars: map[string]string{"AUDIOPORT": strconv.Itoa(audioPort), "VIDEOPORT": strconv.Itoa(videoPort)}})
 }
 
 // --- RTP replayer: the H.264 clip and a 1 kHz A-law tone at real-time pace ---
@@ -312,7 +151,7 @@ func decodePCM(t *testing.T, file string) []int16 {
 // recording of the whole call and our own recording (MP4, the default
 // format) must decode without errors with H.264 and audio.
 func TestInteropSippNginx(t *testing.T) {
-	ngx := startRecordingNginx(t)
+	ngx := testenv.StartNginx(t, testenv.NginxConfig{Record: true, RecordAppend: true})
 	ffmpegOK := testenv.LookPath(t, "ffmpeg") != ""
 	require.True(t, ffmpegOK)
 
@@ -322,7 +161,7 @@ func TestInteropSippNginx(t *testing.T) {
 	videoConn, err := net.ListenUDP("udp4", &net.UDPAddr{IP: net.IPv4(127, 0, 0, 1)})
 	require.NoError(t, err)
 	defer videoConn.Close()
-	sippPort, sippWait := sippCallee(t, audioConn.LocalAddr().(*net.UDPAddr).Port, videoConn.LocalAddr().(*net.UDPAddr).Port)
+	sp := sippCallee(t, audioConn.LocalAddr().(*net.UDPAddr).Port, videoConn.LocalAddr().(*net.UDPAddr).Port)
 
 	var (
 		mu     sync.Mutex
@@ -344,8 +183,8 @@ func TestInteropSippNginx(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), 90*time.Second)
 	defer cancel()
 
-	c, err := m.StartCall(ctx, CallParams{CallID: "interop-1", Callee: fmt.Sprintf("sip:callee@127.0.0.1:%d", sippPort),
-		RTMPURL: ngx.url(), RTMPStream: "call1", HasAudio: true, HasVideo: true, Record: true})
+	c, err := m.StartCall(ctx, CallParams{CallID: "interop-1", Callee: sp.URI("callee"),
+		RTMPURL: ngx.RTMPURL(), RTMPStream: "call1", HasAudio: true, HasVideo: true, Record: true})
 	require.NoError(t, err)
 	require.NoError(t, c.WaitEstablished(ctx))
 
@@ -367,11 +206,11 @@ func TestInteropSippNginx(t *testing.T) {
 	time.Sleep(4 * time.Second)
 
 	// Crash nginx, bring it back a second later.
-	ngx.kill()
+	ngx.Stop()
 	require.True(t, waitFor(rtmpIs(SinkLost)), "LOST after the crash; status %s", c.Info().RTMPStatus)
 	time.Sleep(time.Second)
 	restarted := time.Now()
-	ngx.start()
+	ngx.Start()
 	require.True(t, waitFor(rtmpIs(SinkActive)), "ACTIVE after the restart")
 	mu.Lock()
 	resumed := times[SinkActive].Sub(restarted)
@@ -384,8 +223,8 @@ func TestInteropSippNginx(t *testing.T) {
 	require.NoError(t, c.Terminate(ctx))
 	waitDone(t, c) // every event delivered
 	stopReplay()
-	msgs, err := sippWait()
-	require.NoError(t, err, "sipp exit (1 call, successful)")
+	require.NoError(t, sp.Wait(30*time.Second), "sipp exit (1 call, successful)")
+	msgs := sp.Messages()
 	assert.Contains(t, msgs, "INFO sip:")
 	assert.Contains(t, msgs, "application/dtmf-relay")
 	assert.Contains(t, msgs, "Signal=5")
@@ -411,7 +250,7 @@ func TestInteropSippNginx(t *testing.T) {
 	assert.Equal(t, []Status{StatusTrying, StatusRing, StatusEstablished, StatusFinish}, callSeq)
 
 	// nginx's recording of the call (both publications, appended).
-	flv := filepath.Join(ngx.dir, "call1.flv")
+	flv := ngx.RecordFile("call1")
 	codecs := ffprobeCodecs(t, flv)
 	assert.Contains(t, codecs, "h264")
 	assert.Contains(t, codecs, "aac")

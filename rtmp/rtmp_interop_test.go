@@ -3,7 +3,6 @@
 package rtmp
 
 import (
-	"bytes"
 	"crypto/tls"
 	"encoding/binary"
 	"encoding/json"
@@ -166,105 +165,6 @@ func checkRecording(t *testing.T, file, audio string) {
 	requireTone(t, file)
 }
 
-// startNginx runs nginx with the RTMP module on a loopback port, recording
-// every stream of application "live" into the returned directory.
-func startNginx(t *testing.T) (port int, recordDir string) {
-	port, recordDir, _ = startNginxWith(t, "")
-	return port, recordDir
-}
-
-// startNginxWith adds extra directives to application "live". It also
-// returns the URL of nginx-rtmp's statistics page (rtmp_stat).
-func startNginxWith(t *testing.T, extra string) (port int, recordDir, statURL string) {
-	t.Helper()
-	nginx := testenv.LookPath(t, "nginx")
-	module := "/usr/lib/nginx/modules/ngx_rtmp_module.so"
-	if out, err := exec.Command("dpkg", "-L", "libnginx-mod-rtmp").Output(); err == nil {
-		for _, l := range strings.Split(string(out), "\n") {
-			if strings.HasSuffix(l, "ngx_rtmp_module.so") {
-				module = l
-			}
-		}
-	}
-	if _, err := os.Stat(module); err != nil {
-		if testenv.InCI() {
-			t.Fatalf("libnginx-mod-rtmp not installed: %v", err)
-		}
-		t.Skipf("libnginx-mod-rtmp not installed: %v", err)
-	}
-	prefix := t.TempDir()
-	recordDir = filepath.Join(prefix, "rec")
-	for _, d := range []string{recordDir, filepath.Join(prefix, "logs"), filepath.Join(prefix, "tmp")} {
-		require.NoError(t, os.MkdirAll(d, 0o777))
-		require.NoError(t, os.Chmod(d, 0o777)) // the worker may run unprivileged
-	}
-	require.NoError(t, os.Chmod(prefix, 0o777))
-	port = testenv.FreePort(t, "tcp")
-	httpPort := testenv.FreePort(t, "tcp")
-	statURL = fmt.Sprintf("http://127.0.0.1:%d/stat", httpPort)
-	tmp := filepath.Join(prefix, "tmp")
-	conf := fmt.Sprintf(`load_module %s;
-daemon off;
-master_process off;
-worker_processes 1;
-error_log stderr info;
-pid %s/nginx.pid;
-events { worker_connections 64; }
-rtmp {
-    server {
-        listen 127.0.0.1:%d;
-        chunk_size 4096;
-        application live {
-            live on;
-            record all;
-            record_path %s;
-            record_unique off;
-            %s
-        }
-    }
-}
-http {
-    access_log off;
-    client_body_temp_path %s/body;
-    proxy_temp_path %s/proxy;
-    fastcgi_temp_path %s/fastcgi;
-    uwsgi_temp_path %s/uwsgi;
-    scgi_temp_path %s/scgi;
-    server {
-        listen 127.0.0.1:%d;
-        location /stat { rtmp_stat all; }
-    }
-}
-`, module, prefix, port, recordDir, extra, tmp, tmp, tmp, tmp, tmp, httpPort)
-	confFile := filepath.Join(prefix, "nginx.conf")
-	require.NoError(t, os.WriteFile(confFile, []byte(conf), 0o644))
-	var stderr bytes.Buffer
-	cmd := exec.Command(nginx, "-p", prefix, "-c", confFile, "-e", "stderr")
-	cmd.Stderr = &stderr
-	require.NoError(t, cmd.Start())
-	exited := make(chan struct{})
-	var state string
-	go func() {
-		_ = cmd.Wait()
-		state = cmd.ProcessState.String() // "signal: killed" if someone else killed it
-		close(exited)
-	}()
-	t.Cleanup(func() {
-		select {
-		case <-exited:
-			t.Errorf("nginx exited during the test: %s", state)
-		default:
-		}
-		_ = cmd.Process.Kill()
-		<-exited
-		if t.Failed() {
-			t.Logf("nginx (%s) stderr:\n%s", state, stderr.String())
-		}
-	})
-	waitListening(t, port, exited)
-	return port, recordDir, statURL
-}
-
 // nginxStream is what nginx-rtmp's statistics page says about a stream:
 // what it parsed from our metadata and sequence headers.
 type nginxStream struct {
@@ -350,7 +250,8 @@ func TestInteropNginx(t *testing.T) {
 		}
 	}))
 	defer auth.Close()
-	port, rec, statURL := startNginxWith(t, "on_publish "+auth.URL+"/auth;")
+	ngx := testenv.StartNginx(t, testenv.NginxConfig{Record: true, LiveDirectives: "on_publish " + auth.URL + "/auth;"})
+	port, rec, statURL := ngx.RTMPPort, ngx.RecordDir, ngx.StatURL()
 	aacFrames, asc, rate := makeAAC(t)
 	for _, audio := range []string{"aac", "g711"} {
 		t.Run(audio, func(t *testing.T) {
@@ -557,7 +458,8 @@ func sendConfigsAtZero(t *testing.T, c *Client, asc []byte) {
 // stalls on the connect that follows Set Chunk Size in the same read.)
 func TestInteropTimestampWrap(t *testing.T) {
 	aacFrames, asc, rate := makeAAC(t)
-	nginxPort, rec := startNginx(t)
+	ngx := testenv.StartNginx(t, testenv.NginxConfig{Record: true})
+	nginxPort, rec := ngx.RTMPPort, ngx.RecordDir
 	for _, tc := range []struct {
 		name      string
 		dts0      time.Duration

@@ -3,18 +3,13 @@
 package rtmpsink_test
 
 import (
-	"bytes"
 	"encoding/binary"
 	"encoding/json"
-	"fmt"
-	"net"
 	"os"
 	"os/exec"
-	"path/filepath"
 	"strconv"
 	"strings"
 	"sync"
-	"syscall"
 	"testing"
 	"time"
 
@@ -28,100 +23,12 @@ import (
 	"github.com/sipstream/sipstream/sink/rtmpsink"
 )
 
-// nginxRTMP is a real nginx with libnginx-mod-rtmp on a loopback port,
-// recording every published stream as FLV into Dir.
-type nginxRTMP struct {
-	t      *testing.T
-	bin    string
-	prefix string
-	Dir    string
-	Port   int
-	cmd    *exec.Cmd
-	log    bytes.Buffer
-}
-
-// startNginx writes a config (its own prefix, one process, record all,
-// appending so a restart keeps the same file) and starts nginx. Stop and
-// Start restart it on the same port.
-func startNginx(t *testing.T) *nginxRTMP {
+// startNginx starts nginx-rtmp recording every stream, appending so that
+// a restart (Stop, Start) keeps the same file.
+func startNginx(t *testing.T) *testenv.Nginx {
 	t.Helper()
-	bin := testenv.LookPath(t, "nginx")
-	module := "/usr/lib/nginx/modules/ngx_rtmp_module.so"
-	if _, err := os.Stat(module); err != nil {
-		if testenv.InCI() {
-			t.Fatalf("libnginx-mod-rtmp is not installed: %v", err)
-		}
-		t.Skipf("libnginx-mod-rtmp is not installed: %v", err)
-	}
-	n := &nginxRTMP{t: t, bin: bin, prefix: t.TempDir(), Dir: t.TempDir(), Port: testenv.FreePort(t, "tcp")}
-	require.NoError(t, os.Chmod(n.Dir, 0o777)) // in case a worker runs unprivileged
-	for _, d := range []string{"logs", "tmp"} {
-		require.NoError(t, os.MkdirAll(filepath.Join(n.prefix, d), 0o777))
-	}
-	conf := fmt.Sprintf(`load_module %s;
-daemon off;
-master_process off;
-error_log %s/logs/error.log info;
-pid %s/logs/nginx.pid;
-events { worker_connections 64; }
-rtmp {
-  server {
-    listen 127.0.0.1:%d;
-    chunk_size 4096;
-    application live {
-      live on;
-      record all;
-      record_path %s;
-      record_append on;
-    }
-  }
+	return testenv.StartNginx(t, testenv.NginxConfig{Record: true, RecordAppend: true})
 }
-`, module, n.prefix, n.prefix, n.Port, n.Dir)
-	require.NoError(t, os.WriteFile(filepath.Join(n.prefix, "nginx.conf"), []byte(conf), 0o644))
-	n.Start()
-	t.Cleanup(n.Stop)
-	return n
-}
-
-// Start runs nginx and waits until its port accepts connections.
-func (n *nginxRTMP) Start() {
-	n.t.Helper()
-	// -e: the compiled-in error log (/var/log/nginx) may not be writable.
-	cmd := exec.Command(n.bin, "-p", n.prefix, "-e", filepath.Join(n.prefix, "logs", "error.log"),
-		"-c", filepath.Join(n.prefix, "nginx.conf"))
-	cmd.Stdout, cmd.Stderr = &n.log, &n.log
-	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
-	require.NoError(n.t, cmd.Start())
-	n.cmd = cmd
-	addr := "127.0.0.1:" + strconv.Itoa(n.Port)
-	deadline := time.Now().Add(20 * time.Second)
-	for {
-		c, err := net.DialTimeout("tcp", addr, time.Second)
-		if err == nil {
-			c.Close()
-			return
-		}
-		if time.Now().After(deadline) {
-			errLog, _ := os.ReadFile(filepath.Join(n.prefix, "logs", "error.log"))
-			n.t.Fatalf("nginx did not listen on %s: %v\n%s\n%s", addr, err, n.log.String(), errLog)
-		}
-		time.Sleep(50 * time.Millisecond)
-	}
-}
-
-// Stop kills nginx (SIGKILL to its process group: the server vanishes as in
-// a crash) and waits for it. Safe to call when stopped.
-func (n *nginxRTMP) Stop() {
-	if n.cmd == nil {
-		return
-	}
-	_ = syscall.Kill(-n.cmd.Process.Pid, syscall.SIGKILL)
-	_ = n.cmd.Wait()
-	n.cmd = nil
-}
-
-// URL is the application URL to publish to.
-func (n *nginxRTMP) URL() string { return fmt.Sprintf("rtmp://127.0.0.1:%d/live", n.Port) }
 
 // decodeErrors has ffmpeg decode file and returns what it complained about.
 func decodeErrors(t *testing.T, file string, args ...string) string {
@@ -201,10 +108,10 @@ func publish(t *testing.T, cfg rtmpsink.Config, src *source, n uint64) (*rtmpsin
 func TestInteropNginxAAC(t *testing.T) {
 	n := startNginx(t)
 	st := newStatuses()
-	_, _, end := publish(t, rtmpsink.Config{URL: n.URL(), StreamName: streamKey, Audio: true, Video: true, OnStatus: st.on},
+	_, _, end := publish(t, rtmpsink.Config{URL: n.RTMPURL(), StreamName: streamKey, Audio: true, Video: true, OnStatus: st.on},
 		&source{}, 300)
 	end()
-	file := filepath.Join(n.Dir, streamKey+".flv")
+	file := n.RecordFile(streamKey)
 	require.Eventually(t, func() bool { _, err := os.Stat(file); return err == nil }, 10*time.Second, 20*time.Millisecond)
 	time.Sleep(200 * time.Millisecond) // nginx closes the recording on unpublish
 	require.Empty(t, decodeErrors(t, file, "-xerror"))
@@ -219,10 +126,10 @@ func TestInteropNginxAAC(t *testing.T) {
 
 func TestInteropNginxG711Passthrough(t *testing.T) {
 	n := startNginx(t)
-	_, _, end := publish(t, rtmpsink.Config{URL: n.URL() + "/" + streamKey, Audio: true, Video: true,
+	_, _, end := publish(t, rtmpsink.Config{URL: n.RTMPURL() + "/" + streamKey, Audio: true, Video: true,
 		AudioMode: rtmpsink.AudioPassthrough}, &source{}, 300)
 	end()
-	file := filepath.Join(n.Dir, streamKey+".flv")
+	file := n.RecordFile(streamKey)
 	require.Eventually(t, func() bool { _, err := os.Stat(file); return err == nil }, 10*time.Second, 20*time.Millisecond)
 	time.Sleep(200 * time.Millisecond)
 	require.Empty(t, decodeErrors(t, file, "-xerror"))
@@ -235,7 +142,7 @@ func TestInteropNginxG711Passthrough(t *testing.T) {
 func TestInteropNginxAudioOnlyGetsVideo(t *testing.T) {
 	n := startNginx(t)
 	src := &audioOnly{}
-	s, err := rtmpsink.New(rtmpsink.Config{URL: n.URL(), StreamName: streamKey, Audio: true})
+	s, err := rtmpsink.New(rtmpsink.Config{URL: n.RTMPURL(), StreamName: streamKey, Audio: true})
 	require.NoError(t, err)
 	f := sink.NewFanout(sink.FanoutConfig{})
 	require.NoError(t, f.Add("rtmp", s, 1<<16))
@@ -245,7 +152,7 @@ func TestInteropNginxAudioOnlyGetsVideo(t *testing.T) {
 	close(stop)
 	<-done
 	require.NoError(t, f.Close())
-	file := filepath.Join(n.Dir, streamKey+".flv")
+	file := n.RecordFile(streamKey)
 	require.Eventually(t, func() bool { _, err := os.Stat(file); return err == nil }, 10*time.Second, 20*time.Millisecond)
 	time.Sleep(200 * time.Millisecond)
 	require.Empty(t, decodeErrors(t, file, "-xerror"))
@@ -286,7 +193,7 @@ func (s *audioOnly) next() *media.Frame {
 func TestInteropNginxKilledAndRestarted(t *testing.T) {
 	n := startNginx(t)
 	st := newStatuses()
-	s, _, end := publish(t, rtmpsink.Config{URL: n.URL(), StreamName: streamKey, Audio: true, Video: true,
+	s, _, end := publish(t, rtmpsink.Config{URL: n.RTMPURL(), StreamName: streamKey, Audio: true, Video: true,
 		OnStatus: st.on, BackoffMin: 100 * time.Millisecond, BackoffMax: time.Second, GiveUpAfter: 30 * time.Second},
 		&source{}, 200)
 	n.Stop() // SIGKILL
@@ -299,7 +206,7 @@ func TestInteropNginxKilledAndRestarted(t *testing.T) {
 	require.Eventually(t, func() bool { return s.Stats().FramesSent >= sent+200 }, 30*time.Second, 10*time.Millisecond)
 	end()
 	require.Equal(t, []rtmpsink.Status{rtmpsink.StatusWait, rtmpsink.StatusActive, rtmpsink.StatusLost, rtmpsink.StatusActive}, st.get())
-	file := filepath.Join(n.Dir, streamKey+".flv")
+	file := n.RecordFile(streamKey)
 	time.Sleep(200 * time.Millisecond)
 	// The part recorded after the restart decodes; ffprobe sees both tracks.
 	p := ffprobeStreams(t, file)
