@@ -2,59 +2,30 @@ package callmgr
 
 import (
 	"context"
-	"crypto/ecdsa"
-	"crypto/elliptic"
-	"crypto/rand"
-	"crypto/tls"
-	"crypto/x509"
-	"crypto/x509/pkix"
-	"math/big"
 	"net"
 	"net/netip"
 	"strconv"
 	"testing"
-	"time"
 
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
+	"github.com/sipstream/sipstream/internal/testenv"
 	"github.com/sipstream/sipstream/sip/siptest"
 )
-
-// selfSigned returns a server certificate for 127.0.0.1 and a pool that
-// trusts it.
-func selfSigned(t *testing.T) (tls.Certificate, *x509.CertPool) {
-	t.Helper()
-	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
-	require.NoError(t, err)
-	tmpl := &x509.Certificate{
-		SerialNumber: big.NewInt(1), Subject: pkix.Name{CommonName: "127.0.0.1"},
-		NotBefore: time.Now().Add(-time.Hour), NotAfter: time.Now().Add(time.Hour),
-		IPAddresses: []net.IP{net.IPv4(127, 0, 0, 1)}, DNSNames: []string{"localhost"},
-		KeyUsage: x509.KeyUsageDigitalSignature | x509.KeyUsageCertSign, ExtKeyUsage: []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth},
-		IsCA: true, BasicConstraintsValid: true,
-	}
-	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, &key.PublicKey, key)
-	require.NoError(t, err)
-	cert, err := x509.ParseCertificate(der)
-	require.NoError(t, err)
-	pool := x509.NewCertPool()
-	pool.AddCert(cert)
-	return tls.Certificate{Certificate: [][]byte{der}, PrivateKey: key}, pool
-}
 
 // TestSIPTransports places calls over TCP and TLS (CallParams.SIPTransport,
 // Config.SIPTLSConfig) with the real stack.
 func TestSIPTransports(t *testing.T) {
-	cert, pool := selfSigned(t)
+	cert := testenv.SelfSigned(t)
 	for _, tr := range []string{"tcp", "tls"} {
 		t.Run(tr, func(t *testing.T) {
 			peer, err := siptest.NewPeer(siptest.Config{Transport: tr,
-				TLSConfig: &tls.Config{Certificates: []tls.Certificate{cert}, MinVersion: tls.VersionTLS12}})
+				TLSConfig: cert.ServerConfig()})
 			require.NoError(t, err)
 			defer peer.Close()
 			m, err := New(Config{ListenAddr: "127.0.0.1:0", RTPPortMin: 25000, RTPPortMax: 25999,
-				SIPTLSConfig: &tls.Config{RootCAs: pool, MinVersion: tls.VersionTLS12}})
+				SIPTLSConfig: cert.ClientConfig()})
 			require.NoError(t, err)
 			defer m.Close(context.Background())
 			ctx := ctxT(t)

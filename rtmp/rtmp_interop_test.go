@@ -394,12 +394,12 @@ func requireListenerClean(t *testing.T, output string) {
 // TestInteropPlayFromServer publishes to our Server (plain and TLS) while
 // ffmpeg plays the stream from it and records what it gets.
 func TestInteropPlayFromServer(t *testing.T) {
-	cert := selfSigned(t, "localhost")
+	cert := testenv.SelfSigned(t, "localhost")
 	for _, scheme := range []string{"rtmp", "rtmps"} {
 		t.Run(scheme, func(t *testing.T) {
 			cfg := ServerConfig{}
 			if scheme == "rtmps" {
-				cfg.TLSConfig = &tls.Config{Certificates: []tls.Certificate{cert.cert}}
+				cfg.TLSConfig = &tls.Config{Certificates: []tls.Certificate{cert.Certificate}}
 			}
 			s, addr := startServer(t, cfg)
 			url := scheme + "://" + addr + "/live/x"
@@ -407,7 +407,7 @@ func TestInteropPlayFromServer(t *testing.T) {
 			wait := runFFmpeg(t, "-i", url, "-c", "copy", out)
 			waitSubscribers(t, s, "live/x", 1)
 			ctx := testCtx(t)
-			c, err := Dial(ctx, url, ClientConfig{TLSConfig: &tls.Config{RootCAs: cert.pool}, StreamName: "", DialTimeout: testTimeout})
+			c, err := Dial(ctx, url, ClientConfig{TLSConfig: &tls.Config{RootCAs: cert.Pool}, StreamName: "", DialTimeout: testTimeout})
 			require.NoError(t, err)
 			publishMedia(t, c, 0, "g711", nil, nil, 0)
 			require.NoError(t, c.Close())

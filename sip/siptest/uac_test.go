@@ -2,16 +2,10 @@ package siptest
 
 import (
 	"context"
-	"crypto/ecdsa"
-	"crypto/elliptic"
-	"crypto/rand"
 	"crypto/tls"
-	"crypto/x509"
-	"crypto/x509/pkix"
 	"errors"
 	"io"
 	"log/slog"
-	"math/big"
 	"net"
 	"net/netip"
 	"strconv"
@@ -24,6 +18,7 @@ import (
 	"github.com/emiago/sipgo/sip"
 	"github.com/stretchr/testify/require"
 
+	"github.com/sipstream/sipstream/internal/testenv"
 	"github.com/sipstream/sipstream/media"
 	"github.com/sipstream/sipstream/sip/sdp"
 )
@@ -219,50 +214,22 @@ func newPeer(t *testing.T, cfg Config) *Peer {
 
 var _ = media.KindAudio
 
-var (
-	testCertOnce sync.Once
-	testCert     tls.Certificate
-	testPool     *x509.CertPool
-)
+// testCerts holds each test's certificate, so that its server and client
+// sides (testServerTLS, testClientTLS) agree.
+var testCerts sync.Map // *testing.T -> testenv.Cert
 
-// testCertificate returns a self-signed certificate for 127.0.0.1.
-func testCertificate(t *testing.T) (tls.Certificate, *x509.CertPool) {
-	testCertOnce.Do(func() {
-		key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
-		if err != nil {
-			panic(err)
-		}
-		tmpl := &x509.Certificate{
-			SerialNumber: big.NewInt(1),
-			Subject:      pkix.Name{CommonName: "127.0.0.1"},
-			IPAddresses:  []net.IP{net.IPv4(127, 0, 0, 1)},
-			NotBefore:    time.Now().Add(-time.Hour),
-			NotAfter:     time.Now().Add(24 * time.Hour),
-			KeyUsage:     x509.KeyUsageDigitalSignature | x509.KeyUsageCertSign,
-			ExtKeyUsage:  []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth, x509.ExtKeyUsageClientAuth},
-			IsCA:         true, BasicConstraintsValid: true,
-		}
-		der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, &key.PublicKey, key)
-		if err != nil {
-			panic(err)
-		}
-		leaf, err := x509.ParseCertificate(der)
-		if err != nil {
-			panic(err)
-		}
-		testCert = tls.Certificate{Certificate: [][]byte{der}, PrivateKey: key, Leaf: leaf}
-		testPool = x509.NewCertPool()
-		testPool.AddCert(leaf)
-	})
-	return testCert, testPool
+// testCertificate returns the test's self-signed certificate for
+// 127.0.0.1, made on first use.
+func testCertificate(t *testing.T) testenv.Cert {
+	if c, ok := testCerts.Load(t); ok {
+		return c.(testenv.Cert)
+	}
+	c := testenv.SelfSigned(t)
+	testCerts.Store(t, c)
+	t.Cleanup(func() { testCerts.Delete(t) })
+	return c
 }
 
-func testServerTLS(t *testing.T) *tls.Config {
-	cert, _ := testCertificate(t)
-	return &tls.Config{Certificates: []tls.Certificate{cert}, MinVersion: tls.VersionTLS12}
-}
+func testServerTLS(t *testing.T) *tls.Config { return testCertificate(t).ServerConfig() }
 
-func testClientTLS(t *testing.T) *tls.Config {
-	_, pool := testCertificate(t)
-	return &tls.Config{RootCAs: pool, MinVersion: tls.VersionTLS12}
-}
+func testClientTLS(t *testing.T) *tls.Config { return testCertificate(t).ClientConfig() }
