@@ -8,7 +8,11 @@
 // package's API. Everything a caller passes in (login, auth name, domain,
 // display name, Call-ID, custom headers) is checked against the SIP grammar
 // first: a bad value is a *ParamError (ErrInvalidParams), never a
-// malformed request. Failures are typed: a non-2xx answer is a *StatusError
+// malformed request. The same rules are exported (ValidateUser,
+// ValidateHostPort, ValidateCallID, ValidateCallee, ValidateHeader,
+// IsReservedHeader …) with their limits (MaxUserLen, MaxCallIDLen …), so
+// the layers above check a request before placing it and give the same
+// answer. Failures are typed: a non-2xx answer is a *StatusError
 // that matches ErrBusy, ErrNotFound, ErrTimeout, … with errors.Is, and
 // StatusCode maps any error of this package to a SIP status code.
 //

@@ -65,7 +65,8 @@ type InviteRequest struct {
 	Transport string
 	// CallID is the SIP Call-ID. Zero means a random one.
 	CallID string
-	// Headers are added to the INVITE as they are.
+	// Headers are added to the INVITE as they are; see ValidateHeader for
+	// what they may hold. At most MaxHeaders.
 	Headers []Header
 	// Offer is the SDP offer (see package sip/sdp).
 	Offer []byte
@@ -150,28 +151,15 @@ func (r *InviteRequest) plan() (*invitePlan, error) {
 	// Request-URI / To.
 	callee := strings.TrimSpace(r.Callee)
 	lc := strings.ToLower(callee)
+	if err := checkCallee("Callee", "Domain", callee, r.Domain); err != nil {
+		return nil, err
+	}
 	switch {
-	case callee == "":
-		return nil, paramErr("Callee", "empty")
-	case strings.HasPrefix(lc, "sip:") || strings.HasPrefix(lc, "sips:"):
+	case hasSIPScheme(callee):
 		if err := sipgox.ParseUri(callee, &p.ruri); err != nil {
 			return nil, paramErr("Callee", "not a SIP URI: "+err.Error())
 		}
 		p.ruri.Scheme = strings.ToLower(p.ruri.Scheme)
-		if p.ruri.Password != "" {
-			return nil, paramErr("Callee", "password in URI not allowed")
-		}
-		if p.ruri.User != "" {
-			if err := checkUser("Callee", p.ruri.User); err != nil {
-				return nil, err
-			}
-		}
-		if err := checkHost("Callee", p.ruri.Host); err != nil {
-			return nil, err
-		}
-		if err := checkURIText("Callee", callee); err != nil {
-			return nil, err
-		}
 	default:
 		user, host := callee, domainHost
 		port := r.Port
@@ -185,12 +173,6 @@ func (r *InviteRequest) plan() (*invitePlan, error) {
 				return nil, err
 			}
 			host, port = h, hp
-		}
-		if err := checkUser("Callee", user); err != nil {
-			return nil, err
-		}
-		if host == "" {
-			return nil, paramErr("Domain", "required when Callee is not a full URI")
 		}
 		p.ruri = sipgox.Uri{Scheme: "sip", User: user, Host: host, Port: port}
 	}
@@ -235,8 +217,11 @@ func (r *InviteRequest) plan() (*invitePlan, error) {
 	} else if err := checkCallID("CallID", p.callID); err != nil {
 		return nil, err
 	}
+	if len(r.Headers) > MaxHeaders {
+		return nil, paramErr("Headers", "more than "+strconv.Itoa(MaxHeaders)+" headers")
+	}
 	for i, h := range r.Headers {
-		if err := checkHeader("Headers["+strconv.Itoa(i)+"]", h); err != nil {
+		if err := checkCustomHeader("Headers["+strconv.Itoa(i)+"]", h); err != nil {
 			return nil, err
 		}
 	}
@@ -272,28 +257,15 @@ func (r *InviteRequest) plan() (*invitePlan, error) {
 	return p, nil
 }
 
-// checkURIText refuses characters that would break the header a URI is
-// written into.
-func checkURIText(field, s string) error {
-	for i := 0; i < len(s); i++ {
-		switch c := s[i]; {
-		case c <= ' ', c == 0x7f, c == '<', c == '>', c == '"':
-			return paramErr(field, describeByte(c)+" not allowed in a SIP URI")
-		}
-	}
-	return nil
-}
-
 // proxyDest turns an OutboundProxy value into "host:port".
 func proxyDest(s, transport string) (string, error) {
-	ls := strings.ToLower(s)
-	if strings.HasPrefix(ls, "sip:") || strings.HasPrefix(ls, "sips:") {
+	if hasSIPScheme(s) {
+		if _, err := parseSIPURI("OutboundProxy", s); err != nil {
+			return "", err
+		}
 		var u sipgox.Uri
 		if err := sipgox.ParseUri(s, &u); err != nil {
 			return "", paramErr("OutboundProxy", "not a SIP URI: "+err.Error())
-		}
-		if err := checkHost("OutboundProxy", u.Host); err != nil {
-			return "", err
 		}
 		return destination(u, transport), nil
 	}

@@ -103,7 +103,7 @@ func (ua *UA) Register(ctx context.Context, r RegisterRequest) (*Registration, e
 		return nil, err
 	}
 	for i, h := range r.Headers {
-		if err := checkHeader("Headers["+strconv.Itoa(i)+"]", h); err != nil {
+		if err := checkCustomHeader("Headers["+strconv.Itoa(i)+"]", h); err != nil {
 			return nil, err
 		}
 	}
