@@ -4,105 +4,48 @@ import (
 	"errors"
 	"flag"
 	"fmt"
-	"github.com/sipstream/sipstream/callmgr"
 	"io"
 	"net"
 	"net/netip"
 	"net/url"
 	"os"
+	"path"
+	"slices"
 	"strconv"
 	"strings"
+
+	"github.com/sipstream/sipstream/callmgr"
 )
 
-// config is the server's command line. Every flag can also be set with an
+// config is the server's command line (see parseConfig's flag help: each
+// field is the flag of the same name). Every flag can also be set with an
 // environment variable SIPSTREAM_<NAME> (upper case, '-' as '_'); a flag on
 // the command line wins over the environment.
 type config struct {
-	HTTP      string // -http: plain HTTP listen address; "" disables it
-	HTTPS     string // -https: HTTPS listen address; "" disables it
-	TLSCert   string // -tls-cert: PEM certificate file for -https
-	TLSKey    string // -tls-key: PEM key file for -https
-	Auth      string // -auth: "user:pass" for HTTP Basic auth (visible in ps: prefer AuthFile or SIPSTREAM_AUTH)
-	AuthFile  string // -auth-file: file holding "user:pass"
-	NoAuth    bool   // -no-auth: serve without login (explicit opt-out)
-	SIP       string // -sip: local SIP address (UDP and TCP)
-	PublicIP  string // -public-ip: address written into Contact, Via and SDP
-	RTPPorts  string // -rtp-ports: "LO-HI"
-	Webhook   string // -webhook: URL that receives status events
-	RecordDir string // -record-dir: where recordings go; "" disables recording
-	Demo      bool   // -demo: embedded SIP callee and RTMP server
-	WebRTC    bool   // -webrtc: WHEP playback of every call at /whep/{toStream}
-	LogLevel  string // -log-level: debug, info, warn, error
-	// LossPolicy is -loss-policy: "freeze" or "conceal" (what video does
-	// after a loss NACK did not repair).
-	LossPolicy string
-	// RecordFormat is -record-format: mp4, mkv or flv.
-	RecordFormat string
-	// HLS is -hls: Low-Latency HLS playback of every call at
-	// /hls/{toStream}/index.m3u8.
-	HLS bool
-
-	// AllowedHosts is -allowed-hosts: host names (and IPs) the HTTP side
-	// answers to besides localhost, loopback, the listen and public IPs.
-	AllowedHosts string
-	// CORSOrigins is -cors-origins: browser origins allowed besides the
-	// page's own.
-	CORSOrigins string
-	// AllowCallees and AllowRTMPHosts are the -allow-callees and
-	// -allow-rtmp-hosts glob lists ("" = anything).
-	AllowCallees   string
-	AllowRTMPHosts string
-	// WebhookSecrets is -webhook-secrets: the webhook gets rtmpUrl whole.
-	WebhookSecrets bool
-	// Caps: -max-calls, -max-viewers (per stream), -max-sse, -max-pushes
-	// (per call); 0 means no limit.
-	MaxCalls, MaxViewers, MaxSSE, MaxPushes int
-	// SRTP is -srtp: the SRTP mode of calls that do not say ("off",
-	// "optional", "required").
-	SRTP string
-	// MaxCPU is -max-cpu: the share of the CPUs (0..1) beyond which new
-	// calls are refused with 503 (admission control; 0 turns it off).
-	MaxCPU float64
-	// RTMPAudio is -rtmp-audio: "aac" (transcode to AAC) or "passthrough"
-	// (G.711 as it comes).
-	RTMPAudio string
-	// RecordQuota is -record-quota: bytes one recording may hold
-	// ("500M", "2G", plain bytes; "0" = no limit).
-	RecordQuota string
+	HTTP, HTTPS, TLSCert, TLSKey                            string
+	Auth, AuthFile                                          string
+	NoAuth, Demo, WebRTC, HLS, WebhookSecrets               bool
+	SIP, PublicIP, RTPPorts, Webhook                        string
+	RecordDir, RecordFormat, RecordQuota                    string
+	LogLevel, LossPolicy, SRTP, RTMPAudio                   string
+	AllowedHosts, CORSOrigins, AllowCallees, AllowRTMPHosts string
+	MaxCalls, MaxViewers, MaxSSE, MaxPushes                 int
+	MaxCPU                                                  float64
 
 	// set holds the flags given on the command line or in the
 	// environment (the others have their defaults).
 	set map[string]bool
-
-	rtpLo, rtpHi int
-	authUser     string
-	authPass     string
+	// Checked and parsed values.
+	rtpLo, rtpHi       int
+	authUser, authPass string
 	// authOnArgv: -auth was given on the command line (not the
 	// environment), where ps shows it.
-	authOnArgv     bool
-	publicIP       netip.Addr
-	srtp           callmgr.SRTPMode
-	recordQuota    int64
-	allowCallees   allowList
-	allowRTMPHosts allowList
+	authOnArgv                   bool
+	publicIP                     netip.Addr
+	srtp                         callmgr.SRTPMode
+	recordQuota                  int64
+	allowCallees, allowRTMPHosts []string
 }
-
-// Defaults of the caps.
-const (
-	defaultMaxCalls   = 100
-	defaultMaxViewers = 50
-	defaultMaxSSE     = 50
-	defaultMaxPushes  = 10
-	defaultMaxCPU     = 0.8
-)
-
-// Addresses the demo listens on unless told otherwise: loopback only, so
-// that it needs no login.
-const (
-	demoHTTP  = "127.0.0.1:8081"
-	demoHTTPS = "127.0.0.1:8444"
-	demoSIP   = "127.0.0.1:5060"
-)
 
 // parseConfig reads args (without the program name) and the environment.
 func parseConfig(args []string, getenv func(string) string, stderr io.Writer) (config, error) {
@@ -121,11 +64,11 @@ func parseConfig(args []string, getenv func(string) string, stderr io.Writer) (c
 	fs.StringVar(&c.AllowCallees, "allow-callees", "", "comma list of glob patterns of callees allowed: host (pbx.example.com, *.example.com) or user@host (1???@pbx.example.com); also checked against sipDomain and sipOutboundProxy (default: any)")
 	fs.StringVar(&c.AllowRTMPHosts, "allow-rtmp-hosts", "", "comma list of glob patterns of RTMP hosts calls and pushes may publish to (default: any)")
 	fs.BoolVar(&c.WebhookSecrets, "webhook-secrets", false, "send rtmpUrl to the webhook unredacted (with credentials, query and stream key)")
-	fs.IntVar(&c.MaxCalls, "max-calls", defaultMaxCalls, "live calls at most (0: no limit)")
-	fs.IntVar(&c.MaxViewers, "max-viewers", defaultMaxViewers, "WebRTC viewers per stream at most (0: no limit)")
-	fs.IntVar(&c.MaxSSE, "max-sse", defaultMaxSSE, "event stream (/events) subscribers at most (0: no limit)")
-	fs.IntVar(&c.MaxPushes, "max-pushes", defaultMaxPushes, "pushes (/push/startup) per call at most (0: no limit)")
-	fs.Float64Var(&c.MaxCPU, "max-cpu", defaultMaxCPU, "admission control: refuse new calls (503) when the process uses this share of the CPUs (0-1), counting the calls being set up, or when sockets drop packets or sink queues back up, so the calls already up keep their quality (0: off)")
+	fs.IntVar(&c.MaxCalls, "max-calls", 100, "live calls at most (0: no limit)")
+	fs.IntVar(&c.MaxViewers, "max-viewers", 50, "WebRTC viewers per stream at most (0: no limit)")
+	fs.IntVar(&c.MaxSSE, "max-sse", 50, "event stream (/events) subscribers at most (0: no limit)")
+	fs.IntVar(&c.MaxPushes, "max-pushes", 10, "pushes (/push/startup) per call at most (0: no limit)")
+	fs.Float64Var(&c.MaxCPU, "max-cpu", 0.8, "admission control: refuse new calls (503) when the process uses this share of the CPUs (0-1), counting the calls being set up, or when sockets drop packets or sink queues back up, so the calls already up keep their quality (0: off)")
 	fs.StringVar(&c.RTMPAudio, "rtmp-audio", "aac", "audio published over RTMP: aac (G.711 and Opus transcoded to AAC-LC, what YouTube, Facebook and Twitch accept) or passthrough (G.711 as it comes, FLV sound formats 7/8: nginx-rtmp, Wowza and ffmpeg accept it; far cheaper)")
 	fs.StringVar(&c.SRTP, "srtp", "off", "SRTP (SDES keys) of calls whose srtp field is absent: off, optional (offer SRTP, fall back to plain RTP when the phone refuses) or required")
 	fs.StringVar(&c.RecordQuota, "record-quota", "1G", "most bytes one recording may hold (K, M, G suffixes; 0: no limit); a recording that reaches it stops, finalized and playable, and its call goes on")
@@ -167,37 +110,34 @@ func parseConfig(args []string, getenv func(string) string, stderr io.Writer) (c
 	if fs.NArg() > 0 {
 		return c, fmt.Errorf("unexpected arguments: %q", fs.Args())
 	}
-	if c.Demo && !c.set["http"] {
-		c.HTTP = demoHTTP
-	}
-	if c.Demo && !c.set["https"] {
-		c.HTTPS = demoHTTPS
-	}
-	if c.Demo && !c.set["sip"] {
-		// The demo's callee is local: nothing else needs to reach SIP.
-		c.SIP = demoSIP
+	// The demo serves loopback only unless told otherwise (so it needs no
+	// login); its callee is local: nothing else needs to reach SIP.
+	for _, d := range []struct {
+		flag, addr string
+		v          *string
+	}{{"http", "127.0.0.1:8081", &c.HTTP}, {"https", "127.0.0.1:8444", &c.HTTPS}, {"sip", "127.0.0.1:5060", &c.SIP}} {
+		if c.Demo && !c.set[d.flag] {
+			*d.v = d.addr
+		}
 	}
 	return c, c.check()
 }
 
 func (c *config) check() error {
 	var errs []error
+	add := func(format string, args ...any) { errs = append(errs, fmt.Errorf(format, args...)) }
 	for _, a := range []struct{ name, v string }{{"-http", c.HTTP}, {"-https", c.HTTPS}, {"-sip", c.SIP}} {
 		if a.v == "" && a.name == "-sip" {
-			errs = append(errs, errors.New("-sip is required"))
-			continue
-		}
-		if a.v != "" {
-			if _, _, err := net.SplitHostPort(a.v); err != nil {
-				errs = append(errs, fmt.Errorf("%s %q: %v", a.name, a.v, err))
-			}
+			add("-sip is required")
+		} else if _, _, err := net.SplitHostPort(a.v); a.v != "" && err != nil {
+			add("%s %q: %v", a.name, a.v, err)
 		}
 	}
 	if (c.TLSCert == "") != (c.TLSKey == "") {
-		errs = append(errs, errors.New("-tls-cert and -tls-key go together"))
+		add("-tls-cert and -tls-key go together")
 	}
 	if c.Auth != "" && c.AuthFile != "" {
-		errs = append(errs, errors.New("-auth and -auth-file: give one"))
+		add("-auth and -auth-file: give one")
 	}
 	if c.Auth != "" {
 		u, p, err := parseCredentials(c.Auth, "-auth")
@@ -209,7 +149,7 @@ func (c *config) check() error {
 	if c.AuthFile != "" {
 		b, err := os.ReadFile(c.AuthFile)
 		if err != nil {
-			errs = append(errs, fmt.Errorf("-auth-file: %v", err))
+			add("-auth-file: %v", err)
 		} else if u, p, err := parseCredentials(string(b), "-auth-file's content"); err != nil {
 			errs = append(errs, err)
 		} else {
@@ -217,78 +157,61 @@ func (c *config) check() error {
 		}
 	}
 	if c.NoAuth && c.authUser != "" {
-		errs = append(errs, errors.New("-no-auth and credentials (-auth, -auth-file, SIPSTREAM_AUTH): give one"))
+		add("-no-auth and credentials (-auth, -auth-file, SIPSTREAM_AUTH): give one")
 	}
 	var err error
-	if c.allowCallees, err = parseAllowList(c.AllowCallees); err != nil {
-		errs = append(errs, fmt.Errorf("-allow-callees: %v", err))
+	if c.allowCallees, err = globList(c.AllowCallees); err != nil {
+		add("-allow-callees: %v", err)
 	}
-	if c.allowRTMPHosts, err = parseAllowList(c.AllowRTMPHosts); err != nil {
-		errs = append(errs, fmt.Errorf("-allow-rtmp-hosts: %v", err))
+	if c.allowRTMPHosts, err = globList(c.AllowRTMPHosts); err != nil {
+		add("-allow-rtmp-hosts: %v", err)
 	}
 	if c.MaxCalls < 0 || c.MaxViewers < 0 || c.MaxSSE < 0 || c.MaxPushes < 0 {
-		errs = append(errs, errors.New("-max-calls, -max-viewers, -max-sse and -max-pushes must not be negative"))
+		add("-max-calls, -max-viewers, -max-sse and -max-pushes must not be negative")
 	}
 	if c.MaxCPU < 0 || c.MaxCPU > 1 {
-		errs = append(errs, fmt.Errorf("-max-cpu %g: want a share of the CPUs within 0-1 (0: off)", c.MaxCPU))
+		add("-max-cpu %g: want a share of the CPUs within 0-1 (0: off)", c.MaxCPU)
 	}
-	switch c.RTMPAudio {
-	case "aac", "passthrough":
-	default:
-		errs = append(errs, fmt.Errorf("-rtmp-audio %q: want aac or passthrough", c.RTMPAudio))
+	if !slices.Contains([]string{"aac", "passthrough"}, c.RTMPAudio) {
+		add("-rtmp-audio %q: want aac or passthrough", c.RTMPAudio)
 	}
 	if mode, err := callmgr.ParseSRTPMode(c.SRTP); err != nil || mode == callmgr.SRTPDefault {
-		errs = append(errs, fmt.Errorf("-srtp %q: want off, optional or required", c.SRTP))
+		add("-srtp %q: want off, optional or required", c.SRTP)
 	} else {
 		c.srtp = mode
 	}
-	if q, err := parseBytes(c.RecordQuota); err != nil {
-		errs = append(errs, fmt.Errorf("-record-quota %q: %v", c.RecordQuota, err))
-	} else {
-		c.recordQuota = q
+	if c.recordQuota, err = parseBytes(c.RecordQuota); err != nil {
+		add("-record-quota %q: %v", c.RecordQuota, err)
 	}
 	if c.PublicIP != "" {
-		ip, err := netip.ParseAddr(c.PublicIP)
-		if err != nil {
-			errs = append(errs, fmt.Errorf("-public-ip: %v", err))
+		if c.publicIP, err = netip.ParseAddr(c.PublicIP); err != nil {
+			add("-public-ip: %v", err)
 		}
-		c.publicIP = ip
 	}
 	lo, hi, ok := strings.Cut(c.RTPPorts, "-")
 	l, err1 := strconv.Atoi(strings.TrimSpace(lo))
 	h, err2 := strconv.Atoi(strings.TrimSpace(hi))
 	if !ok || err1 != nil || err2 != nil || l < 1024 || h > 65535 || h-l < 3 {
-		errs = append(errs, fmt.Errorf("-rtp-ports %q: want LO-HI within 1024-65535 with room for two port pairs", c.RTPPorts))
+		add("-rtp-ports %q: want LO-HI within 1024-65535 with room for two port pairs", c.RTPPorts)
 	}
 	c.rtpLo, c.rtpHi = l, h
-	if c.Webhook != "" {
-		u, err := url.Parse(c.Webhook)
-		if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
-			errs = append(errs, errors.New("-webhook must be an http:// or https:// URL"))
-		}
+	if u, err := url.Parse(c.Webhook); c.Webhook != "" && (err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "") {
+		add("-webhook must be an http:// or https:// URL")
 	}
-	if c.RecordDir != "" {
-		if st, err := os.Stat(c.RecordDir); err != nil || !st.IsDir() {
-			errs = append(errs, fmt.Errorf("-record-dir %q is not a directory", c.RecordDir))
-		}
+	if st, err := os.Stat(c.RecordDir); c.RecordDir != "" && (err != nil || !st.IsDir()) {
+		add("-record-dir %q is not a directory", c.RecordDir)
 	}
-	switch c.RecordFormat {
-	case "mp4", "mkv", "flv":
-	default:
-		errs = append(errs, fmt.Errorf("-record-format %q: want mp4, mkv or flv", c.RecordFormat))
+	if !slices.Contains([]string{"mp4", "mkv", "flv"}, c.RecordFormat) {
+		add("-record-format %q: want mp4, mkv or flv", c.RecordFormat)
 	}
-	switch c.LogLevel {
-	case "debug", "info", "warn", "error":
-	default:
-		errs = append(errs, fmt.Errorf("-log-level %q: want debug, info, warn or error", c.LogLevel))
+	if !slices.Contains([]string{"debug", "info", "warn", "error"}, c.LogLevel) {
+		add("-log-level %q: want debug, info, warn or error", c.LogLevel)
 	}
-	switch c.LossPolicy {
-	case "freeze", "conceal":
-	default:
-		errs = append(errs, fmt.Errorf("-loss-policy %q: want freeze or conceal", c.LossPolicy))
+	if !slices.Contains([]string{"freeze", "conceal"}, c.LossPolicy) {
+		add("-loss-policy %q: want freeze or conceal", c.LossPolicy)
 	}
 	if c.HTTP == "" && c.HTTPS == "" {
-		errs = append(errs, errors.New("one of -http and -https is needed"))
+		add("one of -http and -https is needed")
 	}
 	return errors.Join(errs...)
 }
@@ -297,33 +220,13 @@ func (c *config) check() error {
 // (or localhost): nobody else can reach the server.
 func (c *config) loopbackOnly() bool {
 	for _, a := range []string{c.HTTP, c.HTTPS} {
-		if a == "" {
-			continue
-		}
 		host, _, err := net.SplitHostPort(a)
-		if err != nil {
-			return false
-		}
-		if strings.EqualFold(host, "localhost") {
-			continue
-		}
-		ip, err := netip.ParseAddr(host)
-		if err != nil || !ip.IsLoopback() {
+		ip, ipErr := netip.ParseAddr(host)
+		if a != "" && (err != nil || !strings.EqualFold(host, "localhost") && (ipErr != nil || !ip.IsLoopback())) {
 			return false
 		}
 	}
 	return true
-}
-
-// splitList splits a comma list, dropping empty entries.
-func splitList(s string) []string {
-	var out []string
-	for _, p := range strings.Split(s, ",") {
-		if p = strings.TrimSpace(p); p != "" {
-			out = append(out, p)
-		}
-	}
-	return out
 }
 
 // parseBytes reads a byte count: digits with an optional K, M, G or T
@@ -333,18 +236,8 @@ func parseBytes(s string) (int64, error) {
 	t = strings.TrimSuffix(strings.TrimSuffix(t, "B"), "I")
 	mult := int64(1)
 	if n := len(t); n > 0 {
-		switch t[n-1] {
-		case 'K':
-			mult = 1 << 10
-		case 'M':
-			mult = 1 << 20
-		case 'G':
-			mult = 1 << 30
-		case 'T':
-			mult = 1 << 40
-		}
-		if mult > 1 {
-			t = t[:n-1]
+		if i := strings.IndexByte("KMGT", t[n-1]); i >= 0 {
+			mult, t = 1<<(10*(i+1)), t[:n-1]
 		}
 	}
 	v, err := strconv.ParseInt(strings.TrimSpace(t), 10, 64)
@@ -352,4 +245,21 @@ func parseBytes(s string) (int64, error) {
 		return 0, errors.New("want a byte count such as 500M or 2G")
 	}
 	return v * mult, nil
+}
+
+// globList splits a comma-separated list of glob patterns (path.Match
+// syntax, case insensitive) and checks every one.
+func globList(s string) ([]string, error) {
+	var l []string
+	for _, p := range strings.Split(s, ",") {
+		p = strings.ToLower(strings.TrimSpace(p))
+		if p == "" {
+			continue
+		}
+		if _, err := path.Match(p, ""); err != nil {
+			return nil, errors.New("bad pattern " + p)
+		}
+		l = append(l, p)
+	}
+	return l, nil
 }

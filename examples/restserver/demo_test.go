@@ -2,7 +2,6 @@ package main
 
 import (
 	"context"
-	"errors"
 	"io"
 	"log/slog"
 	"net/http"
@@ -11,8 +10,12 @@ import (
 	"testing"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
 	"github.com/stretchr/testify/require"
 
+	"github.com/sipstream/sipstream/callmgr"
+	"github.com/sipstream/sipstream/callmgr/metrics"
+	"github.com/sipstream/sipstream/callmgr/wcsapi"
 	"github.com/sipstream/sipstream/rtmp"
 	"github.com/sipstream/sipstream/sink/whep"
 )
@@ -67,78 +70,53 @@ func TestPageURL(t *testing.T) {
 	}
 }
 
-// /whep/{name} reaches the sink of the live call named so, its viewer
-// resources too; other names are 404; a name is one live call's at a time.
-func TestWebRTCRouting(t *testing.T) {
-	ws := newWebRTCStreams(whep.Config{MediaWait: 50 * time.Millisecond}, discardLog())
-	srv := newServer(&fakeCalls{}, serverOptions{WHEP: ws, NoAuth: true})
-	ts := httptest.NewServer(srv.handler())
+// The handler serves the page, the player script, /defaults, /metrics
+// (the API's, the calls' and the process's), the REST API and WHEP.
+func TestPageAndPlayer(t *testing.T) {
+	relay := new(callmgr.Relay)
+	m, err := callmgr.New(callmgr.Config{ListenAddr: "127.0.0.1:0", RTPPortMin: 25000, RTPPortMax: 25099, OnEvent: relay.OnEvent})
+	require.NoError(t, err)
+	defer m.Close(context.Background())
+	api, err := wcsapi.New(m, wcsapi.Config{Events: relay, NoAuth: true, WebRTC: &whep.Config{}, HLS: true})
+	require.NoError(t, err)
+	defer api.Close()
+	reg := prometheus.NewRegistry()
+	reg.MustRegister(api, metrics.New(m))
+	ts := httptest.NewServer(newHandler(api, reg, map[string]any{"callee": "sip:demo@x"}))
 	defer ts.Close()
-	defer srv.close()
-
-	post := func(path, ctype, body string) (int, string) {
+	get := func(path string) (int, string) {
 		t.Helper()
-		resp, err := http.Post(ts.URL+path, ctype, strings.NewReader(body))
+		resp, err := http.Get(ts.URL + path)
 		require.NoError(t, err)
 		defer resp.Body.Close()
 		b, _ := io.ReadAll(resp.Body)
 		return resp.StatusCode, string(b)
 	}
-	code, _ := post("/whep/nosuch", "application/sdp", "v=0\r\n")
-	require.Equal(t, http.StatusNotFound, code)
-
-	st, err := ws.reserve("my stream", "call1")
+	code, js := get("/player/player.js")
+	require.Equal(t, http.StatusOK, code)
+	require.Contains(t, js, "function whepPlay")
+	code, page := get("/")
+	require.Equal(t, http.StatusOK, code)
+	require.Contains(t, page, `id="startForm"`)
+	require.Contains(t, page, `src="player/player.js"`)
+	code, defaults := get("/defaults")
+	require.Equal(t, http.StatusOK, code)
+	require.JSONEq(t, `{"callee":"sip:demo@x"}`, defaults)
+	code, metrics := get("/metrics")
+	require.Equal(t, http.StatusOK, code)
+	for _, name := range []string{"sipstream_webrtc_streams 0", "sipstream_hls_streams 0", "sipstream_sse_subscribers 0", "sipstream_rtmp_connection_lost_total 0"} {
+		require.Contains(t, metrics, name)
+	}
+	resp, err := http.Post(ts.URL+"/rest-api/call/find_all", "application/json", nil)
 	require.NoError(t, err)
-	_, err = ws.reserve("my stream", "call2")
-	require.True(t, errors.Is(err, errConflict), "%v", err)
-	// Reserved but not attached yet: still 404.
-	code, _ = post("/whep/my%20stream", "application/sdp", "v=0\r\n")
-	require.Equal(t, http.StatusNotFound, code)
-
-	s, err := ws.newSink(true, nil)
-	require.NoError(t, err)
-	defer s.Close()
-	ws.attach(st, s, "sink1")
-	// The sink answers now (a malformed offer is its 400, not our 404).
-	code, body := post("/whep/my%20stream", "application/sdp", "not sdp")
-	require.NotEqual(t, http.StatusNotFound, code, body)
-	require.GreaterOrEqual(t, code, 400, body)
-	// A viewer resource that does not exist: the sink's 404 for DELETE.
-	req, _ := http.NewRequest(http.MethodDelete, ts.URL+"/whep/my%20stream/nope", nil)
-	resp, err := http.DefaultClient.Do(req)
+	resp.Body.Close()
+	require.Equal(t, http.StatusNotFound, resp.StatusCode, "no calls")
+	resp, err = http.Post(ts.URL+"/whep/nosuch", "application/sdp", strings.NewReader("v=0\r\n"))
 	require.NoError(t, err)
 	resp.Body.Close()
 	require.Equal(t, http.StatusNotFound, resp.StatusCode)
-
-	// The sink's failure or the call's end frees the name.
-	ws.sinkRemoved("sink1")
-	require.Nil(t, ws.lookup("my stream"))
-	st, err = ws.reserve("my stream", "call3")
-	require.NoError(t, err)
-	ws.attach(st, s, "sink3")
-	require.NotNil(t, ws.lookup("my stream"))
-	ws.callEnded("call3")
-	require.Nil(t, ws.lookup("my stream"))
-	// A release after the name was taken again does not free the new owner.
-	st4, err := ws.reserve("my stream", "call4")
-	require.NoError(t, err)
-	ws.release(st)
-	_, err = ws.reserve("my stream", "call5")
-	require.Error(t, err)
-	ws.release(st4)
-
-	// The player script the page loads is served.
-	resp, err = http.Get(ts.URL + "/player/player.js")
-	require.NoError(t, err)
-	js, _ := io.ReadAll(resp.Body)
-	resp.Body.Close()
-	require.Equal(t, http.StatusOK, resp.StatusCode)
-	require.Contains(t, string(js), "function whepPlay")
-	resp, err = http.Get(ts.URL + "/")
-	require.NoError(t, err)
-	page, _ := io.ReadAll(resp.Body)
-	resp.Body.Close()
-	require.Contains(t, string(page), `src="player/player.js"`)
+	code, _ = get("/hls/nosuch/index.m3u8")
+	require.Equal(t, http.StatusNotFound, code)
 }
 
 // In -demo mode a listener left at its default address moves to a free port

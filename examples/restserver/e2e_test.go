@@ -21,6 +21,7 @@ import (
 	"github.com/pion/webrtc/v4"
 	"github.com/stretchr/testify/require"
 
+	"github.com/sipstream/sipstream/callmgr/wcsapi"
 	"github.com/sipstream/sipstream/rtmp"
 	"github.com/sipstream/sipstream/sip/siptest"
 )
@@ -80,7 +81,7 @@ func TestEndToEndCall(t *testing.T) {
 	require.NoError(t, err)
 	require.NoError(t, pc.WaitEstablished(ctx))
 
-	c := waitCall(t, srv.base, "e2e-1", "ESTABLISHED + RTMP_STREAM_ACTIVE", func(c callObject) bool {
+	c := waitCall(t, srv.base, "e2e-1", "ESTABLISHED + RTMP_STREAM_ACTIVE", func(c wcsapi.Call) bool {
 		return c.Status == "ESTABLISHED" && c.RTMPStreamStatus == "RTMP_STREAM_ACTIVE"
 	})
 	require.Equal(t, peer.URI(), c.Callee)
@@ -130,7 +131,7 @@ func TestEndToEndCall(t *testing.T) {
 	require.Contains(t, metrics, "sipstream_rtcp_nacks_sent_total ")
 	require.Contains(t, metrics, "sipstream_video_frozen_seconds_total ")
 	// The call object carries the media counters.
-	c = waitCall(t, srv.base, "e2e-1", "media counters", func(c callObject) bool {
+	c = waitCall(t, srv.base, "e2e-1", "media counters", func(c wcsapi.Call) bool {
 		return c.MediaStats != nil && c.MediaStats.Video.Frames > 0 && c.MediaStats.Audio.PacketsReceived > 0
 	})
 	require.Positive(t, c.MediaStats.Video.KeyframesReceived)
@@ -222,7 +223,7 @@ func TestShutdownSendsBye(t *testing.T) {
 		pc, err := peer.WaitCall(ctx)
 		require.NoError(t, err)
 		require.NoError(t, pc.WaitEstablished(ctx))
-		waitCall(t, srv.base, id, "ESTABLISHED", func(c callObject) bool { return c.Status == "ESTABLISHED" })
+		waitCall(t, srv.base, id, "ESTABLISHED", func(c wcsapi.Call) bool { return c.Status == "ESTABLISHED" })
 		pcs = append(pcs, pc)
 	}
 
@@ -268,7 +269,7 @@ func TestWebRTCAudioOnlyCall(t *testing.T) {
 	pc, err := peer.WaitCall(ctx)
 	require.NoError(t, err)
 	require.NoError(t, pc.WaitEstablished(ctx))
-	waitCall(t, srv.base, "audio-1", "ESTABLISHED", func(c callObject) bool { return c.Status == "ESTABLISHED" })
+	waitCall(t, srv.base, "audio-1", "ESTABLISHED", func(c wcsapi.Call) bool { return c.Status == "ESTABLISHED" })
 
 	// toStream defaults to the callId.
 	viewer := playWHEP(t, srv.base+"/whep/audio-1")
@@ -338,7 +339,7 @@ func TestDemoOneClick(t *testing.T) {
 	}
 	code, out := rest(t, srv.base, "/call/startup", body)
 	require.Equal(t, http.StatusOK, code, string(out))
-	waitCall(t, srv.base, "demo-call", "ESTABLISHED + RTMP_STREAM_ACTIVE", func(c callObject) bool {
+	waitCall(t, srv.base, "demo-call", "ESTABLISHED + RTMP_STREAM_ACTIVE", func(c wcsapi.Call) bool {
 		return c.Status == "ESTABLISHED" && c.RTMPStreamStatus == "RTMP_STREAM_ACTIVE"
 	})
 	viewer := playWHEP(t, srv.base+"/whep/"+demoStream)
@@ -389,7 +390,7 @@ func TestEndToEndPushRecordHTTPS(t *testing.T) {
 	require.Equal(t, http.StatusOK, code, string(body))
 	pc, err := peer.WaitCall(ctx)
 	require.NoError(t, err)
-	waitCall(t, srv.base, "push-1", "ESTABLISHED + RTMP_STREAM_ACTIVE", func(c callObject) bool {
+	waitCall(t, srv.base, "push-1", "ESTABLISHED + RTMP_STREAM_ACTIVE", func(c wcsapi.Call) bool {
 		return c.Status == "ESTABLISHED" && c.RTMPStreamStatus == "RTMP_STREAM_ACTIVE"
 	})
 
@@ -398,7 +399,7 @@ func TestEndToEndPushRecordHTTPS(t *testing.T) {
 	defer sub.Close()
 	code, body = rest(t, srv.base, "/push/startup", map[string]any{"streamName": "show", "rtmpUrl": rtmpURL})
 	require.Equal(t, http.StatusOK, code, string(body))
-	var push pushObject
+	var push wcsapi.Push
 	require.NoError(t, json.Unmarshal(body, &push))
 	require.NotEmpty(t, push.MediaSessionID)
 	require.Equal(t, rtmpURL+"/rtmp_show", push.RTMPURL)
@@ -411,7 +412,7 @@ func TestEndToEndPushRecordHTTPS(t *testing.T) {
 	for {
 		code, body = rest(t, srv.base, "/push/find", map[string]any{"mediaSessionId": push.MediaSessionID})
 		require.Equal(t, http.StatusOK, code, string(body))
-		var ps []pushObject
+		var ps []wcsapi.Push
 		require.NoError(t, json.Unmarshal(body, &ps))
 		require.Len(t, ps, 1)
 		if ps[0].Status == "RTMP_STREAM_ACTIVE" {

@@ -18,6 +18,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/sipstream/sipstream/callmgr/wcsapi"
 	"github.com/sipstream/sipstream/internal/testenv"
 )
 
@@ -144,16 +145,16 @@ func rest(t *testing.T, base, path string, body any) (int, []byte) {
 }
 
 // findCall returns /call/find's object for callID (ok false on 404).
-func findCall(t *testing.T, base, callID string) (callObject, bool) {
+func findCall(t *testing.T, base, callID string) (wcsapi.Call, bool) {
 	t.Helper()
 	code, body := rest(t, base, "/call/find", map[string]string{"callId": callID})
 	if code == http.StatusNotFound {
-		return callObject{}, false
+		return wcsapi.Call{}, false
 	}
 	if code != http.StatusOK {
 		t.Fatalf("/call/find: %d %s", code, body)
 	}
-	var calls []callObject
+	var calls []wcsapi.Call
 	if err := json.Unmarshal(body, &calls); err != nil || len(calls) != 1 {
 		t.Fatalf("/call/find: %v %s", err, body)
 	}
@@ -161,10 +162,10 @@ func findCall(t *testing.T, base, callID string) (callObject, bool) {
 }
 
 // waitCall polls /call/find until cond holds.
-func waitCall(t *testing.T, base, callID, what string, cond func(callObject) bool) callObject {
+func waitCall(t *testing.T, base, callID, what string, cond func(wcsapi.Call) bool) wcsapi.Call {
 	t.Helper()
 	deadline := time.Now().Add(60 * time.Second)
-	var last callObject
+	var last wcsapi.Call
 	for time.Now().Before(deadline) {
 		c, ok := findCall(t, base, callID)
 		if ok && cond(c) {
@@ -181,14 +182,14 @@ func waitCall(t *testing.T, base, callID, what string, cond func(callObject) boo
 type webhookRecorder struct {
 	srv    *httptest.Server
 	mu     sync.Mutex
-	events []statusEvent
+	events []wcsapi.StatusEvent
 	bad    []string
 }
 
 func newWebhookRecorder(t *testing.T) *webhookRecorder {
 	w := &webhookRecorder{}
 	w.srv = httptest.NewServer(http.HandlerFunc(func(rw http.ResponseWriter, r *http.Request) {
-		var ev statusEvent
+		var ev wcsapi.StatusEvent
 		b, _ := io.ReadAll(io.LimitReader(r.Body, 1<<20))
 		w.mu.Lock()
 		if r.Method != http.MethodPost || !strings.HasPrefix(r.Header.Get("Content-Type"), "application/json") || json.Unmarshal(b, &ev) != nil {

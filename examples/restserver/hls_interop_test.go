@@ -17,6 +17,8 @@ import (
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
+	"github.com/sipstream/sipstream/callmgr"
+	"github.com/sipstream/sipstream/callmgr/wcsapi"
 	"github.com/sipstream/sipstream/internal/testenv"
 	"github.com/sipstream/sipstream/internal/testmedia"
 	"github.com/sipstream/sipstream/media"
@@ -43,7 +45,7 @@ func TestInteropServerHLS(t *testing.T) {
 		"toStream": "hlsshow", "hasVideo": "true", "record": "true",
 	})
 	require.Equal(t, http.StatusOK, code, string(body))
-	established := waitCall(t, srv.base, "hls-1", "ESTABLISHED", func(c callObject) bool { return c.Status == "ESTABLISHED" })
+	established := waitCall(t, srv.base, "hls-1", "ESTABLISHED", func(c wcsapi.Call) bool { return c.Status == "ESTABLISHED" })
 	establishedAt := time.Now()
 	require.Equal(t, recDir, filepath.Dir(established.RecordPath), "recordPath %q", established.RecordPath)
 
@@ -65,7 +67,7 @@ func TestInteropServerHLS(t *testing.T) {
 	require.Equal(t, http.StatusUnauthorized, code)
 	code, body = rest(t, srv.base, "/viewer/token", map[string]any{"streamName": "hlsshow"})
 	require.Equal(t, http.StatusOK, code, string(body))
-	var tok viewerTokenResponse
+	var tok wcsapi.ViewerToken
 	require.NoError(t, json.Unmarshal(body, &tok))
 	require.Equal(t, "/hls/hlsshow/index.m3u8?token="+tok.Token, tok.HLSURL)
 	code, _, _ = get(plain + "/hls/other/index.m3u8?token=" + tok.Token)
@@ -99,7 +101,7 @@ func TestInteropServerHLS(t *testing.T) {
 	callSecs := time.Since(establishedAt).Seconds()
 	require.Eventually(t, func() bool {
 		c, ok := findCall(t, srv.base, "hls-1")
-		return !ok || finalStatus(c.Status)
+		return !ok || callmgr.Status(c.Status).Final()
 	}, 15*time.Second, 100*time.Millisecond, "the call ends")
 	require.Eventually(t, func() bool {
 		_, metrics, _ := get(srv.base + "/metrics")
@@ -159,10 +161,10 @@ func TestInteropServerHLSAVSync(t *testing.T) {
 		"toStream": "hlsav", "hasVideo": "true",
 	})
 	require.Equal(t, http.StatusOK, code, string(body))
-	waitCall(t, srv.base, "hls-av", "RING", func(c callObject) bool { return c.Status == "RING" })
+	waitCall(t, srv.base, "hls-av", "RING", func(c wcsapi.Call) bool { return c.Status == "RING" })
 	code, body = rest(t, srv.base, "/viewer/token", map[string]any{"streamName": "hlsav"})
 	require.Equal(t, http.StatusOK, code, string(body))
-	var tok viewerTokenResponse
+	var tok wcsapi.ViewerToken
 	require.NoError(t, json.Unmarshal(body, &tok))
 
 	type answer struct {
@@ -196,7 +198,7 @@ func TestInteropServerHLSAVSync(t *testing.T) {
 	c, ok := findCall(t, srv.base, "hls-av")
 	require.True(t, ok)
 	require.Equal(t, "RING", c.Status, "the muxer is made before the call has media (Script.Ring)")
-	waitCall(t, srv.base, "hls-av", "ESTABLISHED", func(c callObject) bool { return c.Status == "ESTABLISHED" })
+	waitCall(t, srv.base, "hls-av", "ESTABLISHED", func(c wcsapi.Call) bool { return c.Status == "ESTABLISHED" })
 	established := time.Now()
 
 	var mv answer

@@ -21,6 +21,7 @@ import (
 
 	"github.com/stretchr/testify/require"
 
+	"github.com/sipstream/sipstream/callmgr/wcsapi"
 	"github.com/sipstream/sipstream/internal/testenv"
 	"github.com/sipstream/sipstream/sip/siptest"
 )
@@ -73,7 +74,7 @@ func TestHostileBodies(t *testing.T) {
 	if _, ok := findCall(t, srv.base, "live-1"); !ok {
 		t.Fatalf("no call:\n%s", srv.log.String())
 	}
-	waitCall(t, srv.base, "live-1", "ESTABLISHED", func(c callObject) bool { return c.Status == "ESTABLISHED" })
+	waitCall(t, srv.base, "live-1", "ESTABLISHED", func(c wcsapi.Call) bool { return c.Status == "ESTABLISHED" })
 	code, out = rest(t, srv.base, "/push/startup", map[string]any{
 		"streamName": "live-show", "rtmpUrl": rtmpApp + "/" + secretPushKey + "?k=" + secretTok, "rtmpTransponderFullUrl": true,
 	})
@@ -393,9 +394,11 @@ func hostileBody(r *rand.Rand) string {
 		return strings.Repeat(`{"connection":`, d/2) + strings.Repeat("[", d/2)
 	case 5: // oversized
 		if r.IntN(4) == 0 {
-			return `{"callId":"` + strings.Repeat("x", maxRequestBody+r.IntN(1000)) + `"}`
+			// Past wcsapi's bound on any body (1 MiB).
+			return `{"callId":"` + strings.Repeat("x", 1<<20+r.IntN(1000)) + `"}`
 		}
-		return `{"callee":"` + strings.Repeat("y", maxBody+r.IntN(1000)) + `"}`
+		// Past its bound on a REST body (64 KiB).
+		return `{"callee":"` + strings.Repeat("y", 64<<10+r.IntN(1000)) + `"}`
 	case 6: // several values, or not an object
 		return []string{`{}{}`, `[]`, `"x"`, `123`, `null`, `{"a":1} x`, `{"callId":"a","callId":"b"}`, ``, ` `}[r.IntN(9)]
 	default: // an SDP-like text (for WHEP)

@@ -29,6 +29,7 @@ import (
 	"github.com/pion/rtp"
 	"github.com/stretchr/testify/require"
 
+	"github.com/sipstream/sipstream/callmgr/wcsapi"
 	"github.com/sipstream/sipstream/internal/testenv"
 	"github.com/sipstream/sipstream/internal/testmedia"
 	"github.com/sipstream/sipstream/media/g711"
@@ -457,14 +458,14 @@ func TestInteropServerSippNginx(t *testing.T) {
 		"hasAudio": "true", "hasVideo": "true", "sipLogin": "restserver", "visibleName": "Interop Test",
 	})
 	require.Equal(t, http.StatusOK, code, string(body))
-	waitCall(t, srv.base, "interop-1", "ESTABLISHED", func(c callObject) bool { return c.Status == "ESTABLISHED" })
+	waitCall(t, srv.base, "interop-1", "ESTABLISHED", func(c wcsapi.Call) bool { return c.Status == "ESTABLISHED" })
 
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
 	serverAudio, serverVideo := sipp.offerPorts(t)
 	media.play(ctx, t, serverAudio, serverVideo)
 
-	c := waitCall(t, srv.base, "interop-1", "RTMP_STREAM_ACTIVE", func(c callObject) bool {
+	c := waitCall(t, srv.base, "interop-1", "RTMP_STREAM_ACTIVE", func(c wcsapi.Call) bool {
 		return c.Status == "ESTABLISHED" && c.RTMPStreamStatus == "RTMP_STREAM_ACTIVE"
 	})
 	require.Equal(t, sipp.uri(), c.Callee)
@@ -669,7 +670,7 @@ func TestInteropChromiumDemoPage(t *testing.T) {
 	require.False(t, res.AudioOnly)
 
 	// The page's call is the server's.
-	calls := waitCall(t, srv.base, findOnlyCall(t, srv.base), "ESTABLISHED", func(c callObject) bool { return c.Status == "ESTABLISHED" })
+	calls := waitCall(t, srv.base, findOnlyCall(t, srv.base), "ESTABLISHED", func(c wcsapi.Call) bool { return c.Status == "ESTABLISHED" })
 	require.Equal(t, res.Callee, calls.Callee)
 
 	// The command the banner prints plays the demo stream: ffprobe reads it
@@ -688,7 +689,7 @@ func findOnlyCall(t *testing.T, base string) string {
 	t.Helper()
 	code, body := rest(t, base, "/call/find_all", map[string]any{})
 	require.Equal(t, http.StatusOK, code, string(body))
-	var calls []callObject
+	var calls []wcsapi.Call
 	require.NoError(t, json.Unmarshal(body, &calls))
 	require.Len(t, calls, 1)
 	return calls[0].CallID

@@ -1,6 +1,7 @@
 package main
 
 import (
+	"context"
 	"net/http/httptest"
 	"sync"
 	"sync/atomic"
@@ -22,18 +23,17 @@ import (
 // still gets the video: the sink waits for it instead of answering
 // audio-only for good.
 func TestWebRTCViewerBeforeFirstKeyframe(t *testing.T) {
-	ws := newWebRTCStreams(whep.Config{}, discardLog())
-	st, err := ws.reserve("late-video", "call1")
-	require.NoError(t, err)
+	mux := whep.NewMux(whep.MuxConfig{})
+	require.NoError(t, mux.Reserve("late-video", "call1"))
 	var keyframeAsks atomic.Int32 // the call's RequestKeyframe
-	s, err := ws.newSink(true, func() { keyframeAsks.Add(1) })
+	// As wcsapi makes the sink of a call that asked for video: a viewer
+	// waits up to 8 s for the video.
+	s, err := whep.New(whep.Config{Probe: 8 * time.Second, RequestKeyframe: func() { keyframeAsks.Add(1) }})
 	require.NoError(t, err)
-	defer s.Close()
-	ws.attach(st, s, "sink1")
-	srv := newServer(&fakeCalls{}, serverOptions{WHEP: ws, NoAuth: true})
-	ts := httptest.NewServer(srv.handler())
+	defer s.Close(context.Background())
+	require.True(t, mux.Attach("late-video", "call1", s, "sink1"))
+	ts := httptest.NewServer(mux)
 	defer ts.Close()
-	defer srv.close()
 
 	// The call: a PCMA tone from the start, the H.264 clip from 2.5 s on,
 	// starting one picture after an IDR (as when a phone's camera starts).

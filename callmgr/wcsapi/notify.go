@@ -1,4 +1,4 @@
-package main
+package wcsapi
 
 import (
 	"bytes"
@@ -16,10 +16,10 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 )
 
-// statusEvent is what the server tells the outside world about a call: POSTed
+// StatusEvent is what the server tells the outside world about a call: POSTed
 // to the webhook (like the product's CallStatusEvent) and pushed to the web
 // page over Server-Sent Events.
-type statusEvent struct {
+type StatusEvent struct {
 	Type             string `json:"type"` // "CallStatusEvent" or "RtmpStatusEvent"
 	CallID           string `json:"callId"`
 	Status           string `json:"status"`
@@ -45,7 +45,7 @@ type webhook struct {
 	retries int
 	backoff time.Duration
 
-	queue chan statusEvent
+	queue chan StatusEvent
 	stop  chan struct{}
 	done  chan struct{}
 	once  sync.Once
@@ -81,7 +81,7 @@ func newWebhook(url string, log *slog.Logger, queue int) *webhook {
 		log:     log,
 		retries: 3,
 		backoff: 500 * time.Millisecond,
-		queue:   make(chan statusEvent, queue),
+		queue:   make(chan StatusEvent, queue),
 		stop:    make(chan struct{}),
 		done:    make(chan struct{}),
 	}
@@ -92,7 +92,7 @@ func newWebhook(url string, log *slog.Logger, queue int) *webhook {
 // post queues ev without blocking; it reports false when the queue was full
 // (the event is dropped, counted in sipstream_webhook_dropped_total and
 // logged, at most one line per dropLogEvery).
-func (h *webhook) post(ev statusEvent) bool {
+func (h *webhook) post(ev StatusEvent) bool {
 	select {
 	case h.queue <- ev:
 		return true
@@ -157,7 +157,7 @@ func (h *webhook) run() {
 	}
 }
 
-func (h *webhook) deliver(ev statusEvent) {
+func (h *webhook) deliver(ev StatusEvent) {
 	wait := h.backoff
 	for attempt := 0; ; attempt++ {
 		err := h.send(ev)
@@ -183,7 +183,7 @@ func (h *webhook) deliver(ev statusEvent) {
 	}
 }
 
-func (h *webhook) send(ev statusEvent) error {
+func (h *webhook) send(ev StatusEvent) error {
 	body, err := json.Marshal(ev)
 	if err != nil {
 		return err

@@ -1,4 +1,4 @@
-package main
+package wcsapi
 
 import (
 	"bufio"
@@ -19,10 +19,10 @@ import (
 // fakeCalls is an in-memory callService with the product's conflict rules.
 type fakeCalls struct {
 	mu      sync.Mutex
-	calls   []callObject
+	calls   []Call
 	params  []startParams
 	dtmf    []string
-	pushes  []pushObject
+	pushes  []Push
 	nextID  int
 	onStart func(p startParams)
 }
@@ -39,7 +39,7 @@ func (f *fakeCalls) Start(ctx context.Context, p startParams) error {
 		}
 	}
 	f.params = append(f.params, p)
-	f.calls = append(f.calls, callObject{
+	f.calls = append(f.calls, Call{
 		CallID: p.CallID, Status: "TRYING", Callee: p.Callee, Caller: p.SIPLogin,
 		RTMPURL: p.RTMPURL, RTMPStream: p.RTMPStream, StreamName: p.ToStream,
 		HasAudio: p.HasAudio, HasVideo: p.HasVideo, VisibleName: p.VisibleName, AppKey: p.AppKey,
@@ -80,25 +80,25 @@ func (f *fakeCalls) SendDTMF(ctx context.Context, id, digits, typ string) error 
 	return nil
 }
 
-func (f *fakeCalls) Calls() []callObject {
+func (f *fakeCalls) Calls() []Call {
 	f.mu.Lock()
 	defer f.mu.Unlock()
-	return append([]callObject(nil), f.calls...)
+	return append([]Call(nil), f.calls...)
 }
 
-func (f *fakeCalls) PushStart(ctx context.Context, p pushParams) (pushObject, error) {
+func (f *fakeCalls) PushStart(ctx context.Context, p pushParams) (Push, error) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	for _, c := range f.calls {
 		if c.StreamName == p.StreamName || c.CallID == p.StreamName {
 			f.nextID++
-			o := pushObject{MediaSessionID: fmt.Sprintf("push-%d", f.nextID), StreamName: p.StreamName,
+			o := Push{MediaSessionID: fmt.Sprintf("push-%d", f.nextID), StreamName: p.StreamName,
 				RTMPURL: p.RTMPURL, Status: "RTMP_STREAM_WAIT", Muted: p.Muted, CallID: c.CallID}
 			f.pushes = append(f.pushes, o)
 			return o, nil
 		}
 	}
-	return pushObject{}, fmt.Errorf("stream %s: %w", p.StreamName, errNotFound)
+	return Push{}, fmt.Errorf("stream %s: %w", p.StreamName, errNotFound)
 }
 
 func (f *fakeCalls) PushTerminate(ctx context.Context, id string) error {
@@ -125,10 +125,10 @@ func (f *fakeCalls) PushMute(ctx context.Context, id string, mute bool) error {
 	return fmt.Errorf("push %s: %w", id, errNotFound)
 }
 
-func (f *fakeCalls) Pushes() []pushObject {
+func (f *fakeCalls) Pushes() []Push {
 	f.mu.Lock()
 	defer f.mu.Unlock()
-	return append([]pushObject(nil), f.pushes...)
+	return append([]Push(nil), f.pushes...)
 }
 
 type apiResult struct {
@@ -139,12 +139,18 @@ type apiResult struct {
 
 func newTestServer(t *testing.T, o serverOptions) (*fakeCalls, *server, *httptest.Server) {
 	t.Helper()
+	return newTestServerWHEP(t, o, nil)
+}
+
+// newTestServerWHEP is newTestServer serving ws's streams at /whep/.
+func newTestServerWHEP(t *testing.T, o serverOptions, ws *webrtcStreams) (*fakeCalls, *server, *httptest.Server) {
+	t.Helper()
 	f := &fakeCalls{}
 	if o.AuthUser == "" {
 		o.NoAuth = true // tests of other things; auth_test.go tests the login
 	}
 	s := newServer(f, o)
-	ts := httptest.NewServer(s.handler())
+	ts := httptest.NewServer(testHandler(s, ws))
 	t.Cleanup(func() {
 		ts.Close()
 		s.close()
@@ -173,9 +179,9 @@ func callAuth(t *testing.T, ts *httptest.Server, path, body, user, pass string) 
 	return apiResult{status: resp.StatusCode, body: string(b), header: resp.Header}
 }
 
-func errorBody(t *testing.T, r apiResult) apiError {
+func errorBody(t *testing.T, r apiResult) ErrorBody {
 	t.Helper()
-	var e apiError
+	var e ErrorBody
 	require.NoError(t, json.Unmarshal([]byte(r.body), &e), r.body)
 	require.Equal(t, r.status, e.Status)
 	require.NotEmpty(t, e.Error)
@@ -353,7 +359,7 @@ func TestPushEndpoints(t *testing.T) {
 	require.Equal(t, http.StatusOK, call(t, ts, "/rest-api/call/startup", startBody).status)
 	r := call(t, ts, "/rest-api/push/startup", `{"streamName":"call1","rtmpUrl":"rtmp://h/live/x","rtmpTransponderFullUrl":"true","options":{"action":"mute"}}`)
 	require.Equal(t, http.StatusOK, r.status, r.body)
-	var p pushObject
+	var p Push
 	require.NoError(t, json.Unmarshal([]byte(r.body), &p))
 	require.NotEmpty(t, p.MediaSessionID)
 	require.True(t, p.Muted)
@@ -386,7 +392,7 @@ func TestBasicAuth(t *testing.T) {
 	require.Contains(t, r.header.Get("WWW-Authenticate"), "Basic")
 	require.Equal(t, http.StatusUnauthorized, callAuth(t, ts, "/rest-api/call/find_all", ``, "admin", "wrong").status)
 	require.Equal(t, http.StatusNotFound, callAuth(t, ts, "/rest-api/call/find_all", ``, "admin", "pw").status)
-	for _, path := range []string{"/", "/metrics", "/events"} {
+	for _, path := range []string{"/metrics", "/events"} { // the page: the example's TestClosedByDefault
 		resp, err := ts.Client().Get(ts.URL + path)
 		require.NoError(t, err)
 		resp.Body.Close()
@@ -394,28 +400,16 @@ func TestBasicAuth(t *testing.T) {
 	}
 }
 
-func TestPageAndMetrics(t *testing.T) {
-	f, _, ts := newTestServer(t, serverOptions{})
-	resp, err := ts.Client().Get(ts.URL + "/")
-	require.NoError(t, err)
-	b, _ := io.ReadAll(resp.Body)
-	resp.Body.Close()
-	require.Equal(t, http.StatusOK, resp.StatusCode)
-	require.Contains(t, string(b), `id="startForm"`)
+func TestMetrics(t *testing.T) {
+	_, s, ts := newTestServer(t, serverOptions{})
 	require.Equal(t, http.StatusOK, call(t, ts, "/rest-api/call/startup", startBody).status)
-	_ = f
-	resp, err = ts.Client().Get(ts.URL + "/metrics")
-	require.NoError(t, err)
-	b, _ = io.ReadAll(resp.Body)
-	resp.Body.Close()
-	require.Contains(t, string(b), `sipstream_calls{status="TRYING"} 1`)
-	require.Contains(t, string(b), `sipstream_rest_requests_total{code="200",endpoint="/call/startup"} 1`)
+	require.Contains(t, scrape(t, s), `sipstream_rest_requests_total{code="200",endpoint="/call/startup"} 1`)
 }
 
 func TestEventsAndWebhook(t *testing.T) {
-	got := make(chan statusEvent, 16)
+	got := make(chan StatusEvent, 16)
 	hook := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		var ev statusEvent
+		var ev StatusEvent
 		if err := json.NewDecoder(r.Body).Decode(&ev); err == nil {
 			got <- ev
 		}
@@ -451,12 +445,12 @@ func TestEventsAndWebhook(t *testing.T) {
 	require.Equal(t, "[]", data)
 
 	for _, st := range []string{"TRYING", "RING", "ESTABLISHED"} {
-		s.notify(statusEvent{Type: "CallStatusEvent", CallID: "c1", Status: st}, callObject{CallID: "c1", Status: st})
+		s.notify(StatusEvent{Type: "CallStatusEvent", CallID: "c1", Status: st}, Call{CallID: "c1", Status: st})
 	}
 	for _, want := range []string{"TRYING", "RING", "ESTABLISHED"} {
 		ev, data := readEvent()
 		require.Equal(t, "call", ev)
-		var c callObject
+		var c Call
 		require.NoError(t, json.Unmarshal([]byte(data), &c))
 		require.Equal(t, want, c.Status)
 		select {
@@ -473,7 +467,7 @@ func TestEventsAndWebhook(t *testing.T) {
 func TestWebhookRetries(t *testing.T) {
 	var mu sync.Mutex
 	attempts := 0
-	got := make(chan statusEvent, 1)
+	got := make(chan StatusEvent, 1)
 	hook := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		mu.Lock()
 		attempts++
@@ -483,7 +477,7 @@ func TestWebhookRetries(t *testing.T) {
 			w.WriteHeader(http.StatusServiceUnavailable)
 			return
 		}
-		var ev statusEvent
+		var ev StatusEvent
 		_ = json.NewDecoder(r.Body).Decode(&ev)
 		got <- ev
 	}))
@@ -491,7 +485,7 @@ func TestWebhookRetries(t *testing.T) {
 	h := newWebhook(hook.URL, nil, 0)
 	h.backoff = time.Millisecond
 	defer h.close()
-	require.True(t, h.post(statusEvent{CallID: "x", Status: "FINISH"}))
+	require.True(t, h.post(StatusEvent{CallID: "x", Status: "FINISH"}))
 	select {
 	case ev := <-got:
 		require.Equal(t, "FINISH", ev.Status)

@@ -1,14 +1,10 @@
-package main
+package wcsapi
 
 import (
-	"crypto/rand"
 	"crypto/subtle"
-	"encoding/base64"
-	"fmt"
 	"net"
 	"net/http"
 	"strconv"
-	"strings"
 	"sync"
 	"time"
 )
@@ -192,23 +188,4 @@ func (t *throttle) success(ip string) {
 // retryAfterSeconds is d rounded up to whole seconds, for Retry-After.
 func retryAfterSeconds(d time.Duration) string {
 	return strconv.Itoa(int((d + time.Second - 1) / time.Second))
-}
-
-// randomPassword is a password for the demo's admin when it serves more
-// than loopback without credentials: 18 random bytes, base64url.
-func randomPassword() string {
-	var b [18]byte
-	_, _ = rand.Read(b[:])
-	return base64.RawURLEncoding.EncodeToString(b[:])
-}
-
-// parseCredentials splits "user:pass" (surrounding white space and a final
-// line break removed, as a file written by echo has).
-func parseCredentials(s, from string) (user, pass string, err error) {
-	s = strings.TrimSpace(s)
-	u, p, ok := strings.Cut(s, ":")
-	if !ok || u == "" || p == "" {
-		return "", "", fmt.Errorf("%s must be USER:PASS", from)
-	}
-	return u, p, nil
 }

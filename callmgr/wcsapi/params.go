@@ -1,13 +1,14 @@
-package main
+package wcsapi
 
 import (
 	"errors"
 	"fmt"
-	"github.com/sipstream/sipstream/callmgr"
 	"net/netip"
 	"net/url"
 	"sort"
 	"strings"
+
+	"github.com/sipstream/sipstream/callmgr"
 )
 
 // connectionFields are the SIP account fields. The current API sends them at

@@ -1,4 +1,4 @@
-package main
+package wcsapi
 
 import (
 	"context"
@@ -78,13 +78,13 @@ func urlSecrets(raw string) []string {
 	return out
 }
 
-// secrets are the secret strings the server has seen (stream keys, SIP
-// passwords, URL credentials), removed from every log line, error text and
-// event. Structured fields are redacted where they are built; this is the
+// Secrets are the secret strings a Handler has seen (stream keys, SIP
+// passwords, URL credentials), removed from every log line (see
+// NewRedactingHandler), error text and event. Structured fields are redacted where they are built; this is the
 // net under them, for free text that quotes a secret. Secrets shorter than
 // minSecret are not searched for (they would match everywhere); at most
 // maxSecrets are kept (the oldest go first).
-type secrets struct {
+type Secrets struct {
 	mu    sync.RWMutex
 	set   map[string]bool
 	order []string
@@ -96,10 +96,12 @@ const (
 	maxSecrets = 10000
 )
 
-func newSecrets() *secrets { return &secrets{set: map[string]bool{}} }
+// NewSecrets returns an empty set.
+func NewSecrets() *Secrets { return &Secrets{set: map[string]bool{}} }
 
-// add remembers vals as secrets.
-func (s *secrets) add(vals ...string) {
+// Add remembers vals as secrets (values shorter than 6 bytes are ignored).
+// A nil *Secrets ignores them.
+func (s *Secrets) Add(vals ...string) {
 	if s == nil {
 		return
 	}
@@ -132,9 +134,9 @@ func (s *secrets) add(vals ...string) {
 	s.repl = strings.NewReplacer(pairs...)
 }
 
-// scrub returns text without any known secret and with every URL in it
-// redacted.
-func (s *secrets) scrub(text string) string {
+// Scrub returns text without any known secret and with every URL in it
+// redacted (user information, query and an RTMP URL's stream name go).
+func (s *Secrets) Scrub(text string) string {
 	if text == "" {
 		return text
 	}
@@ -165,14 +167,14 @@ var networkWords = []string{
 
 // publicReason is reason as an API caller may see it: connection errors
 // become "connection failed", secrets are scrubbed.
-func publicReason(reason string, sec *secrets) string {
+func publicReason(reason string, sec *Secrets) string {
 	lo := strings.ToLower(reason)
 	for _, w := range networkWords {
 		if strings.Contains(lo, w) {
 			return "connection failed"
 		}
 	}
-	return sec.scrub(reason)
+	return sec.Scrub(reason)
 }
 
 // redactingHandler is a slog.Handler that scrubs every message and string
@@ -180,11 +182,15 @@ func publicReason(reason string, sec *secrets) string {
 // carries a stream key or password, whoever logs it.
 type redactingHandler struct {
 	next slog.Handler
-	sec  *secrets
+	sec  *Secrets
 }
 
-func newRedactingLogger(h slog.Handler, sec *secrets) *slog.Logger {
-	return slog.New(&redactingHandler{next: h, sec: sec})
+// NewRedactingHandler returns a slog.Handler that passes every record to
+// next with its message and string attributes (errors and Stringers too)
+// scrubbed through sec: give the Manager and the Handler a logger made of it
+// and no log line carries a stream key or password, whoever logs it.
+func NewRedactingHandler(next slog.Handler, sec *Secrets) slog.Handler {
+	return &redactingHandler{next: next, sec: sec}
 }
 
 func (h *redactingHandler) Enabled(ctx context.Context, l slog.Level) bool {
@@ -192,7 +198,7 @@ func (h *redactingHandler) Enabled(ctx context.Context, l slog.Level) bool {
 }
 
 func (h *redactingHandler) Handle(ctx context.Context, r slog.Record) error {
-	out := slog.NewRecord(r.Time, r.Level, h.sec.scrub(r.Message), r.PC)
+	out := slog.NewRecord(r.Time, r.Level, h.sec.Scrub(r.Message), r.PC)
 	r.Attrs(func(a slog.Attr) bool {
 		out.AddAttrs(h.attr(a))
 		return true
@@ -204,7 +210,7 @@ func (h *redactingHandler) attr(a slog.Attr) slog.Attr {
 	v := a.Value.Resolve()
 	switch v.Kind() {
 	case slog.KindString:
-		return slog.String(a.Key, h.sec.scrub(v.String()))
+		return slog.String(a.Key, h.sec.Scrub(v.String()))
 	case slog.KindGroup:
 		g := v.Group()
 		out := make([]any, 0, len(g))
@@ -215,13 +221,13 @@ func (h *redactingHandler) attr(a slog.Attr) slog.Attr {
 	case slog.KindAny:
 		switch x := v.Any().(type) {
 		case error:
-			return slog.String(a.Key, h.sec.scrub(x.Error()))
+			return slog.String(a.Key, h.sec.Scrub(x.Error()))
 		case interface{ String() string }:
-			return slog.String(a.Key, h.sec.scrub(x.String()))
+			return slog.String(a.Key, h.sec.Scrub(x.String()))
 		case []byte:
-			return slog.String(a.Key, h.sec.scrub(string(x)))
+			return slog.String(a.Key, h.sec.Scrub(string(x)))
 		default:
-			return slog.String(a.Key, h.sec.scrub(fmt.Sprintf("%+v", x)))
+			return slog.String(a.Key, h.sec.Scrub(fmt.Sprintf("%+v", x)))
 		}
 	}
 	return slog.Attr{Key: a.Key, Value: v}

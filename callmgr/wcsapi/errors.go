@@ -1,4 +1,4 @@
-package main
+package wcsapi
 
 import (
 	"encoding/json"
@@ -7,9 +7,9 @@ import (
 	"time"
 )
 
-// apiError is the JSON error body, in the shape the product's Spring-based
+// ErrorBody is the JSON error body, in the shape the product's Spring-based
 // server returns, so clients that parse it keep working.
-type apiError struct {
+type ErrorBody struct {
 	Timestamp int64  `json:"timestamp"` // Unix milliseconds
 	Status    int    `json:"status"`
 	Error     string `json:"error"`
@@ -33,7 +33,7 @@ func errStatus(status int, msg string) error { return &httpError{status: status,
 // since it may carry internals.
 func writeError(w http.ResponseWriter, r *http.Request, err error, now time.Time) {
 	status, msg := statusOf(err)
-	body := apiError{
+	body := ErrorBody{
 		Timestamp: now.UnixMilli(),
 		Status:    status,
 		Error:     http.StatusText(status),

@@ -1,4 +1,20 @@
-package main
+// Package metrics exports a callmgr.Manager's calls as Prometheus metrics:
+// calls and RTMP legs by status, calls ended, RTP packets, bytes and losses
+// received, jitter and round-trip time per live call, loss repair (NACKs,
+// keyframe requests, freezes), sink queue drops, RTMP connections lost,
+// recordings stopped by their quota and admission control's CPU share.
+//
+// A Collector is read at scrape time; the counters it keeps across calls
+// (ended calls, lost connections) come from the Manager's events, which it
+// needs to see:
+//
+//	relay := new(callmgr.Relay)
+//	m, err := callmgr.New(callmgr.Config{OnEvent: relay.OnEvent})
+//	...
+//	c := metrics.New(m)
+//	relay.Subscribe(c.OnEvent)
+//	reg.MustRegister(c)
+package metrics
 
 import (
 	"sync"
@@ -7,6 +23,92 @@ import (
 
 	"github.com/sipstream/sipstream/callmgr"
 )
+
+// Collector is a prometheus.Collector over a Manager. Its metrics are named
+// sipstream_*; their names and labels are listed by Describe.
+type Collector struct {
+	m     *callmgr.Manager
+	media *mediaMetrics
+	// Counters of what the events told.
+	callsEnded  *prometheus.CounterVec // by final status
+	rtmpLost    prometheus.Counter     // RTMP legs and pushes that lost their connection
+	recordQuota prometheus.Counter     // recordings stopped by their quota
+}
+
+// New returns a Collector over m. Give OnEvent every event of m.
+func New(m *callmgr.Manager) *Collector {
+	return &Collector{
+		m:     m,
+		media: newMediaMetrics(m),
+		callsEnded: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Namespace: "sipstream", Name: "calls_ended_total",
+			Help: "Calls that ended, by final status (FINISH, FAILED, BUSY).",
+		}, []string{"status"}),
+		rtmpLost: prometheus.NewCounter(prometheus.CounterOpts{
+			Namespace: "sipstream", Name: "rtmp_connection_lost_total",
+			Help: "Times an RTMP leg or push lost its connection (each is retried with backoff).",
+		}),
+		recordQuota: prometheus.NewCounter(prometheus.CounterOpts{
+			Namespace: "sipstream", Name: "recordings_quota_reached_total",
+			Help: "Recordings stopped because they reached -record-quota (their calls went on).",
+		}),
+	}
+}
+
+// OnEvent counts what ev tells (a call ended, an RTMP connection lost, a
+// recording stopped by its quota). It is a callmgr.Config.OnEvent (or a
+// Relay subscriber): it runs on the call's event goroutine and does not
+// block.
+func (c *Collector) OnEvent(ev callmgr.Event) {
+	switch {
+	case ev.Type == callmgr.EventCallStatus && ev.Status.Final():
+		c.callsEnded.WithLabelValues(string(ev.Status)).Inc()
+		c.media.callEnded(ev.CallID)
+	case ev.Type == callmgr.EventSinkStatus && ev.Sink.Status == callmgr.SinkLost && !ev.Removed:
+		c.rtmpLost.Inc()
+	case ev.Type == callmgr.EventSinkStatus && ev.Sink.Kind == callmgr.SinkKindRecord && !ev.Removed &&
+		ev.Sink.Status == callmgr.SinkFailed && ev.Sink.Reason == callmgr.ReasonRecordQuota:
+		c.recordQuota.Inc()
+	}
+}
+
+var (
+	callsDesc = prometheus.NewDesc("sipstream_calls", "Calls the server knows, by status.", []string{"status"}, nil)
+	rtmpDesc  = prometheus.NewDesc("sipstream_rtmp_legs", "RTMP legs of calls, by status.", []string{"status"}, nil)
+)
+
+// Describe implements prometheus.Collector.
+func (c *Collector) Describe(ch chan<- *prometheus.Desc) {
+	ch <- callsDesc
+	ch <- rtmpDesc
+	c.callsEnded.Describe(ch)
+	c.rtmpLost.Describe(ch)
+	c.recordQuota.Describe(ch)
+	c.media.Describe(ch)
+}
+
+// Collect implements prometheus.Collector: the calls by status are read from
+// the Manager now.
+func (c *Collector) Collect(ch chan<- prometheus.Metric) {
+	calls := map[string]int{}
+	rtmp := map[string]int{}
+	for _, ci := range c.m.FindAll() {
+		calls[string(ci.Status)]++
+		if ci.RTMPStatus != "" {
+			rtmp[string(ci.RTMPStatus)]++
+		}
+	}
+	for st, n := range calls {
+		ch <- prometheus.MustNewConstMetric(callsDesc, prometheus.GaugeValue, float64(n), st)
+	}
+	for st, n := range rtmp {
+		ch <- prometheus.MustNewConstMetric(rtmpDesc, prometheus.GaugeValue, float64(n), st)
+	}
+	c.callsEnded.Collect(ch)
+	c.rtmpLost.Collect(ch)
+	c.recordQuota.Collect(ch)
+	c.media.Collect(ch)
+}
 
 // mediaMetrics exports the calls' media counters (callmgr.Call.Stats) as
 // Prometheus counters that keep growing across calls: the totals of the

@@ -1,4 +1,4 @@
-package main
+package wcsapi
 
 import (
 	"context"
@@ -18,12 +18,12 @@ type callService interface {
 	SendDTMF(ctx context.Context, callID, digits, dtmfType string) error
 	// Calls returns a snapshot of every call the manager knows, ended ones
 	// included until they are forgotten.
-	Calls() []callObject
+	Calls() []Call
 
-	PushStart(ctx context.Context, p pushParams) (pushObject, error)
+	PushStart(ctx context.Context, p pushParams) (Push, error)
 	PushTerminate(ctx context.Context, mediaSessionID string) error
 	PushMute(ctx context.Context, mediaSessionID string, mute bool) error
-	Pushes() []pushObject
+	Pushes() []Push
 }
 
 // Sentinels the service's errors wrap.
@@ -49,9 +49,9 @@ func serviceStatus(err error) (int, bool) {
 	return 0, false
 }
 
-// callObject is a call as /call/find and /call/find_all return it, with the
+// Call is a call as /call/find and /call/find_all return it, with the
 // product's field names. It never carries the SIP password.
-type callObject struct {
+type Call struct {
 	CallID           string `json:"callId"`
 	Incoming         bool   `json:"incoming"`
 	Status           string `json:"status"`
@@ -79,7 +79,7 @@ type callObject struct {
 	// MediaStats is sipstream's own addition to the product's call
 	// object (in /call/find and /call/find_all, not in events): what the
 	// call received and how loss was repaired.
-	MediaStats *mediaStatsObject `json:"mediaStats,omitempty"`
+	MediaStats *MediaStats `json:"mediaStats,omitempty"`
 	// SRTP, Secure and SRTPFallback are sipstream's additions: the call's
 	// SRTP mode, whether its media is encrypted, and why an "optional"
 	// call runs on plain RTP.
@@ -88,14 +88,14 @@ type callObject struct {
 	SRTPFallback string `json:"srtpFallback,omitempty"`
 }
 
-// mediaStatsObject is a call's received-media counters per stream.
-type mediaStatsObject struct {
-	Audio streamStatsObject `json:"audio"`
-	Video streamStatsObject `json:"video"`
+// MediaStats is a call's received-media counters per stream.
+type MediaStats struct {
+	Audio StreamStats `json:"audio"`
+	Video StreamStats `json:"video"`
 }
 
-// streamStatsObject is one stream's counters; durations in milliseconds.
-type streamStatsObject struct {
+// StreamStats is one stream's counters; durations in milliseconds.
+type StreamStats struct {
 	PacketsReceived    uint64 `json:"packetsReceived"`
 	PacketsLost        uint64 `json:"packetsLost"`
 	Frames             uint64 `json:"frames"`
@@ -124,8 +124,8 @@ type pushParams struct {
 	Muted   bool
 }
 
-// pushObject is one extra RTMP target of a call (/push/find).
-type pushObject struct {
+// Push is one extra RTMP target of a call (/push/find).
+type Push struct {
 	MediaSessionID string `json:"mediaSessionId"`
 	StreamName     string `json:"streamName"`
 	RTMPURL        string `json:"rtmpUrl"`

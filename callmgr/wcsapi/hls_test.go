@@ -1,4 +1,4 @@
-package main
+package wcsapi
 
 import (
 	"context"
@@ -6,7 +6,6 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"strings"
-	"sync/atomic"
 	"testing"
 	"time"
 
@@ -21,27 +20,18 @@ import (
 // forgotten when the call ends.
 func TestHLSMuxerLifetime(t *testing.T) {
 	peer := startPeer(t, siptest.Script{Audio: true, Video: true})
-	var streams atomic.Pointer[hlsStreams]
-	m, err := callmgr.New(callmgr.Config{ListenAddr: "127.0.0.1:0", RTPPortMin: 24000, RTPPortMax: 24999,
-		OnEvent: func(ev callmgr.Event) {
-			if h := streams.Load(); h != nil {
-				if ev.Type == callmgr.EventCallStatus && ev.Status.Final() {
-					h.callEnded(ev.CallID)
-				}
-				if ev.Type == callmgr.EventSinkStatus && ev.Removed {
-					h.sinkRemoved(ev.Sink.ID)
-				}
-			}
-		}})
+	relay := new(callmgr.Relay)
+	m, err := callmgr.New(callmgr.Config{ListenAddr: "127.0.0.1:0", RTPPortMin: 24000, RTPPortMax: 24999, OnEvent: relay.OnEvent})
 	require.NoError(t, err)
 	defer m.Close(context.Background())
 	const idle = 300 * time.Millisecond
-	h := newHLSStreams(m, idle, nil)
-	defer h.close()
-	streams.Store(h)
+	api, err := New(m, Config{Events: relay, NoAuth: true, HLS: true, HLSIdle: idle})
+	require.NoError(t, err)
+	defer api.Close()
+	h := api.HLS()
 	srv := httptest.NewServer(h)
 	defer srv.Close()
-	defer h.close() // before srv.Close: ends requests still waiting
+	defer h.Close() // before srv.Close: ends requests still waiting
 
 	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
 	defer cancel()
@@ -82,11 +72,15 @@ func TestHLSMuxerLifetime(t *testing.T) {
 
 	require.NoError(t, c.Terminate(ctx))
 	<-c.Done()
-	require.Eventually(t, func() bool {
-		h.mu.Lock()
-		defer h.mu.Unlock()
-		return len(h.streams) == 0
-	}, 5*time.Second, 20*time.Millisecond, "forgotten with the call")
+	require.Eventually(t, func() bool { return h.Streams() == 0 }, 5*time.Second, 20*time.Millisecond, "forgotten with the call")
 	code, _ = get(http.MethodGet, "/hls/s1/index.m3u8")
 	require.Equal(t, http.StatusNotFound, code, "the call ended")
+}
+
+func startPeer(t *testing.T, script siptest.Script) *siptest.Peer {
+	t.Helper()
+	p, err := siptest.NewPeer(siptest.Config{Addr: "127.0.0.1:0", Script: script})
+	require.NoError(t, err)
+	t.Cleanup(func() { _ = p.Close() })
+	return p
 }

@@ -1,53 +1,39 @@
-package main
+package wcsapi
 
 import (
 	"bytes"
-	"context"
-	"crypto/tls"
-	"embed"
 	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
-	"io/fs"
 	"log/slog"
 	"net/http"
 	"net/netip"
-	"net/url"
 	"strings"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
-	"github.com/prometheus/client_golang/prometheus/promhttp"
-
-	"github.com/sipstream/sipstream/sink/whep"
 )
-
-//go:embed web
-var webFS embed.FS
 
 // maxBody is the largest request body accepted (the product's bodies are a
 // few hundred bytes).
 const maxBody = 64 << 10
 
-// server is the HTTP side: REST API, web page, events and metrics.
+// server is the HTTP side: REST API, events, viewer authorization.
 type server struct {
-	calls    callService
-	log      *slog.Logger
-	now      func() time.Time
-	admins   *admins
-	tokens   *viewerTokens
-	secrets  *secrets
-	hosts    hostPolicy
-	origins  originPolicy
-	webhook  *webhook // nil without -webhook
-	hub      *hub
-	reg      *prometheus.Registry
-	defaults map[string]any // prefilled form values for the page (demo mode)
-	// extra handlers mounted by main: WHEP and HLS playback.
-	whep       http.Handler
+	calls   callService
+	log     *slog.Logger
+	now     func() time.Time
+	admins  *admins
+	tokens  *viewerTokens
+	secrets *Secrets
+	hosts   hostPolicy
+	origins originPolicy
+	webhook *webhook // nil without a webhook URL
+	hub     *hub
+	// streamCall (WHEP) and hlsCall (HLS), when set, say which live call
+	// streams a name; nil means that playback is off.
 	streamCall func(name string) (string, bool)
-	hls        http.Handler
 	hlsCall    func(name string) (string, bool)
 
 	webhookSecrets bool
@@ -77,14 +63,10 @@ type serverOptions struct {
 	WebhookSecrets bool
 	// WebhookQueue bounds the webhook's queue. Zero means 1024.
 	WebhookQueue int
-	Defaults     map[string]any
-	WHEP         http.Handler
 	// StreamCall returns the live call streaming name over WHEP; viewer
-	// tokens are issued and checked against it. Nil: tokens are checked
-	// against the stream name only.
+	// tokens are issued and checked against it. Nil: no WHEP.
 	StreamCall func(name string) (callID string, ok bool)
-	// HLS serves /hls/; HLSCall is its StreamCall.
-	HLS     http.Handler
+	// HLSCall is StreamCall for HLS. Nil: no HLS.
 	HLSCall func(name string) (callID string, ok bool)
 	// Hosts is the Host header check; nil means the defaults (localhost
 	// and loopback addresses).
@@ -99,7 +81,7 @@ type serverOptions struct {
 	// MaxSSE limits the event stream subscribers. Zero means no limit.
 	MaxSSE int
 	// Secrets collects the secrets to scrub; nil makes a new set.
-	Secrets *secrets
+	Secrets *Secrets
 }
 
 func newServer(calls callService, o serverOptions) *server {
@@ -110,7 +92,7 @@ func newServer(calls callService, o serverOptions) *server {
 		o.Now = time.Now
 	}
 	if o.Secrets == nil {
-		o.Secrets = newSecrets()
+		o.Secrets = NewSecrets()
 	}
 	if o.Hosts == nil {
 		h := newHostPolicy(nil, nil, netip.Addr{}, nil)
@@ -133,11 +115,7 @@ func newServer(calls callService, o serverOptions) *server {
 		hosts:          *o.Hosts,
 		origins:        newOriginPolicy(o.CORSOrigins),
 		hub:            newHub(o.MaxSSE),
-		reg:            prometheus.NewRegistry(),
-		defaults:       o.Defaults,
-		whep:           o.WHEP,
 		streamCall:     o.StreamCall,
-		hls:            o.HLS,
 		hlsCall:        o.HLSCall,
 		webhookSecrets: o.WebhookSecrets,
 		allowCallees:   o.AllowCallees,
@@ -145,7 +123,6 @@ func newServer(calls callService, o serverOptions) *server {
 	}
 	if o.Webhook != "" {
 		s.webhook = newWebhook(o.Webhook, o.Log, o.WebhookQueue)
-		s.reg.MustRegister(s.webhook)
 	}
 	s.requests = prometheus.NewCounterVec(prometheus.CounterOpts{
 		Namespace: "sipstream", Subsystem: "rest", Name: "requests_total",
@@ -159,9 +136,16 @@ func newServer(calls callService, o serverOptions) *server {
 		Namespace: "sipstream", Name: "status_events_total",
 		Help: "Call and RTMP status changes published to the webhook and the page.",
 	})
-	s.reg.MustRegister(s.requests, s.rejected, s.events, &callCollector{s: s}, s.hub,
-		prometheus.NewGoCollector(), prometheus.NewProcessCollector(prometheus.ProcessCollectorOpts{}))
 	return s
+}
+
+// collectors are the server's metrics.
+func (s *server) collectors() []prometheus.Collector {
+	cs := []prometheus.Collector{s.requests, s.rejected, s.events, s.hub}
+	if s.webhook != nil {
+		cs = append(cs, s.webhook)
+	}
+	return cs
 }
 
 // close stops the webhook (after delivering what is queued) and disconnects
@@ -173,10 +157,8 @@ func (s *server) close() {
 	}
 }
 
-// handler returns the whole HTTP API. Every request passes guard first
-// (Host, Origin, body size); the REST API, the events, the page, /defaults
-// and the metrics need the admin's login; WHEP needs the admin's login or a
-// viewer token; the player page and script are public (they hold nothing).
+// handler returns the REST API and the event stream, both behind the
+// admin's login, without the guard (Handler adds it).
 func (s *server) handler() http.Handler {
 	mux := http.NewServeMux()
 	api := map[string]func(http.ResponseWriter, *http.Request) error{
@@ -200,22 +182,7 @@ func (s *server) handler() http.Handler {
 		return errStatus(http.StatusNotFound, "no such endpoint: "+r.URL.Path)
 	})))
 	mux.Handle("GET /events", s.admin(http.HandlerFunc(s.serveEvents)))
-	mux.Handle("GET /defaults", s.admin(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		writeJSON(w, http.StatusOK, s.defaults)
-	})))
-	mux.Handle("GET /metrics", s.admin(promhttp.HandlerFor(s.reg, promhttp.HandlerOpts{})))
-	if s.whep != nil {
-		mux.Handle("/whep/", s.viewer("/whep/", s.streamCall, s.whep))
-	}
-	if s.hls != nil {
-		// GET and HEAD only: no viewer resources to DELETE or PATCH.
-		mux.Handle("GET /hls/", s.viewer("/hls/", s.hlsCall, s.hls))
-	}
-	// The WHEP player script (and its stand-alone page: /player/?whep=URL).
-	mux.Handle("GET /player/", http.StripPrefix("/player", whep.PlayerHandler()))
-	web, _ := fs.Sub(webFS, "web")
-	mux.Handle("/", s.admin(http.FileServerFS(web)))
-	return s.guard(mux)
+	return mux
 }
 
 // maxRequestBody bounds every request body (WHEP offers included); the
@@ -298,32 +265,25 @@ func (s *server) authorize(w http.ResponseWriter, r *http.Request) bool {
 	return false
 }
 
-// viewer lets viewers of the streams under prefix (/whep/, /hls/) in with a
-// viewer token (Authorization: Bearer TOKEN, as WHEP clients send it, or
-// ?token=TOKEN for links and HLS players) or the admin's login; a token
-// must name the stream and the live call that streamCall (when set) says
-// streams it. A WHEP viewer's own resource (DELETE, PATCH on
-// /whep/NAME/ID) needs neither: its URL, with a random ID, is handed to
-// that viewer only.
-func (s *server) viewer(prefix string, streamCall func(string) (string, bool), next http.Handler) http.Handler {
-	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		if r.Method == http.MethodDelete || r.Method == http.MethodPatch {
-			next.ServeHTTP(w, r)
-			return
-		}
+// authorizeViewer lets viewers of a stream in with a viewer token
+// (Authorization: Bearer TOKEN, as WHEP clients send it, or ?token=TOKEN
+// for links and HLS players) or the admin's login; a token must name the
+// stream and the live call that streamCall (when set) says streams it. It
+// is the Authorize hook of the WHEP and HLS muxes (whep.Mux lets a
+// viewer's own resource, DELETE and PATCH on /whep/NAME/ID, through
+// without asking: its URL, with a random ID, is handed to that viewer only).
+func (s *server) authorizeViewer(streamCall func(string) (string, bool)) func(http.ResponseWriter, *http.Request, string) bool {
+	return func(w http.ResponseWriter, r *http.Request, name string) bool {
 		tok := r.URL.Query().Get("token")
 		if a := r.Header.Get("Authorization"); len(a) > 7 && strings.EqualFold(a[:7], "Bearer ") {
 			tok = strings.TrimSpace(a[7:])
 		}
 		if tok == "" {
-			s.admin(next).ServeHTTP(w, r)
-			return
+			return s.authorize(w, r)
 		}
 		if s.admins.mode == authOff {
-			next.ServeHTTP(w, r)
-			return
+			return true
 		}
-		name := streamName(r, prefix)
 		callID, err := s.tokens.verify(tok, name)
 		if err == nil && streamCall != nil {
 			if live, ok := streamCall(name); !ok || live != callID {
@@ -333,21 +293,10 @@ func (s *server) viewer(prefix string, streamCall func(string) (string, bool), n
 		if err != nil {
 			w.Header().Set("WWW-Authenticate", `Bearer realm="sipstream"`)
 			s.reject(w, r, "token", errStatus(http.StatusUnauthorized, err.Error()))
-			return
+			return false
 		}
-		next.ServeHTTP(w, r)
-	})
-}
-
-// streamName is the NAME of PREFIX/NAME[/...] (prefix ends with '/').
-func streamName(r *http.Request, prefix string) string {
-	rest, _ := strings.CutPrefix(r.URL.EscapedPath(), prefix)
-	seg, _, _ := strings.Cut(rest, "/")
-	name, err := url.PathUnescape(seg)
-	if err != nil {
-		return ""
+		return true
 	}
-	return name
 }
 
 // endpoint wraps a REST handler: POST only, errors as JSON, counted.
@@ -448,8 +397,8 @@ func (s *server) callStartup(w http.ResponseWriter, r *http.Request) error {
 	if err != nil {
 		return err
 	}
-	s.secrets.add(p.SIPPassword, p.RTMPStream)
-	s.secrets.add(urlSecrets(p.RTMPURL)...)
+	s.secrets.Add(p.SIPPassword, p.RTMPStream)
+	s.secrets.Add(urlSecrets(p.RTMPURL)...)
 	if err := s.checkStart(p); err != nil {
 		return err
 	}
@@ -467,7 +416,7 @@ type callFilter struct {
 	Status  flexString `json:"status"`
 }
 
-func (f callFilter) match(c callObject) bool {
+func (f callFilter) match(c Call) bool {
 	return (f.CallID == "" || string(f.CallID) == c.CallID) &&
 		(f.Callee == "" || string(f.Callee) == c.Callee) &&
 		(f.RTMPURL == "" || string(f.RTMPURL) == c.RTMPURL) &&
@@ -479,7 +428,7 @@ func (s *server) callFind(w http.ResponseWriter, r *http.Request) error {
 	if err := s.decode(w, r, &f); err != nil {
 		return err
 	}
-	var out []callObject
+	var out []Call
 	for _, c := range s.calls.Calls() {
 		if f.match(c) {
 			out = append(out, s.reasons(c))
@@ -598,7 +547,7 @@ func (s *server) pushStartup(w http.ResponseWriter, r *http.Request) error {
 	if len(errs) > 0 {
 		return errors.Join(errs...)
 	}
-	s.secrets.add(urlSecrets(p.RTMPURL)...)
+	s.secrets.Add(urlSecrets(p.RTMPURL)...)
 	if err := s.checkRTMP(p.RTMPURL); err != nil {
 		return err
 	}
@@ -622,7 +571,7 @@ func (s *server) pushFind(w http.ResponseWriter, r *http.Request) error {
 	if err := s.decode(w, r, &f); err != nil {
 		return err
 	}
-	var out []pushObject
+	var out []Push
 	for _, p := range s.calls.Pushes() {
 		if (f.MediaSessionID == "" || string(f.MediaSessionID) == p.MediaSessionID) &&
 			(f.StreamName == "" || string(f.StreamName) == p.StreamName) &&
@@ -694,7 +643,7 @@ func (s *server) pushMute(w http.ResponseWriter, r *http.Request, mute bool) err
 // blocks (both are bounded queues). The service calls it from its event
 // goroutine. Both get redacted copies: no stream key, no URL credentials
 // or query (the webhook gets rtmpUrl whole with -webhook-secrets).
-func (s *server) notify(ev statusEvent, call callObject) {
+func (s *server) notify(ev StatusEvent, call Call) {
 	if ev.Timestamp == 0 {
 		ev.Timestamp = s.now().UnixMilli()
 	}
@@ -717,7 +666,7 @@ func (s *server) notify(ev statusEvent, call callObject) {
 
 // publicCall is c without its secrets, for events: no rtmpStream, rtmpUrl
 // redacted, connection errors generic.
-func (s *server) publicCall(c callObject) callObject {
+func (s *server) publicCall(c Call) Call {
 	c.RTMPStream = ""
 	c.RTMPURL = redactURL(c.RTMPURL)
 	return s.reasons(c)
@@ -725,7 +674,7 @@ func (s *server) publicCall(c callObject) callObject {
 
 // reasons makes c's free-text fields safe for any API caller: connection
 // errors generic (no port scanning through calls), secrets scrubbed.
-func (s *server) reasons(c callObject) callObject {
+func (s *server) reasons(c Call) Call {
 	c.SIPMessage = publicReason(c.SIPMessage, s.secrets)
 	c.RTMPStatusInfo = publicReason(c.RTMPStatusInfo, s.secrets)
 	c.Info = publicReason(c.Info, s.secrets)
@@ -781,7 +730,7 @@ func (s *server) serveEvents(w http.ResponseWriter, r *http.Request) {
 		snap[i] = s.publicCall(snap[i])
 	}
 	if snap == nil {
-		snap = []callObject{}
+		snap = []Call{}
 	}
 	b, _ := json.Marshal(snap)
 	if err := write(sseMessage("snapshot", b)); err != nil {
@@ -805,66 +754,5 @@ func (s *server) serveEvents(w http.ResponseWriter, r *http.Request) {
 		case <-r.Context().Done():
 			return
 		}
-	}
-}
-
-// callCollector exports per-status call counts, read from the service at
-// scrape time.
-type callCollector struct{ s *server }
-
-var callsDesc = prometheus.NewDesc("sipstream_calls", "Calls the server knows, by status.", []string{"status"}, nil)
-var rtmpDesc = prometheus.NewDesc("sipstream_rtmp_legs", "RTMP legs of calls, by status.", []string{"status"}, nil)
-
-func (c *callCollector) Describe(ch chan<- *prometheus.Desc) {
-	ch <- callsDesc
-	ch <- rtmpDesc
-}
-
-func (c *callCollector) Collect(ch chan<- prometheus.Metric) {
-	calls := map[string]int{}
-	rtmp := map[string]int{}
-	for _, call := range c.s.calls.Calls() {
-		calls[call.Status]++
-		if call.RTMPStreamStatus != "" {
-			rtmp[call.RTMPStreamStatus]++
-		}
-	}
-	for st, n := range calls {
-		ch <- prometheus.MustNewConstMetric(callsDesc, prometheus.GaugeValue, float64(n), st)
-	}
-	for st, n := range rtmp {
-		ch <- prometheus.MustNewConstMetric(rtmpDesc, prometheus.GaugeValue, float64(n), st)
-	}
-}
-
-// shutdownCtx gives cleanup its own deadline, whatever the caller's context.
-func shutdownCtx(ctx context.Context, d time.Duration) (context.Context, context.CancelFunc) {
-	return context.WithTimeout(context.WithoutCancel(ctx), d)
-}
-
-// httpTimeouts are the HTTP servers' timeouts (see http.Server). Event
-// streams set their own deadlines (serveEvents).
-type httpTimeouts struct {
-	ReadHeader, Read, Write, Idle time.Duration
-}
-
-// defaultHTTPTimeouts: a request's headers within 10 s, its whole body
-// within 30 s, its answer within 60 s (a WHEP answer waits up to 8 s for
-// media), and an idle keep-alive connection closed after 2 min.
-var defaultHTTPTimeouts = httpTimeouts{ReadHeader: 10 * time.Second, Read: 30 * time.Second, Write: 60 * time.Second, Idle: 2 * time.Minute}
-
-// maxHeaderBytes bounds a request's headers.
-const maxHeaderBytes = 64 << 10
-
-// newHTTPServer is an http.Server for h with the timeouts t.
-func newHTTPServer(h http.Handler, t httpTimeouts, tlsCfg *tls.Config) *http.Server {
-	return &http.Server{
-		Handler:           h,
-		TLSConfig:         tlsCfg,
-		ReadHeaderTimeout: t.ReadHeader,
-		ReadTimeout:       t.Read,
-		WriteTimeout:      t.Write,
-		IdleTimeout:       t.Idle,
-		MaxHeaderBytes:    maxHeaderBytes,
 	}
 }

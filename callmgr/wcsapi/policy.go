@@ -1,4 +1,4 @@
-package main
+package wcsapi
 
 import (
 	"net/http"
@@ -49,8 +49,8 @@ func (s *server) checkRTMP(raw string) error {
 	return nil
 }
 
-// viewerTokenResponse is /rest-api/viewer/token's answer.
-type viewerTokenResponse struct {
+// ViewerToken is /rest-api/viewer/token's answer.
+type ViewerToken struct {
 	Token      string `json:"token"`
 	StreamName string `json:"streamName"`
 	CallID     string `json:"callId"`
@@ -78,7 +78,7 @@ func (s *server) viewerToken(w http.ResponseWriter, r *http.Request) error {
 	if err := s.decode(w, r, &req); err != nil {
 		return err
 	}
-	if s.whep == nil && s.hls == nil {
+	if s.streamCall == nil && s.hlsCall == nil {
 		return errStatus(http.StatusNotFound, "WebRTC and HLS playback are off on this server (-webrtc=false, -hls=false)")
 	}
 	name := strings.TrimSpace(string(req.StreamName))
@@ -96,7 +96,7 @@ func (s *server) viewerToken(w http.ResponseWriter, r *http.Request) error {
 		}
 		ttl = time.Duration(req.TTL.Value) * time.Second
 	}
-	var found *callObject
+	var found *Call
 	for _, c := range s.calls.Calls() {
 		stream := c.StreamName
 		if stream == "" {
@@ -111,18 +111,18 @@ func (s *server) viewerToken(w http.ResponseWriter, r *http.Request) error {
 	if found == nil {
 		return errStatus(http.StatusNotFound, "no live call streams as that")
 	}
-	whep := s.whep != nil
-	if whep && s.streamCall != nil {
+	whep := s.streamCall != nil
+	if whep {
 		if live, ok := s.streamCall(found.StreamName); !ok || live != found.CallID {
 			whep = false
 		}
 	}
-	if !whep && s.hls == nil {
+	if !whep && s.hlsCall == nil {
 		return errStatus(http.StatusNotFound, "that call has no WebRTC stream")
 	}
 	exp := s.now().Add(ttl)
 	tok := s.tokens.issue(found.StreamName, found.CallID, exp)
-	resp := viewerTokenResponse{
+	resp := ViewerToken{
 		Token:      tok,
 		StreamName: found.StreamName,
 		CallID:     found.CallID,
@@ -132,7 +132,7 @@ func (s *server) viewerToken(w http.ResponseWriter, r *http.Request) error {
 		resp.WHEPURL = "/whep/" + url.PathEscape(found.StreamName) + "?token=" + url.QueryEscape(tok)
 		resp.PlayerURL = "/player/?whep=" + url.QueryEscape(resp.WHEPURL)
 	}
-	if s.hls != nil {
+	if s.hlsCall != nil {
 		resp.HLSURL = "/hls/" + url.PathEscape(found.StreamName) + "/index.m3u8?token=" + url.QueryEscape(tok)
 	}
 	writeJSON(w, http.StatusOK, resp)

@@ -1,4 +1,4 @@
-package main
+package wcsapi
 
 import (
 	"context"
@@ -8,10 +8,10 @@ import (
 	"net/http"
 	"strings"
 	"sync/atomic"
-
-	"github.com/prometheus/client_golang/prometheus"
+	"time"
 
 	"github.com/sipstream/sipstream/callmgr"
+	"github.com/sipstream/sipstream/sink/hls"
 )
 
 // pushPrefix is what the product puts in front of a call's stream name when
@@ -24,59 +24,18 @@ const pushPrefix = "rtmp_"
 // errors to HTTP statuses, callmgr events to webhook and page events.
 type managerService struct {
 	m *callmgr.Manager
-	// recording says whether the server was started with -record-dir.
+	// recording says whether "record": true is allowed.
 	recording bool
 	// notify receives every event; set before the first call.
-	notify atomic.Pointer[func(statusEvent, callObject)]
+	notify atomic.Pointer[func(StatusEvent, Call)]
 	// webrtc, when set, gives every call a WHEP sink named by its toStream.
 	webrtc *webrtcStreams
 	// hls, when set, serves every call as HLS.
-	hls *hlsStreams
+	hls *hls.Mux
 	log *slog.Logger
-	// Counters of what the events told (registered by main).
-	callsEnded *prometheus.CounterVec // by final status
-	rtmpLost   prometheus.Counter     // RTMP legs and pushes that lost their connection
-	// recordQuota counts recordings stopped by -record-quota.
-	recordQuota prometheus.Counter
-	media       *mediaMetrics // media counters of the calls; set with m
-	// maxPushes limits the pushes per call (-max-pushes); 0: no limit.
+	now func() time.Time
+	// maxPushes limits the pushes per call; 0: no limit.
 	maxPushes int
-}
-
-// newManagerService returns the adapter without its Manager (set m before
-// serving).
-func newManagerService(recording bool, log *slog.Logger) *managerService {
-	return &managerService{
-		recording: recording,
-		log:       log,
-		callsEnded: prometheus.NewCounterVec(prometheus.CounterOpts{
-			Namespace: "sipstream", Name: "calls_ended_total",
-			Help: "Calls that ended, by final status (FINISH, FAILED, BUSY).",
-		}, []string{"status"}),
-		rtmpLost: prometheus.NewCounter(prometheus.CounterOpts{
-			Namespace: "sipstream", Name: "rtmp_connection_lost_total",
-			Help: "Times an RTMP leg or push lost its connection (each is retried with backoff).",
-		}),
-		recordQuota: prometheus.NewCounter(prometheus.CounterOpts{
-			Namespace: "sipstream", Name: "recordings_quota_reached_total",
-			Help: "Recordings stopped because they reached -record-quota (their calls went on).",
-		}),
-	}
-}
-
-// collectors are the service's metrics.
-func (s *managerService) collectors() []prometheus.Collector {
-	cs := []prometheus.Collector{s.callsEnded, s.rtmpLost, s.recordQuota}
-	if s.media != nil {
-		cs = append(cs, s.media)
-	}
-	if s.webrtc != nil {
-		cs = append(cs, s.webrtc)
-	}
-	if s.hls != nil {
-		cs = append(cs, s.hls)
-	}
-	return cs
 }
 
 var _ callService = (*managerService)(nil)
@@ -152,37 +111,16 @@ func (s *managerService) Start(ctx context.Context, p startParams) error {
 	if name == "" {
 		name = cp.CallID // callmgr's default toStream
 	}
-	st, err := s.webrtc.reserve(name, cp.CallID)
-	if err != nil {
+	if err := s.webrtc.reserve(name, cp.CallID); err != nil {
 		return err
 	}
 	call, err := s.m.StartCall(ctx, cp)
 	if err != nil {
-		s.webrtc.release(st)
+		s.webrtc.mux.Release(name, cp.CallID)
 		return mapErr(err)
 	}
-	s.addWebRTC(ctx, st, cp.HasVideo, call.RequestKeyframe)
+	s.addWebRTC(ctx, name, cp.CallID, cp.HasVideo, call.RequestKeyframe)
 	return nil
-}
-
-// addWebRTC attaches a WHEP sink to the call of st; its viewers' keyframe
-// needs (joining, PLI, FIR) go to the SIP peer through requestKeyframe. The
-// call goes on without a sink when that fails (it is logged).
-func (s *managerService) addWebRTC(ctx context.Context, st *webrtcStream, hasVideo bool, requestKeyframe func()) {
-	ws, err := s.webrtc.newSink(hasVideo, requestKeyframe)
-	if err == nil {
-		var si callmgr.SinkInfo
-		si, err = s.m.AddSink(ctx, st.callID, callmgr.SinkSpec{Sink: ws})
-		if err == nil {
-			s.webrtc.attach(st, ws, si.ID)
-			return
-		}
-		_ = ws.Close()
-	}
-	s.webrtc.release(st)
-	if s.log != nil {
-		s.log.Warn("no WebRTC playback for this call", "callId", st.callID, "err", err)
-	}
 }
 
 func (s *managerService) Terminate(ctx context.Context, callID string) error {
@@ -197,22 +135,22 @@ func (s *managerService) SendDTMF(ctx context.Context, callID, digits, typ strin
 	return mapErr(s.m.SendDTMF(ctx, callID, digits, t))
 }
 
-func (s *managerService) Calls() []callObject {
+func (s *managerService) Calls() []Call {
 	infos := s.m.FindAll()
-	out := make([]callObject, 0, len(infos))
+	out := make([]Call, 0, len(infos))
 	for _, ci := range infos {
-		c := callObjectOf(ci)
+		c := callObjectOf(ci, s.now)
 		if call, ok := s.m.Call(ci.CallID); ok {
 			st := call.Stats()
-			c.MediaStats = &mediaStatsObject{Audio: streamStatsOf(st.Audio), Video: streamStatsOf(st.Video)}
+			c.MediaStats = &MediaStats{Audio: streamStatsOf(st.Audio), Video: streamStatsOf(st.Video)}
 		}
 		out = append(out, c)
 	}
 	return out
 }
 
-func callObjectOf(ci callmgr.CallInfo) callObject {
-	c := callObject{
+func callObjectOf(ci callmgr.CallInfo, now func() time.Time) Call {
+	c := Call{
 		CallID:           ci.CallID,
 		Incoming:         ci.Incoming,
 		Status:           string(ci.Status),
@@ -242,7 +180,7 @@ func callObjectOf(ci callmgr.CallInfo) callObject {
 	if !ci.Established.IsZero() {
 		end := ci.Ended
 		if end.IsZero() {
-			end = timeNow()
+			end = now()
 		}
 		c.Duration = end.Sub(ci.Established).Milliseconds()
 	}
@@ -260,10 +198,10 @@ func (s *managerService) callFor(name string) (callmgr.CallInfo, bool) {
 	return callmgr.CallInfo{}, false
 }
 
-func (s *managerService) PushStart(ctx context.Context, p pushParams) (pushObject, error) {
+func (s *managerService) PushStart(ctx context.Context, p pushParams) (Push, error) {
 	ci, ok := s.callFor(p.StreamName)
 	if !ok {
-		return pushObject{}, fmt.Errorf("%w: no live call has stream %q", errNotFound, p.StreamName)
+		return Push{}, fmt.Errorf("%w: no live call has stream %q", errNotFound, p.StreamName)
 	}
 	if s.maxPushes > 0 {
 		n := 0
@@ -273,7 +211,7 @@ func (s *managerService) PushStart(ctx context.Context, p pushParams) (pushObjec
 			}
 		}
 		if n >= s.maxPushes {
-			return pushObject{}, fmt.Errorf("%w: call %q has %d pushes, the most this server allows (-max-pushes)", errConflict, ci.CallID, n)
+			return Push{}, fmt.Errorf("%w: call %q has %d pushes, the most this server allows (-max-pushes)", errConflict, ci.CallID, n)
 		}
 	}
 	spec := callmgr.SinkSpec{RTMPURL: p.RTMPURL, Muted: p.Muted}
@@ -282,17 +220,17 @@ func (s *managerService) PushStart(ctx context.Context, p pushParams) (pushObjec
 	}
 	si, err := s.m.AddSink(ctx, ci.CallID, spec)
 	if err != nil {
-		return pushObject{}, mapErr(err)
+		return Push{}, mapErr(err)
 	}
 	return pushObjectOf(si), nil
 }
 
-func pushObjectOf(si callmgr.SinkInfo) pushObject {
+func pushObjectOf(si callmgr.SinkInfo) Push {
 	url := si.RTMPURL
 	if si.RTMPStream != "" {
 		url = strings.TrimSuffix(url, "/") + "/" + si.RTMPStream
 	}
-	return pushObject{
+	return Push{
 		MediaSessionID: si.ID,
 		StreamName:     si.ToStream,
 		RTMPURL:        url,
@@ -328,8 +266,8 @@ func (s *managerService) checkPush(id string) error {
 	return fmt.Errorf("%w: no push with mediaSessionId %q", errNotFound, id)
 }
 
-func (s *managerService) Pushes() []pushObject {
-	var out []pushObject
+func (s *managerService) Pushes() []Push {
+	var out []Push
 	for _, si := range s.m.FindSinks(callmgr.SinkFilter{Kind: callmgr.SinkKindRTMP}) {
 		if !si.Primary {
 			out = append(out, pushObjectOf(si))
@@ -341,32 +279,20 @@ func (s *managerService) Pushes() []pushObject {
 // onEvent is callmgr's Config.OnEvent: it runs on the call's event
 // goroutine and must not block, which notify guarantees.
 func (s *managerService) onEvent(ev callmgr.Event) {
-	switch {
-	case ev.Type == callmgr.EventCallStatus && ev.Status.Final() && s.callsEnded != nil:
-		s.callsEnded.WithLabelValues(string(ev.Status)).Inc()
-		if s.media != nil {
-			s.media.callEnded(ev.CallID)
-		}
-	case ev.Type == callmgr.EventSinkStatus && ev.Sink.Status == callmgr.SinkLost && !ev.Removed && s.rtmpLost != nil:
-		s.rtmpLost.Inc()
-	case ev.Type == callmgr.EventSinkStatus && ev.Sink.Kind == callmgr.SinkKindRecord && !ev.Removed &&
-		ev.Sink.Status == callmgr.SinkFailed && ev.Sink.Reason == callmgr.ReasonRecordQuota && s.recordQuota != nil:
-		s.recordQuota.Inc()
-	}
 	if s.webrtc != nil {
 		switch {
 		case ev.Type == callmgr.EventCallStatus && ev.Status.Final():
-			s.webrtc.callEnded(ev.CallID)
+			s.webrtc.mux.ReleaseOwner(ev.CallID)
 		case ev.Type == callmgr.EventSinkStatus && ev.Removed:
-			s.webrtc.sinkRemoved(ev.Sink.ID)
+			s.webrtc.mux.ReleaseID(ev.Sink.ID)
 		}
 	}
 	if s.hls != nil {
 		switch {
 		case ev.Type == callmgr.EventCallStatus && ev.Status.Final():
-			s.hls.callEnded(ev.CallID)
+			s.hls.OwnerEnded(ev.CallID)
 		case ev.Type == callmgr.EventSinkStatus && ev.Removed:
-			s.hls.sinkRemoved(ev.Sink.ID)
+			s.hls.Detached(ev.Sink.ID)
 		}
 	}
 	if ev.Type == callmgr.EventSinkStatus && ev.Sink.Kind == callmgr.SinkKindCustom {
@@ -376,7 +302,7 @@ func (s *managerService) onEvent(ev callmgr.Event) {
 	if fn == nil {
 		return
 	}
-	se := statusEvent{
+	se := StatusEvent{
 		CallID:     ev.CallID,
 		Status:     string(ev.Status),
 		SIPStatus:  ev.SIPStatus,
@@ -405,12 +331,12 @@ func (s *managerService) onEvent(ev callmgr.Event) {
 	default:
 		return
 	}
-	(*fn)(se, callObjectOf(ev.Info))
+	(*fn)(se, callObjectOf(ev.Info, s.now))
 }
 
 // streamStatsOf is the REST form of one stream's counters.
-func streamStatsOf(m callmgr.MediaStats) streamStatsObject {
-	return streamStatsObject{
+func streamStatsOf(m callmgr.MediaStats) StreamStats {
+	return StreamStats{
 		PacketsReceived: m.PacketsReceived, PacketsLost: m.PacketsLost, Frames: m.Frames, FramesDropped: m.FramesDropped,
 		NACKsSent: m.NACKsSent, PacketsRecovered: m.PacketsRecovered, KeyframeRequests: m.KeyframeRequests,
 		KeyframesReceived: m.KeyframesReceived, Freezes: m.Freezes, FrozenMs: m.FrozenTime.Milliseconds(),

@@ -1,4 +1,4 @@
-package main
+package wcsapi
 
 import (
 	"errors"
@@ -163,10 +163,10 @@ func jsonBody(r *http.Request) bool {
 // insensitive). Empty means everything is allowed.
 type allowList []string
 
-// parseAllowList splits a comma-separated list and checks every pattern.
-func parseAllowList(s string) (allowList, error) {
+// newAllowList checks every pattern of list (blank ones are skipped).
+func newAllowList(list []string) (allowList, error) {
 	var l allowList
-	for _, p := range strings.Split(s, ",") {
+	for _, p := range list {
 		p = strings.ToLower(strings.TrimSpace(p))
 		if p == "" {
 			continue

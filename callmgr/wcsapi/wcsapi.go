@@ -1,0 +1,349 @@
+// Package wcsapi serves the REST API of Flashphoner Web Call Server's "SIP
+// as RTMP" / "SIP as Stream" feature over a callmgr.Manager, so that
+// clients of that API work unchanged: POST /rest-api/call/startup places a
+// SIP call and republishes it to an RTMP URL, /call/find, /call/find_all,
+// /call/terminate and /call/send_dtmf follow and drive it, /push/... adds
+// more RTMP targets to a live call, and /rest-api/viewer/token issues viewer
+// tokens for WebRTC (WHEP) and HLS playback.
+//
+// # Mounting
+//
+// A Handler is an http.Handler for /rest-api/... and the event stream GET
+// /events; a service mounts it on its own mux next to its other routes:
+//
+//	relay := new(callmgr.Relay)
+//	m, err := callmgr.New(callmgr.Config{ListenAddr: "0.0.0.0:5060", OnEvent: relay.OnEvent})
+//	api, err := wcsapi.New(m, wcsapi.Config{Events: relay, User: "admin", Password: pass})
+//	defer api.Close()
+//	mux := http.NewServeMux()
+//	mux.Handle("/rest-api/", api)
+//	mux.Handle("GET /events", api)
+//
+// The Handler learns of calls' changes through the Relay the Manager's
+// OnEvent feeds (Config.Events). With Config.WebRTC set, every call also gets
+// a WHEP sink, served by the whep.Mux WHEP returns (mount it at /whep/); with
+// Config.HLS, HLS returns the hls.Mux serving every call as Low-Latency HLS
+// (mount it at "GET /hls/"). Both ask the Handler who may watch.
+//
+// # Requests and answers
+//
+// Every endpoint is a POST with a JSON body (Content-Type: application/json,
+// as the product's clients send it). Booleans and numbers may be JSON
+// values or strings ("true", "5060"); unknown fields are ignored; errors are
+// JSON objects with error, message, path, status and timestamp, in the
+// product's shape, with the status mapped from callmgr's errors (404 unknown
+// call, 409 conflicts, 400 bad fields, 503 limits and shutdown). Call
+// objects carry the product's field names and statuses (TRYING ...
+// ESTABLISHED, FINISH, FAILED, BUSY; RTMP_STREAM_WAIT, RTMP_STREAM_ACTIVE,
+// RTMP_CONNECTION_LOST, RTMP_CONNECTION_FAILED): this package owns the
+// mapping from callmgr's statuses to the REST API's.
+//
+// # Security
+//
+// Every request passes a guard first: the Host header must name this server
+// (Config.AllowedHosts; DNS rebinding gets 421), cross-origin browser
+// requests need Config.CORSOrigins (403), bodies are bounded. Wrap the rest
+// of a service's routes with Guard to give them the same; a request already
+// guarded is not guarded twice. The REST API and /events need the admin's
+// HTTP Basic login (Config.User and Config.Password), unless Config.NoAuth;
+// the zero Config refuses them all (401). Failed logins are throttled per
+// address (429). Admin wraps other routes with the same login. Viewers of a
+// call's WHEP or HLS stream show the admin's login or a viewer token from
+// /rest-api/viewer/token (HMAC-signed, per stream and call, expiring).
+//
+// Stream keys, URL credentials and SIP passwords are scrubbed from events,
+// webhooks (unless Config.WebhookSecrets), errors and, through
+// NewRedactingHandler, logs; the admin's /call/find and /push/find return
+// them.
+//
+// # Webhooks and events
+//
+// With Config.Webhook, every call status change (CallStatusEvent), RTMP
+// leg change (RtmpStatusEvent) and DTMF digit received (DtmfEvent) is POSTed
+// there as JSON, in order, from one goroutine, with retries; a bounded queue
+// drops (and counts) when the receiver is too slow, so no call ever waits
+// for it. GET /events is a Server-Sent Events stream: a "snapshot" of every
+// call, then one "call" event per change; a subscriber that cannot keep up
+// is disconnected (it reconnects and gets a fresh snapshot).
+package wcsapi
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net/http"
+	"net/netip"
+	"sync"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/sipstream/sipstream/callmgr"
+	"github.com/sipstream/sipstream/sink/hls"
+	"github.com/sipstream/sipstream/sink/whep"
+)
+
+// Config configures a Handler. Only Events is required; the zero value of
+// every other field is documented with it.
+type Config struct {
+	// Events is the Relay the Manager's Config.OnEvent feeds; the Handler
+	// subscribes to it (webhooks, the event stream and the WHEP and HLS
+	// streams follow the calls through it). Required.
+	Events *callmgr.Relay
+	// Logger receives the Handler's log lines. Nil means none.
+	Logger *slog.Logger
+	// Now is the clock (tokens, throttling, timestamps). Nil means
+	// time.Now.
+	Now func() time.Time
+
+	// User and Password are the admin's HTTP Basic login. Empty User
+	// means no login is accepted: every request that needs one gets 401
+	// unless NoAuth.
+	User, Password string
+	// NoAuth serves without any login. False means the login is required.
+	NoAuth bool
+
+	// Webhook is the URL every status event is POSTed to. Empty means
+	// none.
+	Webhook string
+	// WebhookSecrets sends rtmpUrl unredacted to the webhook. False
+	// redacts it.
+	WebhookSecrets bool
+	// WebhookQueue bounds the events waiting for the webhook. Zero means
+	// 1024.
+	WebhookQueue int
+
+	// AllowedHosts are the host names (and IPs, "*.domain" patterns, "*"
+	// for any) requests may name in Host besides localhost, loopback
+	// addresses, ListenAddrs and PublicIP. Nil means no others.
+	AllowedHosts []string
+	// ListenAddrs are the addresses the service listens on ("host:port");
+	// an unspecified host allows every address in LocalAddrs. Nil means
+	// none.
+	ListenAddrs []string
+	// PublicIP is the server's public address, allowed in Host. Zero
+	// means none.
+	PublicIP netip.Addr
+	// LocalAddrs are the machine's addresses. Nil means the interfaces'
+	// addresses.
+	LocalAddrs []netip.Addr
+	// CORSOrigins are the browser origins, besides the page's own, that
+	// may send requests ("*": any). Nil means none.
+	CORSOrigins []string
+
+	// AllowCallees restricts callees, the SIP domain and the outbound
+	// proxy to these globs (path.Match syntax: "host", "*.domain",
+	// "user@host"). Nil means anything.
+	AllowCallees []string
+	// AllowRTMPHosts restricts the RTMP hosts calls and pushes publish
+	// to (globs). Nil means anything.
+	AllowRTMPHosts []string
+	// MaxPushes limits the pushes per call. Zero means no limit.
+	MaxPushes int
+	// MaxSSE limits the event stream's subscribers (503 beyond). Zero
+	// means no limit.
+	MaxSSE int
+	// Record allows "record": true in /call/startup (the Manager's
+	// RecordDir must be set). False refuses it with 400.
+	Record bool
+	// Secrets collects the secrets to scrub (share it with the logger's
+	// NewRedactingHandler). Nil means a new set.
+	Secrets *Secrets
+
+	// WebRTC, when set, gives every call a WHEP sink made with this
+	// template (RequestKeyframe and Probe are set per call when zero),
+	// served by the Mux WHEP returns. Nil means no WebRTC playback.
+	WebRTC *whep.Config
+	// HLS serves every call as Low-Latency HLS through the Mux HLS returns.
+	// False means no HLS.
+	HLS bool
+	// HLSIdle is how long a call's HLS muxer lives after its last request.
+	// Zero means 30 s.
+	HLSIdle time.Duration
+}
+
+// Handler serves the REST API over a Manager. It is safe for concurrent
+// use.
+type Handler struct {
+	srv    *server
+	svc    *managerService
+	api    http.Handler
+	webrtc *webrtcStreams
+	hls    *hls.Mux
+	cancel func()
+	once   sync.Once
+}
+
+// New returns a Handler over m. It checks cfg (the allow lists' patterns)
+// and starts the webhook's goroutine when there is a webhook; Close stops
+// it.
+func New(m *callmgr.Manager, cfg Config) (*Handler, error) {
+	if m == nil {
+		return nil, errors.New("wcsapi: no Manager")
+	}
+	if cfg.Events == nil {
+		return nil, errors.New("wcsapi: Config.Events is required (the Relay the Manager's OnEvent feeds)")
+	}
+	callees, err := newAllowList(cfg.AllowCallees)
+	if err != nil {
+		return nil, fmt.Errorf("wcsapi: AllowCallees: %w", err)
+	}
+	rtmpHosts, err := newAllowList(cfg.AllowRTMPHosts)
+	if err != nil {
+		return nil, fmt.Errorf("wcsapi: AllowRTMPHosts: %w", err)
+	}
+	log := cfg.Logger
+	if log == nil {
+		log = slog.New(slog.NewTextHandler(io.Discard, nil))
+	}
+	now := cfg.Now
+	if now == nil {
+		now = time.Now
+	}
+	local := cfg.LocalAddrs
+	if local == nil {
+		local = localAddrs()
+	}
+	hosts := newHostPolicy(cfg.AllowedHosts, cfg.ListenAddrs, cfg.PublicIP, local)
+	svc := &managerService{m: m, recording: cfg.Record, log: log, now: now, maxPushes: cfg.MaxPushes}
+	h := &Handler{svc: svc}
+	o := serverOptions{
+		Log:            log,
+		Now:            now,
+		AuthUser:       cfg.User,
+		AuthPass:       cfg.Password,
+		NoAuth:         cfg.NoAuth,
+		Webhook:        cfg.Webhook,
+		WebhookSecrets: cfg.WebhookSecrets,
+		WebhookQueue:   cfg.WebhookQueue,
+		Hosts:          &hosts,
+		CORSOrigins:    cfg.CORSOrigins,
+		AllowCallees:   callees,
+		AllowRTMPHosts: rtmpHosts,
+		MaxSSE:         cfg.MaxSSE,
+		Secrets:        cfg.Secrets,
+	}
+	// The muxes' authorization hook is the server's, made below.
+	if cfg.WebRTC != nil {
+		h.webrtc = newWebRTCStreams(*cfg.WebRTC)
+		svc.webrtc = h.webrtc
+		o.StreamCall = h.webrtc.mux.Owner
+	}
+	if cfg.HLS {
+		h.hls = hls.NewMux(hlsSource{m: m}, hls.MuxConfig{
+			Idle:   cfg.HLSIdle,
+			Logger: log,
+			Authorize: func(w http.ResponseWriter, r *http.Request, name string) bool {
+				return h.srv.authorizeViewer(h.hls.Owner)(w, r, name)
+			},
+		})
+		svc.hls = h.hls
+		o.HLSCall = h.hls.Owner
+	}
+	h.srv = newServer(svc, o)
+	if h.webrtc != nil {
+		h.webrtc.authorize = h.srv.authorizeViewer(h.webrtc.mux.Owner)
+	}
+	h.api = h.srv.handler()
+	notify := h.srv.notify
+	svc.notify.Store(&notify)
+	h.cancel = cfg.Events.Subscribe(svc.onEvent)
+	return h, nil
+}
+
+// guardedKey marks a request Guard let through.
+type guardedKey struct{}
+
+// ServeHTTP serves the REST API (/rest-api/...) and the event stream (GET
+// /events), behind the guard (unless Guard already ran) and the admin's
+// login. Other paths get 404.
+func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	if r.Context().Value(guardedKey{}) != nil {
+		h.api.ServeHTTP(w, r)
+		return
+	}
+	h.srv.guard(h.api).ServeHTTP(w, r)
+}
+
+// Guard returns next behind the Handler's guard: the Host check (421), the
+// Origin check (403), CORS preflights (204) and a bound on request bodies
+// (1 MiB). Requests it lets through are not guarded again by ServeHTTP.
+func (h *Handler) Guard(next http.Handler) http.Handler {
+	mark := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		next.ServeHTTP(w, r.WithContext(context.WithValue(r.Context(), guardedKey{}, true)))
+	})
+	return h.srv.guard(mark)
+}
+
+// Admin returns next behind the admin's login (Config.User and
+// Config.Password, or nothing with Config.NoAuth): 401 without it, 429 for
+// an address that failed too often.
+func (h *Handler) Admin(next http.Handler) http.Handler { return h.srv.admin(next) }
+
+// WHEP returns the WHEP routes of the calls (POST /whep/{toStream}, and the
+// viewers' resources below it), which a service mounts at /whep/; nil
+// without Config.WebRTC. Viewers need the admin's login or a viewer token.
+func (h *Handler) WHEP() *whep.Mux {
+	if h.webrtc == nil {
+		return nil
+	}
+	return h.webrtc.mux
+}
+
+// HLS returns the HLS routes of the calls (/hls/{toStream}/index.m3u8 and
+// the files it lists), which a service mounts at "GET /hls/"; nil without
+// Config.HLS. Viewers need the admin's login or a viewer token.
+func (h *Handler) HLS() *hls.Mux { return h.hls }
+
+// Describe implements prometheus.Collector.
+func (h *Handler) Describe(ch chan<- *prometheus.Desc) {
+	for _, c := range h.collectors() {
+		c.Describe(ch)
+	}
+}
+
+// Collect implements prometheus.Collector: REST requests by endpoint and
+// status, requests refused before any handler, status events, event stream
+// subscribers, webhook deliveries, WebRTC streams and viewers, HLS muxers.
+func (h *Handler) Collect(ch chan<- prometheus.Metric) {
+	for _, c := range h.collectors() {
+		c.Collect(ch)
+	}
+}
+
+func (h *Handler) collectors() []prometheus.Collector {
+	cs := h.srv.collectors()
+	if h.webrtc != nil {
+		cs = append(cs, h.webrtc)
+	}
+	if h.hls != nil {
+		cs = append(cs, hlsCollector{mux: h.hls})
+	}
+	return cs
+}
+
+// EndStreams ends the event streams and the HLS requests waiting for media,
+// which never end by themselves: call it before an http.Server's Shutdown
+// (or register it with RegisterOnShutdown), else Shutdown waits for them.
+// Later event stream requests get an empty stream, HLS requests 503.
+func (h *Handler) EndStreams() {
+	h.srv.hub.close()
+	if h.hls != nil {
+		h.hls.Close()
+	}
+}
+
+// Close ends the streams (EndStreams), stops following the Manager's events
+// and stops the webhook after delivering what is queued (once, without
+// retries). Close the Manager first so that the calls' final statuses reach
+// the webhook. Close is idempotent.
+func (h *Handler) Close() error {
+	h.once.Do(func() {
+		h.EndStreams()
+		h.cancel()
+		h.srv.close()
+	})
+	return nil
+}

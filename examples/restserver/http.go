@@ -1,0 +1,92 @@
+package main
+
+import (
+	"crypto/rand"
+	"crypto/tls"
+	"embed"
+	"encoding/base64"
+	"encoding/json"
+	"fmt"
+	"io/fs"
+	"net/http"
+	"strings"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
+
+	"github.com/sipstream/sipstream/callmgr/wcsapi"
+	"github.com/sipstream/sipstream/sink/whep"
+)
+
+//go:embed web
+var webFS embed.FS
+
+// newHandler is the whole HTTP side. Every request passes the API's guard
+// first (Host, Origin, body size); the REST API, the events, the page,
+// /defaults and /metrics need the admin's login; WHEP and HLS need the
+// admin's login or a viewer token; the player page and script are public
+// (they hold nothing).
+func newHandler(api *wcsapi.Handler, reg *prometheus.Registry, defaults map[string]any) http.Handler {
+	mux := http.NewServeMux()
+	mux.Handle("/rest-api/", api)
+	mux.Handle("GET /events", api)
+	mux.Handle("GET /defaults", api.Admin(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Content-Type", "application/json")
+		w.Header().Set("X-Content-Type-Options", "nosniff")
+		b, _ := json.Marshal(defaults)
+		_, _ = w.Write(append(b, '\n'))
+	})))
+	mux.Handle("GET /metrics", api.Admin(promhttp.HandlerFor(reg, promhttp.HandlerOpts{})))
+	if w := api.WHEP(); w != nil {
+		mux.Handle("/whep/", w)
+	}
+	if h := api.HLS(); h != nil {
+		// GET and HEAD only: no viewer resources to DELETE or PATCH.
+		mux.Handle("GET /hls/", h)
+	}
+	// The WHEP player script (and its stand-alone page: /player/?whep=URL).
+	mux.Handle("GET /player/", http.StripPrefix("/player", whep.PlayerHandler()))
+	web, _ := fs.Sub(webFS, "web")
+	mux.Handle("/", api.Admin(http.FileServerFS(web)))
+	return api.Guard(mux)
+}
+
+// httpTimeouts are the HTTP servers' timeouts (see http.Server). Event
+// streams set their own deadlines.
+type httpTimeouts struct {
+	ReadHeader, Read, Write, Idle time.Duration
+}
+
+// defaultHTTPTimeouts: a request's headers within 10 s, its whole body
+// within 30 s, its answer within 60 s (a WHEP answer waits up to 8 s for
+// media), and an idle keep-alive connection closed after 2 min.
+var defaultHTTPTimeouts = httpTimeouts{ReadHeader: 10 * time.Second, Read: 30 * time.Second, Write: 60 * time.Second, Idle: 2 * time.Minute}
+
+// newHTTPServer is an http.Server for h with the timeouts t; headers are
+// bounded to 64 KiB.
+func newHTTPServer(h http.Handler, t httpTimeouts, tlsCfg *tls.Config) *http.Server {
+	return &http.Server{
+		Handler: h, TLSConfig: tlsCfg, MaxHeaderBytes: 64 << 10,
+		ReadHeaderTimeout: t.ReadHeader, ReadTimeout: t.Read, WriteTimeout: t.Write, IdleTimeout: t.Idle,
+	}
+}
+
+// randomPassword is a password for the demo's admin when it serves more
+// than loopback without credentials: 18 random bytes, base64url.
+func randomPassword() string {
+	var b [18]byte
+	_, _ = rand.Read(b[:])
+	return base64.RawURLEncoding.EncodeToString(b[:])
+}
+
+// parseCredentials splits "user:pass" (surrounding white space and a final
+// line break removed, as a file written by echo has).
+func parseCredentials(s, from string) (user, pass string, err error) {
+	s = strings.TrimSpace(s)
+	u, p, ok := strings.Cut(s, ":")
+	if !ok || u == "" || p == "" {
+		return "", "", fmt.Errorf("%s must be USER:PASS", from)
+	}
+	return u, p, nil
+}
