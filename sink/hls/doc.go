@@ -22,8 +22,11 @@
 // audio-only sink, the first audio frame) it holds no muxer, no encoder and
 // no buffer. From then on it keeps about Config.SegmentCount segments of
 // media in memory. Close releases all of it and ends every request in
-// flight. Creating a Sink when the first viewer arrives and closing it
-// when the last one leaves is the server's business.
+// flight. A Mux does the rest for a server: it serves every live stream
+// of a Source at /hls/{name}/, makes a stream's Sink on the first request,
+// closes it once no request came for a while (MuxConfig.Idle), and asks a
+// MuxConfig.Authorize hook who may watch (package callmgr/wcsapi plugs its
+// viewer tokens in there).
 //
 // The stream's timeline starts at the first keyframe: audio earlier than
 // it is not published, and both tracks keep the call's common timeline

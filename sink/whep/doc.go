@@ -44,7 +44,14 @@
 //
 // ICE uses host candidates only unless Config.ICEServers lists STUN or TURN
 // servers: loopback and the machine's addresses (or just Config.ICEIPs), plus
-// Config.PublicIPs advertised for a 1:1 NAT. Multicast DNS is disabled.
+// Config.PublicIPs advertised for a 1:1 NAT (ICEAddrs picks both for a
+// server). Multicast DNS is disabled.
+//
+// A Mux serves many sinks under one prefix: POST /whep/{name} reaches the
+// sink registered as name, /whep/{name}/{viewer} its viewer resources; a
+// name belongs to one owner (a call) at a time, and a MuxConfig.Authorize
+// hook decides who may watch (package callmgr/wcsapi plugs its viewer tokens
+// in there).
 //
 // PlayerHandler serves a small vanilla-JavaScript player page (no CDN) that
 // plays a WHEP URL in a <video> element; PlayerJS is its script for pages of
