@@ -3,12 +3,12 @@ package wcsapi
 import (
 	"errors"
 	"fmt"
-	"net/netip"
 	"net/url"
 	"sort"
 	"strings"
 
 	"github.com/sipstream/sipstream/callmgr"
+	"github.com/sipstream/sipstream/sip"
 )
 
 // connectionFields are the SIP account fields. The current API sends them at
@@ -219,84 +219,18 @@ func validCallID(s string) bool {
 	return true
 }
 
-// validSIPUser reports whether s is a SIP user part (RFC 3261 §25.1: user =
-// 1*( unreserved / escaped / user-unreserved )).
-func validSIPUser(s string) bool {
-	if len(s) == 0 || len(s) > 256 {
-		return false
-	}
-	for i := 0; i < len(s); i++ {
-		ch := s[i]
-		switch {
-		case ch >= 'a' && ch <= 'z', ch >= 'A' && ch <= 'Z', ch >= '0' && ch <= '9':
-		case strings.IndexByte("-_.!~*'()&=+$,;?/", ch) >= 0:
-		case ch == '%':
-			if i+2 >= len(s) || !isHex(s[i+1]) || !isHex(s[i+2]) {
-				return false
-			}
-			i += 2
-		default:
-			return false
-		}
-	}
-	return true
-}
+// The SIP grammar is package sip's (one for every layer); these are its
+// checks with the REST API's messages.
 
-func isHex(c byte) bool {
-	return c >= '0' && c <= '9' || c >= 'a' && c <= 'f' || c >= 'A' && c <= 'F'
-}
+// validSIPUser reports whether s is a SIP user part (sip.ValidateUser).
+func validSIPUser(s string) bool { return sip.ValidateUser(s) == nil }
 
 // validHostPort accepts host, host:port, an IPv4 address or a bracketed IPv6
-// address, with an optional "sip:" prefix (some clients send the proxy as a
-// URI).
+// address (sip.ValidateHostPort), with an optional "sip:" prefix (some
+// clients send the proxy as a URI).
 func validHostPort(s string) bool {
 	s = strings.TrimPrefix(strings.TrimPrefix(s, "sip:"), "sips:")
-	if s == "" || len(s) > 255 {
-		return false
-	}
-	host := s
-	if strings.HasPrefix(s, "[") {
-		end := strings.IndexByte(s, ']')
-		if end < 0 {
-			return false
-		}
-		rest := s[end+1:]
-		if rest != "" && (rest[0] != ':' || !validPort(rest[1:])) {
-			return false
-		}
-		a, err := netip.ParseAddr(s[1:end])
-		return err == nil && a.Is6()
-	}
-	if i := strings.LastIndexByte(s, ':'); i >= 0 {
-		host = s[:i]
-		if !validPort(s[i+1:]) {
-			return false
-		}
-	}
-	if host == "" {
-		return false
-	}
-	for i := 0; i < len(host); i++ {
-		ch := host[i]
-		if !(ch >= 'a' && ch <= 'z' || ch >= 'A' && ch <= 'Z' || ch >= '0' && ch <= '9' || ch == '-' || ch == '.') {
-			return false
-		}
-	}
-	return true
-}
-
-func validPort(s string) bool {
-	if s == "" || len(s) > 5 {
-		return false
-	}
-	n := 0
-	for i := 0; i < len(s); i++ {
-		if s[i] < '0' || s[i] > '9' {
-			return false
-		}
-		n = n*10 + int(s[i]-'0')
-	}
-	return n >= 1 && n <= 65535
+	return s != "" && sip.ValidateHostPort(s) == nil
 }
 
 // checkCallee accepts a SIP or SIPS URI, user@host, or a bare user (number).
@@ -324,23 +258,7 @@ func checkCallee(s string) error {
 	return nil
 }
 
-// validHeaderName reports whether s is a SIP header field name (RFC 3261
-// token) that callers may set: the headers the user agent builds itself are
-// refused.
-func validHeaderName(s string) bool {
-	if s == "" || len(s) > 64 {
-		return false
-	}
-	for i := 0; i < len(s); i++ {
-		ch := s[i]
-		if !(ch >= 'a' && ch <= 'z' || ch >= 'A' && ch <= 'Z' || ch >= '0' && ch <= '9' || strings.IndexByte("-.!%*_+`'~", ch) >= 0) {
-			return false
-		}
-	}
-	switch strings.ToLower(s) {
-	case "via", "from", "to", "call-id", "cseq", "contact", "content-length", "content-type",
-		"max-forwards", "route", "record-route", "authorization", "proxy-authorization", "v", "f", "t", "i", "m", "l", "c":
-		return false
-	}
-	return true
-}
+// validHeaderName reports whether s is a SIP header field name that
+// callers may set (sip.ValidateHeaderName: a token, not a header the user
+// agent builds itself).
+func validHeaderName(s string) bool { return sip.ValidateHeaderName(s) == nil }
