@@ -167,13 +167,15 @@ type Config struct {
 // Handler serves the REST API over a Manager. It is safe for concurrent
 // use.
 type Handler struct {
-	srv    *server
-	svc    *managerService
-	api    http.Handler
-	webrtc *webrtcStreams
-	hls    *hls.Mux
-	cancel func()
-	once   sync.Once
+	srv *server
+	svc *managerService
+	api http.Handler // the REST API and events, unguarded
+	// guarded is api behind the guard.
+	guarded http.Handler
+	webrtc  *webrtcStreams
+	hls     *hls.Mux
+	cancel  func()
+	once    sync.Once
 }
 
 // New returns a Handler over m. It checks cfg (the allow lists' patterns)
@@ -247,6 +249,7 @@ func New(m *callmgr.Manager, cfg Config) (*Handler, error) {
 		h.webrtc.authorize = h.srv.authorizeViewer(h.webrtc.mux.Owner)
 	}
 	h.api = h.srv.handler()
+	h.guarded = h.srv.guard(h.api)
 	notify := h.srv.notify
 	svc.notify.Store(&notify)
 	h.cancel = cfg.Events.Subscribe(svc.onEvent)
@@ -264,7 +267,7 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		h.api.ServeHTTP(w, r)
 		return
 	}
-	h.srv.guard(h.api).ServeHTTP(w, r)
+	h.guarded.ServeHTTP(w, r)
 }
 
 // Guard returns next behind the Handler's guard: the Host check (421), the
