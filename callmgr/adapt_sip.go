@@ -49,10 +49,6 @@ func proxyAddr(acct account) string {
 }
 
 func (a sipAdapter) Invite(ctx context.Context, req *inviteRequest) (dialog, error) {
-	hs := make([]sip.Header, len(req.Headers))
-	for i, h := range req.Headers {
-		hs[i] = sip.Header{Name: h.Name, Value: h.Value}
-	}
 	d, err := a.ua.Invite(ctx, sip.InviteRequest{
 		Callee:        req.Callee,
 		From:          req.User,
@@ -64,7 +60,7 @@ func (a sipAdapter) Invite(ctx context.Context, req *inviteRequest) (dialog, err
 		Port:          req.Port,
 		Transport:     req.Transport,
 		CallID:        req.CallID,
-		Headers:       hs,
+		Headers:       req.Headers,
 		Offer:         req.Offer,
 		OnProgress: func(p sip.Progress) {
 			req.OnProgress(p.StatusCode, p.Reason, p.SDP)

@@ -7,6 +7,7 @@ import (
 
 	"github.com/sipstream/sipstream/media"
 	"github.com/sipstream/sipstream/sink"
+	"github.com/sipstream/sipstream/sip"
 )
 
 // The Manager talks to SIP, SDP, media and sinks through these small
@@ -58,7 +59,7 @@ type inviteRequest struct {
 	account
 	Callee  string
 	CallID  string
-	Headers []Header
+	Headers []sip.Header
 	Offer   []byte
 	// OnProgress reports provisional responses (called from the UA's
 	// goroutines; must not block).

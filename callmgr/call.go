@@ -7,6 +7,7 @@ import (
 	"time"
 
 	"github.com/sipstream/sipstream/media"
+	"github.com/sipstream/sipstream/sip"
 )
 
 // Call is one call placed by a Manager. Its methods are safe for concurrent
@@ -99,7 +100,7 @@ func newCall(m *Manager, p CallParams) *Call {
 		SIPPort:             p.SIPPort,
 		SIPTransport:        p.SIPTransport,
 		SIPRegisterRequired: p.SIPRegisterRequired,
-		Headers:             append([]Header(nil), p.Headers...),
+		Headers:             append([]sip.Header(nil), p.Headers...),
 		Status:              StatusTrying,
 		Record:              p.Record,
 		SRTP:                p.SRTP,
@@ -138,7 +139,7 @@ func (c *Call) Info() CallInfo {
 
 func (c *Call) snapshotLocked() CallInfo {
 	ci := c.info
-	ci.Headers = append([]Header(nil), c.info.Headers...)
+	ci.Headers = append([]sip.Header(nil), c.info.Headers...)
 	ci.Sinks = append([]SinkInfo(nil), c.info.Sinks...)
 	return ci
 }

@@ -12,6 +12,7 @@ import (
 
 	"github.com/sipstream/sipstream/media"
 	"github.com/sipstream/sipstream/media/session"
+	"github.com/sipstream/sipstream/sip"
 )
 
 // Config configures a Manager. New validates it once and works on a copy;
@@ -261,7 +262,7 @@ func (c Config) validate() (Config, error) {
 	if q.DefaultUser == "" {
 		q.DefaultUser = defaultUser
 	}
-	if err := validUser("DefaultUser", q.DefaultUser); err != nil {
+	if err := sip.ValidateUser(q.DefaultUser); err != nil {
 		return q, fmt.Errorf("callmgr: Config.DefaultUser: %w", err)
 	}
 	if q.UserAgent == "" {

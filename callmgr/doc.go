@@ -46,8 +46,13 @@
 //   - Call IDs are unique among live calls (ErrDuplicateCallID), and so is
 //     the pair RTMP URL + stream name of the calls' own RTMP legs
 //     (ErrDuplicateStream). Sinks added with AddSink are not limited.
-//   - Bad parameters give a *ParamError naming the field as the REST API
-//     spells it; it wraps ErrInvalidParams.
+//   - Bad parameters give a *ParamError naming the field (FieldCallee,
+//     FieldHeaders, ...: the CallParams field as Go spells it; a REST layer
+//     maps it to its own name); it matches ErrInvalidParams. Everything
+//     that goes into a SIP message is checked by package sip's validators
+//     (sip.ValidateCallee, sip.ValidateUser, sip.ValidateHeader, ...), the
+//     same rules the user agent applies, so a call that StartCall accepts
+//     is not refused later for its syntax.
 //   - The SIP password never appears in String output, logs, errors, events
 //     or CallInfo. The RTMP stream name (a platform's stream key) and URL
 //     credentials never appear in String output, logs or errors; CallInfo

@@ -3,6 +3,8 @@ package callmgr
 import (
 	"errors"
 	"fmt"
+
+	"github.com/sipstream/sipstream/sip"
 )
 
 // Sentinel errors. Callers branch on them with errors.Is; the REST layer maps
@@ -16,7 +18,7 @@ var (
 	// ErrDuplicateStream: a live call already publishes to that RTMP URL and
 	// stream name (conflict). Sinks added with AddSink are not limited.
 	ErrDuplicateStream = errors.New("callmgr: duplicate RTMP URL and stream name")
-	// ErrInvalidParams is wrapped by every *ParamError.
+	// ErrInvalidParams matches every *ParamError (errors.Is).
 	ErrInvalidParams = errors.New("callmgr: invalid parameters")
 	// ErrSinkNotFound: no live call has a sink with that ID.
 	ErrSinkNotFound = errors.New("callmgr: sink not found")
@@ -53,25 +55,75 @@ var (
 )
 
 // ParamError says which parameter of a request is missing or malformed.
-// It wraps ErrInvalidParams. Field is the parameter's name as the REST API
-// spells it ("callee", "sipLogin", "rtmpUrl", ...), so it can be shown to
-// the client as is. Neither field ever contains a password or a stream key.
+// errors.Is(err, ErrInvalidParams) holds for every *ParamError. Field names
+// the parameter the way Go spells it, one of the Field constants for
+// StartCall; a REST layer maps it to its own name (FieldHeaders is the WCS
+// API's "sipHeaders"). When the value breaks the SIP grammar, Err is the
+// *sip.ParamError behind Reason (so errors.Is(err, sip.ErrInvalidParams)
+// holds too); it is nil for callmgr's own rules. Neither Field nor Reason
+// ever contains a password or a stream key.
 type ParamError struct {
 	Field  string
 	Reason string
+	Err    error
 }
 
-// Error returns e.g. "callmgr: invalid parameters: sipLogin: contains spaces".
+// Error returns e.g. "callmgr: invalid parameters: SIPLogin: space not
+// allowed in a SIP user part (RFC 3261 §25.1)".
 func (e *ParamError) Error() string {
 	return fmt.Sprintf("callmgr: invalid parameters: %s: %s", e.Field, e.Reason)
 }
 
-// Unwrap returns ErrInvalidParams.
-func (e *ParamError) Unwrap() error { return ErrInvalidParams }
+// Is matches ErrInvalidParams.
+func (e *ParamError) Is(target error) bool { return target == ErrInvalidParams }
+
+// Unwrap returns the SIP grammar error behind e, nil if none.
+func (e *ParamError) Unwrap() error { return e.Err }
 
 func paramErr(field, format string, args ...any) error {
 	return &ParamError{Field: field, Reason: fmt.Sprintf(format, args...)}
 }
+
+// grammarErr relabels an error from sip's validators with field; nil stays
+// nil.
+func grammarErr(field string, err error) error {
+	if err == nil {
+		return nil
+	}
+	reason := err.Error()
+	var pe *sip.ParamError
+	if errors.As(err, &pe) {
+		reason = pe.Reason
+	}
+	return &ParamError{Field: field, Reason: reason, Err: err}
+}
+
+// The values of ParamError.Field for StartCall: the name of the CallParams
+// field at fault. AddSink reports FieldRTMPURL and FieldRTMPStream for the
+// SinkSpec fields of the same names, ParseSRTPMode FieldSRTP. (AddSink's
+// ID, SendDTMF's digits and the DTMF type are still reported as the REST
+// API spells them: "mediaSessionId", "dtmf" and "type".)
+const (
+	FieldCallID              = "CallID"
+	FieldCallee              = "Callee"
+	FieldToStream            = "ToStream"
+	FieldRTMPURL             = "RTMPURL"
+	FieldRTMPStream          = "RTMPStream"
+	FieldSIPLogin            = "SIPLogin"
+	FieldSIPAuthName         = "SIPAuthName"
+	FieldSIPPassword         = "SIPPassword"
+	FieldSIPDomain           = "SIPDomain"
+	FieldSIPOutboundProxy    = "SIPOutboundProxy"
+	FieldSIPPort             = "SIPPort"
+	FieldSIPTransport        = "SIPTransport"
+	FieldSIPRegisterRequired = "SIPRegisterRequired"
+	FieldVisibleName         = "VisibleName"
+	FieldAppKey              = "AppKey"
+	FieldHeaders             = "Headers"
+	FieldRecord              = "Record"
+	FieldRingTimeout         = "RingTimeout"
+	FieldSRTP                = "SRTP"
+)
 
 // SIPError is why a call failed at the SIP level: a final non-2xx response to
 // REGISTER or INVITE (Code and Reason as received), or a local failure that

@@ -16,6 +16,7 @@ import (
 
 	"github.com/sipstream/sipstream/internal/testenv"
 	"github.com/sipstream/sipstream/media"
+	"github.com/sipstream/sipstream/sip"
 )
 
 func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
@@ -142,7 +143,7 @@ func TestEstablishStreamAndTerminate(t *testing.T) {
 	c, err := e.m.StartCall(ctx, CallParams{
 		CallID: "c1", Callee: "sip:answer@pbx.example", RTMPURL: "rtmp://127.0.0.1/live", RTMPStream: "key1",
 		HasAudio: true, HasVideo: false, SIPLogin: "1001", SIPPassword: "s3cret!", Record: true,
-		Headers: []Header{{"X-Room", "42"}},
+		Headers: []sip.Header{{Name: "X-Room", Value: "42"}},
 	})
 	require.NoError(t, err)
 	require.NoError(t, c.WaitEstablished(ctx))
@@ -163,7 +164,7 @@ func TestEstablishStreamAndTerminate(t *testing.T) {
 	assert.Equal(t, "c1", inv.CallID)
 	assert.Equal(t, "1001", inv.User)
 	assert.Equal(t, "1001", inv.AuthUser)
-	assert.Equal(t, []Header{{"X-Room", "42"}}, inv.Headers)
+	assert.Equal(t, []sip.Header{{Name: "X-Room", Value: "42"}}, inv.Headers)
 
 	// Media flows to the RTMP sink and the recording.
 	var rt *fakeRTMP

@@ -7,18 +7,20 @@ import (
 	"fmt"
 	"log/slog"
 	"net"
-	"net/netip"
 	"net/url"
 	"strings"
 	"time"
 	"unicode"
+
+	"github.com/sipstream/sipstream/sip"
 )
 
 // Header is a custom SIP header added to the INVITE.
-type Header struct {
-	Name  string
-	Value string
-}
+//
+// Deprecated: use sip.Header. This alias goes away once the REST layer
+// (examples/restserver, moving to callmgr/wcsapi) and CallInfo use
+// sip.Header.
+type Header = sip.Header
 
 // CallParams describes a call to place: every field of the REST API's
 // /call/startup. Only Callee is required.
@@ -28,11 +30,12 @@ type Header struct {
 // does the RTMP stream name (a platform's stream key).
 type CallParams struct {
 	// CallID identifies the call in the Manager and is sent as the SIP
-	// Call-ID. Empty means generated. RFC 3261 "word" characters only, at
-	// most 256.
+	// Call-ID (sip.ValidateCallID: RFC 3261 word ["@" word], at most 256
+	// bytes). Empty means generated.
 	CallID string
-	// Callee is who to call: "sip:bob@host[:port]", "bob@host", or "bob"
-	// (then SIPDomain is the host). Required.
+	// Callee is who to call (sip.ValidateCallee): a SIP or SIPS URI
+	// "sip:bob@host[:port][;params]", "bob@host[:port]", or "bob" (then
+	// SIPDomain is the host, and is required). Required.
 	Callee string
 	// ToStream is the call's stream name inside sipstream (what /push and
 	// WebRTC refer to). Empty means CallID.
@@ -52,21 +55,24 @@ type CallParams struct {
 	HasVideo bool
 
 	// SIPLogin is the user the call is placed from (From, Contact, REGISTER
-	// To). Empty means Config.DefaultUser.
+	// To), a SIP user part (sip.ValidateUser). Empty means
+	// Config.DefaultUser.
 	SIPLogin string
-	// SIPAuthName is the digest authentication user name. Empty means
-	// SIPLogin.
+	// SIPAuthName is the digest authentication user name
+	// (sip.ValidateUser). Empty means SIPLogin.
 	SIPAuthName string
 	// SIPPassword is the digest password. Empty means no authentication.
 	SIPPassword string
-	// SIPDomain is the SIP domain (FQDN or IP, optional ":port"): the host of
-	// the From URI, of a Callee without a host, and the registrar.
+	// SIPDomain is the SIP domain (host name or IP, optional ":port",
+	// sip.ValidateHostPort): the host of the From URI, of a Callee without
+	// a host, and the registrar.
 	SIPDomain string
 	// SIPOutboundProxy is where requests are sent instead of the Request-URI
-	// host (host[:port]). Empty means none.
+	// host: host[:port] or a SIP URI (sip.ValidateOutboundProxy). Empty
+	// means none.
 	SIPOutboundProxy string
-	// SIPPort is the port of SIPDomain (or of the outbound proxy). Zero means
-	// 5060 (5061 for TLS).
+	// SIPPort is the port of SIPDomain (or of the outbound proxy), 1-65535.
+	// Zero means 5060 (5061 for TLS).
 	SIPPort int
 	// SIPTransport is "udp", "tcp" or "tls" (case-insensitive). Empty means
 	// UDP.
@@ -74,16 +80,17 @@ type CallParams struct {
 	// SIPRegisterRequired makes the call REGISTER SIPLogin at SIPDomain
 	// before the INVITE (and unREGISTER when the call ends).
 	SIPRegisterRequired bool
-	// VisibleName is the display name in From.
+	// VisibleName is the display name in From (sip.ValidateDisplayName:
+	// no control characters, at most 256 bytes; quotes are escaped).
 	VisibleName string
 	// AppKey is the application key of the REST API; stored and reported,
 	// not interpreted.
 	AppKey string
-	// Headers are custom headers added to the INVITE. Names must be SIP
-	// tokens and must not be headers the user agent manages (Via, From, To,
-	// Call-ID, CSeq, Contact, Max-Forwards, Content-Type, Content-Length,
-	// Route, Record-Route, Authorization, Proxy-Authorization). At most 32.
-	Headers []Header
+	// Headers are custom headers added to the INVITE (sip.ValidateHeader):
+	// names are SIP tokens and not headers the user agent writes itself
+	// (sip.IsReservedHeader), values have no CR, LF or other control
+	// character. At most sip.MaxHeaders.
+	Headers []sip.Header
 	// Record writes the call to a file in Config.RecordDir.
 	Record bool
 	// RingTimeout is how long to wait for an answer before cancelling (the
@@ -144,15 +151,16 @@ func redactURL(raw string) string {
 }
 
 // validate checks p and returns a normalized copy (defaults filled in,
-// transport lower-cased). Errors are *ParamError.
+// transport lower-cased). Errors are *ParamError. Everything that ends up
+// in a SIP message is checked by package sip's validators, the rules
+// Invite applies itself.
 func (p CallParams) validate(cfg *Config) (CallParams, error) {
 	q := p
-	q.Headers = append([]Header(nil), p.Headers...)
+	q.Headers = append([]sip.Header(nil), p.Headers...)
+	// The fields that are not SIP grammar: bounded, no control characters.
 	fields := []struct{ name, v string }{
-		{"callId", q.CallID}, {"callee", q.Callee}, {"toStream", q.ToStream}, {"rtmpUrl", q.RTMPURL},
-		{"rtmpStream", q.RTMPStream}, {"sipLogin", q.SIPLogin}, {"sipAuthenticationName", q.SIPAuthName},
-		{"sipPassword", q.SIPPassword}, {"sipDomain", q.SIPDomain}, {"sipOutboundProxy", q.SIPOutboundProxy},
-		{"sipTransport", q.SIPTransport}, {"visibleName", q.VisibleName}, {"appKey", q.AppKey},
+		{FieldToStream, q.ToStream}, {FieldRTMPURL, q.RTMPURL}, {FieldRTMPStream, q.RTMPStream},
+		{FieldSIPPassword, q.SIPPassword}, {FieldSIPTransport, q.SIPTransport}, {FieldAppKey, q.AppKey},
 	}
 	for _, f := range fields {
 		if len(f.v) > maxField {
@@ -164,58 +172,66 @@ func (p CallParams) validate(cfg *Config) (CallParams, error) {
 	}
 	if q.CallID == "" {
 		q.CallID = newID()
-	} else if len(q.CallID) > 256 || !isWord(q.CallID) {
-		return q, paramErr("callId", "must be 1-256 letters, digits or -.!%%*_+`'~()<>:\\\"/[]?{}")
+	} else if err := sip.ValidateCallID(q.CallID); err != nil {
+		return q, grammarErr(FieldCallID, err)
 	}
-	if err := validUser("sipLogin", q.SIPLogin); err != nil {
-		return q, err
+	if q.SIPLogin != "" {
+		if err := sip.ValidateUser(q.SIPLogin); err != nil {
+			return q, grammarErr(FieldSIPLogin, err)
+		}
 	}
-	if err := validUser("sipAuthenticationName", q.SIPAuthName); err != nil {
-		return q, err
+	if q.SIPAuthName != "" {
+		if err := sip.ValidateUser(q.SIPAuthName); err != nil {
+			return q, grammarErr(FieldSIPAuthName, err)
+		}
 	}
 	if q.SIPDomain != "" {
-		if err := validHostPort("sipDomain", q.SIPDomain); err != nil {
-			return q, err
+		if err := sip.ValidateHostPort(q.SIPDomain); err != nil {
+			return q, grammarErr(FieldSIPDomain, err)
 		}
 	}
 	if q.SIPOutboundProxy != "" {
-		if err := validHostPort("sipOutboundProxy", q.SIPOutboundProxy); err != nil {
-			return q, err
+		if err := sip.ValidateOutboundProxy(q.SIPOutboundProxy); err != nil {
+			return q, grammarErr(FieldSIPOutboundProxy, err)
 		}
 	}
-	if err := validCallee(q.Callee, q.SIPDomain, q.SIPOutboundProxy); err != nil {
-		return q, err
+	if q.Callee == "" {
+		return q, paramErr(FieldCallee, "required")
 	}
-	if q.SIPPort < 0 || q.SIPPort > 65535 {
-		return q, paramErr("sipPort", "must be 0-65535")
+	if err := sip.ValidateCallee(q.Callee, q.SIPDomain); err != nil {
+		return q, grammarErr(FieldCallee, err)
+	}
+	if q.SIPPort != 0 {
+		if err := sip.ValidatePort(q.SIPPort); err != nil {
+			return q, grammarErr(FieldSIPPort, err)
+		}
 	}
 	q.SIPTransport = strings.ToLower(strings.TrimSpace(q.SIPTransport))
 	switch q.SIPTransport {
 	case "", "udp", "tcp", "tls":
 	default:
-		return q, paramErr("sipTransport", "must be udp, tcp or tls")
+		return q, paramErr(FieldSIPTransport, "must be udp, tcp or tls")
 	}
 	if q.SIPRegisterRequired && q.SIPLogin == "" {
-		return q, paramErr("sipLogin", "required when sipRegisterRequired is true")
+		return q, paramErr(FieldSIPLogin, "required when SIPRegisterRequired is true")
 	}
 	if q.SIPRegisterRequired && q.SIPDomain == "" {
-		return q, paramErr("sipDomain", "required when sipRegisterRequired is true")
+		return q, paramErr(FieldSIPDomain, "required when SIPRegisterRequired is true")
 	}
-	if strings.ContainsAny(q.VisibleName, "\"\\") {
-		return q, paramErr("visibleName", "must not contain quotes or backslashes")
+	if err := sip.ValidateDisplayName(q.VisibleName); err != nil {
+		return q, grammarErr(FieldVisibleName, err)
 	}
-	if len(q.Headers) > 32 {
-		return q, paramErr("headers", "more than 32 custom headers")
+	if len(q.Headers) > sip.MaxHeaders {
+		return q, paramErr(FieldHeaders, "more than %d custom headers", sip.MaxHeaders)
 	}
 	for _, h := range q.Headers {
-		if h.Name == "" || !isToken(h.Name) {
-			return q, paramErr("headers", "header name %q is not a SIP token", h.Name)
+		if err := sip.ValidateHeaderName(h.Name); err != nil {
+			return q, grammarErr(FieldHeaders, err)
 		}
-		if reservedHeader(h.Name) {
-			return q, paramErr("headers", "header %q is set by the user agent", h.Name)
-		}
-		if len(h.Value) > maxField || hasControl(h.Value) {
-			return q, paramErr("headers", "value of %q is too long or has control characters", h.Name)
+		if err := sip.ValidateHeaderValue(h.Value); err != nil {
+			pe := grammarErr(FieldHeaders, err).(*ParamError)
+			pe.Reason = h.Name + ": " + pe.Reason
+			return q, pe
 		}
 	}
 	if q.RTMPURL != "" {
@@ -224,7 +240,7 @@ func (p CallParams) validate(cfg *Config) (CallParams, error) {
 		}
 	}
 	if strings.ContainsFunc(q.RTMPStream, unicode.IsSpace) {
-		return q, paramErr("rtmpStream", "contains spaces")
+		return q, paramErr(FieldRTMPStream, "contains spaces")
 	}
 	if q.ToStream == "" {
 		q.ToStream = q.CallID
@@ -233,16 +249,16 @@ func (p CallParams) validate(cfg *Config) (CallParams, error) {
 		q.RTMPStream = q.ToStream
 	}
 	if q.Record && cfg.RecordDir == "" {
-		return q, paramErr("record", "recording needs Config.RecordDir")
+		return q, paramErr(FieldRecord, "recording needs Config.RecordDir")
 	}
 	if q.RingTimeout < 0 {
-		return q, paramErr("ringTimeout", "negative")
+		return q, paramErr(FieldRingTimeout, "negative")
 	}
 	if q.RingTimeout == 0 {
 		q.RingTimeout = cfg.RingTimeout
 	}
 	if !q.SRTP.valid() {
-		return q, paramErr("srtp", "want off, optional or required")
+		return q, paramErr(FieldSRTP, "want off, optional or required")
 	}
 	if q.SRTP == SRTPDefault {
 		q.SRTP = cfg.SRTP
@@ -257,151 +273,25 @@ func hasControl(s string) bool {
 	return strings.ContainsFunc(s, func(r rune) bool { return r < 0x20 || r == 0x7f || r == unicode.ReplacementChar })
 }
 
-// isWord reports whether s is made of RFC 3261 "word" characters (Call-ID).
-func isWord(s string) bool {
-	for i := 0; i < len(s); i++ {
-		c := s[i]
-		if isAlnum(c) || strings.IndexByte("-.!%*_+`'~()<>:\\\"/[]?{}@", c) >= 0 {
-			continue
-		}
-		return false
-	}
-	return s != ""
-}
-
-// isToken reports whether s is an RFC 3261 token (header names).
-func isToken(s string) bool {
-	for i := 0; i < len(s); i++ {
-		c := s[i]
-		if isAlnum(c) || strings.IndexByte("-.!%*_+`'~", c) >= 0 {
-			continue
-		}
-		return false
-	}
-	return s != ""
-}
-
 func isAlnum(c byte) bool {
 	return c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9'
 }
 
-func reservedHeader(name string) bool {
-	switch strings.ToLower(name) {
-	case "via", "v", "from", "f", "to", "t", "call-id", "i", "cseq", "contact", "m", "max-forwards",
-		"content-type", "c", "content-length", "l", "route", "record-route", "authorization",
-		"proxy-authorization", "www-authenticate", "proxy-authenticate":
-		return true
-	}
-	return false
-}
-
-// validUser checks a SIP user part given by a client: no spaces, angle
-// brackets, quotes, '@', ':' or '/', which would break the URIs built from it.
-func validUser(field, s string) error {
-	if strings.ContainsFunc(s, unicode.IsSpace) {
-		return paramErr(field, "contains spaces")
-	}
-	if strings.ContainsAny(s, "<>\"@:/\\;?") {
-		return paramErr(field, "contains one of < > \" @ : / \\ ; ?")
-	}
-	return nil
-}
-
-// validHostPort checks "host", "host:port" or "[v6]:port".
-func validHostPort(field, s string) error {
-	host, port := s, ""
-	if h, p, err := net.SplitHostPort(s); err == nil {
-		host, port = h, p
-	} else if strings.HasPrefix(s, "[") && strings.HasSuffix(s, "]") {
-		host = s[1 : len(s)-1]
-	}
-	if port != "" {
-		n := 0
-		for _, c := range port {
-			if c < '0' || c > '9' || n > 65535 {
-				return paramErr(field, "bad port")
-			}
-			n = n*10 + int(c-'0')
-		}
-		if n == 0 || n > 65535 {
-			return paramErr(field, "bad port")
-		}
-	}
-	if _, err := netip.ParseAddr(host); err == nil {
-		return nil
-	}
-	if host == "" || len(host) > 253 {
-		return paramErr(field, "not a host name or IP address")
-	}
-	for i := 0; i < len(host); i++ {
-		c := host[i]
-		if !isAlnum(c) && c != '-' && c != '.' && c != '_' {
-			return paramErr(field, "not a host name or IP address")
-		}
-	}
-	return nil
-}
-
-// validCallee accepts "sip:user@host", "sips:...", "tel:..." and bare "user"
-// or "user@host". A bare user needs a domain or proxy to go to.
-func validCallee(callee, domain, proxy string) error {
-	if callee == "" {
-		return paramErr("callee", "required")
-	}
-	if strings.ContainsFunc(callee, unicode.IsSpace) {
-		return paramErr("callee", "contains spaces")
-	}
-	if strings.ContainsAny(callee, "<>\"\\") {
-		return paramErr("callee", "contains one of < > \" \\")
-	}
-	rest := callee
-	lower := strings.ToLower(callee)
-	for _, scheme := range []string{"sip:", "sips:", "tel:"} {
-		if strings.HasPrefix(lower, scheme) {
-			rest = callee[len(scheme):]
-			if rest == "" {
-				return paramErr("callee", "empty after %q", scheme)
-			}
-			if scheme == "tel:" {
-				return nil
-			}
-			break
-		}
-	}
-	if i := strings.IndexByte(rest, ';'); i >= 0 { // URI parameters
-		rest = rest[:i]
-	}
-	user, host, hasHost := strings.Cut(rest, "@")
-	if hasHost {
-		if user == "" {
-			return paramErr("callee", "empty user part")
-		}
-		return validHostPort("callee", host)
-	}
-	if domain == "" && proxy == "" {
-		if validHostPort("callee", rest) == nil && (strings.Contains(rest, ".") || strings.Contains(rest, ":")) && strings.HasPrefix(lower, "sip") {
-			return nil // sip:host
-		}
-		return paramErr("callee", "has no host: give user@host or set sipDomain")
-	}
-	return nil
-}
-
 func validRTMPURL(raw string) error {
 	if strings.ContainsFunc(raw, unicode.IsSpace) {
-		return paramErr("rtmpUrl", "contains spaces")
+		return paramErr(FieldRTMPURL, "contains spaces")
 	}
 	u, err := url.Parse(raw)
 	if err != nil {
-		return paramErr("rtmpUrl", "not a URL")
+		return paramErr(FieldRTMPURL, "not a URL")
 	}
 	switch strings.ToLower(u.Scheme) {
 	case "rtmp", "rtmps":
 	default:
-		return paramErr("rtmpUrl", "scheme must be rtmp or rtmps")
+		return paramErr(FieldRTMPURL, "scheme must be rtmp or rtmps")
 	}
 	if u.Host == "" {
-		return paramErr("rtmpUrl", "has no host")
+		return paramErr(FieldRTMPURL, "has no host")
 	}
 	return nil
 }

@@ -13,7 +13,9 @@ import (
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
+	"github.com/sipstream/sipstream/internal/grammarcases"
 	"github.com/sipstream/sipstream/media"
+	"github.com/sipstream/sipstream/sip"
 )
 
 var paramCases = []struct {
@@ -25,43 +27,51 @@ var paramCases = []struct {
 	{"bare user with domain", CallParams{Callee: "bob", SIPDomain: "pbx.example"}, ""},
 	{"user@host", CallParams{Callee: "bob@10.0.0.1:5070"}, ""},
 	{"sips uri with params", CallParams{Callee: "sips:bob@host;transport=tls"}, ""},
-	{"tel", CallParams{Callee: "tel:+15551234"}, ""},
 	{"ipv6 host", CallParams{Callee: "sip:bob@[::1]:5060"}, ""},
 	{"host only", CallParams{Callee: "sip:pbx.example"}, ""},
+	{"underscore host", CallParams{Callee: "bob@sip_pbx", SIPDomain: "sip_pbx:5060", SIPOutboundProxy: "sip_proxy"}, ""},
+	{"proxy as a URI", CallParams{Callee: "b@h", SIPOutboundProxy: "sip:proxy.example;lr"}, ""},
+	{"visible name with quotes", CallParams{Callee: "b@h", VisibleName: `Bob "The Builder" \o/`}, ""},
+	{"header value with a tab", CallParams{Callee: "b@h", Headers: []sip.Header{{Name: "X-Y", Value: "a\tb"}}}, ""},
 	{"full", CallParams{CallID: "abc-123@host", Callee: "1002", ToStream: "room", RTMPURL: "rtmps://live.example:443/app",
 		RTMPStream: "k?s=1&a=2", HasAudio: true, HasVideo: true, SIPLogin: "1001", SIPAuthName: "a1001", SIPPassword: "p w<>",
 		SIPDomain: "pbx.example:5060", SIPOutboundProxy: "10.0.0.1:5080", SIPPort: 5060, SIPTransport: "TLS",
-		SIPRegisterRequired: true, VisibleName: "Front Desk", AppKey: "callApp", Headers: []Header{{"X-Token", "abc"}}}, ""},
-	{"no callee", CallParams{}, "callee"},
-	{"callee spaces", CallParams{Callee: "bob smith@h"}, "callee"},
-	{"callee angle", CallParams{Callee: "<sip:bob@h>"}, "callee"},
-	{"callee no host", CallParams{Callee: "bob"}, "callee"},
-	{"callee empty user", CallParams{Callee: "sip:@h"}, "callee"},
-	{"callee bad host", CallParams{Callee: "bob@ho st"}, "callee"},
-	{"callee bad port", CallParams{Callee: "bob@host:99999"}, "callee"},
-	{"call id spaces", CallParams{CallID: "a b", Callee: "b@h"}, "callId"},
-	{"call id too long", CallParams{CallID: strings.Repeat("a", 257), Callee: "b@h"}, "callId"},
-	{"login spaces", CallParams{Callee: "b@h", SIPLogin: "bob smith"}, "sipLogin"},
-	{"login angle", CallParams{Callee: "b@h", SIPLogin: "<bob>"}, "sipLogin"},
-	{"login at", CallParams{Callee: "b@h", SIPLogin: "bob@x"}, "sipLogin"},
-	{"auth name", CallParams{Callee: "b@h", SIPAuthName: "a:b"}, "sipAuthenticationName"},
-	{"domain", CallParams{Callee: "b@h", SIPDomain: "pbx example"}, "sipDomain"},
-	{"proxy", CallParams{Callee: "b@h", SIPOutboundProxy: "host:0"}, "sipOutboundProxy"},
-	{"port", CallParams{Callee: "b@h", SIPPort: 70000}, "sipPort"},
-	{"transport", CallParams{Callee: "b@h", SIPTransport: "sctp"}, "sipTransport"},
-	{"register without login", CallParams{Callee: "b@h", SIPDomain: "d", SIPRegisterRequired: true}, "sipLogin"},
-	{"register without domain", CallParams{Callee: "b@h", SIPLogin: "u", SIPRegisterRequired: true}, "sipDomain"},
-	{"visible name quote", CallParams{Callee: "b@h", VisibleName: `a"b`}, "visibleName"},
-	{"visible name newline", CallParams{Callee: "b@h", VisibleName: "a\r\nVia: x"}, "visibleName"},
-	{"header reserved", CallParams{Callee: "b@h", Headers: []Header{{"Call-ID", "x"}}}, "headers"},
-	{"header name", CallParams{Callee: "b@h", Headers: []Header{{"X Y", "x"}}}, "headers"},
-	{"header value crlf", CallParams{Callee: "b@h", Headers: []Header{{"X-Y", "a\r\nB: c"}}}, "headers"},
-	{"rtmp scheme", CallParams{Callee: "b@h", RTMPURL: "http://h/app"}, "rtmpUrl"},
-	{"rtmp no host", CallParams{Callee: "b@h", RTMPURL: "rtmp:///app"}, "rtmpUrl"},
-	{"rtmp stream spaces", CallParams{Callee: "b@h", RTMPURL: "rtmp://h/app", RTMPStream: "a b"}, "rtmpStream"},
-	{"record without dir", CallParams{Callee: "b@h", Record: true}, "record"},
-	{"too long", CallParams{Callee: "b@h", AppKey: strings.Repeat("k", 2000)}, "appKey"},
-	{"negative ring timeout", CallParams{Callee: "b@h", RingTimeout: -time.Second}, "ringTimeout"},
+		SIPRegisterRequired: true, VisibleName: "Front Desk", AppKey: "callApp", Headers: []sip.Header{{Name: "X-Token", Value: "abc"}}}, ""},
+	{"no callee", CallParams{}, FieldCallee},
+	{"callee spaces", CallParams{Callee: "bob smith@h"}, FieldCallee},
+	{"callee angle", CallParams{Callee: "<sip:bob@h>"}, FieldCallee},
+	{"callee no host", CallParams{Callee: "bob"}, FieldCallee},
+	{"callee no host, proxy only", CallParams{Callee: "bob", SIPOutboundProxy: "proxy.example"}, FieldCallee},
+	{"callee empty user", CallParams{Callee: "sip:@h"}, FieldCallee},
+	{"callee bad host", CallParams{Callee: "bob@ho st"}, FieldCallee},
+	{"callee bad port", CallParams{Callee: "bob@host:99999"}, FieldCallee},
+	{"callee tel", CallParams{Callee: "tel:+15551234", SIPDomain: "pbx.example"}, FieldCallee},
+	{"call id spaces", CallParams{CallID: "a b", Callee: "b@h"}, FieldCallID},
+	{"call id too long", CallParams{CallID: strings.Repeat("a", 257), Callee: "b@h"}, FieldCallID},
+	{"login spaces", CallParams{Callee: "b@h", SIPLogin: "bob smith"}, FieldSIPLogin},
+	{"login angle", CallParams{Callee: "b@h", SIPLogin: "<bob>"}, FieldSIPLogin},
+	{"login at", CallParams{Callee: "b@h", SIPLogin: "bob@x"}, FieldSIPLogin},
+	{"auth name", CallParams{Callee: "b@h", SIPAuthName: "a:b"}, FieldSIPAuthName},
+	{"domain", CallParams{Callee: "b@h", SIPDomain: "pbx example"}, FieldSIPDomain},
+	{"proxy", CallParams{Callee: "b@h", SIPOutboundProxy: "host:0"}, FieldSIPOutboundProxy},
+	{"port", CallParams{Callee: "b@h", SIPPort: 70000}, FieldSIPPort},
+	{"negative port", CallParams{Callee: "b@h", SIPPort: -1}, FieldSIPPort},
+	{"transport", CallParams{Callee: "b@h", SIPTransport: "sctp"}, FieldSIPTransport},
+	{"register without login", CallParams{Callee: "b@h", SIPDomain: "d", SIPRegisterRequired: true}, FieldSIPLogin},
+	{"register without domain", CallParams{Callee: "b@h", SIPLogin: "u", SIPRegisterRequired: true}, FieldSIPDomain},
+	{"visible name newline", CallParams{Callee: "b@h", VisibleName: "a\r\nVia: x"}, FieldVisibleName},
+	{"header reserved", CallParams{Callee: "b@h", Headers: []sip.Header{{Name: "Call-ID", Value: "x"}}}, FieldHeaders},
+	{"header reserved compact", CallParams{Callee: "b@h", Headers: []sip.Header{{Name: "i", Value: "x"}}}, FieldHeaders},
+	{"header name", CallParams{Callee: "b@h", Headers: []sip.Header{{Name: "X Y", Value: "x"}}}, FieldHeaders},
+	{"header value crlf", CallParams{Callee: "b@h", Headers: []sip.Header{{Name: "X-Y", Value: "a\r\nB: c"}}}, FieldHeaders},
+	{"too many headers", CallParams{Callee: "b@h", Headers: make([]sip.Header, 33)}, FieldHeaders},
+	{"rtmp scheme", CallParams{Callee: "b@h", RTMPURL: "http://h/app"}, FieldRTMPURL},
+	{"rtmp no host", CallParams{Callee: "b@h", RTMPURL: "rtmp:///app"}, FieldRTMPURL},
+	{"rtmp stream spaces", CallParams{Callee: "b@h", RTMPURL: "rtmp://h/app", RTMPStream: "a b"}, FieldRTMPStream},
+	{"record without dir", CallParams{Callee: "b@h", Record: true}, FieldRecord},
+	{"too long", CallParams{Callee: "b@h", AppKey: strings.Repeat("k", 2000)}, FieldAppKey},
+	{"negative ring timeout", CallParams{Callee: "b@h", RingTimeout: -time.Second}, FieldRingTimeout},
+	{"srtp", CallParams{Callee: "b@h", SRTP: "maybe"}, FieldSRTP},
 }
 
 func TestValidateParams(t *testing.T) {
@@ -84,6 +94,7 @@ func TestValidateParams(t *testing.T) {
 			require.ErrorAs(t, err, &pe)
 			assert.Equal(t, tc.field, pe.Field)
 			assert.True(t, errors.Is(err, ErrInvalidParams))
+			assert.Equal(t, pe.Err != nil, errors.Is(err, sip.ErrInvalidParams), "a grammar error is a sip one too")
 			if tc.p.SIPPassword != "" {
 				assert.NotContains(t, err.Error(), tc.p.SIPPassword)
 			}
@@ -197,7 +208,7 @@ func FuzzValidateParams(f *testing.F) {
 		name, value, _ := strings.Cut(header, ":")
 		p := CallParams{CallID: id, Callee: callee, RTMPURL: rtmpURL, RTMPStream: stream, SIPLogin: login,
 			SIPDomain: domain, SIPOutboundProxy: proxy, SIPPort: port, SIPPassword: "PASSWORD-XYZ",
-			Headers: []Header{{name, value}}}
+			Headers: []sip.Header{{Name: name, Value: value}}}
 		q, err := p.validate(&cfg)
 		if err != nil {
 			var pe *ParamError
@@ -212,8 +223,11 @@ func FuzzValidateParams(f *testing.F) {
 		if q.CallID == "" || q.ToStream == "" || (q.RTMPURL != "" && q.RTMPStream == "") {
 			t.Fatalf("not normalized: %v", q)
 		}
-		if hasControl(q.Callee) || hasControl(q.Headers[0].Value) {
+		if hasControl(q.Callee) || strings.ContainsAny(q.Headers[0].Value, "\r\n\x00") {
 			t.Fatal("control characters accepted")
+		}
+		if sip.ValidateCallee(q.Callee, q.SIPDomain) != nil || sip.ValidateHeader(q.Headers[0]) != nil {
+			t.Fatal("accepted what sip refuses")
 		}
 		if strings.Contains(q.String(), "PASSWORD-XYZ") && !strings.Contains(id+callee+rtmpURL+stream+login+domain+proxy+header, "PASSWORD-XYZ") {
 			t.Fatal("password in String")
@@ -257,4 +271,90 @@ func FuzzDTMF(f *testing.F) {
 			t.Fatalf("not a ParamError: %v", err)
 		}
 	})
+}
+
+// TestGrammarMatchesSIP feeds sip's golden grammar table through StartCall's
+// validation: each input, put in the CallParams field it belongs to, gets
+// the answer sip's validator gives it, and a refusal names that field.
+// Empty inputs are skipped where an empty field means a default.
+func TestGrammarMatchesSIP(t *testing.T) {
+	cfg, err := Config{ListenAddr: "127.0.0.1:0"}.validate()
+	require.NoError(t, err)
+	for _, c := range grammarcases.Cases {
+		p := CallParams{Callee: "bob@pbx.example"}
+		var field string
+		switch c.Kind {
+		case grammarcases.User:
+			p.SIPLogin, p.SIPAuthName, field = c.In, "a1001", FieldSIPLogin
+		case grammarcases.HostPort:
+			p.SIPDomain, field = c.In, FieldSIPDomain
+		case grammarcases.CallID:
+			p.CallID, field = c.In, FieldCallID
+		case grammarcases.HeaderName:
+			p.Headers, field = []sip.Header{{Name: c.In, Value: "v"}}, FieldHeaders
+		case grammarcases.HeaderValue:
+			p.Headers, field = []sip.Header{{Name: "X-Y", Value: c.In}}, FieldHeaders
+		case grammarcases.Callee:
+			p.Callee, p.SIPDomain, field = c.In, c.Domain, FieldCallee
+		case grammarcases.Proxy:
+			p.SIPOutboundProxy, field = c.In, FieldSIPOutboundProxy
+		default:
+			t.Fatalf("unknown kind %q", c.Kind)
+		}
+		if c.In == "" && c.Kind != grammarcases.Callee && c.Kind != grammarcases.HeaderName && c.Kind != grammarcases.HeaderValue {
+			continue // empty means a default
+		}
+		name := fmt.Sprintf("%s %.40q", c.Kind, c.In)
+		_, err := p.validate(&cfg)
+		if c.Valid {
+			assert.NoError(t, err, name)
+			continue
+		}
+		var pe *ParamError
+		if assert.ErrorAs(t, err, &pe, name) {
+			assert.Equal(t, field, pe.Field, name)
+			assert.ErrorIs(t, err, ErrInvalidParams, name)
+		}
+	}
+}
+
+// TestStartCallGrammar: the same answers through Manager.StartCall, for a
+// sample of the table (one valid and one invalid case of each kind).
+func TestStartCallGrammar(t *testing.T) {
+	e := newTestEnv(t, nil)
+	ctx := ctxT(t)
+	seen := map[string]bool{}
+	for i, c := range grammarcases.Cases {
+		key := fmt.Sprint(c.Kind, c.Valid)
+		if seen[key] || c.In == "" {
+			continue
+		}
+		seen[key] = true
+		p := CallParams{CallID: fmt.Sprintf("g%d", i), Callee: "bob@pbx.example"}
+		switch c.Kind {
+		case grammarcases.User:
+			p.SIPLogin = c.In
+		case grammarcases.HostPort:
+			p.SIPDomain = c.In
+		case grammarcases.CallID:
+			p.CallID = c.In
+		case grammarcases.HeaderName:
+			p.Headers = []sip.Header{{Name: c.In, Value: "v"}}
+		case grammarcases.HeaderValue:
+			p.Headers = []sip.Header{{Name: "X-Y", Value: c.In}}
+		case grammarcases.Callee:
+			p.Callee, p.SIPDomain = c.In, c.Domain
+		case grammarcases.Proxy:
+			p.SIPOutboundProxy = c.In
+		}
+		call, err := e.m.StartCall(ctx, p)
+		if c.Valid {
+			if assert.NoError(t, err, "%s %q", c.Kind, c.In) {
+				require.NoError(t, call.Terminate(ctx))
+				waitDone(t, call)
+			}
+			continue
+		}
+		assert.ErrorIs(t, err, ErrInvalidParams, "%s %q", c.Kind, c.In)
+	}
 }

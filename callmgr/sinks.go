@@ -125,7 +125,7 @@ func splitFullURL(u string) (string, string, error) {
 	u = strings.TrimRight(u, "/")
 	i := strings.LastIndexByte(u, '/')
 	if i < 0 || strings.HasSuffix(u[:i], "/") || !strings.Contains(u[:i], "://") {
-		return "", "", paramErr("rtmpUrl", "has no stream name: give rtmpStream or rtmp://host/app/stream")
+		return "", "", paramErr(FieldRTMPURL, "has no stream name: give rtmpStream or rtmp://host/app/stream")
 	}
 	return u[:i], u[i+1:], nil
 }
@@ -155,7 +155,7 @@ func (c *Call) AddSink(ctx context.Context, spec SinkSpec) (SinkInfo, error) {
 			}
 		}
 		if si.RTMPStream == "" || len(si.RTMPStream) > maxField || hasControl(si.RTMPStream) || strings.ContainsFunc(si.RTMPStream, func(r rune) bool { return r == ' ' }) {
-			return SinkInfo{}, paramErr("rtmpStream", "empty, too long, or has spaces or control characters")
+			return SinkInfo{}, paramErr(FieldRTMPStream, "empty, too long, or has spaces or control characters")
 		}
 	}
 	if err := c.m.reserveSinkID(si.ID, c); err != nil {

@@ -38,7 +38,7 @@ func TestSIPCallFlow(t *testing.T) {
 	e, peer := newSIPEnv(t, siptest.Config{Script: siptest.Script{Ring: 50 * time.Millisecond}})
 	ctx := ctxT(t)
 	c, err := e.m.StartCall(ctx, CallParams{CallID: "sip-1", Callee: peer.URI(), SIPLogin: "1001", VisibleName: "Front Desk",
-		HasAudio: true, HasVideo: true, Headers: []Header{{"X-Room", "42"}}})
+		HasAudio: true, HasVideo: true, Headers: []sip.Header{{Name: "X-Room", Value: "42"}}})
 	require.NoError(t, err)
 	pc, err := peer.WaitCall(ctx)
 	require.NoError(t, err)
@@ -161,7 +161,7 @@ func TestSIPInviteChallenge(t *testing.T) {
 	ctx := ctxT(t)
 	c, err := m.StartCall(ctx, CallParams{CallID: "challenged-call-id-0123456789abcdef", Callee: peer.URI(), SIPLogin: "1001",
 		SIPAuthName: "auth-1001", SIPPassword: "pw1001", VisibleName: "Reception Desk", HasAudio: true, HasVideo: true,
-		Headers: []Header{{"X-Conference-Room", "room-0042"}}})
+		Headers: []sip.Header{{Name: "X-Conference-Room", Value: "room-0042"}}})
 	require.NoError(t, err)
 	require.NoError(t, c.WaitEstablished(ctx), "%v", c.Err())
 	assert.Equal(t, 1, peer.Challenges())

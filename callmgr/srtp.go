@@ -37,7 +37,7 @@ const (
 // ParseSRTPMode maps "off", "optional" and "required" (any case), the
 // booleans "true"/"false", "yes"/"no", "on"/"off", "1"/"0" (true meaning
 // required, false off), and "" (SRTPDefault) to an SRTPMode. Anything else
-// gives a *ParamError for field "srtp".
+// gives a *ParamError for FieldSRTP.
 func ParseSRTPMode(s string) (SRTPMode, error) {
 	switch strings.ToLower(strings.TrimSpace(s)) {
 	case "":
@@ -49,7 +49,7 @@ func ParseSRTPMode(s string) (SRTPMode, error) {
 	case "required", "true", "yes", "on", "1", "mandatory":
 		return SRTPRequired, nil
 	}
-	return "", paramErr("srtp", "want off, optional or required")
+	return "", paramErr(FieldSRTP, "want off, optional or required")
 }
 
 // valid reports whether m is one of the modes.

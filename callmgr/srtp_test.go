@@ -29,7 +29,7 @@ func TestParseSRTPMode(t *testing.T) {
 	_, err := ParseSRTPMode("maybe")
 	var pe *ParamError
 	require.ErrorAs(t, err, &pe)
-	assert.Equal(t, "srtp", pe.Field)
+	assert.Equal(t, FieldSRTP, pe.Field)
 }
 
 func TestSRTPModeValidation(t *testing.T) {
