@@ -74,7 +74,7 @@ func (c *Collector) OnEvent(ev callmgr.Event) {
 
 var (
 	callsDesc = prometheus.NewDesc("sipstream_calls", "Calls the server knows, by status.", []string{"status"}, nil)
-	rtmpDesc  = prometheus.NewDesc("sipstream_rtmp_legs", "RTMP legs of calls, by status.", []string{"status"}, nil)
+	rtmpDesc  = prometheus.NewDesc("sipstream_rtmp_legs", "RTMP legs of calls, by status (wait, active, lost, failed).", []string{"status"}, nil)
 )
 
 // Describe implements prometheus.Collector.
@@ -87,6 +87,22 @@ func (c *Collector) Describe(ch chan<- *prometheus.Desc) {
 	c.media.Describe(ch)
 }
 
+// stateLabel is the status label of a sink state: wait, active, lost or
+// failed; "" for no sink.
+func stateLabel(st callmgr.SinkStatus) string {
+	switch st {
+	case callmgr.SinkWait:
+		return "wait"
+	case callmgr.SinkActive:
+		return "active"
+	case callmgr.SinkLost:
+		return "lost"
+	case callmgr.SinkFailed:
+		return "failed"
+	}
+	return ""
+}
+
 // Collect implements prometheus.Collector: the calls by status are read from
 // the Manager now.
 func (c *Collector) Collect(ch chan<- prometheus.Metric) {
@@ -94,8 +110,8 @@ func (c *Collector) Collect(ch chan<- prometheus.Metric) {
 	rtmp := map[string]int{}
 	for _, ci := range c.m.FindAll() {
 		calls[string(ci.Status)]++
-		if ci.RTMPStatus != "" {
-			rtmp[string(ci.RTMPStatus)]++
+		if st := stateLabel(ci.RTMPStatus); st != "" {
+			rtmp[st]++
 		}
 	}
 	for st, n := range calls {

@@ -149,6 +149,23 @@ func (s *managerService) Calls() []Call {
 	return out
 }
 
+// rtmpStatus is the WCS REST API's name of a sink's state, for RTMP legs,
+// pushes and recordings alike (the product reports a recording as an
+// RTMP stream); "" for no sink.
+func rtmpStatus(st callmgr.SinkStatus) string {
+	switch st {
+	case callmgr.SinkWait:
+		return "RTMP_STREAM_WAIT"
+	case callmgr.SinkActive:
+		return "RTMP_STREAM_ACTIVE"
+	case callmgr.SinkLost:
+		return "RTMP_CONNECTION_LOST"
+	case callmgr.SinkFailed:
+		return "RTMP_CONNECTION_FAILED"
+	}
+	return ""
+}
+
 func callObjectOf(ci callmgr.CallInfo, now func() time.Time) Call {
 	c := Call{
 		CallID:           ci.CallID,
@@ -159,7 +176,7 @@ func callObjectOf(ci callmgr.CallInfo, now func() time.Time) Call {
 		RTMPURL:          ci.RTMPURL,
 		RTMPStream:       ci.RTMPStream,
 		StreamName:       ci.ToStream,
-		RTMPStreamStatus: string(ci.RTMPStatus),
+		RTMPStreamStatus: rtmpStatus(ci.RTMPStatus),
 		RTMPStatusInfo:   ci.RTMPReason,
 		Caller:           ci.Caller,
 		Callee:           ci.Callee,
@@ -234,7 +251,7 @@ func pushObjectOf(si callmgr.SinkInfo) Push {
 		MediaSessionID: si.ID,
 		StreamName:     si.ToStream,
 		RTMPURL:        url,
-		Status:         string(si.Status),
+		Status:         rtmpStatus(si.Status),
 		Info:           si.Reason,
 		Muted:          si.Muted,
 		CallID:         si.CallID,
@@ -315,10 +332,10 @@ func (s *managerService) onEvent(ev callmgr.Event) {
 	switch ev.Type {
 	case callmgr.EventCallStatus:
 		se.Type = "CallStatusEvent"
-		se.RTMPStreamStatus = string(ev.Info.RTMPStatus)
+		se.RTMPStreamStatus = rtmpStatus(ev.Info.RTMPStatus)
 	case callmgr.EventSinkStatus:
 		se.Type = "RtmpStatusEvent"
-		se.RTMPStreamStatus = string(ev.Sink.Status)
+		se.RTMPStreamStatus = rtmpStatus(ev.Sink.Status)
 		se.MediaSessionID = ev.Sink.ID
 		se.RTMPURL = ev.Sink.RTMPURL
 		se.Info = ev.Sink.Reason

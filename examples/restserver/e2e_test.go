@@ -121,7 +121,7 @@ func TestEndToEndCall(t *testing.T) {
 	require.Contains(t, metrics, "sipstream_webrtc_viewers 1\n")
 	require.Contains(t, metrics, "sipstream_webrtc_streams 1\n")
 	require.Contains(t, metrics, `sipstream_calls{status="ESTABLISHED"} 1`+"\n")
-	require.Contains(t, metrics, `sipstream_rtmp_legs{status="RTMP_STREAM_ACTIVE"} 1`+"\n")
+	require.Contains(t, metrics, `sipstream_rtmp_legs{status="active"} 1`+"\n")
 	audioPkts := metricValue(t, metrics, `sipstream_rtp_packets_received_total{kind="audio"}`)
 	videoPkts := metricValue(t, metrics, `sipstream_rtp_packets_received_total{kind="video"}`)
 	require.Positive(t, audioPkts)
