@@ -6,7 +6,6 @@ import (
 	"context"
 	"net"
 	"os"
-	"os/exec"
 	"strconv"
 	"strings"
 	"sync"
@@ -92,57 +91,6 @@ func replay(ctx context.Context, t *testing.T, audio, video *net.UDPConn, audioD
 			}
 		}
 	}
-}
-
-func ffprobeCodecs(t *testing.T, file string) string {
-	out, err := exec.Command(testenv.LookPath(t, "ffprobe"), "-v", "error", "-show_entries", "stream=codec_name",
-		"-of", "csv=p=0", file).CombinedOutput()
-	require.NoError(t, err, "%s", out)
-	return strings.TrimSpace(string(out))
-}
-
-func ffprobeDuration(t *testing.T, file string) float64 {
-	out, err := exec.Command(testenv.LookPath(t, "ffprobe"), "-v", "error", "-show_entries", "format=duration",
-		"-of", "csv=p=0", file).CombinedOutput()
-	require.NoError(t, err, "%s", out)
-	d, err := strconv.ParseFloat(strings.TrimSpace(string(out)), 64)
-	require.NoError(t, err, "%s", out)
-	return d
-}
-
-// decodeErrors decodes the whole file with ffmpeg and returns its
-// complaints.
-func decodeErrors(t *testing.T, file string) string {
-	out, err := exec.Command(testenv.LookPath(t, "ffmpeg"), "-nostdin", "-v", "error", "-i", file, "-f", "null", "-").CombinedOutput()
-	require.NoError(t, err, "%s", out)
-	return strings.TrimSpace(string(out))
-}
-
-// packetTimes returns the pts (seconds) of a file's audio ("a") or video
-// ("v") packets.
-func packetTimes(t *testing.T, file, stream string) []float64 {
-	out, err := exec.Command(testenv.LookPath(t, "ffprobe"), "-v", "error", "-select_streams", stream,
-		"-show_entries", "packet=pts_time", "-of", "csv=p=0", file).Output()
-	require.NoError(t, err)
-	var ts []float64
-	for _, l := range strings.Fields(string(out)) {
-		if v, err := strconv.ParseFloat(strings.TrimSuffix(l, ","), 64); err == nil {
-			ts = append(ts, v)
-		}
-	}
-	return ts
-}
-
-// decodePCM decodes a file's audio to 8 kHz mono samples.
-func decodePCM(t *testing.T, file string) []int16 {
-	out, err := exec.Command(testenv.LookPath(t, "ffmpeg"), "-nostdin", "-v", "error", "-i", file, "-vn", "-ac", "1",
-		"-ar", "8000", "-f", "s16le", "-").Output()
-	require.NoError(t, err)
-	pcm := make([]int16, len(out)/2)
-	for i := range pcm {
-		pcm[i] = int16(uint16(out[2*i]) | uint16(out[2*i+1])<<8)
-	}
-	return pcm
 }
 
 // TestInteropSippNginx: sipp answers, our replayer sends its media, the
@@ -251,22 +199,22 @@ func TestInteropSippNginx(t *testing.T) {
 
 	// nginx's recording of the call (both publications, appended).
 	flv := ngx.RecordFile("call1")
-	codecs := ffprobeCodecs(t, flv)
-	assert.Contains(t, codecs, "h264")
-	assert.Contains(t, codecs, "aac")
-	assert.Empty(t, decodeErrors(t, flv), "nginx recording decodes cleanly")
+	streams := testenv.ProbeStreams(t, flv)
+	assert.Equal(t, "h264", streams["video"].CodecName)
+	assert.Equal(t, "aac", streams["audio"].CodecName)
+	assert.Empty(t, testenv.DecodeErrors(t, flv), "nginx recording decodes cleanly")
 	if dbg := os.Getenv("CALLMGR_KEEP"); dbg != "" {
 		b, _ := os.ReadFile(flv)
 		_ = os.WriteFile(dbg, b, 0o644)
 	}
-	pcm := decodePCM(t, flv)
+	pcm := testenv.DecodePCM(t, flv, 8000)
 	require.Greater(t, len(pcm), 8000*3, "at least 3 s of audio")
 	tone, off := testmedia.Goertzel(pcm, 8000, 1000), testmedia.Goertzel(pcm, 8000, 1700)
 	assert.Greater(t, tone, 20*off, "the 1 kHz tone survives SIP → AAC → nginx (%.0f vs %.0f)", tone, off)
 
 	// Both publications are in it: audio packets before and after a gap (the
 	// crash), the second part lasting more than a second and a half.
-	apts := packetTimes(t, flv, "a")
+	apts := testenv.PacketTimes(t, flv, "a")
 	require.NotEmpty(t, apts)
 	gapAt := -1
 	for i := 1; i < len(apts); i++ {
@@ -276,16 +224,16 @@ func TestInteropSippNginx(t *testing.T) {
 	}
 	require.Greater(t, gapAt, 0, "a gap where nginx was down")
 	assert.Greater(t, apts[len(apts)-1]-apts[gapAt], 1.5, "audio after the restart")
-	vpts := packetTimes(t, flv, "v")
+	vpts := testenv.PacketTimes(t, flv, "v")
 	require.NotEmpty(t, vpts)
 	assert.Greater(t, vpts[len(vpts)-1], apts[gapAt], "video after the restart")
 
 	// Our own recording: MP4 by default, A-law transcoded to AAC.
 	assert.True(t, strings.HasSuffix(info.RecordPath, ".mp4"), info.RecordPath)
-	codecs = ffprobeCodecs(t, info.RecordPath)
-	assert.Contains(t, codecs, "h264")
-	assert.Contains(t, codecs, "aac")
-	assert.Empty(t, decodeErrors(t, info.RecordPath), "MP4 recording decodes cleanly")
-	d := ffprobeDuration(t, info.RecordPath)
+	streams = testenv.ProbeStreams(t, info.RecordPath)
+	assert.Equal(t, "h264", streams["video"].CodecName)
+	assert.Equal(t, "aac", streams["audio"].CodecName)
+	assert.Empty(t, testenv.DecodeErrors(t, info.RecordPath), "MP4 recording decodes cleanly")
+	d := testenv.Duration(t, info.RecordPath)
 	assert.Greater(t, d, 7.0, "recording covers the call (%.1f s)", d)
 }

@@ -16,6 +16,7 @@ import (
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
+	"github.com/sipstream/sipstream/internal/testenv"
 	"github.com/sipstream/sipstream/sip/siptest"
 )
 
@@ -91,8 +92,8 @@ func TestInteropRecordingSIGKILL(t *testing.T) {
 			_ = cmd.Wait()
 			killed = true
 
-			vpts := packetTimes(t, path, "v")
-			apts := packetTimes(t, path, "a")
+			vpts := testenv.PacketTimes(t, path, "v")
+			apts := testenv.PacketTimes(t, path, "a")
 			require.NotEmpty(t, vpts, "video in the cut-short file")
 			require.NotEmpty(t, apts, "audio in the cut-short file")
 			last := vpts[len(vpts)-1]
@@ -102,9 +103,8 @@ func TestInteropRecordingSIGKILL(t *testing.T) {
 			lost := elapsed.Seconds() - last
 			t.Logf("%s: killed %.2f s into the recording, file plays %.2f s (%.2f s lost)", format, elapsed.Seconds(), last, lost)
 			assert.Less(t, lost, 2.0, "about a second lost at most (1 s flush interval; slack for a loaded CI machine)")
-			codecs := ffprobeCodecs(t, path)
-			assert.Contains(t, codecs, "h264")
-			dec, err := exec.Command("ffmpeg", "-nostdin", "-v", "error", "-i", path, "-f", "null", "-").CombinedOutput()
+			assert.Equal(t, "h264", testenv.ProbeStreams(t, path)["video"].CodecName)
+			dec, err := testenv.DecodeErrorsOf(t, path)
 			require.NoError(t, err, "ffmpeg decodes the cut-short file: %s", dec)
 		})
 	}

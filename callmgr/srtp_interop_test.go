@@ -68,7 +68,7 @@ func TestInteropSRTPToNginx(t *testing.T) {
 	t.Logf("SRTP published: %s", rep)
 	assert.Greater(t, rep.Video.DecodedFrames, 50, "H.264 decrypted and decoded")
 	assert.Empty(t, rep.DecodeErrors)
-	pcm := decodePCM(t, rec.File)
+	pcm := testenv.DecodePCM(t, rec.File, 8000)
 	require.Greater(t, len(pcm), 8000*3)
 	tone, off := testmedia.Goertzel(pcm, 8000, 1000), testmedia.Goertzel(pcm, 8000, 1700)
 	t.Logf("SRTP audio: 1 kHz %.2f, 1.7 kHz %.3f, %d samples", tone, off, len(pcm))

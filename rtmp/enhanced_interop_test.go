@@ -70,13 +70,13 @@ func TestInteropEnhancedRTMP(t *testing.T) {
 		t.Logf("ours: %s", ours)
 		require.NoError(t, ours.err)
 		file := ours.file
-		streams := probe(t, file)
+		streams := testenv.ProbeStreams(t, file)
 		if hevcOK {
 			v := streams["video"]
 			require.Equal(t, "hevc", v.CodecName)
 			require.Equal(t, 320, v.Width)
 			require.Equal(t, 240, v.Height)
-			require.InDelta(t, len(m.frames), countVideoFrames(t, file), 2, "decoded video frames")
+			require.InDelta(t, len(m.frames), testenv.CountVideoFrames(t, file), 2, "decoded video frames")
 			require.Equal(t, m.keyIndexes(), ours.keyIdx, "video packets flagged as keyframes (K)")
 		} else {
 			t.Logf("HEVC not checked: ffmpeg %s cannot read Enhanced RTMP HEVC (needs >= 6.1)", ver)
@@ -347,7 +347,7 @@ func inspectRecording(t *testing.T, r *enhancedReport) {
 		r.err = fmt.Errorf("ffprobe: %w", err)
 		return
 	}
-	var res struct{ Streams []probeStream }
+	var res struct{ Streams []testenv.ProbedStream }
 	if err := json.Unmarshal(out, &res); err != nil {
 		r.err = err
 		return
@@ -598,7 +598,7 @@ func readEnhancedWithGortmplib(t *testing.T, m *enhancedMedia) {
 	f := filepath.Join(t.TempDir(), "received.hevc")
 	require.NoError(t, os.WriteFile(f, annexB, 0o600))
 	errs := testenv.DecodeErrors(t, f)
-	frames := countVideoFrames(t, f)
+	frames := testenv.CountVideoFrames(t, f)
 	t.Logf("ffmpeg decoded %d HEVC pictures of what gortmplib received; errors: %v", frames, errs)
 	require.Empty(t, errs, "ffmpeg decode errors")
 	require.InDelta(t, len(m.frames), frames, 1)

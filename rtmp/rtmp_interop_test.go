@@ -4,8 +4,6 @@ package rtmp
 
 import (
 	"crypto/tls"
-	"encoding/binary"
-	"encoding/json"
 	"encoding/xml"
 	"errors"
 	"fmt"
@@ -34,58 +32,11 @@ import (
 // resolution, frame count, a clean decode (-v error prints nothing) and
 // the audio tone.
 
-type probeStream struct {
-	CodecType  string `json:"codec_type"`
-	CodecName  string `json:"codec_name"`
-	Width      int    `json:"width"`
-	Height     int    `json:"height"`
-	SampleRate string `json:"sample_rate"`
-}
-
-func probe(t *testing.T, file string) map[string]probeStream {
-	t.Helper()
-	out, err := exec.Command(testenv.LookPath(t, "ffprobe"), "-v", "error", "-show_entries",
-		"stream=codec_type,codec_name,width,height,sample_rate", "-of", "json", file).Output()
-	require.NoError(t, err)
-	var res struct{ Streams []probeStream }
-	require.NoError(t, json.Unmarshal(out, &res))
-	m := map[string]probeStream{}
-	for _, s := range res.Streams {
-		m[s.CodecType] = s
-	}
-	return m
-}
-
-func countVideoFrames(t *testing.T, file string) int {
-	t.Helper()
-	out, err := exec.Command(testenv.LookPath(t, "ffprobe"), "-v", "error", "-count_frames", "-select_streams", "v:0",
-		"-show_entries", "stream=nb_read_frames", "-of", "csv=p=0", file).Output()
-	require.NoError(t, err)
-	n, err := strconv.Atoi(strings.TrimSpace(string(out)))
-	require.NoError(t, err, "ffprobe said %q", out)
-	return n
-}
-
-// requireCleanDecode decodes every stream of file; ffmpeg must report
-// nothing at -v error.
-func requireCleanDecode(t *testing.T, file string) {
-	t.Helper()
-	out, err := exec.Command(testenv.LookPath(t, "ffmpeg"), "-nostdin", "-v", "error", "-i", file, "-f", "null", "-").CombinedOutput()
-	require.NoError(t, err, "ffmpeg: %s", out)
-	require.Empty(t, strings.TrimSpace(string(out)), "ffmpeg reported decoding errors")
-}
-
 // requireTone decodes the audio of file at 8 kHz mono and checks that the
 // middle second is a 1 kHz tone.
 func requireTone(t *testing.T, file string) {
 	t.Helper()
-	out, err := exec.Command(testenv.LookPath(t, "ffmpeg"), "-nostdin", "-v", "error", "-i", file, "-map", "0:a",
-		"-ac", "1", "-ar", "8000", "-f", "s16le", "-").Output()
-	require.NoError(t, err)
-	pcm := make([]int16, len(out)/2)
-	for i := range pcm {
-		pcm[i] = int16(binary.LittleEndian.Uint16(out[2*i:]))
-	}
+	pcm := testenv.DecodePCM(t, file, 8000)
 	require.Greater(t, len(pcm), 16000, "less than 2 s of audio")
 	mid := pcm[len(pcm)/2-4000 : len(pcm)/2+4000]
 	require.Greater(t, testmedia.Goertzel(mid, 8000, 1000), 0.8, "no 1 kHz tone in the decoded audio")
@@ -145,7 +96,7 @@ func publishMedia(t *testing.T, c *Client, dts0 time.Duration, audio string, aac
 
 func checkRecording(t *testing.T, file, audio string) {
 	t.Helper()
-	streams := probe(t, file)
+	streams := testenv.ProbeStreams(t, file)
 	v, a := streams["video"], streams["audio"]
 	require.Equal(t, "h264", v.CodecName)
 	require.Equal(t, 320, v.Width)
@@ -160,8 +111,8 @@ func checkRecording(t *testing.T, file, audio string) {
 		require.Equal(t, "pcm_mulaw", a.CodecName)
 		require.Equal(t, "8000", a.SampleRate)
 	}
-	require.Equal(t, testmedia.ClipFrames, countVideoFrames(t, file))
-	requireCleanDecode(t, file)
+	require.Equal(t, testmedia.ClipFrames, testenv.CountVideoFrames(t, file))
+	require.Empty(t, testenv.DecodeErrors(t, file), "ffmpeg reported decoding errors")
 	requireTone(t, file)
 }
 
@@ -579,10 +530,10 @@ func TestInteropFFmpegPublishesToServer(t *testing.T) {
 		require.NoError(t, w.WriteTag(tag))
 	}
 	require.NoError(t, f.Close())
-	streams := probe(t, file)
+	streams := testenv.ProbeStreams(t, file)
 	require.Equal(t, "h264", streams["video"].CodecName)
 	require.Equal(t, "aac", streams["audio"].CodecName)
-	require.Equal(t, 75, countVideoFrames(t, file))
-	requireCleanDecode(t, file)
+	require.Equal(t, 75, testenv.CountVideoFrames(t, file))
+	require.Empty(t, testenv.DecodeErrors(t, file), "ffmpeg reported decoding errors")
 	requireTone(t, file)
 }

@@ -275,7 +275,7 @@ func publishAV(t *testing.T, stream string, minPictures int, maxAV time.Duration
 	assertAnsweredCall(t, p.Calls)
 	assert.Equal(t, []callmgr.SinkStatus{callmgr.SinkWait, callmgr.SinkActive}, p.RTMP)
 
-	streams := probeStreams(t, p.File)
+	streams := testenv.ProbeStreams(t, p.File)
 	a, v := streams["audio"], streams["video"]
 	assert.Equal(t, "aac", a.CodecName)
 	assert.Equal(t, "LC", a.Profile)
@@ -283,7 +283,7 @@ func publishAV(t *testing.T, stream string, minPictures int, maxAV time.Duration
 	assert.Equal(t, "h264", v.CodecName)
 	assert.Equal(t, testmedia.ClipWidth, v.Width)
 	assert.Equal(t, testmedia.ClipHeight, v.Height)
-	assert.Empty(t, decodeErrors(t, p.File), "ffmpeg decodes the published stream without errors")
+	assert.Empty(t, testenv.DecodeErrors(t, p.File), "ffmpeg decodes the published stream without errors")
 
 	// Video: the clip's pictures, byte for byte, each the next picture of
 	// the clip or an IDR.
@@ -320,7 +320,7 @@ func publishAV(t *testing.T, stream string, minPictures int, maxAV time.Duration
 
 	// Lip sync: each IDR's time against the onset of its tone burst.
 	var keys []float64
-	frames := videoFrames(t, p.File)
+	frames := testenv.VideoFrames(t, p.File)
 	for _, f := range frames {
 		if f.Keyframe {
 			keys = append(keys, f.PTS)

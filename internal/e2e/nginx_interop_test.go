@@ -163,12 +163,12 @@ func publishAudioOnly(t *testing.T, codec media.Codec, stream string, record tim
 // checkGeneratedVideo checks the H.264 track the RTMP sink generated for an
 // audio-only call: ffprobe decodes it, it starts on a keyframe and its
 // keyframes are at most 2 s apart.
-func checkGeneratedVideo(t *testing.T, file string, streams map[string]probedStream) {
+func checkGeneratedVideo(t *testing.T, file string, streams map[string]testenv.ProbedStream) {
 	t.Helper()
 	v, ok := streams["video"]
 	require.True(t, ok, "a video track for the audio-only call")
 	assert.Equal(t, "h264", v.CodecName)
-	frames := videoFrames(t, file)
+	frames := testenv.VideoFrames(t, file)
 	require.NotEmpty(t, frames, "ffprobe decodes video frames")
 	assert.True(t, frames[0].Keyframe, "video starts on a keyframe")
 	var keys []float64
@@ -194,7 +194,7 @@ func checkGeneratedVideo(t *testing.T, file string, streams map[string]probedStr
 // packets of file.
 func audioPacketGap(t *testing.T, file string) (time.Duration, int) {
 	t.Helper()
-	ts := packetTimes(t, file, "a:0")
+	ts := testenv.PacketTimes(t, file, "a:0")
 	var gap float64
 	for i := 1; i < len(ts); i++ {
 		gap = math.Max(gap, ts[i]-ts[i-1])
@@ -214,16 +214,16 @@ func TestInteropSippPCMAToNginxAAC(t *testing.T) {
 	assertAnsweredCall(t, p.Calls)
 	assert.Equal(t, []callmgr.SinkStatus{callmgr.SinkWait, callmgr.SinkActive}, p.RTMP)
 
-	streams := probeStreams(t, p.File)
+	streams := testenv.ProbeStreams(t, p.File)
 	a, ok := streams["audio"]
 	require.True(t, ok, "an audio track")
 	assert.Equal(t, "aac", a.CodecName)
 	assert.Equal(t, "LC", a.Profile)
 	assert.Equal(t, "48000", a.SampleRate)
-	assert.Empty(t, decodeErrors(t, p.File), "ffmpeg decodes the published stream without errors")
+	assert.Empty(t, testenv.DecodeErrors(t, p.File), "ffmpeg decodes the published stream without errors")
 
 	gap, packets := audioPacketGap(t, p.File)
-	pcm := decodeAudio(t, p.File, 48000)
+	pcm := testenv.DecodePCM(t, p.File, 48000)
 	tone := analyseTone(pcm, 48000, 1000, 100*time.Millisecond)
 	t.Logf("replayer sent %d PCMA packets; published AAC: %d packets, longest step %v; decoded: %v", p.Replayed, packets, gap, tone)
 	require.Greater(t, tone.Samples, 5*48000, "at least 5 s of audio")
@@ -234,7 +234,7 @@ func TestInteropSippPCMAToNginxAAC(t *testing.T) {
 	assert.LessOrEqual(t, gap, 50*time.Millisecond, "AAC packets are continuous")
 	// The same, measured by ffmpeg: silencedetect (-40 dB) finds no 50 ms
 	// of silence except, perhaps, before the tone's first packet arrived.
-	audioStart := packetTimes(t, p.File, "a:0")[0]
+	audioStart := testenv.PacketTimes(t, p.File, "a:0")[0]
 	silences := silenceIntervals(t, p.File, 50*time.Millisecond)
 	t.Logf("ffmpeg silencedetect (-40 dB, >= 50 ms): %v (audio starts at %.3f s)", silences, audioStart)
 	for _, s := range silences {
@@ -251,16 +251,16 @@ func TestInteropSippOpusToNginxAAC(t *testing.T) {
 	p := publishAudioOnly(t, media.CodecOpus, "sipp-opus", 6*time.Second)
 	assert.Equal(t, []callmgr.SinkStatus{callmgr.SinkWait, callmgr.SinkActive}, p.RTMP)
 
-	streams := probeStreams(t, p.File)
+	streams := testenv.ProbeStreams(t, p.File)
 	a, ok := streams["audio"]
 	require.True(t, ok, "an audio track")
 	assert.Equal(t, "aac", a.CodecName)
 	assert.Equal(t, "LC", a.Profile)
 	assert.Equal(t, "48000", a.SampleRate)
-	assert.Empty(t, decodeErrors(t, p.File), "ffmpeg decodes the published stream without errors")
+	assert.Empty(t, testenv.DecodeErrors(t, p.File), "ffmpeg decodes the published stream without errors")
 
 	gap, packets := audioPacketGap(t, p.File)
-	pcm := decodeAudio(t, p.File, 48000)
+	pcm := testenv.DecodePCM(t, p.File, 48000)
 	var peak int
 	for _, x := range pcm {
 		peak = max(peak, int(math.Abs(float64(x))))

@@ -4,15 +4,11 @@ package e2e
 
 import (
 	"context"
-	"encoding/binary"
-	"encoding/json"
 	"fmt"
 	"io"
 	"math"
 	"net"
 	"net/http"
-	"os/exec"
-	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -173,105 +169,6 @@ func waitPlaying(ctx context.Context, statURL, stream string) error {
 		case <-time.After(50 * time.Millisecond):
 		}
 	}
-}
-
-// probedStream is one stream as ffprobe -show_streams reports it.
-type probedStream struct {
-	Index      int    `json:"index"`
-	CodecType  string `json:"codec_type"`
-	CodecName  string `json:"codec_name"`
-	Profile    string `json:"profile"`
-	SampleRate string `json:"sample_rate"`
-	Channels   int    `json:"channels"`
-	Width      int    `json:"width"`
-	Height     int    `json:"height"`
-}
-
-// probeStreams returns the file's streams by codec type ("audio", "video").
-func probeStreams(t *testing.T, file string) map[string]probedStream {
-	t.Helper()
-	out, err := exec.Command(testenv.LookPath(t, "ffprobe"), "-v", "error", "-show_streams", "-of", "json", file).Output()
-	require.NoError(t, err, "ffprobe -show_streams %s", file)
-	var v struct {
-		Streams []probedStream `json:"streams"`
-	}
-	require.NoError(t, json.Unmarshal(out, &v))
-	m := map[string]probedStream{}
-	for _, s := range v.Streams {
-		m[s.CodecType] = s
-	}
-	return m
-}
-
-// decodedFrame is one frame ffprobe decoded (-show_frames).
-type decodedFrame struct {
-	PTS      float64
-	Keyframe bool
-}
-
-// videoFrames decodes the file's video with ffprobe -show_frames and returns
-// every frame's presentation time and key flag, in order.
-func videoFrames(t *testing.T, file string) []decodedFrame {
-	t.Helper()
-	out, err := exec.Command(testenv.LookPath(t, "ffprobe"), "-v", "error", "-select_streams", "v:0", "-show_frames",
-		"-show_entries", "frame=pts_time,best_effort_timestamp_time,key_frame", "-of", "json", file).Output()
-	require.NoError(t, err, "ffprobe -show_frames %s", file)
-	var v struct {
-		Frames []struct {
-			KeyFrame int    `json:"key_frame"`
-			PTS      string `json:"pts_time"`
-			BestPTS  string `json:"best_effort_timestamp_time"`
-		} `json:"frames"`
-	}
-	require.NoError(t, json.Unmarshal(out, &v))
-	fs := make([]decodedFrame, 0, len(v.Frames))
-	for _, f := range v.Frames {
-		s := f.PTS
-		if s == "" {
-			s = f.BestPTS
-		}
-		pts, err := strconv.ParseFloat(s, 64)
-		require.NoError(t, err, "frame time %q", s)
-		fs = append(fs, decodedFrame{PTS: pts, Keyframe: f.KeyFrame == 1})
-	}
-	return fs
-}
-
-// packetTimes returns the pts (seconds) of the packets of stream ("a:0",
-// "v:0") in file, as ffprobe -show_packets reads them without decoding.
-func packetTimes(t *testing.T, file, stream string) []float64 {
-	t.Helper()
-	out, err := exec.Command(testenv.LookPath(t, "ffprobe"), "-v", "error", "-select_streams", stream, "-show_packets",
-		"-show_entries", "packet=pts_time", "-of", "csv=p=0", file).Output()
-	require.NoError(t, err, "ffprobe -show_packets %s", file)
-	var ts []float64
-	for _, l := range strings.Fields(string(out)) {
-		v, err := strconv.ParseFloat(strings.TrimSuffix(l, ","), 64)
-		require.NoError(t, err, "packet time %q", l)
-		ts = append(ts, v)
-	}
-	return ts
-}
-
-// decodeErrors decodes every stream of file with ffmpeg and returns what it
-// complained about (empty: clean).
-func decodeErrors(t *testing.T, file string) string {
-	t.Helper()
-	return strings.Join(testenv.DecodeErrors(t, file), "\n")
-}
-
-// decodeAudio decodes the file's audio with ffmpeg to mono 16-bit PCM at
-// rate (ffmpeg's own decoder; resampled by ffmpeg only if rate differs).
-func decodeAudio(t *testing.T, file string, rate int) []int16 {
-	t.Helper()
-	out, err := exec.Command(testenv.LookPath(t, "ffmpeg"), "-nostdin", "-v", "error", "-i", file, "-map", "0:a:0",
-		"-ac", "1", "-ar", strconv.Itoa(rate), "-f", "s16le", "-").Output()
-	require.NoError(t, err, "ffmpeg decode audio %s", file)
-	pcm := make([]int16, len(out)/2)
-	for i := range pcm {
-		pcm[i] = int16(binary.LittleEndian.Uint16(out[2*i:]))
-	}
-	return pcm
 }
 
 // toneReport describes a decoded signal that should be one steady tone.

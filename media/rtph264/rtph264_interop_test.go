@@ -6,10 +6,7 @@ import (
 	"bytes"
 	"math/rand"
 	"os"
-	"os/exec"
 	"path/filepath"
-	"strconv"
-	"strings"
 	"testing"
 
 	"github.com/pion/rtp"
@@ -21,23 +18,6 @@ import (
 	"github.com/sipstream/sipstream/media/rtph264"
 )
 
-// frameMD5s decodes an H.264 file with ffmpeg and returns each picture's
-// MD5 in output order.
-func frameMD5s(t *testing.T, ffmpeg, file string) []string {
-	t.Helper()
-	out, err := exec.Command(ffmpeg, "-nostdin", "-v", "error", "-xerror", "-i", file, "-f", "framemd5", "-").Output()
-	require.NoError(t, err)
-	var sums []string
-	for _, line := range strings.Split(string(out), "\n") {
-		if line == "" || strings.HasPrefix(line, "#") {
-			continue
-		}
-		f := strings.Split(line, ",")
-		sums = append(sums, strings.TrimSpace(f[len(f)-1]))
-	}
-	return sums
-}
-
 // TestInteropLossyDecodesWithFFmpeg runs the clip through 5 % loss, 30 ms
 // jitter and 2 % reordering, the jitter buffer and the decoder (Annex-B
 // output), writes every emitted access unit to an .h264 file and has ffmpeg
@@ -47,8 +27,8 @@ func frameMD5s(t *testing.T, ffmpeg, file string) []string {
 // with that of the same picture decoded from the undamaged stream: a
 // picture decoded against a wrong reference would differ.
 func TestInteropLossyDecodesWithFFmpeg(t *testing.T) {
-	ffmpeg := testenv.LookPath(t, "ffmpeg")
-	ffprobe := testenv.LookPath(t, "ffprobe")
+	testenv.LookPath(t, "ffmpeg")
+	testenv.LookPath(t, "ffprobe")
 	aus, pkts := clipPackets(t, 3)
 
 	var clean bytes.Buffer
@@ -59,7 +39,7 @@ func TestInteropLossyDecodesWithFFmpeg(t *testing.T) {
 	}
 	cleanFile := filepath.Join(t.TempDir(), "clean.h264")
 	require.NoError(t, os.WriteFile(cleanFile, clean.Bytes(), 0o644))
-	cleanMD5 := frameMD5s(t, ffmpeg, cleanFile)
+	cleanMD5 := testenv.FrameMD5s(t, cleanFile)
 	require.Len(t, cleanMD5, len(aus))
 	for _, seed := range []uint64{2, 3} {
 		arrivals, _, err := netsim.Schedule(lossyConfig(seed), pkts)
@@ -75,20 +55,11 @@ func TestInteropLossyDecodesWithFFmpeg(t *testing.T) {
 		f := filepath.Join(t.TempDir(), "lossy.h264")
 		require.NoError(t, os.WriteFile(f, stream.Bytes(), 0o644))
 
-		cmd := exec.Command(ffmpeg, "-nostdin", "-v", "error", "-xerror", "-i", f, "-f", "null", "-")
-		msg, err := cmd.CombinedOutput()
-		require.NoError(t, err, "ffmpeg: %s", msg)
-		require.Empty(t, strings.TrimSpace(string(msg)), "ffmpeg reported errors")
-
-		cmd = exec.Command(ffprobe, "-v", "error", "-count_frames", "-select_streams", "v:0",
-			"-show_entries", "stream=nb_read_frames", "-of", "csv=p=0", f)
-		msg, err = cmd.Output()
-		require.NoError(t, err)
-		n, err := strconv.Atoi(strings.TrimSpace(string(msg)))
-		require.NoError(t, err, "ffprobe output %q", msg)
+		require.Empty(t, testenv.DecodeErrors(t, f), "ffmpeg reported errors")
+		n := testenv.CountVideoFrames(t, f)
 		require.Equal(t, len(out), n, "seed %d: ffprobe frame count", seed)
 
-		got := frameMD5s(t, ffmpeg, f)
+		got := testenv.FrameMD5s(t, f)
 		require.Len(t, got, len(out))
 		for k, e := range out {
 			require.Equal(t, cleanMD5[byTS[e.ts]], got[k], "seed %d: picture %d decodes differently", seed, byTS[e.ts])
@@ -112,8 +83,8 @@ func TestInteropLossyDecodesWithFFmpeg(t *testing.T) {
 // missing frame_num would recover those; not done. So the test asserts
 // 88 % and a clear gain over freezing.
 func TestInteropConcealDecodesWithFFmpeg(t *testing.T) {
-	ffmpeg := testenv.LookPath(t, "ffmpeg")
-	ffprobe := testenv.LookPath(t, "ffprobe")
+	testenv.LookPath(t, "ffmpeg")
+	testenv.LookPath(t, "ffprobe")
 	aus, pkts := clipPackets(t, 4)
 	for _, seed := range []int64{1, 2, 3, 4, 5, 6} {
 		rng := rand.New(rand.NewSource(seed))
@@ -138,14 +109,10 @@ func TestInteropConcealDecodesWithFFmpeg(t *testing.T) {
 			}
 			f := filepath.Join(t.TempDir(), "lossy.h264")
 			require.NoError(t, os.WriteFile(f, stream.Bytes(), 0o644))
-			out, err := exec.Command(ffmpeg, "-nostdin", "-v", "error", "-i", f, "-f", "null", "-").CombinedOutput()
+			// Concealed pictures may make ffmpeg complain; it must not fail.
+			out, err := testenv.DecodeErrorsOf(t, f)
 			require.NoError(t, err, "ffmpeg failed: %s", out)
-			msg, err := exec.Command(ffprobe, "-v", "quiet", "-count_frames", "-select_streams", "v:0",
-				"-show_entries", "stream=nb_read_frames", "-of", "csv=p=0", f).Output()
-			require.NoError(t, err)
-			n, err := strconv.Atoi(strings.TrimSpace(string(msg)))
-			require.NoError(t, err, "ffprobe output %q", msg)
-			return emitted, n, dec.Stats().Concealed
+			return emitted, testenv.CountVideoFrames(t, f), dec.Stats().Concealed
 		}
 		emitted, decoded, concealed := count(true)
 		_, frozen, _ := count(false)

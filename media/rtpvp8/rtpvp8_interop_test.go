@@ -4,9 +4,7 @@ package rtpvp8_test
 
 import (
 	"os"
-	"os/exec"
 	"path/filepath"
-	"strings"
 	"testing"
 	"time"
 
@@ -16,28 +14,13 @@ import (
 	"github.com/sipstream/sipstream/internal/testenv"
 )
 
-func frameMD5s(t *testing.T, ffmpeg, file string) []string {
-	t.Helper()
-	out, err := exec.Command(ffmpeg, "-nostdin", "-v", "error", "-xerror", "-i", file, "-f", "framemd5", "-").Output()
-	require.NoError(t, err)
-	var sums []string
-	for _, line := range strings.Split(string(out), "\n") {
-		if line == "" || strings.HasPrefix(line, "#") {
-			continue
-		}
-		f := strings.Split(line, ",")
-		sums = append(sums, strings.TrimSpace(f[len(f)-1]))
-	}
-	return sums
-}
-
 // TestInteropLossyVP8DecodesWithFFmpeg runs the VP8 clip through 5 % loss,
 // 30 ms jitter and 2 % reordering, writes the emitted frames to an IVF file
 // and has ffmpeg decode it with -xerror; each picture's MD5 must equal the
 // same picture's from the undamaged stream (a frame decoded against a
 // missing reference would differ).
 func TestInteropLossyVP8DecodesWithFFmpeg(t *testing.T) {
-	ffmpeg := testenv.LookPath(t, "ffmpeg")
+	testenv.LookPath(t, "ffmpeg")
 	frames, pkts := clipPackets(t, 3)
 	var clean [][]byte
 	byTS := map[uint32]int{}
@@ -48,7 +31,7 @@ func TestInteropLossyVP8DecodesWithFFmpeg(t *testing.T) {
 	dir := t.TempDir()
 	cleanFile := filepath.Join(dir, "clean.ivf")
 	require.NoError(t, os.WriteFile(cleanFile, writeIVF(clean, 176, 144), 0o644))
-	cleanMD5 := frameMD5s(t, ffmpeg, cleanFile)
+	cleanMD5 := testenv.FrameMD5s(t, cleanFile)
 	require.Len(t, cleanMD5, len(frames))
 
 	arr, _, err := netsim.Schedule(netsim.Config{Seed: 7, Loss: 0.05, Jitter: 30 * time.Millisecond, Reorder: 0.02}, pkts)
@@ -61,7 +44,7 @@ func TestInteropLossyVP8DecodesWithFFmpeg(t *testing.T) {
 	}
 	lossyFile := filepath.Join(dir, "lossy.ivf")
 	require.NoError(t, os.WriteFile(lossyFile, writeIVF(got, 176, 144), 0o644))
-	lossyMD5 := frameMD5s(t, ffmpeg, lossyFile)
+	lossyMD5 := testenv.FrameMD5s(t, lossyFile)
 	require.Len(t, lossyMD5, len(out))
 	for k, e := range out {
 		require.Equal(t, cleanMD5[byTS[e.ts]], lossyMD5[k], "picture %d (clip frame %d)", k, byTS[e.ts])

@@ -3,8 +3,6 @@
 package rtmpsink_test
 
 import (
-	"encoding/binary"
-	"encoding/json"
 	"os"
 	"os/exec"
 	"strconv"
@@ -30,54 +28,11 @@ func startNginx(t *testing.T) *testenv.Nginx {
 	return testenv.StartNginx(t, testenv.NginxConfig{Record: true, RecordAppend: true})
 }
 
-// decodeErrors has ffmpeg decode file and returns what it complained about.
-func decodeErrors(t *testing.T, file string, args ...string) string {
-	t.Helper()
-	ffmpeg := testenv.LookPath(t, "ffmpeg")
-	a := append([]string{"-nostdin", "-v", "error", "-i", file}, args...)
-	a = append(a, "-f", "null", "-")
-	out, err := exec.Command(ffmpeg, a...).CombinedOutput()
-	require.NoError(t, err, "ffmpeg: %s", out)
-	return strings.TrimSpace(string(out))
-}
-
-type probed struct {
-	Streams []struct {
-		CodecName  string `json:"codec_name"`
-		CodecType  string `json:"codec_type"`
-		SampleRate string `json:"sample_rate"`
-	} `json:"streams"`
-}
-
-func ffprobeStreams(t *testing.T, file string) map[string]string {
-	t.Helper()
-	ffprobe := testenv.LookPath(t, "ffprobe")
-	out, err := exec.Command(ffprobe, "-v", "error", "-show_streams", "-of", "json", file).Output()
-	require.NoError(t, err)
-	var p probed
-	require.NoError(t, json.Unmarshal(out, &p))
-	m := map[string]string{}
-	for _, s := range p.Streams {
-		m[s.CodecType] = s.CodecName
-		if s.CodecType == "audio" {
-			m["rate"] = s.SampleRate
-		}
-	}
-	return m
-}
-
 // toneShare decodes the file's audio to 8 kHz mono and returns the share of
 // its energy at 1 kHz over the middle of the stream.
 func toneShare(t *testing.T, file string) float64 {
 	t.Helper()
-	ffmpeg := testenv.LookPath(t, "ffmpeg")
-	out, err := exec.Command(ffmpeg, "-nostdin", "-v", "error", "-i", file, "-vn", "-ac", "1", "-ar", "8000",
-		"-f", "s16le", "-").Output()
-	require.NoError(t, err)
-	pcm := make([]int16, len(out)/2)
-	for i := range pcm {
-		pcm[i] = int16(binary.LittleEndian.Uint16(out[2*i:]))
-	}
+	pcm := testenv.DecodePCM(t, file, 8000)
 	require.Greater(t, len(pcm), 8000, "at least a second of audio")
 	mid := pcm[len(pcm)/4 : len(pcm)/4+4000]
 	return testmedia.Goertzel(mid, 8000, 1000)
@@ -114,11 +69,11 @@ func TestInteropNginxAAC(t *testing.T) {
 	file := n.RecordFile(streamKey)
 	require.Eventually(t, func() bool { _, err := os.Stat(file); return err == nil }, 10*time.Second, 20*time.Millisecond)
 	time.Sleep(200 * time.Millisecond) // nginx closes the recording on unpublish
-	require.Empty(t, decodeErrors(t, file, "-xerror"))
-	p := ffprobeStreams(t, file)
-	require.Equal(t, "h264", p["video"])
-	require.Equal(t, "aac", p["audio"])
-	require.Equal(t, "48000", p["rate"])
+	require.Empty(t, testenv.DecodeErrors(t, file))
+	p := testenv.ProbeStreams(t, file)
+	require.Equal(t, "h264", p["video"].CodecName)
+	require.Equal(t, "aac", p["audio"].CodecName)
+	require.Equal(t, "48000", p["audio"].SampleRate)
 	require.Greater(t, toneShare(t, file), 0.8, "the peer's 1 kHz tone comes out at 1 kHz")
 	require.Empty(t, silences(t, file), "no gap in the tone")
 	require.Equal(t, []rtmpsink.Status{rtmpsink.StatusWait, rtmpsink.StatusActive}, st.get())
@@ -132,10 +87,10 @@ func TestInteropNginxG711Passthrough(t *testing.T) {
 	file := n.RecordFile(streamKey)
 	require.Eventually(t, func() bool { _, err := os.Stat(file); return err == nil }, 10*time.Second, 20*time.Millisecond)
 	time.Sleep(200 * time.Millisecond)
-	require.Empty(t, decodeErrors(t, file, "-xerror"))
-	p := ffprobeStreams(t, file)
-	require.Equal(t, "h264", p["video"])
-	require.Equal(t, "pcm_alaw", p["audio"])
+	require.Empty(t, testenv.DecodeErrors(t, file))
+	p := testenv.ProbeStreams(t, file)
+	require.Equal(t, "h264", p["video"].CodecName)
+	require.Equal(t, "pcm_alaw", p["audio"].CodecName)
 	require.Greater(t, toneShare(t, file), 0.8)
 }
 
@@ -155,10 +110,10 @@ func TestInteropNginxAudioOnlyGetsVideo(t *testing.T) {
 	file := n.RecordFile(streamKey)
 	require.Eventually(t, func() bool { _, err := os.Stat(file); return err == nil }, 10*time.Second, 20*time.Millisecond)
 	time.Sleep(200 * time.Millisecond)
-	require.Empty(t, decodeErrors(t, file, "-xerror"))
-	p := ffprobeStreams(t, file)
-	require.Equal(t, "h264", p["video"])
-	require.Equal(t, "aac", p["audio"])
+	require.Empty(t, testenv.DecodeErrors(t, file))
+	p := testenv.ProbeStreams(t, file)
+	require.Equal(t, "h264", p["video"].CodecName)
+	require.Equal(t, "aac", p["audio"].CodecName)
 	// Keyframes at most 2 s apart.
 	ffprobe := testenv.LookPath(t, "ffprobe")
 	out, err := exec.Command(ffprobe, "-v", "error", "-select_streams", "v:0", "-show_entries", "packet=pts_time,flags",
@@ -209,9 +164,9 @@ func TestInteropNginxKilledAndRestarted(t *testing.T) {
 	file := n.RecordFile(streamKey)
 	time.Sleep(200 * time.Millisecond)
 	// The part recorded after the restart decodes; ffprobe sees both tracks.
-	p := ffprobeStreams(t, file)
-	require.Equal(t, "h264", p["video"])
-	require.Equal(t, "aac", p["audio"])
+	p := testenv.ProbeStreams(t, file)
+	require.Equal(t, "h264", p["video"].CodecName)
+	require.Equal(t, "aac", p["audio"].CodecName)
 }
 
 // silences returns ffmpeg silencedetect's reports of silences of 30 ms or
