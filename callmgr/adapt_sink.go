@@ -1,6 +1,7 @@
 package callmgr
 
 import (
+	"context"
 	"fmt"
 
 	"github.com/sipstream/sipstream/media"
@@ -12,9 +13,9 @@ import (
 type fanoutAdapter struct{ f *sink.Fanout }
 
 func (a fanoutAdapter) Add(name string, s sink.Sink, queue int) error { return a.f.Add(name, s, queue) }
-func (a fanoutAdapter) Remove(name string)                            { _ = a.f.Remove(name) }
+func (a fanoutAdapter) Remove(ctx context.Context, name string)       { _ = a.f.Remove(ctx, name) }
 func (a fanoutAdapter) WriteFrame(fr *media.Frame)                    { _ = a.f.WriteFrame(fr) }
-func (a fanoutAdapter) Close()                                        { _ = a.f.Close() }
+func (a fanoutAdapter) Close(ctx context.Context)                     { _ = a.f.Close(ctx) }
 
 func (a fanoutAdapter) stats() []SinkStats {
 	st := a.f.Stats()

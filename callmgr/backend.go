@@ -144,10 +144,12 @@ type sdpCodec interface {
 type fanout interface {
 	// Add attaches s; on error s is still the caller's.
 	Add(name string, s sink.Sink, queue int) error
-	// Remove detaches and closes the sink (may block while it flushes).
-	Remove(name string)
+	// Remove detaches and closes the sink (may block while it flushes,
+	// until ctx is done).
+	Remove(ctx context.Context, name string)
 	WriteFrame(f *media.Frame)
-	Close()
+	// Close closes every sink (bounded by ctx).
+	Close(ctx context.Context)
 	stats() []SinkStats
 }
 

@@ -62,7 +62,7 @@ func BenchmarkGuardSink(b *testing.B) {
 type nopSink struct{}
 
 func (nopSink) WriteFrame(*media.Frame) error { return nil }
-func (nopSink) Close() error                  { return nil }
+func (nopSink) Close(context.Context) error   { return nil }
 
 // BenchmarkRealCallSetup measures a whole call through the real stack on
 // loopback: REGISTER-less INVITE to a siptest peer, 200/ACK, media session

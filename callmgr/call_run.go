@@ -389,12 +389,12 @@ func (c *Call) teardown() {
 	if err := c.sess.Close(); err != nil {
 		log.Info("media session close", "callID", c.id, "err", err)
 	}
-	c.fan.Close()
+	c.fan.Close(ctx)
 	for id, e := range c.sinks {
 		if e.s == nil {
 			continue
 		}
-		if err := e.s.Close(); err != nil {
+		if err := e.s.Close(ctx); err != nil {
 			log.Info("sink close", "callID", c.id, "sink", id, "err", err)
 		}
 	}

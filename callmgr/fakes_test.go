@@ -449,7 +449,7 @@ func (f *fakeFanout) Add(name string, s sink.Sink, queue int) error {
 	return nil
 }
 
-func (f *fakeFanout) Remove(name string) {
+func (f *fakeFanout) Remove(_ context.Context, name string) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	delete(f.sinks, name)
@@ -468,12 +468,12 @@ func (f *fakeFanout) WriteFrame(fr *media.Frame) {
 	}
 }
 
-func (f *fakeFanout) Close() {
+func (f *fakeFanout) Close(ctx context.Context) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	f.closed = true
 	for _, s := range f.sinks {
-		_ = s.Close()
+		_ = s.Close(ctx)
 	}
 	f.sinks = nil
 }
@@ -516,7 +516,7 @@ func (s *fakeSink) WriteFrame(f *media.Frame) error {
 	return nil
 }
 
-func (s *fakeSink) Close() error {
+func (s *fakeSink) Close(context.Context) error {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if !s.closed {

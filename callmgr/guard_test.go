@@ -1,6 +1,7 @@
 package callmgr
 
 import (
+	"context"
 	"testing"
 	"time"
 
@@ -32,7 +33,7 @@ func (b *batchSink) WriteFrames(fs []*media.Frame) (int, error) {
 	b.batches = append(b.batches, got)
 	return len(fs), nil
 }
-func (b *batchSink) Close() error { return nil }
+func (b *batchSink) Close(context.Context) error { return nil }
 
 // TestGuardSinkPassesOnInlineAndBatches: the wrapper every sink of a call
 // sits behind passes on what the fan-out looks for, so an idle WebRTC sink

@@ -95,7 +95,7 @@ func (m *Manager) StartCall(ctx context.Context, p CallParams) (*Call, error) {
 		OnKeyframeFallback: c.onKeyframeFallback,
 	})
 	if err != nil {
-		c.fan.Close()
+		c.fan.Close(context.Background()) // no sink yet
 		return nil, fmt.Errorf("callmgr: media session: %w", err)
 	}
 	c.sess = sess
@@ -122,7 +122,7 @@ func (m *Manager) StartCall(ctx context.Context, p CallParams) (*Call, error) {
 	}
 	if err != nil {
 		_ = sess.Close()
-		c.fan.Close()
+		c.fan.Close(context.Background()) // no sink yet
 		return nil, err
 	}
 	m.cfg.Logger.Info("call starting", "callID", q.CallID, "params", q)

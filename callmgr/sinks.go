@@ -91,7 +91,7 @@ func (g *guardSink) silenceFor(c media.Codec, fill byte, n int) []byte {
 	return b[:n:n]
 }
 
-func (g *guardSink) Close() error { return g.inner.Close() }
+func (g *guardSink) Close(ctx context.Context) error { return g.inner.Close(ctx) }
 
 // Inline passes on the wrapped sink's sink.Inline: a sink that never
 // blocks (a WebRTC sink) is called on the media goroutine, without a
@@ -224,7 +224,9 @@ func (c *Call) activate(e *sinkEntry, s sink.Sink) error {
 	}
 	g.inner = s
 	if err := c.fan.Add(id, g, c.m.cfg.SinkQueue); err != nil {
-		_ = s.Close()
+		ctx, cancel := context.WithTimeout(context.Background(), c.m.cfg.TeardownTimeout)
+		_ = s.Close(ctx)
+		cancel()
 		return fmt.Errorf("callmgr: attach sink: %w", err)
 	}
 	e.s = g
@@ -380,13 +382,15 @@ func sortSinks(l []SinkInfo) {
 
 // detachAsync removes a sink from the fan-out and closes it on a helper
 // goroutine: closing flushes (network, disk), which the run loop must not
-// wait for. Teardown waits for it.
+// wait for. Teardown waits for it; Config.TeardownTimeout bounds it.
 func (c *Call) detachAsync(id string, e *sinkEntry) {
 	c.ops.Add(1)
 	go func() {
 		defer c.ops.Done()
-		c.fan.Remove(id)
-		_ = e.s.Close()
+		ctx, cancel := context.WithTimeout(context.Background(), c.m.cfg.TeardownTimeout)
+		defer cancel()
+		c.fan.Remove(ctx, id)
+		_ = e.s.Close(ctx)
 	}()
 }
 

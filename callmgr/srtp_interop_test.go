@@ -150,7 +150,7 @@ func (s *testSink) WriteFrame(f *media.Frame) error {
 	return nil
 }
 
-func (s *testSink) Close() error { return nil }
+func (s *testSink) Close(context.Context) error { return nil }
 
 func (s *testSink) pcm() []int16 {
 	s.mu.Lock()

@@ -700,11 +700,28 @@ func (c *Client) WriteTag(t flv.Tag) error {
 // connection and waits for the Client's goroutine. It is idempotent and
 // returns nil; later method calls return ErrClosed.
 func (c *Client) Close() error {
+	_ = c.Shutdown(context.Background())
+	return nil
+}
+
+// Shutdown is Close with its wait for the server bounded by ctx as well:
+// when ctx is done while FCUnpublish and deleteStream are being written
+// (a server that stopped reading), the writes are abandoned and the
+// connection closed at once. It returns ctx's error if ctx ended the
+// shutdown early, nil otherwise (and on later calls).
+func (c *Client) Shutdown(ctx context.Context) error {
+	var err error
 	c.closeOnce.Do(func() {
 		c.closed.Store(true)
 		if c.Err() == nil && c.conn.wmu.TryLock() {
 			c.conn.hold = false // FCUnpublish goes out with what was held
-			_ = c.nc.SetWriteDeadline(time.Now().Add(time.Second))
+			deadline := time.Now().Add(time.Second)
+			if d, ok := ctx.Deadline(); ok && d.Before(deadline) {
+				deadline = d
+			}
+			_ = c.nc.SetWriteDeadline(deadline)
+			// A deadline in the past unblocks a write in progress.
+			stop := context.AfterFunc(ctx, func() { _ = c.nc.SetWriteDeadline(time.Unix(1, 0)) })
 			for _, cmd := range []amf0.Data{
 				{"FCUnpublish", 6.0, nil, c.url.Stream},
 				{"deleteStream", 7.0, nil, float64(c.streamID)},
@@ -715,12 +732,15 @@ func (c *Client) Close() error {
 					}
 				}
 			}
+			if !stop() {
+				err = ctx.Err() // the goodbye was cut short
+			}
 			c.conn.wmu.Unlock()
 		}
 		c.fail(ErrClosed)
 		c.wg.Wait()
 	})
-	return nil
+	return err
 }
 
 // serverFourCCs collects the Enhanced RTMP codecs a connect _result

@@ -1,6 +1,7 @@
 package sink_test
 
 import (
+	"context"
 	"strconv"
 	"sync/atomic"
 	"testing"
@@ -15,7 +16,7 @@ import (
 type countSink struct{ n atomic.Int64 }
 
 func (c *countSink) WriteFrame(*media.Frame) error { c.n.Add(1); return nil }
-func (c *countSink) Close() error                  { return nil }
+func (c *countSink) Close(context.Context) error   { return nil }
 
 // BenchmarkFanout measures one frame (a 1200-byte video frame) through the
 // fanout to 1 and 3 sinks: the copy, the queueing and the sinks' goroutines.
@@ -49,7 +50,7 @@ func BenchmarkFanout(b *testing.B) {
 					}
 				}
 			}
-			if err := f.Close(); err != nil {
+			if err := f.Close(context.Background()); err != nil {
 				b.Fatal(err)
 			}
 			for _, st := range sinks {

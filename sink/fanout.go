@@ -1,6 +1,7 @@
 package sink
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"sort"
@@ -106,6 +107,9 @@ type Fanout struct {
 	evWG      sync.WaitGroup // deliverEvents goroutines
 	closeOnce sync.Once
 	closeErr  error
+	// abandoned: Close returned when its context ended, before every
+	// sink was closed; OnDetach is no longer called.
+	abandoned atomic.Bool
 }
 
 type detachEvent struct {
@@ -137,6 +141,11 @@ type entry struct {
 	removed  bool
 	done     chan struct{}
 	closeErr error // set by the goroutine before done is closed
+	// closeCtx is the context of the Remove or Close that detached the
+	// entry (nil after a failure: then the sink's Close gets
+	// context.Background()). Once it is done the queue is dropped rather
+	// than written, and the sink's Close gets it.
+	closeCtx atomic.Pointer[context.Context]
 }
 
 // NewFanout returns an empty Fanout. It starts no goroutine: sinks get
@@ -209,9 +218,15 @@ func (f *Fanout) Add(name string, s Sink, queue int) error {
 }
 
 // Remove detaches the sink called name, lets it write the frames already in
-// its queue, closes it and returns its Close error. It returns ErrNotFound if
-// no such sink is attached. OnDetach is not called for a removed sink.
-func (f *Fanout) Remove(name string) error {
+// its queue, closes it with ctx and returns its Close error. It returns
+// ErrNotFound if no such sink is attached. OnDetach is not called for a
+// removed sink.
+//
+// When ctx is done first, the frames still queued are dropped, the sink's
+// Close gets ctx, and Remove returns ctx's error without waiting further:
+// the sink's goroutine ends once its current WriteFrame and its Close
+// return.
+func (f *Fanout) Remove(ctx context.Context, name string) error {
 	f.mu.Lock()
 	e, ok := f.sinks[name]
 	if !ok {
@@ -221,20 +236,36 @@ func (f *Fanout) Remove(name string) error {
 		}
 		return fmt.Errorf("%w: %q", ErrNotFound, name)
 	}
-	f.detachLocked(e)
+	f.detachLocked(e, ctx)
 	f.mu.Unlock()
 	if e.inline {
 		// Detached under the mutex: no WriteFrame runs or will run.
 		e.closeSink()
 	}
-	<-e.done
-	return e.closeErr
+	select {
+	case <-e.done:
+		return e.closeErr
+	case <-ctx.Done():
+		return fmt.Errorf("sink %q: %w", name, ctx.Err())
+	}
 }
 
-// closeSink closes the sink and marks the entry done.
+// closeSink closes the sink with the detaching context and marks the
+// entry done.
 func (e *entry) closeSink() {
-	e.closeErr = e.s.Close()
+	ctx := context.Background()
+	if c := e.closeCtx.Load(); c != nil {
+		ctx = *c
+	}
+	e.closeErr = e.s.Close(ctx)
 	close(e.done)
+}
+
+// abandoning reports whether the context that detached e is done: the
+// frames left in its queue are dropped.
+func (e *entry) abandoning() bool {
+	c := e.closeCtx.Load()
+	return c != nil && (*c).Err() != nil
 }
 
 func (f *Fanout) isClosed() bool {
@@ -244,12 +275,16 @@ func (f *Fanout) isClosed() bool {
 }
 
 // detachLocked takes e out of the map and closes its queue, so no sender can
-// reach it any more. f.mu must be held.
-func (f *Fanout) detachLocked(e *entry) {
+// reach it any more; ctx (nil after a failure) is what the sink's Close
+// gets. f.mu must be held.
+func (f *Fanout) detachLocked(e *entry, ctx context.Context) {
 	if e.removed {
 		return
 	}
 	e.removed = true
+	if ctx != nil {
+		e.closeCtx.Store(&ctx)
+	}
 	delete(f.sinks, e.name)
 	if e.ch != nil {
 		close(e.ch)
@@ -299,7 +334,7 @@ func (f *Fanout) WriteFrame(fr *media.Frame) error {
 		}
 		if e.inline {
 			if err := e.s.WriteFrame(cp); err != nil {
-				f.detachLocked(e)
+				f.detachLocked(e, nil)
 				f.queueEvent(e, err)
 				continue
 			}
@@ -359,6 +394,10 @@ func (f *Fanout) run(e *entry) {
 		if failed {
 			continue // drain what was queued before the detach took effect
 		}
+		if e.abandoning() {
+			e.dropped.Add(1) // Remove or Close ran out of time
+			continue
+		}
 		if bw == nil {
 			if err := e.s.WriteFrame(fr); err != nil {
 				failed = true
@@ -396,7 +435,7 @@ func (f *Fanout) run(e *entry) {
 // fail detaches e after its WriteFrame returned err.
 func (f *Fanout) fail(e *entry, err error) {
 	f.mu.Lock()
-	f.detachLocked(e)
+	f.detachLocked(e, nil)
 	f.queueEvent(e, err)
 	f.mu.Unlock()
 }
@@ -442,7 +481,7 @@ func (f *Fanout) deliverEvents() {
 		if ev.e.closeErr != nil {
 			err = errors.Join(err, ev.e.closeErr)
 		}
-		if f.onDetach != nil {
+		if f.onDetach != nil && !f.abandoned.Load() {
 			f.onDetach(ev.e.name, err)
 		}
 	}
@@ -476,10 +515,16 @@ func (f *Fanout) Len() int {
 }
 
 // Close detaches every sink, lets each write the frames already queued,
-// closes them, waits for every goroutine of the fanout (pending OnDetach
-// calls included) and returns the sinks' Close errors joined. Later calls
-// return nil.
-func (f *Fanout) Close() error {
+// closes them with ctx, waits for every goroutine of the fanout (pending
+// OnDetach calls included) and returns the sinks' Close errors joined.
+// Later calls return nil.
+//
+// When ctx is done first, the frames still queued are dropped, the sinks'
+// Close get ctx, OnDetach is no longer called, and Close returns ctx's
+// error (with the errors of the sinks closed by then) without waiting
+// further: each sink's goroutine ends once its current WriteFrame and its
+// Close return.
+func (f *Fanout) Close(ctx context.Context) error {
 	first := false
 	f.closeOnce.Do(func() {
 		first = true
@@ -490,7 +535,7 @@ func (f *Fanout) Close() error {
 			entries = append(entries, e)
 		}
 		for _, e := range entries {
-			f.detachLocked(e)
+			f.detachLocked(e, ctx)
 		}
 		f.mu.Unlock()
 		for _, e := range entries {
@@ -498,11 +543,26 @@ func (f *Fanout) Close() error {
 				e.closeSink()
 			}
 		}
-		f.wg.Wait()
-		f.evWG.Wait()
-		sort.Slice(entries, func(i, j int) bool { return entries[i].name < entries[j].name })
+		waited := make(chan struct{})
+		go func() {
+			f.wg.Wait()
+			f.evWG.Wait()
+			close(waited)
+		}()
 		var errs []error
+		select {
+		case <-waited:
+		case <-ctx.Done():
+			f.abandoned.Store(true)
+			errs = append(errs, fmt.Errorf("sink: fanout close: %w", ctx.Err()))
+		}
+		sort.Slice(entries, func(i, j int) bool { return entries[i].name < entries[j].name })
 		for _, e := range entries {
+			select {
+			case <-e.done:
+			default:
+				continue // still closing: its error is not known
+			}
 			if e.closeErr != nil {
 				errs = append(errs, fmt.Errorf("sink %q: %w", e.name, e.closeErr))
 			}

@@ -1,6 +1,7 @@
 package sink_test
 
 import (
+	"context"
 	"errors"
 	"sync"
 	"testing"
@@ -37,7 +38,7 @@ func (s *inlineSink) WriteFrame(f *media.Frame) error {
 	return nil
 }
 
-func (s *inlineSink) Close() error {
+func (s *inlineSink) Close(context.Context) error {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	s.closes++
@@ -77,11 +78,11 @@ func TestFanoutInlineSink(t *testing.T) {
 	assert.Equal(t, byte(1), s.frames[1].Payload[5])
 	s.mu.Unlock()
 
-	require.NoError(t, f.Remove("webrtc"))
+	require.NoError(t, f.Remove(context.Background(), "webrtc"))
 	_, closes := s.snapshot()
 	require.Equal(t, 1, closes)
 	require.NoError(t, f.WriteFrame(audio(1)))
-	require.NoError(t, f.Close())
+	require.NoError(t, f.Close(context.Background()))
 	_, closes = s.snapshot()
 	require.Equal(t, 1, closes)
 }
@@ -107,7 +108,7 @@ func TestFanoutInlineSinkFails(t *testing.T) {
 	_, closes := bad.snapshot()
 	require.Equal(t, 1, closes)
 	require.NoError(t, f.WriteFrame(audio(1)))
-	require.NoError(t, f.Close())
+	require.NoError(t, f.Close(context.Background()))
 	n, closes := good.snapshot()
 	require.Equal(t, 2, n)
 	require.Equal(t, 1, closes)
@@ -127,7 +128,7 @@ type batchSink struct {
 }
 
 func (s *batchSink) WriteFrame(*media.Frame) error { panic("WriteFrame on a BatchWriter") }
-func (s *batchSink) Close() error                  { return nil }
+func (s *batchSink) Close(context.Context) error   { return nil }
 
 func (s *batchSink) WriteFrames(fs []*media.Frame) (int, error) {
 	s.mu.Lock()
@@ -161,7 +162,7 @@ func TestFanoutBatchWriter(t *testing.T) {
 		require.NoError(t, f.WriteFrame(audio(i)))
 	}
 	close(s.release)
-	require.NoError(t, f.Close())
+	require.NoError(t, f.Close(context.Background()))
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	require.Len(t, s.batches, 3)
@@ -196,5 +197,5 @@ func TestFanoutBatchWriterFails(t *testing.T) {
 		t.Fatal("no OnDetach")
 	}
 	require.Equal(t, 0, f.Len())
-	require.NoError(t, f.Close())
+	require.NoError(t, f.Close(context.Background()))
 }

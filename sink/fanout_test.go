@@ -56,11 +56,11 @@ func TestFanoutDeliversCopiesToEverySink(t *testing.T) {
 		assert.Equal(t, time.Second, fs[0].PTS)
 		assert.Equal(t, media.CodecH264, fs[1].Codec)
 	}
-	require.NoError(t, f.Close())
+	require.NoError(t, f.Close(context.Background()))
 	assert.True(t, a.Closed())
 	assert.True(t, b.Closed())
 	assert.Equal(t, 1, a.CloseCount())
-	require.NoError(t, f.Close())
+	require.NoError(t, f.Close(context.Background()))
 	assert.Equal(t, 1, a.CloseCount(), "second Close must not close sinks again")
 	require.ErrorIs(t, f.WriteFrame(audio(0)), sink.ErrClosed)
 	require.ErrorIs(t, f.Add("c", sinktest.New(), 0), sink.ErrClosed)
@@ -79,7 +79,7 @@ func (s *sharedCheck) WriteFrame(f *media.Frame) error {
 	s.mu.Unlock()
 	return nil
 }
-func (s *sharedCheck) Close() error { return nil }
+func (s *sharedCheck) Close(context.Context) error { return nil }
 
 func TestFanoutCopiesOncePerFrame(t *testing.T) {
 	f := sink.NewFanout(sink.FanoutConfig{})
@@ -88,7 +88,7 @@ func TestFanoutCopiesOncePerFrame(t *testing.T) {
 	require.NoError(t, f.Add("b", b, 0))
 	in := audio(1)
 	require.NoError(t, f.WriteFrame(in))
-	require.NoError(t, f.Close())
+	require.NoError(t, f.Close(context.Background()))
 	require.Len(t, a.seen, 1)
 	require.Len(t, b.seen, 1)
 	assert.Same(t, a.seen[0], b.seen[0], "sinks share one copy")
@@ -154,7 +154,7 @@ func TestFanoutSlowSinkDoesNotSlowFastOne(t *testing.T) {
 	require.NoError(t, f.WriteFrame(video(n+1, false)))
 	assert.Equal(t, 3, reqs(), "only one request per episode")
 
-	require.NoError(t, f.Close())
+	require.NoError(t, f.Close(context.Background()))
 	got := slow.Frames()
 	require.Len(t, got, 5)
 	assertWholeGOPs(t, got)
@@ -194,7 +194,7 @@ func TestFanoutNewSinkWaitsForKeyframe(t *testing.T) {
 		require.NoError(t, f.WriteFrame(video(i, i%25 == 0)))
 		require.NoError(t, f.WriteFrame(audio(i)))
 	}
-	require.NoError(t, f.Close())
+	require.NoError(t, f.Close(context.Background()))
 	assert.Len(t, early.Frames(), 60)
 }
 
@@ -222,7 +222,7 @@ func TestFanoutDetachesFailingSink(t *testing.T) {
 	}
 	require.NoError(t, bad.WaitClosed(ctxT(t)))
 	assert.Len(t, bad.Frames(), 3)
-	require.ErrorIs(t, f.Remove("bad"), sink.ErrNotFound)
+	require.ErrorIs(t, f.Remove(context.Background(), "bad"), sink.ErrNotFound)
 	_, err := good.WaitN(ctxT(t), 10)
 	require.NoError(t, err)
 	require.Eventually(t, func() bool { return f.Len() == 1 }, 10*time.Second, time.Millisecond)
@@ -231,7 +231,7 @@ func TestFanoutDetachesFailingSink(t *testing.T) {
 	}
 	_, err = good.WaitN(ctxT(t), 20)
 	require.NoError(t, err)
-	require.NoError(t, f.Close())
+	require.NoError(t, f.Close(context.Background()))
 	assert.Len(t, bad.Frames(), 3)
 	select {
 	case e := <-evs:
@@ -268,7 +268,7 @@ func TestFanoutDetachEventsInOrder(t *testing.T) {
 		require.NoError(t, recs[n].WaitClosed(ctxT(t)))
 		delete(recs, n)
 	}
-	require.NoError(t, f.Close()) // delivers pending events before returning
+	require.NoError(t, f.Close(context.Background())) // delivers pending events before returning
 	assert.Equal(t, []string{"s2", "s3", "s1"}, names)
 }
 
@@ -280,24 +280,24 @@ func TestFanoutRemoveFlushesAndCloses(t *testing.T) {
 	for i := 0; i < 20; i++ {
 		require.NoError(t, f.WriteFrame(audio(i)))
 	}
-	require.NoError(t, f.Remove("r"))
+	require.NoError(t, f.Remove(context.Background(), "r"))
 	assert.True(t, r.Closed())
 	assert.Len(t, r.Frames(), 20, "queued frames are written before Close")
-	require.ErrorIs(t, f.Remove("r"), sink.ErrNotFound)
+	require.ErrorIs(t, f.Remove(context.Background(), "r"), sink.ErrNotFound)
 	require.NoError(t, f.WriteFrame(audio(21)))
 	assert.Len(t, r.Frames(), 20)
-	require.NoError(t, f.Close())
-	require.ErrorIs(t, f.Remove("r"), sink.ErrClosed)
+	require.NoError(t, f.Close(context.Background()))
+	require.ErrorIs(t, f.Remove(context.Background(), "r"), sink.ErrClosed)
 }
 
 type closeErrSink struct{ *sinktest.Recorder }
 
-func (c *closeErrSink) Close() error { return errors.New("close failed") }
+func (c *closeErrSink) Close(context.Context) error { return errors.New("close failed") }
 
 func TestFanoutCloseReturnsSinkErrors(t *testing.T) {
 	f := sink.NewFanout(sink.FanoutConfig{})
 	require.NoError(t, f.Add("x", &closeErrSink{Recorder: sinktest.New()}, 0))
-	err := f.Close()
+	err := f.Close(context.Background())
 	require.Error(t, err)
 	assert.Contains(t, err.Error(), `"x"`)
 }
@@ -331,13 +331,13 @@ func TestFanoutConcurrentAddRemoveWrite(t *testing.T) {
 		}
 		name := string(rune('a' + i%5))
 		if err := f.Add(name, r, 8); err == nil && i%2 == 0 {
-			_ = f.Remove(name)
+			_ = f.Remove(context.Background(), name)
 		}
 		_ = f.Stats()
 	}
 	close(stop)
 	wg.Wait()
-	_ = f.Close()
+	_ = f.Close(context.Background())
 }
 
 func ExampleFanout() {
@@ -347,7 +347,7 @@ func ExampleFanout() {
 	rec := sinktest.New()
 	_ = f.Add("recording", rec, 0) // 0: DefaultQueue
 	_ = f.WriteFrame(&media.Frame{Codec: media.CodecPCMA, Keyframe: true, ClockRate: 8000, Payload: []byte{0xd5}})
-	_ = f.Close() // flushes the queues and closes the sinks
+	_ = f.Close(context.Background()) // flushes the queues and closes the sinks
 	// Output:
 }
 
@@ -383,7 +383,7 @@ func TestFanoutQueueBoundedInBytes(t *testing.T) {
 	_, err := stuck.WaitN(ctxT(t), 4)
 	require.NoError(t, err)
 	require.Eventually(t, func() bool { return f.Stats()[0].QueuedBytes == 0 }, 10*time.Second, time.Millisecond)
-	require.NoError(t, f.Close())
+	require.NoError(t, f.Close(context.Background()))
 	got := stuck.Frames()
 	require.Len(t, got, 4)
 	assert.Equal(t, []byte{0, 1, 2}, []byte{got[0].Payload[5], got[1].Payload[5], got[2].Payload[5]})
@@ -395,7 +395,7 @@ func TestFanoutQueueBoundedInBytes(t *testing.T) {
 	require.NoError(t, f2.WriteFrame(big(0, true)))
 	_, err = r.WaitN(ctxT(t), 1)
 	require.NoError(t, err)
-	require.NoError(t, f2.Close())
+	require.NoError(t, f2.Close(context.Background()))
 }
 
 // Close racing WriteFrame, Add, Remove, Stats and itself: every call
@@ -419,10 +419,10 @@ func TestFanoutCloseRacesCalls(t *testing.T) {
 			}
 		})
 		run(func() { addErr = f.Add("late", late, 0) })
-		run(func() { _ = f.Remove("first") })
+		run(func() { _ = f.Remove(context.Background(), "first") })
 		run(func() { _ = f.Stats(); _ = f.Len() })
-		run(func() { _ = f.Close() })
-		run(func() { _ = f.Close() })
+		run(func() { _ = f.Close(context.Background()) })
+		run(func() { _ = f.Close(context.Background()) })
 		done := make(chan struct{})
 		go func() { wg.Wait(); close(done) }()
 		select {
@@ -430,7 +430,7 @@ func TestFanoutCloseRacesCalls(t *testing.T) {
 		case <-ctxT(t).Done():
 			t.Fatalf("iteration %d: a call blocked", i)
 		}
-		require.NoError(t, f.Close())
+		require.NoError(t, f.Close(context.Background()))
 		assert.Equal(t, 1, first.CloseCount(), "iteration %d", i)
 		if addErr == nil {
 			assert.Equal(t, 1, late.CloseCount(), "iteration %d: an added sink is closed by Close", i)

@@ -3,7 +3,11 @@
 // the others down, and the RTMP, recording and WebRTC implementations.
 package sink
 
-import "github.com/sipstream/sipstream/media"
+import (
+	"context"
+
+	"github.com/sipstream/sipstream/media"
+)
 
 // Sink consumes a call's frames.
 //
@@ -17,10 +21,13 @@ import "github.com/sipstream/sipstream/media"
 //
 // Close flushes what was written (a recording gets its index, an RTMP session
 // its FCUnpublish) and releases everything the sink holds. It is safe to call
-// more than once.
+// more than once. ctx bounds the waiting (a call's teardown passes one with
+// callmgr's Config.TeardownTimeout): when ctx is done before the flush is,
+// Close gives up on it, releases what it holds and returns ctx's error; the
+// sink's goroutines still end, soon after if not before Close returns.
 type Sink interface {
 	WriteFrame(f *media.Frame) error
-	Close() error
+	Close(ctx context.Context) error
 }
 
 // Inline is implemented by a sink whose WriteFrame is cheap and never

@@ -110,7 +110,7 @@ func (g *inProcess) start(ctx context.Context, id string) error {
 			return fmt.Errorf("webrtc sink: %w", err)
 		}
 		if _, err := g.m.AddSink(ctx, id, callmgr.SinkSpec{Sink: ws}); err != nil {
-			_ = ws.Close()
+			_ = ws.Close(ctx)
 			return fmt.Errorf("webrtc sink: %w", err)
 		}
 	}

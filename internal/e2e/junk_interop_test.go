@@ -67,7 +67,7 @@ func (s *checkSink) WriteFrame(f *media.Frame) error {
 	return nil
 }
 
-func (s *checkSink) Close() error { return nil }
+func (s *checkSink) Close(context.Context) error { return nil }
 
 func (s *checkSink) counts() (video, unknown, audio int, gap time.Duration) {
 	s.mu.Lock()

@@ -31,7 +31,7 @@ var (
 func TestCanceledWaitsReturn(t *testing.T) {
 	s, err := hls.New(hls.Config{Video: true})
 	require.NoError(t, err)
-	defer s.Close()
+	defer s.Close(context.Background())
 
 	var recs []*httptest.ResponseRecorder
 	// waits starts a request of name, checks it is still waiting a while
@@ -140,7 +140,7 @@ func TestCloseWithHintedPartWaiting(t *testing.T) {
 func requireCloses(t *testing.T, s *hls.Sink) {
 	t.Helper()
 	closed := make(chan error, 1)
-	go func() { closed <- s.Close() }()
+	go func() { closed <- s.Close(context.Background()) }()
 	select {
 	case err := <-closed:
 		require.NoError(t, err)

@@ -1,6 +1,7 @@
 package hls_test
 
 import (
+	"context"
 	"fmt"
 	"io"
 	"net/http"
@@ -18,7 +19,7 @@ func Example() {
 	if err != nil {
 		panic(err)
 	}
-	defer s.Close()
+	defer s.Close(context.Background())
 
 	mux := http.NewServeMux()
 	mux.Handle("/hls/call-1/", s)

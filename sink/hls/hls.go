@@ -724,8 +724,10 @@ func (d *detachableWriter) written() bool {
 
 // Close ends the stream: requests in flight are answered (with an error
 // status where they were waiting) and waited for, and the muxer's memory
-// is released. Later calls return nil.
-func (s *Sink) Close() error {
+// is released. When ctx is done before the requests in flight returned (a
+// viewer reading slowly), Close returns ctx's error; they end on their own.
+// Later calls return nil.
+func (s *Sink) Close(ctx context.Context) error {
 	s.mu.Lock()
 	if s.closed {
 		s.mu.Unlock()
@@ -739,6 +741,15 @@ func (s *Sink) Close() error {
 	if m != nil {
 		m.Close()
 	}
-	s.requests.Wait()
-	return nil
+	done := make(chan struct{})
+	go func() {
+		s.requests.Wait()
+		close(done)
+	}()
+	select {
+	case <-done:
+		return nil
+	case <-ctx.Done():
+		return fmt.Errorf("hls: close: %w", ctx.Err())
+	}
 }

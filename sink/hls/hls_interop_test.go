@@ -33,12 +33,12 @@ import (
 func TestInteropFFmpegReadsLLHLS(t *testing.T) {
 	s, err := hls.New(hls.Config{Video: true, Audio: true})
 	require.NoError(t, err)
-	defer s.Close()
+	defer s.Close(context.Background())
 	mux := http.NewServeMux()
 	mux.Handle("/hls/call/", s)
 	srv := httptest.NewServer(mux)
 	defer srv.Close()
-	defer s.Close() // before srv.Close: ends ffmpeg's blocked requests
+	defer s.Close(context.Background()) // before srv.Close: ends ffmpeg's blocked requests
 
 	const total = 12 * time.Second
 	var frames []*media.Frame

@@ -129,7 +129,7 @@ func TestConfigErrors(t *testing.T) {
 				require.NoError(t, err)
 				err = s.WriteFrame(toneFrames(0, 20*time.Millisecond, 0)[0])
 				require.ErrorIs(t, err, hls.ErrMuxer)
-				require.NoError(t, s.Close())
+				require.NoError(t, s.Close(context.Background()))
 				return
 			}
 			require.Error(t, err)
@@ -140,7 +140,7 @@ func TestConfigErrors(t *testing.T) {
 func TestVideoAndAudioServed(t *testing.T) {
 	s, err := hls.New(hls.Config{Video: true, Audio: true})
 	require.NoError(t, err)
-	defer s.Close()
+	defer s.Close(context.Background())
 
 	// Nothing is served before the start: names 404 at once, index.m3u8
 	// waits for the start (here: the request's deadline).
@@ -207,7 +207,7 @@ func TestAudioOnlyAAC(t *testing.T) {
 	asc := []byte{0x11, 0x90} // AAC-LC, 48 kHz, stereo
 	s, err := hls.New(hls.Config{Audio: true, AudioSpecificConfig: asc})
 	require.NoError(t, err)
-	defer s.Close()
+	defer s.Close(context.Background())
 	for i := 0; i < 200; i++ {
 		ts := time.Duration(i) * 1024 * time.Second / 48000
 		// Not decodable, but the muxer does not decode: it stores.
@@ -226,7 +226,7 @@ func TestAudioOnlyAAC(t *testing.T) {
 func TestBadInput(t *testing.T) {
 	s, err := hls.New(hls.Config{Video: true, Audio: true})
 	require.NoError(t, err)
-	defer s.Close()
+	defer s.Close(context.Background())
 	bad := []*media.Frame{
 		{Codec: media.CodecH264, Keyframe: true},
 		{Codec: media.CodecH264, Keyframe: true, Payload: []byte{0, 0, 0}},
@@ -289,12 +289,12 @@ func TestCloseEndsRequests(t *testing.T) {
 		codes[1], _ = get(t, s, "video1_stream.m3u8")
 	}()
 	time.Sleep(50 * time.Millisecond)
-	require.NoError(t, s.Close())
+	require.NoError(t, s.Close(context.Background()))
 	wg.Wait()
 	for _, c := range codes {
 		assert.GreaterOrEqual(t, c, 400)
 	}
-	require.NoError(t, s.Close())
+	require.NoError(t, s.Close(context.Background()))
 	require.ErrorIs(t, s.WriteFrame(clipFrames(0)[0]), hls.ErrClosed)
 	code, _ := get(t, s, "index.m3u8")
 	assert.Equal(t, http.StatusNotFound, code)
@@ -303,7 +303,7 @@ func TestCloseEndsRequests(t *testing.T) {
 func TestMethodNotAllowed(t *testing.T) {
 	s, err := hls.New(hls.Config{Video: true})
 	require.NoError(t, err)
-	defer s.Close()
+	defer s.Close(context.Background())
 	rec := httptest.NewRecorder()
 	s.ServeHTTP(rec, httptest.NewRequest(http.MethodPost, "/index.m3u8", io.NopCloser(strings.NewReader("x"))))
 	assert.Equal(t, http.StatusMethodNotAllowed, rec.Code)
@@ -318,7 +318,7 @@ var _ = errors.Is
 func TestManySlicesPerPicture(t *testing.T) {
 	s, err := hls.New(hls.Config{Video: true})
 	require.NoError(t, err)
-	defer s.Close()
+	defer s.Close(context.Background())
 	frames := clipFrames(0)
 	for _, f := range frames {
 		if f.Keyframe {

@@ -1,11 +1,13 @@
 package record_test
 
 import (
+	"context"
 	"os"
 	"testing"
 	"time"
 
 	"github.com/sipstream/sipstream/media"
+	"github.com/sipstream/sipstream/sink"
 	"github.com/sipstream/sipstream/sink/record"
 )
 
@@ -22,10 +24,7 @@ func BenchmarkRecorders(b *testing.B) {
 		b.Run(kind, func(b *testing.B) {
 			path := os.DevNull // CPU cost only; the disk is not what is measured
 			cfg := record.Config{Audio: true, Video: true}
-			var w interface {
-				WriteFrame(*media.Frame) error
-				Close() error
-			}
+			var w sink.Sink
 			var err error
 			if kind == "mkv" {
 				w, err = record.NewMKV(path, cfg)
@@ -49,7 +48,7 @@ func BenchmarkRecorders(b *testing.B) {
 				}
 			}
 			b.StopTimer()
-			_ = w.Close() // fsync of /dev/null fails: irrelevant here
+			_ = w.Close(context.Background()) // fsync of /dev/null fails: irrelevant here
 		})
 	}
 }

@@ -1,6 +1,7 @@
 package record
 
 import (
+	"context"
 	"os"
 	"path/filepath"
 	"sync"
@@ -41,7 +42,7 @@ func (c *fakeClock) now() time.Time { return c.t }
 
 type testRecorder interface {
 	WriteFrame(*media.Frame) error
-	Close() error
+	Close(context.Context) error
 }
 
 // instrument swaps the recorder's file for a counting one and its clock for
@@ -96,7 +97,7 @@ func TestSyncInterval(t *testing.T) {
 			t.Logf("%s: %d syncs for 20 s", kind, n)
 			assert.GreaterOrEqual(t, n, 9)
 			assert.LessOrEqual(t, n, 11, "synced more often than asked")
-			require.NoError(t, rec.Close())
+			require.NoError(t, rec.Close(context.Background()))
 		})
 	}
 }
@@ -120,7 +121,7 @@ func TestSyncAfterFramesStop(t *testing.T) {
 		time.Sleep(10 * time.Millisecond)
 	}
 	assert.Equal(t, 1, cf.count())
-	require.NoError(t, rec.Close())
+	require.NoError(t, rec.Close(context.Background()))
 }
 
 // TestFileModes: recordings were created 0666 & umask (world-readable with
@@ -139,7 +140,7 @@ func TestFileModes(t *testing.T) {
 			rec, err = NewMKV(path, Config{Audio: true})
 		}
 		require.NoError(t, err)
-		require.NoError(t, rec.Close())
+		require.NoError(t, rec.Close(context.Background()))
 		fi, err := os.Stat(path)
 		require.NoError(t, err)
 		assert.Equal(t, os.FileMode(0o640), fi.Mode().Perm(), kind)
@@ -154,7 +155,7 @@ func TestFileModes(t *testing.T) {
 	require.NoError(t, os.WriteFile(path, []byte("old"), 0o666))
 	rec, err := NewFLV(path, Config{Audio: true})
 	require.NoError(t, err)
-	require.NoError(t, rec.Close())
+	require.NoError(t, rec.Close(context.Background()))
 	fi, err := os.Stat(path)
 	require.NoError(t, err)
 	assert.Equal(t, os.FileMode(0o640), fi.Mode().Perm())

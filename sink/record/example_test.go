@@ -1,6 +1,7 @@
 package record_test
 
 import (
+	"context"
 	"fmt"
 	"os"
 	"path/filepath"
@@ -27,7 +28,7 @@ func ExampleNewMKV() {
 		_ = f.WriteFrame(&media.Frame{Codec: media.CodecPCMA, PTS: ts, DTS: ts, Keyframe: true,
 			ClockRate: 8000, Channels: 1, Duration: 20 * time.Millisecond, Payload: make([]byte, 160)})
 	}
-	_ = f.Close() // closes the recorder: last cluster, Segment size and Duration written
+	_ = f.Close(context.Background()) // closes the recorder: last cluster, Segment size and Duration written
 	fmt.Println(rec.Stats().FramesWritten)
 	// Output: 50
 }

@@ -2,6 +2,7 @@ package record
 
 import (
 	"bytes"
+	"context"
 	"errors"
 	"fmt"
 
@@ -211,7 +212,9 @@ func (r *FLV) Stats() Stats { return r.stats() }
 // ended the recording (the file is already closed). When the buffered
 // tags would go beyond the quota they are left out and Close returns
 // ErrQuotaReached (the file is still synced and closed).
-func (r *FLV) Close() error { return r.close() }
+// ctx bounds the wait for the disk: when it is done first, Close returns
+// its error and the file is finished (and closed) in the background.
+func (r *FLV) Close(ctx context.Context) error { return r.closeCtx(ctx) }
 
 func (r *FLV) closeLocked() []error {
 	var errs []error

@@ -1,6 +1,7 @@
 package record_test
 
 import (
+	"context"
 	"errors"
 	"io"
 	"os"
@@ -45,8 +46,8 @@ func TestFLVH264AndPCMA(t *testing.T) {
 		require.NoError(t, r.WriteFrame(f))
 	}
 	assert.Equal(t, uint64(300), r.Stats().FramesWritten)
-	require.NoError(t, r.Close())
-	require.NoError(t, r.Close())
+	require.NoError(t, r.Close(context.Background()))
+	require.NoError(t, r.Close(context.Background()))
 
 	ha, hv, tags := readFLV(t, path)
 	assert.True(t, ha)
@@ -104,7 +105,7 @@ func TestFLVOmitsTracksItCannotHold(t *testing.T) {
 		require.NoError(t, r.WriteFrame(&media.Frame{Codec: media.CodecOpus, PTS: ts, DTS: ts, Keyframe: true,
 			ClockRate: 48000, Channels: 2, Payload: []byte{0xfc, 0xff, 0xfe}}))
 	}
-	require.NoError(t, r.Close())
+	require.NoError(t, r.Close(context.Background()))
 	st := r.Stats()
 	assert.Equal(t, uint64(100), st.FramesWritten)
 	assert.Equal(t, uint64(100), st.FramesIgnored)
@@ -123,7 +124,7 @@ func TestFLVAACSequenceHeader(t *testing.T) {
 		require.NoError(t, r.WriteFrame(&media.Frame{Codec: media.CodecAAC, PTS: ts, DTS: ts, Keyframe: true,
 			ClockRate: 48000, Channels: 1, Payload: []byte{0x21, 0x10, byte(i)}}))
 	}
-	require.NoError(t, r.Close())
+	require.NoError(t, r.Close(context.Background()))
 	_, _, tags := readFLV(t, path)
 	require.Len(t, tags, 12)
 	a, err := flv.ParseAudio(tags[1].Data)
@@ -158,7 +159,7 @@ func TestFLVShortCallWithoutVideoKeepsAudio(t *testing.T) {
 	for _, f := range toneFrames(media.CodecPCMA, 0, 3*time.Second) {
 		require.NoError(t, r.WriteFrame(f))
 	}
-	require.NoError(t, r.Close())
+	require.NoError(t, r.Close(context.Background()))
 	hasAudio, hasVideo, tags := readFLV(t, path)
 	assert.True(t, hasAudio)
 	assert.False(t, hasVideo)

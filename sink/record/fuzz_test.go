@@ -1,6 +1,7 @@
 package record_test
 
 import (
+	"context"
 	"path/filepath"
 	"testing"
 	"time"
@@ -49,7 +50,7 @@ func FuzzRecorders(f *testing.F) {
 			_ = mkv.WriteFrame(fr)
 			_ = flvr.WriteFrame(fr)
 		}
-		_ = mkv.Close()
-		_ = flvr.Close()
+		_ = mkv.Close(context.Background())
+		_ = flvr.Close(context.Background())
 	})
 }

@@ -2,6 +2,7 @@ package record_test
 
 import (
 	"bufio"
+	"context"
 	"fmt"
 	"os"
 	"strings"
@@ -42,7 +43,7 @@ func runChild(spec string) error {
 	cfg := record.Config{Audio: true, Video: true}
 	var w interface {
 		WriteFrame(*media.Frame) error
-		Close() error
+		Close(context.Context) error
 	}
 	var err error
 	switch kind {

@@ -2,6 +2,7 @@ package record
 
 import (
 	"bytes"
+	"context"
 	"encoding/binary"
 	"errors"
 	"fmt"
@@ -446,7 +447,9 @@ func (m *MKV) Stats() Stats { return m.stats() }
 // recording (the file is already finalized and closed). When the last
 // cluster would go beyond the quota it is left out, the file finalized
 // without it, and Close returns ErrQuotaReached.
-func (m *MKV) Close() error { return m.close() }
+// ctx bounds the wait for the disk: when it is done first, Close returns
+// its error and the file is finished (and closed) in the background.
+func (m *MKV) Close(ctx context.Context) error { return m.closeCtx(ctx) }
 
 func (m *MKV) closeLocked() []error {
 	var errs []error

@@ -2,6 +2,7 @@ package record_test
 
 import (
 	"bytes"
+	"context"
 	"encoding/binary"
 	"errors"
 	"io"
@@ -113,8 +114,8 @@ func TestMKVH264AndPCMA(t *testing.T) {
 	}
 	st := r.Stats()
 	assert.Equal(t, uint64(300), st.FramesWritten)
-	require.NoError(t, r.Close())
-	require.NoError(t, r.Close())
+	require.NoError(t, r.Close(context.Background()))
+	require.NoError(t, r.Close(context.Background()))
 	require.ErrorIs(t, r.WriteFrame(frames[0]), record.ErrClosed)
 
 	m, blocks := readBack(t, path)
@@ -197,7 +198,7 @@ func TestMKVVideoBeforeKeyframeIgnored(t *testing.T) {
 	}
 	require.NoError(t, r.WriteFrame(toneFrames(media.CodecPCMA, 0, 20*time.Millisecond)[0]))
 	assert.Equal(t, uint64(15+1), r.Stats().FramesIgnored)
-	require.NoError(t, r.Close())
+	require.NoError(t, r.Close(context.Background()))
 	_, blocks := readBack(t, path)
 	require.Len(t, blocks, 75)
 	assert.True(t, blocks[0].keyframe)
@@ -211,7 +212,7 @@ func TestMKVAudioOnlyWhenVideoNeverComes(t *testing.T) {
 	for _, f := range toneFrames(media.CodecPCMU, 0, 3*time.Second) {
 		require.NoError(t, r.WriteFrame(f))
 	}
-	require.NoError(t, r.Close())
+	require.NoError(t, r.Close(context.Background()))
 	m, blocks := readBack(t, path)
 	require.Len(t, m.Segment.Tracks.TrackEntry, 1)
 	assert.Equal(t, []byte{7, 0}, m.Segment.Tracks.TrackEntry[0].CodecPrivate[:2])
@@ -261,7 +262,7 @@ func TestMKVStartWaitBoundedInBytes(t *testing.T) {
 		require.NoError(t, r.WriteFrame(&f))
 	}
 	assert.Equal(t, uint64(20), r.Stats().FramesWritten, "started at 64 MiB held, then written as they come")
-	require.NoError(t, r.Close())
+	require.NoError(t, r.Close(context.Background()))
 }
 
 // A call shorter than StartWait whose video never came (a phone that
@@ -274,7 +275,7 @@ func TestMKVShortCallWithoutVideoKeepsAudio(t *testing.T) {
 	for _, f := range toneFrames(media.CodecPCMA, 0, 3*time.Second) {
 		require.NoError(t, r.WriteFrame(f))
 	}
-	require.NoError(t, r.Close())
+	require.NoError(t, r.Close(context.Background()))
 	m, blocks := readBack(t, path)
 	require.Len(t, m.Segment.Tracks.TrackEntry, 1)
 	assert.Len(t, blocks, 150)

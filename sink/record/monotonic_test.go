@@ -1,6 +1,7 @@
 package record_test
 
 import (
+	"context"
 	"math/rand"
 	"path/filepath"
 	"testing"
@@ -70,7 +71,7 @@ func TestFLVMonotonicTimestamps(t *testing.T) {
 			require.NoError(t, r.WriteFrame(f))
 		}
 		written := r.Stats().FramesWritten
-		require.NoError(t, r.Close())
+		require.NoError(t, r.Close(context.Background()))
 		_, _, tags := readFLV(t, path)
 		last := map[uint8]int64{flv.TagAudio: -1, flv.TagVideo: -1}
 		n := uint64(0)
@@ -108,7 +109,7 @@ func TestMKVMonotonicTimestamps(t *testing.T) {
 			require.NoError(t, r.WriteFrame(f))
 		}
 		written := r.Stats().FramesWritten
-		require.NoError(t, r.Close())
+		require.NoError(t, r.Close(context.Background()))
 		_, blocks := readBack(t, path)
 		require.EqualValues(t, written, len(blocks), "seed %d", seed)
 		require.Greater(t, len(blocks), 700, "seed %d", seed)

@@ -1,6 +1,7 @@
 package record
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"time"
@@ -285,7 +286,9 @@ func (m *MP4) Stats() Stats { return m.stats() }
 // and so does Close after the quota ended the recording. When the last
 // fragment would go beyond the quota it is left out and Close returns
 // ErrQuotaReached.
-func (m *MP4) Close() error { return m.close() }
+// ctx bounds the wait for the disk: when it is done first, Close returns
+// its error and the file is finished (and closed) in the background.
+func (m *MP4) Close(ctx context.Context) error { return m.closeCtx(ctx) }
 
 func (m *MP4) closeLocked() []error {
 	var errs []error

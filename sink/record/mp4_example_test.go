@@ -1,6 +1,7 @@
 package record_test
 
 import (
+	"context"
 	"fmt"
 	"os"
 	"path/filepath"
@@ -27,7 +28,7 @@ func ExampleNewMP4() {
 		_ = f.WriteFrame(&media.Frame{Codec: media.CodecPCMA, PTS: ts, DTS: ts, Keyframe: true,
 			ClockRate: 8000, Channels: 1, Duration: 20 * time.Millisecond, Payload: make([]byte, 160)})
 	}
-	_ = f.Close() // closes the recorder: the last fragment written and synced
+	_ = f.Close(context.Background()) // closes the recorder: the last fragment written and synced
 	st := rec.Stats()
 	fmt.Println(st.FramesWritten > 45, st.Bytes > 0)
 	// Output: true true

@@ -3,6 +3,7 @@
 package record_test
 
 import (
+	"context"
 	"path/filepath"
 	"strconv"
 	"testing"
@@ -23,7 +24,7 @@ func TestInteropMP4H264PCMA(t *testing.T) {
 	for _, f := range interleave(clipFrames(time.Second), toneFrames(media.CodecPCMA, time.Second, 4*time.Second)) {
 		require.NoError(t, r.WriteFrame(f))
 	}
-	require.NoError(t, r.Close())
+	require.NoError(t, r.Close(context.Background()))
 	decodeClean(t, path)
 	assert.Empty(t, testenv.DecodeErrors(t, path))
 	p := probe(t, path)

@@ -2,6 +2,7 @@ package record_test
 
 import (
 	"bytes"
+	"context"
 	"encoding/binary"
 	"os"
 	"path/filepath"
@@ -87,8 +88,8 @@ func TestMP4Recording(t *testing.T) {
 	for _, f := range frames {
 		require.NoError(t, r.WriteFrame(f))
 	}
-	require.NoError(t, r.Close())
-	require.NoError(t, r.Close())
+	require.NoError(t, r.Close(context.Background()))
+	require.NoError(t, r.Close(context.Background()))
 	require.ErrorIs(t, r.WriteFrame(frames[0]), record.ErrClosed)
 	st := r.Stats()
 	fi, err := os.Stat(path)
@@ -138,7 +139,7 @@ func TestMP4OpusAndVP8(t *testing.T) {
 				ClockRate: 90000, Payload: []byte{0x10, 0x02, 0x00, 0x9d, 0x01, 0x2a, 0x40, 0x01, 0xf0, 0x00}}))
 		}
 	}
-	require.NoError(t, r.Close())
+	require.NoError(t, r.Close(context.Background()))
 	scales, samples := readMP4(t, path)
 	require.Equal(t, map[int]uint32{1: 48000}, scales)
 	assert.Len(t, samples[1], 100)

@@ -1,6 +1,7 @@
 package record_test
 
 import (
+	"context"
 	"os"
 	"path/filepath"
 	"testing"
@@ -49,7 +50,7 @@ func recordWithQuota(t *testing.T, format string) (path string, quota int64, sto
 	for _, f := range frames {
 		require.NoError(t, r.WriteFrame(f))
 	}
-	require.NoError(t, r.Close())
+	require.NoError(t, r.Close(context.Background()))
 	st, err := os.Stat(full)
 	require.NoError(t, err)
 	quota = st.Size() / 2
@@ -74,8 +75,8 @@ func recordWithQuota(t *testing.T, format string) (path string, quota int64, sto
 	assert.LessOrEqual(t, st.Size(), quota)
 	assert.Greater(t, st.Size(), quota/2, "the recording stopped near its quota, not at the start")
 	assert.Equal(t, st.Size(), r.Stats().Bytes)
-	require.NoError(t, r.Close())
-	require.NoError(t, r.Close())
+	require.NoError(t, r.Close(context.Background()))
+	require.NoError(t, r.Close(context.Background()))
 	st2, err := os.Stat(path)
 	require.NoError(t, err)
 	assert.Equal(t, st.Size(), st2.Size(), "Close after the quota writes nothing")
@@ -131,7 +132,7 @@ func TestQuotaAtClose(t *testing.T) {
 			for _, f := range frames[:20] {
 				require.NoError(t, r.WriteFrame(f))
 			}
-			require.ErrorIs(t, r.Close(), record.ErrQuotaReached)
+			require.ErrorIs(t, r.Close(context.Background()), record.ErrQuotaReached)
 			st, err := os.Stat(path)
 			require.NoError(t, err)
 			assert.LessOrEqual(t, st.Size(), int64(600))

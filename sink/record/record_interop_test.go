@@ -4,6 +4,7 @@ package record_test
 
 import (
 	"bytes"
+	"context"
 	"encoding/json"
 	"os"
 	"os/exec"
@@ -83,7 +84,7 @@ func TestInteropMKVH264PCMA(t *testing.T) {
 	for _, f := range interleave(clipFrames(time.Second), toneFrames(media.CodecPCMA, time.Second, 4*time.Second)) {
 		require.NoError(t, r.WriteFrame(f))
 	}
-	require.NoError(t, r.Close())
+	require.NoError(t, r.Close(context.Background()))
 	decodeClean(t, path)
 	p := probe(t, path)
 	require.Len(t, p.Streams, 2)
@@ -212,7 +213,7 @@ func TestInteropWebMVP8Opus(t *testing.T) {
 	for _, f := range frames {
 		require.NoError(t, r.WriteFrame(f))
 	}
-	require.NoError(t, r.Close())
+	require.NoError(t, r.Close(context.Background()))
 	decodeClean(t, path)
 	p := probe(t, path)
 	assert.Contains(t, p.Format.FormatName, "webm")
@@ -236,7 +237,7 @@ func TestInteropMKVH264AAC(t *testing.T) {
 	for _, f := range frames {
 		require.NoError(t, r.WriteFrame(f))
 	}
-	require.NoError(t, r.Close())
+	require.NoError(t, r.Close(context.Background()))
 	decodeClean(t, path)
 	p := probe(t, path)
 	require.Len(t, p.Streams, 2)
@@ -254,7 +255,7 @@ func TestInteropFLVH264PCMA(t *testing.T) {
 	for _, f := range interleave(clipFrames(time.Second), toneFrames(media.CodecPCMA, time.Second, 4*time.Second)) {
 		require.NoError(t, r.WriteFrame(f))
 	}
-	require.NoError(t, r.Close())
+	require.NoError(t, r.Close(context.Background()))
 	decodeClean(t, path)
 	p := probe(t, path)
 	require.Len(t, p.Streams, 2)
@@ -281,7 +282,7 @@ func TestInteropFLVH264AAC(t *testing.T) {
 	for _, f := range frames {
 		require.NoError(t, r.WriteFrame(f))
 	}
-	require.NoError(t, r.Close())
+	require.NoError(t, r.Close(context.Background()))
 	decodeClean(t, path)
 	p := probe(t, path)
 	require.Len(t, p.Streams, 2)

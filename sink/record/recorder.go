@@ -1,6 +1,7 @@
 package record
 
 import (
+	"context"
 	"errors"
 	"sync"
 
@@ -87,6 +88,27 @@ func (r *recorder) stats() Stats {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	return Stats{FramesWritten: r.written, FramesIgnored: r.st.ignored, Bytes: r.size}
+}
+
+// closeCtx is close bounded by ctx: when ctx can end, the file is
+// finished on a goroutine of its own, which outlives Close if ctx ends
+// first (a disk write cannot be interrupted; the goroutine ends with it).
+func (r *recorder) closeCtx(ctx context.Context) error {
+	if ctx.Done() == nil {
+		return r.close()
+	}
+	if err := ctx.Err(); err != nil {
+		go func() { _ = r.close() }()
+		return err
+	}
+	done := make(chan error, 1)
+	go func() { done <- r.close() }()
+	select {
+	case err := <-done:
+		return err
+	case <-ctx.Done():
+		return ctx.Err()
+	}
 }
 
 // close ends the recording (see the formats' Close).

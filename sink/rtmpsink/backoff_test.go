@@ -77,7 +77,7 @@ func TestBackoffScheduleAndGiveUp(t *testing.T) {
 	cfg.BackoffMin, cfg.BackoffMax, cfg.GiveUpAfter = time.Second, 8*time.Second, 30*time.Second
 	s, err := newSink(cfg, dial, clk)
 	require.NoError(t, err)
-	defer s.Close()
+	defer s.Close(context.Background())
 
 	var waited time.Duration
 	nominal := []time.Duration{1, 2, 4, 8, 8, 8, 8, 8} // seconds

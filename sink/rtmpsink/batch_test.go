@@ -81,7 +81,7 @@ func TestWriteFramesBatch(t *testing.T) {
 	}
 	s, err := newSink(testConfig(l), dial, realClock{})
 	require.NoError(t, err)
-	defer s.Close()
+	defer s.Close(context.Background())
 	l.wait(t, StatusActive)
 
 	n, err := s.WriteFrames([]*media.Frame{vframe(0, true), aframe(0), aframe(1)})
@@ -123,7 +123,7 @@ func TestWriteFramesBatch(t *testing.T) {
 	}
 	require.Equal(t, []Status{StatusWait, StatusActive, StatusLost, StatusActive}, l.statuses())
 
-	require.NoError(t, s.Close())
+	require.NoError(t, s.Close(context.Background()))
 	_, err = s.WriteFrames([]*media.Frame{aframe(4)})
 	require.ErrorIs(t, err, ErrClosed)
 }

@@ -65,7 +65,7 @@ func BenchmarkPublish(b *testing.B) {
 			if st := s.Stats(); st.FramesSent+st.FramesDropped != uint64(b.N) || st.FramesSent < uint64(b.N)*9/10 {
 				b.Fatalf("%d frames: %+v", b.N, st)
 			}
-			_ = s.Close()
+			_ = s.Close(context.Background())
 		})
 	}
 }

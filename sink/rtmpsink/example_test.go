@@ -1,6 +1,7 @@
 package rtmpsink_test
 
 import (
+	"context"
 	"fmt"
 	"net"
 	"strings"
@@ -44,7 +45,7 @@ func Example() {
 		}
 	}
 	// ... f.WriteFrame(frame) for every frame of the call ...
-	_ = f.Close()
+	_ = f.Close(context.Background())
 	// Output:
 	// false
 	// RTMP_STREAM_WAIT

@@ -218,11 +218,11 @@ func TestStartsOnKeyframe(t *testing.T) {
 	cfg.RequestKeyframe = func() { mu.Lock(); keyReqs++; mu.Unlock() }
 	s, err := newSink(cfg, srv.dial, realClock{})
 	require.NoError(t, err)
-	defer s.Close()
+	defer s.Close(context.Background())
 	l.wait(t, StatusActive)
 
 	feed(t, s, 10, 60) // joins mid-GOP: frames 10..24 and their audio are dropped
-	require.NoError(t, s.Close())
+	require.NoError(t, s.Close(context.Background()))
 	ops := srv.snapshot()
 	require.NotEmpty(t, ops)
 	assert.Equal(t, "meta", ops[0].kind)
@@ -257,7 +257,7 @@ func TestReconnectKeepsTimelineAndResendsHeaders(t *testing.T) {
 	l := newStatusLog()
 	s, err := newSink(testConfig(l), srv.dial, realClock{})
 	require.NoError(t, err)
-	defer s.Close()
+	defer s.Close(context.Background())
 	l.wait(t, StatusActive)
 	feed(t, s, 0, 30)
 
@@ -267,7 +267,7 @@ func TestReconnectKeepsTimelineAndResendsHeaders(t *testing.T) {
 	srv.setUp(true)
 	l.wait(t, StatusActive)
 	feed(t, s, 40, 80) // resumes at keyframe 50
-	require.NoError(t, s.Close())
+	require.NoError(t, s.Close(context.Background()))
 
 	assert.Equal(t, []Status{StatusWait, StatusActive, StatusLost, StatusActive}, l.statuses())
 	for _, r := range l.all {
@@ -301,7 +301,7 @@ func TestGivesUpAfterDeadline(t *testing.T) {
 	cfg.GiveUpAfter = 300 * time.Millisecond
 	s, err := newSink(cfg, srv.dial, realClock{})
 	require.NoError(t, err)
-	defer s.Close()
+	defer s.Close(context.Background())
 	l.wait(t, StatusActive)
 	feed(t, s, 0, 5)
 	srv.setUp(false)
@@ -335,8 +335,8 @@ func TestInitialConnectFails(t *testing.T) {
 	l.wait(t, StatusFailed)
 	assert.Equal(t, []Status{StatusWait, StatusFailed}, l.statuses())
 	require.ErrorIs(t, s.WriteFrame(vframe(0, true)), ErrFailed)
-	require.NoError(t, s.Close())
-	require.NoError(t, s.Close())
+	require.NoError(t, s.Close(context.Background()))
+	require.NoError(t, s.Close(context.Background()))
 	require.ErrorIs(t, s.WriteFrame(vframe(0, true)), ErrClosed)
 }
 
@@ -355,7 +355,7 @@ func TestAudioOnlyPassthrough(t *testing.T) {
 		require.NoError(t, s.WriteFrame(f))
 	}
 	require.NoError(t, s.WriteFrame(vframe(0, true))) // video not configured: dropped
-	require.NoError(t, s.Close())
+	require.NoError(t, s.Close(context.Background()))
 	ops := srv.snapshot()
 	require.Len(t, ops, 11)
 	assert.Equal(t, uint64(1), s.Stats().FramesDropped)
@@ -396,7 +396,7 @@ func TestAACModeConvertsAndSendsConfig(t *testing.T) {
 	require.NoError(t, err)
 	l.wait(t, StatusActive)
 	feed(t, s, 0, 5)
-	require.NoError(t, s.Close())
+	require.NoError(t, s.Close(context.Background()))
 	ops := srv.snapshot()
 	assert.Equal(t, "meta", ops[0].kind)
 	assert.Equal(t, "aaccfg", ops[1].kind)
@@ -425,7 +425,7 @@ func TestVideoOnlyGetsSilentAAC(t *testing.T) {
 	for i := 0; i < 25; i++ { // one second of video
 		require.NoError(t, s.WriteFrame(vframe(i, i == 0)))
 	}
-	require.NoError(t, s.Close())
+	require.NoError(t, s.Close(context.Background()))
 	n := 0
 	for _, o := range srv.snapshot() {
 		if o.kind == "aac" {
@@ -504,7 +504,7 @@ func TestRequestsKeyframesWhenGOPTooLong(t *testing.T) {
 			s.writeMu.Unlock()
 		}
 	}
-	require.NoError(t, s.Close())
+	require.NoError(t, s.Close(context.Background()))
 	mu.Lock()
 	assert.Equal(t, 1, reqs, "one request, rate limited")
 	mu.Unlock()
@@ -525,7 +525,7 @@ func TestAudioOnlyGetsGeneratedVideo(t *testing.T) {
 		f.DTS += start
 		require.NoError(t, s.WriteFrame(f))
 	}
-	require.NoError(t, s.Close())
+	require.NoError(t, s.Close(context.Background()))
 	var video []op
 	for _, o := range srv.snapshot() {
 		if o.kind == "h264" {
@@ -554,7 +554,7 @@ func TestAACModeTranscodesG711(t *testing.T) {
 	require.NoError(t, err)
 	l.wait(t, StatusActive)
 	feed(t, s, 0, 50) // 2 s
-	require.NoError(t, s.Close())
+	require.NoError(t, s.Close(context.Background()))
 	ops := srv.snapshot()
 	require.Equal(t, "aaccfg", ops[1].kind)
 	rate, ch, ok := ascRate(ops[1].payload)
@@ -589,7 +589,7 @@ func TestVideoOnlySilenceStartsAtVideo(t *testing.T) {
 		f.DTS += time.Minute
 		require.NoError(t, s.WriteFrame(f))
 	}
-	require.NoError(t, s.Close())
+	require.NoError(t, s.Close(context.Background()))
 	var aac []op
 	for _, o := range srv.snapshot() {
 		if o.kind == "aac" {
@@ -610,7 +610,7 @@ func TestStaleLossKeepsNewConnection(t *testing.T) {
 	l := newStatusLog()
 	s, err := newSink(testConfig(l), srv.dial, realClock{})
 	require.NoError(t, err)
-	defer s.Close()
+	defer s.Close(context.Background())
 	l.wait(t, StatusActive)
 	s.mu.Lock()
 	first := s.conn

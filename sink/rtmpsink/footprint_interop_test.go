@@ -3,6 +3,7 @@
 package rtmpsink_test
 
 import (
+	"context"
 	"encoding/binary"
 	"fmt"
 	"runtime"
@@ -98,7 +99,7 @@ func footprint(t *testing.T, url string, mode rtmpsink.AudioMode) {
 	t.Logf("%s: per sink: heap %.1f KiB, stacks %.1f KiB, %.2f goroutines; frames sent by the first: %+v",
 		mode, heap/1024, stack/1024, gor, sinks[0].Stats())
 	for _, f := range fans {
-		require.NoError(t, f.Close())
+		require.NoError(t, f.Close(context.Background()))
 	}
 	require.LessOrEqual(t, heap+stack, 256.0*1024)
 	require.LessOrEqual(t, gor, 3.0)

@@ -1,6 +1,7 @@
 package rtmpsink_test
 
 import (
+	"context"
 	"encoding/binary"
 	"errors"
 	"fmt"
@@ -104,7 +105,7 @@ func TestPublishedTimestampsMonotonic(t *testing.T) {
 					require.NoError(t, s.WriteFrame(f))
 				}
 				stats := s.Stats()
-				require.NoError(t, s.Close())
+				require.NoError(t, s.Close(context.Background()))
 
 				ctx := testCtx(t)
 				last := map[uint8]int64{flv.TagAudio: -1, flv.TagVideo: -1}

@@ -3,6 +3,7 @@
 package rtmpsink_test
 
 import (
+	"context"
 	"os"
 	"os/exec"
 	"strconv"
@@ -52,7 +53,7 @@ func publish(t *testing.T, cfg rtmpsink.Config, src *source, n uint64) (*rtmpsin
 		once.Do(func() {
 			close(stop)
 			<-done
-			require.NoError(t, f.Close())
+			require.NoError(t, f.Close(context.Background()))
 		})
 	}
 	t.Cleanup(end)
@@ -106,7 +107,7 @@ func TestInteropNginxAudioOnlyGetsVideo(t *testing.T) {
 	require.Eventually(t, func() bool { return s.Stats().FramesSent >= 300 }, 30*time.Second, 10*time.Millisecond) // 6 s
 	close(stop)
 	<-done
-	require.NoError(t, f.Close())
+	require.NoError(t, f.Close(context.Background()))
 	file := n.RecordFile(streamKey)
 	require.Eventually(t, func() bool { _, err := os.Stat(file); return err == nil }, 10*time.Second, 20*time.Millisecond)
 	time.Sleep(200 * time.Millisecond)

@@ -243,7 +243,7 @@ func TestPublishToServer(t *testing.T) {
 	tags := collect(t, sub, 60)
 	close(stop)
 	<-done
-	require.NoError(t, f.Close())
+	require.NoError(t, f.Close(context.Background()))
 	keyReqs.Wait()
 
 	checkStart(t, tags)
@@ -284,7 +284,7 @@ func TestReconnectAfterServerRestart(t *testing.T) {
 	defer func() {
 		close(stop)
 		<-done
-		require.NoError(t, f.Close())
+		require.NoError(t, f.Close(context.Background()))
 	}()
 
 	before := collect(t, sub, 40)
@@ -341,7 +341,7 @@ func TestGivesUpWhenServerStaysDown(t *testing.T) {
 	}
 	close(stop)
 	<-done
-	require.NoError(t, f.Close())
+	require.NoError(t, f.Close(context.Background()))
 	require.ErrorIs(t, detachErr, rtmpsink.ErrFailed)
 	assert.NotContains(t, detachErr.Error(), streamKey)
 	got := st.get()
@@ -378,7 +378,7 @@ func TestTwoSinksOneServerDies(t *testing.T) {
 	defer func() {
 		close(stop)
 		<-done
-		require.NoError(t, f.Close())
+		require.NoError(t, f.Close(context.Background()))
 	}()
 	first := collect(t, subA, 20)
 	collect(t, subB, 20)
@@ -437,7 +437,7 @@ func TestMalformedKeyframeKeepsConnection(t *testing.T) {
 	tags := collect(t, sub, 40)
 	require.NotEmpty(t, tags)
 	after := s.Stats()
-	require.NoError(t, s.Close())
+	require.NoError(t, s.Close(context.Background()))
 	assert.Equal(t, uint64(1), after.Connects, "no reconnect")
 	assert.Greater(t, after.FramesDropped, before.FramesDropped, "the bad frame is counted dropped")
 	assert.GreaterOrEqual(t, reqs, int32(1), "a keyframe asked for")

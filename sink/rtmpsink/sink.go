@@ -55,6 +55,12 @@ type publisher interface {
 	Close() error
 }
 
+// shutdowner is what rtmp.Client offers beyond publisher: Close bounded by
+// a context.
+type shutdowner interface {
+	Shutdown(ctx context.Context) error
+}
+
 // holder is what rtmp.Client offers beyond publisher: writes held in
 // memory until Flush, so that a batch of frames goes out in one write.
 type holder interface {
@@ -628,9 +634,11 @@ func (s *Sink) setup(p publisher) error {
 }
 
 // Close stops reconnecting, closes the connection (the server sees the
-// publisher leave) and waits for the sink's goroutine. Later calls return
-// nil.
-func (s *Sink) Close() error {
+// publisher leave) and waits for the sink's goroutine. Saying goodbye to
+// the server (FCUnpublish, at most one second) stops when ctx is done: the
+// connection is closed at once and Close returns ctx's error. Later calls
+// return nil.
+func (s *Sink) Close(ctx context.Context) error {
 	s.writeMu.Lock()
 	defer s.writeMu.Unlock()
 	if s.closed {
@@ -643,10 +651,17 @@ func (s *Sink) Close() error {
 	p := s.conn
 	s.conn = nil
 	s.mu.Unlock()
-	if p != nil {
-		if err := p.Close(); err != nil {
-			return fmt.Errorf("rtmpsink: close: %s", s.redact(err))
+	if p == nil {
+		return nil
+	}
+	if sd, ok := p.(shutdowner); ok {
+		if err := sd.Shutdown(ctx); err != nil {
+			return fmt.Errorf("rtmpsink: close: %w", err)
 		}
+		return nil
+	}
+	if err := p.Close(); err != nil {
+		return fmt.Errorf("rtmpsink: close: %s", s.redact(err))
 	}
 	return nil
 }

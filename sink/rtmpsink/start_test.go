@@ -1,6 +1,7 @@
 package rtmpsink
 
 import (
+	"context"
 	"testing"
 	"time"
 
@@ -83,7 +84,7 @@ func TestStartDoesNotStackFramesOnZero(t *testing.T) {
 					write(aframe(2*i + 1))
 				}
 			}
-			require.NoError(t, s.Close())
+			require.NoError(t, s.Close(context.Background()))
 			video, audio := checkIncreasing(t, srv.snapshot())
 			require.Greater(t, video, 15) // generated video runs at 10 fps
 			require.Greater(t, audio, 40)

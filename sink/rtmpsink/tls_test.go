@@ -1,6 +1,7 @@
 package rtmpsink_test
 
 import (
+	"context"
 	"net"
 	"testing"
 	"time"
@@ -42,7 +43,7 @@ func TestPublishRTMPS(t *testing.T) {
 	tags := collect(t, sub, 30)
 	close(stop)
 	<-done
-	require.NoError(t, f.Close())
+	require.NoError(t, f.Close(context.Background()))
 	checkStart(t, tags)
 	assert.Equal(t, []rtmpsink.Status{rtmpsink.StatusWait, rtmpsink.StatusActive}, st.get())
 }
@@ -65,7 +66,7 @@ func TestRTMPSUntrustedCertificateFails(t *testing.T) {
 		OnStatus: st.on, BackoffMin: 10 * time.Millisecond, GiveUpAfter: 200 * time.Millisecond,
 	})
 	require.NoError(t, err)
-	defer s.Close()
+	defer s.Close(context.Background())
 	require.Eventually(t, func() bool { return s.Status() == rtmpsink.StatusFailed }, 20*time.Second, 5*time.Millisecond)
 	st.mu.Lock()
 	reason := st.reasons[len(st.reasons)-1]

@@ -118,7 +118,7 @@ func BenchmarkFanoutToRTMP(b *testing.B) {
 	if st := s.Stats(); st.FramesDropped != 0 {
 		b.Fatalf("%+v", st)
 	}
-	if err := f.Close(); err != nil {
+	if err := f.Close(context.Background()); err != nil {
 		b.Fatal(err)
 	}
 }

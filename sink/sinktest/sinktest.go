@@ -62,8 +62,9 @@ func (r *Recorder) WriteFrame(f *media.Frame) error {
 }
 
 // Close marks the recorder closed (Closed reports true) and counts the call.
-// It never fails and may be called more than once.
-func (r *Recorder) Close() error {
+// It never blocks, never fails (ctx is not used) and may be called more than
+// once.
+func (r *Recorder) Close(context.Context) error {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	r.closed = true

@@ -58,9 +58,9 @@ func TestRecorder(t *testing.T) {
 	<-done
 	assert.Equal(t, 4, r.Len())
 
-	go func() { _ = r.Close() }()
+	go func() { _ = r.Close(context.Background()) }()
 	require.NoError(t, r.WaitClosed(ctx))
 	assert.True(t, r.Closed())
-	require.NoError(t, r.Close())
+	require.NoError(t, r.Close(context.Background()))
 	assert.Equal(t, 2, r.CloseCount())
 }

@@ -1,6 +1,7 @@
 package whep
 
 import (
+	"context"
 	"fmt"
 	"testing"
 
@@ -25,7 +26,7 @@ func BenchmarkWriteFrame(b *testing.B) {
 			if err != nil {
 				b.Fatal(err)
 			}
-			defer s.Close()
+			defer s.Close(context.Background())
 			done := make(chan struct{})
 			drained := make(chan struct{})
 			var vs []*viewer

@@ -1,6 +1,7 @@
 package whep_test
 
 import (
+	"context"
 	"io"
 	"net"
 	"net/http"
@@ -23,7 +24,7 @@ func answerHosts(t *testing.T, cfg whep.Config) []string {
 	if err != nil {
 		t.Fatal(err)
 	}
-	t.Cleanup(func() { _ = s.Close() })
+	t.Cleanup(func() { _ = s.Close(context.Background()) })
 	ts := serve(t, s)
 	pc, offer := newOffer(t, viewerOpts{noVideo: true})
 	defer pc.GracefulClose()

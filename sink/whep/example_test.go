@@ -1,6 +1,7 @@
 package whep_test
 
 import (
+	"context"
 	"fmt"
 	"net/http"
 	"net/http/httptest"
@@ -25,7 +26,7 @@ func Example() {
 	if err != nil {
 		panic(err)
 	}
-	defer s.Close()
+	defer s.Close(context.Background())
 
 	mux := http.NewServeMux()
 	mux.Handle("/whep/call1", s)  // POST offers here

@@ -1,6 +1,7 @@
 package whep_test
 
 import (
+	"context"
 	"testing"
 	"time"
 
@@ -56,7 +57,7 @@ func BenchmarkFanoutIdleWHEP(b *testing.B) {
 		}
 	}
 	b.StopTimer()
-	if err := f.Close(); err != nil {
+	if err := f.Close(context.Background()); err != nil {
 		b.Fatal(err)
 	}
 	if st := s.Stats(); st.FramesIn != uint64(b.N) {

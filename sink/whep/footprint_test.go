@@ -1,6 +1,7 @@
 package whep_test
 
 import (
+	"context"
 	"runtime"
 	"testing"
 
@@ -58,6 +59,6 @@ func TestIdleFootprint(t *testing.T) {
 		if st := s.Stats(); st.FramesIn != 50 || st.PacketsSent != 0 {
 			t.Errorf("stats %+v", st)
 		}
-		s.Close()
+		s.Close(context.Background())
 	}
 }

@@ -2,6 +2,7 @@ package whep
 
 import (
 	"bytes"
+	"context"
 	"testing"
 
 	"github.com/bluenviron/mediacommon/v2/pkg/codecs/h264"
@@ -23,7 +24,7 @@ func TestIdleSinkKeepsKeyframeOnly(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer s.Close()
+	defer s.Close(context.Background())
 
 	aus := testmedia.ClipAccessUnits()
 	if !aus[0].Keyframe {

@@ -2,6 +2,7 @@ package whep
 
 import (
 	"bytes"
+	"context"
 	"net/http/httptest"
 	"strings"
 	"sync/atomic"
@@ -30,7 +31,7 @@ func TestSlowViewerNeverBlocksWriteFrame(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer s.Close()
+	defer s.Close(context.Background())
 	stuck := &viewer{queue: make(chan *unit, 4), video: &webrtc.TrackLocalStaticRTP{}}
 	s.mu.Lock()
 	s.active[stuck] = struct{}{}
@@ -69,7 +70,7 @@ func TestKeyframeRequestsRateLimited(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer s.Close()
+	defer s.Close(context.Background())
 	steps := []struct {
 		advance time.Duration
 		want    int32

@@ -2,6 +2,7 @@ package whep_test
 
 import (
 	"bufio"
+	"context"
 	"net/http"
 	"os"
 	"path/filepath"
@@ -137,7 +138,7 @@ func TestViewersJoinAndLeaveWithoutLeaks(t *testing.T) {
 
 	// No UDP socket left once every viewer is gone, sink still open.
 	waitFor(t, "UDP sockets to close", func() bool { return udpSockets(t) == socketsBefore })
-	if err := s.Close(); err != nil {
+	if err := s.Close(context.Background()); err != nil {
 		t.Fatal(err)
 	}
 	ts.Close()

@@ -1,6 +1,7 @@
 package whep
 
 import (
+	"context"
 	"crypto/rand"
 	"encoding/binary"
 	"errors"
@@ -464,9 +465,12 @@ func (s *Sink) Stats() Stats {
 }
 
 // Close stops every viewer, closes their peer connections and waits for
-// their goroutines. Viewers asking afterwards get HTTP 503. It is safe to
-// call more than once and always returns nil.
-func (s *Sink) Close() error {
+// their goroutines. Viewers asking afterwards get HTTP 503. When ctx is done
+// before every viewer's goroutine ended (a peer connection's graceful close
+// waits for the network), Close returns ctx's error; those goroutines end
+// on their own. It is safe to call more than once; later calls return nil.
+func (s *Sink) Close(ctx context.Context) error {
+	var err error
 	s.closeOnce.Do(func() {
 		s.mu.Lock()
 		s.closed = true
@@ -476,9 +480,18 @@ func (s *Sink) Close() error {
 			v.stop()
 		}
 		s.mu.Unlock()
-		s.wg.Wait()
+		done := make(chan struct{})
+		go func() {
+			s.wg.Wait()
+			close(done)
+		}()
+		select {
+		case <-done:
+		case <-ctx.Done():
+			err = fmt.Errorf("whep: close: %w", ctx.Err())
+		}
 	})
-	return nil
+	return err
 }
 
 // requestKeyframe calls Config.RequestKeyframe unless it was called less

@@ -2,6 +2,7 @@ package whep_test
 
 import (
 	"bytes"
+	"context"
 	"io"
 	"net/http"
 	"net/netip"
@@ -32,7 +33,7 @@ func newSink(t *testing.T, cfg whep.Config) *whep.Sink {
 	if err != nil {
 		t.Fatal(err)
 	}
-	t.Cleanup(func() { _ = s.Close() })
+	t.Cleanup(func() { _ = s.Close(context.Background()) })
 	return s
 }
 
@@ -316,10 +317,10 @@ func TestHTTPErrors(t *testing.T) {
 	}
 
 	// After Close.
-	if err := s.Close(); err != nil {
+	if err := s.Close(context.Background()); err != nil {
 		t.Fatal(err)
 	}
-	if err := s.Close(); err != nil {
+	if err := s.Close(context.Background()); err != nil {
 		t.Fatal(err)
 	}
 	resp = postOffer(t, ts.URL+"/whep", offer)
@@ -346,7 +347,7 @@ func TestConfigValidation(t *testing.T) {
 		{Probe: -time.Second},
 	} {
 		if s, err := whep.New(cfg); err == nil {
-			_ = s.Close()
+			_ = s.Close(context.Background())
 			t.Errorf("New(%+v) accepted", cfg)
 		}
 	}
@@ -431,7 +432,7 @@ func TestCloseDuringOfferAndConnectTimeout(t *testing.T) {
 		codes <- resp.StatusCode
 	}()
 	time.Sleep(100 * time.Millisecond) // let the POST start waiting
-	if err := s.Close(); err != nil {
+	if err := s.Close(context.Background()); err != nil {
 		t.Fatal(err)
 	}
 	select {
