@@ -47,7 +47,7 @@ func publishSession() []byte {
 		cmdMsg(0, "createStream", 4, nil),
 		cmdMsg(1, "publish", 5, nil, "k?t=1", "live"),
 		message{ChunkStreamID: csidData, Type: typeDataAMF0, StreamID: 1, Payload: flv.SetDataFrame(flv.Metadata{Width: 2, VideoCodecID: 7})},
-		message{ChunkStreamID: csidVideo, Type: typeVideo, StreamID: 1, Payload: flv.AVCFrame(true, 0, []byte{0, 0, 0, 1, 0x65})},
+		message{ChunkStreamID: csidVideo, Type: typeVideo, StreamID: 1, Payload: flv.AppendAVCFrame(nil, true, 0, []byte{0, 0, 0, 1, 0x65})},
 		message{ChunkStreamID: csidAudio, Type: typeAudio, StreamID: 1, Timestamp: 20, Payload: flv.AACSequenceHeader([]byte{0x11, 0x90})},
 		cmdMsg(0, "deleteStream", 6, nil, 1),
 	)

@@ -184,16 +184,16 @@ func TestAACNeedsConfig(t *testing.T) {
 	require.NoError(t, c.WriteAACConfig([]byte{0x11, 0x90})) // unchanged: not resent
 	require.NoError(t, c.WriteAAC(21*time.Millisecond, []byte{0x21, 0x00}))
 	require.NoError(t, c.WriteSpeex(40*time.Millisecond, []byte{0x33}))
-	require.NoError(t, c.WriteTag(flv.Tag{Type: flv.TagAudio, Timestamp: 60, Data: flv.G711Frame(false, []byte{0xff})}))
+	require.NoError(t, c.WriteTag(flv.Tag{Type: flv.TagAudio, Timestamp: 60, Data: flv.AppendG711Frame(nil, false, []byte{0xff})}))
 	require.Error(t, c.WriteTag(flv.Tag{Type: 3}))
 	require.NoError(t, c.Close())
 	tags := readTags(t, ctx, sub)
 	require.Len(t, tags, 4)
 	require.Equal(t, flv.AACSequenceHeader([]byte{0x11, 0x90}), tags[0].Data)
-	require.Equal(t, flv.AACFrame([]byte{0x21, 0x00}), tags[1].Data)
+	require.Equal(t, flv.AppendAACFrame(nil, []byte{0x21, 0x00}), tags[1].Data)
 	require.Equal(t, uint32(21), tags[1].Timestamp)
-	require.Equal(t, flv.SpeexFrame([]byte{0x33}), tags[2].Data)
-	require.Equal(t, flv.G711Frame(false, []byte{0xff}), tags[3].Data)
+	require.Equal(t, flv.AppendSpeexFrame(nil, []byte{0x33}), tags[2].Data)
+	require.Equal(t, flv.AppendG711Frame(nil, false, []byte{0xff}), tags[3].Data)
 }
 
 // TestLateSubscriber joins a live stream: it must get the metadata and

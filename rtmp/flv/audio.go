@@ -40,21 +40,14 @@ func AACSequenceHeader(asc []byte) []byte {
 	return append([]byte{aacByte, AACSequenceHeaderPacket}, asc...)
 }
 
-// AACFrame returns the audio tag body for one raw AAC access unit.
-func AACFrame(au []byte) []byte { return AppendAACFrame(make([]byte, 0, 2+len(au)), au) }
-
-// AppendAACFrame appends the body AACFrame returns to dst.
+// AppendAACFrame appends to dst the audio tag body for one raw AAC access
+// unit.
 func AppendAACFrame(dst, au []byte) []byte {
 	return append(append(dst, aacByte, AACRawPacket), au...)
 }
 
-// G711Frame returns the audio tag body for G.711 samples: A-law if alaw,
-// µ-law otherwise (8 kHz mono).
-func G711Frame(alaw bool, payload []byte) []byte {
-	return AppendG711Frame(make([]byte, 0, 1+len(payload)), alaw, payload)
-}
-
-// AppendG711Frame appends the body G711Frame returns to dst.
+// AppendG711Frame appends to dst the audio tag body for G.711 samples:
+// A-law if alaw, µ-law otherwise (8 kHz mono).
 func AppendG711Frame(dst []byte, alaw bool, payload []byte) []byte {
 	if alaw {
 		dst = append(dst, alawByte)
@@ -64,13 +57,8 @@ func AppendG711Frame(dst []byte, alaw bool, payload []byte) []byte {
 	return append(dst, payload...)
 }
 
-// SpeexFrame returns the audio tag body for one Speex packet. FLV Speex is
-// 16 kHz (wideband) mono only.
-func SpeexFrame(payload []byte) []byte {
-	return AppendSpeexFrame(make([]byte, 0, 1+len(payload)), payload)
-}
-
-// AppendSpeexFrame appends the body SpeexFrame returns to dst.
+// AppendSpeexFrame appends to dst the audio tag body for one Speex packet.
+// FLV Speex is 16 kHz (wideband) mono only.
 func AppendSpeexFrame(dst, payload []byte) []byte {
 	return append(append(dst, speexByte), payload...)
 }

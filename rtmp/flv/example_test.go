@@ -20,8 +20,8 @@ func Example() {
 		Width: 320, Height: 240, VideoCodecID: flv.CodecAVC, AudioCodecID: flv.SoundG711ALaw, AudioSampleRate: 8000})})
 	seq, _ := flv.AVCSequenceHeader(sps, pps)
 	_ = w.WriteTag(flv.Tag{Type: flv.TagVideo, Data: seq})
-	_ = w.WriteTag(flv.Tag{Type: flv.TagVideo, Data: flv.AVCFrame(true, 0, idr)})
-	_ = w.WriteTag(flv.Tag{Type: flv.TagAudio, Timestamp: 20, Data: flv.G711Frame(true, make([]byte, 160))})
+	_ = w.WriteTag(flv.Tag{Type: flv.TagVideo, Data: flv.AppendAVCFrame(nil, true, 0, idr)})
+	_ = w.WriteTag(flv.Tag{Type: flv.TagAudio, Timestamp: 20, Data: flv.AppendG711Frame(nil, true, make([]byte, 160))})
 
 	r, _ := flv.NewReader(&file)
 	for {

@@ -2,10 +2,10 @@
 // bodies that RTMP carries in its audio, video and data messages.
 //
 // A tag body is the same bytes in an FLV file and in an RTMP message, so
-// the builders here (AVCSequenceHeader, AppendAVCFrame, AACFrame, G711Frame,
-// OnMetaData, ...) serve both the RTMP publisher and the FLV recorder.
-// The Append… variants write into a caller's buffer and allocate nothing
-// once the buffer has grown to size.
+// the builders here (AVCSequenceHeader, AppendAVCFrame, AppendAACFrame,
+// AppendG711Frame, OnMetaData, ...) serve both the RTMP publisher and the
+// FLV recorder. The Append… builders of media frames write into a caller's
+// buffer and allocate nothing once the buffer has grown to size.
 //
 // Specification: Adobe Flash Video File Format Specification version 10.1
 // (FLV header, tags, AUDIODATA, VIDEODATA, SCRIPTDATA); ISO/IEC 14496-15

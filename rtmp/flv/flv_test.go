@@ -136,14 +136,14 @@ func TestBodies(t *testing.T) {
 		got  []byte
 		want []byte
 	}{
-		{"AVC key", AVCFrame(true, 40, avcc), cat([]byte{0x17, 1, 0, 0, 40}, avcc)},
-		{"AVC inter negative cts", AVCFrame(false, -2, avcc), cat([]byte{0x27, 1, 0xff, 0xff, 0xfe}, avcc)},
+		{"AVC key", AppendAVCFrame(nil, true, 40, avcc), cat([]byte{0x17, 1, 0, 0, 40}, avcc)},
+		{"AVC inter negative cts", AppendAVCFrame(nil, false, -2, avcc), cat([]byte{0x27, 1, 0xff, 0xff, 0xfe}, avcc)},
 		{"AVC end", AVCEndOfSequence(), []byte{0x17, 2, 0, 0, 0}},
 		{"AAC config", AACSequenceHeader([]byte{0x11, 0x90}), []byte{0xaf, 0, 0x11, 0x90}},
-		{"AAC raw", AACFrame([]byte{0x21, 0x10}), []byte{0xaf, 1, 0x21, 0x10}},
-		{"A-law", G711Frame(true, []byte{0xd5, 0xd5}), []byte{0x72, 0xd5, 0xd5}},
-		{"µ-law", G711Frame(false, []byte{0xff}), []byte{0x82, 0xff}},
-		{"Speex", SpeexFrame([]byte{1, 2}), []byte{0xb2, 1, 2}},
+		{"AAC raw", AppendAACFrame(nil, []byte{0x21, 0x10}), []byte{0xaf, 1, 0x21, 0x10}},
+		{"A-law", AppendG711Frame(nil, true, []byte{0xd5, 0xd5}), []byte{0x72, 0xd5, 0xd5}},
+		{"µ-law", AppendG711Frame(nil, false, []byte{0xff}), []byte{0x82, 0xff}},
+		{"Speex", AppendSpeexFrame(nil, []byte{1, 2}), []byte{0xb2, 1, 2}},
 		{"HEVC config", HEVCSequenceHeader([]byte{1}), []byte{0x90, 'h', 'v', 'c', '1', 1}},
 		{"HEVC frame", AppendHEVCFrame(nil, false, 0, []byte{9}), []byte{0xa3, 'h', 'v', 'c', '1', 9}},
 		{"HEVC frame cts", AppendHEVCFrame(nil, true, 1, []byte{9}), []byte{0x91, 'h', 'v', 'c', '1', 0, 0, 1, 9}},
@@ -155,7 +155,7 @@ func TestBodies(t *testing.T) {
 }
 
 func TestParseVideo(t *testing.T) {
-	v, err := ParseVideo(AVCFrame(false, -2, []byte{0, 0, 0, 1, 0x41}))
+	v, err := ParseVideo(AppendAVCFrame(nil, false, -2, []byte{0, 0, 0, 1, 0x41}))
 	require.NoError(t, err)
 	require.Equal(t, Video{FrameType: FrameInter, Codec: CodecAVC, PacketType: AVCNALUPacket,
 		CompositionTime: -2, Payload: []byte{0, 0, 0, 1, 0x41}}, v)
@@ -177,7 +177,7 @@ func TestParseAudio(t *testing.T) {
 	require.NoError(t, err)
 	require.True(t, a.SequenceHeader())
 	require.Equal(t, Audio{Format: SoundAAC, Rate: 3, Bits16: true, Stereo: true, Payload: []byte{0x11, 0x90}}, a)
-	a, err = ParseAudio(G711Frame(false, []byte{1}))
+	a, err = ParseAudio(AppendG711Frame(nil, false, []byte{1}))
 	require.NoError(t, err)
 	require.Equal(t, Audio{Format: SoundG711MuLaw, Bits16: true, Payload: []byte{1}}, a)
 	a, err = ParseAudio(AppendOpusFrame(nil, []byte{2}))

@@ -73,14 +73,9 @@ func AVCSequenceHeader(sps, pps []byte) ([]byte, error) {
 	return b, nil
 }
 
-// AVCFrame returns a video tag body with one AVC access unit (NAL units in
-// AVC format, each with a 4-byte length prefix) and its composition time
-// (PTS - DTS in milliseconds).
-func AVCFrame(keyframe bool, cts int32, avcc []byte) []byte {
-	return AppendAVCFrame(make([]byte, 0, 5+len(avcc)), keyframe, cts, avcc)
-}
-
-// AppendAVCFrame appends the body AVCFrame returns to dst.
+// AppendAVCFrame appends to dst a video tag body with one AVC access unit
+// (NAL units in AVC format, each with a 4-byte length prefix) and its
+// composition time (PTS - DTS in milliseconds).
 func AppendAVCFrame(dst []byte, keyframe bool, cts int32, avcc []byte) []byte {
 	ft := byte(FrameInter)
 	if keyframe {
