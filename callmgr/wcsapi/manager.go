@@ -12,6 +12,7 @@ import (
 
 	"github.com/sipstream/sipstream/callmgr"
 	"github.com/sipstream/sipstream/sink/hls"
+	"github.com/sipstream/sipstream/sip"
 )
 
 // pushPrefix is what the product puts in front of a call's stream name when
@@ -40,6 +41,38 @@ type managerService struct {
 
 var _ callService = (*managerService)(nil)
 
+// restFields are the REST API's names of CallParams' fields (the
+// callmgr.Field constants), where they differ from the Go name's first
+// letter lower-cased.
+var restFields = map[string]string{
+	callmgr.FieldCallID:      "callId",
+	callmgr.FieldRTMPURL:     "rtmpUrl",
+	callmgr.FieldSIPAuthName: "sipAuthenticationName",
+	callmgr.FieldHeaders:     "sipHeaders",
+	callmgr.FieldSIPLogin:    "sipLogin",
+	callmgr.FieldSIPPassword: "sipPassword",
+	callmgr.FieldSIPDomain:   "sipDomain",
+	callmgr.FieldSIPPort:     "sipPort",
+	callmgr.FieldSRTP:        "srtp",
+	callmgr.FieldRTMPStream:  "rtmpStream",
+	callmgr.FieldAppKey:      "appKey",
+
+	callmgr.FieldSIPOutboundProxy:    "sipOutboundProxy",
+	callmgr.FieldSIPTransport:        "sipTransport",
+	callmgr.FieldSIPRegisterRequired: "sipRegisterRequired",
+}
+
+// restField is the REST API's name of a callmgr.ParamError's Field.
+func restField(goName string) string {
+	if n, ok := restFields[goName]; ok {
+		return n
+	}
+	if goName == "" {
+		return goName
+	}
+	return strings.ToLower(goName[:1]) + goName[1:] // Callee, ToStream, VisibleName, Record, RingTimeout
+}
+
 // mapErr wraps callmgr's errors in the HTTP layer's sentinels, keeping the
 // message (callmgr's errors never carry secrets).
 func mapErr(err error) error {
@@ -49,7 +82,7 @@ func mapErr(err error) error {
 	case errors.Is(err, callmgr.ErrInvalidParams):
 		var pe *callmgr.ParamError
 		if errors.As(err, &pe) {
-			return &fieldError{Field: pe.Field, Reason: pe.Reason}
+			return &fieldError{Field: restField(pe.Field), Reason: pe.Reason}
 		}
 		return fmt.Errorf("%w: %v", errInvalid, err)
 	case errors.Is(err, callmgr.ErrCallNotFound), errors.Is(err, callmgr.ErrSinkNotFound):
@@ -101,7 +134,7 @@ func (s *managerService) Start(ctx context.Context, p startParams) error {
 		SRTP:                p.SRTP,
 	}
 	for _, h := range p.Headers {
-		cp.Headers = append(cp.Headers, callmgr.Header{Name: h[0], Value: h[1]})
+		cp.Headers = append(cp.Headers, sip.Header{Name: h[0], Value: h[1]})
 	}
 	if s.webrtc == nil {
 		_, err := s.m.StartCall(ctx, cp)

@@ -36,3 +36,22 @@ func TestStartupSRTPField(t *testing.T) {
 	require.True(t, errors.As(err, &fe), "%v", err)
 	assert.Equal(t, "srtp", fe.Field)
 }
+
+// callmgr's ParamErrors name Go fields; the REST API answers with its own.
+func TestRESTFieldNames(t *testing.T) {
+	for goName, want := range map[string]string{
+		callmgr.FieldCallID: "callId", callmgr.FieldCallee: "callee", callmgr.FieldToStream: "toStream",
+		callmgr.FieldRTMPURL: "rtmpUrl", callmgr.FieldRTMPStream: "rtmpStream", callmgr.FieldSIPLogin: "sipLogin",
+		callmgr.FieldSIPAuthName: "sipAuthenticationName", callmgr.FieldSIPPassword: "sipPassword",
+		callmgr.FieldSIPDomain: "sipDomain", callmgr.FieldSIPOutboundProxy: "sipOutboundProxy",
+		callmgr.FieldSIPPort: "sipPort", callmgr.FieldSIPTransport: "sipTransport",
+		callmgr.FieldSIPRegisterRequired: "sipRegisterRequired", callmgr.FieldVisibleName: "visibleName",
+		callmgr.FieldAppKey: "appKey", callmgr.FieldHeaders: "sipHeaders", callmgr.FieldRecord: "record",
+		callmgr.FieldSRTP: "srtp",
+	} {
+		err := mapErr(&callmgr.ParamError{Field: goName, Reason: "bad"})
+		var fe *fieldError
+		require.True(t, errors.As(err, &fe), "%v", err)
+		assert.Equal(t, want, fe.Field, goName)
+	}
+}
