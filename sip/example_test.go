@@ -52,3 +52,31 @@ func ExampleValidateUser() {
 	// <nil>
 	// true
 }
+
+// ExampleValidateHeader shows what a caller may add to an INVITE: reserved
+// headers are refused in any case and in their compact forms.
+func ExampleValidateHeader() {
+	fmt.Println(sip.ValidateHeader(sip.Header{Name: "X-Room", Value: "42"}))
+	fmt.Println(sip.IsReservedHeader("i"), sip.IsReservedHeader("CALL-ID"))
+	var pe *sip.ParamError
+	if errors.As(sip.ValidateHeader(sip.Header{Name: "X-Room", Value: "42\r\nVia: evil"}), &pe) {
+		fmt.Println(pe.Field)
+	}
+	// Output:
+	// <nil>
+	// true true
+	// header
+}
+
+// ExampleValidateCallee shows the three forms of a callee.
+func ExampleValidateCallee() {
+	fmt.Println(sip.ValidateCallee("sip:bob@pbx.example;transport=tcp", ""))
+	fmt.Println(sip.ValidateCallee("bob@sip_pbx:5070", ""))
+	fmt.Println(sip.ValidateCallee("1002", "pbx.example"))
+	fmt.Println(sip.ValidateCallee("1002", "") != nil)
+	// Output:
+	// <nil>
+	// <nil>
+	// <nil>
+	// true
+}

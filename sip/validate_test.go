@@ -2,8 +2,10 @@ package sip
 
 import (
 	"errors"
+	"net"
 	"strings"
 	"testing"
+	"unicode/utf8"
 
 	sipgox "github.com/emiago/sipgo/sip"
 
@@ -291,4 +293,56 @@ func addCases(f *testing.F, k grammarcases.Kind) {
 			f.Add(c.In)
 		}
 	}
+}
+
+// FuzzValidateOutboundProxy: an accepted proxy gives Invite a destination
+// "host:port" whose host is a valid host and whose port is 1-65535.
+func FuzzValidateOutboundProxy(f *testing.F) {
+	addCases(f, grammarcases.Proxy)
+	addCases(f, grammarcases.HostPort)
+	f.Fuzz(func(t *testing.T, s string) {
+		err := ValidateOutboundProxy(s)
+		dest, derr := proxyDest(s, "udp")
+		if (err == nil) != (derr == nil) {
+			t.Fatalf("%q: ValidateOutboundProxy says %v, Invite %v", s, err, derr)
+		}
+		if err != nil {
+			return
+		}
+		host, port, serr := net.SplitHostPort(dest)
+		if serr != nil || port == "0" || strings.ContainsAny(dest, " \r\n;?@") {
+			t.Fatalf("%q: destination %q", s, dest)
+		}
+		if strings.Contains(host, ":") {
+			host = "[" + host + "]"
+		}
+		if ValidateHost(host) != nil {
+			t.Fatalf("%q: destination host %q refused", s, host)
+		}
+	})
+}
+
+// FuzzValidateDisplayName: an accepted display name is sent as one
+// quoted-string without line breaks.
+func FuzzValidateDisplayName(f *testing.F) {
+	for _, s := range []string{"", "Front Desk", `Bob "The Builder" \o/`, "Jörg\tM", "a\r\nVia: x", "\xff"} {
+		f.Add(s)
+	}
+	f.Fuzz(func(t *testing.T, s string) {
+		if ValidateDisplayName(s) != nil {
+			return
+		}
+		q := quoteDisplayName(s)
+		if len(s) > MaxDisplayNameLen || strings.ContainsAny(q, "\r\n\x00") || !utf8.ValidString(q) {
+			t.Fatalf("accepted %q", s)
+		}
+		// The quoted-string ends at the last byte: every inner quote is escaped.
+		for i := 1; i < len(q)-1; i++ {
+			if q[i] == '\\' {
+				i++
+			} else if q[i] == '"' {
+				t.Fatalf("%q: unescaped quote in %s", s, q)
+			}
+		}
+	})
 }
