@@ -54,8 +54,8 @@
 // in there).
 //
 // PlayerHandler serves a small vanilla-JavaScript player page (no CDN) that
-// plays a WHEP URL in a <video> element; PlayerJS is its script for pages of
-// your own.
+// plays a WHEP URL in a <video> element; PlayerScript returns its script for
+// pages of your own.
 //
 // Specification: draft-ietf-wish-whep (WHEP), RFC 8840 (trickle ICE SDP
 // fragments), RFC 8829 (JSEP), RFC 6184 (H.264 over RTP), RFC 7741 (VP8 over

@@ -37,3 +37,15 @@ func TestPlayerHandler(t *testing.T) {
 		t.Errorf("POST: %d", resp.StatusCode)
 	}
 }
+
+// TestPlayerScript: PlayerScript is the script PlayerHandler serves.
+func TestPlayerScript(t *testing.T) {
+	rec := httptest.NewRecorder()
+	whep.PlayerHandler().ServeHTTP(rec, httptest.NewRequest(http.MethodGet, "/player/player.js", nil))
+	if rec.Code != http.StatusOK || rec.Body.String() != whep.PlayerScript() {
+		t.Fatalf("handler served %d, %d bytes; PlayerScript has %d", rec.Code, rec.Body.Len(), len(whep.PlayerScript()))
+	}
+	if !strings.Contains(whep.PlayerScript(), "function whepPlay") {
+		t.Fatal("no whepPlay in the script")
+	}
+}
