@@ -12,14 +12,12 @@ import (
 	"testing"
 	"time"
 
-	"github.com/pion/rtp"
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
 	"github.com/sipstream/sipstream/internal/testenv"
 	"github.com/sipstream/sipstream/internal/testmedia"
-	"github.com/sipstream/sipstream/media/g711"
-	"github.com/sipstream/sipstream/media/rtph264"
+	"github.com/sipstream/sipstream/media"
 )
 
 // --- sipp as the callee ---
@@ -52,47 +50,6 @@ func sippCallee(t *testing.T, audioPort, videoPort int) *testenv.Sipp {
 		Vars: map[string]string{"AUDIOPORT": strconv.Itoa(audioPort), "VIDEOPORT": strconv.Itoa(videoPort)}})
 }
 
-// --- RTP replayer: the H.264 clip and a 1 kHz A-law tone at real-time pace ---
-
-func replay(ctx context.Context, t *testing.T, audio, video *net.UDPConn, audioDst, videoDst *net.UDPAddr) {
-	enc, err := rtph264.NewEncoder(rtph264.EncoderConfig{PayloadType: 96, SSRC: 0x5151, InitialSequenceNumber: 1000})
-	if err != nil {
-		t.Error(err)
-		return
-	}
-	aus := testmedia.ClipAccessUnits()
-	tick := time.NewTicker(20 * time.Millisecond)
-	defer tick.Stop()
-	var aseq uint16
-	for n := 0; ; n++ {
-		select {
-		case <-ctx.Done():
-			return
-		case <-tick.C:
-		}
-		pcm := testmedia.Tone(1000, 8000, n*160, 160, 0.3)
-		ap := rtp.Packet{Header: rtp.Header{Version: 2, PayloadType: 8, SequenceNumber: aseq, Timestamp: uint32(n * 160), SSRC: 0xA1A1},
-			Payload: g711.EncodeALaw(nil, pcm)}
-		aseq++
-		if b, err := ap.Marshal(); err == nil {
-			_, _ = audio.WriteToUDP(b, audioDst)
-		}
-		if n%2 == 0 {
-			f := n / 2
-			pkts, err := enc.Encode(aus[f%len(aus)].NALUs, uint32(f*3600))
-			if err != nil {
-				t.Error(err)
-				return
-			}
-			for _, p := range pkts {
-				if b, err := p.Marshal(); err == nil {
-					_, _ = video.WriteToUDP(b, videoDst)
-				}
-			}
-		}
-	}
-}
-
 // TestInteropSippNginx: sipp answers, our replayer sends its media, the
 // Manager publishes to a real nginx-rtmp. nginx is SIGKILLed and restarted
 // mid-call: the stream must resume within 5 s (LOST, then ACTIVE). nginx's
@@ -103,13 +60,11 @@ func TestInteropSippNginx(t *testing.T) {
 	ffmpegOK := testenv.LookPath(t, "ffmpeg") != ""
 	require.True(t, ffmpegOK)
 
-	audioConn, err := net.ListenUDP("udp4", &net.UDPAddr{IP: net.IPv4(127, 0, 0, 1)})
+	// The H.264 clip and a 1 kHz A-law tone at real-time pace.
+	rp, err := testmedia.NewReplayer(testmedia.ReplayerConfig{Audio: media.CodecPCMA, Amplitude: 0.3, Video: true})
 	require.NoError(t, err)
-	defer audioConn.Close()
-	videoConn, err := net.ListenUDP("udp4", &net.UDPAddr{IP: net.IPv4(127, 0, 0, 1)})
-	require.NoError(t, err)
-	defer videoConn.Close()
-	sp := sippCallee(t, audioConn.LocalAddr().(*net.UDPAddr).Port, videoConn.LocalAddr().(*net.UDPAddr).Port)
+	defer rp.Close()
+	sp := sippCallee(t, rp.AudioPort(), rp.VideoPort())
 
 	var (
 		mu     sync.Mutex
@@ -140,9 +95,12 @@ func TestInteropSippNginx(t *testing.T) {
 	replayDone := make(chan struct{})
 	go func() {
 		defer close(replayDone)
-		replay(rctx, t, audioConn, videoConn,
+		_, _, err := rp.Run(rctx,
 			&net.UDPAddr{IP: net.IPv4(127, 0, 0, 1), Port: c.offerCfg.AudioPort},
 			&net.UDPAddr{IP: net.IPv4(127, 0, 0, 1), Port: c.offerCfg.VideoPort})
+		if err != nil {
+			t.Error(err)
+		}
 	}()
 	defer func() { stopReplay(); <-replayDone }()
 

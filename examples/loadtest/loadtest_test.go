@@ -20,6 +20,7 @@ import (
 	"github.com/sipstream/sipstream/callmgr"
 	"github.com/sipstream/sipstream/internal/testmedia"
 	"github.com/sipstream/sipstream/media"
+	"github.com/sipstream/sipstream/media/rtcpx"
 	"github.com/sipstream/sipstream/sip/sdp"
 )
 
@@ -227,7 +228,7 @@ func TestRTPWire(t *testing.T) {
 
 	sr := make([]byte, srLen)
 	now := time.Date(2026, 12, 7, 12, 0, 0, 500_000_000, time.UTC)
-	putSR(sr, 7, ntpTime(now), 1234, 10, 1600)
+	putSR(sr, 7, rtcpx.NTP(now), 1234, 10, 1600)
 	pkts, err := rtcp.Unmarshal(sr)
 	require.NoError(t, err)
 	require.Len(t, pkts, 1)

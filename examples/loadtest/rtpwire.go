@@ -4,7 +4,6 @@ import (
 	"bytes"
 	"encoding/binary"
 	"math"
-	"time"
 
 	"github.com/sipstream/sipstream/media/g711"
 )
@@ -38,14 +37,6 @@ func putSR(b []byte, ssrc uint32, ntp uint64, rtpTS, packets, octets uint32) {
 	binary.BigEndian.PutUint32(b[16:], rtpTS)
 	binary.BigEndian.PutUint32(b[20:], packets)
 	binary.BigEndian.PutUint32(b[24:], octets)
-}
-
-// ntpTime converts t to the 64-bit NTP format (RFC 5905).
-func ntpTime(t time.Time) uint64 {
-	const ntpEpochOffset = 2208988800
-	sec := uint64(t.Unix()) + ntpEpochOffset
-	frac := uint64(t.Nanosecond()) << 32 / 1e9
-	return sec<<32 | frac
 }
 
 // tonePayload returns 20 ms of a 1 kHz tone at 8 kHz in A-law: 160

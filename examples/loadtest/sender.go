@@ -11,6 +11,8 @@ import (
 	"time"
 
 	"golang.org/x/net/ipv4"
+
+	"github.com/sipstream/sipstream/media/rtcpx"
 )
 
 // sentRing is how many frames' send times a call remembers (10 s at
@@ -379,7 +381,7 @@ func (s *sender) sendCall(c *sendCall, now int64, wall time.Time) {
 		// The reports map the same instant to both streams' RTP clocks
 		// (media time zero is c.start on both), which is what lets the
 		// gateway put audio and video on one timeline.
-		ntp := ntpTime(wall)
+		ntp := rtcpx.NTP(wall)
 		a, v := &c.audio, &c.video
 		putSR(s.bac.next(a.rtcp, srLen, nil), a.ssrc, ntp, a.tsBase+uint32(elapsed*audioClock/1e9), a.packets, a.octets)
 		putSR(s.bvc.next(v.rtcp, srLen, nil), v.ssrc, ntp, v.tsBase+uint32(elapsed*videoClock/1e9), v.packets, v.octets)

@@ -13,8 +13,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/pion/rtcp"
-	"github.com/pion/rtp"
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
@@ -22,173 +20,10 @@ import (
 	"github.com/sipstream/sipstream/internal/testenv"
 	"github.com/sipstream/sipstream/internal/testmedia"
 	"github.com/sipstream/sipstream/media"
-	"github.com/sipstream/sipstream/media/g711"
-	"github.com/sipstream/sipstream/media/rtph264"
 )
-
-// rtpPair is an RTP socket on an even port and its RTCP socket on the next
-// one (RFC 3550 §11), as a phone has them.
-type rtpPair struct {
-	RTP, RTCP *net.UDPConn
-}
-
-func listenPair(t *testing.T) rtpPair {
-	t.Helper()
-	lo := net.IPv4(127, 0, 0, 1)
-	for range 200 {
-		c, err := net.ListenUDP("udp4", &net.UDPAddr{IP: lo})
-		require.NoError(t, err)
-		port := c.LocalAddr().(*net.UDPAddr).Port
-		if port%2 != 0 {
-			c.Close()
-			continue
-		}
-		c2, err := net.ListenUDP("udp4", &net.UDPAddr{IP: lo, Port: port + 1})
-		if err != nil {
-			c.Close()
-			continue
-		}
-		t.Cleanup(func() { c.Close(); c2.Close() })
-		return rtpPair{RTP: c, RTCP: c2}
-	}
-	t.Fatal("no free even/odd UDP port pair on 127.0.0.1")
-	return rtpPair{}
-}
-
-// Port is the pair's RTP port.
-func (p rtpPair) Port() int { return p.RTP.LocalAddr().(*net.UDPAddr).Port }
-
-// avReplayer plays a phone's media: the H.264 test clip at 25 fps (an IDR
-// every second) and PCMA audio that is a 1 kHz tone for the first 200 ms of
-// every second and silence otherwise, so each IDR and the onset of a tone
-// burst share a capture instant. Both streams send RTCP sender reports on
-// one NTP clock with one CNAME, as RFC 3550 §6.4.1 asks for lip sync.
-type avReplayer struct {
-	Audio, Video rtpPair
-}
 
 // burst is the tone length at the start of every second.
 const burst = 200 * time.Millisecond
-
-func newAVReplayer(t *testing.T) *avReplayer {
-	t.Helper()
-	return &avReplayer{Audio: listenPair(t), Video: listenPair(t)}
-}
-
-// ntpTime converts t to the 64-bit NTP format (RFC 3550 §4).
-func ntpTime(t time.Time) uint64 {
-	const ntpEpochOffset = 2208988800 // 1900 to 1970
-	secs := uint64(t.Unix()) + ntpEpochOffset
-	frac := uint64(t.Nanosecond()) << 32 / uint64(time.Second)
-	return secs<<32 | frac
-}
-
-// run sends until ctx ends; audioDst and videoDst are the session's RTP
-// addresses (RTCP goes to the next port). It returns the number of video
-// frames sent.
-func (r *avReplayer) run(ctx context.Context, audioDst, videoDst *net.UDPAddr) (int, error) {
-	const (
-		tick       = 20 * time.Millisecond
-		audioSSRC  = 0x5e2e00a1
-		videoSSRC  = 0x5e2e00b1
-		audioTS0   = 80000
-		videoTS0   = 900000
-		cname      = "e2e-replayer@127.0.0.1"
-		perSecond  = int(time.Second / tick)
-		burstTicks = int(burst / tick)
-	)
-	enc, err := rtph264.NewEncoder(rtph264.EncoderConfig{PayloadType: 96, SSRC: videoSSRC, InitialSequenceNumber: 7000})
-	if err != nil {
-		return 0, err
-	}
-	aus := testmedia.ClipAccessUnits()
-	audioRTCP := &net.UDPAddr{IP: audioDst.IP, Port: audioDst.Port + 1}
-	videoRTCP := &net.UDPAddr{IP: videoDst.IP, Port: videoDst.Port + 1}
-	apkt := rtp.Packet{Header: rtp.Header{Version: 2, PayloadType: 8, SSRC: audioSSRC, SequenceNumber: 3000, Timestamp: audioTS0, Marker: true}}
-	silence := make([]byte, 160)
-	for i := range silence {
-		silence[i] = g711.LinearToALaw(0)
-	}
-	var payload []byte
-	var aPackets, aOctets, vPackets, vOctets uint32
-	frames := 0
-	start := time.Now()
-	for n := 0; ; n++ {
-		at := start.Add(time.Duration(n) * tick)
-		if d := time.Until(at); d > 0 {
-			select {
-			case <-ctx.Done():
-				return frames, nil
-			case <-time.After(d):
-			}
-		} else if ctx.Err() != nil {
-			return frames, nil
-		}
-		// Sender reports first, every second, for the instant of this
-		// tick: both streams map to the same NTP time.
-		if n%perSecond == 0 {
-			ntp := ntpTime(at)
-			sdes := &rtcp.SourceDescription{Chunks: []rtcp.SourceDescriptionChunk{{Items: []rtcp.SourceDescriptionItem{{Type: rtcp.SDESCNAME, Text: cname}}}}}
-			for _, s := range []struct {
-				conn              *net.UDPConn
-				dst               *net.UDPAddr
-				ssrc, ts, pk, oct uint32
-			}{
-				{r.Audio.RTCP, audioRTCP, audioSSRC, uint32(audioTS0 + n*160), aPackets, aOctets},
-				{r.Video.RTCP, videoRTCP, videoSSRC, uint32(videoTS0 + n*1800), vPackets, vOctets},
-			} {
-				sdes.Chunks[0].Source = s.ssrc
-				b, err := rtcp.Marshal([]rtcp.Packet{&rtcp.SenderReport{SSRC: s.ssrc, NTPTime: ntp, RTPTime: s.ts,
-					PacketCount: s.pk, OctetCount: s.oct}, sdes})
-				if err != nil {
-					return frames, err
-				}
-				if _, err := s.conn.WriteToUDP(b, s.dst); err != nil {
-					return frames, err
-				}
-			}
-		}
-		// Audio: 20 ms of tone or silence.
-		if n%perSecond < burstTicks {
-			payload = g711.EncodeALaw(payload[:0], testmedia.Tone(1000, 8000, n*160, 160, 0.5))
-		} else {
-			payload = append(payload[:0], silence...)
-		}
-		apkt.Payload = payload
-		b, err := apkt.Marshal()
-		if err != nil {
-			return frames, err
-		}
-		if _, err := r.Audio.RTP.WriteToUDP(b, audioDst); err != nil {
-			return frames, err
-		}
-		aPackets++
-		aOctets += uint32(len(payload))
-		apkt.Marker = false
-		apkt.SequenceNumber++
-		apkt.Timestamp += 160
-		// Video: a picture every other tick (25 fps).
-		if n%2 == 0 {
-			f := n / 2
-			pkts, err := enc.Encode(aus[f%len(aus)].NALUs, uint32(videoTS0+f*3600))
-			if err != nil {
-				return frames, err
-			}
-			for _, p := range pkts {
-				b, err := p.Marshal()
-				if err != nil {
-					return frames, err
-				}
-				if _, err := r.Video.RTP.WriteToUDP(b, videoDst); err != nil {
-					return frames, err
-				}
-				vPackets++
-				vOctets += uint32(len(p.Payload))
-			}
-			frames++
-		}
-	}
-}
 
 // videoSlices copies the file's H.264 track out as Annex-B (ffmpeg's
 // h264_mp4toannexb) and returns its slice NAL units (types 1 and 5) in
@@ -269,9 +104,16 @@ func TestInteropSippAVLipSyncLossy(t *testing.T) {
 // tone burst.
 func publishAV(t *testing.T, stream string, minPictures int, maxAV time.Duration, opts ...func(*callmgr.Config)) {
 	t.Helper()
-	rp := newAVReplayer(t)
-	p := publishSippCall(t, sippAnswer{AudioCodec: media.CodecPCMA, AudioPort: rp.Audio.Port(), VideoPort: rp.Video.Port()},
-		true, stream, 8*time.Second, rp.run, opts...)
+	// The phone's media: the H.264 clip at 25 fps (an IDR every second)
+	// and PCMA audio that is a 1 kHz tone for the first 200 ms of every
+	// second, so each IDR and the onset of a tone burst share a capture
+	// instant, with sender reports on one NTP clock.
+	rp := newReplayer(t, testmedia.ReplayerConfig{Audio: media.CodecPCMA, Burst: burst, Video: true, RTCP: true})
+	p := publishSippCall(t, sippAnswer{AudioCodec: media.CodecPCMA, AudioPort: rp.AudioPort(), VideoPort: rp.VideoPort()},
+		true, stream, 8*time.Second, func(ctx context.Context, audio, video *net.UDPAddr) (int, error) {
+			_, frames, err := rp.Run(ctx, audio, video)
+			return frames, err
+		}, opts...)
 	assertAnsweredCall(t, p.Calls)
 	assert.Equal(t, []callmgr.SinkStatus{callmgr.SinkWait, callmgr.SinkActive}, p.RTMP)
 

@@ -155,9 +155,12 @@ func publishSippCall(t *testing.T, a sippAnswer, hasVideo bool, stream string, r
 // rejecting video) whose audio the replayer sends in codec.
 func publishAudioOnly(t *testing.T, codec media.Codec, stream string, record time.Duration) published {
 	t.Helper()
-	rp := newReplayer(t, codec)
-	return publishSippCall(t, sippAnswer{AudioCodec: codec, AudioPort: rp.Port()}, false, stream, record,
-		func(ctx context.Context, audio, _ *net.UDPAddr) (int, error) { return rp.run(ctx, audio) })
+	rp := newReplayer(t, testmedia.ReplayerConfig{Audio: codec})
+	return publishSippCall(t, sippAnswer{AudioCodec: codec, AudioPort: rp.AudioPort()}, false, stream, record,
+		func(ctx context.Context, audio, _ *net.UDPAddr) (int, error) {
+			n, _, err := rp.Run(ctx, audio, nil)
+			return n, err
+		})
 }
 
 // checkGeneratedVideo checks the H.264 track the RTMP sink generated for an

@@ -7,20 +7,16 @@ import (
 	"fmt"
 	"io"
 	"math"
-	"net"
 	"net/http"
 	"strings"
 	"testing"
 	"time"
 
-	"github.com/pion/rtp"
 	"github.com/stretchr/testify/require"
 
 	"github.com/sipstream/sipstream/internal/testenv"
 	"github.com/sipstream/sipstream/internal/testmedia"
 	"github.com/sipstream/sipstream/media"
-	"github.com/sipstream/sipstream/media/g711"
-	"github.com/sipstream/sipstream/media/rtpaudio"
 )
 
 // ---------------------------------------------------------------------------
@@ -76,71 +72,13 @@ func startSipp(t *testing.T, a sippAnswer) *testenv.Sipp {
 	return testenv.StartSipp(t, testenv.SippConfig{Scenario: testenv.SippCallee(a.sdp())})
 }
 
-// ---------------------------------------------------------------------------
-// RTP replayer: 20 ms audio packets at real-time pace on an absolute
-// schedule (a late wake-up sends what is due at once rather than drifting).
-
-// replayer sends one audio stream from its own UDP socket.
-type replayer struct {
-	conn  *net.UDPConn
-	codec media.Codec
-}
-
-func newReplayer(t *testing.T, codec media.Codec) *replayer {
+// newReplayer opens a testmedia.Replayer for the test (closed at its end).
+func newReplayer(t *testing.T, cfg testmedia.ReplayerConfig) *testmedia.Replayer {
 	t.Helper()
-	c, err := net.ListenUDP("udp4", &net.UDPAddr{IP: net.IPv4(127, 0, 0, 1)})
+	rp, err := testmedia.NewReplayer(cfg)
 	require.NoError(t, err)
-	t.Cleanup(func() { c.Close() })
-	return &replayer{conn: c, codec: codec}
-}
-
-// Port is the replayer's local port (what sipp's answer advertises).
-func (r *replayer) Port() int { return r.conn.LocalAddr().(*net.UDPAddr).Port }
-
-// run sends until ctx ends: a 1 kHz tone at half scale in PCMA, or the
-// silent 20 ms Opus frame. It returns the number of packets sent.
-func (r *replayer) run(ctx context.Context, dst *net.UDPAddr) (int, error) {
-	const frame = 20 * time.Millisecond
-	pt, rate := uint8(8), 8000
-	var silence []byte
-	if r.codec == media.CodecOpus {
-		pt, rate = 111, 48000
-		var err error
-		if silence, err = rtpaudio.Silence(rtpaudio.Format{Codec: media.CodecOpus}, frame); err != nil {
-			return 0, err
-		}
-	}
-	samples := rate / 50
-	pkt := rtp.Packet{Header: rtp.Header{Version: 2, PayloadType: pt, SSRC: 0x5e2e0001, SequenceNumber: 4000, Timestamp: 160000, Marker: true}}
-	var payload []byte
-	start := time.Now()
-	for n := 0; ; n++ {
-		if d := time.Until(start.Add(time.Duration(n) * frame)); d > 0 {
-			select {
-			case <-ctx.Done():
-				return n, nil
-			case <-time.After(d):
-			}
-		} else if ctx.Err() != nil {
-			return n, nil
-		}
-		if r.codec == media.CodecOpus {
-			payload = silence
-		} else {
-			payload = g711.EncodeALaw(payload[:0], testmedia.Tone(1000, rate, n*samples, samples, 0.5))
-		}
-		pkt.Payload = payload
-		b, err := pkt.Marshal()
-		if err != nil {
-			return n, err
-		}
-		if _, err := r.conn.WriteToUDP(b, dst); err != nil {
-			return n, err
-		}
-		pkt.Marker = false
-		pkt.SequenceNumber++
-		pkt.Timestamp += uint32(samples)
-	}
+	t.Cleanup(rp.Close)
+	return rp
 }
 
 // ---------------------------------------------------------------------------

@@ -17,6 +17,7 @@ import (
 
 	"github.com/sipstream/sipstream/internal/testmedia"
 	"github.com/sipstream/sipstream/media"
+	"github.com/sipstream/sipstream/media/rtcpx"
 	"github.com/sipstream/sipstream/media/rtpaudio"
 	"github.com/sipstream/sipstream/media/rtpdtmf"
 )
@@ -195,10 +196,6 @@ func (s *rtpStream) currentSpec() media.StreamSpec {
 	return s.spec
 }
 
-// isRTCP tells RTCP from RTP on a multiplexed port (RFC 5761 §4: packet
-// types 192-223).
-func isRTCP(b []byte) bool { return len(b) >= 2 && b[1] >= 192 && b[1] <= 223 }
-
 // readRTP records what arrives on the RTP socket until it is closed.
 func (s *rtpStream) readRTP() {
 	buf := make([]byte, 2048)
@@ -210,7 +207,7 @@ func (s *rtpStream) readRTP() {
 			return
 		}
 		b := buf[:n]
-		if isRTCP(b) {
+		if rtcpx.IsRTCP(b) {
 			s.handleRTCP(b)
 			continue
 		}
@@ -327,13 +324,6 @@ func randUint32() uint32 {
 	return binary.BigEndian.Uint32(b[:])
 }
 
-// ntpTime converts t to the 64-bit NTP format of RTCP SRs (RFC 3550 §4).
-func ntpTime(t time.Time) uint64 {
-	secs := uint64(t.Unix()) + 2208988800
-	frac := (uint64(t.Nanosecond()) << 32) / 1e9
-	return secs<<32 | frac
-}
-
 // sender is the state of one outgoing stream.
 type sender struct {
 	s       *rtpStream
@@ -384,7 +374,7 @@ func (sd *sender) sendSR(spec media.StreamSpec) {
 	elapsed := now.Sub(sd.start)
 	sr := &rtcp.SenderReport{
 		SSRC:        sd.ssrc,
-		NTPTime:     ntpTime(now),
+		NTPTime:     rtcpx.NTP(now),
 		RTPTime:     sd.ts0 + uint32(elapsed.Seconds()*float64(sd.clock)),
 		PacketCount: sd.packets,
 		OctetCount:  sd.octets,

@@ -19,6 +19,7 @@ import (
 
 	"github.com/sipstream/sipstream/internal/testmedia"
 	"github.com/sipstream/sipstream/media"
+	"github.com/sipstream/sipstream/media/rtcpx"
 	"github.com/sipstream/sipstream/media/rtpaudio"
 	"github.com/sipstream/sipstream/media/rtpdtmf"
 	"github.com/sipstream/sipstream/media/rtph264"
@@ -66,7 +67,7 @@ func readRTP(t *testing.T, conn *net.UDPConn, n int) []*rtp.Packet {
 	for len(out) < n {
 		k, _, err := conn.ReadFromUDP(buf)
 		require.NoError(t, err, "after %d packets", len(out))
-		if isRTCP(buf[:k]) {
+		if rtcpx.IsRTCP(buf[:k]) {
 			continue
 		}
 		var p rtp.Packet
