@@ -161,7 +161,7 @@ func (st *stream) renack() time.Duration {
 // after.
 func (st *stream) arrived(seq uint16, ts uint32, b []byte, f *format, now time.Time) {
 	answering := st.need != 0 && st.kfSent > 0
-	if answering && f.h264 != nil && rtph264.IsKeyframePacket(rtpPayload(b)) {
+	if answering && f.pf.Codec == media.CodecH264 && rtph264.IsKeyframePacket(rtpPayload(b)) {
 		if st.haveGapTS && st.gapTS == ts && (!st.haveKeyTS || st.keyTS != ts) {
 			st.brokenAnswer(now)
 		}

@@ -49,15 +49,32 @@ type socket struct {
 	drops uint32 // the kernel's drop counter last seen (owner goroutine)
 }
 
+// decoder is a media depacketizer as the stream uses it: rtph264's and
+// rtpvp8's Decoder, and rtpaudio's behind audioDecoder.
+type decoder interface {
+	// Decode takes one RTP packet and returns a whole frame with its RTP
+	// timestamp, or an error: ErrMorePacketsNeeded (the frame goes on in
+	// the next packets), ErrNeedKeyframe (a frame was dropped) or another
+	// one (a malformed packet).
+	Decode(pkt *rtp.Packet) (media.Frame, uint32, error)
+	// NeedKeyframe reports whether the decoder waits for a keyframe (a
+	// concealing one keeps decoding meanwhile). Always false for audio.
+	NeedKeyframe() bool
+}
+
+// audioDecoder is rtpaudio's Decoder as a decoder: audio has no keyframes.
+type audioDecoder struct{ *rtpaudio.Decoder }
+
+func (audioDecoder) NeedKeyframe() bool { return false }
+
 // format is one negotiated payload type and its depacketizer.
 type format struct {
 	pf    media.PayloadFormat
-	audio *rtpaudio.Decoder
-	h264  *rtph264.Decoder
-	vp8   *rtpvp8.Decoder
-	dtmf  *rtpdtmf.Decoder
-	rtx   bool  // an RFC 4588 retransmission format
-	apt   uint8 // the payload type it retransmits
+	dec   decoder          // audio or video; nil for the formats below
+	video bool             // dec is a video decoder
+	dtmf  *rtpdtmf.Decoder // RFC 4733 telephone-event
+	rtx   bool             // an RFC 4588 retransmission format
+	apt   uint8            // the payload type it retransmits
 }
 
 func (f *format) clockRate() uint32 {
@@ -68,13 +85,7 @@ func (f *format) clockRate() uint32 {
 }
 
 func (f *format) needKeyframe() bool {
-	switch {
-	case f.h264 != nil:
-		return f.h264.NeedKeyframe()
-	case f.vp8 != nil:
-		return f.vp8.NeedKeyframe()
-	}
-	return false
+	return f.dec != nil && f.dec.NeedKeyframe()
 }
 
 // stream is the state of one m= line. Everything but statsMu/pub is owned
@@ -233,11 +244,17 @@ func (st *stream) configure(sp media.StreamSpec, now time.Time) error {
 		switch pf.Codec {
 		case media.CodecH264:
 			sps, pps := spropParameterSets(pf.Fmtp)
-			f.h264, err = rtph264.NewDecoder(rtph264.DecoderConfig{SPS: sps, PPS: pps, Conceal: st.s.cfg.LossPolicy == LossConceal})
+			var d *rtph264.Decoder
+			d, err = rtph264.NewDecoder(rtph264.DecoderConfig{SPS: sps, PPS: pps, Conceal: st.s.cfg.LossPolicy == LossConceal})
+			f.dec, f.video = d, true
 		case media.CodecVP8:
-			f.vp8, err = rtpvp8.NewDecoder(rtpvp8.DecoderConfig{Conceal: st.s.cfg.LossPolicy == LossConceal})
+			var d *rtpvp8.Decoder
+			d, err = rtpvp8.NewDecoder(rtpvp8.DecoderConfig{Conceal: st.s.cfg.LossPolicy == LossConceal})
+			f.dec, f.video = d, true
 		case media.CodecPCMA, media.CodecPCMU, media.CodecOpus, media.CodecSpeex:
-			f.audio, err = rtpaudio.NewDecoder(rtpaudio.Format{Codec: pf.Codec, ClockRate: pf.ClockRate, Channels: pf.Channels})
+			var d *rtpaudio.Decoder
+			d, err = rtpaudio.NewDecoder(rtpaudio.Format{Codec: pf.Codec, ClockRate: pf.ClockRate, Channels: pf.Channels})
+			f.dec = audioDecoder{d}
 		case media.CodecTelephoneEvent:
 			f.dtmf, err = rtpdtmf.NewDecoder(rtpdtmf.DecoderConfig{ClockRate: pf.ClockRate})
 		case media.CodecRTX:
@@ -254,7 +271,7 @@ func (st *stream) configure(sp media.StreamSpec, now time.Time) error {
 		}
 		if f.pf.ClockRate == 0 {
 			switch {
-			case f.h264 != nil || f.vp8 != nil:
+			case f.video:
 				f.pf.ClockRate = 90000
 			case pf.Codec == media.CodecOpus:
 				f.pf.ClockRate = 48000
@@ -585,16 +602,7 @@ func (st *stream) decode(pkt *rtp.Packet, now time.Time) {
 	if f == nil {
 		return
 	}
-	var (
-		fr  media.Frame
-		ts  uint32
-		err error
-	)
-	if f.dtmf == nil {
-		st.lastFmt = f
-	}
-	switch {
-	case f.dtmf != nil:
+	if f.dtmf != nil {
 		ev, err := f.dtmf.Decode(pkt)
 		if err != nil {
 			if !errors.Is(err, rtpdtmf.ErrMorePacketsNeeded) {
@@ -607,13 +615,12 @@ func (st *stream) decode(pkt *rtp.Packet, now time.Time) {
 			st.s.cfg.OnDTMF(d, ev.Duration)
 		}
 		return
-	case f.audio != nil:
-		fr, ts, err = f.audio.Decode(pkt)
-	case f.h264 != nil:
-		fr, ts, err = f.h264.Decode(pkt)
-	case f.vp8 != nil:
-		fr, ts, err = f.vp8.Decode(pkt)
 	}
+	st.lastFmt = f
+	if f.dec == nil {
+		return // RTX is unwrapped before the jitter buffer
+	}
+	fr, ts, err := f.dec.Decode(pkt)
 	if err != nil {
 		switch {
 		case errors.Is(err, rtph264.ErrMorePacketsNeeded), errors.Is(err, rtpvp8.ErrMorePacketsNeeded):
