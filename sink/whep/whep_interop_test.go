@@ -7,9 +7,7 @@ import (
 	"io"
 	"net/http"
 	"net/http/httptest"
-	"os/exec"
 	"sync"
-	"syscall"
 	"testing"
 	"time"
 
@@ -136,7 +134,6 @@ func runCall(t *testing.T, s *whep.Sink, video bool) (stop func()) {
 // headless Chromium reports after opening page?query.
 func playInChromium(t *testing.T, s *whep.Sink, query string) browserResult {
 	t.Helper()
-	chromium := testenv.LookPath(t, "chromium")
 	results := make(chan browserResult, 1)
 	mux := http.NewServeMux()
 	mux.Handle("/whep", s)
@@ -160,20 +157,8 @@ func playInChromium(t *testing.T, s *whep.Sink, query string) browserResult {
 	ts := httptest.NewServer(mux)
 	defer ts.Close()
 
-	cmd := exec.Command(chromium, "--headless", "--no-sandbox", "--disable-gpu", "--disable-quic",
-		"--no-first-run", "--disable-background-networking", "--disable-component-update", "--disable-sync",
-		"--disable-extensions", "--mute-audio", "--autoplay-policy=no-user-gesture-required",
-		// Let WebRTC use 127.0.0.1 and plain host candidates: all traffic stays on loopback.
-		"--allow-loopback-in-peer-connection", "--disable-features=WebRtcHideLocalIpsWithMdns",
-		"--user-data-dir="+t.TempDir(), ts.URL+"/test.html?"+query)
-	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	defer func() {
-		_ = syscall.Kill(-cmd.Process.Pid, syscall.SIGKILL) // chromium and its helpers
-		_ = cmd.Wait()
-	}()
+	// Killed (with its helpers) before the test server closes.
+	defer testenv.StartChromium(t, testenv.ChromiumConfig{URL: ts.URL + "/test.html?" + query}).Close()
 
 	var res browserResult
 	select {
