@@ -4,35 +4,27 @@ import (
 	"bytes"
 	"context"
 	"errors"
-	"fmt"
-	"io"
-	"net"
 	"net/http"
 	"strings"
 	"sync"
 	"time"
 
-	"github.com/pion/ice/v4"
-	"github.com/pion/interceptor"
 	"github.com/pion/webrtc/v4"
 
+	"github.com/sipstream/sipstream/internal/testwhep"
 	"github.com/sipstream/sipstream/media/g711"
 	"github.com/sipstream/sipstream/media/rtph264"
 )
 
-// viewer is a pion/webrtc client that plays a WHEP endpoint the way a
+// viewer is a testwhep viewer that plays a WHEP endpoint the way a
 // browser would (receive-only video and audio transceivers, complete offer,
-// no trickle ICE) and keeps what it receives: every H.264 access unit it
-// depacketizes with media/rtph264 (AVC form), and the audio decoded to
-// linear PCM.
+// no trickle ICE, pion's default interceptors) and keeps what it receives:
+// every H.264 access unit it depacketizes with media/rtph264 (AVC form),
+// and the audio decoded to linear PCM.
 type viewer struct {
-	pc       *webrtc.PeerConnection
-	location string // the WHEP resource URL from the answer's Location
-
-	wg sync.WaitGroup // track readers
+	w *testwhep.Viewer
 
 	mu          sync.Mutex
-	closed      bool
 	videoMime   string
 	audioMime   string
 	aus         [][]byte // access units in arrival order (copies)
@@ -44,102 +36,21 @@ type viewer struct {
 	audioOthers int     // audio packets of codecs the viewer cannot decode
 }
 
-// viewerAPI builds a pion API for a loopback-only viewer with pion's
-// default codecs (H.264, VP8, Opus, PCMU, PCMA among them), NACK and RTCP
-// reports, as browsers have.
-func viewerAPI() (*webrtc.API, error) {
-	m := &webrtc.MediaEngine{}
-	if err := m.RegisterDefaultCodecs(); err != nil {
-		return nil, err
-	}
-	ir := &interceptor.Registry{}
-	if err := webrtc.RegisterDefaultInterceptors(m, ir); err != nil {
-		return nil, err
-	}
-	var se webrtc.SettingEngine
-	se.SetICEMulticastDNSMode(ice.MulticastDNSModeDisabled)
-	se.SetIncludeLoopbackCandidate(true)
-	se.SetNetworkTypes([]webrtc.NetworkType{webrtc.NetworkTypeUDP4})
-	se.SetIPFilter(func(ip net.IP) bool { return ip.IsLoopback() })
-	return webrtc.NewAPI(webrtc.WithMediaEngine(m), webrtc.WithSettingEngine(se),
-		webrtc.WithInterceptorRegistry(ir)), nil
-}
-
 // play negotiates a viewer with the WHEP endpoint at url (POST offer, 201 +
 // answer). The viewer runs until close.
-func play(ctx context.Context, client *http.Client, url string) (_ *viewer, err error) {
-	api, err := viewerAPI()
+func play(ctx context.Context, client *http.Client, url string) (*viewer, error) {
+	v := &viewer{}
+	w, err := testwhep.Play(ctx, url, testwhep.Config{BrowserInterceptors: true, Client: client,
+		ReadTrack: func(tr *webrtc.TrackRemote, _ <-chan struct{}) { v.read(tr) }})
 	if err != nil {
 		return nil, err
 	}
-	pc, err := api.NewPeerConnection(webrtc.Configuration{})
-	if err != nil {
-		return nil, err
-	}
-	v := &viewer{pc: pc}
-	defer func() {
-		if err != nil {
-			v.close()
-		}
-	}()
-	pc.OnTrack(func(tr *webrtc.TrackRemote, _ *webrtc.RTPReceiver) {
-		v.mu.Lock()
-		defer v.mu.Unlock()
-		if v.closed {
-			return
-		}
-		v.wg.Add(1)
-		go v.read(tr)
-	})
-	recvonly := webrtc.RTPTransceiverInit{Direction: webrtc.RTPTransceiverDirectionRecvonly}
-	for _, k := range []webrtc.RTPCodecType{webrtc.RTPCodecTypeVideo, webrtc.RTPCodecTypeAudio} {
-		if _, err := pc.AddTransceiverFromKind(k, recvonly); err != nil {
-			return nil, err
-		}
-	}
-	offer, err := pc.CreateOffer(nil)
-	if err != nil {
-		return nil, err
-	}
-	gathered := webrtc.GatheringCompletePromise(pc)
-	if err := pc.SetLocalDescription(offer); err != nil {
-		return nil, err
-	}
-	select {
-	case <-gathered:
-	case <-ctx.Done():
-		return nil, fmt.Errorf("viewer ICE gathering: %w", ctx.Err())
-	}
-	req, err := http.NewRequestWithContext(ctx, http.MethodPost, url, strings.NewReader(pc.LocalDescription().SDP))
-	if err != nil {
-		return nil, err
-	}
-	req.Header.Set("Content-Type", "application/sdp")
-	resp, err := client.Do(req)
-	if err != nil {
-		return nil, err
-	}
-	body, err := io.ReadAll(io.LimitReader(resp.Body, 1<<20))
-	resp.Body.Close()
-	if err != nil {
-		return nil, err
-	}
-	if resp.StatusCode != http.StatusCreated {
-		return nil, fmt.Errorf("WHEP POST: %d %s", resp.StatusCode, bytes.TrimSpace(body))
-	}
-	if ct := resp.Header.Get("Content-Type"); ct != "application/sdp" {
-		return nil, fmt.Errorf("WHEP answer has Content-Type %q", ct)
-	}
-	v.location = resp.Header.Get("Location")
-	if err := pc.SetRemoteDescription(webrtc.SessionDescription{Type: webrtc.SDPTypeAnswer, SDP: string(body)}); err != nil {
-		return nil, err
-	}
+	v.w = w
 	return v, nil
 }
 
 // read consumes one remote track until the connection closes.
 func (v *viewer) read(tr *webrtc.TrackRemote) {
-	defer v.wg.Done()
 	mime := tr.Codec().MimeType
 	video := tr.Kind() == webrtc.RTPCodecTypeVideo
 	v.mu.Lock()
@@ -228,33 +139,10 @@ func (v *viewer) waitUntil(ctx context.Context, cond func(snapshot) bool) (snaps
 
 // stop ends the viewer's WHEP session the standard way: DELETE on its
 // resource. base is the server's URL the Location is relative to.
-func (v *viewer) stop(ctx context.Context, client *http.Client, base string) (int, error) {
-	u := v.location
-	if strings.HasPrefix(u, "/") {
-		u = base + u
-	}
-	req, err := http.NewRequestWithContext(ctx, http.MethodDelete, u, nil)
-	if err != nil {
-		return 0, err
-	}
-	resp, err := client.Do(req)
-	if err != nil {
-		return 0, err
-	}
-	resp.Body.Close()
-	return resp.StatusCode, nil
+func (v *viewer) stop(ctx context.Context, _ *http.Client, base string) (int, error) {
+	return v.w.Delete(ctx, base)
 }
 
 // close closes the peer connection and waits for the track readers.
 // Idempotent.
-func (v *viewer) close() {
-	v.mu.Lock()
-	if v.closed {
-		v.mu.Unlock()
-		return
-	}
-	v.closed = true
-	v.mu.Unlock()
-	_ = v.pc.GracefulClose()
-	v.wg.Wait()
-}
+func (v *viewer) close() { v.w.Close() }
