@@ -16,6 +16,7 @@ import (
 	"github.com/bluenviron/gortmplib/pkg/handshake"
 
 	"github.com/sipstream/sipstream/media"
+	"github.com/sipstream/sipstream/media/rtph264"
 	"github.com/sipstream/sipstream/rtmp/flv"
 )
 
@@ -102,8 +103,7 @@ type Client struct {
 	videoFrames   atomic.Uint64
 	audioFrames   atomic.Uint64
 	videoDropped  atomic.Uint64
-	foundSPS      []byte
-	foundPPS      []byte
+	found         rtph264.ParamSets // of the keyframe being written
 
 	hevcConfigured bool
 	opusConfigured bool
@@ -548,23 +548,23 @@ func (c *Client) WriteH264(pts, dts time.Duration, avcc []byte, keyframe bool) e
 		return err
 	}
 	if keyframe {
-		c.foundSPS, c.foundPPS = nil, nil
-		if err := flv.ForEachNALU(avcc, c.findParamSets); err != nil {
-			c.foundSPS, c.foundPPS = nil, nil
+		c.found = rtph264.ParamSets{}
+		if err := rtph264.ForEachAVC(avcc, c.findParamSets); err != nil {
+			c.found = rtph264.ParamSets{}
 			return fmt.Errorf("%w: H.264 access unit: %w", ErrBadFrame, err)
 		}
 	}
-	newConfig := c.foundSPS != nil && c.foundPPS != nil
+	newConfig := c.found.SPS != nil && c.found.PPS != nil
 	if !c.videoConfig && !newConfig || !c.videoStarted && !keyframe {
-		c.foundSPS, c.foundPPS = nil, nil
+		c.found = rtph264.ParamSets{}
 		c.videoDropped.Add(1)
 		return nil
 	}
 	p, d := c.vguard.Stamp(max(pts, 0), max(dts, 0))
 	ts := uint32(d) // wraps after 49.7 days, as RTMP time does
 	if newConfig {
-		err := c.avcConfig(ts, c.foundSPS, c.foundPPS)
-		c.foundSPS, c.foundPPS = nil, nil
+		err := c.avcConfig(ts, c.found.SPS, c.found.PPS)
+		c.found = rtph264.ParamSets{}
 		if err != nil {
 			return err
 		}
@@ -581,19 +581,7 @@ func (c *Client) WriteH264(pts, dts time.Duration, avcc []byte, keyframe bool) e
 }
 
 func (c *Client) findParamSets(n []byte) bool {
-	if len(n) == 0 {
-		return true
-	}
-	switch n[0] & 0x1f {
-	case 7:
-		if c.foundSPS == nil {
-			c.foundSPS = n
-		}
-	case 8:
-		if c.foundPPS == nil {
-			c.foundPPS = n
-		}
-	}
+	c.found.Add(n)
 	return true
 }
 

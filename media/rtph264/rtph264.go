@@ -65,25 +65,67 @@ var ErrMorePacketsNeeded = errors.New("rtph264: more packets needed")
 var ErrNeedKeyframe = errors.New("rtph264: access unit dropped, waiting for an IDR")
 
 // SplitAVC splits an AVC (4-byte length-prefixed) access unit into NAL
-// units, which alias b. A zero-length NAL unit makes it fail. Not
-// mediacommon's h264.AVCC.Unmarshal, which refuses access units of more
-// than 50 NAL units (h264.MaxNALUsPerAccessUnit): a phone in
-// packetization-mode 0 sends one slice per packet, 30 to 60 for a 720p IDR.
+// units, which alias b. A zero-length NAL unit makes it fail. See
+// ForEachAVC, which it uses.
 func SplitAVC(b []byte) ([][]byte, error) {
 	var out [][]byte
-	for len(b) > 0 {
-		if len(b) < 4 {
-			return nil, errors.New("rtph264: truncated AVC length")
-		}
-		n := binary.BigEndian.Uint32(b)
-		b = b[4:]
-		if n == 0 || uint64(n) > uint64(len(b)) {
-			return nil, errors.New("rtph264: invalid AVC NAL unit length")
-		}
-		out = append(out, b[:n])
-		b = b[n:]
+	err := ForEachAVC(b, func(nalu []byte) bool {
+		out = append(out, nalu)
+		return true
+	})
+	if err != nil {
+		return nil, err
 	}
 	return out, nil
+}
+
+// ForEachAVC calls fn with each NAL unit of an AVC (4-byte big-endian
+// length-prefixed) access unit, in order, until fn returns false; the NAL
+// units alias au. It allocates nothing. A truncated length, a zero length
+// or one past the end makes it fail. It is the one walk over AVC access
+// units in sipstream, not mediacommon's h264.AVCC.Unmarshal, which refuses
+// access units of more than 50 NAL units (h264.MaxNALUsPerAccessUnit): a
+// phone in packetization-mode 0 sends one slice per packet, 30 to 60 for a
+// 720p IDR.
+func ForEachAVC(au []byte, fn func(nalu []byte) bool) error {
+	for len(au) > 0 {
+		if len(au) < 4 {
+			return errors.New("rtph264: truncated AVC length")
+		}
+		n := binary.BigEndian.Uint32(au)
+		au = au[4:]
+		if n == 0 || uint64(n) > uint64(len(au)) {
+			return errors.New("rtph264: invalid AVC NAL unit length")
+		}
+		if !fn(au[:n]) {
+			return nil
+		}
+		au = au[n:]
+	}
+	return nil
+}
+
+// ParamSets picks the first SPS and the first PPS out of the NAL units
+// given to Add. The zero value is empty.
+type ParamSets struct {
+	// SPS and PPS alias the NAL units given to Add; nil until one is seen.
+	SPS, PPS []byte
+}
+
+// Add keeps nalu if it is the first SPS or the first PPS and returns its
+// NAL unit type (ITU-T H.264 §7.4.1); an empty nalu is type 0.
+func (p *ParamSets) Add(nalu []byte) h264.NALUType {
+	if len(nalu) == 0 {
+		return 0
+	}
+	t := h264.NALUType(nalu[0] & 0x1f)
+	switch {
+	case t == h264.NALUTypeSPS && p.SPS == nil:
+		p.SPS = nalu
+	case t == h264.NALUTypePPS && p.PPS == nil:
+		p.PPS = nalu
+	}
+	return t
 }
 
 // JoinAVC returns the NAL units in AVC form (each preceded by its 4-byte

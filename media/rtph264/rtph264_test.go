@@ -4,6 +4,7 @@ import (
 	"errors"
 	"testing"
 
+	"github.com/bluenviron/mediacommon/v2/pkg/codecs/h264"
 	"github.com/pion/rtp"
 	"github.com/stretchr/testify/require"
 )
@@ -245,6 +246,38 @@ func TestEncodeErrors(t *testing.T) {
 	require.NoError(t, err)
 	require.Len(t, pkts, 3)
 	require.Equal(t, []bool{false, false, true}, []bool{pkts[0].Marker, pkts[1].Marker, pkts[2].Marker})
+}
+
+// TestForEachAVC: the walk stops when fn says so, allocates nothing and
+// fails on a truncated, zero or overlong length.
+func TestForEachAVC(t *testing.T) {
+	au := []byte{0, 0, 0, 1, 0x67, 0, 0, 0, 2, 0x65, 1, 0, 0, 0, 1, 0x41}
+	var got [][]byte
+	require.NoError(t, ForEachAVC(au, func(n []byte) bool {
+		got = append(got, n)
+		return len(got) < 2
+	}))
+	require.Equal(t, [][]byte{{0x67}, {0x65, 1}}, got)
+	for _, bad := range [][]byte{{0, 0, 0, 9, 1}, {0, 0}, {0, 0, 0, 0, 0, 0, 0, 1, 0x65}} {
+		require.Error(t, ForEachAVC(bad, func([]byte) bool { return true }), "% x", bad)
+	}
+	count := 0
+	require.Zero(t, testing.AllocsPerRun(100, func() {
+		_ = ForEachAVC(au, func([]byte) bool { count++; return true })
+	}))
+}
+
+// TestParamSets: the first SPS and the first PPS are kept.
+func TestParamSets(t *testing.T) {
+	var ps ParamSets
+	sps2 := append(append([]byte(nil), testSPS...), 0) // a later, other SPS
+	for _, n := range [][]byte{{0x09, 0x10}, testSPS, {}, sps2, testPPS, {0x68, 9}, {0x65, 1}} {
+		ps.Add(n)
+	}
+	require.Equal(t, testSPS, ps.SPS)
+	require.Equal(t, testPPS, ps.PPS)
+	require.Equal(t, h264.NALUTypeIDR, ps.Add([]byte{0x65}))
+	require.Equal(t, h264.NALUType(0), ps.Add(nil))
 }
 
 func TestSplitAVC(t *testing.T) {

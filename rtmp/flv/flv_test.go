@@ -219,18 +219,6 @@ func TestMetadata(t *testing.T) {
 	require.Error(t, err)
 }
 
-func TestForEachNALU(t *testing.T) {
-	var got [][]byte
-	err := ForEachNALU([]byte{0, 0, 0, 1, 0x67, 0, 0, 0, 2, 0x65, 1}, func(n []byte) bool {
-		got = append(got, n)
-		return true
-	})
-	require.NoError(t, err)
-	require.Equal(t, [][]byte{{0x67}, {0x65, 1}}, got)
-	require.ErrorIs(t, ForEachNALU([]byte{0, 0, 0, 9, 1}, func([]byte) bool { return true }), ErrInvalid)
-	require.ErrorIs(t, ForEachNALU([]byte{0, 0}, func([]byte) bool { return true }), ErrInvalid)
-}
-
 func TestWriterAllocs(t *testing.T) {
 	w, err := NewWriter(io.Discard, true, true)
 	require.NoError(t, err)

@@ -43,8 +43,6 @@ func FuzzReader(f *testing.F) {
 			case TagVideo:
 				if v, err := ParseVideo(tag.Data); err == nil && v.SequenceHeader() && !v.Enhanced {
 					_, _ = ParseAVCConfig(v.Payload)
-				} else if err == nil {
-					_ = ForEachNALU(v.Payload, func([]byte) bool { return true })
 				}
 			case TagAudio:
 				_, _ = ParseAudio(tag.Data)

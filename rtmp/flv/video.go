@@ -249,23 +249,3 @@ func paramSets(b []byte, n int) ([][]byte, []byte, error) {
 	}
 	return out, b, nil
 }
-
-// ForEachNALU calls fn with each NAL unit of an AVC-format access unit
-// (4-byte big-endian length prefixes) until fn returns false. It allocates
-// nothing and returns ErrInvalid if a length runs past the end.
-func ForEachNALU(avcc []byte, fn func(nalu []byte) bool) error {
-	for len(avcc) > 0 {
-		if len(avcc) < 4 {
-			return fmt.Errorf("%w: truncated NAL unit length", ErrInvalid)
-		}
-		n := binary.BigEndian.Uint32(avcc)
-		if uint64(n) > uint64(len(avcc)-4) {
-			return fmt.Errorf("%w: NAL unit length %d past end", ErrInvalid, n)
-		}
-		if !fn(avcc[4 : 4+n]) {
-			return nil
-		}
-		avcc = avcc[4+n:]
-	}
-	return nil
-}

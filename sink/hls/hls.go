@@ -252,18 +252,11 @@ func (s *Sink) writeVideo(f *media.Frame) error {
 // paramSets returns the first SPS and PPS of an access unit; nil if absent
 // or if the SPS cannot be parsed (the playlists need its picture size).
 func paramSets(au [][]byte) (sps, pps []byte) {
+	var ps rtph264.ParamSets
 	for _, n := range au {
-		switch h264.NALUType(n[0] & 0x1f) {
-		case h264.NALUTypeSPS:
-			if sps == nil {
-				sps = n
-			}
-		case h264.NALUTypePPS:
-			if pps == nil {
-				pps = n
-			}
-		}
+		ps.Add(n)
 	}
+	sps, pps = ps.SPS, ps.PPS
 	if sps != nil {
 		var p h264.SPS
 		if err := p.Unmarshal(sps); err != nil || p.Width() <= 0 || p.Height() <= 0 {

@@ -6,40 +6,25 @@ import (
 	"fmt"
 
 	"github.com/bluenviron/mediacommon/v2/pkg/codecs/h264"
+
+	"github.com/sipstream/sipstream/media/rtph264"
 )
 
 // paramSets returns the first SPS and PPS NAL units of an AVC (4-byte
-// length-prefixed) access unit. They alias au. Not mediacommon's
-// h264.AVCC.Unmarshal: it refuses access units of more than 50 NAL units
-// (h264.MaxNALUsPerAccessUnit), and a phone in packetization-mode 0 sends
-// one slice per packet, 30 to 60 for a 720p IDR.
+// length-prefixed) access unit. They alias au. rtph264.ForEachAVC walks
+// it: mediacommon's h264.AVCC.Unmarshal refuses more than 50 NAL units.
 func paramSets(au []byte) (sps, pps []byte, err error) {
-	for len(au) > 0 {
-		if len(au) < 4 {
-			return nil, nil, errBadAVC
-		}
-		n := binary.BigEndian.Uint32(au)
-		au = au[4:]
-		if n == 0 || uint64(n) > uint64(len(au)) {
-			return nil, nil, errBadAVC
-		}
-		nalu := au[:n]
-		au = au[n:]
-		switch h264.NALUType(nalu[0] & 0x1f) {
-		case h264.NALUTypeSPS:
-			if sps == nil {
-				sps = nalu
-			}
-		case h264.NALUTypePPS:
-			if pps == nil {
-				pps = nalu
-			}
-		}
+	var ps rtph264.ParamSets
+	if rtph264.ForEachAVC(au, func(nalu []byte) bool {
+		ps.Add(nalu)
+		return true
+	}) != nil {
+		return nil, nil, errBadAVC
 	}
-	if sps == nil || pps == nil {
+	if ps.SPS == nil || ps.PPS == nil {
 		return nil, nil, errors.New("record: keyframe without SPS and PPS")
 	}
-	return sps, pps, nil
+	return ps.SPS, ps.PPS, nil
 }
 
 var errBadAVC = errors.New("record: malformed AVC access unit")

@@ -2,7 +2,6 @@ package whep
 
 import (
 	"bytes"
-	"encoding/binary"
 	"errors"
 	"fmt"
 	"time"
@@ -144,19 +143,8 @@ func (p *packetizer) note(f *media.Frame) (key bool, plid string, err error) {
 	}
 	switch f.Codec {
 	case media.CodecH264:
-		// The checks of rtph264.SplitAVC, without building the slice.
-		b, n := f.Payload, 0
-		for len(b) > 0 {
-			if len(b) < 4 {
-				return false, "", errors.New("whep: truncated AVC length")
-			}
-			l := binary.BigEndian.Uint32(b)
-			b = b[4:]
-			if l == 0 || uint64(l) > uint64(len(b)) {
-				return false, "", errors.New("whep: invalid AVC NAL unit length")
-			}
-			nalu := b[:l]
-			b = b[l:]
+		n := 0
+		err := rtph264.ForEachAVC(f.Payload, func(nalu []byte) bool {
 			n++
 			switch h264.NALUType(nalu[0] & 0x1f) {
 			case h264.NALUTypeSPS:
@@ -166,6 +154,10 @@ func (p *packetizer) note(f *media.Frame) (key bool, plid string, err error) {
 			case h264.NALUTypeIDR:
 				key = true
 			}
+			return true
+		})
+		if err != nil {
+			return false, "", fmt.Errorf("whep: %w", err)
 		}
 		if n == 0 {
 			return false, "", errEmptyFrame
