@@ -1,6 +1,7 @@
 package testenv
 
 import (
+	"bytes"
 	"encoding/binary"
 	"encoding/json"
 	"os/exec"
@@ -167,4 +168,23 @@ func FrameMD5s(t testing.TB, file string) []string {
 		sums = append(sums, strings.TrimSpace(f[len(f)-1]))
 	}
 	return sums
+}
+
+// RunClean runs program (a path, from LookPath) with args and returns what
+// it wrote to standard output. The test fails if the program fails or
+// writes anything to standard error (with -v error, ffmpeg and ffprobe
+// print only errors there).
+func RunClean(t testing.TB, program string, args ...string) []byte {
+	t.Helper()
+	cmd := exec.Command(program, args...)
+	var stderr bytes.Buffer
+	cmd.Stderr = &stderr
+	out, err := cmd.Output()
+	if err != nil {
+		t.Fatalf("%s %v: %v\n%s", program, args, err, stderr.String())
+	}
+	if s := strings.TrimSpace(stderr.String()); s != "" {
+		t.Fatalf("%s %v reported errors:\n%s", program, args, s)
+	}
+	return out
 }

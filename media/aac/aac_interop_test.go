@@ -3,15 +3,12 @@
 package aac
 
 import (
-	"bytes"
 	"encoding/binary"
 	"fmt"
 	"math"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"strconv"
-	"strings"
 	"testing"
 
 	"github.com/sipstream/sipstream/internal/testenv"
@@ -40,20 +37,6 @@ func readRaw(t *testing.T, path string) []int16 {
 		out[i] = int16(binary.LittleEndian.Uint16(b[2*i:]))
 	}
 	return out
-}
-
-// runFFmpeg runs ffmpeg -v error with args and fails on any error output.
-func runFFmpeg(t *testing.T, ffmpeg string, args ...string) {
-	t.Helper()
-	cmd := exec.Command(ffmpeg, append([]string{"-nostdin", "-hide_banner", "-v", "error", "-y"}, args...)...)
-	var stderr bytes.Buffer
-	cmd.Stderr = &stderr
-	if err := cmd.Run(); err != nil {
-		t.Fatalf("ffmpeg %v: %v\n%s", args, err, stderr.String())
-	}
-	if s := strings.TrimSpace(stderr.String()); s != "" {
-		t.Fatalf("ffmpeg %v reported errors:\n%s", args, s)
-	}
 }
 
 // encodeADTS encodes pcm with our encoder into an ADTS file.
@@ -113,12 +96,12 @@ func TestInteropFFmpegQuality(t *testing.T) {
 		ours := filepath.Join(dir, sig.name+"_ours.aac")
 		encodeADTS(t, EncoderConfig{SampleRate: rate, Channels: 1, Bitrate: 64000}, sig.pcm, ours)
 		oursDec := filepath.Join(dir, sig.name+"_ours.raw")
-		runFFmpeg(t, ffmpeg, "-i", ours, "-f", "s16le", "-ac", "1", "-ar", "48000", oursDec)
+		testenv.RunClean(t, ffmpeg, "-nostdin", "-hide_banner", "-v", "error", "-y", "-i", ours, "-f", "s16le", "-ac", "1", "-ar", "48000", oursDec)
 
 		theirs := filepath.Join(dir, sig.name+"_ffmpeg.aac")
-		runFFmpeg(t, ffmpeg, "-f", "s16le", "-ar", "48000", "-ac", "1", "-i", raw, "-c:a", "aac", "-b:a", "64k", theirs)
+		testenv.RunClean(t, ffmpeg, "-nostdin", "-hide_banner", "-v", "error", "-y", "-f", "s16le", "-ar", "48000", "-ac", "1", "-i", raw, "-c:a", "aac", "-b:a", "64k", theirs)
 		theirsDec := filepath.Join(dir, sig.name+"_ffmpeg.raw")
-		runFFmpeg(t, ffmpeg, "-i", theirs, "-f", "s16le", "-ac", "1", "-ar", "48000", theirsDec)
+		testenv.RunClean(t, ffmpeg, "-nostdin", "-hide_banner", "-v", "error", "-y", "-i", theirs, "-f", "s16le", "-ac", "1", "-ar", "48000", theirsDec)
 
 		so, _ := os.Stat(ours)
 		st, _ := os.Stat(theirs)
@@ -160,7 +143,7 @@ func TestInteropFFmpegStereo(t *testing.T) {
 		cfg := EncoderConfig{SampleRate: rate, Channels: 2, Bitrate: min(128000, 6144*2*rate/1024)}
 		encodeADTS(t, cfg, pcm, path)
 		raw := filepath.Join(dir, "stereo.raw")
-		runFFmpeg(t, ffmpeg, "-i", path, "-f", "s16le", "-ac", "2", "-ar", strconv.Itoa(rate), raw)
+		testenv.RunClean(t, ffmpeg, "-nostdin", "-hide_banner", "-v", "error", "-y", "-i", path, "-f", "s16le", "-ac", "2", "-ar", strconv.Itoa(rate), raw)
 		dec := readRaw(t, raw)
 		lag := 2 * bestLag(mono, deinterleave(dec, 0), 4096)
 		s := snrDB(pcm, dec, lag, 4096)
@@ -196,7 +179,7 @@ func TestInteropFFmpegAllRates(t *testing.T) {
 		path := filepath.Join(dir, "r.aac")
 		encodeADTS(t, cfg, pcm, path)
 		raw := filepath.Join(dir, "r.raw")
-		runFFmpeg(t, ffmpeg, "-i", path, "-f", "s16le", "-ac", "1", "-ar", strconv.Itoa(rate), raw)
+		testenv.RunClean(t, ffmpeg, "-nostdin", "-hide_banner", "-v", "error", "-y", "-i", path, "-f", "s16le", "-ac", "1", "-ar", strconv.Itoa(rate), raw)
 		dec := readRaw(t, raw)
 		s := snrDB(pcm, dec, FrameSamples, rate/5)
 		// Our decoder on the same stream.
@@ -252,7 +235,7 @@ func TestInteropFFmpegBandLimited(t *testing.T) {
 			cfg := EncoderConfig{SampleRate: 48000, Channels: nch, InputRate: 12000, Bandwidth: 4000}
 			encodeADTS(t, cfg, quarter, aac)
 			decPath := filepath.Join(dir, name+".raw")
-			runFFmpeg(t, ffmpeg, "-i", aac, "-f", "s16le", "-ac", "1", "-ar", "48000", decPath)
+			testenv.RunClean(t, ffmpeg, "-nostdin", "-hide_banner", "-v", "error", "-y", "-i", aac, "-f", "s16le", "-ac", "1", "-ar", "48000", decPath)
 			dec := readRaw(t, decPath)
 			q := measure(t, ref, dec)
 			t.Logf("%s %d ch: SNR %.2f dB, segSNR %.2f dB", sig.name, nch, q.snr, q.seg)

@@ -3,12 +3,10 @@
 package h264gen
 
 import (
-	"bytes"
 	"encoding/binary"
 	"fmt"
 	"image/color"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"strconv"
 	"strings"
@@ -18,21 +16,6 @@ import (
 	"github.com/sipstream/sipstream/internal/testenv"
 	"github.com/sipstream/sipstream/media"
 )
-
-func run(t *testing.T, name string, args ...string) []byte {
-	t.Helper()
-	cmd := exec.Command(name, args...)
-	var stderr bytes.Buffer
-	cmd.Stderr = &stderr
-	out, err := cmd.Output()
-	if err != nil {
-		t.Fatalf("%s %v: %v\n%s", name, args, err, stderr.String())
-	}
-	if s := strings.TrimSpace(stderr.String()); s != "" {
-		t.Fatalf("%s %v reported errors:\n%s", name, args, s)
-	}
-	return out
-}
 
 // TestInteropFFmpegDecodes writes the generated track as Annex-B, decodes it
 // with ffmpeg (no errors allowed), checks the picture size, the colour of
@@ -69,7 +52,7 @@ func TestInteropFFmpegDecodes(t *testing.T) {
 			t.Fatal(err)
 		}
 		// Decode every frame to RGB.
-		rgb := run(t, ffmpeg, "-nostdin", "-hide_banner", "-v", "error", "-f", "h264", "-i", path,
+		rgb := testenv.RunClean(t, ffmpeg, "-nostdin", "-hide_banner", "-v", "error", "-f", "h264", "-i", path,
 			"-f", "rawvideo", "-pix_fmt", "rgb24", "-")
 		if len(rgb) != frames*c.w*c.h*3 {
 			t.Fatalf("%dx%d: decoded %d bytes, want %d frames of %d", c.w, c.h, len(rgb), frames, c.w*c.h*3)
@@ -83,7 +66,7 @@ func TestInteropFFmpegDecodes(t *testing.T) {
 			}
 		}
 		// Size and keyframe spacing from ffprobe.
-		out := string(run(t, ffprobe, "-v", "error", "-f", "h264", "-select_streams", "v:0",
+		out := string(testenv.RunClean(t, ffprobe, "-v", "error", "-f", "h264", "-select_streams", "v:0",
 			"-show_entries", "stream=width,height,codec_name,profile", "-show_entries", "frame=key_frame",
 			"-of", "csv=p=0", path))
 		lines := strings.Split(strings.TrimSpace(out), "\n")
@@ -161,8 +144,8 @@ func TestInteropFFmpegPaddedLongGOP(t *testing.T) {
 	if err := os.WriteFile(path, annexB, 0o644); err != nil {
 		t.Fatal(err)
 	}
-	run(t, ffmpeg, "-nostdin", "-hide_banner", "-v", "error", "-f", "h264", "-i", path, "-f", "null", "-")
-	out := string(run(t, ffprobe, "-v", "error", "-f", "h264", "-select_streams", "v:0",
+	testenv.RunClean(t, ffmpeg, "-nostdin", "-hide_banner", "-v", "error", "-f", "h264", "-i", path, "-f", "null", "-")
+	out := string(testenv.RunClean(t, ffprobe, "-v", "error", "-f", "h264", "-select_streams", "v:0",
 		"-show_entries", "frame=key_frame", "-of", "csv=p=0", path))
 	var keys []int
 	n := 0

@@ -7,7 +7,6 @@ import (
 	"encoding/binary"
 	"math/rand"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -18,21 +17,6 @@ import (
 	"github.com/sipstream/sipstream/media"
 	"github.com/sipstream/sipstream/media/aac"
 )
-
-func ffrun(t *testing.T, prog string, args ...string) []byte {
-	t.Helper()
-	cmd := exec.Command(prog, args...)
-	var stderr bytes.Buffer
-	cmd.Stderr = &stderr
-	out, err := cmd.Output()
-	if err != nil {
-		t.Fatalf("%s %v: %v\n%s", prog, args, err, stderr.String())
-	}
-	if s := strings.TrimSpace(stderr.String()); s != "" {
-		t.Fatalf("%s %v reported errors:\n%s", prog, args, s)
-	}
-	return out
-}
 
 // checkADTS writes the frames as an ADTS file, has ffprobe describe it and
 // ffmpeg decode it (no errors allowed), and checks that a 1 kHz tone fills
@@ -50,12 +34,12 @@ func checkADTS(t *testing.T, frames []media.Frame, rate, nch int, dur time.Durat
 	if err := os.WriteFile(path, file, 0o644); err != nil {
 		t.Fatal(err)
 	}
-	info := strings.TrimSpace(string(ffrun(t, ffprobe, "-v", "error", "-select_streams", "a:0",
+	info := strings.TrimSpace(string(testenv.RunClean(t, ffprobe, "-v", "error", "-select_streams", "a:0",
 		"-show_entries", "stream=codec_name,sample_rate,channels,profile", "-of", "csv=p=0", path)))
 	if want := "aac,LC," + map[int]string{48000: "48000", 44100: "44100"}[rate]; !strings.HasPrefix(info, want) {
 		t.Fatalf("ffprobe: %q, want %q...", info, want)
 	}
-	raw := ffrun(t, ffmpeg, "-nostdin", "-hide_banner", "-v", "error", "-i", path, "-f", "s16le", "-ac", "1", "-")
+	raw := testenv.RunClean(t, ffmpeg, "-nostdin", "-hide_banner", "-v", "error", "-i", path, "-f", "s16le", "-ac", "1", "-")
 	pcm := make([]int16, len(raw)/2)
 	for i := range pcm {
 		pcm[i] = int16(binary.LittleEndian.Uint16(raw[2*i:]))
@@ -187,7 +171,7 @@ func opusThrough(t *testing.T, src string, outChan int, lost map[int]bool) {
 	if strings.HasPrefix(src, "aeval") {
 		app = "audio"
 	}
-	ffrun(t, ffmpeg, "-nostdin", "-hide_banner", "-v", "error", "-f", "lavfi", "-i", src,
+	testenv.RunClean(t, ffmpeg, "-nostdin", "-hide_banner", "-v", "error", "-f", "lavfi", "-i", src,
 		"-c:a", "libopus", "-b:a", "48k", "-frame_duration", "20", "-application", app, ogg)
 	b, err := os.ReadFile(ogg)
 	if err != nil {

@@ -3,12 +3,10 @@
 package siptest
 
 import (
-	"bytes"
 	"encoding/binary"
 	"errors"
 	"net/netip"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"sort"
 	"strings"
@@ -143,16 +141,8 @@ func TestInteropLiveVideoFFmpeg(t *testing.T) {
 	path := filepath.Join(t.TempDir(), "x.h264")
 	require.NoError(t, os.WriteFile(path, annexB, 0o644))
 
-	out, err := exec.Command(ffmpeg, "-nostdin", "-hide_banner", "-v", "error", "-f", "h264", "-i", path, "-f", "null", "-").CombinedOutput()
-	require.NoError(t, err, "%s", out)
-	assert.Empty(t, strings.TrimSpace(string(out)), "ffmpeg reported errors")
-
-	var stderr bytes.Buffer
-	cmd := exec.Command(ffprobe, "-v", "error", "-f", "h264", "-show_entries", "frame=key_frame", "-of", "csv=p=0", path)
-	cmd.Stderr = &stderr
-	probe, err := cmd.Output()
-	require.NoError(t, err, "%s", stderr.String())
-	assert.Empty(t, stderr.String())
+	testenv.RunClean(t, ffmpeg, "-nostdin", "-hide_banner", "-v", "error", "-f", "h264", "-i", path, "-f", "null", "-")
+	probe := testenv.RunClean(t, ffprobe, "-v", "error", "-f", "h264", "-show_entries", "frame=key_frame", "-of", "csv=p=0", path)
 	var probeKeys []int
 	lines := strings.Fields(string(probe))
 	for i, l := range lines {
