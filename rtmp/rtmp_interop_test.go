@@ -4,7 +4,6 @@ package rtmp
 
 import (
 	"crypto/tls"
-	"encoding/xml"
 	"errors"
 	"fmt"
 	"net"
@@ -116,44 +115,6 @@ func checkRecording(t *testing.T, file, audio string) {
 	requireTone(t, file)
 }
 
-// nginxStream is what nginx-rtmp's statistics page says about a stream:
-// what it parsed from our metadata and sequence headers.
-type nginxStream struct {
-	Name  string `xml:"name"`
-	Video struct {
-		Width   int    `xml:"width"`
-		Height  int    `xml:"height"`
-		Codec   string `xml:"codec"`
-		Profile string `xml:"profile"`
-	} `xml:"meta>video"`
-	Audio struct {
-		Codec      string `xml:"codec"`
-		SampleRate int    `xml:"sample_rate"`
-	} `xml:"meta>audio"`
-	Publishing *struct{} `xml:"publishing"`
-}
-
-// nginxStat returns the live streams of application "live".
-func nginxStat(t *testing.T, statURL string) []nginxStream {
-	t.Helper()
-	resp, err := http.Get(statURL)
-	require.NoError(t, err)
-	defer resp.Body.Close()
-	var st struct {
-		Apps []struct {
-			Name    string        `xml:"name"`
-			Streams []nginxStream `xml:"live>stream"`
-		} `xml:"server>application"`
-	}
-	require.NoError(t, xml.NewDecoder(resp.Body).Decode(&st))
-	for _, a := range st.Apps {
-		if a.Name == "live" {
-			return a.Streams
-		}
-	}
-	return nil
-}
-
 // waitListening waits until something accepts TCP on port.
 func waitListening(t *testing.T, port int, exited <-chan struct{}) {
 	t.Helper()
@@ -202,7 +163,7 @@ func TestInteropNginx(t *testing.T) {
 	}))
 	defer auth.Close()
 	ngx := testenv.StartNginx(t, testenv.NginxConfig{Record: true, LiveDirectives: "on_publish " + auth.URL + "/auth;"})
-	port, rec, statURL := ngx.RTMPPort, ngx.RecordDir, ngx.StatURL()
+	port, rec := ngx.RTMPPort, ngx.RecordDir
 	aacFrames, asc, rate := makeAAC(t)
 	for _, audio := range []string{"aac", "g711"} {
 		t.Run(audio, func(t *testing.T) {
@@ -213,9 +174,11 @@ func TestInteropNginx(t *testing.T) {
 			publishMedia(t, c, 0, audio, aacFrames, asc, rate)
 			// While the stream is live, nginx's statistics show what it
 			// made of our metadata and sequence headers.
-			var got *nginxStream
+			var got *testenv.NginxStream
 			for deadline := time.Now().Add(testTimeout); got == nil && time.Now().Before(deadline); time.Sleep(50 * time.Millisecond) {
-				for _, st := range nginxStat(t, statURL) {
+				streams, err := ngx.Streams(ctx)
+				require.NoError(t, err)
+				for _, st := range streams {
 					if st.Name == name && st.Publishing != nil && st.Video.Codec != "" && st.Audio.Codec != "" {
 						got = &st
 					}

@@ -169,7 +169,7 @@ func publishFromBaresip(t *testing.T, stream string, link netsim.Config, policy 
 		AudioFile: markers.Audio, VideoFile: markers.Video})
 	ngx := testenv.StartNginxRTMP(t)
 	rec := testenv.RecordStream(t, ngx.RTMPURL()+"/"+stream, lossyLead+lossyWindow)
-	require.NoError(t, waitPlaying(ctx, ngx.StatURL(), stream), "ffmpeg waits at nginx before the call starts: %s", rec.Log())
+	require.NoError(t, ngx.WaitStream(ctx, stream), "ffmpeg waits at nginx before the call starts: %s", rec.Log())
 
 	listen, taps := impairedListen(link)
 	m, err := callmgr.New(callmgr.Config{

@@ -35,7 +35,7 @@ func publishFromLiveEncoder(t *testing.T, stream string, link netsim.Config, pol
 	t.Cleanup(func() { peer.Close() })
 	ngx := testenv.StartNginxRTMP(t)
 	rec := testenv.RecordStream(t, ngx.RTMPURL()+"/"+stream, lossyLead+lossyWindow)
-	require.NoError(t, waitPlaying(ctx, ngx.StatURL(), stream), "ffmpeg waits at nginx before the call starts: %s", rec.Log())
+	require.NoError(t, ngx.WaitStream(ctx, stream), "ffmpeg waits at nginx before the call starts: %s", rec.Log())
 
 	listen, taps := impairedListen(link)
 	m, err := callmgr.New(callmgr.Config{

@@ -93,7 +93,7 @@ func publishSippCall(t *testing.T, a sippAnswer, hasVideo bool, stream string, r
 	ngx := testenv.StartNginxRTMP(t)
 	sp := startSipp(t, a)
 	pl := testenv.RecordStream(t, ngx.RTMPURL()+"/"+stream, record)
-	require.NoError(t, waitPlaying(ctx, ngx.StatURL(), stream), "ffmpeg waits at nginx before the call starts: %s", pl.Log())
+	require.NoError(t, ngx.WaitStream(ctx, stream), "ffmpeg waits at nginx before the call starts: %s", pl.Log())
 
 	var log eventLog
 	cfg := callmgr.Config{

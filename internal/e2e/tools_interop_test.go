@@ -3,11 +3,8 @@
 package e2e
 
 import (
-	"context"
 	"fmt"
-	"io"
 	"math"
-	"net/http"
 	"strings"
 	"testing"
 	"time"
@@ -83,31 +80,6 @@ func newReplayer(t *testing.T, cfg testmedia.ReplayerConfig) *testmedia.Replayer
 
 // ---------------------------------------------------------------------------
 // ffmpeg and ffprobe: read what was published and analyse it.
-
-// waitPlaying waits until nginx-rtmp's stat page (statURL) lists stream,
-// which it does once a player waits for it (or a publisher publishes it).
-func waitPlaying(ctx context.Context, statURL, stream string) error {
-	want := "<name>" + stream + "</name>"
-	client := &http.Client{Transport: &http.Transport{DisableKeepAlives: true}}
-	for {
-		req, err := http.NewRequestWithContext(ctx, http.MethodGet, statURL, nil)
-		if err != nil {
-			return err
-		}
-		if resp, err := client.Do(req); err == nil {
-			body, _ := io.ReadAll(io.LimitReader(resp.Body, 1<<20))
-			resp.Body.Close()
-			if strings.Contains(string(body), want) {
-				return nil
-			}
-		}
-		select {
-		case <-ctx.Done():
-			return fmt.Errorf("nginx never listed stream %q: %w", stream, ctx.Err())
-		case <-time.After(50 * time.Millisecond):
-		}
-	}
-}
 
 // toneReport describes a decoded signal that should be one steady tone.
 type toneReport struct {

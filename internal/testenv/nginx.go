@@ -1,8 +1,12 @@
 package testenv
 
 import (
+	"context"
+	"encoding/xml"
 	"fmt"
+	"io"
 	"net"
+	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -212,4 +216,72 @@ func (n *Nginx) Stop() {
 	}
 	n.p.Kill()
 	n.p = nil
+}
+
+// NginxStream is what nginx-rtmp's statistics page (rtmp_stat) says about
+// a stream of application "live": what it made of the publisher's
+// metadata and sequence headers.
+type NginxStream struct {
+	Name  string `xml:"name"`
+	Video struct {
+		Width   int    `xml:"width"`
+		Height  int    `xml:"height"`
+		Codec   string `xml:"codec"`   // "H264"
+		Profile string `xml:"profile"` // "Baseline"
+	} `xml:"meta>video"`
+	Audio struct {
+		Codec      string `xml:"codec"` // "AAC", "G711A"
+		SampleRate int    `xml:"sample_rate"`
+	} `xml:"meta>audio"`
+	// Publishing is non-nil while a publisher publishes the stream (a
+	// stream listed without it has players waiting).
+	Publishing *struct{} `xml:"publishing"`
+}
+
+// Streams reads the statistics page and returns the streams of
+// application "live": published ones and those players wait for.
+func (n *Nginx) Streams(ctx context.Context) ([]NginxStream, error) {
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, n.StatURL(), nil)
+	if err != nil {
+		return nil, err
+	}
+	client := &http.Client{Transport: &http.Transport{DisableKeepAlives: true}}
+	resp, err := client.Do(req)
+	if err != nil {
+		return nil, err
+	}
+	defer resp.Body.Close()
+	var st struct {
+		Apps []struct {
+			Name    string        `xml:"name"`
+			Streams []NginxStream `xml:"live>stream"`
+		} `xml:"server>application"`
+	}
+	if err := xml.NewDecoder(io.LimitReader(resp.Body, 1<<20)).Decode(&st); err != nil {
+		return nil, fmt.Errorf("nginx stat page: %w", err)
+	}
+	for _, a := range st.Apps {
+		if a.Name == "live" {
+			return a.Streams, nil
+		}
+	}
+	return nil, nil
+}
+
+// WaitStream waits until the statistics page lists stream, which it does
+// once a player waits for it (or a publisher publishes it), or ctx ends.
+func (n *Nginx) WaitStream(ctx context.Context, stream string) error {
+	for {
+		streams, _ := n.Streams(ctx)
+		for _, s := range streams {
+			if s.Name == stream {
+				return nil
+			}
+		}
+		select {
+		case <-ctx.Done():
+			return fmt.Errorf("nginx never listed stream %q: %w", stream, ctx.Err())
+		case <-time.After(50 * time.Millisecond):
+		}
+	}
 }
