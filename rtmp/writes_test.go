@@ -16,7 +16,7 @@ import (
 // through rtmp.Client and reports the connection writes (syscalls) per
 // frame of each kind.
 func BenchmarkPublishWrites(b *testing.B) {
-	// video800k: 800 kbit/s at 25 fps as baresip sends 640x360 (DESIGN.md):
+	// video800k: 800 kbit/s at 25 fps, what baresip sends at 640x360:
 	// 3.7 KB P-frames and a 12 KB IDR every 2 s.
 	big := func(n int, idr bool) []byte {
 		au := make([]byte, 4+n)

@@ -47,7 +47,7 @@ type ReplayerConfig struct {
 // schedule (a late wake-up sends what is due at once rather than
 // drifting): 20 ms audio packets and 25 fps video, each stream from its
 // own loopback socket. It exists because sipp 3.6.1 cannot play an audio
-// and a video pcap in one call (DESIGN.md).
+// and a video pcap in one call.
 type Replayer struct {
 	cfg ReplayerConfig
 	// AudioConn and VideoConn are the RTP sockets (nil for a stream not

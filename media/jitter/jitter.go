@@ -2,9 +2,11 @@
 // packets back in sequence order, drops duplicates and waits a bounded time
 // for missing packets before declaring them lost.
 //
-// Unlike pion/interceptor's jitterbuffer (see DESIGN.md) it is bounded by
-// time, not by a packet count, never stalls on a lost packet, keeps one
-// buffer per stream, and owns a copy of every payload it holds.
+// Unlike pion/interceptor's jitterbuffer, which starts playing once it
+// holds a count of packets (50 by default) and whose Pop fails for as long
+// as the packet due next is missing, it is bounded by time, not by a
+// packet count, never stalls on a lost packet, keeps one buffer per
+// stream, and owns a copy of every payload it holds.
 //
 // Sequence numbers are extended to 64 bits across the 16-bit wrap (RFC 3550
 // §A.1). The interarrival jitter estimate is RFC 3550 §6.4.1's.

@@ -5,9 +5,11 @@
 // (§5.8), i.e. packetization-mode 0 and 1. ITU-T H.264 §7.4.1.2 for NAL
 // unit types.
 //
-// The Decoder reassembles access units itself, checking RTP sequence numbers
-// (pion/rtp's H264Packet does not, see DESIGN.md). What it does with a
-// picture that has a hole is a policy, DecoderConfig.Conceal:
+// The Decoder reassembles access units itself, checking RTP sequence numbers:
+// pion/rtp's H264Packet is handed payloads only, so it cannot see that an
+// FU-A fragment is missing and joins the others into a corrupt NAL unit.
+// What the Decoder does with a picture that has a hole is a policy,
+// DecoderConfig.Conceal:
 //
 //   - Freeze (the default): the picture is dropped, never emitted broken,
 //     and so is every picture up to the next IDR. What is emitted always
