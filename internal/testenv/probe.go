@@ -188,3 +188,16 @@ func RunClean(t testing.TB, program string, args ...string) []byte {
 	}
 	return out
 }
+
+// KeyframeTimes returns the pts (seconds) of the keyframe packets of the
+// first video track of file, as ffprobe reads them without decoding.
+func KeyframeTimes(t testing.TB, file string) []float64 {
+	t.Helper()
+	var keys []float64
+	for _, p := range probePackets(t, file, "v:0") {
+		if p.Key {
+			keys = append(keys, p.PTS)
+		}
+	}
+	return keys
+}

@@ -1,10 +1,15 @@
 // Package testenv is what sipstream's tests share for talking to real
 // third-party programs (nginx-rtmp, ffmpeg, sipp, kamailio, baresip,
 // chromium): finding them, picking loopback ports, failing instead of
-// skipping in CI, one launcher per program (StartNginxRTMP, StartKamailio,
-// StartBaresip), and reading back what was published (RecordStream and the
-// analyser, AnalyseRecording; MakeMarkerMedia and MarkerOffsets for A/V
-// offsets).
+// skipping in CI, one process helper (StartProcess: own process group,
+// killed whole at cleanup, output in the log on failure) under one
+// launcher per program (StartSipp and RunSipp, StartKamailio, StartNginx,
+// StartBaresip, StartChromium, RecordStream), self-signed certificates
+// (SelfSigned), and reading back what was published: ffprobe and ffmpeg
+// checks (ProbeStreams, PacketTimes, KeyframeTimes, VideoFrames,
+// CountVideoFrames, DecodeErrors, DecodePCM, FrameMD5s, Duration,
+// RunClean), the analyser (AnalyseRecording) and marker media for A/V
+// offsets (MakeMarkerMedia, MarkerOffsets).
 package testenv
 
 import (

@@ -6,7 +6,6 @@ import (
 	"context"
 	"os"
 	"os/exec"
-	"strconv"
 	"strings"
 	"sync"
 	"testing"
@@ -116,19 +115,7 @@ func TestInteropNginxAudioOnlyGetsVideo(t *testing.T) {
 	require.Equal(t, "h264", p["video"].CodecName)
 	require.Equal(t, "aac", p["audio"].CodecName)
 	// Keyframes at most 2 s apart.
-	ffprobe := testenv.LookPath(t, "ffprobe")
-	out, err := exec.Command(ffprobe, "-v", "error", "-select_streams", "v:0", "-show_entries", "packet=pts_time,flags",
-		"-of", "csv=p=0", file).Output()
-	require.NoError(t, err)
-	var keys []float64
-	for _, l := range strings.Fields(string(out)) {
-		parts := strings.Split(l, ",")
-		if len(parts) >= 2 && strings.Contains(parts[1], "K") {
-			v, err := strconv.ParseFloat(parts[0], 64)
-			require.NoError(t, err)
-			keys = append(keys, v)
-		}
-	}
+	keys := testenv.KeyframeTimes(t, file)
 	require.GreaterOrEqual(t, len(keys), 3)
 	for i := 1; i < len(keys); i++ {
 		require.LessOrEqual(t, keys[i]-keys[i-1], 2.0, "keyframes %v", keys)
