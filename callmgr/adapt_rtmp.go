@@ -7,7 +7,6 @@ import (
 
 // newRTMPSink plugs sink/rtmpsink in.
 func newRTMPSink(cfg rtmpConfig, mode rtmpsink.AudioMode) (sink.Sink, error) {
-	onStatus := cfg.OnStatus
 	s, err := rtmpsink.New(rtmpsink.Config{
 		URL:             cfg.URL,
 		StreamName:      cfg.Stream,
@@ -16,9 +15,7 @@ func newRTMPSink(cfg rtmpConfig, mode rtmpsink.AudioMode) (sink.Sink, error) {
 		AudioMode:       mode,
 		GiveUpAfter:     cfg.GiveUpAfter,
 		RequestKeyframe: cfg.RequestKeyframe,
-		OnStatus: func(s rtmpsink.Status, reason string) {
-			onStatus(SinkStatus(s), reason)
-		},
+		OnStatus:        cfg.OnStatus,
 	})
 	if err != nil {
 		return nil, err // not a nil *Sink inside a non-nil sink.Sink

@@ -79,8 +79,8 @@ type Config struct {
 	RecordFormat string
 	// RecordQuota is the most bytes one recording may hold (see
 	// record.Config.MaxBytes). When a recording reaches it, the recording
-	// stops with its file finalized and playable, its sink ends
-	// RTMP_CONNECTION_FAILED with the reason ReasonRecordQuota, a warning is
+	// stops with its file finalized and playable, its sink ends SinkFailed
+	// with the reason ReasonRecordQuota, a warning is
 	// logged, and the call goes on. The disk a server's recordings take at
 	// once is then at most MaxCalls × RecordQuota. Zero means no limit.
 	RecordQuota int64
@@ -120,7 +120,7 @@ type Config struct {
 	// for that sink only. Zero means 512.
 	SinkQueue int
 	// RTMPGiveUpAfter is how long an RTMP sink keeps reconnecting before it
-	// reports RTMP_CONNECTION_FAILED. Zero means the RTMP sink's default.
+	// reports SinkFailed. Zero means the RTMP sink's default.
 	RTMPGiveUpAfter time.Duration
 	// RTMPAudioPassthrough publishes G.711 audio as it comes (FLV sound
 	// formats 7 and 8: nginx-rtmp, Wowza and ffmpeg accept it, YouTube,

@@ -32,10 +32,11 @@
 // Call Server): TRYING → RING / RING_MEDIA / SESSION_PROGRESS →
 // ESTABLISHED ⇄ HOLD → FINISH, or BUSY / FAILED when it cannot be set up or
 // breaks. CallInfo carries the last SIP status code and reason. Each sink
-// has a SinkStatus: RTMP_STREAM_WAIT → RTMP_STREAM_ACTIVE ⇄
-// RTMP_CONNECTION_LOST → RTMP_CONNECTION_FAILED. When the call's own RTMP
-// leg fails for good the call is hung up (FAILED) unless
-// Config.KeepCallOnRTMPFailure.
+// has a SinkStatus, the neutral sink.State every sink reports: Wait →
+// Active ⇄ Lost → Failed. Package callmgr/wcsapi owns the mapping of both to
+// the REST API (RTMP_STREAM_WAIT, RTMP_STREAM_ACTIVE, RTMP_CONNECTION_LOST,
+// RTMP_CONNECTION_FAILED for sinks). When the call's own RTMP leg fails for
+// good the call is hung up (FAILED) unless Config.KeepCallOnRTMPFailure.
 //
 // Every change is an Event, delivered to Config.OnEvent in order, one at a
 // time, from a goroutine that belongs to the call. Find and FindAll return

@@ -413,7 +413,7 @@ func (c *Call) RemoveSink(ctx context.Context, id string) error {
 		c.syncSinkInfo()
 		if e.info.Primary && e.info.Kind == SinkKindRTMP {
 			c.mu.Lock()
-			c.info.RTMPStatus, c.info.RTMPReason = "", "removed"
+			c.info.RTMPStatus, c.info.RTMPReason = sink.StateNone, "removed"
 			c.mu.Unlock()
 		}
 		c.emitSink(e.info, true)

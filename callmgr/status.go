@@ -4,6 +4,8 @@ import (
 	"fmt"
 	"strings"
 	"time"
+
+	"github.com/sipstream/sipstream/sink"
 )
 
 // Status is a call's state, named as the product sipstream reproduces
@@ -44,23 +46,25 @@ func (s Status) Final() bool {
 	return s == StatusBusy || s == StatusFailed || s == StatusFinish
 }
 
-// SinkStatus is the state of one sink of a call, named as the product names
-// the states of a call's RTMP leg. Recording and custom sinks use the same
-// values: STREAM_WAIT until the first frame is written, STREAM_ACTIVE while
-// writing, CONNECTION_FAILED when the sink failed and was detached.
-type SinkStatus string
+// SinkStatus is the state of one sink of a call: sink.State, the state
+// every sink reports. RTMP legs go through all of them; recordings and
+// custom sinks are Wait until the first frame is written, Active while
+// writing, Failed when they failed and were detached. CallInfo.RTMPStatus is
+// StateNone for a call without an RTMP leg. The WCS REST API's names for
+// these states (RTMP_STREAM_WAIT ...) are package callmgr/wcsapi's.
+type SinkStatus = sink.State
 
 // Sink statuses.
 const (
 	// SinkWait: created, waiting for the call's media (or a keyframe) and for
 	// the RTMP connection.
-	SinkWait SinkStatus = "RTMP_STREAM_WAIT"
+	SinkWait = sink.StateWait
 	// SinkActive: publishing.
-	SinkActive SinkStatus = "RTMP_STREAM_ACTIVE"
+	SinkActive = sink.StateActive
 	// SinkLost: the connection dropped; reconnecting with backoff.
-	SinkLost SinkStatus = "RTMP_CONNECTION_LOST"
+	SinkLost = sink.StateLost
 	// SinkFailed: gave up (or failed to start); the sink is detached.
-	SinkFailed SinkStatus = "RTMP_CONNECTION_FAILED"
+	SinkFailed = sink.StateFailed
 )
 
 // DTMFType says how SendDTMF sends digits.

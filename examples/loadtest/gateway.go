@@ -343,7 +343,7 @@ func (g *restGateway) active(ids []string) int {
 	}
 	n := 0
 	for _, id := range ids {
-		if m[id].RTMPStatus == string(callmgr.SinkActive) {
+		if m[id].RTMPStatus == "RTMP_STREAM_ACTIVE" { // the REST API's name of sink.StateActive
 			n++
 		}
 	}

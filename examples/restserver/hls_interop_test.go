@@ -45,7 +45,11 @@ func TestInteropServerHLS(t *testing.T) {
 		"toStream": "hlsshow", "hasVideo": "true", "record": "true",
 	})
 	require.Equal(t, http.StatusOK, code, string(body))
-	established := waitCall(t, srv.base, "hls-1", "ESTABLISHED", func(c wcsapi.Call) bool { return c.Status == "ESTABLISHED" })
+	// callmgr reports ESTABLISHED just before it starts the recording:
+	// recordPath follows within moments.
+	established := waitCall(t, srv.base, "hls-1", "ESTABLISHED with recordPath", func(c wcsapi.Call) bool {
+		return c.Status == "ESTABLISHED" && c.RecordPath != ""
+	})
 	establishedAt := time.Now()
 	require.Equal(t, recDir, filepath.Dir(established.RecordPath), "recordPath %q", established.RecordPath)
 

@@ -10,20 +10,21 @@ import (
 
 	"github.com/sipstream/sipstream/media/h264gen"
 	"github.com/sipstream/sipstream/media/transcode"
+	"github.com/sipstream/sipstream/sink"
 )
 
-// Status is the state of an RTMP sink, named as the REST API of the product
-// sipstream reproduces names the RTMP leg's statuses.
-type Status string
+// Status is the state of an RTMP sink: sink.State, the state every sink
+// reports.
+type Status = sink.State
 
-// Statuses, in the order a sink goes through them: WAIT until the first
-// publish starts, ACTIVE while publishing, LOST when the connection dropped
-// (reconnecting), ACTIVE again once republished, FAILED when it gave up.
+// Statuses, in the order a sink goes through them: Wait until the first
+// publish starts, Active while publishing, Lost when the connection dropped
+// (reconnecting), Active again once republished, Failed when it gave up.
 const (
-	StatusWait   Status = "RTMP_STREAM_WAIT"
-	StatusActive Status = "RTMP_STREAM_ACTIVE"
-	StatusLost   Status = "RTMP_CONNECTION_LOST"
-	StatusFailed Status = "RTMP_CONNECTION_FAILED"
+	StatusWait   = sink.StateWait
+	StatusActive = sink.StateActive
+	StatusLost   = sink.StateLost
+	StatusFailed = sink.StateFailed
 )
 
 // AudioMode says what the sink does with the call's audio.

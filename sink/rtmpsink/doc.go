@@ -29,9 +29,9 @@
 // the call's frames do (see media.DTSGuard), so servers and players never
 // see a DTS that stands still or goes back.
 //
-// Statuses follow the product's RTMP leg: RTMP_STREAM_WAIT while the first
-// connection is made, RTMP_STREAM_ACTIVE once publishing, RTMP_CONNECTION_LOST
-// when the connection drops, RTMP_STREAM_ACTIVE again after a reconnect, and
-// RTMP_CONNECTION_FAILED with a reason when it gave up (Config.GiveUpAfter).
+// Statuses are the neutral sink.State: StatusWait while the first
+// connection is made, StatusActive once publishing, StatusLost when the
+// connection drops, StatusActive again after a reconnect, and StatusFailed
+// with a reason when it gave up (Config.GiveUpAfter).
 // Stream keys and URL credentials never appear in statuses, errors or String.
 package rtmpsink

@@ -48,6 +48,6 @@ func Example() {
 	_ = f.Close(context.Background())
 	// Output:
 	// false
-	// RTMP_STREAM_WAIT
-	// RTMP_STREAM_ACTIVE
+	// wait
+	// active
 }

@@ -107,7 +107,8 @@ func (c *fakeConn) Close() error {
 // statusLog collects OnStatus calls.
 type statusLog struct {
 	mu  sync.Mutex
-	all []string
+	all []string // "status|reason"
+	sts []Status
 	ch  chan struct{}
 }
 
@@ -115,7 +116,8 @@ func newStatusLog() *statusLog { return &statusLog{ch: make(chan struct{}, 100)}
 
 func (l *statusLog) on(s Status, reason string) {
 	l.mu.Lock()
-	l.all = append(l.all, string(s)+"|"+reason)
+	l.all = append(l.all, s.String()+"|"+reason)
+	l.sts = append(l.sts, s)
 	l.mu.Unlock()
 	l.ch <- struct{}{}
 }
@@ -123,20 +125,7 @@ func (l *statusLog) on(s Status, reason string) {
 func (l *statusLog) statuses() []Status {
 	l.mu.Lock()
 	defer l.mu.Unlock()
-	var out []Status
-	for _, s := range l.all {
-		out = append(out, Status(s[:indexByte(s, '|')]))
-	}
-	return out
-}
-
-func indexByte(s string, c byte) int {
-	for i := 0; i < len(s); i++ {
-		if s[i] == c {
-			return i
-		}
-	}
-	return len(s)
+	return append([]Status(nil), l.sts...)
 }
 
 func (l *statusLog) wait(t *testing.T, want Status) {
