@@ -4,7 +4,6 @@ package rtmp
 
 import (
 	"crypto/tls"
-	"errors"
 	"fmt"
 	"net"
 	"net/http"
@@ -225,24 +224,10 @@ func TestInteropNginx(t *testing.T) {
 // it fails nothing, so comparison runs can only log.
 func startFFmpeg(t *testing.T, args ...string) (wait func() (string, error)) {
 	t.Helper()
-	var out testenv.SyncBuffer
-	cmd := exec.Command(testenv.LookPath(t, "ffmpeg"), append([]string{"-nostdin", "-v", "error", "-y"}, args...)...)
-	cmd.Stdout, cmd.Stderr = &out, &out
-	require.NoError(t, cmd.Start())
-	done := make(chan struct{})
-	var werr error
-	go func() { werr = cmd.Wait(); close(done) }()
-	t.Cleanup(func() {
-		_ = cmd.Process.Kill()
-		<-done
-	})
+	p := testenv.StartProcess(t, exec.Command(testenv.LookPath(t, "ffmpeg"), append([]string{"-nostdin", "-v", "error", "-y"}, args...)...))
 	return func() (string, error) {
-		select {
-		case <-done:
-			return out.String(), werr
-		case <-time.After(testTimeout):
-			return out.String(), errors.New("ffmpeg did not finish")
-		}
+		err := p.Wait(testTimeout)
+		return p.Output(), err
 	}
 }
 
