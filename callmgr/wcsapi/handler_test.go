@@ -6,6 +6,7 @@ import (
 	"net/http/httptest"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/stretchr/testify/require"
 
@@ -61,4 +62,24 @@ func TestHandler(t *testing.T) {
 	}
 	require.NoError(t, api.Close())
 	require.NoError(t, api.Close(), "idempotent")
+}
+
+// Shutdown waits for the webhook's last deliveries until its context ends.
+func TestShutdownDeadline(t *testing.T) {
+	release := make(chan struct{})
+	hook := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { <-release }))
+	defer hook.Close()
+	defer close(release)
+	relay := new(callmgr.Relay)
+	m, err := callmgr.New(callmgr.Config{ListenAddr: "127.0.0.1:0", RTPPortMin: 27100, RTPPortMax: 27199, OnEvent: relay.OnEvent})
+	require.NoError(t, err)
+	defer m.Close(context.Background())
+	api, err := New(m, Config{Events: relay, NoAuth: true, Webhook: hook.URL})
+	require.NoError(t, err)
+	api.srv.notify(StatusEvent{Type: "CallStatusEvent", CallID: "c1", Status: "FINISH"}, Call{CallID: "c1"})
+	ctx, cancel := context.WithTimeout(context.Background(), 100*time.Millisecond)
+	defer cancel()
+	require.ErrorIs(t, api.Shutdown(ctx), context.DeadlineExceeded, "the receiver hangs")
+	release <- struct{}{}
+	require.NoError(t, api.Close(), "delivered once the receiver answers")
 }

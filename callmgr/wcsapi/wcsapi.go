@@ -338,15 +338,29 @@ func (h *Handler) EndStreams() {
 	}
 }
 
-// Close ends the streams (EndStreams), stops following the Manager's events
-// and stops the webhook after delivering what is queued (once, without
-// retries). Close the Manager first so that the calls' final statuses reach
-// the webhook. Close is idempotent.
-func (h *Handler) Close() error {
+// Shutdown ends the streams (EndStreams), stops following the Manager's
+// events and stops the webhook after delivering what is queued (once,
+// without retries, each POST bounded by 5 s), waiting for that until ctx is
+// done (then it returns ctx's error and the delivery goes on in the
+// background). Close the Manager first so that the calls' final statuses
+// reach the webhook. Later calls wait again.
+func (h *Handler) Shutdown(ctx context.Context) error {
 	h.once.Do(func() {
 		h.EndStreams()
 		h.cancel()
-		h.srv.close()
+		if h.srv.webhook != nil {
+			h.srv.webhook.once.Do(func() { close(h.srv.webhook.stop) })
+		}
 	})
+	if wh := h.srv.webhook; wh != nil {
+		select {
+		case <-wh.done:
+		case <-ctx.Done():
+			return ctx.Err()
+		}
+	}
 	return nil
 }
+
+// Close is Shutdown without a deadline. It is idempotent.
+func (h *Handler) Close() error { return h.Shutdown(context.Background()) }

@@ -200,7 +200,7 @@ func run(ctx context.Context, args []string, getenv func(string) string, stderr 
 	if err := m.Close(sctx); err != nil {
 		log.Warn("closing calls", "err", err)
 	}
-	_ = api.Close() // after the calls: their final statuses reach the webhook
+	_ = api.Shutdown(sctx) // after the calls: their final statuses reach the webhook
 	return startErr
 }
 
