@@ -4,12 +4,9 @@ package e2e
 
 import (
 	"context"
-	"fmt"
 	"math"
 	"net"
 	"os/exec"
-	"regexp"
-	"strconv"
 	"testing"
 	"time"
 
@@ -40,39 +37,6 @@ func videoSlices(t *testing.T, file string) [][]byte {
 		}
 	}
 	return slices
-}
-
-// interval is a stretch of silence ffmpeg's silencedetect found.
-type interval struct{ Start, End float64 }
-
-var (
-	silenceStartRE = regexp.MustCompile(`silence_start: (-?[0-9.]+)`)
-	silenceEndRE   = regexp.MustCompile(`silence_end: (-?[0-9.]+)`)
-)
-
-// silenceIntervals runs silencedetect (noise floor -40 dB, at least minDur)
-// on the file's audio with the file's own timestamps (-copyts), so the
-// times compare with ffprobe's. A silence still running at the end has
-// End -1.
-func silenceIntervals(t *testing.T, file string, minDur time.Duration) []interval {
-	t.Helper()
-	out, err := exec.Command(testenv.LookPath(t, "ffmpeg"), "-nostdin", "-hide_banner", "-copyts", "-i", file, "-map", "0:a:0",
-		"-af", fmt.Sprintf("silencedetect=noise=-40dB:duration=%.3f", minDur.Seconds()), "-f", "null", "-").CombinedOutput()
-	require.NoError(t, err, "ffmpeg silencedetect: %s", out)
-	starts := silenceStartRE.FindAllStringSubmatch(string(out), -1)
-	ends := silenceEndRE.FindAllStringSubmatch(string(out), -1)
-	var iv []interval
-	for i, m := range starts {
-		s, err := strconv.ParseFloat(m[1], 64)
-		require.NoError(t, err)
-		e := -1.0
-		if i < len(ends) {
-			e, err = strconv.ParseFloat(ends[i][1], 64)
-			require.NoError(t, err)
-		}
-		iv = append(iv, interval{s, e})
-	}
-	return iv
 }
 
 // TestInteropSippAVLipSyncToNginx: sipp answers audio and video; the
@@ -170,7 +134,7 @@ func publishAV(t *testing.T, stream string, minPictures int, maxAV time.Duration
 	}
 	var onsets []float64
 	var bursts []time.Duration
-	iv := silenceIntervals(t, p.File, 100*time.Millisecond)
+	iv := testenv.Silences(t, p.File, 100*time.Millisecond, 0)
 	for i, s := range iv {
 		if s.End < 0 {
 			continue

@@ -238,7 +238,7 @@ func TestInteropSippPCMAToNginxAAC(t *testing.T) {
 	// The same, measured by ffmpeg: silencedetect (-40 dB) finds no 50 ms
 	// of silence except, perhaps, before the tone's first packet arrived.
 	audioStart := testenv.PacketTimes(t, p.File, "a:0")[0]
-	silences := silenceIntervals(t, p.File, 50*time.Millisecond)
+	silences := testenv.Silences(t, p.File, 50*time.Millisecond, 0)
 	t.Logf("ffmpeg silencedetect (-40 dB, >= 50 ms): %v (audio starts at %.3f s)", silences, audioStart)
 	for _, s := range silences {
 		assert.LessOrEqual(t, s.Start, audioStart+0.010, "silence from %.3f s to %.3f s", s.Start, s.End)

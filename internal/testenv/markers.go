@@ -151,20 +151,56 @@ func FlashOnsets(frames []DecodedFrame) []int {
 
 // ToneOnsets returns the times (seconds, on the file's timestamps) where
 // the first audio track of file goes from at least 100 ms of silence
-// (ffmpeg's silencedetect, -40 dB) to sound.
+// (Silences) to sound.
 func ToneOnsets(t testing.TB, file string) []float64 {
 	t.Helper()
+	var onsets []float64
+	for _, s := range Silences(t, file, 100*time.Millisecond, 0) {
+		if s.End >= 0 {
+			onsets = append(onsets, s.End)
+		}
+	}
+	return onsets
+}
+
+// Silence is a stretch of silence in a file's audio, in seconds on the
+// file's own timestamps. End is -1 for a silence still running at the end.
+type Silence struct{ Start, End float64 }
+
+var silenceStartRE = regexp.MustCompile(`silence_start: (-?[0-9.]+)`)
+
+// Silences runs ffmpeg's silencedetect (noise floor -40 dB, at least
+// minDur) over the first audio track of file from timestamp from (seconds;
+// zero: all of it) on, with the file's own timestamps (-copyts), so the
+// times compare with ffprobe's.
+func Silences(t testing.TB, file string, minDur time.Duration, from float64) []Silence {
+	t.Helper()
+	filter := fmt.Sprintf("silencedetect=noise=-40dB:duration=%.3f", minDur.Seconds())
+	if from > 0 {
+		filter = fmt.Sprintf("atrim=start=%.3f,", from) + filter
+	}
 	out, err := exec.Command(LookPath(t, "ffmpeg"), "-nostdin", "-hide_banner", "-nostats", "-copyts", "-i", file, "-map", "0:a:0",
-		"-af", "silencedetect=noise=-40dB:duration=0.1", "-f", "null", "-").CombinedOutput()
+		"-af", filter, "-f", "null", "-").CombinedOutput()
 	if err != nil {
 		t.Fatalf("ffmpeg silencedetect %s: %v: %s", file, err, out)
 	}
-	var onsets []float64
-	for _, m := range silenceEndedRE.FindAllStringSubmatch(string(out), -1) {
-		v, _ := strconv.ParseFloat(m[1], 64)
-		onsets = append(onsets, v)
+	starts := silenceStartRE.FindAllStringSubmatch(string(out), -1)
+	ends := silenceEndedRE.FindAllStringSubmatch(string(out), -1)
+	var iv []Silence
+	for i, m := range starts {
+		s, err := strconv.ParseFloat(m[1], 64)
+		if err != nil {
+			t.Fatalf("silencedetect start %q", m[1])
+		}
+		e := -1.0
+		if i < len(ends) {
+			if e, err = strconv.ParseFloat(ends[i][1], 64); err != nil {
+				t.Fatalf("silencedetect end %q", ends[i][1])
+			}
+		}
+		iv = append(iv, Silence{s, e})
 	}
-	return onsets
+	return iv
 }
 
 // MarkerOffsets measures the A/V offset of file, a stream made from marker

@@ -5,8 +5,6 @@ package rtmpsink_test
 import (
 	"context"
 	"os"
-	"os/exec"
-	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -75,7 +73,7 @@ func TestInteropNginxAAC(t *testing.T) {
 	require.Equal(t, "aac", p["audio"].CodecName)
 	require.Equal(t, "48000", p["audio"].SampleRate)
 	require.Greater(t, toneShare(t, file), 0.8, "the peer's 1 kHz tone comes out at 1 kHz")
-	require.Empty(t, silences(t, file), "no gap in the tone")
+	require.Empty(t, testenv.Silences(t, file, 30*time.Millisecond, 0.1), "no gap in the tone (after the AAC priming)")
 	require.Equal(t, []rtmpsink.Status{rtmpsink.StatusWait, rtmpsink.StatusActive}, st.get())
 }
 
@@ -155,21 +153,4 @@ func TestInteropNginxKilledAndRestarted(t *testing.T) {
 	p := testenv.ProbeStreams(t, file)
 	require.Equal(t, "h264", p["video"].CodecName)
 	require.Equal(t, "aac", p["audio"].CodecName)
-}
-
-// silences returns ffmpeg silencedetect's reports of silences of 30 ms or
-// more in the file's audio, ignoring the first 100 ms (AAC priming).
-func silences(t *testing.T, file string) []string {
-	t.Helper()
-	ffmpeg := testenv.LookPath(t, "ffmpeg")
-	out, err := exec.Command(ffmpeg, "-nostdin", "-v", "info", "-i", file, "-vn", "-af",
-		"atrim=start=0.1,silencedetect=n=-40dB:d=0.03", "-f", "null", "-").CombinedOutput()
-	require.NoError(t, err, "%s", out)
-	var found []string
-	for _, l := range strings.Split(string(out), "\n") {
-		if strings.Contains(l, "silence_start") {
-			found = append(found, strings.TrimSpace(l))
-		}
-	}
-	return found
 }
