@@ -12,7 +12,7 @@ import (
 	"github.com/stretchr/testify/require"
 )
 
-// sipp 3.6.1 scenarios, written at test time. Quirks (DESIGN.md): each
+// sipp 3.6.1 scenarios, written at test time. Quirks (testenv.SippConfig): each
 // <send> goes straight to the next <recv>; every assigned variable is used.
 
 const sippHeaderEcho = `[last_Via:]

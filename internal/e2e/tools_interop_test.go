@@ -19,7 +19,7 @@ import (
 // ---------------------------------------------------------------------------
 // sipp as the callee: it does the SIP part only. sipp 3.6.1 cannot play an
 // audio and a video pcap in one call and cannot make up media, so the RTP
-// comes from replayer below (DESIGN.md, "sipp 3.6.1 quirks").
+// comes from testmedia.Replayer (testenv.SippConfig lists sipp's quirks).
 
 // sippAnswer says what sipp's 200 OK answers to the Manager's offer (which
 // always has an audio and then a video m= line).

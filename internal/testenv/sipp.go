@@ -13,7 +13,7 @@ import (
 	"time"
 )
 
-// SippConfig says what StartSipp runs. sipp 3.6.1's quirks (DESIGN.md):
+// SippConfig says what StartSipp runs. sipp 3.6.1's quirks, seen in our tests:
 // it cannot play an audio and a video pcap in one call (send media from
 // testmedia.Replayer instead), a message arriving while a call sits on a
 // <pause> after a <send> aborts the call, a variable assigned but never
