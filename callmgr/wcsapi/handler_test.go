@@ -26,6 +26,8 @@ func TestHandler(t *testing.T) {
 	require.ErrorContains(t, err, "Events")
 	_, err = New(m, Config{Events: relay, AllowCallees: []string{"[bad"}})
 	require.ErrorContains(t, err, "AllowCallees")
+	_, err = New(m, Config{Events: relay, Webhook: "ftp://x"})
+	require.ErrorContains(t, err, "Webhook")
 
 	api, err := New(m, Config{Events: relay, User: "admin", Password: "pw-123456", CORSOrigins: []string{"https://app.example"},
 		WebRTC: &whep.Config{}, HLS: true})

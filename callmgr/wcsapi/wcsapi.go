@@ -75,6 +75,7 @@ import (
 	"log/slog"
 	"net/http"
 	"net/netip"
+	"net/url"
 	"sync"
 	"time"
 
@@ -178,9 +179,9 @@ type Handler struct {
 	once    sync.Once
 }
 
-// New returns a Handler over m. It checks cfg (the allow lists' patterns)
-// and starts the webhook's goroutine when there is a webhook; Close stops
-// it.
+// New returns a Handler over m. It checks cfg (the allow lists' patterns,
+// the webhook's URL), works on a copy of it, and starts the webhook's
+// goroutine when there is a webhook; Shutdown or Close stops it.
 func New(m *callmgr.Manager, cfg Config) (*Handler, error) {
 	if m == nil {
 		return nil, errors.New("wcsapi: no Manager")
@@ -195,6 +196,11 @@ func New(m *callmgr.Manager, cfg Config) (*Handler, error) {
 	rtmpHosts, err := newAllowList(cfg.AllowRTMPHosts)
 	if err != nil {
 		return nil, fmt.Errorf("wcsapi: AllowRTMPHosts: %w", err)
+	}
+	if cfg.Webhook != "" {
+		if u, err := url.Parse(cfg.Webhook); err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
+			return nil, errors.New("wcsapi: Webhook must be an http:// or https:// URL")
+		}
 	}
 	log := cfg.Logger
 	if log == nil {
