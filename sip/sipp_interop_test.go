@@ -40,6 +40,10 @@ Content-Length: 0
 
     ]]>
   </send>
+  <!-- sipgo hands each response to a goroutine of its own, so a 200 sent
+       right after the 180 can be processed first and the 180 then comes
+       too late for OnProgress; 20 ms apart, as a phone rings. -->
+  <pause milliseconds="20"/>
   <send retrans="500">
     <![CDATA[
 SIP/2.0 200 OK

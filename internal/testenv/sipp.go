@@ -69,7 +69,7 @@ func StartSipp(t testing.TB, cfg SippConfig) *Sipp {
 	default:
 		t.Fatalf("testenv: SippConfig.Transport %q: want udp or tcp", cfg.Transport)
 	}
-	s := &Sipp{Port: FreePort(t, network), MediaPort: FreePort(t, "udp"), dir: t.TempDir()}
+	s := &Sipp{Port: FreePort(t, network), MediaPort: FreeUDPRange(t, 4), dir: t.TempDir()}
 	args := []string{"-i", "127.0.0.1", "-mi", "127.0.0.1", "-p", strconv.Itoa(s.Port), "-mp", strconv.Itoa(s.MediaPort),
 		"-t", tr, "-nostdin", "-trace_msg", "-message_file", s.file("messages.log"),
 		"-trace_err", "-error_file", s.file("errors.log")}

@@ -17,6 +17,7 @@ import (
 	"net"
 	"os"
 	"os/exec"
+	"strconv"
 	"sync"
 	"testing"
 )
@@ -64,6 +65,35 @@ func FreePort(t testing.TB, network string) int {
 		defer l.Close()
 		return l.Addr().(*net.TCPAddr).Port
 	}
+}
+
+// FreeUDPRange returns the first of n consecutive loopback UDP ports that
+// were all free a moment ago, the first one even, for programs that bind a
+// block from a port they are given (sipp's -mp: audio on the port, video two
+// above, each with its RTCP neighbour).
+func FreeUDPRange(t testing.TB, n int) int {
+	t.Helper()
+	for try := 0; try < 100; try++ {
+		base := FreePort(t, "udp") &^ 1
+		conns := make([]net.PacketConn, 0, n)
+		ok := true
+		for i := 0; i < n; i++ {
+			c, err := net.ListenPacket("udp4", "127.0.0.1:"+strconv.Itoa(base+i))
+			if err != nil {
+				ok = false
+				break
+			}
+			conns = append(conns, c)
+		}
+		for _, c := range conns {
+			c.Close()
+		}
+		if ok && base > 0 && base+n <= 65536 {
+			return base
+		}
+	}
+	t.Fatalf("no %d consecutive free udp ports", n)
+	return 0
 }
 
 // SyncBuffer collects a process's output (or a log): safe to read while it
