@@ -28,8 +28,7 @@
 //
 // # Statuses
 //
-// A call's Status follows the product sipstream reproduces (Flashphoner Web
-// Call Server): TRYING → RING / RING_MEDIA / SESSION_PROGRESS →
+// A call's Status goes: TRYING → RING / RING_MEDIA / SESSION_PROGRESS →
 // ESTABLISHED ⇄ HOLD → FINISH, or BUSY / FAILED when it cannot be set up or
 // breaks. CallInfo carries the last SIP status code and reason. Each sink
 // has a SinkStatus, the neutral sink.State every sink reports: Wait →

@@ -15,13 +15,6 @@ import (
 	"github.com/sipstream/sipstream/sip"
 )
 
-// Header is a custom SIP header added to the INVITE.
-//
-// Deprecated: use sip.Header. This alias goes away once the REST layer
-// (examples/restserver, moving to callmgr/wcsapi) and CallInfo use
-// sip.Header.
-type Header = sip.Header
-
 // CallParams describes a call to place: every field of the REST API's
 // /call/startup. Only Callee is required.
 //

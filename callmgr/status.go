@@ -6,11 +6,12 @@ import (
 	"time"
 
 	"github.com/sipstream/sipstream/sink"
+	"github.com/sipstream/sipstream/sip"
 )
 
-// Status is a call's state, named as the product sipstream reproduces
-// (Flashphoner Web Call Server) names it, so the REST layer can pass it on
-// unchanged.
+// Status is a call's state. Its values are the names SIP call states
+// commonly go by (TRYING, RING, ESTABLISHED, …); a REST layer maps them to
+// its own (callmgr/wcsapi does for the WCS API).
 type Status string
 
 // Call statuses. A call starts in StatusTrying and ends in exactly one of
@@ -188,7 +189,7 @@ type CallInfo struct {
 	SIPPort             int
 	SIPTransport        string
 	SIPRegisterRequired bool
-	Headers             []Header
+	Headers             []sip.Header
 
 	Status    Status
 	SIPStatus int    // last SIP status code seen (0 before any)

@@ -182,6 +182,33 @@ func (s *managerService) Calls() []Call {
 	return out
 }
 
+// callStatus is the WCS REST API's name of a call's status. callmgr's
+// statuses carry the same names, as SIP call states are commonly named;
+// this is where the REST API's names are decided.
+func callStatus(st callmgr.Status) string {
+	switch st {
+	case callmgr.StatusTrying:
+		return "TRYING"
+	case callmgr.StatusRing:
+		return "RING"
+	case callmgr.StatusRingMedia:
+		return "RING_MEDIA"
+	case callmgr.StatusSessionProgress:
+		return "SESSION_PROGRESS"
+	case callmgr.StatusEstablished:
+		return "ESTABLISHED"
+	case callmgr.StatusHold:
+		return "HOLD"
+	case callmgr.StatusBusy:
+		return "BUSY"
+	case callmgr.StatusFailed:
+		return "FAILED"
+	case callmgr.StatusFinish:
+		return "FINISH"
+	}
+	return string(st)
+}
+
 // rtmpStatus is the WCS REST API's name of a sink's state, for RTMP legs,
 // pushes and recordings alike (the product reports a recording as an
 // RTMP stream); "" for no sink.
@@ -203,7 +230,7 @@ func callObjectOf(ci callmgr.CallInfo, now func() time.Time) Call {
 	c := Call{
 		CallID:           ci.CallID,
 		Incoming:         ci.Incoming,
-		Status:           string(ci.Status),
+		Status:           callStatus(ci.Status),
 		SIPStatus:        ci.SIPStatus,
 		SIPMessage:       ci.SIPReason,
 		RTMPURL:          ci.RTMPURL,
@@ -354,7 +381,7 @@ func (s *managerService) onEvent(ev callmgr.Event) {
 	}
 	se := StatusEvent{
 		CallID:     ev.CallID,
-		Status:     string(ev.Status),
+		Status:     callStatus(ev.Status),
 		SIPStatus:  ev.SIPStatus,
 		SIPMessage: ev.SIPReason,
 		Caller:     ev.Info.Caller,

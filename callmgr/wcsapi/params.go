@@ -137,25 +137,33 @@ func (r *startupRequest) validate() (startParams, error) {
 	}
 	if p.CallID == "" {
 		errs = append(errs, badField("callId", "is required"))
-	} else if !validCallID(p.CallID) {
-		errs = append(errs, badField("callId", "must be 1 to 128 visible characters without spaces, quotes or angle brackets"))
+	} else if err := checkCallID(p.CallID); err != nil {
+		errs = append(errs, err)
 	}
 	if p.Callee == "" {
 		errs = append(errs, badField("callee", "is required"))
-	} else if err := checkCallee(p.Callee); err != nil {
+	} else if err := sipField("callee", sip.ValidateCallee(p.Callee, p.SIPDomain)); err != nil {
 		errs = append(errs, err)
 	}
-	if p.SIPLogin != "" && !validSIPUser(p.SIPLogin) {
-		errs = append(errs, badField("sipLogin", "is not a valid SIP user name (RFC 3261 §25.1: no spaces, angle brackets, quotes or '@')"))
+	if p.SIPLogin != "" {
+		if err := sipField("sipLogin", sip.ValidateUser(p.SIPLogin)); err != nil {
+			errs = append(errs, err)
+		}
 	}
-	if p.SIPAuthName != "" && !validSIPUser(p.SIPAuthName) {
-		errs = append(errs, badField("sipAuthenticationName", "is not a valid SIP user name (RFC 3261 §25.1: no spaces, angle brackets, quotes or '@')"))
+	if p.SIPAuthName != "" {
+		if err := sipField("sipAuthenticationName", sip.ValidateUser(p.SIPAuthName)); err != nil {
+			errs = append(errs, err)
+		}
 	}
-	if p.SIPDomain != "" && !validHostPort(p.SIPDomain) {
-		errs = append(errs, badField("sipDomain", "is not a host name or IP address"))
+	if p.SIPDomain != "" {
+		if err := sipField("sipDomain", sip.ValidateHostPort(p.SIPDomain)); err != nil {
+			errs = append(errs, err)
+		}
 	}
-	if p.SIPOutboundProxy != "" && !validHostPort(p.SIPOutboundProxy) {
-		errs = append(errs, badField("sipOutboundProxy", "is not a host name or IP address (with an optional port)"))
+	if p.SIPOutboundProxy != "" {
+		if err := sipField("sipOutboundProxy", sip.ValidateOutboundProxy(p.SIPOutboundProxy)); err != nil {
+			errs = append(errs, err)
+		}
 	}
 	if c.SIPPort.Set && (p.SIPPort < 1 || p.SIPPort > 65535) {
 		errs = append(errs, badField("sipPort", "must be between 1 and 65535"))
@@ -165,8 +173,10 @@ func (r *startupRequest) validate() (startParams, error) {
 	default:
 		errs = append(errs, badField("sipTransport", "must be UDP, TCP or TLS"))
 	}
-	if strings.ContainsAny(p.VisibleName, "\"\r\n") {
-		errs = append(errs, badField("visibleName", "must not contain quotes or line breaks"))
+	if p.VisibleName != "" {
+		if err := sipField("visibleName", sip.ValidateDisplayName(p.VisibleName)); err != nil {
+			errs = append(errs, err)
+		}
 	}
 	if p.RTMPURL != "" {
 		u, err := url.Parse(p.RTMPURL)
@@ -188,12 +198,12 @@ func (r *startupRequest) validate() (startParams, error) {
 	sort.Strings(names)
 	for _, name := range names {
 		value := string(r.SIPHeaders[name])
-		if !validHeaderName(name) {
-			errs = append(errs, badField("sipHeaders", "%q is not a valid SIP header name", truncate(name, 40)))
+		if err := sip.ValidateHeaderName(name); err != nil {
+			errs = append(errs, badField("sipHeaders", "%q: %s", truncate(name, 40), sipReason(err)))
 			continue
 		}
-		if strings.ContainsAny(value, "\r\n\x00") {
-			errs = append(errs, badField("sipHeaders", "the value of %s must not contain line breaks", name))
+		if err := sip.ValidateHeaderValue(value); err != nil {
+			errs = append(errs, badField("sipHeaders", "the value of %s: %s", name, sipReason(err)))
 			continue
 		}
 		p.Headers = append(p.Headers, [2]string{name, value})
@@ -204,61 +214,36 @@ func (r *startupRequest) validate() (startParams, error) {
 	return p, nil
 }
 
-// validCallID accepts what fits in a SIP Call-ID header (RFC 3261 §25.1
-// word) and in a URL: visible ASCII without separators that break either.
-func validCallID(s string) bool {
-	if len(s) == 0 || len(s) > 128 {
-		return false
-	}
-	for i := 0; i < len(s); i++ {
-		ch := s[i]
-		if ch <= ' ' || ch >= 0x7f || strings.IndexByte(`"<>\{}`, ch) >= 0 {
-			return false
-		}
-	}
-	return true
-}
+// The SIP grammar is package sip's, one for every layer (RFC 3261 §25.1);
+// this layer only names the REST field at fault.
 
-// The SIP grammar is package sip's (one for every layer); these are its
-// checks with the REST API's messages.
-
-// validSIPUser reports whether s is a SIP user part (sip.ValidateUser).
-func validSIPUser(s string) bool { return sip.ValidateUser(s) == nil }
-
-// validHostPort accepts host, host:port, an IPv4 address or a bracketed IPv6
-// address (sip.ValidateHostPort), with an optional "sip:" prefix (some
-// clients send the proxy as a URI).
-func validHostPort(s string) bool {
-	s = strings.TrimPrefix(strings.TrimPrefix(s, "sip:"), "sips:")
-	return s != "" && sip.ValidateHostPort(s) == nil
-}
-
-// checkCallee accepts a SIP or SIPS URI, user@host, or a bare user (number).
-func checkCallee(s string) error {
-	if strings.ContainsAny(s, " \t\r\n<>\"") {
-		return badField("callee", "must not contain spaces, quotes or angle brackets")
+// checkCallID accepts a SIP Call-ID (sip.ValidateCallID) that is also safe
+// in the URLs and JSON this API puts it in: no quotes, backslashes, angle
+// or curly brackets, which RFC 3261's word allows.
+func checkCallID(s string) error {
+	if err := sip.ValidateCallID(s); err != nil {
+		return sipField("callId", err)
 	}
-	rest := s
-	if i := strings.IndexByte(s, ':'); i >= 0 && (strings.EqualFold(s[:i], "sip") || strings.EqualFold(s[:i], "sips") || strings.EqualFold(s[:i], "tel")) {
-		rest = s[i+1:]
-	}
-	if j := strings.IndexByte(rest, ';'); j >= 0 {
-		rest = rest[:j] // URI parameters
-	}
-	user, host, hasHost := strings.Cut(rest, "@")
-	if user == "" && !hasHost {
-		return badField("callee", "is empty")
-	}
-	if user != "" && !validSIPUser(user) {
-		return badField("callee", "has an invalid user part")
-	}
-	if hasHost && !validHostPort(host) {
-		return badField("callee", "has an invalid host part")
+	if strings.ContainsAny(s, `"<>\{}`) {
+		return badField("callId", "must not contain quotes, backslashes, angle or curly brackets")
 	}
 	return nil
 }
 
-// validHeaderName reports whether s is a SIP header field name that
-// callers may set (sip.ValidateHeaderName: a token, not a header the user
-// agent builds itself).
-func validHeaderName(s string) bool { return sip.ValidateHeaderName(s) == nil }
+// sipField relabels an error of sip's validators as the REST field name;
+// nil stays nil.
+func sipField(field string, err error) error {
+	if err == nil {
+		return nil
+	}
+	return badField(field, "%s", sipReason(err))
+}
+
+// sipReason is the reason a sip validator gave, without its field name.
+func sipReason(err error) string {
+	var pe *sip.ParamError
+	if errors.As(err, &pe) {
+		return pe.Reason
+	}
+	return err.Error()
+}

@@ -269,7 +269,7 @@ func TestCSRFAndHost(t *testing.T) {
 	code, _, hdr = do(t, "POST", startup, "application/json", body, map[string]string{"Origin": "https://app.example.com"})
 	require.Equal(t, http.StatusOK, code)
 	require.Equal(t, "https://app.example.com", hdr.Get("Access-Control-Allow-Origin"))
-	code, _, _ = do(t, "POST", startup, "application/json; charset=utf-8", `{"callId":"x2","callee":"1002"}`, map[string]string{"Origin": ts.URL})
+	code, _, _ = do(t, "POST", startup, "application/json; charset=utf-8", `{"callId":"x2","callee":"1002@pbx.example.com"}`, map[string]string{"Origin": ts.URL})
 	require.Equal(t, http.StatusOK, code)
 	port := ts.URL[strings.LastIndex(ts.URL, ":"):]
 	code, _, _ = do(t, "POST", ts.URL+"/rest-api/call/find_all", "", "", map[string]string{"Host": "localhost" + port})

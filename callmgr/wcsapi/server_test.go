@@ -218,7 +218,7 @@ func TestStartupAcceptsStringForms(t *testing.T) {
 func TestStartupAcceptsJSONBooleansAndNumbers(t *testing.T) {
 	f, _, ts := newTestServer(t, serverOptions{})
 	r := call(t, ts, "/rest-api/call/startup",
-		`{"callId":"c2","callee":1002,"hasAudio":false,"hasVideo":true,"sipPort":5080,"sipRegisterRequired":false,"unknownField":{"x":[1,2]}}`)
+		`{"callId":"c2","callee":1002,"sipDomain":"pbx.example.com","hasAudio":false,"hasVideo":true,"sipPort":5080,"sipRegisterRequired":false,"unknownField":{"x":[1,2]}}`)
 	require.Equal(t, http.StatusOK, r.status, r.body)
 	p := f.params[0]
 	require.Equal(t, "1002", p.Callee)
@@ -273,8 +273,13 @@ func TestStartupBadRequests(t *testing.T) {
 		{"bad rtmp url", `{"callId":"a","callee":"1","rtmpUrl":"http://x/live"}`, "rtmpUrl"},
 		{"callee object", `{"callId":"a","callee":{"x":1}}`, "object or array"},
 		{"register without login", `{"callId":"a","callee":"1","sipRegisterRequired":true}`, "sipRegisterRequired"},
-		{"header injection", `{"callId":"a","callee":"1","sipHeaders":{"X-A":"1\r\nBYE"}}`, "line breaks"},
-		{"reserved header", `{"callId":"a","callee":"1","sipHeaders":{"Call-ID":"1"}}`, "not a valid SIP header"},
+		{"header injection", `{"callId":"a","callee":"1@h","sipHeaders":{"X-A":"1\r\nBYE"}}`, "sipHeaders: the value of X-A: control character"},
+		{"reserved header", `{"callId":"a","callee":"1@h","sipHeaders":{"Call-ID":"1"}}`, "sipHeaders: \"Call-ID\": header Call-ID is set by the user agent"},
+		{"compact reserved header", `{"callId":"a","callee":"1@h","sipHeaders":{"i":"1"}}`, "sipHeaders"},
+		{"bare callee without domain", `{"callId":"a","callee":"1"}`, "callee: required when the callee is a bare user"},
+		{"tel callee", `{"callId":"a","callee":"tel:+15551234"}`, "callee"},
+		{"call id with curly bracket", `{"callId":"a{b}","callee":"1@h"}`, "callId: must not contain quotes"},
+		{"call id too long", `{"callId":"` + strings.Repeat("c", 257) + `","callee":"1@h"}`, "callId"},
 		{"call id with space", `{"callId":"a b","callee":"1"}`, "callId"},
 	}
 	for _, tc := range cases {
