@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"path/filepath"
 	"time"
 
 	"github.com/sipstream/sipstream/media"
@@ -203,6 +204,11 @@ func (c *Call) onSetup(r setupResult) {
 	}
 	c.mu.Lock()
 	c.info.Established = time.Now()
+	if c.p.Record {
+		// Named now, so the ESTABLISHED event and every snapshot from then
+		// on carry the path; startPrimarySinks creates the file.
+		c.info.RecordPath = filepath.Join(c.m.cfg.RecordDir, recordName(c.p.ToStream, c.info.Established, c.m.cfg.RecordFormat))
+	}
 	c.mu.Unlock()
 	c.setStatus(StatusEstablished, 200, "OK")
 	c.activatePending()

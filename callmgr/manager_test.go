@@ -202,6 +202,11 @@ func TestEstablishStreamAndTerminate(t *testing.T) {
 	assert.True(t, closed, "recording flushed")
 	assert.Equal(t, []Status{StatusTrying, StatusRing, StatusEstablished, StatusFinish}, e.log.statuses("c1"))
 	assert.Equal(t, []SinkStatus{SinkWait, SinkActive}, e.log.sinkStatuses("c1", "c1/rtmp"))
+	for _, ev := range e.log.events("c1") {
+		if ev.Type == EventCallStatus && ev.Status == StatusEstablished {
+			assert.Equal(t, info.RecordPath, ev.Info.RecordPath, "the ESTABLISHED event names the recording")
+		}
+	}
 	assert.Empty(t, e.m.FindAll())
 	assert.ErrorIs(t, e.m.Terminate(ctx, "c1"), ErrCallNotFound)
 	assert.Zero(t, e.w.sessOpen.Load())

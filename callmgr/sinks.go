@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"path/filepath"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -270,22 +269,21 @@ func (c *Call) startPrimarySinks() {
 	if c.p.Record {
 		si := SinkInfo{ID: c.recordSinkID(), CallID: c.id, ToStream: c.p.ToStream, Kind: SinkKindRecord,
 			Status: SinkWait, Primary: true}
-		si.Path = filepath.Join(c.m.cfg.RecordDir, recordName(c.p.ToStream, time.Now(), c.m.cfg.RecordFormat))
+		c.mu.Lock()
+		si.Path = c.info.RecordPath // named when the call was established
+		c.mu.Unlock()
 		audio, video := c.receives()
 		s, err := c.m.be.sinks.NewRecorder(si.Path, c.m.cfg.RecordFormat, audio, video, c.m.cfg.RecordQuota)
+		if err == nil {
+			_, err = c.attach(si, s)
+		}
 		if err != nil {
+			c.mu.Lock()
+			c.info.RecordPath = "" // no recording after all
+			c.mu.Unlock()
 			si.Status, si.Reason = SinkFailed, err.Error()
 			c.emitSink(si, true)
-			return
 		}
-		if _, err := c.attach(si, s); err != nil {
-			si.Status, si.Reason = SinkFailed, err.Error()
-			c.emitSink(si, true)
-			return
-		}
-		c.mu.Lock()
-		c.info.RecordPath = si.Path
-		c.mu.Unlock()
 	}
 }
 
