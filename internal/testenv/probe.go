@@ -27,12 +27,22 @@ type ProbedStream struct {
 }
 
 // ProbeStreams returns the streams of file by codec type ("audio",
-// "video"; the last of each type when there are several).
+// "video"; the last of each type when there are several). file may be a
+// live stream's URL (rtmp://...): ffprobe then fails after 20 s without
+// data rather than waiting for ever.
 func ProbeStreams(t testing.TB, file string) map[string]ProbedStream {
 	t.Helper()
-	out, err := exec.Command(LookPath(t, "ffprobe"), "-v", "error", "-show_streams", "-of", "json", file).Output()
+	args := []string{"-v", "error"}
+	if strings.Contains(file, "://") {
+		args = append(args, "-rw_timeout", "20000000")
+	}
+	out, err := exec.Command(LookPath(t, "ffprobe"), append(args, "-show_streams", "-of", "json", file)...).Output()
 	if err != nil {
-		t.Fatalf("ffprobe -show_streams %s: %v", file, err)
+		var stderr []byte
+		if ee, ok := err.(*exec.ExitError); ok {
+			stderr = ee.Stderr
+		}
+		t.Fatalf("ffprobe -show_streams %s: %v\n%s", file, err, stderr)
 	}
 	var v struct {
 		Streams []ProbedStream `json:"streams"`

@@ -2,6 +2,7 @@ package testenv
 
 import (
 	"fmt"
+	"os"
 	"os/exec"
 	"path/filepath"
 	"sync/atomic"
@@ -111,6 +112,11 @@ func (p *Process) ExitCode() int {
 	}
 	return p.cmd.ProcessState.ExitCode()
 }
+
+// Signal sends sig to the process alone (not its group), e.g.
+// syscall.SIGINT or SIGTERM to ask a server for the clean shutdown the test
+// then checks with Wait. An exit it causes counts as a crash for Crashed.
+func (p *Process) Signal(sig os.Signal) error { return p.cmd.Process.Signal(sig) }
 
 // Kill sends SIGKILL to the process group (a crash, not a shutdown: helper
 // processes left behind go too) and waits at most 10 s for the process to
