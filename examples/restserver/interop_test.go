@@ -3,8 +3,6 @@
 package main
 
 import (
-	"bufio"
-	"bytes"
 	"context"
 	"encoding/json"
 	"fmt"
@@ -22,7 +20,6 @@ import (
 	"strconv"
 	"strings"
 	"sync"
-	"syscall"
 	"testing"
 	"time"
 
@@ -32,8 +29,7 @@ import (
 	"github.com/sipstream/sipstream/callmgr/wcsapi"
 	"github.com/sipstream/sipstream/internal/testenv"
 	"github.com/sipstream/sipstream/internal/testmedia"
-	"github.com/sipstream/sipstream/media/g711"
-	"github.com/sipstream/sipstream/media/rtph264"
+	"github.com/sipstream/sipstream/media"
 )
 
 // --- the server binary, built once and started as a user would ---
@@ -76,22 +72,16 @@ func serverBinary(t *testing.T) string {
 	return buildBin
 }
 
-// serverProcess is the restserver binary running in its own process group.
+// serverProcess is the restserver binary run by testenv.StartProcess (its
+// output in the test log on failure).
 type serverProcess struct {
-	cmd  *exec.Cmd
+	p    *testenv.Process
 	base string // http://admin:PASS@127.0.0.1:PORT (the login is ignored without one)
 	addr string // 127.0.0.1:PORT
-	done chan error
-
-	mu     sync.Mutex
-	stderr bytes.Buffer
 }
 
-func (p *serverProcess) log() string {
-	p.mu.Lock()
-	defer p.mu.Unlock()
-	return p.stderr.String()
-}
+// log returns what the server printed so far.
+func (p *serverProcess) log() string { return p.p.Output() }
 
 // startServerProcess starts the binary with args after the loopback
 // listeners on runtime ports, and reads the bound HTTP address from its log.
@@ -107,340 +97,96 @@ func startServerProcess(t *testing.T, args ...string) *serverProcess {
 		login = ""
 	}
 	cmd.Env = append(os.Environ(), "SIPSTREAM_AUTH="+login)
-	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
-	pipe, err := cmd.StderrPipe()
-	require.NoError(t, err)
-	require.NoError(t, cmd.Start())
-	p := &serverProcess{cmd: cmd, done: make(chan error, 1)}
-	addr := make(chan string, 1)
-	go func() {
-		sc := bufio.NewScanner(pipe)
-		sent := false
-		for sc.Scan() {
-			line := sc.Text()
-			p.mu.Lock()
-			p.stderr.WriteString(line + "\n")
-			p.mu.Unlock()
-			if m := listeningRE.FindStringSubmatch(line); m != nil && !sent {
-				addr <- m[1]
-				sent = true
-			}
+	p := &serverProcess{p: testenv.StartProcess(t, cmd)}
+	deadline := time.Now().Add(60 * time.Second)
+	for {
+		if m := listeningRE.FindStringSubmatch(p.log()); m != nil {
+			p.addr = m[1]
+			p.base = withLogin("http://" + m[1])
+			return p
 		}
-		p.done <- cmd.Wait()
-	}()
-	t.Cleanup(func() {
-		_ = syscall.Kill(-cmd.Process.Pid, syscall.SIGKILL)
-		select {
-		case <-p.done:
-		case <-time.After(10 * time.Second):
+		if p.p.Exited() {
+			t.Fatalf("the server exited before listening: %v\n%s", p.p.Wait(time.Second), p.log())
 		}
-		if t.Failed() {
-			t.Logf("server log:\n%s", p.log())
+		if time.Now().After(deadline) {
+			t.Fatalf("the server logged no HTTP address within 60 s:\n%s", p.log())
 		}
-	})
-	select {
-	case a := <-addr:
-		p.addr = a
-		p.base = withLogin("http://" + a)
-	case err := <-p.done:
-		t.Fatalf("the server exited before listening: %v\n%s", err, p.log())
-	case <-time.After(60 * time.Second):
-		t.Fatalf("the server logged no HTTP address within 60 s:\n%s", p.log())
+		time.Sleep(20 * time.Millisecond)
 	}
-	return p
 }
 
 // interrupt sends SIGINT (Ctrl-C) and waits for a clean exit.
 func (p *serverProcess) interrupt(t *testing.T) {
 	t.Helper()
-	require.NoError(t, p.cmd.Process.Signal(os.Interrupt))
-	select {
-	case err := <-p.done:
-		p.done <- err
-		require.NoError(t, err, "exit status after SIGINT\n%s", p.log())
-	case <-time.After(30 * time.Second):
-		t.Fatalf("the server did not exit within 30 s of SIGINT\n%s", p.log())
-	}
+	require.NoError(t, p.p.Signal(os.Interrupt))
+	require.NoError(t, p.p.Wait(30*time.Second), "exit status after SIGINT\n%s", p.log())
 }
 
-// --- sipp as the callee ---
+// --- sipp as the callee (testenv.SippCallee), media from testmedia.Replayer ---
 
-// sippUAS is sipp running a UAS scenario written at test time: it answers
-// one call with an SDP whose media ports are the test's replayer sockets,
-// answers every INFO with 200, and ends (exit status 0) after the caller's
-// BYE.
-type sippUAS struct {
-	port     int
-	messages string // sipp's -trace_msg file
-	done     chan error
-	out      bytes.Buffer
-}
-
-const sippScenario = `<?xml version="1.0" encoding="ISO-8859-1" ?>
-<scenario name="restserver interop callee">
-  <recv request="INVITE" crlf="true"/>
-  <send><![CDATA[
-SIP/2.0 180 Ringing
-[last_Via:]
-[last_From:]
-[last_To:];tag=[pid]RSTag[call_number]
-[last_Call-ID:]
-[last_CSeq:]
-Contact: <sip:[local_ip]:[local_port];transport=[transport]>
-Content-Length: 0
-
-]]></send>
-  <send retrans="500"><![CDATA[
-SIP/2.0 200 OK
-[last_Via:]
-[last_From:]
-[last_To:];tag=[pid]RSTag[call_number]
-[last_Call-ID:]
-[last_CSeq:]
-Contact: <sip:[local_ip]:[local_port];transport=[transport]>
-Content-Type: application/sdp
-Content-Length: [len]
-
-v=0
+// sippAnswer is sipp's SDP answer: its media ports, AUDIOPORT and
+// VIDEOPORT, are the replayer's sockets (sipp 3.6 cannot play an audio and
+// a video pcap in one call).
+const sippAnswer = `v=0
 o=sipp 1 1 IN IP4 127.0.0.1
 s=-
 c=IN IP4 127.0.0.1
 t=0 0
-m=audio AUDIO_PORT RTP/AVP 8 101
+m=audio AUDIOPORT RTP/AVP 8 101
 a=rtpmap:8 PCMA/8000
 a=rtpmap:101 telephone-event/8000
 a=fmtp:101 0-15
 a=sendrecv
-m=video VIDEO_PORT RTP/AVP 96
+m=video VIDEOPORT RTP/AVP 96
 a=rtpmap:96 H264/90000
 a=fmtp:96 packetization-mode=1;profile-level-id=42e01e
 a=rtcp-fb:96 nack pli
 a=sendrecv
-]]></send>
-  <recv request="ACK" crlf="true"/>
-  <label id="1"/>
-  <recv request="INFO" optional="true" next="2"/>
-  <recv request="BYE"/>
-  <send next="9"><![CDATA[
-SIP/2.0 200 OK
-[last_Via:]
-[last_From:]
-[last_To:]
-[last_Call-ID:]
-[last_CSeq:]
-Content-Length: 0
-
-]]></send>
-  <label id="2"/>
-  <send next="1"><![CDATA[
-SIP/2.0 200 OK
-[last_Via:]
-[last_From:]
-[last_To:]
-[last_Call-ID:]
-[last_CSeq:]
-Content-Length: 0
-
-]]></send>
-  <label id="9"/>
-</scenario>
 `
 
-func startSipp(t *testing.T, audioPort, videoPort int) *sippUAS {
-	t.Helper()
-	bin := testenv.LookPath(t, "sipp")
-	dir := t.TempDir()
-	s := &sippUAS{port: testenv.FreePort(t, "udp"), messages: filepath.Join(dir, "messages.log"), done: make(chan error, 1)}
-	sc := strings.NewReplacer("AUDIO_PORT", strconv.Itoa(audioPort), "VIDEO_PORT", strconv.Itoa(videoPort)).Replace(sippScenario)
-	sf := filepath.Join(dir, "uas.xml")
-	require.NoError(t, os.WriteFile(sf, []byte(sc), 0o644))
-	cmd := exec.Command(bin, "-sf", sf, "-i", "127.0.0.1", "-mi", "127.0.0.1", "-p", strconv.Itoa(s.port), "-m", "1",
-		"-nostdin", "-trace_msg", "-message_file", s.messages, "-trace_err", "-error_file", filepath.Join(dir, "errors.log"))
-	cmd.Dir = dir
-	cmd.Stdout, cmd.Stderr = &s.out, &s.out
-	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
-	require.NoError(t, cmd.Start())
-	go func() { s.done <- cmd.Wait() }()
-	t.Cleanup(func() {
-		_ = syscall.Kill(-cmd.Process.Pid, syscall.SIGKILL)
-		<-s.done
-		s.done <- nil
-	})
-	// sipp binds its UDP port right after start; wait until it is taken.
-	deadline := time.Now().Add(10 * time.Second)
-	for time.Now().Before(deadline) {
-		c, err := net.ListenUDP("udp4", &net.UDPAddr{IP: net.IPv4(127, 0, 0, 1), Port: s.port})
-		if err != nil {
-			break // sipp has it
-		}
-		c.Close()
-		time.Sleep(20 * time.Millisecond)
-	}
-	return s
+// dtmfEvents collects the RFC 4733 event codes (payload type 101) that
+// reach the replayer's audio socket.
+type dtmfEvents struct {
+	mu    sync.Mutex
+	codes map[byte]bool
+	done  chan struct{} // closed when the socket is
 }
 
-func (s *sippUAS) uri() string { return fmt.Sprintf("sip:callee@127.0.0.1:%d", s.port) }
-
-// log returns sipp's message trace so far.
-func (s *sippUAS) log() string {
-	b, _ := os.ReadFile(s.messages)
-	return string(b)
-}
-
-// wait waits for sipp to end its one call and returns its exit error.
-func (s *sippUAS) wait(t *testing.T) error {
-	t.Helper()
-	select {
-	case err := <-s.done:
-		s.done <- err
-		return err
-	case <-time.After(30 * time.Second):
-		return fmt.Errorf("sipp did not end within 30 s: %s", s.out.String())
-	}
-}
-
-var mLineRE = regexp.MustCompile(`(?m)^m=(audio|video) (\d+) `)
-
-// offerPorts waits for the INVITE in sipp's trace and returns the audio and
-// video RTP ports of the server's offer.
-func (s *sippUAS) offerPorts(t *testing.T) (audio, video int) {
-	t.Helper()
-	deadline := time.Now().Add(20 * time.Second)
-	for time.Now().Before(deadline) {
-		log := s.log()
-		if i := strings.Index(log, "INVITE sip:"); i >= 0 {
-			for _, m := range mLineRE.FindAllStringSubmatch(log[i:], -1) {
-				p, _ := strconv.Atoi(m[2])
-				if m[1] == "audio" && audio == 0 {
-					audio = p
-				}
-				if m[1] == "video" && video == 0 {
-					video = p
-				}
-			}
-			if audio != 0 && video != 0 {
-				return audio, video
-			}
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
-	t.Fatalf("no INVITE with audio and video in sipp's trace:\n%s", s.log())
-	return 0, 0
-}
-
-// --- the callee's media: our replayer (sipp 3.6 plays one pcap per call) ---
-
-// replayer sends the H.264 test clip (25 fps) and a 1 kHz A-law tone from
-// the ports sipp's answer names, and counts the RFC 4733 events it receives.
-type replayer struct {
-	audio, video *net.UDPConn
-
-	mu     sync.Mutex
-	events map[byte]bool // telephone-event codes received
-	wg     sync.WaitGroup
-}
-
-func newReplayer(t *testing.T) *replayer {
-	t.Helper()
-	r := &replayer{events: map[byte]bool{}}
-	var err error
-	r.audio, err = net.ListenUDP("udp4", &net.UDPAddr{IP: net.IPv4(127, 0, 0, 1)})
-	require.NoError(t, err)
-	r.video, err = net.ListenUDP("udp4", &net.UDPAddr{IP: net.IPv4(127, 0, 0, 1)})
-	require.NoError(t, err)
-	t.Cleanup(func() {
-		r.audio.Close()
-		r.video.Close()
-		r.wg.Wait()
-	})
-	r.wg.Add(1)
-	go r.readAudio()
-	return r
-}
-
-func (r *replayer) ports() (int, int) {
-	return r.audio.LocalAddr().(*net.UDPAddr).Port, r.video.LocalAddr().(*net.UDPAddr).Port
-}
-
-func (r *replayer) readAudio() {
-	defer r.wg.Done()
-	buf := make([]byte, 1500)
-	for {
-		n, _, err := r.audio.ReadFromUDP(buf)
-		if err != nil {
-			return
-		}
-		var p rtp.Packet
-		if p.Unmarshal(buf[:n]) == nil && p.PayloadType == 101 && len(p.Payload) >= 4 {
-			r.mu.Lock()
-			r.events[p.Payload[0]] = true
-			r.mu.Unlock()
-		}
-	}
-}
-
-func (r *replayer) gotEvent(code byte) bool {
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	return r.events[code]
-}
-
-// play sends media to the server's ports until ctx ends.
-func (r *replayer) play(ctx context.Context, t *testing.T, audioPort, videoPort int) {
-	r.wg.Add(1)
+// readDTMF reads conn until it is closed.
+func readDTMF(conn *net.UDPConn) *dtmfEvents {
+	e := &dtmfEvents{codes: map[byte]bool{}, done: make(chan struct{})}
 	go func() {
-		defer r.wg.Done()
-		adst := &net.UDPAddr{IP: net.IPv4(127, 0, 0, 1), Port: audioPort}
-		vdst := &net.UDPAddr{IP: net.IPv4(127, 0, 0, 1), Port: videoPort}
-		enc, err := rtph264.NewEncoder(rtph264.EncoderConfig{PayloadType: 96, SSRC: 0x7e57, InitialSequenceNumber: 1})
-		if err != nil {
-			t.Error(err)
-			return
-		}
-		aus := testmedia.ClipAccessUnits()
-		tick := time.NewTicker(20 * time.Millisecond)
-		defer tick.Stop()
-		for n := 0; ; n++ {
-			select {
-			case <-ctx.Done():
+		defer close(e.done)
+		buf := make([]byte, 1500)
+		for {
+			n, _, err := conn.ReadFromUDP(buf)
+			if err != nil {
 				return
-			case <-tick.C:
 			}
-			pcm := testmedia.Tone(1000, 8000, n*160, 160, 0.3)
-			ap := rtp.Packet{Header: rtp.Header{Version: 2, PayloadType: 8, SequenceNumber: uint16(n),
-				Timestamp: uint32(n * 160), SSRC: 0xa0d10}, Payload: g711.EncodeALaw(nil, pcm)}
-			if b, err := ap.Marshal(); err == nil {
-				_, _ = r.audio.WriteToUDP(b, adst)
-			}
-			if n%2 == 0 {
-				f := n / 2
-				pkts, err := enc.Encode(aus[f%len(aus)].NALUs, uint32(f*3600))
-				if err != nil {
-					t.Error(err)
-					return
-				}
-				for _, p := range pkts {
-					if b, err := p.Marshal(); err == nil {
-						_, _ = r.video.WriteToUDP(b, vdst)
-					}
-				}
+			var p rtp.Packet
+			if p.Unmarshal(buf[:n]) == nil && p.PayloadType == 101 && len(p.Payload) >= 4 {
+				e.mu.Lock()
+				e.codes[p.Payload[0]] = true
+				e.mu.Unlock()
 			}
 		}
 	}()
+	return e
 }
 
-// ffprobeStreams reads a live RTMP stream with ffprobe and returns its
-// streams' codec names.
-func ffprobeStreams(t *testing.T, url string) string {
+func (e *dtmfEvents) got(code byte) bool {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	return e.codes[code]
+}
+
+// probeLive reads a live RTMP stream with ffprobe and returns its streams.
+func probeLive(t *testing.T, url string) map[string]testenv.ProbedStream {
 	t.Helper()
-	ctx, cancel := context.WithTimeout(context.Background(), 40*time.Second)
-	defer cancel()
 	t0 := time.Now()
-	defer func() { t.Logf("ffprobe took %v", time.Since(t0)) }()
-	out, err := exec.CommandContext(ctx, testenv.LookPath(t, "ffprobe"), "-v", "error", "-rw_timeout", "20000000",
-		"-show_entries", "stream=codec_name,width,height,sample_rate", "-of", "compact=p=0", url).CombinedOutput()
-	require.NoError(t, err, "ffprobe %s: %s", url, out)
-	return strings.TrimSpace(string(out))
+	streams := testenv.ProbeStreams(t, url)
+	t.Logf("ffprobe %s took %v: %+v", url, time.Since(t0), streams)
+	return streams
 }
 
 // The server binary, started as a user would, places a call to sipp and
@@ -448,35 +194,59 @@ func ffprobeStreams(t *testing.T, url string) string {
 func TestInteropServerSippNginx(t *testing.T) {
 	ngx := testenv.StartNginxRTMP(t)
 	hook := newWebhookRecorder(t)
-	media := newReplayer(t)
-	ap, vp := media.ports()
-	sipp := startSipp(t, ap, vp)
+	// The H.264 clip (25 fps) and a 1 kHz A-law tone, at real-time pace.
+	rp, err := testmedia.NewReplayer(testmedia.ReplayerConfig{Audio: media.CodecPCMA, Amplitude: 0.3, Video: true})
+	require.NoError(t, err)
+	events := readDTMF(rp.AudioConn)
+	t.Cleanup(func() {
+		rp.Close()
+		<-events.done
+	})
+	sipp := testenv.StartSipp(t, testenv.SippConfig{Scenario: testenv.SippCallee(sippAnswer),
+		Vars: map[string]string{"AUDIOPORT": strconv.Itoa(rp.AudioPort()), "VIDEOPORT": strconv.Itoa(rp.VideoPort())}})
+	callee := sipp.URI("callee")
 	srv := startServerProcess(t, "-webhook", hook.srv.URL)
 
 	code, body := rest(t, srv.base, "/call/startup", map[string]any{
-		"callId": "interop-1", "callee": sipp.uri(), "rtmpUrl": ngx.RTMPURL(), "rtmpStream": "interop",
+		"callId": "interop-1", "callee": callee, "rtmpUrl": ngx.RTMPURL(), "rtmpStream": "interop",
 		"hasAudio": "true", "hasVideo": "true", "sipLogin": "restserver", "visibleName": "Interop Test",
 	})
 	require.Equal(t, http.StatusOK, code, string(body))
 	waitCall(t, srv.base, "interop-1", "ESTABLISHED", func(c wcsapi.Call) bool { return c.Status == "ESTABLISHED" })
 
+	octx, ocancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer ocancel()
+	serverAudio, err := sipp.OfferedPort(octx, "audio")
+	require.NoError(t, err)
+	serverVideo, err := sipp.OfferedPort(octx, "video")
+	require.NoError(t, err)
 	ctx, cancel := context.WithCancel(context.Background())
-	defer cancel()
-	serverAudio, serverVideo := sipp.offerPorts(t)
-	media.play(ctx, t, serverAudio, serverVideo)
+	replayDone := make(chan struct{})
+	go func() {
+		defer close(replayDone)
+		if _, _, err := rp.Run(ctx, &net.UDPAddr{IP: net.IPv4(127, 0, 0, 1), Port: serverAudio},
+			&net.UDPAddr{IP: net.IPv4(127, 0, 0, 1), Port: serverVideo}); err != nil {
+			t.Error(err)
+		}
+	}()
+	stopReplay := func() {
+		cancel()
+		<-replayDone
+	}
+	defer stopReplay()
 
 	c := waitCall(t, srv.base, "interop-1", "RTMP_STREAM_ACTIVE", func(c wcsapi.Call) bool {
 		return c.Status == "ESTABLISHED" && c.RTMPStreamStatus == "RTMP_STREAM_ACTIVE"
 	})
-	require.Equal(t, sipp.uri(), c.Callee)
+	require.Equal(t, callee, c.Callee)
 	require.Equal(t, ngx.RTMPURL(), c.RTMPURL)
 
 	// The stream on nginx is readable: H.264 (the clip's 320x240) and AAC.
-	probe := ffprobeStreams(t, ngx.RTMPURL()+"/interop")
-	t.Logf("ffprobe: %s", probe)
-	require.Contains(t, probe, "codec_name=h264")
-	require.Contains(t, probe, "width=320|height=240")
-	require.Contains(t, probe, "codec_name=aac")
+	streams := probeLive(t, ngx.RTMPURL()+"/interop")
+	require.Equal(t, "h264", streams["video"].CodecName)
+	require.Equal(t, 320, streams["video"].Width)
+	require.Equal(t, 240, streams["video"].Height)
+	require.Equal(t, "aac", streams["audio"].CodecName)
 
 	// DTMF: INFO (application/dtmf) and INFO_RELAY reach sipp; RFC 2833
 	// events reach the callee's audio port.
@@ -485,22 +255,22 @@ func TestInteropServerSippNginx(t *testing.T) {
 		require.Equal(t, http.StatusOK, code, "%s %s: %s", d.typ, d.digit, body)
 	}
 	deadline := time.Now().Add(10 * time.Second)
-	for !media.gotEvent(9) {
+	for !events.got(9) {
 		require.True(t, time.Now().Before(deadline), "no RFC 4733 event 9 reached the callee")
 		time.Sleep(20 * time.Millisecond)
 	}
 
 	code, body = rest(t, srv.base, "/call/terminate", map[string]any{"callId": "interop-1"})
 	require.Equal(t, http.StatusOK, code, string(body))
-	require.NoError(t, sipp.wait(t), "sipp ends its call successfully (it saw our BYE)\n%s", sipp.log())
-	msgs := sipp.log()
+	require.NoError(t, sipp.Wait(30*time.Second), "sipp ends its call successfully (it saw our BYE)")
+	msgs := sipp.Messages()
 	require.Contains(t, msgs, "INFO sip:")
 	require.Regexp(t, `(?i)Content-Type: application/dtmf\r?\n`, msgs)
 	require.Contains(t, msgs, "application/dtmf-relay")
 	require.Contains(t, msgs, "Signal=5")
 	require.Contains(t, msgs, "BYE sip:")
 	require.Contains(t, msgs, `"Interop Test"`)
-	cancel()
+	stopReplay()
 
 	hook.waitStatus(t, "interop-1", "FINISH")
 	calls, rtmps := hook.statuses("interop-1")
@@ -614,7 +384,7 @@ type pageResult struct {
 // WebRTC player shows the demo's video (frames decoded increasing) and
 // receives its audio (within 20 s; typically 1-2 s, logged as playMs).
 func TestInteropChromiumDemoPage(t *testing.T) {
-	chromium := testenv.LookPath(t, "chromium")
+	testenv.LookPath(t, "chromium")
 	srv := startServerProcess(t, "-demo")
 	target, err := http.NewRequest(http.MethodGet, "http://"+srv.addr, nil)
 	require.NoError(t, err)
@@ -642,17 +412,8 @@ func TestInteropChromiumDemoPage(t *testing.T) {
 	ts := httptest.NewServer(mux)
 	defer ts.Close()
 
-	cmd := exec.Command(chromium, "--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-		"--disable-background-networking", "--disable-component-update", "--disable-sync", "--disable-extensions",
-		"--mute-audio", "--autoplay-policy=no-user-gesture-required",
-		"--allow-loopback-in-peer-connection", "--disable-features=WebRtcHideLocalIpsWithMdns",
-		"--user-data-dir="+t.TempDir(), ts.URL+"/interop.html")
-	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
-	require.NoError(t, cmd.Start())
-	defer func() {
-		_ = syscall.Kill(-cmd.Process.Pid, syscall.SIGKILL)
-		_ = cmd.Wait()
-	}()
+	chromium := testenv.StartChromium(t, testenv.ChromiumConfig{URL: ts.URL + "/interop.html"})
+	defer chromium.Close() // before ts.Close: the page's event stream ends with it
 
 	var res pageResult
 	select {
@@ -677,10 +438,9 @@ func TestInteropChromiumDemoPage(t *testing.T) {
 	// from the embedded RTMP server.
 	m := regexp.MustCompile(`watch the stream:\s+ffplay (\S+)`).FindStringSubmatch(srv.log())
 	require.NotNil(t, m, "no ffplay command in the banner:\n%s", srv.log())
-	probe := ffprobeStreams(t, m[1])
-	t.Logf("ffprobe %s: %s", m[1], probe)
-	require.Contains(t, probe, "codec_name=h264")
-	require.Contains(t, probe, "codec_name=aac")
+	streams := probeLive(t, m[1])
+	require.Equal(t, "h264", streams["video"].CodecName)
+	require.Equal(t, "aac", streams["audio"].CodecName)
 	srv.interrupt(t)
 }
 
