@@ -9,7 +9,6 @@ import (
 	"net/http"
 	"os/exec"
 	"path/filepath"
-	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -118,15 +117,11 @@ func TestInteropServerHLS(t *testing.T) {
 	// (closed for sure once the server has exited).
 	srv.interrupt(t)
 	path := established.RecordPath
-	codecs, err := exec.Command("ffprobe", "-v", "error", "-show_entries", "stream=codec_name", "-of", "csv=p=0", path).Output()
-	require.NoError(t, err)
-	assert.Contains(t, string(codecs), "h264")
-	assert.Contains(t, string(codecs), "aac")
+	streams := testenv.ProbeStreams(t, path)
+	assert.Equal(t, "h264", streams["video"].CodecName)
+	assert.Equal(t, "aac", streams["audio"].CodecName)
 	assert.Empty(t, testenv.DecodeErrors(t, path), "the MP4 recording decodes cleanly")
-	out, err := exec.Command("ffprobe", "-v", "error", "-show_entries", "format=duration", "-of", "csv=p=0", path).Output()
-	require.NoError(t, err)
-	d, err := strconv.ParseFloat(strings.TrimSpace(string(out)), 64)
-	require.NoError(t, err)
+	d := testenv.Duration(t, path)
 	t.Logf("MP4 recording %s: %.2f s, call %.2f s", filepath.Base(path), d, callSecs)
 	assert.InDelta(t, callSecs, d, 1.5, "the recording lasts the call")
 }
