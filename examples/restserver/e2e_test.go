@@ -110,7 +110,7 @@ func TestEndToEndCall(t *testing.T) {
 
 	// WebRTC: the call plays at /whep/{toStream}, starting on a keyframe.
 	viewer := playWHEP(t, srv.base+"/whep/e2e-view")
-	require.True(t, answerHasVideoTrack(viewer.answer), "no video track in the answer:\n%s", viewer.answer)
+	require.True(t, answerHasVideoTrack(viewer.answer()), "no video track in the answer:\n%s", viewer.answer())
 	viewer.wait(t, 25, webrtc.RTPCodecTypeVideo, webrtc.RTPCodecTypeAudio)
 	viewer.mu.Lock()
 	require.True(t, viewer.mimes[webrtc.MimeTypeH264], "%v", viewer.mimes)
@@ -280,7 +280,7 @@ func TestWebRTCAudioOnlyCall(t *testing.T) {
 		require.True(t, strings.HasPrefix(mime, "audio/"), "track %s in an audio-only call", mime)
 	}
 	viewer.mu.Unlock()
-	require.False(t, answerHasVideoTrack(viewer.answer), "video track in the answer of an audio-only call:\n%s", viewer.answer)
+	require.False(t, answerHasVideoTrack(viewer.answer()), "video track in the answer of an audio-only call:\n%s", viewer.answer())
 
 	// A second call may not take the stream name of a live one.
 	code, _ = rest(t, srv.base, "/call/startup", map[string]any{"callId": "audio-2", "callee": peer.URI(), "toStream": "audio-1"})

@@ -206,7 +206,7 @@ func TestCapsAndViewerTokenEndToEnd(t *testing.T) {
 	require.Equal(t, http.StatusUnauthorized, code, "no token, no login")
 	v := playWHEP(t, plain+tr.WHEPURL)
 	v.wait(t, 10, webrtc.RTPCodecTypeVideo, webrtc.RTPCodecTypeAudio)
-	code, body, _ := do(t, "POST", plain+tr.WHEPURL, "application/sdp", v.pc.LocalDescription().SDP, nil)
+	code, body, _ := do(t, "POST", plain+tr.WHEPURL, "application/sdp", v.w.PC.LocalDescription().SDP, nil)
 	require.Equal(t, http.StatusServiceUnavailable, code, "-max-viewers 1: %s", body)
 	v.stop(t, plain)
 }

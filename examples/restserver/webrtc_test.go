@@ -70,7 +70,7 @@ func TestWebRTCViewerBeforeFirstKeyframe(t *testing.T) {
 
 	time.Sleep(200 * time.Millisecond) // audio known, video not yet
 	viewer := playWHEP(t, ts.URL+"/whep/late-video")
-	require.True(t, answerHasVideoTrack(viewer.answer), "answered audio-only:\n%s", viewer.answer)
+	require.True(t, answerHasVideoTrack(viewer.answer()), "answered audio-only:\n%s", viewer.answer())
 	viewer.wait(t, 25, webrtc.RTPCodecTypeVideo, webrtc.RTPCodecTypeAudio)
 	viewer.stop(t, ts.URL)
 	// The viewer connected with no keyframe to start from: the sink asked
