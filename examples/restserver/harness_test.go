@@ -64,8 +64,6 @@ func withLogin(base string) string {
 // a file) and waits until it serves HTTP. base carries the login.
 func startRun(t *testing.T, args ...string) *runningServer {
 	t.Helper()
-	ctx, cancel := context.WithCancel(context.Background())
-	s := &runningServer{log: &testenv.SyncBuffer{}, cancel: cancel, done: make(chan error, 1)}
 	all := append([]string{"-http", "127.0.0.1:0", "-https", "", "-sip", "127.0.0.1:0", "-rtp-ports", rtpRange()}, args...)
 	// -demo on loopback needs no login (demo tests check that).
 	if !slices.Contains(args, "-no-auth") && !slices.Contains(args, "-auth-file") && !slices.Contains(args, "-demo") {
@@ -76,7 +74,19 @@ func startRun(t *testing.T, args ...string) *runningServer {
 	if !slices.Contains(args, "-max-cpu") {
 		all = append(all, "-max-cpu", "0")
 	}
-	go func() { s.done <- run(ctx, all, func(string) string { return "" }, s.log) }()
+	s := launchRun(t, all, func(string) string { return "" })
+	s.base = withLogin(s.base)
+	return s
+}
+
+// launchRun starts run with exactly the arguments all and the environment
+// getenv, and waits until it serves HTTP (base without a login). The
+// test's cleanup stops it.
+func launchRun(t *testing.T, all []string, getenv func(string) string) *runningServer {
+	t.Helper()
+	ctx, cancel := context.WithCancel(context.Background())
+	s := &runningServer{log: &testenv.SyncBuffer{}, cancel: cancel, done: make(chan error, 1)}
+	go func() { s.done <- run(ctx, all, getenv, s.log) }()
 	t.Cleanup(func() {
 		if err := s.stop(); err != nil {
 			t.Errorf("run returned %v", err)
@@ -86,7 +96,7 @@ func startRun(t *testing.T, args ...string) *runningServer {
 	for time.Now().Before(deadline) {
 		if m := listeningRE.FindStringSubmatch(s.log.String()); m != nil && strings.Contains(s.log.String(), "msg=ready") {
 			s.addr = m[1]
-			s.base = withLogin("http://" + m[1])
+			s.base = "http://" + m[1]
 			return s
 		}
 		select {

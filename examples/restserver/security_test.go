@@ -1,7 +1,6 @@
 package main
 
 import (
-	"context"
 	"encoding/json"
 	"io"
 	"net/http"
@@ -10,13 +9,11 @@ import (
 	"regexp"
 	"strings"
 	"testing"
-	"time"
 
 	"github.com/pion/webrtc/v4"
 	"github.com/stretchr/testify/require"
 
 	"github.com/sipstream/sipstream/callmgr/wcsapi"
-	"github.com/sipstream/sipstream/internal/testenv"
 	"github.com/sipstream/sipstream/sip/siptest"
 )
 
@@ -24,26 +21,8 @@ import (
 // no login is added, and env is its environment.
 func startRunRaw(t *testing.T, env map[string]string, args ...string) *runningServer {
 	t.Helper()
-	ctx, cancel := context.WithCancel(context.Background())
-	s := &runningServer{log: &testenv.SyncBuffer{}, cancel: cancel, done: make(chan error, 1)}
 	all := append([]string{"-http", "127.0.0.1:0", "-https", "", "-sip", "127.0.0.1:0", "-rtp-ports", rtpRange()}, args...)
-	go func() { s.done <- run(ctx, all, func(k string) string { return env[k] }, s.log) }()
-	t.Cleanup(func() {
-		if err := s.stop(); err != nil {
-			t.Errorf("run returned %v", err)
-		}
-	})
-	deadline := time.Now().Add(30 * time.Second)
-	for time.Now().Before(deadline) {
-		if m := listeningRE.FindStringSubmatch(s.log.String()); m != nil && strings.Contains(s.log.String(), "msg=ready") {
-			s.addr = m[1]
-			s.base = "http://" + m[1]
-			return s
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
-	t.Fatalf("the server did not start:\n%s", s.log.String())
-	return nil
+	return launchRun(t, all, func(k string) string { return env[k] })
 }
 
 // do sends method path with body (JSON) and the given headers to base.
