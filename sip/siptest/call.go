@@ -172,15 +172,19 @@ func (c *PeerCall) isAcked() bool {
 	return c.acked
 }
 
-// WaitBye waits for the caller's BYE and returns nil when it arrived (also
-// on a vanished call, which does not answer it). It returns an error
-// wrapping ErrCallEnded when the call ended otherwise.
+// WaitBye waits for the caller's BYE and returns nil when it arrived and
+// was answered, so End reports EndRemoteBye (on a vanished call, which does
+// not answer it, as soon as it arrived). It returns an error wrapping
+// ErrCallEnded when the call ended otherwise.
 func (c *PeerCall) WaitBye(ctx context.Context) error {
 	var got bool
 	var end EndReason
 	err := c.p.n.wait(ctx, c.p.closing, func() bool {
 		got, end = c.byeReceived, c.end
-		return got || end != EndNone
+		if got {
+			return end != EndNone || c.vanished
+		}
+		return end != EndNone
 	})
 	if err != nil {
 		return err
