@@ -163,6 +163,15 @@ func jsonBody(r *http.Request) bool {
 // insensitive). Empty means everything is allowed.
 type allowList []string
 
+// ParseAllowList splits a comma-separated list of glob patterns (path.Match
+// syntax, case-insensitive; blank entries skipped), as a flag or an
+// environment variable gives Config.AllowCallees or Config.AllowRTMPHosts,
+// and checks every pattern the way New does.
+func ParseAllowList(s string) ([]string, error) {
+	l, err := newAllowList(strings.Split(s, ","))
+	return []string(l), err
+}
+
 // newAllowList checks every pattern of list (blank ones are skipped).
 func newAllowList(list []string) (allowList, error) {
 	var l allowList

@@ -9,12 +9,12 @@ import (
 	"net/netip"
 	"net/url"
 	"os"
-	"path"
 	"slices"
 	"strconv"
 	"strings"
 
 	"github.com/sipstream/sipstream/callmgr"
+	"github.com/sipstream/sipstream/callmgr/wcsapi"
 )
 
 // config is the server's command line (see parseConfig's flag help: each
@@ -160,10 +160,10 @@ func (c *config) check() error {
 		add("-no-auth and credentials (-auth, -auth-file, SIPSTREAM_AUTH): give one")
 	}
 	var err error
-	if c.allowCallees, err = globList(c.AllowCallees); err != nil {
+	if c.allowCallees, err = wcsapi.ParseAllowList(c.AllowCallees); err != nil {
 		add("-allow-callees: %v", err)
 	}
-	if c.allowRTMPHosts, err = globList(c.AllowRTMPHosts); err != nil {
+	if c.allowRTMPHosts, err = wcsapi.ParseAllowList(c.AllowRTMPHosts); err != nil {
 		add("-allow-rtmp-hosts: %v", err)
 	}
 	if c.MaxCalls < 0 || c.MaxViewers < 0 || c.MaxSSE < 0 || c.MaxPushes < 0 {
@@ -245,21 +245,4 @@ func parseBytes(s string) (int64, error) {
 		return 0, errors.New("want a byte count such as 500M or 2G")
 	}
 	return v * mult, nil
-}
-
-// globList splits a comma-separated list of glob patterns (path.Match
-// syntax, case insensitive) and checks every one.
-func globList(s string) ([]string, error) {
-	var l []string
-	for _, p := range strings.Split(s, ",") {
-		p = strings.ToLower(strings.TrimSpace(p))
-		if p == "" {
-			continue
-		}
-		if _, err := path.Match(p, ""); err != nil {
-			return nil, errors.New("bad pattern " + p)
-		}
-		l = append(l, p)
-	}
-	return l, nil
 }

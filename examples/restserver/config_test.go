@@ -60,6 +60,8 @@ func TestConfigErrors(t *testing.T) {
 		{"-max-cpu", "1.5"},
 		{"-max-cpu", "-0.1"},
 		{"-rtmp-audio", "mp3"},
+		{"-allow-callees", "pbx.example.com,[a-"},
+		{"-allow-rtmp-hosts", "["},
 		{"extra"},
 	} {
 		_, err := parseConfig(args, none, io.Discard)
