@@ -21,19 +21,28 @@ type flexBool struct {
 	Set   bool
 }
 
-func (b *flexBool) UnmarshalJSON(data []byte) error {
+// scalarText is the text of a JSON scalar: a string's contents, trimmed,
+// or a number's or boolean's literal; "" for null.
+func scalarText(data []byte) (string, error) {
 	data = bytes.TrimSpace(data)
 	if bytes.Equal(data, []byte("null")) {
-		*b = flexBool{}
-		return nil
+		return "", nil
 	}
 	s := string(data)
 	if len(data) > 0 && data[0] == '"' {
 		if err := json.Unmarshal(data, &s); err != nil {
-			return err
+			return "", err
 		}
 	}
-	switch strings.ToLower(strings.TrimSpace(s)) {
+	return strings.TrimSpace(s), nil
+}
+
+func (b *flexBool) UnmarshalJSON(data []byte) error {
+	s, err := scalarText(data)
+	if err != nil {
+		return err
+	}
+	switch strings.ToLower(s) {
 	case "":
 		*b = flexBool{}
 	case "true", "1", "yes", "on":
@@ -62,21 +71,13 @@ type flexInt struct {
 }
 
 func (n *flexInt) UnmarshalJSON(data []byte) error {
-	data = bytes.TrimSpace(data)
-	if bytes.Equal(data, []byte("null")) {
+	s, err := scalarText(data)
+	if err != nil {
+		return err
+	}
+	if s == "" {
 		*n = flexInt{}
 		return nil
-	}
-	s := string(data)
-	if len(data) > 0 && data[0] == '"' {
-		if err := json.Unmarshal(data, &s); err != nil {
-			return err
-		}
-		s = strings.TrimSpace(s)
-		if s == "" {
-			*n = flexInt{}
-			return nil
-		}
 	}
 	v, err := strconv.ParseInt(s, 10, 32)
 	if err != nil {
