@@ -10,6 +10,7 @@ import (
 
 	"github.com/sipstream/sipstream/media/h264gen"
 	"github.com/sipstream/sipstream/media/transcode"
+	"github.com/sipstream/sipstream/rtmp"
 	"github.com/sipstream/sipstream/sink"
 )
 
@@ -167,7 +168,17 @@ func (c Config) validate() (cfgOK, error) {
 	if u.Host == "" {
 		return cfgOK{}, fmt.Errorf("%w: URL has no host", ErrConfig)
 	}
-	if strings.Count(strings.Trim(u.Path, "/"), "/") < 1 {
+	if c.StreamName != "" {
+		// The URL names the application, whose query (a token, as in
+		// "rtmp://host/live?x=1") belongs to it: it goes into the app
+		// and tcUrl, the stream name is published as given (rtmp.Dial's
+		// ParseAppURL). Appending the name after the query, as full
+		// does, leaves no stream name in the path, so check the parts.
+		au, err := url.Parse(c.URL)
+		if _, perr := rtmp.ParseAppURL(c.URL, c.StreamName); perr != nil || err != nil || strings.Trim(au.Path, "/") == "" {
+			return cfgOK{}, fmt.Errorf("%w: URL needs an application", ErrConfig)
+		}
+	} else if strings.Count(strings.Trim(u.Path, "/"), "/") < 1 {
 		return cfgOK{}, fmt.Errorf("%w: URL needs an application and a stream name", ErrConfig)
 	}
 	if c.AudioMode > AudioPassthrough {
@@ -221,6 +232,9 @@ func newRedactor(rawURL, stream string, u *url.URL) *strings.Replacer {
 		add(p[strings.LastIndex(p, "/")+1:])
 	}
 	add(u.RawQuery)
+	if au, err := url.Parse(rawURL); err == nil && stream != "" {
+		add(au.RawQuery) // the application's own query ("live?token=x")
+	}
 	if u.User != nil {
 		add(u.User.String())
 		if pw, ok := u.User.Password(); ok {
