@@ -37,6 +37,11 @@ type managerService struct {
 	now func() time.Time
 	// maxPushes limits the pushes per call; 0: no limit.
 	maxPushes int
+	// nodeID is the call objects' and events' nodeId (Config.NodeID).
+	nodeID string
+	// webhookSecrets keeps rtmpStream in webhook events
+	// (Config.WebhookSecrets); false redacts it.
+	webhookSecrets bool
 }
 
 var _ callService = (*managerService)(nil)
@@ -172,7 +177,7 @@ func (s *managerService) Calls() []Call {
 	infos := s.m.FindAll()
 	out := make([]Call, 0, len(infos))
 	for _, ci := range infos {
-		c := callObjectOf(ci, s.now)
+		c := callObjectOf(ci, s.nodeID, s.now)
 		if call, ok := s.m.Call(ci.CallID); ok {
 			st := call.Stats()
 			c.MediaStats = &MediaStats{Audio: streamStatsOf(st.Audio), Video: streamStatsOf(st.Video)}
@@ -226,8 +231,18 @@ func rtmpStatus(st callmgr.SinkStatus) string {
 	return ""
 }
 
-func callObjectOf(ci callmgr.CallInfo, now func() time.Time) Call {
+// callObjectOf is the product's call object of ci (wcs-docs "Stream
+// capturing from a SIP call"). streamName is null when no toStream was
+// given: callmgr then names the stream after the callId, so a toStream equal
+// to the callId is reported as null too.
+func callObjectOf(ci callmgr.CallInfo, nodeID string, now func() time.Time) Call {
+	stream := ci.ToStream
+	if stream == ci.CallID {
+		stream = ""
+	}
 	c := Call{
+		Custom:           map[string]any{},
+		NodeID:           nodeID,
 		CallID:           ci.CallID,
 		Incoming:         ci.Incoming,
 		Status:           callStatus(ci.Status),
@@ -235,7 +250,7 @@ func callObjectOf(ci callmgr.CallInfo, now func() time.Time) Call {
 		SIPMessage:       ci.SIPReason,
 		RTMPURL:          ci.RTMPURL,
 		RTMPStream:       ci.RTMPStream,
-		StreamName:       ci.ToStream,
+		StreamName:       stream,
 		RTMPStreamStatus: rtmpStatus(ci.RTMPStatus),
 		RTMPStatusInfo:   ci.RTMPReason,
 		Caller:           ci.Caller,
@@ -243,6 +258,7 @@ func callObjectOf(ci callmgr.CallInfo, now func() time.Time) Call {
 		HasAudio:         ci.HasAudio,
 		HasVideo:         ci.HasVideo,
 		VisibleName:      ci.VisibleName,
+		MediaProvider:    mediaProvider,
 		SRTP:             string(ci.SRTP),
 		Secure:           ci.Secure,
 		SRTPFallback:     ci.SRTPFallback,
@@ -408,7 +424,7 @@ func (s *managerService) onEvent(ev callmgr.Event) {
 	default:
 		return
 	}
-	(*fn)(se, callObjectOf(ev.Info, s.now))
+	(*fn)(se, callObjectOf(ev.Info, s.nodeID, s.now))
 }
 
 // streamStatsOf is the REST form of one stream's counters.

@@ -49,45 +49,6 @@ func serviceStatus(err error) (int, bool) {
 	return 0, false
 }
 
-// Call is a call as /call/find and /call/find_all return it, with the
-// product's field names. It never carries the SIP password.
-type Call struct {
-	CallID           string `json:"callId"`
-	Incoming         bool   `json:"incoming"`
-	Status           string `json:"status"`
-	SIPStatus        int    `json:"sipStatus"`
-	SIPMessage       string `json:"sipMessage,omitempty"`
-	RTMPURL          string `json:"rtmpUrl,omitempty"`
-	RTMPStream       string `json:"rtmpStream,omitempty"`
-	StreamName       string `json:"streamName,omitempty"`
-	RTMPStreamStatus string `json:"rtmpStreamStatus,omitempty"`
-	RTMPStatusInfo   string `json:"rtmpStreamStatusInfo,omitempty"`
-	Caller           string `json:"caller"`
-	Callee           string `json:"callee"`
-	HasAudio         bool   `json:"hasAudio"`
-	HasVideo         bool   `json:"hasVideo"`
-	VisibleName      string `json:"visibleName,omitempty"`
-	AppKey           string `json:"appKey,omitempty"`
-	SIPLogin         string `json:"sipLogin,omitempty"`
-	SIPDomain        string `json:"sipDomain,omitempty"`
-	// RecordPath is the call's recording file on the server (record: true
-	// and -record-dir); empty when the call is not recorded.
-	RecordPath string `json:"recordPath,omitempty"`
-	Info       string `json:"info,omitempty"`
-	StartTime  int64  `json:"startTime,omitempty"` // Unix milliseconds
-	Duration   int64  `json:"duration,omitempty"`  // milliseconds since answer
-	// MediaStats is sipstream's own addition to the product's call
-	// object (in /call/find and /call/find_all, not in events): what the
-	// call received and how loss was repaired.
-	MediaStats *MediaStats `json:"mediaStats,omitempty"`
-	// SRTP, Secure and SRTPFallback are sipstream's additions: the call's
-	// SRTP mode, whether its media is encrypted, and why an "optional"
-	// call runs on plain RTP.
-	SRTP         string `json:"srtp,omitempty"`
-	Secure       bool   `json:"secure,omitempty"`
-	SRTPFallback string `json:"srtpFallback,omitempty"`
-}
-
 // MediaStats is a call's received-media counters per stream.
 type MediaStats struct {
 	Audio StreamStats `json:"audio"`
