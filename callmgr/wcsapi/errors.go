@@ -4,6 +4,7 @@ import (
 	"encoding/json"
 	"errors"
 	"net/http"
+	"strings"
 	"time"
 )
 
@@ -13,6 +14,12 @@ type ErrorBody struct {
 	Timestamp int64  `json:"timestamp"` // Unix milliseconds
 	Status    int    `json:"status"`
 	Error     string `json:"error"`
+	// Exception is the Java exception class the product names, e.g.
+	// "com.flashphoner.rest.server.exception.InternalErrorException"
+	// (wcs-docs "Stream capturing from a SIP call", Known issues 3, the one
+	// the docs show); other statuses follow its pattern from the status
+	// text (NotFoundException, ConflictException, BadRequestException...).
+	Exception string `json:"exception"`
 	Message   string `json:"message"`
 	Path      string `json:"path"`
 }
@@ -37,10 +44,31 @@ func writeError(w http.ResponseWriter, r *http.Request, err error, now time.Time
 		Timestamp: now.UnixMilli(),
 		Status:    status,
 		Error:     http.StatusText(status),
+		Exception: exceptionOf(status),
 		Message:   msg,
 		Path:      r.URL.Path,
 	}
 	writeJSON(w, status, body)
+}
+
+// exceptionPackage is where the product's REST exceptions live.
+const exceptionPackage = "com.flashphoner.rest.server.exception."
+
+// exceptionOf names the product-style exception class of an HTTP status:
+// 500 is the documented InternalErrorException, others are the status text
+// without spaces and punctuation plus "Exception".
+func exceptionOf(status int) string {
+	text := http.StatusText(status)
+	if status == http.StatusInternalServerError || text == "" {
+		return exceptionPackage + "InternalErrorException"
+	}
+	name := strings.Map(func(r rune) rune {
+		if r >= 'a' && r <= 'z' || r >= 'A' && r <= 'Z' || r >= '0' && r <= '9' {
+			return r
+		}
+		return -1
+	}, text)
+	return exceptionPackage + name + "Exception"
 }
 
 func statusOf(err error) (int, string) {
@@ -62,7 +90,7 @@ func writeJSON(w http.ResponseWriter, status int, v any) {
 	b, err := json.Marshal(v)
 	if err != nil {
 		status = http.StatusInternalServerError
-		b = []byte(`{"status":500,"error":"Internal Server Error","message":"encoding the response failed"}`)
+		b = []byte(`{"status":500,"error":"Internal Server Error","exception":"` + exceptionPackage + `InternalErrorException","message":"encoding the response failed"}`)
 	}
 	w.Header().Set("Content-Type", "application/json")
 	w.Header().Set("X-Content-Type-Options", "nosniff")

@@ -25,6 +25,11 @@ type connectionFields struct {
 	SIPRegisterRequired   flexBool   `json:"sipRegisterRequired"`
 	AppKey                flexString `json:"appKey"`
 	VisibleName           flexString `json:"visibleName"`
+	// SIPVisibleName is the name the product's own pages give the display
+	// name (wcs-docs "Stream capturing from a SIP call", Known issues 3:
+	// sipVisibleName='Ralf C'); visibleName, the REST table's name, wins
+	// when both are sent.
+	SIPVisibleName flexString `json:"sipVisibleName"`
 }
 
 // startupRequest is the body of /call/startup.
@@ -68,6 +73,7 @@ func (r *startupRequest) merged() connectionFields {
 	fill(&c.SIPTransport, n.SIPTransport)
 	fill(&c.AppKey, n.AppKey)
 	fill(&c.VisibleName, n.VisibleName)
+	fill(&c.SIPVisibleName, n.SIPVisibleName)
 	if !c.SIPPort.Set {
 		c.SIPPort = n.SIPPort
 	}
@@ -113,7 +119,7 @@ func (r *startupRequest) validate() (startParams, error) {
 		CallID:              strings.TrimSpace(string(r.CallID)),
 		Callee:              strings.TrimSpace(string(r.Callee)),
 		ToStream:            strings.TrimSpace(string(r.ToStream)),
-		RTMPURL:             strings.TrimSpace(string(r.RTMPURL)),
+		RTMPURL:             trimRTMPURL(string(r.RTMPURL)),
 		RTMPStream:          strings.TrimSpace(string(r.RTMPStream)),
 		HasAudio:            r.HasAudio.or(true),
 		HasVideo:            r.HasVideo.or(true),
@@ -128,6 +134,11 @@ func (r *startupRequest) validate() (startParams, error) {
 		SIPRegisterRequired: c.SIPRegisterRequired.or(false),
 		AppKey:              strings.TrimSpace(string(c.AppKey)),
 		VisibleName:         strings.TrimSpace(string(c.VisibleName)),
+	}
+	visibleField := "visibleName"
+	if p.VisibleName == "" {
+		p.VisibleName = strings.TrimSpace(string(c.SIPVisibleName))
+		visibleField = "sipVisibleName"
 	}
 	var errs []error
 	if mode, err := callmgr.ParseSRTPMode(string(r.SRTP)); err != nil {
@@ -174,7 +185,7 @@ func (r *startupRequest) validate() (startParams, error) {
 		errs = append(errs, badField("sipTransport", "must be UDP, TCP or TLS"))
 	}
 	if p.VisibleName != "" {
-		if err := sipField("visibleName", sip.ValidateDisplayName(p.VisibleName)); err != nil {
+		if err := sipField(visibleField, sip.ValidateDisplayName(p.VisibleName)); err != nil {
 			errs = append(errs, err)
 		}
 	}
@@ -212,6 +223,15 @@ func (r *startupRequest) validate() (startParams, error) {
 		return startParams{}, errors.Join(errs...)
 	}
 	return p, nil
+}
+
+// trimRTMPURL is an rtmpUrl as the product takes it: blanks around it and
+// trailing slashes and blanks removed, so the product's own startup example
+// "rtmp://localhost:1935/live /" (wcs-docs "Stream capturing from a SIP
+// call", REST table) names application "live". The stream name (rtmpStream
+// or the push's) is appended after a "/" later.
+func trimRTMPURL(s string) string {
+	return strings.TrimRight(strings.TrimSpace(s), "/ \t")
 }
 
 // The SIP grammar is package sip's, one for every layer (RFC 3261 §25.1);
