@@ -10,6 +10,7 @@ import (
 	"net/http"
 	"net/netip"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -43,6 +44,12 @@ type server struct {
 	requests *prometheus.CounterVec
 	rejected *prometheus.CounterVec
 	events   prometheus.Counter
+
+	// pushMu makes /push/startup's duplicate check and start one step.
+	pushMu sync.Mutex
+	// dtmf sends /call/send_dtmf's digits in the background, in order per
+	// call.
+	dtmf *dtmfQueue
 }
 
 // serverOptions configures newServer. The zero value is a server that
@@ -124,6 +131,7 @@ func newServer(calls callService, o serverOptions) *server {
 	if o.Webhook != "" {
 		s.webhook = newWebhook(o.Webhook, o.Log, o.WebhookQueue)
 	}
+	s.dtmf = newDTMFQueue(calls, o.Log)
 	s.requests = prometheus.NewCounterVec(prometheus.CounterOpts{
 		Namespace: "sipstream", Subsystem: "rest", Name: "requests_total",
 		Help: "REST API requests by endpoint and HTTP status.",
@@ -151,6 +159,7 @@ func (s *server) collectors() []prometheus.Collector {
 // close stops the webhook (after delivering what is queued) and disconnects
 // the event streams.
 func (s *server) close() {
+	s.dtmf.close()
 	s.hub.close()
 	if s.webhook != nil {
 		s.webhook.close()
@@ -193,6 +202,20 @@ const maxRequestBody = 1 << 20
 // a Host this server does not serve (421: DNS rebinding), a cross-origin
 // browser request from an origin not in -cors-origins (403: CSRF), and
 // answers CORS preflights.
+//
+// CORS follows the product, which answers its REST API with
+// "Access-Control-Allow-Origin: *" (wcs-docs "Stream capturing from a SIP
+// call", Known issues 3), but only as far as Config.CORSOrigins allows, since
+// this API takes a Basic login a browser may have cached: by default (no
+// CORSOrigins) only the page's own origin may call, and no CORS header is
+// sent. A listed origin gets its own origin echoed, "Vary: Origin" and
+// "Access-Control-Allow-Credentials: true". "*" is opt-in and answers "*"
+// literally, as the product does, on every response; browsers then send no
+// cached credentials (a script must set Authorization itself), so "*" opens
+// the API to scripts that know the login, not to CSRF. Preflights (OPTIONS)
+// need no login (browsers never send one) and get 204 with
+// Allow-Methods, Allow-Headers and Max-Age; an OPTIONS to /rest-api without
+// Access-Control-Request-Method gets the same 204 (with Allow), never 405.
 func (s *server) guard(next http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		if !s.hosts.allowed(r.Host) {
@@ -206,18 +229,15 @@ func (s *server) guard(next http.Handler) http.Handler {
 				"cross-origin request refused (allow the origin with -cors-origins)"))
 			return
 		}
-		if cross {
+		corsHeaders(w.Header(), s.origins, origin, cross)
+		preflight := r.Method == http.MethodOptions && r.Header.Get("Access-Control-Request-Method") != ""
+		if preflight || (r.Method == http.MethodOptions && strings.HasPrefix(r.URL.Path, "/rest-api/")) {
+			// Never authenticated by browsers: answered here, before any login.
 			h := w.Header()
-			h.Set("Access-Control-Allow-Origin", origin)
-			h.Add("Vary", "Origin")
-			h.Set("Access-Control-Expose-Headers", "Location, Accept-Patch, Accept-Post, ETag")
-		}
-		if r.Method == http.MethodOptions && r.Header.Get("Access-Control-Request-Method") != "" {
-			// A preflight (never authenticated by browsers).
-			h := w.Header()
-			h.Set("Access-Control-Allow-Methods", "GET, POST, PATCH, DELETE, OPTIONS")
-			h.Set("Access-Control-Allow-Headers", "Authorization, Content-Type, If-Match")
+			h.Set("Access-Control-Allow-Methods", corsMethods)
+			h.Set("Access-Control-Allow-Headers", corsAllowHeaders)
 			h.Set("Access-Control-Max-Age", "600")
+			h.Set("Allow", corsMethods)
 			w.WriteHeader(http.StatusNoContent)
 			return
 		}
@@ -226,6 +246,31 @@ func (s *server) guard(next http.Handler) http.Handler {
 		}
 		next.ServeHTTP(w, r)
 	})
+}
+
+// The methods and request headers a CORS preflight allows: the REST API's
+// POST, WHEP's PATCH and DELETE, GET for events, metrics and HLS.
+const (
+	corsMethods      = "GET, POST, PATCH, DELETE, OPTIONS"
+	corsAllowHeaders = "Authorization, Content-Type, If-Match"
+)
+
+// corsHeaders sets the CORS response headers for a request that origins
+// let through: "*" (CORSOrigins has "*": on every response, as the product
+// sends it), or the listed origin echoed with credentials allowed. A
+// same-origin request or one without Origin gets none unless "*".
+func corsHeaders(h http.Header, origins originPolicy, origin string, cross bool) {
+	switch {
+	case origins.any:
+		h.Set("Access-Control-Allow-Origin", "*")
+	case cross:
+		h.Set("Access-Control-Allow-Origin", origin)
+		h.Add("Vary", "Origin")
+		h.Set("Access-Control-Allow-Credentials", "true")
+	default:
+		return
+	}
+	h.Set("Access-Control-Expose-Headers", "Location, Accept-Patch, Accept-Post, ETag")
 }
 
 // reject writes err and counts the refusal by reason.
@@ -510,11 +555,33 @@ func (s *server) callSendDTMF(w http.ResponseWriter, r *http.Request) error {
 	if len(errs) > 0 {
 		return errors.Join(errs...)
 	}
-	if err := s.calls.SendDTMF(r.Context(), string(req.CallID), digits, typ); err != nil {
-		return err
+	// The product answers 200 ("DTMF is sent") or 404 ("call is not
+	// found"), nothing else (wcs-docs "Stream capturing from a SIP call",
+	// REST table): a known call gets 200 at once and the digits go out in
+	// the background, in order; a failure is logged, not answered.
+	id := string(req.CallID)
+	if !liveCall(s.calls.Calls(), id) {
+		return fmt.Errorf("call %q: %w", id, errNotFound)
+	}
+	if !s.dtmf.enqueue(id, digits, typ) {
+		return errStatus(http.StatusServiceUnavailable, "too many DTMF requests queued for this call; retry when they are sent")
 	}
 	writeJSON(w, http.StatusOK, struct{}{})
 	return nil
+}
+
+// liveCall reports whether calls has id and it has not ended.
+func liveCall(calls []Call, id string) bool {
+	for _, c := range calls {
+		if c.CallID == id {
+			switch c.Status {
+			case "FINISH", "FAILED", "BUSY":
+				return false
+			}
+			return true
+		}
+	}
+	return false
 }
 
 func (s *server) pushStartup(w http.ResponseWriter, r *http.Request) error {
@@ -531,7 +598,7 @@ func (s *server) pushStartup(w http.ResponseWriter, r *http.Request) error {
 	}
 	p := pushParams{
 		StreamName: strings.TrimSpace(string(req.StreamName)),
-		RTMPURL:    strings.TrimSpace(string(req.RTMPURL)),
+		RTMPURL:    trimRTMPURL(string(req.RTMPURL)),
 		FullURL:    req.FullURL.or(false),
 		Muted:      strings.EqualFold(string(req.Options.Action), "mute"),
 	}
@@ -550,6 +617,15 @@ func (s *server) pushStartup(w http.ResponseWriter, r *http.Request) error {
 	s.secrets.Add(urlSecrets(p.RTMPURL)...)
 	if err := s.checkRTMP(p.RTMPURL); err != nil {
 		return err
+	}
+	// 409 "when a transponder already exists for this stream + URL"
+	// (WCS-API.md 4.2): the same stream pushed to the same place again.
+	s.pushMu.Lock()
+	defer s.pushMu.Unlock()
+	for _, o := range s.calls.Pushes() {
+		if (o.StreamName == p.StreamName || o.CallID == p.StreamName) && trimRTMPURL(o.RTMPURL) == pushTarget(p) {
+			return fmt.Errorf("%w: stream %q is already pushed to this rtmpUrl (mediaSessionId %s)", errConflict, p.StreamName, o.MediaSessionID)
+		}
 	}
 	obj, err := s.calls.PushStart(r.Context(), p)
 	if err != nil {
@@ -575,7 +651,7 @@ func (s *server) pushFind(w http.ResponseWriter, r *http.Request) error {
 	for _, p := range s.calls.Pushes() {
 		if (f.MediaSessionID == "" || string(f.MediaSessionID) == p.MediaSessionID) &&
 			(f.StreamName == "" || string(f.StreamName) == p.StreamName) &&
-			(f.RTMPURL == "" || string(f.RTMPURL) == p.RTMPURL) {
+			(f.RTMPURL == "" || pushHasURL(p, string(f.RTMPURL))) {
 			p.Info = publicReason(p.Info, s.secrets)
 			out = append(out, p)
 		}
@@ -585,6 +661,39 @@ func (s *server) pushFind(w http.ResponseWriter, r *http.Request) error {
 	}
 	writeJSON(w, http.StatusOK, out)
 	return nil
+}
+
+// A push is reported with the stream name it publishes appended to its
+// rtmpUrl ("rtmp://host/live/rtmp_call1"); clients find it by the rtmpUrl
+// they sent ("rtmp://host/live", or the full URL with
+// rtmpTransponderFullUrl), as the product's /push/find does.
+
+// pushTarget is where a /push/startup request publishes, in the form a
+// push reports it: the URL as given with rtmpTransponderFullUrl, else the
+// URL and "/rtmp_<streamName>".
+func pushTarget(p pushParams) string {
+	u := trimRTMPURL(p.RTMPURL)
+	if p.FullURL {
+		return u
+	}
+	return u + "/" + pushPrefix + p.StreamName
+}
+
+// pushHasURL reports whether push o is found by the rtmpUrl sent: the URL
+// o reports, or that URL without the "/rtmp_<name>" the server appended
+// (name: o's stream or its call).
+func pushHasURL(o Push, sent string) bool {
+	sent = trimRTMPURL(sent)
+	u := trimRTMPURL(o.RTMPURL)
+	if sent == u {
+		return true
+	}
+	for _, n := range []string{o.StreamName, o.CallID} {
+		if base, ok := strings.CutSuffix(u, "/"+pushPrefix+n); ok && n != "" && trimRTMPURL(base) == sent {
+			return true
+		}
+	}
+	return false
 }
 
 func (s *server) pushFindAll(w http.ResponseWriter, r *http.Request) error {

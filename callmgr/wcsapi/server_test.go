@@ -349,7 +349,15 @@ func TestTerminateAndDTMF(t *testing.T) {
 	require.Equal(t, http.StatusOK, call(t, ts, "/rest-api/call/startup", startBody).status)
 	require.Equal(t, http.StatusOK, call(t, ts, "/rest-api/call/send_dtmf", `{"callId":"c1","dtmf":"12#","type":"INFO_RELAY"}`).status)
 	require.Equal(t, http.StatusOK, call(t, ts, "/rest-api/call/send_dtmf", `{"callId":"c1","dtmf":"5"}`).status)
+	// Sent in the background, in order (compat_input_test.go).
+	require.Eventually(t, func() bool {
+		f.mu.Lock()
+		defer f.mu.Unlock()
+		return len(f.dtmf) == 2
+	}, 5*time.Second, 5*time.Millisecond)
+	f.mu.Lock()
 	require.Equal(t, []string{"c1:12#:INFO_RELAY", "c1:5:RFC2833"}, f.dtmf)
+	f.mu.Unlock()
 	require.Equal(t, http.StatusBadRequest, call(t, ts, "/rest-api/call/send_dtmf", `{"callId":"c1","dtmf":"x"}`).status)
 	require.Equal(t, http.StatusBadRequest, call(t, ts, "/rest-api/call/send_dtmf", `{"callId":"c1","dtmf":"1","type":"SMS"}`).status)
 	require.Equal(t, http.StatusNotFound, call(t, ts, "/rest-api/call/send_dtmf", `{"callId":"zz","dtmf":"1"}`).status)
