@@ -395,34 +395,64 @@ func (s *managerService) onEvent(ev callmgr.Event) {
 	if fn == nil {
 		return
 	}
-	se := StatusEvent{
-		CallID:     ev.CallID,
-		Status:     callStatus(ev.Status),
-		SIPStatus:  ev.SIPStatus,
-		SIPMessage: ev.SIPReason,
-		Caller:     ev.Info.Caller,
-		Callee:     ev.Info.Callee,
-		AppKey:     ev.Info.AppKey,
-		Timestamp:  ev.Time.UnixMilli(),
+	st, sipStatus := ev.Status, ev.SIPStatus
+	if st == "" {
+		st = ev.Info.Status
 	}
-	switch ev.Type {
-	case callmgr.EventCallStatus:
-		se.Type = "CallStatusEvent"
-		se.RTMPStreamStatus = rtmpStatus(ev.Info.RTMPStatus)
-	case callmgr.EventSinkStatus:
+	if sipStatus == 0 {
+		sipStatus = ev.Info.SIPStatus
+	}
+	se := StatusEvent{
+		Type:             "CallStatusEvent",
+		NodeID:           s.nodeID,
+		AppKey:           ev.Info.AppKey,
+		CallID:           ev.CallID,
+		Incoming:         ev.Info.Incoming,
+		Status:           callStatus(st),
+		SIPStatus:        sipStatus,
+		RTMPURL:          ev.Info.RTMPURL,
+		RTMPStream:       ev.Info.RTMPStream,
+		RTMPStreamStatus: rtmpStatus(ev.Info.RTMPStatus),
+		Caller:           ev.Info.Caller,
+		Callee:           ev.Info.Callee,
+		HasAudio:         ev.Info.HasAudio,
+		HasVideo:         ev.Info.HasVideo,
+		VisibleName:      ev.Info.VisibleName,
+		MediaProvider:    mediaProvider,
+		SIPMessage:       ev.SIPReason,
+		Timestamp:        ev.Time.UnixMilli(),
+	}
+	switch {
+	case ev.Type == callmgr.EventCallStatus:
+	case ev.Type == callmgr.EventSinkStatus && ev.Sink.Primary && ev.Sink.Kind == callmgr.SinkKindRTMP:
+		// The call's own RTMP leg: the product reports its changes as
+		// CallStatusEvents (wcs-docs 001: "ESTABLISHED, RTMP_CONNECTION_LOST").
+		if ev.Removed {
+			return // the call ended; its final CallStatusEvent says so
+		}
+		se.RTMPStreamStatus = rtmpStatus(ev.Sink.Status)
+		se.Info = ev.Sink.Reason
+	case ev.Type == callmgr.EventSinkStatus:
+		// A push or a recording: sipstream's own event.
 		se.Type = "RtmpStatusEvent"
 		se.RTMPStreamStatus = rtmpStatus(ev.Sink.Status)
 		se.MediaSessionID = ev.Sink.ID
 		se.RTMPURL = ev.Sink.RTMPURL
+		se.RTMPStream = ev.Sink.RTMPStream
 		se.Info = ev.Sink.Reason
 		if ev.Removed {
 			se.Info = "removed"
 		}
-	case callmgr.EventDTMF:
+	case ev.Type == callmgr.EventDTMF:
 		se.Type = "DtmfEvent"
 		se.Info = string(ev.Digit)
 	default:
 		return
+	}
+	// The server redacts rtmpUrl for the webhook; the stream name (the
+	// stream key) goes here, unless Config.WebhookSecrets.
+	if se.RTMPStream != "" && !s.webhookSecrets {
+		se.RTMPStream = redacted
 	}
 	(*fn)(se, callObjectOf(ev.Info, s.nodeID, s.now))
 }

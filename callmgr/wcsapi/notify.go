@@ -16,39 +16,120 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 )
 
-// StatusEvent is what the server tells the outside world about a call: POSTed
-// to the webhook (like the product's CallStatusEvent) and pushed to the web
-// page over Server-Sent Events.
+// StatusEvent is what the server tells the webhooks about a call: the
+// product's CallStatusEvent (wcs-docs "Stream capturing from a SIP call",
+// "Additional status information"), with its members in its order and null
+// where we have no value (sessionId, and rtmpUrl, rtmpStream and
+// rtmpStreamStatus without an RTMP leg). Changes of the call's own RTMP leg
+// are CallStatusEvents too, as in the product. sipstream adds type,
+// sipMessage, mediaSessionId, info and timestamp after them.
 type StatusEvent struct {
-	Type             string `json:"type"` // "CallStatusEvent" or "RtmpStatusEvent"
+	// Type is the event's name, which is also the last segment of the URL
+	// it is POSTed to: "CallStatusEvent" (empty means that too) for the
+	// call's status and its RTMP leg, and sipstream's own "RtmpStatusEvent"
+	// (a push or a recording changed: MediaSessionID names it) and
+	// "DtmfEvent" (Info is the digit received).
+	Type             string `json:"type"`
+	NodeID           string `json:"nodeId"`
+	AppKey           string `json:"appKey"`
+	SessionID        string `json:"sessionId"`
 	CallID           string `json:"callId"`
+	Incoming         bool   `json:"incoming"`
 	Status           string `json:"status"`
-	SIPStatus        int    `json:"sipStatus,omitempty"`
-	SIPMessage       string `json:"sipMessage,omitempty"`
-	RTMPStreamStatus string `json:"rtmpStreamStatus,omitempty"`
-	MediaSessionID   string `json:"mediaSessionId,omitempty"`
-	RTMPURL          string `json:"rtmpUrl,omitempty"`
-	Info             string `json:"info,omitempty"`
-	Caller           string `json:"caller,omitempty"`
-	Callee           string `json:"callee,omitempty"`
-	AppKey           string `json:"appKey,omitempty"`
-	Timestamp        int64  `json:"timestamp"` // Unix milliseconds
+	SIPStatus        int    `json:"sipStatus"`
+	RTMPURL          string `json:"rtmpUrl"`
+	RTMPStream       string `json:"rtmpStream"`
+	RTMPStreamStatus string `json:"rtmpStreamStatus"`
+	Caller           string `json:"caller"`
+	Callee           string `json:"callee"`
+	HasAudio         bool   `json:"hasAudio"`
+	HasVideo         bool   `json:"hasVideo"`
+	VisibleName      string `json:"visibleName"`
+	MediaProvider    string `json:"mediaProvider"`
+	IsMsrp           bool   `json:"isMsrp"`
+
+	// sipstream's additions, left out when empty.
+	SIPMessage     string `json:"sipMessage,omitempty"`
+	MediaSessionID string `json:"mediaSessionId,omitempty"`
+	Info           string `json:"info,omitempty"`
+	Timestamp      int64  `json:"timestamp"` // Unix milliseconds
 }
 
-// webhook delivers events to one URL, in order, from one goroutine, with a
-// bounded queue: a slow or dead receiver costs dropped notifications (counted),
-// never a blocked call.
+// eventType is ev's name: its Type, CallStatusEvent when empty.
+func (ev StatusEvent) eventType() string {
+	if ev.Type == "" {
+		return "CallStatusEvent"
+	}
+	return ev.Type
+}
+
+// MarshalJSON writes ev in the product's order with its nulls: the string
+// members other than callId, status, caller and callee are null when empty.
+func (ev StatusEvent) MarshalJSON() ([]byte, error) {
+	return json.Marshal(struct {
+		Type             string  `json:"type"`
+		NodeID           *string `json:"nodeId"`
+		AppKey           *string `json:"appKey"`
+		SessionID        *string `json:"sessionId"`
+		CallID           string  `json:"callId"`
+		Incoming         bool    `json:"incoming"`
+		Status           string  `json:"status"`
+		SIPStatus        int     `json:"sipStatus"`
+		RTMPURL          *string `json:"rtmpUrl"`
+		RTMPStream       *string `json:"rtmpStream"`
+		RTMPStreamStatus *string `json:"rtmpStreamStatus"`
+		Caller           string  `json:"caller"`
+		Callee           string  `json:"callee"`
+		HasAudio         bool    `json:"hasAudio"`
+		HasVideo         bool    `json:"hasVideo"`
+		VisibleName      *string `json:"visibleName"`
+		MediaProvider    *string `json:"mediaProvider"`
+		IsMsrp           bool    `json:"isMsrp"`
+		SIPMessage       string  `json:"sipMessage,omitempty"`
+		MediaSessionID   string  `json:"mediaSessionId,omitempty"`
+		Info             string  `json:"info,omitempty"`
+		Timestamp        int64   `json:"timestamp"`
+	}{
+		Type: ev.eventType(), NodeID: nullable(ev.NodeID), AppKey: nullable(ev.AppKey),
+		SessionID: nullable(ev.SessionID), CallID: ev.CallID, Incoming: ev.Incoming,
+		Status: ev.Status, SIPStatus: ev.SIPStatus, RTMPURL: nullable(ev.RTMPURL),
+		RTMPStream: nullable(ev.RTMPStream), RTMPStreamStatus: nullable(ev.RTMPStreamStatus),
+		Caller: ev.Caller, Callee: ev.Callee, HasAudio: ev.HasAudio, HasVideo: ev.HasVideo,
+		VisibleName: nullable(ev.VisibleName), MediaProvider: nullable(ev.MediaProvider),
+		IsMsrp: ev.IsMsrp, SIPMessage: ev.SIPMessage, MediaSessionID: ev.MediaSessionID,
+		Info: ev.Info, Timestamp: ev.Timestamp,
+	})
+}
+
+// hookURL is the URL an event named method is POSTed to for an application
+// whose hook is base, as the product's REST hooks are called: base + "/" +
+// method ("http://app/hook" + "CallStatusEvent" ->
+// "http://app/hook/CallStatusEvent"; a query stays at the end).
+func hookURL(base, method string) (string, error) {
+	u, err := url.Parse(base)
+	if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
+		return "", errors.New("not an http:// or https:// URL")
+	}
+	return u.JoinPath(method).String(), nil
+}
+
+// webhook delivers events to the applications' hook URLs: to the hook of
+// the event's appKey, else to the default hook, else nowhere. Each hook has
+// its own goroutine and bounded queue, so events reach one hook in order, a
+// slow or dead receiver costs its own dropped notifications (counted) and
+// never a blocked call or another application's events.
 type webhook struct {
-	url     string
 	client  *http.Client
 	log     *slog.Logger
 	retries int
 	backoff time.Duration
 
-	queue chan StatusEvent
-	stop  chan struct{}
-	done  chan struct{}
-	once  sync.Once
+	def  *hookTarget            // nil without a default hook
+	apps map[string]*hookTarget // by appKey
+
+	stop chan struct{}
+	done chan struct{} // closed when every target's goroutine has ended
+	once sync.Once
 
 	mu      sync.Mutex
 	dropped uint64
@@ -60,15 +141,29 @@ type webhook struct {
 	droppedNotLogd uint64
 }
 
+// hookTarget is one hook URL's queue.
+type hookTarget struct {
+	base  string // the application's base URL
+	queue chan StatusEvent
+}
+
 // webhookQueue is how many events may wait for delivery by default.
 const webhookQueue = 1024
 
 // dropLogEvery spaces the log lines about dropped webhook events.
 const dropLogEvery = 10 * time.Second
 
-// newWebhook starts the delivery goroutine; queue bounds the events waiting
-// (zero means webhookQueue).
-func newWebhook(url string, log *slog.Logger, queue int) *webhook {
+// newWebhook starts the delivery goroutine of one default hook; queue bounds
+// the events waiting (zero means webhookQueue).
+func newWebhook(base string, log *slog.Logger, queue int) *webhook {
+	return newWebhooks(base, nil, log, queue)
+}
+
+// newWebhooks starts one delivery goroutine per hook: def (empty: none) for
+// the applications apps does not name, apps by appKey. queue bounds each
+// hook's waiting events (zero means webhookQueue). The URLs were checked by
+// the caller (hookURL).
+func newWebhooks(def string, apps map[string]string, log *slog.Logger, queue int) *webhook {
 	if log == nil {
 		log = slog.New(slog.NewTextHandler(io.Discard, nil))
 	}
@@ -76,25 +171,60 @@ func newWebhook(url string, log *slog.Logger, queue int) *webhook {
 		queue = webhookQueue
 	}
 	h := &webhook{
-		url:     url,
 		client:  &http.Client{Timeout: 5 * time.Second},
 		log:     log,
 		retries: 3,
 		backoff: 500 * time.Millisecond,
-		queue:   make(chan StatusEvent, queue),
+		apps:    map[string]*hookTarget{},
 		stop:    make(chan struct{}),
 		done:    make(chan struct{}),
 	}
-	go h.run()
+	var targets []*hookTarget
+	byURL := map[string]*hookTarget{} // applications sharing a URL share its queue: one order
+	target := func(base string) *hookTarget {
+		if t, ok := byURL[base]; ok {
+			return t
+		}
+		t := &hookTarget{base: base, queue: make(chan StatusEvent, queue)}
+		byURL[base] = t
+		targets = append(targets, t)
+		return t
+	}
+	if def != "" {
+		h.def = target(def)
+	}
+	for app, base := range apps {
+		h.apps[app] = target(base)
+	}
+	var wg sync.WaitGroup
+	for _, t := range targets {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			h.run(t)
+		}()
+	}
+	go func() {
+		wg.Wait()
+		close(h.done)
+	}()
 	return h
 }
 
-// post queues ev without blocking; it reports false when the queue was full
-// (the event is dropped, counted in sipstream_webhook_dropped_total and
-// logged, at most one line per dropLogEvery).
+// post queues ev for its application's hook without blocking; it reports
+// false when the event is dropped: the queue was full (counted in
+// sipstream_webhook_dropped_total and logged, at most one line per
+// dropLogEvery) or no hook serves its appKey.
 func (h *webhook) post(ev StatusEvent) bool {
+	t := h.apps[ev.AppKey]
+	if t == nil {
+		t = h.def
+	}
+	if t == nil {
+		return false
+	}
 	select {
-	case h.queue <- ev:
+	case t.queue <- ev:
 		return true
 	default:
 	}
@@ -109,7 +239,7 @@ func (h *webhook) post(ev StatusEvent) bool {
 	total := h.dropped
 	h.mu.Unlock()
 	if n > 0 {
-		h.log.Warn("webhook queue full: events dropped", "dropped", n, "droppedTotal", total, "queue", cap(h.queue))
+		h.log.Warn("webhook queue full: events dropped", "dropped", n, "droppedTotal", total, "queue", cap(t.queue))
 	}
 	return false
 }
@@ -137,18 +267,17 @@ func (h *webhook) Collect(ch chan<- prometheus.Metric) {
 	ch <- prometheus.MustNewConstMetric(webhookSentDesc, prometheus.CounterValue, float64(s))
 }
 
-func (h *webhook) run() {
-	defer close(h.done)
+func (h *webhook) run(t *hookTarget) {
 	for {
 		select {
-		case ev := <-h.queue:
-			h.deliver(ev)
+		case ev := <-t.queue:
+			h.deliver(t, ev)
 		case <-h.stop:
 			// Deliver what is queued, once, without retries.
 			for {
 				select {
-				case ev := <-h.queue:
-					_ = h.send(ev)
+				case ev := <-t.queue:
+					_ = h.send(t, ev)
 				default:
 					return
 				}
@@ -157,10 +286,10 @@ func (h *webhook) run() {
 	}
 }
 
-func (h *webhook) deliver(ev StatusEvent) {
+func (h *webhook) deliver(t *hookTarget, ev StatusEvent) {
 	wait := h.backoff
 	for attempt := 0; ; attempt++ {
-		err := h.send(ev)
+		err := h.send(t, ev)
 		if err == nil {
 			h.mu.Lock()
 			h.sent++
@@ -183,16 +312,21 @@ func (h *webhook) deliver(ev StatusEvent) {
 	}
 }
 
-func (h *webhook) send(ev StatusEvent) error {
+// send POSTs ev to its hook's base URL + "/" + the event's name.
+func (h *webhook) send(t *hookTarget, ev StatusEvent) error {
 	body, err := json.Marshal(ev)
+	if err != nil {
+		return err
+	}
+	u, err := hookURL(t.base, ev.eventType())
 	if err != nil {
 		return err
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), h.client.Timeout)
 	defer cancel()
-	req, err := http.NewRequestWithContext(ctx, http.MethodPost, h.url, bytes.NewReader(body))
+	req, err := http.NewRequestWithContext(ctx, http.MethodPost, u, bytes.NewReader(body))
 	if err != nil {
-		return err
+		return errors.New("bad webhook URL") // the URL may carry credentials
 	}
 	req.Header.Set("Content-Type", "application/json")
 	resp, err := h.client.Do(req)
@@ -210,7 +344,7 @@ func (h *webhook) send(ev StatusEvent) error {
 	return nil
 }
 
-// close delivers what is queued (best effort) and stops the goroutine.
+// close delivers what is queued (best effort) and stops the goroutines.
 func (h *webhook) close() {
 	h.once.Do(func() { close(h.stop) })
 	<-h.done

@@ -58,10 +58,18 @@
 //
 // # Webhooks and events
 //
-// With Config.Webhook, every call status change (CallStatusEvent), RTMP
-// leg change (RtmpStatusEvent) and DTMF digit received (DtmfEvent) is POSTed
-// there as JSON, in order, from one goroutine, with retries; a bounded queue
-// drops (and counts) when the receiver is too slow, so no call ever waits
+// Every call status change and every change of a call's own RTMP leg is a
+// CallStatusEvent with the product's body (nodeId, appKey, sessionId,
+// callId, incoming, status, sipStatus, rtmpUrl, rtmpStream,
+// rtmpStreamStatus, caller, callee, hasAudio, hasVideo, visibleName,
+// mediaProvider, isMsrp; wcs-docs "Stream capturing from a SIP call");
+// sipstream adds RtmpStatusEvent (a push or recording changed) and DtmfEvent
+// (a digit received). Each is POSTed to its application's hook, as the
+// product calls REST hooks: Config.AppWebhooks[appKey], else Config.Webhook,
+// with "/" + the event's name appended (base "https://app/hook" gets POST
+// https://app/hook/CallStatusEvent). Each hook gets its events in order,
+// from its own goroutine, with retries; a bounded queue per hook drops (and
+// counts) when the receiver is too slow, so no call ever waits
 // for it. GET /events is a Server-Sent Events stream: a "snapshot" of every
 // call, then one "call" event per change; a subscriber that cannot keep up
 // is disconnected (it reconnects and gets a fresh snapshot).
@@ -73,9 +81,10 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"maps"
 	"net/http"
 	"net/netip"
-	"net/url"
+	"os"
 	"sync"
 	"time"
 
@@ -106,11 +115,25 @@ type Config struct {
 	// NoAuth serves without any login. False means the login is required.
 	NoAuth bool
 
-	// Webhook is the URL every status event is POSTed to. Empty means
-	// none.
+	// NodeID is the nodeId of call objects and CallStatusEvents (the
+	// product sends its node's id there). Empty means the machine's host
+	// name (os.Hostname); when that fails too, nodeId is null.
+	NodeID string
+
+	// Webhook is the default application's hook: the base URL the status
+	// events of calls whose appKey AppWebhooks does not name are POSTed
+	// to, at base URL + "/" + the event's name, as the product calls its
+	// REST hooks ("https://app/hook" gets POST
+	// https://app/hook/CallStatusEvent; a query stays at the end). Empty
+	// means none.
 	Webhook string
-	// WebhookSecrets sends rtmpUrl unredacted to the webhook. False
-	// redacts it.
+	// AppWebhooks are the applications' hooks: appKey -> base URL, used
+	// as Webhook is for the calls started with that appKey. Nil means
+	// none (every call's events go to Webhook).
+	AppWebhooks map[string]string
+	// WebhookSecrets sends rtmpUrl and rtmpStream (the stream key)
+	// unredacted to the webhooks. False redacts them (rtmpStream is
+	// "***").
 	WebhookSecrets bool
 	// WebhookQueue bounds the events waiting for the webhook. Zero means
 	// 1024.
@@ -198,8 +221,16 @@ func New(m *callmgr.Manager, cfg Config) (*Handler, error) {
 		return nil, fmt.Errorf("wcsapi: AllowRTMPHosts: %w", err)
 	}
 	if cfg.Webhook != "" {
-		if u, err := url.Parse(cfg.Webhook); err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
+		if _, err := hookURL(cfg.Webhook, "CallStatusEvent"); err != nil {
 			return nil, errors.New("wcsapi: Webhook must be an http:// or https:// URL")
+		}
+	}
+	for app, base := range cfg.AppWebhooks {
+		if app == "" {
+			return nil, errors.New("wcsapi: AppWebhooks: empty appKey")
+		}
+		if _, err := hookURL(base, "CallStatusEvent"); err != nil {
+			return nil, fmt.Errorf("wcsapi: AppWebhooks[%q] must be an http:// or https:// URL", app)
 		}
 	}
 	log := cfg.Logger
@@ -215,7 +246,12 @@ func New(m *callmgr.Manager, cfg Config) (*Handler, error) {
 		local = localAddrs()
 	}
 	hosts := newHostPolicy(cfg.AllowedHosts, cfg.ListenAddrs, cfg.PublicIP, local)
-	svc := &managerService{m: m, recording: cfg.Record, log: log, now: now, maxPushes: cfg.MaxPushes}
+	nodeID := cfg.NodeID
+	if nodeID == "" {
+		nodeID, _ = os.Hostname()
+	}
+	svc := &managerService{m: m, recording: cfg.Record, log: log, now: now, maxPushes: cfg.MaxPushes,
+		nodeID: nodeID, webhookSecrets: cfg.WebhookSecrets}
 	h := &Handler{svc: svc}
 	o := serverOptions{
 		Log:            log,
@@ -223,7 +259,6 @@ func New(m *callmgr.Manager, cfg Config) (*Handler, error) {
 		AuthUser:       cfg.User,
 		AuthPass:       cfg.Password,
 		NoAuth:         cfg.NoAuth,
-		Webhook:        cfg.Webhook,
 		WebhookSecrets: cfg.WebhookSecrets,
 		WebhookQueue:   cfg.WebhookQueue,
 		Hosts:          &hosts,
@@ -251,6 +286,9 @@ func New(m *callmgr.Manager, cfg Config) (*Handler, error) {
 		o.HLSCall = h.hls.Owner
 	}
 	h.srv = newServer(svc, o)
+	if cfg.Webhook != "" || len(cfg.AppWebhooks) > 0 {
+		h.srv.webhook = newWebhooks(cfg.Webhook, maps.Clone(cfg.AppWebhooks), log, cfg.WebhookQueue)
+	}
 	if h.webrtc != nil {
 		h.webrtc.authorize = h.srv.authorizeViewer(h.webrtc.mux.Owner)
 	}

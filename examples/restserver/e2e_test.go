@@ -178,9 +178,14 @@ func TestEndToEndCall(t *testing.T) {
 	hook.mu.Lock()
 	require.Empty(t, hook.bad)
 	for _, ev := range hook.events {
-		if ev.Type == "RtmpStatusEvent" { // RTMP legs only, never the WHEP sink
-			require.Equal(t, rtmpURL, ev.RTMPURL, "%+v", ev)
+		if ev.Type == "DtmfEvent" {
+			continue
 		}
+		require.Equal(t, "CallStatusEvent", ev.Type, "the call's RTMP leg is reported in CallStatusEvents, never the WHEP sink: %+v", ev)
+		require.Equal(t, rtmpURL, ev.RTMPURL, "%+v", ev)
+		require.Equal(t, "***", ev.RTMPStream, "the stream key is redacted: %+v", ev)
+		require.Equal(t, "Flash", ev.MediaProvider, "%+v", ev)
+		require.NotEmpty(t, ev.NodeID, "%+v", ev)
 	}
 	hook.mu.Unlock()
 

@@ -202,7 +202,9 @@ func newWebhookRecorder(t *testing.T) *webhookRecorder {
 		var ev wcsapi.StatusEvent
 		b, _ := io.ReadAll(io.LimitReader(r.Body, 1<<20))
 		w.mu.Lock()
-		if r.Method != http.MethodPost || !strings.HasPrefix(r.Header.Get("Content-Type"), "application/json") || json.Unmarshal(b, &ev) != nil {
+		// The product's REST hooks: base URL + "/" + the event's name.
+		if r.Method != http.MethodPost || !strings.HasPrefix(r.Header.Get("Content-Type"), "application/json") ||
+			json.Unmarshal(b, &ev) != nil || r.URL.Path != "/"+ev.Type {
 			w.bad = append(w.bad, r.Method+" "+string(b))
 		} else {
 			w.events = append(w.events, ev)
@@ -214,20 +216,30 @@ func newWebhookRecorder(t *testing.T) *webhookRecorder {
 	return w
 }
 
-// callStatuses returns the CallStatusEvent statuses received for callID, in
-// order, and every RtmpStatusEvent status after them.
+// statuses returns the call statuses the webhook received for callID, in
+// order, and the RTMP states (rtmpStreamStatus of its CallStatusEvents,
+// which report the call's RTMP leg as the product does, and of its pushes'
+// RtmpStatusEvents), each without repeats in a row (a CallStatusEvent for an
+// RTMP change repeats the call's status).
 func (w *webhookRecorder) statuses(callID string) (call, rtmp []string) {
 	w.mu.Lock()
 	defer w.mu.Unlock()
+	add := func(list []string, v string) []string {
+		if v == "" || (len(list) > 0 && list[len(list)-1] == v) {
+			return list
+		}
+		return append(list, v)
+	}
 	for _, ev := range w.events {
 		if ev.CallID != callID {
 			continue
 		}
 		switch ev.Type {
 		case "CallStatusEvent":
-			call = append(call, ev.Status)
+			call = add(call, ev.Status)
+			rtmp = add(rtmp, ev.RTMPStreamStatus)
 		case "RtmpStatusEvent":
-			rtmp = append(rtmp, ev.RTMPStreamStatus)
+			rtmp = add(rtmp, ev.RTMPStreamStatus)
 		}
 	}
 	return call, rtmp
