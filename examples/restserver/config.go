@@ -5,6 +5,7 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"maps"
 	"net"
 	"net/netip"
 	"net/url"
@@ -31,6 +32,8 @@ type config struct {
 	AllowedHosts, CORSOrigins, AllowCallees, AllowRTMPHosts string
 	MaxCalls, MaxViewers, MaxSSE, MaxPushes                 int
 	MaxCPU                                                  float64
+	// AppWebhooks is -app-webhook, repeatable: appKey -> base URL.
+	AppWebhooks appWebhooks
 
 	// set holds the flags given on the command line or in the
 	// environment (the others have their defaults).
@@ -63,7 +66,7 @@ func parseConfig(args []string, getenv func(string) string, stderr io.Writer) (c
 	fs.StringVar(&c.CORSOrigins, "cors-origins", "", "comma list of browser origins (https://app.example.com) allowed to send requests, besides the page's own ('*' = any)")
 	fs.StringVar(&c.AllowCallees, "allow-callees", "", "comma list of glob patterns of callees allowed: host (pbx.example.com, *.example.com) or user@host (1???@pbx.example.com); also checked against sipDomain and sipOutboundProxy (default: any)")
 	fs.StringVar(&c.AllowRTMPHosts, "allow-rtmp-hosts", "", "comma list of glob patterns of RTMP hosts calls and pushes may publish to (default: any)")
-	fs.BoolVar(&c.WebhookSecrets, "webhook-secrets", false, "send rtmpUrl to the webhook unredacted (with credentials, query and stream key)")
+	fs.BoolVar(&c.WebhookSecrets, "webhook-secrets", false, "send rtmpUrl and rtmpStream to the webhooks unredacted (with credentials, query and stream key)")
 	fs.IntVar(&c.MaxCalls, "max-calls", 100, "live calls at most (0: no limit)")
 	fs.IntVar(&c.MaxViewers, "max-viewers", 50, "WebRTC viewers per stream at most (0: no limit)")
 	fs.IntVar(&c.MaxSSE, "max-sse", 50, "event stream (/events) subscribers at most (0: no limit)")
@@ -75,7 +78,9 @@ func parseConfig(args []string, getenv func(string) string, stderr io.Writer) (c
 	fs.StringVar(&c.SIP, "sip", ":5060", "local SIP address, UDP and TCP (-demo: 127.0.0.1:5060)")
 	fs.StringVar(&c.PublicIP, "public-ip", "", "IP address written into Contact, Via and SDP (default: the SIP address's)")
 	fs.StringVar(&c.RTPPorts, "rtp-ports", "30000-31999", "RTP/RTCP UDP port range LO-HI")
-	fs.StringVar(&c.Webhook, "webhook", "", "URL that receives every call and RTMP status change as a JSON POST")
+	fs.StringVar(&c.Webhook, "webhook", "", "base URL of the default application's hook: every call and RTMP status change of a call whose appKey no -app-webhook names is POSTed as JSON to URL/CallStatusEvent (the product's REST hook; pushes: URL/RtmpStatusEvent, DTMF received: URL/DtmfEvent)")
+	c.AppWebhooks = appWebhooks{}
+	fs.Var(c.AppWebhooks, "app-webhook", "appKey=URL: the hook of the calls started with that appKey, used as -webhook is (repeatable)")
 	fs.StringVar(&c.RecordDir, "record-dir", "", "directory for call recordings (empty: recording off)")
 	fs.StringVar(&c.RecordFormat, "record-format", "mp4", "format of call recordings: mp4 (fragmented MP4, H.264 + AAC), mkv (Matroska) or flv")
 	fs.BoolVar(&c.Demo, "demo", false, "start an embedded SIP callee (test pattern and tone) and RTMP server, so the page can demo a call with nothing else running")
@@ -198,6 +203,11 @@ func (c *config) check() error {
 	if u, err := url.Parse(c.Webhook); c.Webhook != "" && (err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "") {
 		add("-webhook must be an http:// or https:// URL")
 	}
+	for app, u := range c.AppWebhooks {
+		if p, err := url.Parse(u); err != nil || (p.Scheme != "http" && p.Scheme != "https") || p.Host == "" {
+			add("-app-webhook %s=...: want an http:// or https:// URL", app)
+		}
+	}
 	if st, err := os.Stat(c.RecordDir); c.RecordDir != "" && (err != nil || !st.IsDir()) {
 		add("-record-dir %q is not a directory", c.RecordDir)
 	}
@@ -245,4 +255,21 @@ func parseBytes(s string) (int64, error) {
 		return 0, errors.New("want a byte count such as 500M or 2G")
 	}
 	return v * mult, nil
+}
+
+// appWebhooks is -app-webhook appKey=URL, repeatable.
+type appWebhooks map[string]string
+
+// String shows the application keys only: the URLs may carry credentials.
+func (a appWebhooks) String() string {
+	return strings.Join(slices.Sorted(maps.Keys(a)), ",")
+}
+
+func (a appWebhooks) Set(v string) error {
+	app, u, ok := strings.Cut(v, "=")
+	if !ok || strings.TrimSpace(app) == "" || strings.TrimSpace(u) == "" {
+		return errors.New("want appKey=URL")
+	}
+	a[strings.TrimSpace(app)] = strings.TrimSpace(u)
+	return nil
 }

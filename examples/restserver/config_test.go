@@ -37,6 +37,11 @@ func TestConfigDefaultsEnvAndFlags(t *testing.T) {
 	require.Equal(t, 0.8, c.MaxCPU, "admission control on by default")
 	require.Equal(t, "aac", c.RTMPAudio)
 
+	c, err = parseConfig([]string{"-app-webhook", "sales=http://h/s", "-app-webhook", "support=https://u:p@h/t"}, func(string) string { return "" }, io.Discard)
+	require.NoError(t, err)
+	require.Equal(t, appWebhooks{"sales": "http://h/s", "support": "https://u:p@h/t"}, c.AppWebhooks)
+	require.Equal(t, "sales,support", c.AppWebhooks.String(), "no URL (credentials) in the flag's text")
+
 	c, err = parseConfig([]string{"-max-cpu", "0", "-rtmp-audio", "passthrough"}, func(string) string { return "" }, io.Discard)
 	require.NoError(t, err)
 	require.Zero(t, c.MaxCPU)
@@ -51,6 +56,9 @@ func TestConfigErrors(t *testing.T) {
 		{"-auth", "nocolon"},
 		{"-public-ip", "not-an-ip"},
 		{"-webhook", "ftp://x"},
+		{"-app-webhook", "sales"},
+		{"-app-webhook", "=http://x"},
+		{"-app-webhook", "sales=ftp://x"},
 		{"-tls-cert", "c.pem"},
 		{"-http", "", "-https", ""},
 		{"-sip", "nohostport"},

@@ -113,7 +113,7 @@ func run(ctx context.Context, args []string, getenv func(string) string, stderr 
 	relay.Subscribe(mc.OnEvent)
 	acfg := wcsapi.Config{
 		Events: relay, Logger: log, User: login.user, Password: login.pass, NoAuth: login.off,
-		Webhook: cfg.Webhook, WebhookSecrets: cfg.WebhookSecrets,
+		Webhook: cfg.Webhook, AppWebhooks: cfg.AppWebhooks, WebhookSecrets: cfg.WebhookSecrets,
 		AllowedHosts: strings.Split(cfg.AllowedHosts, ","), ListenAddrs: []string{cfg.HTTP, cfg.HTTPS}, PublicIP: cfg.publicIP,
 		CORSOrigins: strings.Split(cfg.CORSOrigins, ","), AllowCallees: cfg.allowCallees, AllowRTMPHosts: cfg.allowRTMPHosts,
 		MaxPushes: cfg.MaxPushes, MaxSSE: cfg.MaxSSE, Record: cfg.RecordDir != "", Secrets: sec, HLS: cfg.HLS,
