@@ -92,6 +92,11 @@ func TestCompatStartupDocExample(t *testing.T) {
 	require.Equal(t, "{}\n", r.body)
 	require.Equal(t, "rtmp://localhost:1935/live", f.params[0].RTMPURL)
 	require.Equal(t, "rtmp_stream1", f.params[0].RTMPStream)
+	// /call/find by the URL as the example wrote it finds the call.
+	r = call(t, ts, "/rest-api/call/find", `{"rtmpUrl":"rtmp://localhost:1935/live /"}`)
+	require.Equal(t, http.StatusOK, r.status, r.body)
+	r = call(t, ts, "/rest-api/call/find", `{"rtmpUrl":"rtmp://localhost:1935/live"}`)
+	require.Equal(t, http.StatusOK, r.status, r.body)
 }
 
 // An application URL with a query ("Also, in RTMP URL the instance name and

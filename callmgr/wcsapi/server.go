@@ -464,7 +464,7 @@ type callFilter struct {
 func (f callFilter) match(c Call) bool {
 	return (f.CallID == "" || string(f.CallID) == c.CallID) &&
 		(f.Callee == "" || string(f.Callee) == c.Callee) &&
-		(f.RTMPURL == "" || string(f.RTMPURL) == c.RTMPURL) &&
+		(f.RTMPURL == "" || trimRTMPURL(string(f.RTMPURL)) == trimRTMPURL(c.RTMPURL)) &&
 		(f.Status == "" || strings.EqualFold(string(f.Status), c.Status))
 }
 
