@@ -154,7 +154,13 @@ type Config struct {
 	// addresses.
 	LocalAddrs []netip.Addr
 	// CORSOrigins are the browser origins, besides the page's own, that
-	// may send requests ("*": any). Nil means none.
+	// may send requests; they get CORS headers (their origin echoed, with
+	// Access-Control-Allow-Credentials) and their preflights are
+	// answered. "*" lets any origin in and answers
+	// "Access-Control-Allow-Origin: *" on every response, as the product
+	// does, without credentials (a cached Basic login is not sent). Nil
+	// means none: no CORS header, cross-origin browser requests get 403
+	// (CSRF defence).
 	CORSOrigins []string
 
 	// AllowCallees restricts callees, the SIP domain and the outbound
