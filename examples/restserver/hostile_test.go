@@ -448,7 +448,7 @@ func TestHostileIdleConnections(t *testing.T) {
 		wg.Add(1)
 		go func(c net.Conn) {
 			defer wg.Done()
-			_ = c.SetReadDeadline(time.Now().Add(defaultHTTPTimeouts.ReadHeader + 10*time.Second))
+			_ = c.SetReadDeadline(time.Now().Add(wcsapi.NewServer(nil, nil).ReadHeaderTimeout + 10*time.Second))
 			_, err := bufio.NewReader(c).ReadString(0)
 			var ne net.Error
 			if !(errors.As(err, &ne) && ne.Timeout()) {

@@ -2,7 +2,6 @@ package main
 
 import (
 	"crypto/rand"
-	"crypto/tls"
 	"embed"
 	"encoding/base64"
 	"encoding/json"
@@ -10,7 +9,6 @@ import (
 	"io/fs"
 	"net/http"
 	"strings"
-	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
@@ -50,26 +48,6 @@ func newHandler(api *wcsapi.Handler, reg *prometheus.Registry, defaults map[stri
 	web, _ := fs.Sub(webFS, "web")
 	mux.Handle("/", api.Admin(http.FileServerFS(web)))
 	return api.Guard(mux)
-}
-
-// httpTimeouts are the HTTP servers' timeouts (see http.Server). Event
-// streams set their own deadlines.
-type httpTimeouts struct {
-	ReadHeader, Read, Write, Idle time.Duration
-}
-
-// defaultHTTPTimeouts: a request's headers within 10 s, its whole body
-// within 30 s, its answer within 60 s (a WHEP answer waits up to 8 s for
-// media), and an idle keep-alive connection closed after 2 min.
-var defaultHTTPTimeouts = httpTimeouts{ReadHeader: 10 * time.Second, Read: 30 * time.Second, Write: 60 * time.Second, Idle: 2 * time.Minute}
-
-// newHTTPServer is an http.Server for h with the timeouts t; headers are
-// bounded to 64 KiB.
-func newHTTPServer(h http.Handler, t httpTimeouts, tlsCfg *tls.Config) *http.Server {
-	return &http.Server{
-		Handler: h, TLSConfig: tlsCfg, MaxHeaderBytes: 64 << 10,
-		ReadHeaderTimeout: t.ReadHeader, ReadTimeout: t.Read, WriteTimeout: t.Write, IdleTimeout: t.Idle,
-	}
 }
 
 // randomPassword is a password for the demo's admin when it serves more

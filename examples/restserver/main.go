@@ -145,7 +145,7 @@ func run(ctx context.Context, args []string, getenv func(string) string, stderr 
 		if err != nil {
 			return err
 		}
-		hs := newHTTPServer(handler, defaultHTTPTimeouts, tlsCfg)
+		hs := wcsapi.NewServer(handler, tlsCfg)
 		servers = append(servers, hs)
 		scheme := "http"
 		if tlsCfg != nil {
