@@ -432,8 +432,24 @@ func (ua *UA) Close() error {
 		ua.closeListeners()
 		ua.wg.Wait()
 		_ = ua.sua.Close()
+		clearLateConnections(ua.sua.TransportLayer())
 	})
 	return nil
+}
+
+// lateWriteGrace is how long Close waits for sipgo's own goroutines to
+// finish handling what was read before the listeners closed.
+const lateWriteGrace = 20 * time.Millisecond
+
+// clearLateConnections closes, after a grace, the UDP sockets sipgo
+// opened after its transport was closed. sipgo (v1.7.3) handles each
+// message read in a goroutine of its own; one that still writes after
+// the transport's pool was cleared (an ACK to a retransmitted 200) finds
+// no connection and opens a new socket on our freed port, read by a
+// goroutine nothing ends (seen once in CI as a goroutine leak).
+func clearLateConnections(tl *sipgox.TransportLayer) {
+	time.Sleep(lateWriteGrace)
+	_ = tl.Pool("udp").Clear()
 }
 
 func (ua *UA) isClosed() bool {

@@ -496,6 +496,11 @@ func (p *Peer) Close() error {
 		p.closeListeners()
 		<-p.serveDone
 		_ = p.ua.Close()
+		// A message sipgo read before the listeners closed may still be
+		// handled in a goroutine of its own and write after the pool was
+		// cleared: sipgo then opens a socket nothing closes. Clear again.
+		time.Sleep(closeGrace)
+		_ = p.ua.TransportLayer().Pool("udp").Clear()
 	})
 	return nil
 }
