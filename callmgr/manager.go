@@ -83,6 +83,7 @@ func (m *Manager) StartCall(ctx context.Context, p CallParams) (*Call, error) {
 	}
 
 	c := newCall(m, q)
+	c.info.ToStreamDefaulted = p.ToStream == "" // nothing else sees c yet
 	c.fan = m.be.sinks.NewFanout(c.onDetach, c.requestKeyframe)
 	sess, err := m.be.media.New(mediaConfig{
 		CallID:             q.CallID,

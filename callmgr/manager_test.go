@@ -152,6 +152,7 @@ func TestEstablishStreamAndTerminate(t *testing.T) {
 	assert.Equal(t, StatusEstablished, info.Status)
 	assert.Equal(t, 200, info.SIPStatus)
 	assert.Equal(t, "c1", info.ToStream, "toStream defaults to callId")
+	assert.True(t, info.ToStreamDefaulted)
 	assert.NotEmpty(t, info.RecordPath)
 	assert.False(t, info.Established.IsZero())
 

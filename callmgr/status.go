@@ -173,14 +173,17 @@ type CallInfo struct {
 	Callee   string
 	// Caller is the SIP identity the call is placed from (SIPLogin, or the
 	// Manager's default user when empty).
-	Caller      string
-	ToStream    string
-	RTMPURL     string
-	RTMPStream  string
-	HasAudio    bool
-	HasVideo    bool
-	VisibleName string
-	AppKey      string
+	Caller   string
+	ToStream string
+	// ToStreamDefaulted reports that CallParams had no ToStream, so
+	// ToStream is the CallID.
+	ToStreamDefaulted bool
+	RTMPURL           string
+	RTMPStream        string
+	HasAudio          bool
+	HasVideo          bool
+	VisibleName       string
+	AppKey            string
 
 	SIPLogin            string
 	SIPAuthName         string

@@ -88,7 +88,7 @@ var sipstreamCallFields = map[string]bool{
 func TestCallObjectMatchesProduct(t *testing.T) {
 	doc := jsonFields(t, docObject(t, "testdata/wcs-docs-001-call-find.json"))
 	ci := callmgr.CallInfo{
-		CallID: "R08NQya-5NMe5v7q-JNkboaS-CGm1Fi", ToStream: "R08NQya-5NMe5v7q-JNkboaS-CGm1Fi",
+		CallID: "R08NQya-5NMe5v7q-JNkboaS-CGm1Fi", ToStream: "R08NQya-5NMe5v7q-JNkboaS-CGm1Fi", ToStreamDefaulted: true,
 		Status: callmgr.StatusEstablished, SIPStatus: 200,
 		Caller: "001", Callee: "002", HasAudio: true, VisibleName: "001",
 	}
@@ -102,6 +102,13 @@ func TestCallObjectMatchesProduct(t *testing.T) {
 		}
 	}
 	require.Equal(t, doc, product, "ours: %s", b)
+
+	// A toStream the client gave is reported, even when it equals the callId.
+	given := ci
+	given.ToStreamDefaulted = false
+	b, err = json.Marshal(callObjectOf(given, "", time.Now))
+	require.NoError(t, err)
+	require.Contains(t, string(b), `"streamName":"R08NQya-5NMe5v7q-JNkboaS-CGm1Fi"`)
 
 	// /call/find and /call/find_all answer the same objects.
 	b, err = json.Marshal([]Call{callObjectOf(ci, "", time.Now)})

@@ -233,11 +233,10 @@ func rtmpStatus(st callmgr.SinkStatus) string {
 
 // callObjectOf is the product's call object of ci (wcs-docs "Stream
 // capturing from a SIP call"). streamName is null when no toStream was
-// given: callmgr then names the stream after the callId, so a toStream equal
-// to the callId is reported as null too.
+// given (callmgr then names the stream after the callId).
 func callObjectOf(ci callmgr.CallInfo, nodeID string, now func() time.Time) Call {
 	stream := ci.ToStream
-	if stream == ci.CallID {
+	if ci.ToStreamDefaulted {
 		stream = ""
 	}
 	c := Call{
