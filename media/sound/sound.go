@@ -1,0 +1,21 @@
+// Package sound supplies PCM audio to the senders of a call: sound files
+// (WAV, MP3, Ogg Opus) decoded in pure Go and played once or looped, and
+// live audio taken from another stream. A sender (the media session's audio
+// sender, an RTMP push's AAC encoder) pulls samples on its own clock and
+// mixes or replaces what it would otherwise send.
+package sound
+
+// Source is mono signed 16-bit PCM at a fixed sample rate, read in pieces
+// on the reader's clock.
+//
+// Read must not block: a source backed by a file has its samples decoded
+// already, and a live source with nothing buffered returns 0, nil (a gap
+// the reader fills with silence). Read returns io.EOF once the source has
+// ended for good; n may be positive together with io.EOF. A Source is read
+// by one goroutine at a time.
+type Source interface {
+	// SampleRate is the rate of the samples Read returns, in Hz.
+	SampleRate() int
+	// Read fills p with the next samples and returns how many it wrote.
+	Read(p []int16) (n int, err error)
+}
