@@ -27,6 +27,24 @@ type KamailioConfig struct {
 	ChallengeRequests bool
 	// TCP listens on TCP too, on the same port number as UDP.
 	TCP bool
+	// TLS listens for SIP over TLS too (kamailio's tls module, Debian
+	// package kamailio-tls-modules), on a free port of its own
+	// (Kamailio.TLSAddr). Nil means no TLS.
+	TLS *KamailioTLS
+}
+
+// KamailioTLS is the TLS side of StartKamailio.
+type KamailioTLS struct {
+	// Cert is kamailio's certificate, for its listener and as its client
+	// certificate when it relays over TLS. Zero means a new SelfSigned
+	// one (Kamailio.TLSCert says which).
+	Cert Cert
+	// ClientCA is a PEM file of the certificates that sign the client
+	// certificates kamailio accepts. Empty means kamailio asks for none.
+	ClientCA string
+	// RequireClientCert refuses a TLS client that presents no certificate
+	// signed by ClientCA (mutual TLS). It needs ClientCA.
+	RequireClientCert bool
 }
 
 // Kamailio is a real kamailio on loopback: an in-memory registrar (usrloc
@@ -38,7 +56,14 @@ type Kamailio struct {
 	Addr string
 	// Port is Addr's port.
 	Port int
-	log  string
+	// TLSAddr is "127.0.0.1:port" of the TLS listener (KamailioConfig.TLS),
+	// else empty; TLSPort is its port.
+	TLSAddr string
+	TLSPort int
+	// TLSCert is the certificate kamailio serves over TLS (for a client's
+	// RootCAs or a CA file: Cert.Pool, Cert.CertFile).
+	TLSCert Cert
+	log     string
 }
 
 // Host returns "127.0.0.1".
@@ -75,7 +100,9 @@ func kamailioModules(t testing.TB) string {
 }
 
 // kamailioScript renders the routing script for cfg.
-func kamailioScript(cfg KamailioConfig, port int, modules string) string {
+// tlsPort is the TLS listener's port (ignored without cfg.TLS) and
+// tlsConf the tls module's configuration file.
+func kamailioScript(cfg KamailioConfig, port int, modules string, tlsPort int, tlsConf string) string {
 	var b strings.Builder
 	fmt.Fprintf(&b, `#!KAMAILIO
 debug=2
@@ -86,13 +113,24 @@ listen=udp:127.0.0.1:%[1]d
 alias="127.0.0.1:%[1]d"
 mpath="%[2]s/"
 `, port, modules)
+	if cfg.TCP || cfg.TLS != nil {
+		b.WriteString("tcp_children=2\n")
+	}
 	if cfg.TCP {
-		fmt.Fprintf(&b, "tcp_children=2\nlisten=tcp:127.0.0.1:%d\n", port)
-	} else {
+		fmt.Fprintf(&b, "listen=tcp:127.0.0.1:%d\n", port)
+	} else if cfg.TLS == nil {
 		b.WriteString("disable_tcp=yes\n")
 	}
-	for _, m := range []string{"kex", "corex", "tm", "tmx", "sl", "rr", "pv", "maxfwd", "usrloc", "registrar", "textops", "siputils", "xlog", "auth"} {
+	mods := []string{"kex", "corex", "tm", "tmx", "sl", "rr", "pv", "maxfwd", "usrloc", "registrar", "textops", "siputils", "xlog", "auth"}
+	if cfg.TLS != nil {
+		fmt.Fprintf(&b, "enable_tls=yes\nlisten=tls:127.0.0.1:%[1]d\nalias=\"127.0.0.1:%[1]d\"\n", tlsPort)
+		mods = append(mods, "tls")
+	}
+	for _, m := range mods {
 		fmt.Fprintf(&b, "loadmodule \"%s.so\"\n", m)
+	}
+	if cfg.TLS != nil {
+		fmt.Fprintf(&b, "modparam(\"tls\", \"config\", %q)\n", tlsConf)
 	}
 	// Double record-routing keeps the route set right when a request
 	// changes transport (UDP in, TCP out).
@@ -102,6 +140,7 @@ modparam("rr", "enable_double_rr", 1)
 
 request_route {
 	xlog("L_INFO", "req $rm $ru from $si:$sp/$pr\n");
+	if (is_method("INVITE|BYE")) { xlog("L_INFO", "hdr $rm from $pr: Contact $ct Via $hdr(Via)\n"); }
 	if (!mf_process_maxfwd_header("10")) { sl_send_reply("483", "Too Many Hops"); exit; }
 	if (has_totag()) {
 		if (loose_route()) { route(RELAY); }
@@ -165,17 +204,36 @@ func StartKamailio(t testing.TB, cfg KamailioConfig) *Kamailio {
 	if cfg.ChallengeRequests && cfg.Users == nil {
 		t.Fatal("testenv: KamailioConfig.ChallengeRequests needs Users")
 	}
+	if cfg.TLS != nil && cfg.TLS.RequireClientCert && cfg.TLS.ClientCA == "" {
+		t.Fatal("testenv: KamailioTLS.RequireClientCert needs ClientCA")
+	}
 	bin := LookPath(t, "kamailio")
 	dir := t.TempDir()
 	port := FreePort(t, "udp")
 	if cfg.TCP {
 		port = freeBothPort(t)
 	}
+	modules := kamailioModules(t)
+	k := &Kamailio{Addr: "127.0.0.1:" + strconv.Itoa(port), Port: port, log: filepath.Join(dir, "kamailio.log")}
+	tlsConf := filepath.Join(dir, "tls.cfg")
+	if cfg.TLS != nil {
+		if _, err := os.Stat(filepath.Join(modules, "tls.so")); err != nil {
+			t.Fatalf("kamailio's tls module is missing (Debian package kamailio-tls-modules): %v", err)
+		}
+		k.TLSCert = cfg.TLS.Cert
+		if k.TLSCert.CertFile == "" {
+			k.TLSCert = SelfSigned(t)
+		}
+		k.TLSPort = FreePort(t, "tcp")
+		k.TLSAddr = "127.0.0.1:" + strconv.Itoa(k.TLSPort)
+		if err := os.WriteFile(tlsConf, []byte(kamailioTLSConfig(*cfg.TLS, k.TLSCert)), 0o600); err != nil {
+			t.Fatal(err)
+		}
+	}
 	conf := filepath.Join(dir, "kamailio.cfg")
-	if err := os.WriteFile(conf, []byte(kamailioScript(cfg, port, kamailioModules(t))), 0o600); err != nil {
+	if err := os.WriteFile(conf, []byte(kamailioScript(cfg, port, modules, k.TLSPort, tlsConf)), 0o600); err != nil {
 		t.Fatal(err)
 	}
-	k := &Kamailio{Addr: "127.0.0.1:" + strconv.Itoa(port), Port: port, log: filepath.Join(dir, "kamailio.log")}
 	logf, err := os.Create(k.log)
 	if err != nil {
 		t.Fatal(err)
@@ -201,7 +259,26 @@ func StartKamailio(t testing.TB, cfg KamailioConfig) *Kamailio {
 			t.Fatalf("kamailio did not listen on %s/%d:\n%s", nw, port, k.Log())
 		}
 	}
+	if cfg.TLS != nil && !waitBound("tcp", k.TLSPort, 15*time.Second, p.Done()) {
+		t.Fatalf("kamailio did not listen on tls/%d:\n%s", k.TLSPort, k.Log())
+	}
 	return k
+}
+
+// kamailioTLSConfig renders the tls module's configuration: cert as
+// server and client certificate, TLS 1.2 or later, client certificates
+// asked for and verified against ClientCA when set. Kamailio does not
+// verify the servers it relays to (its test peers have no certificates).
+func kamailioTLSConfig(cfg KamailioTLS, cert Cert) string {
+	var b strings.Builder
+	yes := map[bool]string{true: "yes", false: "no"}
+	fmt.Fprintf(&b, "[server:default]\nmethod = TLSv1.2+\ncertificate = %s\nprivate_key = %s\n", cert.CertFile, cert.KeyFile)
+	fmt.Fprintf(&b, "verify_certificate = %s\nrequire_certificate = %s\n", yes[cfg.ClientCA != ""], yes[cfg.RequireClientCert])
+	if cfg.ClientCA != "" {
+		fmt.Fprintf(&b, "ca_list = %s\n", cfg.ClientCA)
+	}
+	fmt.Fprintf(&b, "\n[client:default]\nmethod = TLSv1.2+\ncertificate = %s\nprivate_key = %s\nverify_certificate = no\nrequire_certificate = no\n", cert.CertFile, cert.KeyFile)
+	return b.String()
 }
 
 // freeBothPort returns a port that was free on UDP and TCP a moment ago.
