@@ -45,6 +45,11 @@ type BaresipConfig struct {
 	FPS int
 	// Bitrate is the video bit rate in bit/s. Zero means 800000.
 	Bitrate int
+	// MediaEnc is the account's media encryption (baresip's mediaenc
+	// parameter): "srtp" (SDES-SRTP offered and accepted, plain RTP
+	// too), "srtp-mand" (SDES-SRTP only: a plain RTP offer is refused).
+	// Empty means plain RTP only.
+	MediaEnc string
 }
 
 // Baresip is a real softphone (baresip 1.0) registered at a registrar. It
@@ -112,6 +117,9 @@ func StartBaresip(t testing.TB, cfg BaresipConfig) *Baresip {
 	for _, m := range []string{"g711", "ausine", "aufile"} {
 		line("module", m+".so")
 	}
+	if cfg.MediaEnc != "" {
+		line("module", "srtp.so")
+	}
 	if cfg.VideoFile != "" {
 		line("module", "avformat.so")
 	}
@@ -138,6 +146,9 @@ func StartBaresip(t testing.TB, cfg BaresipConfig) *Baresip {
 	account := "<" + b.AOR + ">;regint=300;answermode=auto;audio_codecs=PCMA,PCMU"
 	if cfg.Password != "" {
 		account += ";auth_user=" + cfg.User + ";auth_pass=" + cfg.Password
+	}
+	if cfg.MediaEnc != "" {
+		account += ";mediaenc=" + cfg.MediaEnc
 	}
 	// No video_codecs: with it baresip 1.0 answers video with port 0 (it
 	// filters its codec list by name and finds no H.264 match).
