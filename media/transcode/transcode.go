@@ -14,7 +14,9 @@
 // and receives Opus restarts with a full-band encoder.
 // Lost packets are concealed (see below), overlapping input is cut,
 // a long gap restarts the AAC stream on the new timestamps, and Silence
-// produces silent AAC for calls without audio.
+// produces silent AAC for calls without audio. A Mixer (SetMixer) adds
+// audio of its own, a sound played into the broadcast, to the PCM just
+// before the encoder, paced by the call's timestamps.
 //
 // Output PTS (= DTS) are strictly increasing, at least a millisecond
 // apart, across restarts, Flush and Silence too: a new stream never starts
@@ -114,6 +116,7 @@ type ToAAC struct {
 	rs       *resample.Resampler
 	opus     *opus.Decoder
 	plc      concealer // fills holes in the input (conceal.go)
+	mix      Mixer     // adds audio before the encoder (mix.go); nil: none
 
 	pcm, mono, out []int16
 	frame          media.Frame
@@ -256,10 +259,10 @@ type encMode struct{ inRate, bw int }
 // encoderFor returns the cheapest encoder input for a source at rate: the
 // band-limited fast path of aac.EncoderConfig for sources whose band ends
 // well below the output's (G.711 at 8 kHz: 12 kHz input and 4 kHz bandwidth
-// for a 48 kHz stream), full rate otherwise (Opus).
+// for a 48 kHz stream), full rate otherwise (Opus, or a mixer set).
 func (t *ToAAC) encoderFor(rate int) encMode {
 	out := t.cfg.SampleRate
-	if 2*rate >= out {
+	if 2*rate >= out || t.mix != nil {
 		return encMode{inRate: out}
 	}
 	for _, d := range []int{4, 2} {
@@ -287,6 +290,7 @@ func (t *ToAAC) newEncoder(m encMode) (*aac.Encoder, error) {
 // restarts the stream, and so does a source wider than the band-limited
 // encoder the stream started with (G.711, then Opus).
 func (t *ToAAC) feed(pts time.Duration, pcm []int16, rate, ch int, emit func(*media.Frame)) {
+	t.widen(pts, emit)
 	if t.started && !t.encFresh && !t.encMode.covers(t.encoderFor(rate)) {
 		t.restart(pts, emit)
 	}
@@ -337,6 +341,7 @@ func (t *ToAAC) conceal(n int, emit func(*media.Frame)) {
 // without audio, or to keep the audio track going through a long pause).
 // A stream that has not started starts at zero.
 func (t *ToAAC) Silence(until time.Duration, emit func(*media.Frame)) {
+	t.widen(t.inPos, emit)
 	if !t.started {
 		t.start(0)
 	}
@@ -451,6 +456,13 @@ func (t *ToAAC) push(pcm []int16, emit func(*media.Frame)) {
 func (t *ToAAC) encode(pcm []int16, emit func(*media.Frame)) {
 	if len(pcm) == 0 {
 		return
+	}
+	if t.mix != nil && t.encMode.bw == 0 {
+		ch := 1
+		if t.cfg.Channels == 2 && t.inCh == 2 {
+			ch = 2
+		}
+		t.mix.Mix(pcm, t.encMode.inRate, ch)
 	}
 	if t.cfg.Channels == 2 && !(t.inCh == 2) {
 		// Duplicate mono into both channels.
