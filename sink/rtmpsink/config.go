@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/sipstream/sipstream/media/h264gen"
+	"github.com/sipstream/sipstream/media/sound"
 	"github.com/sipstream/sipstream/media/transcode"
 	"github.com/sipstream/sipstream/rtmp"
 	"github.com/sipstream/sipstream/sink"
@@ -106,6 +107,15 @@ type Config struct {
 	// block for long and must not call the sink's Close (Close waits for
 	// that goroutine). Nil means statuses are only visible through Status.
 	OnStatus func(s Status, reason string)
+
+	// OnSoundEnd is called when a sound given to SetSound has played to its
+	// end (its Read returned io.EOF or another error), with that source;
+	// not when SetSound stopped or replaced it. It is called on the
+	// goroutine that calls WriteFrame, after the frame that used the last
+	// of the sound; it must not block and must not call the sink's
+	// WriteFrame or Close (it may call SetSound). Nil means the end is not
+	// reported.
+	OnSoundEnd func(src sound.Source)
 
 	// BackoffMin and BackoffMax bound the exponential backoff between
 	// connection attempts (each wait doubles, with ±20 % jitter). Zero

@@ -18,6 +18,11 @@
 //   - An audio-only call gets a generated H.264 track (media/h264gen: a solid
 //     colour, IDR at least every 2 s), since the platforms want both tracks;
 //     Config.NoGeneratedVideo turns it off.
+//   - A sound (SetSound: a media/sound Source, e.g. a file played for
+//     /push/sound_on) is mixed into the published audio, paced by the
+//     call's timestamps: before the AAC encoder in AudioAAC mode (in place
+//     of the silence of a video-only call), in the G.711 domain in
+//     AudioPassthrough mode; Config.OnSoundEnd reports its end.
 //   - Platform rules: a keyframe at least every 2 s is asked for through
 //     Config.RequestKeyframe when the peer's interval is longer.
 //

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"math/rand/v2"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/sipstream/sipstream/media"
@@ -123,6 +124,13 @@ type Sink struct {
 	// counts the frames counted as sent meanwhile. Under writeMu.
 	batching  bool
 	batchSent uint64
+
+	// The sound played into the audio (sound.go): SetSound sets mix's
+	// source, the writer mixes it through mixConv (the AAC converter, if
+	// it can mix) or into G.711. sawAAC: AAC input was seen.
+	mix     soundMixer
+	mixConv mixable
+	sawAAC  atomic.Bool
 }
 
 // writer is the state of the publishing side, owned by WriteFrame.
@@ -141,6 +149,8 @@ type writer struct {
 	vgenSkip   bool   // audio-only: move the generated track to the next audio frame
 	asc        []byte // AudioSpecificConfig of AAC input
 	md         flv.Metadata
+	mixOn      bool    // mix is the converter's mixer
+	pcm        []int16 // G.711 decoded to mix a sound into
 }
 
 // New validates cfg and starts connecting in the background (status WAIT).
@@ -183,6 +193,7 @@ func newSink(cfg Config, dial dialFunc, clk clock) (*Sink, error) {
 			return nil, fmt.Errorf("%w: AAC converter: %w", ErrConfig, err)
 		}
 		s.w.conv = conv
+		s.mixConv, _ = conv.(mixable)
 	}
 	if !c.Video && !c.NoGeneratedVideo {
 		g, err := h264gen.New(c.GeneratedVideo)
@@ -307,7 +318,9 @@ func jitter(d time.Duration) time.Duration {
 func (s *Sink) WriteFrame(f *media.Frame) error {
 	s.writeMu.Lock()
 	defer s.writeMu.Unlock()
-	return s.writeFrame(f)
+	err := s.writeFrame(f)
+	s.soundEnds()
+	return err
 }
 
 // WriteFrames writes fs as WriteFrame would, one after the other, but
@@ -346,6 +359,7 @@ func (s *Sink) WriteFrames(fs []*media.Frame) (int, error) {
 			s.connLost(conn, ferr)
 		}
 	}
+	s.soundEnds()
 	return n, err
 }
 
@@ -365,7 +379,9 @@ func (s *Sink) writeFrame(f *media.Frame) error {
 		return nil
 	}
 	w := &s.w
+	s.syncMixer()
 	if gen != w.gen {
+		s.mix.resync()
 		w.gen = gen
 		w.setupDone = false
 		w.videoReady = false
@@ -504,6 +520,7 @@ func (s *Sink) publish(p publisher, f *media.Frame, video bool) error {
 	}
 	switch {
 	case f.Codec == media.CodecAAC:
+		s.sawAAC.Store(true)
 		if w.asc == nil {
 			s.count(0, 1) // no AudioSpecificConfig known for this AAC
 			return nil
@@ -514,7 +531,11 @@ func (s *Sink) publish(p publisher, f *media.Frame, video bool) error {
 		}
 		return err
 	case s.cfg.AudioMode == AudioPassthrough && (f.Codec == media.CodecPCMA || f.Codec == media.CodecPCMU):
-		err := p.WriteG711(pts, f.Codec == media.CodecPCMA, f.Payload)
+		payload := f.Payload
+		if s.mix.active.Load() {
+			payload = s.mixG711(f)
+		}
+		err := p.WriteG711(pts, f.Codec == media.CodecPCMA, payload)
 		if err == nil {
 			s.count(1, 0)
 		}
