@@ -294,6 +294,12 @@ func (f *Filler) WriteFrame(fr *media.Frame) {
 		pass = true
 	}
 	if pass {
+		if kind == media.KindAudio && f.audio.filling && !f.closed {
+			// Close the hole between the silence and the real audio
+			// (the real packet came before the timer for the last
+			// silent one).
+			f.fillAudioLocked(fr.DTS)
+		}
 		tr.filling = false
 		if kind == media.KindVideo {
 			f.video.waitKey = false

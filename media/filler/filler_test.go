@@ -355,3 +355,35 @@ func TestConfigErrors(t *testing.T) {
 	require.NoError(t, err)
 	f.Close()
 }
+
+// TestResumeClosesAudioHole: real audio that comes back before the timer
+// emitted the silence due just before it gets that silence first, so the
+// audio track has no hole.
+func TestResumeClosesAudioHole(t *testing.T) {
+	c := newFakeClock()
+	origin := c.Now()
+	r := newRecorder()
+	src := &source{keyEvery: 25}
+	f := r.newFiller(t, Config{Clock: c})
+	src.play(f, c, origin, 0, 500*ms, nil)
+	f.Hold(true)
+	c.AdvanceTo(origin.Add(time.Second))
+	f.Hold(false)
+	// Silence emitted up to 980 ms (ending at 1 s). The phone's packet
+	// for 1060 ms arrives at 1005 ms: its sender clock runs ahead.
+	c.AdvanceTo(origin.Add(1005 * ms))
+	f.WriteFrame(src.audio(1060 * ms))
+	fs := r.snapshot()
+	checkMonotonic(t, fs)
+	var tail []outFrame
+	for _, fr := range fs {
+		if fr.Kind() == media.KindAudio && fr.DTS >= 960*ms {
+			tail = append(tail, fr)
+		}
+	}
+	require.Len(t, tail, 6)
+	for i, want := range []time.Duration{960, 980, 1000, 1020, 1040, 1060} {
+		assert.Equal(t, want*ms, tail[i].DTS)
+		assert.Equal(t, i < 5, tail[i].filler, "frame at %v", want)
+	}
+}

@@ -1,0 +1,226 @@
+//go:build interop
+
+package filler_test
+
+import (
+	"context"
+	"image/color"
+	"math"
+	"path/filepath"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+
+	"github.com/sipstream/sipstream/internal/testenv"
+	"github.com/sipstream/sipstream/internal/testmedia"
+	"github.com/sipstream/sipstream/media"
+	"github.com/sipstream/sipstream/media/filler"
+	"github.com/sipstream/sipstream/media/g711"
+	"github.com/sipstream/sipstream/media/h264gen"
+	"github.com/sipstream/sipstream/sink"
+	"github.com/sipstream/sipstream/sink/record"
+)
+
+// TestHoldRecordedAndDecoded plays a call in real time through a Filler
+// into a sink.Fanout and an FLV recording: 1.5 s of H.264 (a phone-like
+// encoder with a keyframe only every 10 s) and a 1 kHz PCMA tone, a 3 s
+// hold during which the phone sends nothing, then 2 s of media again,
+// video resuming with P frames until the keyframe the Filler asks for.
+// ffprobe and ffmpeg then read the file: it decodes without errors, DTS
+// strictly increase, the hold has a keyframe still every 500 ms and
+// silence with no hole in the audio, and the tone is there before and
+// after.
+func TestHoldRecordedAndDecoded(t *testing.T) {
+	const (
+		holdAt   = 1500 * time.Millisecond
+		unholdAt = 4500 * time.Millisecond
+		resumeAt = 4600 * time.Millisecond // the phone sends again
+		endAt    = 6500 * time.Millisecond
+		tone     = 1000.0
+	)
+	file := filepath.Join(t.TempDir(), "hold.flv")
+	rec, err := record.NewFLV(file, record.Config{Audio: true, Video: true, FlushInterval: 200 * time.Millisecond})
+	require.NoError(t, err)
+	fan := sink.NewFanout(sink.FanoutConfig{})
+	require.NoError(t, fan.Add("flv", rec, 0))
+
+	gen, err := h264gen.New(h264gen.Config{Width: 320, Height: 180, FrameRate: 25,
+		KeyframeInterval: 10 * time.Second, Color: color.RGBA{R: 40, G: 90, B: 200, A: 255}})
+	require.NoError(t, err)
+
+	// What the Filler hands on, checked before the recorder's own DTS
+	// guard could hide anything.
+	var mu sync.Mutex
+	type stamp struct {
+		dts    time.Duration
+		key    bool
+		filler bool
+	}
+	var out []stamp
+	outKinds := map[media.Kind][]stamp{}
+	realPayload := map[*byte]bool{} // first byte of payloads the test wrote
+	keyAsks := 0
+	f, err := filler.New(filler.Config{OnNeedKeyframe: func() { keyAsks++; gen.ForceKeyframe() }},
+		func(fr *media.Frame) {
+			mu.Lock()
+			s := stamp{dts: fr.DTS, key: fr.Keyframe, filler: len(fr.Payload) > 0 && !realPayload[&fr.Payload[0]]}
+			out = append(out, s)
+			outKinds[fr.Kind()] = append(outKinds[fr.Kind()], s)
+			mu.Unlock()
+			if err := fan.WriteFrame(fr); err != nil {
+				t.Errorf("fanout: %v", err)
+			}
+		})
+	require.NoError(t, err)
+
+	write := func(fr *media.Frame) {
+		mu.Lock()
+		realPayload[&fr.Payload[0]] = true
+		mu.Unlock()
+		f.WriteFrame(fr)
+	}
+	var sample int
+	nextAudio := time.Duration(0)
+	audioUntil := func(until time.Duration) {
+		for ; nextAudio <= until; nextAudio += 20 * time.Millisecond {
+			p := g711.EncodeALaw(nil, testmedia.Tone(tone, 8000, sample, 160, 0.5))
+			sample += 160
+			write(&media.Frame{Codec: media.CodecPCMA, PTS: nextAudio, DTS: nextAudio, Keyframe: true,
+				Payload: p, ClockRate: 8000, Channels: 1, Duration: 20 * time.Millisecond})
+		}
+	}
+	videoUntil := func(until time.Duration) {
+		gen.Until(until+time.Millisecond, func(fr *media.Frame) {
+			cp := *fr // the generator reuses its Frame; the payload is new
+			write(&cp)
+		})
+	}
+
+	start := time.Now()
+	held, unheld := false, false
+	var heldAt, unheldAt time.Duration // when Hold was called (the ticker may run late)
+	tick := time.NewTicker(10 * time.Millisecond)
+	defer tick.Stop()
+	for range tick.C {
+		e := time.Since(start)
+		switch {
+		case e >= endAt:
+		case e < holdAt || e >= resumeAt:
+			audioUntil(e)
+			videoUntil(e)
+			continue
+		case !held:
+			f.Hold(true)
+			held, heldAt = true, e
+			continue
+		case e >= unholdAt && !unheld:
+			f.Hold(false)
+			unheld, unheldAt = true, e
+			continue
+		default:
+			// On hold: the phone sends nothing; its clocks run on.
+			nextAudio = e.Truncate(20*time.Millisecond) + 20*time.Millisecond
+			gen.Until(e, func(*media.Frame) {})
+			continue
+		}
+		break
+	}
+	st := f.Stats()
+	f.Close()
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	require.NoError(t, fan.Close(ctx))
+
+	// The Filler's output: strictly increasing DTS per kind, stills
+	// during the hold, video resuming at a keyframe.
+	mu.Lock()
+	for kind, ss := range outKinds {
+		for i := 1; i < len(ss); i++ {
+			require.Greater(t, ss[i].dts, ss[i-1].dts, "%v DTS at %d", kind, i)
+		}
+	}
+	firstRealAfter := -1
+	for i, s := range outKinds[media.KindVideo] {
+		if !s.filler && s.dts > holdAt {
+			firstRealAfter = i
+			break
+		}
+	}
+	require.GreaterOrEqual(t, firstRealAfter, 0, "real video after the hold")
+	assert.True(t, outKinds[media.KindVideo][firstRealAfter].key, "real video resumes with a keyframe")
+	mu.Unlock()
+	t.Logf("filler stats: %+v, keyframe requests %d", st, keyAsks)
+	assert.GreaterOrEqual(t, keyAsks, 1)
+	assert.Greater(t, st.DroppedNoKeyframe, uint64(0), "P frames after the hold dropped")
+	assert.InDelta(t, (unheldAt - heldAt).Seconds(), st.HoldTime.Seconds(), 0.05)
+
+	// The file, as ffprobe and ffmpeg read it.
+	streams := testenv.ProbeStreams(t, file)
+	assert.Equal(t, "h264", streams["video"].CodecName)
+	assert.Equal(t, "pcm_alaw", streams["audio"].CodecName)
+
+	// ffmpeg copying the file says nothing about timestamps; decoding it
+	// says nothing at all.
+	cp := testenv.RecordStream(t, file, time.Minute)
+	require.NoError(t, cp.Wait(time.Minute))
+	rep := testenv.AnalyseRecording(t, cp, time.Minute)
+	t.Logf("report: %v", rep)
+	assert.Empty(t, rep.DecodeErrors)
+	assert.Zero(t, rep.DTSErrors(), "DTS warnings: %v", rep.DTSWarnings)
+	assert.Empty(t, testenv.DecodeErrors(t, file))
+	assert.LessOrEqual(t, rep.Video.LongestGap, 650*time.Millisecond, "video never stops for longer than a still interval")
+	assert.LessOrEqual(t, rep.Video.LongestKeyframeInterval, 2*time.Second)
+	assert.LessOrEqual(t, rep.Audio.LongestGap, 30*time.Millisecond, "audio continuous across the hold")
+
+	// Stills: keyframes every 500 ms through the hold.
+	vpts := testenv.PacketTimes(t, file, "v:0")
+	keys := testenv.KeyframeTimes(t, file)
+	first := vpts[0]
+	var inHold, keysInHold int
+	from, to := heldAt.Seconds()+0.05, unheldAt.Seconds()-0.05
+	for _, p := range vpts {
+		if p-first > from && p-first < to {
+			inHold++
+		}
+	}
+	for _, k := range keys {
+		if k-first > from && k-first < to {
+			keysInHold++
+		}
+	}
+	t.Logf("video packets %d, keyframes %d, during the hold (%.3f..%.3f s) %d (keyframes %d)",
+		len(vpts), len(keys), from, to, inHold, keysInHold)
+	assert.InDelta(t, (to-from)/0.5, inHold, 1, "a still every 500 ms")
+	assert.Equal(t, inHold, keysInHold, "every still is a keyframe")
+	assert.Equal(t, len(vpts), testenv.CountVideoFrames(t, file), "every video packet decodes to a picture")
+
+	// Audio as long as the recording, with no hole: its packets cover the
+	// whole duration.
+	apts := testenv.PacketTimes(t, file, "a:0")
+	dur := testenv.Duration(t, file)
+	covered := float64(len(apts)) * 0.020
+	t.Logf("duration %.3f s, audio packets %d (%.3f s), audio %.3f..%.3f", dur, len(apts), covered, apts[0], apts[len(apts)-1])
+	assert.InDelta(t, dur, covered, 0.1)
+	assert.InDelta(t, endAt.Seconds(), dur, 0.3)
+
+	// Tone before and after, silence during the hold.
+	pcm := testenv.DecodePCM(t, file, 8000)
+	block := func(from, to float64) []int16 {
+		a, b := int(from*8000), int(to*8000)
+		require.Less(t, b, len(pcm))
+		return pcm[a:b]
+	}
+	rms := func(s []int16) float64 {
+		var e float64
+		for _, v := range s {
+			e += float64(v) * float64(v)
+		}
+		return math.Sqrt(e / float64(len(s)))
+	}
+	assert.Greater(t, testmedia.Goertzel(block(0.2, 1.3), 8000, tone), 0.9, "tone before the hold")
+	assert.Less(t, rms(block(holdAt.Seconds()+0.2, unholdAt.Seconds()-0.1)), 20.0, "silence during the hold")
+	assert.Greater(t, testmedia.Goertzel(block(resumeAt.Seconds()+0.2, endAt.Seconds()-0.3), 8000, tone), 0.9, "tone after the hold")
+}
