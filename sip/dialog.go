@@ -31,6 +31,9 @@ type Dialog struct {
 	onDTMF       func(rune, time.Duration)
 	onInfo       func(string, []byte)
 	keepAlive    time.Duration
+	glareDelay   func() time.Duration // wait after a 491 to our re-INVITE
+	allow        []string             // methods of the 2xx's Allow, upper case
+	supported    []string             // option tags of the 2xx's Supported, lower case
 
 	cseq    atomic.Uint32
 	ack     atomic.Pointer[sipgox.Request] // ACK for our INVITE's 2xx (resent on 2xx retransmissions)
@@ -63,6 +66,8 @@ type Dialog struct {
 	kaTimer      *time.Timer
 	kaBusy       bool
 	held         bool
+	reinviting   bool                 // our re-INVITE is in flight
+	referrals    map[uint32]*referral // implicit REFER subscriptions by the REFER's CSeq
 
 	answerOnce []byte // copy of the 2xx SDP, readable without the loop
 }
@@ -96,6 +101,7 @@ func newDialog(ua *UA, r *InviteRequest, p *invitePlan) *Dialog {
 		onDTMF:     r.OnDTMF,
 		onInfo:     r.OnInfo,
 		keepAlive:  r.KeepAliveInterval,
+		glareDelay: glareDelay,
 		localSDP:   append([]byte(nil), r.Offer...),
 		baseSDP:    append([]byte(nil), r.Offer...),
 		ops:        make(chan func()),
@@ -133,8 +139,9 @@ func (d *Dialog) AnswerSDP() []byte { return append([]byte(nil), d.answerOnce...
 func (d *Dialog) Done() <-chan struct{} { return d.done }
 
 // Err says why the dialog ended: nil after our own BYE, ErrRemoteBye when
-// the peer hung up, ErrSessionExpired, ErrKeepAliveFailed or ErrClosed.
-// It returns nil while the dialog is up.
+// the peer hung up, ErrSessionExpired, ErrKeepAliveFailed, ErrClosed, or
+// the 481/408 *StatusError of a re-INVITE that showed the peer had lost the
+// dialog (see Reinvite). It returns nil while the dialog is up.
 func (d *Dialog) Err() error {
 	select {
 	case <-d.done:
@@ -188,6 +195,7 @@ func (d *Dialog) finish(err error) {
 	d.finished = true
 	d.err = err
 	close(d.done)
+	d.endReferrals()
 	if err != nil {
 		d.log.Info("sip: dialog ended", "reason", err)
 	} else {
@@ -261,6 +269,8 @@ func (d *Dialog) established(inv *sipgox.Request, res *sipgox.Response) error {
 		if a := res.GetHeader("Allow"); a != nil {
 			d.peerAllow = strings.ToUpper(a.Value())
 		}
+		d.allow = headerTokens(res, "Allow", "", strings.ToUpper)
+		d.supported = headerTokens(res, "Supported", "k", strings.ToLower)
 		ack := d.newRequest(sipgox.ACK, nil, "")
 		ack.CSeq().SeqNo = inv.CSeq().SeqNo
 		d.ack.Store(ack)

@@ -47,6 +47,8 @@ func (d *Dialog) handleIn(in inbound) {
 			sipgox.NewHeader("Accept", "application/sdp, application/dtmf-relay, application/dtmf"))
 	case sipgox.INVITE, sipgox.UPDATE:
 		d.handleOffer(req, tx)
+	case sipgox.NOTIFY:
+		d.handleNotify(req, tx)
 	default:
 		respond(tx, req, 501, "Not Implemented", nil, sipgox.NewHeader("Allow", allowedMethods))
 	}
@@ -93,8 +95,10 @@ func (d *Dialog) handleOffer(req *sipgox.Request, tx sipgox.ServerTransaction) {
 			return
 		}
 	}
-	if d.st.busy && !d.st.useUpdate && req.Method == sipgox.INVITE && len(req.Body()) > 0 {
-		// Glare with our refreshing re-INVITE (RFC 3261 §14.2).
+	if d.st.busy && !d.st.useUpdate && req.Method == sipgox.INVITE && len(req.Body()) > 0 ||
+		d.reinviting && (req.Method == sipgox.INVITE || len(req.Body()) > 0) {
+		// Glare with our refreshing re-INVITE or Reinvite (RFC 3261
+		// §14.2; RFC 3311 §5.2 for an UPDATE with an offer).
 		respond(tx, req, 491, "Request Pending", nil)
 		return
 	}

@@ -75,6 +75,12 @@ func (d *Dialog) sessionTimerFired() {
 	if d.st.busy {
 		return
 	}
+	if d.reinviting {
+		// Our re-INVITE refreshes the session when it succeeds
+		// (sessionRefreshed); look again in a second if it does not.
+		d.st.timer = time.NewTimer(time.Second)
+		return
+	}
 	d.st.busy = true
 	method := sipgox.INVITE
 	var body []byte
@@ -97,17 +103,7 @@ func (d *Dialog) sessionTimerFired() {
 			}
 			switch {
 			case err == nil && res.IsSuccess():
-				next := d.st.interval
-				if h := res.GetHeader("Session-Expires"); h != nil {
-					if s, r := parseSessionExpires(h.Value()); s > 0 {
-						next = time.Duration(s) * time.Second
-						if r == "uas" {
-							d.setSessionTimer(next, false, d.st.useUpdate)
-							return
-						}
-					}
-				}
-				d.setSessionTimer(next, true, d.st.useUpdate)
+				d.sessionRefreshed(res)
 			case err == nil && (res.StatusCode == 501 || res.StatusCode == 405) && d.st.useUpdate:
 				d.st.useUpdate = false // peer cannot UPDATE: re-INVITE next time
 				d.st.timer = time.NewTimer(0)
@@ -119,6 +115,23 @@ func (d *Dialog) sessionTimerFired() {
 			}
 		})
 	})
+}
+
+// sessionRefreshed restarts the session timer after a 2xx to our refresh
+// or re-INVITE (RFC 4028 §7.4): the 2xx's Session-Expires, when present,
+// says the interval and who refreshes ("uas": the peer); without it we keep
+// the interval and our role. No timer runs: nothing to do.
+func (d *Dialog) sessionRefreshed(res *sipgox.Response) {
+	if d.st.interval == 0 {
+		return
+	}
+	next, weRefresh := d.st.interval, d.st.refresher
+	if h := res.GetHeader("Session-Expires"); h != nil {
+		if s, r := parseSessionExpires(h.Value()); s > 0 {
+			next, weRefresh = time.Duration(s)*time.Second, r != "uas"
+		}
+	}
+	d.setSessionTimer(next, weRefresh, d.st.useUpdate)
 }
 
 func statusOf(res *sipgox.Response) int {

@@ -1,9 +1,11 @@
 package sip
 
 import (
+	"strconv"
 	"strings"
 	"testing"
 	"time"
+	"unicode/utf8"
 
 	sipgox "github.com/emiago/sipgo/sip"
 )
@@ -167,6 +169,69 @@ func FuzzRouteValues(f *testing.F) {
 		}
 		for _, u := range parseRouteValues(sipgox.NewHeader("Record-Route", v)) {
 			_ = u.String()
+		}
+	})
+}
+
+var sipfragCases = []struct {
+	body   string
+	code   int
+	reason string
+	ok     bool
+}{
+	{"SIP/2.0 100 Trying\r\n", 100, "Trying", true},
+	{"SIP/2.0 200 OK", 200, "OK", true},
+	{"\r\n\r\nSIP/2.0 180 Ringing\r\nContact: <sip:carol@pbx>\r\nCSeq: 1 INVITE\r\n\r\n", 180, "Ringing", true},
+	{"SIP/2.0 603 Decline  \n", 603, "Decline", true},
+	{"SIP/2.0 486\r\n", 486, "", true},
+	{"  SIP/2.0 503 Service Unavailable\r\n", 503, "Service Unavailable", true},
+	{"SIP/2.0 200 Очень хорошо\r\n", 200, "Очень хорошо", true},
+	{"", 0, "", false},
+	{"\r\n", 0, "", false},
+	{"INVITE sip:carol@pbx SIP/2.0\r\n", 0, "", false},
+	{"SIP/2.0 99 Low\r\n", 0, "", false},
+	{"SIP/2.0 700 High\r\n", 0, "", false},
+	{"SIP/2.0 2000 OK\r\n", 0, "", false},
+	{"SIP/2.0 20x OK\r\n", 0, "", false},
+	{"SIP/1.0 200 OK\r\n", 0, "", false},
+	{"SIP/2.0 200 O\x00K\r\n", 0, "", false},
+	{"SIP/2.0 200 \xff\xfe\r\n", 0, "", false},
+}
+
+func TestParseSipfrag(t *testing.T) {
+	for _, c := range sipfragCases {
+		code, reason, err := parseSipfrag([]byte(c.body))
+		if (err == nil) != c.ok || code != c.code || reason != c.reason {
+			t.Errorf("parseSipfrag(%q) = %d, %q, %v; want %d, %q, ok=%v", c.body, code, reason, err, c.code, c.reason, c.ok)
+		}
+	}
+	long := "SIP/2.0 200 " + strings.Repeat("é", 200)
+	_, reason, err := parseSipfrag([]byte(long))
+	if err != nil || len(reason) > maxSipfragReason || !strings.HasPrefix(long, "SIP/2.0 200 "+reason) {
+		t.Errorf("long reason: %q, %v", reason, err)
+	}
+}
+
+// FuzzParseSipfrag: no panic; what parses has a code of 100-699 and a
+// reason without CR, LF or other controls (so it can go into logs and
+// events), and parses again to the same from its own status line.
+func FuzzParseSipfrag(f *testing.F) {
+	for _, c := range sipfragCases {
+		f.Add([]byte(c.body))
+	}
+	f.Fuzz(func(t *testing.T, body []byte) {
+		code, reason, err := parseSipfrag(body)
+		if err != nil {
+			return
+		}
+		if code < 100 || code > 699 || len(reason) > maxSipfragReason || !utf8.ValidString(reason) ||
+			strings.ContainsAny(reason, "\r\n\x00") || reason != strings.TrimSpace(reason) {
+			t.Fatalf("parseSipfrag(%q) = %d, %q", body, code, reason)
+		}
+		line := "SIP/2.0 " + strconv.Itoa(code) + " " + reason
+		c2, r2, err := parseSipfrag([]byte(line))
+		if err != nil || c2 != code || r2 != reason {
+			t.Fatalf("round trip of %q: %d, %q, %v", line, c2, r2, err)
 		}
 	})
 }

@@ -345,7 +345,7 @@ func (ua *UA) buildInvite(d *Dialog, r *InviteRequest, p *invitePlan) *sipgox.Re
 	return req
 }
 
-const allowedMethods = "INVITE, ACK, CANCEL, BYE, OPTIONS, INFO, UPDATE"
+const allowedMethods = "INVITE, ACK, CANCEL, BYE, OPTIONS, INFO, UPDATE, NOTIFY"
 
 func (ua *UA) invite(ctx context.Context, cl *sipgo.Client, d *Dialog, r *InviteRequest, p *invitePlan) (*Dialog, error) {
 	req := ua.buildInvite(d, r, p)

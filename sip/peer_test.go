@@ -88,7 +88,7 @@ func newTestPeer(t testing.TB) *testPeer {
 	p.cli, _ = sipgo.NewClient(p.sua, sipgo.WithClientLogger(log), sipgo.WithClientHostname("127.0.0.1"),
 		sipgo.WithClientConnectionAddr(p.addr()))
 	for _, m := range []sipgox.RequestMethod{sipgox.INVITE, sipgox.ACK, sipgox.BYE, sipgox.CANCEL, sipgox.INFO,
-		sipgox.OPTIONS, sipgox.UPDATE, sipgox.REGISTER} {
+		sipgox.OPTIONS, sipgox.UPDATE, sipgox.REGISTER, sipgox.REFER, sipgox.NOTIFY} {
 		p.srv.OnRequest(m, p.handle)
 	}
 	p.wg.Add(2)

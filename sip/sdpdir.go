@@ -105,3 +105,41 @@ func mirrorAnswer(base, offer []byte, bump int) []byte {
 	flush()
 	return out.Bytes()
 }
+
+// sdpVersion returns the session version of b's o= line.
+func sdpVersion(b []byte) (uint64, bool) {
+	for _, l := range sdpLines(b) {
+		if t := strings.TrimSpace(l); strings.HasPrefix(t, "o=") {
+			f := strings.Fields(t)
+			if len(f) != 6 {
+				return 0, false
+			}
+			v, err := strconv.ParseUint(f[2], 10, 63)
+			return v, err == nil
+		}
+	}
+	return 0, false
+}
+
+// raiseSDPVersion returns offer with its o= session version raised to one
+// more than last's when it is not already higher (RFC 3264 §8: each new
+// offer increments the version). offer is returned as it is when either
+// has no readable o= line or nothing needs to change.
+func raiseSDPVersion(offer, last []byte) []byte {
+	prev, ok := sdpVersion(last)
+	cur, ok2 := sdpVersion(offer)
+	if !ok || !ok2 || cur > prev || prev >= 1<<63-1 {
+		return offer
+	}
+	var out bytes.Buffer
+	done := false
+	for _, l := range sdpLines(offer) {
+		if t := strings.TrimSpace(l); !done && strings.HasPrefix(t, "o=") {
+			f := strings.Fields(t)
+			f[2] = strconv.FormatUint(prev+1, 10)
+			l, done = strings.Join(f, " "), true
+		}
+		out.WriteString(l + "\r\n")
+	}
+	return out.Bytes()
+}

@@ -1,0 +1,315 @@
+package sip
+
+import (
+	"context"
+	"strconv"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	sipgox "github.com/emiago/sipgo/sip"
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+)
+
+// holdSDP is ourSDP put on hold (sendonly), version 8.
+var holdSDP = strings.Replace(strings.Replace(ourSDP, "a=sendrecv", "a=sendonly", 1), "o=us 7 7", "o=us 7 8", 1)
+
+// resumeSDP is ourSDP again, version 9.
+var resumeSDP = strings.Replace(ourSDP, "o=us 7 7", "o=us 7 9", 1)
+
+// reinviteAnswers scripts the peer's answers to in-dialog INVITEs: codes[i]
+// for the i-th (200 with peerSDP made recvonly/sendrecv by the offer),
+// 200 after the list. It records the offers.
+type reinviteAnswers struct {
+	mu     sync.Mutex
+	codes  []int
+	offers []*sipgox.Request
+}
+
+func (ra *reinviteAnswers) handle(p *testPeer, req *sipgox.Request, tx sipgox.ServerTransaction) bool {
+	if !req.IsInvite() || toTag(req) == "" {
+		return false
+	}
+	ra.mu.Lock()
+	i := len(ra.offers)
+	ra.offers = append(ra.offers, req)
+	code := 200
+	if i < len(ra.codes) {
+		code = ra.codes[i]
+	}
+	ra.mu.Unlock()
+	if code != 200 {
+		_ = tx.Respond(sipgox.NewResponseFromRequest(req, code, "Scripted", nil))
+		return true
+	}
+	answer := peerSDP
+	if strings.Contains(string(req.Body()), "a=sendonly") {
+		answer = strings.Replace(peerSDP, "a=sendrecv", "a=recvonly", 1)
+	}
+	res := sipgox.NewResponseFromRequest(req, 200, "OK", []byte(answer))
+	res.AppendHeader(sipgox.NewHeader("Content-Type", "application/sdp"))
+	res.AppendHeader(&sipgox.ContactHeader{Address: sipgox.Uri{Scheme: "sip", User: "peer", Host: "127.0.0.1", Port: p.port}})
+	_ = tx.Respond(res)
+	return true
+}
+
+func (ra *reinviteAnswers) got() []*sipgox.Request {
+	ra.mu.Lock()
+	defer ra.mu.Unlock()
+	return append([]*sipgox.Request(nil), ra.offers...)
+}
+
+// TestReinviteHoldUnhold: Reinvite sends our offer in the dialog (same
+// Call-ID and tags, a higher CSeq), ACKs the 2xx and returns the answer;
+// the dialog stays up.
+func TestReinviteHoldUnhold(t *testing.T) {
+	p := newTestPeer(t)
+	ra := &reinviteAnswers{}
+	p.setRequest(ra.handle)
+	ua := newTestUA(t)
+	d, err := ua.Invite(testCtx(t), basicInvite(p))
+	require.NoError(t, err)
+	inv := p.waitReq(sipgox.INVITE, 1)
+
+	answer, err := d.Reinvite(testCtx(t), []byte(holdSDP))
+	require.NoError(t, err)
+	assert.Contains(t, string(answer), "a=recvonly")
+	ack := p.waitReq(sipgox.ACK, 2)
+	offers := ra.got()
+	require.Len(t, offers, 1)
+	re := offers[0]
+	assert.Equal(t, inv.CallID().Value(), re.CallID().Value())
+	assert.Greater(t, re.CSeq().SeqNo, inv.CSeq().SeqNo)
+	assert.Equal(t, re.CSeq().SeqNo, ack.CSeq().SeqNo, "ACK for the re-INVITE's 2xx")
+	assert.Equal(t, []string{"sendonly"}, sdpDirections(re.Body()))
+	assert.Equal(t, "application/sdp", re.ContentType().Value())
+	fromTag, _ := re.From().Params.Get("tag")
+	invTag, _ := inv.From().Params.Get("tag")
+	assert.Equal(t, invTag, fromTag)
+	assert.NotEmpty(t, toTag(re))
+
+	answer, err = d.Reinvite(testCtx(t), []byte(resumeSDP))
+	require.NoError(t, err)
+	assert.Contains(t, string(answer), "a=sendrecv")
+	offers = ra.got()
+	require.Len(t, offers, 2)
+	assert.Equal(t, []string{"sendrecv"}, sdpDirections(offers[1].Body()))
+	assert.Greater(t, offers[1].CSeq().SeqNo, offers[0].CSeq().SeqNo)
+	assert.NoError(t, d.Err())
+	require.NoError(t, d.Bye(testCtx(t)))
+}
+
+// TestReinviteRefreshKeepsHold: a session-timer refresh after Reinvite
+// resends the hold offer (it used to resend the call's first SDP and so
+// silently took the call off hold), and an offer from the peer is answered
+// from it (still not sending to the peer).
+func TestReinviteRefreshKeepsHold(t *testing.T) {
+	p := newTestPeer(t)
+	p.setInvite(func(p *testPeer, req *sipgox.Request, tx sipgox.ServerTransaction) {
+		p.answer(req, tx, sipgox.NewHeader("Session-Expires", "90;refresher=uac"),
+			sipgox.NewHeader("Require", "timer"), sipgox.NewHeader("Allow", "INVITE, ACK, BYE"))
+	})
+	ra := &reinviteAnswers{}
+	p.setRequest(ra.handle)
+	ua := newTestUA(t)
+	d, err := ua.Invite(testCtx(t), basicInvite(p))
+	require.NoError(t, err)
+	_, err = d.Reinvite(testCtx(t), []byte(holdSDP))
+	require.NoError(t, err)
+	offers := ra.got()
+	require.Len(t, offers, 1)
+	assert.Equal(t, "90;refresher=uac", offers[0].GetHeader("Session-Expires").Value(), "our re-INVITE refreshes the session too")
+
+	require.True(t, d.call(d.sessionTimerFired)) // what the timer does 45 s later
+	p.waitReq(sipgox.ACK, 3)
+	offers = ra.got()
+	require.Len(t, offers, 2)
+	assert.Equal(t, []string{"sendonly"}, sdpDirections(offers[1].Body()), "refresh took the call off hold")
+	assert.Equal(t, holdSDP, string(offers[1].Body()), "a refresh resends the same SDP, same version")
+
+	// The peer re-offers sendrecv: we answer sendonly, still holding.
+	res, err := p.inDialog(testCtx(t), sipgox.INVITE, "application/sdp", []byte(peerSDP))
+	require.NoError(t, err)
+	require.Equal(t, 200, res.StatusCode)
+	assert.Equal(t, []string{"sendonly"}, sdpDirections(res.Body()))
+	v, _ := sdpVersion(res.Body())
+	assert.Greater(t, v, uint64(8), "answer version above the hold offer's")
+	require.NoError(t, d.Bye(testCtx(t)))
+}
+
+// TestReinviteVersionRaised: an offer whose o= version is not above the
+// last SDP we sent is raised to one more (RFC 3264 §8).
+func TestReinviteVersionRaised(t *testing.T) {
+	p := newTestPeer(t)
+	ra := &reinviteAnswers{}
+	p.setRequest(ra.handle)
+	ua := newTestUA(t)
+	d, err := ua.Invite(testCtx(t), basicInvite(p))
+	require.NoError(t, err)
+	stale := strings.Replace(ourSDP, "a=sendrecv", "a=inactive", 1) // still version 7
+	_, err = d.Reinvite(testCtx(t), []byte(stale))
+	require.NoError(t, err)
+	offers := ra.got()
+	require.Len(t, offers, 1)
+	v, ok := sdpVersion(offers[0].Body())
+	require.True(t, ok)
+	assert.Equal(t, uint64(8), v)
+	assert.Equal(t, []string{"inactive"}, sdpDirections(offers[0].Body()))
+	require.NoError(t, d.Bye(testCtx(t)))
+}
+
+// TestReinvite491Retried: 491 Request Pending is retried after the glare
+// delay with a new CSeq (RFC 3261 §14.1); three 491s in a row give up.
+func TestReinvite491Retried(t *testing.T) {
+	p := newTestPeer(t)
+	ra := &reinviteAnswers{codes: []int{491, 491, 200, 491, 491, 491}}
+	p.setRequest(ra.handle)
+	ua := newTestUA(t)
+	d, err := ua.Invite(testCtx(t), basicInvite(p))
+	require.NoError(t, err)
+	var delays []time.Duration
+	d.glareDelay = func() time.Duration {
+		dl := glareDelay()
+		delays = append(delays, dl)
+		return 10 * time.Millisecond
+	}
+	answer, err := d.Reinvite(testCtx(t), []byte(holdSDP))
+	require.NoError(t, err)
+	assert.Contains(t, string(answer), "a=recvonly")
+	offers := ra.got()
+	require.Len(t, offers, 3)
+	assert.Less(t, offers[0].CSeq().SeqNo, offers[1].CSeq().SeqNo)
+	assert.Less(t, offers[1].CSeq().SeqNo, offers[2].CSeq().SeqNo)
+	for _, dl := range delays {
+		assert.GreaterOrEqual(t, dl, 2100*time.Millisecond)
+		assert.LessOrEqual(t, dl, 4000*time.Millisecond)
+	}
+
+	_, err = d.Reinvite(testCtx(t), []byte(resumeSDP))
+	var se *StatusError
+	require.ErrorAs(t, err, &se)
+	assert.Equal(t, 491, se.Code)
+	assert.Len(t, ra.got(), 6)
+	assert.NoError(t, d.Err(), "491 does not end the dialog")
+	require.NoError(t, d.Bye(testCtx(t)))
+}
+
+// TestReinviteRejectedKeepsSession: 488 leaves the dialog up and the
+// session as it was (a later refresh sends the old SDP).
+func TestReinviteRejectedKeepsSession(t *testing.T) {
+	p := newTestPeer(t)
+	ra := &reinviteAnswers{codes: []int{488}}
+	p.setRequest(ra.handle)
+	ua := newTestUA(t)
+	d, err := ua.Invite(testCtx(t), basicInvite(p))
+	require.NoError(t, err)
+	_, err = d.Reinvite(testCtx(t), []byte(holdSDP))
+	require.ErrorIs(t, err, ErrNotAcceptable)
+	assert.Equal(t, 488, StatusCode(err))
+	assert.NoError(t, d.Err())
+	var local []byte
+	require.True(t, d.call(func() { local = d.localSDP }))
+	assert.Equal(t, ourSDP, string(local))
+	require.NoError(t, d.Bye(testCtx(t)))
+}
+
+// TestReinvite481EndsDialog: 481 and 408 to a re-INVITE end the dialog
+// (RFC 5057 §5.1); Err wraps the *StatusError.
+func TestReinvite481EndsDialog(t *testing.T) {
+	for _, code := range []int{481, 408} {
+		t.Run(strconv.Itoa(code), func(t *testing.T) {
+			p := newTestPeer(t)
+			ra := &reinviteAnswers{codes: []int{code}}
+			p.setRequest(ra.handle)
+			ua := newTestUA(t)
+			d, err := ua.Invite(testCtx(t), basicInvite(p))
+			require.NoError(t, err)
+			_, err = d.Reinvite(testCtx(t), []byte(holdSDP))
+			assert.Equal(t, code, StatusCode(err))
+			select {
+			case <-d.Done():
+			case <-time.After(5 * time.Second):
+				t.Fatal("dialog still up")
+			}
+			assert.Equal(t, code, StatusCode(d.Err()))
+			if code == 408 {
+				p.waitReq(sipgox.BYE, 1)
+			}
+			_, err = d.Reinvite(testCtx(t), []byte(resumeSDP))
+			assert.ErrorIs(t, err, ErrDialogClosed)
+		})
+	}
+}
+
+// TestReinviteCallerTimeoutKeepsDialog: the caller's context ending while
+// the peer has not answered returns its error and leaves the dialog up.
+func TestReinviteCallerTimeoutKeepsDialog(t *testing.T) {
+	p := newTestPeer(t)
+	release := make(chan struct{})
+	p.setRequest(func(p *testPeer, req *sipgox.Request, tx sipgox.ServerTransaction) bool {
+		if req.IsInvite() && toTag(req) != "" {
+			_ = tx.Respond(sipgox.NewResponseFromRequest(req, 100, "Trying", nil))
+			<-release
+			_ = tx.Respond(sipgox.NewResponseFromRequest(req, 500, "Late", nil))
+			return true
+		}
+		return false
+	})
+	defer close(release)
+	ua := newTestUA(t)
+	d, err := ua.Invite(testCtx(t), basicInvite(p))
+	require.NoError(t, err)
+	short, cancel := context.WithTimeout(context.Background(), 300*time.Millisecond)
+	defer cancel()
+	_, err = d.Reinvite(short, []byte(holdSDP))
+	require.Error(t, err)
+	assert.ErrorIs(t, err, context.DeadlineExceeded)
+	assert.NoError(t, d.Err(), "the caller giving up does not end the dialog")
+	require.NoError(t, d.Bye(testCtx(t)))
+}
+
+// TestReinviteGlareIncoming: a re-INVITE from the peer while ours is in
+// flight is answered 491 (RFC 3261 §14.2); ours completes.
+func TestReinviteGlareIncoming(t *testing.T) {
+	p := newTestPeer(t)
+	type result struct {
+		res *sipgox.Response
+		err error
+	}
+	theirs := make(chan result, 1)
+	p.setRequest(func(p *testPeer, req *sipgox.Request, tx sipgox.ServerTransaction) bool {
+		if req.IsInvite() && toTag(req) != "" {
+			_ = tx.Respond(sipgox.NewResponseFromRequest(req, 100, "Trying", nil))
+			r, err := p.inDialog(testCtx(t), sipgox.INVITE, "application/sdp", []byte(peerSDP))
+			theirs <- result{r, err}
+			res := sipgox.NewResponseFromRequest(req, 200, "OK", []byte(peerSDP))
+			res.AppendHeader(sipgox.NewHeader("Content-Type", "application/sdp"))
+			_ = tx.Respond(res)
+			return true
+		}
+		return false
+	})
+	ua := newTestUA(t)
+	d, err := ua.Invite(testCtx(t), basicInvite(p))
+	require.NoError(t, err)
+	_, err = d.Reinvite(testCtx(t), []byte(holdSDP))
+	require.NoError(t, err)
+	r := <-theirs
+	require.NoError(t, r.err)
+	assert.Equal(t, 491, r.res.StatusCode)
+	require.NoError(t, d.Bye(testCtx(t)))
+}
+
+func TestReinviteBadInput(t *testing.T) {
+	p := newTestPeer(t)
+	ua := newTestUA(t)
+	d, err := ua.Invite(testCtx(t), basicInvite(p))
+	require.NoError(t, err)
+	_, err = d.Reinvite(testCtx(t), nil)
+	assert.ErrorIs(t, err, ErrInvalidParams)
+	require.NoError(t, d.Bye(testCtx(t)))
+	_, err = d.Reinvite(testCtx(t), []byte(holdSDP))
+	assert.ErrorIs(t, err, ErrDialogClosed)
+}
