@@ -55,11 +55,14 @@ type mixable interface {
 //     SetMixer(transcode.Mixer) method.
 //
 // A push muted by callmgr (which hands the sink G.711 silence in place of
-// the call's audio) publishes the sound alone.
+// the call's audio) publishes the sound alone. callmgr withholds a muted
+// call's Opus instead, so there the sound waits until the push is unmuted
+// (or callmgr hands the sink silence for Opus too).
 //
 // SetSound may be called from any goroutine, concurrently with WriteFrame;
 // src is read only on the goroutine that calls WriteFrame, and its
-// SampleRate must lie between 1000 and 384000 Hz.
+// SampleRate must lie between 1000 and 384000 Hz. After Close a sound is
+// never read.
 func (s *Sink) SetSound(src sound.Source) error {
 	if src != nil {
 		if err := s.canMix(); err != nil {
