@@ -277,14 +277,23 @@ func FuzzWrite(f *testing.F) {
 	f.Add(uint8(media.CodecPCMU), []byte{0xff, 0x00}, int64(time.Second), uint8(2))
 	f.Add(uint8(media.CodecOpus), []byte{0xf8, 0xff, 0xfe}, int64(20*time.Millisecond), uint8(1))
 	f.Add(uint8(media.CodecOpus), []byte{0x03, 0x83, 0x01, 0x02}, int64(-5), uint8(0))
+	f.Add(uint8(media.CodecPCMA), []byte{0xd5, 0x55, 0x2a, 0x11}, int64(time.Second), uint8(0x81))
 	f.Fuzz(func(t *testing.T, codec uint8, payload []byte, pts int64, ch uint8) {
 		tr, _ := NewToAAC(AACConfig{MaxGap: 200 * time.Millisecond})
 		c := &collector{}
 		d, _ := aac.NewDecoder(48000, 1)
+		mix := ch&0x80 != 0 // a mixer from the second frame on, and silence after
+		ch &^= 0x80
 		for i := 0; i < 3; i++ {
+			if mix && i == 1 {
+				tr.SetMixer(&toneMixer{freq: 1000, amp: 0.5})
+			}
 			fr := &media.Frame{Codec: media.Codec(codec), Payload: payload, PTS: time.Duration(pts) + time.Duration(i)*time.Duration(len(payload))*time.Millisecond,
 				ClockRate: 8000, Channels: ch}
 			_ = tr.Write(fr, c.emit)
+		}
+		if mix {
+			tr.Silence(time.Duration(pts)+time.Second, c.emit)
 		}
 		tr.Flush(c.emit)
 		var prev time.Duration = -1
