@@ -112,6 +112,12 @@ func (f *Filler) fillAudioLocked(tl time.Duration) {
 	if !a.filling {
 		return
 	}
+	if a.silence == nil {
+		// The peer switched to a codec without a silent frame (it was
+		// learned from a frame that arrived during the hold).
+		a.filling = false
+		return
+	}
 	if tl-(a.nextFill+a.dur) > maxCatchUp {
 		// Far behind (the machine stalled, or a Gap long after the
 		// audio stopped): leave a hole rather than a long burst.

@@ -107,23 +107,13 @@ func TestHoldAndResume(t *testing.T) {
 // TestLateRealFramesDropped: real frames whose DTS is not after the last
 // filler frame of their kind are dropped, later ones pass.
 func TestLateRealFramesDropped(t *testing.T) {
-	c := newFakeClock()
-	origin := c.Now()
-	r := newRecorder()
-	src := &source{keyEvery: 25}
-	f := r.newFiller(t, Config{Clock: c})
+	c, origin, r, src, f := setup(t, Config{}, 25)
 	src.play(f, c, origin, 0, 500*ms, nil)
 	f.Hold(true)
 	c.AdvanceTo(origin.Add(time.Second))
 	f.Hold(false)
 	fs := r.snapshot()
-	lastSilence := fs[len(fs)-1]
-	for i := len(fs) - 1; i >= 0; i-- {
-		if fs[i].Kind() == media.KindAudio {
-			lastSilence = fs[i]
-			break
-		}
-	}
+	lastSilence := lastOf(t, fs, media.KindAudio)
 	require.True(t, lastSilence.filler)
 	// The phone's first packets after the hold are stamped a little
 	// behind the filler (its timeline was placed by an earlier arrival).
@@ -151,11 +141,7 @@ func TestLateRealFramesDropped(t *testing.T) {
 // from a peer that holds with a=sendonly) is not published, but its
 // keyframe becomes the still.
 func TestFramesDuringHoldDropped(t *testing.T) {
-	c := newFakeClock()
-	origin := c.Now()
-	r := newRecorder()
-	src := &source{keyEvery: 25}
-	f := r.newFiller(t, Config{Clock: c})
+	c, origin, r, src, f := setup(t, Config{}, 25)
 	src.play(f, c, origin, 0, 200*ms, nil)
 	f.Hold(true)
 	c.AdvanceTo(origin.Add(300 * ms))
@@ -169,13 +155,7 @@ func TestFramesDuringHoldDropped(t *testing.T) {
 		assert.False(t, !fr.filler && fr.DTS >= 200*ms, "real frame at %v published during the hold", fr.DTS)
 	}
 	assert.EqualValues(t, 2, f.Stats().DroppedHeld)
-	last := fs[len(fs)-1]
-	for i := len(fs) - 1; i >= 0; i-- {
-		if fs[i].Kind() == media.KindVideo {
-			last = fs[i]
-			break
-		}
-	}
+	last := lastOf(t, fs, media.KindVideo)
 	assert.True(t, last.filler)
 	assert.Equal(t, held.Payload, last.Payload, "the still is the latest keyframe, held or not")
 }
@@ -184,11 +164,7 @@ func TestFramesDuringHoldDropped(t *testing.T) {
 // flows gets stills after Gap; audio is left alone; video resumes at its
 // next keyframe.
 func TestGapFillsStoppedKind(t *testing.T) {
-	c := newFakeClock()
-	origin := c.Now()
-	r := newRecorder()
-	src := &source{keyEvery: 25}
-	f := r.newFiller(t, Config{Clock: c, Gap: 500 * ms})
+	c, origin, r, src, f := setup(t, Config{Gap: 500 * ms}, 25)
 	src.play(f, c, origin, 0, time.Second, nil)
 	// Camera off for 2 s: audio only.
 	for tt := time.Second; tt < 3*time.Second; tt += 20 * ms {
@@ -213,11 +189,7 @@ func TestGapFillsStoppedKind(t *testing.T) {
 // TestGapBothKinds: a stall of everything fills both, audio contiguous
 // from its last packet.
 func TestGapBothKinds(t *testing.T) {
-	c := newFakeClock()
-	origin := c.Now()
-	r := newRecorder()
-	src := &source{keyEvery: 25}
-	f := r.newFiller(t, Config{Clock: c, Gap: 300 * ms})
+	c, origin, r, src, f := setup(t, Config{Gap: 300 * ms}, 25)
 	src.play(f, c, origin, 0, time.Second, nil)
 	c.AdvanceTo(origin.Add(2 * time.Second))
 	fs := r.snapshot()
@@ -232,10 +204,7 @@ func TestGapBothKinds(t *testing.T) {
 // TestNoKeyframeNoVideo: without a keyframe seen and without a black
 // picture, only audio is filled.
 func TestNoKeyframeNoVideo(t *testing.T) {
-	c := newFakeClock()
-	r := newRecorder()
-	src := &source{}
-	f := r.newFiller(t, Config{Clock: c})
+	c, _, r, src, f := setup(t, Config{}, 0)
 	f.WriteFrame(src.video(0, false))
 	f.WriteFrame(src.audio(0))
 	f.Hold(true)
@@ -248,10 +217,7 @@ func TestNoKeyframeNoVideo(t *testing.T) {
 // TestBlackPicture: with BlackWidth/Height and no keyframe, the still is a
 // generated black H.264 IDR with SPS and PPS.
 func TestBlackPicture(t *testing.T) {
-	c := newFakeClock()
-	r := newRecorder()
-	src := &source{}
-	f := r.newFiller(t, Config{Clock: c, BlackWidth: 320, BlackHeight: 180})
+	c, _, r, src, f := setup(t, Config{BlackWidth: 320, BlackHeight: 180}, 0)
 	f.WriteFrame(src.audio(0))
 	f.Hold(true)
 	c.Advance(time.Second)
@@ -273,10 +239,7 @@ func TestBlackPicture(t *testing.T) {
 // TestOpusSilence: Opus calls get the 20 ms silent Opus frame, with the
 // call's channel count.
 func TestOpusSilence(t *testing.T) {
-	c := newFakeClock()
-	origin := c.Now()
-	r := newRecorder()
-	f := r.newFiller(t, Config{Clock: c})
+	c, origin, r, _, f := setup(t, Config{}, 0)
 	for tt := time.Duration(0); tt < 200*ms; tt += 10 * ms {
 		c.AdvanceTo(origin.Add(tt))
 		f.WriteFrame(&media.Frame{Codec: media.CodecOpus, PTS: tt, DTS: tt, Keyframe: true, Payload: []byte{0x7c, 1, 2},
@@ -302,9 +265,7 @@ func TestOpusSilence(t *testing.T) {
 // TestSpeexNotFilled: a codec without a silent frame is not filled (and
 // does not spin the timer).
 func TestSpeexNotFilled(t *testing.T) {
-	c := newFakeClock()
-	r := newRecorder()
-	f := r.newFiller(t, Config{Clock: c, Gap: time.Second})
+	c, _, r, _, f := setup(t, Config{Gap: time.Second}, 0)
 	f.WriteFrame(&media.Frame{Codec: media.CodecSpeex, Keyframe: true, Payload: []byte{1, 2, 3}, ClockRate: 8000, Channels: 1, Duration: 20 * ms})
 	f.Hold(true)
 	c.Advance(3 * time.Second)
@@ -360,11 +321,7 @@ func TestConfigErrors(t *testing.T) {
 // emitted the silence due just before it gets that silence first, so the
 // audio track has no hole.
 func TestResumeClosesAudioHole(t *testing.T) {
-	c := newFakeClock()
-	origin := c.Now()
-	r := newRecorder()
-	src := &source{keyEvery: 25}
-	f := r.newFiller(t, Config{Clock: c})
+	c, origin, r, src, f := setup(t, Config{}, 25)
 	src.play(f, c, origin, 0, 500*ms, nil)
 	f.Hold(true)
 	c.AdvanceTo(origin.Add(time.Second))

@@ -219,3 +219,25 @@ func count(fs []outFrame, kind media.Kind, filler bool, from, to time.Duration) 
 	}
 	return n
 }
+
+// setup makes a Filler on a fake clock writing to a recorder, and a
+// source with a keyframe every keyEvery video frames.
+func setup(t *testing.T, cfg Config, keyEvery int) (*fakeClock, time.Time, *recorder, *source, *Filler) {
+	t.Helper()
+	c := newFakeClock()
+	cfg.Clock = c
+	r := newRecorder()
+	return c, c.Now(), r, &source{keyEvery: keyEvery}, r.newFiller(t, cfg)
+}
+
+// lastOf returns the last frame of kind in fs.
+func lastOf(t *testing.T, fs []outFrame, kind media.Kind) outFrame {
+	t.Helper()
+	for i := len(fs) - 1; i >= 0; i-- {
+		if fs[i].Kind() == kind {
+			return fs[i]
+		}
+	}
+	t.Fatalf("no %v frame", kind)
+	return outFrame{}
+}

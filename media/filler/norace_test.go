@@ -1,0 +1,5 @@
+//go:build !race
+
+package filler
+
+const raceEnabled = false
