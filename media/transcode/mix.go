@@ -24,6 +24,7 @@ import (
 // Mix is called on the goroutine that calls Write, Silence and Flush, and
 // must not block.
 type Mixer interface {
+	// Mix puts the mixer's next len(pcm)/channels samples into pcm.
 	Mix(pcm []int16, rate, channels int)
 }
 
