@@ -1,0 +1,5 @@
+//go:build !race
+
+package sound
+
+const raceEnabled = false
