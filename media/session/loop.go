@@ -17,6 +17,9 @@ func (s *Session) loop() {
 		select {
 		case <-s.done:
 			s.dtmf.abort(ErrClosed)
+			if s.audio != nil {
+				s.audio.endSource(ErrClosed)
+			}
 			return
 		case b := <-s.in:
 			s.receiveBatch(b)
@@ -167,7 +170,11 @@ func (s *Session) nextDeadline(now time.Time) (time.Time, bool) {
 		}
 		at(st.nextRTCP)
 		if st.sending && !s.dtmf.active(st) {
-			at(st.nextSilence.Add(silenceSlack))
+			if st.src != nil {
+				at(st.nextSilence) // injected audio leaves on time, not in pairs
+			} else {
+				at(st.nextSilence.Add(silenceSlack))
+			}
 		}
 		if st.kind == media.KindVideo {
 			if d, ok := st.nextKeyframe(); ok {

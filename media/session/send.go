@@ -54,7 +54,8 @@ const (
 	silenceSlack = silencePtime
 )
 
-// sendSilence sends the silence packets due at now (one per 20 ms). While a
+// sendSilence sends the silence packets due at now (one per 20 ms), or
+// the injected source's audio in their place (inject.go). While a
 // DTMF event is being sent the audio timestamps advance without packets
 // (RFC 4733 §2.5.1.2). After a stall longer than 200 ms it skips ahead
 // rather than burst.
@@ -72,10 +73,17 @@ func (st *stream) sendSilence(now time.Time) {
 	}
 	for !now.Before(st.nextSilence) {
 		if st.s.dtmf.active(st) {
+			if st.src != nil {
+				st.injected() // the event has priority: the sound's samples for this slot are dropped
+			}
 			st.ts += step
 			st.marker = true // the audio after the event starts a talkspurt
 		} else {
-			st.writeRTP(now, st.sendPT, st.marker, st.ts, st.silence)
+			payload := st.silence
+			if st.src != nil {
+				payload = st.injected()
+			}
+			st.writeRTP(now, st.sendPT, st.marker, st.ts, payload)
 			st.marker = false
 			st.ts += step
 		}

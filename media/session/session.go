@@ -14,7 +14,9 @@
 // requests (PLI or FIR as the SDP allows, otherwise
 // Config.RequestKeyframeFallback so that SIP can send INFO
 // picture_fast_update), silence RTP on a sending audio stream so that phones
-// do not hang up for lack of media, and RFC 4733 DTMF.
+// do not hang up for lack of media (or, in its place, G.711 audio from a
+// sound.Source given to SetAudioSource: a sound file, another call's live
+// audio), and RFC 4733 DTMF.
 //
 // One goroutine per socket reads packets (on Linux with recvmmsg, up to 16
 // a system call, into buffers shared by all sessions of the process and
@@ -42,6 +44,7 @@ import (
 	"time"
 
 	"github.com/sipstream/sipstream/media"
+	"github.com/sipstream/sipstream/media/sound"
 	"github.com/sipstream/sipstream/media/timeline"
 )
 
@@ -82,6 +85,14 @@ type Config struct {
 	// from the owner goroutine. It must not block and must not call Start,
 	// Update, SendDTMF or Close (RequestKeyframe and Stats are fine).
 	OnEvent func(ev Event)
+	// OnAudioSourceEnd is called when a source given to SetAudioSource
+	// stops being sent: err is nil when it ended (io.EOF), otherwise why
+	// it was stopped (its Read error, ErrCannotEncode after a re-INVITE
+	// to a codec that cannot be encoded, ErrSourceReplaced, ErrClosed).
+	// Called from the owner goroutine; it must not block and must not
+	// call Start, Update, SendDTMF, SetAudioSource or Close. Nil means
+	// nobody is told.
+	OnAudioSourceEnd func(src sound.Source, err error)
 	// RequestKeyframeFallback is called when a video decoder needs a
 	// keyframe (or RequestKeyframe was called) and the peer accepts
 	// neither PLI nor FIR: the SIP layer then sends INFO
@@ -241,7 +252,7 @@ type StreamStats struct {
 	RTCPReceived  uint64
 	SenderReports uint64
 	RTCPSent      uint64
-	PacketsSent   uint64 // RTP sent (silence and DTMF)
+	PacketsSent   uint64 // RTP sent (silence, injected audio and DTMF)
 	DTMFSent      uint64 // digits sent
 	// Source is the latched peer address (zero before the first packet).
 	Source netip.AddrPort

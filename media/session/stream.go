@@ -18,6 +18,7 @@ import (
 	"github.com/sipstream/sipstream/media/rtpdtmf"
 	"github.com/sipstream/sipstream/media/rtph264"
 	"github.com/sipstream/sipstream/media/rtpvp8"
+	"github.com/sipstream/sipstream/media/sound"
 	"github.com/sipstream/sipstream/media/timeline"
 )
 
@@ -175,6 +176,14 @@ type stream struct {
 	hasDTMF     bool
 	sendBuf     []byte
 	encBuf      []byte
+	sendCodec   media.Codec
+
+	// injected audio (inject.go)
+	src     sound.Source // nil: silence
+	srcRead sound.Source // src at sendRate
+	srcRate uint32       // the rate srcRead converts to
+	pcm     []int16
+	payload []byte
 
 	c       StreamStats // owner's counters
 	statsMu sync.Mutex
@@ -352,18 +361,14 @@ func (st *stream) setupSender(now time.Time) {
 	if st.kind != media.KindAudio || !sp.Direction.Sends() {
 		return
 	}
-	var send *media.PayloadFormat
-	for i, pf := range sp.Formats {
-		switch pf.Codec {
-		case media.CodecTelephoneEvent:
-			if !st.hasDTMF {
-				st.hasDTMF, st.dtmfPT, st.dtmfRate = true, pf.PayloadType, pf.ClockRate
-			}
-		case media.CodecPCMA, media.CodecPCMU, media.CodecOpus:
-			if send == nil {
-				send = &sp.Formats[i]
-			}
+	for _, pf := range sp.Formats {
+		if pf.Codec == media.CodecTelephoneEvent && !st.hasDTMF {
+			st.hasDTMF, st.dtmfPT, st.dtmfRate = true, pf.PayloadType, pf.ClockRate
 		}
+	}
+	send := sendFormat(sp)
+	if st.src != nil && (send == nil || !canEncode(send.Codec)) {
+		st.endSource(ErrCannotEncode)
 	}
 	if send == nil {
 		return // Speex only: there is no silent frame to send
@@ -380,6 +385,7 @@ func (st *stream) setupSender(now time.Time) {
 		st.marker = true
 	}
 	st.sendPT = send.PayloadType
+	st.sendCodec = send.Codec
 	st.sendRate = send.ClockRate
 	if st.sendRate == 0 {
 		st.sendRate = 8000
@@ -398,6 +404,18 @@ func (st *stream) setupSender(now time.Time) {
 	if !st.nextSilence.After(now) {
 		st.nextSilence = now
 	}
+}
+
+// sendFormat returns the format audio is sent in: the first PCMA, PCMU or
+// Opus format of sp (nil when there is none).
+func sendFormat(sp media.StreamSpec) *media.PayloadFormat {
+	for i, pf := range sp.Formats {
+		switch pf.Codec {
+		case media.CodecPCMA, media.CodecPCMU, media.CodecOpus:
+			return &sp.Formats[i]
+		}
+	}
+	return nil
 }
 
 // destination is where RTP goes: the latched source (symmetric RTP) or
