@@ -84,6 +84,7 @@ type PeerCall struct {
 	rtp           [3]int // by media.Kind
 	audio         []int16
 	reinvites     []Request
+	refers        []Refer
 	cseq          uint32
 	sessID        uint64
 	sessVer       uint64

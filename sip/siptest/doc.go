@@ -30,13 +30,25 @@
 // display name, SDP), INFO requests (DTMF relay, DTMF, picture_fast_update),
 // RFC 4733 digits received over RTP, RTP packet counts, decoded G.711 audio,
 // RTCP packets (SR, RR, PLI, FIR, NACK), re-INVITEs and the caller's BYE or
-// CANCEL; Wait methods block until something arrived, and Peer.Requests
+// CANCEL, and REFERs (Refer-To, Referred-By, the Replaces of an attended
+// transfer, the answers to its NOTIFYs); Wait methods block until something
+// arrived, and Peer.Requests
 // lists every request received (OPTIONS keepalives, UPDATEs ...). A
 // PeerCall can hang up (BYE), put the caller on hold and back (re-INVITE),
 // send DTMF (RFC 4733 events on its audio stream) and INFO requests.
 // Script.AudioPCM and Script.VideoClip stream frames of your own instead of
 // the tone and the clip; Script.SessionExpires asks for RFC 4028 session
-// timers.
+// timers. Request.SDPDirections reads the direction of each m= line of a
+// re-INVITE's offer (hold: sendonly or inactive).
+//
+// A REFER in a call (RFC 3515 transfer) is answered 202 Accepted, then the
+// peer sends NOTIFYs with message/sipfrag bodies, "SIP/2.0 100 Trying" and
+// the final status ("SIP/2.0 200 OK", or Script.ReferResult such as 486),
+// the last one ending the implicit subscription, and with
+// Script.HangupAfterRefer hangs up after a successful one, as a phone does
+// once its new call is up. Script.ReferReject refuses REFERs instead. The
+// peer does not call the Refer-To target itself. Its 200 OK advertises
+// REFER and NOTIFY in Allow and "Supported: replaces".
 //
 // A Peer is also a registrar: it accepts REGISTER, with digest
 // authentication (RFC 3261 §22, MD5, qop=auth) when Config.Users is set, and

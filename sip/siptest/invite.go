@@ -9,6 +9,7 @@ import (
 	"fmt"
 	"slices"
 	"strconv"
+	"strings"
 	"sync"
 	"time"
 
@@ -247,8 +248,17 @@ func (c *PeerCall) response(code int, reason string, body []byte) *sip.Response 
 	res := sip.NewResponseFromRequest(c.inv, code, reason, body)
 	if code > 100 && code < 300 {
 		res.AppendHeader(c.p.contact())
+		allow, supported := true, true
 		for _, h := range c.script.AnswerHeaders {
 			res.AppendHeader(sip.NewHeader(h.Name, h.Value))
+			allow = allow && !strings.EqualFold(h.Name, "Allow")
+			supported = supported && !strings.EqualFold(h.Name, "Supported")
+		}
+		if code == 200 && allow {
+			res.AppendHeader(sip.NewHeader("Allow", allowHeader))
+		}
+		if code == 200 && supported {
+			res.AppendHeader(sip.NewHeader("Supported", "replaces"))
 		}
 	}
 	if code == 200 && c.script.SessionExpires > 0 {

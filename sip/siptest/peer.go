@@ -142,12 +142,32 @@ type Script struct {
 	// VideoFPS is VideoClip's frame rate. Zero means 25.
 	VideoFPS int
 	// AnswerHeaders are added to the 18x and 200 responses to the INVITE.
+	// The 200 also says "Allow: INVITE, ACK, CANCEL, BYE, OPTIONS, INFO,
+	// UPDATE, REFER, NOTIFY" and "Supported: replaces" unless AnswerHeaders
+	// has an Allow or a Supported header of its own.
 	AnswerHeaders []Header
 	// SessionExpires, when not zero, asks for RFC 4028 session timers: the
 	// 200 OK carries "Session-Expires: <seconds>;refresher=uac" and
 	// "Require: timer", so the caller must refresh the session (re-INVITE
 	// or UPDATE, see PeerCall.Reinvites) before it expires.
 	SessionExpires time.Duration
+	// ReferReject, when not zero, answers REFERs (call transfer, RFC
+	// 3515) with this status code (300 to 699: 403, 405, 603 ...) instead
+	// of 202 Accepted. The zero value accepts them: 202, then a NOTIFY
+	// with "SIP/2.0 100 Trying" and one with the final status
+	// (ReferResult), in message/sipfrag, the second ending the implicit
+	// subscription. The peer does not call the Refer-To target itself.
+	ReferReject int
+	// ReferResult is the final status the NOTIFYs report for an accepted
+	// REFER (200 to 699: 486 for a busy target ...). Zero means 200 OK.
+	ReferResult int
+	// ReferDelay is the time between the two NOTIFYs. Zero means none
+	// (the final one goes once the first was answered).
+	ReferDelay time.Duration
+	// HangupAfterRefer sends BYE after the final NOTIFY of a successful
+	// transfer (ReferResult 2xx), as a transferee whose new call is up
+	// does.
+	HangupAfterRefer bool
 	// SendSR sends an RTCP Sender Report for each stream it streams every
 	// SRInterval (zero: 1 s), the first one after the first packet.
 	SendSR     bool
@@ -301,6 +321,7 @@ func NewPeer(cfg Config) (*Peer, error) {
 	p.srv.OnOptions(p.track(p.onOptions))
 	p.srv.OnRegister(p.track(p.onRegister))
 	p.srv.OnUpdate(p.track(p.onUpdate))
+	p.srv.OnRefer(p.track(p.onRefer))
 	p.srv.OnNoRoute(p.track(func(req *sip.Request, tx sip.ServerTransaction) {
 		p.respond(req, tx, 405, "Method Not Allowed", nil)
 	}))
@@ -566,7 +587,7 @@ func (p *Peer) onOptions(req *sip.Request, tx sip.ServerTransaction) {
 		return
 	}
 	p.respond(req, tx, 200, "OK", nil,
-		sip.NewHeader("Allow", "INVITE, ACK, CANCEL, BYE, OPTIONS, INFO, UPDATE, REGISTER"),
+		sip.NewHeader("Allow", allowHeader+", REGISTER"),
 		sip.NewHeader("Accept", "application/sdp"))
 }
 

@@ -3,6 +3,16 @@ package siptest
 // reasonPhrase returns the RFC 3261 §21 reason phrase of a status code.
 func reasonPhrase(code int) string {
 	switch code {
+	case 100:
+		return "Trying"
+	case 180:
+		return "Ringing"
+	case 183:
+		return "Session Progress"
+	case 200:
+		return "OK"
+	case 202:
+		return "Accepted"
 	case 400:
 		return "Bad Request"
 	case 401:
@@ -43,6 +53,9 @@ func reasonPhrase(code int) string {
 		return "Does Not Exist Anywhere"
 	case 606:
 		return "Not Acceptable"
+	}
+	if code < 300 {
+		return "OK"
 	}
 	return "Rejected"
 }

@@ -86,6 +86,12 @@ func (lv *LiveVideo) generatorConfig() h264gen.Config {
 
 // validate checks what a Script cannot play.
 func (s *Script) validate() error {
+	if s.ReferReject != 0 && (s.ReferReject < 300 || s.ReferReject > 699) {
+		return fmt.Errorf("siptest: Script.ReferReject %d (want 300 to 699)", s.ReferReject)
+	}
+	if s.ReferResult != 0 && (s.ReferResult < 200 || s.ReferResult > 699) {
+		return fmt.Errorf("siptest: Script.ReferResult %d (want 200 to 699)", s.ReferResult)
+	}
 	if s.LiveVideo != nil {
 		if _, err := h264gen.New(s.LiveVideo.generatorConfig()); err != nil {
 			return fmt.Errorf("siptest: Script.LiveVideo: %w", err)
