@@ -9,11 +9,11 @@ import (
 )
 
 // ErrorBody is the JSON error body, in the shape the product's Spring-based
-// server returns, so clients that parse it keep working.
+// server returns, so clients that parse it keep working: its members in the
+// order of the product's documented example (wcs-docs "Stream capturing
+// from a SIP call", Known issues 3; TestReplayWCSDocs).
 type ErrorBody struct {
-	Timestamp int64  `json:"timestamp"` // Unix milliseconds
-	Status    int    `json:"status"`
-	Error     string `json:"error"`
+	Error string `json:"error"`
 	// Exception is the Java exception class the product names, e.g.
 	// "com.flashphoner.rest.server.exception.InternalErrorException"
 	// (wcs-docs "Stream capturing from a SIP call", Known issues 3, the one
@@ -22,6 +22,8 @@ type ErrorBody struct {
 	Exception string `json:"exception"`
 	Message   string `json:"message"`
 	Path      string `json:"path"`
+	Status    int    `json:"status"`
+	Timestamp int64  `json:"timestamp"` // Unix milliseconds
 }
 
 // httpError is an error that knows its HTTP status.
@@ -90,7 +92,7 @@ func writeJSON(w http.ResponseWriter, status int, v any) {
 	b, err := json.Marshal(v)
 	if err != nil {
 		status = http.StatusInternalServerError
-		b = []byte(`{"status":500,"error":"Internal Server Error","exception":"` + exceptionPackage + `InternalErrorException","message":"encoding the response failed"}`)
+		b = []byte(`{"error":"Internal Server Error","exception":"` + exceptionPackage + `InternalErrorException","message":"encoding the response failed","status":500}`)
 	}
 	w.Header().Set("Content-Type", "application/json")
 	w.Header().Set("X-Content-Type-Options", "nosniff")

@@ -65,9 +65,10 @@ func (ev StatusEvent) eventType() string {
 
 // MarshalJSON writes ev in the product's order with its nulls: the string
 // members other than callId, status, caller and callee are null when empty.
+// The product's members come first, at the positions its documented body
+// has them (TestReplayWCSDocs), sipstream's after them, type included.
 func (ev StatusEvent) MarshalJSON() ([]byte, error) {
 	return json.Marshal(struct {
-		Type             string  `json:"type"`
 		NodeID           *string `json:"nodeId"`
 		AppKey           *string `json:"appKey"`
 		SessionID        *string `json:"sessionId"`
@@ -85,6 +86,7 @@ func (ev StatusEvent) MarshalJSON() ([]byte, error) {
 		VisibleName      *string `json:"visibleName"`
 		MediaProvider    *string `json:"mediaProvider"`
 		IsMsrp           bool    `json:"isMsrp"`
+		Type             string  `json:"type"`
 		SIPMessage       string  `json:"sipMessage,omitempty"`
 		MediaSessionID   string  `json:"mediaSessionId,omitempty"`
 		Info             string  `json:"info,omitempty"`

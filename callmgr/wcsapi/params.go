@@ -140,6 +140,14 @@ func (r *startupRequest) validate() (startParams, error) {
 		p.VisibleName = strings.TrimSpace(string(c.SIPVisibleName))
 		visibleField = "sipVisibleName"
 	}
+	if p.VisibleName == "" {
+		// The product reports the login as the caller's visibleName when
+		// the client sent none: every call object and CallStatusEvent in
+		// wcs-docs "Stream capturing from a SIP call" has visibleName ==
+		// caller for a startup body without one (TestReplayWCSDocs).
+		p.VisibleName = p.SIPLogin
+		visibleField = "sipLogin"
+	}
 	var errs []error
 	if mode, err := callmgr.ParseSRTPMode(string(r.SRTP)); err != nil {
 		errs = append(errs, badField("srtp", "must be off, optional or required (or true/false)"))
@@ -184,7 +192,7 @@ func (r *startupRequest) validate() (startParams, error) {
 	default:
 		errs = append(errs, badField("sipTransport", "must be UDP, TCP or TLS"))
 	}
-	if p.VisibleName != "" {
+	if p.VisibleName != "" && visibleField != "sipLogin" { // a valid user is a valid display name
 		if err := sipField(visibleField, sip.ValidateDisplayName(p.VisibleName)); err != nil {
 			errs = append(errs, err)
 		}
