@@ -16,6 +16,7 @@ func newRTMPSink(cfg rtmpConfig, mode rtmpsink.AudioMode) (sink.Sink, error) {
 		GiveUpAfter:     cfg.GiveUpAfter,
 		RequestKeyframe: cfg.RequestKeyframe,
 		OnStatus:        cfg.OnStatus,
+		OnSoundEnd:      cfg.OnSoundEnd,
 	})
 	if err != nil {
 		return nil, err // not a nil *Sink inside a non-nil sink.Sink

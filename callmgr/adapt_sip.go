@@ -99,6 +99,27 @@ func (s sipDialog) SendDTMF(ctx context.Context, digit rune, relay bool) error {
 	return s.d.SendDTMF(ctx, digit, relay)
 }
 
+func (s sipDialog) Reinvite(ctx context.Context, offer []byte) ([]byte, error) {
+	return s.d.Reinvite(ctx, offer)
+}
+
+func (s sipDialog) Refer(ctx context.Context, target string, replaces dialog, onProgress func(int, string)) error {
+	opts := sip.ReferOptions{OnProgress: func(p sip.ReferProgress) {
+		code := p.StatusCode
+		if p.Final && code < 200 {
+			code = 0 // the subscription ended without a final report
+		}
+		onProgress(code, p.Reason)
+	}}
+	if r, ok := replaces.(sipDialog); ok {
+		opts.Replaces = r.d
+	}
+	return s.d.Refer(ctx, target, opts)
+}
+
+func (s sipDialog) PeerAllows(method string) bool { return s.d.PeerAllows(method) }
+func (s sipDialog) PeerSupports(ext string) bool  { return s.d.PeerSupports(ext) }
+
 func (s sipDialog) Err() error {
 	err := s.d.Err()
 	if errors.Is(err, sip.ErrRemoteBye) {

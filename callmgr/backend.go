@@ -6,6 +6,7 @@ import (
 	"time"
 
 	"github.com/sipstream/sipstream/media"
+	"github.com/sipstream/sipstream/media/sound"
 	"github.com/sipstream/sipstream/sink"
 	"github.com/sipstream/sipstream/sip"
 )
@@ -80,6 +81,19 @@ type dialog interface {
 	Bye(ctx context.Context) error
 	SendDTMF(ctx context.Context, digit rune, relay bool) error
 	RequestKeyframe(ctx context.Context) error
+	// Reinvite sends an in-dialog INVITE with our new offer and returns the
+	// peer's answer (after ACK).
+	Reinvite(ctx context.Context, offer []byte) (answer []byte, err error)
+	// Refer asks the peer to call target (RFC 3515), replacing the dialog
+	// replaces when it is not nil (RFC 3891). It returns after the REFER's
+	// final answer; onProgress gets the status line of each NOTIFY
+	// (message/sipfrag), code 0 when the subscription ended without one
+	// (from the UA's goroutines; must not block).
+	Refer(ctx context.Context, target string, replaces dialog, onProgress func(code int, reason string)) error
+	// PeerAllows and PeerSupports report the peer's Allow and Supported
+	// headers (from its answer to the INVITE).
+	PeerAllows(method string) bool
+	PeerSupports(ext string) bool
 }
 
 // mediaConfig is what a call asks of its media session.
@@ -109,9 +123,23 @@ type mediaSession interface {
 	Update(specs []media.StreamSpec) error
 	RequestKeyframe()
 	SendDTMF(ctx context.Context, digits string) error
+	// SetAudioSource sends src (at the audio clock rate) to the peer in
+	// place of silence; nil goes back to silence.
+	SetAudioSource(src sound.Source) error
 	Close() error
 	// stats never blocks.
 	stats() (audio, video MediaStats)
+}
+
+// holdFiller keeps the sinks fed with a still picture and silence while
+// the peer sends nothing (hold), on the call's timeline.
+type holdFiller interface {
+	// WriteFrame passes a real frame on (media session goroutine).
+	WriteFrame(f *media.Frame)
+	// Hold starts (true) or stops filling.
+	Hold(on bool)
+	// Close stops filling for good.
+	Close()
 }
 
 // offerConfig is what goes into the SDP offer (and re-INVITE answers).
@@ -161,6 +189,9 @@ type rtmpConfig struct {
 	RequestKeyframe func()
 	// OnStatus is called from the sink's goroutines.
 	OnStatus func(st SinkStatus, reason string)
+	// OnSoundEnd is called when a sound given to the sink's SetSound
+	// played to its end (from the sink's goroutines; must not block).
+	OnSoundEnd func(src sound.Source)
 }
 
 type sinkFactory interface {

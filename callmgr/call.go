@@ -7,6 +7,7 @@ import (
 	"time"
 
 	"github.com/sipstream/sipstream/media"
+	"github.com/sipstream/sipstream/media/sound"
 	"github.com/sipstream/sipstream/sip"
 )
 
@@ -54,6 +55,23 @@ type Call struct {
 	setupPending bool          // setup has not reported yet
 	setupDone    chan struct{} // closed when setup has reported
 	cancelSetup  context.CancelFunc
+
+	// Call control and injected audio (run loop only).
+	filler        holdFiller
+	early         bool // media session started by early media (18x with SDP)
+	held          bool // on hold by Hold
+	peerHeld      bool // on hold by the peer's re-INVITE
+	controlBusy   bool // a hold, unhold or transfer is in progress
+	prevSpecs     []media.StreamSpec
+	transferSeq   uint64
+	transferTimer *time.Timer
+	sound         sound.Source // injected sound (wrapped in endWatch)
+	soundName     string
+	soundSeq      uint64
+	live          *sound.Live // injected stream
+	liveFrom      string      // its stream name
+	liveTap       string      // the tap sink's ID on liveOn
+	liveOn        *Call
 }
 
 type finalState struct {
@@ -141,6 +159,10 @@ func (c *Call) snapshotLocked() CallInfo {
 	ci := c.info
 	ci.Headers = append([]sip.Header(nil), c.info.Headers...)
 	ci.Sinks = append([]SinkInfo(nil), c.info.Sinks...)
+	if c.info.Transfer != nil {
+		t := *c.info.Transfer
+		ci.Transfer = &t
+	}
 	return ci
 }
 

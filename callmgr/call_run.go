@@ -102,8 +102,8 @@ func (c *Call) setup(ctx context.Context) {
 		Headers: c.p.Headers,
 		Offer:   c.offer.Marshal(),
 		OnProgress: func(code int, reason string, sdp []byte) {
-			hasSDP := len(sdp) > 0
-			c.inbox.push(func() { c.onProgress(code, reason, hasSDP) })
+			sdp = append([]byte(nil), sdp...)
+			c.inbox.push(func() { c.onProgress(code, reason, sdp) })
 		},
 		OnReinvite: c.onReinviteRequest,
 		OnDTMF: func(d rune) {
@@ -131,20 +131,62 @@ func (c *Call) useOffer(o sdpOffer) {
 	c.offerCfg.SRTP = false
 }
 
-func (c *Call) onProgress(code int, reason string, hasSDP bool) {
+func (c *Call) onProgress(code int, reason string, sdp []byte) {
 	if c.ending || c.dlg != nil {
 		return
 	}
 	st := StatusTrying
 	switch {
+	case code >= 180 && len(sdp) > 0 && c.startEarlyMedia(sdp):
+		st = StatusRingMedia
+	case code >= 180 && c.early:
+		st = StatusRingMedia // a later 18x without SDP: the early media goes on
 	case code == 183:
 		st = StatusSessionProgress
-	case code >= 180 && hasSDP:
-		st = StatusRingMedia
 	case code >= 180:
 		st = StatusRing
 	}
 	c.setStatus(st, code, reason)
+}
+
+// startEarlyMedia starts the media session on a provisional answer's SDP
+// (RFC 3960 early media: ringback, IVR prompts) and the call's own sinks
+// with it, so the stream is live before the answer; run loop only. It
+// reports whether early media runs. A second SDP in another 18x (a forking
+// proxy, an updated answer) updates the session.
+func (c *Call) startEarlyMedia(sdp []byte) bool {
+	specs, err := c.offer.Negotiate(sdp)
+	if err == nil && c.p.SRTP == SRTPRequired && !secureSpecs(specs) {
+		err = errors.New("SRTP required, the early answer is plain RTP")
+	}
+	if err != nil {
+		c.m.cfg.Logger.Info("early media SDP not usable; waiting for the answer", "callID", c.id, "err", err)
+		return c.early
+	}
+	if c.early {
+		if err := c.sess.Update(specs); err != nil {
+			c.m.cfg.Logger.Info("early media update", "callID", c.id, "err", err)
+			return true
+		}
+		c.specs = specs
+		return true
+	}
+	if err := c.sess.Start(specs); err != nil {
+		c.m.cfg.Logger.Info("early media start", "callID", c.id, "err", err)
+		return false
+	}
+	c.early = true
+	c.specs, c.prevSpecs = specs, specs
+	c.mu.Lock()
+	c.info.Secure = secureSpecs(specs)
+	if c.p.Record {
+		// Named now: the recording starts with the early media.
+		c.info.RecordPath = filepath.Join(c.m.cfg.RecordDir, recordName(c.p.ToStream, time.Now(), c.m.cfg.RecordFormat))
+	}
+	c.mu.Unlock()
+	c.activatePending()
+	c.startPrimarySinks()
+	return true
 }
 
 func (c *Call) onSetup(r setupResult) {
@@ -197,22 +239,31 @@ func (c *Call) onSetup(r setupResult) {
 	c.info.Secure = secureSpecs(specs)
 	c.info.SRTPFallback = fallback
 	c.mu.Unlock()
-	c.specs = specs
-	if err := c.sess.Start(specs); err != nil {
+	start := c.sess.Start
+	if c.early {
+		// The answer may differ from the early SDP (RFC 3261 §13.2.1 lets a
+		// forking proxy's other branch answer); Update also restarts the
+		// media timeouts from now.
+		start = c.sess.Update
+	}
+	if err := start(specs); err != nil {
 		c.end(StatusFailed, 0, "", fmt.Errorf("callmgr: media start: %w", err))
 		return
 	}
+	c.specs, c.prevSpecs = specs, specs
 	c.mu.Lock()
 	c.info.Established = time.Now()
-	if c.p.Record {
+	if c.p.Record && !c.early {
 		// Named now, so the ESTABLISHED event and every snapshot from then
 		// on carry the path; startPrimarySinks creates the file.
 		c.info.RecordPath = filepath.Join(c.m.cfg.RecordDir, recordName(c.p.ToStream, c.info.Established, c.m.cfg.RecordFormat))
 	}
 	c.mu.Unlock()
 	c.setStatus(StatusEstablished, 200, "OK")
-	c.activatePending()
-	c.startPrimarySinks()
+	if !c.early {
+		c.activatePending()
+		c.startPrimarySinks()
+	}
 	close(c.estab)
 }
 
@@ -271,12 +322,14 @@ func (c *Call) onReinvite(offer []byte) ([]byte, error) {
 		return nil, err
 	}
 	c.specs = specs
-	st := StatusEstablished
-	if isHold(pspecs) {
-		st = StatusHold
+	c.peerHeld = isHold(pspecs)
+	c.afterRenegotiation()
+	if c.sound != nil || c.live != nil {
+		// The codec may have changed: hand the mix over again.
+		if err := c.applyAudio(); err != nil {
+			c.m.cfg.Logger.Info("injected audio after re-INVITE", "callID", c.id, "err", err)
+		}
 	}
-	cur := c.Info()
-	c.setStatus(st, cur.SIPStatus, cur.SIPReason)
 	return answer, nil
 }
 
@@ -303,6 +356,11 @@ func (c *Call) onMediaDTMF(d rune, _ time.Duration) {
 
 func (c *Call) onMediaTimeout(reason string) {
 	c.inbox.push(func() {
+		if c.dlg == nil {
+			// Early media that stopped or never came: the answer restarts
+			// the timeouts (Update).
+			return
+		}
 		cur := c.Info()
 		c.end(StatusFailed, cur.SIPStatus, cur.SIPReason, fmt.Errorf("%w: %s", ErrMediaTimeout, reason))
 	})
@@ -392,6 +450,14 @@ func (c *Call) teardown() {
 		}
 	}
 	c.ops.Wait()
+	if c.transferTimer != nil {
+		c.transferTimer.Stop()
+	}
+	if c.liveOn != nil {
+		on, id := c.liveOn, c.liveTap
+		go func() { _ = on.RemoveSink(context.Background(), id) }() // its run loop, not ours
+	}
+	c.filler.Close()
 	if err := c.sess.Close(); err != nil {
 		log.Info("media session close", "callID", c.id, "err", err)
 	}

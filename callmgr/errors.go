@@ -20,6 +20,8 @@ var (
 	ErrDuplicateStream = errors.New("callmgr: duplicate RTMP URL and stream name")
 	// ErrInvalidParams matches every *ParamError (errors.Is).
 	ErrInvalidParams = errors.New("callmgr: invalid parameters")
+	// ErrStreamNotFound: no live call publishes that stream (ToStream).
+	ErrStreamNotFound = errors.New("callmgr: stream not found")
 	// ErrSinkNotFound: no live call has a sink with that ID.
 	ErrSinkNotFound = errors.New("callmgr: sink not found")
 	// ErrDuplicateSinkID: a sink with that ID exists already (conflict).

@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/sipstream/sipstream/media"
+	"github.com/sipstream/sipstream/media/sound"
 	"github.com/sipstream/sipstream/sink"
 	"github.com/sipstream/sipstream/sip/sdp"
 )
@@ -175,6 +176,8 @@ func (s *fakeSig) Invite(ctx context.Context, req *inviteRequest) (dialog, error
 		return cancelled()
 	case "early":
 		req.OnProgress(183, "Session Progress", []byte("early"))
+	case "progress":
+		req.OnProgress(183, "Session Progress", nil)
 	default:
 		req.OnProgress(180, "Ringing", nil)
 	}
@@ -230,6 +233,59 @@ type fakeDialog struct {
 	byes      int
 	digits    []string
 	keyframes int
+	reinvites [][]byte // offers of our re-INVITEs
+	reinvErr  error    // the next re-INVITE fails with this
+	refers    []string // targets ("target|replacesCallID")
+	referErr  error
+	onRefer   func(code int, reason string) // the last REFER's progress callback
+	noRefer   bool                          // the peer's Allow lacks REFER
+}
+
+func (d *fakeDialog) Reinvite(ctx context.Context, offer []byte) ([]byte, error) {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	if err := d.reinvErr; err != nil {
+		d.reinvErr = nil
+		return nil, err
+	}
+	d.reinvites = append(d.reinvites, append([]byte(nil), offer...))
+	return []byte("ok"), nil
+}
+
+func (d *fakeDialog) Refer(ctx context.Context, target string, replaces dialog, onProgress func(int, string)) error {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	if d.referErr != nil {
+		return d.referErr
+	}
+	r := ""
+	if fd, ok := replaces.(*fakeDialog); ok {
+		r = fd.callID
+	}
+	d.refers = append(d.refers, target+"|"+r)
+	d.onRefer = onProgress
+	return nil
+}
+
+// notify sends the last REFER's progress as the peer's NOTIFY would.
+func (d *fakeDialog) notify(code int, reason string) {
+	d.mu.Lock()
+	f := d.onRefer
+	d.mu.Unlock()
+	f(code, reason)
+}
+
+func (d *fakeDialog) PeerAllows(method string) bool { return !d.noRefer || method != "REFER" }
+func (d *fakeDialog) PeerSupports(ext string) bool  { return ext == "replaces" }
+
+func (d *fakeDialog) reinviteOffers() []string {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	var out []string
+	for _, o := range d.reinvites {
+		out = append(out, string(o))
+	}
+	return out
 }
 
 func (d *fakeDialog) AnswerSDP() []byte     { return d.answer }
@@ -289,16 +345,32 @@ func (d *fakeDialog) RequestKeyframe(ctx context.Context) error {
 type fakeMedia fakeWorld
 
 type fakeSession struct {
-	w      *fakeWorld
-	cfg    mediaConfig
-	callID string
-	audio  int
-	video  int
-	mu     sync.Mutex
-	specs  [][]media.StreamSpec
-	dtmf   []string
-	kf     int
-	closed bool
+	w        *fakeWorld
+	cfg      mediaConfig
+	callID   string
+	audio    int
+	video    int
+	mu       sync.Mutex
+	specs    [][]media.StreamSpec
+	dtmf     []string
+	kf       int
+	closed   bool
+	audioSrc sound.Source
+	audioSet int
+}
+
+func (s *fakeSession) SetAudioSource(src sound.Source) error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.audioSrc = src
+	s.audioSet++
+	return nil
+}
+
+func (s *fakeSession) audioSource() sound.Source {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.audioSrc
 }
 
 func (m *fakeMedia) New(cfg mediaConfig) (mediaSession, error) {
@@ -403,7 +475,7 @@ func specsFor(cfg offerConfig, peer media.Direction) []media.StreamSpec {
 }
 
 func (o fakeOffer) Negotiate(answer []byte) ([]media.StreamSpec, error) {
-	if string(answer) != "ok" {
+	if string(answer) != "ok" && string(answer) != "early" {
 		return nil, errors.New("no common codec")
 	}
 	return specsFor(o.cfg, media.SendRecv), nil

@@ -85,17 +85,19 @@ func (m *Manager) StartCall(ctx context.Context, p CallParams) (*Call, error) {
 	c := newCall(m, q)
 	c.info.ToStreamDefaulted = p.ToStream == "" // nothing else sees c yet
 	c.fan = m.be.sinks.NewFanout(c.onDetach, c.requestKeyframe)
+	c.filler = newHoldFiller(c.fan.WriteFrame, c.requestKeyframe)
 	sess, err := m.be.media.New(mediaConfig{
 		CallID:             q.CallID,
 		IP:                 m.cfg.MediaIP,
 		Audio:              true,
 		Video:              true,
-		OnFrame:            c.fan.WriteFrame,
+		OnFrame:            c.filler.WriteFrame,
 		OnDTMF:             c.onMediaDTMF,
 		OnTimeout:          c.onMediaTimeout,
 		OnKeyframeFallback: c.onKeyframeFallback,
 	})
 	if err != nil {
+		c.filler.Close()
 		c.fan.Close(context.Background()) // no sink yet
 		return nil, fmt.Errorf("callmgr: media session: %w", err)
 	}
@@ -123,6 +125,7 @@ func (m *Manager) StartCall(ctx context.Context, p CallParams) (*Call, error) {
 	}
 	if err != nil {
 		_ = sess.Close()
+		c.filler.Close()
 		c.fan.Close(context.Background()) // no sink yet
 		return nil, err
 	}

@@ -343,7 +343,7 @@ func (e *testEnv) t() *testing.T { return e.tt }
 func TestProgressStatuses(t *testing.T) {
 	e := newTestEnv(t, nil)
 	ctx := ctxT(t)
-	c, err := e.m.StartCall(ctx, CallParams{CallID: "p1", Callee: "early@h"})
+	c, err := e.m.StartCall(ctx, CallParams{CallID: "p1", Callee: "progress@h"})
 	require.NoError(t, err)
 	require.NoError(t, c.WaitEstablished(ctx))
 	c2, err := e.m.StartCall(ctx, CallParams{CallID: "p2", Callee: "ringmedia@h"})

@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/sipstream/sipstream/media"
+	"github.com/sipstream/sipstream/media/sound"
 	"github.com/sipstream/sipstream/sink"
 )
 
@@ -35,8 +36,9 @@ type SinkSpec struct {
 
 // sinkEntry is one sink in the run loop's table.
 type sinkEntry struct {
-	info SinkInfo
-	s    *guardSink
+	info  SinkInfo
+	s     *guardSink
+	sound sound.Source // playing in the sink (SetSinkSound)
 }
 
 // guardSink wraps every sink the fan-out feeds: it implements mute and
@@ -211,6 +213,9 @@ func (c *Call) activate(e *sinkEntry, s sink.Sink) error {
 			RequestKeyframe: c.requestKeyframe,
 			OnStatus: func(st SinkStatus, reason string) {
 				c.inbox.push(func() { c.onSinkStatus(id, st, reason) })
+			},
+			OnSoundEnd: func(src sound.Source) {
+				c.inbox.push(func() { c.onSinkSoundEnd(id, src) })
 			},
 		})
 		if err != nil {

@@ -22,14 +22,19 @@ const (
 	StatusTrying Status = "TRYING"
 	// StatusRing: the peer rings (180/181/182 without SDP).
 	StatusRing Status = "RING"
-	// StatusRingMedia: the peer rings with early media (180 with SDP).
+	// StatusRingMedia: early media (a 18x with SDP, usually 183 Session
+	// Progress): the media session has started and the peer's ringback or
+	// announcements reach the sinks before the answer, continuous into the
+	// answered call.
 	StatusRingMedia Status = "RING_MEDIA"
-	// StatusSessionProgress: 183 Session Progress.
+	// StatusSessionProgress: 183 Session Progress without SDP.
 	StatusSessionProgress Status = "SESSION_PROGRESS"
 	// StatusEstablished: answered (2xx + ACK), media flows to the sinks.
 	StatusEstablished Status = "ESTABLISHED"
-	// StatusHold: the peer put the call on hold by re-INVITE (all its
-	// streams sendonly or inactive, or a 0.0.0.0 connection address).
+	// StatusHold: the call is on hold: put there by Call.Hold (Info.Held),
+	// or by the peer's re-INVITE (all its streams sendonly or inactive, or a
+	// 0.0.0.0 connection address). The sinks keep publishing a still
+	// picture and silence while nothing arrives.
 	StatusHold Status = "HOLD"
 	// StatusBusy: the peer answered 486 Busy Here or 600 Busy Everywhere.
 	StatusBusy Status = "BUSY"
@@ -125,9 +130,16 @@ const (
 	EventSinkStatus
 	// EventDTMF: the peer sent a DTMF digit (RFC 4733 or SIP INFO).
 	EventDTMF
+	// EventTransfer: a transfer (Call.Transfer) progressed: the peer sent a
+	// NOTIFY, or the outcome is known. Info.Transfer has it.
+	EventTransfer
+	// EventAudio: the audio injected toward the peer changed
+	// (Info.InjectedSound, Info.InjectedStream): started, stopped, or a
+	// sound reached its end.
+	EventAudio
 )
 
-// String returns "call", "sink" or "dtmf".
+// String returns "call", "sink", "dtmf", "transfer" or "audio".
 func (t EventType) String() string {
 	switch t {
 	case EventCallStatus:
@@ -136,6 +148,10 @@ func (t EventType) String() string {
 		return "sink"
 	case EventDTMF:
 		return "dtmf"
+	case EventTransfer:
+		return "transfer"
+	case EventAudio:
+		return "audio"
 	default:
 		return fmt.Sprintf("EventType(%d)", uint8(t))
 	}
@@ -217,6 +233,18 @@ type CallInfo struct {
 	// empty otherwise. It is set with the ESTABLISHED event.
 	SRTPFallback string
 
+	// Held is true while the call is on hold by Call.Hold (the peer may
+	// hold it too: Status is then HOLD either way).
+	Held bool
+	// Transfer is the last transfer asked with Call.Transfer (nil: none).
+	Transfer *TransferInfo
+	// InjectedSound names the sound playing toward the peer (the name given
+	// to InjectSound); empty when none.
+	InjectedSound string
+	// InjectedStream is the stream whose audio is sent to the peer
+	// (InjectStream); empty when none.
+	InjectedStream string
+
 	Started     time.Time
 	Established time.Time // zero until answered
 	Ended       time.Time // zero while live
@@ -252,6 +280,9 @@ const (
 	SinkKindRTMP   SinkKind = "rtmp"
 	SinkKindRecord SinkKind = "record"
 	SinkKindCustom SinkKind = "custom"
+	// SinkKindTap: another call of the Manager takes this call's audio
+	// (InjectStream on that call). Removed by that call.
+	SinkKindTap SinkKind = "tap"
 )
 
 // SinkInfo is a snapshot of one sink of a call. The REST API calls its ID
@@ -269,6 +300,9 @@ type SinkInfo struct {
 	Status SinkStatus
 	Reason string // why the last status change happened, if known
 	Muted  bool
+	// Sound names the sound mixed into the sink's audio
+	// (Manager.SetSinkSound); empty when none.
+	Sound string
 	// Primary is true for the sinks created from CallParams (RTMP leg,
 	// recording), false for those added with AddSink.
 	Primary bool
