@@ -18,11 +18,12 @@ func newRealBackend(cfg *Config) (*backend, error) {
 		return nil, fmt.Errorf("callmgr: RTP ports: %w", err)
 	}
 	ua, err := sip.NewUA(sip.Config{
-		ListenAddr: cfg.ListenAddr,
-		PublicAddr: cfg.PublicIP,
-		UserAgent:  cfg.UserAgent,
-		TLSConfig:  cfg.SIPTLSConfig,
-		Logger:     cfg.Logger,
+		ListenAddr:    cfg.ListenAddr,
+		PublicAddr:    cfg.PublicIP,
+		UserAgent:     cfg.UserAgent,
+		TLSConfig:     cfg.SIPTLSConfig,
+		TLSListenAddr: cfg.SIPTLSListenAddr,
+		Logger:        cfg.Logger,
 	})
 	if err != nil {
 		return nil, fmt.Errorf("callmgr: SIP user agent: %w", err)

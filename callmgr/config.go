@@ -34,6 +34,10 @@ type Config struct {
 	// means calls over TLS fail. With Certificates the user agent also
 	// listens for TLS.
 	SIPTLSConfig *tls.Config
+	// SIPTLSListenAddr is where the user agent listens for SIP over TLS
+	// ("0.0.0.0:5061"). Zero means the ListenAddr host with a free port.
+	// Ignored unless SIPTLSConfig has Certificates.
+	SIPTLSListenAddr string
 	// RTPPortMin and RTPPortMax bound the RTP/RTCP ports (RTP even, RTCP =
 	// RTP+1). Zero for both means 30000-31999. Each call takes one pair per
 	// stream.
