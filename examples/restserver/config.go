@@ -1,6 +1,7 @@
 package main
 
 import (
+	"crypto/tls"
 	"errors"
 	"flag"
 	"fmt"
@@ -23,15 +24,16 @@ import (
 // environment variable SIPSTREAM_<NAME> (upper case, '-' as '_'); a flag on
 // the command line wins over the environment.
 type config struct {
-	HTTP, HTTPS, TLSCert, TLSKey                            string
-	Auth, AuthFile                                          string
-	NoAuth, Demo, WebRTC, HLS, WebhookSecrets               bool
-	SIP, PublicIP, RTPPorts, Webhook                        string
-	RecordDir, RecordFormat, RecordQuota                    string
-	LogLevel, LossPolicy, SRTP, RTMPAudio                   string
-	AllowedHosts, CORSOrigins, AllowCallees, AllowRTMPHosts string
-	MaxCalls, MaxViewers, MaxSSE, MaxPushes                 int
-	MaxCPU                                                  float64
+	HTTP, HTTPS, TLSCert, TLSKey                              string
+	Auth, AuthFile                                            string
+	NoAuth, Demo, WebRTC, HLS, WebhookSecrets, SIPTLSInsecure bool
+	SIP, SIPTLS, SIPTLSCert, SIPTLSKey, SIPTLSCA              string
+	PublicIP, RTPPorts, Webhook                               string
+	RecordDir, RecordFormat, RecordQuota                      string
+	LogLevel, LossPolicy, SRTP, RTMPAudio                     string
+	AllowedHosts, CORSOrigins, AllowCallees, AllowRTMPHosts   string
+	MaxCalls, MaxViewers, MaxSSE, MaxPushes                   int
+	MaxCPU                                                    float64
 	// AppWebhooks is -app-webhook, repeatable: appKey -> base URL.
 	AppWebhooks appWebhooks
 
@@ -48,6 +50,7 @@ type config struct {
 	srtp                         callmgr.SRTPMode
 	recordQuota                  int64
 	allowCallees, allowRTMPHosts []string
+	sipTLS                       *tls.Config // from the -sip-tls* flags
 }
 
 // parseConfig reads args (without the program name) and the environment.
@@ -76,6 +79,7 @@ func parseConfig(args []string, getenv func(string) string, stderr io.Writer) (c
 	fs.StringVar(&c.SRTP, "srtp", "off", "SRTP (SDES keys) of calls whose srtp field is absent: off, optional (offer SRTP, fall back to plain RTP when the phone refuses) or required")
 	fs.StringVar(&c.RecordQuota, "record-quota", "1G", "most bytes one recording may hold (K, M, G suffixes; 0: no limit); a recording that reaches it stops, finalized and playable, and its call goes on")
 	fs.StringVar(&c.SIP, "sip", ":5060", "local SIP address, UDP and TCP (-demo: 127.0.0.1:5060)")
+	c.sipTLSFlags(fs)
 	fs.StringVar(&c.PublicIP, "public-ip", "", "IP address written into Contact, Via and SDP (default: the SIP address's)")
 	fs.StringVar(&c.RTPPorts, "rtp-ports", "30000-31999", "RTP/RTCP UDP port range LO-HI")
 	fs.StringVar(&c.Webhook, "webhook", "", "base URL of the default application's hook: every call and RTMP status change of a call whose appKey no -app-webhook names is POSTed as JSON to URL/CallStatusEvent (the product's REST hook; pushes: URL/RtmpStatusEvent, DTMF received: URL/DtmfEvent)")
@@ -188,6 +192,7 @@ func (c *config) check() error {
 	if c.recordQuota, err = parseBytes(c.RecordQuota); err != nil {
 		add("-record-quota %q: %v", c.RecordQuota, err)
 	}
+	c.checkSIPTLS(add)
 	if c.PublicIP != "" {
 		if c.publicIP, err = netip.ParseAddr(c.PublicIP); err != nil {
 			add("-public-ip: %v", err)

@@ -1,10 +1,24 @@
 package main
 
 import (
+	"crypto/ecdsa"
+	"crypto/elliptic"
+	"crypto/rand"
+	"crypto/tls"
+	"crypto/x509"
+	"crypto/x509/pkix"
+	"encoding/pem"
 	"io"
+	"math/big"
+	"os"
+	"path/filepath"
+	"strings"
 	"testing"
+	"time"
 
 	"github.com/stretchr/testify/require"
+
+	"github.com/sipstream/sipstream/internal/testenv"
 )
 
 func TestConfigDefaultsEnvAndFlags(t *testing.T) {
@@ -82,4 +96,108 @@ func TestConfigErrors(t *testing.T) {
 		return ""
 	}, io.Discard)
 	require.ErrorContains(t, err, "SIPSTREAM_DEMO")
+}
+
+// writeFile writes content to a new file in dir and returns its path.
+func writeFile(t *testing.T, dir, name, content string) string {
+	t.Helper()
+	p := filepath.Join(dir, name)
+	require.NoError(t, os.WriteFile(p, []byte(content), 0o600))
+	return p
+}
+
+// expiredCert writes a certificate that expired yesterday and its key.
+func expiredCert(t *testing.T, dir string) (certFile, keyFile string) {
+	t.Helper()
+	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	require.NoError(t, err)
+	tmpl := &x509.Certificate{SerialNumber: big.NewInt(7), Subject: pkix.Name{CommonName: "expired"},
+		NotBefore: time.Now().Add(-48 * time.Hour), NotAfter: time.Now().Add(-24 * time.Hour)}
+	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, &key.PublicKey, key)
+	require.NoError(t, err)
+	keyDER, err := x509.MarshalECPrivateKey(key)
+	require.NoError(t, err)
+	return writeFile(t, dir, "expired.pem", string(pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der}))),
+		writeFile(t, dir, "expired.key", string(pem.EncodeToMemory(&pem.Block{Type: "EC PRIVATE KEY", Bytes: keyDER})))
+}
+
+// The -sip-tls flags: outgoing TLS verified against the system's roots by
+// default; a listener with -sip-tls; the certificate as client certificate;
+// -sip-tls-ca as the roots; -sip-tls-insecure.
+func TestConfigSIPTLS(t *testing.T) {
+	none := func(string) string { return "" }
+	a, b := testenv.SelfSigned(t, "a.test"), testenv.SelfSigned(t, "b.test")
+
+	c, err := parseConfig(nil, none, io.Discard)
+	require.NoError(t, err)
+	require.NotNil(t, c.sipTLS, "outgoing TLS works without flags")
+	require.Empty(t, c.sipTLS.Certificates, "no listener")
+	require.Nil(t, c.sipTLS.RootCAs, "the system's roots")
+	require.Nil(t, c.sipTLS.GetClientCertificate)
+	require.False(t, c.sipTLS.InsecureSkipVerify)
+	require.GreaterOrEqual(t, c.sipTLS.MinVersion, uint16(tls.VersionTLS12))
+
+	c, err = parseConfig([]string{"-sip-tls", ":5061", "-sip-tls-cert", a.CertFile, "-sip-tls-key", a.KeyFile, "-sip-tls-ca", b.CertFile}, none, io.Discard)
+	require.NoError(t, err)
+	require.Len(t, c.sipTLS.Certificates, 1, "the listener's certificate")
+	require.Equal(t, a.Certificate.Certificate, c.sipTLS.Certificates[0].Certificate)
+	cc, err := c.sipTLS.GetClientCertificate(&tls.CertificateRequestInfo{})
+	require.NoError(t, err)
+	require.Equal(t, a.Certificate.Certificate, cc.Certificate, "the client certificate for mutual TLS")
+	_, err = b.Certificate.Leaf.Verify(x509.VerifyOptions{Roots: c.sipTLS.RootCAs})
+	require.NoError(t, err, "-sip-tls-ca's certificate is trusted")
+	_, err = a.Certificate.Leaf.Verify(x509.VerifyOptions{Roots: c.sipTLS.RootCAs})
+	require.Error(t, err, "only -sip-tls-ca's certificates are trusted")
+
+	c, err = parseConfig([]string{"-sip-tls-cert", a.CertFile, "-sip-tls-key", a.KeyFile}, none, io.Discard)
+	require.NoError(t, err)
+	require.Empty(t, c.sipTLS.Certificates, "a client certificate without -sip-tls opens no listener")
+	require.NotNil(t, c.sipTLS.GetClientCertificate)
+
+	c, err = parseConfig([]string{"-sip-tls-insecure"}, none, io.Discard)
+	require.NoError(t, err)
+	require.True(t, c.sipTLS.InsecureSkipVerify)
+
+	c, err = parseConfig(nil, func(k string) string {
+		return map[string]string{"SIPSTREAM_SIP_TLS": "127.0.0.1:5061", "SIPSTREAM_SIP_TLS_CERT": a.CertFile, "SIPSTREAM_SIP_TLS_KEY": a.KeyFile}[k]
+	}, io.Discard)
+	require.NoError(t, err)
+	require.Equal(t, "127.0.0.1:5061", c.SIPTLS)
+	require.Len(t, c.sipTLS.Certificates, 1)
+}
+
+// Bad -sip-tls flags fail at startup with an error naming the flag and the
+// fault, and never the private key.
+func TestConfigSIPTLSErrors(t *testing.T) {
+	none := func(string) string { return "" }
+	a, b := testenv.SelfSigned(t), testenv.SelfSigned(t)
+	dir := t.TempDir()
+	garbage := writeFile(t, dir, "garbage.pem", "not a certificate\n")
+	expCert, expKey := expiredCert(t, dir)
+	keyPEM, err := os.ReadFile(a.KeyFile)
+	require.NoError(t, err)
+	for _, tc := range []struct {
+		args []string
+		want string
+	}{
+		{[]string{"-sip-tls", "nohostport"}, "-sip-tls \"nohostport\""},
+		{[]string{"-sip-tls", ":5061"}, "-sip-tls needs -sip-tls-cert and -sip-tls-key"},
+		{[]string{"-sip-tls-cert", a.CertFile}, "-sip-tls-cert and -sip-tls-key go together"},
+		{[]string{"-sip-tls-key", a.KeyFile}, "-sip-tls-cert and -sip-tls-key go together"},
+		{[]string{"-sip-tls-cert", filepath.Join(dir, "missing.pem"), "-sip-tls-key", a.KeyFile}, "missing.pem: no such file"},
+		{[]string{"-sip-tls-cert", a.CertFile, "-sip-tls-key", filepath.Join(dir, "missing.key")}, "missing.key: no such file"},
+		{[]string{"-sip-tls-cert", a.CertFile, "-sip-tls-key", b.KeyFile}, "private key does not match public key"},
+		{[]string{"-sip-tls-cert", garbage, "-sip-tls-key", a.KeyFile}, "failed to find any PEM data in certificate input"},
+		{[]string{"-sip-tls-cert", a.CertFile, "-sip-tls-key", garbage}, "failed to find any PEM data in key input"},
+		{[]string{"-sip-tls-cert", a.KeyFile, "-sip-tls-key", a.CertFile}, "-sip-tls-cert, -sip-tls-key:"},
+		{[]string{"-sip-tls-cert", expCert, "-sip-tls-key", expKey}, "expired on"},
+		{[]string{"-sip-tls-ca", filepath.Join(dir, "missing-ca.pem")}, "-sip-tls-ca: open"},
+		{[]string{"-sip-tls-ca", garbage}, "no PEM certificate in it"},
+		{[]string{"-sip-tls-ca", a.CertFile, "-sip-tls-insecure"}, "-sip-tls-ca and -sip-tls-insecure: give one"},
+	} {
+		_, err := parseConfig(tc.args, none, io.Discard)
+		require.ErrorContains(t, err, tc.want, "%q", tc.args)
+		require.NotContains(t, err.Error(), strings.TrimSpace(string(keyPEM)), "%q", tc.args)
+		require.NotContains(t, err.Error(), "PRIVATE KEY-----", "%q", tc.args)
+	}
 }

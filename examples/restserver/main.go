@@ -97,6 +97,7 @@ func run(ctx context.Context, args []string, getenv func(string) string, stderr 
 		RTMPAudioPassthrough: cfg.RTMPAudio == "passthrough",
 		OnEvent:              relay.OnEvent,
 		Logger:               log,
+		SIPTLSConfig:         cfg.sipTLS, SIPTLSListenAddr: cfg.SIPTLS,
 	}
 	m, err := callmgr.New(mcfg)
 	if err != nil && demoFallback(cfg, "sip") {
@@ -109,6 +110,7 @@ func run(ctx context.Context, args []string, getenv func(string) string, stderr 
 	if err != nil {
 		return fmt.Errorf("call manager: %w", err)
 	}
+	logSIPTLS(log, cfg, m.ListenPort("tls"))
 	mc := metrics.New(m)
 	relay.Subscribe(mc.OnEvent)
 	acfg := wcsapi.Config{
