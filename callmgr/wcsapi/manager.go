@@ -39,6 +39,8 @@ type managerService struct {
 	maxPushes int
 	// nodeID is the call objects' and events' nodeId (Config.NodeID).
 	nodeID string
+	// soundDir is Config.SoundDir.
+	soundDir string
 	// webhookSecrets keeps rtmpStream in webhook events
 	// (Config.WebhookSecrets); false redacts it.
 	webhookSecrets bool
@@ -94,8 +96,12 @@ func mapErr(err error) error {
 		return fmt.Errorf("%w: %v", errNotFound, err)
 	case errors.Is(err, callmgr.ErrDuplicateCallID), errors.Is(err, callmgr.ErrDuplicateStream),
 		errors.Is(err, callmgr.ErrDuplicateSinkID), errors.Is(err, callmgr.ErrNotEstablished),
-		errors.Is(err, callmgr.ErrCallEnded):
+		errors.Is(err, callmgr.ErrCallEnded), errors.Is(err, callmgr.ErrBusy),
+		errors.Is(err, callmgr.ErrTransferNotSupported), errors.Is(err, callmgr.ErrNoAudio),
+		errors.Is(err, callmgr.ErrAudioCodec):
 		return fmt.Errorf("%w: %v", errConflict, err)
+	case errors.Is(err, callmgr.ErrStreamNotFound):
+		return fmt.Errorf("%w: %v", errNotFound, err)
 	case errors.Is(err, callmgr.ErrTooManyCalls):
 		return errStatus(http.StatusServiceUnavailable, "too many calls: the server's limit of live calls (-max-calls) or its RTP port range (-rtp-ports) is reached; retry when a call ends")
 	case errors.Is(err, callmgr.ErrOverloaded):
@@ -329,6 +335,7 @@ func pushObjectOf(si callmgr.SinkInfo) Push {
 		Status:         rtmpStatus(si.Status),
 		Info:           si.Reason,
 		Muted:          si.Muted,
+		SoundEnabled:   si.Sound != "",
 		CallID:         si.CallID,
 	}
 }
@@ -387,8 +394,8 @@ func (s *managerService) onEvent(ev callmgr.Event) {
 			s.hls.Detached(ev.Sink.ID)
 		}
 	}
-	if ev.Type == callmgr.EventSinkStatus && ev.Sink.Kind == callmgr.SinkKindCustom {
-		return // the WHEP and HLS sinks: not RTMP legs, nothing the product reports
+	if ev.Type == callmgr.EventSinkStatus && (ev.Sink.Kind == callmgr.SinkKindCustom || ev.Sink.Kind == callmgr.SinkKindTap) {
+		return // the WHEP and HLS sinks, inject_stream taps: not RTMP legs, nothing the product reports
 	}
 	fn := s.notify.Load()
 	if fn == nil {
@@ -445,6 +452,11 @@ func (s *managerService) onEvent(ev callmgr.Event) {
 	case ev.Type == callmgr.EventDTMF:
 		se.Type = "DtmfEvent"
 		se.Info = string(ev.Digit)
+	case ev.Type == callmgr.EventTransfer && ev.Info.Transfer != nil:
+		transferEvent(&se, *ev.Info.Transfer)
+	case ev.Type == callmgr.EventAudio:
+		se.Type = "InjectStatusEvent"
+		se.Info = injectInfo(ev.Info)
 	default:
 		return
 	}

@@ -143,3 +143,13 @@ func (s *server) viewerToken(w http.ResponseWriter, r *http.Request) error {
 func finalStatus(st string) bool {
 	return st == "FINISH" || st == "FAILED" || st == "BUSY"
 }
+
+// calleeAllowed applies -allow-callees to a transfer target: with a list,
+// the target must name its host (user@host or a SIP URI) and match it.
+func (s *server) calleeAllowed(target string) bool {
+	if !s.allowCallees.set() {
+		return true
+	}
+	user, host := calleeParts(target)
+	return host != "" && s.allowCallees.matchUserHost(user, host)
+}

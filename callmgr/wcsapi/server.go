@@ -184,6 +184,9 @@ func (s *server) handler() http.Handler {
 		"/push/unmute":    func(w http.ResponseWriter, r *http.Request) error { return s.pushMute(w, r, false) },
 		"/viewer/token":   s.viewerToken,
 	}
+	for path, h := range s.callControlRoutes() {
+		api[path] = h
+	}
 	for path, h := range api {
 		mux.Handle("/rest-api"+path, s.admin(s.endpoint(path, h)))
 	}

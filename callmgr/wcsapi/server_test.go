@@ -25,6 +25,8 @@ type fakeCalls struct {
 	pushes  []Push
 	nextID  int
 	onStart func(p startParams)
+
+	controls []string
 }
 
 func (f *fakeCalls) Start(ctx context.Context, p startParams) error {
@@ -129,6 +131,40 @@ func (f *fakeCalls) Pushes() []Push {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	return append([]Push(nil), f.pushes...)
+}
+
+// control records the call-control requests: "hold id", "transfer id
+// target replaces", "sound id file loop", "stream id name", "pushsound id
+// file loop".
+func (f *fakeCalls) control(format string, args ...any) error {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	id := fmt.Sprint(args[0])
+	if _, ok := f.find(id); !ok && !strings.HasPrefix(format, "pushsound") {
+		return fmt.Errorf("call %s: %w", id, errNotFound)
+	}
+	f.controls = append(f.controls, fmt.Sprintf(format, args...))
+	return nil
+}
+
+func (f *fakeCalls) Hold(ctx context.Context, id string, on bool) error {
+	return f.control("hold %s %t", id, on)
+}
+
+func (f *fakeCalls) Transfer(ctx context.Context, id, target, replaces string) error {
+	return f.control("transfer %s %s %s", id, target, replaces)
+}
+
+func (f *fakeCalls) InjectSound(ctx context.Context, id, file string, loop bool) error {
+	return f.control("sound %s %s %t", id, file, loop)
+}
+
+func (f *fakeCalls) InjectStream(ctx context.Context, id, stream string) error {
+	return f.control("stream %s %s", id, stream)
+}
+
+func (f *fakeCalls) PushSound(ctx context.Context, id, file string, loop bool) error {
+	return f.control("pushsound %s %s %t", id, file, loop)
 }
 
 type apiResult struct {

@@ -24,6 +24,17 @@ type callService interface {
 	PushTerminate(ctx context.Context, mediaSessionID string) error
 	PushMute(ctx context.Context, mediaSessionID string, mute bool) error
 	Pushes() []Push
+
+	// Call control (callcontrol.go).
+	Hold(ctx context.Context, callID string, on bool) error
+	Transfer(ctx context.Context, callID, target, replacesCallID string) error
+	// InjectSound plays fileName (inside Config.SoundDir) into the call;
+	// "" stops the sound.
+	InjectSound(ctx context.Context, callID, fileName string, loop bool) error
+	// InjectStream sends the audio of streamName to the call; "" stops.
+	InjectStream(ctx context.Context, callID, streamName string) error
+	// PushSound mixes soundFile into a push's audio; "" stops.
+	PushSound(ctx context.Context, mediaSessionID, soundFile string, loop bool) error
 }
 
 // Sentinels the service's errors wrap.
@@ -93,5 +104,6 @@ type Push struct {
 	Status         string `json:"status"`
 	Info           string `json:"info,omitempty"`
 	Muted          bool   `json:"muted"`
+	SoundEnabled   bool   `json:"soundEnabled"`
 	CallID         string `json:"callId,omitempty"`
 }

@@ -192,6 +192,11 @@ type Config struct {
 	// HLSIdle is how long a call's HLS muxer lives after its last request.
 	// Zero means 30 s.
 	HLSIdle time.Duration
+	// SoundDir is the folder the sound files of /call/inject_sound and
+	// /push/sound_on are taken from (WAV, MP3, Ogg Opus; fileName and
+	// soundFile are paths inside it, never outside). Empty means those
+	// requests are refused (400).
+	SoundDir string
 }
 
 // Handler serves the REST API over a Manager. It is safe for concurrent
@@ -257,7 +262,7 @@ func New(m *callmgr.Manager, cfg Config) (*Handler, error) {
 		nodeID, _ = os.Hostname()
 	}
 	svc := &managerService{m: m, recording: cfg.Record, log: log, now: now, maxPushes: cfg.MaxPushes,
-		nodeID: nodeID, webhookSecrets: cfg.WebhookSecrets}
+		nodeID: nodeID, webhookSecrets: cfg.WebhookSecrets, soundDir: cfg.SoundDir}
 	h := &Handler{svc: svc}
 	o := serverOptions{
 		Log:            log,

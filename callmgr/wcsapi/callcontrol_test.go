@@ -1,0 +1,73 @@
+package wcsapi
+
+import (
+	"net/http"
+	"testing"
+
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+)
+
+func TestCallControlEndpoints(t *testing.T) {
+	f, _, ts := newTestServer(t, serverOptions{})
+	r := call(t, ts, "/rest-api/call/startup", `{"callId":"c1","callee":"sip:bob@127.0.0.1:5090"}`)
+	require.Equal(t, http.StatusOK, r.status, r.body)
+
+	ok := []struct{ path, body, want string }{
+		{"/call/hold", `{"callId":"c1"}`, "hold c1 true"},
+		{"/call/unhold", `{"callId":"c1"}`, "hold c1 false"},
+		{"/call/transfer", `{"callId":"c1","target":"sip:carol@127.0.0.1"}`, "transfer c1 sip:carol@127.0.0.1 "},
+		{"/call/transfer", `{"callId":"c1","replacesCallId":"c2"}`, "transfer c1  c2"},
+		{"/call/inject_sound", `{"callId":"c1","fileName":"moh.wav","loop":"true"}`, "sound c1 moh.wav true"},
+		{"/call/inject_sound", `{"callId":"c1","fileName":"hello.mp3"}`, "sound c1 hello.mp3 false"},
+		{"/call/inject_sound/terminate", `{"callId":"c1"}`, "sound c1  false"},
+		{"/call/inject_stream/startup", `{"callId":"c1","streamName":"other"}`, "stream c1 other"},
+		{"/call/inject_stream", `{"callId":"c1","streamName":"other"}`, "stream c1 other"},
+		{"/call/inject_stream/terminate", `{"callId":"c1"}`, "stream c1 "},
+		{"/push/sound_on", `{"mediaSessionId":"m1","soundFile":"s.wav","loop":true}`, "pushsound m1 s.wav true"},
+		{"/push/sound_off", `{"mediaSessionId":"m1"}`, "pushsound m1  false"},
+	}
+	for _, c := range ok {
+		r := call(t, ts, "/rest-api"+c.path, c.body)
+		require.Equal(t, http.StatusOK, r.status, "%s %s: %s", c.path, c.body, r.body)
+		assert.JSONEq(t, `{}`, r.body)
+		f.mu.Lock()
+		last := f.controls[len(f.controls)-1]
+		f.mu.Unlock()
+		assert.Equal(t, c.want, last, c.path)
+	}
+
+	bad := []struct {
+		path, body string
+		status     int
+		field      string
+	}{
+		{"/call/hold", `{}`, 400, "callId"},
+		{"/call/hold", `{"callId":"nope"}`, 404, ""},
+		{"/call/transfer", `{"callId":"c1"}`, 400, "target"},
+		{"/call/transfer", `{"callId":"c1","target":"<sip:x@y>"}`, 400, "target"},
+		{"/call/inject_sound", `{"callId":"c1"}`, 400, "fileName"},
+		{"/call/inject_stream/startup", `{"callId":"c1"}`, 400, "streamName"},
+		{"/push/sound_on", `{"mediaSessionId":"m1"}`, 400, "soundFile"},
+		{"/call/unhold", `{"callId":`, 400, ""},
+	}
+	for _, c := range bad {
+		r := call(t, ts, "/rest-api"+c.path, c.body)
+		assert.Equal(t, c.status, r.status, "%s %s: %s", c.path, c.body, r.body)
+		if c.field != "" {
+			assert.Contains(t, r.body, c.field, c.path)
+		}
+	}
+}
+
+func TestTransferTargetAllowList(t *testing.T) {
+	al, err := newAllowList([]string{"*.example.com"})
+	require.NoError(t, err)
+	_, _, ts := newTestServer(t, serverOptions{AllowCallees: al})
+	r := call(t, ts, "/rest-api/call/startup", `{"callId":"c1","callee":"sip:bob@pbx.example.com"}`)
+	require.Equal(t, http.StatusOK, r.status, r.body)
+	r = call(t, ts, "/rest-api/call/transfer", `{"callId":"c1","target":"sip:carol@evil.test"}`)
+	assert.Equal(t, http.StatusBadRequest, r.status, r.body)
+	r = call(t, ts, "/rest-api/call/transfer", `{"callId":"c1","target":"sip:carol@pbx.example.com"}`)
+	assert.Equal(t, http.StatusOK, r.status, r.body)
+}
