@@ -30,6 +30,7 @@ type config struct {
 	SIP, SIPTLS, SIPTLSCert, SIPTLSKey, SIPTLSCA              string
 	PublicIP, RTPPorts, Webhook                               string
 	RecordDir, RecordFormat, RecordQuota                      string
+	SoundDir                                                  string
 	LogLevel, LossPolicy, SRTP, RTMPAudio                     string
 	AllowedHosts, CORSOrigins, AllowCallees, AllowRTMPHosts   string
 	MaxCalls, MaxViewers, MaxSSE, MaxPushes                   int
@@ -86,6 +87,7 @@ func parseConfig(args []string, getenv func(string) string, stderr io.Writer) (c
 	c.AppWebhooks = appWebhooks{}
 	fs.Var(c.AppWebhooks, "app-webhook", "appKey=URL: the hook of the calls started with that appKey, used as -webhook is (repeatable)")
 	fs.StringVar(&c.RecordDir, "record-dir", "", "directory for call recordings (empty: recording off)")
+	fs.StringVar(&c.SoundDir, "sound-dir", "", "directory of the sound files /call/inject_sound and /push/sound_on play (WAV, MP3, Ogg Opus; empty: off)")
 	fs.StringVar(&c.RecordFormat, "record-format", "mp4", "format of call recordings: mp4 (fragmented MP4, H.264 + AAC), mkv (Matroska) or flv")
 	fs.BoolVar(&c.Demo, "demo", false, "start an embedded SIP callee (test pattern and tone) and RTMP server, so the page can demo a call with nothing else running")
 	fs.BoolVar(&c.WebRTC, "webrtc", true, "serve every call to browsers over WebRTC (WHEP) at /whep/{toStream}")
@@ -212,6 +214,9 @@ func (c *config) check() error {
 		if p, err := url.Parse(u); err != nil || (p.Scheme != "http" && p.Scheme != "https") || p.Host == "" {
 			add("-app-webhook %s=...: want an http:// or https:// URL", app)
 		}
+	}
+	if st, err := os.Stat(c.SoundDir); c.SoundDir != "" && (err != nil || !st.IsDir()) {
+		add("-sound-dir %q is not a directory", c.SoundDir)
 	}
 	if st, err := os.Stat(c.RecordDir); c.RecordDir != "" && (err != nil || !st.IsDir()) {
 		add("-record-dir %q is not a directory", c.RecordDir)

@@ -119,6 +119,7 @@ func run(ctx context.Context, args []string, getenv func(string) string, stderr 
 		AllowedHosts: strings.Split(cfg.AllowedHosts, ","), ListenAddrs: []string{cfg.HTTP, cfg.HTTPS}, PublicIP: cfg.publicIP,
 		CORSOrigins: strings.Split(cfg.CORSOrigins, ","), AllowCallees: cfg.allowCallees, AllowRTMPHosts: cfg.allowRTMPHosts,
 		MaxPushes: cfg.MaxPushes, MaxSSE: cfg.MaxSSE, Record: cfg.RecordDir != "", Secrets: sec, HLS: cfg.HLS,
+		SoundDir: cfg.SoundDir,
 	}
 	if cfg.WebRTC {
 		wcfg := whep.Config{MaxViewers: cfg.MaxViewers}
