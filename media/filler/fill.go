@@ -24,9 +24,10 @@ func (f *Filler) audioFillable() bool {
 }
 
 // videoFillable says video can be filled: a real keyframe was seen, or a
-// black picture is configured.
+// black picture is configured and no video other than H.264 was seen.
 func (f *Filler) videoFillable() bool {
-	return f.haveOrig && (f.video.key != nil || f.black != nil)
+	v := &f.video
+	return f.haveOrig && (v.key != nil || (f.black != nil && (!v.seen || v.codec == media.CodecH264)))
 }
 
 // startAudioLocked starts filling audio, continuing from the last audio
@@ -143,6 +144,13 @@ func (f *Filler) fillVideoLocked(tl time.Duration) {
 	key, codec := v.key, v.keyCodec
 	if key == nil {
 		key, codec = f.black, media.CodecH264
+		if v.seen && v.codec != media.CodecH264 {
+			key = nil // a VP8 call that sent no keyframe yet
+		}
+	}
+	if key == nil {
+		v.filling = false
+		return
 	}
 	if tl-v.nextFill > f.cfg.StillInterval {
 		v.nextFill = tl // late wake-up: one still now, not a burst

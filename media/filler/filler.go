@@ -110,7 +110,8 @@ type Config struct {
 	// later, so the sinks must accept a change of SPS (the RTMP sink and
 	// the FLV and Matroska recorders resend or store the new sequence
 	// header; a fragmented MP4 keeps its first). Zero means no black
-	// picture: without a keyframe, video is not filled.
+	// picture: without a keyframe, video is not filled. Never used once
+	// video in another codec than H.264 (VP8) was seen.
 	BlackWidth, BlackHeight int
 
 	// Clock is the source of time. Nil means the system clock.
@@ -197,6 +198,7 @@ type videoTrack struct {
 	track
 	key      []byte // copy of the last real keyframe's payload
 	keyCodec media.Codec
+	codec    media.Codec // of the last real video frame
 	waitKey  bool      // real video resumed without a keyframe: dropping
 	askedAt  time.Time // last OnNeedKeyframe call
 }
@@ -252,10 +254,13 @@ func blackKeyframe(w, h int) ([]byte, error) {
 // WriteFrame passes a real frame on to the output, or drops it: during
 // Hold(true), when its DTS is not after the last filler frame of its
 // kind, and for video after a fill until a real keyframe. It learns from
-// every frame, dropped or not. f is borrowed: only the keyframe payload is
+// every frame, dropped or not. A nil frame is ignored. f is borrowed: only the keyframe payload is
 // copied, into a buffer the Filler reuses. Frames of unknown kind pass
 // untouched.
 func (f *Filler) WriteFrame(fr *media.Frame) {
+	if fr == nil {
+		return
+	}
 	kind := fr.Kind()
 	if kind == media.KindUnknown {
 		f.mu.Lock()
@@ -356,6 +361,7 @@ func (a *audioTrack) learn(fr *media.Frame) {
 // learn keeps a copy of a real keyframe's payload, in a buffer reused from
 // one keyframe to the next.
 func (v *videoTrack) learn(fr *media.Frame) {
+	v.codec = fr.Codec
 	if !fr.Keyframe || len(fr.Payload) == 0 {
 		return
 	}

@@ -344,3 +344,29 @@ func TestResumeClosesAudioHole(t *testing.T) {
 		assert.Equal(t, i < 5, tail[i].filler, "frame at %v", want)
 	}
 }
+
+// TestVP8Still: a VP8 call's still is its last VP8 keyframe; a VP8 call
+// that sent no keyframe yet gets no black H.264 picture.
+func TestVP8Still(t *testing.T) {
+	c, _, r, _, f := setup(t, Config{BlackWidth: 64, BlackHeight: 64}, 0)
+	f.WriteFrame(&media.Frame{Codec: media.CodecVP8, Payload: []byte{0x31, 0, 0}, ClockRate: 90000}) // inter frame
+	f.Hold(true)
+	c.Advance(time.Second)
+	assert.Zero(t, f.Stats().VideoFrames, "no H.264 black picture in a VP8 call")
+	f.Hold(false)
+
+	key := []byte{0x10, 0x02, 0x00, 0x9d, 0x01, 0x2a, 0x40, 0x00, 0x40, 0x00}
+	f.WriteFrame(&media.Frame{Codec: media.CodecVP8, DTS: time.Second, PTS: time.Second, Keyframe: true, Payload: key, ClockRate: 90000})
+	f.Hold(true)
+	c.Advance(time.Second)
+	var stills int
+	for _, fr := range r.snapshot() {
+		if fr.filler {
+			stills++
+			assert.Equal(t, media.CodecVP8, fr.Codec)
+			assert.Equal(t, key, fr.Payload)
+		}
+	}
+	assert.Equal(t, 2, stills) // 1 ms after the keyframe, then 500 ms later
+	f.WriteFrame(nil)          // ignored, no panic
+}
