@@ -199,8 +199,8 @@ type videoTrack struct {
 	key      []byte // copy of the last real keyframe's payload
 	keyCodec media.Codec
 	codec    media.Codec // of the last real video frame
-	waitKey  bool      // real video resumed without a keyframe: dropping
-	askedAt  time.Time // last OnNeedKeyframe call
+	waitKey  bool        // real video resumed without a keyframe: dropping
+	askedAt  time.Time   // last OnNeedKeyframe call
 }
 
 // New returns a Filler that hands frames to out: real frames as WriteFrame
