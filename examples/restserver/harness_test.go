@@ -272,3 +272,64 @@ func inOrder(got, want []string) bool {
 	}
 	return i == len(want)
 }
+
+// pageReports serves the HTML pages of a browser test and collects what
+// they POST to /report: the page-report pattern of the Chromium tests. A
+// page reports JSON that decodes into a T.
+type pageReports[T any] struct {
+	ch chan pageReport[T]
+}
+
+// pageReport is one report, or why it did not decode.
+type pageReport[T any] struct {
+	value T
+	err   error
+}
+
+// newPageReports keeps up to n reports until the test reads them; more are
+// dropped.
+func newPageReports[T any](n int) *pageReports[T] {
+	return &pageReports[T]{ch: make(chan pageReport[T], n)}
+}
+
+// mux serves pages (GET path -> the page, made on each request, so that it
+// can name servers started after the mux) and POST /report.
+func (p *pageReports[T]) mux(pages map[string]func() string) *http.ServeMux {
+	mux := http.NewServeMux()
+	for path, page := range pages {
+		mux.HandleFunc("GET "+path, func(w http.ResponseWriter, r *http.Request) {
+			w.Header().Set("Content-Type", "text/html; charset=utf-8")
+			w.Header().Set("Cache-Control", "no-store")
+			_, _ = io.WriteString(w, page())
+		})
+	}
+	mux.HandleFunc("POST /report", func(w http.ResponseWriter, r *http.Request) {
+		var rep pageReport[T]
+		if err := json.NewDecoder(io.LimitReader(r.Body, 1<<16)).Decode(&rep.value); err != nil {
+			rep.err = fmt.Errorf("bad report: %w", err)
+		}
+		select {
+		case p.ch <- rep:
+		default:
+		}
+		w.WriteHeader(http.StatusNoContent)
+	})
+	return mux
+}
+
+// next waits up to d for the next report; it fails the test on a timeout
+// or a report that did not decode. what names the page in the message.
+func (p *pageReports[T]) next(t *testing.T, what string, d time.Duration) T {
+	t.Helper()
+	select {
+	case rep := <-p.ch:
+		if rep.err != nil {
+			t.Fatalf("%s: %v", what, rep.err)
+		}
+		return rep.value
+	case <-time.After(d):
+		t.Fatalf("%s reported nothing within %v", what, d)
+	}
+	var zero T
+	return zero
+}
