@@ -126,7 +126,11 @@ func (c *Call) afterRenegotiation() {
 	if c.held || c.peerHeld {
 		st = StatusHold
 	}
-	c.filler.Hold(!receivesAny(c.specs))
+	// Fill while on hold either way, or while nothing can arrive: a peer
+	// that holds us with a=sendonly may still send music on hold (its real
+	// audio then replaces the silence) but rarely video (the still picture
+	// stays).
+	c.filler.Hold(c.held || c.peerHeld || !receivesAny(c.specs))
 	cur := c.Info()
 	c.mu.Lock()
 	c.info.Held = c.held
