@@ -107,9 +107,11 @@ type Config struct {
 	// audio-only call's generated video should go through the Filler
 	// instead, which then repeats its keyframe); Gap never fills a kind it
 	// has not seen. Its SPS differs from what the phone sends
-	// later, so the sinks must accept a change of SPS (the RTMP sink and
-	// the FLV and Matroska recorders resend or store the new sequence
-	// header; a fragmented MP4 keeps its first). Zero means no black
+	// later: the RTMP client and the FLV recorder send a new AVC sequence
+	// header when the SPS changes; MP4 and Matroska recordings keep the
+	// first in their header and carry later ones in-band (ffmpeg follows,
+	// some players may not: those recordings then start with the black
+	// picture's parameters). Zero means no black
 	// picture: without a keyframe, video is not filled. Never used once
 	// video in another codec than H.264 (VP8) was seen.
 	BlackWidth, BlackHeight int

@@ -289,3 +289,87 @@ func TestHoldPublishedToNginx(t *testing.T) {
 	}
 	checkHeldFile(t, file, hc, step)
 }
+
+// TestBlackPictureRecorded: a call put on hold before its video sent a
+// keyframe gets the black picture (320×180) as its still, then the
+// phone's real video (640×360, another SPS) after the hold. The FLV file
+// (a new AVC sequence header at the change) decodes cleanly, pictures of
+// both sizes included, with a keyframe at least every 500 ms during the
+// hold.
+func TestBlackPictureRecorded(t *testing.T) {
+	file := filepath.Join(t.TempDir(), "black.flv")
+	rec, err := record.NewFLV(file, record.Config{Audio: true, Video: true, FlushInterval: 200 * time.Millisecond})
+	require.NoError(t, err)
+	fan := sink.NewFanout(sink.FanoutConfig{})
+	require.NoError(t, fan.Add("flv", rec, 0))
+	f, err := filler.New(filler.Config{BlackWidth: 320, BlackHeight: 180},
+		func(fr *media.Frame) { _ = fan.WriteFrame(fr) })
+	require.NoError(t, err)
+	gen, err := h264gen.New(h264gen.Config{Width: 640, Height: 360, FrameRate: 25, Color: color.RGBA{R: 200, G: 200, A: 255}})
+	require.NoError(t, err)
+
+	start := time.Now()
+	nextAudio := time.Duration(0)
+	audioUntil := func(until time.Duration) {
+		for ; nextAudio <= until; nextAudio += 20 * time.Millisecond {
+			f.WriteFrame(&media.Frame{Codec: media.CodecPCMA, PTS: nextAudio, DTS: nextAudio, Keyframe: true,
+				Payload: g711.EncodeALaw(nil, make([]int16, 160)), ClockRate: 8000, Channels: 1, Duration: 20 * time.Millisecond})
+		}
+	}
+	tick := time.NewTicker(10 * time.Millisecond)
+	defer tick.Stop()
+	phase := 0
+	for range tick.C {
+		e := time.Since(start)
+		switch {
+		case e < 500*time.Millisecond: // audio only: video not started yet
+			audioUntil(e)
+			continue
+		case e < 2*time.Second:
+			if phase == 0 {
+				f.Hold(true)
+				phase = 1
+			}
+			nextAudio = e.Truncate(20*time.Millisecond) + 20*time.Millisecond // the phone sends nothing
+			continue
+		case e < 3500*time.Millisecond:
+			if phase == 1 {
+				f.Hold(false)
+				gen.Skip(e)
+				phase = 2
+			}
+			audioUntil(e)
+			gen.Until(e+time.Millisecond, func(fr *media.Frame) { cp := *fr; f.WriteFrame(&cp) })
+			continue
+		}
+		break
+	}
+	st := f.Stats()
+	f.Close()
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	require.NoError(t, fan.Close(ctx))
+	t.Logf("filler stats: %+v", st)
+	assert.LessOrEqual(t, st.DroppedLate, uint64(1))
+	// Black stills at 0.5, 1 and 1.5 s, and at 2 s when it comes before
+	// the phone's first keyframe.
+	assert.InDelta(t, 3.5, st.VideoFrames, 0.5)
+
+	assert.Empty(t, testenv.DecodeErrors(t, file))
+	vpts := testenv.PacketTimes(t, file, "v:0")
+	keys := testenv.KeyframeTimes(t, file)
+	t.Logf("video packets %d, keyframes at %v", len(vpts), keys)
+	assert.Equal(t, len(vpts), testenv.CountVideoFrames(t, file), "every video packet decodes")
+	// The file starts with the first black still (the recorder waits for a
+	// video keyframe): stills every 500 ms until the real video.
+	require.GreaterOrEqual(t, len(keys), 4)
+	for i := 1; i < 3; i++ {
+		assert.InDelta(t, 0.5, keys[i]-keys[i-1], 0.01)
+	}
+	assert.Greater(t, len(vpts), 25, "the real video after the hold")
+	// Both sizes decoded.
+	out := testenv.RunClean(t, testenv.LookPath(t, "ffprobe"), "-v", "error", "-select_streams", "v:0",
+		"-show_entries", "frame=width,height", "-of", "csv=p=0", file)
+	assert.Contains(t, string(out), "320,180")
+	assert.Contains(t, string(out), "640,360")
+}
