@@ -43,8 +43,11 @@ func glareDelay() time.Duration {
 // and 407 are answered with the call's credentials like every in-dialog
 // request. A 481 or 408 answer, or no answer at all within
 // Config.TransactionTimeout, ends the dialog (RFC 5057 §5.1, RFC 3261
-// §12.2.1.2: the peer has lost it) and Err then wraps that *StatusError;
-// ctx ending first returns ctx's error and leaves the dialog up. An offer
+// §12.2.1.2: the peer has lost it) and Err then wraps that *StatusError.
+// ctx ending first returns an error wrapping ctx's, but the transaction
+// goes on in the background, bounded by Config.TransactionTimeout: a late
+// 2xx is still ACKed and becomes the session, a late 481 or 408 still ends
+// the dialog, and the next Reinvite waits for it. An offer
 // the peer accepts with a 2xx without SDP is an error, with the session
 // unchanged. Reinvite waits for a session-timer refresh or another
 // Reinvite in flight to finish first (RFC 3261 §14.1: one INVITE at a
@@ -130,55 +133,72 @@ func (d *Dialog) reinviteOnce(ctx context.Context, offer []byte) (*sipgox.Respon
 		}
 	}
 	d.log.Info("sip: sending re-INVITE", "directions", sdpDirections(req.Body()))
-	res, err := d.refresh(ctx, req)
-	d.observeCSeq(req.CSeq().SeqNo)
-	var ackErr error
-	if err != nil && res != nil && res.IsSuccess() {
-		// The 2xx arrived; only its ACK failed to go out (the peer will
-		// retransmit and end the dialog if it never gets one).
-		ackErr, err = err, nil
+	// The transaction runs on the dialog's context, not ctx: a caller who
+	// stops waiting must not leave a late 2xx un-ACKed (the peer would
+	// retransmit it and then hang up, RFC 3261 §13.3.1.4) nor the peer's
+	// new session state unknown to us. Config.TransactionTimeout bounds it.
+	type result struct {
+		res *sipgox.Response
+		err error
 	}
-	ctxErr := ctx.Err()
-	d.call(func() {
-		d.reinviting = false
-		if d.finished {
-			return
+	done := make(chan result, 1)
+	d.goBackground(func(bg context.Context) {
+		res, err := d.refresh(bg, req)
+		d.observeCSeq(req.CSeq().SeqNo)
+		if err != nil && res != nil && res.IsSuccess() {
+			// The 2xx arrived; only its ACK failed to go out (the peer
+			// retransmits it and ends the dialog if it never gets one).
+			d.log.Warn("sip: ACK for re-INVITE 2xx failed", "err", err)
+			err = nil
 		}
-		var se *StatusError
-		switch {
-		case err != nil && ctxErr != nil:
-			// The caller gave up: the dialog stays.
-		case err != nil && errors.As(err, &se) && se.Code == 408,
-			err == nil && (res.StatusCode == 408 || res.StatusCode == 481):
-			if err == nil {
-				err = statusError("INVITE", res)
-			}
-			d.log.Warn("sip: re-INVITE failed, dialog lost", "err", err)
-			if res != nil && res.StatusCode == 481 {
-				d.ending = true
-				d.finish(fmt.Errorf("sip: re-INVITE ended the dialog: %w", err))
-			} else {
-				d.expire(fmt.Errorf("sip: re-INVITE ended the dialog: %w", err))
-			}
-		case err == nil && res.IsSuccess() && isSDP(res):
-			d.localSDP = req.Body()
-			d.baseSDP = req.Body()
-			d.sdpBump = 0
-			d.remoteSDP = append([]byte(nil), res.Body()...)
-			if c := res.Contact(); c != nil {
-				d.remoteTarget = *c.Address.Clone()
-			}
-			d.sessionRefreshed(res)
+		applied := make(chan struct{})
+		d.post(func() {
+			d.reinviteDone(req, res, err)
+			close(applied)
+		})
+		select {
+		case <-applied:
+		case <-bg.Done():
 		}
+		done <- result{res, err}
 	})
-	if err != nil {
-		if ctxErr != nil {
-			return nil, fmt.Errorf("sip: re-INVITE: %w", errors.Join(ctxErr, err))
+	select {
+	case r := <-done:
+		return r.res, r.err
+	case <-ctx.Done():
+		return nil, fmt.Errorf("sip: re-INVITE: %w", ctx.Err())
+	}
+}
+
+// reinviteDone applies the outcome of our re-INVITE (loop goroutine).
+func (d *Dialog) reinviteDone(req *sipgox.Request, res *sipgox.Response, err error) {
+	d.reinviting = false
+	if d.finished {
+		return
+	}
+	var se *StatusError
+	switch {
+	case err != nil && errors.As(err, &se) && se.Code == 408,
+		err == nil && (res.StatusCode == 408 || res.StatusCode == 481):
+		if err == nil {
+			err = statusError("INVITE", res)
 		}
-		return nil, err
+		d.log.Warn("sip: re-INVITE failed, dialog lost", "err", err)
+		err = fmt.Errorf("sip: re-INVITE ended the dialog: %w", err)
+		if res != nil && res.StatusCode == 481 {
+			d.ending = true // the peer has no dialog to BYE
+			d.finish(err)
+		} else {
+			d.expire(err)
+		}
+	case err == nil && res.IsSuccess() && isSDP(res):
+		d.localSDP = req.Body()
+		d.baseSDP = req.Body()
+		d.sdpBump = 0
+		d.remoteSDP = append([]byte(nil), res.Body()...)
+		if c := res.Contact(); c != nil {
+			d.remoteTarget = *c.Address.Clone()
+		}
+		d.sessionRefreshed(res)
 	}
-	if ackErr != nil {
-		d.log.Warn("sip: ACK for re-INVITE 2xx failed", "err", ackErr)
-	}
-	return res, nil
 }

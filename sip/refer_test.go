@@ -235,3 +235,42 @@ func TestReferTargetValidation(t *testing.T) {
 		}
 	}
 }
+
+// TestReinviteAndReferChallenged: a proxy that challenges in-dialog
+// requests gets our credentials for the re-INVITE and the REFER too; the
+// REFER's subscription id is then the CSeq of the authenticated REFER.
+func TestReinviteAndReferChallenged(t *testing.T) {
+	p := newTestPeer(t)
+	var seen seenUsers
+	script := challengeScript(407, "auth-9", "pw9", &seen)
+	p.setRequest(func(p *testPeer, req *sipgox.Request, tx sipgox.ServerTransaction) bool {
+		if req.Method != sipgox.REFER && !(req.IsInvite() && toTag(req) != "") {
+			return false
+		}
+		script(p, req, tx)
+		return true
+	})
+	ua := newTestUA(t)
+	r := basicInvite(p)
+	r.From, r.AuthUser, r.Password = "9000", "auth-9", "pw9"
+	d, err := ua.Invite(testCtx(t), r)
+	require.NoError(t, err)
+	answer, err := d.Reinvite(testCtx(t), []byte(holdSDP))
+	require.NoError(t, err)
+	assert.Equal(t, peerSDP, string(answer))
+	re1, re2 := p.waitReq(sipgox.INVITE, 2), p.waitReq(sipgox.INVITE, 3)
+	assert.Equal(t, re1.CSeq().SeqNo+1, re2.CSeq().SeqNo)
+	assert.NotNil(t, re2.GetHeader("Proxy-Authorization"))
+	assert.Equal(t, holdSDP, string(re2.Body()))
+
+	log := newProgressLog()
+	require.NoError(t, d.Refer(testCtx(t), "carol", ReferOptions{OnProgress: log.add}))
+	ref1, ref2 := p.waitReq(sipgox.REFER, 1), p.waitReq(sipgox.REFER, 2)
+	assert.Equal(t, ref1.CSeq().SeqNo+1, ref2.CSeq().SeqNo)
+	assert.Equal(t, 481, p.sendNotify(t, "refer;id="+strconv.FormatUint(uint64(ref1.CSeq().SeqNo), 10), "active", "message/sipfrag", "SIP/2.0 100 Trying\r\n"),
+		"the challenged REFER's CSeq names no subscription")
+	assert.Equal(t, 200, p.sendNotify(t, "refer;id="+strconv.FormatUint(uint64(ref2.CSeq().SeqNo), 10), "terminated", "message/sipfrag", "SIP/2.0 200 OK\r\n"))
+	assert.Equal(t, []ReferProgress{{200, "OK", true}}, log.wait(t))
+	assert.Equal(t, []string{"auth-9", "auth-9"}, seen.get())
+	require.NoError(t, d.Bye(testCtx(t)))
+}

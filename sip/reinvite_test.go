@@ -124,6 +124,11 @@ func TestReinviteRefreshKeepsHold(t *testing.T) {
 
 	require.True(t, d.call(d.sessionTimerFired)) // what the timer does 45 s later
 	p.waitReq(sipgox.ACK, 3)
+	require.Eventually(t, func() bool {
+		busy := true
+		d.call(func() { busy = d.st.busy })
+		return !busy
+	}, 5*time.Second, 10*time.Millisecond)
 	offers = ra.got()
 	require.Len(t, offers, 2)
 	assert.Equal(t, []string{"sendonly"}, sdpDirections(offers[1].Body()), "refresh took the call off hold")
@@ -244,7 +249,8 @@ func TestReinvite481EndsDialog(t *testing.T) {
 }
 
 // TestReinviteCallerTimeoutKeepsDialog: the caller's context ending while
-// the peer has not answered returns its error and leaves the dialog up.
+// the peer has not answered returns its error and leaves the dialog up; the
+// peer's late 2xx is still ACKed and becomes the session.
 func TestReinviteCallerTimeoutKeepsDialog(t *testing.T) {
 	p := newTestPeer(t)
 	release := make(chan struct{})
@@ -252,12 +258,13 @@ func TestReinviteCallerTimeoutKeepsDialog(t *testing.T) {
 		if req.IsInvite() && toTag(req) != "" {
 			_ = tx.Respond(sipgox.NewResponseFromRequest(req, 100, "Trying", nil))
 			<-release
-			_ = tx.Respond(sipgox.NewResponseFromRequest(req, 500, "Late", nil))
+			res := sipgox.NewResponseFromRequest(req, 200, "OK", []byte(strings.Replace(peerSDP, "a=sendrecv", "a=recvonly", 1)))
+			res.AppendHeader(sipgox.NewHeader("Content-Type", "application/sdp"))
+			_ = tx.Respond(res)
 			return true
 		}
 		return false
 	})
-	defer close(release)
 	ua := newTestUA(t)
 	d, err := ua.Invite(testCtx(t), basicInvite(p))
 	require.NoError(t, err)
@@ -267,6 +274,14 @@ func TestReinviteCallerTimeoutKeepsDialog(t *testing.T) {
 	require.Error(t, err)
 	assert.ErrorIs(t, err, context.DeadlineExceeded)
 	assert.NoError(t, d.Err(), "the caller giving up does not end the dialog")
+	close(release)
+	p.waitReq(sipgox.ACK, 2)
+	require.Eventually(t, func() bool {
+		var local []byte
+		d.call(func() { local = d.localSDP })
+		return string(local) == holdSDP
+	}, 5*time.Second, 10*time.Millisecond, "the late 2xx did not become the session")
+	assert.NoError(t, d.Err())
 	require.NoError(t, d.Bye(testCtx(t)))
 }
 

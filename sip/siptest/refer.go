@@ -83,7 +83,9 @@ func (p *Peer) onRefer(req *sip.Request, tx sip.ServerTransaction) {
 		c.mu().Unlock()
 		return
 	}
-	if c.end != EndNone || !c.acked {
+	// The dialog is confirmed once the 200 OK is sent (RFC 3261 §12.1.1):
+	// a REFER may overtake the caller's ACK.
+	if c.end != EndNone || !c.answered {
 		c.mu().Unlock()
 		p.respond(req, tx, 481, "Call/Transaction Does Not Exist", nil)
 		return
