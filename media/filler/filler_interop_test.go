@@ -232,18 +232,29 @@ func checkHeldFile(t *testing.T, file string, hc heldCall, audioStep float64) {
 	assert.Greater(t, testmedia.Goertzel(block(resumeAt.Seconds()+0.2, endAt.Seconds()-0.3), 8000, tone), 0.9, "tone after the hold")
 }
 
-// TestHoldRecordedAndDecoded records holdCall to FLV (H.264 and G.711
-// A-law as they came) through a sink.Fanout.
-func TestHoldRecordedAndDecoded(t *testing.T) {
-	file := filepath.Join(t.TempDir(), "hold.flv")
+// flvFanout returns a Fanout recording to an FLV file.
+func flvFanout(t *testing.T) (string, *sink.Fanout) {
+	file := filepath.Join(t.TempDir(), "call.flv")
 	rec, err := record.NewFLV(file, record.Config{Audio: true, Video: true, FlushInterval: 200 * time.Millisecond})
 	require.NoError(t, err)
 	fan := sink.NewFanout(sink.FanoutConfig{})
 	require.NoError(t, fan.Add("flv", rec, 0))
-	hc := holdCall(t, fan, nil)
+	return file, fan
+}
+
+// closeFanout closes fan, flushing its sinks.
+func closeFanout(t *testing.T, fan *sink.Fanout) {
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
 	require.NoError(t, fan.Close(ctx))
+}
+
+// TestHoldRecordedAndDecoded records holdCall to FLV (H.264 and G.711
+// A-law as they came) through a sink.Fanout.
+func TestHoldRecordedAndDecoded(t *testing.T) {
+	file, fan := flvFanout(t)
+	hc := holdCall(t, fan, nil)
+	closeFanout(t, fan)
 
 	streams := testenv.ProbeStreams(t, file)
 	assert.Equal(t, "h264", streams["video"].CodecName)
@@ -272,9 +283,7 @@ func TestHoldPublishedToNginx(t *testing.T) {
 	// it from its first frame.
 	require.Eventually(t, active.Load, 20*time.Second, 10*time.Millisecond)
 	hc := holdCall(t, fan, &keyReq)
-	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-	defer cancel()
-	require.NoError(t, fan.Close(ctx))
+	closeFanout(t, fan)
 
 	file := n.RecordFile(key)
 	require.Eventually(t, func() bool { _, err := os.Stat(file); return err == nil }, 10*time.Second, 20*time.Millisecond)
@@ -297,11 +306,7 @@ func TestHoldPublishedToNginx(t *testing.T) {
 // both sizes included, with a keyframe at least every 500 ms during the
 // hold.
 func TestBlackPictureRecorded(t *testing.T) {
-	file := filepath.Join(t.TempDir(), "black.flv")
-	rec, err := record.NewFLV(file, record.Config{Audio: true, Video: true, FlushInterval: 200 * time.Millisecond})
-	require.NoError(t, err)
-	fan := sink.NewFanout(sink.FanoutConfig{})
-	require.NoError(t, fan.Add("flv", rec, 0))
+	file, fan := flvFanout(t)
 	f, err := filler.New(filler.Config{BlackWidth: 320, BlackHeight: 180},
 		func(fr *media.Frame) { _ = fan.WriteFrame(fr) })
 	require.NoError(t, err)
@@ -346,9 +351,7 @@ func TestBlackPictureRecorded(t *testing.T) {
 	}
 	st := f.Stats()
 	f.Close()
-	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-	defer cancel()
-	require.NoError(t, fan.Close(ctx))
+	closeFanout(t, fan)
 	t.Logf("filler stats: %+v", st)
 	assert.LessOrEqual(t, st.DroppedLate, uint64(1))
 	// Black stills at 0.5, 1 and 1.5 s, and at 2 s when it comes before
