@@ -27,6 +27,11 @@ type KamailioConfig struct {
 	ChallengeRequests bool
 	// TCP listens on TCP too, on the same port number as UDP.
 	TCP bool
+	// HangUpAfter has kamailio end every call it relays this long after
+	// the answer with a BYE of its own to both sides (its dialog module),
+	// routed as the callee's BYE would be: by the caller's Contact and the
+	// route set. Zero means never (whole seconds, at least one).
+	HangUpAfter time.Duration
 	// TLS listens for SIP over TLS too (kamailio's tls module, Debian
 	// package kamailio-tls-modules), on a free port of its own
 	// (Kamailio.TLSAddr). Nil means no TLS.
@@ -122,6 +127,9 @@ mpath="%[2]s/"
 		b.WriteString("disable_tcp=yes\n")
 	}
 	mods := []string{"kex", "corex", "tm", "tmx", "sl", "rr", "pv", "maxfwd", "usrloc", "registrar", "textops", "siputils", "xlog", "auth"}
+	if cfg.HangUpAfter > 0 {
+		mods = append(mods, "dialog")
+	}
 	if cfg.TLS != nil {
 		fmt.Fprintf(&b, "enable_tls=yes\nlisten=tls:127.0.0.1:%[1]d\nalias=\"127.0.0.1:%[1]d\"\n", tlsPort)
 		mods = append(mods, "tls")
@@ -131,6 +139,10 @@ mpath="%[2]s/"
 	}
 	if cfg.TLS != nil {
 		fmt.Fprintf(&b, "modparam(\"tls\", \"config\", %q)\n", tlsConf)
+	}
+	if cfg.HangUpAfter > 0 {
+		fmt.Fprintf(&b, "modparam(\"dialog\", \"default_timeout\", %d)\nmodparam(\"dialog\", \"send_bye\", 1)\n",
+			max(1, int(cfg.HangUpAfter.Round(time.Second)/time.Second)))
 	}
 	// Double record-routing keeps the route set right when a request
 	// changes transport (UDP in, TCP out).
@@ -156,7 +168,13 @@ request_route {
 		exit;
 	}
 	remove_hf("Route");
-	if (is_method("INVITE")) { record_route(); }
+	if (is_method("INVITE")) {
+`)
+	if cfg.HangUpAfter > 0 {
+		b.WriteString("\t\tdlg_manage();\n")
+	}
+	b.WriteString(`		record_route();
+	}
 	if (!lookup("location")) { sl_send_reply("404", "Not Found"); exit; }
 	route(RELAY);
 }
