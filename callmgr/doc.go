@@ -41,6 +41,22 @@
 // time, from a goroutine that belongs to the call. Find and FindAll return
 // snapshots at any time.
 //
+// # Call control
+//
+// An answered call can be put on hold and taken off it (Call.Hold,
+// Call.Unhold: re-INVITE with a=sendonly, then a=sendrecv; the sinks get
+// the last picture again every 500 ms and silence, so platforms and players
+// keep the stream), transferred (Call.Transfer: REFER, blind or attended
+// with Replaces; EventTransfer reports the peer's NOTIFYs and a successful
+// transfer ends the call), and given audio to hear in place of the silence
+// it is sent (Call.InjectSound with a media/sound Source such as a file
+// loaded with sound.Load, Call.InjectStream with another call's live audio;
+// G.711 calls only: no pure-Go Opus encoder exists). Manager.SetSinkSound
+// mixes a sound into one RTMP push. Early media (a 18x with SDP) starts the
+// media session and the call's sinks before the answer: ringback and IVR
+// prompts are published with status RING_MEDIA, continuous into the
+// answered call.
+//
 // # Rules
 //
 //   - Call IDs are unique among live calls (ErrDuplicateCallID), and so is
