@@ -126,10 +126,10 @@ func (c *Call) afterRenegotiation() {
 	if c.held || c.peerHeld {
 		st = StatusHold
 	}
-	// Fill while on hold either way, or while nothing can arrive: a peer
-	// that holds us with a=sendonly may still send music on hold (its real
-	// audio then replaces the silence) but rarely video (the still picture
-	// stays).
+	// Fill while on hold either way, or while nothing can arrive. A peer
+	// that holds us with a=sendonly may send music on hold: the stream
+	// carries silence and the still picture instead (media/filler drops
+	// real frames while it holds), as it does when we hold.
 	c.filler.Hold(c.held || c.peerHeld || !receivesAny(c.specs))
 	cur := c.Info()
 	c.mu.Lock()

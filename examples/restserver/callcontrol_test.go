@@ -22,8 +22,8 @@ import (
 // outside the folder and missing files are refused.
 func TestInjectSoundOverREST(t *testing.T) {
 	dir := t.TempDir()
-	wav, err := os.ReadFile(filepath.Join("..", "..", "media", "sound", "testdata", "tone1k_44100_stereo_s16.wav"))
-	require.NoError(t, err)
+	// A 1 kHz tone, 0.25 s, at half scale (looped by the tests).
+	wav := testmedia.WAV(testmedia.Tone(1000, 16000, 0, 4000, 0.5), 16000)
 	require.NoError(t, os.WriteFile(filepath.Join(dir, "tone.wav"), wav, 0o644))
 	require.NoError(t, os.WriteFile(filepath.Join(dir, "notes.txt"), []byte("not a sound"), 0o644))
 	peer := startPeer(t, siptest.Script{})

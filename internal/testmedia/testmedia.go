@@ -15,6 +15,7 @@ package testmedia
 
 import (
 	_ "embed"
+	"encoding/binary"
 	"math"
 )
 
@@ -134,4 +135,27 @@ func Goertzel(samples []int16, sampleRate int, freq float64) float64 {
 	// A pure tone of amplitude A over N samples gives power ≈ (A·N/2)² and
 	// energy ≈ A²·N/2, so power/energy ≈ N/2.
 	return power / energy / (float64(len(samples)) / 2)
+}
+
+// WAV returns pcm (16-bit mono at rate) as a RIFF/WAVE file, for tests that
+// hand a sound file to the code under test.
+func WAV(pcm []int16, rate int) []byte {
+	data := len(pcm) * 2
+	b := make([]byte, 44, 44+data)
+	copy(b, "RIFF")
+	binary.LittleEndian.PutUint32(b[4:], uint32(36+data))
+	copy(b[8:], "WAVEfmt ")
+	binary.LittleEndian.PutUint32(b[16:], 16)
+	binary.LittleEndian.PutUint16(b[20:], 1) // PCM
+	binary.LittleEndian.PutUint16(b[22:], 1) // mono
+	binary.LittleEndian.PutUint32(b[24:], uint32(rate))
+	binary.LittleEndian.PutUint32(b[28:], uint32(rate*2))
+	binary.LittleEndian.PutUint16(b[32:], 2)
+	binary.LittleEndian.PutUint16(b[34:], 16)
+	copy(b[36:], "data")
+	binary.LittleEndian.PutUint32(b[40:], uint32(data))
+	for _, v := range pcm {
+		b = binary.LittleEndian.AppendUint16(b, uint16(v))
+	}
+	return b
 }
