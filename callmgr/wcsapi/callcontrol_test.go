@@ -71,3 +71,32 @@ func TestTransferTargetAllowList(t *testing.T) {
 	r = call(t, ts, "/rest-api/call/transfer", `{"callId":"c1","target":"sip:carol@pbx.example.com"}`)
 	assert.Equal(t, http.StatusOK, r.status, r.body)
 }
+
+func TestPushStartupOptions(t *testing.T) {
+	f, _, ts := newTestServer(t, serverOptions{})
+	r := call(t, ts, "/rest-api/call/startup", `{"callId":"c1","callee":"sip:bob@127.0.0.1:5090","toStream":"s1"}`)
+	require.Equal(t, http.StatusOK, r.status, r.body)
+
+	r = call(t, ts, "/rest-api/push/startup", `{"streamName":"s1","rtmpUrl":"rtmp://h/live","options":{"action":"sound_on","soundFile":"sample.wav"}}`)
+	require.Equal(t, http.StatusOK, r.status, r.body)
+	assert.Contains(t, r.body, `"soundEnabled":true`)
+	assert.Contains(t, r.body, `"options":{"action":"sound_on","soundFile":"sample.wav"}`)
+	f.mu.Lock()
+	assert.Equal(t, "pushsound push-1 sample.wav false", f.controls[len(f.controls)-1])
+	f.mu.Unlock()
+
+	r = call(t, ts, "/rest-api/push/startup", `{"streamName":"s1","rtmpUrl":"rtmp://h2/live","options":{"action":"mute"}}`)
+	require.Equal(t, http.StatusOK, r.status, r.body)
+	assert.Contains(t, r.body, `"muted":true`)
+	assert.Contains(t, r.body, `"options":{"action":"mute"}`)
+
+	for _, body := range []string{
+		`{"streamName":"s1","rtmpUrl":"rtmp://h3/live","options":{"action":"dance"}}`,
+		`{"streamName":"s1","rtmpUrl":"rtmp://h3/live","options":{"action":"sound_on"}}`,
+		`{"streamName":"s1","rtmpUrl":"rtmp://h3/live","options":[1]}`,
+	} {
+		r = call(t, ts, "/rest-api/push/startup", body)
+		assert.Equal(t, http.StatusBadRequest, r.status, "%s: %s", body, r.body)
+		assert.Contains(t, r.body, "options")
+	}
+}

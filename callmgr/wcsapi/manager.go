@@ -320,7 +320,11 @@ func (s *managerService) PushStart(ctx context.Context, p pushParams) (Push, err
 	if err != nil {
 		return Push{}, mapErr(err)
 	}
-	return pushObjectOf(si), nil
+	obj := pushObjectOf(si)
+	if len(p.Options) > 0 {
+		obj.Options = p.Options // as the request gave them (find answers {})
+	}
+	return obj, nil
 }
 
 func pushObjectOf(si callmgr.SinkInfo) Push {
@@ -336,6 +340,7 @@ func pushObjectOf(si callmgr.SinkInfo) Push {
 		Info:           si.Reason,
 		Muted:          si.Muted,
 		SoundEnabled:   si.Sound != "",
+		Options:        map[string]any{},
 		CallID:         si.CallID,
 	}
 }

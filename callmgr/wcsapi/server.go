@@ -2,6 +2,7 @@ package wcsapi
 
 import (
 	"bytes"
+	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -589,23 +590,43 @@ func liveCall(calls []Call, id string) bool {
 
 func (s *server) pushStartup(w http.ResponseWriter, r *http.Request) error {
 	var req struct {
-		StreamName flexString `json:"streamName"`
-		RTMPURL    flexString `json:"rtmpUrl"`
-		FullURL    flexBool   `json:"rtmpTransponderFullUrl"`
-		Options    struct {
-			Action flexString `json:"action"`
-		} `json:"options"`
+		StreamName flexString      `json:"streamName"`
+		RTMPURL    flexString      `json:"rtmpUrl"`
+		FullURL    flexBool        `json:"rtmpTransponderFullUrl"`
+		Options    json.RawMessage `json:"options"`
 	}
 	if err := s.decode(w, r, &req); err != nil {
 		return err
+	}
+	// The product's demo sends {"action":"mute"} or {"action":"sound_on",
+	// "soundFile":"sample.wav"} (WCS-API.md 4.2): the push starts muted, or
+	// with the sound mixed in.
+	var opts struct {
+		Action    flexString `json:"action"`
+		SoundFile flexString `json:"soundFile"`
+		Loop      flexBool   `json:"loop"`
+	}
+	echo := map[string]any{}
+	var errs []error
+	if len(req.Options) > 0 && string(req.Options) != "null" {
+		if json.Unmarshal(req.Options, &opts) != nil || json.Unmarshal(req.Options, &echo) != nil {
+			errs = append(errs, badField("options", "must be an object such as {\"action\":\"mute\"} or {\"action\":\"sound_on\",\"soundFile\":\"sample.wav\"}"))
+		}
+	}
+	action := strings.ToLower(strings.TrimSpace(string(opts.Action)))
+	if action != "" && action != "mute" && action != "sound_on" {
+		errs = append(errs, badField("options", "action must be mute or sound_on"))
+	}
+	if action == "sound_on" && opts.SoundFile == "" {
+		errs = append(errs, badField("options", "sound_on needs soundFile"))
 	}
 	p := pushParams{
 		StreamName: strings.TrimSpace(string(req.StreamName)),
 		RTMPURL:    trimRTMPURL(string(req.RTMPURL)),
 		FullURL:    req.FullURL.or(false),
-		Muted:      strings.EqualFold(string(req.Options.Action), "mute"),
+		Muted:      action == "mute",
+		Options:    echo,
 	}
-	var errs []error
 	if p.StreamName == "" {
 		errs = append(errs, badField("streamName", "is required"))
 	}
@@ -633,6 +654,13 @@ func (s *server) pushStartup(w http.ResponseWriter, r *http.Request) error {
 	obj, err := s.calls.PushStart(r.Context(), p)
 	if err != nil {
 		return err
+	}
+	if action == "sound_on" {
+		if err := s.calls.PushSound(r.Context(), obj.MediaSessionID, string(opts.SoundFile), opts.Loop.Value); err != nil {
+			_ = s.calls.PushTerminate(context.WithoutCancel(r.Context()), obj.MediaSessionID)
+			return err
+		}
+		obj.SoundEnabled = true
 	}
 	obj.Info = publicReason(obj.Info, s.secrets)
 	writeJSON(w, http.StatusOK, obj)

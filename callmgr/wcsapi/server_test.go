@@ -95,7 +95,7 @@ func (f *fakeCalls) PushStart(ctx context.Context, p pushParams) (Push, error) {
 		if c.StreamName == p.StreamName || c.CallID == p.StreamName {
 			f.nextID++
 			o := Push{MediaSessionID: fmt.Sprintf("push-%d", f.nextID), StreamName: p.StreamName,
-				RTMPURL: p.RTMPURL, Status: "RTMP_STREAM_WAIT", Muted: p.Muted, CallID: c.CallID}
+				RTMPURL: p.RTMPURL, Status: "RTMP_STREAM_WAIT", Muted: p.Muted, CallID: c.CallID, Options: p.Options}
 			f.pushes = append(f.pushes, o)
 			return o, nil
 		}

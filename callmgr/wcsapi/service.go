@@ -94,6 +94,8 @@ type pushParams struct {
 	// (rtmpTransponderFullUrl).
 	FullURL bool
 	Muted   bool
+	// Options is the request's options object (echoed in the answer).
+	Options map[string]any
 }
 
 // Push is one extra RTMP target of a call (/push/find).
@@ -101,9 +103,13 @@ type Push struct {
 	MediaSessionID string `json:"mediaSessionId"`
 	StreamName     string `json:"streamName"`
 	RTMPURL        string `json:"rtmpUrl"`
-	Status         string `json:"status"`
-	Info           string `json:"info,omitempty"`
 	Muted          bool   `json:"muted"`
 	SoundEnabled   bool   `json:"soundEnabled"`
-	CallID         string `json:"callId,omitempty"`
+	// Options are the options /push/startup was given ({} when none), as
+	// the product echoes them.
+	Options map[string]any `json:"options"`
+	// sipstream's additions.
+	Status string `json:"status"`
+	Info   string `json:"info,omitempty"`
+	CallID string `json:"callId,omitempty"`
 }
