@@ -83,6 +83,20 @@ func baresipOffer(port int, version int, dir string) []byte {
 		"m=audio %d RTP/AVP 8\r\na=rtpmap:8 PCMA/8000\r\na=rtcp:%d\r\na=%s\r\n", version, port, port+1, dir))
 }
 
+// callBob calls bob through the kamailio at registrar from a new UA, with
+// an audio offer whose RTP goes to a new rtpSink. The context ends with
+// the test (40 s).
+func callBob(t *testing.T, registrar string) (*rtpSink, *Dialog, context.Context) {
+	t.Helper()
+	sink := newRTPSink(t)
+	ua := newTestUA(t)
+	ctx, cancel := context.WithTimeout(context.Background(), 40*time.Second)
+	t.Cleanup(cancel)
+	d, err := ua.Invite(ctx, InviteRequest{Callee: "bob", Domain: registrar, From: "alice", Offer: baresipOffer(sink.port(), 1, "sendrecv")})
+	require.NoError(t, err)
+	return sink, d, ctx
+}
+
 // TestInteropBaresipHold: baresip 1.0, a real softphone behind kamailio,
 // answers our hold re-INVITE (sendonly) with recvonly and stops sending
 // its 440 Hz tone, then our unhold (sendrecv) with sendrecv, and the tone
@@ -90,12 +104,7 @@ func baresipOffer(port int, version int, dir string) []byte {
 func TestInteropBaresipHold(t *testing.T) {
 	kam := testenv.StartKamailio(t, testenv.KamailioConfig{Users: map[string]string{"bob": "pwbob"}})
 	testenv.StartBaresip(t, testenv.BaresipConfig{User: "bob", Password: "pwbob", Registrar: kam.Addr, ToneHz: 440})
-	sink := newRTPSink(t)
-	ua := newTestUA(t)
-	ctx, cancel := context.WithTimeout(context.Background(), 40*time.Second)
-	defer cancel()
-	d, err := ua.Invite(ctx, InviteRequest{Callee: "bob", Domain: kam.Addr, From: "alice", Offer: baresipOffer(sink.port(), 1, "sendrecv")})
-	require.NoError(t, err)
+	sink, d, ctx := callBob(t, kam.Addr)
 	t.Logf("baresip answered; Allow REFER: %v, Supported replaces: %v", d.PeerAllows("REFER"), d.PeerSupports("replaces"))
 
 	// toneIn checks the second that follows: packets and the 440 Hz tone.
@@ -136,18 +145,13 @@ func TestInteropBaresipBlindTransfer(t *testing.T) {
 	kam := testenv.StartKamailio(t, testenv.KamailioConfig{Users: map[string]string{"bob": "pwbob", "carol": "pwcarol"}})
 	testenv.StartBaresip(t, testenv.BaresipConfig{User: "bob", Password: "pwbob", Registrar: kam.Addr})
 	testenv.StartBaresip(t, testenv.BaresipConfig{User: "carol", Password: "pwcarol", Registrar: kam.Addr, ToneHz: 880})
-	sink := newRTPSink(t)
-	ua := newTestUA(t)
-	ctx, cancel := context.WithTimeout(context.Background(), 40*time.Second)
-	defer cancel()
-	d, err := ua.Invite(ctx, InviteRequest{Callee: "bob", Domain: kam.Addr, From: "alice", Offer: baresipOffer(sink.port(), 1, "sendrecv")})
-	require.NoError(t, err)
+	_, d, ctx := callBob(t, kam.Addr)
 	require.True(t, d.PeerAllows("REFER"))
 
 	var mu sync.Mutex
 	var got []ReferProgress
 	fin := make(chan struct{})
-	err = d.Refer(ctx, "carol", ReferOptions{OnProgress: func(p ReferProgress) {
+	err := d.Refer(ctx, "carol", ReferOptions{OnProgress: func(p ReferProgress) {
 		mu.Lock()
 		got = append(got, p)
 		mu.Unlock()

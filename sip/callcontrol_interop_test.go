@@ -29,15 +29,23 @@ func sippScenario(t *testing.T, name string) string {
 	return string(b)
 }
 
+// sippDial starts sipp with the scenario file name (its TARGET_RE-like
+// placeholders replaced by vars) over tr, places a call to it from ua and
+// returns sipp, the dialog and a context that ends with the test (30 s).
+func sippDial(t *testing.T, ua *UA, name, tr string, vars map[string]string) (*testenv.Sipp, *Dialog, context.Context) {
+	t.Helper()
+	sp := testenv.StartSipp(t, testenv.SippConfig{Scenario: sippScenario(t, name), Transport: tr, Vars: vars, Timeout: 30 * time.Second})
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	t.Cleanup(cancel)
+	d, err := ua.Invite(ctx, InviteRequest{Callee: sp.URI("bob"), From: "alice", Transport: tr, Offer: []byte(ourSDP)})
+	require.NoError(t, err, sp.Logs())
+	return sp, d, ctx
+}
+
 func TestInteropSippReinviteHoldUnhold(t *testing.T) {
 	for _, tr := range []string{"udp", "tcp"} {
 		t.Run(tr, func(t *testing.T) {
-			sp := testenv.StartSipp(t, testenv.SippConfig{Scenario: sippScenario(t, "sipp_reinvite_hold.xml"), Transport: tr, Timeout: 30 * time.Second})
-			ua := newTestUA(t)
-			ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-			defer cancel()
-			d, err := ua.Invite(ctx, InviteRequest{Callee: sp.URI("bob"), From: "alice", Transport: tr, Offer: []byte(ourSDP)})
-			require.NoError(t, err, sp.Logs())
+			sp, d, ctx := sippDial(t, newTestUA(t), "sipp_reinvite_hold.xml", tr, nil)
 			assert.True(t, d.PeerAllows("REFER"))
 			assert.True(t, d.PeerSupports("replaces"))
 
@@ -59,26 +67,16 @@ func TestInteropSippReinviteHoldUnhold(t *testing.T) {
 // TestInteropSippReinviteWrongDirectionFails: the scenario's check is real:
 // a sendrecv offer where it expects sendonly fails sipp's call.
 func TestInteropSippReinviteWrongDirectionFails(t *testing.T) {
-	sp := testenv.StartSipp(t, testenv.SippConfig{Scenario: sippScenario(t, "sipp_reinvite_hold.xml"), Timeout: 20 * time.Second})
-	ua := newTestUA(t)
-	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
-	defer cancel()
-	d, err := ua.Invite(ctx, InviteRequest{Callee: sp.URI("bob"), From: "alice", Offer: []byte(ourSDP)})
-	require.NoError(t, err, sp.Logs())
+	sp, d, ctx := sippDial(t, newTestUA(t), "sipp_reinvite_hold.xml", "udp", nil)
 	_, _ = d.Reinvite(ctx, []byte(resumeSDP)) // sipp wants sendonly: it aborts the call
 	_ = d.Bye(ctx)
-	err = sp.Wait(30 * time.Second)
+	err := sp.Wait(30 * time.Second)
 	require.Error(t, err, "sipp accepted a sendrecv offer as a hold")
 	assert.Contains(t, err.Error(), "regexp")
 }
 
 func TestInteropSippReinvite491(t *testing.T) {
-	sp := testenv.StartSipp(t, testenv.SippConfig{Scenario: sippScenario(t, "sipp_reinvite_491.xml"), Timeout: 30 * time.Second})
-	ua := newTestUA(t)
-	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-	defer cancel()
-	d, err := ua.Invite(ctx, InviteRequest{Callee: sp.URI("bob"), From: "alice", Offer: []byte(ourSDP)})
-	require.NoError(t, err, sp.Logs())
+	sp, d, ctx := sippDial(t, newTestUA(t), "sipp_reinvite_491.xml", "udp", nil)
 	start := time.Now()
 	answer, err := d.Reinvite(ctx, []byte(holdSDP))
 	took := time.Since(start)
@@ -95,14 +93,7 @@ func TestInteropSippReinvite491(t *testing.T) {
 // and returns the progress reports.
 func referRun(t *testing.T, tr, targetRE, final, target string, opts ReferOptions, ua *UA) []ReferProgress {
 	t.Helper()
-	sp := testenv.StartSipp(t, testenv.SippConfig{
-		Scenario: sippScenario(t, "sipp_refer.xml"), Transport: tr, Timeout: 30 * time.Second,
-		Vars: map[string]string{"TARGET_RE": targetRE, "FINAL_STATUS": final},
-	})
-	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-	defer cancel()
-	d, err := ua.Invite(ctx, InviteRequest{Callee: sp.URI("bob"), From: "alice", Transport: tr, Offer: []byte(ourSDP)})
-	require.NoError(t, err, sp.Logs())
+	sp, d, ctx := sippDial(t, ua, "sipp_refer.xml", tr, map[string]string{"TARGET_RE": targetRE, "FINAL_STATUS": final})
 	var mu sync.Mutex
 	var got []ReferProgress
 	fin := make(chan struct{})
@@ -170,20 +161,13 @@ func TestInteropSippReferAttended(t *testing.T) {
 // TestInteropSippReferWrongTargetFails: the scenario's Refer-To check is
 // real: another target fails sipp's call.
 func TestInteropSippReferWrongTargetFails(t *testing.T) {
-	sp := testenv.StartSipp(t, testenv.SippConfig{
-		Scenario: sippScenario(t, "sipp_refer.xml"), Timeout: 20 * time.Second,
-		Vars: map[string]string{"TARGET_RE": `^ *.sip:carol@pbx\.example>$`, "FINAL_STATUS": "200 OK"},
-	})
-	ua := newTestUA(t)
-	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
-	defer cancel()
-	d, err := ua.Invite(ctx, InviteRequest{Callee: sp.URI("bob"), From: "alice", Offer: []byte(ourSDP)})
-	require.NoError(t, err, sp.Logs())
+	sp, d, ctx := sippDial(t, newTestUA(t), "sipp_refer.xml", "udp",
+		map[string]string{"TARGET_RE": `^ *.sip:carol@pbx\.example>$`, "FINAL_STATUS": "200 OK"})
 	short, cancelShort := context.WithTimeout(ctx, 2*time.Second)
 	defer cancelShort()
 	_ = d.Refer(short, "sip:dave@pbx.example", ReferOptions{}) // sipp 3.6.1 marks the call failed, may still answer
 	_ = d.Bye(ctx)
-	err = sp.Wait(30 * time.Second)
+	err := sp.Wait(30 * time.Second)
 	require.Error(t, err, "sipp accepted the wrong Refer-To")
 	assert.Contains(t, err.Error(), "regexp")
 }

@@ -65,15 +65,8 @@ func (d *Dialog) Reinvite(ctx context.Context, offer []byte) (answer []byte, err
 		if res.StatusCode == 491 && attempt < maxGlareRetries {
 			delay := d.glareDelay()
 			d.log.Info("sip: re-INVITE glare, retrying", "after", delay)
-			t := time.NewTimer(delay)
-			select {
-			case <-t.C:
-			case <-ctx.Done():
-				t.Stop()
-				return nil, fmt.Errorf("sip: re-INVITE: %w", ctx.Err())
-			case <-d.done:
-				t.Stop()
-				return nil, ErrDialogClosed
+			if err := d.pause(ctx, delay); err != nil {
+				return nil, err
 			}
 			continue
 		}
@@ -84,6 +77,21 @@ func (d *Dialog) Reinvite(ctx context.Context, offer []byte) (answer []byte, err
 			return nil, errors.New("sip: re-INVITE: 2xx without an SDP answer")
 		}
 		return append([]byte(nil), res.Body()...), nil
+	}
+}
+
+// pause waits for delay before a re-INVITE is tried (again); it fails when
+// ctx or the dialog ends first.
+func (d *Dialog) pause(ctx context.Context, delay time.Duration) error {
+	t := time.NewTimer(delay)
+	defer t.Stop()
+	select {
+	case <-t.C:
+		return nil
+	case <-ctx.Done():
+		return fmt.Errorf("sip: re-INVITE: %w", ctx.Err())
+	case <-d.done:
+		return ErrDialogClosed
 	}
 }
 
@@ -118,15 +126,8 @@ func (d *Dialog) reinviteOnce(ctx context.Context, offer []byte) (*sipgox.Respon
 		case !ok:
 			return nil, ErrDialogClosed
 		case errors.Is(err, errInviteBusy):
-			t := time.NewTimer(20 * time.Millisecond)
-			select {
-			case <-t.C:
-			case <-ctx.Done():
-				t.Stop()
-				return nil, fmt.Errorf("sip: re-INVITE: %w", ctx.Err())
-			case <-d.done:
-				t.Stop()
-				return nil, ErrDialogClosed
+			if err := d.pause(ctx, 20*time.Millisecond); err != nil {
+				return nil, err
 			}
 		case err != nil:
 			return nil, err

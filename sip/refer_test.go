@@ -55,6 +55,21 @@ func (p *testPeer) sendNotify(t *testing.T, event, state, ct, body string) int {
 	return res.StatusCode
 }
 
+// answerREFER makes the test peer answer REFERs with code and then, in a
+// goroutine of its own, run after (nil: nothing).
+func answerREFER(code int, after func(p *testPeer)) func(p *testPeer, req *sipgox.Request, tx sipgox.ServerTransaction) bool {
+	return func(p *testPeer, req *sipgox.Request, tx sipgox.ServerTransaction) bool {
+		if req.Method != sipgox.REFER {
+			return false
+		}
+		_ = tx.Respond(sipgox.NewResponseFromRequest(req, code, "Scripted", nil))
+		if after != nil {
+			go after(p)
+		}
+		return true
+	}
+}
+
 // TestReferBlind: REFER carries Refer-To (a bare number made a SIP URI at
 // the dialog's domain) and Referred-By; 202 returns nil; the NOTIFYs'
 // sipfrag status lines reach OnProgress, the 200 one final.
@@ -64,18 +79,11 @@ func TestReferBlind(t *testing.T) {
 		p.answer(req, tx, sipgox.NewHeader("Allow", "INVITE, ACK, BYE, REFER, NOTIFY"), sipgox.NewHeader("Supported", "replaces, timer"))
 	})
 	codes := make(chan int, 4)
-	p.setRequest(func(p *testPeer, req *sipgox.Request, tx sipgox.ServerTransaction) bool {
-		if req.Method != sipgox.REFER {
-			return false
-		}
-		_ = tx.Respond(sipgox.NewResponseFromRequest(req, 202, "Accepted", nil))
-		go func() {
-			codes <- p.sendNotify(t, "refer", "active;expires=60", "message/sipfrag", "SIP/2.0 100 Trying\r\n")
-			codes <- p.sendNotify(t, "refer", "active;expires=60", "message/sipfrag;version=2.0", "SIP/2.0 180 Ringing\r\nContact: <sip:carol@127.0.0.1>\r\n\r\n")
-			codes <- p.sendNotify(t, "refer", "terminated;reason=noresource", "message/sipfrag", "SIP/2.0 200 OK\r\n")
-		}()
-		return true
-	})
+	p.setRequest(answerREFER(202, func(p *testPeer) {
+		codes <- p.sendNotify(t, "refer", "active;expires=60", "message/sipfrag", "SIP/2.0 100 Trying\r\n")
+		codes <- p.sendNotify(t, "refer", "active;expires=60", "message/sipfrag;version=2.0", "SIP/2.0 180 Ringing\r\nContact: <sip:carol@127.0.0.1>\r\n\r\n")
+		codes <- p.sendNotify(t, "refer", "terminated;reason=noresource", "message/sipfrag", "SIP/2.0 200 OK\r\n")
+	}))
 	ua := newTestUA(t)
 	d, err := ua.Invite(testCtx(t), basicInvite(p))
 	require.NoError(t, err)
@@ -106,13 +114,7 @@ func TestReferBlind(t *testing.T) {
 // code; no report follows.
 func TestReferRejected(t *testing.T) {
 	p := newTestPeer(t)
-	p.setRequest(func(p *testPeer, req *sipgox.Request, tx sipgox.ServerTransaction) bool {
-		if req.Method != sipgox.REFER {
-			return false
-		}
-		_ = tx.Respond(sipgox.NewResponseFromRequest(req, 603, "Decline", nil))
-		return true
-	})
+	p.setRequest(answerREFER(603, nil))
 	ua := newTestUA(t)
 	d, err := ua.Invite(testCtx(t), basicInvite(p))
 	require.NoError(t, err)
@@ -134,13 +136,7 @@ func TestReferRejected(t *testing.T) {
 // the dialog ending before a final NOTIFY gives a final report with code 0.
 func TestReferNotifyErrors(t *testing.T) {
 	p := newTestPeer(t)
-	p.setRequest(func(p *testPeer, req *sipgox.Request, tx sipgox.ServerTransaction) bool {
-		if req.Method != sipgox.REFER {
-			return false
-		}
-		_ = tx.Respond(sipgox.NewResponseFromRequest(req, 202, "Accepted", nil))
-		return true
-	})
+	p.setRequest(answerREFER(202, nil))
 	ua := newTestUA(t)
 	d, err := ua.Invite(testCtx(t), basicInvite(p))
 	require.NoError(t, err)

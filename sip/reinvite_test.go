@@ -55,6 +55,25 @@ func (ra *reinviteAnswers) handle(p *testPeer, req *sipgox.Request, tx sipgox.Se
 	return true
 }
 
+// reinviteCall calls a test peer that answers re-INVITEs with codes
+// (then 200).
+func reinviteCall(t *testing.T, codes ...int) (*testPeer, *reinviteAnswers, *Dialog) {
+	t.Helper()
+	p := newTestPeer(t)
+	ra := &reinviteAnswers{codes: codes}
+	p.setRequest(ra.handle)
+	d, err := newTestUA(t).Invite(testCtx(t), basicInvite(p))
+	require.NoError(t, err)
+	return p, ra, d
+}
+
+// respondSDP answers req 200 with an SDP body.
+func respondSDP(tx sipgox.ServerTransaction, req *sipgox.Request, sdp string) {
+	res := sipgox.NewResponseFromRequest(req, 200, "OK", []byte(sdp))
+	res.AppendHeader(sipgox.NewHeader("Content-Type", "application/sdp"))
+	_ = tx.Respond(res)
+}
+
 func (ra *reinviteAnswers) got() []*sipgox.Request {
 	ra.mu.Lock()
 	defer ra.mu.Unlock()
@@ -65,12 +84,7 @@ func (ra *reinviteAnswers) got() []*sipgox.Request {
 // Call-ID and tags, a higher CSeq), ACKs the 2xx and returns the answer;
 // the dialog stays up.
 func TestReinviteHoldUnhold(t *testing.T) {
-	p := newTestPeer(t)
-	ra := &reinviteAnswers{}
-	p.setRequest(ra.handle)
-	ua := newTestUA(t)
-	d, err := ua.Invite(testCtx(t), basicInvite(p))
-	require.NoError(t, err)
+	p, ra, d := reinviteCall(t)
 	inv := p.waitReq(sipgox.INVITE, 1)
 
 	answer, err := d.Reinvite(testCtx(t), []byte(holdSDP))
@@ -147,14 +161,9 @@ func TestReinviteRefreshKeepsHold(t *testing.T) {
 // TestReinviteVersionRaised: an offer whose o= version is not above the
 // last SDP we sent is raised to one more (RFC 3264 §8).
 func TestReinviteVersionRaised(t *testing.T) {
-	p := newTestPeer(t)
-	ra := &reinviteAnswers{}
-	p.setRequest(ra.handle)
-	ua := newTestUA(t)
-	d, err := ua.Invite(testCtx(t), basicInvite(p))
-	require.NoError(t, err)
+	_, ra, d := reinviteCall(t)
 	stale := strings.Replace(ourSDP, "a=sendrecv", "a=inactive", 1) // still version 7
-	_, err = d.Reinvite(testCtx(t), []byte(stale))
+	_, err := d.Reinvite(testCtx(t), []byte(stale))
 	require.NoError(t, err)
 	offers := ra.got()
 	require.Len(t, offers, 1)
@@ -168,12 +177,7 @@ func TestReinviteVersionRaised(t *testing.T) {
 // TestReinvite491Retried: 491 Request Pending is retried after the glare
 // delay with a new CSeq (RFC 3261 §14.1); three 491s in a row give up.
 func TestReinvite491Retried(t *testing.T) {
-	p := newTestPeer(t)
-	ra := &reinviteAnswers{codes: []int{491, 491, 200, 491, 491, 491}}
-	p.setRequest(ra.handle)
-	ua := newTestUA(t)
-	d, err := ua.Invite(testCtx(t), basicInvite(p))
-	require.NoError(t, err)
+	_, ra, d := reinviteCall(t, 491, 491, 200, 491, 491, 491)
 	var delays []time.Duration
 	d.glareDelay = func() time.Duration {
 		dl := glareDelay()
@@ -204,13 +208,8 @@ func TestReinvite491Retried(t *testing.T) {
 // TestReinviteRejectedKeepsSession: 488 leaves the dialog up and the
 // session as it was (a later refresh sends the old SDP).
 func TestReinviteRejectedKeepsSession(t *testing.T) {
-	p := newTestPeer(t)
-	ra := &reinviteAnswers{codes: []int{488}}
-	p.setRequest(ra.handle)
-	ua := newTestUA(t)
-	d, err := ua.Invite(testCtx(t), basicInvite(p))
-	require.NoError(t, err)
-	_, err = d.Reinvite(testCtx(t), []byte(holdSDP))
+	_, _, d := reinviteCall(t, 488)
+	_, err := d.Reinvite(testCtx(t), []byte(holdSDP))
 	require.ErrorIs(t, err, ErrNotAcceptable)
 	assert.Equal(t, 488, StatusCode(err))
 	assert.NoError(t, d.Err())
@@ -225,13 +224,8 @@ func TestReinviteRejectedKeepsSession(t *testing.T) {
 func TestReinvite481EndsDialog(t *testing.T) {
 	for _, code := range []int{481, 408} {
 		t.Run(strconv.Itoa(code), func(t *testing.T) {
-			p := newTestPeer(t)
-			ra := &reinviteAnswers{codes: []int{code}}
-			p.setRequest(ra.handle)
-			ua := newTestUA(t)
-			d, err := ua.Invite(testCtx(t), basicInvite(p))
-			require.NoError(t, err)
-			_, err = d.Reinvite(testCtx(t), []byte(holdSDP))
+			p, _, d := reinviteCall(t, code)
+			_, err := d.Reinvite(testCtx(t), []byte(holdSDP))
 			assert.Equal(t, code, StatusCode(err))
 			select {
 			case <-d.Done():
@@ -258,9 +252,7 @@ func TestReinviteCallerTimeoutKeepsDialog(t *testing.T) {
 		if req.IsInvite() && toTag(req) != "" {
 			_ = tx.Respond(sipgox.NewResponseFromRequest(req, 100, "Trying", nil))
 			<-release
-			res := sipgox.NewResponseFromRequest(req, 200, "OK", []byte(strings.Replace(peerSDP, "a=sendrecv", "a=recvonly", 1)))
-			res.AppendHeader(sipgox.NewHeader("Content-Type", "application/sdp"))
-			_ = tx.Respond(res)
+			respondSDP(tx, req, strings.Replace(peerSDP, "a=sendrecv", "a=recvonly", 1))
 			return true
 		}
 		return false
@@ -299,9 +291,7 @@ func TestReinviteGlareIncoming(t *testing.T) {
 			_ = tx.Respond(sipgox.NewResponseFromRequest(req, 100, "Trying", nil))
 			r, err := p.inDialog(testCtx(t), sipgox.INVITE, "application/sdp", []byte(peerSDP))
 			theirs <- result{r, err}
-			res := sipgox.NewResponseFromRequest(req, 200, "OK", []byte(peerSDP))
-			res.AppendHeader(sipgox.NewHeader("Content-Type", "application/sdp"))
-			_ = tx.Respond(res)
+			respondSDP(tx, req, peerSDP)
 			return true
 		}
 		return false
