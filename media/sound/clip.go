@@ -50,7 +50,9 @@ func (c *Clip) Duration() time.Duration {
 // ones, so a sound whose ends do not match does not click at the seam
 // (the loop is then 10 ms shorter than the clip). An empty clip ends at
 // once, looped or not. A rate out of range makes every Read fail with an
-// error wrapping ErrRate.
+// error wrapping ErrRate. (Decoded files have standard rates; a clip
+// built by hand at an odd rate, say 44101 Hz, may need a resampler that
+// is slow to set up, or be refused with ErrRate.)
 func (c *Clip) Play(rate int, loop bool) Source {
 	if rate == 0 {
 		rate = c.SampleRate
@@ -86,6 +88,22 @@ func (c *Clip) Play(rate int, loop bool) Source {
 	return p
 }
 
+// maxFileRate is the highest sample rate a decoded file (or a Live's
+// input) may have.
+const maxFileRate = 192000
+
+// checkFileRate accepts the sample rate of a file or of a live stream's
+// frames: a multiple of 25 Hz from 1000 to 192000 Hz. Every standard rate
+// is one (8000, 11025, 22050, 44100, 48000, 96000, 192000...); an odd
+// rate such as 383998 Hz would need thousands of resampler phases and
+// seconds of CPU to set up, which a hostile file must not cost.
+func checkFileRate(r int) error {
+	if r < minRate || r > maxFileRate || r%25 != 0 {
+		return fmt.Errorf("%w: %d Hz (a multiple of 25 Hz up to %d Hz is decoded)", ErrRate, r, maxFileRate)
+	}
+	return nil
+}
+
 func checkRate(r int) error {
 	if r < minRate || r > maxRate {
 		return fmt.Errorf("%w: %d Hz", ErrRate, r)
@@ -106,9 +124,22 @@ type player struct {
 	pos     int  // next input sample of s
 	inSeam  bool // the next input comes from seam
 	seamPos int
-	out     []int16 // resampled, not yet read
-	outPos  int
+	out     pending
 	ended   bool // all input given (and flushed)
+}
+
+// pending is resampled output not yet read.
+type pending struct {
+	buf []int16
+	pos int
+}
+
+// take moves what it can of the pending samples to dst and returns how
+// many it moved; 0 when none are pending.
+func (q *pending) take(dst []int16) int {
+	c := copy(dst, q.buf[q.pos:])
+	q.pos += c
+	return c
 }
 
 func (p *player) SampleRate() int { return p.rate }
@@ -155,10 +186,8 @@ func (p *player) Read(dst []int16) (int, error) {
 	}
 	n := 0
 	for n < len(dst) {
-		if p.outPos < len(p.out) {
-			c := copy(dst[n:], p.out[p.outPos:])
+		if c := p.out.take(dst[n:]); c > 0 {
 			n += c
-			p.outPos += c
 			continue
 		}
 		if p.ended {
@@ -177,13 +206,13 @@ func (p *player) Read(dst []int16) (int, error) {
 		// Feed about as much input as the output still wanted needs (at
 		// least 10 ms, so small reads do not cost a filter run each).
 		in := p.next(max(int(float64(want)*p.ratio)+1, p.rs.OutRate()/100))
-		p.outPos = 0
+		p.out.pos = 0
 		if len(in) == 0 {
-			p.out = p.rs.Flush(p.out[:0])
+			p.out.buf = p.rs.Flush(p.out.buf[:0])
 			p.ended = true
 			continue
 		}
-		p.out = p.rs.Process(p.out[:0], in)
+		p.out.buf = p.rs.Process(p.out.buf[:0], in)
 	}
 	return n, nil
 }
@@ -212,14 +241,13 @@ func Resample(src Source, rate int) (Source, error) {
 
 // resampled is Resample's Source.
 type resampled struct {
-	src    Source
-	rs     *resample.Resampler
-	ratio  float64
-	in     []int16
-	out    []int16
-	outPos int
-	eof    bool
-	err    error
+	src   Source
+	rs    *resample.Resampler
+	ratio float64
+	in    []int16
+	out   pending
+	eof   bool
+	err   error
 }
 
 func (r *resampled) SampleRate() int { return r.rs.OutRate() }
@@ -227,10 +255,8 @@ func (r *resampled) SampleRate() int { return r.rs.OutRate() }
 func (r *resampled) Read(dst []int16) (int, error) {
 	n := 0
 	for n < len(dst) {
-		if r.outPos < len(r.out) {
-			c := copy(dst[n:], r.out[r.outPos:])
+		if c := r.out.take(dst[n:]); c > 0 {
 			n += c
-			r.outPos += c
 			continue
 		}
 		if r.eof {
@@ -241,17 +267,17 @@ func (r *resampled) Read(dst []int16) (int, error) {
 			r.in = make([]int16, want)
 		}
 		k, err := r.src.Read(r.in[:want])
-		r.outPos = 0
-		r.out = r.rs.Process(r.out[:0], r.in[:k])
+		r.out.pos = 0
+		r.out.buf = r.rs.Process(r.out.buf[:0], r.in[:k])
 		if err != nil {
-			r.out = r.rs.Flush(r.out)
+			r.out.buf = r.rs.Flush(r.out.buf)
 			r.eof, r.err = true, err
 			continue
 		}
 		if k == 0 {
 			break // a gap in a live source
 		}
-		if len(r.out) == 0 && k < want {
+		if len(r.out.buf) == 0 && k < want {
 			break // what came in is still in the filter
 		}
 	}

@@ -98,6 +98,8 @@ func TestDecodeErrors(t *testing.T) {
 	copy(ogg[28:], "\x01vorbis") // the first packet is not OpusHead
 	badFmt := append([]byte(nil), wav...)
 	badFmt[20] = 0x55 // format tag 0x0055: MP3 in WAV
+	oddRate := append([]byte(nil), wav...)
+	copy(oddRate[24:28], le32(383998)) // costly to resample: refused
 	flipped := append([]byte(nil), opus...)
 	flipped[len(flipped)/2] ^= 0xff // breaks a page checksum
 	cases := []struct {
@@ -111,6 +113,7 @@ func TestDecodeErrors(t *testing.T) {
 		{"vorbis", ogg, nil, ErrUnsupportedFormat},
 		{"wav tag 0x55", badFmt, nil, ErrUnsupportedFormat},
 		{"wav without data", wav[:40], nil, ErrMalformed},
+		{"wav at 383998 Hz", oddRate, nil, ErrRate},
 		{"wav without fmt", []byte("RIFF\x04\x00\x00\x00WAVE"), nil, ErrMalformed},
 		{"ogg truncated", opus[:len(opus)-100], nil, ErrMalformed},
 		{"ogg checksum", flipped, nil, ErrMalformed},
@@ -126,6 +129,13 @@ func TestDecodeErrors(t *testing.T) {
 			require.ErrorIs(t, err, c.want)
 		})
 	}
+	// go-mp3 would allocate what an ID3v2 size claims (4 GiB when it is
+	// not syncsafe): such a tag is refused before go-mp3 sees it.
+	bogus := append([]byte("ID3\x04\x00\x00\xf0\x00\x00\x23"), mp3[10:]...)
+	_, err := decodeMP3(bogus, newOptions(nil))
+	require.ErrorIs(t, err, ErrMalformed)
+	_, err = decodeMP3(mp3[:30], newOptions(nil))
+	require.ErrorIs(t, err, ErrMalformed, "tag longer than the file")
 	// A WAV cut short in its data chunk is what it holds.
 	c, err := Decode(bytes.NewReader(wav[:len(wav)-4000]))
 	require.NoError(t, err)

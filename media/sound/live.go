@@ -170,7 +170,7 @@ func (l *Live) decode(f *media.Frame) ([]int16, int, error) {
 			rate = 8000
 		}
 		ch := max(int(f.Channels), 1)
-		if ch > 8 || checkRate(rate) != nil {
+		if ch > 8 || checkFileRate(rate) != nil {
 			return nil, 0, fmt.Errorf("%w: G.711 at %d Hz with %d channels", ErrCodec, rate, ch)
 		}
 		if f.Codec == media.CodecPCMA {

@@ -121,6 +121,15 @@ func decodeMP3(b []byte, o options) (c *Clip, err error) {
 			c, err = nil, fmt.Errorf("%w: MP3: decoder failed: %v", ErrMalformed, r)
 		}
 	}()
+	// Skip ID3v2 tags here: go-mp3 allocates the size a tag claims (up to
+	// 4 GiB for a size that is not syncsafe) before reading it.
+	for len(b) >= 3 && string(b[:3]) == "ID3" {
+		n := id3v2Size(b)
+		if n == 0 || n > len(b) {
+			return nil, fmt.Errorf("%w: MP3: invalid or truncated ID3v2 tag", ErrMalformed)
+		}
+		b = b[n:]
+	}
 	// A plain io.Reader: given an io.Seeker, go-mp3 scans the whole file
 	// once more to index frames, which Decode does not need.
 	d, err := mp3.NewDecoder(struct{ io.Reader }{bytes.NewReader(b)})
@@ -128,8 +137,8 @@ func decodeMP3(b []byte, o options) (c *Clip, err error) {
 		return nil, fmt.Errorf("%w: MP3: %v", ErrMalformed, err)
 	}
 	rate := d.SampleRate()
-	if rate < minRate || rate > maxRate {
-		return nil, fmt.Errorf("%w: MP3 at %d Hz", ErrMalformed, rate)
+	if err := checkFileRate(rate); err != nil {
+		return nil, fmt.Errorf("%w: MP3: %w", ErrMalformed, err)
 	}
 	limit := o.maxSamples(rate)
 	// A compressed frame (at least 24 bytes at 8 kb/s) decodes to at most

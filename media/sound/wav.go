@@ -121,8 +121,8 @@ func parseWAVFmt(b []byte) (wavFmt, error) {
 	if f.channels < 1 || f.channels > 8 {
 		return wavFmt{}, fmt.Errorf("%w: WAV with %d channels", ErrUnsupportedFormat, f.channels)
 	}
-	if f.rate < minRate || f.rate > maxRate {
-		return wavFmt{}, fmt.Errorf("%w: WAV at %d Hz", ErrUnsupportedFormat, f.rate)
+	if err := checkFileRate(f.rate); err != nil {
+		return wavFmt{}, fmt.Errorf("%w: WAV: %w", ErrUnsupportedFormat, err)
 	}
 	ok := false
 	switch f.tag {
