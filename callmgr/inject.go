@@ -200,7 +200,20 @@ func (c *Call) InjectStream(ctx context.Context, stream string) error {
 	if err != nil || from == nil {
 		return err
 	}
-	if _, err := from.addTap(ctx, tapID, &liveTap{live: live}); err != nil {
+	tap := &liveTap{live: live, onClose: func() {
+		// The other call ended (or dropped the tap): back to silence.
+		c.inbox.push(func() {
+			if c.liveTap == tapID && !c.ending {
+				_ = c.live.Close()
+				c.live, c.liveFrom, c.liveTap, c.liveOn = nil, "", "", nil
+				if err := c.applyAudio(); err != nil {
+					c.m.cfg.Logger.Info("audio source", "callID", c.id, "err", err)
+				}
+				c.emitAudio()
+			}
+		})
+	}}
+	if _, err := from.addTap(ctx, tapID, tap); err != nil {
 		_ = c.do(context.Background(), func() error {
 			if c.liveTap == tapID {
 				c.live, c.liveFrom, c.liveTap, c.liveOn = nil, "", "", nil
@@ -231,7 +244,12 @@ func (c *Call) addTap(ctx context.Context, id string, s sink.Sink) (SinkInfo, er
 }
 
 // liveTap feeds a call's audio frames to a sound.Live; video is ignored.
-type liveTap struct{ live *sound.Live }
+// onClose tells the injecting call that the tap is gone.
+type liveTap struct {
+	live    *sound.Live
+	onClose func()
+	once    sync.Once
+}
 
 func (t *liveTap) WriteFrame(f *media.Frame) error {
 	if f.Kind() != media.KindAudio {
@@ -243,7 +261,10 @@ func (t *liveTap) WriteFrame(f *media.Frame) error {
 	return nil
 }
 
-func (t *liveTap) Close(context.Context) error { return nil }
+func (t *liveTap) Close(context.Context) error {
+	t.once.Do(t.onClose)
+	return nil
+}
 
 // InjectSound plays src to a live call's peer (see Call.InjectSound).
 func (m *Manager) InjectSound(ctx context.Context, callID string, src sound.Source, name string) error {

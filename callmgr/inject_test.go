@@ -87,3 +87,30 @@ func TestInjectSoundAndStreamToPeer(t *testing.T) {
 	require.NoError(t, a.Terminate(ctx))
 	require.NoError(t, b.Terminate(ctx))
 }
+
+// TestInjectStreamSourceEnds: when the call whose audio is injected ends,
+// the listening call goes back to silence and says so.
+func TestInjectStreamSourceEnds(t *testing.T) {
+	talker, err := siptest.NewPeer(siptest.Config{User: "talker", Script: siptest.Script{Audio: true}})
+	require.NoError(t, err)
+	defer talker.Close()
+	listener, err := siptest.NewPeer(siptest.Config{User: "listener"})
+	require.NoError(t, err)
+	defer listener.Close()
+	m, err := New(Config{ListenAddr: "127.0.0.1:0", RTPPortMin: 26200, RTPPortMax: 26299})
+	require.NoError(t, err)
+	defer m.Close(context.Background())
+	ctx := ctxT(t)
+	a, err := m.StartCall(ctx, CallParams{CallID: "src", Callee: talker.URI(), ToStream: "src-stream", HasAudio: true})
+	require.NoError(t, err)
+	b, err := m.StartCall(ctx, CallParams{CallID: "dst", Callee: listener.URI(), HasAudio: true})
+	require.NoError(t, err)
+	require.NoError(t, a.WaitEstablished(ctx))
+	require.NoError(t, b.WaitEstablished(ctx))
+	require.NoError(t, b.InjectStream(ctx, "src-stream"))
+	assert.Equal(t, "src-stream", b.Info().InjectedStream)
+	require.NoError(t, a.Terminate(ctx))
+	require.True(t, waitFor(func() bool { return b.Info().InjectedStream == "" }), "the end of the source is noticed")
+	assert.ErrorIs(t, b.InjectStream(ctx, "src-stream"), ErrStreamNotFound)
+	require.NoError(t, b.Terminate(ctx))
+}
