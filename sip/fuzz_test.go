@@ -1,6 +1,7 @@
 package sip
 
 import (
+	"net/url"
 	"strconv"
 	"strings"
 	"testing"
@@ -232,6 +233,53 @@ func FuzzParseSipfrag(f *testing.F) {
 		c2, r2, err := parseSipfrag([]byte(line))
 		if err != nil || c2 != code || r2 != reason {
 			t.Fatalf("round trip of %q: %d, %q, %v", line, c2, r2, err)
+		}
+	})
+}
+
+// FuzzParseEventHeader: no panic; the package is lower case and trimmed.
+func FuzzParseEventHeader(f *testing.F) {
+	for _, s := range []string{"refer", "refer;id=93809824", " Refer ; ID = 7 ", "refer;id=", "refer;id=99999999999", "presence;id=1;x", ";", ""} {
+		f.Add(s)
+	}
+	f.Fuzz(func(t *testing.T, v string) {
+		pkg, id, hasID := parseEventHeader(v)
+		if pkg != strings.ToLower(pkg) || pkg != strings.TrimSpace(pkg) {
+			t.Fatalf("parseEventHeader(%q) package %q", v, pkg)
+		}
+		if !hasID && id != 0 {
+			t.Fatalf("parseEventHeader(%q) id %d without an id", v, id)
+		}
+	})
+}
+
+// FuzzReferTarget: what referTarget accepts is a valid SIP URI, and the
+// Replaces it carries unescapes to exactly what was given.
+func FuzzReferTarget(f *testing.F) {
+	for _, c := range [][2]string{
+		{"carol", ""}, {"+4930123", "abc@host;to-tag=1;from-tag=2"}, {"sip:carol@pbx.example;transport=tcp", "x%y;to-tag=;from-tag=z"},
+		{"carol@other.example:5080", "consult:1@x;to-tag=a b;from-tag=é"}, {"sip:carol@pbx.example?X-A=1", "[v6]"},
+	} {
+		f.Add(c[0], c[1])
+	}
+	f.Fuzz(func(t *testing.T, target, replaces string) {
+		uri, err := referTarget(target, "pbx.example:5060", replaces)
+		if err != nil {
+			return
+		}
+		if err := ValidateURI(uri); err != nil {
+			t.Fatalf("referTarget(%q, %q) = %q: %v", target, replaces, uri, err)
+		}
+		if replaces == "" {
+			return
+		}
+		i := strings.LastIndex(uri, "Replaces=")
+		if i < 0 {
+			t.Fatalf("referTarget(%q, %q) = %q: no Replaces", target, replaces, uri)
+		}
+		got, err := url.PathUnescape(uri[i+len("Replaces="):])
+		if err != nil || got != replaces {
+			t.Fatalf("referTarget(%q, %q) = %q: Replaces unescapes to %q, %v", target, replaces, uri, got, err)
 		}
 	})
 }

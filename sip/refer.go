@@ -36,10 +36,13 @@ type ReferOptions struct {
 type ReferProgress struct {
 	// StatusCode and Reason are the status line the transferee got for its
 	// INVITE to the target (100, 180, 200, 486, 603 ...). StatusCode is 0
-	// when the dialog ended before a final report arrived.
+	// when the dialog ended, or the subscription was terminated by a
+	// NOTIFY without a body, before a final status arrived.
 	StatusCode int
 	Reason     string
-	// Final says this is the last report of the transfer.
+	// Final says this is the last report of the transfer. The transfer
+	// succeeded when StatusCode is 2xx; a final report below 200 means the
+	// transferee stopped reporting before the outcome was known.
 	Final bool
 }
 
