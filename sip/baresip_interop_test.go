@@ -6,6 +6,7 @@ import (
 	"context"
 	"fmt"
 	"net"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -135,6 +136,8 @@ func TestInteropBaresipHold(t *testing.T) {
 	assert.Equal(t, []string{"sendrecv"}, sdpDirections(answer), string(answer))
 	toneIn("after unhold")
 	require.NoError(t, d.Bye(ctx))
+	// The re-INVITEs followed the Record-Route set through kamailio.
+	assert.Equal(t, 3, strings.Count(kam.Log(), "req INVITE "), kam.Log())
 }
 
 // TestInteropBaresipBlindTransfer: baresip (bob) takes our REFER to
