@@ -2,7 +2,10 @@
 // an SDP offer, digest authentication on 401 and 407, CANCEL, ACK), keeps
 // their dialogs (BYE both ways, INFO with DTMF and keyframe requests,
 // re-INVITE and UPDATE answers for hold/unhold, OPTIONS keepalive, session
-// timers) and registers (REGISTER with refresh and unREGISTER).
+// timers), changes them (Dialog.Reinvite sends a new offer: hold, unhold;
+// Dialog.Refer transfers the call, blind or attended with Replaces, and
+// reports the transferee's NOTIFY progress) and registers (REGISTER with
+// refresh and unREGISTER).
 //
 // It is built on github.com/emiago/sipgo, whose types never appear in this
 // package's API. Everything a caller passes in (login, auth name, domain,
@@ -28,5 +31,7 @@
 //
 // Specification: RFC 3261 (SIP), RFC 3581 (rport), RFC 4028 (session
 // timers), RFC 3311 (UPDATE), RFC 6086 (INFO), RFC 5168 (picture_fast_update),
-// RFC 3264 (offer/answer directions), RFC 2617/RFC 8760 (digest).
+// RFC 3264 (offer/answer directions), RFC 2617/RFC 8760 (digest), RFC 3515
+// (REFER), RFC 3420 (message/sipfrag), RFC 3891 (Replaces), RFC 5589 (call
+// transfer), RFC 5057 (dialog usages: what ends a dialog).
 package sip
