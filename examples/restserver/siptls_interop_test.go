@@ -109,8 +109,8 @@ func TestInteropSIPTLSThroughKamailio(t *testing.T) {
 	require.NotContains(t, klog, "req BYE", "the BYE was kamailio's, not ours")
 	require.Contains(t, srv.log.String(), `msg="sip: dialog ended" call_id=tls-1 reason="sip: remote hangup"`)
 
-	// A CA that did not sign kamailio's certificate: the call fails, its
-	// reason says why, and no TLS connection is left behind.
+	// A CA that did not sign kamailio's certificate: the call fails, the
+	// server's log says why, and no TLS connection is left behind.
 	require.NoError(t, srv.stop()) // its connection to kamailio ends with it
 	require.Eventually(t, func() bool { return countConns(t, kam.TLSPort) == 0 }, 10*time.Second, 100*time.Millisecond)
 	other := testenv.SelfSigned(t, "other.test")
