@@ -22,6 +22,7 @@ import (
 //	ffmpeg -f lavfi -i sine=frequency=1000:sample_rate=22050:duration=0.5 -c:a pcm_u8 tone1k_22050_u8.wav
 //	ffmpeg -f lavfi -i sine=frequency=1000:sample_rate=44100:duration=1 -ac 2 -c:a libmp3lame -b:a 32k -write_id3v1 1 tone1k_44100.mp3
 //	ffmpeg -f lavfi -i sine=frequency=1000:sample_rate=48000:duration=1 -c:a libopus -b:a 32k tone1k_48000.opus
+//	ffmpeg -f lavfi -i sine=frequency=1000:sample_rate=48000:duration=0.5 -ac 2 -c:a libopus -b:a 48k tone1k_48000_stereo.opus
 //
 // ffmpeg's mono-to-stereo upmix lowers the stereo files by 3 dB.
 var files = []struct {
@@ -37,6 +38,7 @@ var files = []struct {
 	{"tone1k_22050_u8.wav", FormatWAV, 22050, 500 * time.Millisecond, 0.125},
 	{"tone1k_44100.mp3", FormatMP3, 44100, time.Second, 0.125 / math.Sqrt2},
 	{"tone1k_48000.opus", FormatOggOpus, 48000, time.Second, 0.125},
+	{"tone1k_48000_stereo.opus", FormatOggOpus, 48000, 500 * time.Millisecond, 0.125 / math.Sqrt2},
 }
 
 func readTestdata(t testing.TB, name string) []byte {

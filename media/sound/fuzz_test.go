@@ -119,7 +119,7 @@ func FuzzDecodeOggOpus(f *testing.F) {
 
 // FuzzLiveWriteFrame: frames from the network decoded by a Live.
 func FuzzLiveWriteFrame(f *testing.F) {
-	for _, fr := range opusFrames(f)[:3] {
+	for _, fr := range opusFrames(f, "tone1k_48000_stereo.opus")[:3] {
 		f.Add(uint8(media.CodecOpus), fr.Payload, int64(fr.PTS))
 	}
 	f.Add(uint8(media.CodecPCMA), bytes.Repeat([]byte{0xd5}, 160), int64(0))

@@ -28,11 +28,11 @@ func pcmaFrames(n int) []media.Frame {
 	return out
 }
 
-// opusFrames returns the packets of the Ogg Opus test file as frames.
-func opusFrames(t testing.TB) []media.Frame {
+// opusFrames returns the packets of an Ogg Opus test file as frames.
+func opusFrames(t testing.TB, name string) []media.Frame {
 	var out []media.Frame
 	n := 0
-	_, err := oggPackets(readTestdata(t, "tone1k_48000.opus"), func(p []byte) error {
+	_, err := oggPackets(readTestdata(t, name), func(p []byte) error {
 		n++
 		if n > 2 {
 			out = append(out, media.Frame{Codec: media.CodecOpus, ClockRate: 48000, PTS: time.Duration(len(out)) * 20 * time.Millisecond, Payload: append([]byte(nil), p...)})
@@ -43,14 +43,19 @@ func opusFrames(t testing.TB) []media.Frame {
 	return out
 }
 
-// TestLiveTone: PCMA at 8 kHz and Opus at 48 kHz written into Lives at
-// 16 and 8 kHz come out as the tone, resampled, in step with the frames.
+// TestLiveTone: PCMA at 8 kHz and Opus at 48 kHz (mono and stereo
+// packets) written into Lives at 16 and 8 kHz come out as the tone,
+// resampled, in step with the frames.
 func TestLiveTone(t *testing.T) {
 	for _, c := range []struct {
 		name   string
 		rate   int
 		frames []media.Frame
-	}{{"pcma", 16000, pcmaFrames(25)}, {"opus", 8000, opusFrames(t)[:25]}} {
+	}{
+		{"pcma", 16000, pcmaFrames(25)},
+		{"opus", 8000, opusFrames(t, "tone1k_48000.opus")[:25]},
+		{"opus stereo", 8000, opusFrames(t, "tone1k_48000_stereo.opus")[:25]},
+	} {
 		l, err := NewLive(c.rate)
 		require.NoError(t, err)
 		require.Equal(t, c.rate, l.SampleRate())
