@@ -4,6 +4,7 @@ import (
 	"errors"
 	"io"
 	"math"
+	"net/netip"
 	"testing"
 	"time"
 
@@ -326,4 +327,81 @@ func TestInjectAllocs(t *testing.T) {
 		st.injected()
 	}
 	require.Zero(t, testing.AllocsPerRun(200, func() { st.injected() }))
+}
+
+// TestInjectLiveStream: the audio one call receives is sent into another
+// call. Session A receives a 1 kHz PCMA tone from its peer over UDP; its
+// OnFrame (A's goroutine) writes the frames into a sound.Live that
+// session B reads (B's goroutine) as its audio source, in PCMU at 8 kHz;
+// B's peer decodes the tone. A Live closed at the end ends B's source and
+// B goes back to silence.
+func TestInjectLiveStream(t *testing.T) {
+	live, err := sound.NewLive(8000)
+	require.NoError(t, err)
+	ends := make(chan sourceEnd, 1)
+	a, err := New(Config{IP: loopback, Audio: true, OnFrame: func(f *media.Frame) { _ = live.WriteFrame(f) }})
+	require.NoError(t, err)
+	defer a.Close()
+	b, err := New(Config{IP: loopback, Audio: true, RTCPInterval: time.Hour,
+		OnAudioSourceEnd: func(src sound.Source, err error) { ends <- sourceEnd{src, err} }})
+	require.NoError(t, err)
+	defer b.Close()
+	peerA, peerB := newPeer(t), newPeer(t)
+	require.NoError(t, a.Start([]media.StreamSpec{audioSpec(peerA.addr)}))
+	require.NoError(t, b.Start([]media.StreamSpec{toneSpecTo(peerB.addr, 0, media.CodecPCMU)}))
+	require.NoError(t, b.SetAudioSource(live))
+
+	// A's peer sends up to 3 s of tone, in real time.
+	pkts := tonePackets(t, 150, 0xabc, 1, 1000)
+	stop, stopped := make(chan struct{}), make(chan struct{})
+	defer func() { close(stop); <-stopped }()
+	go func() {
+		defer close(stopped)
+		start := time.Now()
+		for _, p := range pkts {
+			select {
+			case <-stop:
+				return
+			case <-time.After(time.Until(start.Add(p.At))):
+			}
+			if _, err := peerA.conn.WriteToUDPAddrPort(p.Data, a.LocalAddr(media.KindAudio)); err != nil {
+				return
+			}
+		}
+	}()
+	var heard []int16
+	peerB.recv(t, func(raw []byte) bool {
+		var p rtp.Packet
+		require.NoError(t, p.Unmarshal(raw))
+		require.Equal(t, uint8(0), p.PayloadType)
+		if pcm := decodeG711(&p); !isSilence(pcm) || len(heard) > 0 {
+			heard = append(heard, pcm...)
+		}
+		return len(heard) >= 8000 // a second of it
+	})
+	require.Greater(t, testmedia.Goertzel(heard[160:], 8000, 1000), 0.9)
+	gaps := 0
+	for i := 160; i+160 <= len(heard); i += 160 {
+		if isSilence(heard[i : i+160]) {
+			gaps++
+		}
+	}
+	require.LessOrEqual(t, gaps, 2, "the live audio flows without holes (a late packet may cost one)")
+	st := live.Stats()
+	t.Logf("live: %d frames, %d samples dropped, %d underruns", st.Frames, st.Dropped, st.Underruns)
+
+	require.NoError(t, live.Close())
+	select {
+	case e := <-ends:
+		require.Same(t, sound.Source(live), e.src)
+		require.NoError(t, e.err)
+	case <-time.After(10 * time.Second):
+		t.Fatal("the closed Live did not end the source")
+	}
+}
+
+func toneSpecTo(remote netip.AddrPort, pt uint8, c media.Codec) media.StreamSpec {
+	sp := audioSpec(remote)
+	sp.Formats = []media.PayloadFormat{{PayloadType: pt, Codec: c, ClockRate: 8000}}
+	return sp
 }
