@@ -127,9 +127,11 @@ func TestInteropSIPTLSThroughKamailio(t *testing.T) {
 	require.NoError(t, bad.stop())
 
 	// Without our certificate kamailio refuses the connection (mutual TLS).
-	// Under TLS 1.3 its alert comes after the handshake, when the INVITE
-	// is written; sipgo (v1.7.3) does not fail the transaction when that
-	// connection closes, so the call fails at Timer B: 408 after 32 s.
+	// Under TLS 1.3 its alert comes after the handshake, about when the
+	// INVITE is written: when the write fails the call fails at once (no
+	// SIP status, a transport error in the log); when the write went out
+	// first, sipgo (v1.7.3) does not fail the transaction as the connection
+	// closes, and the call fails at Timer B: 408 after 32 s.
 	anon := startRun(t, "-sip-tls-ca", kam.TLSCert.CertFile, "-webhook", hook.srv.URL)
 	invites := strings.Count(kam.Log(), "req INVITE")
 	t0 := time.Now()
@@ -138,7 +140,7 @@ func TestInteropSIPTLSThroughKamailio(t *testing.T) {
 	require.Eventually(t, func() bool { c, _ := hook.statuses("tls-no-cert"); return slices.Contains(c, "FAILED") }, 60*time.Second, 100*time.Millisecond)
 	ev = hook.event(t, "tls-no-cert", "FAILED")
 	t.Logf("no client certificate: failed after %v: %+v\n%s", time.Since(t0), ev, grepLines(anon.log.String(), "tls-no-cert"))
-	require.Equal(t, 408, ev.SIPStatus)
+	require.Contains(t, []int{0, 408}, ev.SIPStatus)
 	require.Equal(t, invites, strings.Count(kam.Log(), "req INVITE"), "no INVITE got through without a client certificate")
 	require.Eventually(t, func() bool { return countConns(t, kam.TLSPort) == 0 }, 10*time.Second, 100*time.Millisecond,
 		"the refused TLS connection left open")
