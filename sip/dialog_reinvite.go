@@ -99,8 +99,12 @@ func (d *Dialog) pause(ctx context.Context, delay time.Duration) error {
 // response, or an error when there was none (the dialog then ended unless
 // ctx ended first).
 func (d *Dialog) reinviteOnce(ctx context.Context, offer []byte) (*sipgox.Response, error) {
-	var req *sipgox.Request
-	for req == nil {
+	type result struct {
+		res *sipgox.Response
+		err error
+	}
+	done := make(chan result, 1)
+	for started := false; !started; {
 		var err error
 		ok := d.call(func() {
 			switch {
@@ -109,8 +113,8 @@ func (d *Dialog) reinviteOnce(ctx context.Context, offer []byte) (*sipgox.Respon
 			case d.reinviting || d.st.busy:
 				err = errInviteBusy
 			default:
-				d.reinviting = true
-				req = d.newRequest(sipgox.INVITE, raiseSDPVersion(offer, d.localSDP), "application/sdp")
+				d.reinviting, started = true, true
+				req := d.newRequest(sipgox.INVITE, raiseSDPVersion(offer, d.localSDP), "application/sdp")
 				req.AppendHeader(sipgox.NewHeader("Allow", allowedMethods))
 				req.AppendHeader(sipgox.NewHeader("Supported", "timer"))
 				if d.st.interval > 0 {
@@ -120,6 +124,37 @@ func (d *Dialog) reinviteOnce(ctx context.Context, offer []byte) (*sipgox.Respon
 					}
 					req.AppendHeader(sipgox.NewHeader("Session-Expires", strconv.Itoa(int(d.st.interval/time.Second))+";refresher="+who))
 				}
+				d.log.Info("sip: sending re-INVITE", "directions", sdpDirections(req.Body()))
+				// The transaction runs on the dialog's context, not ctx
+				// (and is started from the loop, so that the loop's end
+				// waits for it): a caller who stops waiting must not leave
+				// a late 2xx un-ACKed (the peer would retransmit it, then
+				// hang up, RFC 3261 §13.3.1.4) nor the peer's new session
+				// state unknown to us. Config.TransactionTimeout bounds it.
+				d.goBackground(func(bg context.Context) {
+					res, err := d.refresh(bg, req)
+					d.observeCSeq(req.CSeq().SeqNo)
+					if err != nil && res != nil && res.IsSuccess() {
+						// The 2xx arrived; only its ACK failed to go out
+						// (the peer retransmits it and ends the dialog if
+						// it never gets one).
+						d.log.Warn("sip: ACK for re-INVITE 2xx failed", "err", err)
+						err = nil
+					}
+					applied := make(chan struct{})
+					d.post(func() {
+						d.reinviteDone(req, res, err)
+						close(applied)
+					})
+					select {
+					case <-applied:
+					case <-bg.Done():
+						if err != nil {
+							err = ErrDialogClosed // ended under the transaction
+						}
+					}
+					done <- result{res, err}
+				})
 			}
 		})
 		switch {
@@ -133,36 +168,6 @@ func (d *Dialog) reinviteOnce(ctx context.Context, offer []byte) (*sipgox.Respon
 			return nil, err
 		}
 	}
-	d.log.Info("sip: sending re-INVITE", "directions", sdpDirections(req.Body()))
-	// The transaction runs on the dialog's context, not ctx: a caller who
-	// stops waiting must not leave a late 2xx un-ACKed (the peer would
-	// retransmit it and then hang up, RFC 3261 §13.3.1.4) nor the peer's
-	// new session state unknown to us. Config.TransactionTimeout bounds it.
-	type result struct {
-		res *sipgox.Response
-		err error
-	}
-	done := make(chan result, 1)
-	d.goBackground(func(bg context.Context) {
-		res, err := d.refresh(bg, req)
-		d.observeCSeq(req.CSeq().SeqNo)
-		if err != nil && res != nil && res.IsSuccess() {
-			// The 2xx arrived; only its ACK failed to go out (the peer
-			// retransmits it and ends the dialog if it never gets one).
-			d.log.Warn("sip: ACK for re-INVITE 2xx failed", "err", err)
-			err = nil
-		}
-		applied := make(chan struct{})
-		d.post(func() {
-			d.reinviteDone(req, res, err)
-			close(applied)
-		})
-		select {
-		case <-applied:
-		case <-bg.Done():
-		}
-		done <- result{res, err}
-	})
 	select {
 	case r := <-done:
 		return r.res, r.err

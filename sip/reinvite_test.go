@@ -67,6 +67,17 @@ func reinviteCall(t *testing.T, codes ...int) (*testPeer, *reinviteAnswers, *Dia
 	return p, ra, d
 }
 
+// waitAck returns the first ACK with CSeq seq (retransmitted ACKs of
+// earlier 2xx may come in between), waiting up to 10 s.
+func (p *testPeer) waitAck(seq uint32) *sipgox.Request {
+	p.t.Helper()
+	for n := 1; ; n++ {
+		if ack := p.waitReq(sipgox.ACK, n); ack.CSeq().SeqNo == seq {
+			return ack
+		}
+	}
+}
+
 // respondSDP answers req 200 with an SDP body.
 func respondSDP(tx sipgox.ServerTransaction, req *sipgox.Request, sdp string) {
 	res := sipgox.NewResponseFromRequest(req, 200, "OK", []byte(sdp))
@@ -90,13 +101,14 @@ func TestReinviteHoldUnhold(t *testing.T) {
 	answer, err := d.Reinvite(testCtx(t), []byte(holdSDP))
 	require.NoError(t, err)
 	assert.Contains(t, string(answer), "a=recvonly")
-	ack := p.waitReq(sipgox.ACK, 2)
 	offers := ra.got()
 	require.Len(t, offers, 1)
 	re := offers[0]
+	ack := p.waitAck(re.CSeq().SeqNo)
 	assert.Equal(t, inv.CallID().Value(), re.CallID().Value())
 	assert.Greater(t, re.CSeq().SeqNo, inv.CSeq().SeqNo)
 	assert.Equal(t, re.CSeq().SeqNo, ack.CSeq().SeqNo, "ACK for the re-INVITE's 2xx")
+	assert.Equal(t, re.CallID().Value(), ack.CallID().Value())
 	assert.Equal(t, []string{"sendonly"}, sdpDirections(re.Body()))
 	assert.Equal(t, "application/sdp", re.ContentType().Value())
 	fromTag, _ := re.From().Params.Get("tag")
@@ -137,7 +149,7 @@ func TestReinviteRefreshKeepsHold(t *testing.T) {
 	assert.Equal(t, "90;refresher=uac", offers[0].GetHeader("Session-Expires").Value(), "our re-INVITE refreshes the session too")
 
 	require.True(t, d.call(d.sessionTimerFired)) // what the timer does 45 s later
-	p.waitReq(sipgox.ACK, 3)
+	p.waitAck(p.waitReq(sipgox.INVITE, 3).CSeq().SeqNo)
 	require.Eventually(t, func() bool {
 		busy := true
 		d.call(func() { busy = d.st.busy })
@@ -267,7 +279,7 @@ func TestReinviteCallerTimeoutKeepsDialog(t *testing.T) {
 	assert.ErrorIs(t, err, context.DeadlineExceeded)
 	assert.NoError(t, d.Err(), "the caller giving up does not end the dialog")
 	close(release)
-	p.waitReq(sipgox.ACK, 2)
+	p.waitAck(p.waitReq(sipgox.INVITE, 2).CSeq().SeqNo)
 	require.Eventually(t, func() bool {
 		var local []byte
 		d.call(func() { local = d.localSDP })
