@@ -330,3 +330,52 @@ func TestReinviteBadInput(t *testing.T) {
 	_, err = d.Reinvite(testCtx(t), []byte(holdSDP))
 	assert.ErrorIs(t, err, ErrDialogClosed)
 }
+
+// TestReinviteOneInviteAtATime: a Reinvite waits for a session refresh in
+// flight (RFC 3261 §14.1), and a refresh that falls due while our
+// re-INVITE is pending waits for it; an UPDATE with an offer meanwhile
+// gets 491, one without (a plain refresh) 200.
+func TestReinviteOneInviteAtATime(t *testing.T) {
+	p := newTestPeer(t)
+	release := make(chan struct{})
+	var pending sync.Once
+	arrived := make(chan struct{})
+	p.setRequest(func(p *testPeer, req *sipgox.Request, tx sipgox.ServerTransaction) bool {
+		if req.IsInvite() && toTag(req) != "" {
+			pending.Do(func() { close(arrived) })
+			<-release
+			respondSDP(tx, req, peerSDP)
+			return true
+		}
+		return false
+	})
+	ua := newTestUA(t)
+	d, err := ua.Invite(testCtx(t), basicInvite(p))
+	require.NoError(t, err)
+
+	// A refresh is in flight: Reinvite waits.
+	require.True(t, d.call(func() { d.st.busy = true }))
+	errc := make(chan error, 1)
+	go func() {
+		_, err := d.Reinvite(testCtx(t), []byte(holdSDP))
+		errc <- err
+	}()
+	time.Sleep(200 * time.Millisecond)
+	assert.Equal(t, 1, p.count(sipgox.INVITE), "re-INVITE sent during a refresh")
+	require.True(t, d.call(func() { d.st.busy = false }))
+	<-arrived
+
+	// Ours is pending: the session timer waits, offers from the peer get 491.
+	require.True(t, d.call(func() { d.st.interval, d.st.refresher = 90*time.Second, true }))
+	require.True(t, d.call(d.sessionTimerFired))
+	res, err := p.inDialog(testCtx(t), sipgox.UPDATE, "application/sdp", []byte(peerSDP))
+	require.NoError(t, err)
+	assert.Equal(t, 491, res.StatusCode)
+	res, err = p.inDialog(testCtx(t), sipgox.UPDATE, "", nil)
+	require.NoError(t, err)
+	assert.Equal(t, 200, res.StatusCode)
+	assert.Equal(t, 2, p.count(sipgox.INVITE), "a refresh went out while our re-INVITE was pending")
+	close(release)
+	require.NoError(t, <-errc)
+	require.NoError(t, d.Bye(testCtx(t)))
+}
