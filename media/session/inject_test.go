@@ -45,7 +45,8 @@ func isSilence(s []int16) bool {
 // then silence once OnAudioSourceEnd reported the end; a looped clip
 // plays until it is replaced, then silence again. One SSRC, sequence
 // numbers and timestamps continuous throughout, the marker only on the
-// first packet.
+// first packet (or where a stall of the machine made the sender skip
+// ahead).
 func TestInjectUDP(t *testing.T) {
 	ends := make(chan sourceEnd, 4)
 	s, err := New(Config{IP: loopback, Audio: true, RTCPInterval: time.Hour,
@@ -131,12 +132,18 @@ func TestInjectUDP(t *testing.T) {
 		p, q := pkts[i-1], pkts[i]
 		require.Equal(t, p.SSRC, q.SSRC)
 		require.Equal(t, p.SequenceNumber+1, q.SequenceNumber)
-		require.Equal(t, p.Timestamp+160, q.Timestamp)
-		require.False(t, q.Marker)
+		if q.Marker {
+			// Only after the owner goroutine stalled over 200 ms (a loaded
+			// machine): the timestamps skip ahead by whole packets.
+			require.Zero(t, (q.Timestamp-p.Timestamp)%160)
+			require.Greater(t, q.Timestamp-p.Timestamp, uint32(160))
+		} else {
+			require.Equal(t, p.Timestamp+160, q.Timestamp)
+		}
 		require.Equal(t, uint8(8), q.PayloadType)
 	}
-	require.Equal(t, uint64(len(pkts)), s.Stats().Audio.PacketsSent)
 	require.NoError(t, s.Close())
+	require.GreaterOrEqual(t, s.Stats().Audio.PacketsSent, uint64(len(pkts)), "counted (some may still be in flight)")
 	require.ErrorIs(t, s.SetAudioSource(loopSrc), ErrClosed)
 }
 
