@@ -3,6 +3,13 @@
 // live audio taken from another stream. A sender (the media session's audio
 // sender, an RTMP push's AAC encoder) pulls samples on its own clock and
 // mixes or replaces what it would otherwise send.
+//
+// Load and Decode turn a WAV (PCM, float, A-law, µ-law), MP3 or Ogg Opus
+// file into a Clip, mono PCM at the file's rate; Clip.Play makes it a
+// Source at any rate, once or looped. Live is a Source fed with another
+// call's audio frames. Mix sums sources and Resample converts one to
+// another rate. Everything is pure Go: go-mp3 decodes MP3, pion/opus
+// Opus, media/resample converts rates.
 package sound
 
 // Source is mono signed 16-bit PCM at a fixed sample rate, read in pieces
