@@ -189,6 +189,17 @@ func (c *Call) startEarlyMedia(sdp []byte) bool {
 	return true
 }
 
+// setupReason is the SIPReason of a call whose setup failed without a SIP
+// answer: the error's text, at most 200 bytes (package sip's errors carry no
+// secrets).
+func setupReason(err error) string {
+	s := err.Error()
+	if len(s) > 200 {
+		s = s[:200]
+	}
+	return s
+}
+
 func (c *Call) onSetup(r setupResult) {
 	c.setupPending = false
 	c.reg = r.reg
@@ -205,7 +216,9 @@ func (c *Call) onSetup(r setupResult) {
 			c.end(st, se.Code, se.Reason, se)
 			return
 		}
-		c.end(StatusFailed, 0, "", fmt.Errorf("callmgr: call setup: %w", r.err))
+		// No SIP answer (a transport failure: connection refused, a TLS
+		// certificate not trusted, DNS): no SIP code, the reason says why.
+		c.end(StatusFailed, 0, setupReason(r.err), fmt.Errorf("callmgr: call setup: %w", r.err))
 		return
 	}
 	c.dlg = r.dlg
