@@ -9,6 +9,8 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"sync"
+	"time"
 
 	"github.com/sipstream/sipstream/callmgr"
 	"github.com/sipstream/sipstream/media/sound"
@@ -217,6 +219,74 @@ func (s *server) callIDOnly(w http.ResponseWriter, r *http.Request) (string, err
 
 // --- the Manager side ---
 
+// clipCache keeps decoded sound files, shared by every call that plays
+// them (a Clip is immutable): music on hold played into a hundred calls is
+// decoded once. A file changed on disk is decoded again. It holds at most
+// clipCacheSamples samples; the least recently used files go first.
+type clipCache struct {
+	mu      sync.Mutex
+	entries map[string]*clipEntry
+	samples int
+	tick    uint64
+}
+
+type clipEntry struct {
+	clip    *sound.Clip
+	mod     time.Time
+	size    int64
+	lastUse uint64
+}
+
+// clipCacheSamples bounds the cache: 64 MiB of 16-bit samples.
+const clipCacheSamples = 32 << 20
+
+func (c *clipCache) load(path string) (*sound.Clip, error) {
+	st, err := os.Stat(path)
+	if err != nil {
+		return nil, err
+	}
+	if !st.Mode().IsRegular() {
+		return nil, fmt.Errorf("%s: %w", path, sound.ErrUnsupportedFormat)
+	}
+	c.mu.Lock()
+	c.tick++
+	if e := c.entries[path]; e != nil && e.mod.Equal(st.ModTime()) && e.size == st.Size() {
+		e.lastUse = c.tick
+		c.mu.Unlock()
+		return e.clip, nil
+	}
+	c.mu.Unlock()
+	clip, err := sound.Load(path)
+	if err != nil {
+		return nil, err
+	}
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.entries == nil {
+		c.entries = map[string]*clipEntry{}
+	}
+	if old := c.entries[path]; old != nil {
+		c.samples -= len(old.clip.Samples)
+		delete(c.entries, path)
+	}
+	n := len(clip.Samples)
+	for c.samples+n > clipCacheSamples && len(c.entries) > 0 {
+		var lru string
+		for p, e := range c.entries {
+			if lru == "" || e.lastUse < c.entries[lru].lastUse {
+				lru = p
+			}
+		}
+		c.samples -= len(c.entries[lru].clip.Samples)
+		delete(c.entries, lru)
+	}
+	if n <= clipCacheSamples {
+		c.entries[path] = &clipEntry{clip: clip, mod: st.ModTime(), size: st.Size(), lastUse: c.tick}
+		c.samples += n
+	}
+	return clip, nil
+}
+
 func (s *managerService) Hold(ctx context.Context, callID string, on bool) error {
 	if on {
 		return mapErr(s.m.Hold(ctx, callID))
@@ -238,7 +308,7 @@ func (s *managerService) openSound(field, name string, loop bool) (sound.Source,
 	if !filepath.IsLocal(name) || strings.ContainsAny(name, "\x00\\") {
 		return nil, badField(field, "must be a file name inside the server's sound folder")
 	}
-	clip, err := sound.Load(filepath.Join(s.soundDir, name))
+	clip, err := s.sounds.load(filepath.Join(s.soundDir, name))
 	switch {
 	case errors.Is(err, fs.ErrNotExist):
 		return nil, fmt.Errorf("sound file %q: %w", name, errNotFound)

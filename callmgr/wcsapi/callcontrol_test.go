@@ -2,10 +2,15 @@ package wcsapi
 
 import (
 	"net/http"
+	"os"
+	"path/filepath"
 	"testing"
+	"time"
 
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
+
+	"github.com/sipstream/sipstream/internal/testmedia"
 )
 
 func TestCallControlEndpoints(t *testing.T) {
@@ -99,4 +104,27 @@ func TestPushStartupOptions(t *testing.T) {
 		assert.Equal(t, http.StatusBadRequest, r.status, "%s: %s", body, r.body)
 		assert.Contains(t, r.body, "options")
 	}
+}
+
+func TestClipCache(t *testing.T) {
+	dir := t.TempDir()
+	path := filepath.Join(dir, "a.wav")
+	require.NoError(t, os.WriteFile(path, testmedia.WAV(testmedia.Tone(1000, 8000, 0, 800, 0.5), 8000), 0o644))
+	var c clipCache
+	a, err := c.load(path)
+	require.NoError(t, err)
+	b, err := c.load(path)
+	require.NoError(t, err)
+	assert.Same(t, a, b, "decoded once, shared")
+	// A changed file is decoded again.
+	require.NoError(t, os.WriteFile(path, testmedia.WAV(testmedia.Tone(1000, 8000, 0, 1600, 0.5), 8000), 0o644))
+	require.NoError(t, os.Chtimes(path, time.Now().Add(time.Minute), time.Now().Add(time.Minute)))
+	b, err = c.load(path)
+	require.NoError(t, err)
+	assert.Len(t, b.Samples, 1600)
+	assert.Equal(t, 1600, c.samples)
+	_, err = c.load(filepath.Join(dir, "missing.wav"))
+	assert.ErrorIs(t, err, os.ErrNotExist)
+	_, err = c.load(dir)
+	assert.Error(t, err, "a directory is not a sound")
 }

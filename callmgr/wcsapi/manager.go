@@ -39,8 +39,9 @@ type managerService struct {
 	maxPushes int
 	// nodeID is the call objects' and events' nodeId (Config.NodeID).
 	nodeID string
-	// soundDir is Config.SoundDir.
+	// soundDir is Config.SoundDir; sounds caches its decoded files.
 	soundDir string
+	sounds   clipCache
 	// webhookSecrets keeps rtmpStream in webhook events
 	// (Config.WebhookSecrets); false redacts it.
 	webhookSecrets bool
