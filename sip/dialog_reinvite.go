@@ -1,6 +1,7 @@
 package sip
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -10,6 +11,10 @@ import (
 
 	sipgox "github.com/emiago/sipgo/sip"
 )
+
+// maxOfferLen bounds a re-INVITE's SDP offer (a few KiB in practice; a
+// UDP datagram holds 64 KiB in all).
+const maxOfferLen = 32 << 10
 
 // maxGlareRetries is how often Reinvite tries again after 491 Request
 // Pending before it gives up.
@@ -25,7 +30,8 @@ func glareDelay() time.Duration {
 	return 2100*time.Millisecond + time.Duration(rand.IntN(191))*10*time.Millisecond
 }
 
-// Reinvite sends offer in an in-dialog INVITE (RFC 3261 §14): a new SDP
+// Reinvite sends offer (an SDP body starting with "v=0", at most 32 KiB,
+// else a *ParamError) in an in-dialog INVITE (RFC 3261 §14): a new SDP
 // offer for the session, built by the caller (sendonly or inactive
 // directions to put the peer on hold, sendrecv to resume it, RFC 3264 §8.4).
 // It waits for the final answer, ACKs it (sipgo ACKs a non-2xx itself) and
@@ -53,8 +59,13 @@ func glareDelay() time.Duration {
 // Reinvite in flight to finish first (RFC 3261 §14.1: one INVITE at a
 // time); meanwhile a re-INVITE from the peer is answered 491.
 func (d *Dialog) Reinvite(ctx context.Context, offer []byte) (answer []byte, err error) {
-	if len(offer) == 0 {
+	switch {
+	case len(offer) == 0:
 		return nil, paramErr("offer", "empty")
+	case len(offer) > maxOfferLen:
+		return nil, paramErr("offer", tooLong(maxOfferLen))
+	case !bytes.HasPrefix(offer, []byte("v=0")):
+		return nil, paramErr("offer", "not SDP: it must start with v=0")
 	}
 	offer = append([]byte(nil), offer...)
 	for attempt := 0; ; attempt++ {
@@ -96,8 +107,8 @@ func (d *Dialog) pause(ctx context.Context, delay time.Duration) error {
 }
 
 // reinviteOnce runs one re-INVITE transaction. It returns the final
-// response, or an error when there was none (the dialog then ended unless
-// ctx ended first).
+// response, or an error when there was none or ctx ended first (the
+// transaction then goes on in the background, see Reinvite).
 func (d *Dialog) reinviteOnce(ctx context.Context, offer []byte) (*sipgox.Response, error) {
 	type result struct {
 		res *sipgox.Response

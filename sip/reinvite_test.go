@@ -324,8 +324,13 @@ func TestReinviteBadInput(t *testing.T) {
 	ua := newTestUA(t)
 	d, err := ua.Invite(testCtx(t), basicInvite(p))
 	require.NoError(t, err)
-	_, err = d.Reinvite(testCtx(t), nil)
-	assert.ErrorIs(t, err, ErrInvalidParams)
+	for _, bad := range [][]byte{nil, []byte("hello"), append([]byte("v=0\r\n"), make([]byte, 40<<10)...)} {
+		_, err = d.Reinvite(testCtx(t), bad)
+		var pe *ParamError
+		require.ErrorAs(t, err, &pe)
+		assert.Equal(t, "offer", pe.Field)
+	}
+	assert.Equal(t, 1, p.count(sipgox.INVITE), "a bad offer was sent")
 	require.NoError(t, d.Bye(testCtx(t)))
 	_, err = d.Reinvite(testCtx(t), []byte(holdSDP))
 	assert.ErrorIs(t, err, ErrDialogClosed)
