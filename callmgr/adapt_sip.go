@@ -117,8 +117,14 @@ func (s sipDialog) Refer(ctx context.Context, target string, replaces dialog, on
 	return s.d.Refer(ctx, target, opts)
 }
 
-func (s sipDialog) PeerAllows(method string) bool { return s.d.PeerAllows(method) }
-func (s sipDialog) PeerSupports(ext string) bool  { return s.d.PeerSupports(ext) }
+// PeerAllows: a UA that sends Allow in its answer to an INVITE lists
+// INVITE there, so no INVITE means no Allow header: unknown, tried.
+// (Supported: replaces is not checked: phones often leave their extensions
+// out (baresip 1.0 sends no Supported: replaces); a peer that cannot
+// replace a call reports the failure by NOTIFY.)
+func (s sipDialog) PeerAllows(method string) bool {
+	return s.d.PeerAllows(method) || !s.d.PeerAllows("INVITE")
+}
 
 func (s sipDialog) Err() error {
 	err := s.d.Err()

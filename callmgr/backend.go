@@ -90,10 +90,10 @@ type dialog interface {
 	// (message/sipfrag), code 0 when the subscription ended without one
 	// (from the UA's goroutines; must not block).
 	Refer(ctx context.Context, target string, replaces dialog, onProgress func(code int, reason string)) error
-	// PeerAllows and PeerSupports report the peer's Allow and Supported
-	// headers (from its answer to the INVITE).
+	// PeerAllows reports whether the peer may take method: listed in the
+	// Allow header of its answer to the INVITE, or that answer had no
+	// Allow header (RFC 3261 lets a UA leave it out: unknown, so tried).
 	PeerAllows(method string) bool
-	PeerSupports(ext string) bool
 }
 
 // mediaConfig is what a call asks of its media session.

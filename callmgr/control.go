@@ -18,8 +18,7 @@ import (
 // ErrBusy: another hold, unhold or transfer of the call is in progress.
 var ErrBusy = errors.New("callmgr: another call-control request is in progress")
 
-// ErrTransferNotSupported: the peer did not list REFER in its Allow header
-// or, for an attended transfer, "replaces" in Supported.
+// ErrTransferNotSupported: the peer's Allow header does not list REFER.
 var ErrTransferNotSupported = errors.New("callmgr: the peer does not support this transfer")
 
 // holdDir is the direction we offer while holding the peer (RFC 3264 §8.4):
@@ -228,9 +227,7 @@ func (c *Call) transfer(ctx context.Context, target, replaces string, replacesDl
 		case c.controlBusy:
 			return ErrBusy
 		case !c.dlg.PeerAllows("REFER"):
-			return fmt.Errorf("%w: no REFER in its Allow header", ErrTransferNotSupported)
-		case replacesDlg != nil && !c.dlg.PeerSupports("replaces"):
-			return fmt.Errorf("%w: no \"replaces\" in its Supported header", ErrTransferNotSupported)
+			return fmt.Errorf("%w: its Allow header lists no REFER", ErrTransferNotSupported)
 		}
 		c.controlBusy = true
 		c.transferSeq++

@@ -276,7 +276,6 @@ func (d *fakeDialog) notify(code int, reason string) {
 }
 
 func (d *fakeDialog) PeerAllows(method string) bool { return !d.noRefer || method != "REFER" }
-func (d *fakeDialog) PeerSupports(ext string) bool  { return ext == "replaces" }
 
 func (d *fakeDialog) reinviteOffers() []string {
 	d.mu.Lock()
