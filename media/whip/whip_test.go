@@ -1,0 +1,301 @@
+package whip_test
+
+import (
+	"context"
+	"errors"
+	"net/http"
+	"slices"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/pion/webrtc/v4"
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+
+	"github.com/sipstream/sipstream/internal/testmedia"
+	"github.com/sipstream/sipstream/media"
+	"github.com/sipstream/sipstream/media/sound"
+	"github.com/sipstream/sipstream/media/whip"
+)
+
+// received collects a subscriber's frames (copied) and its end.
+type received struct {
+	mu     sync.Mutex
+	frames []media.Frame
+	ended  chan struct{}
+}
+
+func newReceived() *received { return &received{ended: make(chan struct{})} }
+
+func (r *received) onFrame(f *media.Frame) {
+	c := *f
+	c.Payload = slices.Clone(f.Payload)
+	r.mu.Lock()
+	r.frames = append(r.frames, c)
+	r.mu.Unlock()
+}
+
+func (r *received) onEnd() { close(r.ended) }
+
+func (r *received) snapshot() []media.Frame {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return slices.Clone(r.frames)
+}
+
+// decode plays the frames through a sound.Live at 8 kHz, as the REST
+// server does for a call, and returns what a reader pulling after every
+// frame gets.
+func decode(t *testing.T, frames []media.Frame) []int16 {
+	t.Helper()
+	live, err := sound.NewLive(8000)
+	require.NoError(t, err)
+	var pcm []int16
+	buf := make([]int16, 800)
+	for i := range frames {
+		require.NoError(t, live.WriteFrame(&frames[i]))
+		n, err := live.Read(buf)
+		require.NoError(t, err)
+		pcm = append(pcm, buf[:n]...)
+	}
+	return pcm
+}
+
+// TestPublishOpusTone: a pion publisher sends the Opus packets of a 1 kHz
+// tone file over WHIP; a subscriber gets them as Opus frames with PTS from
+// the RTP clock, sound.Live decodes the tone; a second publisher of the same
+// name gets 409; DELETE ends the publication, the subscriber learns it, and
+// the name is free again.
+func TestPublishOpusTone(t *testing.T) {
+	srv, base := startServer(t, whip.Config{})
+	pkts := opusPackets(t, "../sound/testdata/tone1k_48000.opus")
+
+	_, err := srv.Subscribe("op1", func(*media.Frame) {}, nil)
+	require.ErrorIs(t, err, whip.ErrNotFound)
+
+	pub := publish(t, base, "/whip/op1", webrtc.MimeTypeOpus, 48000, 2)
+	require.True(t, srv.Published("op1"))
+	rec := newReceived()
+	cancel, err := srv.Subscribe("op1", rec.onFrame, rec.onEnd)
+	require.NoError(t, err)
+	second := newReceived()
+	cancel2, err := srv.Subscribe("op1", second.onFrame, second.onEnd)
+	require.NoError(t, err)
+
+	ctx, stop := context.WithTimeout(context.Background(), 30*time.Second)
+	defer stop()
+	sent := make(chan error, 1)
+	go func() { sent <- pub.send(ctx, pkts, 3) }()
+
+	// A second publisher of the live name is refused.
+	pc2 := newPublisherPC(t)
+	_, err = pc2.AddTransceiverFromKind(webrtc.RTPCodecTypeAudio, webrtc.RTPTransceiverInit{Direction: webrtc.RTPTransceiverDirectionSendonly})
+	require.NoError(t, err)
+	code, body, _ := post(t, base+"/whip/op1", "application/sdp", offer(t, pc2))
+	assert.Equal(t, http.StatusConflict, code, body)
+
+	require.NoError(t, <-sent)
+	frames := rec.snapshot()
+	t.Logf("sent %d packets, received %d frames; stats %+v", 3*len(pkts), len(frames), srv.Stats())
+	require.Greater(t, len(frames), 3*len(pkts)*9/10, "nearly every packet arrived on loopback")
+	for i, f := range frames {
+		require.Equal(t, media.CodecOpus, f.Codec)
+		require.Equal(t, uint32(48000), f.ClockRate)
+		if i > 0 {
+			require.Equal(t, 20*time.Millisecond, f.PTS-frames[i-1].PTS, "frame %d: PTS from the RTP timestamps, 20 ms apart", i)
+		}
+	}
+	require.Equal(t, time.Duration(0), frames[0].PTS)
+	pcm := decode(t, frames)
+	require.Greater(t, len(pcm), 8000, "more than a second of audio")
+	mid := pcm[len(pcm)/4 : len(pcm)*3/4]
+	g := testmedia.Goertzel(mid, 8000, 1000)
+	t.Logf("Goertzel(1 kHz) over %d samples: %.3f", len(mid), g)
+	assert.Greater(t, g, 0.5, "the 1 kHz tone went through")
+
+	// The second subscriber left early: it got frames, and no end.
+	cancel2()
+	cancel2()
+	require.NotEmpty(t, second.snapshot())
+
+	require.Equal(t, http.StatusNotFound, del(t, base+"/whip/op1/0123"))
+	require.Equal(t, http.StatusOK, del(t, pub.location))
+	select {
+	case <-rec.ended:
+	case <-time.After(5 * time.Second):
+		t.Fatal("the subscriber did not learn that the publication ended")
+	}
+	cancel() // a no-op now
+	select {
+	case <-second.ended:
+		t.Fatal("a cancelled subscriber was told of the end")
+	default:
+	}
+	require.False(t, srv.Published("op1"))
+	_, err = srv.Subscribe("op1", rec.onFrame, nil)
+	require.ErrorIs(t, err, whip.ErrNotFound)
+	require.Equal(t, http.StatusNotFound, del(t, pub.location), "the resource is gone")
+	st := srv.Stats()
+	require.Equal(t, 0, st.Publishers)
+	require.Equal(t, uint64(1), st.PublishersTotal)
+
+	// The name is free again.
+	pub2 := publish(t, base, "/whip/op1", webrtc.MimeTypeOpus, 48000, 2)
+	require.Equal(t, http.StatusOK, del(t, pub2.location))
+}
+
+// TestPublishPCMU: G.711 is accepted too; its frames carry 8 kHz timing.
+func TestPublishPCMU(t *testing.T) {
+	srv, base := startServer(t, whip.Config{})
+	pub := publish(t, base, "/whip/g711", webrtc.MimeTypePCMU, 8000, 1)
+	rec := newReceived()
+	_, err := srv.Subscribe("g711", rec.onFrame, rec.onEnd)
+	require.NoError(t, err)
+	// 1 s of a 1 kHz tone as 20 ms PCMU packets.
+	var pkts [][]byte
+	for i := range 50 {
+		pkts = append(pkts, ulaw(testmedia.Tone(1000, 8000, i*160, 160, 0.5)))
+	}
+	require.NoError(t, pub.send(context.Background(), pkts, 1))
+	frames := rec.snapshot()
+	require.Greater(t, len(frames), 45)
+	require.Equal(t, media.CodecPCMU, frames[0].Codec)
+	require.Equal(t, 20*time.Millisecond, frames[0].Duration)
+	pcm := decode(t, frames)
+	assert.Greater(t, testmedia.Goertzel(pcm[len(pcm)/4:len(pcm)*3/4], 8000, 1000), 0.8)
+	require.Equal(t, http.StatusOK, del(t, pub.location))
+	<-rec.ended
+}
+
+// ulaw encodes linear samples as G.711 µ-law.
+func ulaw(pcm []int16) []byte {
+	out := make([]byte, len(pcm))
+	for i, s := range pcm {
+		v := int32(s)
+		sign := byte(0)
+		if v < 0 {
+			v, sign = -v, 0x80
+		}
+		v = min(v+0x84, 0x7fff)
+		exp := byte(7)
+		for mask := int32(0x4000); v&mask == 0 && exp > 0; mask >>= 1 {
+			exp--
+		}
+		out[i] = ^(sign | exp<<4 | byte(v>>(exp+3))&0x0f)
+	}
+	return out
+}
+
+// TestMediaTimeout: a publisher whose audio stops is ended after
+// MediaTimeout, though its peer connection is still up; one that never
+// sends is ended after ConnectTimeout.
+func TestMediaTimeout(t *testing.T) {
+	srv, base := startServer(t, whip.Config{MediaTimeout: 400 * time.Millisecond, ConnectTimeout: 2 * time.Second})
+	pkts := opusPackets(t, "../sound/testdata/tone1k_48000.opus")
+	pub := publish(t, base, "/whip/quiet", webrtc.MimeTypeOpus, 48000, 2)
+	rec := newReceived()
+	_, err := srv.Subscribe("quiet", rec.onFrame, rec.onEnd)
+	require.NoError(t, err)
+	require.NoError(t, pub.send(context.Background(), pkts[:10], 1))
+	start := time.Now()
+	select {
+	case <-rec.ended:
+		t.Logf("ended %v after the last packet", time.Since(start))
+	case <-time.After(5 * time.Second):
+		t.Fatal("the silent publication did not time out")
+	}
+	require.NotEmpty(t, rec.snapshot())
+	require.False(t, srv.Published("quiet"))
+
+	_ = publish(t, base, "/whip/mute", webrtc.MimeTypeOpus, 48000, 2)
+	mute := newReceived()
+	_, err = srv.Subscribe("mute", mute.onFrame, mute.onEnd)
+	require.NoError(t, err)
+	select {
+	case <-mute.ended:
+	case <-time.After(6 * time.Second):
+		t.Fatal("a publication that never sent did not time out")
+	}
+	require.Empty(t, mute.snapshot())
+}
+
+// TestRefusals: what the endpoint refuses, with which status.
+func TestRefusals(t *testing.T) {
+	denied := errors.New("denied")
+	srv, base := startServer(t, whip.Config{MaxPublishers: 1, MaxBody: 16 << 10,
+		Authorize: func(w http.ResponseWriter, r *http.Request, name string) bool {
+			if name == "secret" {
+				http.Error(w, denied.Error(), http.StatusForbidden)
+				return false
+			}
+			return true
+		}})
+	videoOnly := newPublisherPC(t)
+	_, err := videoOnly.AddTransceiverFromKind(webrtc.RTPCodecTypeVideo, webrtc.RTPTransceiverInit{Direction: webrtc.RTPTransceiverDirectionSendonly})
+	require.NoError(t, err)
+	audio := newPublisherPC(t)
+	_, err = audio.AddTransceiverFromKind(webrtc.RTPCodecTypeAudio, webrtc.RTPTransceiverInit{Direction: webrtc.RTPTransceiverDirectionSendonly})
+	require.NoError(t, err)
+	audioOffer := offer(t, audio)
+
+	for _, c := range []struct {
+		what, method, path, ctype, body string
+		want                            int
+	}{
+		{"not SDP", http.MethodPost, "/whip/a", "text/plain", audioOffer, http.StatusUnsupportedMediaType},
+		{"garbage", http.MethodPost, "/whip/a", "application/sdp", "v=0\r\nnonsense", http.StatusBadRequest},
+		{"empty", http.MethodPost, "/whip/a", "application/sdp", "", http.StatusBadRequest},
+		{"too large", http.MethodPost, "/whip/a", "application/sdp", strings.Repeat("a=x\r\n", 4000), http.StatusRequestEntityTooLarge},
+		{"video only", http.MethodPost, "/whip/a", "application/sdp", offer(t, videoOnly), http.StatusNotAcceptable},
+		{"no name", http.MethodPost, "/whip/", "application/sdp", audioOffer, http.StatusNotFound},
+		{"control character", http.MethodPost, "/whip/a%0Ab", "application/sdp", audioOffer, http.StatusNotFound},
+		{"too deep", http.MethodDelete, "/whip/a/b/c", "", "", http.StatusNotFound},
+		{"GET", http.MethodGet, "/whip/a", "", "", http.StatusMethodNotAllowed},
+		{"PATCH", http.MethodPatch, "/whip/a/b", "application/trickle-ice-sdpfrag", "", http.StatusMethodNotAllowed},
+		{"unauthorized", http.MethodPost, "/whip/secret", "application/sdp", audioOffer, http.StatusForbidden},
+	} {
+		req, err := http.NewRequest(c.method, base+c.path, strings.NewReader(c.body))
+		require.NoError(t, err)
+		if c.ctype != "" {
+			req.Header.Set("Content-Type", c.ctype)
+		}
+		resp, err := http.DefaultClient.Do(req)
+		require.NoError(t, err)
+		resp.Body.Close()
+		assert.Equal(t, c.want, resp.StatusCode, c.what)
+	}
+	require.Equal(t, 0, srv.Stats().Publishers, "no refused offer left a publication")
+
+	pub := publish(t, base, "/whip/one", webrtc.MimeTypeOpus, 48000, 2)
+	other := newPublisherPC(t)
+	_, err = other.AddTransceiverFromKind(webrtc.RTPCodecTypeAudio, webrtc.RTPTransceiverInit{Direction: webrtc.RTPTransceiverDirectionSendonly})
+	require.NoError(t, err)
+	code, body, _ := post(t, base+"/whip/two", "application/sdp", offer(t, other))
+	assert.Equal(t, http.StatusServiceUnavailable, code, "MaxPublishers: %s", body)
+	require.Equal(t, http.StatusNotFound, del(t, strings.Replace(pub.location, "/one/", "/two/", 1)), "a resource under another name")
+	require.Equal(t, http.StatusOK, del(t, pub.location))
+}
+
+// TestCloseEndsPublications: Close ends what is published, tells the
+// subscribers, and refuses later publishers.
+func TestCloseEndsPublications(t *testing.T) {
+	srv, base := startServer(t, whip.Config{})
+	_ = publish(t, base, "/whip/x", webrtc.MimeTypeOpus, 48000, 2)
+	rec := newReceived()
+	_, err := srv.Subscribe("x", rec.onFrame, rec.onEnd)
+	require.NoError(t, err)
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	require.NoError(t, srv.Close(ctx))
+	<-rec.ended
+	require.NoError(t, srv.Close(ctx), "idempotent")
+	pc := newPublisherPC(t)
+	_, err = pc.AddTransceiverFromKind(webrtc.RTPCodecTypeAudio, webrtc.RTPTransceiverInit{Direction: webrtc.RTPTransceiverDirectionSendonly})
+	require.NoError(t, err)
+	code, _, _ := post(t, base+"/whip/y", "application/sdp", offer(t, pc))
+	require.Equal(t, http.StatusServiceUnavailable, code)
+	_, err = srv.Subscribe("x", rec.onFrame, nil)
+	require.ErrorIs(t, err, whip.ErrClosed)
+}
