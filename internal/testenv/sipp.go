@@ -69,6 +69,32 @@ func StartSipp(t testing.TB, cfg SippConfig) *Sipp {
 	default:
 		t.Fatalf("testenv: SippConfig.Transport %q: want udp or tcp", cfg.Transport)
 	}
+	// A port found free can be taken by another process (an ephemeral
+	// port given to some test's socket) before sipp binds it: sipp then
+	// exits with errno 98, and a new pair of ports is tried, twice at most.
+	for attempt := 1; ; attempt++ {
+		s, bound := startSippOnce(t, cfg, bin, network, tr)
+		if bound {
+			t.Cleanup(func() {
+				if t.Failed() {
+					t.Logf("sipp traces:\n%s", s.Logs())
+				}
+			})
+			return s
+		}
+		if attempt < 3 && strings.Contains(s.Logs(), "errno = 98") {
+			s.p.Kill()
+			t.Logf("sipp: port %d taken meanwhile (attempt %d); trying others", s.Port, attempt)
+			continue
+		}
+		t.Fatalf("sipp did not bind %s 127.0.0.1:%d:\n%s", network, s.Port, s.Logs())
+	}
+}
+
+// startSippOnce starts sipp on ports found free and reports whether a UAS
+// bound its SIP port (always true for a UAC).
+func startSippOnce(t testing.TB, cfg SippConfig, bin, network, tr string) (*Sipp, bool) {
+	t.Helper()
 	s := &Sipp{Port: FreePort(t, network), MediaPort: FreeUDPRange(t, 4), dir: t.TempDir()}
 	args := []string{"-i", "127.0.0.1", "-mi", "127.0.0.1", "-p", strconv.Itoa(s.Port), "-mp", strconv.Itoa(s.MediaPort),
 		"-t", tr, "-nostdin", "-trace_msg", "-message_file", s.file("messages.log"),
@@ -102,16 +128,8 @@ func StartSipp(t testing.TB, cfg SippConfig) *Sipp {
 	}
 	cmd := exec.Command(bin, args...)
 	cmd.Dir = s.dir
-	t.Cleanup(func() {
-		if t.Failed() {
-			t.Logf("sipp traces:\n%s", s.Logs())
-		}
-	})
 	s.p = StartProcess(t, cmd)
-	if cfg.Remote == "" && !waitBound(network, s.Port, 10*time.Second, s.p.Done()) {
-		t.Fatalf("sipp did not bind %s 127.0.0.1:%d:\n%s", network, s.Port, s.Logs())
-	}
-	return s
+	return s, cfg.Remote != "" || waitBound(network, s.Port, 10*time.Second, s.p.Done())
 }
 
 // RunSipp runs sipp with cfg until it exits by itself (at most d) and
