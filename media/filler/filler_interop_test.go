@@ -249,9 +249,9 @@ func closeFanout(t *testing.T, fan *sink.Fanout) {
 	require.NoError(t, fan.Close(ctx))
 }
 
-// TestHoldRecordedAndDecoded records holdCall to FLV (H.264 and G.711
+// TestInteropHoldRecordedAndDecoded records holdCall to FLV (H.264 and G.711
 // A-law as they came) through a sink.Fanout.
-func TestHoldRecordedAndDecoded(t *testing.T) {
+func TestInteropHoldRecordedAndDecoded(t *testing.T) {
 	file, fan := flvFanout(t)
 	hc := holdCall(t, fan, nil)
 	closeFanout(t, fan)
@@ -262,10 +262,10 @@ func TestHoldRecordedAndDecoded(t *testing.T) {
 	checkHeldFile(t, file, hc, 0.020)
 }
 
-// TestHoldPublishedToNginx publishes holdCall to a real nginx-rtmp server
+// TestInteropHoldPublishedToNginx publishes holdCall to a real nginx-rtmp server
 // with the RTMP sink (audio as AAC, what platforms take) and checks what
 // nginx recorded.
-func TestHoldPublishedToNginx(t *testing.T) {
+func TestInteropHoldPublishedToNginx(t *testing.T) {
 	n := testenv.StartNginx(t, testenv.NginxConfig{Record: true})
 	const key = "held"
 	var active, keyReq atomic.Bool
@@ -299,13 +299,13 @@ func TestHoldPublishedToNginx(t *testing.T) {
 	checkHeldFile(t, file, hc, step)
 }
 
-// TestBlackPictureRecorded: a call put on hold before its video sent a
+// TestInteropBlackPictureRecorded: a call put on hold before its video sent a
 // keyframe gets the black picture (320×180) as its still, then the
 // phone's real video (640×360, another SPS) after the hold. The FLV file
 // (a new AVC sequence header at the change) decodes cleanly, pictures of
 // both sizes included, with a keyframe at least every 500 ms during the
 // hold.
-func TestBlackPictureRecorded(t *testing.T) {
+func TestInteropBlackPictureRecorded(t *testing.T) {
 	file, fan := flvFanout(t)
 	f, err := filler.New(filler.Config{BlackWidth: 320, BlackHeight: 180},
 		func(fr *media.Frame) { _ = fan.WriteFrame(fr) })
