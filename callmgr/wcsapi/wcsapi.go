@@ -23,7 +23,10 @@
 // OnEvent feeds (Config.Events). With Config.WebRTC set, every call also gets
 // a WHEP sink, served by the whep.Mux WHEP returns (mount it at /whep/); with
 // Config.HLS, HLS returns the hls.Mux serving every call as Low-Latency HLS
-// (mount it at "GET /hls/"). Both ask the Handler who may watch.
+// (mount it at "GET /hls/"). Both ask the Handler who may watch. With
+// Config.WHIP, /call/inject_stream/startup also plays a browser's WebRTC
+// publication (package media/whip, which the service mounts at /whip/
+// behind Admin) into a call.
 //
 // # Requests and answers
 //
@@ -91,6 +94,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/sipstream/sipstream/callmgr"
+	"github.com/sipstream/sipstream/media/whip"
 	"github.com/sipstream/sipstream/sink/hls"
 	"github.com/sipstream/sipstream/sink/whep"
 )
@@ -192,6 +196,15 @@ type Config struct {
 	// HLSIdle is how long a call's HLS muxer lives after its last request.
 	// Zero means 30 s.
 	HLSIdle time.Duration
+	// WHIP, when set, makes a whip.Server with this configuration, which
+	// WHIP returns for the service to mount at /whip/ (behind Admin:
+	// publishing into calls is the admin's). /call/inject_stream/startup
+	// then looks a streamName that no live call publishes up there and
+	// plays the publication's audio into the call (G.711) until it ends,
+	// /call/inject_stream/terminate, another sound, or the call's end.
+	// Shutdown closes the server. Nil means only calls' streams can be
+	// injected.
+	WHIP *whip.Config
 	// SoundDir is the folder the sound files of /call/inject_sound and
 	// /push/sound_on are taken from (WAV, MP3, Ogg Opus; fileName and
 	// soundFile are paths inside it, never outside). Empty means those
@@ -210,7 +223,11 @@ type Handler struct {
 	webrtc  *webrtcStreams
 	hls     *hls.Mux
 	cancel  func()
-	once    sync.Once
+	// whip serves the WebRTC publications; cancelWHIP stops following
+	// events for their injections. Both nil without Config.WHIP.
+	whip       *whip.Server
+	cancelWHIP func()
+	once       sync.Once
 }
 
 // New returns a Handler over m. It checks cfg (the allow lists' patterns,
@@ -296,7 +313,16 @@ func New(m *callmgr.Manager, cfg Config) (*Handler, error) {
 		svc.hls = h.hls
 		o.HLSCall = h.hls.Owner
 	}
-	h.srv = newServer(svc, o)
+	var calls callService = svc
+	var whipInj *whipInjections
+	if cfg.WHIP != nil {
+		if h.whip, err = whip.New(*cfg.WHIP); err != nil {
+			return nil, fmt.Errorf("wcsapi: %w", err)
+		}
+		whipInj = newWHIPInjections(h.whip, m)
+		calls = &whipService{managerService: svc, whip: whipInj}
+	}
+	h.srv = newServer(calls, o)
 	if cfg.Webhook != "" || len(cfg.AppWebhooks) > 0 {
 		h.srv.webhook = newWebhooks(cfg.Webhook, maps.Clone(cfg.AppWebhooks), log, cfg.WebhookQueue)
 	}
@@ -308,6 +334,9 @@ func New(m *callmgr.Manager, cfg Config) (*Handler, error) {
 	notify := h.srv.notify
 	svc.notify.Store(&notify)
 	h.cancel = cfg.Events.Subscribe(svc.onEvent)
+	if whipInj != nil {
+		h.cancelWHIP = cfg.Events.Subscribe(whipInj.onEvent)
+	}
 	return h, nil
 }
 
@@ -349,6 +378,11 @@ func (h *Handler) WHEP() *whep.Mux {
 	}
 	return h.webrtc.mux
 }
+
+// WHIP returns the WHIP endpoint of the WebRTC publications (POST
+// /whip/{name}, and the publications' resources below it), which a service
+// mounts at /whip/ behind Admin; nil without Config.WHIP.
+func (h *Handler) WHIP() *whip.Server { return h.whip }
 
 // HLS returns the HLS routes of the calls (/hls/{toStream}/index.m3u8 and
 // the files it lists), which a service mounts at "GET /hls/"; nil without
@@ -394,19 +428,27 @@ func (h *Handler) EndStreams() {
 }
 
 // Shutdown ends the streams (EndStreams), stops following the Manager's
-// events and stops the webhook after delivering what is queued (once,
-// without retries, each POST bounded by 5 s), waiting for that until ctx is
-// done (then it returns ctx's error and the delivery goes on in the
-// background). Close the Manager first so that the calls' final statuses
-// reach the webhook. Later calls wait again.
+// events, ends the WebRTC publications (Config.WHIP) and stops the webhook
+// after delivering what is queued (once, without retries, each POST bounded
+// by 5 s), waiting for all that until ctx is done (then it returns ctx's
+// error and the rest goes on in the background). Close the Manager first so
+// that the calls' final statuses reach the webhook. Later calls wait again.
 func (h *Handler) Shutdown(ctx context.Context) error {
 	h.once.Do(func() {
 		h.EndStreams()
 		h.cancel()
+		if h.cancelWHIP != nil {
+			h.cancelWHIP()
+		}
 		if h.srv.webhook != nil {
 			h.srv.webhook.once.Do(func() { close(h.srv.webhook.stop) })
 		}
 	})
+	if h.whip != nil {
+		if err := h.whip.Close(ctx); err != nil {
+			return err
+		}
+	}
 	if wh := h.srv.webhook; wh != nil {
 		select {
 		case <-wh.done:
