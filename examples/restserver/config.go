@@ -27,6 +27,7 @@ type config struct {
 	HTTP, HTTPS, TLSCert, TLSKey                              string
 	Auth, AuthFile                                            string
 	NoAuth, Demo, WebRTC, HLS, WebhookSecrets, SIPTLSInsecure bool
+	WHIP                                                      bool
 	SIP, SIPTLS, SIPTLSCert, SIPTLSKey, SIPTLSCA              string
 	PublicIP, RTPPorts, Webhook                               string
 	RecordDir, RecordFormat, RecordQuota                      string
@@ -91,6 +92,7 @@ func parseConfig(args []string, getenv func(string) string, stderr io.Writer) (c
 	fs.StringVar(&c.RecordFormat, "record-format", "mp4", "format of call recordings: mp4 (fragmented MP4, H.264 + AAC), mkv (Matroska) or flv")
 	fs.BoolVar(&c.Demo, "demo", false, "start an embedded SIP callee (test pattern and tone) and RTMP server, so the page can demo a call with nothing else running")
 	fs.BoolVar(&c.WebRTC, "webrtc", true, "serve every call to browsers over WebRTC (WHEP) at /whep/{toStream}")
+	fs.BoolVar(&c.WHIP, "whip", true, "take browsers' WebRTC audio publications (WHIP) at /whip/{name}, with the admin's login; /call/inject_stream/startup {callId, streamName: name} plays one into a call")
 	fs.BoolVar(&c.HLS, "hls", true, "serve every call as Low-Latency HLS at /hls/{toStream}/index.m3u8 (muxed on the first request, released 30 s after the last)")
 	fs.StringVar(&c.LogLevel, "log-level", "info", "log level: debug, info, warn, error")
 	fs.StringVar(&c.LossPolicy, "loss-policy", "freeze", "video after a packet loss that retransmission did not repair: freeze (hold the last good picture until the keyframe asked for arrives) or conceal (keep frames flowing, viewers' decoders conceal the damage)")

@@ -21,8 +21,8 @@ import (
 var webFS embed.FS
 
 // newHandler is the whole HTTP side. Every request passes the API's guard
-// first (Host, Origin, body size); the REST API, the events, the page,
-// /defaults and /metrics need the admin's login; WHEP and HLS need the
+// first (Host, Origin, body size); the REST API, the events, WHIP, the
+// page, /defaults and /metrics need the admin's login; WHEP and HLS need the
 // admin's login or a viewer token; the player page and script are public
 // (they hold nothing).
 func newHandler(api *wcsapi.Handler, reg *prometheus.Registry, defaults map[string]any) http.Handler {
@@ -38,6 +38,10 @@ func newHandler(api *wcsapi.Handler, reg *prometheus.Registry, defaults map[stri
 	mux.Handle("GET /metrics", api.Admin(promhttp.HandlerFor(reg, promhttp.HandlerOpts{})))
 	if w := api.WHEP(); w != nil {
 		mux.Handle("/whep/", w)
+	}
+	if w := api.WHIP(); w != nil {
+		// Publishing into calls is the admin's.
+		mux.Handle("/whip/", api.Admin(w))
 	}
 	if h := api.HLS(); h != nil {
 		// GET and HEAD only: no viewer resources to DELETE or PATCH.

@@ -1,7 +1,8 @@
 // Command restserver is a ready server that reproduces the REST API of
 // Flashphoner Web Call Server's "SIP as RTMP" feature on top of sipstream
 // (clients of that API work unchanged) and plays every call in a browser
-// over WebRTC (WHEP) and Low-Latency HLS. "go run ./examples/restserver
+// over WebRTC (WHEP) and Low-Latency HLS; a browser's microphone published
+// over WHIP can be spoken into a call. "go run ./examples/restserver
 // -demo" starts it on loopback (no login needed) with an embedded SIP
 // callee and RTMP server and prints what to do.
 //
@@ -38,6 +39,7 @@ import (
 	"github.com/sipstream/sipstream/callmgr/metrics"
 	"github.com/sipstream/sipstream/callmgr/wcsapi"
 	"github.com/sipstream/sipstream/media/session"
+	"github.com/sipstream/sipstream/media/whip"
 	"github.com/sipstream/sipstream/sink/whep"
 )
 
@@ -121,11 +123,12 @@ func run(ctx context.Context, args []string, getenv func(string) string, stderr 
 		MaxPushes: cfg.MaxPushes, MaxSSE: cfg.MaxSSE, Record: cfg.RecordDir != "", Secrets: sec, HLS: cfg.HLS,
 		SoundDir: cfg.SoundDir,
 	}
+	iceIPs, publicIPs := whep.ICEAddrs(cfg.SIP, cfg.publicIP, nil)
 	if cfg.WebRTC {
-		wcfg := whep.Config{MaxViewers: cfg.MaxViewers}
-		wcfg.ICEIPs, wcfg.PublicIPs = whep.ICEAddrs(cfg.SIP, cfg.publicIP, nil)
-		wcfg.PublicIPsOnly = len(wcfg.PublicIPs) > 0
-		acfg.WebRTC = &wcfg
+		acfg.WebRTC = &whep.Config{MaxViewers: cfg.MaxViewers, ICEIPs: iceIPs, PublicIPs: publicIPs, PublicIPsOnly: len(publicIPs) > 0}
+	}
+	if cfg.WHIP {
+		acfg.WHIP = &whip.Config{ICEIPs: iceIPs, PublicIPs: publicIPs, PublicIPsOnly: len(publicIPs) > 0}
 	}
 	api, err := wcsapi.New(m, acfg)
 	if err != nil {
