@@ -83,6 +83,7 @@ type Config struct {
 // Stats count what a Server did. Counters only grow, except Publishers.
 type Stats struct {
 	Publishers          int    // publications live now
+	Subscribers         int    // subscribers of the live publications now
 	PublishersTotal     uint64 // publications answered since New
 	Frames              uint64 // audio frames received (delivered to the subscribers there were)
 	VideoPacketsIgnored uint64 // video packets read and discarded
@@ -259,9 +260,14 @@ func (s *Server) Published(name string) bool {
 // Stats returns the Server's counters.
 func (s *Server) Stats() Stats {
 	s.mu.Lock()
-	n := len(s.byName)
+	n, subs := len(s.byName), 0
+	for _, p := range s.byName {
+		if cur := p.subs.Load(); cur != nil {
+			subs += len(*cur)
+		}
+	}
 	s.mu.Unlock()
-	return Stats{Publishers: n, PublishersTotal: s.total.Load(), Frames: s.frames.Load(), VideoPacketsIgnored: s.videoIgnored.Load()}
+	return Stats{Publishers: n, Subscribers: subs, PublishersTotal: s.total.Load(), Frames: s.frames.Load(), VideoPacketsIgnored: s.videoIgnored.Load()}
 }
 
 // Close ends every publication (their subscribers' onEnd are called) and

@@ -16,6 +16,7 @@ import (
 
 	"github.com/sipstream/sipstream/internal/testmedia"
 	"github.com/sipstream/sipstream/media"
+	"github.com/sipstream/sipstream/media/g711"
 	"github.com/sipstream/sipstream/media/sound"
 	"github.com/sipstream/sipstream/media/whip"
 )
@@ -116,6 +117,7 @@ func TestPublishOpusTone(t *testing.T) {
 	assert.Greater(t, g, 0.5, "the 1 kHz tone went through")
 
 	// The second subscriber left early: it got frames, and no end.
+	require.Equal(t, 2, srv.Stats().Subscribers)
 	cancel2()
 	cancel2()
 	require.NotEmpty(t, second.snapshot())
@@ -139,6 +141,7 @@ func TestPublishOpusTone(t *testing.T) {
 	require.Equal(t, http.StatusNotFound, del(t, pub.location), "the resource is gone")
 	st := srv.Stats()
 	require.Equal(t, 0, st.Publishers)
+	require.Equal(t, 0, st.Subscribers)
 	require.Equal(t, uint64(1), st.PublishersTotal)
 
 	// The name is free again.
@@ -156,7 +159,7 @@ func TestPublishPCMU(t *testing.T) {
 	// 1 s of a 1 kHz tone as 20 ms PCMU packets.
 	var pkts [][]byte
 	for i := range 50 {
-		pkts = append(pkts, ulaw(testmedia.Tone(1000, 8000, i*160, 160, 0.5)))
+		pkts = append(pkts, g711.EncodeULaw(nil, testmedia.Tone(1000, 8000, i*160, 160, 0.5)))
 	}
 	require.NoError(t, pub.send(context.Background(), pkts, 1))
 	frames := rec.snapshot()
@@ -167,25 +170,6 @@ func TestPublishPCMU(t *testing.T) {
 	assert.Greater(t, testmedia.Goertzel(pcm[len(pcm)/4:len(pcm)*3/4], 8000, 1000), 0.8)
 	require.Equal(t, http.StatusOK, del(t, pub.location))
 	<-rec.ended
-}
-
-// ulaw encodes linear samples as G.711 µ-law.
-func ulaw(pcm []int16) []byte {
-	out := make([]byte, len(pcm))
-	for i, s := range pcm {
-		v := int32(s)
-		sign := byte(0)
-		if v < 0 {
-			v, sign = -v, 0x80
-		}
-		v = min(v+0x84, 0x7fff)
-		exp := byte(7)
-		for mask := int32(0x4000); v&mask == 0 && exp > 0; mask >>= 1 {
-			exp--
-		}
-		out[i] = ^(sign | exp<<4 | byte(v>>(exp+3))&0x0f)
-	}
-	return out
 }
 
 // TestMediaTimeout: a publisher whose audio stops is ended after
