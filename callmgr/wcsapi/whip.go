@@ -40,10 +40,10 @@ type whipInjection struct {
 	name   string // InjectSound's name: whipSoundPrefix + the stream
 	live   *sound.Live
 	cancel func() // the subscription
-	// confirmed: an event showed the call playing name, so a later event
-	// showing something else means it was replaced (events before it may
-	// still show the previous sound).
-	confirmed bool
+	// starting: InjectSound has not returned yet; events are not looked
+	// at meanwhile (start checks the call once it has). Guarded by
+	// whipInjections.mu.
+	starting bool
 }
 
 func newWHIPInjections(srv *whip.Server, m *callmgr.Manager) *whipInjections {
@@ -81,19 +81,46 @@ func (w *whipInjections) start(ctx context.Context, callID, stream string) error
 	if err != nil {
 		return err
 	}
-	inj.cancel = cancel
-	if err := w.m.InjectSound(ctx, callID, live, inj.name); err != nil {
-		inj.stop()
-		return mapErr(err)
-	}
+	inj.cancel, inj.starting = cancel, true
 	w.mu.Lock()
 	old := w.byCall[callID]
 	w.byCall[callID] = inj
 	w.mu.Unlock()
+	err = w.m.InjectSound(ctx, callID, live, inj.name)
+	w.mu.Lock()
+	inj.starting = false
+	w.mu.Unlock()
 	if old != nil {
-		old.stop()
+		old.stop() // after: the call does not end its sound on old's end first
 	}
+	if err != nil {
+		w.forget(callID, inj)
+		inj.stop()
+		return mapErr(err)
+	}
+	// Replaced (or ended) before the events were looked at again?
+	w.check(callID, inj)
 	return nil
+}
+
+// check ends inj unless callID still plays it. The call's current state is
+// asked, not an event's snapshot: events arrive later than the changes
+// they report, an old one may still name an earlier sound.
+func (w *whipInjections) check(callID string, inj *whipInjection) {
+	if c, ok := w.m.Call(callID); ok {
+		if ci := c.Info(); ci.InjectedSound == inj.name && !ci.Status.Final() {
+			return
+		}
+	}
+	w.mu.Lock()
+	mine := w.byCall[callID] == inj && !inj.starting
+	if mine {
+		delete(w.byCall, callID)
+	}
+	w.mu.Unlock()
+	if mine {
+		inj.stop()
+	}
 }
 
 // stopCall ends callID's injection, if any, and silences the call at once
@@ -130,21 +157,9 @@ func (w *whipInjections) onEvent(ev callmgr.Event) {
 	}
 	w.mu.Lock()
 	inj := w.byCall[ev.CallID]
-	switch {
-	case inj == nil:
-	case ev.Type == callmgr.EventCallStatus:
-		delete(w.byCall, ev.CallID)
-	case ev.Info.InjectedSound == inj.name:
-		inj.confirmed = true
-		inj = nil
-	case inj.confirmed:
-		delete(w.byCall, ev.CallID)
-	default:
-		inj = nil // an event from before the injection
-	}
 	w.mu.Unlock()
 	if inj != nil {
-		inj.stop()
+		w.check(ev.CallID, inj)
 	}
 }
 
