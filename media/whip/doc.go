@@ -22,11 +22,12 @@
 // connects (RFC 8843 §7.3.3), but its packets are read and discarded:
 // sipstream sends calls no video from browsers.
 //
-// Each audio RTP packet becomes one frame: its payload, the codec and a PTS
-// from the RTP timestamp (the first packet is PTS 0; the 32-bit timestamp
-// is unwrapped). Packets are delivered in the order they arrive: there is
-// no jitter buffer, so a reordered packet is delivered late (sound.Live
-// then drops it as a duplicate after filling its slot with silence).
+// Audio RTP packets go through a media/jitter buffer (back in sequence
+// order, duplicates dropped, an adaptive wait for missing packets, which
+// are then skipped: the gap shows in the timestamps), and each becomes one
+// frame: its payload, the codec and a PTS from the RTP timestamp (the first
+// packet is PTS 0; the 32-bit timestamp is unwrapped). A packet behind a
+// gap leaves with the first packet that arrives after its wait.
 //
 // A publication ends on DELETE, when its peer connection fails or closes,
 // when no audio packet arrived for Config.MediaTimeout, when it does not

@@ -13,6 +13,7 @@ import (
 	"github.com/pion/webrtc/v4"
 
 	"github.com/sipstream/sipstream/media"
+	"github.com/sipstream/sipstream/media/jitter"
 )
 
 // publication is one publisher's peer connection and its subscribers. Its
@@ -231,21 +232,42 @@ func (p *publication) onTrack(tr *webrtc.TrackRemote, _ *webrtc.RTPReceiver) {
 	}
 	var d depacketizer
 	d.codec, d.clock, d.channels = codec, tr.Codec().ClockRate, uint8(max(tr.Codec().Channels, 1))
+	// Packets are put back in order: a packet behind a gap waits for the
+	// missing ones (an adaptive delay), and leaves when a later packet
+	// arrives after that wait (audio flows every 20 ms or so; what is
+	// held when the audio stops is dropped with the publication).
+	jb, err := jitter.New(jitter.Config{Adaptive: true, ClockRate: d.clock})
+	if err != nil {
+		return
+	}
 	for {
 		pkt, _, err := tr.ReadRTP()
 		if err != nil {
 			return
 		}
-		p.lastRTP.Store(time.Now().UnixNano())
-		f, ok := d.frame(pkt.Timestamp, pkt.Payload)
-		if !ok {
+		now := time.Now()
+		p.lastRTP.Store(now.UnixNano())
+		if jb.PushPacket(pkt, now) != nil {
 			continue
 		}
-		p.s.frames.Add(1)
-		if subs := p.subs.Load(); subs != nil {
-			for _, sub := range *subs {
-				sub.onFrame(f)
+		for {
+			q, ok := jb.Pop(now)
+			if !ok {
+				break
 			}
+			if f, ok := d.frame(q.Timestamp, q.Payload); ok {
+				p.deliver(f)
+			}
+		}
+	}
+}
+
+// deliver hands f to every subscriber.
+func (p *publication) deliver(f *media.Frame) {
+	p.s.frames.Add(1)
+	if subs := p.subs.Load(); subs != nil {
+		for _, sub := range *subs {
+			sub.onFrame(f)
 		}
 	}
 }

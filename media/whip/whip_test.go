@@ -10,6 +10,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/pion/rtp"
 	"github.com/pion/webrtc/v4"
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
@@ -282,4 +283,56 @@ func TestCloseEndsPublications(t *testing.T) {
 	require.Equal(t, http.StatusServiceUnavailable, code)
 	_, err = srv.Subscribe("x", rec.onFrame, nil)
 	require.ErrorIs(t, err, whip.ErrClosed)
+}
+
+// TestReorder: packets that arrive out of order (pairs swapped), twice, or
+// never reach the subscriber in sequence order, once each; the missing
+// packet's 20 ms shows as a gap in the PTS.
+func TestReorder(t *testing.T) {
+	srv, base := startServer(t, whip.Config{})
+	pc := newPublisherPC(t)
+	track, err := webrtc.NewTrackLocalStaticRTP(webrtc.RTPCodecCapability{MimeType: webrtc.MimeTypePCMU, ClockRate: 8000}, "audio", "reorder")
+	require.NoError(t, err)
+	_, err = pc.AddTransceiverFromTrack(track, webrtc.RTPTransceiverInit{Direction: webrtc.RTPTransceiverDirectionSendonly})
+	require.NoError(t, err)
+	code, answer, _ := post(t, base+"/whip/r", "application/sdp", offer(t, pc))
+	require.Equal(t, http.StatusCreated, code, answer)
+	require.NoError(t, pc.SetRemoteDescription(webrtc.SessionDescription{Type: webrtc.SDPTypeAnswer, SDP: answer}))
+	rec := newReceived()
+	_, err = srv.Subscribe("r", rec.onFrame, rec.onEnd)
+	require.NoError(t, err)
+
+	// Sequence 0..59 sent as 1,0,3,2,... with 30 missing and 41 sent twice.
+	var order []int
+	for i := 0; i < 60; i += 2 {
+		order = append(order, i+1, i)
+	}
+	order = slices.DeleteFunc(order, func(i int) bool { return i == 30 })
+	order = slices.Insert(order, slices.Index(order, 41)+1, 41)
+	payload := g711.EncodeULaw(nil, testmedia.Tone(1000, 8000, 0, 160, 0.5))
+	tick := time.NewTicker(20 * time.Millisecond)
+	defer tick.Stop()
+	sent := 0
+	for deadline := time.Now().Add(10 * time.Second); sent < len(order) && time.Now().Before(deadline); {
+		<-tick.C
+		i := order[sent]
+		err := track.WriteRTP(&rtp.Packet{Header: rtp.Header{Version: 2, SequenceNumber: uint16(1000 + i), Timestamp: uint32(5000 + 160*i)}, Payload: payload})
+		require.NoError(t, err)
+		if pc.ConnectionState() == webrtc.PeerConnectionStateConnected {
+			sent++ // before the connection is up, packets are not sent
+		}
+	}
+	time.Sleep(200 * time.Millisecond)
+	frames := rec.snapshot()
+	require.Greater(t, len(frames), 40)
+	gaps := 0
+	for i := 1; i < len(frames); i++ {
+		d := frames[i].PTS - frames[i-1].PTS
+		if d == 40*time.Millisecond {
+			gaps++
+			continue
+		}
+		require.Equal(t, 20*time.Millisecond, d, "frame %d follows %d in order, once", i, i-1)
+	}
+	require.Equal(t, 1, gaps, "the missing packet's slot")
 }
