@@ -398,7 +398,8 @@ func (h *Handler) Describe(ch chan<- *prometheus.Desc) {
 
 // Collect implements prometheus.Collector: REST requests by endpoint and
 // status, requests refused before any handler, status events, event stream
-// subscribers, webhook deliveries, WebRTC streams and viewers, HLS muxers.
+// subscribers, webhook deliveries, WebRTC streams and viewers, HLS muxers,
+// WHIP publications and the calls hearing them.
 func (h *Handler) Collect(ch chan<- prometheus.Metric) {
 	for _, c := range h.collectors() {
 		c.Collect(ch)
@@ -412,6 +413,9 @@ func (h *Handler) collectors() []prometheus.Collector {
 	}
 	if h.hls != nil {
 		cs = append(cs, hlsCollector{mux: h.hls})
+	}
+	if h.whip != nil {
+		cs = append(cs, whipCollector{srv: h.whip})
 	}
 	return cs
 }

@@ -6,6 +6,8 @@ import (
 	"fmt"
 	"sync"
 
+	"github.com/prometheus/client_golang/prometheus"
+
 	"github.com/sipstream/sipstream/callmgr"
 	"github.com/sipstream/sipstream/media"
 	"github.com/sipstream/sipstream/media/sound"
@@ -195,4 +197,28 @@ func (s *whipService) InjectStream(ctx context.Context, callID, streamName strin
 		return err
 	}
 	return s.whip.start(ctx, callID, streamName)
+}
+
+var (
+	whipPublishersDesc  = prometheus.NewDesc("sipstream_whip_publishers", "WebRTC (WHIP) publications live now.", nil, nil)
+	whipSubscribersDesc = prometheus.NewDesc("sipstream_whip_injections", "Calls hearing a WebRTC (WHIP) publication now.", nil, nil)
+	whipFramesDesc      = prometheus.NewDesc("sipstream_whip_audio_frames_total", "Audio frames received from WebRTC (WHIP) publishers.", nil, nil)
+)
+
+// whipCollector exports the WHIP server's publications and injections.
+type whipCollector struct{ srv *whip.Server }
+
+// Describe implements prometheus.Collector.
+func (c whipCollector) Describe(ch chan<- *prometheus.Desc) {
+	ch <- whipPublishersDesc
+	ch <- whipSubscribersDesc
+	ch <- whipFramesDesc
+}
+
+// Collect implements prometheus.Collector.
+func (c whipCollector) Collect(ch chan<- prometheus.Metric) {
+	st := c.srv.Stats()
+	ch <- prometheus.MustNewConstMetric(whipPublishersDesc, prometheus.GaugeValue, float64(st.Publishers))
+	ch <- prometheus.MustNewConstMetric(whipSubscribersDesc, prometheus.GaugeValue, float64(st.Subscribers))
+	ch <- prometheus.MustNewConstMetric(whipFramesDesc, prometheus.CounterValue, float64(st.Frames))
 }

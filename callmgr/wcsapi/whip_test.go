@@ -13,6 +13,7 @@ import (
 	"github.com/pion/ice/v4"
 	"github.com/pion/webrtc/v4"
 	pionmedia "github.com/pion/webrtc/v4/pkg/media"
+	"github.com/prometheus/client_golang/prometheus"
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
@@ -69,7 +70,8 @@ func whipPCMU(t *testing.T, url string) {
 }
 
 // TestInjectWHIP: with Config.WHIP, /call/inject_stream/startup plays a
-// WebRTC publication into a call (the siptest callee hears its tone);
+// WebRTC publication into a call (the siptest callee hears its tone, the
+// metrics count the publication and the injection);
 // inject_sound replaces it and the subscription ends; injected again, the
 // call's end ends the subscription too. A stream neither a call nor a
 // publisher has is 404, and so is an unknown call.
@@ -127,6 +129,18 @@ func TestInjectWHIP(t *testing.T) {
 	c, _ := m.Call("c1")
 	require.Equal(t, "stream:op1", c.Info().InjectedSound)
 	require.Equal(t, 1, api.WHIP().Stats().Subscribers)
+	reg := prometheus.NewRegistry()
+	reg.MustRegister(api)
+	mfs, err := reg.Gather()
+	require.NoError(t, err)
+	gauges := map[string]float64{}
+	for _, mf := range mfs {
+		if m := mf.GetMetric(); len(m) == 1 && m[0].GetGauge() != nil {
+			gauges[mf.GetName()] = m[0].GetGauge().GetValue()
+		}
+	}
+	require.Equal(t, 1.0, gauges["sipstream_whip_publishers"])
+	require.Equal(t, 1.0, gauges["sipstream_whip_injections"])
 	tone := heard(1500 * time.Millisecond)
 	g := testmedia.Goertzel(tone, 8000, 1000)
 	t.Logf("Goertzel(1 kHz) while op1 is injected: %.3f over %d samples", g, len(tone))
