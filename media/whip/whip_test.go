@@ -12,6 +12,7 @@ import (
 
 	"github.com/pion/rtp"
 	"github.com/pion/webrtc/v4"
+	pionmedia "github.com/pion/webrtc/v4/pkg/media"
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
@@ -335,4 +336,45 @@ func TestReorder(t *testing.T) {
 		require.Equal(t, 20*time.Millisecond, d, "frame %d follows %d in order, once", i, i-1)
 	}
 	require.Equal(t, 1, gaps, "the missing packet's slot")
+}
+
+// TestVideoIgnored: an offer whose first section is video (as OBS and
+// some browsers send it) is answered: the audio arrives, the video's
+// packets are read and discarded.
+func TestVideoIgnored(t *testing.T) {
+	srv, base := startServer(t, whip.Config{})
+	pc := newPublisherPC(t)
+	video, err := webrtc.NewTrackLocalStaticSample(webrtc.RTPCodecCapability{MimeType: webrtc.MimeTypeVP8, ClockRate: 90000}, "video", "av")
+	require.NoError(t, err)
+	audio, err := webrtc.NewTrackLocalStaticSample(webrtc.RTPCodecCapability{MimeType: webrtc.MimeTypePCMU, ClockRate: 8000}, "audio", "av")
+	require.NoError(t, err)
+	for _, tr := range []webrtc.TrackLocal{video, audio} {
+		_, err = pc.AddTransceiverFromTrack(tr, webrtc.RTPTransceiverInit{Direction: webrtc.RTPTransceiverDirectionSendonly})
+		require.NoError(t, err)
+	}
+	code, answer, loc := post(t, base+"/whip/av", "application/sdp", offer(t, pc))
+	require.Equal(t, http.StatusCreated, code, answer)
+	require.True(t, strings.Index(answer, "m=video") < strings.Index(answer, "m=audio"), "sections in the offer's order")
+	require.NoError(t, pc.SetRemoteDescription(webrtc.SessionDescription{Type: webrtc.SDPTypeAnswer, SDP: answer}))
+	rec := newReceived()
+	_, err = srv.Subscribe("av", rec.onFrame, rec.onEnd)
+	require.NoError(t, err)
+	payload := g711.EncodeULaw(nil, testmedia.Tone(1000, 8000, 0, 160, 0.5))
+	tick := time.NewTicker(20 * time.Millisecond)
+	defer tick.Stop()
+	for deadline := time.Now().Add(10 * time.Second); time.Now().Before(deadline) && (len(rec.snapshot()) < 20 || srv.Stats().VideoPacketsIgnored < 5); {
+		<-tick.C
+		require.NoError(t, audio.WriteSample(pionmedia.Sample{Data: payload, Duration: 20 * time.Millisecond}))
+		// A VP8 key frame header and some bytes: never decoded here.
+		require.NoError(t, video.WriteSample(pionmedia.Sample{Data: append([]byte{0x10, 0x02, 0x00, 0x9d, 0x01, 0x2a}, make([]byte, 200)...), Duration: 20 * time.Millisecond}))
+	}
+	st := srv.Stats()
+	t.Logf("stats %+v", st)
+	require.GreaterOrEqual(t, len(rec.snapshot()), 20, "audio frames")
+	require.GreaterOrEqual(t, st.VideoPacketsIgnored, uint64(5))
+	for _, f := range rec.snapshot() {
+		require.Equal(t, media.CodecPCMU, f.Codec)
+	}
+	require.Equal(t, http.StatusOK, del(t, base+loc))
+	<-rec.ended
 }
