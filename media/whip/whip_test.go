@@ -224,6 +224,15 @@ func TestRefusals(t *testing.T) {
 	videoOnly := newPublisherPC(t)
 	_, err := videoOnly.AddTransceiverFromKind(webrtc.RTPCodecTypeVideo, webrtc.RTPTransceiverInit{Direction: webrtc.RTPTransceiverDirectionSendonly})
 	require.NoError(t, err)
+	// G.722 only: audio, but nothing sipstream decodes.
+	g722 := &webrtc.MediaEngine{}
+	require.NoError(t, g722.RegisterCodec(webrtc.RTPCodecParameters{PayloadType: 9,
+		RTPCodecCapability: webrtc.RTPCodecCapability{MimeType: webrtc.MimeTypeG722, ClockRate: 8000}}, webrtc.RTPCodecTypeAudio))
+	g722PC, err := webrtc.NewAPI(webrtc.WithMediaEngine(g722)).NewPeerConnection(webrtc.Configuration{})
+	require.NoError(t, err)
+	defer g722PC.Close()
+	_, err = g722PC.AddTransceiverFromKind(webrtc.RTPCodecTypeAudio, webrtc.RTPTransceiverInit{Direction: webrtc.RTPTransceiverDirectionSendonly})
+	require.NoError(t, err)
 	audio := newPublisherPC(t)
 	_, err = audio.AddTransceiverFromKind(webrtc.RTPCodecTypeAudio, webrtc.RTPTransceiverInit{Direction: webrtc.RTPTransceiverDirectionSendonly})
 	require.NoError(t, err)
@@ -238,6 +247,7 @@ func TestRefusals(t *testing.T) {
 		{"empty", http.MethodPost, "/whip/a", "application/sdp", "", http.StatusBadRequest},
 		{"too large", http.MethodPost, "/whip/a", "application/sdp", strings.Repeat("a=x\r\n", 4000), http.StatusRequestEntityTooLarge},
 		{"video only", http.MethodPost, "/whip/a", "application/sdp", offer(t, videoOnly), http.StatusNotAcceptable},
+		{"G.722 only", http.MethodPost, "/whip/a", "application/sdp", offer(t, g722PC), http.StatusNotAcceptable},
 		{"no name", http.MethodPost, "/whip/", "application/sdp", audioOffer, http.StatusNotFound},
 		{"control character", http.MethodPost, "/whip/a%0Ab", "application/sdp", audioOffer, http.StatusNotFound},
 		{"too deep", http.MethodDelete, "/whip/a/b/c", "", "", http.StatusNotFound},
