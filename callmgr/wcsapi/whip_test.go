@@ -172,3 +172,38 @@ func TestInjectWHIP(t *testing.T) {
 	require.Eventually(t, func() bool { return api.WHIP().Stats().Subscribers == 0 }, 5*time.Second, 20*time.Millisecond)
 	require.True(t, api.WHIP().Published("op1"), "the publication goes on")
 }
+
+// TestWHIPBehindGuard: mounted as the package doc says (Admin inside
+// Guard), the WHIP endpoint needs the admin's login, answers a cross-origin
+// page's preflight for POST and DELETE without one, and exposes Location
+// to the allowed origin.
+func TestWHIPBehindGuard(t *testing.T) {
+	relay := new(callmgr.Relay)
+	m, err := callmgr.New(callmgr.Config{ListenAddr: "127.0.0.1:0", RTPPortMin: 27500, RTPPortMax: 27599, OnEvent: relay.OnEvent})
+	require.NoError(t, err)
+	defer m.Close(context.Background())
+	api, err := New(m, Config{Events: relay, User: "admin", Password: "pw-123456", CORSOrigins: []string{"https://op.example"},
+		WHIP: &whip.Config{ICEIPs: []netip.Addr{netip.MustParseAddr("127.0.0.1")}}})
+	require.NoError(t, err)
+	defer api.Close()
+	mux := http.NewServeMux()
+	mux.Handle("/whip/", api.Admin(api.WHIP()))
+	ts := httptest.NewServer(api.Guard(mux))
+	defer ts.Close()
+	origin := map[string]string{"Origin": "https://op.example"}
+
+	code, _, h := do(t, http.MethodOptions, ts.URL+"/whip/op1", "", "", map[string]string{
+		"Origin": "https://op.example", "Access-Control-Request-Method": "POST", "Access-Control-Request-Headers": "authorization, content-type"})
+	require.Equal(t, http.StatusNoContent, code)
+	require.Contains(t, h.Get("Access-Control-Allow-Methods"), "POST")
+	require.Contains(t, h.Get("Access-Control-Allow-Methods"), "DELETE")
+	require.Equal(t, "https://op.example", h.Get("Access-Control-Allow-Origin"))
+
+	code, _, _ = do(t, http.MethodPost, ts.URL+"/whip/op1", "application/sdp", "v=0\r\n", origin)
+	require.Equal(t, http.StatusUnauthorized, code, "no login")
+	code, _, _ = do(t, http.MethodPost, ts.URL+"/whip/op1", "application/sdp", "v=0\r\n", map[string]string{"Origin": "https://evil.example"})
+	require.Equal(t, http.StatusForbidden, code, "an origin not allowed")
+	code, body, h := do(t, http.MethodPost, withAuth(ts.URL, "admin", "pw-123456")+"/whip/op1", "application/sdp", "v=0\r\n", origin)
+	require.Equal(t, http.StatusBadRequest, code, "with the login, the offer reaches the WHIP server: %s", body)
+	require.Contains(t, h.Get("Access-Control-Expose-Headers"), "Location")
+}
