@@ -74,7 +74,7 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 			http.Error(w, "no such publication", http.StatusNotFound)
 			return
 		}
-		p.stop(errors.New("DELETE"))
+		p.stop()
 		select {
 		case <-p.done:
 		case <-r.Context().Done():

@@ -2,7 +2,6 @@ package whip
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"strings"
 	"sync"
@@ -26,7 +25,6 @@ type publication struct {
 	pc       *webrtc.PeerConnection // set by start before run begins
 	stopped  chan struct{}          // closed by stop
 	once     sync.Once
-	why      error        // set before stopped is closed
 	lastRTP  atomic.Int64 // unix nanoseconds of the last audio packet; 0: none yet
 	hasAudio atomic.Bool  // an audio track is being read
 
@@ -46,10 +44,9 @@ func newPublication(s *Server, name, id string) *publication {
 	return &publication{s: s, name: name, id: id, stopped: make(chan struct{}), done: make(chan struct{})}
 }
 
-// stop asks run to end the publication for why. It is idempotent.
-func (p *publication) stop(why error) {
+// stop asks run to end the publication. It is idempotent.
+func (p *publication) stop() {
 	p.once.Do(func() {
-		p.why = why
 		close(p.stopped)
 	})
 }
@@ -119,9 +116,9 @@ func (p *publication) negotiate(ctx context.Context, offer string) (string, erro
 	pc.OnConnectionStateChange(func(st webrtc.PeerConnectionState) {
 		switch st {
 		case webrtc.PeerConnectionStateFailed:
-			p.stop(errors.New("ICE or DTLS failed"))
+			p.stop() // ICE or DTLS failed
 		case webrtc.PeerConnectionStateClosed:
-			p.stop(errors.New("peer connection closed"))
+			p.stop()
 		}
 	})
 	if err := pc.SetRemoteDescription(webrtc.SessionDescription{Type: webrtc.SDPTypeOffer, SDP: offer}); err != nil {
@@ -181,11 +178,11 @@ wait:
 			break wait
 		case <-connect.C:
 			if p.lastRTP.Load() == 0 {
-				p.stop(fmt.Errorf("no audio within %v", p.s.cfg.ConnectTimeout))
+				p.stop() // never connected, or no audio
 			}
 		case now := <-tick.C:
 			if last := p.lastRTP.Load(); last != 0 && now.Sub(time.Unix(0, last)) > p.s.cfg.MediaTimeout {
-				p.stop(fmt.Errorf("no audio for %v", p.s.cfg.MediaTimeout))
+				p.stop() // the audio stopped
 			}
 		}
 	}

@@ -282,7 +282,7 @@ func (s *Server) Close(ctx context.Context) error {
 	}
 	s.mu.Unlock()
 	for _, p := range pubs {
-		p.stop(errors.New("server closed"))
+		p.stop()
 	}
 	done := make(chan struct{})
 	go func() {
