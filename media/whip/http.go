@@ -128,7 +128,7 @@ func writeError(w http.ResponseWriter, err error) {
 		code = http.StatusConflict
 	case errors.Is(err, ErrNoAudio):
 		code = http.StatusNotAcceptable
-	case errors.Is(err, ErrTooManyPublishers), errors.Is(err, ErrClosed):
+	case errors.Is(err, ErrTooManyPublishers), errors.Is(err, ErrClosed), errors.Is(err, ErrNoCandidates):
 		w.Header().Set("Retry-After", "1")
 		code = http.StatusServiceUnavailable
 	case errors.Is(err, context.Canceled), errors.Is(err, context.DeadlineExceeded):

@@ -143,7 +143,11 @@ func (p *publication) negotiate(ctx context.Context, offer string) (string, erro
 	case <-ctx.Done():
 		return "", ctx.Err()
 	}
-	return pc.LocalDescription().SDP, nil
+	answer := pc.LocalDescription().SDP
+	if !strings.Contains(answer, "a=candidate:") {
+		return "", ErrNoCandidates
+	}
+	return answer, nil
 }
 
 // acceptsAudio reports whether an answer receives audio: an m=audio

@@ -30,6 +30,10 @@ var (
 	ErrTooManyPublishers = errors.New("whip: too many publishers")
 	// ErrNoAudio: the offer has no audio in Opus, PCMA or PCMU (HTTP 406).
 	ErrNoAudio = errors.New("whip: the offer sends no Opus, PCMA or PCMU audio")
+	// ErrNoCandidates: ICE gathered no candidate for the answer (every
+	// port of Config.UDPPortMin..UDPPortMax taken, no usable address;
+	// HTTP 503).
+	ErrNoCandidates = errors.New("whip: no ICE candidate could be gathered (UDP ports exhausted?)")
 	// ErrClosed: the Server was closed (HTTP 503).
 	ErrClosed = errors.New("whip: server closed")
 )

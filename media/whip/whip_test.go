@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"net/http"
+	"net/netip"
 	"slices"
 	"strings"
 	"sync"
@@ -16,6 +17,7 @@ import (
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
+	"github.com/sipstream/sipstream/internal/testenv"
 	"github.com/sipstream/sipstream/internal/testmedia"
 	"github.com/sipstream/sipstream/media"
 	"github.com/sipstream/sipstream/media/g711"
@@ -393,4 +395,56 @@ func TestVideoIgnored(t *testing.T) {
 	}
 	require.Equal(t, http.StatusOK, del(t, base+loc))
 	<-rec.ended
+}
+
+// TestNoSocketLeak: with ICE confined to two UDP ports on loopback, a
+// third publication at once is refused (503: no candidate), and eight
+// publications one after the other (ended by DELETE, by the media timeout,
+// by the publisher closing) all connect: each gives its socket back.
+func TestNoSocketLeak(t *testing.T) {
+	lo := testenv.FreeUDPRange(t, 2)
+	srv, base := startServer(t, whip.Config{ICEIPs: []netip.Addr{netip.MustParseAddr("127.0.0.1")},
+		UDPPortMin: uint16(lo), UDPPortMax: uint16(lo + 1), MediaTimeout: 300 * time.Millisecond})
+	// Two publications take both ports: a third is refused (503).
+	var locs []string
+	for _, name := range []string{"a", "b", "c"} {
+		pc := newPublisherPC(t)
+		_, err := pc.AddTransceiverFromKind(webrtc.RTPCodecTypeAudio, webrtc.RTPTransceiverInit{Direction: webrtc.RTPTransceiverDirectionSendonly})
+		require.NoError(t, err)
+		code, body, loc := post(t, base+"/whip/"+name, "application/sdp", offer(t, pc))
+		if name == "c" {
+			require.Equal(t, http.StatusServiceUnavailable, code, body)
+			require.Contains(t, body, "no ICE candidate")
+			break
+		}
+		require.Equal(t, http.StatusCreated, code, body)
+		locs = append(locs, loc)
+	}
+	require.Equal(t, 2, srv.Stats().Publishers, "the refused offer left nothing")
+	for _, loc := range locs {
+		require.Equal(t, http.StatusOK, del(t, base+loc))
+	}
+	payload := g711.EncodeULaw(nil, testmedia.Tone(1000, 8000, 0, 160, 0.5))
+	for i := range 8 {
+		pub := publish(t, base, "/whip/leak", webrtc.MimeTypePCMU, 8000, 1)
+		rec := newReceived()
+		_, err := srv.Subscribe("leak", rec.onFrame, rec.onEnd)
+		require.NoError(t, err)
+		require.NoError(t, pub.send(context.Background(), [][]byte{payload}, 5))
+		switch i % 3 {
+		case 0:
+			require.Equal(t, http.StatusOK, del(t, pub.location))
+		case 1:
+			// The media timeout ends it.
+		case 2:
+			require.NoError(t, pub.pc.GracefulClose())
+		}
+		select {
+		case <-rec.ended:
+		case <-time.After(10 * time.Second):
+			t.Fatalf("publication %d did not end", i)
+		}
+		require.NotEmpty(t, rec.snapshot(), "publication %d", i)
+		_ = pub.pc.GracefulClose()
+	}
 }
