@@ -25,6 +25,8 @@ import (
 // call.transfer(target)), not REST methods: sipstream names them
 // /call/hold, /call/unhold and /call/transfer {callId, target} after them.
 // /call/inject_sound/terminate and "loop" on inject_sound are sipstream's.
+// inject_stream's streamName is a live call's toStream or, with
+// Config.WHIP, a browser's WebRTC publication (whip.go).
 
 // callControlRoutes are the endpoints of this file.
 func (s *server) callControlRoutes() map[string]func(http.ResponseWriter, *http.Request) error {
