@@ -1,15 +1,18 @@
 package wcsapi
 
 import (
+	"encoding/json"
 	"net/http"
 	"os"
 	"path/filepath"
+	"strings"
 	"testing"
 	"time"
 
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
+	"github.com/sipstream/sipstream/callmgr"
 	"github.com/sipstream/sipstream/internal/testmedia"
 )
 
@@ -127,4 +130,19 @@ func TestClipCache(t *testing.T) {
 	assert.ErrorIs(t, err, os.ErrNotExist)
 	_, err = c.load(dir)
 	assert.Error(t, err, "a directory is not a sound")
+}
+
+func TestCallObjectCallControlMembers(t *testing.T) {
+	ci := callmgr.CallInfo{CallID: "c1", Status: callmgr.StatusHold, Held: true, InjectedSound: "moh.wav",
+		Transfer: &callmgr.TransferInfo{Target: "sip:carol@pbx", Code: 486, Reason: "Busy Here", Done: true}}
+	b, err := json.Marshal(callObjectOf(ci, "n1", time.Now))
+	require.NoError(t, err)
+	s := string(b)
+	assert.Contains(t, s, `"status":"HOLD"`)
+	assert.Contains(t, s, `"held":true,"injectedSound":"moh.wav","transfer":{"target":"sip:carol@pbx","sipStatus":486,"reason":"Busy Here","done":true,"succeeded":false}`)
+	assert.Less(t, strings.Index(s, `"holdForTransfer"`), strings.Index(s, `"held"`), "sipstream's members after the product's")
+	b, err = json.Marshal(callObjectOf(callmgr.CallInfo{CallID: "c2"}, "n1", time.Now))
+	require.NoError(t, err)
+	assert.NotContains(t, string(b), `"held"`)
+	assert.NotContains(t, string(b), `"transfer"`)
 }

@@ -78,6 +78,24 @@ type Call struct {
 	SRTP         string `json:"srtp,omitempty"`
 	Secure       bool   `json:"secure,omitempty"`
 	SRTPFallback string `json:"srtpFallback,omitempty"`
+	// Call control (/call/hold, /call/transfer, /call/inject_*): held by
+	// /call/hold, what the peer hears besides silence, the last transfer.
+	Held           bool           `json:"held,omitempty"`
+	InjectedSound  string         `json:"injectedSound,omitempty"`
+	InjectedStream string         `json:"injectedStream,omitempty"`
+	Transfer       *TransferState `json:"transfer,omitempty"`
+}
+
+// TransferState is a call object's last transfer (/call/transfer).
+type TransferState struct {
+	Target string `json:"target"`
+	// SIPStatus and Reason are the last progress the peer reported (its
+	// NOTIFY's sipfrag), 0 before any.
+	SIPStatus int    `json:"sipStatus"`
+	Reason    string `json:"reason,omitempty"`
+	// Done: the outcome is known; Succeeded: the target answered.
+	Done      bool `json:"done"`
+	Succeeded bool `json:"succeeded"`
 }
 
 // nullable is s as JSON: null when empty.
@@ -133,6 +151,11 @@ func (c Call) MarshalJSON() ([]byte, error) {
 		SRTP           string      `json:"srtp,omitempty"`
 		Secure         bool        `json:"secure,omitempty"`
 		SRTPFallback   string      `json:"srtpFallback,omitempty"`
+
+		Held           bool           `json:"held,omitempty"`
+		InjectedSound  string         `json:"injectedSound,omitempty"`
+		InjectedStream string         `json:"injectedStream,omitempty"`
+		Transfer       *TransferState `json:"transfer,omitempty"`
 	}{
 		Custom: custom, NodeID: nullable(c.NodeID), AppKey: nullable(c.AppKey),
 		SessionID: nullable(c.SessionID), CallID: c.CallID, ParentCallID: nullable(c.ParentCallID),
@@ -148,5 +171,6 @@ func (c Call) MarshalJSON() ([]byte, error) {
 		SIPDomain: c.SIPDomain, RecordPath: c.RecordPath, Info: c.Info, StartTime: c.StartTime,
 		Duration: c.Duration, MediaStats: c.MediaStats, SRTP: c.SRTP, Secure: c.Secure,
 		SRTPFallback: c.SRTPFallback,
+		Held:         c.Held, InjectedSound: c.InjectedSound, InjectedStream: c.InjectedStream, Transfer: c.Transfer,
 	})
 }

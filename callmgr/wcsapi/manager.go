@@ -272,6 +272,12 @@ func callObjectOf(ci callmgr.CallInfo, nodeID string, now func() time.Time) Call
 		SIPLogin:         ci.SIPLogin,
 		SIPDomain:        ci.SIPDomain,
 		RecordPath:       ci.RecordPath,
+		Held:             ci.Held,
+		InjectedSound:    ci.InjectedSound,
+		InjectedStream:   ci.InjectedStream,
+	}
+	if t := ci.Transfer; t != nil {
+		c.Transfer = &TransferState{Target: t.Target, SIPStatus: t.Code, Reason: t.Reason, Done: t.Done, Succeeded: t.Succeeded()}
 	}
 	if !ci.Started.IsZero() {
 		c.StartTime = ci.Started.UnixMilli()
