@@ -60,17 +60,13 @@ func (c *Call) setHold(ctx context.Context, on bool) error {
 		cfg offerConfig
 	)
 	err := c.do(ctx, func() error {
-		switch {
-		case c.ending:
-			return ErrCallEnded
-		case c.dlg == nil:
-			return ErrNotEstablished
-		case c.controlBusy:
-			return ErrBusy
-		case c.held == on:
+		if err := c.beginControl(); err != nil {
+			return err
+		}
+		if c.held == on {
+			c.controlBusy = false
 			return errNothingToDo
 		}
-		c.controlBusy = true
 		d, cfg = c.dlg, c.offerCfg
 		cfg.AudioDir, cfg.VideoDir = direction(c.p.HasAudio), direction(c.p.HasVideo)
 		if on {
@@ -113,6 +109,21 @@ func (c *Call) setHold(ctx context.Context, on bool) error {
 		c.afterRenegotiation()
 		return nil
 	})
+}
+
+// beginControl starts a hold, unhold or transfer: one at a time, on an
+// answered call that is not ending; run loop only.
+func (c *Call) beginControl() error {
+	switch {
+	case c.ending:
+		return ErrCallEnded
+	case c.dlg == nil:
+		return ErrNotEstablished
+	case c.controlBusy:
+		return ErrBusy
+	}
+	c.controlBusy = true
+	return nil
 }
 
 // errNothingToDo ends a request that finds the call in the state asked for.
@@ -219,17 +230,13 @@ func (c *Call) transfer(ctx context.Context, target, replaces string, replacesDl
 		seq uint64
 	)
 	err := c.do(ctx, func() error {
-		switch {
-		case c.ending:
-			return ErrCallEnded
-		case c.dlg == nil:
-			return ErrNotEstablished
-		case c.controlBusy:
-			return ErrBusy
-		case !c.dlg.PeerAllows("REFER"):
+		if err := c.beginControl(); err != nil {
+			return err
+		}
+		if !c.dlg.PeerAllows("REFER") {
+			c.controlBusy = false
 			return fmt.Errorf("%w: its Allow header lists no REFER", ErrTransferNotSupported)
 		}
-		c.controlBusy = true
 		c.transferSeq++
 		seq = c.transferSeq
 		c.mu.Lock()

@@ -174,10 +174,7 @@ func (c *Call) InjectStream(ctx context.Context, stream string) error {
 			return err
 		}
 		old, oldOn = c.liveTap, c.liveOn
-		if c.live != nil {
-			_ = c.live.Close()
-		}
-		c.live, c.liveFrom, c.liveTap, c.liveOn = nil, "", "", nil
+		c.dropLive()
 		if from != nil {
 			var err error
 			if live, err = sound.NewLive(c.audioRate()); err != nil {
@@ -187,7 +184,7 @@ func (c *Call) InjectStream(ctx context.Context, stream string) error {
 			c.live, c.liveFrom, c.liveTap, c.liveOn = live, stream, tapID, from
 		}
 		if err := c.applyAudio(); err != nil {
-			c.live, c.liveFrom, c.liveTap, c.liveOn = nil, "", "", nil
+			c.dropLive()
 			_ = c.applyAudio()
 			return err
 		}
@@ -200,31 +197,35 @@ func (c *Call) InjectStream(ctx context.Context, stream string) error {
 	if err != nil || from == nil {
 		return err
 	}
-	tap := &liveTap{live: live, onClose: func() {
-		// The other call ended (or dropped the tap): back to silence.
-		c.inbox.push(func() {
-			if c.liveTap == tapID && !c.ending {
-				_ = c.live.Close()
-				c.live, c.liveFrom, c.liveTap, c.liveOn = nil, "", "", nil
-				if err := c.applyAudio(); err != nil {
-					c.m.cfg.Logger.Info("audio source", "callID", c.id, "err", err)
-				}
-				c.emitAudio()
-			}
-		})
-	}}
+	// The other call ended (or dropped the tap): back to silence.
+	tap := &liveTap{live: live, onClose: func() { c.inbox.push(func() { c.liveEnded(tapID) }) }}
 	if _, err := from.addTap(ctx, tapID, tap); err != nil {
-		_ = c.do(context.Background(), func() error {
-			if c.liveTap == tapID {
-				c.live, c.liveFrom, c.liveTap, c.liveOn = nil, "", "", nil
-				_ = c.applyAudio()
-				c.emitAudio()
-			}
-			return nil
-		})
+		_ = c.do(context.Background(), func() error { c.liveEnded(tapID); return nil })
 		return fmt.Errorf("callmgr: inject stream %q: %w", stream, err)
 	}
 	return nil
+}
+
+// dropLive forgets the injected stream (its tap on the other call is the
+// caller's to remove); run loop only.
+func (c *Call) dropLive() {
+	if c.live != nil {
+		_ = c.live.Close()
+	}
+	c.live, c.liveFrom, c.liveTap, c.liveOn = nil, "", "", nil
+}
+
+// liveEnded returns the call to what it sent before the stream of tapID,
+// if that stream is still the one injected; run loop only.
+func (c *Call) liveEnded(tapID string) {
+	if c.liveTap != tapID || c.ending {
+		return
+	}
+	c.dropLive()
+	if err := c.applyAudio(); err != nil {
+		c.m.cfg.Logger.Info("audio source", "callID", c.id, "err", err)
+	}
+	c.emitAudio()
 }
 
 // addTap adds an internal sink (not reserved in the Manager's sink IDs: it

@@ -32,43 +32,52 @@ func toneIn(pcm []int16, from, to float64, freq float64) float64 {
 // (a 16 kHz clip, resampled to the call's 8 kHz G.711) and then another
 // call's live audio to a siptest peer, which decodes what it received: the
 // clip's 1 kHz tone, then the other peer's 600 Hz tone, then silence.
-func TestInjectSoundAndStreamToPeer(t *testing.T) {
+// talkerAndListener places two answered calls with the real stack: "talk"
+// to a peer that sends a 600 Hz PCMA tone (its ToStream is "talk"),
+// "listen" to a silent PCMU peer, whose received audio the test reads.
+func talkerAndListener(t *testing.T) (m *Manager, talk, listen *Call, heard *siptest.PeerCall) {
+	t.Helper()
 	talker, err := siptest.NewPeer(siptest.Config{User: "talker", Script: siptest.Script{Audio: true, ToneHz: 600, AudioCodecs: []media.Codec{media.CodecPCMA}}})
 	require.NoError(t, err)
-	defer talker.Close()
+	t.Cleanup(func() { _ = talker.Close() })
 	listener, err := siptest.NewPeer(siptest.Config{User: "listener", Script: siptest.Script{AudioCodecs: []media.Codec{media.CodecPCMU}}})
 	require.NoError(t, err)
-	defer listener.Close()
-	m, err := New(Config{ListenAddr: "127.0.0.1:0", RTPPortMin: 26200, RTPPortMax: 26299})
+	t.Cleanup(func() { _ = listener.Close() })
+	m, err = New(Config{ListenAddr: "127.0.0.1:0", RTPPortMin: 26200, RTPPortMax: 26299})
 	require.NoError(t, err)
-	defer m.Close(context.Background())
+	t.Cleanup(func() { _ = m.Close(context.Background()) })
 	ctx := ctxT(t)
+	talk, err = m.StartCall(ctx, CallParams{CallID: "talk", Callee: talker.URI(), ToStream: "talk", HasAudio: true})
+	require.NoError(t, err)
+	listen, err = m.StartCall(ctx, CallParams{CallID: "listen", Callee: listener.URI(), HasAudio: true})
+	require.NoError(t, err)
+	require.NoError(t, talk.WaitEstablished(ctx))
+	require.NoError(t, listen.WaitEstablished(ctx))
+	heard, err = listener.WaitCall(ctx)
+	require.NoError(t, err)
+	return m, talk, listen, heard
+}
 
-	a, err := m.StartCall(ctx, CallParams{CallID: "talker", Callee: talker.URI(), ToStream: "talk", HasAudio: true})
-	require.NoError(t, err)
-	b, err := m.StartCall(ctx, CallParams{CallID: "listener", Callee: listener.URI(), HasAudio: true})
-	require.NoError(t, err)
-	require.NoError(t, a.WaitEstablished(ctx))
-	require.NoError(t, b.WaitEstablished(ctx))
-	pc, err := listener.WaitCall(ctx)
-	require.NoError(t, err)
+func TestInjectSoundAndStreamToPeer(t *testing.T) {
+	m, a, b, pc := talkerAndListener(t)
+	ctx := ctxT(t)
 
 	start := time.Now()
 	at := func() float64 { return time.Since(start).Seconds() }
 	clip := &sound.Clip{SampleRate: 16000, Samples: testmedia.Tone(1000, 16000, 0, 16000*3/2, 0.4)}
-	require.NoError(t, m.InjectSound(ctx, "listener", clip.Play(clip.SampleRate, false), "tone.wav"))
+	require.NoError(t, m.InjectSound(ctx, "listen", clip.Play(clip.SampleRate, false), "tone.wav"))
 	soundAt := at()
 	require.Equal(t, "tone.wav", b.Info().InjectedSound)
 	require.True(t, waitFor(func() bool { return b.Info().InjectedSound == "" }), "the sound's end is reported")
 	soundEnd := at()
 	assert.InDelta(t, 1.5, soundEnd-soundAt, 0.5, "the 1.5 s clip plays in real time")
 
-	require.NoError(t, m.InjectStream(ctx, "listener", "talk"))
+	require.NoError(t, m.InjectStream(ctx, "listen", "talk"))
 	streamAt := at()
 	assert.Equal(t, "talk", b.Info().InjectedStream)
 	assert.Len(t, a.Info().Sinks, 1, "the talker's call has the tap")
 	time.Sleep(1500 * time.Millisecond)
-	require.NoError(t, m.InjectStream(ctx, "listener", ""))
+	require.NoError(t, m.InjectStream(ctx, "listen", ""))
 	streamEnd := at()
 	require.True(t, waitFor(func() bool { return len(a.Info().Sinks) == 0 }), "the tap is removed")
 	time.Sleep(time.Second)
@@ -91,26 +100,12 @@ func TestInjectSoundAndStreamToPeer(t *testing.T) {
 // TestInjectStreamSourceEnds: when the call whose audio is injected ends,
 // the listening call goes back to silence and says so.
 func TestInjectStreamSourceEnds(t *testing.T) {
-	talker, err := siptest.NewPeer(siptest.Config{User: "talker", Script: siptest.Script{Audio: true}})
-	require.NoError(t, err)
-	defer talker.Close()
-	listener, err := siptest.NewPeer(siptest.Config{User: "listener"})
-	require.NoError(t, err)
-	defer listener.Close()
-	m, err := New(Config{ListenAddr: "127.0.0.1:0", RTPPortMin: 26200, RTPPortMax: 26299})
-	require.NoError(t, err)
-	defer m.Close(context.Background())
+	_, a, b, _ := talkerAndListener(t)
 	ctx := ctxT(t)
-	a, err := m.StartCall(ctx, CallParams{CallID: "src", Callee: talker.URI(), ToStream: "src-stream", HasAudio: true})
-	require.NoError(t, err)
-	b, err := m.StartCall(ctx, CallParams{CallID: "dst", Callee: listener.URI(), HasAudio: true})
-	require.NoError(t, err)
-	require.NoError(t, a.WaitEstablished(ctx))
-	require.NoError(t, b.WaitEstablished(ctx))
-	require.NoError(t, b.InjectStream(ctx, "src-stream"))
-	assert.Equal(t, "src-stream", b.Info().InjectedStream)
+	require.NoError(t, b.InjectStream(ctx, "talk"))
+	assert.Equal(t, "talk", b.Info().InjectedStream)
 	require.NoError(t, a.Terminate(ctx))
 	require.True(t, waitFor(func() bool { return b.Info().InjectedStream == "" }), "the end of the source is noticed")
-	assert.ErrorIs(t, b.InjectStream(ctx, "src-stream"), ErrStreamNotFound)
+	assert.ErrorIs(t, b.InjectStream(ctx, "talk"), ErrStreamNotFound)
 	require.NoError(t, b.Terminate(ctx))
 }
