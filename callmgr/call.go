@@ -70,8 +70,8 @@ type Call struct {
 	soundSeq      uint64
 	live          *sound.Live // injected stream
 	liveFrom      string      // its stream name
-	liveTap       string      // the tap sink's ID on liveOn
-	liveOn        *Call
+	liveID        string      // this injection's ID (also its tap sink's)
+	liveStop      func()      // ends its feed; not on the run loop
 }
 
 type finalState struct {

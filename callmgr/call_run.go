@@ -466,9 +466,8 @@ func (c *Call) teardown() {
 	if c.transferTimer != nil {
 		c.transferTimer.Stop()
 	}
-	if c.liveOn != nil {
-		on, id := c.liveOn, c.liveTap
-		go func() { _ = on.RemoveSink(context.Background(), id) }() // its run loop, not ours
+	if c.liveStop != nil {
+		go c.liveStop() // another call's run loop, or a source's lock
 	}
 	c.filler.Close()
 	if err := c.sess.Close(); err != nil {

@@ -145,13 +145,36 @@ func (c *Call) emitAudio() {
 	c.events.push(c.newEvent(EventAudio))
 }
 
-// InjectStream sends the live audio of another call of the Manager (the
-// call whose ToStream is stream) to this call's peer: a one-way bridge. An
-// empty stream stops it. It is mixed with an injected sound. The audio is
-// decoded (G.711, Opus) and re-encoded for this call; it lags the source by
-// a jitter buffer's worth (tens of milliseconds).
+// StreamSource is a source of live streams besides the Manager's own calls
+// (a WebRTC ingest such as media/whip's Server), which InjectStream can send
+// to a call.
+type StreamSource interface {
+	// Subscribe delivers the audio frames of the stream named name to
+	// onFrame (borrowed: valid during the call only; it must not block)
+	// until cancel is called or the stream ends, when onEnd is called once
+	// (unless cancel came first). An error means no such stream.
+	Subscribe(name string, onFrame func(*media.Frame), onEnd func()) (cancel func(), err error)
+}
+
+// AddStreamSource lets InjectStream take the streams of src when no live
+// call publishes the name asked for (sources are asked in the order they
+// were added). Call it before the calls that need it are started.
+func (m *Manager) AddStreamSource(src StreamSource) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	m.sources = append(m.sources, src)
+}
+
+// InjectStream sends the live audio of a stream to this call's peer: the
+// ToStream of another call of the Manager (a one-way bridge), else a stream
+// of a StreamSource (AddStreamSource). An empty stream stops it. It is
+// mixed with an injected sound. The audio is decoded (G.711, Opus) and
+// re-encoded for this call; it lags the source by a jitter buffer's worth
+// (tens of milliseconds). When the stream ends the call goes back to
+// silence and reports an EventAudio event.
 func (c *Call) InjectStream(ctx context.Context, stream string) error {
 	var from *Call
+	var sources []StreamSource
 	if stream != "" {
 		for _, o := range c.m.liveCalls() {
 			if o.p.ToStream == stream && o != c {
@@ -159,29 +182,31 @@ func (c *Call) InjectStream(ctx context.Context, stream string) error {
 				break
 			}
 		}
-		if from == nil {
+		c.m.mu.Lock()
+		sources = append(sources, c.m.sources...)
+		c.m.mu.Unlock()
+		if from == nil && len(sources) == 0 {
 			return fmt.Errorf("%w: no live call publishes stream %q", ErrStreamNotFound, stream)
 		}
 	}
 	var (
-		tapID string
-		live  *sound.Live
-		old   string
-		oldOn *Call
+		id      string
+		live    *sound.Live
+		oldStop func()
 	)
 	err := c.do(ctx, func() error {
 		if err := c.canInject(); err != nil {
 			return err
 		}
-		old, oldOn = c.liveTap, c.liveOn
+		oldStop = c.liveStop
 		c.dropLive()
-		if from != nil {
+		if stream != "" {
 			var err error
 			if live, err = sound.NewLive(c.audioRate()); err != nil {
 				return fmt.Errorf("callmgr: inject stream: %w", err)
 			}
-			tapID = c.id + "/inject/" + newID()
-			c.live, c.liveFrom, c.liveTap, c.liveOn = live, stream, tapID, from
+			id = c.id + "/inject/" + newID()
+			c.live, c.liveFrom, c.liveID = live, stream, id
 		}
 		if err := c.applyAudio(); err != nil {
 			c.dropLive()
@@ -191,37 +216,75 @@ func (c *Call) InjectStream(ctx context.Context, stream string) error {
 		c.emitAudio()
 		return nil
 	})
-	if oldOn != nil {
-		_ = oldOn.RemoveSink(context.Background(), old) // best effort: that call may have ended
+	if oldStop != nil {
+		oldStop()
 	}
-	if err != nil || from == nil {
+	if err != nil || stream == "" {
 		return err
 	}
-	// The other call ended (or dropped the tap): back to silence.
-	tap := &liveTap{live: live, onClose: func() { c.inbox.push(func() { c.liveEnded(tapID) }) }}
-	if _, err := from.addTap(ctx, tapID, tap); err != nil {
-		_ = c.do(context.Background(), func() error { c.liveEnded(tapID); return nil })
-		return fmt.Errorf("callmgr: inject stream %q: %w", stream, err)
+	ended := func() { c.inbox.push(func() { c.liveEnded(id) }) }
+	stop, err := c.subscribe(ctx, from, sources, stream, id, live, ended)
+	if err != nil {
+		_ = c.do(context.Background(), func() error { c.liveEnded(id); return nil })
+		return err
 	}
-	return nil
+	kept := false
+	err = c.do(context.Background(), func() error {
+		// Not when the stream ended, another replaced it, or the call ends
+		// meanwhile: then the feed stops here.
+		kept = c.liveID == id && !c.ending
+		if kept {
+			c.liveStop = stop
+		}
+		return nil
+	})
+	if !kept {
+		stop()
+	}
+	return err
 }
 
-// dropLive forgets the injected stream (its tap on the other call is the
-// caller's to remove); run loop only.
+// subscribe feeds live with the audio of stream: a tap sink on the call
+// from, else the first source that has it. stop ends the feed (it may
+// block briefly: run it off the run loop). ended is called when the stream
+// ends by itself.
+func (c *Call) subscribe(ctx context.Context, from *Call, sources []StreamSource, stream, id string, live *sound.Live, ended func()) (stop func(), err error) {
+	if from != nil {
+		tap := &liveTap{live: live, onClose: ended}
+		if _, err := from.addTap(ctx, id, tap); err != nil {
+			return nil, fmt.Errorf("callmgr: inject stream %q: %w", stream, err)
+		}
+		return func() { _ = from.RemoveSink(context.Background(), id) }, nil // best effort: that call may have ended
+	}
+	for _, src := range sources {
+		cancel, err := src.Subscribe(stream, func(f *media.Frame) { _ = live.WriteFrame(f) }, ended)
+		if err == nil {
+			return cancel, nil
+		}
+	}
+	return nil, fmt.Errorf("%w: no live call or stream source publishes %q", ErrStreamNotFound, stream)
+}
+
+// dropLive forgets the injected stream (stopping its feed is the caller's
+// job: c.liveStop, off the run loop); run loop only.
 func (c *Call) dropLive() {
 	if c.live != nil {
 		_ = c.live.Close()
 	}
-	c.live, c.liveFrom, c.liveTap, c.liveOn = nil, "", "", nil
+	c.live, c.liveFrom, c.liveID, c.liveStop = nil, "", "", nil
 }
 
-// liveEnded returns the call to what it sent before the stream of tapID,
-// if that stream is still the one injected; run loop only.
-func (c *Call) liveEnded(tapID string) {
-	if c.liveTap != tapID || c.ending {
+// liveEnded returns the call to what it sent before the stream id, if that
+// stream is still the one injected; run loop only.
+func (c *Call) liveEnded(id string) {
+	if c.liveID != id || c.ending {
 		return
 	}
+	stop := c.liveStop
 	c.dropLive()
+	if stop != nil {
+		go stop()
+	}
 	if err := c.applyAudio(); err != nil {
 		c.m.cfg.Logger.Info("audio source", "callID", c.id, "err", err)
 	}

@@ -19,6 +19,7 @@ type Manager struct {
 	mu      sync.Mutex
 	calls   map[string]*Call // by call ID
 	streams map[string]*Call // by streamKey(RTMPURL, RTMPStream)
+	sources []StreamSource   // AddStreamSource
 	sinkIDs map[string]*Call // by sink ID
 	closing bool
 	adm     *admission

@@ -223,11 +223,10 @@ type Handler struct {
 	webrtc  *webrtcStreams
 	hls     *hls.Mux
 	cancel  func()
-	// whip serves the WebRTC publications; cancelWHIP stops following
-	// events for their injections. Both nil without Config.WHIP.
-	whip       *whip.Server
-	cancelWHIP func()
-	once       sync.Once
+	// whip serves the WebRTC publications (nil without Config.WHIP); the
+	// Manager's InjectStream takes them as a StreamSource.
+	whip *whip.Server
+	once sync.Once
 }
 
 // New returns a Handler over m. It checks cfg (the allow lists' patterns,
@@ -313,16 +312,13 @@ func New(m *callmgr.Manager, cfg Config) (*Handler, error) {
 		svc.hls = h.hls
 		o.HLSCall = h.hls.Owner
 	}
-	var calls callService = svc
-	var whipInj *whipInjections
 	if cfg.WHIP != nil {
 		if h.whip, err = whip.New(*cfg.WHIP); err != nil {
 			return nil, fmt.Errorf("wcsapi: %w", err)
 		}
-		whipInj = newWHIPInjections(h.whip, m)
-		calls = &whipService{managerService: svc, whip: whipInj}
+		m.AddStreamSource(h.whip)
 	}
-	h.srv = newServer(calls, o)
+	h.srv = newServer(svc, o)
 	if cfg.Webhook != "" || len(cfg.AppWebhooks) > 0 {
 		h.srv.webhook = newWebhooks(cfg.Webhook, maps.Clone(cfg.AppWebhooks), log, cfg.WebhookQueue)
 	}
@@ -334,9 +330,6 @@ func New(m *callmgr.Manager, cfg Config) (*Handler, error) {
 	notify := h.srv.notify
 	svc.notify.Store(&notify)
 	h.cancel = cfg.Events.Subscribe(svc.onEvent)
-	if whipInj != nil {
-		h.cancelWHIP = cfg.Events.Subscribe(whipInj.onEvent)
-	}
 	return h, nil
 }
 
@@ -441,9 +434,6 @@ func (h *Handler) Shutdown(ctx context.Context) error {
 	h.once.Do(func() {
 		h.EndStreams()
 		h.cancel()
-		if h.cancelWHIP != nil {
-			h.cancelWHIP()
-		}
 		if h.srv.webhook != nil {
 			h.srv.webhook.once.Do(func() { close(h.srv.webhook.stop) })
 		}

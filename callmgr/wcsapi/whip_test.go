@@ -127,7 +127,7 @@ func TestInjectWHIP(t *testing.T) {
 	r = rest("/call/inject_stream/startup", `{"callId":"c1","streamName":"op1"}`)
 	require.Equal(t, http.StatusOK, r.status, r.body)
 	c, _ := m.Call("c1")
-	require.Equal(t, "stream:op1", c.Info().InjectedSound)
+	require.Equal(t, "op1", c.Info().InjectedStream)
 	require.Equal(t, 1, api.WHIP().Stats().Subscribers)
 	reg := prometheus.NewRegistry()
 	reg.MustRegister(api)
@@ -146,11 +146,19 @@ func TestInjectWHIP(t *testing.T) {
 	t.Logf("Goertzel(1 kHz) while op1 is injected: %.3f over %d samples", g, len(tone))
 	assert.Greater(t, g, 0.5)
 
-	// inject_sound takes the call's sound over: the subscription ends.
+	// inject_sound mixes with the publication, as with a call's stream;
+	// its terminate leaves the publication playing.
 	r = rest("/call/inject_sound", `{"callId":"c1","fileName":"low.wav","loop":true}`)
 	require.Equal(t, http.StatusOK, r.status, r.body)
-	require.Eventually(t, func() bool { return api.WHIP().Stats().Subscribers == 0 }, 5*time.Second, 20*time.Millisecond)
-	assert.Greater(t, testmedia.Goertzel(heard(time.Second), 8000, 500), 0.5, "the file plays")
+	mixed := heard(time.Second)
+	assert.Greater(t, testmedia.Goertzel(mixed, 8000, 500), 0.2, "the file plays")
+	assert.Greater(t, testmedia.Goertzel(mixed, 8000, 1000), 0.2, "with the publication")
+	require.Equal(t, 1, api.WHIP().Stats().Subscribers)
+	r = rest("/call/inject_sound/terminate", `{"callId":"c1"}`)
+	require.Equal(t, http.StatusOK, r.status, r.body)
+	alone := heard(time.Second)
+	assert.Greater(t, testmedia.Goertzel(alone, 8000, 1000), 0.5, "the publication alone")
+	assert.Less(t, testmedia.Goertzel(alone, 8000, 500), 0.1)
 
 	// Injected again, then terminate: silence.
 	r = rest("/call/inject_stream/startup", `{"callId":"c1","streamName":"op1"}`)
@@ -159,7 +167,7 @@ func TestInjectWHIP(t *testing.T) {
 	r = rest("/call/inject_stream/terminate", `{"callId":"c1"}`)
 	require.Equal(t, http.StatusOK, r.status, r.body)
 	require.Equal(t, 0, api.WHIP().Stats().Subscribers)
-	require.Equal(t, "", c.Info().InjectedSound)
+	require.Equal(t, "", c.Info().InjectedStream)
 	assert.Less(t, testmedia.Goertzel(heard(time.Second), 8000, 1000), 0.1, "silence after terminate")
 
 	// Injected again, then the call ends: the subscription ends.
