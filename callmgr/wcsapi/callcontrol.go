@@ -45,16 +45,11 @@ func (s *server) callControlRoutes() map[string]func(http.ResponseWriter, *http.
 }
 
 func (s *server) callHold(w http.ResponseWriter, r *http.Request, on bool) error {
-	var req struct {
-		CallID flexString `json:"callId"`
-	}
-	if err := s.decode(w, r, &req); err != nil {
+	id, err := s.callIDOnly(w, r)
+	if err != nil {
 		return err
 	}
-	if req.CallID == "" {
-		return badField("callId", "is required")
-	}
-	if err := s.calls.Hold(r.Context(), string(req.CallID), on); err != nil {
+	if err := s.calls.Hold(r.Context(), id, on); err != nil {
 		return err
 	}
 	writeJSON(w, http.StatusOK, struct{}{})

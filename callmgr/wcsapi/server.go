@@ -506,16 +506,11 @@ func (s *server) callFindAll(w http.ResponseWriter, r *http.Request) error {
 }
 
 func (s *server) callTerminate(w http.ResponseWriter, r *http.Request) error {
-	var req struct {
-		CallID flexString `json:"callId"`
-	}
-	if err := s.decode(w, r, &req); err != nil {
+	id, err := s.callIDOnly(w, r)
+	if err != nil {
 		return err
 	}
-	if req.CallID == "" {
-		return badField("callId", "is required")
-	}
-	if err := s.calls.Terminate(r.Context(), string(req.CallID)); err != nil {
+	if err := s.calls.Terminate(r.Context(), id); err != nil {
 		return err
 	}
 	writeJSON(w, http.StatusOK, struct{}{})
