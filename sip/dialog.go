@@ -22,6 +22,7 @@ type Dialog struct {
 
 	// immutable after newDialog
 	callID       string
+	incoming     bool // a call we answered (UAS)
 	transport    string
 	proxy        string
 	creds        *credentials
@@ -128,6 +129,10 @@ func (d *Dialog) observeCSeq(n uint32) {
 		}
 	}
 }
+
+// Incoming reports whether this is a call we answered (UA.OnInvite)
+// rather than one we placed.
+func (d *Dialog) Incoming() bool { return d.incoming }
 
 // CallID returns the dialog's SIP Call-ID.
 func (d *Dialog) CallID() string { return d.callID }

@@ -43,6 +43,10 @@ type RegisterRequest struct {
 	// OnRefreshError is called (from the registration's goroutine) when a
 	// refresh fails; the registration keeps retrying. nil ignores failures.
 	OnRefreshError func(error)
+	// OnRefresh is called (from the registration's goroutine) after every
+	// refresh: nil when the registrar granted it, the error otherwise (then
+	// after OnRefreshError). Must not block. nil means no call.
+	OnRefresh func(err error)
 }
 
 // Registration is an active registration, refreshed in the background
@@ -60,6 +64,7 @@ type Registration struct {
 	headers   []Header
 	asked     time.Duration
 	onErr     func(error)
+	onRefresh func(error)
 
 	mu      sync.Mutex
 	cseq    uint32
@@ -121,6 +126,7 @@ func (ua *UA) Register(ctx context.Context, r RegisterRequest) (*Registration, e
 		headers:   r.Headers,
 		asked:     r.Expires,
 		onErr:     r.OnRefreshError,
+		onRefresh: r.OnRefresh,
 		cseq:      1,
 		stopC:     make(chan struct{}),
 		loopDone:  make(chan struct{}),
@@ -291,10 +297,16 @@ func (r *Registration) run() {
 			if r.onErr != nil {
 				r.onErr(err)
 			}
+			if r.onRefresh != nil {
+				r.onRefresh(err)
+			}
 			t.Reset(min(30*time.Second, refreshAfter(r.Expires())/2+time.Second))
 			continue
 		}
 		r.setGranted(g)
+		if r.onRefresh != nil {
+			r.onRefresh(nil)
+		}
 		t.Reset(refreshAfter(g))
 	}
 }

@@ -122,6 +122,10 @@ type UA struct {
 	regs    map[*Registration]struct{}
 	closed  bool
 
+	onInvite  func(*IncomingInvite)
+	invites   map[string]*IncomingInvite // pending incoming INVITEs by Call-ID
+	registrar *Registrar
+
 	closing   chan struct{}
 	closeOnce sync.Once
 	wg        sync.WaitGroup  // listeners and dialog loops
@@ -194,6 +198,7 @@ func NewUA(cfg Config) (*UA, error) {
 		ports:   map[string]int{},
 		dialogs: map[string]*Dialog{},
 		regs:    map[*Registration]struct{}{},
+		invites: map[string]*IncomingInvite{},
 		closing: make(chan struct{}),
 		clients: map[string]*sipgo.Client{},
 		minSE:   MinSessionExpires,
