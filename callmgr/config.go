@@ -1,6 +1,7 @@
 package callmgr
 
 import (
+	"context"
 	"crypto/tls"
 	"fmt"
 	"io"
@@ -135,6 +136,23 @@ type Config struct {
 	// (CallParams.RTMPURL) fails for good. Zero (false) means such a call
 	// is hung up and ends FAILED, as the product does.
 	KeepCallOnRTMPFailure bool
+
+	// OnIncoming decides what happens to a call offered to the gateway (an
+	// out-of-dialog INVITE) once it passed Inbound's checks. Nil means every
+	// incoming INVITE is refused with 480, as before. It is called on a
+	// goroutine of its own; ctx ends when the caller cancels or after
+	// Inbound.DecisionTimeout (the call is then refused 480). A returned
+	// error, or refused Params (*ParamError, ErrDuplicateStream,
+	// ErrTooManyCalls, ErrOverloaded), rejects the INVITE (500, 488, 486 or
+	// 503 as fits) and is logged.
+	OnIncoming func(ctx context.Context, in IncomingCall) (Decision, error)
+	// Inbound says who may call (see InboundConfig).
+	Inbound InboundConfig
+	// Accounts are registered when the Manager starts (in the background:
+	// New does not wait for the registrars) and kept registered
+	// (refreshed, retried with backoff after a failure) until Close; calls
+	// that come in for them are accepted.
+	Accounts []Account
 
 	// OnEvent receives every status change of every call. For one call,
 	// events arrive in order, one at a time, from one goroutine that belongs

@@ -137,9 +137,14 @@ const (
 	// (Info.InjectedSound, Info.InjectedStream): started, stopped, or a
 	// sound reached its end.
 	EventAudio
+	// EventRegistration: an Account's registration (or a binding of the
+	// Manager's registrar) changed state; Registration has it, CallID is
+	// empty and the call fields are zero.
+	EventRegistration
 )
 
-// String returns "call", "sink", "dtmf", "transfer" or "audio".
+// String returns "call", "sink", "dtmf", "transfer", "audio" or
+// "registration".
 func (t EventType) String() string {
 	switch t {
 	case EventCallStatus:
@@ -152,6 +157,8 @@ func (t EventType) String() string {
 		return "transfer"
 	case EventAudio:
 		return "audio"
+	case EventRegistration:
+		return "registration"
 	default:
 		return fmt.Sprintf("EventType(%d)", uint8(t))
 	}
@@ -178,17 +185,25 @@ type Event struct {
 	Digit rune
 	// Info is a snapshot of the call after the change.
 	Info CallInfo
+	// Registration is the registration after the change
+	// (EventRegistration).
+	Registration RegistrationInfo
 }
 
 // CallInfo is a snapshot of a call: everything its CallParams said except
 // the password, and its current state. It is a copy; changing it changes
 // nothing.
 type CallInfo struct {
-	CallID   string
-	Incoming bool // always false: sipstream places the calls
-	Callee   string
+	CallID string
+	// Incoming is true for a call the Manager answered (Config.OnIncoming),
+	// false for one it placed.
+	Incoming bool
+	// Callee is who the call is to: the CallParams' Callee, or for an
+	// incoming call the Request-URI user.
+	Callee string
 	// Caller is the SIP identity the call is placed from (SIPLogin, or the
-	// Manager's default user when empty).
+	// Manager's default user when empty), or for an incoming call the From
+	// user.
 	Caller   string
 	ToStream string
 	// ToStreamDefaulted reports that CallParams had no ToStream, so
