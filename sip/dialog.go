@@ -22,7 +22,10 @@ type Dialog struct {
 
 	// immutable after newDialog
 	callID       string
-	incoming     bool // a call we answered (UAS)
+	incoming     bool          // a call we answered (UAS)
+	ackC         chan struct{} // UAS: closed when the ACK of our 2xx arrived
+	inviteCSeq   uint32        // UAS: the CSeq of the INVITE we answered
+	delayedOffer bool          // UAS: our 2xx carried the offer, the ACK the answer
 	transport    string
 	proxy        string
 	creds        *credentials
@@ -105,17 +108,22 @@ func newDialog(ua *UA, r *InviteRequest, p *invitePlan) *Dialog {
 		glareDelay: glareDelay,
 		localSDP:   append([]byte(nil), r.Offer...),
 		baseSDP:    append([]byte(nil), r.Offer...),
-		ops:        make(chan func()),
-		in:         make(chan inbound),
-		done:       make(chan struct{}),
-		loopDone:   make(chan struct{}),
 	}
 	d.localContact = sipgox.ContactHeader{Address: ua.contactURI(p.from.Address.User, p.transport)}
+	d.start()
+	return d
+}
+
+// start starts the dialog's goroutine; the fields the loop reads are set.
+func (d *Dialog) start() {
+	d.ops = make(chan func())
+	d.in = make(chan inbound)
+	d.done = make(chan struct{})
+	d.loopDone = make(chan struct{})
 	d.cseq.Store(uint32(time.Now().UnixNano()%10000) + 1)
 	d.ctx, d.cancel = context.WithCancel(context.Background())
-	ua.wg.Add(1)
+	d.ua.wg.Add(1)
 	go d.run()
-	return d
 }
 
 func (d *Dialog) nextCSeq() uint32 { return d.cseq.Add(1) }

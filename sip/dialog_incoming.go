@@ -19,6 +19,7 @@ func respond(tx sipgox.ServerTransaction, req *sipgox.Request, code int, reason 
 func (d *Dialog) handleIn(in inbound) {
 	req, tx := in.req, in.tx
 	if req.IsAck() {
+		d.handleAck(req)
 		return
 	}
 	if req.From() == nil || req.To() == nil {

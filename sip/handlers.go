@@ -15,8 +15,7 @@ func (ua *UA) registerHandlers() {
 			ua.dispatch(req, tx)
 			return
 		}
-		// This UA places calls; it does not take them.
-		respond(tx, req, 480, "Temporarily Unavailable", nil)
+		ua.handleInvite(req, tx)
 	})
 	ua.srv.OnOptions(func(req *sipgox.Request, tx sipgox.ServerTransaction) {
 		if toTag(req) != "" {

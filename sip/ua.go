@@ -125,6 +125,12 @@ type UA struct {
 	onInvite  func(*IncomingInvite)
 	invites   map[string]*IncomingInvite // pending incoming INVITEs by Call-ID
 	registrar *Registrar
+	invWG     sync.WaitGroup // sipgo goroutines serving incoming INVITEs
+	// t1 is RFC 3261's T1 for our 2xx retransmissions and inviteTimeout
+	// how long an incoming INVITE may wait for its final answer; tests
+	// lower them.
+	t1            time.Duration
+	inviteTimeout time.Duration
 
 	closing   chan struct{}
 	closeOnce sync.Once
@@ -202,6 +208,9 @@ func NewUA(cfg Config) (*UA, error) {
 		closing: make(chan struct{}),
 		clients: map[string]*sipgo.Client{},
 		minSE:   MinSessionExpires,
+
+		t1:            defaultT1,
+		inviteTimeout: unansweredTimeout,
 	}
 	ua.ctx, ua.cancel = context.WithCancel(context.Background())
 	udpNet, tcpNet := "udp4", "tcp4"
@@ -423,6 +432,7 @@ func (ua *UA) Close() error {
 		for _, d := range dialogs {
 			<-d.loopDone
 		}
+		ua.rejectPending()
 		for _, r := range regs {
 			r.stop()
 		}
