@@ -92,6 +92,18 @@ type PeerCall struct {
 	mediaStop     chan struct{}
 	stopOnce      sync.Once
 	senders       sync.WaitGroup // RTP/RTCP sender goroutines
+
+	// A call the peer placed (Peer.Call): its dialog as UAC, the INVITE
+	// transaction kept to answer 2xx retransmissions with the ACK, and
+	// the other side's SDP. Set before the call is returned.
+	outgoing bool
+	dlg      *uacDialog
+	inviteTx sip.ClientTransaction // guarded by p.n.mu
+	remote   []byte                // guarded by p.n.mu
+	// late is the offer of our 200 OK to a delayed-offer INVITE, until
+	// the ACK's answer; lateErr why that answer was refused.
+	late    *lateOffer // guarded by p.n.mu
+	lateErr error      // guarded by p.n.mu
 }
 
 func (c *PeerCall) mu() *sync.Mutex { return &c.p.n.mu }
@@ -122,8 +134,34 @@ func (c *PeerCall) FromURI() string {
 	return c.inv.From().Address.String()
 }
 
-// OfferSDP returns the INVITE's SDP body.
+// OfferSDP returns the INVITE's SDP body: the caller's offer, or for a
+// call the peer placed, the peer's own offer (nil with
+// CallOptions.DelayedOffer).
 func (c *PeerCall) OfferSDP() []byte { return c.invite.Body }
+
+// RemoteSDP returns the other side's SDP of the initial offer/answer: the
+// INVITE's offer of an incoming call (the ACK's answer for a delayed
+// offer), the 200 OK's answer (or offer) of a call the peer placed. Nil
+// before it arrived.
+func (c *PeerCall) RemoteSDP() []byte {
+	c.mu().Lock()
+	defer c.mu().Unlock()
+	if c.remote != nil || c.outgoing {
+		return c.remote
+	}
+	return c.invite.Body
+}
+
+// Outgoing reports whether the peer placed the call (Peer.Call).
+func (c *PeerCall) Outgoing() bool { return c.outgoing }
+
+// LateOfferError returns why the answer in the ACK to a delayed-offer
+// INVITE was refused (the peer then hung up), nil otherwise.
+func (c *PeerCall) LateOfferError() error {
+	c.mu().Lock()
+	defer c.mu().Unlock()
+	return c.lateErr
+}
 
 // AnswerSDP returns the SDP the peer answered with (nil before the answer
 // or when it rejected the call). After a re-INVITE it is the latest one.
@@ -353,11 +391,21 @@ func (c *PeerCall) finish(r EndReason) {
 	c.end = r
 	close(c.done)
 	streams := c.streams
+	tx := c.inviteTx
+	c.inviteTx = nil
+	var pending []*rtpStream
+	if c.late != nil {
+		pending = []*rtpStream{c.late.audio, c.late.video}
+		c.late = nil
+	}
 	c.p.n.broadcast()
 	c.mu().Unlock()
 	c.stopMedia()
-	for _, s := range streams {
+	for _, s := range append(streams, pending...) {
 		s.close()
+	}
+	if tx != nil {
+		tx.Terminate()
 	}
 }
 

@@ -57,13 +57,26 @@
 // routed through a proxy reach it; its in-dialog requests follow the
 // Record-Route set.
 //
+// A Peer also places calls: Peer.Call sends an INVITE with an audio and
+// video offer (PCMA, PCMU, telephone-event; H.264 packetization-mode 1), or
+// none with CallOptions.DelayedOffer (the answer then goes in the ACK),
+// answers one digest challenge, can CANCEL while ringing
+// (CallOptions.CancelAfter, or its ctx), and returns once the call is
+// answered and acknowledged, or a *StatusError with the final status. The
+// call then streams what CallOptions.Script says (tone, clip, LiveVideo,
+// Sender Reports) and is a PeerCall like an answered one: Hangup, SendDTMF
+// (RFC 4733), SendDTMFInfo (INFO application/dtmf-relay), SendInfo,
+// ReceivedAudio, WaitBye for the other side's BYE. An incoming INVITE
+// without SDP is answered with the peer's offer in the 200 OK and the
+// caller's answer taken from the ACK.
+//
 // Script.SRTP accepts RTP/SAVP offers with SDES keys (RFC 4568) and then
 // encrypts and decrypts its media (RFC 3711); without it an RTP/SAVP offer
 // is answered 488.
 //
-// Limits: no DTLS-SRTP, no PRACK, no
-// late offer (an INVITE without SDP gets 400); video is answered and sent as
-// H.264 only; only video is retransmitted. Re-INVITE offers from the peer list audio before video.
+// Limits: no DTLS-SRTP, no PRACK; early media of a call the peer places
+// is not played (its SDP is used when the 200 OK has none); video is
+// answered and sent as H.264 only; only video is retransmitted. Re-INVITE offers from the peer list audio before video.
 //
 // The peer is built on github.com/emiago/sipgo; none of sipgo's types appear
 // in this package's API. It does not use package sip (sipstream's user

@@ -66,3 +66,38 @@ func ExampleLiveVideo() {
 	fmt.Println(peer.Transport())
 	// Output: udp
 }
+
+// A peer places a call: to another peer here, to the code under test (a
+// gateway answering calls) in a real test. Call returns once the call is
+// answered and acknowledged; the call then streams a tone, sends DTMF (RFC
+// 4733 events and SIP INFO) and hangs up.
+func ExamplePeer_Call() {
+	callee, err := siptest.NewPeer(siptest.Config{User: "gw", Script: siptest.Script{Audio: true}})
+	if err != nil {
+		panic(err)
+	}
+	defer callee.Close()
+	caller, err := siptest.NewPeer(siptest.Config{User: "alice"})
+	if err != nil {
+		panic(err)
+	}
+	defer caller.Close()
+
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	call, err := caller.Call(ctx, callee.URI(), siptest.CallOptions{
+		DisplayName: "Alice", NoVideo: true,
+		Script: siptest.Script{Audio: true, ToneHz: 600},
+	})
+	if err != nil {
+		panic(err)
+	}
+	_ = call.SendDTMF(ctx, "1")        // RFC 4733 on the audio stream
+	_ = call.SendDTMFInfo(ctx, "#", 0) // INFO application/dtmf-relay
+	_ = call.Hangup(ctx)               // BYE
+
+	answered, _ := callee.WaitCall(ctx)
+	_ = answered.WaitBye(ctx)
+	fmt.Println(answered.FromDisplayName(), answered.DTMF(), answered.End())
+	// Output: Alice 1# remote BYE
+}

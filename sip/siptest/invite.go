@@ -119,9 +119,16 @@ func (c *PeerCall) run(tx sip.ServerTransaction) {
 		return
 	}
 	var answer []byte
+	late := len(c.invite.Body) == 0
 	if s.Reject == 0 {
 		var err error
-		answer, err = c.prepareMedia(c.invite.Body)
+		if late {
+			// A delayed offer (RFC 3261 §13.2.1): the 200 OK carries our
+			// offer, the ACK the caller's answer (see onAck).
+			answer, err = c.prepareLateOffer()
+		} else {
+			answer, err = c.prepareMedia(c.invite.Body)
+		}
 		if err != nil {
 			code, reason := 488, "Not Acceptable Here"
 			if errors.Is(err, sdp.ErrInvalid) || errors.Is(err, errNoOffer) {
@@ -135,7 +142,7 @@ func (c *PeerCall) run(tx sip.ServerTransaction) {
 	if s.Reject == 0 || s.Ring > 0 || s.RingForever {
 		c.respond(tx, 180, "Ringing", nil)
 	}
-	if s.EarlyMedia && answer != nil {
+	if s.EarlyMedia && answer != nil && !late {
 		c.respond(tx, 183, "Session Progress", answer)
 		c.startMedia()
 	}
@@ -180,8 +187,11 @@ func (c *PeerCall) run(tx sip.ServerTransaction) {
 	c.mu().Unlock()
 	res := c.response(200, "OK", answer)
 	// Media starts with the 200 OK, before the ACK can arrive, so that an
-	// established call always has its senders running (SendDTMF).
-	c.startMedia()
+	// established call always has its senders running (SendDTMF). After a
+	// delayed offer it starts once the ACK brought the answer.
+	if !late {
+		c.startMedia()
+	}
 	if err := tx.Respond(res); err != nil {
 		c.finish(EndFailed)
 		return
@@ -299,7 +309,7 @@ func sanitizeWarning(s string) string {
 	return string(b)
 }
 
-var errNoOffer = errors.New("siptest: INVITE without SDP offer (late offer is not supported)")
+var errNoOffer = errors.New("siptest: no SDP offer")
 
 // answerConfig is the sdp configuration of the peer's side.
 func (c *PeerCall) answerConfig(audioPort, videoPort int) sdp.OfferConfig {
@@ -326,13 +336,8 @@ func (c *PeerCall) prepareMedia(offer []byte) ([]byte, error) {
 	if len(offer) == 0 {
 		return nil, errNoOffer
 	}
-	audio, err := newStream(c, media.KindAudio)
+	audio, video, err := c.newStreams(true)
 	if err != nil {
-		return nil, err
-	}
-	video, err := newStream(c, media.KindVideo)
-	if err != nil {
-		audio.close()
 		return nil, err
 	}
 	answer, specs, err := sdp.Answer(offer, c.answerConfig(audio.port(), video.port()))
@@ -341,8 +346,35 @@ func (c *PeerCall) prepareMedia(offer []byte) ([]byte, error) {
 		video.close()
 		return nil, err
 	}
+	c.useStreams(answer, specs, audio, video)
+	return answer, nil
+}
+
+// newStreams opens the sockets of an audio stream and, when withVideo, of
+// a video stream (nil otherwise).
+func (c *PeerCall) newStreams(withVideo bool) (audio, video *rtpStream, err error) {
+	audio, err = newStream(c, media.KindAudio)
+	if err != nil || !withVideo {
+		return audio, nil, err
+	}
+	video, err = newStream(c, media.KindVideo)
+	if err != nil {
+		audio.close()
+		return nil, nil, err
+	}
+	return audio, video, nil
+}
+
+// useStreams makes the negotiated specs the call's: each of audio and
+// video (either may be nil) that has a spec is kept and its receivers
+// started, the others are closed. sdp is the peer's own SDP (its answer, or
+// its offer for a call it placed).
+func (c *PeerCall) useStreams(own []byte, specs []media.StreamSpec, audio, video *rtpStream) {
 	var streams []*rtpStream
 	for _, s := range []*rtpStream{audio, video} {
+		if s == nil {
+			continue
+		}
 		used := false
 		for _, sp := range specs {
 			if sp.Kind == s.kind {
@@ -357,14 +389,14 @@ func (c *PeerCall) prepareMedia(offer []byte) ([]byte, error) {
 		}
 	}
 	c.mu().Lock()
-	c.answer, c.specs, c.streams = answer, specs, streams
+	c.answer, c.specs, c.streams = own, specs, streams
+	c.p.n.broadcast()
 	c.mu().Unlock()
 	for _, s := range streams {
 		s := s
 		c.p.spawn(s.readRTP)
 		c.p.spawn(s.readRTCP)
 	}
-	return answer, nil
 }
 
 // startMedia starts the senders the script asks for (once, and never on a
@@ -594,18 +626,13 @@ func (c *PeerCall) reinvite(ctx context.Context, dir media.Direction) error {
 	return nil
 }
 
-// dialogRequestOption completes an in-dialog request the way the client
-// sends it: a Via of ours and a Content-Length.
+// dialogRequestOption completes a request the peer built itself the way
+// the client sends it: a Via of ours, a Content-Length, and over UDP the
+// listener's socket as the local address (without it sipgo sends from a
+// new socket of its own, which answers and retransmissions then miss).
+// Headers already present are kept.
 func dialogRequestOption(cl *sipgo.Client, req *sip.Request) error {
-	if req.Via() == nil {
-		if err := sipgo.ClientRequestAddVia(cl, req); err != nil {
-			return err
-		}
-	}
-	if req.Body() == nil {
-		req.SetBody(nil)
-	}
-	return nil
+	return sipgo.ClientRequestBuild(cl, req)
 }
 
 // newRequest builds an in-dialog request from the peer (RFC 3261 §12.2.1.1).
@@ -622,6 +649,9 @@ func (c *PeerCall) newAck(invite *sip.Request) *sip.Request {
 }
 
 func (c *PeerCall) dialogRequest(method sip.RequestMethod, seq uint32) *sip.Request {
+	if c.dlg != nil {
+		return c.dlg.request(method, seq, c.p.contact())
+	}
 	inv := c.inv
 	target := inv.Recipient
 	if ct := inv.Contact(); ct != nil {

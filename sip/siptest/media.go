@@ -182,6 +182,9 @@ func (s *rtpStream) port() int {
 }
 
 func (s *rtpStream) close() {
+	if s == nil {
+		return
+	}
 	s.once.Do(func() {
 		_ = s.rtp.Close()
 		_ = s.rtcp.Close()

@@ -212,6 +212,7 @@ type Peer struct {
 	n          notifier // n.mu guards everything below and all PeerCall state
 	closed     bool
 	calls      []*PeerCall
+	out        []*PeerCall // calls placed with Call
 	byID       map[string]*PeerCall
 	nextWait   int
 	regs       []Registration
@@ -499,7 +500,7 @@ func (p *Peer) Close() error {
 		p.n.mu.Lock()
 		p.closed = true
 		close(p.closing)
-		calls := append([]*PeerCall(nil), p.calls...)
+		calls := append(append([]*PeerCall(nil), p.calls...), p.out...)
 		p.n.broadcast()
 		p.n.mu.Unlock()
 		for _, c := range calls {
@@ -550,6 +551,13 @@ func (p *Peer) onAck(req *sip.Request, tx sip.ServerTransaction) {
 	c := p.call(req)
 	if c == nil {
 		return
+	}
+	c.mu().Lock()
+	late := c.late
+	c.late = nil
+	c.mu().Unlock()
+	if late != nil {
+		c.acceptLateAnswer(late, req.Body())
 	}
 	c.mu().Lock()
 	c.acked = true
