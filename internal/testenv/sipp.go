@@ -257,3 +257,52 @@ SIP/2.0 200 OK
 </scenario>
 `
 }
+
+// AnsweredPort waits until sipp (a UAC) has received a 2xx answer with an
+// SDP body to its INVITE and returns the port that SDP gives for kind
+// ("audio" or "video"): where the callee's media session listens. sipp
+// cannot hand the answer's ports to a replayer of its own, so the test
+// reads them from sipp's message trace.
+func (s *Sipp) AnsweredPort(ctx context.Context, kind string) (int, error) {
+	for {
+		if port, ok := answeredPort(s.Messages(), kind); ok {
+			return port, nil
+		}
+		select {
+		case <-ctx.Done():
+			return 0, fmt.Errorf("no %s port in a 2xx answer sipp received: %w", kind, ctx.Err())
+		case <-time.After(20 * time.Millisecond):
+		}
+	}
+}
+
+var (
+	// sippMessageStart matches the line sipp's message trace puts before
+	// each message it sent or received.
+	sippMessageStart = regexp.MustCompile(`(?m)^(UDP|TCP|TLS|SCTP) message (received|sent)`)
+	sipStatus2xx     = regexp.MustCompile(`(?m)^SIP/2\.0 2\d\d `)
+	cseqInvite       = regexp.MustCompile(`(?mi)^CSeq:\s*\d+\s+INVITE\s*$`)
+)
+
+// answeredPort finds, in a sipp message trace, the first received 2xx
+// response to an INVITE that has an m= line for kind, and its port.
+func answeredPort(trace, kind string) (int, bool) {
+	starts := sippMessageStart.FindAllStringIndex(trace, -1)
+	for i, st := range starts {
+		end := len(trace)
+		if i+1 < len(starts) {
+			end = starts[i+1][0]
+		}
+		msg := trace[st[0]:end]
+		if !strings.Contains(msg[:min(len(msg), 40)], "received") || !sipStatus2xx.MatchString(msg) || !cseqInvite.MatchString(msg) {
+			continue
+		}
+		for _, m := range sdpMediaLine.FindAllStringSubmatch(msg, -1) {
+			if m[1] == kind {
+				port, err := strconv.Atoi(m[2])
+				return port, err == nil
+			}
+		}
+	}
+	return 0, false
+}
