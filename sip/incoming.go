@@ -184,6 +184,7 @@ func (in *IncomingInvite) onCancel(*sipgox.Request) {
 	in.cancelled = true
 	in.final = true
 	in.mu.Unlock()
+	in.ua.forgetInvite(in)
 	in.ua.log.Info("sip: incoming call cancelled", "call_id", in.callID)
 	in.markSent()
 	in.finishDone()
@@ -221,7 +222,10 @@ func (in *IncomingInvite) response(code int, reason string, body []byte) *sipgox
 }
 
 // sendFinal sends a claimed non-2xx final answer and ends the INVITE.
+// The Call-ID is free again before the answer goes out: the caller may
+// retry at once (with credentials after a 401).
 func (in *IncomingInvite) sendFinal(res *sipgox.Response) error {
+	in.ua.forgetInvite(in)
 	err := in.tx.Respond(res)
 	in.markSent()
 	in.finishDone()
@@ -629,13 +633,7 @@ func (ua *UA) handleInvite(req *sipgox.Request, tx sipgox.ServerTransaction) {
 	ua.invWG.Add(1)
 	ua.mu.Unlock()
 	defer ua.invWG.Done()
-	defer func() {
-		ua.mu.Lock()
-		if ua.invites[callID] == in {
-			delete(ua.invites, callID)
-		}
-		ua.mu.Unlock()
-	}()
+	defer ua.forgetInvite(in)
 	_ = tx.Respond(in.response(100, "Trying", nil))
 	if !tx.OnCancel(in.onCancel) {
 		// Cancelled or gone before we could listen.
@@ -662,6 +660,14 @@ func (ua *UA) handleInvite(req *sipgox.Request, tx sipgox.ServerTransaction) {
 		in.finishDone()
 	}
 	<-in.sent
+}
+
+func (ua *UA) forgetInvite(in *IncomingInvite) {
+	ua.mu.Lock()
+	if ua.invites[in.callID] == in {
+		delete(ua.invites, in.callID)
+	}
+	ua.mu.Unlock()
 }
 
 // rejectPending answers 503 to every INVITE still waiting for its final
