@@ -25,6 +25,13 @@ func (ua *UA) registerHandlers() {
 		respond(tx, req, 200, "OK", nil, sipgox.NewHeader("Allow", allowedMethods),
 			sipgox.NewHeader("Accept", "application/sdp"))
 	})
+	ua.srv.OnRegister(func(req *sipgox.Request, tx sipgox.ServerTransaction) {
+		if toTag(req) != "" {
+			ua.dispatch(req, tx)
+			return
+		}
+		ua.handleRegister(req, tx)
+	})
 	ua.srv.OnCancel(func(req *sipgox.Request, tx sipgox.ServerTransaction) {
 		respond(tx, req, 481, "Call/Transaction Does Not Exist", nil)
 	})
