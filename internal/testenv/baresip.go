@@ -50,6 +50,11 @@ type BaresipConfig struct {
 	// too), "srtp-mand" (SDES-SRTP only: a plain RTP offer is refused).
 	// Empty means plain RTP only.
 	MediaEnc string
+	// Control loads baresip's ctrl_tcp module on a free loopback port,
+	// so that the test can drive it: Baresip.Dial places a call (through
+	// Registrar), Baresip.Command sends any menu command. The zero value
+	// leaves it out (baresip only answers).
+	Control bool
 }
 
 // Baresip is a real softphone (baresip 1.0) registered at a registrar. It
@@ -62,7 +67,9 @@ type Baresip struct {
 	SIPPort int
 	// AOR is its address of record, "sip:user@registrar".
 	AOR string
-	out *SyncBuffer
+	// ControlPort is ctrl_tcp's TCP port on 127.0.0.1 (BaresipConfig.Control), else 0.
+	ControlPort int
+	out         *SyncBuffer
 }
 
 // Output returns what baresip printed so far.
@@ -137,6 +144,11 @@ func StartBaresip(t testing.TB, cfg BaresipConfig) *Baresip {
 		line("avcodec_h264dec", "h264")
 		line("module", "avcodec.so")
 		line("module", "fakevideo.so")
+	}
+	if cfg.Control {
+		b.ControlPort = FreePort(t, "tcp")
+		line("module", "ctrl_tcp.so")
+		line("ctrl_tcp_listen", "127.0.0.1:"+strconv.Itoa(b.ControlPort))
 	}
 	line("module_app", "account.so")
 	line("module_app", "menu.so")
