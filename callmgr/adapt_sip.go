@@ -3,6 +3,7 @@ package callmgr
 import (
 	"context"
 	"errors"
+	"fmt"
 	"strings"
 	"time"
 
@@ -10,7 +11,17 @@ import (
 )
 
 // sipAdapter plugs the sip user agent in.
-type sipAdapter struct{ ua *sip.UA }
+type sipAdapter struct {
+	ua *sip.UA
+	// in is what Serve set up: the Authenticator of Inbound.Users (one per
+	// Manager) and the registrar; nil before Serve.
+	in *sipInbound
+}
+
+type sipInbound struct {
+	auth      *sip.Authenticator
+	registrar *sip.Registrar
+}
 
 func (a sipAdapter) Register(ctx context.Context, acct account) (registration, error) {
 	r, err := a.ua.Register(ctx, sip.RegisterRequest{
@@ -21,11 +32,47 @@ func (a sipAdapter) Register(ctx context.Context, acct account) (registration, e
 		Registrar:     registrarAddr(acct),
 		OutboundProxy: proxyAddr(acct),
 		Transport:     acct.Transport,
+		Expires:       acct.Expires,
+		OnRefresh:     acct.OnRefresh,
 	})
 	if err != nil {
 		return nil, sipErr(err)
 	}
 	return r, nil
+}
+
+// Serve sets the UA's INVITE handler and, when asked, its registrar; one
+// Authenticator checks both.
+func (a sipAdapter) Serve(cfg serveConfig) error {
+	if len(cfg.Users) > 0 {
+		users := cfg.Users
+		a.in.auth = sip.NewAuthenticator(cfg.Realm, func(user string) (string, bool) {
+			pw, ok := users[user]
+			return pw, ok
+		})
+	}
+	if cfg.Registrar {
+		if a.in.auth == nil {
+			return errors.New("callmgr: Inbound.Registrar needs Inbound.Users")
+		}
+		r, err := a.ua.ServeRegistrar(sip.RegistrarConfig{Auth: a.in.auth, OnChange: cfg.OnBinding})
+		if err != nil {
+			return fmt.Errorf("callmgr: registrar: %w", err)
+		}
+		a.in.registrar = r
+	}
+	if h := cfg.OnInvite; h != nil {
+		auth := a.in.auth
+		a.ua.OnInvite(func(in *sip.IncomingInvite) { h(sipIncoming{in: in, auth: auth}) })
+	}
+	return nil
+}
+
+func (a sipAdapter) Bindings() []sip.Binding {
+	if a.in.registrar == nil {
+		return nil
+	}
+	return a.in.registrar.Bindings()
 }
 
 // registrarAddr is where REGISTER goes when SIPPort names the domain's
@@ -87,6 +134,53 @@ func sipErr(err error) error {
 		return &SIPError{Code: 408, Reason: "Request Timeout", Err: err}
 	}
 	return err
+}
+
+// sipIncoming is an incoming INVITE of the UA.
+type sipIncoming struct {
+	in   *sip.IncomingInvite
+	auth *sip.Authenticator // nil: no users
+}
+
+func (s sipIncoming) Info() inviteInfo {
+	return inviteInfo{
+		CallID:      s.in.CallID(),
+		From:        s.in.From(),
+		To:          s.in.To(),
+		RequestURI:  s.in.RequestURI(),
+		RequestUser: s.in.RequestUser(),
+		Headers:     s.in.Headers(),
+		Source:      s.in.Source(),
+		Transport:   s.in.Transport(),
+	}
+}
+
+func (s sipIncoming) Offer() []byte         { return s.in.Offer() }
+func (s sipIncoming) Done() <-chan struct{} { return s.in.Done() }
+func (s sipIncoming) Cancelled() bool       { return s.in.Cancelled() }
+func (s sipIncoming) Progress(code int, reason string, sdp []byte) error {
+	return s.in.Progress(code, reason, sdp)
+}
+func (s sipIncoming) Reject(code int, reason string) error { return s.in.Reject(code, reason) }
+func (s sipIncoming) Redirect(target string) error         { return s.in.Redirect(target) }
+
+func (s sipIncoming) Authenticate() (string, error) {
+	if s.auth == nil {
+		_ = s.in.Reject(403, "Forbidden")
+		return "", sip.ErrForbidden
+	}
+	return s.in.Authenticate(s.auth)
+}
+
+func (s sipIncoming) Answer(ctx context.Context, sdp []byte, opts answerOptions) (dialog, error) {
+	d, err := s.in.Answer(ctx, sdp, sip.AnswerOptions{
+		OnReinvite: opts.OnReinvite,
+		OnDTMF:     func(d rune, _ time.Duration) { opts.OnDTMF(d) },
+	})
+	if err != nil {
+		return nil, sipErr(err)
+	}
+	return sipDialog{d}, nil
 }
 
 type sipDialog struct{ d *sip.Dialog }

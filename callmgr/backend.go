@@ -39,6 +39,12 @@ type account struct {
 	Port        int
 	Transport   string
 	DisplayName string
+	// Expires is the registration lifetime asked (zero: the sip default).
+	Expires time.Duration
+	// OnRefresh is told the outcome of every refresh of a registration
+	// (nil error: granted); from the UA's goroutines, must not block; nil
+	// means not told.
+	OnRefresh func(err error)
 }
 
 // signaling is the SIP user agent.
@@ -50,10 +56,71 @@ type signaling interface {
 	// the answer sends CANCEL and returns an error. A non-2xx final answer
 	// returns an error that statusOf understands.
 	Invite(ctx context.Context, req *inviteRequest) (dialog, error)
+	// Serve starts answering out-of-dialog requests as cfg says: incoming
+	// INVITEs, and REGISTER when cfg.Registrar. Called once, by New.
+	Serve(cfg serveConfig) error
+	// Bindings returns the live bindings of our registrar (none without
+	// one), sorted by user.
+	Bindings() []sip.Binding
+}
+
+// serveConfig is what the user agent answers by itself.
+type serveConfig struct {
+	// OnInvite gets each new INVITE on a goroutine of its own; nil leaves
+	// them refused (480).
+	OnInvite func(in incomingInvite)
+	// Users and Realm check incomingInvite.Authenticate and REGISTERs.
+	Users map[string]string
+	Realm string
+	// Registrar serves REGISTER for Users; OnBinding is told every change
+	// (from the UA's goroutines, must not block).
+	Registrar bool
+	OnBinding func(b sip.Binding, removed bool)
 }
 
 type registration interface {
 	Close(ctx context.Context) error
+	// Expires is the lifetime the registrar granted last.
+	Expires() time.Duration
+}
+
+// inviteInfo is what an incoming INVITE says of itself.
+type inviteInfo struct {
+	CallID                  string
+	From, To                sip.Address
+	RequestURI, RequestUser string
+	Headers                 []sip.Header
+	Source                  netip.AddrPort
+	Transport               string
+}
+
+// incomingInvite is an INVITE offered to the Manager (sip.IncomingInvite).
+// Exactly one of Answer, Reject, Redirect (or a failed Authenticate) answers
+// it, unless Done closes first.
+type incomingInvite interface {
+	Info() inviteInfo
+	// Offer is the SDP offer; nil for a delayed offer.
+	Offer() []byte
+	// Done is closed when the INVITE is over (answered and ACKed,
+	// refused, cancelled); Cancelled says whether by the caller's CANCEL.
+	Done() <-chan struct{}
+	Cancelled() bool
+	Progress(code int, reason string, sdp []byte) error
+	Reject(code int, reason string) error
+	Redirect(target string) error
+	// Authenticate checks the credentials against serveConfig.Users; when
+	// they fail it has answered (401 or 403) and the error matches
+	// sip.ErrUnauthorized or sip.ErrForbidden.
+	Authenticate() (user string, err error)
+	// Answer sends 200 OK with sdp and returns the dialog after the ACK.
+	Answer(ctx context.Context, sdp []byte, opts answerOptions) (dialog, error)
+}
+
+// answerOptions are the in-dialog callbacks of a call we answer, as
+// inviteRequest's.
+type answerOptions struct {
+	OnReinvite func(offer []byte) (answer []byte, err error)
+	OnDTMF     func(digit rune)
 }
 
 type inviteRequest struct {

@@ -33,7 +33,7 @@ func newRealBackend(cfg *Config) (*backend, error) {
 		mode = rtmpsink.AudioPassthrough
 	}
 	return &backend{
-		sig: sipAdapter{ua},
+		sig: sipAdapter{ua: ua, in: new(sipInbound)},
 		media: sessionFactory{pool: pool, mediaTimeout: cfg.MediaTimeout, idleTimeout: cfg.IdleTimeout, listen: cfg.MediaListen,
 			lossPolicy: cfg.LossPolicy, maxKeyframeInterval: max(cfg.MaxKeyframeInterval, 0)},
 		sdp:        sdpAdapter{},

@@ -72,6 +72,13 @@ type Call struct {
 	liveFrom      string      // its stream name
 	liveID        string      // this injection's ID (also its tap sink's)
 	liveStop      func()      // ends its feed; not on the run loop
+
+	// in is the INVITE a call we answer came with (nil for a call we
+	// placed); set before run starts.
+	in *incomingSetup
+	// earlyToCaller: an answered call's session started before the answer
+	// for early media toward the caller (the sinks start at the answer).
+	earlyToCaller bool
 }
 
 type finalState struct {
@@ -81,7 +88,7 @@ type finalState struct {
 	err    error
 }
 
-func newCall(m *Manager, p CallParams) *Call {
+func newCall(m *Manager, p CallParams, in *incomingSetup) *Call {
 	life, lifeEnd := context.WithCancel(context.Background())
 	c := &Call{
 		m:       m,
@@ -95,6 +102,7 @@ func newCall(m *Manager, p CallParams) *Call {
 		life:    life,
 		lifeEnd: lifeEnd,
 		sinks:   make(map[string]*sinkEntry),
+		in:      in,
 	}
 	caller := p.SIPLogin
 	if caller == "" {
@@ -126,6 +134,14 @@ func newCall(m *Manager, p CallParams) *Call {
 	}
 	if p.RTMPURL != "" {
 		c.info.RTMPStatus = SinkWait
+	}
+	if in != nil {
+		c.info.Incoming = true
+		c.info.Caller, c.info.Callee = in.caller, in.callee
+		c.info.Status = StatusRing
+		if in.decision.Ring > 0 {
+			c.info.SIPStatus, c.info.SIPReason = 180, "Ringing"
+		}
 	}
 	return c
 }

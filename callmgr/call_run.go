@@ -70,6 +70,10 @@ func (c *Call) runInbox() {
 // then closes setupDone.
 func (c *Call) setup(ctx context.Context) {
 	defer close(c.setupDone)
+	if c.in != nil {
+		c.setupIncoming(ctx)
+		return
+	}
 	report := func(r setupResult) { c.inbox.push(func() { c.onSetup(r) }) }
 	acct := account{
 		User:        c.p.SIPLogin,
@@ -88,7 +92,7 @@ func (c *Call) setup(ctx context.Context) {
 		acct.AuthUser = acct.User
 	}
 	var r setupResult
-	if c.p.SIPRegisterRequired {
+	if c.p.SIPRegisterRequired && !c.m.accountRegistered(acct.User, acct.Domain) {
 		r.reg, r.err = c.m.be.sig.Register(ctx, acct)
 		if r.err != nil {
 			report(r)
@@ -210,8 +214,11 @@ func (c *Call) onSetup(r setupResult) {
 		var se *SIPError
 		if errors.As(r.err, &se) {
 			st := StatusFailed
-			if se.Code == 486 || se.Code == 600 {
+			switch {
+			case se.Code == 486 || se.Code == 600:
 				st = StatusBusy
+			case se.Code == 487 && c.in != nil:
+				st = StatusFinish // the caller cancelled
 			}
 			c.end(st, se.Code, se.Reason, se)
 			return
@@ -230,7 +237,7 @@ func (c *Call) onSetup(r setupResult) {
 	if fallback != "" {
 		c.useOffer(c.plainOffer)
 	}
-	specs, err := c.offer.Negotiate(r.dlg.AnswerSDP())
+	specs, err := c.negotiated(r.dlg)
 	if err != nil && fallback == "" && c.plainOffer != nil {
 		// SRTPOptional: a 200 without usable a=crypto (some PBXs answer
 		// RTP/AVP to an RTP/SAVP offer) is taken as plain RTP.
@@ -253,7 +260,7 @@ func (c *Call) onSetup(r setupResult) {
 	c.info.SRTPFallback = fallback
 	c.mu.Unlock()
 	start := c.sess.Start
-	if c.early {
+	if c.early || c.earlyToCaller {
 		// The answer may differ from the early SDP (RFC 3261 §13.2.1 lets a
 		// forking proxy's other branch answer); Update also restarts the
 		// media timeouts from now.
@@ -272,6 +279,7 @@ func (c *Call) onSetup(r setupResult) {
 		c.info.RecordPath = filepath.Join(c.m.cfg.RecordDir, recordName(c.p.ToStream, c.info.Established, c.m.cfg.RecordFormat))
 	}
 	c.mu.Unlock()
+	c.endEarlySound()
 	c.setStatus(StatusEstablished, 200, "OK")
 	if !c.early {
 		c.activatePending()
@@ -425,6 +433,10 @@ func (c *Call) endLocally() {
 	if c.dlg != nil {
 		cur := c.Info()
 		c.end(StatusFinish, cur.SIPStatus, cur.SIPReason, nil)
+		return
+	}
+	if c.in != nil { // setup refuses the INVITE with this
+		c.end(StatusFinish, 603, "Decline", &SIPError{Code: 603, Reason: "Decline", Err: ErrCallEnded})
 		return
 	}
 	c.end(StatusFinish, 487, "Request Terminated", &SIPError{Code: 487, Reason: "Request Terminated", Err: ErrCallEnded})

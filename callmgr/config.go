@@ -173,6 +173,9 @@ type Config struct {
 	// CPU time admission control reads (tests).
 	admissionClock func() time.Time
 	admissionCPU   func() (time.Duration, bool)
+	// accountRetry replaces the first backoff of a failed registration
+	// (tests).
+	accountRetry time.Duration
 }
 
 const (
@@ -314,6 +317,10 @@ func (c Config) validate() (Config, error) {
 	if q.Admission, err = q.Admission.validate(); err != nil {
 		return q, err
 	}
+	if q.Inbound, err = q.Inbound.validate(); err != nil {
+		return q, err
+	}
+	q.Accounts = append([]Account(nil), q.Accounts...)
 	return q, nil
 }
 

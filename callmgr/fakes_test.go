@@ -15,6 +15,7 @@ import (
 	"github.com/sipstream/sipstream/media"
 	"github.com/sipstream/sipstream/media/sound"
 	"github.com/sipstream/sipstream/sink"
+	"github.com/sipstream/sipstream/sip"
 	"github.com/sipstream/sipstream/sip/sdp"
 )
 
@@ -74,6 +75,13 @@ type fakeWorld struct {
 	// answers it with RTP/AVP and no a=crypto (as some PBXs do), "415"
 	// refuses it with 415.
 	peerSRTP string
+	// Incoming side: what Serve was given, our registrar's bindings, the
+	// account registrations (regExpires granted; regFails refusals to come).
+	serve      serveConfig
+	bindings   []sip.Binding
+	regExpires time.Duration
+	regFails   int
+	regs       []*fakeReg
 }
 
 func newFakeWorld() *fakeWorld {
@@ -121,7 +129,17 @@ type fakeSig fakeWorld
 
 type fakeReg struct {
 	w      *fakeWorld
+	acct   account
 	closed atomic.Bool
+}
+
+func (r *fakeReg) Expires() time.Duration {
+	r.w.mu.Lock()
+	defer r.w.mu.Unlock()
+	if r.w.regExpires == 0 {
+		return time.Hour
+	}
+	return r.w.regExpires
 }
 
 func (r *fakeReg) Close(context.Context) error {
@@ -135,13 +153,187 @@ func (s *fakeSig) Register(ctx context.Context, a account) (registration, error)
 	w := (*fakeWorld)(s)
 	w.mu.Lock()
 	w.registers = append(w.registers, a)
-	fail := w.regFail
+	fail := w.regFail || w.regFails > 0
+	if w.regFails > 0 {
+		w.regFails--
+	}
 	w.mu.Unlock()
 	if fail {
 		return nil, &SIPError{Code: 403, Reason: "Forbidden"}
 	}
 	w.regOpen.Add(1)
-	return &fakeReg{w: w}, nil
+	r := &fakeReg{w: w, acct: a}
+	w.mu.Lock()
+	w.regs = append(w.regs, r)
+	w.mu.Unlock()
+	return r, nil
+}
+
+func (s *fakeSig) Serve(cfg serveConfig) error {
+	w := (*fakeWorld)(s)
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	w.serve = cfg
+	return nil
+}
+
+func (s *fakeSig) Bindings() []sip.Binding {
+	w := (*fakeWorld)(s)
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	return append([]sip.Binding(nil), w.bindings...)
+}
+
+// fakeInvite is an incoming INVITE. Its answers are recorded as "180",
+// "183 <sdp>", "200 <sdp>", "486 Busy Here", "302 <target>", "401".
+type fakeInvite struct {
+	w     *fakeWorld
+	info  inviteInfo
+	offer []byte
+	// auth is what Authenticate does: "" no credentials (401), "bad"
+	// wrong ones (403), else the user that authenticates.
+	auth string
+	// noACK makes Answer fail as the sip package does without an ACK.
+	noACK bool
+
+	done     chan struct{}
+	doneOnce sync.Once
+	mu       sync.Mutex
+	answers  []string
+	final    bool
+	cancel   bool
+	dlg      *fakeDialog
+	changed  chan struct{}
+}
+
+func (w *fakeWorld) newInvite(callID, from, ruser string, src string, offer []byte) *fakeInvite {
+	return &fakeInvite{w: w, offer: offer, done: make(chan struct{}), changed: make(chan struct{}, 100),
+		info: inviteInfo{
+			CallID:      callID,
+			From:        sip.Address{DisplayName: "Alice", URI: "sip:" + from + "@example.com", User: from, Host: "example.com"},
+			To:          sip.Address{URI: "sip:" + ruser + "@gw.example", User: ruser, Host: "gw.example"},
+			RequestURI:  "sip:" + ruser + "@127.0.0.1",
+			RequestUser: ruser,
+			Headers:     []sip.Header{{Name: "X-Room", Value: "7"}},
+			Source:      netip.MustParseAddrPort(src),
+			Transport:   "udp",
+		}}
+}
+
+// send offers inv to the Manager as the user agent does (a goroutine per
+// INVITE); nothing when no handler was set (the UA would answer 480).
+func (w *fakeWorld) send(inv *fakeInvite) bool {
+	w.mu.Lock()
+	h := w.serve.OnInvite
+	w.mu.Unlock()
+	if h == nil {
+		return false
+	}
+	go h(inv)
+	return true
+}
+
+func (f *fakeInvite) Info() inviteInfo      { return f.info }
+func (f *fakeInvite) Offer() []byte         { return f.offer }
+func (f *fakeInvite) Done() <-chan struct{} { return f.done }
+func (f *fakeInvite) Cancelled() bool {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return f.cancel
+}
+
+func (f *fakeInvite) record(a string, final bool) error {
+	f.mu.Lock()
+	if f.final {
+		f.mu.Unlock()
+		return sip.ErrAnswered
+	}
+	f.answers = append(f.answers, a)
+	f.final = final
+	f.mu.Unlock()
+	if final {
+		f.doneOnce.Do(func() { close(f.done) })
+	}
+	f.changed <- struct{}{}
+	return nil
+}
+
+// cancelled is the caller's CANCEL (the UA answers 487 itself).
+func (f *fakeInvite) cancelNow() {
+	f.mu.Lock()
+	if !f.final {
+		f.cancel = true
+		f.final = true
+		f.answers = append(f.answers, "487")
+	}
+	f.mu.Unlock()
+	f.doneOnce.Do(func() { close(f.done) })
+}
+
+func (f *fakeInvite) Progress(code int, reason string, sdp []byte) error {
+	a := fmt.Sprint(code)
+	if sdp != nil {
+		a += " " + string(sdp)
+	}
+	return f.record(a, false)
+}
+
+func (f *fakeInvite) Reject(code int, reason string) error {
+	return f.record(fmt.Sprintf("%d %s", code, reason), true)
+}
+
+func (f *fakeInvite) Redirect(target string) error { return f.record("302 "+target, true) }
+
+func (f *fakeInvite) Authenticate() (string, error) {
+	switch f.auth {
+	case "":
+		_ = f.record("401", true)
+		return "", sip.ErrUnauthorized
+	case "bad":
+		_ = f.record("403", true)
+		return "", sip.ErrForbidden
+	}
+	return f.auth, nil
+}
+
+func (f *fakeInvite) Answer(ctx context.Context, sdp []byte, opts answerOptions) (dialog, error) {
+	if err := f.record("200 "+string(sdp), true); err != nil {
+		return nil, err
+	}
+	if f.noACK {
+		return nil, &SIPError{Code: 408, Reason: "Request Timeout"}
+	}
+	answer := f.offer
+	if answer == nil {
+		answer = []byte("ok") // the ACK's answer to our offer
+	}
+	d := &fakeDialog{w: f.w, callID: f.info.CallID, answer: answer, done: make(chan struct{}),
+		req: &inviteRequest{OnReinvite: opts.OnReinvite, OnDTMF: opts.OnDTMF}}
+	f.mu.Lock()
+	f.dlg = d
+	f.mu.Unlock()
+	f.w.mu.Lock()
+	f.w.dialogs[f.info.CallID] = d
+	f.w.mu.Unlock()
+	return d, nil
+}
+
+func (f *fakeInvite) responses() []string {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return append([]string(nil), f.answers...)
+}
+
+// waitFinal waits for the final answer and returns every answer.
+func (f *fakeInvite) waitFinal(t interface{ Fatalf(string, ...any) }) []string {
+	select {
+	case <-f.done:
+	case <-time.After(20 * time.Second):
+		f.mu.Lock()
+		defer f.mu.Unlock()
+		t.Fatalf("INVITE %s never answered; answers %v", f.info.CallID, f.answers)
+	}
+	return f.responses()
 }
 
 func userOf(callee string) string {

@@ -1,10 +1,16 @@
 package callmgr
 
 import (
+	"context"
+	"errors"
+	"fmt"
 	"net/netip"
 	"strconv"
+	"strings"
+	"sync"
 	"time"
 
+	"github.com/sipstream/sipstream/media"
 	"github.com/sipstream/sipstream/media/sound"
 	"github.com/sipstream/sipstream/sip"
 )
@@ -171,16 +177,340 @@ const (
 	IncomingOverloaded IncomingResult = "overloaded"
 )
 
-// IncomingResults lists every IncomingResult, in a fixed order.
-var IncomingResults = []IncomingResult{IncomingAnswered, IncomingRejected, IncomingUnauthorized,
+// incomingResults indexes Manager.inCounts.
+var incomingResults = [...]IncomingResult{IncomingAnswered, IncomingRejected, IncomingUnauthorized,
 	IncomingForbidden, IncomingCancelled, IncomingOverloaded}
 
 // IncomingCounts returns how many incoming INVITEs ended with each result
-// since New.
+// since New (every result is a key, zero or not).
 func (m *Manager) IncomingCounts() map[IncomingResult]uint64 {
-	out := make(map[IncomingResult]uint64, len(IncomingResults))
-	for _, r := range IncomingResults {
-		out[r] = 0
+	out := make(map[IncomingResult]uint64, len(incomingResults))
+	for i, r := range incomingResults {
+		out[r] = m.inCounts[i].Load()
 	}
 	return out
+}
+
+const (
+	defaultDecisionTimeout = 10 * time.Second
+	defaultMaxPending      = 100
+	defaultRealm           = "sipstream"
+)
+
+// validate returns the normalized copy of ic.
+func (ic InboundConfig) validate() (InboundConfig, error) {
+	q := ic
+	if q.DecisionTimeout < 0 || q.MaxPending < 0 {
+		return q, fmt.Errorf("callmgr: Config.Inbound: negative DecisionTimeout or MaxPending")
+	}
+	if q.DecisionTimeout == 0 {
+		q.DecisionTimeout = defaultDecisionTimeout
+	}
+	if q.MaxPending == 0 {
+		q.MaxPending = defaultMaxPending
+	}
+	if q.Realm == "" {
+		q.Realm = defaultRealm
+	}
+	if hasControl(q.Realm) || strings.ContainsRune(q.Realm, '"') {
+		return q, fmt.Errorf("callmgr: Config.Inbound.Realm: control characters or quotes")
+	}
+	q.AllowFrom = append([]netip.Prefix(nil), q.AllowFrom...)
+	for i, p := range q.AllowFrom {
+		if !p.IsValid() {
+			return q, fmt.Errorf("callmgr: Config.Inbound.AllowFrom[%d] is not a network", i)
+		}
+		q.AllowFrom[i] = p.Masked()
+	}
+	users := make(map[string]string, len(q.Users))
+	for u, pw := range q.Users {
+		if err := sip.ValidateUser(u); err != nil {
+			return q, fmt.Errorf("callmgr: Config.Inbound.Users: %w", err)
+		}
+		if hasControl(pw) {
+			return q, fmt.Errorf("callmgr: Config.Inbound.Users: the password of %q has control characters", u)
+		}
+		users[u] = pw
+	}
+	q.Users = users
+	if q.Registrar && len(q.Users) == 0 {
+		return q, fmt.Errorf("callmgr: Config.Inbound.Registrar needs Users")
+	}
+	return q, nil
+}
+
+// serveInbound hands the user agent what it answers by itself (New).
+func (m *Manager) serveInbound() error {
+	in := m.cfg.Inbound
+	sc := serveConfig{Users: in.Users, Realm: in.Realm, Registrar: in.Registrar, OnBinding: m.onBinding}
+	if m.cfg.OnIncoming != nil {
+		sc.OnInvite = m.onInvite
+	}
+	if sc.OnInvite == nil && !sc.Registrar {
+		return nil
+	}
+	return m.be.sig.Serve(sc)
+}
+
+func (m *Manager) countIncoming(r IncomingResult) {
+	for i, x := range incomingResults {
+		if x == r {
+			m.inCounts[i].Add(1)
+		}
+	}
+}
+
+// onInvite handles a new INVITE (on the user agent's goroutine for it):
+// who may call, the limits, the decision, then the call.
+func (m *Manager) onInvite(inv incomingInvite) {
+	info := inv.Info()
+	acct, authUser, ok := m.mayCall(inv, &info)
+	if !ok {
+		return
+	}
+	if m.pending.Add(1) > int64(m.cfg.Inbound.MaxPending) {
+		m.pending.Add(-1)
+		m.refuseIncoming(inv, ErrTooManyCalls)
+		return
+	}
+	release := sync.OnceFunc(func() { m.pending.Add(-1) })
+	defer func() {
+		if release != nil {
+			release()
+		}
+	}()
+	if err := m.admissible("", "", nil); err != nil {
+		m.refuseIncoming(inv, err)
+		return
+	}
+	ic, err := m.describe(inv, &info, acct, authUser)
+	if err != nil {
+		m.refuseIncoming(inv, err)
+		return
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), m.cfg.Inbound.DecisionTimeout)
+	go func() {
+		select {
+		case <-inv.Done():
+			cancel()
+		case <-ctx.Done():
+		}
+	}()
+	d, err := m.cfg.OnIncoming(ctx, ic)
+	timedOut := errors.Is(ctx.Err(), context.DeadlineExceeded)
+	cancel()
+	log := m.cfg.Logger.With("callID", info.CallID, "caller", ic.Caller, "callee", ic.Callee)
+	select {
+	case <-inv.Done():
+		if inv.Cancelled() {
+			m.countIncoming(IncomingCancelled)
+		}
+		return
+	default:
+	}
+	switch {
+	case timedOut:
+		log.Info("incoming call: no decision in time")
+		m.rejectIncoming(inv, 480, "Temporarily Unavailable")
+		return
+	case err != nil:
+		log.Info("incoming call: decision failed", "err", err)
+		m.rejectIncoming(inv, 500, "Server Internal Error")
+		return
+	}
+	switch d.Action {
+	case ActionAnswer:
+		in := &incomingSetup{inv: inv, decision: d, caller: ic.Caller, callee: ic.Callee, offer: inv.Offer(), release: release}
+		c, err := m.answerIncoming(in, d.Params, info)
+		if err != nil {
+			log.Info("incoming call: refused", "err", err)
+			m.refuseIncoming(inv, err)
+			return
+		}
+		release = nil // the call's setup releases it
+		log.Info("incoming call: answering", "id", c.ID(), "ring", d.Ring, "earlyMedia", d.EarlyMedia)
+	case ActionReject:
+		code, reason := d.Code, d.Reason
+		if code == 0 {
+			code = 603
+			if reason == "" {
+				reason = "Decline"
+			}
+		}
+		if code < 400 || code > 699 {
+			log.Info("incoming call: decision's Code not 400-699", "code", code)
+			code, reason = 500, "Server Internal Error"
+		}
+		if reason == "" {
+			reason = reasonPhrase(code)
+		}
+		m.rejectIncoming(inv, code, reason)
+	case ActionRedirect:
+		m.countIncoming(IncomingRejected)
+		if err := inv.Redirect(d.Target); err != nil {
+			log.Info("incoming call: redirect failed", "err", err)
+			_ = inv.Reject(500, "Server Internal Error")
+		}
+	default:
+		log.Info("incoming call: decision without an Action")
+		m.rejectIncoming(inv, 500, "Server Internal Error")
+	}
+}
+
+// answerIncoming starts the call that answers in: p as StartCall takes it,
+// with the INVITE's Call-ID when it can be the call's ID.
+func (m *Manager) answerIncoming(in *incomingSetup, p CallParams, info inviteInfo) (*Call, error) {
+	p.Callee = info.RequestURI
+	if sip.ValidateCallee(p.Callee, "") != nil {
+		p.Callee = "sip:incoming@invalid" // only validated: the call shows in.callee
+	}
+	p.SIPLogin, p.SIPAuthName, p.SIPPassword, p.SIPDomain = "", "", "", ""
+	p.SIPOutboundProxy, p.SIPPort, p.SIPTransport, p.SIPRegisterRequired = "", 0, "", false
+	p.Headers, p.VisibleName = nil, ""
+	p.RingTimeout = in.decision.Ring + answerWait
+	p.CallID = ""
+	if _, live := m.Call(info.CallID); !live && sip.ValidateCallID(info.CallID) == nil {
+		p.CallID = info.CallID
+	}
+	for try := 0; ; try++ {
+		q, err := p.validate(&m.cfg)
+		if err != nil {
+			return nil, err
+		}
+		q.Callee = in.callee
+		c, err := m.launch(q, p.ToStream == "", in)
+		if errors.Is(err, ErrDuplicateCallID) && try == 0 {
+			p.CallID = "" // taken meanwhile: a generated one
+			continue
+		}
+		return c, err
+	}
+}
+
+// describe is the IncomingCall OnIncoming gets. The offer is answered once
+// with placeholder ports (nothing allocated) to learn what it holds; an
+// offer sipstream cannot answer fails with ErrNegotiation.
+func (m *Manager) describe(inv incomingInvite, info *inviteInfo, acct, authUser string) (IncomingCall, error) {
+	callee := info.RequestUser
+	if callee == "" {
+		callee = info.To.User
+	}
+	ic := IncomingCall{
+		CallID:     info.CallID,
+		Caller:     info.From.User,
+		CallerName: info.From.DisplayName,
+		CallerURI:  info.From.URI,
+		Callee:     callee,
+		CalleeURI:  info.To.URI,
+		RequestURI: info.RequestURI,
+		Headers:    info.Headers,
+		Source:     info.Source,
+		Transport:  info.Transport,
+		Account:    acct,
+		AuthUser:   authUser,
+	}
+	offer := inv.Offer()
+	if offer == nil {
+		ic.DelayedOffer, ic.Audio, ic.Video = true, true, true
+		return ic, nil
+	}
+	_, specs, err := m.be.sdp.Answer(offer, offerConfig{
+		Addr: m.cfg.PublicIP, AudioPort: 9, VideoPort: 9, AudioDir: media.SendRecv, VideoDir: media.SendRecv,
+		AudioCodecs: m.cfg.AudioCodecs, VideoCodecs: m.cfg.VideoCodecs, SessionID: 1, Version: 1, SRTP: true,
+	})
+	if err != nil {
+		return ic, fmt.Errorf("%w: %w", ErrNegotiation, err)
+	}
+	for _, s := range specs {
+		ic.Audio = ic.Audio || s.Kind == media.KindAudio
+		ic.Video = ic.Video || s.Kind == media.KindVideo
+	}
+	ic.SRTP = secureSpecs(specs)
+	return ic, nil
+}
+
+// mayCall applies Inbound's rules: the account the call came in for, the
+// authenticated user. A refused INVITE has been answered and counted.
+func (m *Manager) mayCall(inv incomingInvite, info *inviteInfo) (acct, authUser string, ok bool) {
+	src := info.Source.Addr().Unmap()
+	if a := m.accountFrom(src, info.RequestUser); a != "" {
+		return a, "", true
+	}
+	for _, p := range m.cfg.Inbound.AllowFrom {
+		if p.Contains(src) {
+			return "", "", true
+		}
+	}
+	for _, b := range m.be.sig.Bindings() {
+		if b.Source.Addr().Unmap() == src {
+			return "", "", true
+		}
+	}
+	if len(m.cfg.Inbound.Users) > 0 {
+		user, err := inv.Authenticate()
+		if err == nil {
+			return "", user, true
+		}
+		if errors.Is(err, sip.ErrUnauthorized) {
+			m.countIncoming(IncomingUnauthorized)
+		} else {
+			m.countIncoming(IncomingForbidden)
+		}
+		return "", "", false
+	}
+	_ = inv.Reject(403, "Forbidden")
+	m.countIncoming(IncomingForbidden)
+	return "", "", false
+}
+
+// refuseIncoming answers an INVITE the Manager cannot take with the SIP
+// status that fits err.
+func (m *Manager) refuseIncoming(inv incomingInvite, err error) {
+	switch {
+	case errors.Is(err, ErrTooManyCalls) || errors.Is(err, ErrOverloaded):
+		m.countIncoming(IncomingOverloaded)
+		_ = inv.Reject(503, "Service Unavailable")
+	case errors.Is(err, ErrClosed):
+		m.rejectIncoming(inv, 480, "Temporarily Unavailable")
+	case errors.Is(err, ErrDuplicateStream):
+		m.rejectIncoming(inv, 486, "Busy Here")
+	case errors.Is(err, ErrNegotiation):
+		m.rejectIncoming(inv, 488, "Not Acceptable Here")
+	default:
+		m.rejectIncoming(inv, 500, "Server Internal Error")
+	}
+}
+
+func (m *Manager) rejectIncoming(inv incomingInvite, code int, reason string) {
+	if err := inv.Reject(code, reason); err != nil && inv.Cancelled() {
+		m.countIncoming(IncomingCancelled)
+		return
+	}
+	m.countIncoming(IncomingRejected)
+}
+
+// reasonPhrase is the usual phrase of a SIP status a Decision gave without
+// one.
+func reasonPhrase(code int) string {
+	switch code {
+	case 403:
+		return "Forbidden"
+	case 404:
+		return "Not Found"
+	case 480:
+		return "Temporarily Unavailable"
+	case 486:
+		return "Busy Here"
+	case 488:
+		return "Not Acceptable Here"
+	case 500:
+		return "Server Internal Error"
+	case 503:
+		return "Service Unavailable"
+	case 600:
+		return "Busy Everywhere"
+	case 603:
+		return "Decline"
+	}
+	return "Rejected"
 }

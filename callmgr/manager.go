@@ -6,6 +6,8 @@ import (
 	"fmt"
 	"sort"
 	"sync"
+	"sync/atomic"
+	"time"
 
 	"github.com/sipstream/sipstream/media"
 )
@@ -23,6 +25,18 @@ type Manager struct {
 	sinkIDs map[string]*Call // by sink ID
 	closing bool
 	adm     *admission
+
+	// Incoming calls and accounts.
+	pending      atomic.Int64 // INVITEs deciding or ringing
+	inCounts     [len(incomingResults)]atomic.Uint64
+	accMu        sync.Mutex
+	accounts     map[string]*accountEntry // by Name
+	accClosed    bool
+	bindSince    map[string]time.Time // registrar bindings first seen
+	accWG        sync.WaitGroup       // keepRegistered goroutines
+	accountRetry time.Duration        // first backoff of a failed registration
+	regEvents    *mailbox[Event]
+	regDone      chan struct{} // dispatchRegistrations returned
 
 	wg        sync.WaitGroup // run loops and event dispatchers of all calls
 	waitOnce  sync.Once
@@ -45,15 +59,38 @@ func New(cfg Config) (*Manager, error) {
 			return nil, err
 		}
 	}
-	return &Manager{
-		cfg:     c,
-		adm:     newAdmission(c.Admission, c.admissionClock, c.admissionCPU),
-		be:      be,
-		calls:   make(map[string]*Call),
-		streams: make(map[string]*Call),
-		sinkIDs: make(map[string]*Call),
-		allDone: make(chan struct{}),
-	}, nil
+	m := &Manager{
+		cfg:          c,
+		adm:          newAdmission(c.Admission, c.admissionClock, c.admissionCPU),
+		be:           be,
+		calls:        make(map[string]*Call),
+		streams:      make(map[string]*Call),
+		sinkIDs:      make(map[string]*Call),
+		allDone:      make(chan struct{}),
+		accounts:     make(map[string]*accountEntry),
+		bindSince:    make(map[string]time.Time),
+		accountRetry: c.accountRetry,
+		regEvents:    newMailbox[Event](),
+		regDone:      make(chan struct{}),
+	}
+	if m.accountRetry <= 0 {
+		m.accountRetry = accountRetryMin
+	}
+	go m.dispatchRegistrations()
+	err = m.serveInbound()
+	for _, a := range c.Accounts {
+		if err != nil {
+			break
+		}
+		if err = m.AddAccount(context.Background(), a); err != nil {
+			err = fmt.Errorf("callmgr: Config.Accounts: %w", err)
+		}
+	}
+	if err != nil {
+		_ = m.Close(context.Background())
+		return nil, err
+	}
+	return m, nil
 }
 
 // StartCall validates p and places the call. It returns once the call is
@@ -78,13 +115,19 @@ func (m *Manager) StartCall(ctx context.Context, p CallParams) (*Call, error) {
 	if err := ctx.Err(); err != nil {
 		return nil, err
 	}
+	return m.launch(q, p.ToStream == "", nil)
+}
+
+// launch builds and starts a call from validated params: the placed calls
+// of StartCall and (in non-nil) the answered ones of the INVITE handler.
+func (m *Manager) launch(q CallParams, toStreamDefaulted bool, in *incomingSetup) (*Call, error) {
 	skey := streamKey(q.RTMPURL, q.RTMPStream)
 	if err := m.admissible(q.CallID, skey, nil); err != nil {
 		return nil, err
 	}
 
-	c := newCall(m, q)
-	c.info.ToStreamDefaulted = p.ToStream == "" // nothing else sees c yet
+	c := newCall(m, q, in)
+	c.info.ToStreamDefaulted = toStreamDefaulted // nothing else sees c yet
 	c.fan = m.be.sinks.NewFanout(c.onDetach, c.requestKeyframe)
 	c.filler = newHoldFiller(c.fan.WriteFrame, c.requestKeyframe)
 	sess, err := m.be.media.New(mediaConfig{
@@ -115,8 +158,12 @@ func (m *Manager) StartCall(ctx context.Context, p CallParams) (*Call, error) {
 		Version:     1,
 		SRTP:        q.SRTP != SRTPOff,
 	}
-	c.offer, err = m.be.sdp.NewOffer(c.offerCfg)
-	if err == nil && q.SRTP == SRTPOptional {
+	if in != nil && in.offer != nil {
+		err = c.answerOffer()
+	} else {
+		c.offer, err = m.be.sdp.NewOffer(c.offerCfg)
+	}
+	if err == nil && q.SRTP == SRTPOptional && in == nil {
 		plain := c.offerCfg
 		plain.SRTP = false
 		c.plainOffer, err = m.be.sdp.NewOffer(plain)
@@ -130,7 +177,7 @@ func (m *Manager) StartCall(ctx context.Context, p CallParams) (*Call, error) {
 		c.fan.Close(context.Background()) // no sink yet
 		return nil, err
 	}
-	m.cfg.Logger.Info("call starting", "callID", q.CallID, "params", q)
+	m.cfg.Logger.Info("call starting", "callID", q.CallID, "incoming", in != nil, "params", q)
 	c.emitStatus()
 	go c.run()
 	go c.dispatch()
@@ -375,6 +422,15 @@ func (m *Manager) Close(ctx context.Context) error {
 		return ctx.Err()
 	}
 	m.stopSampler()
+	if err := m.stopAccounts(ctx); err != nil {
+		return err
+	}
+	m.regEvents.close()
+	select {
+	case <-m.regDone:
+	case <-ctx.Done():
+		return ctx.Err()
+	}
 	m.closeOnce.Do(func() {
 		if m.be.close != nil {
 			m.closeErr = m.be.close()

@@ -24,7 +24,7 @@ func newSIPEnv(t *testing.T, peerCfg siptest.Config) (*testEnv, *siptest.Peer) {
 	ua, err := sip.NewUA(sip.Config{ListenAddr: "127.0.0.1:0"})
 	require.NoError(t, err)
 	w := newFakeWorld()
-	be := &backend{sig: sipAdapter{ua}, media: (*fakeMedia)(w), sdp: sdpAdapter{},
+	be := &backend{sig: sipAdapter{ua: ua, in: new(sipInbound)}, media: (*fakeMedia)(w), sdp: sdpAdapter{},
 		sinks: sinkAdapter{newRTMP: (*fakeSinks)(w).NewRTMP}, close: ua.Close}
 	e := newTestEnv(t, func(c *Config) {
 		c.backend = be
