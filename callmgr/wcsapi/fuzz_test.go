@@ -1,8 +1,10 @@
 package wcsapi
 
 import (
+	"strings"
 	"testing"
 
+	"github.com/sipstream/sipstream/callmgr"
 	"github.com/sipstream/sipstream/sip"
 )
 
@@ -48,6 +50,49 @@ func FuzzStartupDecode(f *testing.F) {
 			if sip.ValidateHeader(sip.Header{Name: h[0], Value: h[1]}) != nil {
 				t.Fatalf("accepted header %q", h)
 			}
+		}
+	})
+}
+
+// FuzzDialinAnswer feeds arbitrary hook answers through the dial-in
+// decision: no panic, and whatever decision comes out is one callmgr and
+// the SIP layer accept (an rtmp:// target, a reject code of 400-699 with a
+// header-safe reason, a SIP redirect).
+func FuzzDialinAnswer(f *testing.F) {
+	f.Add([]byte(`{"rtmpUrl":"rtmp://h.example/app/","rtmpStream":"key","toStream":"s1","hasVideo":false,"record":false}`))
+	f.Add([]byte(`{"reject":true,"sipStatus":486,"reason":"Busy Here"}`))
+	f.Add([]byte(`{"reject":true,"sipStatus":99999999999,"reason":"a\r\nb"}`))
+	f.Add([]byte(`{"redirect":"sip:desk@pbx.example"}`))
+	f.Add([]byte(`{"redirect":"sip:"}`))
+	f.Add([]byte(`{"callId":"x","incoming":true,"rtmpUrl":null}`))
+	f.Add([]byte(`{"record":"true"}`))
+	f.Add([]byte(``))
+	f.Add([]byte(`[]`))
+	d := &dialin{cfg: DialinConfig{RTMPURL: "rtmp://def.example/in"}, srv: newServer(nil, serverOptions{}), log: discardLog()}
+	f.Fuzz(func(t *testing.T, body []byte) {
+		a, err := parseHookAnswer(body)
+		if err != nil {
+			return
+		}
+		dec, err := d.fromAnswer(offeredCall(), a)
+		if err != nil {
+			return
+		}
+		switch dec.Action {
+		case callmgr.ActionAnswer:
+			if checkRTMPURL(dec.Params.RTMPURL) != nil || dec.Params.ToStream == "" || dec.Params.Record {
+				t.Fatalf("answer %+v", dec.Params)
+			}
+		case callmgr.ActionReject:
+			if dec.Code != 0 && (dec.Code < 400 || dec.Code > 699) || sip.ValidateHeaderValue(dec.Reason) != nil {
+				t.Fatalf("reject %d %q", dec.Code, dec.Reason)
+			}
+		case callmgr.ActionRedirect:
+			if !strings.HasPrefix(strings.ToLower(dec.Target), "sip") || sip.ValidateCallee(dec.Target, "") != nil {
+				t.Fatalf("redirect %q", dec.Target)
+			}
+		default:
+			t.Fatalf("action %v", dec.Action)
 		}
 	})
 }

@@ -7,6 +7,7 @@ import (
 	"log/slog"
 	"net/http"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"time"
 
@@ -29,6 +30,11 @@ type managerService struct {
 	recording bool
 	// notify receives every event; set before the first call.
 	notify atomic.Pointer[func(StatusEvent, Call)]
+	// notifyReg receives the registrations' changes.
+	notifyReg atomic.Pointer[func(callmgr.RegistrationInfo, string)]
+	// incomingWebRTC holds the incoming calls given a WHEP sink (by
+	// callId), so that each gets one.
+	incomingWebRTC sync.Map
 	// webrtc, when set, gives every call a WHEP sink named by its toStream.
 	webrtc *webrtcStreams
 	// hls, when set, serves every call as HLS.
@@ -390,6 +396,15 @@ func (s *managerService) Pushes() []Push {
 // onEvent is callmgr's Config.OnEvent: it runs on the call's event
 // goroutine and must not block, which notify guarantees.
 func (s *managerService) onEvent(ev callmgr.Event) {
+	if ev.Type == callmgr.EventRegistration {
+		if fn := s.notifyReg.Load(); fn != nil {
+			(*fn)(ev.Registration, s.nodeID)
+		}
+		return
+	}
+	if s.webrtc != nil && ev.Info.Incoming {
+		s.incomingWebRTCSink(ev)
+	}
 	if s.webrtc != nil {
 		switch {
 		case ev.Type == callmgr.EventCallStatus && ev.Status.Final():

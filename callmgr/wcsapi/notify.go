@@ -146,7 +146,16 @@ type webhook struct {
 // hookTarget is one hook URL's queue.
 type hookTarget struct {
 	base  string // the application's base URL
-	queue chan StatusEvent
+	queue chan hookMessage
+}
+
+// hookMessage is one event waiting for its hook: the URL's last segment
+// (the event's name), the JSON body, and what a log line says of it.
+type hookMessage struct {
+	name string
+	body any
+	// id and status name the event in logs (a callId or an account).
+	id, status string
 }
 
 // webhookQueue is how many events may wait for delivery by default.
@@ -173,7 +182,7 @@ func newWebhooks(def string, apps map[string]string, log *slog.Logger, queue int
 		queue = webhookQueue
 	}
 	h := &webhook{
-		client:  &http.Client{Timeout: 5 * time.Second},
+		client:  hookClient(),
 		log:     log,
 		retries: 3,
 		backoff: 500 * time.Millisecond,
@@ -187,7 +196,7 @@ func newWebhooks(def string, apps map[string]string, log *slog.Logger, queue int
 		if t, ok := byURL[base]; ok {
 			return t
 		}
-		t := &hookTarget{base: base, queue: make(chan StatusEvent, queue)}
+		t := &hookTarget{base: base, queue: make(chan hookMessage, queue)}
 		byURL[base] = t
 		targets = append(targets, t)
 		return t
@@ -218,15 +227,26 @@ func newWebhooks(def string, apps map[string]string, log *slog.Logger, queue int
 // sipstream_webhook_dropped_total and logged, at most one line per
 // dropLogEvery) or no hook serves its appKey.
 func (h *webhook) post(ev StatusEvent) bool {
-	t := h.apps[ev.AppKey]
-	if t == nil {
-		t = h.def
+	return h.postTo(ev.AppKey, hookMessage{name: ev.eventType(), body: ev, id: ev.CallID, status: ev.Status})
+}
+
+// target is the hook of appKey's application: its own, else the default
+// one; nil when neither.
+func (h *webhook) target(appKey string) *hookTarget {
+	if t := h.apps[appKey]; t != nil {
+		return t
 	}
+	return h.def
+}
+
+// postTo queues msg for appKey's hook as post does.
+func (h *webhook) postTo(appKey string, msg hookMessage) bool {
+	t := h.target(appKey)
 	if t == nil {
 		return false
 	}
 	select {
-	case t.queue <- ev:
+	case t.queue <- msg:
 		return true
 	default:
 	}
@@ -272,14 +292,14 @@ func (h *webhook) Collect(ch chan<- prometheus.Metric) {
 func (h *webhook) run(t *hookTarget) {
 	for {
 		select {
-		case ev := <-t.queue:
-			h.deliver(t, ev)
+		case msg := <-t.queue:
+			h.deliver(t, msg)
 		case <-h.stop:
 			// Deliver what is queued, once, without retries.
 			for {
 				select {
-				case ev := <-t.queue:
-					_ = h.send(t, ev)
+				case msg := <-t.queue:
+					_ = h.send(t, msg)
 				default:
 					return
 				}
@@ -288,10 +308,10 @@ func (h *webhook) run(t *hookTarget) {
 	}
 }
 
-func (h *webhook) deliver(t *hookTarget, ev StatusEvent) {
+func (h *webhook) deliver(t *hookTarget, msg hookMessage) {
 	wait := h.backoff
 	for attempt := 0; ; attempt++ {
-		err := h.send(t, ev)
+		err := h.send(t, msg)
 		if err == nil {
 			h.mu.Lock()
 			h.sent++
@@ -302,7 +322,7 @@ func (h *webhook) deliver(t *hookTarget, ev StatusEvent) {
 			h.mu.Lock()
 			h.failed++
 			h.mu.Unlock()
-			h.log.Warn("webhook delivery failed", "callId", ev.CallID, "status", ev.Status, "err", err)
+			h.log.Warn("webhook delivery failed", "event", msg.name, "id", msg.id, "status", msg.status, "err", err)
 			return
 		}
 		select {
@@ -314,36 +334,66 @@ func (h *webhook) deliver(t *hookTarget, ev StatusEvent) {
 	}
 }
 
-// send POSTs ev to its hook's base URL + "/" + the event's name.
-func (h *webhook) send(t *hookTarget, ev StatusEvent) error {
-	body, err := json.Marshal(ev)
-	if err != nil {
-		return err
-	}
-	u, err := hookURL(t.base, ev.eventType())
-	if err != nil {
-		return err
-	}
+// send POSTs msg to its hook's base URL + "/" + the event's name.
+func (h *webhook) send(t *hookTarget, msg hookMessage) error {
 	ctx, cancel := context.WithTimeout(context.Background(), h.client.Timeout)
 	defer cancel()
+	resp, err := h.do(ctx, t, msg)
+	if err != nil {
+		return err
+	}
+	resp.Body.Close()
+	return nil
+}
+
+// do POSTs msg's body as JSON to t's base URL + "/" + msg's name and
+// returns the 2xx response (the caller closes its body). Errors never name
+// the URL, which may carry credentials; a redirect is an error (hookClient).
+func (h *webhook) do(ctx context.Context, t *hookTarget, msg hookMessage) (*http.Response, error) {
+	body, err := json.Marshal(msg.body)
+	if err != nil {
+		return nil, err
+	}
+	u, err := hookURL(t.base, msg.name)
+	if err != nil {
+		return nil, err
+	}
 	req, err := http.NewRequestWithContext(ctx, http.MethodPost, u, bytes.NewReader(body))
 	if err != nil {
-		return errors.New("bad webhook URL") // the URL may carry credentials
+		return nil, errors.New("bad webhook URL") // the URL may carry credentials
 	}
 	req.Header.Set("Content-Type", "application/json")
 	resp, err := h.client.Do(req)
 	if err != nil {
 		var ue *url.Error
 		if errors.As(err, &ue) {
-			return ue.Err // url.Error repeats the URL, which may carry credentials
+			return nil, ue.Err // url.Error repeats the URL, which may carry credentials
 		}
-		return err
+		return nil, err
 	}
-	resp.Body.Close()
 	if resp.StatusCode >= 300 {
-		return fmt.Errorf("webhook answered %d", resp.StatusCode)
+		resp.Body.Close()
+		return nil, fmt.Errorf("webhook answered %d", resp.StatusCode)
 	}
-	return nil
+	return resp, nil
+}
+
+// hookTimeout bounds each POST to a hook.
+const hookTimeout = 5 * time.Second
+
+// errHookRedirect: a hook answered with a redirect, which is not followed.
+var errHookRedirect = errors.New("the hook answered with a redirect, which is not followed")
+
+// hookClient is the HTTP client of the hooks. The hooks' URLs are the
+// admin's (-webhook, -app-webhook); a hook's redirect is not followed (its
+// 3xx is a failed delivery), so a hook cannot make the server POST call
+// details, or ask for a call's routing, anywhere else: an internal address
+// the admin never named included (SSRF).
+func hookClient() *http.Client {
+	return &http.Client{
+		Timeout:       hookTimeout,
+		CheckRedirect: func(*http.Request, []*http.Request) error { return errHookRedirect },
+	}
 }
 
 // close delivers what is queued (best effort) and stops the goroutines.

@@ -164,44 +164,14 @@ func (r *startupRequest) validate() (startParams, error) {
 	} else if err := sipField("callee", sip.ValidateCallee(p.Callee, p.SIPDomain)); err != nil {
 		errs = append(errs, err)
 	}
-	if p.SIPLogin != "" {
-		if err := sipField("sipLogin", sip.ValidateUser(p.SIPLogin)); err != nil {
-			errs = append(errs, err)
-		}
-	}
-	if p.SIPAuthName != "" {
-		if err := sipField("sipAuthenticationName", sip.ValidateUser(p.SIPAuthName)); err != nil {
-			errs = append(errs, err)
-		}
-	}
-	if p.SIPDomain != "" {
-		if err := sipField("sipDomain", sip.ValidateHostPort(p.SIPDomain)); err != nil {
-			errs = append(errs, err)
-		}
-	}
-	if p.SIPOutboundProxy != "" {
-		if err := sipField("sipOutboundProxy", sip.ValidateOutboundProxy(p.SIPOutboundProxy)); err != nil {
-			errs = append(errs, err)
-		}
-	}
-	if c.SIPPort.Set && (p.SIPPort < 1 || p.SIPPort > 65535) {
-		errs = append(errs, badField("sipPort", "must be between 1 and 65535"))
-	}
-	switch p.SIPTransport {
-	case "", "udp", "tcp", "tls":
-	default:
-		errs = append(errs, badField("sipTransport", "must be UDP, TCP or TLS"))
-	}
+	errs = append(errs, checkSIPAccount(p.SIPLogin, p.SIPAuthName, p.SIPDomain, p.SIPOutboundProxy, c.SIPPort, p.SIPTransport)...)
 	if p.VisibleName != "" && visibleField != "sipLogin" { // a valid user is a valid display name
 		if err := sipField(visibleField, sip.ValidateDisplayName(p.VisibleName)); err != nil {
 			errs = append(errs, err)
 		}
 	}
-	if p.RTMPURL != "" {
-		u, err := url.Parse(p.RTMPURL)
-		if err != nil || (u.Scheme != "rtmp" && u.Scheme != "rtmps") || u.Host == "" {
-			errs = append(errs, badField("rtmpUrl", "must be an rtmp:// or rtmps:// URL"))
-		}
+	if err := checkRTMPURL(p.RTMPURL); err != nil {
+		errs = append(errs, err)
 	}
 	if p.SIPRegisterRequired && (p.SIPLogin == "" || p.SIPDomain == "") {
 		errs = append(errs, badField("sipRegisterRequired", "needs sipLogin and sipDomain"))
@@ -231,6 +201,53 @@ func (r *startupRequest) validate() (startParams, error) {
 		return startParams{}, errors.Join(errs...)
 	}
 	return p, nil
+}
+
+// checkSIPAccount checks the SIP account fields the way /call/startup and
+// /registration/startup take them (trimmed; transport lower-cased): login
+// and authentication name are SIP users, the domain a host[:port], the
+// proxy a host[:port] or SIP URI, the port 1-65535 when sent, the transport
+// UDP, TCP or TLS. It returns one *fieldError per fault.
+func checkSIPAccount(login, authName, domain, proxy string, port flexInt, transport string) []error {
+	var errs []error
+	for _, f := range []struct {
+		field, v string
+		check    func(string) error
+	}{
+		{"sipLogin", login, sip.ValidateUser},
+		{"sipAuthenticationName", authName, sip.ValidateUser},
+		{"sipDomain", domain, sip.ValidateHostPort},
+		{"sipOutboundProxy", proxy, sip.ValidateOutboundProxy},
+	} {
+		if f.v != "" {
+			if err := sipField(f.field, f.check(f.v)); err != nil {
+				errs = append(errs, err)
+			}
+		}
+	}
+	if port.Set && (port.Value < 1 || port.Value > 65535) {
+		errs = append(errs, badField("sipPort", "must be between 1 and 65535"))
+	}
+	switch transport {
+	case "", "udp", "tcp", "tls":
+	default:
+		errs = append(errs, badField("sipTransport", "must be UDP, TCP or TLS"))
+	}
+	return errs
+}
+
+// checkRTMPURL accepts an empty rtmpUrl or an rtmp:// or rtmps:// URL with
+// a host (trimmed by trimRTMPURL first): /call/startup's rule, which the
+// dial-in hook's answers follow too.
+func checkRTMPURL(raw string) error {
+	if raw == "" {
+		return nil
+	}
+	u, err := url.Parse(raw)
+	if err != nil || (u.Scheme != "rtmp" && u.Scheme != "rtmps") || u.Host == "" {
+		return badField("rtmpUrl", "must be an rtmp:// or rtmps:// URL")
+	}
+	return nil
 }
 
 // trimRTMPURL is an rtmpUrl as the product takes it: blanks around it and

@@ -24,15 +24,28 @@ func (s *server) checkStart(p startParams) error {
 		if host == "" || !s.allowCallees.matchUserHost(user, host) {
 			return errStatus(http.StatusForbidden, "callee: not allowed on this server (-allow-callees)")
 		}
-		if p.SIPDomain != "" && !s.allowCallees.matchHost(hostOf(p.SIPDomain)) {
-			return errStatus(http.StatusForbidden, "sipDomain: not allowed on this server (-allow-callees)")
-		}
-		if p.SIPOutboundProxy != "" && !s.allowCallees.matchHost(hostOf(p.SIPOutboundProxy)) {
-			return errStatus(http.StatusForbidden, "sipOutboundProxy: not allowed on this server (-allow-callees)")
+		if err := s.checkSIPHosts(p.SIPDomain, p.SIPOutboundProxy); err != nil {
+			return err
 		}
 	}
 	if p.RTMPURL != "" {
 		return s.checkRTMP(p.RTMPURL)
+	}
+	return nil
+}
+
+// checkSIPHosts applies -allow-callees to a SIP domain and an outbound
+// proxy (either may be empty): those of /call/startup and of
+// /registration/startup.
+func (s *server) checkSIPHosts(domain, proxy string) error {
+	if !s.allowCallees.set() {
+		return nil
+	}
+	if domain != "" && !s.allowCallees.matchHost(hostOf(domain)) {
+		return errStatus(http.StatusForbidden, "sipDomain: not allowed on this server (-allow-callees)")
+	}
+	if proxy != "" && !s.allowCallees.matchHost(hostOf(proxy)) {
+		return errStatus(http.StatusForbidden, "sipOutboundProxy: not allowed on this server (-allow-callees)")
 	}
 	return nil
 }

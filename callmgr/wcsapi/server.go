@@ -51,6 +51,8 @@ type server struct {
 	// dtmf sends /call/send_dtmf's digits in the background, in order per
 	// call.
 	dtmf *dtmfQueue
+	// regs serves /registration; nil answers 404.
+	regs registrationService
 }
 
 // serverOptions configures newServer. The zero value is a server that
@@ -186,6 +188,9 @@ func (s *server) handler() http.Handler {
 		"/viewer/token":   s.viewerToken,
 	}
 	for path, h := range s.callControlRoutes() {
+		api[path] = h
+	}
+	for path, h := range s.registrationRoutes() {
 		api[path] = h
 	}
 	for path, h := range api {

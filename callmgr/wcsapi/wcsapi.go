@@ -210,6 +210,16 @@ type Config struct {
 	// soundFile are paths inside it, never outside). Empty means those
 	// requests are refused (400).
 	SoundDir string
+
+	// Inbound, when set, is the Inbound whose OnIncoming the Manager's
+	// callmgr.Config.OnIncoming is: the Handler decides incoming calls
+	// through it, as Dialin says. An Inbound serves one Handler. Nil
+	// means the Handler decides none (the Manager's OnIncoming is
+	// someone else's, or nil).
+	Inbound *Inbound
+	// Dialin says how incoming calls are answered (see DialinConfig).
+	// Ignored without Inbound.
+	Dialin DialinConfig
 }
 
 // Handler serves the REST API over a Manager. It is safe for concurrent
@@ -280,6 +290,15 @@ func New(m *callmgr.Manager, cfg Config) (*Handler, error) {
 	svc := &managerService{m: m, recording: cfg.Record, log: log, now: now, maxPushes: cfg.MaxPushes,
 		nodeID: nodeID, webhookSecrets: cfg.WebhookSecrets, soundDir: cfg.SoundDir}
 	h := &Handler{svc: svc}
+	var dial *dialin
+	if cfg.Inbound != nil {
+		if cfg.Inbound.d.Load() != nil {
+			return nil, errors.New("wcsapi: Config.Inbound serves another Handler already")
+		}
+		if dial, err = newDialin(cfg.Dialin, rtmpHosts, svc); err != nil {
+			return nil, err
+		}
+	}
 	o := serverOptions{
 		Log:            log,
 		Now:            now,
@@ -325,10 +344,17 @@ func New(m *callmgr.Manager, cfg Config) (*Handler, error) {
 	if h.webrtc != nil {
 		h.webrtc.authorize = h.srv.authorizeViewer(h.webrtc.mux.Owner)
 	}
+	h.srv.regs = m
+	if dial != nil {
+		dial.srv = h.srv
+		cfg.Inbound.d.Store(dial)
+	}
 	h.api = h.srv.handler()
 	h.guarded = h.srv.guard(h.api)
 	notify := h.srv.notify
 	svc.notify.Store(&notify)
+	notifyReg := h.srv.notifyRegistration
+	svc.notifyReg.Store(&notifyReg)
 	h.cancel = cfg.Events.Subscribe(svc.onEvent)
 	return h, nil
 }

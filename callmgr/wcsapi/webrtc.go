@@ -114,3 +114,35 @@ func (w *webrtcStreams) Collect(ch chan<- prometheus.Metric) {
 	ch <- prometheus.MustNewConstMetric(webrtcStreamsDesc, prometheus.GaugeValue, float64(st.Streams))
 	ch <- prometheus.MustNewConstMetric(webrtcViewersDesc, prometheus.GaugeValue, float64(st.Viewers))
 }
+
+// incomingWebRTCSink gives an incoming call a WHEP sink named by its
+// toStream on its first event (a call placed over REST gets one in Start,
+// but callmgr starts an incoming call itself). It runs on the call's event
+// goroutine, so the sink is added on a goroutine of its own; it forgets the
+// call at its end.
+func (s *managerService) incomingWebRTCSink(ev callmgr.Event) {
+	id := ev.CallID
+	if ev.Type == callmgr.EventCallStatus && ev.Status.Final() {
+		s.incomingWebRTC.Delete(id)
+		return
+	}
+	if ev.Info.Status.Final() {
+		return
+	}
+	if _, seen := s.incomingWebRTC.LoadOrStore(id, true); seen {
+		return
+	}
+	name := ev.Info.ToStream
+	if err := s.webrtc.reserve(name, id); err != nil {
+		if s.log != nil {
+			s.log.Warn("no WebRTC playback for this incoming call", "callId", id, "err", err)
+		}
+		return
+	}
+	call, ok := s.m.Call(id)
+	if !ok {
+		s.webrtc.mux.Release(name, id)
+		return
+	}
+	go s.addWebRTC(context.Background(), name, id, ev.Info.HasVideo, call.RequestKeyframe)
+}
