@@ -2,9 +2,8 @@ package sip
 
 import (
 	"context"
+	"crypto/tls"
 	"errors"
-	"net"
-	"runtime"
 	"strconv"
 	"strings"
 	"sync"
@@ -13,6 +12,8 @@ import (
 
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
+
+	"github.com/sipstream/sipstream/internal/testenv"
 )
 
 // answered is what a test's OnInvite handler saw and got.
@@ -163,6 +164,151 @@ func TestUACallsUACallerHangsUp(t *testing.T) {
 		t.Fatal("callee did not see the BYE")
 	}
 	waitNoDialogs(t, callee)
-	_ = runtime.NumGoroutine
-	_ = net.IPv4len
 }
+
+func TestUACallsUATLS(t *testing.T) {
+	tc := testenv.SelfSigned(t)
+	withTLS := func(c *Config) {
+		c.TLSConfig = &tls.Config{RootCAs: tc.Pool, Certificates: []tls.Certificate{tc.Certificate}}
+	}
+	callee := newTestUA(t, withTLS)
+	caller := newTestUA(t, withTLS)
+	ch := answerAll(t, callee, AnswerOptions{}, nil)
+	d, err := caller.Invite(testCtx(t), InviteRequest{Callee: "sips:bob@" + uaAddr(callee, "tls"), From: "alice",
+		Transport: "tls", Offer: []byte(ourSDP)})
+	require.NoError(t, err)
+	a := waitAnswered(t, ch)
+	require.NoError(t, a.err)
+	assert.Equal(t, "tls", a.in.Transport())
+	assert.Equal(t, peerSDP, string(d.AnswerSDP()))
+	// Our BYE reaches the caller over TLS (a connection to its Contact).
+	require.NoError(t, a.d.Bye(testCtx(t)))
+	select {
+	case <-d.Done():
+		assert.ErrorIs(t, d.Err(), ErrRemoteBye)
+	case <-time.After(5 * time.Second):
+		t.Fatal("caller did not see our BYE")
+	}
+}
+
+func TestIncomingProgressAndEarlyMedia(t *testing.T) {
+	callee := newTestUA(t)
+	caller := newTestUA(t)
+	ch := answerAll(t, callee, AnswerOptions{}, func(in *IncomingInvite) {
+		assert.Error(t, in.Progress(200, "OK", nil))
+		assert.Error(t, in.Progress(180, "bad\r\nX: y", nil))
+		assert.NoError(t, in.Progress(180, "Ringing", nil))
+		assert.NoError(t, in.Progress(183, "Session Progress", []byte(peerSDP)))
+	})
+	var progress []Progress
+	d, err := caller.Invite(testCtx(t), InviteRequest{Callee: "sip:bob@" + uaAddr(callee, "udp"), From: "alice",
+		Offer: []byte(ourSDP), OnProgress: func(p Progress) { progress = append(progress, p) }})
+	require.NoError(t, err)
+	a := waitAnswered(t, ch)
+	require.NoError(t, a.err)
+	var codes []int
+	for _, p := range progress {
+		codes = append(codes, p.StatusCode)
+		if p.StatusCode == 183 {
+			assert.Equal(t, peerSDP, string(p.SDP))
+		}
+	}
+	assert.Contains(t, codes, 180)
+	assert.Contains(t, codes, 183)
+	// After the final answer nothing more can be sent.
+	assert.ErrorIs(t, a.in.Progress(180, "Ringing", nil), ErrAnswered)
+	assert.ErrorIs(t, a.in.Reject(486, "Busy Here"), ErrAnswered)
+	_, err = a.in.Answer(testCtx(t), []byte(peerSDP), AnswerOptions{})
+	assert.ErrorIs(t, err, ErrAnswered)
+	require.NoError(t, d.Bye(testCtx(t)))
+}
+
+func TestIncomingCancelWhileRinging(t *testing.T) {
+	callee := newTestUA(t)
+	caller := newTestUA(t)
+	ringing := make(chan *IncomingInvite, 1)
+	result := make(chan error, 1)
+	callee.OnInvite(func(in *IncomingInvite) {
+		_ = in.Progress(180, "Ringing", nil)
+		ringing <- in
+		<-in.Done()
+		_, err := in.Answer(context.Background(), []byte(peerSDP), AnswerOptions{})
+		result <- err
+	})
+	ctx, cancel := context.WithCancel(testCtx(t))
+	go func() {
+		<-ringing
+		cancel()
+	}()
+	_, err := caller.Invite(ctx, InviteRequest{Callee: "sip:bob@" + uaAddr(callee, "udp"), From: "alice",
+		Offer: []byte(ourSDP), OnProgress: func(p Progress) {}})
+	require.ErrorIs(t, err, context.Canceled)
+	select {
+	case err := <-result:
+		assert.Equal(t, 487, StatusCode(err))
+	case <-time.After(5 * time.Second):
+		t.Fatal("handler not told of the CANCEL")
+	}
+	waitNoDialogs(t, callee)
+}
+
+func TestIncomingRejectAndRedirect(t *testing.T) {
+	callee := newTestUA(t)
+	caller := newTestUA(t)
+	callee.OnInvite(func(in *IncomingInvite) {
+		switch in.RequestUser() {
+		case "busy":
+			assert.Error(t, in.Reject(200, "OK"))
+			assert.Error(t, in.Reject(486, "Busy", Header{Name: "Via", Value: "x"}))
+			assert.NoError(t, in.Reject(486, "Busy Here", Header{Name: "X-Why", Value: "test"}))
+		case "moved":
+			assert.Error(t, in.Redirect())
+			assert.Error(t, in.Redirect("http://example.com"))
+			assert.NoError(t, in.Redirect("sip:carol@example.com", "sip:dave@example.net;transport=tcp"))
+		}
+	})
+	target := func(user string) string { return "sip:" + user + "@" + uaAddr(callee, "udp") }
+	_, err := caller.Invite(testCtx(t), InviteRequest{Callee: target("busy"), From: "alice", Offer: []byte(ourSDP)})
+	assert.ErrorIs(t, err, ErrBusy)
+	_, err = caller.Invite(testCtx(t), InviteRequest{Callee: target("moved"), From: "alice", Offer: []byte(ourSDP)})
+	assert.Equal(t, 302, StatusCode(err))
+	waitNoDialogs(t, callee)
+}
+
+func TestIncomingReinviteBothWays(t *testing.T) {
+	callee := newTestUA(t)
+	caller := newTestUA(t)
+	offers := make(chan string, 2)
+	ch := answerAll(t, callee, AnswerOptions{OnReinvite: func(offer []byte) ([]byte, error) {
+		offers <- string(offer)
+		return []byte(strings.Replace(peerSDP, "a=sendrecv", "a=recvonly", 1)), nil
+	}}, nil)
+	callerOffers := make(chan string, 2)
+	d, err := caller.Invite(testCtx(t), InviteRequest{Callee: "sip:bob@" + uaAddr(callee, "udp"), From: "alice",
+		Offer: []byte(ourSDP), OnReinvite: func(offer []byte) ([]byte, error) {
+			callerOffers <- string(offer)
+			return []byte(ourSDP), nil
+		}})
+	require.NoError(t, err)
+	a := waitAnswered(t, ch)
+	require.NoError(t, a.err)
+
+	hold := strings.Replace(ourSDP, "a=sendrecv", "a=sendonly", 1)
+	ans, err := d.Reinvite(testCtx(t), []byte(hold))
+	require.NoError(t, err)
+	assert.Contains(t, string(ans), "a=recvonly")
+	got := <-offers
+	assert.Contains(t, got, "a=sendonly")
+	assert.Contains(t, got, "o=us 7 8 ") // our version raised
+
+	// Our re-INVITE towards the caller (CSeq, tags and target the UAS way).
+	ans, err = a.d.Reinvite(testCtx(t), []byte(peerSDP))
+	require.NoError(t, err)
+	assert.Equal(t, ourSDP, string(ans))
+	got = <-callerOffers
+	assert.Contains(t, got, "m=audio 40000 ")
+	assert.Contains(t, got, "o=peer 1 2 ")
+	require.NoError(t, a.d.Bye(testCtx(t)))
+	<-d.Done()
+}
+
