@@ -311,4 +311,3 @@ func TestIncomingReinviteBothWays(t *testing.T) {
 	require.NoError(t, a.d.Bye(testCtx(t)))
 	<-d.Done()
 }
-
