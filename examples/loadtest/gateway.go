@@ -7,11 +7,14 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"net"
 	"net/http"
 	"net/netip"
 	"os"
 	"runtime"
 	"runtime/debug"
+	"slices"
+	"strconv"
 	"strings"
 	"sync"
 	"syscall"
@@ -46,6 +49,21 @@ type gateway interface {
 	heap() int64
 	// mem returns what the gateway's memory is made of, nil when unknown.
 	mem() *memBreakdown
+	// fds returns the gateway's open file descriptors, -1 when unknown.
+	fds() int
+
+	// Incoming calls (placed by the load caller):
+
+	// sipAddr returns the gateway's SIP address (host:port, UDP).
+	sipAddr() string
+	// adopt waits until the gateway answered the incoming call id (its
+	// SIP Call-ID) and it is established, and follows it from then on.
+	adopt(ctx context.Context, id string) error
+	// awaitEnd waits until call id is over (the caller hung up).
+	awaitEnd(ctx context.Context, id string) error
+	// incoming returns the gateway's incoming INVITEs by result so far,
+	// nil when it cannot say.
+	incoming() map[string]uint64
 	close()
 }
 
@@ -81,6 +99,18 @@ func newInProcess(opt *options, calleeSIP, rtmpURL string) (*inProcess, error) {
 		RTMPAudioPassthrough: opt.audio == "passthrough",
 		Admission:            callmgr.AdmissionConfig{MaxCPU: opt.maxCPU},
 	}
+	if slices.Contains(opt.directions, dirIn) || opt.flood > 0 {
+		// Calls from -inbound-allow are answered and published as
+		// {rtmpURL}/{Request-URI user}; anyone else must authenticate
+		// as a user whose password nobody knows: strangers get 401.
+		cfg.OnIncoming = func(_ context.Context, in callmgr.IncomingCall) (callmgr.Decision, error) {
+			return callmgr.AnswerWith(callmgr.CallParams{RTMPURL: rtmpURL, RTMPStream: in.Callee, HasAudio: true, HasVideo: true}), nil
+		}
+		cfg.Inbound = callmgr.InboundConfig{AllowFrom: opt.inboundAllow, MaxPending: max(100, opt.inFlight)}
+		if opt.flood > 0 {
+			cfg.Inbound.Users = map[string]string{"loadtest": strconv.FormatUint(uint64(rand32()), 36) + strconv.FormatUint(uint64(rand32()), 36)}
+		}
+	}
 	m, err := callmgr.New(cfg)
 	if err != nil {
 		return nil, err
@@ -96,6 +126,60 @@ func (g *inProcess) start(ctx context.Context, id string) error {
 	if err != nil {
 		return err
 	}
+	return g.track(ctx, id, c)
+}
+
+func (g *inProcess) sipAddr() string {
+	return net.JoinHostPort("127.0.0.1", strconv.Itoa(g.m.ListenPort("udp")))
+}
+
+func (g *inProcess) adopt(ctx context.Context, id string) error {
+	for {
+		if c, ok := g.m.Call(id); ok {
+			return g.track(ctx, id, c)
+		}
+		select {
+		case <-ctx.Done():
+			return fmt.Errorf("the gateway has no call %s: %w", id, ctx.Err())
+		case <-time.After(10 * time.Millisecond):
+		}
+	}
+}
+
+func (g *inProcess) awaitEnd(ctx context.Context, id string) error {
+	c := g.call(id)
+	if c == nil {
+		return nil
+	}
+	select {
+	case <-c.Done():
+	case <-ctx.Done():
+		return fmt.Errorf("call %s still %s: %w", id, c.Info().Status, ctx.Err())
+	}
+	g.mu.Lock()
+	delete(g.calls, id)
+	g.mu.Unlock()
+	return nil
+}
+
+func (g *inProcess) incoming() map[string]uint64 {
+	out := map[string]uint64{}
+	for k, v := range g.m.IncomingCounts() {
+		out[string(k)] = v
+	}
+	return out
+}
+
+func (g *inProcess) fds() int {
+	n, err := procFDs(g.selfPID)
+	if err != nil {
+		return -1
+	}
+	return n
+}
+
+// track follows call c (established or on its way) as id.
+func (g *inProcess) track(ctx context.Context, id string, c *callmgr.Call) error {
 	g.mu.Lock()
 	g.calls[id] = c
 	g.mu.Unlock()
@@ -212,6 +296,7 @@ type restGateway struct {
 	base, user, pass string
 	pid              int
 	callee, rtmpURL  string
+	sip              string // SIP address (-gateway-sip)
 	client           *http.Client
 
 	pollMu   sync.Mutex // one /call/find_all at a time, shared by every waiter
@@ -221,7 +306,7 @@ type restGateway struct {
 
 func newREST(opt *options, calleeSIP, rtmpURL string) (*restGateway, error) {
 	g := &restGateway{base: strings.TrimRight(opt.rest, "/"), pid: opt.gatewayPID, callee: "sip:load@" + calleeSIP,
-		rtmpURL: rtmpURL, client: &http.Client{Timeout: 30 * time.Second}}
+		rtmpURL: rtmpURL, sip: opt.gatewaySIP, client: &http.Client{Timeout: 30 * time.Second}}
 	if opt.restAuth != "" {
 		var ok bool
 		if g.user, g.pass, ok = strings.Cut(opt.restAuth, ":"); !ok {
@@ -316,6 +401,14 @@ func (g *restGateway) start(ctx context.Context, id string) error {
 	if _, err := g.post(ctx, "/call/startup", in, nil); err != nil {
 		return err
 	}
+	return g.adopt(ctx, id)
+}
+
+func (g *restGateway) sipAddr() string { return g.sip }
+
+// adopt waits for call id to be ESTABLISHED (an incoming call's callId
+// is its SIP Call-ID).
+func (g *restGateway) adopt(ctx context.Context, id string) error {
 	for {
 		st, err := g.status(ctx, id)
 		switch {
@@ -323,6 +416,9 @@ func (g *restGateway) start(ctx context.Context, id string) error {
 			return err
 		case st == string(callmgr.StatusEstablished):
 			return nil
+		case st == "" && g.incomingCall(id):
+			// Not listed yet: the caller got the 200 OK before the
+			// server's next find_all.
 		case st == "" || callmgr.Status(st).Final():
 			return fmt.Errorf("call ended %s", st)
 		}
@@ -353,10 +449,17 @@ func (g *restGateway) active(ids []string) int {
 // stats: the REST API does not expose the media counters.
 func (g *restGateway) stats([]string) (lost, late uint64, ok bool) { return 0, 0, false }
 
+// incomingCall reports whether id is a call the load caller placed.
+func (g *restGateway) incomingCall(id string) bool { return strings.Contains(id, "-in-") }
+
 func (g *restGateway) stop(ctx context.Context, id string) error {
 	if _, err := g.post(ctx, "/call/terminate", map[string]string{"callId": id}, nil); err != nil {
 		return err
 	}
+	return g.awaitEnd(ctx, id)
+}
+
+func (g *restGateway) awaitEnd(ctx context.Context, id string) error {
 	for {
 		st, err := g.status(ctx, id)
 		if err != nil || st == "" || callmgr.Status(st).Final() {
@@ -376,3 +479,14 @@ func (g *restGateway) close()                {}
 func (g *restGateway) goroutines() int       { return -1 }
 func (g *restGateway) heap() int64           { return 0 }
 func (g *restGateway) mem() *memBreakdown    { return nil }
+
+// incoming: the REST server's counts are on its /metrics, not read here.
+func (g *restGateway) incoming() map[string]uint64 { return nil }
+
+func (g *restGateway) fds() int {
+	n, err := procFDs(g.pid)
+	if err != nil {
+		return -1
+	}
+	return n
+}

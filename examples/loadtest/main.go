@@ -7,6 +7,7 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"net/netip"
 	"os"
 	"os/exec"
 	"runtime"
@@ -45,6 +46,54 @@ type options struct {
 	settle           time.Duration
 	heapDir          string
 	repeat           int
+
+	// Incoming calls (issue 17): the child calls the gateway.
+	directions   []string // "out", "in": the rounds of each -n, in this order
+	inboundAllow []netip.Prefix
+	gatewaySIP   string // the REST server's SIP address (-rest with incoming calls or a flood)
+	receiverAddr string // the embedded RTMP receiver's address ("": any free port)
+
+	// The INVITE flood, during each round of our gateway.
+	flood        int
+	floodRate    float64
+	floodSources int
+	floodWait    time.Duration
+	floodBefore  time.Duration
+	floodNoAck   bool
+}
+
+// parseDirections reads -direction: out, in or both.
+func parseDirections(s string) ([]string, error) {
+	switch s {
+	case "out":
+		return []string{dirOut}, nil
+	case "in":
+		return []string{dirIn}, nil
+	case "both":
+		return []string{dirOut, dirIn}, nil
+	}
+	return nil, fmt.Errorf("want out, in or both, not %q", s)
+}
+
+// parsePrefixes reads "127.0.0.1/32,10.0.0.0/8" (a bare address is a /32).
+func parsePrefixes(s string) ([]netip.Prefix, error) {
+	var out []netip.Prefix
+	for _, f := range strings.Split(s, ",") {
+		f = strings.TrimSpace(f)
+		if f == "" {
+			continue
+		}
+		p, err := netip.ParsePrefix(f)
+		if err != nil {
+			a, err2 := netip.ParseAddr(f)
+			if err2 != nil {
+				return nil, err
+			}
+			p = netip.PrefixFrom(a, a.BitLen())
+		}
+		out = append(out, p.Masked())
+	}
+	return out, nil
 }
 
 // parseList reads "1,10,50" (empty: none).
@@ -104,7 +153,18 @@ func parseOptions(args []string, stderr io.Writer) (*options, error) {
 	fs.IntVar(&opt.repeat, "repeat", 1, "run the rounds of -n and -ffmpeg-n this many times (does the memory come back after each?)")
 	fs.DurationVar(&opt.settle, "settle", time.Second, "wait this long after the calls of a round ended before reading rss_after_mb and goroutines_after (SIP transactions linger up to 32 s)")
 	fs.IntVar(&opt.mtu, "mtu", defaultMTU, "largest RTP payload the callee sends (FU-A above)")
-	fs.StringVar(&opt.role, "role", "", "internal: callee runs the load callee and RTMP receiver")
+	fs.StringVar(&opt.role, "role", "", "internal: callee (or caller) runs the load peer and RTMP receiver")
+	direction := fs.String("direction", "out", "who calls: out (the gateway calls the load callee), in (the load caller calls the gateway, which answers and publishes stream = Request-URI user), both (out then in at each -n)")
+	incoming := fs.Bool("incoming", false, "same as -direction in")
+	allow := fs.String("inbound-allow", "", "networks the in-process gateway takes calls from without authentication (CIDR,...; empty: 127.0.0.0/8, or 127.0.0.1/32 with -flood, whose strangers must authenticate)")
+	fs.StringVar(&opt.gatewaySIP, "gateway-sip", "", "SIP address (host:port, UDP) of the REST server, for -rest with incoming calls or -flood")
+	fs.StringVar(&opt.receiverAddr, "receiver-addr", "", "address of the embedded RTMP receiver (host:port; empty: a free port), for a REST server started with -inbound-rtmp-url rtmp://ADDR/live")
+	fs.IntVar(&opt.flood, "flood", 0, "send this many INVITEs without credentials from random 127.0.0.0/8 sources to the gateway while each sipstream round's calls are live (after the measuring window), and report the answers and the harm to the live calls")
+	fs.Float64Var(&opt.floodRate, "flood-rate", 0, "INVITEs per second of -flood (0: as fast as one goroutine sends)")
+	fs.IntVar(&opt.floodSources, "flood-sources", 2000, "source addresses of -flood (one UDP socket each, bound to a random 127.x.y.z; INVITEs go round them)")
+	fs.DurationVar(&opt.floodWait, "flood-wait", 10*time.Second, "how long after the flood's last INVITE to wait for answers")
+	fs.DurationVar(&opt.floodBefore, "flood-before", 5*time.Second, "how long the live calls are watched before the flood, to compare with the flood's duration")
+	fs.BoolVar(&opt.floodNoAck, "flood-no-ack", false, "the flood does not acknowledge final answers (as an attacker would: the gateway then retransmits each for 32 s)")
 	if err := fs.Parse(args); err != nil {
 		return nil, err
 	}
@@ -117,6 +177,26 @@ func parseOptions(args []string, stderr io.Writer) (*options, error) {
 	}
 	if opt.rtpMin, opt.rtpMax, err = parseRange(*ports); err != nil {
 		return nil, fmt.Errorf("-rtp-ports: %w", err)
+	}
+	if *incoming {
+		*direction = "in"
+	}
+	if opt.directions, err = parseDirections(*direction); err != nil {
+		return nil, fmt.Errorf("-direction: %w", err)
+	}
+	if opt.inboundAllow, err = parsePrefixes(*allow); err != nil {
+		return nil, fmt.Errorf("-inbound-allow: %w", err)
+	}
+	if *allow == "" {
+		opt.inboundAllow = []netip.Prefix{netip.MustParsePrefix("127.0.0.0/8")}
+		if opt.flood > 0 {
+			opt.inboundAllow = []netip.Prefix{netip.MustParsePrefix("127.0.0.1/32")}
+		}
+	}
+	if opt.gatewaySIP != "" {
+		if _, err := netip.ParseAddrPort(opt.gatewaySIP); err != nil {
+			return nil, fmt.Errorf("-gateway-sip: want ip:port: %w", err)
+		}
 	}
 	switch {
 	case opt.audio != "aac" && opt.audio != "passthrough":
@@ -131,6 +211,10 @@ func parseOptions(args []string, stderr io.Writer) (*options, error) {
 		return nil, errors.New("-ramp and -settle must not be negative")
 	case opt.repeat < 1:
 		return nil, errors.New("-repeat must be at least 1")
+	case opt.flood < 0 || opt.floodRate < 0 || opt.floodSources < 1 || opt.floodWait < 0 || opt.floodBefore < 0:
+		return nil, errors.New("-flood, -flood-rate, -flood-wait and -flood-before must not be negative, -flood-sources at least 1")
+	case opt.rest != "" && opt.gatewaySIP == "" && (opt.flood > 0 || slices.Contains(opt.directions, dirIn)):
+		return nil, errors.New("-rest with incoming calls or -flood needs -gateway-sip (the REST server's SIP address)")
 	case opt.rest != "" && (opt.webrtc || opt.cpuprofile != "" || opt.memprofile != "" || opt.audio != "aac" || opt.maxCPU != 0):
 		return nil, errors.New("-webrtc, -cpuprofile, -memprofile, -audio and -max-cpu apply to the in-process gateway, not to -rest (give the REST server its own -max-cpu)")
 	}
@@ -147,7 +231,7 @@ func run(args []string, stdout, stderr io.Writer) int {
 		fmt.Fprintln(stderr, "loadtest:", err)
 		return 2
 	}
-	if opt.role == "callee" {
+	if opt.role == "callee" || opt.role == "caller" {
 		if opt.cpuprofile != "" {
 			f, err := os.Create(opt.cpuprofile)
 			if err == nil {
@@ -160,8 +244,8 @@ func run(args []string, stdout, stderr io.Writer) int {
 			defer f.Close()
 			defer pprof.StopCPUProfile()
 		}
-		if err := runCallee(os.Stdin, stdout, opt.mtu); err != nil {
-			fmt.Fprintln(stderr, "loadtest callee:", err)
+		if err := runCallee(os.Stdin, stdout, opt.mtu, opt.receiverAddr); err != nil {
+			fmt.Fprintln(stderr, "loadtest "+opt.role+":", err)
 			return 1
 		}
 		return 0
@@ -173,25 +257,36 @@ func run(args []string, stdout, stderr io.Writer) int {
 	return 0
 }
 
-// calleeProc is the callee child process and its control pipe.
+// calleeProc is the child process (the load callee, or caller) and its
+// control pipe: commands go out on its stdin, replies come back on its
+// stdout, matched by sequence number (call, hangup and flood run
+// concurrently in the child).
 type calleeProc struct {
 	cmd   *exec.Cmd
 	in    io.WriteCloser
-	out   *bufio.Scanner
 	hello calleeHello
-	mu    sync.Mutex
+
+	wmu     sync.Mutex // one command line at a time
+	mu      sync.Mutex
+	seq     int64
+	pending map[int64]chan reply
+	gone    error // set when the child's stdout ended
 }
 
-// startCallee re-executes this program as the callee, in its own process
-// group so that everything it started ends with it.
-func startCallee(mtu int, profile string, stderr io.Writer) (*calleeProc, error) {
+// startCallee re-executes this program as the child in role ("callee" or
+// "caller"), in its own process group so that everything it started ends
+// with it. rtmpAddr is where its RTMP receiver listens ("": anywhere).
+func startCallee(role string, mtu int, profile, rtmpAddr string, stderr io.Writer) (*calleeProc, error) {
 	exe, err := os.Executable()
 	if err != nil {
 		return nil, err
 	}
-	args := []string{"-role", "callee", "-mtu", strconv.Itoa(mtu)}
+	args := []string{"-role", role, "-mtu", strconv.Itoa(mtu)}
 	if profile != "" {
 		args = append(args, "-cpuprofile", profile)
+	}
+	if rtmpAddr != "" {
+		args = append(args, "-receiver-addr", rtmpAddr)
 	}
 	cmd := exec.Command(exe, args...)
 	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
@@ -207,35 +302,75 @@ func startCallee(mtu int, profile string, stderr io.Writer) (*calleeProc, error)
 	if err := cmd.Start(); err != nil {
 		return nil, err
 	}
-	p := &calleeProc{cmd: cmd, in: in, out: bufio.NewScanner(outPipe)}
-	p.out.Buffer(make([]byte, 64<<10), 16<<20)
-	if !p.out.Scan() {
+	p := &calleeProc{cmd: cmd, in: in, pending: map[int64]chan reply{}}
+	out := bufio.NewScanner(outPipe)
+	out.Buffer(make([]byte, 64<<10), 16<<20)
+	if !out.Scan() {
 		p.kill()
-		return nil, fmt.Errorf("callee did not start: %v", p.out.Err())
+		return nil, fmt.Errorf("%s did not start: %v", role, out.Err())
 	}
-	if err := json.Unmarshal(p.out.Bytes(), &p.hello); err != nil {
+	if err := json.Unmarshal(out.Bytes(), &p.hello); err != nil {
 		p.kill()
-		return nil, fmt.Errorf("callee hello: %w", err)
+		return nil, fmt.Errorf("%s hello: %w", role, err)
 	}
+	go p.readReplies(out)
 	return p, nil
+}
+
+// readReplies hands each reply line to the command waiting for it, until
+// the child's stdout ends.
+func (p *calleeProc) readReplies(out *bufio.Scanner) {
+	for out.Scan() {
+		var r reply
+		if err := json.Unmarshal(out.Bytes(), &r); err != nil {
+			continue
+		}
+		p.mu.Lock()
+		ch := p.pending[r.Seq]
+		delete(p.pending, r.Seq)
+		p.mu.Unlock()
+		if ch != nil {
+			ch <- r
+		}
+	}
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	p.gone = fmt.Errorf("child gone: %v", out.Err())
+	for seq, ch := range p.pending {
+		close(ch)
+		delete(p.pending, seq)
+	}
 }
 
 func (p *calleeProc) pid() int { return p.cmd.Process.Pid }
 
-// do sends one command and reads its reply.
+// do sends one command and waits for its reply. Several may wait at once.
 func (p *calleeProc) do(c command) (reply, error) {
+	ch := make(chan reply, 1)
 	p.mu.Lock()
-	defer p.mu.Unlock()
+	if p.gone != nil {
+		p.mu.Unlock()
+		return reply{}, p.gone
+	}
+	p.seq++
+	c.Seq = p.seq
+	p.pending[c.Seq] = ch
+	p.mu.Unlock()
 	b, _ := json.Marshal(c)
-	if _, err := p.in.Write(append(b, '\n')); err != nil {
+	p.wmu.Lock()
+	_, err := p.in.Write(append(b, '\n'))
+	p.wmu.Unlock()
+	if err != nil {
+		p.mu.Lock()
+		delete(p.pending, c.Seq)
+		p.mu.Unlock()
 		return reply{}, err
 	}
-	if !p.out.Scan() {
-		return reply{}, fmt.Errorf("callee gone: %v", p.out.Err())
-	}
-	var r reply
-	if err := json.Unmarshal(p.out.Bytes(), &r); err != nil {
-		return reply{}, err
+	r, ok := <-ch
+	if !ok {
+		p.mu.Lock()
+		defer p.mu.Unlock()
+		return reply{}, p.gone
 	}
 	if r.Err != "" {
 		return r, errors.New(r.Err)
@@ -273,20 +408,26 @@ func (p *calleeProc) kill() {
 
 // summary is the JSON printed on stdout.
 type summary struct {
-	Started  time.Time `json:"started"`
-	Gateway  string    `json:"gateway"` // in-process or the REST base URL
-	Audio    string    `json:"audio"`
-	WebRTC   bool      `json:"webrtc"`
-	WindowS  float64   `json:"window_s"`
-	WarmupS  float64   `json:"warmup_s"`
-	Receiver string    `json:"receiver"`
-	Results  []*result `json:"results"`
-	Ratios   []ratio   `json:"ratios,omitempty"`
+	Started time.Time `json:"started"`
+	Gateway string    `json:"gateway"` // in-process or the REST base URL
+	// Directions are the sipstream rounds' at each N: "out", "in".
+	Directions []string  `json:"directions"`
+	Audio      string    `json:"audio"`
+	WebRTC     bool      `json:"webrtc"`
+	WindowS    float64   `json:"window_s"`
+	WarmupS    float64   `json:"warmup_s"`
+	Receiver   string    `json:"receiver"`
+	Results    []*result `json:"results"`
+	Ratios     []ratio   `json:"ratios,omitempty"`
 }
 
 func runParent(opt *options, stdout, stderr io.Writer) error {
 	logf := func(format string, args ...any) { fmt.Fprintf(stderr, "loadtest: "+format+"\n", args...) }
-	child, err := startCallee(opt.mtu, opt.calleeProfile, stderr)
+	role := "callee"
+	if slices.Contains(opt.directions, dirIn) {
+		role = "caller"
+	}
+	child, err := startCallee(role, opt.mtu, opt.calleeProfile, opt.receiverAddr, stderr)
 	if err != nil {
 		return err
 	}
@@ -311,7 +452,7 @@ func runParent(opt *options, stdout, stderr io.Writer) error {
 	logf("callee %s (pid %d), RTMP %s, gateway %s", child.hello.SIP, child.pid(), rtmpBase, gwName)
 
 	t := &tester{opt: opt, gw: gw, child: child, rtmpBase: rtmpBase, logf: logf, runID: strconv.FormatUint(uint64(rand32()%1e6), 36)}
-	sum := summary{Started: time.Now().UTC(), Gateway: gwName, Audio: opt.audio, WebRTC: opt.webrtc,
+	sum := summary{Started: time.Now().UTC(), Gateway: gwName, Directions: opt.directions, Audio: opt.audio, WebRTC: opt.webrtc,
 		WindowS: opt.duration.Seconds(), WarmupS: opt.warmup.Seconds(), Receiver: receiver}
 
 	counts := append(slices.Clone(opt.ns), opt.ffmpegNs...)
@@ -341,9 +482,11 @@ func runParent(opt *options, stdout, stderr io.Writer) error {
 		for _, n := range counts {
 			t.rep = rep
 			if slices.Contains(opt.ns, n) {
-				r := t.roundOurs(n, n == largest && rep == 0)
-				sum.Results = append(sum.Results, r)
-				logf("%s", r.line())
+				for i, dir := range opt.directions {
+					r := t.roundOurs(n, dir, n == largest && rep == 0 && i == 0)
+					sum.Results = append(sum.Results, r)
+					logf("%s", r.line())
+				}
 			}
 			if slices.Contains(opt.ffmpegNs, n) {
 				r := t.roundFFmpeg(n)

@@ -100,3 +100,12 @@ func procThreads(pid int) (int, error) {
 	}
 	return 0, errors.New("no Threads line")
 }
+
+// procFDs returns how many file descriptors process pid has open.
+func procFDs(pid int) (int, error) {
+	ents, err := os.ReadDir(fmt.Sprintf("/proc/%d/fd", pid))
+	if err != nil {
+		return 0, err
+	}
+	return len(ents), nil
+}

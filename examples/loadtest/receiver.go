@@ -34,7 +34,9 @@ type receiver struct {
 	streams   map[string]*recvStream
 	sampled   int    // streams of this round whose audio is kept (avTrack)
 	record    string // FLV file for the round's next stream; "" none
-	wg        sync.WaitGroup
+	// phaseStart is when the current phase began (sender clock, ns).
+	phaseStart int64
+	wg         sync.WaitGroup
 }
 
 // recvStream is one published stream's measurements.
@@ -55,16 +57,34 @@ type recvStream struct {
 	late       int64
 	firstFrame bool
 	av         *avTrack // for the A/V sync measurement; nil when not sampled
+	ph         phaseStream
 }
 
-func newReceiver(snd *sender) (*receiver, error) {
+// phaseStream is one stream's continuity since the last phase mark
+// (receiver.phase), counted whether measuring or not.
+type phaseStream struct {
+	video, audio int64
+	skipped      int64 // pictures missing between two received ones (marker frame numbers)
+	lastNo       int64 // frame number of the last picture, -1 before
+	lastVideo    int64 // arrival of the last picture (sender clock, ns), 0 before
+	lastAudio    int64 // arrival of the last audio tag (sender clock, ns), 0 before
+	maxVGap      int64 // ns
+	maxAGap      int64 // ns
+}
+
+// newReceiver starts the RTMP server on addr (host:port; "": a free
+// loopback port).
+func newReceiver(snd *sender, addr string) (*receiver, error) {
 	r := &receiver{snd: snd, streams: map[string]*recvStream{}}
 	r.ctx, r.cancel = context.WithCancel(context.Background())
 	srv, err := rtmp.NewServer(rtmp.ServerConfig{OnPublish: r.onPublish, PlayerQueue: 4096})
 	if err != nil {
 		return nil, err
 	}
-	ln, err := net.Listen("tcp4", "127.0.0.1:0")
+	if addr == "" {
+		addr = "127.0.0.1:0"
+	}
+	ln, err := net.Listen("tcp4", addr)
 	if err != nil {
 		return nil, err
 	}
@@ -88,7 +108,7 @@ func (r *receiver) close() {
 // onPublish subscribes to every publication before it starts.
 func (r *receiver) onPublish(info rtmp.StreamInfo) error {
 	sub := r.srv.Subscribe(info.App, info.Name, 4096)
-	rs := &recvStream{lastKey: -1}
+	rs := &recvStream{lastKey: -1, ph: phaseStream{lastNo: -1}}
 	r.mu.Lock()
 	if r.sampled < avSampleStreams {
 		rs.av = &avTrack{}
@@ -168,6 +188,7 @@ func (r *receiver) reset(record string) {
 	r.streams = map[string]*recvStream{}
 	r.sampled = 0
 	r.record = record
+	r.phaseStart = r.snd.now()
 	r.mu.Unlock()
 }
 
@@ -200,9 +221,16 @@ func (rs *recvStream) onTag(r *receiver, t flv.Tag, now int64) {
 			return // not an AVC picture (sequence header, end of sequence)
 		}
 		rs.video++
-		if rs.lastFrame != 0 && measuring {
-			rs.maxGap = max(rs.maxGap, now-rs.lastFrame)
+		rs.ph.video++
+		if rs.lastFrame != 0 {
+			if measuring {
+				rs.maxGap = max(rs.maxGap, now-rs.lastFrame)
+			}
 		}
+		if rs.ph.lastVideo != 0 {
+			rs.ph.maxVGap = max(rs.ph.maxVGap, now-rs.ph.lastVideo)
+		}
+		rs.ph.lastVideo = now
 		rs.lastFrame = now
 		if d[0]>>4 == 1 {
 			if rs.lastKey >= 0 && measuring {
@@ -222,6 +250,10 @@ func (rs *recvStream) onTag(r *receiver, t flv.Tag, now int64) {
 			rs.unmarked++
 			return
 		}
+		if rs.ph.lastNo >= 0 && frame > rs.ph.lastNo+1 {
+			rs.ph.skipped += frame - rs.ph.lastNo - 1
+		}
+		rs.ph.lastNo = frame
 		rs.baseV = float64(t.Timestamp) - float64(frame*frameDuration)/1e6
 		rs.haveBase = true
 		if rs.av != nil && measuring && frame%videoMarkEvery == 0 {
@@ -250,6 +282,11 @@ func (rs *recvStream) onTag(r *receiver, t flv.Tag, now int64) {
 			return
 		}
 		rs.audio++
+		rs.ph.audio++
+		if rs.ph.lastAudio != 0 {
+			rs.ph.maxAGap = max(rs.ph.maxAGap, now-rs.ph.lastAudio)
+		}
+		rs.ph.lastAudio = now
 		if av := rs.av; av != nil && measuring && len(av.audio) < avMaxAudioTags {
 			av.codec = d[0] >> 4
 			payload := d[1:]
@@ -265,6 +302,77 @@ func (rs *recvStream) onTag(r *receiver, t flv.Tag, now int64) {
 		sent := float64(rs.call.start)/1e6 + media
 		rs.audioLat = append(rs.audioLat, float64(now)/1e6-sent)
 	}
+}
+
+// phaseStats is the continuity of the round's streams between two phase
+// marks: how the live calls fared during a stretch of time (such as an
+// INVITE flood) compared with another.
+type phaseStats struct {
+	DurationS      float64 `json:"duration_s"`
+	Streams        int     `json:"streams"`
+	MinVideoFrames int64   `json:"min_video_frames"` // of the least served stream
+	MinAudioFrames int64   `json:"min_audio_frames"`
+	// MinVideoFPS is the least served stream's pictures per second (25
+	// when none was lost).
+	MinVideoFPS float64 `json:"min_video_fps"`
+	// SkippedFrames counts the pictures that never arrived between two
+	// that did (frame numbers of the marker SEI), over all streams;
+	// StreamsSkipping how many streams lost any.
+	SkippedFrames   int64 `json:"skipped_frames"`
+	StreamsSkipping int   `json:"streams_skipping"`
+	// MaxVideoGapMs and MaxAudioGapMs are the longest time between two
+	// arrivals on one stream (40 ms and about 21 ms when all is well),
+	// counting the time from the last arrival to the phase's end.
+	MaxVideoGapMs float64 `json:"max_video_gap_ms"`
+	MaxAudioGapMs float64 `json:"max_audio_gap_ms"`
+}
+
+// phase returns the streams' continuity since the previous phase mark (or
+// since their publication) and starts a new phase.
+func (r *receiver) phase() phaseStats {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	now := r.snd.now()
+	st := phaseStats{DurationS: float64(now-r.phaseStart) / 1e9, MinVideoFrames: -1, MinAudioFrames: -1}
+	for _, rs := range r.streams {
+		rs.mu.Lock()
+		p := &rs.ph
+		st.Streams++
+		vgap, agap := p.maxVGap, p.maxAGap
+		if p.lastVideo != 0 {
+			vgap = max(vgap, now-p.lastVideo)
+		}
+		if p.lastAudio != 0 {
+			agap = max(agap, now-p.lastAudio)
+		}
+		st.MaxVideoGapMs = math.Max(st.MaxVideoGapMs, float64(vgap)/1e6)
+		st.MaxAudioGapMs = math.Max(st.MaxAudioGapMs, float64(agap)/1e6)
+		if st.MinVideoFrames < 0 || p.video < st.MinVideoFrames {
+			st.MinVideoFrames = p.video
+		}
+		if st.MinAudioFrames < 0 || p.audio < st.MinAudioFrames {
+			st.MinAudioFrames = p.audio
+		}
+		st.SkippedFrames += p.skipped
+		if p.skipped > 0 {
+			st.StreamsSkipping++
+		}
+		// The next phase's gaps count from now.
+		p.video, p.audio, p.skipped, p.maxVGap, p.maxAGap = 0, 0, 0, 0, 0
+		if p.lastVideo != 0 {
+			p.lastVideo = now
+		}
+		if p.lastAudio != 0 {
+			p.lastAudio = now
+		}
+		rs.mu.Unlock()
+	}
+	st.MinVideoFrames, st.MinAudioFrames = max(st.MinVideoFrames, 0), max(st.MinAudioFrames, 0)
+	if st.DurationS > 0 {
+		st.MinVideoFPS = float64(st.MinVideoFrames) / st.DurationS
+	}
+	r.phaseStart = now
+	return st
 }
 
 // findMarker looks for the marker SEI among the AVCC (4-byte length) NAL

@@ -26,10 +26,19 @@ const (
 	modeFFmpeg = "ffmpeg"
 )
 
+// Directions of a sipstream round: who places the calls.
+const (
+	dirOut = "out" // the gateway calls the load callee
+	dirIn  = "in"  // the load caller calls the gateway
+)
+
 // result is one round: N calls through one mode.
 type result struct {
 	N    int    `json:"n"`
 	Mode string `json:"mode"`
+	// Direction is who placed the calls of a sipstream round: "out" (the
+	// gateway) or "in" (the load caller, to the gateway).
+	Direction string `json:"direction,omitempty"`
 
 	CallsPlaced     int            `json:"calls_placed"`
 	CallsOK         int            `json:"calls_ok"`
@@ -69,17 +78,20 @@ type result struct {
 	CalleeCPUS               float64 `json:"callee_cpu_s"` // load callee + RTMP receiver process
 	CalleeCPUPerStreamSecond float64 `json:"callee_cpu_per_stream_second"`
 
-	Receiver *recvStats `json:"receiver,omitempty"` // the embedded RTMP receiver's window
-	Problems []string   `json:"problems,omitempty"`
+	Receiver *recvStats   `json:"receiver,omitempty"` // the embedded RTMP receiver's window
+	Flood    *floodReport `json:"flood,omitempty"`    // -flood, after the window
+	Problems []string     `json:"problems,omitempty"`
 }
 
 // ratio compares the modes at one N.
 type ratio struct {
-	N        int     `json:"n"`
-	CPU      float64 `json:"cpu_ours_over_ffmpeg"`
-	Memory   float64 `json:"mem_ours_over_ffmpeg"`
-	Latency  float64 `json:"latency_median_ours_over_ffmpeg,omitempty"`
-	Describe string  `json:"describe"`
+	N       int     `json:"n"`
+	CPU     float64 `json:"cpu_ours_over_ffmpeg"`
+	Memory  float64 `json:"mem_ours_over_ffmpeg"`
+	Latency float64 `json:"latency_median_ours_over_ffmpeg,omitempty"`
+	// Direction is the sipstream round's: "out" or "in".
+	Direction string `json:"direction,omitempty"`
+	Describe  string `json:"describe"`
 }
 
 // tester runs the rounds.
@@ -191,10 +203,35 @@ func (t *tester) window(r *result, cpu func() float64) {
 	}
 }
 
-// roundOurs measures n calls through the gateway.
-func (t *tester) roundOurs(n int, profileHeap bool) *result {
-	r := &result{N: n, Mode: modeOurs, CallsPlaced: n, StreamsActive: -1}
-	t.logf("sipstream: %d calls", n)
+// place places call id in direction dir and returns once it is
+// established at the gateway.
+func (t *tester) place(ctx context.Context, dir, id string) error {
+	if dir == dirOut {
+		return t.gw.start(ctx, id)
+	}
+	if _, err := t.child.do(command{Cmd: "call", Target: "sip:" + id + "@" + t.gw.sipAddr(), ID: id}); err != nil {
+		return err
+	}
+	return t.gw.adopt(ctx, id)
+}
+
+// hangup ends call id: the gateway hangs up an outgoing call, the load
+// caller an incoming one.
+func (t *tester) hangup(ctx context.Context, dir, id string) error {
+	if dir == dirOut {
+		return t.gw.stop(ctx, id)
+	}
+	if _, err := t.child.do(command{Cmd: "hangup", ID: id}); err != nil {
+		return err
+	}
+	return t.gw.awaitEnd(ctx, id)
+}
+
+// roundOurs measures n calls through the gateway, placed in direction
+// dir.
+func (t *tester) roundOurs(n int, dir string, profileHeap bool) *result {
+	r := &result{N: n, Mode: modeOurs, Direction: dir, CallsPlaced: n, StreamsActive: -1}
+	t.logf("sipstream: %d calls %s", n, dir)
 	if _, err := t.child.do(command{Cmd: "round", Record: t.opt.recordFLV}); err != nil {
 		r.problem("callee: %v", err)
 		return r
@@ -208,7 +245,7 @@ func (t *tester) roundOurs(n int, profileHeap bool) *result {
 	t.heapProfile(r, "before", n)
 	ids := make([]string, n)
 	for i := range ids {
-		ids[i] = fmt.Sprintf("lt%s-%d-%d-%d", t.runID, t.rep, n, i)
+		ids[i] = fmt.Sprintf("lt%s-%s-%d-%d-%d", t.runID, dir, t.rep, n, i)
 	}
 	var mu sync.Mutex
 	var ok []string
@@ -216,7 +253,7 @@ func (t *tester) roundOurs(n int, profileHeap bool) *result {
 	rampParallel(n, t.opt.inFlight, t.opt.ramp, func(i int) {
 		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 		defer cancel()
-		err := t.gw.start(ctx, ids[i])
+		err := t.place(ctx, dir, ids[i])
 		mu.Lock()
 		defer mu.Unlock()
 		if err != nil {
@@ -228,7 +265,7 @@ func (t *tester) roundOurs(n int, profileHeap bool) *result {
 	r.SetupS = time.Since(t0).Seconds()
 	r.CallsOK = len(ok)
 	r.SetupRate = float64(r.CallsOK) / r.SetupS
-	t.logf("sipstream: %d/%d calls answered in %.2f s", r.CallsOK, n, r.SetupS)
+	t.logf("sipstream: %d/%d calls %s answered in %.2f s", r.CallsOK, n, dir, r.SetupS)
 	deadline := time.Now().Add(15 * time.Second)
 	for t.gw.active(ok) >= 0 && t.gw.active(ok) < len(ok) && time.Now().Before(deadline) {
 		time.Sleep(200 * time.Millisecond)
@@ -255,11 +292,17 @@ func (t *tester) roundOurs(n int, profileHeap bool) *result {
 			r.problem("memprofile: %v", err)
 		}
 	}
+	if t.opt.flood > 0 && len(ok) > 0 {
+		r.Flood = t.floodRound(len(ok))
+		for _, p := range r.Flood.Problems {
+			r.problem("flood: %s", p)
+		}
+	}
 
 	parallel(len(ok), t.opt.inFlight, func(i int) {
 		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 		defer cancel()
-		if err := t.gw.stop(ctx, ok[i]); err != nil {
+		if err := t.hangup(ctx, dir, ok[i]); err != nil {
 			mu.Lock()
 			r.problem("hanging up %s: %v", ok[i], err)
 			mu.Unlock()
@@ -482,13 +525,20 @@ func (t *tester) roundFFmpeg(n int) *result {
 
 // line is the one-line progress report of a round.
 func (r *result) line() string {
+	mode := r.Mode
+	if r.Direction == dirIn {
+		mode += " in"
+	}
 	s := fmt.Sprintf("%s n=%d: %d/%d up, cpu %.4f s per stream-second (%.2f cores), %.2f MB per call, callee cpu %.4f",
-		r.Mode, r.N, r.CallsOK, r.CallsPlaced, r.CPUPerStreamSecond, r.CPUCores, r.MemPerCallMB, r.CalleeCPUPerStreamSecond)
+		mode, r.N, r.CallsOK, r.CallsPlaced, r.CPUPerStreamSecond, r.CPUCores, r.MemPerCallMB, r.CalleeCPUPerStreamSecond)
 	if rs := r.Receiver; rs != nil {
 		s += fmt.Sprintf(", latency median %.0f p99 %.0f max %.0f ms, audio extra latency %+.0f ms", rs.Latency.Median, rs.Latency.P99, rs.Latency.Max, rs.AudioExtraLatency)
 		if av := rs.AVSync; av != nil && av.Markers > 0 {
 			s += fmt.Sprintf(", A/V sync median %+.1f max |%.1f| ms (%d markers, %s)", av.Median, av.MaxAbs, av.Markers, av.Decoder)
 		}
+	}
+	if f := r.Flood; f != nil {
+		s += "; " + f.line()
 	}
 	if len(r.Problems) > 0 {
 		s += "; PROBLEMS: " + strings.Join(r.Problems, "; ")
@@ -514,7 +564,12 @@ func ratios(rs []*result) []ratio {
 			if a.Receiver != nil && b.Receiver != nil && b.Receiver.Latency.Median > 0 {
 				q.Latency = a.Receiver.Latency.Median / b.Receiver.Latency.Median
 			}
-			q.Describe = fmt.Sprintf("at %d calls sipstream uses %.2fx the CPU and %.2fx the memory of one ffmpeg per call", a.N, q.CPU, q.Memory)
+			what := "sipstream"
+			if a.Direction == dirIn {
+				what = "sipstream (incoming calls)"
+			}
+			q.Direction = a.Direction
+			q.Describe = fmt.Sprintf("at %d calls %s uses %.2fx the CPU and %.2fx the memory of one ffmpeg per call", a.N, what, q.CPU, q.Memory)
 			out = append(out, q)
 		}
 	}
@@ -543,11 +598,21 @@ func printTable(w io.Writer, s *summary) {
 		if r.RSSAfterMB > 0 {
 			after = fmt.Sprintf("%.1f", r.RSSAfterMB)
 		}
+		mode := r.Mode
+		if r.Direction == dirIn {
+			mode = "sip-in"
+		}
 		fmt.Fprintf(w, "%-9s %5d %3d/%-3d %7d %9.1f %11.5f %7.3f %9.2f %9s %9s %8.0f %8.0f %8.0f %6d %+8.0f %+8.1f %6.1f %8.0f %9.5f\n",
-			r.Mode, r.N, r.CallsOK, r.CallsPlaced, r.RefusedOverload, r.SetupRate, r.CPUPerStreamSecond, r.CPUCores, r.MemPerCallMB, after, lostLate,
+			mode, r.N, r.CallsOK, r.CallsPlaced, r.RefusedOverload, r.SetupRate, r.CPUPerStreamSecond, r.CPUCores, r.MemPerCallMB, after, lostLate,
 			med, p99, mx, late, extra, sync, syncMax, key, r.CalleeCPUPerStreamSecond)
 	}
 	for _, q := range s.Ratios {
 		fmt.Fprintf(w, "ratio: %s\n", q.Describe)
+	}
+	for _, r := range s.Results {
+		if r.Flood != nil {
+			mode := r.Direction
+			fmt.Fprintf(w, "flood during %d %s calls: %s\n", r.CallsOK, mode, r.Flood.line())
+		}
 	}
 }
