@@ -2,9 +2,12 @@ package sip
 
 import (
 	"context"
+	"errors"
+	"fmt"
 	"net/netip"
 	"runtime"
 	"strconv"
+	"sync"
 	"testing"
 	"time"
 
@@ -67,31 +70,76 @@ func TestAuthenticateOurUAC(t *testing.T) {
 	waitNoDialogs(t, callee)
 }
 
-// TestAuthenticateStrangers: INVITEs without credentials get 401 and leave
-// nothing behind: no dialog, no pending INVITE, no goroutine.
+// TestAuthenticateStrangers: 1,000 INVITEs without credentials get 401
+// and leave nothing behind: no dialog, no pending INVITE, no goroutine, no
+// heap growth worth speaking of.
 func TestAuthenticateStrangers(t *testing.T) {
 	callee := newTestUA(t)
 	caller := newTestUA(t)
 	_, errs := authAndAnswer(t, callee, testAuth())
 	target := "sip:bob@" + uaAddr(callee, "udp")
-	call := func(i int) {
-		_, err := caller.Invite(testCtx(t), InviteRequest{Callee: target, From: "stranger", Offer: []byte(ourSDP),
+	call := func(i int) error {
+		_, err := caller.Invite(context.Background(), InviteRequest{Callee: target, From: "stranger", Offer: []byte(ourSDP),
 			CallID: "stranger-" + strconv.Itoa(i)})
-		require.ErrorIs(t, err, ErrUnauthorized)
-		require.ErrorIs(t, <-errs, ErrUnauthorized)
+		if !errors.Is(err, ErrUnauthorized) {
+			return fmt.Errorf("call %d: %v", i, err)
+		}
+		if err := <-errs; !errors.Is(err, ErrUnauthorized) {
+			return fmt.Errorf("call %d: handler: %v", i, err)
+		}
+		return nil
 	}
-	call(0) // warm up sipgo's connection and transaction pools
-	waitNoDialogs(t, callee)
-	before := runtime.NumGoroutine()
-	for i := 1; i <= 50; i++ {
-		call(i)
+	batch := func(from, n int) {
+		const workers = 4
+		var wg sync.WaitGroup
+		failed := make(chan error, workers)
+		for w := 0; w < workers; w++ {
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				for i := from + w; i < from+n; i += workers {
+					if err := call(i); err != nil {
+						failed <- err
+						return
+					}
+				}
+			}()
+		}
+		wg.Wait()
+		close(failed)
+		require.NoError(t, <-failed)
+		waitNoDialogs(t, callee)
 	}
+	require.NoError(t, call(0))
 	waitNoDialogs(t, callee)
+	idle := waitGoroutines(0, 6*time.Second)
+	// A first batch warms up what the runtime and sipgo keep for reuse
+	// (freed goroutine descriptors, pools), so the second one measures
+	// what strangers cost for good.
+	batch(1, 1000)
 	// sipgo keeps a goroutine per completed server transaction that holds
 	// the 401's ACK until Timer I (T4 = 5 s on UDP) ends the transaction;
 	// after that nothing of these calls is left.
-	after := waitGoroutines(before+3, 15*time.Second)
-	assert.LessOrEqual(t, after, before+3, "goroutines before %d after %d", before, after)
+	before := waitGoroutines(idle, 15*time.Second)
+	heapBefore := heapInUse()
+	const n = 1000
+	batch(2000, n)
+	after := waitGoroutines(idle, 15*time.Second)
+	heapAfter := heapInUse()
+	t.Logf("%d strangers: goroutines %d → %d (idle %d), heap alloc %d → %d KiB", n, before, after, idle, heapBefore>>10, heapAfter>>10)
+	assert.LessOrEqual(t, after, idle+3, "goroutines idle %d after %d", idle, after)
+	if !raceEnabled { // the race detector's own metadata grows with each goroutine
+		assert.Less(t, int64(heapAfter)-int64(heapBefore), int64(256<<10), "strangers cost heap")
+	}
+}
+
+// heapInUse is the live heap after two collections.
+func heapInUse() uint64 {
+	runtime.GC()
+	runtime.GC()
+	var m runtime.MemStats
+	runtime.ReadMemStats(&m)
+	return m.HeapAlloc
 }
 
 // waitGoroutines waits until at most n goroutines run (or d passed) and
