@@ -296,7 +296,11 @@ func NewPeer(cfg Config) (*Peer, error) {
 	}
 	hostPort := net.JoinHostPort(p.host, strconv.Itoa(p.port))
 	p.ua, err = sipgo.NewUA(sipgo.WithUserAgent("sipstream-siptest"), sipgo.WithUserAgentHostname(p.host),
-		sipgo.WithUserAgentTransportLayerOptions(sip.WithTransportLayerReadFilter(p.readFilter)))
+		sipgo.WithUserAgentTransportLayerOptions(sip.WithTransportLayerReadFilter(p.readFilter)),
+		// A response no transaction waits for (a 100 Trying that comes
+		// after the final response, a retransmission) is dropped quietly
+		// instead of logged by sipgo's default logger.
+		sipgo.WithUserAgentTransactionLayerOptions(sip.WithTransactionLayerUnhandledResponseHandler(func(*sip.Response) {})))
 	if err == nil {
 		p.srv, err = sipgo.NewServer(p.ua, sipgo.WithServerLogger(logger))
 	}
