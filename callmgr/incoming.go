@@ -166,7 +166,9 @@ const (
 	// Params, or no decision (OnIncoming nil or too slow); redirects count
 	// here too.
 	IncomingRejected IncomingResult = "rejected"
-	// IncomingUnauthorized: challenged (401) and not (yet) authenticated.
+	// IncomingUnauthorized: challenged (401 without credentials or with a
+	// stale nonce). A caller that then authenticates sends a second INVITE,
+	// counted by its own result.
 	IncomingUnauthorized IncomingResult = "unauthorized"
 	// IncomingForbidden: not allowed to call (403).
 	IncomingForbidden IncomingResult = "forbidden"

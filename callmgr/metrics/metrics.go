@@ -2,7 +2,9 @@
 // calls and RTMP legs by status, calls ended, RTP packets, bytes and losses
 // received, jitter and round-trip time per live call, loss repair (NACKs,
 // keyframe requests, freezes), sink queue drops, RTMP connections lost,
-// recordings stopped by their quota and admission control's CPU share.
+// recordings stopped by their quota, admission control's CPU share,
+// incoming INVITEs by result and registrations (accounts and the bindings of
+// the Manager's registrar) by state.
 //
 // A Collector is read at scrape time; the counters it keeps across calls
 // (ended calls, lost connections) come from the Manager's events, which it
@@ -17,6 +19,7 @@
 package metrics
 
 import (
+	"strconv"
 	"sync"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -73,14 +76,23 @@ func (c *Collector) OnEvent(ev callmgr.Event) {
 }
 
 var (
-	callsDesc = prometheus.NewDesc("sipstream_calls", "Calls the server knows, by status.", []string{"status"}, nil)
-	rtmpDesc  = prometheus.NewDesc("sipstream_rtmp_legs", "RTMP legs of calls, by status (wait, active, lost, failed).", []string{"status"}, nil)
+	callsDesc    = prometheus.NewDesc("sipstream_calls", "Calls the server knows, by status.", []string{"status"}, nil)
+	rtmpDesc     = prometheus.NewDesc("sipstream_rtmp_legs", "RTMP legs of calls, by status (wait, active, lost, failed).", []string{"status"}, nil)
+	incomingDesc = prometheus.NewDesc("sipstream_incoming_calls_total",
+		"Incoming INVITEs, by result (answered, rejected, unauthorized, forbidden, cancelled, overloaded).", []string{"result"}, nil)
+	regsDesc = prometheus.NewDesc("sipstream_registrations",
+		"Registrations: the accounts the server keeps registered and the bindings of its registrar (inbound), by state.", []string{"state", "inbound"}, nil)
+	accountDesc = prometheus.NewDesc("sipstream_account_registration",
+		"1 for each account's current registration state (REGISTERING, REGISTERED, FAILED, UNREGISTERED).", []string{"account", "state"}, nil)
 )
 
 // Describe implements prometheus.Collector.
 func (c *Collector) Describe(ch chan<- *prometheus.Desc) {
 	ch <- callsDesc
 	ch <- rtmpDesc
+	ch <- incomingDesc
+	ch <- regsDesc
+	ch <- accountDesc
 	c.callsEnded.Describe(ch)
 	c.rtmpLost.Describe(ch)
 	c.recordQuota.Describe(ch)
@@ -119,6 +131,23 @@ func (c *Collector) Collect(ch chan<- prometheus.Metric) {
 	}
 	for st, n := range rtmp {
 		ch <- prometheus.MustNewConstMetric(rtmpDesc, prometheus.GaugeValue, float64(n), st)
+	}
+	for r, n := range c.m.IncomingCounts() {
+		ch <- prometheus.MustNewConstMetric(incomingDesc, prometheus.CounterValue, float64(n), string(r))
+	}
+	type regKey struct {
+		state   callmgr.RegState
+		inbound bool
+	}
+	regs := map[regKey]int{}
+	for _, ri := range c.m.Registrations() {
+		regs[regKey{ri.State, ri.Inbound}]++
+		if !ri.Inbound {
+			ch <- prometheus.MustNewConstMetric(accountDesc, prometheus.GaugeValue, 1, ri.Account, string(ri.State))
+		}
+	}
+	for k, n := range regs {
+		ch <- prometheus.MustNewConstMetric(regsDesc, prometheus.GaugeValue, float64(n), string(k.state), strconv.FormatBool(k.inbound))
 	}
 	c.callsEnded.Collect(ch)
 	c.rtmpLost.Collect(ch)

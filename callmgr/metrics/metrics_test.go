@@ -2,6 +2,7 @@ package metrics_test
 
 import (
 	"context"
+	"fmt"
 	"testing"
 	"time"
 
@@ -11,6 +12,7 @@ import (
 
 	"github.com/sipstream/sipstream/callmgr"
 	"github.com/sipstream/sipstream/callmgr/metrics"
+	"github.com/sipstream/sipstream/internal/testenv"
 	"github.com/sipstream/sipstream/sip/siptest"
 )
 
@@ -72,4 +74,71 @@ func TestCollector(t *testing.T) {
 		5*time.Second, 20*time.Millisecond)
 	require.Positive(t, value(t, reg, "sipstream_rtp_packets_received_total", "audio"), "kept after the call ended")
 	require.Equal(t, 0.0, value(t, reg, "sipstream_rtmp_connection_lost_total", ""))
+}
+
+// labelled is the value of name with every label in want (-1 when absent).
+func labelled(t *testing.T, reg *prometheus.Registry, name string, want map[string]string) float64 {
+	t.Helper()
+	mfs, err := reg.Gather()
+	require.NoError(t, err)
+	for _, mf := range mfs {
+		if mf.GetName() != name {
+			continue
+		}
+	next:
+		for _, m := range mf.GetMetric() {
+			got := map[string]string{}
+			for _, l := range m.GetLabel() {
+				got[l.GetName()] = l.GetValue()
+			}
+			for k, v := range want {
+				if got[k] != v {
+					continue next
+				}
+			}
+			if m.GetCounter() != nil {
+				return m.GetCounter().GetValue()
+			}
+			return m.GetGauge().GetValue()
+		}
+	}
+	return -1
+}
+
+// Incoming INVITEs count by result; accounts show by state.
+func TestCollectorIncomingAndRegistrations(t *testing.T) {
+	caller, err := siptest.NewPeer(siptest.Config{Addr: "127.0.0.1:0"})
+	require.NoError(t, err)
+	defer caller.Close()
+	closed := testenv.FreePort(t, "tcp") // nobody listens: the registration fails
+	m, err := callmgr.New(callmgr.Config{
+		ListenAddr: "127.0.0.1:0", RTPPortMin: 26600, RTPPortMax: 26699,
+		OnIncoming: func(ctx context.Context, in callmgr.IncomingCall) (callmgr.Decision, error) {
+			return callmgr.RejectWith(486, "Busy Here"), nil
+		},
+		Inbound:  callmgr.InboundConfig{Users: map[string]string{"trunk": "pw"}},
+		Accounts: []callmgr.Account{{Name: "acct", User: "1001", Domain: "127.0.0.1", Port: closed, Transport: "tcp"}},
+	})
+	require.NoError(t, err)
+	defer m.Close(context.Background())
+	reg := prometheus.NewPedanticRegistry()
+	require.NoError(t, reg.Register(metrics.New(m)))
+
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	target := fmt.Sprintf("sip:room@127.0.0.1:%d", m.ListenPort("udp"))
+	_, err = caller.Call(ctx, target, siptest.CallOptions{})
+	require.Error(t, err)
+	_, err = caller.Call(ctx, target, siptest.CallOptions{User: "trunk", Password: "pw"})
+	require.Error(t, err)
+	require.Eventually(t, func() bool {
+		// Two challenges: the first INVITE of each caller.
+		return labelled(t, reg, "sipstream_incoming_calls_total", map[string]string{"result": "unauthorized"}) == 2 &&
+			labelled(t, reg, "sipstream_incoming_calls_total", map[string]string{"result": "rejected"}) == 1
+	}, 10*time.Second, 20*time.Millisecond)
+	require.Equal(t, 0.0, labelled(t, reg, "sipstream_incoming_calls_total", map[string]string{"result": "answered"}))
+	require.Eventually(t, func() bool {
+		return labelled(t, reg, "sipstream_account_registration", map[string]string{"account": "acct", "state": "FAILED"}) == 1 &&
+			labelled(t, reg, "sipstream_registrations", map[string]string{"state": "FAILED", "inbound": "false"}) == 1
+	}, 10*time.Second, 20*time.Millisecond)
 }

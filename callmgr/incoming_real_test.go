@@ -1,0 +1,256 @@
+package callmgr
+
+import (
+	"context"
+	"errors"
+	"net/netip"
+	"strconv"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+
+	"github.com/sipstream/sipstream/internal/testenv"
+	"github.com/sipstream/sipstream/internal/testmedia"
+	"github.com/sipstream/sipstream/media"
+	"github.com/sipstream/sipstream/media/g711"
+	"github.com/sipstream/sipstream/sip/siptest"
+)
+
+// pcmSink decodes the G.711 audio a call publishes (a tap for Goertzel).
+type pcmSink struct {
+	mu     sync.Mutex
+	pcm    []int16
+	video  int
+	closed bool
+}
+
+func (s *pcmSink) WriteFrame(f *media.Frame) error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	switch f.Codec {
+	case media.CodecPCMA:
+		s.pcm = g711.DecodeALaw(s.pcm, f.Payload)
+	case media.CodecPCMU:
+		s.pcm = g711.DecodeULaw(s.pcm, f.Payload)
+	case media.CodecH264:
+		s.video++
+	}
+	return nil
+}
+
+func (s *pcmSink) Close(context.Context) error {
+	s.mu.Lock()
+	s.closed = true
+	s.mu.Unlock()
+	return nil
+}
+
+func (s *pcmSink) audio() ([]int16, int) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return append([]int16(nil), s.pcm...), s.video
+}
+
+// realInbound is a Manager on the real stack (SIP, SDP, media sessions)
+// that takes calls from 127.0.0.0/8 or from the digest user "trunk", and
+// a siptest peer that calls it.
+func realInbound(t *testing.T, decide func(ctx context.Context, in IncomingCall) (Decision, error)) (*Manager, *eventLog, *siptest.Peer, string) {
+	t.Helper()
+	base := testenv.FreeUDPRange(t, 40)
+	log := newEventLog()
+	m, err := New(Config{
+		ListenAddr: "127.0.0.1:0", RTPPortMin: base, RTPPortMax: base + 39,
+		OnEvent:    log.add,
+		OnIncoming: decide,
+		Inbound: InboundConfig{
+			AllowFrom: []netip.Prefix{netip.MustParsePrefix("127.0.0.2/32")},
+			Users:     map[string]string{"trunk": "trunk-secret"},
+		},
+	})
+	require.NoError(t, err)
+	t.Cleanup(func() {
+		ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+		defer cancel()
+		require.NoError(t, m.Close(ctx))
+	})
+	caller, err := siptest.NewPeer(siptest.Config{Addr: "127.0.0.1:0", User: "alice"})
+	require.NoError(t, err)
+	t.Cleanup(func() { _ = caller.Close() })
+	target := "sip:room1@127.0.0.1:" + strconv.Itoa(m.ListenPort("udp"))
+	return m, log, caller, target
+}
+
+// TestIncomingRealStack: a siptest caller calls a Manager on the real
+// stack: digest authentication, ringing with early media, the answer; the
+// caller's tone reaches a tap sink (Goertzel), the caller hears our
+// silence, its DTMF (RFC 4733 and INFO) become EventDTMF, our hold reaches
+// it, and its BYE ends the call FINISH.
+func TestIncomingRealStack(t *testing.T) {
+	m, log, caller, target := realInbound(t, func(ctx context.Context, in IncomingCall) (Decision, error) {
+		d := AnswerWith(CallParams{HasAudio: true, HasVideo: true})
+		d.Ring = 200 * time.Millisecond
+		d.EarlyMedia = true
+		return d, nil
+	})
+	ctx := ctxT(t)
+
+	// A stranger: challenged, and without the password refused.
+	_, err := caller.Call(ctx, target, siptest.CallOptions{})
+	var se *siptest.StatusError
+	require.ErrorAs(t, err, &se)
+	assert.Equal(t, 401, se.Code)
+	_, err = caller.Call(ctx, target, siptest.CallOptions{User: "trunk", Password: "wrong"})
+	require.ErrorAs(t, err, &se)
+	assert.Equal(t, 403, se.Code)
+	require.True(t, waitFor(func() bool {
+		c := m.IncomingCounts()
+		return c[IncomingUnauthorized] >= 1 && c[IncomingForbidden] >= 1
+	}), "%v", m.IncomingCounts())
+	assert.Empty(t, m.FindAll())
+
+	pc, err := caller.Call(ctx, target, siptest.CallOptions{User: "trunk", DisplayName: "Trunk One", Password: "trunk-secret",
+		Script: siptest.Script{Audio: true, Video: true, ToneHz: 1000}})
+	require.NoError(t, err)
+	c, ok := m.Call(pc.CallID())
+	require.True(t, ok, "the call's ID is the SIP Call-ID")
+	require.NoError(t, c.WaitEstablished(ctx))
+	info := c.Info()
+	assert.True(t, info.Incoming)
+	assert.Equal(t, "trunk", info.Caller)
+	assert.Equal(t, "room1", info.Callee)
+	log.waitStatus(t, c.ID(), StatusEstablished)
+	assert.Equal(t, []Status{StatusRing, StatusRingMedia, StatusEstablished}, log.statuses(c.ID()))
+
+	tap := &pcmSink{}
+	_, err = c.AddSink(ctx, SinkSpec{ID: "tap", Sink: tap})
+	require.NoError(t, err)
+	require.True(t, waitFor(func() bool { pcm, _ := tap.audio(); return len(pcm) >= 8000 }), "a second of the caller's audio")
+	pcm, video := tap.audio()
+	tone := testmedia.Goertzel(pcm[2000:], 8000, 1000)
+	t.Logf("caller's 1 kHz tone at the tap: %.2f of the energy, %d video frames", tone, video)
+	assert.Greater(t, tone, 0.8)
+	assert.Positive(t, video)
+
+	// The caller hears silence (sendrecv keeps phones up).
+	require.NoError(t, pc.WaitRTP(ctx, media.KindAudio, 50))
+	heard := pc.ReceivedAudio()
+	require.NotEmpty(t, heard)
+	var peak int16
+	for _, s := range heard {
+		peak = max(peak, s, -s)
+	}
+	t.Logf("the caller received %d samples of audio, peak %d", len(heard), peak)
+	assert.Less(t, peak, int16(64), "silence")
+
+	// The caller's DTMF: RFC 4733, then SIP INFO.
+	require.NoError(t, pc.SendDTMF(ctx, "12"))
+	require.NoError(t, pc.SendInfo(ctx, "application/dtmf-relay", []byte("Signal=5\r\nDuration=160\r\n")))
+	require.True(t, waitFor(func() bool { return string(digitsOf(log, c.ID())) == "125" }), "digits %q", string(digitsOf(log, c.ID())))
+
+	// Our hold reaches the caller as a re-INVITE.
+	require.NoError(t, c.Hold(ctx))
+	_, err = pc.WaitReinvites(ctx, 1)
+	require.NoError(t, err)
+	require.NoError(t, c.Unhold(ctx))
+
+	// The caller hangs up.
+	require.NoError(t, pc.Hangup(ctx))
+	waitDone(t, c)
+	assert.Equal(t, StatusFinish, c.Info().Status)
+	assert.ErrorIs(t, c.Err(), ErrRemoteHangup)
+	assert.Equal(t, uint64(1), m.IncomingCounts()[IncomingAnswered])
+}
+
+func digitsOf(log *eventLog, callID string) []rune {
+	var out []rune
+	for _, ev := range log.events(callID) {
+		if ev.Type == EventDTMF {
+			out = append(out, ev.Digit)
+		}
+	}
+	return out
+}
+
+// TestIncomingRealStackEnds: the caller cancels while we ring (FINISH
+// 487), we hang up an answered call (BYE reaches the caller), Terminate
+// while ringing declines (603), and a rejection decision reaches the
+// caller.
+func TestIncomingRealStackEnds(t *testing.T) {
+	m, log, caller, target := realInbound(t, func(ctx context.Context, in IncomingCall) (Decision, error) {
+		switch in.Callee {
+		case "busy":
+			return RejectWith(486, "Busy Here"), nil
+		case "ring":
+			d := AnswerWith(CallParams{HasAudio: true})
+			d.Ring = time.Hour
+			return d, nil
+		}
+		return AnswerWith(CallParams{HasAudio: true}), nil
+	})
+	ctx := ctxT(t)
+	opts := siptest.CallOptions{User: "trunk", Password: "trunk-secret"}
+	host := target[len("sip:room1"):]
+
+	_, err := caller.Call(ctx, "sip:busy"+host, opts)
+	var se *siptest.StatusError
+	require.ErrorAs(t, err, &se)
+	assert.Equal(t, 486, se.Code)
+
+	cancelOpts := opts
+	cancelOpts.CancelAfter = 300 * time.Millisecond
+	_, err = caller.Call(ctx, "sip:ring"+host, cancelOpts)
+	require.ErrorAs(t, err, &se)
+	assert.Equal(t, 487, se.Code)
+	require.True(t, waitFor(func() bool { return m.IncomingCounts()[IncomingCancelled] == 1 }))
+	var cancelled []Event
+	require.True(t, waitFor(func() bool {
+		log.mu.Lock()
+		defer log.mu.Unlock()
+		for _, evs := range log.byCall {
+			if last := evs[len(evs)-1]; last.Status == StatusFinish && last.SIPStatus == 487 {
+				cancelled = evs
+				return true
+			}
+		}
+		return false
+	}), "no call ended FINISH 487")
+	assert.True(t, cancelled[0].Info.Incoming)
+
+	// Terminate while ringing: the caller gets 603.
+	done := make(chan error, 1)
+	go func() {
+		_, err := caller.Call(ctx, "sip:ring"+host, opts)
+		done <- err
+	}()
+	var ringing []CallInfo
+	require.True(t, waitFor(func() bool { ringing = m.Find(Filter{Status: StatusRing}); return len(ringing) == 1 }))
+	require.NoError(t, m.Terminate(ctx, ringing[0].CallID))
+	require.ErrorAs(t, <-done, &se)
+	assert.Equal(t, 603, se.Code)
+
+	// A delayed offer (our offer in the 200, the caller's answer in the
+	// ACK); then we hang up.
+	late := opts
+	late.DelayedOffer = true
+	late.Script = siptest.Script{Audio: true, ToneHz: 600}
+	pc, err := caller.Call(ctx, target, late)
+	require.NoError(t, err)
+	c, ok := m.Call(pc.CallID())
+	require.True(t, ok)
+	require.NoError(t, c.WaitEstablished(ctx))
+	tap := &pcmSink{}
+	_, err = c.AddSink(ctx, SinkSpec{Sink: tap})
+	require.NoError(t, err)
+	require.True(t, waitFor(func() bool { pcm, _ := tap.audio(); return len(pcm) >= 4000 }), "the caller's audio")
+	pcm, _ := tap.audio()
+	assert.Greater(t, testmedia.Goertzel(pcm[1000:], 8000, 600), 0.8, "the caller's 600 Hz tone")
+	require.NoError(t, m.Terminate(ctx, pc.CallID()))
+	require.NoError(t, pc.WaitBye(ctx))
+	assert.Empty(t, m.FindAll())
+	if err := ctx.Err(); errors.Is(err, context.DeadlineExceeded) {
+		t.Fatal("timed out")
+	}
+}
