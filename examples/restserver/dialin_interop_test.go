@@ -36,15 +36,15 @@ import (
 // calling through kamailio to the gateway registered there, and strangers
 // refused without a trace.
 
-// readyRE finds the bound SIP address in the server's "ready" log line.
-var readyRE = regexp.MustCompile(`msg=ready sip=(\S+)`)
+// sipReadyRE finds the bound SIP address in the server's "ready" log line.
+var sipReadyRE = regexp.MustCompile(`msg=ready sip=(\S+)`)
 
 // sipAddrOf returns the server's SIP address (127.0.0.1:PORT, UDP).
 func sipAddrOf(t *testing.T, srv *serverProcess) string {
 	t.Helper()
 	deadline := time.Now().Add(30 * time.Second)
 	for {
-		if m := readyRE.FindStringSubmatch(srv.log()); m != nil {
+		if m := sipReadyRE.FindStringSubmatch(srv.log()); m != nil {
 			return m[1]
 		}
 		if time.Now().After(deadline) {
@@ -54,10 +54,10 @@ func sipAddrOf(t *testing.T, srv *serverProcess) string {
 	}
 }
 
-// dialinHook is the application's REST hook: the webhookRecorder for the
+// sippHook is the application's REST hook: the webhookRecorder for the
 // call events, and the answer to OnCallEvent (the WCS way of deciding an
 // incoming call) with the call objects it was given.
-type dialinHook struct {
+type sippHook struct {
 	*webhookRecorder
 	srv *httptest.Server
 
@@ -66,8 +66,8 @@ type dialinHook struct {
 	incoming []map[string]any
 }
 
-func newDialinHook(t *testing.T, answer string) *dialinHook {
-	h := &dialinHook{webhookRecorder: newWebhookRecorder(t), answer: answer}
+func newSippHook(t *testing.T, answer string) *sippHook {
+	h := &sippHook{webhookRecorder: newWebhookRecorder(t), answer: answer}
 	events := h.webhookRecorder.srv.Config.Handler
 	h.srv = httptest.NewServer(http.HandlerFunc(func(rw http.ResponseWriter, r *http.Request) {
 		if r.URL.Path != "/OnCallEvent" {
@@ -89,7 +89,7 @@ func newDialinHook(t *testing.T, answer string) *dialinHook {
 }
 
 // calls returns the call objects OnCallEvent received.
-func (h *dialinHook) calls() []map[string]any {
+func (h *sippHook) calls() []map[string]any {
 	h.mu.Lock()
 	defer h.mu.Unlock()
 	return append([]map[string]any(nil), h.incoming...)
@@ -97,7 +97,7 @@ func (h *dialinHook) calls() []map[string]any {
 
 // waitEvent waits for the webhook's event of type typ with info for
 // callID, and returns when it arrived.
-func (h *dialinHook) waitEvent(t *testing.T, callID, typ, info string) {
+func (h *sippHook) waitEvent(t *testing.T, callID, typ, info string) {
 	t.Helper()
 	deadline := time.Now().Add(20 * time.Second)
 	for time.Now().Before(deadline) {
@@ -273,7 +273,7 @@ func sendRFC2833(t *testing.T, conn *net.UDPConn, dst *net.UDPAddr, digit rune) 
 // the call FINISH and the stream leaves nginx.
 func TestInteropDialInSippAV(t *testing.T) {
 	ngx := testenv.StartNginxRTMP(t)
-	hook := newDialinHook(t, "{}")
+	hook := newSippHook(t, "{}")
 	rp, err := testmedia.NewReplayer(testmedia.ReplayerConfig{Audio: media.CodecPCMA, Burst: 200 * time.Millisecond, Video: true, RTCP: true})
 	require.NoError(t, err)
 	t.Cleanup(rp.Close)
