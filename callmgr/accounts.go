@@ -472,16 +472,5 @@ func (m *Manager) emitRegistration(ri RegistrationInfo) {
 // goroutine, until Close.
 func (m *Manager) dispatchRegistrations() {
 	defer close(m.regDone)
-	on := m.cfg.OnEvent
-	for range m.regEvents.ready {
-		evs, closed := m.regEvents.drain()
-		if on != nil {
-			for _, ev := range evs {
-				on(ev)
-			}
-		}
-		if closed {
-			return
-		}
-	}
+	deliver(m.regEvents, m.cfg.OnEvent)
 }

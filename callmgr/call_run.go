@@ -572,9 +572,14 @@ func (c *Call) emitSink(si SinkInfo, removed bool) {
 func (c *Call) dispatch() {
 	defer c.m.wg.Done()
 	defer close(c.done)
-	on := c.m.cfg.OnEvent
-	for range c.events.ready {
-		evs, closed := c.events.drain()
+	deliver(c.events, c.m.cfg.OnEvent)
+}
+
+// deliver hands box's events to on (nil: drops them), in order, until box
+// is closed and empty.
+func deliver(box *mailbox[Event], on func(Event)) {
+	for range box.ready {
+		evs, closed := box.drain()
 		if on != nil {
 			for _, ev := range evs {
 				on(ev)

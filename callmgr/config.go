@@ -156,7 +156,9 @@ type Config struct {
 
 	// OnEvent receives every status change of every call. For one call,
 	// events arrive in order, one at a time, from one goroutine that belongs
-	// to that call (events of different calls may arrive concurrently). It
+	// to that call (events of different calls may arrive concurrently).
+	// Registration events (EventRegistration, CallID empty) arrive in order
+	// from one goroutine of the Manager's. It
 	// must not block for long: a slow handler delays that call's later events
 	// (they queue without limit; the call itself never waits). It may call
 	// Manager methods, but must not wait for the call's Done. Nil means

@@ -1,9 +1,9 @@
-// Package callmgr runs the lifecycle of the calls sipstream places: it
-// registers (optionally), sends the INVITE with an SDP offer, follows the
-// call through its statuses, starts the media session when the call is
-// answered, and feeds the call's frames to its sinks: an RTMP leg, a
-// recording, and any number of sinks added while the call is up (the REST
-// API's /push targets, WebRTC viewers).
+// Package callmgr runs the lifecycle of the calls sipstream places and
+// answers: it registers (optionally), sends the INVITE with an SDP offer (or
+// answers one it was offered), follows the call through its statuses, starts
+// the media session when the call is answered, and feeds the call's frames
+// to its sinks: an RTMP leg, a recording, and any number of sinks added
+// while the call is up (the REST API's /push targets, WebRTC viewers).
 //
 // # Using it
 //
@@ -25,6 +25,48 @@
 //	m.SendDTMF(ctx, "call-1", "1234#", callmgr.DTMFRFC2833)
 //	m.Terminate(ctx, "call-1")
 //	m.Close(ctx) // every call gets its BYE, every recording is closed
+//
+// # Answering calls
+//
+// With Config.OnIncoming set, the Manager takes calls (out-of-dialog
+// INVITEs) from the callers Config.Inbound admits: an AllowFrom network, a
+// digest user of Inbound.Users (challenged with 401), the registrar of one
+// of Config.Accounts calling that account's user, or a phone or trunk
+// registered to the Manager itself (Inbound.Registrar). Anyone else gets
+// 401 or 403 before anything is allocated; more than Inbound.MaxPending
+// INVITEs waiting at once, Config.MaxCalls or admission control give 503.
+//
+//	m, err := callmgr.New(callmgr.Config{
+//		Inbound: callmgr.InboundConfig{AllowFrom: []netip.Prefix{pbxNet}},
+//		OnIncoming: func(ctx context.Context, in callmgr.IncomingCall) (callmgr.Decision, error) {
+//			d := callmgr.AnswerWith(callmgr.CallParams{
+//				RTMPURL: "rtmp://live.example.com/app", RTMPStream: in.Callee, HasAudio: true,
+//			})
+//			d.Ring, d.EarlyMedia = 2*time.Second, true // 183 + silence while ringing
+//			return d, nil
+//		},
+//	})
+//
+// OnIncoming runs on a goroutine of its own with a context that ends when
+// the caller cancels or after Inbound.DecisionTimeout (480). It answers
+// (AnswerWith: the CallParams of the call's sinks, as StartCall takes
+// them), rejects (RejectWith) or redirects (RedirectTo). An answered call is
+// an ordinary *Call, its ID the SIP Call-ID when that is free, with
+// CallInfo.Incoming set; its statuses go RING (180) → RING_MEDIA (183 with
+// early media: the caller hears Decision.EarlySound or silence, the sinks
+// start at the answer) → ESTABLISHED (after the ACK; media timeouts count
+// from there) → FINISH. A CANCEL while ringing ends it FINISH with 487;
+// Terminate before the answer declines it (603), after the answer sends
+// BYE. Hold, transfer, DTMF, injected sounds and sinks work as on a call
+// the Manager placed. Manager.IncomingCounts counts the INVITEs by result.
+//
+// Config.Accounts (and Manager.AddAccount) are SIP accounts the Manager
+// keeps registered, from New on and in the background: refreshed,
+// retried with backoff after a failure, unregistered by RemoveAccount and
+// Close. Manager.Registrations lists them (and the bindings of the
+// Manager's own registrar); every change is an EventRegistration. An
+// outgoing call with SIPRegisterRequired for a registered account's login
+// and domain uses that registration instead of its own.
 //
 // # Statuses
 //

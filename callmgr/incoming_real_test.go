@@ -254,3 +254,61 @@ func TestIncomingRealStackEnds(t *testing.T) {
 		t.Fatal("timed out")
 	}
 }
+
+// TestAccountRealStack: an account registers to a siptest registrar (with
+// digest) in the background; calls from the registrar to the account's
+// user are accepted without other checks, calls to another user are not;
+// RemoveAccount unREGISTERs.
+func TestAccountRealStack(t *testing.T) {
+	registrar, err := siptest.NewPeer(siptest.Config{Addr: "127.0.0.1:0", User: "pbx", Users: map[string]string{"1001": "acct-secret"}})
+	require.NoError(t, err)
+	defer registrar.Close()
+	base := testenv.FreeUDPRange(t, 20)
+	rl := &regLog{}
+	log := newEventLog()
+	m, err := New(Config{
+		ListenAddr: "127.0.0.1:0", RTPPortMin: base, RTPPortMax: base + 19,
+		OnEvent: func(ev Event) { rl.add(ev); log.add(ev) },
+		OnIncoming: func(ctx context.Context, in IncomingCall) (Decision, error) {
+			if in.Account != "pbx-line" {
+				return RejectWith(500, "account not told"), nil
+			}
+			return AnswerWith(CallParams{HasAudio: true}), nil
+		},
+		Accounts: []Account{{Name: "pbx-line", User: "1001", Password: "acct-secret", Domain: registrar.Addr()}},
+	})
+	require.NoError(t, err)
+	defer func() { require.NoError(t, m.Close(context.Background())) }()
+	ctx := ctxT(t)
+	require.True(t, waitFor(func() bool {
+		r := m.Registrations()
+		return len(r) == 1 && r[0].State == RegRegistered
+	}), "%+v", m.Registrations())
+	regs := registrar.Registrations()
+	require.NotEmpty(t, regs)
+	assert.Equal(t, "1001", regs[len(regs)-1].User)
+	assert.Positive(t, regs[len(regs)-1].Expires)
+
+	port := strconv.Itoa(m.ListenPort("udp"))
+	pc, err := registrar.Call(ctx, "sip:1001@127.0.0.1:"+port, siptest.CallOptions{Script: siptest.Script{Audio: true}})
+	require.NoError(t, err)
+	c, ok := m.Call(pc.CallID())
+	require.True(t, ok)
+	require.NoError(t, c.WaitEstablished(ctx))
+	require.NoError(t, pc.Hangup(ctx))
+	waitDone(t, c)
+
+	_, err = registrar.Call(ctx, "sip:1002@127.0.0.1:"+port, siptest.CallOptions{})
+	var se *siptest.StatusError
+	require.ErrorAs(t, err, &se)
+	assert.Equal(t, 403, se.Code, "not the account's user")
+
+	require.NoError(t, m.RemoveAccount(ctx, "pbx-line"))
+	regs = registrar.Registrations()
+	assert.Equal(t, 0, regs[len(regs)-1].Expires, "unREGISTER")
+	require.True(t, waitFor(func() bool { return len(rl.states("pbx-line")) == 3 }))
+	assert.Equal(t, []RegState{RegRegistering, RegRegistered, RegUnregistered}, rl.states("pbx-line"))
+	_, err = registrar.Call(ctx, "sip:1001@127.0.0.1:"+port, siptest.CallOptions{})
+	require.ErrorAs(t, err, &se)
+	assert.Equal(t, 403, se.Code, "the account is gone")
+}

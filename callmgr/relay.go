@@ -8,7 +8,8 @@ import (
 // Relay hands a Manager's events to listeners made after the Manager (an
 // HTTP API, metrics): give Relay.OnEvent to Config.OnEvent, then Subscribe
 // each listener. Every listener gets every event in the Manager's order
-// (per call), on the call's event goroutine, so it must not block. Events
+// (per call), on the call's event goroutine (registration events on the
+// Manager's), so it must not block. Events
 // that come before a listener subscribes do not reach it. The zero value
 // is ready to use.
 type Relay struct {

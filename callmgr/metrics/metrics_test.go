@@ -22,6 +22,28 @@ func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
 // matches a metric without labels.
 func value(t *testing.T, reg *prometheus.Registry, name, label string) float64 {
 	t.Helper()
+	return find(t, reg, name, func(_ map[string]string, first string) bool {
+		return label == "" || first == label
+	})
+}
+
+// labelled is the value of name with every label in want (-1 when absent).
+func labelled(t *testing.T, reg *prometheus.Registry, name string, want map[string]string) float64 {
+	t.Helper()
+	return find(t, reg, name, func(got map[string]string, _ string) bool {
+		for k, v := range want {
+			if got[k] != v {
+				return false
+			}
+		}
+		return true
+	})
+}
+
+// find is the value of the first metric name in reg whose labels match
+// (all of them by name, and the first one's value).
+func find(t *testing.T, reg *prometheus.Registry, name string, match func(labels map[string]string, first string) bool) float64 {
+	t.Helper()
 	mfs, err := reg.Gather()
 	require.NoError(t, err)
 	for _, mf := range mfs {
@@ -29,7 +51,14 @@ func value(t *testing.T, reg *prometheus.Registry, name, label string) float64 {
 			continue
 		}
 		for _, m := range mf.GetMetric() {
-			if label != "" && (len(m.GetLabel()) == 0 || m.GetLabel()[0].GetValue() != label) {
+			labels, first := map[string]string{}, ""
+			for i, l := range m.GetLabel() {
+				labels[l.GetName()] = l.GetValue()
+				if i == 0 {
+					first = l.GetValue()
+				}
+			}
+			if !match(labels, first) {
 				continue
 			}
 			switch {
@@ -74,35 +103,6 @@ func TestCollector(t *testing.T) {
 		5*time.Second, 20*time.Millisecond)
 	require.Positive(t, value(t, reg, "sipstream_rtp_packets_received_total", "audio"), "kept after the call ended")
 	require.Equal(t, 0.0, value(t, reg, "sipstream_rtmp_connection_lost_total", ""))
-}
-
-// labelled is the value of name with every label in want (-1 when absent).
-func labelled(t *testing.T, reg *prometheus.Registry, name string, want map[string]string) float64 {
-	t.Helper()
-	mfs, err := reg.Gather()
-	require.NoError(t, err)
-	for _, mf := range mfs {
-		if mf.GetName() != name {
-			continue
-		}
-	next:
-		for _, m := range mf.GetMetric() {
-			got := map[string]string{}
-			for _, l := range m.GetLabel() {
-				got[l.GetName()] = l.GetValue()
-			}
-			for k, v := range want {
-				if got[k] != v {
-					continue next
-				}
-			}
-			if m.GetCounter() != nil {
-				return m.GetCounter().GetValue()
-			}
-			return m.GetGauge().GetValue()
-		}
-	}
-	return -1
 }
 
 // Incoming INVITEs count by result; accounts show by state.
