@@ -1,6 +1,7 @@
 package sip
 
 import (
+	"net/netip"
 	"net/url"
 	"strconv"
 	"strings"
@@ -9,6 +10,7 @@ import (
 	"unicode/utf8"
 
 	sipgox "github.com/emiago/sipgo/sip"
+	"github.com/icholy/digest"
 )
 
 var dtmfCases = []struct {
@@ -280,6 +282,143 @@ func FuzzReferTarget(f *testing.F) {
 		got, err := url.PathUnescape(uri[i+len("Replaces="):])
 		if err != nil || got != replaces {
 			t.Fatalf("referTarget(%q, %q) = %q: Replaces unescapes to %q, %v", target, replaces, uri, got, err)
+		}
+	})
+}
+
+const fuzzInvite = "INVITE sip:bob@127.0.0.1:5060;user=phone SIP/2.0\r\n" +
+	"Via: SIP/2.0/UDP 127.0.0.1:5062;branch=z9hG4bK1;rport\r\n" +
+	"Max-Forwards: 70\r\n" +
+	"From: \"Alice \\\"A\\\"\" <sip:alice@example.com;transport=tcp>;tag=a1\r\n" +
+	"To: Bob <sip:bob@127.0.0.1:5060>\r\n" +
+	"Call-ID: fuzz-1@example.com\r\n" +
+	"CSeq: 1 INVITE\r\n" +
+	"Contact: <sip:alice@127.0.0.1:5062>\r\n" +
+	"Record-Route: <sip:p1.example.com;lr>, <sip:p2.example.com;lr>\r\n" +
+	"Authorization: Digest username=\"alice\", realm=\"test.realm\", nonce=\"abc\", uri=\"sip:bob@127.0.0.1\", response=\"0123\"\r\n" +
+	"Session-Expires: 1800;refresher=uac\r\n" +
+	"Require: timer\r\n" +
+	"X-Custom: hello\r\n" +
+	"Content-Type: application/sdp\r\n" +
+	"Content-Length: %d\r\n\r\n%s"
+
+// FuzzIncomingInvite feeds a received INVITE through what the UA reads of
+// it before the handler runs: checkInvite, the Addresses of From and To,
+// the exposed headers and the credentials.
+func FuzzIncomingInvite(f *testing.F) {
+	f.Add([]byte(strings.Replace(strings.Replace(fuzzInvite, "%d", strconv.Itoa(len(ourSDP)), 1), "%s", ourSDP, 1)))
+	f.Add([]byte(strings.Replace(strings.Replace(fuzzInvite, "%d", "0", 1), "%s", "", 1)))
+	f.Add([]byte(strings.Replace(strings.Replace(fuzzInvite, "%d", "5", 1), "%s", "hello", 1)))
+	a := testAuth()
+	f.Fuzz(func(t *testing.T, data []byte) {
+		m, err := sipgox.ParseMessage(data)
+		if err != nil {
+			return
+		}
+		req, ok := m.(*sipgox.Request)
+		if !ok {
+			return
+		}
+		code, reason, _ := checkInvite(req, MinSessionExpires)
+		if code != 0 {
+			if code < 400 || code > 499 || reason == "" {
+				t.Fatalf("checkInvite: %d %q", code, reason)
+			}
+			return
+		}
+		for _, addr := range []Address{newAddress(req.From().DisplayName, req.From().Address), newAddress(req.To().DisplayName, req.To().Address)} {
+			if strings.ContainsAny(addr.URI, "\r\n") || strings.ContainsAny(addr.Host, "\r\n") {
+				t.Fatalf("address with a line break: %+v", addr)
+			}
+			if addr.User != "" && !strings.Contains(addr.URI, "@") {
+				t.Fatalf("user %q but URI %q", addr.User, addr.URI)
+			}
+		}
+		for _, h := range exposedHeaders(req) {
+			if hiddenHeaders[strings.ToLower(h.Name)] {
+				t.Fatalf("header %q exposed", h.Name)
+			}
+		}
+		src := netip.MustParseAddr("127.0.0.1")
+		if user, out, _ := a.verify("INVITE", authorizations(req), src); out == authOK && user != "alice" {
+			t.Fatalf("authenticated as %q", user)
+		}
+	})
+}
+
+// FuzzAuthorization checks credentials parsing and verification: nothing
+// but the right response for alice's password authenticates.
+func FuzzAuthorization(f *testing.F) {
+	a := testAuth()
+	src := netip.MustParseAddr("192.0.2.1")
+	n := a.nonce(src, time.Now())
+	good, err := digest.Digest(&digest.Challenge{Realm: "test.realm", Nonce: n, Algorithm: "MD5", QOP: []string{"auth"}},
+		digest.Options{Method: "INVITE", URI: "sip:bob@example.com", Username: "alice", Password: "s3cret"})
+	if err != nil {
+		f.Fatal(err)
+	}
+	f.Add(good.String())
+	f.Add(`Digest username="alice", realm="test.realm", nonce="` + n + `", uri="sip:x", response="00", algorithm=SHA-256`)
+	f.Add(`Digest username="bob", realm="other", nonce="x", uri="sip:x", response="1", qop=auth, nc=zz, cnonce="c"`)
+	f.Add(`Basic YWxpY2U6czNjcmV0`)
+	f.Add(`Digest ,,, =""`)
+	f.Fuzz(func(t *testing.T, v string) {
+		if c, err := parseCredentials(v); err == nil && (c.Username == "" || c.Nonce == "") {
+			t.Fatalf("accepted credentials without user or nonce: %q", v)
+		}
+		user, out, reason := a.verify("INVITE", []string{v}, src)
+		if strings.Contains(reason, "s3cret") {
+			t.Fatalf("reason %q holds the password", reason)
+		}
+		if out == authOK {
+			if user != "alice" {
+				t.Fatalf("authenticated as %q", user)
+			}
+			c, _ := parseCredentials(v)
+			want, _ := digest.Digest(&digest.Challenge{Realm: c.Realm, Nonce: c.Nonce, Algorithm: c.Algorithm, QOP: qopList(c.QOP)},
+				digest.Options{Method: "INVITE", URI: c.URI, Username: "alice", Password: "s3cret", Cnonce: c.Cnonce, Count: c.Nc})
+			if !strings.EqualFold(want.Response, c.Response) {
+				t.Fatalf("authenticated with a wrong response: %q", v)
+			}
+		}
+	})
+}
+
+func qopList(q string) []string {
+	if q == "" {
+		return nil
+	}
+	return []string{q}
+}
+
+// FuzzRegisterContacts checks the Contact and Expires reading of REGISTER.
+func FuzzRegisterContacts(f *testing.F) {
+	f.Add("<sip:a@h:5060>;expires=60, \"X, Y\" <sip:b@h;transport=tcp>", "120")
+	f.Add("*", "0")
+	f.Add("sip:a@h", "")
+	f.Add("<sips:a@[::1]:5061>;q=0.5;expires=99999999999999", "x")
+	f.Fuzz(func(t *testing.T, contact, expires string) {
+		cs, star, err := parseRegisterContacts([]string{contact}, expires)
+		if err != nil {
+			return
+		}
+		if star && len(cs) > 0 {
+			t.Fatal("star with contacts")
+		}
+		if len(cs) > maxContactsPerRegister {
+			t.Fatalf("%d contacts", len(cs))
+		}
+		for _, c := range cs {
+			if c.expires < 0 {
+				t.Fatalf("negative expires %d", c.expires)
+			}
+			var u sipgox.Uri
+			if err := sipgox.ParseUri(c.uri, &u); err != nil {
+				t.Fatalf("contact %q does not parse back: %v", c.uri, err)
+			}
+			if strings.ContainsAny(c.uri, "\r\n") {
+				t.Fatalf("contact %q with a line break", c.uri)
+			}
 		}
 	})
 }
