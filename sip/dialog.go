@@ -145,7 +145,10 @@ func (d *Dialog) Incoming() bool { return d.incoming }
 // CallID returns the dialog's SIP Call-ID.
 func (d *Dialog) CallID() string { return d.callID }
 
-// AnswerSDP returns the SDP answer of the call's 2xx (a copy).
+// AnswerSDP returns the peer's SDP of the initial offer/answer exchange (a
+// copy): for a call we placed, the answer of its 2xx; for a call we
+// answered, the INVITE's offer, or the ACK's answer for a delayed offer
+// (empty if the ACK had none).
 func (d *Dialog) AnswerSDP() []byte { return append([]byte(nil), d.answerOnce...) }
 
 // Done is closed when the dialog has ended.

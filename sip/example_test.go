@@ -80,3 +80,69 @@ func ExampleValidateCallee() {
 	// <nil>
 	// true
 }
+
+// ExampleUA_OnInvite answers calls: a gateway authenticates the caller
+// with digest, rings, answers with its SDP and hangs up. Here a second UA
+// on loopback plays the caller.
+func ExampleUA_OnInvite() {
+	gw, err := sip.NewUA(sip.Config{ListenAddr: "127.0.0.1:0"})
+	if err != nil {
+		fmt.Println(err)
+		return
+	}
+	defer gw.Close()
+	users := sip.NewAuthenticator("gateway", func(user string) (string, bool) {
+		if user == "alice" {
+			return "s3cret", true
+		}
+		return "", false
+	})
+	answered := make(chan *sip.Dialog, 1)
+	gw.OnInvite(func(in *sip.IncomingInvite) {
+		user, err := in.Authenticate(users) // 401 (then the caller retries) or 403
+		if err != nil {
+			return
+		}
+		fmt.Printf("%s calls %s\n", user, in.RequestUser())
+		_ = in.Progress(180, "Ringing", nil)
+		d, err := in.Answer(context.Background(), []byte(exampleAnswer), sip.AnswerOptions{})
+		if err != nil {
+			fmt.Println(err)
+			return
+		}
+		answered <- d
+	})
+
+	phone, err := sip.NewUA(sip.Config{ListenAddr: "127.0.0.1:0"})
+	if err != nil {
+		fmt.Println(err)
+		return
+	}
+	defer phone.Close()
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	call, err := phone.Invite(ctx, sip.InviteRequest{
+		Callee:   fmt.Sprintf("sip:stream42@127.0.0.1:%d", gw.ListenPort("udp")),
+		From:     "alice",
+		Password: "s3cret",
+		Offer:    []byte(exampleOffer),
+	})
+	if err != nil {
+		fmt.Println(err)
+		return
+	}
+	d := <-answered
+	fmt.Println("incoming:", d.Incoming())
+	_ = d.Bye(ctx)
+	<-call.Done()
+	fmt.Println("caller sees:", call.Err())
+	// Output:
+	// alice calls stream42
+	// incoming: true
+	// caller sees: sip: remote hangup
+}
+
+const (
+	exampleOffer  = "v=0\r\no=- 1 1 IN IP4 127.0.0.1\r\ns=-\r\nc=IN IP4 127.0.0.1\r\nt=0 0\r\nm=audio 40000 RTP/AVP 8\r\na=rtpmap:8 PCMA/8000\r\n"
+	exampleAnswer = "v=0\r\no=- 2 2 IN IP4 127.0.0.1\r\ns=-\r\nc=IN IP4 127.0.0.1\r\nt=0 0\r\nm=audio 30000 RTP/AVP 8\r\na=rtpmap:8 PCMA/8000\r\n"
+)
