@@ -391,7 +391,8 @@ func registrations(t *testing.T, base string) ([]map[string]any, string) {
 // "gw" (-account); baresip, registered there too, calls gw, kamailio
 // forwards the INVITE to the gateway's registered contact, and the call is
 // answered (it comes from the account's registrar) and published at
-// live/gw, where ffprobe finds baresip's H.264 and the AAC of its tone.
+// live/gw, where ffmpeg decodes baresip's H.264 and finds its 1 kHz tone
+// in the AAC (checkPublished).
 // /rest-api/registration/find_all shows the account REGISTERED, with no
 // password.
 func TestInteropDialInBaresipKamailio(t *testing.T) {
@@ -417,14 +418,9 @@ func TestInteropDialInBaresipKamailio(t *testing.T) {
 	defer cancel()
 	t0 := time.Now()
 	require.NoError(t, b.Dial(ctx, "sip:gw@"+kam.Addr))
-	require.NoError(t, recording.Wait(60*time.Second), "nothing published at live/gw\n%s", srv.log())
+	// H.264 640x360 and AAC decoded, baresip's 1 kHz tone in it.
+	checkPublished(t, recording, 1000)
 	t.Logf("6 s recorded %v after baresip dialled", time.Since(t0).Round(time.Millisecond))
-	streams := testenv.ProbeStreams(t, recording.File)
-	assert.Equal(t, "h264", streams["video"].CodecName)
-	assert.Equal(t, 640, streams["video"].Width)
-	assert.Equal(t, "aac", streams["audio"].CodecName)
-	rep := testenv.AnalyseRecording(t, recording, 4*time.Second)
-	t.Logf("published stream: %s", rep)
 
 	id := findOnlyCall(t, srv.base)
 	c, ok := findCall(t, srv.base, id)
@@ -434,7 +430,11 @@ func TestInteropDialInBaresipKamailio(t *testing.T) {
 	assert.Equal(t, "gw", c.Callee)
 	_, err := b.Command(ctx, "hangup", "")
 	require.NoError(t, err)
-	waitCall(t, srv.base, id, "FINISH or gone", func(c wcsapi.Call) bool { return c.Status == "FINISH" || c.CallID == "" })
+	// baresip's BYE ends the call: FINISH, then gone from /call/find.
+	require.Eventually(t, func() bool {
+		c, ok := findCall(t, srv.base, id)
+		return !ok || c.Status == "FINISH"
+	}, 30*time.Second, 100*time.Millisecond, "the call did not end after baresip hung up")
 	assert.NotContains(t, srv.log(), gwPassword, "the account's password is not logged")
 }
 
