@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"log/slog"
 	"net"
 	"net/netip"
 	"sort"
@@ -43,6 +44,18 @@ type Account struct {
 	// Expires is the registration lifetime asked for. Zero means 3600 s.
 	Expires time.Duration
 }
+
+// String returns a summary for logs, without the password.
+func (a Account) String() string {
+	return fmt.Sprintf("Account{Name:%q User:%q AuthUser:%q Password:%s Domain:%q Proxy:%q Port:%d Transport:%q Expires:%s}",
+		a.Name, a.User, a.AuthUser, redacted(a.Password), a.Domain, a.Proxy, a.Port, a.Transport, a.Expires)
+}
+
+// GoString is String, so %#v cannot print the password either.
+func (a Account) GoString() string { return a.String() }
+
+// LogValue makes slog print the redacted form.
+func (a Account) LogValue() slog.Value { return slog.StringValue(a.String()) }
 
 // RegState is the state of a registration.
 type RegState string

@@ -4,7 +4,9 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"log/slog"
 	"net/netip"
+	"sort"
 	"strconv"
 	"strings"
 	"sync"
@@ -47,7 +49,8 @@ type IncomingCall struct {
 	// none.
 	AuthUser string
 	// Audio and Video report the offered media: the offer has that m= line
-	// with a port (both true for a delayed offer).
+	// with a port and a codec sipstream takes (both true for a delayed
+	// offer). An offer with neither is refused 488 before OnIncoming.
 	Audio, Video bool
 	// SRTP is true when the offer is RTP/SAVP with SDES keys.
 	SRTP bool
@@ -91,15 +94,18 @@ type Decision struct {
 	Action Action
 	// Params are the answered call's sinks and options, as for StartCall:
 	// ToStream, RTMPURL, RTMPStream, HasAudio, HasVideo (what we send back:
-	// sendrecv or recvonly), Record, AppKey, SRTP. CallID, Callee and the
-	// SIP* fields are ignored (the INVITE decides them). ActionAnswer only.
+	// sendrecv or recvonly), Record, AppKey, SRTP (SRTPRequired refuses a
+	// plain offer with 488, SRTPOff an RTP/SAVP-only one). CallID, Callee,
+	// the SIP* fields, VisibleName, Headers and RingTimeout are ignored (the
+	// INVITE decides them). ActionAnswer only.
 	Params CallParams
 	// Ring is how long to ring (180 Ringing) before answering. Zero answers
 	// at once.
 	Ring time.Duration
 	// EarlyMedia sends 183 Session Progress with our SDP answer while
-	// ringing and plays EarlySound to the caller (silence when nil); the
-	// sinks start at the answer.
+	// ringing and plays EarlySound to the caller (silence when nil; it
+	// stops at the answer); the sinks start at the answer. A delayed offer
+	// has nothing to answer yet: it rings with 180 instead.
 	EarlyMedia bool
 	EarlySound sound.Source
 	// Code and Reason are the SIP status (400-699) and reason phrase of
@@ -124,7 +130,8 @@ func RejectWith(code int, reason string) Decision {
 // target (a SIP URI) as Contact.
 func RedirectTo(target string) Decision { return Decision{Action: ActionRedirect, Target: target} }
 
-// InboundConfig says who may call the gateway (Config.OnIncoming).
+// InboundConfig says who may call the gateway (Config.OnIncoming). Its
+// String and LogValue leave the passwords out.
 //
 // Who may call: an INVITE is considered only when it comes from an
 // AllowFrom network, or authenticates as one of Users (digest, 401
@@ -153,6 +160,23 @@ type InboundConfig struct {
 	// more get 503. Zero means 100.
 	MaxPending int
 }
+
+// String returns a summary for logs: the user names, not their passwords.
+func (ic InboundConfig) String() string {
+	users := make([]string, 0, len(ic.Users))
+	for u := range ic.Users {
+		users = append(users, u)
+	}
+	sort.Strings(users)
+	return fmt.Sprintf("InboundConfig{AllowFrom:%v Users:%v Realm:%q Registrar:%t DecisionTimeout:%s MaxPending:%d}",
+		ic.AllowFrom, users, ic.Realm, ic.Registrar, ic.DecisionTimeout, ic.MaxPending)
+}
+
+// GoString is String, so %#v cannot print a password either.
+func (ic InboundConfig) GoString() string { return ic.String() }
+
+// LogValue makes slog print the redacted form.
+func (ic InboundConfig) LogValue() slog.Value { return slog.StringValue(ic.String()) }
 
 // IncomingResult is what became of an incoming INVITE, as counted by
 // Manager.IncomingCounts.

@@ -312,3 +312,54 @@ func TestAccountRealStack(t *testing.T) {
 	require.ErrorAs(t, err, &se)
 	assert.Equal(t, 403, se.Code, "the account is gone")
 }
+
+// TestRegistrarRealStack: a trunk registers to the Manager (Inbound.Registrar,
+// digest); its binding shows in Registrations and its calls are accepted
+// without a challenge from then on, until it unregisters.
+func TestRegistrarRealStack(t *testing.T) {
+	rl := &regLog{}
+	base := testenv.FreeUDPRange(t, 20)
+	m, err := New(Config{
+		ListenAddr: "127.0.0.1:0", RTPPortMin: base, RTPPortMax: base + 19,
+		OnEvent: rl.add,
+		OnIncoming: func(ctx context.Context, in IncomingCall) (Decision, error) {
+			return AnswerWith(CallParams{HasAudio: true}), nil
+		},
+		Inbound: InboundConfig{Users: map[string]string{"trunk": "trunk-secret"}, Registrar: true},
+	})
+	require.NoError(t, err)
+	defer func() { require.NoError(t, m.Close(context.Background())) }()
+	trunk, err := siptest.NewPeer(siptest.Config{Addr: "127.0.0.1:0", User: "trunk"})
+	require.NoError(t, err)
+	defer trunk.Close()
+	ctx := ctxT(t)
+	gw := "127.0.0.1:" + strconv.Itoa(m.ListenPort("udp"))
+
+	_, err = trunk.Call(ctx, "sip:room@"+gw, siptest.CallOptions{})
+	var se *siptest.StatusError
+	require.ErrorAs(t, err, &se)
+	assert.Equal(t, 401, se.Code, "not registered yet")
+	require.Error(t, trunk.Register(ctx, siptest.RegisterRequest{Registrar: gw, Password: "wrong"}))
+	assert.Empty(t, m.Registrations())
+
+	require.NoError(t, trunk.Register(ctx, siptest.RegisterRequest{Registrar: gw, Password: "trunk-secret"}))
+	r := m.Registrations()
+	require.Len(t, r, 1)
+	assert.True(t, r[0].Inbound)
+	assert.Equal(t, "trunk", r[0].User)
+	assert.Equal(t, RegRegistered, r[0].State)
+	assert.Contains(t, r[0].Contact, "trunk@127.0.0.1")
+	assert.WithinDuration(t, time.Now().Add(time.Hour), r[0].Expires, time.Minute)
+
+	pc, err := trunk.Call(ctx, "sip:room@"+gw, siptest.CallOptions{})
+	require.NoError(t, err, "a registered trunk calls without a challenge")
+	require.NoError(t, m.Terminate(ctx, pc.CallID()))
+
+	require.NoError(t, trunk.Register(ctx, siptest.RegisterRequest{Registrar: gw, Password: "trunk-secret", Expires: -1}))
+	assert.Empty(t, m.Registrations())
+	require.True(t, waitFor(func() bool { return len(rl.states("trunk")) == 2 }), "%v", rl.states("trunk"))
+	assert.Equal(t, []RegState{RegRegistered, RegUnregistered}, rl.states("trunk"))
+	_, err = trunk.Call(ctx, "sip:room@"+gw, siptest.CallOptions{})
+	require.ErrorAs(t, err, &se)
+	assert.Equal(t, 401, se.Code, "unregistered")
+}

@@ -3,6 +3,8 @@ package callmgr
 import (
 	"context"
 	"errors"
+	"fmt"
+	"log/slog"
 	"net/netip"
 	"strings"
 	"sync"
@@ -707,4 +709,18 @@ func marshalOffer(cfg sdp.OfferConfig) ([]byte, error) {
 		return nil, err
 	}
 	return o.Marshal(), nil
+}
+
+func TestSecretsNotPrinted(t *testing.T) {
+	a := Account{User: "1001", Domain: "pbx", Password: "acct-pw"}
+	in := InboundConfig{Users: map[string]string{"trunk": "trunk-pw"}}
+	var buf strings.Builder
+	l := slog.New(slog.NewTextHandler(&buf, nil))
+	l.Info("x", "account", a, "inbound", in)
+	for _, s := range []string{a.String(), fmt.Sprintf("%v %+v %#v", a, a, a), in.String(), fmt.Sprintf("%v %+v %#v", in, in, in), buf.String()} {
+		assert.NotContains(t, s, "acct-pw")
+		assert.NotContains(t, s, "trunk-pw")
+	}
+	assert.Contains(t, in.String(), "trunk")
+	assert.Contains(t, a.String(), "1001")
 }
