@@ -121,25 +121,16 @@ func TestAuthenticateStrangers(t *testing.T) {
 	// the 401's ACK until Timer I (T4 = 5 s on UDP) ends the transaction;
 	// after that nothing of these calls is left.
 	before := waitGoroutines(idle, 15*time.Second)
-	heapBefore := heapInUse()
+	heapBefore := heapAlloc()
 	const n = 1000
 	batch(2000, n)
 	after := waitGoroutines(idle, 15*time.Second)
-	heapAfter := heapInUse()
+	heapAfter := heapAlloc()
 	t.Logf("%d strangers: goroutines %d → %d (idle %d), heap alloc %d → %d KiB", n, before, after, idle, heapBefore>>10, heapAfter>>10)
 	assert.LessOrEqual(t, after, idle+3, "goroutines idle %d after %d", idle, after)
 	if !raceEnabled { // the race detector's own metadata grows with each goroutine
 		assert.Less(t, int64(heapAfter)-int64(heapBefore), int64(256<<10), "strangers cost heap")
 	}
-}
-
-// heapInUse is the live heap after two collections.
-func heapInUse() uint64 {
-	runtime.GC()
-	runtime.GC()
-	var m runtime.MemStats
-	runtime.ReadMemStats(&m)
-	return m.HeapAlloc
 }
 
 // waitGoroutines waits until at most n goroutines run (or d passed) and

@@ -282,11 +282,7 @@ func (d *Dialog) established(inv *sipgox.Request, res *sipgox.Response) error {
 			d.remoteSDP = d.answerSDP
 			d.answerOnce = d.answerSDP
 		}
-		if a := res.GetHeader("Allow"); a != nil {
-			d.peerAllow = strings.ToUpper(a.Value())
-		}
-		d.allow = headerTokens(res, "Allow", "", strings.ToUpper)
-		d.supported = headerTokens(res, "Supported", "k", strings.ToLower)
+		d.readPeerCaps(res)
 		ack := d.newRequest(sipgox.ACK, nil, "")
 		ack.CSeq().SeqNo = inv.CSeq().SeqNo
 		d.ack.Store(ack)
@@ -301,6 +297,16 @@ func (d *Dialog) established(inv *sipgox.Request, res *sipgox.Response) error {
 		return ErrClosed
 	}
 	return err
+}
+
+// readPeerCaps records the peer's Allow and Supported from the message
+// that set up the dialog (its 2xx, or the INVITE we answered).
+func (d *Dialog) readPeerCaps(m headerSource) {
+	if a := m.GetHeader("Allow"); a != nil {
+		d.peerAllow = strings.ToUpper(a.Value())
+	}
+	d.allow = headerTokens(m, "Allow", "", strings.ToUpper)
+	d.supported = headerTokens(m, "Supported", "k", strings.ToLower)
 }
 
 func (d *Dialog) writeAck(ack *sipgox.Request) error {

@@ -513,11 +513,7 @@ func newIncomingDialog(in *IncomingInvite, ours []byte, opts AnswerOptions) *Dia
 		d.remoteSDP = in.offer
 		d.answerOnce = in.offer
 	}
-	if a := req.GetHeader("Allow"); a != nil {
-		d.peerAllow = strings.ToUpper(a.Value())
-	}
-	d.allow = requestTokens(req, "Allow", "", strings.ToUpper)
-	d.supported = requestTokens(req, "Supported", "k", strings.ToLower)
+	d.readPeerCaps(req)
 	d.localContact = sipgox.ContactHeader{Address: ua.contactURI(in.localUser(), in.transport)}
 	if se := req.GetHeader("Session-Expires"); se != nil {
 		if secs, refresher := parseSessionExpires(se.Value()); secs > 0 {
@@ -530,20 +526,6 @@ func newIncomingDialog(in *IncomingInvite, ours []byte, opts AnswerOptions) *Dia
 	d.armKeepAlive()
 	d.start()
 	return d
-}
-
-// requestTokens is headerTokens for a request.
-func requestTokens(req *sipgox.Request, name, compact string, norm func(string) string) []string {
-	res := &sipgox.Response{}
-	for _, h := range req.GetHeaders(name) {
-		res.AppendHeader(h)
-	}
-	if compact != "" {
-		for _, h := range req.GetHeaders(compact) {
-			res.AppendHeader(h)
-		}
-	}
-	return headerTokens(res, name, compact, norm)
 }
 
 // handleAck matches the ACK of our 2xx (loop goroutine).

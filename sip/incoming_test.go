@@ -120,14 +120,20 @@ func TestUACallsUA(t *testing.T) {
 
 			// The callee hangs up: the caller sees ErrRemoteBye.
 			require.NoError(t, a.d.Bye(testCtx(t)))
-			select {
-			case <-d.Done():
-				assert.ErrorIs(t, d.Err(), ErrRemoteBye)
-			case <-time.After(5 * time.Second):
-				t.Fatal("caller did not see our BYE")
-			}
+			waitRemoteBye(t, d)
 			waitNoDialogs(t, callee)
 		})
+	}
+}
+
+// waitRemoteBye waits until the peer's BYE ends d.
+func waitRemoteBye(t *testing.T, d *Dialog) {
+	t.Helper()
+	select {
+	case <-d.Done():
+		assert.ErrorIs(t, d.Err(), ErrRemoteBye)
+	case <-time.After(5 * time.Second):
+		t.Fatal("no BYE from the peer")
 	}
 }
 
@@ -157,12 +163,7 @@ func TestUACallsUACallerHangsUp(t *testing.T) {
 	a := waitAnswered(t, ch)
 	require.NoError(t, a.err)
 	require.NoError(t, d.Bye(testCtx(t)))
-	select {
-	case <-a.d.Done():
-		assert.ErrorIs(t, a.d.Err(), ErrRemoteBye)
-	case <-time.After(5 * time.Second):
-		t.Fatal("callee did not see the BYE")
-	}
+	waitRemoteBye(t, a.d)
 	waitNoDialogs(t, callee)
 }
 
@@ -183,12 +184,7 @@ func TestUACallsUATLS(t *testing.T) {
 	assert.Equal(t, peerSDP, string(d.AnswerSDP()))
 	// Our BYE reaches the caller over TLS (a connection to its Contact).
 	require.NoError(t, a.d.Bye(testCtx(t)))
-	select {
-	case <-d.Done():
-		assert.ErrorIs(t, d.Err(), ErrRemoteBye)
-	case <-time.After(5 * time.Second):
-		t.Fatal("caller did not see our BYE")
-	}
+	waitRemoteBye(t, d)
 }
 
 func TestIncomingProgressAndEarlyMedia(t *testing.T) {

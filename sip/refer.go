@@ -335,9 +335,15 @@ func parseEventHeader(v string) (pkg string, id uint32, hasID bool) {
 	return pkg, 0, false
 }
 
+// headerSource is a request or a response.
+type headerSource interface {
+	GetHeaders(name string) []sipgox.Header
+	GetHeader(name string) sipgox.Header
+}
+
 // headerTokens returns the comma-separated tokens of every header called
 // name (or its compact form), mapped by norm.
-func headerTokens(res *sipgox.Response, name, compact string, norm func(string) string) []string {
+func headerTokens(res headerSource, name, compact string, norm func(string) string) []string {
 	hs := res.GetHeaders(name)
 	if compact != "" {
 		hs = append(hs, res.GetHeaders(compact)...)

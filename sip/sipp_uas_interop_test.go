@@ -115,56 +115,43 @@ Content-Length: 0
   </recv>
 `
 
+// sippInvite is the first INVITE (CSeq 1) of a scenario.
+var sippInvite = `  <send retrans="500">
+    <![CDATA[
+` + strings.Replace(sippInviteHead, "Call-ID: [call_id]\n", "Call-ID: [call_id]\nCSeq: 1 INVITE\n", 1) + sippOfferBody + `
+    ]]>
+  </send>
+`
+
+// sippChallenged sends the INVITE, is challenged (401), ACKs and sends it
+// again (CSeq 2) with -au/-ap's credentials ([authentication]).
+var sippChallenged = sippInvite + `  <recv response="100" optional="true">
+  </recv>
+  <recv response="401" auth="true">
+  </recv>
+` + sippAckNon2xx + `  <send retrans="500">
+    <![CDATA[
+` + strings.Replace(sippInviteHead, "Call-ID: [call_id]\n", "Call-ID: [call_id]\nCSeq: 2 INVITE\n[authentication]\n", 1) + sippOfferBody + `
+    ]]>
+  </send>
+`
+
 // sippUACPlain calls with an SDP offer, then INFO and BYE.
 var sippUACPlain = `<?xml version="1.0" encoding="ISO-8859-1" ?>
 <scenario name="sipstream uac plain">
-  <send retrans="500">
-    <![CDATA[
-` + strings.Replace(sippInviteHead, "Call-ID: [call_id]\n", "Call-ID: [call_id]\nCSeq: 1 INVITE\n", 1) + sippOfferBody + `
-    ]]>
-  </send>
-` + strings.NewReplacer("SEQ", "1", "NEXT1", "2", "NEXT2", "3").Replace(sippAnsweredInfoBye) + `</scenario>
+` + sippInvite + strings.NewReplacer("SEQ", "1", "NEXT1", "2", "NEXT2", "3").Replace(sippAnsweredInfoBye) + `</scenario>
 `
 
-// sippUACAuth is challenged (401), answers with -au/-ap ([authentication]),
-// then goes on as sippUACPlain.
+// sippUACAuth answers the challenge and goes on as sippUACPlain.
 var sippUACAuth = `<?xml version="1.0" encoding="ISO-8859-1" ?>
 <scenario name="sipstream uac digest">
-  <send retrans="500">
-    <![CDATA[
-` + strings.Replace(sippInviteHead, "Call-ID: [call_id]\n", "Call-ID: [call_id]\nCSeq: 1 INVITE\n", 1) + sippOfferBody + `
-    ]]>
-  </send>
-  <recv response="100" optional="true">
-  </recv>
-  <recv response="401" auth="true">
-  </recv>
-` + sippAckNon2xx + `  <send retrans="500">
-    <![CDATA[
-` + strings.Replace(sippInviteHead, "Call-ID: [call_id]\n", "Call-ID: [call_id]\nCSeq: 2 INVITE\n[authentication]\n", 1) + sippOfferBody + `
-    ]]>
-  </send>
-` + strings.NewReplacer("SEQ", "2", "NEXT1", "3", "NEXT2", "4").Replace(sippAnsweredInfoBye) + `</scenario>
+` + sippChallenged + strings.NewReplacer("SEQ", "2", "NEXT1", "3", "NEXT2", "4").Replace(sippAnsweredInfoBye) + `</scenario>
 `
 
-// sippUACWrongPassword is challenged, answers and gets 403.
+// sippUACWrongPassword answers the challenge and gets 403.
 var sippUACWrongPassword = `<?xml version="1.0" encoding="ISO-8859-1" ?>
 <scenario name="sipstream uac wrong password">
-  <send retrans="500">
-    <![CDATA[
-` + strings.Replace(sippInviteHead, "Call-ID: [call_id]\n", "Call-ID: [call_id]\nCSeq: 1 INVITE\n", 1) + sippOfferBody + `
-    ]]>
-  </send>
-  <recv response="100" optional="true">
-  </recv>
-  <recv response="401" auth="true">
-  </recv>
-` + sippAckNon2xx + `  <send retrans="500">
-    <![CDATA[
-` + strings.Replace(sippInviteHead, "Call-ID: [call_id]\n", "Call-ID: [call_id]\nCSeq: 2 INVITE\n[authentication]\n", 1) + sippOfferBody + `
-    ]]>
-  </send>
-  <recv response="100" optional="true">
+` + sippChallenged + `  <recv response="100" optional="true">
   </recv>
   <recv response="403">
   </recv>
