@@ -3,6 +3,7 @@ package callmgr
 import (
 	"context"
 	"errors"
+	"net"
 	"net/netip"
 	"strconv"
 	"sync"
@@ -75,6 +76,13 @@ func realInbound(t *testing.T, decide func(ctx context.Context, in IncomingCall)
 		ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
 		defer cancel()
 		require.NoError(t, m.Close(ctx))
+		// Every RTP/RTCP port of the range is free again.
+		for p := base; p < base+40; p++ {
+			c, err := net.ListenPacket("udp4", net.JoinHostPort("127.0.0.1", strconv.Itoa(p)))
+			if assert.NoError(t, err, "port %d left open", p) {
+				_ = c.Close()
+			}
+		}
 	})
 	caller, err := siptest.NewPeer(siptest.Config{Addr: "127.0.0.1:0", User: "alice"})
 	require.NoError(t, err)
