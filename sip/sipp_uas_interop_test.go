@@ -202,6 +202,19 @@ func newSippCallee(t *testing.T, ua *UA, auth *Authenticator) *sippCallee {
 	return c
 }
 
+// ended returns the answered call once sipp's BYE has ended it.
+func (c *sippCallee) ended(t *testing.T, sp *testenv.Sipp) *Dialog {
+	t.Helper()
+	var d *Dialog
+	select {
+	case d = <-c.dialogs:
+	case <-time.After(5 * time.Second):
+		t.Fatalf("no answered call\n%s", sp.Logs())
+	}
+	waitRemoteBye(t, d)
+	return d
+}
+
 func TestInteropSippCallsUs(t *testing.T) {
 	for _, tr := range []string{"udp", "tcp"} {
 		t.Run(tr, func(t *testing.T) {
@@ -210,14 +223,7 @@ func TestInteropSippCallsUs(t *testing.T) {
 			sp, err := testenv.RunSipp(t, testenv.SippConfig{Scenario: sippUACPlain, Transport: tr, Remote: uaAddr(ua, tr),
 				Timeout: 30 * time.Second, Args: []string{"-s", "bob"}}, 40*time.Second)
 			require.NoError(t, err)
-			var d *Dialog
-			select {
-			case d = <-c.dialogs:
-			case <-time.After(5 * time.Second):
-				t.Fatalf("no answered call\n%s", sp.Logs())
-			}
-			<-d.Done()
-			assert.ErrorIs(t, d.Err(), ErrRemoteBye)
+			d := c.ended(t, sp)
 			assert.True(t, d.Incoming())
 			c.mu.Lock()
 			defer c.mu.Unlock()
@@ -238,14 +244,7 @@ func TestInteropSippDigest(t *testing.T) {
 	sp, err := testenv.RunSipp(t, testenv.SippConfig{Scenario: sippUACAuth, Remote: uaAddr(ua, "udp"),
 		Timeout: 30 * time.Second, Args: []string{"-s", "bob", "-au", "alice", "-ap", "s3cret"}}, 40*time.Second)
 	require.NoError(t, err)
-	var d *Dialog
-	select {
-	case d = <-c.dialogs:
-	case <-time.After(5 * time.Second):
-		t.Fatalf("no answered call\n%s", sp.Logs())
-	}
-	<-d.Done()
-	assert.ErrorIs(t, d.Err(), ErrRemoteBye)
+	c.ended(t, sp)
 	c.mu.Lock()
 	assert.Equal(t, []string{"alice"}, c.users)
 	assert.Equal(t, []rune{'7'}, c.dtmf)
