@@ -17,6 +17,7 @@ import (
 	"github.com/sipstream/sipstream/internal/testmedia"
 	"github.com/sipstream/sipstream/media"
 	"github.com/sipstream/sipstream/media/g711"
+	"github.com/sipstream/sipstream/media/sound"
 	"github.com/sipstream/sipstream/sip/siptest"
 )
 
@@ -152,6 +153,16 @@ func TestIncomingRealStack(t *testing.T) {
 	}
 	t.Logf("the caller received %d samples of audio, peak %d", len(heard), peak)
 	assert.Less(t, peak, int16(64), "silence")
+
+	// A sound injected into the call reaches the caller.
+	clip := &sound.Clip{SampleRate: 8000, Samples: testmedia.Tone(700, 8000, 0, 8000, 0.4)}
+	require.NoError(t, c.InjectSound(ctx, clip.Play(8000, true), "prompt"))
+	n := len(pc.ReceivedAudio())
+	require.True(t, waitFor(func() bool { return len(pc.ReceivedAudio()) >= n+8000 }))
+	heard = pc.ReceivedAudio()
+	injected := testmedia.Goertzel(heard[len(heard)-4000:], 8000, 700)
+	t.Logf("the injected 700 Hz tone at the caller: %.2f of the energy", injected)
+	assert.Greater(t, injected, 0.8)
 
 	// The caller's DTMF: RFC 4733, then SIP INFO.
 	require.NoError(t, pc.SendDTMF(ctx, "12"))
