@@ -190,15 +190,28 @@ func TestUACallsUATLS(t *testing.T) {
 func TestIncomingProgressAndEarlyMedia(t *testing.T) {
 	callee := newTestUA(t)
 	caller := newTestUA(t)
+	// sipgo hands each response to a goroutine of its own: a 200 right
+	// after the 183 could overtake it, so the callee answers once the
+	// caller has seen the 183, as a phone rings a while.
+	early := make(chan struct{})
 	ch := answerAll(t, callee, AnswerOptions{}, func(in *IncomingInvite) {
 		assert.Error(t, in.Progress(200, "OK", nil))
 		assert.Error(t, in.Progress(180, "bad\r\nX: y", nil))
 		assert.NoError(t, in.Progress(180, "Ringing", nil))
 		assert.NoError(t, in.Progress(183, "Session Progress", []byte(peerSDP)))
+		select {
+		case <-early:
+		case <-time.After(5 * time.Second):
+		}
 	})
 	var progress []Progress
 	d, err := caller.Invite(testCtx(t), InviteRequest{Callee: "sip:bob@" + uaAddr(callee, "udp"), From: "alice",
-		Offer: []byte(ourSDP), OnProgress: func(p Progress) { progress = append(progress, p) }})
+		Offer: []byte(ourSDP), OnProgress: func(p Progress) {
+			progress = append(progress, p)
+			if p.StatusCode == 183 {
+				close(early)
+			}
+		}})
 	require.NoError(t, err)
 	a := waitAnswered(t, ch)
 	require.NoError(t, a.err)

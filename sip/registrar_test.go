@@ -3,10 +3,13 @@ package sip
 import (
 	"context"
 	"strconv"
+	"strings"
 	"sync"
 	"testing"
 	"time"
 
+	sipgox "github.com/emiago/sipgo/sip"
+	"github.com/icholy/digest"
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 )
@@ -162,4 +165,62 @@ func TestParseRegisterContacts(t *testing.T) {
 		assert.Equal(t, tc.want, got)
 		assert.Equal(t, tc.star, star)
 	}
+}
+
+// rawRegister sends a REGISTER from p with the given Contact and Expires
+// header lines, answers the 401 with alice's credentials and returns the
+// final response.
+func rawRegister(t *testing.T, p *rawPeer, contact, expires string) *sipgox.Response {
+	t.Helper()
+	ruri := "sip:127.0.0.1:" + strconv.Itoa(p.to.Port)
+	build := func(cseq int, authz string) string {
+		var b strings.Builder
+		b.WriteString("REGISTER " + ruri + " SIP/2.0\r\n")
+		b.WriteString("Via: SIP/2.0/UDP 127.0.0.1:" + strconv.Itoa(p.port()) + ";branch=z9hG4bKreg" + strconv.FormatInt(time.Now().UnixNano(), 36) + "\r\n")
+		b.WriteString("Max-Forwards: 70\r\nFrom: <sip:alice@127.0.0.1>;tag=r1\r\nTo: <sip:alice@127.0.0.1>\r\n")
+		b.WriteString("Call-ID: raw-reg-" + contact[:1] + "\r\nCSeq: " + strconv.Itoa(cseq) + " REGISTER\r\n")
+		b.WriteString("Contact: " + contact + "\r\nExpires: " + expires + "\r\n")
+		if authz != "" {
+			b.WriteString("Authorization: " + authz + "\r\n")
+		}
+		b.WriteString("Content-Length: 0\r\n\r\n")
+		return b.String()
+	}
+	p.send(build(1, ""))
+	res := p.response(401, 3*time.Second)
+	require.NotNil(t, res, "no challenge")
+	chal, err := digest.ParseChallenge(res.GetHeader("WWW-Authenticate").Value())
+	require.NoError(t, err)
+	cred, err := digest.Digest(chal, digest.Options{Method: "REGISTER", URI: ruri, Username: "alice", Password: "s3cret"})
+	require.NoError(t, err)
+	p.send(build(2, cred.String()))
+	for {
+		m := p.read(3 * time.Second)
+		require.NotNil(t, m, "no final answer")
+		if r, ok := m.(*sipgox.Response); ok && r.StatusCode >= 200 {
+			return r
+		}
+	}
+}
+
+func TestRegistrarStarRemovesAll(t *testing.T) {
+	server := newTestUA(t)
+	changes := newChangeLog()
+	reg, err := server.ServeRegistrar(RegistrarConfig{Auth: testAuth(), OnChange: changes.add})
+	require.NoError(t, err)
+	p := newRawPeer(t, server)
+	res := rawRegister(t, p, "<sip:alice@192.0.2.1:5060>, <sip:alice@192.0.2.2:5060>;expires=120", "600")
+	require.Equal(t, 200, res.StatusCode)
+	assert.Len(t, res.GetHeaders("Contact"), 2)
+	bs := reg.Lookup("alice")
+	require.Len(t, bs, 2)
+	assert.WithinDuration(t, time.Now().Add(600*time.Second), bs[0].Expires, 5*time.Second)
+	assert.WithinDuration(t, time.Now().Add(120*time.Second), bs[1].Expires, 5*time.Second)
+
+	assert.Equal(t, 400, rawRegister(t, p, "*", "60").StatusCode, "* needs Expires: 0")
+	res = rawRegister(t, p, "*", "0")
+	require.Equal(t, 200, res.StatusCode)
+	assert.Empty(t, res.GetHeaders("Contact"))
+	assert.Empty(t, reg.Lookup("alice"))
+	changes.waitFor(t, "-alice")
 }
