@@ -38,6 +38,8 @@ type config struct {
 	MaxCPU                                                    float64
 	// AppWebhooks is -app-webhook, repeatable: appKey -> base URL.
 	AppWebhooks appWebhooks
+	// Inbound are the dial-in flags (inbound.go).
+	Inbound inboundFlags
 
 	// set holds the flags given on the command line or in the
 	// environment (the others have their defaults).
@@ -95,6 +97,7 @@ func parseConfig(args []string, getenv func(string) string, stderr io.Writer) (c
 	fs.BoolVar(&c.WHIP, "whip", true, "take browsers' WebRTC audio publications (WHIP) at /whip/{name}, with the admin's login; /call/inject_stream/startup {callId, streamName: name} plays one into a call")
 	fs.BoolVar(&c.HLS, "hls", true, "serve every call as Low-Latency HLS at /hls/{toStream}/index.m3u8 (muxed on the first request, released 30 s after the last)")
 	fs.StringVar(&c.LogLevel, "log-level", "info", "log level: debug, info, warn, error")
+	c.inboundFlags(fs)
 	fs.StringVar(&c.LossPolicy, "loss-policy", "freeze", "video after a packet loss that retransmission did not repair: freeze (hold the last good picture until the keyframe asked for arrives) or conceal (keep frames flowing, viewers' decoders conceal the damage)")
 
 	// The environment first, so that flags given on the command line win.
@@ -116,8 +119,13 @@ func parseConfig(args []string, getenv func(string) string, stderr io.Writer) (c
 	}
 	fs.Visit(func(f *flag.Flag) {
 		c.set[f.Name] = true
-		if f.Name == "auth" {
+		switch f.Name {
+		case "auth":
 			c.authOnArgv = true
+		case "inbound-user":
+			c.Inbound.usersOnArgv = true
+		case "account":
+			c.Inbound.accountsArgv = true
 		}
 	})
 	if fs.NArg() > 0 {
@@ -235,6 +243,7 @@ func (c *config) check() error {
 	if c.HTTP == "" && c.HTTPS == "" {
 		add("one of -http and -https is needed")
 	}
+	c.checkInbound(add)
 	return errors.Join(errs...)
 }
 

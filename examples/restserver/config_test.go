@@ -5,6 +5,7 @@ import (
 	"crypto/x509"
 	"encoding/pem"
 	"io"
+	"net/netip"
 	"os"
 	"path/filepath"
 	"strings"
@@ -13,6 +14,8 @@ import (
 
 	"github.com/stretchr/testify/require"
 
+	"github.com/sipstream/sipstream/callmgr"
+	"github.com/sipstream/sipstream/callmgr/wcsapi"
 	"github.com/sipstream/sipstream/internal/testenv"
 )
 
@@ -191,5 +194,118 @@ func TestConfigSIPTLSErrors(t *testing.T) {
 		require.ErrorContains(t, err, tc.want, "%q", tc.args)
 		require.NotContains(t, err.Error(), strings.TrimSpace(string(keyPEM)), "%q", tc.args)
 		require.NotContains(t, err.Error(), "PRIVATE KEY-----", "%q", tc.args)
+	}
+}
+
+// The dial-in flags: off by default; each turned into the Manager's and the
+// Handler's configuration; passwords from files or repeated flags, never in
+// the flags' text.
+func TestConfigInbound(t *testing.T) {
+	none := func(string) string { return "" }
+	c, err := parseConfig(nil, none, io.Discard)
+	require.NoError(t, err)
+	require.False(t, c.inboundOn(), "incoming calls off by default")
+	require.False(t, c.hookOn())
+
+	c, err = parseConfig([]string{"-webhook", "http://app/hook"}, none, io.Discard)
+	require.NoError(t, err)
+	require.True(t, c.hookOn(), "-inbound-hook defaults to true with -webhook")
+	require.True(t, c.inboundOn())
+	c, err = parseConfig([]string{"-webhook", "http://app/hook", "-inbound-hook=false"}, none, io.Discard)
+	require.NoError(t, err)
+	require.False(t, c.inboundOn())
+
+	dir := t.TempDir()
+	sounds := t.TempDir()
+	writeFile(t, sounds, "wait.wav", "RIFF")
+	users := writeFile(t, dir, "users", "# callers\nalice:Pw-Alice-1\n\n  bob:Pw:with:colons  \n")
+	accounts := writeFile(t, dir, "accounts", "# trunks\nsip:gw:Acc-Pw-2@127.0.0.1:5070;transport=tcp\nsips:desk@pbx.example;authuser=desk-auth;proxy=edge.example:5061\n")
+	c, err = parseConfig([]string{"-inbound-rtmp-url", "rtmp://live.example/in", "-inbound-allow", "10.1.2.3/8, 192.0.2.7,2001:db8::/32",
+		"-inbound-users", users, "-inbound-user", "carol:Pw-Carol-3", "-inbound-realm", "gw.example", "-inbound-ring", "3s",
+		"-inbound-early-media", "-inbound-prompt", "wait.wav", "-sound-dir", sounds, "-inbound-record", "-record-dir", dir, "-registrar",
+		"-account", "sip:solo:Acc-Pw-4@sip.example", "-accounts", accounts}, none, io.Discard)
+	require.NoError(t, err)
+	require.True(t, c.inboundOn())
+	in := c.Inbound
+	require.Equal(t, []netip.Prefix{netip.MustParsePrefix("10.0.0.0/8"), netip.MustParsePrefix("192.0.2.7/32"), netip.MustParsePrefix("2001:db8::/32")}, in.allow)
+	require.Equal(t, map[string]string{"alice": "Pw-Alice-1", "bob": "Pw:with:colons", "carol": "Pw-Carol-3"}, in.users)
+	require.Equal(t, []callmgr.Account{
+		{User: "solo", Password: "Acc-Pw-4", Domain: "sip.example"},
+		{User: "gw", Password: "Acc-Pw-2", Domain: "127.0.0.1", Port: 5070, Transport: "tcp"},
+		{User: "desk", AuthUser: "desk-auth", Domain: "pbx.example", Proxy: "edge.example:5061", Transport: "tls"},
+	}, in.accounts)
+	require.True(t, in.usersOnArgv)
+	require.True(t, in.accountsArgv)
+	require.Equal(t, "(1 given)", in.Users.String(), "no password in the flag's text")
+	require.Equal(t, "(1 given)", in.Accounts.String())
+	require.ElementsMatch(t, []string{"Pw-Alice-1", "Pw:with:colons", "Pw-Carol-3", "Acc-Pw-4", "Acc-Pw-2", ""}, in.secrets())
+
+	var mcfg callmgr.Config
+	var acfg wcsapi.Config
+	inbound := new(wcsapi.Inbound)
+	c.managerConfig(&mcfg, inbound)
+	c.dialinConfig(&acfg, inbound)
+	require.NotNil(t, mcfg.OnIncoming)
+	require.Equal(t, callmgr.InboundConfig{AllowFrom: in.allow, Users: in.users, Realm: "gw.example", Registrar: true}, mcfg.Inbound)
+	require.Equal(t, in.accounts, mcfg.Accounts)
+	require.Same(t, inbound, acfg.Inbound)
+	require.Equal(t, wcsapi.DialinConfig{RTMPURL: "rtmp://live.example/in", Record: true, Ring: 3 * time.Second, EarlyMedia: true, Prompt: "wait.wav"}, acfg.Dialin)
+
+	// Accounts alone: registered, calls for them let in, and decided by
+	// nothing else (480) unless a default or hook is set.
+	c, err = parseConfig(nil, func(k string) string {
+		return map[string]string{"SIPSTREAM_ACCOUNT": "sip:env:Env-Pw-5@pbx.example"}[k]
+	}, io.Discard)
+	require.NoError(t, err)
+	require.True(t, c.inboundOn())
+	require.False(t, c.Inbound.accountsArgv, "the environment is not ps")
+	mcfg = callmgr.Config{}
+	c.managerConfig(&mcfg, inbound)
+	require.Len(t, mcfg.Accounts, 1)
+}
+
+// Bad dial-in flags fail at startup with an error naming the flag, and
+// never a password.
+func TestConfigInboundErrors(t *testing.T) {
+	none := func(string) string { return "" }
+	dir := t.TempDir()
+	badUsers := writeFile(t, dir, "users", "alice:Pw-Alice-1\nnocolon-Secret-9\nbad user:x\nalice:again\n")
+	badAccounts := writeFile(t, dir, "accounts", "sip:gw:Acc-Pw-2@\n")
+	on := []string{"-inbound-rtmp-url", "rtmp://h/app"}
+	for _, tc := range []struct {
+		args []string
+		want string
+	}{
+		{[]string{"-inbound-rtmp-url", "http://h/app"}, "-inbound-rtmp-url must be an rtmp:// or rtmps:// URL"},
+		{append(on, "-inbound-allow", "10.0.0.0/8,not-a-net"), `-inbound-allow "not-a-net"`},
+		{append(on, "-inbound-users", filepath.Join(dir, "missing")), "-inbound-users: open"},
+		{append(on, "-inbound-users", badUsers), "-inbound-users line 2: want USER:PASSWORD"},
+		{append(on, "-inbound-users", badUsers), `-inbound-users line 3: user "bad user" is not a SIP user name`},
+		{append(on, "-inbound-users", badUsers), `-inbound-users line 4: user "alice" given twice`},
+		{append(on, "-inbound-user", "nopass-Secret-8"), "-inbound-user #1: want USER:PASSWORD"},
+		{append(on, "-inbound-realm", `a"b`), "-inbound-realm"},
+		{append(on, "-inbound-ring", "-1s"), "-inbound-ring -1s: want 0 to 2m"},
+		{append(on, "-inbound-ring", "5m"), "-inbound-ring 5m0s: want 0 to 2m"},
+		{append(on, "-inbound-early-media"), "need -inbound-ring"},
+		{append(on, "-inbound-prompt", "x.wav", "-inbound-ring", "1s"), "-inbound-prompt needs -sound-dir"},
+		{append(on, "-inbound-prompt", "../x.wav", "-inbound-ring", "1s", "-sound-dir", dir), `-inbound-prompt "../x.wav": not a file in -sound-dir`},
+		{append(on, "-inbound-record"), "-inbound-record needs -record-dir"},
+		{append(on, "-registrar"), "-registrar needs -inbound-users or -inbound-user"},
+		{[]string{"-inbound-hook"}, "-inbound-hook needs -webhook"},
+		{[]string{"-inbound-allow", "10.0.0.0/8"}, "-inbound-allow needs incoming calls on"},
+		{[]string{"-registrar", "-inbound-user", "a:Pw-A-7"}, "-registrar needs incoming calls on"},
+		{[]string{"-account", "bob:Acc-Pw-3@pbx.example"}, "-account #1 (not a sip: URI): want sip:USER[:PASSWORD]@HOST[:PORT]"},
+		{[]string{"-account", "sip:bob:Acc-Pw-3@pbx.example;transport=sctp"}, `-account #1 (sip:bob@pbx.example;transport=sctp): transport "sctp"`},
+		{[]string{"-account", "sip:bob:Acc-Pw-3@pbx.example;color=red"}, `unknown parameter "color"`},
+		{[]string{"-account", "sip:bob:@pbx.example"}, "empty password"},
+		{[]string{"-account", "sip:b b:Acc-Pw-3@pbx.example"}, "-account #1 (sip:b b@pbx.example): user:"},
+		{[]string{"-account", "sip:bob:Acc-Pw-3@pbx.example", "-account", "sip:bob:Acc-Pw-3@pbx.example:5080"}, "-account #2: account bob@pbx.example given twice"},
+		{[]string{"-accounts", badAccounts}, "-accounts line 1 (sip:gw@): host:"},
+	} {
+		_, err := parseConfig(tc.args, none, io.Discard)
+		require.ErrorContains(t, err, tc.want, "%q", tc.args)
+		for _, secret := range []string{"Pw-Alice-1", "Secret-9", "Secret-8", "Acc-Pw-2", "Acc-Pw-3", "Pw-A-7", "again"} {
+			require.NotContains(t, err.Error(), secret, "%q", tc.args)
+		}
 	}
 }

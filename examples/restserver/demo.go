@@ -1,13 +1,17 @@
 package main
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"io"
 	"log/slog"
 	"net"
+	"net/http"
+	"net/netip"
 	"strings"
 	"sync"
+	"time"
 
 	"github.com/sipstream/sipstream/rtmp"
 	"github.com/sipstream/sipstream/sip/siptest"
@@ -23,6 +27,7 @@ type demoEnv struct {
 	peer    *siptest.Peer
 	rtmp    *rtmp.Server
 	rtmpURL string // rtmp://127.0.0.1:PORT/live
+	sipAddr string // the server's SIP address, for the banner (set once it listens)
 	wg      sync.WaitGroup
 }
 
@@ -72,7 +77,8 @@ func startDemo(log *slog.Logger) (*demoEnv, error) {
 
 // defaults are the values the page's form starts with in demo mode: one
 // click on Call places a call to the demo callee that publishes to the demo
-// RTMP server and plays in the page.
+// RTMP server and plays in the page; dialin shows the page's Dial in
+// button.
 func (d *demoEnv) defaults() map[string]any {
 	return map[string]any{
 		"callee":     d.peer.URI(),
@@ -81,7 +87,48 @@ func (d *demoEnv) defaults() map[string]any {
 		"toStream":   demoStream,
 		"hasAudio":   true,
 		"hasVideo":   true,
+		"dialin":     demoDialin,
 	}
+}
+
+// demoDialin is the Request-URI user the demo phone calls the server as
+// (its stream name, at the demo RTMP server and in the page).
+const demoDialin = "demo-dialin"
+
+// inbound makes the demo take calls from this machine, published to the
+// demo RTMP server, unless the flags say otherwise.
+func (d *demoEnv) inbound(c *config) {
+	if !c.set["inbound-rtmp-url"] {
+		c.Inbound.RTMPURL = d.rtmpURL
+	}
+	if !c.set["inbound-allow"] {
+		c.Inbound.allow = append(c.Inbound.allow, netip.MustParsePrefix("127.0.0.0/8"))
+	}
+}
+
+// dialinHandler is POST /demo/dialin: the demo callee, as a phone, calls
+// the server's SIP address (sipAddr) as sip:demo-dialin@..., which -demo
+// answers (-inbound-rtmp-url is the demo RTMP server, loopback may call),
+// streaming its test pattern and tone. 202 at once; the call shows in the
+// page as an incoming one.
+func (d *demoEnv) dialinHandler(sipAddr func() string, log *slog.Logger) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		target := "sip:" + demoDialin + "@" + sipAddr()
+		d.wg.Add(1)
+		go func() {
+			defer d.wg.Done()
+			ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+			defer cancel()
+			_, err := d.peer.Call(ctx, target, siptest.CallOptions{User: "demo-phone", DisplayName: "Demo phone",
+				Script: siptest.Script{Audio: true, Video: true, SendSR: true}})
+			if err != nil {
+				log.Warn("demo dial-in failed", "target", target, "err", err)
+			}
+		}()
+		w.Header().Set("Content-Type", "application/json")
+		w.WriteHeader(http.StatusAccepted)
+		_, _ = io.WriteString(w, "{}\n")
+	})
 }
 
 // printBanner tells a newcomer where to click and how to watch, once the
@@ -105,6 +152,9 @@ func (d *demoEnv) printBanner(w io.Writer, pageURLs []string, l login) {
 		fmt.Fprintf(&b, "  log in:             user %s and your password\n", l.user)
 	}
 	fmt.Fprintf(&b, "  demo SIP callee:    %s\n", d.peer.URI())
+	if d.sipAddr != "" {
+		fmt.Fprintf(&b, "  dial in:            sip:%s@%s (from this machine; or click Dial in)\n", demoDialin, d.sipAddr)
+	}
 	fmt.Fprintf(&b, "  watch the stream:   ffplay %s/%s\n", d.rtmpURL, demoStream)
 	b.WriteString("  stop:               Ctrl-C (every call gets its BYE)\n\n")
 	_, _ = io.WriteString(w, b.String())
@@ -112,8 +162,18 @@ func (d *demoEnv) printBanner(w io.Writer, pageURLs []string, l login) {
 
 func (d *demoEnv) close() {
 	_ = d.rtmp.Close()
+	_ = d.peer.Close() // ends a dial-in waiting for its answer
 	d.wg.Wait()
-	_ = d.peer.Close()
+}
+
+// dialAddr is where this machine reaches a SIP listener bound to
+// listenAddr on port: its host, or 127.0.0.1 when unspecified.
+func dialAddr(listenAddr string, port int) string {
+	host, _, _ := net.SplitHostPort(listenAddr)
+	if ip, err := netip.ParseAddr(host); err != nil || ip.IsUnspecified() {
+		host = "127.0.0.1"
+	}
+	return net.JoinHostPort(host, fmt.Sprint(port))
 }
 
 // pageURL is the URL a browser on this machine opens for a listener bound

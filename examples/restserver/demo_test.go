@@ -82,7 +82,7 @@ func TestPageAndPlayer(t *testing.T) {
 	defer api.Close()
 	reg := prometheus.NewRegistry()
 	reg.MustRegister(api, metrics.New(m))
-	ts := httptest.NewServer(newHandler(api, reg, map[string]any{"callee": "sip:demo@x"}))
+	ts := httptest.NewServer(newHandler(api, reg, map[string]any{"callee": "sip:demo@x"}, nil))
 	defer ts.Close()
 	get := func(path string) (int, string) {
 		t.Helper()

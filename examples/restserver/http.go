@@ -24,9 +24,13 @@ var webFS embed.FS
 // first (Host, Origin, body size); the REST API, the events, WHIP, the
 // page, /defaults and /metrics need the admin's login; WHEP and HLS need the
 // admin's login or a viewer token; the player page and script are public
-// (they hold nothing).
-func newHandler(api *wcsapi.Handler, reg *prometheus.Registry, defaults map[string]any) http.Handler {
+// (they hold nothing). demoDialin, when set, is -demo's POST /demo/dialin
+// (admin only).
+func newHandler(api *wcsapi.Handler, reg *prometheus.Registry, defaults map[string]any, demoDialin http.Handler) http.Handler {
 	mux := http.NewServeMux()
+	if demoDialin != nil {
+		mux.Handle("POST /demo/dialin", api.Admin(demoDialin))
+	}
 	mux.Handle("/rest-api/", api)
 	mux.Handle("GET /events", api)
 	mux.Handle("GET /defaults", api.Admin(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {

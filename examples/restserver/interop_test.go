@@ -298,7 +298,7 @@ const chromiumPage = `<!doctype html>
 <script>
 "use strict";
 const t0 = performance.now();
-const result = { ok: false, callee: "", statuses: [], rtmpStatus: "", established: false, videoWidth: 0,
+const result = { ok: false, callee: "", statuses: [], rtmpStatus: "", established: false, videoWidth: 0, dialinCallId: "", regs: "",
   framesDecodedFirst: -1, framesDecoded: 0, audioPackets: 0, audioOnly: false, playerState: "", playMs: 0, error: "" };
 const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
 async function until(what, ms, cond) {
@@ -327,8 +327,8 @@ async function until(what, ms, cond) {
     });
     result.established = true;
     await until("RTMP_STREAM_ACTIVE on the page", 30000, () => {
-      const cells = d.querySelectorAll("#calls tr td");
-      result.rtmpStatus = cells.length > 4 ? cells[4].textContent : "";
+      const cell = d.querySelector("#calls tr td.rtmp-status");
+      result.rtmpStatus = cell ? cell.textContent : "";
       return result.rtmpStatus === "RTMP_STREAM_ACTIVE";
     });
     // The page plays the call it started once answered.
@@ -356,6 +356,19 @@ async function until(what, ms, cond) {
       }
     }
     result.playerState = d.getElementById("playerState").textContent;
+    // Dial in: the demo phone calls the gateway; its row says "in".
+    d.getElementById("dialinBtn").click();
+    await until("an incoming call ESTABLISHED on the page", 30000, () => {
+      for (const tr of d.querySelectorAll("#calls tr")) {
+        const dir = tr.querySelector("td.dir"), st = tr.querySelector("td.call-status");
+        if (dir && dir.textContent.includes("in") && st && st.textContent === "ESTABLISHED") {
+          result.dialinCallId = tr.dataset.callId;
+          return true;
+        }
+      }
+      return false;
+    });
+    result.regs = d.getElementById("regs").textContent;
   } catch (e) {
     result.error = String(e);
   }
@@ -376,6 +389,8 @@ type pageResult struct {
 	AudioOnly          bool     `json:"audioOnly"`
 	PlayerState        string   `json:"playerState"`
 	PlayMs             int      `json:"playMs"` // from the player's start to frames decoded increasing
+	DialinCallID       string   `json:"dialinCallId"`
+	Regs               string   `json:"regs"`
 	Error              string   `json:"error"`
 }
 
@@ -430,9 +445,17 @@ func TestInteropChromiumDemoPage(t *testing.T) {
 	require.Equal(t, 320, res.VideoWidth)
 	require.False(t, res.AudioOnly)
 
-	// The page's call is the server's.
-	calls := waitCall(t, srv.base, findOnlyCall(t, srv.base), "ESTABLISHED", func(c wcsapi.Call) bool { return c.Status == "ESTABLISHED" })
+	// The page's calls are the server's: the one it placed, and the demo
+	// phone's dial-in, incoming, published to the demo RTMP server.
+	calls := waitCall(t, srv.base, findOnlyOutgoing(t, srv.base), "ESTABLISHED", func(c wcsapi.Call) bool { return c.Status == "ESTABLISHED" })
 	require.Equal(t, res.Callee, calls.Callee)
+	in := waitCall(t, srv.base, res.DialinCallID, "ESTABLISHED + RTMP_STREAM_ACTIVE", func(c wcsapi.Call) bool {
+		return c.Status == "ESTABLISHED" && c.RTMPStreamStatus == "RTMP_STREAM_ACTIVE"
+	})
+	require.True(t, in.Incoming)
+	require.Equal(t, "demo-dialin", in.Callee)
+	require.Equal(t, "demo-phone", in.Caller)
+	require.Equal(t, "none", strings.TrimSpace(res.Regs), "the registrations panel: -demo has no accounts")
 
 	// The command the banner prints plays the demo stream: ffprobe reads it
 	// from the embedded RTMP server.
@@ -447,10 +470,28 @@ func TestInteropChromiumDemoPage(t *testing.T) {
 // findOnlyCall returns the callId of the server's one call.
 func findOnlyCall(t *testing.T, base string) string {
 	t.Helper()
+	return findOnly(t, base, func(wcsapi.Call) bool { return true })
+}
+
+// findOnlyOutgoing returns the callId of the server's one outgoing call.
+func findOnlyOutgoing(t *testing.T, base string) string {
+	t.Helper()
+	return findOnly(t, base, func(c wcsapi.Call) bool { return !c.Incoming })
+}
+
+// findOnly returns the callId of the server's one call that keep keeps.
+func findOnly(t *testing.T, base string, keep func(wcsapi.Call) bool) string {
+	t.Helper()
 	code, body := rest(t, base, "/call/find_all", map[string]any{})
 	require.Equal(t, http.StatusOK, code, string(body))
 	var calls []wcsapi.Call
 	require.NoError(t, json.Unmarshal(body, &calls))
-	require.Len(t, calls, 1)
-	return calls[0].CallID
+	var ids []string
+	for _, c := range calls {
+		if keep(c) {
+			ids = append(ids, c.CallID)
+		}
+	}
+	require.Len(t, ids, 1)
+	return ids[0]
 }

@@ -85,12 +85,15 @@ func run(ctx context.Context, args []string, getenv func(string) string, stderr 
 		}
 		defer demo.close()
 		defaults = demo.defaults()
+		demo.inbound(&cfg)
 	}
 	sipAddr := cfg.SIP
 	if strings.HasPrefix(sipAddr, ":") {
 		sipAddr = "0.0.0.0" + sipAddr
 	}
-	relay := new(callmgr.Relay)
+	sec.Add(cfg.Inbound.secrets()...)
+	logInbound(log, cfg)
+	relay, inbound := new(callmgr.Relay), new(wcsapi.Inbound)
 	mcfg := callmgr.Config{
 		ListenAddr: sipAddr, PublicIP: cfg.publicIP, RTPPortMin: cfg.rtpLo, RTPPortMax: cfg.rtpHi,
 		RecordDir: cfg.RecordDir, RecordQuota: cfg.recordQuota, RecordFormat: cfg.RecordFormat,
@@ -101,6 +104,7 @@ func run(ctx context.Context, args []string, getenv func(string) string, stderr 
 		Logger:               log,
 		SIPTLSConfig:         cfg.sipTLS, SIPTLSListenAddr: cfg.SIPTLS,
 	}
+	cfg.managerConfig(&mcfg, inbound)
 	m, err := callmgr.New(mcfg)
 	if err != nil && demoFallback(cfg, "sip") {
 		// The demo must start on a machine whose 5060 is taken (a
@@ -123,6 +127,7 @@ func run(ctx context.Context, args []string, getenv func(string) string, stderr 
 		MaxPushes: cfg.MaxPushes, MaxSSE: cfg.MaxSSE, Record: cfg.RecordDir != "", Secrets: sec, HLS: cfg.HLS,
 		SoundDir: cfg.SoundDir,
 	}
+	cfg.dialinConfig(&acfg, inbound)
 	iceIPs, publicIPs := whep.ICEAddrs(cfg.SIP, cfg.publicIP, nil)
 	if cfg.WebRTC {
 		acfg.WebRTC = &whep.Config{MaxViewers: cfg.MaxViewers, ICEIPs: iceIPs, PublicIPs: publicIPs, PublicIPsOnly: len(publicIPs) > 0}
@@ -137,7 +142,11 @@ func run(ctx context.Context, args []string, getenv func(string) string, stderr 
 	}
 	reg := prometheus.NewRegistry()
 	reg.MustRegister(api, mc, prometheus.NewGoCollector(), prometheus.NewProcessCollector(prometheus.ProcessCollectorOpts{}))
-	handler := newHandler(api, reg, defaults)
+	var dialin http.Handler
+	if demo != nil {
+		dialin = demo.dialinHandler(func() string { return dialAddr(mcfg.ListenAddr, m.ListenPort("udp")) }, log)
+	}
+	handler := newHandler(api, reg, defaults, dialin)
 
 	var servers []*http.Server
 	var pageURLs []string
@@ -185,6 +194,7 @@ func run(ctx context.Context, args []string, getenv func(string) string, stderr 
 		}
 		log.Info("ready", "sip", sipAddr, "rtp-ports", cfg.RTPPorts, "demo", cfg.Demo, "page", pageURLs[0])
 		if demo != nil {
+			demo.sipAddr = sipAddr
 			demo.printBanner(stderr, pageURLs, login)
 		}
 		select {
