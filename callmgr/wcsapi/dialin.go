@@ -265,7 +265,9 @@ func (d *dialin) answer(in callmgr.IncomingCall, a *hookAnswer) (callmgr.Decisio
 		return callmgr.Decision{}, fmt.Errorf("dial-in hook: %w", err)
 	}
 	if p.RTMPURL != "" {
-		d.srv.secrets.Add(p.RTMPStream)
+		if p.RTMPStream != in.Callee {
+			d.srv.secrets.Add(p.RTMPStream) // the hook's stream key; the callee's name is no secret
+		}
 		d.srv.secrets.Add(urlSecrets(p.RTMPURL)...)
 		if err := d.srv.checkRTMP(p.RTMPURL); err != nil {
 			return callmgr.Decision{}, fmt.Errorf("dial-in hook: %w", err)

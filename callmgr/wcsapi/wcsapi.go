@@ -28,6 +28,19 @@
 // publication (package media/whip, which the service mounts at /whip/
 // behind Admin) into a call.
 //
+// # Dial-in
+//
+// Calls to the gateway (issue 17) are answered the way Config.Dialin says
+// through an Inbound, the Manager's callmgr.Config.OnIncoming, made before
+// the Manager as the Relay is: the WCS way first (the default
+// application's hook gets OnCallEvent and may answer with the target, a
+// refusal or a redirect; see DialinConfig), then the defaults. An answered
+// call is an ordinary call: incoming true in call objects and events, and
+// /call/terminate, /call/send_dtmf, /call/hold, /push/... work on it.
+// /rest-api/registration/find_all, find, startup and terminate list, add
+// and remove the Manager's SIP accounts (and list the bindings of its
+// registrar); their changes are RegistrationStatusEvents.
+//
 // # Requests and answers
 //
 // Every endpoint is a POST with a JSON body (Content-Type: application/json,
