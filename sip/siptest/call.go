@@ -104,6 +104,10 @@ type PeerCall struct {
 	// the ACK's answer; lateErr why that answer was refused.
 	late    *lateOffer // guarded by p.n.mu
 	lateErr error      // guarded by p.n.mu
+	// early says a 18x answer started the streams of a call the peer
+	// placed; earlySamples is how much audio had arrived at the 2xx.
+	early        bool // guarded by p.n.mu
+	earlySamples int  // guarded by p.n.mu
 }
 
 func (c *PeerCall) mu() *sync.Mutex { return &c.p.n.mu }
@@ -352,11 +356,28 @@ func (c *PeerCall) WaitRTP(ctx context.Context, k media.Kind, n int) error {
 }
 
 // ReceivedAudio returns the PCMA/PCMU audio received, decoded to 16-bit
-// samples at 8 kHz (at most the first 60 s), for tone checks.
+// samples at 8 kHz (at most the first 60 s), for tone checks. For a call
+// the peer placed it starts with the early media, if any (EarlyAudio).
 func (c *PeerCall) ReceivedAudio() []int16 {
 	c.mu().Lock()
 	defer c.mu().Unlock()
 	return append([]int16(nil), c.audio...)
+}
+
+// EarlyAudio returns, for a call the peer placed, the audio received
+// before the 2xx answer: the early media of a 183 with SDP (a ringback
+// tone, a prompt), decoded as ReceivedAudio. Nil without early media.
+func (c *PeerCall) EarlyAudio() []int16 {
+	c.mu().Lock()
+	defer c.mu().Unlock()
+	n := len(c.audio)
+	if c.dlg != nil {
+		n = c.earlySamples
+	}
+	if !c.early || n == 0 {
+		return nil
+	}
+	return append([]int16(nil), c.audio[:n]...)
 }
 
 // Vanish makes the peer go silent on this call: no more RTP, no BYE, no

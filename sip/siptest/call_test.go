@@ -248,3 +248,36 @@ func TestCallSRTP(t *testing.T) {
 	require.True(t, errors.As(err, &se), err)
 	assert.Equal(t, 488, se.Code)
 }
+
+// Early media: the callee's 183 with SDP starts the streams, so the
+// caller hears its tone before the 200 (EarlyAudio), and media goes on
+// after it; CANCEL during early media still ends the attempt with 487.
+func TestCallEarlyMedia(t *testing.T) {
+	callee := newPeer(t, Config{Script: Script{Ring: 700 * time.Millisecond, EarlyMedia: true, Audio: true, ToneHz: 1000}})
+	caller := newPeer(t, Config{})
+	ctx := testCtx(t)
+	call, err := caller.Call(ctx, callee.URI(), CallOptions{NoVideo: true, Script: Script{Audio: true, ToneHz: 600}})
+	require.NoError(t, err)
+	early := call.EarlyAudio()
+	require.GreaterOrEqual(t, len(early), 8000*4/10, "at least 400 ms of early media before the 200")
+	assert.Greater(t, testmedia.Goertzel(early[len(early)/4:], 8000, 1000), 0.8)
+	in, err := callee.WaitCall(ctx)
+	require.NoError(t, err)
+	heard := waitAudio(t, ctx, in, time.Second)
+	assert.Greater(t, testmedia.Goertzel(heard, 8000, 600), 0.8, "the caller's tone after the answer")
+	require.NoError(t, call.WaitRTP(ctx, media.KindAudio, len(early)/160+25), "media goes on after the answer")
+	require.NoError(t, call.Hangup(ctx))
+
+	// Without early media there is none to report.
+	plain := newPeer(t, Config{Script: Script{Audio: true}})
+	call, err = caller.Call(ctx, plain.URI(), CallOptions{NoVideo: true})
+	require.NoError(t, err)
+	assert.Nil(t, call.EarlyAudio())
+	require.NoError(t, call.Hangup(ctx))
+
+	ringing := newPeer(t, Config{Script: Script{RingForever: true, EarlyMedia: true, Audio: true}})
+	_, err = caller.Call(ctx, ringing.URI(), CallOptions{NoVideo: true, CancelAfter: 300 * time.Millisecond})
+	var se *StatusError
+	require.ErrorAs(t, err, &se)
+	assert.Equal(t, 487, se.Code)
+}

@@ -74,9 +74,9 @@
 // encrypts and decrypts its media (RFC 3711); without it an RTP/SAVP offer
 // is answered 488.
 //
-// Limits: no DTLS-SRTP, no PRACK; early media of a call the peer places
-// is not played (its SDP is used when the 200 OK has none); video is
-// answered and sent as H.264 only; only video is retransmitted. Re-INVITE offers from the peer list audio before video.
+// Limits: no DTLS-SRTP, no PRACK; a call the peer places receives early
+// media (a 183 with SDP starts its streams: PeerCall.EarlyAudio) but sends
+// only from the 200 OK on; video is answered and sent as H.264 only; only video is retransmitted. Re-INVITE offers from the peer list audio before video.
 //
 // The peer is built on github.com/emiago/sipgo; none of sipgo's types appear
 // in this package's API. It does not use package sip (sipstream's user

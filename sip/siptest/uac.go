@@ -321,8 +321,9 @@ func (c *PeerCall) dial(ctx context.Context, uri sip.Uri, user string, opts Call
 			if res.IsProvisional() {
 				if res.StatusCode > 100 {
 					provisional = true
-					if len(res.Body()) > 0 {
+					if len(res.Body()) > 0 && earlySDP == nil {
 						earlySDP = res.Body()
+						c.earlyMedia(offer, earlySDP)
 					}
 					if opts.CancelAfter > 0 && cancelC == nil && !cancelSent {
 						t := time.NewTimer(opts.CancelAfter)
@@ -396,6 +397,26 @@ func (c *PeerCall) dial(ctx context.Context, uri sip.Uri, user string, opts Call
 			return ErrClosed
 		}
 	}
+}
+
+// earlyMedia applies the SDP answer of a provisional response (183 with
+// early media) to the peer's offer: the streams start receiving (and the
+// audio sender sends silence, or Script's audio once answered, as media
+// starts with the 200). A delayed offer or an unusable answer is ignored:
+// the 200 decides.
+func (c *PeerCall) earlyMedia(offer *lateOffer, answer []byte) {
+	if offer == nil {
+		return
+	}
+	specs, err := offer.offer.Negotiate(answer)
+	if err != nil {
+		return
+	}
+	c.mu().Lock()
+	c.early = true
+	c.remote = append([]byte(nil), answer...)
+	c.mu().Unlock()
+	c.useStreams(offer.offer.Marshal(), specs, offer.audio, offer.video)
 }
 
 // cancel sends CANCEL for the INVITE req (RFC 3261 §9.1) and waits for
@@ -492,6 +513,8 @@ func (c *PeerCall) established(inv *sip.Request, res *sip.Response, tx sip.Clien
 	}
 	seq := inv.CSeq().SeqNo
 	c.mu().Lock()
+	c.earlySamples = len(c.audio)
+	early := c.early
 	c.dlg = d
 	c.cseq = seq
 	c.remote = append([]byte(nil), remote...)
@@ -507,9 +530,14 @@ func (c *PeerCall) established(inv *sip.Request, res *sip.Response, tx sip.Clien
 		}
 	} else {
 		specs, err := offer.offer.Negotiate(remote)
-		if err != nil {
+		switch {
+		case err != nil:
 			mediaErr = err
-		} else {
+		case early:
+			// The streams run since the early answer: the final one
+			// may change the remote addresses or formats.
+			c.updateSpecs(offer.offer.Marshal(), specs)
+		default:
 			c.useStreams(offer.offer.Marshal(), specs, offer.audio, offer.video)
 		}
 	}
