@@ -100,7 +100,8 @@ type Decision struct {
 	// INVITE decides them). ActionAnswer only.
 	Params CallParams
 	// Ring is how long to ring (180 Ringing) before answering. Zero answers
-	// at once.
+	// at once. The user agent answers 480 to an INVITE still unanswered
+	// after 3 minutes.
 	Ring time.Duration
 	// EarlyMedia sends 183 Session Progress with our SDP answer while
 	// ringing and plays EarlySound to the caller (silence when nil; it
@@ -289,6 +290,17 @@ func (m *Manager) countIncoming(r IncomingResult) {
 // onInvite handles a new INVITE (on the user agent's goroutine for it):
 // who may call, the limits, the decision, then the call.
 func (m *Manager) onInvite(inv incomingInvite) {
+	m.mu.Lock()
+	closing := m.closing
+	if !closing {
+		m.wg.Add(1) // Close waits for the handler
+	}
+	m.mu.Unlock()
+	if closing {
+		_ = inv.Reject(480, "Temporarily Unavailable")
+		return
+	}
+	defer m.wg.Done()
 	info := inv.Info()
 	acct, authUser, ok := m.mayCall(inv, &info)
 	if !ok {
@@ -314,7 +326,7 @@ func (m *Manager) onInvite(inv incomingInvite) {
 		m.refuseIncoming(inv, err)
 		return
 	}
-	ctx, cancel := context.WithTimeout(context.Background(), m.cfg.Inbound.DecisionTimeout)
+	ctx, cancel := context.WithTimeout(m.life, m.cfg.Inbound.DecisionTimeout)
 	go func() {
 		select {
 		case <-inv.Done():
@@ -335,6 +347,10 @@ func (m *Manager) onInvite(inv incomingInvite) {
 	default:
 	}
 	switch {
+	case m.life.Err() != nil:
+		log.Info("incoming call: the Manager is closing")
+		m.rejectIncoming(inv, 480, "Temporarily Unavailable")
+		return
 	case timedOut:
 		log.Info("incoming call: no decision in time")
 		m.rejectIncoming(inv, 480, "Temporarily Unavailable")

@@ -724,3 +724,30 @@ func TestSecretsNotPrinted(t *testing.T) {
 	assert.Contains(t, in.String(), "trunk")
 	assert.Contains(t, a.String(), "1001")
 }
+
+// Close ends the decisions in progress (their INVITEs get 480) and waits
+// for them; INVITEs after that get 480 at once.
+func TestIncomingClose(t *testing.T) {
+	deciding := make(chan struct{})
+	returned := make(chan struct{})
+	e := newInboundEnv(t, func(ctx context.Context, in IncomingCall) (Decision, error) {
+		close(deciding)
+		<-ctx.Done()
+		time.Sleep(50 * time.Millisecond)
+		close(returned)
+		return AnswerWith(CallParams{}), nil
+	}, nil)
+	inv := e.offer(t, "closing", "x")
+	<-deciding
+	require.NoError(t, e.m.Close(ctxT(t)))
+	select {
+	case <-returned:
+	default:
+		t.Fatal("Close returned before the decision")
+	}
+	assert.Equal(t, []string{"480 Temporarily Unavailable"}, inv.waitFinal(t))
+	late := e.w.newInvite("late", "alice", "x", "127.0.0.1:5070", []byte("sendrecv"))
+	require.True(t, e.w.send(late))
+	assert.Equal(t, []string{"480 Temporarily Unavailable"}, late.waitFinal(t))
+	assert.Equal(t, int32(1), e.decisions.Load())
+}

@@ -38,7 +38,10 @@ type Manager struct {
 	regEvents    *mailbox[Event]
 	regDone      chan struct{} // dispatchRegistrations returned
 
-	wg        sync.WaitGroup // run loops and event dispatchers of all calls
+	life    context.Context // ends when Close starts
+	lifeEnd context.CancelFunc
+
+	wg        sync.WaitGroup // run loops and event dispatchers of all calls, INVITE handlers
 	waitOnce  sync.Once
 	allDone   chan struct{}
 	closeOnce sync.Once
@@ -73,6 +76,7 @@ func New(cfg Config) (*Manager, error) {
 		regEvents:    newMailbox[Event](),
 		regDone:      make(chan struct{}),
 	}
+	m.life, m.lifeEnd = context.WithCancel(context.Background())
 	if m.accountRetry <= 0 {
 		m.accountRetry = accountRetryMin
 	}
@@ -407,6 +411,7 @@ func (m *Manager) Close(ctx context.Context) error {
 	m.mu.Lock()
 	m.closing = true
 	m.mu.Unlock()
+	m.lifeEnd() // decisions in progress end (their INVITEs get 480)
 	for _, c := range m.liveCalls() {
 		c.requestEnd(endLocal)
 	}
