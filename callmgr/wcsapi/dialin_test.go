@@ -301,13 +301,18 @@ func TestDialinHookRefused(t *testing.T) {
 		_, err = r.in.OnIncoming(context.Background(), offeredCall())
 		require.ErrorContains(t, err, tc.want, tc.answer)
 	}
-	hook := newDialinHook(t, 200, `{"rtmpUrl":"rtmp://a.allowed.example/app","record":true}`)
+	hook := newDialinHook(t, 200, `{"rtmpUrl":"rtmp://a.allowed.example/app","rtmpStream":"key-77","record":true}`)
 	r, err := newDialinRig(t, DialinConfig{Hook: true}, hook.URL, serverOptions{NoAuth: true, AllowRTMPHosts: hosts}, true, "")
 	require.NoError(t, err)
 	d := r.decide(t)
 	require.True(t, d.Params.Record)
 	require.Equal(t, "rtmp://a.allowed.example/app", d.Params.RTMPURL)
-	require.True(t, r.srv.secrets.Scrub("key studio1") != "key studio1", "the stream key is a secret now")
+	require.NotContains(t, r.srv.secrets.Scrub("stream key-77"), "key-77", "the hook's stream key is a secret now")
+
+	// The default stream name is the callee's, no secret.
+	r = mustDialinRig(t, DialinConfig{RTMPURL: "rtmp://def.example/in"}, "")
+	require.Equal(t, "studio1", r.decide(t).Params.RTMPStream)
+	require.Equal(t, "call to studio1", r.srv.secrets.Scrub("call to studio1"))
 }
 
 // The configuration is checked up front: the default URL's form and host,
