@@ -256,3 +256,51 @@ func TestIncomingCloseWhilePending(t *testing.T) {
 	_, err := in.Answer(context.Background(), []byte(peerSDP), AnswerOptions{})
 	assert.ErrorIs(t, err, ErrAnswered)
 }
+
+// TestIncomingByeBeforeAck: the caller hangs up before its ACK: the BYE is
+// answered, the 200's retransmissions stop and Answer says why.
+func TestIncomingByeBeforeAck(t *testing.T) {
+	ua := newTestUA(t)
+	ch := answerAll(t, ua, AnswerOptions{}, nil)
+	p := newRawPeer(t, ua)
+	p.send(p.invite("byefirst-1", "bf1", nil, "application/sdp", ourSDP))
+	res := p.response(200, 5*time.Second)
+	require.NotNil(t, res)
+	toTag, _ := res.To().Params.Get("tag")
+	p.send("BYE " + res.Contact().Address.String() + " SIP/2.0\r\nVia: SIP/2.0/UDP 127.0.0.1:" + strconv.Itoa(p.port()) +
+		";branch=z9hG4bKbf1bye\r\nFrom: <sip:raw@127.0.0.1>;tag=rawtag\r\nTo: <sip:bob@127.0.0.1>;tag=" + toTag +
+		"\r\nCall-ID: byefirst-1\r\nCSeq: 2 BYE\r\nContent-Length: 0\r\n\r\n")
+	a := waitAnswered(t, ch)
+	assert.ErrorIs(t, a.err, ErrRemoteBye)
+	assert.Nil(t, a.d)
+	waitNoDialogs(t, ua)
+}
+
+// TestIncomingCancelAfterAnswer: a CANCEL crossing our 200 gets its own
+// 200 and changes nothing: the ACK establishes the call.
+func TestIncomingCancelAfterAnswer(t *testing.T) {
+	ua := newTestUA(t)
+	ch := answerAll(t, ua, AnswerOptions{}, nil)
+	p := newRawPeer(t, ua)
+	inv := p.invite("cancellate-1", "cl1", nil, "application/sdp", ourSDP)
+	p.send(inv)
+	res := p.response(200, 5*time.Second)
+	require.NotNil(t, res)
+	cancel := strings.Replace(strings.SplitN(inv, "Contact:", 2)[0], "INVITE sip:", "CANCEL sip:", 1)
+	cancel = strings.Replace(cancel, "CSeq: 1 INVITE", "CSeq: 1 CANCEL", 1) + "Content-Length: 0\r\n\r\n"
+	p.send(cancel)
+	var got200 bool
+	deadline := time.Now().Add(3 * time.Second)
+	for !got200 && time.Now().Before(deadline) {
+		if r, ok := p.read(time.Until(deadline)).(*sipgox.Response); ok {
+			require.NotEqual(t, 487, r.StatusCode)
+			got200 = r.StatusCode == 200 && r.CSeq().MethodName == sipgox.CANCEL
+		}
+	}
+	require.True(t, got200, "CANCEL not answered 200")
+	p.send(p.ack(res, ""))
+	a := waitAnswered(t, ch)
+	require.NoError(t, a.err)
+	assert.False(t, a.in.Cancelled())
+	assert.True(t, a.d.Incoming())
+}
