@@ -193,7 +193,7 @@ type calleeHello struct {
 // other commands, so replies may come out of order.
 type command struct {
 	Seq    int64      `json:"seq"`
-	Cmd    string     `json:"cmd"` // round, measure, stats, phase, stream, stopall, call, hangup, flood
+	Cmd    string     `json:"cmd"` // round, measure, stats, phase, stream, stopall, call, hangup; flood (the flooder)
 	Video  string     `json:"video,omitempty"`
 	Audio  string     `json:"audio,omitempty"`
 	Record string     `json:"record,omitempty"` // round: FLV file for the round's first stream
@@ -261,7 +261,7 @@ func runCallee(in io.Reader, out io.Writer, mtu int, rtmpAddr string) error {
 			continue
 		}
 		switch cmd.Cmd {
-		case "call", "hangup", "flood":
+		case "call", "hangup":
 			wg.Add(1)
 			go func() {
 				defer wg.Done()
@@ -299,15 +299,6 @@ func handleAsync(ctx context.Context, cmd command, u *loadUA) reply {
 		if err := u.hangup(ctx, cmd.ID); err != nil {
 			return reply{Err: err.Error()}
 		}
-	case "flood":
-		if cmd.Flood == nil {
-			return reply{Err: "flood: no spec"}
-		}
-		res, err := runFlood(ctx, *cmd.Flood)
-		if err != nil {
-			return reply{Err: err.Error()}
-		}
-		return reply{Flood: res}
 	}
 	return reply{}
 }

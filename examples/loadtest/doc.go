@@ -19,12 +19,14 @@
 //
 // # Processes
 //
-// The program re-executes itself as the callee ("-role callee"), a child
-// in its own process group that holds everything that is not the system
-// under test, so that none of it is counted as gateway CPU or memory:
+// The program re-executes itself as the callee ("-role callee", or
+// "-role caller" for incoming calls), a child in its own process group
+// that holds everything that is not the system under test, so that none of
+// it is counted as gateway CPU or memory:
 //
-//   - a SIP user agent server (sipgo) answering every INVITE with 200 OK
-//     (PCMA/8000 and H.264 packetization-mode 1, sendonly);
+//   - a SIP user agent (sipgo, one UDP socket) answering every INVITE with
+//     200 OK (PCMA/8000 and H.264 packetization-mode 1, sendonly), and,
+//     for incoming calls, placing them with that same SDP as its offer;
 //   - one sender goroutine for all calls: every 20 ms it sends each call's
 //     due audio (PCMA, a 1 kHz tone, 20 ms per packet, with 20 ms of
 //     silence once a second as an A/V marker, see av_sync_ms) and video (a 6 s
@@ -36,6 +38,53 @@
 //     out in one sendmmsg per tick;
 //   - the RTMP receiver (sipstream's rtmp.Server), unless -rtmp names
 //     another one (then there are no latency figures).
+//
+// # Incoming calls
+//
+// With -direction in (or -incoming) the child places the N calls to the
+// gateway instead, each with its Call-ID and Request-URI user set to the
+// call's ID, and streams the same media once a call is answered; the
+// figures are the same as for outgoing calls. -direction both measures
+// out then in at each N, side by side in the table (mode "sip-in").
+// In-process, the Manager answers calls from -inbound-allow (default
+// 127.0.0.0/8) with callmgr.AnswerWith, publishing to the receiver as
+// stream = Request-URI user. With -rest, start the REST server with
+// -inbound-rtmp-url rtmp://ADDR/live and -inbound-allow, give this tool
+// -receiver-addr ADDR and -gateway-sip (the server's SIP address); the
+// calls are followed with /call/find_all under their SIP Call-ID.
+//
+//	go run ./examples/loadtest -direction both -n 100
+//
+// # INVITE flood
+//
+// -flood N sends N INVITEs without credentials to the gateway's SIP port
+// while each sipstream round's calls are live (after the measuring
+// window), from a process of its own ("-role flooder", so that it slows
+// neither the gateway's process nor the load peer's, whose receiver
+// judges the harm): -flood-sources UDP sockets (default 2000), each
+// bound to a random address of 127.0.0.0/8 other than 127.0.0.1 (the
+// whole /8 is local on Linux), the INVITEs going round them, at
+// -flood-rate per second (0: as fast as one goroutine writes). Each is a
+// complete INVITE with an A/V offer; one without any answer is sent again
+// after 500 ms, 1 s, 2 s, 4 s… as a UDP client transaction would, and
+// final answers are acknowledged (-flood-no-ack: not, as an attacker
+// would not). The in-process gateway then admits only -inbound-allow
+// (default 127.0.0.1/32 with -flood, where the load caller is) and a
+// digest user nobody knows the password of, so strangers get 401. The
+// round's "flood" object reports the answers by status (none may be 2xx),
+// the INVITEs never answered, how long sending and answering took, the
+// gateway's own counts (callmgr IncomingCounts, in-process), and the live
+// calls' continuity for -flood-before before the flood and while it ran
+// (receiver phases: the least served stream's pictures per second,
+// pictures that never arrived, by the marker's frame numbers, and the
+// longest gap between two pictures or two audio frames of one stream,
+// counting a stall up to the phase's end), and the gateway's goroutines,
+// open fds and RSS before the flood and -settle after its end (the calls
+// still up; sipgo keeps a transaction up to 32 s). harmed is true when a
+// live stream stalled over 500 ms, fell under 90% of its pictures, or
+// lost pictures it did not lose before.
+//
+//	go run ./examples/loadtest -direction in -n 20 -flood 10000 -settle 35s
 //
 // # Figures (per N and mode)
 //

@@ -1,9 +1,12 @@
 package main
 
 import (
+	"bufio"
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
 	"net"
 	"net/netip"
 	"strconv"
@@ -24,6 +27,39 @@ import (
 // after 500 ms, then 1 s, 2 s, 4 s, 4 s… until 32 s, and a final answer
 // is acknowledged (ACK for 3xx-6xx; ACK then BYE for a 2xx, which a
 // flood must never get).
+
+// runFlooder is the flooder child ("-role flooder"): a process of its own,
+// so that neither the gateway nor the load peer and its RTMP receiver
+// share a process with the flood. It answers "flood" commands, one at a
+// time, until in ends.
+func runFlooder(in io.Reader, out io.Writer) error {
+	enc := json.NewEncoder(out)
+	if err := enc.Encode(calleeHello{}); err != nil {
+		return err
+	}
+	sc := bufio.NewScanner(in)
+	for sc.Scan() {
+		var cmd command
+		rep := reply{}
+		switch err := json.Unmarshal(sc.Bytes(), &cmd); {
+		case err != nil:
+			rep.Err = err.Error()
+		case cmd.Cmd != "flood" || cmd.Flood == nil:
+			rep.Err = fmt.Sprintf("flooder: unknown command %q", cmd.Cmd)
+		default:
+			res, err := runFlood(context.Background(), *cmd.Flood)
+			if err != nil {
+				rep.Err = err.Error()
+			}
+			rep.Flood = res
+		}
+		rep.Seq = cmd.Seq
+		if err := enc.Encode(rep); err != nil {
+			return err
+		}
+	}
+	return sc.Err()
+}
 
 // floodSpec is what the parent asks for.
 type floodSpec struct {
@@ -51,6 +87,12 @@ type floodResult struct {
 	SendErrors  int            `json:"send_errors"`
 	FirstError  string         `json:"first_error,omitempty"`
 	Malformed   int            `json:"malformed"` // datagrams that were not a SIP response to us
+	// RcvbufErrors is how many UDP datagrams the machine's kernel dropped
+	// for a full socket receive buffer while the flood ran (all sockets
+	// of all processes, /proc/net/snmp; -1 unknown): a gateway whose
+	// socket overflows loses INVITEs before it reads them, and every
+	// retransmission wave of a burst overflows it again.
+	RcvbufErrors int64 `json:"rcvbuf_errors"`
 }
 
 // floodInvite is the state of one INVITE of the flood.
@@ -213,6 +255,7 @@ func runFlood(ctx context.Context, spec floodSpec) (*floodResult, error) {
 		srcs[i] = s.LocalAddr().(*net.UDPAddr).AddrPort()
 	}
 
+	drops0, dropsErr := udpRcvbufErrors()
 	f := &flood{spec: spec, run: run, dst: dst, target: target, socks: socks, srcs: srcs,
 		invites: make([]floodInvite, spec.Count), res: &floodResult{Sources: len(socks), ByStatus: map[string]int{}}}
 	var wg sync.WaitGroup
@@ -227,7 +270,12 @@ func runFlood(ctx context.Context, spec floodSpec) (*floodResult, error) {
 	f.wait(ctx)
 	closeAll()
 	wg.Wait()
-	return f.result(), nil
+	res := f.result()
+	res.RcvbufErrors = -1
+	if drops1, err := udpRcvbufErrors(); err == nil && dropsErr == nil {
+		res.RcvbufErrors = int64(drops1 - drops0)
+	}
+	return res, nil
 }
 
 // flood is one run of runFlood.

@@ -178,3 +178,27 @@ func FuzzParseFloodAnswer(f *testing.F) {
 		_ = ackByeFor(a, netip.MustParseAddrPort("127.1.1.1:1"), "sip:x@127.0.0.1")
 	})
 }
+
+func TestParseUDPStat(t *testing.T) {
+	snmp := "Ip: Forwarding DefaultTTL\nIp: 1 64\n" +
+		"Udp: InDatagrams NoPorts InErrors OutDatagrams RcvbufErrors SndbufErrors\nUdp: 100 2 3 90 7 0\n" +
+		"UdpLite: InDatagrams NoPorts InErrors OutDatagrams RcvbufErrors SndbufErrors\nUdpLite: 0 0 0 0 9 0\n"
+	v, err := parseUDPStat([]byte(snmp), "RcvbufErrors")
+	require.NoError(t, err)
+	assert.Equal(t, uint64(7), v, "Udp's, not UdpLite's")
+	_, err = parseUDPStat([]byte(snmp), "Nope")
+	assert.Error(t, err)
+	_, err = parseUDPStat([]byte("Udp: A B\nUdp: 1\n"), "B")
+	assert.Error(t, err, "a short line")
+	_, err = parseUDPStat([]byte("Udp: A\nUdp: x\n"), "A")
+	assert.Error(t, err)
+	_, err = udpRcvbufErrors()
+	assert.NoError(t, err, "Linux has /proc/net/snmp")
+}
+
+func FuzzParseUDPStat(f *testing.F) {
+	f.Add([]byte("Udp: InDatagrams RcvbufErrors\nUdp: 1 2\n"))
+	f.Fuzz(func(t *testing.T, b []byte) {
+		_, _ = parseUDPStat(b, "RcvbufErrors")
+	})
+}

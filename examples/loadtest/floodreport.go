@@ -69,7 +69,7 @@ func (t *tester) floodRound(live int) *floodReport {
 		}
 	}
 	t.logf("flood: %d INVITEs to %s during %d live calls", t.opt.flood, t.gw.sipAddr(), live)
-	rep, err := t.child.do(command{Cmd: "flood", Flood: &floodSpec{Target: t.gw.sipAddr(), Count: t.opt.flood, Rate: t.opt.floodRate,
+	rep, err := t.flooder.do(command{Cmd: "flood", Flood: &floodSpec{Target: t.gw.sipAddr(), Count: t.opt.flood, Rate: t.opt.floodRate,
 		Sources: t.opt.floodSources, Wait: t.opt.floodWait, NoAck: t.opt.floodNoAck}})
 	if err != nil {
 		f.problem("flooder: %v", err)
@@ -114,9 +114,8 @@ func (f *floodReport) judge(live int) {
 				f.problem("%d flood INVITEs answered %s", n, code)
 			}
 		}
-		if r.Unanswered > 0 {
-			f.problem("%d flood INVITEs got no final answer", r.Unanswered)
-		}
+		// Unanswered INVITEs are reported (Result.Unanswered), not a
+		// problem: a gateway may drop a flood it cannot keep up with.
 	}
 	if f.Gateway != nil && f.Gateway["answered"] > 0 {
 		f.problem("the gateway counts %d incoming calls answered during the flood", f.Gateway["answered"])
@@ -155,8 +154,8 @@ func (f *floodReport) line() string {
 		for _, c := range codes {
 			parts = append(parts, c+"×"+strconv.Itoa(r.ByStatus[c]))
 		}
-		fmt.Fprintf(&b, " from %d sources in %.2f s (%.0f/s; all answered after %.2f s): %s, unanswered %d, retransmitted %d",
-			r.Sources, r.SendS, r.RateSent, r.DurationS, strings.Join(parts, " "), r.Unanswered, r.Retransmits)
+		fmt.Fprintf(&b, " from %d sources in %.2f s (%.0f/s; last answer after %.2f s): %s, unanswered %d, retransmitted %d, kernel UDP buffer drops %d",
+			r.Sources, r.SendS, r.RateSent, r.DurationS, strings.Join(parts, " "), r.Unanswered, r.Retransmits, r.RcvbufErrors)
 	}
 	if p := f.Before; p != nil {
 		fmt.Fprintf(&b, "; live calls before: gaps video %.0f audio %.0f ms, %d skipped, min %.1f fps", p.MaxVideoGapMs, p.MaxAudioGapMs, p.SkippedFrames, p.MinVideoFPS)

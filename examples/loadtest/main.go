@@ -153,7 +153,7 @@ func parseOptions(args []string, stderr io.Writer) (*options, error) {
 	fs.IntVar(&opt.repeat, "repeat", 1, "run the rounds of -n and -ffmpeg-n this many times (does the memory come back after each?)")
 	fs.DurationVar(&opt.settle, "settle", time.Second, "wait this long after the calls of a round ended before reading rss_after_mb and goroutines_after (SIP transactions linger up to 32 s)")
 	fs.IntVar(&opt.mtu, "mtu", defaultMTU, "largest RTP payload the callee sends (FU-A above)")
-	fs.StringVar(&opt.role, "role", "", "internal: callee (or caller) runs the load peer and RTMP receiver")
+	fs.StringVar(&opt.role, "role", "", "internal: callee (or caller) runs the load peer and RTMP receiver, flooder the INVITE flood")
 	direction := fs.String("direction", "out", "who calls: out (the gateway calls the load callee), in (the load caller calls the gateway, which answers and publishes stream = Request-URI user), both (out then in at each -n)")
 	incoming := fs.Bool("incoming", false, "same as -direction in")
 	allow := fs.String("inbound-allow", "", "networks the in-process gateway takes calls from without authentication (CIDR,...; empty: 127.0.0.0/8, or 127.0.0.1/32 with -flood, whose strangers must authenticate)")
@@ -230,6 +230,13 @@ func run(args []string, stdout, stderr io.Writer) int {
 		}
 		fmt.Fprintln(stderr, "loadtest:", err)
 		return 2
+	}
+	if opt.role == "flooder" {
+		if err := runFlooder(os.Stdin, stdout); err != nil {
+			fmt.Fprintln(stderr, "loadtest flooder:", err)
+			return 1
+		}
+		return 0
 	}
 	if opt.role == "callee" || opt.role == "caller" {
 		if opt.cpuprofile != "" {
@@ -432,6 +439,15 @@ func runParent(opt *options, stdout, stderr io.Writer) error {
 		return err
 	}
 	defer child.stop()
+	var flooder *calleeProc
+	if opt.flood > 0 {
+		// A process of its own: the flood must not slow the load peer
+		// or its RTMP receiver down, whose figures judge the harm.
+		if flooder, err = startCallee("flooder", opt.mtu, "", "", stderr); err != nil {
+			return err
+		}
+		defer flooder.stop()
+	}
 	rtmpBase := "rtmp://" + child.hello.RTMP + "/live"
 	receiver := "embedded"
 	if opt.rtmp != "" {
@@ -451,7 +467,7 @@ func runParent(opt *options, stdout, stderr io.Writer) error {
 	defer gw.close()
 	logf("callee %s (pid %d), RTMP %s, gateway %s", child.hello.SIP, child.pid(), rtmpBase, gwName)
 
-	t := &tester{opt: opt, gw: gw, child: child, rtmpBase: rtmpBase, logf: logf, runID: strconv.FormatUint(uint64(rand32()%1e6), 36)}
+	t := &tester{opt: opt, gw: gw, child: child, flooder: flooder, rtmpBase: rtmpBase, logf: logf, runID: strconv.FormatUint(uint64(rand32()%1e6), 36)}
 	sum := summary{Started: time.Now().UTC(), Gateway: gwName, Directions: opt.directions, Audio: opt.audio, WebRTC: opt.webrtc,
 		WindowS: opt.duration.Seconds(), WarmupS: opt.warmup.Seconds(), Receiver: receiver}
 

@@ -87,11 +87,10 @@ func TestFloodJudge(t *testing.T) {
 		harm   bool
 		want   string
 	}{
-		"answered":   {res: floodResult{ByStatus: map[string]int{"401": 9, "200": 1}}, during: ok, want: "answered 200"},
-		"unanswered": {res: floodResult{ByStatus: map[string]int{}, Unanswered: 4}, during: ok, want: "no final answer"},
-		"slow":       {res: floodResult{ByStatus: map[string]int{}}, during: phaseStats{Streams: 3, DurationS: 4, MinVideoFPS: 20, MaxVideoGapMs: 80}, harm: true, want: "pictures/s"},
-		"lost":       {res: floodResult{ByStatus: map[string]int{}}, during: phaseStats{Streams: 3, DurationS: 4, MinVideoFPS: 24.5, MaxVideoGapMs: 80, SkippedFrames: 7}, harm: true, want: "lost 7"},
-		"gone":       {res: floodResult{ByStatus: map[string]int{}}, during: phaseStats{Streams: 2, DurationS: 4, MinVideoFPS: 25}, harm: true, want: "2 streams"},
+		"answered": {res: floodResult{ByStatus: map[string]int{"401": 9, "200": 1}}, during: ok, want: "answered 200"},
+		"slow":     {res: floodResult{ByStatus: map[string]int{}}, during: phaseStats{Streams: 3, DurationS: 4, MinVideoFPS: 20, MaxVideoGapMs: 80}, harm: true, want: "pictures/s"},
+		"lost":     {res: floodResult{ByStatus: map[string]int{}}, during: phaseStats{Streams: 3, DurationS: 4, MinVideoFPS: 24.5, MaxVideoGapMs: 80, SkippedFrames: 7}, harm: true, want: "lost 7"},
+		"gone":     {res: floodResult{ByStatus: map[string]int{}}, during: phaseStats{Streams: 2, DurationS: 4, MinVideoFPS: 25}, harm: true, want: "2 streams"},
 	} {
 		f := &floodReport{Result: &tc.res, Before: &ok, During: &tc.during}
 		f.judge(3)

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"os"
+	"slices"
 	"strconv"
 	"strings"
 )
@@ -108,4 +109,37 @@ func procFDs(pid int) (int, error) {
 		return 0, err
 	}
 	return len(ents), nil
+}
+
+// parseUDPStat returns field of the "Udp:" lines of /proc/net/snmp (a
+// header line of names, then one of values), such as "RcvbufErrors".
+func parseUDPStat(snmp []byte, field string) (uint64, error) {
+	var names []string
+	for _, line := range strings.Split(string(snmp), "\n") {
+		rest, ok := strings.CutPrefix(line, "Udp:")
+		if !ok {
+			continue
+		}
+		f := strings.Fields(rest)
+		if names == nil {
+			names = f
+			continue
+		}
+		i := slices.Index(names, field)
+		if i < 0 || i >= len(f) || len(f) != len(names) {
+			return 0, fmt.Errorf("proc snmp: no Udp %s", field)
+		}
+		return strconv.ParseUint(f[i], 10, 64)
+	}
+	return 0, fmt.Errorf("proc snmp: no Udp %s", field)
+}
+
+// udpRcvbufErrors returns the machine's count of UDP datagrams dropped
+// for a full socket receive buffer (all sockets, all processes).
+func udpRcvbufErrors() (uint64, error) {
+	b, err := os.ReadFile("/proc/net/snmp")
+	if err != nil {
+		return 0, err
+	}
+	return parseUDPStat(b, "RcvbufErrors")
 }

@@ -99,6 +99,7 @@ type tester struct {
 	opt      *options
 	gw       gateway
 	child    *calleeProc
+	flooder  *calleeProc // -flood's process
 	rtmpBase string
 	runID    string
 	rep      int // -repeat pass, from 0
