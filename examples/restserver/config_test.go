@@ -294,13 +294,13 @@ func TestConfigInboundErrors(t *testing.T) {
 		{[]string{"-inbound-hook"}, "-inbound-hook needs -webhook"},
 		{[]string{"-inbound-allow", "10.0.0.0/8"}, "-inbound-allow needs incoming calls on"},
 		{[]string{"-registrar", "-inbound-user", "a:Pw-A-7"}, "-registrar needs incoming calls on"},
-		{[]string{"-account", "bob:Acc-Pw-3@pbx.example"}, "-account #1 (not a sip: URI): want sip:USER[:PASSWORD]@HOST[:PORT]"},
-		{[]string{"-account", "sip:bob:Acc-Pw-3@pbx.example;transport=sctp"}, `-account #1 (sip:bob@pbx.example;transport=sctp): transport "sctp"`},
+		{[]string{"-account", "bob:Acc-Pw-3@pbx.example"}, "-account #1: not a sip: URI: want sip:USER[:PASSWORD]@HOST[:PORT]"},
+		{[]string{"-account", "sip:bob:Acc-Pw-3@pbx.example;transport=sctp"}, `-account #1: sip:bob@pbx.example;transport=sctp: transport "sctp"`},
 		{[]string{"-account", "sip:bob:Acc-Pw-3@pbx.example;color=red"}, `unknown parameter "color"`},
 		{[]string{"-account", "sip:bob:@pbx.example"}, "empty password"},
-		{[]string{"-account", "sip:b b:Acc-Pw-3@pbx.example"}, "-account #1 (sip:b b@pbx.example): user:"},
+		{[]string{"-account", "sip:b b:Acc-Pw-3@pbx.example"}, "-account #1: sip:b b@pbx.example: user:"},
 		{[]string{"-account", "sip:bob:Acc-Pw-3@pbx.example", "-account", "sip:bob:Acc-Pw-3@pbx.example:5080"}, "-account #2: account bob@pbx.example given twice"},
-		{[]string{"-accounts", badAccounts}, "-accounts line 1 (sip:gw@): host:"},
+		{[]string{"-accounts", badAccounts}, "-accounts line 1: sip:gw@: host:"},
 	} {
 		_, err := parseConfig(tc.args, none, io.Discard)
 		require.ErrorContains(t, err, tc.want, "%q", tc.args)

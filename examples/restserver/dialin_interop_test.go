@@ -115,9 +115,10 @@ func (h *sippHook) waitEvent(t *testing.T, callID, typ, info string) {
 }
 
 // sippDialInCaller is a UAC scenario: a phone that calls [service] at the
-// gateway with an audio (PCMA, PCMU, telephone-event) and video (H.264)
-// offer whose ports, AUDIOPORT and VIDEOPORT, are testmedia.Replayer's
-// (sipp 3.6 cannot play an audio and a video pcap in one call), sends
+// gateway with an audio (PCMA, telephone-event) and video (H.264) offer,
+// sippAnswer's SDP, whose ports, AUDIOPORT and VIDEOPORT, are
+// testmedia.Replayer's (sipp 3.6 cannot play an audio and a video pcap in
+// one call), sends
 // DTMF 5 by INFO (application/dtmf-relay) once answered, answers the
 // gateway's INFOs while it waits WAITMS for the test to play its media,
 // and hangs up (BYE). Every <send> is followed by a <recv> (sipp 3.6.1
@@ -137,23 +138,7 @@ Subject: dial-in
 Content-Type: application/sdp
 Content-Length: [len]
 
-v=0
-o=phone 1 1 IN IP4 [local_ip]
-s=-
-c=IN IP4 [local_ip]
-t=0 0
-m=audio AUDIOPORT RTP/AVP 8 0 101
-a=rtpmap:8 PCMA/8000
-a=rtpmap:0 PCMU/8000
-a=rtpmap:101 telephone-event/8000
-a=fmtp:101 0-15
-a=sendrecv
-m=video VIDEOPORT RTP/AVP 96
-a=rtpmap:96 H264/90000
-a=fmtp:96 packetization-mode=1;profile-level-id=42e01e
-a=rtcp-fb:96 nack pli
-a=sendrecv
-]]></send>
+` + sippAnswer + `]]></send>
   <recv response="100" optional="true"/>
   <recv response="180" optional="true"/>
   <recv response="183" optional="true"/>
