@@ -36,9 +36,11 @@ func (s *runningServer) sipAddr(t *testing.T) string {
 type dialinHook struct {
 	srv    *httptest.Server
 	answer atomic.Pointer[string]
-	mu     sync.Mutex
-	offers []map[string]any
-	events []wcsapi.StatusEvent
+	mu        sync.Mutex
+	offers    []map[string]any
+	events    []wcsapi.StatusEvent
+	regEvents []wcsapi.RegistrationEvent
+	raw       []string
 }
 
 func newDialinHook(t *testing.T, answer string) *dialinHook {
@@ -48,6 +50,15 @@ func newDialinHook(t *testing.T, answer string) *dialinHook {
 		b, _ := io.ReadAll(io.LimitReader(r.Body, 1<<20))
 		h.mu.Lock()
 		defer h.mu.Unlock()
+		h.raw = append(h.raw, string(b))
+		if r.URL.Path == "/RegistrationStatusEvent" {
+			var ev wcsapi.RegistrationEvent
+			if json.Unmarshal(b, &ev) == nil {
+				h.regEvents = append(h.regEvents, ev)
+			}
+			w.WriteHeader(http.StatusNoContent)
+			return
+		}
 		if r.URL.Path == "/OnCallEvent" {
 			var m map[string]any
 			_ = json.Unmarshal(b, &m)
@@ -208,4 +219,113 @@ func TestIncomingCall(t *testing.T) {
 	metrics := getMetrics(t, srv.base)
 	require.Contains(t, metrics, `sipstream_incoming_calls_total{result="answered"} 2`+"\n")
 	require.Contains(t, metrics, `sipstream_incoming_calls_total{result="rejected"} 1`+"\n")
+}
+
+// Registrations on the real stack: an -accounts file account registers at
+// start to a registrar (a siptest peer with digest), /registration/startup
+// adds one with a wrong password (FAILED, no password anywhere),
+// /registration/terminate unREGISTERs; a phone registers to the gateway
+// (-registrar) and shows as an inbound binding; the webhook gets
+// RegistrationStatusEvents; /metrics counts the states.
+func TestRegistrations(t *testing.T) {
+	registrar, err := siptest.NewPeer(siptest.Config{Addr: "127.0.0.1:0", Users: map[string]string{"gw": "Reg-Pw-1", "bob": "Bob-Pw-2"}})
+	require.NoError(t, err)
+	t.Cleanup(func() { _ = registrar.Close() })
+	hook := newDialinHook(t, "{}")
+	accounts := writeFile(t, t.TempDir(), "accounts", "sip:gw:Reg-Pw-1@"+registrar.Addr()+"\n")
+	users := writeFile(t, t.TempDir(), "users", "phone1:Phone-Pw-3\n")
+	srv := startRun(t, "-accounts", accounts, "-webhook", hook.srv.URL, "-inbound-users", users, "-registrar")
+	t.Cleanup(func() {
+		if t.Failed() {
+			t.Logf("server log:\n%s", srv.log.String())
+		}
+	})
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+
+	waitReg := func(filter map[string]any, what string, cond func(wcsapi.Registration) bool) wcsapi.Registration {
+		t.Helper()
+		deadline := time.Now().Add(30 * time.Second)
+		var last string
+		for time.Now().Before(deadline) {
+			code, body := rest(t, srv.base, "/registration/find", filter)
+			last = string(body)
+			var regs []wcsapi.Registration
+			if code == http.StatusOK && json.Unmarshal(body, &regs) == nil && len(regs) == 1 && cond(regs[0]) {
+				return regs[0]
+			}
+			time.Sleep(50 * time.Millisecond)
+		}
+		t.Fatalf("registration %v: %s did not happen within 30 s; last %s", filter, what, last)
+		return wcsapi.Registration{}
+	}
+	host := strings.Split(registrar.Addr(), ":")[0]
+	gw := waitReg(map[string]any{"account": "gw@" + host}, "REGISTERED", func(r wcsapi.Registration) bool { return r.State == "REGISTERED" })
+	require.Greater(t, gw.Expires, time.Now().UnixMilli(), "granted until later")
+	require.False(t, gw.Inbound)
+	regs, err := registrar.WaitRegistrations(ctx, 1)
+	require.NoError(t, err)
+	require.Equal(t, "gw", regs[0].User)
+
+	code, body := rest(t, srv.base, "/registration/startup", map[string]any{"account": "bob-acct", "sipLogin": "bob",
+		"sipPassword": "Wrong-Pw-4", "sipDomain": registrar.Addr()})
+	require.Equal(t, http.StatusOK, code, string(body))
+	require.Contains(t, string(body), `"state":"REGISTERING"`)
+	bob := waitReg(map[string]any{"account": "bob-acct"}, "FAILED", func(r wcsapi.Registration) bool { return r.State == "FAILED" })
+	require.NotEmpty(t, bob.LastError)
+	code, _ = rest(t, srv.base, "/registration/startup", map[string]any{"account": "bob-acct", "sipLogin": "bob", "sipDomain": registrar.Addr()})
+	require.Equal(t, http.StatusConflict, code)
+
+	// A phone registers to the gateway.
+	phone := startPeer(t, siptest.Script{})
+	require.NoError(t, phone.Register(ctx, siptest.RegisterRequest{Registrar: srv.sipAddr(t), User: "phone1", Password: "Phone-Pw-3"}))
+	in := waitReg(map[string]any{"inbound": true}, "the phone's binding", func(r wcsapi.Registration) bool { return r.User == "phone1" })
+	require.Equal(t, "REGISTERED", in.State)
+	require.Contains(t, in.Contact, "phone1@127.0.0.1")
+
+	metrics := getMetrics(t, srv.base)
+	require.Contains(t, metrics, `sipstream_registrations{inbound="false",state="REGISTERED"} 1`+"\n")
+	require.Contains(t, metrics, `sipstream_registrations{inbound="false",state="FAILED"} 1`+"\n")
+	require.Contains(t, metrics, `sipstream_registrations{inbound="true",state="REGISTERED"} 1`+"\n")
+
+	code, body = rest(t, srv.base, "/registration/terminate", map[string]any{"account": "gw@" + host})
+	require.Equal(t, http.StatusOK, code, string(body))
+	regs, err = registrar.WaitRegistrations(ctx, 2)
+	require.NoError(t, err)
+	require.Equal(t, 0, regs[len(regs)-1].Expires, "unREGISTER")
+	code, _ = rest(t, srv.base, "/registration/find", map[string]any{"account": "gw@" + host})
+	require.Equal(t, http.StatusNotFound, code)
+
+	// The hook heard of each registration's states.
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		hook.mu.Lock()
+		n := len(hook.regEvents)
+		hook.mu.Unlock()
+		if n >= 5 || time.Now().After(deadline) {
+			break
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	hook.mu.Lock()
+	states := map[string][]string{}
+	for _, ev := range hook.regEvents {
+		states[ev.Account] = append(states[ev.Account], ev.Status)
+	}
+	hook.mu.Unlock()
+	// (The -accounts account's first REGISTERING comes before the Handler
+	// follows the Manager's events.)
+	require.True(t, inOrder(states["gw@"+host], []string{"REGISTERED", "UNREGISTERED"}), "%v", states)
+	require.Equal(t, []string{"REGISTERED"}, states["phone1"], "%v", states)
+	require.True(t, inOrder(states["bob-acct"], []string{"REGISTERING", "FAILED"}), "%v", states)
+	for _, secret := range []string{"Reg-Pw-1", "Wrong-Pw-4", "Phone-Pw-3"} {
+		require.NotContains(t, srv.log.String(), secret)
+		require.NotContains(t, metrics, secret)
+	}
+	hook.mu.Lock()
+	for _, raw := range hook.raw {
+		require.NotContains(t, raw, "Reg-Pw-1")
+		require.NotContains(t, raw, "Wrong-Pw-4")
+	}
+	hook.mu.Unlock()
 }
