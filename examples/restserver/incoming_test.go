@@ -34,8 +34,8 @@ func (s *runningServer) sipAddr(t *testing.T) string {
 // dialinHook is the application's hook of the dial-in tests: it answers
 // OnCallEvent with what answer returns and records every event.
 type dialinHook struct {
-	srv    *httptest.Server
-	answer atomic.Pointer[string]
+	srv       *httptest.Server
+	answer    atomic.Pointer[string]
 	mu        sync.Mutex
 	offers    []map[string]any
 	events    []wcsapi.StatusEvent
