@@ -164,6 +164,27 @@ func TestIncomingCall(t *testing.T) {
 	code, body := rest(t, srv.base, "/call/find", map[string]any{"callId": c.CallID})
 	require.Equal(t, http.StatusOK, code, string(body))
 	require.Contains(t, string(body), `"incoming":true`)
+
+	// The incoming call is driven like any other: DTMF to the phone, a push
+	// of its stream, hold and unhold (re-INVITEs to the phone).
+	code, body = rest(t, srv.base, "/call/send_dtmf", map[string]any{"callId": c.CallID, "dtmf": "42", "type": "RFC2833"})
+	require.Equal(t, http.StatusOK, code, string(body))
+	digits, err := pc.WaitDTMF(ctx, 2)
+	require.NoError(t, err)
+	require.Equal(t, "42", digits)
+	pushSub := rs.Subscribe("live", "rtmp_studio1", 0)
+	defer pushSub.Close()
+	code, body = rest(t, srv.base, "/push/startup", map[string]any{"streamName": "studio1", "rtmpUrl": rtmpURL})
+	require.Equal(t, http.StatusOK, code, string(body))
+	_, err = pushSub.ReadTag(ctx)
+	require.NoError(t, err, "the push publishes")
+	code, body = rest(t, srv.base, "/call/hold", map[string]any{"callId": c.CallID})
+	require.Equal(t, http.StatusOK, code, string(body))
+	code, body = rest(t, srv.base, "/call/unhold", map[string]any{"callId": c.CallID})
+	require.Equal(t, http.StatusOK, code, string(body))
+	_, err = pc.WaitReinvites(ctx, 2)
+	require.NoError(t, err, "hold and unhold reached the phone")
+
 	code, body = rest(t, srv.base, "/call/terminate", map[string]any{"callId": c.CallID})
 	require.Equal(t, http.StatusOK, code, string(body))
 	require.NoError(t, pc.WaitBye(ctx), "the phone got our BYE")
