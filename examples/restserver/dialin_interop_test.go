@@ -118,10 +118,9 @@ func (h *sippHook) waitEvent(t *testing.T, callID, typ, info string) {
 // gateway with an audio (PCMA, telephone-event) and video (H.264) offer,
 // sippAnswer's SDP, whose ports, AUDIOPORT and VIDEOPORT, are
 // testmedia.Replayer's (sipp 3.6 cannot play an audio and a video pcap in
-// one call), sends
-// DTMF 5 by INFO (application/dtmf-relay) once answered, answers the
-// gateway's INFOs while it waits WAITMS for the test to play its media,
-// and hangs up (BYE). Every <send> is followed by a <recv> (sipp 3.6.1
+// one call), sends DTMF 5 by INFO (application/dtmf-relay) once answered,
+// answers the gateway's INFOs while it waits WAITMS for the test to play
+// its media, and hangs up (BYE). Every <send> is followed by a <recv> (sipp 3.6.1
 // aborts a call that receives while it pauses after a send).
 const sippDialInCaller = `<?xml version="1.0" encoding="ISO-8859-1" ?>
 <scenario name="dial-in phone">
