@@ -14,6 +14,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/pion/webrtc/v4"
 	"github.com/stretchr/testify/require"
 
 	"github.com/sipstream/sipstream/callmgr/wcsapi"
@@ -164,6 +165,11 @@ func TestIncomingCall(t *testing.T) {
 	code, body := rest(t, srv.base, "/call/find", map[string]any{"callId": c.CallID})
 	require.Equal(t, http.StatusOK, code, string(body))
 	require.Contains(t, string(body), `"incoming":true`)
+
+	// It plays in browsers (WHEP at /whep/{toStream}) like a placed call.
+	viewer := playWHEP(t, srv.base+"/whep/studio1")
+	viewer.wait(t, 10, webrtc.RTPCodecTypeVideo, webrtc.RTPCodecTypeAudio)
+	viewer.stop(t, srv.base)
 
 	// The incoming call is driven like any other: DTMF to the phone, a push
 	// of its stream, hold and unhold (re-INVITEs to the phone).
