@@ -46,17 +46,25 @@ type Binding struct {
 // bindings are kept in memory with their expiry and answered 200 with the
 // current Contacts. Safe for concurrent use.
 //
-// What it does not do (RFC 3261 §10.3): it keeps no Call-ID/CSeq order
-// per binding (a late retransmission of an older REGISTER is applied),
-// ignores q values, and serves only users of its own Authenticator (the
-// To user must be the authenticated user, else 403).
+// A REGISTER with the Call-ID of a binding and a CSeq not above the one
+// that last updated it (a late or replayed one) is refused with 500 (RFC
+// 3261 §10.3 step 7). q values are ignored, and only users of its own
+// Authenticator are served (the To user must be the authenticated user,
+// else 403).
 type Registrar struct {
 	ua  *UA
 	cfg RegistrarConfig
 
 	mu       sync.Mutex
-	bindings map[string]map[string]*Binding // user → contact URI → binding
+	bindings map[string]map[string]*binding // user → contact URI → binding
 	count    int
+}
+
+// binding is a Binding with the REGISTER that last updated it.
+type binding struct {
+	Binding
+	callID string
+	cseq   uint32
 }
 
 // Registrar limits and defaults.
@@ -93,7 +101,7 @@ func (ua *UA) ServeRegistrar(cfg RegistrarConfig) (*Registrar, error) {
 	if cfg.MinExpires < time.Second || cfg.MaxExpires < cfg.MinExpires {
 		return nil, paramErr("MaxExpires", "want 1 s <= MinExpires <= MaxExpires")
 	}
-	r := &Registrar{ua: ua, cfg: cfg, bindings: map[string]map[string]*Binding{}}
+	r := &Registrar{ua: ua, cfg: cfg, bindings: map[string]map[string]*binding{}}
 	ua.mu.Lock()
 	defer ua.mu.Unlock()
 	if ua.closed {
@@ -116,7 +124,7 @@ func (r *Registrar) Bindings() []Binding {
 	for _, m := range r.bindings {
 		for _, b := range m {
 			if b.Expires.After(now) {
-				out = append(out, *b)
+				out = append(out, b.Binding)
 			}
 		}
 	}
@@ -132,7 +140,7 @@ func (r *Registrar) Lookup(user string) []Binding {
 	var out []Binding
 	for _, b := range r.bindings[user] {
 		if b.Expires.After(now) {
-			out = append(out, *b)
+			out = append(out, b.Binding)
 		}
 	}
 	r.mu.Unlock()
@@ -171,7 +179,7 @@ func (r *Registrar) sweep(now time.Time) []Binding {
 	for user, m := range r.bindings {
 		for c, b := range m {
 			if !b.Expires.After(now) {
-				gone = append(gone, *b)
+				gone = append(gone, b.Binding)
 				delete(m, c)
 				r.count--
 			}
@@ -326,21 +334,28 @@ func (r *Registrar) serve(req *sipgox.Request, tx sipgox.ServerTransaction) {
 	}
 	now := time.Now()
 	maxSecs := int(r.cfg.MaxExpires / time.Second)
+	callID, cseq := req.CallID().Value(), req.CSeq().SeqNo
 	r.mu.Lock()
 	mine := r.bindings[user]
 	var added, removed []Binding
 	switch {
 	case star:
 		for c, b := range mine {
-			removed = append(removed, *b)
+			removed = append(removed, b.Binding)
 			delete(mine, c)
 			r.count--
 		}
 	default:
 		fresh := 0
 		for _, c := range contacts {
-			if _, ok := mine[c.uri]; !ok && c.expires > 0 {
+			b, ok := mine[c.uri]
+			if !ok && c.expires > 0 {
 				fresh++
+			}
+			if ok && b.callID == callID && cseq <= b.cseq {
+				r.mu.Unlock()
+				respond(tx, req, 500, "Server Internal Error", nil) // RFC 3261 §10.3 step 7
+				return
 			}
 		}
 		if fresh > 0 && r.count+fresh > r.cfg.MaxBindings {
@@ -353,7 +368,7 @@ func (r *Registrar) serve(req *sipgox.Request, tx sipgox.ServerTransaction) {
 			b, ok := mine[c.uri]
 			if c.expires == 0 {
 				if ok {
-					removed = append(removed, *b)
+					removed = append(removed, b.Binding)
 					delete(mine, c.uri)
 					r.count--
 				}
@@ -361,10 +376,10 @@ func (r *Registrar) serve(req *sipgox.Request, tx sipgox.ServerTransaction) {
 			}
 			if !ok {
 				if mine == nil {
-					mine = map[string]*Binding{}
+					mine = map[string]*binding{}
 					r.bindings[user] = mine
 				}
-				b = &Binding{User: user, Contact: c.uri}
+				b = &binding{Binding: Binding{User: user, Contact: c.uri}}
 				mine[c.uri] = b
 				r.count++
 			}
@@ -372,7 +387,8 @@ func (r *Registrar) serve(req *sipgox.Request, tx sipgox.ServerTransaction) {
 			b.Transport = strings.ToLower(req.Transport())
 			b.UserAgent = ua
 			b.Expires = now.Add(time.Duration(min(c.expires, maxSecs)) * time.Second)
-			added = append(added, *b)
+			b.callID, b.cseq = callID, cseq
+			added = append(added, b.Binding)
 		}
 	}
 	if len(mine) == 0 {

@@ -217,6 +217,8 @@ func TestRegistrarStarRemovesAll(t *testing.T) {
 	assert.WithinDuration(t, time.Now().Add(600*time.Second), bs[0].Expires, 5*time.Second)
 	assert.WithinDuration(t, time.Now().Add(120*time.Second), bs[1].Expires, 5*time.Second)
 
+	// The same Call-ID with a CSeq not above the last one: 500 (a replay).
+	assert.Equal(t, 500, rawRegister(t, p, "<sip:alice@192.0.2.1:5060>", "600").StatusCode)
 	assert.Equal(t, 400, rawRegister(t, p, "*", "60").StatusCode, "* needs Expires: 0")
 	res = rawRegister(t, p, "*", "0")
 	require.Equal(t, 200, res.StatusCode)
