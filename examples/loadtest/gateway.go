@@ -368,32 +368,36 @@ type restCall struct {
 }
 
 // calls returns the server's calls by ID, from one /call/find_all at most
-// every 200 ms however many goroutines wait for their call.
-func (g *restGateway) calls(ctx context.Context) (map[string]restCall, error) {
+// every 200 ms however many goroutines wait for their call, and when that
+// request was sent (the list holds no call newer than that).
+func (g *restGateway) calls(ctx context.Context) (map[string]restCall, time.Time, error) {
 	g.pollMu.Lock()
 	defer g.pollMu.Unlock()
 	if g.snapshot != nil && time.Since(g.polled) < 200*time.Millisecond {
-		return g.snapshot, nil
+		return g.snapshot, g.polled, nil
 	}
 	var list []restCall
+	asked := time.Now()
 	code, err := g.post(ctx, "/call/find_all", struct{}{}, &list)
 	if err != nil && code != http.StatusNotFound { // 404: no calls
-		return nil, err
+		return nil, time.Time{}, err
 	}
 	m := make(map[string]restCall, len(list))
 	for _, c := range list {
 		m[c.CallID] = c
 	}
-	g.snapshot, g.polled = m, time.Now()
-	return m, nil
+	g.snapshot, g.polled = m, asked
+	return m, asked, nil
 }
 
-func (g *restGateway) status(ctx context.Context, id string) (string, error) {
-	m, err := g.calls(ctx)
+// status returns call id's status ("" when not listed) and when the list
+// it comes from was asked for.
+func (g *restGateway) status(ctx context.Context, id string) (string, time.Time, error) {
+	m, asked, err := g.calls(ctx)
 	if err != nil {
-		return "", err
+		return "", time.Time{}, err
 	}
-	return m[id].Status, nil
+	return m[id].Status, asked, nil
 }
 
 func (g *restGateway) start(ctx context.Context, id string) error {
@@ -409,16 +413,16 @@ func (g *restGateway) sipAddr() string { return g.sip }
 // adopt waits for call id to be ESTABLISHED (an incoming call's callId
 // is its SIP Call-ID).
 func (g *restGateway) adopt(ctx context.Context, id string) error {
+	t0 := time.Now() // the call exists (startup answered, or the caller got 200 OK)
 	for {
-		st, err := g.status(ctx, id)
+		st, asked, err := g.status(ctx, id)
 		switch {
 		case err != nil:
 			return err
 		case st == string(callmgr.StatusEstablished):
 			return nil
-		case st == "" && g.incomingCall(id):
-			// Not listed yet: the caller got the 200 OK before the
-			// server's next find_all.
+		case st == "" && asked.Before(t0):
+			// A list from before the call existed: wait for the next.
 		case st == "" || callmgr.Status(st).Final():
 			return fmt.Errorf("call ended %s", st)
 		}
@@ -433,7 +437,7 @@ func (g *restGateway) adopt(ctx context.Context, id string) error {
 func (g *restGateway) active(ids []string) int {
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
-	m, err := g.calls(ctx)
+	m, _, err := g.calls(ctx)
 	if err != nil {
 		return -1
 	}
@@ -449,9 +453,6 @@ func (g *restGateway) active(ids []string) int {
 // stats: the REST API does not expose the media counters.
 func (g *restGateway) stats([]string) (lost, late uint64, ok bool) { return 0, 0, false }
 
-// incomingCall reports whether id is a call the load caller placed.
-func (g *restGateway) incomingCall(id string) bool { return strings.Contains(id, "-in-") }
-
 func (g *restGateway) stop(ctx context.Context, id string) error {
 	if _, err := g.post(ctx, "/call/terminate", map[string]string{"callId": id}, nil); err != nil {
 		return err
@@ -461,7 +462,7 @@ func (g *restGateway) stop(ctx context.Context, id string) error {
 
 func (g *restGateway) awaitEnd(ctx context.Context, id string) error {
 	for {
-		st, err := g.status(ctx, id)
+		st, _, err := g.status(ctx, id)
 		if err != nil || st == "" || callmgr.Status(st).Final() {
 			return err
 		}

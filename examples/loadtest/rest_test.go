@@ -9,6 +9,7 @@ import (
 	"os"
 	"sync"
 	"testing"
+	"time"
 
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
@@ -100,9 +101,28 @@ func TestRESTGateway(t *testing.T) {
 
 	require.NoError(t, g.stop(ctx, "c1"))
 	g.snapshot = nil // forget the cached list
-	st, err := g.status(ctx, "c1")
+	st, _, err := g.status(ctx, "c1")
 	require.NoError(t, err)
 	assert.Empty(t, st)
+
+	// A list cached from before the call existed does not fail it.
+	g.pollMu.Lock()
+	g.snapshot, g.polled = map[string]restCall{}, time.Now()
+	g.pollMu.Unlock()
+	require.NoError(t, g.start(ctx, "c2"), "not listed in a list older than the call: wait for the next")
+
+	// An incoming call: the load caller made it, the server lists it.
+	f.mu.Lock()
+	f.calls["in1"] = 0
+	f.mu.Unlock()
+	require.NoError(t, g.adopt(ctx, "in1"))
+	f.mu.Lock()
+	delete(f.calls, "in1") // the caller hung up
+	f.mu.Unlock()
+	require.NoError(t, g.awaitEnd(ctx, "in1"))
+	g.snapshot = nil
+	require.Error(t, g.adopt(ctx, "never"), "not listed in a list newer than the call: gone")
+	assert.Equal(t, "", g.sipAddr())
 
 	cpu, err := g.cpu()
 	require.NoError(t, err)

@@ -213,7 +213,13 @@ func (t *tester) place(ctx context.Context, dir, id string) error {
 	if _, err := t.child.do(command{Cmd: "call", Target: "sip:" + id + "@" + t.gw.sipAddr(), ID: id}); err != nil {
 		return err
 	}
-	return t.gw.adopt(ctx, id)
+	if err := t.gw.adopt(ctx, id); err != nil {
+		// Answered, but the gateway cannot be watched: a failed call,
+		// hung up so that it does not stream on.
+		_, _ = t.child.do(command{Cmd: "hangup", ID: id})
+		return err
+	}
+	return nil
 }
 
 // hangup ends call id: the gateway hangs up an outgoing call, the load
