@@ -57,16 +57,7 @@ Contact: <sip:bob@[local_ip]:[local_port];transport=[transport]>
 X-Caller:[$from]
 Content-Type: application/sdp
 Content-Length: [len]
-
-v=0
-o=sipp 1 1 IN IP[local_ip_type] [local_ip]
-s=-
-c=IN IP[media_ip_type] [media_ip]
-t=0 0
-m=audio [media_port] RTP/AVP 8
-a=rtpmap:8 PCMA/8000
-a=sendrecv
-
+` + sippOfferBody + `
     ]]>
   </send>
   <recv request="ACK" crlf="true">

@@ -29,6 +29,7 @@ Content-Type: application/sdp
 Content-Length: [len]
 `
 
+// sippOfferBody is sipp's SDP (an offer, or the answer of sippAnswer).
 const sippOfferBody = `
 v=0
 o=sipp 1 1 IN IP[local_ip_type] [local_ip]
