@@ -297,9 +297,11 @@ func NewPeer(cfg Config) (*Peer, error) {
 	hostPort := net.JoinHostPort(p.host, strconv.Itoa(p.port))
 	p.ua, err = sipgo.NewUA(sipgo.WithUserAgent("sipstream-siptest"), sipgo.WithUserAgentHostname(p.host),
 		sipgo.WithUserAgentTransportLayerOptions(sip.WithTransportLayerReadFilter(p.readFilter)),
-		// A response no transaction waits for (a 100 Trying that comes
-		// after the final response, a retransmission) is dropped quietly
-		// instead of logged by sipgo's default logger.
+		// A response no transaction waits for is dropped quietly instead
+		// of logged by sipgo's default logger: a retransmission, or a 100
+		// Trying handled after the final response (sipgo v1.7.3 handles
+		// each response on a goroutine of its own, so one that arrived
+		// first can be handled after the next one ended the transaction).
 		sipgo.WithUserAgentTransactionLayerOptions(sip.WithTransactionLayerUnhandledResponseHandler(func(*sip.Response) {})))
 	if err == nil {
 		p.srv, err = sipgo.NewServer(p.ua, sipgo.WithServerLogger(logger))
