@@ -414,27 +414,20 @@ func (in *IncomingInvite) Answer(ctx context.Context, sdpBody []byte, opts Answe
 	return d, nil
 }
 
-// awaitAck retransmits the 2xx over UDP (RFC 3261 §13.3.1.4: T1 doubling
-// up to T2) until the ACK arrives, for at most 64*T1.
+// awaitAck retransmits the 2xx over UDP (RFC 3261 §13.3.1.4, RFC 6026:
+// the UAS core's job; T1 doubling up to T2) until the ACK arrives, for at
+// most 64*T1.
 func (in *IncomingInvite) awaitAck(ctx context.Context, d *Dialog, res *sipgox.Response) error {
 	t1 := in.ua.t1
 	interval := t1
 	var retransmit <-chan time.Time
-	if in.transport == "udp" {
-		rt := time.NewTimer(interval)
+	var rt *time.Timer
+	if in.transport == "udp" { // reliable transports deliver the one 200
+		rt = time.NewTimer(interval)
 		defer rt.Stop()
 		retransmit = rt.C
-		defer func() { rt.Stop() }()
-		return in.ackLoop(ctx, d, res, retransmit, rt, 64*t1)
 	}
-	return in.ackLoop(ctx, d, res, nil, nil, 64*t1)
-}
-
-func (in *IncomingInvite) ackLoop(ctx context.Context, d *Dialog, res *sipgox.Response, retransmit <-chan time.Time,
-	rt *time.Timer, limit time.Duration) error {
-	t1 := in.ua.t1
-	interval := t1
-	deadline := time.NewTimer(limit)
+	deadline := time.NewTimer(64 * t1)
 	defer deadline.Stop()
 	acks := in.tx.Acks()
 	for {
@@ -442,8 +435,9 @@ func (in *IncomingInvite) ackLoop(ctx context.Context, d *Dialog, res *sipgox.Re
 		case <-d.ackC:
 			return nil
 		case <-acks:
-			// An ACK on the INVITE's own branch (not RFC 3261, seen from
-			// some UAs): treat it as the 2xx ACK.
+			// An ACK reusing the INVITE's branch (RFC 2543 style, where the
+			// 2xx ACK was part of the INVITE transaction): sipgo's
+			// transaction passes it up here instead of to dispatch.
 			d.call(func() { d.acknowledged(nil) })
 		case <-retransmit:
 			if err := in.tx.Respond(res); err != nil {
