@@ -137,3 +137,63 @@ func checkTonePublished(t *testing.T, rec *testenv.Recording, hz float64) {
 	t.Logf("published audio, %.0f Hz per 250 ms: %v", hz, blocks)
 	assert.GreaterOrEqual(t, share, 0.6, "the phone's tone is published")
 }
+
+// TestInteropDialInRegistrar: with -registrar, a phone (siptest) registers
+// to the gateway as one of -inbound-users (digest); registration/find_all
+// then lists its binding (inbound, its contact, no password), and its calls
+// are let in without credentials (they come from the binding's address)
+// and published. Once it unregisters, the binding is gone and a call
+// without credentials is challenged again (401).
+func TestInteropDialInRegistrar(t *testing.T) {
+	ngx := testenv.StartNginxRTMP(t)
+	usersFile := filepath.Join(t.TempDir(), "inbound-users")
+	require.NoError(t, os.WriteFile(usersFile, []byte("trunk1:pw-trunk-99\n"), 0o600))
+	srv := startServerProcess(t, "-registrar", "-inbound-users", usersFile, "-inbound-rtmp-url", ngx.RTMPURL())
+	sipAddr := sipAddrOf(t, srv)
+	phone, err := siptest.NewPeer(siptest.Config{User: "trunk1"})
+	require.NoError(t, err)
+	defer phone.Close()
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+
+	require.Error(t, phone.Register(ctx, siptest.RegisterRequest{Registrar: sipAddr, Password: "wrong"}), "a wrong password is refused")
+	require.NoError(t, phone.Register(ctx, siptest.RegisterRequest{Registrar: sipAddr, Password: "pw-trunk-99", Expires: 5 * time.Minute}))
+	list, body, err := registrations(t, srv.base)
+	require.NoError(t, err)
+	t.Logf("registration/find_all: %s", body)
+	var binding map[string]any
+	for _, r := range list {
+		if r["inbound"] == true {
+			binding = r
+		}
+	}
+	require.NotNil(t, binding, "no inbound binding listed: %s", body)
+	assert.Equal(t, "trunk1", binding["user"])
+	assert.Contains(t, binding["contact"], phone.Addr())
+	assert.NotContains(t, body, "pw-trunk-99")
+
+	recording := testenv.RecordStream(t, ngx.RTMPURL()+"/4711", 3*time.Second)
+	call, err := phone.Call(ctx, "sip:4711@"+sipAddr, siptest.CallOptions{NoVideo: true, Script: siptest.Script{Audio: true, ToneHz: 600}})
+	require.NoError(t, err, "a call from the registered contact is let in without credentials\n%s", srv.log())
+	checkTonePublished(t, recording, 600)
+	require.NoError(t, call.Hangup(ctx))
+
+	require.NoError(t, phone.Register(ctx, siptest.RegisterRequest{Registrar: sipAddr, Password: "pw-trunk-99", Expires: -1}))
+	require.Eventually(t, func() bool {
+		list, _, err := registrations(t, srv.base)
+		if err != nil {
+			return false
+		}
+		for _, r := range list {
+			if r["inbound"] == true {
+				return false
+			}
+		}
+		return true
+	}, 10*time.Second, 100*time.Millisecond, "the binding is still listed after the unREGISTER")
+	_, err = phone.Call(ctx, "sip:4711@"+sipAddr, siptest.CallOptions{NoVideo: true})
+	var se *siptest.StatusError
+	require.True(t, errors.As(err, &se), "%v", err)
+	assert.Equal(t, 401, se.Code, "without a binding the caller must authenticate")
+	assert.NotContains(t, srv.log(), "pw-trunk-99")
+}
