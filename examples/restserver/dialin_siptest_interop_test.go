@@ -197,3 +197,57 @@ func TestInteropDialInRegistrar(t *testing.T) {
 	assert.Equal(t, 401, se.Code, "without a binding the caller must authenticate")
 	assert.NotContains(t, srv.log(), "pw-trunk-99")
 }
+
+// TestInteropDialInHookDecides: the WCS way, with the REST hook's answer
+// to OnCallEvent deciding each call: a target of its own (rtmpUrl and
+// rtmpStream) is where the call is published, {"reject": true, "sipStatus": 486} refuses
+// with 486, {"redirect": ...} answers 302, and {} leaves it to
+// -inbound-rtmp-url (the stream named after the Request-URI user).
+func TestInteropDialInHookDecides(t *testing.T) {
+	ngx := testenv.StartNginxRTMP(t)
+	hook := newSippHook(t, "{}")
+	srv := startServerProcess(t, "-webhook", hook.srv.URL, "-inbound-rtmp-url", ngx.RTMPURL(), "-inbound-allow", "127.0.0.1/32")
+	sipAddr := sipAddrOf(t, srv)
+	phone, err := siptest.NewPeer(siptest.Config{User: "phone"})
+	require.NoError(t, err)
+	defer phone.Close()
+	ctx, cancel := context.WithTimeout(context.Background(), 90*time.Second)
+	defer cancel()
+	answer := func(a string) {
+		hook.mu.Lock()
+		hook.answer = a
+		hook.mu.Unlock()
+	}
+	script := siptest.Script{Audio: true, ToneHz: 600}
+
+	answer(fmt.Sprintf(`{"rtmpUrl": %q, "rtmpStream": "chosen-by-hook"}`, ngx.RTMPURL()))
+	recording := testenv.RecordStream(t, ngx.RTMPURL()+"/chosen-by-hook", 3*time.Second)
+	call, err := phone.Call(ctx, "sip:sales@"+sipAddr, siptest.CallOptions{NoVideo: true, Script: script})
+	require.NoError(t, err, srv.log())
+	checkTonePublished(t, recording, 600)
+	require.NoError(t, call.Hangup(ctx))
+
+	answer(`{"reject": true, "sipStatus": 486, "reason": "Busy Here"}`)
+	_, err = phone.Call(ctx, "sip:sales@"+sipAddr, siptest.CallOptions{NoVideo: true})
+	var se *siptest.StatusError
+	require.True(t, errors.As(err, &se), "%v", err)
+	assert.Equal(t, 486, se.Code)
+
+	answer(`{"redirect": "sip:desk@192.0.2.7"}`)
+	_, err = phone.Call(ctx, "sip:sales@"+sipAddr, siptest.CallOptions{NoVideo: true})
+	require.True(t, errors.As(err, &se), "%v", err)
+	assert.Equal(t, 302, se.Code)
+
+	answer(`{}`)
+	recording = testenv.RecordStream(t, ngx.RTMPURL()+"/support", 3*time.Second)
+	call, err = phone.Call(ctx, "sip:support@"+sipAddr, siptest.CallOptions{NoVideo: true, Script: script})
+	require.NoError(t, err, srv.log())
+	checkTonePublished(t, recording, 600)
+	require.NoError(t, call.Hangup(ctx))
+	calls := hook.calls()
+	require.Len(t, calls, 4, "OnCallEvent once per call")
+	for _, c := range calls {
+		assert.Equal(t, true, c["incoming"])
+		assert.Equal(t, "phone", c["caller"])
+	}
+}
