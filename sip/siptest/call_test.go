@@ -68,7 +68,11 @@ func TestCallPeerToPeer(t *testing.T) {
 			require.NoError(t, in.WaitRTCP(ctx, func(s RTCPStats) bool { return s.SenderReports > 0 }))
 
 			// DTMF: RFC 4733 events then INFO, both ways.
+			// (Each waits for the previous digits: RTP and SIP are read on
+			// goroutines of their own, so they could be recorded out of order.)
 			require.NoError(t, call.SendDTMF(ctx, "12"))
+			_, err = in.WaitDTMF(ctx, 2)
+			require.NoError(t, err)
 			require.NoError(t, call.SendDTMFInfo(ctx, "#", 0))
 			digits, err := in.WaitDTMF(ctx, 3)
 			require.NoError(t, err)
@@ -78,6 +82,8 @@ func TestCallPeerToPeer(t *testing.T) {
 			assert.Equal(t, "application/dtmf-relay", infos[0].ContentType())
 			assert.Equal(t, "Signal=#\r\nDuration=100\r\n", string(infos[0].Body))
 			require.NoError(t, in.SendDTMF(ctx, "9"))
+			_, err = call.WaitDTMF(ctx, 1)
+			require.NoError(t, err)
 			require.NoError(t, in.SendDTMFInfo(ctx, "*", 250*time.Millisecond))
 			digits, err = call.WaitDTMF(ctx, 2)
 			require.NoError(t, err)

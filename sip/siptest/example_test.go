@@ -92,11 +92,11 @@ func ExamplePeer_Call() {
 	if err != nil {
 		panic(err)
 	}
-	_ = call.SendDTMF(ctx, "1")        // RFC 4733 on the audio stream
+	answered, _ := callee.WaitCall(ctx)
+	_ = call.SendDTMF(ctx, "1") // RFC 4733 on the audio stream
+	_, _ = answered.WaitDTMF(ctx, 1)
 	_ = call.SendDTMFInfo(ctx, "#", 0) // INFO application/dtmf-relay
 	_ = call.Hangup(ctx)               // BYE
-
-	answered, _ := callee.WaitCall(ctx)
 	_ = answered.WaitBye(ctx)
 	fmt.Println(answered.FromDisplayName(), answered.DTMF(), answered.End())
 	// Output: Alice 1# remote BYE
