@@ -67,8 +67,9 @@ func (in *Inbound) OnIncoming(ctx context.Context, call callmgr.IncomingCall) (c
 //     rtmps:// URL, Config.AllowRTMPHosts, record only with Config.Record);
 //     rtmpStream defaults to the callee (the Request-URI user), toStream
 //     to the callee too, hasAudio and hasVideo (what the gateway sends back)
-//     to true, record to Record; an answer the checks refuse rejects the
-//     call (500) and is logged;
+//     to true, record to Record; appKey names the application whose hook
+//     (Config.AppWebhooks) gets the call's later events; an answer the
+//     checks refuse rejects the call (500) and is logged;
 //   - an empty body, {} (or an answer with none of these), a malformed
 //     answer, a non-2xx status, a redirect or no answer within 5 s (or the
 //     Manager's DecisionTimeout) count as no answer (logged) and the
@@ -161,6 +162,7 @@ type hookAnswer struct {
 	SIPStatus  int    `json:"sipStatus"`
 	Reason     string `json:"reason"`
 	Redirect   string `json:"redirect"`
+	AppKey     string `json:"appKey"`
 }
 
 // target reports whether a names a target to answer with.
@@ -252,6 +254,7 @@ func (d *dialin) answer(in callmgr.IncomingCall, a *hookAnswer) (callmgr.Decisio
 	if p.ToStream == "" || (p.RTMPURL != "" && p.RTMPStream == "") {
 		return callmgr.RejectWith(404, "Not Found"), nil // no user to name the stream after
 	}
+	p.AppKey = strings.TrimSpace(a.AppKey)
 	if a.Record != nil {
 		p.Record = *a.Record
 	}

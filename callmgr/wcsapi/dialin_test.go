@@ -158,9 +158,9 @@ func TestDialinHookAnswers(t *testing.T) {
 		answer string
 		want   callmgr.Decision
 	}{
-		{"target", `{"rtmpUrl":"rtmp://h.example/app/","rtmpStream":"key-1","toStream":"s1","hasVideo":false,"record":false}`,
+		{"target", `{"rtmpUrl":"rtmp://h.example/app/","rtmpStream":"key-1","toStream":"s1","hasVideo":false,"record":false,"appKey":"sales"}`,
 			callmgr.Decision{Action: callmgr.ActionAnswer, Ring: time.Second,
-				Params: callmgr.CallParams{RTMPURL: "rtmp://h.example/app", RTMPStream: "key-1", ToStream: "s1", HasAudio: true}}},
+				Params: callmgr.CallParams{RTMPURL: "rtmp://h.example/app", RTMPStream: "key-1", ToStream: "s1", HasAudio: true, AppKey: "sales"}}},
 		{"rtmpUrl only", `{"rtmpUrl":"rtmps://h.example/app"}`,
 			callmgr.Decision{Action: callmgr.ActionAnswer, Ring: time.Second,
 				Params: callmgr.CallParams{RTMPURL: "rtmps://h.example/app", RTMPStream: "studio1", ToStream: "studio1", HasAudio: true, HasVideo: true}}},

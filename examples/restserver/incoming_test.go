@@ -128,8 +128,9 @@ func incomingCall(t *testing.T, base, caller, what string, cond func(wcsapi.Call
 func TestIncomingCall(t *testing.T) {
 	rs, rtmpURL := startRTMPServer(t)
 	hook := newDialinHook(t, "{}")
+	studio := newDialinHook(t, "{}") // the application the hook hands the second call to
 	srv := startRun(t, "-inbound-rtmp-url", rtmpURL, "-inbound-allow", "127.0.0.1/32", "-webhook", hook.srv.URL,
-		"-inbound-ring", "300ms")
+		"-inbound-ring", "300ms", "-app-webhook", "studio="+studio.srv.URL)
 	target := "sip:studio1@" + srv.sipAddr(t)
 	t.Cleanup(func() {
 		if t.Failed() {
@@ -219,8 +220,10 @@ func TestIncomingCall(t *testing.T) {
 	require.Equal(t, "Alice", offer["visibleName"])
 	require.True(t, strings.HasPrefix(offer["source"].(string), "127.0.0.1:"), "%v", offer["source"])
 
-	// The hook names another stream, audio only back to the phone.
-	hookAnswer := `{"rtmpUrl":"` + rtmpURL + `","rtmpStream":"from-hook","toStream":"hooked","hasVideo":false}`
+	// The hook names another stream, audio only back to the phone, and
+	// hands the call to the "studio" application (its hook gets the call's
+	// events).
+	hookAnswer := `{"rtmpUrl":"` + rtmpURL + `","rtmpStream":"from-hook","toStream":"hooked","hasVideo":false,"appKey":"studio"}`
 	hook.answer.Store(&hookAnswer)
 	sub2 := rs.Subscribe("live", "from-hook", 0)
 	defer sub2.Close()
@@ -231,8 +234,21 @@ func TestIncomingCall(t *testing.T) {
 	require.Equal(t, "from-hook", c.RTMPStream)
 	_, err = sub2.ReadTag(ctx)
 	require.NoError(t, err, "published to the hook's stream")
+	require.Equal(t, "studio", c.AppKey)
 	require.NoError(t, pc.Hangup(ctx), "the phone hangs up")
 	waitGone(t, srv.base, c.CallID)
+	deadline = time.Now().Add(30 * time.Second)
+	for {
+		st, incoming := studio.statuses(c.CallID)
+		if len(st) > 0 && st[len(st)-1] == "FINISH" {
+			require.True(t, incoming)
+			break
+		}
+		require.True(t, time.Now().Before(deadline), "the studio application's hook got no FINISH: %v", st)
+		time.Sleep(20 * time.Millisecond)
+	}
+	other, _ := hook.statuses(c.CallID)
+	require.Empty(t, other, "the default hook was asked (OnCallEvent), the call's events went to studio's")
 
 	// The hook refuses.
 	busy := `{"reject":true,"sipStatus":486,"reason":"Studio Busy"}`
