@@ -18,7 +18,9 @@ import (
 // 487/480/4xx) has already been sent for this INVITE.
 var ErrAnswered = errors.New("sip: INVITE already answered")
 
-// Address is the From or To of a received request.
+// Address is the From or To of a received request. Its fields are what
+// the caller sent, unchecked beyond SIP parsing: validate them (ValidateUser,
+// ValidateURI …) before using them as names, paths or stream keys.
 type Address struct {
 	DisplayName string // unquoted, may be empty
 	URI         string // "sip:alice@example.com" (parameters of the URI kept, header params such as tag dropped)
