@@ -372,3 +372,34 @@ func TestRegistrations(t *testing.T) {
 	}
 	hook.mu.Unlock()
 }
+
+// Passwords of the dial-in flags on the command line are warned about and
+// never logged, even when a caller's digest attempt is: a phone that
+// authenticates as a -inbound-user is let in, one with a wrong password is
+// refused (403), and neither password appears in the log.
+func TestInboundSecretsOnArgv(t *testing.T) {
+	_, rtmpURL := startRTMPServer(t)
+	srv := startRun(t, "-inbound-rtmp-url", rtmpURL, "-inbound-user", "alice:Argv-Pw-1", "-account", "sip:gw:Argv-Pw-2@127.0.0.1:9",
+		"-log-level", "debug")
+	log := srv.log.String()
+	require.Contains(t, log, "-inbound-user on the command line is visible to every user of this machine (ps)")
+	require.Contains(t, log, "-account on the command line is visible to every user of this machine (ps)")
+
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	phone := startPeer(t, siptest.Script{})
+	target := "sip:room9@" + srv.sipAddr(t)
+	_, err := phone.Call(ctx, target, siptest.CallOptions{User: "alice", Password: "Wrong-Pw-3"})
+	var se *siptest.StatusError
+	require.True(t, errors.As(err, &se), "%v", err)
+	require.Equal(t, 403, se.Code)
+	pc, err := phone.Call(ctx, target, siptest.CallOptions{User: "alice", Password: "Argv-Pw-1", Script: siptest.Script{Audio: true}})
+	require.NoError(t, err)
+	c := incomingCall(t, srv.base, "alice", "ESTABLISHED", func(c wcsapi.Call) bool { return c.Status == "ESTABLISHED" })
+	require.Equal(t, "room9", c.Callee)
+	require.NoError(t, pc.Hangup(ctx))
+	waitGone(t, srv.base, c.CallID)
+	for _, secret := range []string{"Argv-Pw-1", "Argv-Pw-2", "Wrong-Pw-3"} {
+		require.NotContains(t, srv.log.String(), secret)
+	}
+}
