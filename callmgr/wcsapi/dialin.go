@@ -12,6 +12,8 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
+
 	"github.com/sipstream/sipstream/callmgr"
 	"github.com/sipstream/sipstream/media/sound"
 	"github.com/sipstream/sipstream/sip"
@@ -116,6 +118,10 @@ type dialin struct {
 	nodeID    string
 	log       *slog.Logger
 	now       func() time.Time
+	// hookAsks counts the hook's answers by result: decided (a target, a
+	// refusal or a redirect), none (no target: the defaults decide),
+	// failed (no usable answer: the defaults decide).
+	hookAsks *prometheus.CounterVec
 }
 
 // newDialin checks cfg against the Handler's AllowRTMPHosts and sound
@@ -136,7 +142,14 @@ func newDialin(cfg DialinConfig, rtmpHosts allowList, svc *managerService) (*dia
 	if cfg.Ring < 0 {
 		return nil, errors.New("wcsapi: Dialin.Ring must not be negative")
 	}
-	d := &dialin{cfg: cfg, recording: svc.recording, nodeID: svc.nodeID, log: svc.log, now: svc.now}
+	hookAsks := prometheus.NewCounterVec(prometheus.CounterOpts{
+		Namespace: "sipstream", Name: "dialin_hook_answers_total",
+		Help: "Incoming calls put to the application's hook (OnCallEvent), by result: decided (target, reject or redirect), none (empty answer: the defaults decided), failed (error, timeout, redirect or malformed answer: the defaults decided).",
+	}, []string{"result"})
+	for _, r := range []string{"decided", "none", "failed"} {
+		hookAsks.WithLabelValues(r)
+	}
+	d := &dialin{hookAsks: hookAsks, cfg: cfg, recording: svc.recording, nodeID: svc.nodeID, log: svc.log, now: svc.now}
 	if cfg.Prompt != "" {
 		if _, err := svc.openSound("prompt", cfg.Prompt, true); err != nil {
 			return nil, fmt.Errorf("wcsapi: Dialin.Prompt: %w", err)
@@ -194,9 +207,16 @@ func (d *dialin) decide(ctx context.Context, in callmgr.IncomingCall) (callmgr.D
 	var a *hookAnswer
 	if d.cfg.Hook && d.srv.webhook != nil && d.srv.webhook.target("") != nil {
 		var err error
-		if a, err = d.ask(ctx, in); err != nil {
+		a, err = d.ask(ctx, in)
+		switch {
+		case err != nil:
+			d.hookAsks.WithLabelValues("failed").Inc()
 			d.log.Warn("dial-in hook: no usable answer, the defaults decide", "callId", in.CallID, "err", err)
 			a = nil
+		case a == nil || (!a.Reject && strings.TrimSpace(a.Redirect) == "" && !a.target()):
+			d.hookAsks.WithLabelValues("none").Inc()
+		default:
+			d.hookAsks.WithLabelValues("decided").Inc()
 		}
 	}
 	return d.fromAnswer(in, a)

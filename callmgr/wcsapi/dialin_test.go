@@ -16,6 +16,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
 	"github.com/stretchr/testify/require"
 
 	"github.com/sipstream/sipstream/callmgr"
@@ -183,6 +184,11 @@ func TestDialinHookAnswers(t *testing.T) {
 			r := mustDialinRig(t, defaults, hook.URL+"/app?k=1")
 			require.Equal(t, tc.want, r.decide(t))
 			require.Equal(t, []string{"POST /app/OnCallEvent"}, hook.requests())
+			result := "decided"
+			if tc.want.Params.RTMPURL == "rtmp://def.example/in" {
+				result = "none"
+			}
+			require.Equal(t, 1.0, hookAnswers(t, r.in, result), result)
 			hook.mu.Lock()
 			ev, raw := hook.bodies[0], hook.raw[0]
 			hook.mu.Unlock()
@@ -245,6 +251,7 @@ func TestDialinHookFailures(t *testing.T) {
 			r := mustDialinRig(t, DialinConfig{RTMPURL: "rtmp://def.example/in", Hook: true}, withAuth(hook.URL, "hookuser", "hook-Secret-99"))
 			require.Equal(t, defaultAnswer(0), r.decide(t))
 			require.Len(t, hook.requests(), 1, "asked once, no retry: the caller waits")
+			require.Equal(t, 1.0, hookAnswers(t, r.in, "failed"))
 			logs := r.logs.String()
 			require.Contains(t, logs, "dial-in hook: no usable answer")
 			require.Contains(t, logs, tc.log)
@@ -359,4 +366,24 @@ func TestDialinConfig(t *testing.T) {
 	for i := 0; i+800 <= len(buf); i += 800 {
 		require.Greater(t, testmedia.Goertzel(buf[i:i+800], 8000, 500), 0.9, "the prompt at %d ms, looped", i/8)
 	}
+}
+
+// hookAnswers is in's count of hook answers with result.
+func hookAnswers(t *testing.T, in *Inbound, result string) float64 {
+	t.Helper()
+	reg := prometheus.NewRegistry()
+	reg.MustRegister(in.d.Load().hookAsks)
+	mfs, err := reg.Gather()
+	require.NoError(t, err)
+	for _, mf := range mfs {
+		for _, m := range mf.GetMetric() {
+			for _, l := range m.GetLabel() {
+				if l.GetName() == "result" && l.GetValue() == result {
+					return m.GetCounter().GetValue()
+				}
+			}
+		}
+	}
+	t.Fatalf("no result %q", result)
+	return 0
 }

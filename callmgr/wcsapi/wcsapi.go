@@ -249,7 +249,9 @@ type Handler struct {
 	// whip serves the WebRTC publications (nil without Config.WHIP); the
 	// Manager's InjectStream takes them as a StreamSource.
 	whip *whip.Server
-	once sync.Once
+	// dialin decides incoming calls (nil without Config.Inbound).
+	dialin *dialin
+	once   sync.Once
 }
 
 // New returns a Handler over m. It checks cfg (the allow lists' patterns,
@@ -360,6 +362,7 @@ func New(m *callmgr.Manager, cfg Config) (*Handler, error) {
 	h.srv.regs = m
 	if dial != nil {
 		dial.srv = h.srv
+		h.dialin = dial
 		cfg.Inbound.d.Store(dial)
 	}
 	h.api = h.srv.handler()
@@ -431,7 +434,7 @@ func (h *Handler) Describe(ch chan<- *prometheus.Desc) {
 // Collect implements prometheus.Collector: REST requests by endpoint and
 // status, requests refused before any handler, status events, event stream
 // subscribers, webhook deliveries, WebRTC streams and viewers, HLS muxers,
-// WHIP publications and the calls hearing them.
+// WHIP publications and the calls hearing them, the dial-in hook's answers.
 func (h *Handler) Collect(ch chan<- prometheus.Metric) {
 	for _, c := range h.collectors() {
 		c.Collect(ch)
@@ -448,6 +451,9 @@ func (h *Handler) collectors() []prometheus.Collector {
 	}
 	if h.whip != nil {
 		cs = append(cs, whipCollector{srv: h.whip})
+	}
+	if h.dialin != nil {
+		cs = append(cs, h.dialin.hookAsks)
 	}
 	return cs
 }

@@ -262,6 +262,9 @@ func TestIncomingCall(t *testing.T) {
 	metrics := getMetrics(t, srv.base)
 	require.Contains(t, metrics, `sipstream_incoming_calls_total{result="answered"} 2`+"\n")
 	require.Contains(t, metrics, `sipstream_incoming_calls_total{result="rejected"} 1`+"\n")
+	require.Contains(t, metrics, `sipstream_dialin_hook_answers_total{result="none"} 1`+"\n")
+	require.Contains(t, metrics, `sipstream_dialin_hook_answers_total{result="decided"} 2`+"\n")
+	require.Contains(t, metrics, `sipstream_dialin_hook_answers_total{result="failed"} 0`+"\n")
 }
 
 // Registrations on the real stack: an -accounts file account registers at
