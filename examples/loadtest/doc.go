@@ -72,8 +72,11 @@
 // (default 127.0.0.1/32 with -flood, where the load caller is) and a
 // digest user nobody knows the password of, so strangers get 401. The
 // round's "flood" object reports the answers by status (none may be 2xx),
-// the INVITEs never answered, how long sending and answering took, the
-// gateway's own counts (callmgr IncomingCounts, in-process), and the live
+// the INVITEs never answered (-flood-wait after the last INVITE, default
+// 10 s; 35 s covers a UDP client transaction's 32 s), how long sending and
+// answering took, the machine's UDP receive-buffer drops meanwhile
+// (rcvbuf_errors: at full speed the burst overflows the gateway's socket,
+// and so does each wave of retransmissions), the gateway's own counts (callmgr IncomingCounts, in-process), and the live
 // calls' continuity for -flood-before before the flood and while it ran
 // (receiver phases: the least served stream's pictures per second,
 // pictures that never arrived, by the marker's frame numbers, and the
