@@ -35,6 +35,11 @@ type floodReport struct {
 	HeapBeforeMB     float64 `json:"heap_before_mb,omitempty"`
 	HeapAfterMB      float64 `json:"heap_after_mb,omitempty"`
 	SettleS          float64 `json:"settle_s"`
+	// GatewayStallMs is, in-process, the longest a goroutine of the
+	// gateway's process waiting on a 10 ms ticker was late during the
+	// flood: the scheduling delay every goroutine of the gateway (its
+	// media too) saw at worst. Omitted with -rest.
+	GatewayStallMs float64 `json:"gateway_stall_ms,omitempty"`
 	// Harmed is true when the live calls fared worse during the flood:
 	// a stream stalled (a gap over maxFloodGap), lost pictures it did not
 	// lose before, or got under 90% of its pictures.
@@ -69,12 +74,19 @@ func (t *tester) floodRound(live int) *floodReport {
 		}
 	}
 	t.logf("flood: %d INVITEs to %s during %d live calls", t.opt.flood, t.gw.sipAddr(), live)
+	var stall func() time.Duration
+	if t.opt.rest == "" {
+		stall = watchStalls(10 * time.Millisecond)
+	}
 	rep, err := t.flooder.do(command{Cmd: "flood", Flood: &floodSpec{Target: t.gw.sipAddr(), Count: t.opt.flood, Rate: t.opt.floodRate,
 		Sources: t.opt.floodSources, Wait: t.opt.floodWait, NoAck: t.opt.floodNoAck}})
 	if err != nil {
 		f.problem("flooder: %v", err)
 	} else {
 		f.Result = rep.Flood
+	}
+	if stall != nil {
+		f.GatewayStallMs = float64(stall()) / 1e6
 	}
 	if embedded {
 		if rep, err := t.child.do(command{Cmd: "phase"}); err != nil {
@@ -99,6 +111,31 @@ func (t *tester) floodRound(live int) *floodReport {
 	f.HeapAfterMB = float64(t.gw.heap()) / mb
 	f.judge(live)
 	return f
+}
+
+// watchStalls starts a goroutine that sleeps period after period and
+// returns the function that stops it and tells how much longer than
+// period one of its sleeps took at worst (timer and scheduling delay).
+func watchStalls(period time.Duration) func() time.Duration {
+	stop := make(chan struct{})
+	worst := make(chan time.Duration)
+	go func() {
+		var w time.Duration
+		for {
+			t0 := time.Now()
+			select {
+			case <-stop:
+				worst <- w
+				return
+			case <-time.After(period):
+				w = max(w, time.Since(t0)-period)
+			}
+		}
+	}()
+	return func() time.Duration {
+		close(stop)
+		return <-worst
+	}
 }
 
 func (f *floodReport) problem(format string, args ...any) {
@@ -162,6 +199,9 @@ func (f *floodReport) line() string {
 	}
 	if p := f.During; p != nil {
 		fmt.Fprintf(&b, "; during: gaps video %.0f audio %.0f ms, %d skipped, min %.1f fps", p.MaxVideoGapMs, p.MaxAudioGapMs, p.SkippedFrames, p.MinVideoFPS)
+	}
+	if f.GatewayStallMs > 0 {
+		fmt.Fprintf(&b, "; gateway scheduling delay max %.0f ms", f.GatewayStallMs)
 	}
 	fmt.Fprintf(&b, "; gateway goroutines %d→%d, fds %d→%d, RSS %.1f→%.1f MB", f.GoroutinesBefore, f.GoroutinesAfter, f.FDsBefore, f.FDsAfter, f.RSSBeforeMB, f.RSSAfterMB)
 	if f.Harmed {

@@ -56,6 +56,8 @@ func TestRunBothDirectionsWithFlood(t *testing.T) {
 		assert.False(t, f.Harmed, dir)
 		assert.Positive(t, f.GoroutinesBefore, dir)
 		assert.Positive(t, f.FDsBefore, dir)
+		assert.Positive(t, f.GatewayStallMs, "%s: the gateway's scheduling delay measured", dir)
+		assert.Less(t, f.GatewayStallMs, 500.0, dir)
 	}
 	assert.Contains(t, stderr, "sip-in ")
 	assert.Contains(t, stderr, "flood during 2 in calls: flood 100 INVITEs")
