@@ -484,7 +484,7 @@ func (m *Manager) mayCall(inv incomingInvite, info *inviteInfo) (acct, authUser 
 		}
 	}
 	for _, b := range m.be.sig.Bindings() {
-		if b.Source.Addr().Unmap() == src {
+		if boundSource(b, info.Source, info.Transport) {
 			return "", "", true
 		}
 	}
@@ -555,4 +555,19 @@ func reasonPhrase(code int) string {
 		return "Decline"
 	}
 	return "Rejected"
+}
+
+// boundSource reports whether an INVITE from src over transport comes from
+// the phone or trunk that registered binding b. Over UDP it must come from
+// the very address and port that registered (another program on the same
+// host is a stranger); over TCP and TLS a phone may open a new connection,
+// so the host is enough.
+func boundSource(b sip.Binding, src netip.AddrPort, transport string) bool {
+	if b.Source.Addr().Unmap() != src.Addr().Unmap() {
+		return false
+	}
+	if b.Transport == "udp" || transport == "udp" {
+		return b.Transport == transport && b.Source.Port() == src.Port()
+	}
+	return true
 }

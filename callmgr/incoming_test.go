@@ -203,7 +203,8 @@ func TestIncomingDecisionTimeout(t *testing.T) {
 	assert.Equal(t, []string{"480 Temporarily Unavailable"}, inv.waitFinal(t))
 	_, ok := e.m.Call("slow-1")
 	assert.False(t, ok)
-	assert.Equal(t, uint64(1), e.m.IncomingCounts()[IncomingRejected])
+	// Counted once the answer has gone out: wait for it.
+	require.True(t, waitFor(func() bool { return e.m.IncomingCounts()[IncomingRejected] == 1 }), "%v", e.m.IncomingCounts())
 }
 
 func TestIncomingDecisions(t *testing.T) {
@@ -313,6 +314,7 @@ func TestIncomingStrangers(t *testing.T) {
 		{name: "account user, other source", account: true, src: "127.0.0.10:5060", ruser: "acct", want: "403 Forbidden"},
 		{name: "binding source", binding: true, src: "127.0.0.8:6000", want: "200"},
 		{name: "not a binding's source", binding: true, src: "127.0.0.7:6000", want: "403 Forbidden"},
+		{name: "binding host, other port", binding: true, src: "127.0.0.8:6001", want: "403 Forbidden"},
 		{name: "all, stranger", allow: "10.0.0.0/8", users: true, account: true, binding: true, src: "172.16.0.1:5060", ruser: "acct", want: "401"},
 	}
 	for _, k := range cases {
@@ -335,7 +337,7 @@ func TestIncomingStrangers(t *testing.T) {
 			})
 			if k.binding {
 				e.w.mu.Lock()
-				e.w.bindings = []sip.Binding{{User: "phone", Contact: "sip:phone@127.0.0.8:6000", Source: netip.MustParseAddrPort("127.0.0.8:6000"), Expires: time.Now().Add(time.Hour)}}
+				e.w.bindings = []sip.Binding{{User: "phone", Contact: "sip:phone@127.0.0.8:6000", Source: netip.MustParseAddrPort("127.0.0.8:6000"), Transport: "udp", Expires: time.Now().Add(time.Hour)}}
 				e.w.mu.Unlock()
 			}
 			if k.account {
@@ -750,4 +752,30 @@ func TestIncomingClose(t *testing.T) {
 	require.True(t, e.w.send(late))
 	assert.Equal(t, []string{"480 Temporarily Unavailable"}, late.waitFinal(t))
 	assert.Equal(t, int32(1), e.decisions.Load())
+}
+
+func TestBoundSource(t *testing.T) {
+	ap := netip.MustParseAddrPort
+	udp := sip.Binding{User: "trunk", Source: ap("192.0.2.7:5062"), Transport: "udp"}
+	tcp := sip.Binding{User: "trunk", Source: ap("192.0.2.7:40001"), Transport: "tcp"}
+	for _, tc := range []struct {
+		name      string
+		b         sip.Binding
+		src       string
+		transport string
+		want      bool
+	}{
+		{"udp same socket", udp, "192.0.2.7:5062", "udp", true},
+		{"udp other port on the host", udp, "192.0.2.7:5060", "udp", false},
+		{"udp binding, tcp call", udp, "192.0.2.7:5062", "tcp", false},
+		{"other host", udp, "192.0.2.8:5062", "udp", false},
+		{"tcp new connection", tcp, "192.0.2.7:40999", "tcp", true},
+		{"tcp binding, tls call", tcp, "192.0.2.7:40999", "tls", true},
+		{"tcp binding, udp call", tcp, "192.0.2.7:40001", "udp", false},
+		{"mapped address", udp, "[::ffff:192.0.2.7]:5062", "udp", true},
+	} {
+		if got := boundSource(tc.b, ap(tc.src), tc.transport); got != tc.want {
+			t.Errorf("%s: boundSource = %v, want %v", tc.name, got, tc.want)
+		}
+	}
 }
