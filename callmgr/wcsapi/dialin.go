@@ -67,6 +67,8 @@ func (in *Inbound) OnIncoming(ctx context.Context, call callmgr.IncomingCall) (c
 //   - any of rtmpUrl, rtmpStream, toStream or record: true answers the call
 //     with that target, checked as /call/startup checks it (an rtmp:// or
 //     rtmps:// URL, Config.AllowRTMPHosts, record only with Config.Record);
+//     rtmpUrl defaults to Dialin.RTMPURL when only rtmpStream is given
+//     (without either the call goes to browsers only: WHEP, HLS),
 //     rtmpStream defaults to the callee (the Request-URI user), toStream
 //     to the callee too, hasAudio and hasVideo (what the gateway sends back)
 //     to true, record to Record; appKey names the application whose hook
@@ -267,6 +269,9 @@ func (d *dialin) answer(in callmgr.IncomingCall, a *hookAnswer) (callmgr.Decisio
 		Record:   d.cfg.Record,
 		HasAudio: true,
 		HasVideo: true,
+	}
+	if p.RTMPURL == "" && strings.TrimSpace(a.RTMPStream) != "" {
+		p.RTMPURL = d.cfg.RTMPURL // a stream name for the default URL
 	}
 	if p.RTMPURL != "" {
 		p.RTMPStream = or(a.RTMPStream, in.Callee)

@@ -10,6 +10,7 @@ import (
 	"net/netip"
 	"os"
 	"path/filepath"
+	"reflect"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -165,6 +166,9 @@ func TestDialinHookAnswers(t *testing.T) {
 		{"rtmpUrl only", `{"rtmpUrl":"rtmps://h.example/app"}`,
 			callmgr.Decision{Action: callmgr.ActionAnswer, Ring: time.Second,
 				Params: callmgr.CallParams{RTMPURL: "rtmps://h.example/app", RTMPStream: "studio1", ToStream: "studio1", HasAudio: true, HasVideo: true}}},
+		{"rtmpStream only: the default URL", `{"rtmpStream":"key-2"}`,
+			callmgr.Decision{Action: callmgr.ActionAnswer, Ring: time.Second,
+				Params: callmgr.CallParams{RTMPURL: "rtmp://def.example/in", RTMPStream: "key-2", ToStream: "studio1", HasAudio: true, HasVideo: true}}},
 		{"toStream only (WebRTC, HLS)", `{"toStream":"watch-me"}`,
 			callmgr.Decision{Action: callmgr.ActionAnswer, Ring: time.Second,
 				Params: callmgr.CallParams{ToStream: "watch-me", HasAudio: true, HasVideo: true}}},
@@ -185,7 +189,7 @@ func TestDialinHookAnswers(t *testing.T) {
 			require.Equal(t, tc.want, r.decide(t))
 			require.Equal(t, []string{"POST /app/OnCallEvent"}, hook.requests())
 			result := "decided"
-			if tc.want.Params.RTMPURL == "rtmp://def.example/in" {
+			if reflect.DeepEqual(tc.want, defaultAnswer(time.Second)) {
 				result = "none"
 			}
 			require.Equal(t, 1.0, hookAnswers(t, r.in, result), result)
