@@ -329,6 +329,11 @@ func (ua *UA) listen(udpNet, tcpNet string, ip netip.Addr, port uint16) error {
 		if err != nil {
 			return fmt.Errorf("sip: listen udp: %w", err)
 		}
+		// A burst of INVITEs (a flood, or a PBX's failover sending every
+		// call at once) must not overflow the socket: each datagram lost
+		// comes back as a retransmission wave. Best effort: the kernel
+		// caps it at net.core.rmem_max.
+		_ = uc.(*net.UDPConn).SetReadBuffer(udpReadBuffer)
 		p := uc.LocalAddr().(*net.UDPAddr).Port
 		tl, err := net.Listen(tcpNet, netip.AddrPortFrom(ip, uint16(p)).String())
 		if err != nil {
@@ -366,6 +371,9 @@ func (ua *UA) listen(udpNet, tcpNet string, ip netip.Addr, port uint16) error {
 	}
 	return nil
 }
+
+// udpReadBuffer is the receive buffer asked for the SIP UDP socket.
+const udpReadBuffer = 4 << 20
 
 func (ua *UA) closeListeners() {
 	if ua.udpConn != nil {
