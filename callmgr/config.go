@@ -175,6 +175,9 @@ type Config struct {
 	// CPU time admission control reads (tests).
 	admissionClock func() time.Time
 	admissionCPU   func() (time.Duration, bool)
+	// srtpUnset records that SRTP was left zero (validate makes it
+	// SRTPOff): incoming calls then answer in kind.
+	srtpUnset bool
 	// accountRetry replaces the first backoff of a failed registration
 	// (tests).
 	accountRetry time.Duration
@@ -285,6 +288,7 @@ func (c Config) validate() (Config, error) {
 	}
 	if q.SRTP == SRTPDefault {
 		q.SRTP = SRTPOff
+		q.srtpUnset = true
 	}
 	if q.DefaultUser == "" {
 		q.DefaultUser = defaultUser

@@ -95,7 +95,10 @@ type Decision struct {
 	// Params are the answered call's sinks and options, as for StartCall:
 	// ToStream, RTMPURL, RTMPStream, HasAudio, HasVideo (what we send back:
 	// sendrecv or recvonly), Record, AppKey, SRTP (SRTPRequired refuses a
-	// plain offer with 488, SRTPOff an RTP/SAVP-only one). CallID, Callee,
+	// plain offer with 488, SRTPOff an RTP/SAVP-only one, SRTPOptional
+	// answers in kind; when neither Params nor Config.SRTP chooses, the
+	// call answers in kind; a delayed offer gets our SRTP offer only when
+	// required). CallID, Callee,
 	// the SIP* fields, VisibleName, Headers and RingTimeout are ignored (the
 	// INVITE decides them). ActionAnswer only.
 	Params CallParams
@@ -411,6 +414,12 @@ func (m *Manager) answerIncoming(in *incomingSetup, p CallParams, info inviteInf
 	p.Headers, p.VisibleName = nil, ""
 	p.RingTimeout = in.decision.Ring + answerWait
 	p.CallID = ""
+	if p.SRTP == SRTPDefault && m.cfg.srtpUnset {
+		// Nobody chose: answer the caller in kind, SRTP to an RTP/SAVP
+		// offer and plain RTP to a plain one (a phone set to SRTP only must
+		// not be refused for a default).
+		p.SRTP = SRTPOptional
+	}
 	if _, live := m.Call(info.CallID); !live && sip.ValidateCallID(info.CallID) == nil {
 		p.CallID = info.CallID
 	}

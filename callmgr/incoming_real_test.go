@@ -382,3 +382,42 @@ func TestRegistrarRealStack(t *testing.T) {
 	require.ErrorAs(t, err, &se)
 	assert.Equal(t, 401, se.Code, "unregistered")
 }
+
+// TestIncomingRealStackSRTP: a caller offering SRTP (RTP/SAVP, SDES) to a
+// Manager where nobody chose an SRTP mode is answered with SRTP and its
+// tone decrypted; a decision that says SRTPOff refuses it with 488.
+func TestIncomingRealStackSRTP(t *testing.T) {
+	m, _, caller, target := realInbound(t, func(ctx context.Context, in IncomingCall) (Decision, error) {
+		p := CallParams{HasAudio: true}
+		if in.Callee == "plainonly" {
+			p.SRTP = SRTPOff
+		}
+		return AnswerWith(p), nil
+	})
+	ctx := ctxT(t)
+	opts := siptest.CallOptions{User: "trunk", Password: "trunk-secret", NoVideo: true,
+		Script: siptest.Script{Audio: true, ToneHz: 1000, SRTP: true}}
+
+	pc, err := caller.Call(ctx, target, opts)
+	require.NoError(t, err)
+	c, ok := m.Call(pc.CallID())
+	require.True(t, ok)
+	require.NoError(t, c.WaitEstablished(ctx))
+	assert.True(t, c.Info().Secure, "answered with SRTP")
+	tap := &pcmSink{}
+	_, err = c.AddSink(ctx, SinkSpec{ID: "tap", Sink: tap})
+	require.NoError(t, err)
+	require.True(t, waitFor(func() bool { pcm, _ := tap.audio(); return len(pcm) >= 8000 }), "a second of the caller's audio")
+	pcm, _ := tap.audio()
+	tone := testmedia.Goertzel(pcm[2000:], 8000, 1000)
+	t.Logf("the SRTP caller's 1 kHz tone, decrypted: %.2f of the energy", tone)
+	assert.Greater(t, tone, 0.8)
+	require.NoError(t, pc.WaitRTP(ctx, media.KindAudio, 50), "the caller decrypts our silence")
+	require.NoError(t, pc.Hangup(ctx))
+	waitDone(t, c)
+
+	_, err = caller.Call(ctx, "sip:plainonly"+target[len("sip:room1"):], opts)
+	var se *siptest.StatusError
+	require.ErrorAs(t, err, &se)
+	assert.Equal(t, 488, se.Code)
+}

@@ -162,6 +162,11 @@ func (m *Manager) launch(q CallParams, toStreamDefaulted bool, in *incomingSetup
 		Version:     1,
 		SRTP:        q.SRTP != SRTPOff,
 	}
+	if in != nil && in.offer == nil {
+		// A delayed offer: our offer in the 200 cannot fall back to plain
+		// RTP if the caller refuses SRTP, so it is SRTP only when required.
+		c.offerCfg.SRTP = q.SRTP == SRTPRequired
+	}
 	if in != nil && in.offer != nil {
 		err = c.answerOffer()
 	} else {
