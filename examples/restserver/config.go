@@ -80,7 +80,7 @@ func parseConfig(args []string, getenv func(string) string, stderr io.Writer) (c
 	fs.IntVar(&c.MaxPushes, "max-pushes", 10, "pushes (/push/startup) per call at most (0: no limit)")
 	fs.Float64Var(&c.MaxCPU, "max-cpu", 0.8, "admission control: refuse new calls (503) when the process uses this share of the CPUs (0-1), counting the calls being set up, or when sockets drop packets or sink queues back up, so the calls already up keep their quality (0: off)")
 	fs.StringVar(&c.RTMPAudio, "rtmp-audio", "aac", "audio published over RTMP: aac (G.711 and Opus transcoded to AAC-LC, what YouTube, Facebook and Twitch accept) or passthrough (G.711 as it comes, FLV sound formats 7/8: nginx-rtmp, Wowza and ffmpeg accept it; far cheaper)")
-	fs.StringVar(&c.SRTP, "srtp", "off", "SRTP (SDES keys) of calls whose srtp field is absent: off, optional (offer SRTP, fall back to plain RTP when the phone refuses) or required")
+	fs.StringVar(&c.SRTP, "srtp", "off", "SRTP (SDES keys) of calls whose srtp field is absent: off, optional (offer SRTP, fall back to plain RTP when the phone refuses) or required; incoming calls answer an SRTP offer with SRTP unless this flag is given")
 	fs.StringVar(&c.RecordQuota, "record-quota", "1G", "most bytes one recording may hold (K, M, G suffixes; 0: no limit); a recording that reaches it stops, finalized and playable, and its call goes on")
 	fs.StringVar(&c.SIP, "sip", ":5060", "local SIP address, UDP and TCP (-demo: 127.0.0.1:5060)")
 	c.sipTLSFlags(fs)
@@ -198,7 +198,9 @@ func (c *config) check() error {
 	}
 	if mode, err := callmgr.ParseSRTPMode(c.SRTP); err != nil || mode == callmgr.SRTPDefault {
 		add("-srtp %q: want off, optional or required", c.SRTP)
-	} else {
+	} else if c.set["srtp"] {
+		// Left unset, calls placed over REST are plain RTP (callmgr's
+		// default) and incoming calls answer in kind.
 		c.srtp = mode
 	}
 	if c.recordQuota, err = parseBytes(c.RecordQuota); err != nil {

@@ -14,9 +14,14 @@ func TestConfigSRTPQuotaDemoSIP(t *testing.T) {
 	none := func(string) string { return "" }
 	c, err := parseConfig(nil, none, io.Discard)
 	require.NoError(t, err)
-	assert.Equal(t, callmgr.SRTPOff, c.srtp)
+	// Unset: callmgr's default (plain RTP out, incoming calls in kind).
+	assert.Equal(t, callmgr.SRTPDefault, c.srtp)
 	assert.Equal(t, int64(1<<30), c.recordQuota)
 	assert.Equal(t, ":5060", c.SIP)
+
+	c, err = parseConfig([]string{"-srtp", "off"}, none, io.Discard)
+	require.NoError(t, err)
+	assert.Equal(t, callmgr.SRTPOff, c.srtp, "said: incoming SRTP offers refused too")
 
 	c, err = parseConfig([]string{"-srtp", "optional", "-record-quota", "500M"}, none, io.Discard)
 	require.NoError(t, err)
