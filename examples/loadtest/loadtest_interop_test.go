@@ -8,6 +8,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"testing"
 
@@ -155,7 +156,7 @@ func TestInteropLoadtestOverload(t *testing.T) {
 // TestInteropLoadtestIncomingFlood runs a round of incoming calls (the
 // load caller, this test binary re-executed as "-role caller", calls the
 // in-process gateway, which answers and publishes each call to the
-// embedded RTMP receiver) and, while they are live, a flood of 2,000
+// embedded RTMP receiver) and, while they are live, a flood of 2,000 (1,000 under -race)
 // INVITEs without credentials from random 127.0.0.0/8 sources to the
 // gateway, which only admits 127.0.0.1/32 and digest users: no flood
 // INVITE is answered 200 (401 challenges), the live calls keep every
@@ -170,12 +171,12 @@ func TestInteropLoadtestOverload(t *testing.T) {
 // the live calls for 0.6 to 1.6 s: under -race the flood is sent at 100
 // INVITEs/s.
 func TestInteropLoadtestIncomingFlood(t *testing.T) {
-	rate := "0" // as fast as one goroutine sends
+	rate, n := "0", 2000 // as fast as one goroutine sends
 	if raceEnabled {
-		rate = "100"
+		rate, n = "100", 1000 // 10 s of flood: CI's time is counted
 	}
 	sum, _ := runTool(t, "-direction", "in", "-n", "5", "-duration", "3s", "-warmup", "1s",
-		"-flood", "2000", "-flood-rate", rate, "-flood-before", "2s", "-settle", "12s")
+		"-flood", strconv.Itoa(n), "-flood-rate", rate, "-flood-before", "2s", "-settle", "12s")
 	require.Len(t, sum.Results, 1)
 	r := sum.Results[0]
 	assert.Equal(t, dirIn, r.Direction)
@@ -196,7 +197,7 @@ func TestInteropLoadtestIncomingFlood(t *testing.T) {
 	f := r.Flood
 	require.NotNil(t, f)
 	require.NotNil(t, f.Result)
-	assert.Equal(t, 2000, f.Result.Sent)
+	assert.Equal(t, n, f.Result.Sent)
 	answered := 0
 	for code, n := range f.Result.ByStatus {
 		assert.Contains(t, []string{"401", "403"}, code, "a stranger's INVITE is refused")
@@ -204,7 +205,7 @@ func TestInteropLoadtestIncomingFlood(t *testing.T) {
 	}
 	t.Logf("flood: %d answered (%v), %d never answered (%d retransmissions), %.2f s to send, %.2f s to the last answer",
 		answered, f.Result.ByStatus, f.Result.Unanswered, f.Result.Retransmits, f.Result.SendS, f.Result.DurationS)
-	assert.Greater(t, answered, 1000, "the gateway answered most of the flood")
+	assert.Greater(t, answered, n/2, "the gateway answered most of the flood")
 	assert.Zero(t, f.Gateway["answered"], "no flood INVITE became a call")
 	assert.Equal(t, uint64(answered), f.Gateway["unauthorized"]+f.Gateway["forbidden"], "the gateway counted what it refused")
 
