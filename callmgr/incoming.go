@@ -532,12 +532,16 @@ func (m *Manager) refuseIncoming(inv incomingInvite, err error) {
 	}
 }
 
+// rejectIncoming counts before it answers, so that whoever sees the answer
+// (the caller, a test reading /metrics) finds it counted. A CANCEL that
+// crosses the rejection is counted as a rejection.
 func (m *Manager) rejectIncoming(inv incomingInvite, code int, reason string) {
-	if err := inv.Reject(code, reason); err != nil && inv.Cancelled() {
+	if inv.Cancelled() {
 		m.countIncoming(IncomingCancelled)
 		return
 	}
 	m.countIncoming(IncomingRejected)
+	_ = inv.Reject(code, reason)
 }
 
 // reasonPhrase is the usual phrase of a SIP status a Decision gave without
