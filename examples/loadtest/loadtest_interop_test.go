@@ -176,7 +176,7 @@ func TestInteropLoadtestIncomingFlood(t *testing.T) {
 		rate, n = "100", 1000 // 10 s of flood: CI's time is counted
 	}
 	sum, _ := runTool(t, "-direction", "in", "-n", "5", "-duration", "3s", "-warmup", "1s",
-		"-flood", strconv.Itoa(n), "-flood-rate", rate, "-flood-before", "2s", "-settle", "12s")
+		"-flood", strconv.Itoa(n), "-flood-rate", rate, "-flood-before", "2s", "-flood-wait", "3s", "-settle", "8s")
 	require.Len(t, sum.Results, 1)
 	r := sum.Results[0]
 	assert.Equal(t, dirIn, r.Direction)
