@@ -372,6 +372,15 @@ func New(m *callmgr.Manager, cfg Config) (*Handler, error) {
 	notifyReg := h.srv.notifyRegistration
 	svc.notifyReg.Store(&notifyReg)
 	h.cancel = cfg.Events.Subscribe(svc.onEvent)
+	// Accounts given to the Manager may have registered before the Handler
+	// followed its events (a registrar on the LAN answers before the HTTP
+	// side is up, and that event reached nobody): the hook and /events hear
+	// of each account's state now. A change racing this may be told twice.
+	for _, ri := range m.Registrations() {
+		if !ri.Inbound {
+			notifyReg(ri, svc.nodeID)
+		}
+	}
 	return h, nil
 }
 
