@@ -239,13 +239,18 @@ func TestInjectSound(t *testing.T) {
 	assert.ErrorIs(t, err, io.EOF)
 	require.True(t, waitFor(func() bool { return c.Info().InjectedSound == "" }), "the end of the sound is reported")
 	assert.Nil(t, sess.audioSource(), "back to silence")
-	var audioEvents int
-	for _, ev := range e.log.events("is") {
-		if ev.Type == EventAudio {
-			audioEvents++
+	// Events reach OnEvent from the call's dispatcher, after Info changed.
+	audioEvents := func() int {
+		n := 0
+		for _, ev := range e.log.events("is") {
+			if ev.Type == EventAudio {
+				n++
+			}
 		}
+		return n
 	}
-	assert.Equal(t, 2, audioEvents)
+	require.True(t, waitFor(func() bool { return audioEvents() >= 2 }), "the sound's start and end reported: %d", audioEvents())
+	assert.Equal(t, 2, audioEvents())
 
 	c2, err := e.m.StartCall(ctx, CallParams{CallID: "na", Callee: "answer@h"})
 	require.NoError(t, err)
