@@ -328,3 +328,10 @@ func joinHostPort(host string, port int) string {
 	h := strings.TrimSuffix(strings.TrimPrefix(host, "["), "]")
 	return net.JoinHostPort(h, fmt.Sprint(port))
 }
+
+// StreamKey is the key that makes a call's RTMP target unique: two live
+// calls may not publish to the same StreamKey (ErrDuplicateStream). The URL's
+// scheme and host are compared without case and trailing slashes are
+// ignored; "" for a call without an RTMP target. A cluster of Managers
+// claims it across nodes (package cluster).
+func StreamKey(rtmpURL, rtmpStream string) string { return streamKey(rtmpURL, rtmpStream) }

@@ -51,6 +51,9 @@ type managerService struct {
 	// webhookSecrets keeps rtmpStream in webhook events
 	// (Config.WebhookSecrets); false redacts it.
 	webhookSecrets bool
+	// cluster, when set, is this node's part of a cluster: every call's
+	// changes are written to the shared registry.
+	cluster *clusterNode
 }
 
 var _ callService = (*managerService)(nil)
@@ -401,6 +404,9 @@ func (s *managerService) onEvent(ev callmgr.Event) {
 			(*fn)(ev.Registration, s.nodeID)
 		}
 		return
+	}
+	if s.cluster != nil && (ev.Type == callmgr.EventCallStatus || ev.Type == callmgr.EventSinkStatus && ev.Sink.Kind == callmgr.SinkKindRTMP) {
+		s.cluster.write(ev.Info)
 	}
 	if s.webrtc != nil && ev.Info.Incoming {
 		s.incomingWebRTCSink(ev)

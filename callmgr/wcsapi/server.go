@@ -53,6 +53,9 @@ type server struct {
 	dtmf *dtmfQueue
 	// regs serves /registration; nil answers 404.
 	regs registrationService
+	// cluster, when set, routes requests to the node owning their call
+	// (cluster.go).
+	cluster *clusterNode
 }
 
 // serverOptions configures newServer. The zero value is a server that
@@ -169,10 +172,8 @@ func (s *server) close() {
 	}
 }
 
-// handler returns the REST API and the event stream, both behind the
-// admin's login, without the guard (Handler adds it).
-func (s *server) handler() http.Handler {
-	mux := http.NewServeMux()
+// routes are the REST endpoints (paths below /rest-api).
+func (s *server) routes() map[string]func(http.ResponseWriter, *http.Request) error {
 	api := map[string]func(http.ResponseWriter, *http.Request) error{
 		"/call/startup":   s.callStartup,
 		"/call/find":      s.callFind,
@@ -193,13 +194,35 @@ func (s *server) handler() http.Handler {
 	for path, h := range s.registrationRoutes() {
 		api[path] = h
 	}
-	for path, h := range api {
-		mux.Handle("/rest-api"+path, s.admin(s.endpoint(path, h)))
+	return api
+}
+
+// handler returns the REST API and the event stream, both behind the
+// admin's login, without the guard (Handler adds it). In a cluster, a
+// request for another node's call is carried there (route).
+func (s *server) handler() http.Handler {
+	mux := http.NewServeMux()
+	for path, h := range s.routes() {
+		mux.Handle("/rest-api"+path, s.admin(s.endpoint(path, s.route(path, h))))
 	}
 	mux.Handle("/rest-api/", s.admin(s.endpoint("unknown", func(w http.ResponseWriter, r *http.Request) error {
 		return errStatus(http.StatusNotFound, "no such endpoint: "+r.URL.Path)
 	})))
 	mux.Handle("GET /events", s.admin(http.HandlerFunc(s.serveEvents)))
+	return mux
+}
+
+// internalHandler serves the requests another node of the cluster carried
+// here: the REST endpoints without the login (the node the client asked
+// checked it) and never carried further.
+func (s *server) internalHandler() http.Handler {
+	mux := http.NewServeMux()
+	for path, h := range s.routes() {
+		mux.Handle("/rest-api"+path, s.endpoint(path, h))
+	}
+	mux.Handle("/rest-api/", s.endpoint("unknown", func(w http.ResponseWriter, r *http.Request) error {
+		return errStatus(http.StatusNotFound, "no such endpoint: "+r.URL.Path)
+	}))
 	return mux
 }
 

@@ -233,6 +233,12 @@ type Config struct {
 	// Dialin says how incoming calls are answered (see DialinConfig).
 	// Ignored without Inbound.
 	Dialin DialinConfig
+
+	// Cluster, when set, makes this Handler one node of a cluster of
+	// gateways with one API (see ClusterConfig); NodeID is then the
+	// node's id and must be set. Nil means a single node: calls live in
+	// the Manager only, as without clustering.
+	Cluster *ClusterConfig
 }
 
 // Handler serves the REST API over a Manager. It is safe for concurrent
@@ -352,7 +358,14 @@ func New(m *callmgr.Manager, cfg Config) (*Handler, error) {
 		}
 		m.AddStreamSource(h.whip)
 	}
-	h.srv = newServer(svc, o)
+	var calls callService = svc
+	if cfg.Cluster != nil {
+		if cfg.NodeID == "" {
+			return nil, errors.New("wcsapi: Config.Cluster needs Config.NodeID (each node its own)")
+		}
+		calls = &clusterService{managerService: svc}
+	}
+	h.srv = newServer(calls, o)
 	if cfg.Webhook != "" || len(cfg.AppWebhooks) > 0 {
 		h.srv.webhook = newWebhooks(cfg.Webhook, maps.Clone(cfg.AppWebhooks), log, cfg.WebhookQueue)
 	}
@@ -371,6 +384,11 @@ func New(m *callmgr.Manager, cfg Config) (*Handler, error) {
 	svc.notify.Store(&notify)
 	notifyReg := h.srv.notifyRegistration
 	svc.notifyReg.Store(&notifyReg)
+	if cfg.Cluster != nil {
+		if err := h.joinCluster(*cfg.Cluster, nodeID); err != nil {
+			return nil, err
+		}
+	}
 	h.cancel = cfg.Events.Subscribe(svc.onEvent)
 	// Accounts given to the Manager may have registered before the Handler
 	// followed its events (a registrar on the LAN answers before the HTTP
@@ -464,6 +482,9 @@ func (h *Handler) collectors() []prometheus.Collector {
 	if h.dialin != nil {
 		cs = append(cs, h.dialin.hookAsks)
 	}
+	if n := h.srv.cluster; n != nil {
+		cs = append(cs, n.member, n.forwarded)
+	}
 	return cs
 }
 
@@ -495,6 +516,13 @@ func (h *Handler) Shutdown(ctx context.Context) error {
 	if h.whip != nil {
 		if err := h.whip.Close(ctx); err != nil {
 			return err
+		}
+	}
+	if n := h.srv.cluster; n != nil {
+		// After the Manager's Close: the calls' final states are written,
+		// then the node's entries freed and its heartbeat removed.
+		if err := n.member.Close(ctx); err != nil {
+			h.srv.log.Warn("leaving the cluster", "err", err)
 		}
 	}
 	if wh := h.srv.webhook; wh != nil {
