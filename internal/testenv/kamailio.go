@@ -36,6 +36,18 @@ type KamailioConfig struct {
 	// package kamailio-tls-modules), on a free port of its own
 	// (Kamailio.TLSAddr). Nil means no TLS.
 	TLS *KamailioTLS
+	// Script is the path of a kamailio configuration file to run instead
+	// of the rendered registrar and proxy: a file users copy, tested as it
+	// is. kamailio gets it with -f, the modules' directory with -L and the
+	// preprocessor define LISTEN=udp:127.0.0.1:PORT (a free port; the file
+	// says listen=LISTEN) plus Defines, each as -A. The fields above must
+	// be zero with it. Empty means the rendered script.
+	Script string
+	// Defines are more preprocessor defines for Script, name to value (-A
+	// NAME=VALUE, as #!define NAME VALUE in the file); a string keeps its
+	// quotes: "\"/tmp/gw.list\"". An empty value defines the name alone
+	// (for #!ifdef). Nil means none.
+	Defines map[string]string
 }
 
 // KamailioTLS is the TLS side of StartKamailio.
@@ -55,7 +67,8 @@ type KamailioTLS struct {
 // Kamailio is a real kamailio on loopback: an in-memory registrar (usrloc
 // db_mode 0) and a record-routing proxy that relays initial requests to
 // the registered contacts and in-dialog requests along the route set.
-// Unknown callees get 404.
+// Unknown callees get 404. With KamailioConfig.Script it is whatever that
+// file says.
 type Kamailio struct {
 	// Addr is "127.0.0.1:port", where it listens (UDP, and TCP if asked).
 	Addr string
@@ -225,6 +238,12 @@ func StartKamailio(t testing.TB, cfg KamailioConfig) *Kamailio {
 	if cfg.TLS != nil && cfg.TLS.RequireClientCert && cfg.TLS.ClientCA == "" {
 		t.Fatal("testenv: KamailioTLS.RequireClientCert needs ClientCA")
 	}
+	if cfg.Script != "" && (cfg.Users != nil || cfg.ChallengeRequests || cfg.TCP || cfg.HangUpAfter != 0 || cfg.TLS != nil) {
+		t.Fatal("testenv: KamailioConfig.Script runs the file as it is: Users, ChallengeRequests, TCP, HangUpAfter and TLS must be zero")
+	}
+	if cfg.Script == "" && cfg.Defines != nil {
+		t.Fatal("testenv: KamailioConfig.Defines needs Script")
+	}
 	bin := LookPath(t, "kamailio")
 	dir := t.TempDir()
 	port := FreePort(t, "udp")
@@ -249,15 +268,22 @@ func StartKamailio(t testing.TB, cfg KamailioConfig) *Kamailio {
 		}
 	}
 	conf := filepath.Join(dir, "kamailio.cfg")
-	if err := os.WriteFile(conf, []byte(kamailioScript(cfg, port, modules, k.TLSPort, tlsConf)), 0o600); err != nil {
+	var scriptArgs []string
+	if cfg.Script != "" {
+		conf = cfg.Script
+		if _, err := os.Stat(conf); err != nil {
+			t.Fatalf("testenv: KamailioConfig.Script: %v", err)
+		}
+		scriptArgs = kamailioScriptArgs(port, modules, cfg.Defines)
+	} else if err := os.WriteFile(conf, []byte(kamailioScript(cfg, port, modules, k.TLSPort, tlsConf)), 0o600); err != nil {
 		t.Fatal(err)
 	}
 	logf, err := os.Create(k.log)
 	if err != nil {
 		t.Fatal(err)
 	}
-	cmd := exec.Command(bin, "-DD", "-E", "-f", conf, "-P", filepath.Join(dir, "kamailio.pid"),
-		"-Y", dir, "-w", dir, "-m", "32", "-M", "8")
+	cmd := exec.Command(bin, append([]string{"-DD", "-E", "-f", conf, "-P", filepath.Join(dir, "kamailio.pid"),
+		"-Y", dir, "-w", dir, "-m", "32", "-M", "8"}, scriptArgs...)...)
 	cmd.Stdout, cmd.Stderr = logf, logf
 	// Registered before the process's cleanup: runs after it is killed.
 	t.Cleanup(func() {
@@ -281,6 +307,26 @@ func StartKamailio(t testing.TB, cfg KamailioConfig) *Kamailio {
 		t.Fatalf("kamailio did not listen on tls/%d:\n%s", k.TLSPort, k.Log())
 	}
 	return k
+}
+
+// kamailioScriptArgs returns kamailio's arguments for a
+// KamailioConfig.Script: the modules' directory, LISTEN on port, and the
+// Defines more in name order.
+func kamailioScriptArgs(port int, modules string, more map[string]string) []string {
+	args := []string{"-L", modules, "-A", "LISTEN=udp:127.0.0.1:" + strconv.Itoa(port)}
+	names := make([]string, 0, len(more))
+	for n := range more {
+		names = append(names, n)
+	}
+	sort.Strings(names)
+	for _, n := range names {
+		if more[n] == "" {
+			args = append(args, "-A", n)
+			continue
+		}
+		args = append(args, "-A", n+"="+more[n])
+	}
+	return args
 }
 
 // kamailioTLSConfig renders the tls module's configuration: cert as
