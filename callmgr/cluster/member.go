@@ -368,17 +368,32 @@ func (m *Member) Drop(ctx context.Context, id string) error {
 		m.mu.Unlock()
 		return ErrClosed
 	}
-	c := Call{ID: id, Node: m.id}
-	if o, ok := m.owned[id]; ok {
-		c = o.c
-		delete(m.owned, id)
-	} else if v, ok := m.view[id]; ok && v.Node != m.id {
-		m.mu.Unlock()
-		return fmt.Errorf("cluster: call %q is node %q's: %w", id, v.Node, ErrNotFound)
-	}
+	o, ok := m.owned[id]
+	delete(m.owned, id)
 	m.mu.Unlock()
-	c.Revision = 0
-	err := m.reg.Delete(ctx, c)
+	var c Call
+	var err error
+	if ok {
+		c = o.c
+		c.Revision = 0
+	} else {
+		// Not held here: the entry is deleted only if it is this node's
+		// (a previous life's), as it is now.
+		c, err = m.reg.Get(ctx, id)
+		switch {
+		case errors.Is(err, ErrNotFound):
+			return nil
+		case err != nil:
+			m.stats.registryErrors.Add(1)
+			return fmt.Errorf("cluster: deleting call %q: %w", id, err)
+		case c.Node != m.id:
+			return fmt.Errorf("cluster: call %q is node %q's: %w", id, c.Node, ErrNotFound)
+		}
+	}
+	err = m.reg.Delete(ctx, c)
+	if errors.Is(err, ErrRevision) {
+		return nil // written again meanwhile: no longer this Drop's
+	}
 	if err != nil {
 		m.stats.registryErrors.Add(1)
 		m.mu.Lock()
