@@ -450,6 +450,7 @@ func testBus(t *testing.T, newPair busPair) {
 			select {
 			case <-ctx.Done():
 				handlerDone <- ctx.Err()
+				time.Sleep(200 * time.Millisecond) // answer after the requester gave up
 			case <-time.After(10 * time.Second):
 				handlerDone <- errors.New("the handler's context did not end")
 			}

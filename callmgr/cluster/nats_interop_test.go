@@ -1,0 +1,270 @@
+//go:build interop
+
+package cluster
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/nats-io/nats.go"
+	"github.com/stretchr/testify/require"
+	"go.uber.org/goleak"
+
+	"github.com/sipstream/sipstream/internal/testenv"
+)
+
+// natsConn connects to srv, reconnecting forever (a restart is survived),
+// closed by the test's cleanup.
+func natsConn(t *testing.T, url string) *nats.Conn {
+	t.Helper()
+	nc, err := nats.Connect(url, nats.MaxReconnects(-1), nats.ReconnectWait(100*time.Millisecond),
+		nats.RetryOnFailedConnect(false))
+	require.NoError(t, err)
+	t.Cleanup(nc.Close)
+	return nc
+}
+
+// newNATSReg returns a NATS registry of cluster name on its own
+// connection to url, closed by the test's cleanup.
+func newNATSReg(t *testing.T, url, name string, ttl time.Duration) *NATS {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	n, err := NewNATS(ctx, natsConn(t, url), NATSConfig{Cluster: name, TTL: ttl})
+	require.NoError(t, err)
+	t.Cleanup(func() { _ = n.Close() })
+	return n
+}
+
+// TestInteropNATSRegistry runs the Registry conformance suite on NATS:
+// each subtest a fresh cluster name on one nats-server, two connections.
+func TestInteropNATSRegistry(t *testing.T) {
+	leakCheck(t)
+	srv := testenv.StartNATS(t, testenv.NATSConfig{})
+	var seq int
+	testRegistry(t, func(t *testing.T) (Registry, Registry) {
+		seq++
+		name := fmt.Sprint("reg", seq)
+		return newNATSReg(t, srv.URL(), name, 2*time.Second), newNATSReg(t, srv.URL(), name, 2*time.Second)
+	})
+}
+
+// TestInteropNATSBus runs the Bus conformance suite on NATS.
+func TestInteropNATSBus(t *testing.T) {
+	leakCheck(t)
+	srv := testenv.StartNATS(t, testenv.NATSConfig{})
+	var seq int
+	testBus(t, func(t *testing.T) (Bus, Bus) {
+		seq++
+		name := fmt.Sprint("bus", seq)
+		return newNATSReg(t, srv.URL(), name, 0), newNATSReg(t, srv.URL(), name, 0)
+	})
+}
+
+// TestInteropNATSRestart restarts nats-server (same port, same store)
+// under a registry: the entries and claims survive, operations during
+// the outage fail with ErrUnavailable, and Watch resumes by itself,
+// giving the present entries again and the deletions it missed.
+func TestInteropNATSRestart(t *testing.T) {
+	leakCheck(t)
+	srv := testenv.StartNATS(t, testenv.NATSConfig{})
+	a := newNATSReg(t, srv.URL(), "restart", 2*time.Second)
+	b := newNATSReg(t, srv.URL(), "restart", 2*time.Second)
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+
+	keep, err := a.Create(ctx, Call{ID: "keep", Node: "n1", Status: "ESTABLISHED", Stream: "rtmp://x/live/k", Name: "kept"})
+	require.NoError(t, err)
+	gone, err := a.Create(ctx, Call{ID: "gone", Node: "n1", Status: "ESTABLISHED", Name: "gone-name"})
+	require.NoError(t, err)
+	w := newWatchLog()
+	require.NoError(t, a.Watch(ctx, w.fn))
+	w.waitFor(t, []string{"keep ESTABLISHED", "gone ESTABLISHED"})
+
+	srv.Stop()
+	short, cancelShort := context.WithTimeout(ctx, time.Second)
+	_, err = a.Get(short, "keep")
+	cancelShort()
+	require.ErrorIs(t, err, ErrUnavailable, "the server is down")
+	srv.Restart(t)
+
+	// b deletes "gone" as soon as it can: a's watcher may miss it while
+	// it is re-created; it must learn it all the same.
+	require.Eventually(t, func() bool {
+		return b.Delete(ctx, gone) == nil
+	}, 20*time.Second, 100*time.Millisecond)
+	got, err := b.Get(ctx, "keep")
+	require.NoError(t, err)
+	require.Equal(t, keep.Revision, got.Revision, "the entry survived the restart")
+	_, err = b.Create(ctx, Call{ID: "other", Name: "kept"})
+	require.ErrorIs(t, err, ErrExists, "the claim survived the restart")
+
+	keep.Status = "AFTER"
+	_, err = b.Update(ctx, keep)
+	require.NoError(t, err)
+	require.Eventually(t, func() bool {
+		log := w.get()
+		return len(log) > 0 && log[len(log)-1] == "keep AFTER" && slicesContain(log, "gone deleted")
+	}, 20*time.Second, 50*time.Millisecond, "watch after the restart")
+	log := w.get()
+	require.Equal(t, []string{"keep ESTABLISHED", "gone ESTABLISHED"}, log[:2])
+	for _, l := range log[2:] {
+		// "other" is the refused Create's entry, written then undone.
+		require.Contains(t, []string{"keep ESTABLISHED", "gone ESTABLISHED", "gone deleted", "keep AFTER",
+			"other ", "other deleted"}, l)
+	}
+	t.Logf("watch log across the restart: %q", log)
+}
+
+func slicesContain(s []string, v string) bool {
+	for _, x := range s {
+		if x == v {
+			return true
+		}
+	}
+	return false
+}
+
+// TestInteropNATSRaceCreate has two processes' worth of registries (two
+// connections) race to create one callId and one stream many times:
+// exactly one wins each time.
+func TestInteropNATSRaceCreate(t *testing.T) {
+	leakCheck(t)
+	srv := testenv.StartNATS(t, testenv.NATSConfig{})
+	a := newNATSReg(t, srv.URL(), "race", 0)
+	b := newNATSReg(t, srv.URL(), "race", 0)
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+	for round := range 20 {
+		var wg sync.WaitGroup
+		errs := make([]error, 2)
+		for i, r := range []Registry{a, b} {
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				_, errs[i] = r.Create(ctx, Call{ID: fmt.Sprint("call", round), Node: fmt.Sprint("node", i),
+					Stream: fmt.Sprint("rtmp://h/live/s", round)})
+			}()
+		}
+		wg.Wait()
+		wins := 0
+		for _, err := range errs {
+			if err == nil {
+				wins++
+				continue
+			}
+			var ce *ClaimError
+			require.ErrorAs(t, err, &ce, "round %d", round)
+		}
+		require.Equal(t, 1, wins, "round %d: %v", round, errs)
+
+		// Distinct ids, one stream: one wins, the loser leaves nothing.
+		for i, r := range []Registry{a, b} {
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				_, errs[i] = r.Create(ctx, Call{ID: fmt.Sprintf("s%d-%d", round, i), Node: fmt.Sprint("node", i),
+					Stream: fmt.Sprint("rtmp://h/live/shared", round)})
+			}()
+		}
+		wg.Wait()
+		wins = 0
+		for i, err := range errs {
+			if err == nil {
+				wins++
+				continue
+			}
+			require.ErrorIs(t, err, ErrExists)
+			_, gerr := a.Get(ctx, fmt.Sprintf("s%d-%d", round, i))
+			require.ErrorIs(t, gerr, ErrNotFound, "the loser's entry is gone")
+		}
+		require.Equal(t, 1, wins, "round %d: %v", round, errs)
+	}
+	list, err := a.List(ctx)
+	require.NoError(t, err)
+	require.Len(t, list, 40)
+}
+
+// TestInteropNATSStaleClaim leaves what a process dying in the middle of
+// Create or Delete leaves (an entry without its claims, a claim without
+// its entry): nothing stays taken for ever.
+func TestInteropNATSStaleClaim(t *testing.T) {
+	leakCheck(t)
+	srv := testenv.StartNATS(t, testenv.NATSConfig{})
+	a := newNATSReg(t, srv.URL(), "stale", 0)
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+
+	// A claim whose call has no entry (died between Delete's steps).
+	_, err := a.calls.Create(ctx, nameKey("orphan-name"), []byte(`{"id":"dead","node":"n0"}`))
+	require.NoError(t, err)
+	// A claim holding junk.
+	_, err = a.calls.Create(ctx, streamKey(streamHash("S")), []byte(`not json`))
+	require.NoError(t, err)
+	_, err = a.Create(ctx, Call{ID: "new", Node: "n1", Name: "orphan-name", Stream: "S"})
+	require.NoError(t, err, "stale claims are taken over")
+	_, err = a.Create(ctx, Call{ID: "new2", Name: "orphan-name"})
+	var ce *ClaimError
+	require.ErrorAs(t, err, &ce)
+	require.Equal(t, ClaimError{Kind: KindName, CallID: "new", Node: "n1"}, *ce)
+
+	// An entry written without its claims (died between Create's steps):
+	// its Delete frees what it names, and nothing else.
+	data, err := encodeEntry(Call{ID: "half", Node: "n0", Name: "half-name", StreamHash: streamHash("S")})
+	require.NoError(t, err)
+	_, err = a.calls.Create(ctx, callKey("half"), data)
+	require.NoError(t, err)
+	require.NoError(t, a.Delete(ctx, Call{ID: "half"}))
+	_, err = a.Create(ctx, Call{ID: "x", Stream: "S"})
+	require.ErrorIs(t, err, ErrExists, "Delete of half left the stream of new alone")
+	_, err = a.Create(ctx, Call{ID: "x", Name: "half-name"})
+	require.NoError(t, err)
+
+	// Junk entries are left out of List and Watch.
+	_, err = a.calls.Create(ctx, callKey("junk"), []byte(`{"id":"not junk"}`))
+	require.NoError(t, err)
+	list, err := a.List(ctx)
+	require.NoError(t, err)
+	ids := make([]string, 0, len(list))
+	for _, c := range list {
+		ids = append(ids, c.ID)
+	}
+	require.Equal(t, []string{"new", "x"}, ids)
+}
+
+// TestInteropNATSConfig checks NewNATS's refusals.
+func TestInteropNATSConfig(t *testing.T) {
+	leakCheck(t)
+	srv := testenv.StartNATS(t, testenv.NATSConfig{})
+	nc := natsConn(t, srv.URL())
+	ctx := context.Background()
+	for _, cfg := range []NATSConfig{
+		{Cluster: "a.b"}, {Cluster: "a b"}, {Cluster: ">"}, {TTL: time.Millisecond}, {Replicas: -1}, {Timeout: -1},
+	} {
+		_, err := NewNATS(ctx, nc, cfg)
+		require.Error(t, err, "%+v", cfg)
+	}
+	_, err := NewNATS(ctx, nil, NATSConfig{})
+	require.Error(t, err)
+	// Three replicas on one server: refused by the server, said clearly.
+	_, err = NewNATS(ctx, nc, NATSConfig{Cluster: "r3", Replicas: 3})
+	require.ErrorIs(t, err, ErrUnavailable)
+	require.True(t, strings.Contains(err.Error(), "r3_calls"), "%v", err)
+	// No JetStream at all.
+	nc.Close()
+	_, err = NewNATS(ctx, nc, NATSConfig{})
+	require.Error(t, err)
+	require.True(t, errors.Is(err, ErrUnavailable), "%v", err)
+}
+
+// leakCheck checks, after every other cleanup of t (the server stopped,
+// the connections closed), that t left no goroutine behind.
+func leakCheck(t *testing.T) {
+	opt := goleak.IgnoreCurrent()
+	t.Cleanup(func() { goleak.VerifyNone(t, opt) })
+}
