@@ -15,6 +15,30 @@
 // shared view, places new calls on the least-loaded node, and when a node
 // disappears, exactly one survivor reports each of that node's calls FAILED
 // and frees its keys.
+//
+// A service joins with Join and then, for each call it places: Pick a node
+// (the least-loaded live node with room; capacity limits hold cluster-wide
+// because each node's count is the larger of what its heartbeat says and
+// what the shared view shows), Claim the call's keys on the chosen node
+// (a *ClaimError when the callId, the RTMP target or the stream name is
+// taken anywhere; ErrUnavailable when the registry is away: refuse the
+// call then, uniqueness cannot be checked), and Set each new state of the
+// call (never blocking). Calls, Call, ByName and ByPush answer from the
+// shared view; Request carries a request to the owner of a call.
+//
+// Liveness: a node is dead only when this member has been connected and
+// heartbeating for longer than the TTL plus one heartbeat period without a
+// break, and the node's heartbeat has been absent for longer than a
+// heartbeat period (the heartbeat itself expires TTL after the node's last
+// beat): so a dead node's calls are reported about TTL + one heartbeat
+// period after its last beat, and an outage of the registry (say a
+// restart of nats-server, during which every heartbeat may expire) fails
+// no call. The survivors then try a compare-and-set of each of the dead
+// node's entries to its final failed state: the one that wins calls
+// Config.OnOrphan and deletes the entry with its claims. A node that
+// restarts reports the entries of its previous life that it no longer has
+// the same way, and after an outage every node writes its live calls again
+// (entries deleted meanwhile come back).
 package cluster
 
 import (

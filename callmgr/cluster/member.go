@@ -295,6 +295,7 @@ func (m *Member) Claim(ctx context.Context, c Call) (Call, error) {
 		return Call{}, err
 	}
 	out.Stream = c.Stream
+	delete(m.drops, c.ID) // an earlier Drop's retry must not delete this entry
 	if o, ok := m.owned[c.ID]; ok && o.seq > 0 {
 		// Set ran while Create did: its state is newer.
 		o.created, o.fixed = true, true
@@ -448,37 +449,31 @@ func (m *Member) lookup(id string) (Call, bool) {
 
 // ByName returns the call whose stream name (toStream) is name.
 func (m *Member) ByName(name string) (Call, bool) {
-	if name == "" {
-		return Call{}, false
-	}
-	m.mu.Lock()
-	defer m.mu.Unlock()
-	for _, o := range m.owned {
-		if o.c.Name == name && !o.conflict {
-			return cloneCall(o.c), true
-		}
-	}
-	if id, ok := m.names[name]; ok {
-		return m.lookup(id)
-	}
-	return Call{}, false
+	return m.find(name, m.names, func(c Call) bool { return c.Name == name })
 }
 
 // ByPush returns the call that has a push (an extra output) of id
 // (mediaSessionId).
 func (m *Member) ByPush(id string) (Call, bool) {
-	if id == "" {
+	return m.find(id, m.pushes, func(c Call) bool { return slices.Contains(c.Pushes, id) })
+}
+
+// find returns the call that match says has key: one of this node's own,
+// else the view's through index (m.names or m.pushes, only read under
+// m.mu).
+func (m *Member) find(key string, index map[string]string, match func(Call) bool) (Call, bool) {
+	if key == "" {
 		return Call{}, false
 	}
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	for _, o := range m.owned {
-		if slices.Contains(o.c.Pushes, id) && !o.conflict {
+		if !o.conflict && match(o.c) {
 			return cloneCall(o.c), true
 		}
 	}
-	if cid, ok := m.pushes[id]; ok {
-		return m.lookup(cid)
+	if id, ok := index[key]; ok {
+		return m.lookup(id)
 	}
 	return Call{}, false
 }
@@ -604,11 +599,14 @@ func (m *Member) close(ctx context.Context) error {
 	m.loops.Wait()
 
 	var errs []error
+	gone := false // the registry is away or ctx ended: give up
 	// The latest states, so that other nodes see how the calls ended.
 	for _, w := range m.pending(time.Now(), true) {
 		if err := m.perform(ctx, w); err != nil {
-			errs = append(errs, err)
-			break
+			errs = append(errs, fmt.Errorf("cluster: storing call %q: %w", w.c.ID, err))
+			if gone = away(err) || ctx.Err() != nil; gone {
+				break
+			}
 		}
 	}
 	m.mu.Lock()
@@ -630,7 +628,7 @@ func (m *Member) close(ctx context.Context) error {
 	}
 	m.mu.Unlock()
 	for _, c := range del {
-		if len(errs) > 0 {
+		if gone {
 			break
 		}
 		if c.Node == m.id {
@@ -638,6 +636,7 @@ func (m *Member) close(ctx context.Context) error {
 		}
 		if err := m.reg.Delete(ctx, c); err != nil && !errors.Is(err, ErrRevision) {
 			errs = append(errs, fmt.Errorf("cluster: deleting call %q: %w", c.ID, err))
+			gone = away(err) || ctx.Err() != nil
 		}
 	}
 	if err := m.reg.Leave(ctx, m.id); err != nil {
@@ -671,6 +670,13 @@ func (m *Member) kill() {
 		m.loops.Wait()
 		m.closeErr = ErrClosed
 	})
+}
+
+// away reports whether err says the registry cannot be reached (rather
+// than refusing one operation).
+func away(err error) bool {
+	return errors.Is(err, ErrUnavailable) || errors.Is(err, ErrClosed) ||
+		errors.Is(err, context.DeadlineExceeded) || errors.Is(err, context.Canceled)
 }
 
 // opContext bounds one background registry operation.
@@ -715,14 +721,20 @@ func (m *Member) beat() {
 		return
 	}
 	if err != nil {
-		m.stats.registryErrors.Add(1)
-		m.log.Warn("cluster: heartbeat failed", "node", m.id, "err", err)
-		m.setUp(false)
+		m.unreachable("heartbeat", err)
 		return
 	}
 	if m.setUp(true) {
 		m.heal(ctx)
 	}
+}
+
+// unreachable records that what failed with err: the registry is taken
+// for unreachable until a heartbeat succeeds.
+func (m *Member) unreachable(what string, err error) {
+	m.stats.registryErrors.Add(1)
+	m.log.Warn("cluster: "+what+" failed", "node", m.id, "err", err)
+	m.setUp(false)
 }
 
 // setUp records whether the registry is reachable; it reports whether it
@@ -754,9 +766,7 @@ func (m *Member) setUp(ok bool) bool {
 func (m *Member) heal(ctx context.Context) {
 	if err := m.watch(ctx); err != nil {
 		if m.ctx.Err() == nil {
-			m.stats.registryErrors.Add(1)
-			m.log.Warn("cluster: watching the registry failed", "node", m.id, "err", err)
-			m.setUp(false)
+			m.unreachable("watching the registry", err)
 		}
 		return
 	}
@@ -935,9 +945,7 @@ func (m *Member) check(ctx context.Context, orphan bool) {
 		return
 	}
 	if err != nil {
-		m.stats.registryErrors.Add(1)
-		m.log.Warn("cluster: listing nodes failed", "node", m.id, "err", err)
-		m.setUp(false)
+		m.unreachable("listing the nodes", err)
 		return
 	}
 	now := time.Now()
@@ -994,6 +1002,9 @@ func (m *Member) reconcile(ctx context.Context) {
 	for id, c := range m.view {
 		if c.Node != m.id || m.claiming[id] > 0 {
 			continue
+		}
+		if _, ok := m.drops[id]; ok {
+			continue // a Drop that failed: deleted when the writer retries
 		}
 		if _, ok := m.owned[id]; ok {
 			continue
@@ -1103,6 +1114,7 @@ func (m *Member) writer() {
 	defer m.loops.Done()
 	timer := time.NewTimer(time.Hour)
 	defer timer.Stop()
+	logged := make(map[string]string) // the error last logged for each call
 	for {
 		failed := false
 		for _, w := range m.pending(time.Now(), false) {
@@ -1112,10 +1124,17 @@ func (m *Member) writer() {
 			if m.ctx.Err() != nil {
 				return
 			}
-			if err != nil {
+			if err == nil {
+				delete(logged, w.c.ID)
+				continue
+			}
+			failed = true
+			if logged[w.c.ID] != err.Error() {
+				logged[w.c.ID] = err.Error()
 				m.log.Warn("cluster: storing a call failed (retried)", "node", m.id, "call", w.c.ID, "err", err)
-				failed = true
-				break
+			}
+			if away(err) {
+				break // the others would fail alike
 			}
 		}
 		wait := time.Hour
