@@ -44,7 +44,7 @@ func incomingCalls(t *testing.T, base string) []wcsapi.Call {
 }
 
 // gatewayOf returns the index of the one gateway whose /call/find_all has
-// callID.
+// callID live (a gateway that refused it may list it ended).
 func gatewayOf(t *testing.T, gws []*serverProcess, callID string) int {
 	t.Helper()
 	var holders []int
@@ -53,7 +53,7 @@ func gatewayOf(t *testing.T, gws []*serverProcess, callID string) int {
 			continue
 		}
 		for _, c := range incomingCalls(t, gw.base) {
-			if c.CallID == callID {
+			if c.CallID == callID && c.Status != "FAILED" && c.Status != "BUSY" && c.Status != "FINISH" {
 				require.True(t, c.Incoming, "%+v", c)
 				holders = append(holders, i)
 			}
@@ -84,9 +84,11 @@ func waitEnded(t *testing.T, gw *serverProcess, callID string) {
 // after its 2 s timeout, or its OPTIONS probe already marked the gateway
 // down), kamailio logs the gateway down, and the calls after that go to
 // the two survivors in turn, none to the dead one. Restarted on its
-// address, the gateway is marked up again by kamailio's OPTIONS probe;
-// killed once more with no call to meet it, the probe alone marks it down
-// and the next call goes to a survivor without a failover.
+// address, the gateway is marked up again by kamailio's OPTIONS probe and
+// offered calls again: refusing one 503 (its hook says so), the call
+// fails over to another gateway. Killed once more with no call to meet
+// it, the probe alone marks it down and the next call goes to a survivor
+// without a failover.
 func TestInteropDispatcherSpreadsDialIn(t *testing.T) {
 	t0 := time.Now()
 	ngx := testenv.StartNginxRTMP(t)
@@ -181,13 +183,28 @@ func TestInteropDispatcherSpreadsDialIn(t *testing.T) {
 	t.Logf("calls after the kill per gateway index: %v", seen)
 
 	// The gateway comes back on its address: kamailio's OPTIONS probe finds
-	// it answering and marks it up, with no change to kamailio.
-	gws[dead] = startServerProcess(t, "-sip", deadAddr, "-inbound-allow", "127.0.0.0/8", "-inbound-rtmp-url", ngx.RTMPURL())
+	// it answering and marks it up, with no change to kamailio. It is full
+	// now (its hook refuses every call 503): a call round-robin gives it
+	// fails over to another gateway.
+	full := newSippHook(t, `{"reject": true, "sipStatus": 503, "reason": "Service Unavailable"}`)
 	back := time.Now()
+	gws[dead] = startServerProcess(t, "-sip", deadAddr, "-webhook", full.srv.URL, "-inbound-allow", "127.0.0.0/8", "-inbound-rtmp-url", ngx.RTMPURL())
 	upLine := "dispatcher: gateway " + gwURI[dead] + " up (OPTIONS answered)"
 	require.Eventually(t, func() bool { return strings.Contains(kam.Log(), upLine) }, 10*time.Second, 50*time.Millisecond,
 		"kamailio's probing did not see the gateway back")
-	t.Logf("the restarted gateway was marked up %v after it listened", time.Since(back).Round(time.Millisecond))
+	t.Logf("the restarted gateway was marked up %v after its start", time.Since(back).Round(time.Millisecond))
+	for i := 0; len(full.calls()) == 0; i++ {
+		require.Less(t, i, dispatcherGateways, "round-robin gave the gateway back no call")
+		c := call(fmt.Sprintf("back%d", i+1), 600)
+		g := gatewayOf(t, gws, c.CallID())
+		assert.NotEqual(t, dead, g)
+		if len(full.calls()) > 0 {
+			assert.Contains(t, kam.Log(), "INVITE "+c.CallID()+" failed over", "the 503 was not failed over")
+			t.Logf("call %d after the return: refused 503 by the restarted gateway, answered by gateway %d", i+1, g+1)
+		}
+		require.NoError(t, c.Hangup(ctx))
+		waitEnded(t, gws[g], c.CallID())
+	}
 
 	// It dies again with no call to meet it: the probe alone marks it down,
 	// and the next call goes to a survivor at once, without a failover.
