@@ -40,6 +40,8 @@ type config struct {
 	AppWebhooks appWebhooks
 	// Inbound are the dial-in flags (inbound.go).
 	Inbound inboundFlags
+	// Cluster are the clustering flags (cluster.go).
+	Cluster clusterFlags
 
 	// set holds the flags given on the command line or in the
 	// environment (the others have their defaults).
@@ -98,6 +100,7 @@ func parseConfig(args []string, getenv func(string) string, stderr io.Writer) (c
 	fs.BoolVar(&c.HLS, "hls", true, "serve every call as Low-Latency HLS at /hls/{toStream}/index.m3u8 (muxed on the first request, released 30 s after the last)")
 	fs.StringVar(&c.LogLevel, "log-level", "info", "log level: debug, info, warn, error")
 	c.inboundFlags(fs)
+	c.clusterFlags(fs)
 	fs.StringVar(&c.LossPolicy, "loss-policy", "freeze", "video after a packet loss that retransmission did not repair: freeze (hold the last good picture until the keyframe asked for arrives) or conceal (keep frames flowing, viewers' decoders conceal the damage)")
 
 	// The environment first, so that flags given on the command line win.
@@ -246,6 +249,7 @@ func (c *config) check() error {
 		add("one of -http and -https is needed")
 	}
 	c.checkInbound(add)
+	c.checkCluster(add)
 	return errors.Join(errs...)
 }
 

@@ -41,7 +41,7 @@ func newHandler(api *wcsapi.Handler, reg *prometheus.Registry, defaults map[stri
 	})))
 	mux.Handle("GET /metrics", api.Admin(promhttp.HandlerFor(reg, promhttp.HandlerOpts{})))
 	if w := api.WHEP(); w != nil {
-		mux.Handle("/whep/", w)
+		mux.Handle("/whep/", api.Viewers("/whep/", w))
 	}
 	if w := api.WHIP(); w != nil {
 		// Publishing into calls is the admin's.
@@ -49,7 +49,7 @@ func newHandler(api *wcsapi.Handler, reg *prometheus.Registry, defaults map[stri
 	}
 	if h := api.HLS(); h != nil {
 		// GET and HEAD only: no viewer resources to DELETE or PATCH.
-		mux.Handle("GET /hls/", h)
+		mux.Handle("GET /hls/", api.Viewers("/hls/", h))
 	}
 	// The WHEP player script (and its stand-alone page: /player/?whep=URL).
 	mux.Handle("GET /player/", http.StripPrefix("/player", whep.PlayerHandler()))

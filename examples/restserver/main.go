@@ -128,6 +128,20 @@ func run(ctx context.Context, args []string, getenv func(string) string, stderr 
 		SoundDir: cfg.SoundDir,
 	}
 	cfg.dialinConfig(&acfg, inbound)
+	if cfg.Cluster.NodeID != "" || cfg.Cluster.NATS != "" {
+		acfg.NodeID = cfg.nodeID()
+	}
+	var selfURL nodeURL
+	if cfg.Cluster.NATS != "" {
+		sec.Add(natsSecrets(cfg.Cluster.NATS)...)
+		cc, closeCluster, err := natsCluster(ctx, cfg, &selfURL, log)
+		if err != nil {
+			_ = m.Close(ctx)
+			return err
+		}
+		defer closeCluster() // after api.Shutdown (deferred calls run last)
+		acfg.Cluster = cc
+	}
 	iceIPs, publicIPs := whep.ICEAddrs(cfg.SIP, cfg.publicIP, nil)
 	if cfg.WebRTC {
 		acfg.WebRTC = &whep.Config{MaxViewers: cfg.MaxViewers, ICEIPs: iceIPs, PublicIPs: publicIPs, PublicIPsOnly: len(publicIPs) > 0}
@@ -169,6 +183,9 @@ func run(ctx context.Context, args []string, getenv func(string) string, stderr 
 		}
 		log.Info("listening", "scheme", scheme, "addr", l.Addr().String())
 		pageURLs = append(pageURLs, pageURL(scheme, l.Addr().String()))
+		if selfURL.Load() == "" {
+			selfURL.Store(cfg.clusterURL(scheme, l.Addr().String()))
+		}
 		go func() {
 			if err := hs.Serve(l); err != nil && !errors.Is(err, http.ErrServerClosed) {
 				errc <- err
