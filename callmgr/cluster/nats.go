@@ -67,8 +67,10 @@ type NATS struct {
 	mu      sync.Mutex
 	closed  bool
 	done    chan struct{}
+	ctx     context.Context // ended by Close
+	cancel  context.CancelFunc
 	servers map[string]*natsServer
-	wg      sync.WaitGroup // watchers
+	wg      sync.WaitGroup // watchers and the sweeper
 }
 
 // natsServer is one Serve of a NATS bus.
@@ -119,6 +121,7 @@ func NewNATS(ctx context.Context, nc *nats.Conn, cfg NATSConfig) (*NATS, error) 
 	}
 	n := &NATS{nc: nc, js: js, prefix: prefix, ttl: ttl, timeout: timeout,
 		done: make(chan struct{}), servers: make(map[string]*natsServer)}
+	n.ctx, n.cancel = context.WithCancel(context.Background())
 	sctx, cancel := n.opCtx(ctx)
 	defer cancel()
 	n.calls, err = js.CreateOrUpdateKeyValue(sctx, jetstream.KeyValueConfig{
@@ -142,7 +145,89 @@ func NewNATS(ctx context.Context, nc *nats.Conn, cfg NATSConfig) (*NATS, error) 
 	if err != nil {
 		return nil, fmt.Errorf("%w: the bucket %s_nodes: %w", ErrUnavailable, prefix, err)
 	}
+	n.wg.Add(1)
+	go n.sweeper(sweepEvery, markerAge)
 	return n, nil
+}
+
+// The calls bucket keeps a delete marker for every key ever deleted
+// (one to three per call), which List and every new watcher would read
+// for ever: each NATS removes the markers older than markerAge every
+// sweepEvery.
+const (
+	sweepEvery = 10 * time.Minute
+	markerAge  = 10 * time.Minute
+)
+
+// sweeper runs sweep every period until n closes.
+func (n *NATS) sweeper(every, age time.Duration) {
+	defer n.wg.Done()
+	tick := time.NewTicker(every)
+	defer tick.Stop()
+	for {
+		select {
+		case <-n.done:
+			return
+		case <-tick.C:
+		}
+		ctx, cancel := context.WithTimeout(context.Background(), 10*n.timeout)
+		stop := context.AfterFunc(n.ctx, cancel) // Close cancels it
+		_ = n.sweep(ctx, age)                    // a failure is retried at the next tick
+		stop()
+		cancel()
+	}
+}
+
+// sweep removes the delete markers of the calls bucket older than age.
+func (n *NATS) sweep(ctx context.Context, age time.Duration) error {
+	w, err := n.calls.WatchAll(ctx, jetstream.MetaOnly())
+	if err != nil {
+		return n.fail(err)
+	}
+	type marker struct {
+		key string
+		rev uint64
+	}
+	var markers []marker
+	limit := time.Now().Add(-age)
+	func() {
+		defer func() { _ = w.Stop() }()
+		for {
+			select {
+			case e, ok := <-w.Updates():
+				if !ok || e == nil {
+					return
+				}
+				if e.Operation() != jetstream.KeyValuePut && !e.Created().After(limit) {
+					markers = append(markers, marker{e.Key(), e.Revision()})
+				}
+			case <-ctx.Done():
+				err = ctx.Err()
+				return
+			}
+		}
+	}()
+	if err != nil {
+		return n.fail(err)
+	}
+	for _, m := range markers {
+		if err := n.purgeMarker(ctx, m.key, m.rev); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// purgeMarker removes key's messages up to its delete marker of revision
+// rev, and nothing written after it (a key created again meanwhile
+// stays).
+func (n *NATS) purgeMarker(ctx context.Context, key string, rev uint64) error {
+	st, err := n.js.Stream(ctx, "KV_"+n.calls.Bucket())
+	if err != nil {
+		return n.fail(err)
+	}
+	err = st.Purge(ctx, jetstream.WithPurgeSubject("$KV."+n.calls.Bucket()+"."+key), jetstream.WithPurgeSequence(rev+1))
+	return n.fail(err)
 }
 
 // opCtx bounds ctx by the configured timeout when it has no deadline.
@@ -867,6 +952,7 @@ func (n *NATS) Close() error {
 	}
 	n.closed = true
 	close(n.done)
+	n.cancel()
 	servers := n.servers
 	n.servers = nil
 	n.mu.Unlock()

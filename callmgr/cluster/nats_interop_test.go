@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
 	"github.com/stretchr/testify/require"
 	"go.uber.org/goleak"
 
@@ -194,11 +195,7 @@ func TestInteropNATSRaceCreate(t *testing.T) {
 // Create or Delete leaves (an entry without its claims, a claim without
 // its entry): nothing stays taken for ever.
 func TestInteropNATSStaleClaim(t *testing.T) {
-	leakCheck(t)
-	srv := testenv.StartNATS(t, testenv.NATSConfig{})
-	a := newNATSReg(t, srv.URL(), "stale", 0)
-	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-	defer cancel()
+	a, ctx := natsOne(t, "stale")
 
 	// A claim whose call has no entry (died between Delete's steps).
 	_, err := a.calls.Create(ctx, nameKey("orphan-name"), []byte(`{"id":"dead","node":"n0"}`))
@@ -262,9 +259,68 @@ func TestInteropNATSConfig(t *testing.T) {
 	require.True(t, errors.Is(err, ErrUnavailable), "%v", err)
 }
 
+// natsOne starts a nats-server for t and returns a registry of cluster
+// name on it and a context bounding the test (30 s), with the leak check.
+func natsOne(t *testing.T, name string) (*NATS, context.Context) {
+	leakCheck(t)
+	srv := testenv.StartNATS(t, testenv.NATSConfig{})
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	t.Cleanup(cancel)
+	return newNATSReg(t, srv.URL(), name, 0), ctx
+}
+
 // leakCheck checks, after every other cleanup of t (the server stopped,
 // the connections closed), that t left no goroutine behind.
 func leakCheck(t *testing.T) {
 	opt := goleak.IgnoreCurrent()
 	t.Cleanup(func() { goleak.VerifyNone(t, opt) })
+}
+
+// TestInteropNATSSweep checks that the delete markers of ended calls are
+// swept, and that sweeping a marker never removes the key written again
+// after it.
+func TestInteropNATSSweep(t *testing.T) {
+	a, ctx := natsOne(t, "sweep")
+	msgs := func() uint64 {
+		st, err := a.js.Stream(ctx, "KV_"+a.calls.Bucket())
+		require.NoError(t, err)
+		info, err := st.Info(ctx)
+		require.NoError(t, err)
+		return info.State.Msgs
+	}
+	for i := range 5 {
+		c, err := a.Create(ctx, Call{ID: fmt.Sprint("ended", i), Stream: fmt.Sprint("S", i), Name: fmt.Sprint("N", i)})
+		require.NoError(t, err)
+		require.NoError(t, a.Delete(ctx, c))
+	}
+	live, err := a.Create(ctx, Call{ID: "live", Name: "L"})
+	require.NoError(t, err)
+	require.Equal(t, uint64(15+2), msgs(), "15 markers and 2 live keys")
+
+	require.NoError(t, a.sweep(ctx, time.Hour))
+	require.Equal(t, uint64(17), msgs(), "the markers are younger than an hour")
+	require.NoError(t, a.sweep(ctx, 0))
+	require.Equal(t, uint64(2), msgs(), "only the live keys are left")
+	got, err := a.Get(ctx, "live")
+	require.NoError(t, err)
+	require.Equal(t, live.Revision, got.Revision)
+
+	// A marker swept after its key was written again: the new value stays.
+	c, err := a.Create(ctx, Call{ID: "again", Name: "A"})
+	require.NoError(t, err)
+	require.NoError(t, a.Delete(ctx, c))
+	_, err = a.calls.Get(ctx, callKey("again"))
+	require.ErrorIs(t, err, jetstream.ErrKeyNotFound)
+	hist, err := a.calls.History(ctx, callKey("again"))
+	require.NoError(t, err)
+	markerRev := hist[len(hist)-1].Revision()
+	c2, err := a.Create(ctx, Call{ID: "again", Name: "A", Status: "second"})
+	require.NoError(t, err)
+	require.NoError(t, a.purgeMarker(ctx, callKey("again"), markerRev))
+	got, err = a.Get(ctx, "again")
+	require.NoError(t, err)
+	require.Equal(t, c2.Revision, got.Revision)
+	require.Equal(t, "second", got.Status)
+	_, err = a.Create(ctx, Call{ID: "x", Name: "A"})
+	require.ErrorIs(t, err, ErrExists, "the new claim stays too")
 }

@@ -305,6 +305,7 @@ func testRegistry(t *testing.T, newPair regPair) {
 			time.Sleep(ttl / 10)
 		}
 		require.GreaterOrEqual(t, time.Since(start), ttl*9/10, "n2 expired before its TTL")
+		t.Logf("a heartbeat of TTL %v was gone %v after it was written", ttl, time.Since(start).Round(time.Millisecond))
 
 		require.Error(t, a.Heartbeat(ctx(t), NodeInfo{ID: "bad id"}))
 		require.Error(t, a.Heartbeat(ctx(t), NodeInfo{ID: ""}))
