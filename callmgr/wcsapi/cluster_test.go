@@ -114,6 +114,12 @@ func TestClusterOneAPI(t *testing.T) {
 		return ok && c.Status == "ESTABLISHED" && c.NodeID == "n2"
 	}, 10*time.Second, 20*time.Millisecond, "n3 finds n2's call")
 
+	// A viewer asking n1 for n2's stream is sent to n2.
+	rec := httptest.NewRecorder()
+	n1.api.Viewers("/hls/", http.NotFoundHandler()).ServeHTTP(rec, httptest.NewRequest("GET", "/hls/show/index.m3u8?token=t", nil))
+	require.Equal(t, http.StatusTemporaryRedirect, rec.Code)
+	require.Equal(t, n2.url+"/hls/show/index.m3u8?token=t", rec.Header().Get("Location"))
+
 	// Unique across the cluster: the callId, the stream name.
 	code, out = n3.post(t, "/call/startup", map[string]any{"callId": "c1", "callee": peer.URI(), "nodeId": "n3"})
 	require.Equal(t, http.StatusConflict, code, out)

@@ -108,6 +108,17 @@ func TestInteropClusterNATS(t *testing.T) {
 		return c.Status == "ESTABLISHED" && c.RTMPStreamStatus == "RTMP_STREAM_ACTIVE"
 	})
 	require.Equal(t, "A", call.NodeID)
+	// A viewer asking B for A's stream is sent to A (307), token kept,
+	// once A's heartbeat told its URL (A listens on a port chosen at run
+	// time, known after it joined: at most one heartbeat later).
+	noFollow := &http.Client{CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }}
+	require.Eventually(t, func() bool {
+		resp, err := noFollow.Get(b.base + "/hls/cl-1/index.m3u8?token=x")
+		require.NoError(t, err)
+		resp.Body.Close()
+		return resp.StatusCode == http.StatusTemporaryRedirect &&
+			resp.Header.Get("Location") == "http://"+a.addr+"/hls/cl-1/index.m3u8?token=x"
+	}, 2*clusterTTL, 100*time.Millisecond, "B redirects A's HLS viewers to A")
 
 	// Unique across the cluster.
 	code, out = start(c, "cl-1", "", "")

@@ -132,6 +132,11 @@ func run(ctx context.Context, args []string, getenv func(string) string, stderr 
 		acfg.NodeID = cfg.nodeID()
 	}
 	var selfURL nodeURL
+	if _, port, _ := net.SplitHostPort(cfg.HTTP); port != "" && port != "0" {
+		selfURL.Store(cfg.clusterURL("http", cfg.HTTP)) // else known once listening
+	} else if _, port, _ := net.SplitHostPort(cfg.HTTPS); cfg.HTTP == "" && port != "" && port != "0" {
+		selfURL.Store(cfg.clusterURL("https", cfg.HTTPS))
+	}
 	if cfg.Cluster.NATS != "" {
 		sec.Add(natsSecrets(cfg.Cluster.NATS)...)
 		cc, closeCluster, err := natsCluster(ctx, cfg, &selfURL, log)
