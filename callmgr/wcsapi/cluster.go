@@ -601,3 +601,34 @@ func (h *Handler) Viewers(prefix string, next http.Handler) http.Handler {
 		next.ServeHTTP(w, r)
 	})
 }
+
+// Node is one node of the cluster as /rest-api/cluster/nodes lists it.
+type Node struct {
+	NodeID   string `json:"nodeId"`
+	URL      string `json:"url,omitempty"`
+	Calls    int    `json:"calls"`
+	MaxCalls int    `json:"maxCalls"`
+	// Self is true for the node that answered.
+	Self    bool  `json:"self"`
+	Started int64 `json:"started"` // Unix milliseconds
+	Seen    int64 `json:"seen"`    // the last heartbeat, Unix milliseconds
+}
+
+// clusterNodes answers /rest-api/cluster/nodes: the live nodes (404 on a
+// single server).
+func (s *server) clusterNodes(w http.ResponseWriter, r *http.Request) error {
+	if err := s.decode(w, r, &struct{}{}); err != nil {
+		return err
+	}
+	n := s.cluster
+	if n == nil {
+		return errStatus(http.StatusNotFound, "this server is not a node of a cluster (-nats)")
+	}
+	out := []Node{}
+	for _, ni := range n.member.Nodes() {
+		out = append(out, Node{NodeID: ni.ID, URL: ni.URL, Calls: ni.Calls, MaxCalls: ni.MaxCalls,
+			Self: ni.ID == n.svc.nodeID, Started: ni.Started.UnixMilli(), Seen: ni.Seen.UnixMilli()})
+	}
+	writeJSON(w, http.StatusOK, out)
+	return nil
+}

@@ -27,7 +27,7 @@ type testNode struct {
 
 // startCluster starts n nodes sharing one Memory registry and bus, and
 // waits until each sees them all.
-func startCluster(t *testing.T, n int) []*testNode {
+func startCluster(t *testing.T, n int, maxCalls ...int) []*testNode {
 	t.Helper()
 	reg := cluster.NewMemory(3*time.Second, nil)
 	bus := cluster.NewMemoryBus()
@@ -39,13 +39,17 @@ func startCluster(t *testing.T, n int) []*testNode {
 	for i := range n {
 		relay := new(callmgr.Relay)
 		lo := 28000 + i*100
-		m, err := callmgr.New(callmgr.Config{ListenAddr: "127.0.0.1:0", RTPPortMin: lo, RTPPortMax: lo + 99, OnEvent: relay.OnEvent})
+		limit := 0
+		if len(maxCalls) > 0 {
+			limit = maxCalls[0]
+		}
+		m, err := callmgr.New(callmgr.Config{ListenAddr: "127.0.0.1:0", RTPPortMin: lo, RTPPortMax: lo + 99, OnEvent: relay.OnEvent, MaxCalls: limit})
 		require.NoError(t, err)
 		nd := &testNode{id: fmt.Sprintf("n%d", i+1), m: m}
 		ts := httptest.NewUnstartedServer(nil)
 		nd.url = "http://" + ts.Listener.Addr().String()
 		api, err := New(m, Config{Events: relay, NoAuth: true, NodeID: nd.id, Logger: discardLog(),
-			Cluster: &ClusterConfig{Registry: reg, Bus: bus, URL: func() string { return nd.url }, Heartbeat: 200 * time.Millisecond}})
+			Cluster: &ClusterConfig{Registry: reg, Bus: bus, URL: func() string { return nd.url }, Heartbeat: 200 * time.Millisecond, MaxCalls: limit}})
 		require.NoError(t, err)
 		nd.api = api
 		ts.Config.Handler = api
@@ -181,4 +185,31 @@ func TestClusterOneAPI(t *testing.T) {
 		last = byNode
 		return byNode["n1"] == 2 && byNode["n2"] == 2 && byNode["n3"] == 2
 	}, 10*time.Second, 20*time.Millisecond, "find_all on n2: calls by node %v", &last)
+}
+
+// The nodes' limits hold cluster-wide: with one call allowed per node, two
+// nodes take two calls asked of one of them, and the third gets 503;
+// /cluster/nodes lists both nodes, the one asked marked self.
+func TestClusterFull(t *testing.T) {
+	peer := startPeer(t, siptest.Script{})
+	nodes := startCluster(t, 2, 1)
+	for i := range 2 {
+		code, out := nodes[0].post(t, "/call/startup", map[string]any{"callId": fmt.Sprintf("f%d", i), "callee": peer.URI()})
+		require.Equal(t, http.StatusOK, code, out)
+	}
+	for _, nd := range nodes {
+		require.Len(t, nd.m.FindAll(), 1, nd.id)
+	}
+	code, out := nodes[0].post(t, "/call/startup", map[string]any{"callId": "f2", "callee": peer.URI()})
+	require.Equal(t, http.StatusServiceUnavailable, code, out)
+	require.Contains(t, out, "every node")
+	code, out = nodes[1].post(t, "/cluster/nodes", map[string]any{})
+	require.Equal(t, http.StatusOK, code, out)
+	var ns []Node
+	require.NoError(t, json.Unmarshal([]byte(out), &ns))
+	require.Len(t, ns, 2)
+	require.Equal(t, "n2", ns[1].NodeID)
+	require.True(t, ns[1].Self)
+	require.False(t, ns[0].Self)
+	require.Equal(t, nodes[0].url, ns[0].URL)
 }

@@ -194,6 +194,7 @@ func (s *server) routes() map[string]func(http.ResponseWriter, *http.Request) er
 	for path, h := range s.registrationRoutes() {
 		api[path] = h
 	}
+	api["/cluster/nodes"] = s.clusterNodes
 	return api
 }
 
