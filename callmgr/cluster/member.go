@@ -42,10 +42,11 @@ type Config struct {
 	// longer has, with the entry as it was written as final: Status =
 	// FailedStatus, Final, Reason ("node X stopped answering" / "node X
 	// restarted"). The member that won the compare-and-set calls it (from
-	// its own goroutine), then deletes the entry and its claims. Entries
-	// already Final are just deleted (no call). Nil means none. It may
-	// block for a while (it delays the next liveness check) but must not
-	// call Close.
+	// its liveness goroutine, or from Join for a previous life's calls),
+	// then deletes the entry and its claims. Entries already Final are
+	// just deleted (no call). Nil means none. It may block for a while
+	// (a webhook): that delays the next liveness check, never a
+	// heartbeat; it must not call Close.
 	OnOrphan func(c Call)
 	// FailedStatus is the Status of orphans. "" means "FAILED".
 	FailedStatus string
@@ -244,8 +245,9 @@ func Join(ctx context.Context, cfg Config) (*Member, error) {
 	}
 	m.check(ctx, false)
 	m.reconcile(ctx)
-	m.loops.Add(2)
-	go m.run()
+	m.loops.Add(3)
+	go m.beater()
+	go m.checker()
 	go m.writer()
 	return m, nil
 }
@@ -684,35 +686,48 @@ func (m *Member) opContext() (context.Context, context.CancelFunc) {
 	return context.WithTimeout(m.ctx, m.ttl)
 }
 
-// run heartbeats and checks liveness until the Member stops.
-func (m *Member) run() {
+// beater heartbeats until the Member stops. It does nothing else, so
+// that no callback (OnOrphan) and no slow operation delays a heartbeat.
+func (m *Member) beater() {
 	defer m.loops.Done()
 	beat := time.NewTicker(m.hb)
 	defer beat.Stop()
-	check := time.NewTicker(m.poll)
-	defer check.Stop()
 	for {
 		select {
 		case <-m.ctx.Done():
 			return
 		case <-beat.C:
 			m.beat()
+		}
+	}
+}
+
+// checker checks liveness (and heals after an outage) until the Member
+// stops.
+func (m *Member) checker() {
+	defer m.loops.Done()
+	check := time.NewTicker(m.poll)
+	defer check.Stop()
+	for {
+		select {
+		case <-m.ctx.Done():
+			return
 		case <-check.C:
-			ctx, cancel := m.opContext()
 			m.mu.Lock()
 			up, watching := m.up, m.watching
 			m.mu.Unlock()
 			if up && !watching {
-				m.heal(ctx)
+				m.heal()
 			}
+			ctx, cancel := m.opContext()
 			m.check(ctx, true)
 			cancel()
 		}
 	}
 }
 
-// beat writes the heartbeat; the first that succeeds after a failure
-// heals.
+// beat writes the heartbeat. The first that succeeds after a failure
+// makes the checker heal.
 func (m *Member) beat() {
 	ctx, cancel := m.opContext()
 	defer cancel()
@@ -724,9 +739,7 @@ func (m *Member) beat() {
 		m.unreachable("heartbeat", err)
 		return
 	}
-	if m.setUp(true) {
-		m.heal(ctx)
-	}
+	m.setUp(true)
 }
 
 // unreachable records that what failed with err: the registry is taken
@@ -748,6 +761,7 @@ func (m *Member) setUp(ok bool) bool {
 	m.up = ok
 	if ok {
 		m.upSince = time.Now()
+		m.watching = false // the view may have missed changes: the checker heals
 		m.log.Info("cluster: registry reachable again", "node", m.id)
 	} else {
 		m.upSince = time.Time{}
@@ -763,8 +777,11 @@ func (m *Member) setUp(ok bool) bool {
 // entries deleted meanwhile go), every call of this node's is written
 // again (entries a survivor deleted come back) and the node's stale
 // entries are reconciled.
-func (m *Member) heal(ctx context.Context) {
-	if err := m.watch(ctx); err != nil {
+func (m *Member) heal() {
+	ctx, cancel := m.opContext()
+	err := m.watch(ctx)
+	cancel()
+	if err != nil {
 		if m.ctx.Err() == nil {
 			m.unreachable("watching the registry", err)
 		}
@@ -778,7 +795,7 @@ func (m *Member) heal(ctx context.Context) {
 	}
 	m.mu.Unlock()
 	m.signal()
-	m.reconcile(ctx)
+	m.reconcile(m.ctx)
 }
 
 // watch (re)starts the watch of the shared view: the present entries
@@ -989,13 +1006,15 @@ func (m *Member) check(ctx context.Context, orphan bool) {
 		if m.ctx.Err() != nil {
 			return
 		}
-		m.orphan(ctx, c, fmt.Sprintf("node %s stopped answering", c.Node))
+		octx, cancel := context.WithTimeout(m.ctx, m.ttl)
+		m.orphan(octx, c, fmt.Sprintf("node %s stopped answering", c.Node))
+		cancel()
 	}
 }
 
 // reconcile reports this node's entries that it does not hold and Live
 // does not have (a previous life's) as orphans, and deletes its final
-// ones.
+// ones. ctx bounds it; each operation takes a TTL at most.
 func (m *Member) reconcile(ctx context.Context) {
 	m.mu.Lock()
 	var stale []Call
@@ -1017,7 +1036,9 @@ func (m *Member) reconcile(ctx context.Context) {
 		if !c.Final && m.cfg.Live != nil && m.cfg.Live(c.ID) {
 			continue
 		}
-		m.orphan(ctx, c, fmt.Sprintf("node %s restarted", m.id))
+		octx, cancel := context.WithTimeout(ctx, m.ttl)
+		m.orphan(octx, c, fmt.Sprintf("node %s restarted", m.id))
+		cancel()
 	}
 }
 

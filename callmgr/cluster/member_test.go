@@ -692,3 +692,32 @@ func TestMemberSlowReturnAfterOutage(t *testing.T) {
 	require.Zero(t, tc.orp.count(), "B's live calls were reported")
 	require.Equal(t, 2, onNode(t, tc.reg, "B"))
 }
+
+// An OnOrphan that takes long (a webhook to a slow server) does not hold
+// up the member's heartbeats: it is not taken for dead meanwhile.
+func TestMemberSlowOnOrphanKeepsBeating(t *testing.T) {
+	checkLeaks(t)
+	tc := newTestCluster(t)
+	a := tc.join("A", nil)
+	var lapses []time.Duration
+	var calls atomic.Int32
+	tc.join("B", func(c *Config) {
+		c.OnOrphan = func(Call) {
+			if calls.Add(1) > 1 {
+				return
+			}
+			start := time.Now()
+			for time.Since(start) < 3*testTTL {
+				nodes, err := tc.reg.Nodes(bg(t))
+				if err != nil || len(nodes) != 1 || nodes[0].ID != "B" {
+					lapses = append(lapses, time.Since(start))
+				}
+				time.Sleep(20 * time.Millisecond)
+			}
+		}
+	})
+	claimCalls(t, a, "a", 2)
+	a.kill()
+	eventually(t, "both calls reported", func() bool { return calls.Load() == 2 })
+	require.Empty(t, lapses, "B's heartbeat lapsed while its OnOrphan ran")
+}
