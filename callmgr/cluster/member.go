@@ -246,8 +246,8 @@ func Join(ctx context.Context, cfg Config) (*Member, error) {
 	m.check(ctx, false)
 	m.reconcile(ctx)
 	m.loops.Add(3)
-	go m.beater()
-	go m.checker()
+	go m.every(m.hb, m.beat)
+	go m.every(m.poll, m.checkNow)
 	go m.writer()
 	return m, nil
 }
@@ -686,44 +686,34 @@ func (m *Member) opContext() (context.Context, context.CancelFunc) {
 	return context.WithTimeout(m.ctx, m.ttl)
 }
 
-// beater heartbeats until the Member stops. It does nothing else, so
-// that no callback (OnOrphan) and no slow operation delays a heartbeat.
-func (m *Member) beater() {
+// every calls f every d until the Member stops. The heartbeats have a
+// goroutine of their own (so that no callback, no slow operation delays
+// one), the liveness checks another.
+func (m *Member) every(d time.Duration, f func()) {
 	defer m.loops.Done()
-	beat := time.NewTicker(m.hb)
-	defer beat.Stop()
+	tick := time.NewTicker(d)
+	defer tick.Stop()
 	for {
 		select {
 		case <-m.ctx.Done():
 			return
-		case <-beat.C:
-			m.beat()
+		case <-tick.C:
+			f()
 		}
 	}
 }
 
-// checker checks liveness (and heals after an outage) until the Member
-// stops.
-func (m *Member) checker() {
-	defer m.loops.Done()
-	check := time.NewTicker(m.poll)
-	defer check.Stop()
-	for {
-		select {
-		case <-m.ctx.Done():
-			return
-		case <-check.C:
-			m.mu.Lock()
-			up, watching := m.up, m.watching
-			m.mu.Unlock()
-			if up && !watching {
-				m.heal()
-			}
-			ctx, cancel := m.opContext()
-			m.check(ctx, true)
-			cancel()
-		}
+// checkNow checks liveness, after healing when the registry came back.
+func (m *Member) checkNow() {
+	m.mu.Lock()
+	up, watching := m.up, m.watching
+	m.mu.Unlock()
+	if up && !watching {
+		m.heal()
 	}
+	ctx, cancel := m.opContext()
+	m.check(ctx, true)
+	cancel()
 }
 
 // beat writes the heartbeat. The first that succeeds after a failure

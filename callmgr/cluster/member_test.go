@@ -721,3 +721,38 @@ func TestMemberSlowOnOrphanKeepsBeating(t *testing.T) {
 	eventually(t, "both calls reported", func() bool { return calls.Load() == 2 })
 	require.Empty(t, lapses, "B's heartbeat lapsed while its OnOrphan ran")
 }
+
+// noWatch is a registry whose Watch fails.
+type noWatch struct{ Registry }
+
+func (noWatch) Watch(context.Context, func(Call, bool)) error {
+	return fmt.Errorf("%w: watch refused", ErrUnavailable)
+}
+
+func TestMemberJoinFailsCleanly(t *testing.T) {
+	checkLeaks(t)
+	tc := newTestCluster(t)
+	_, err := Join(bg(t), Config{ID: "A", Registry: noWatch{tc.reg}, Bus: tc.bus})
+	require.ErrorIs(t, err, ErrUnavailable)
+	require.ErrorContains(t, err, "watching the registry")
+	nodes, err := tc.reg.Nodes(bg(t))
+	require.NoError(t, err)
+	require.Empty(t, nodes, "the first heartbeat is taken back")
+}
+
+func TestMemberCloseWhileRegistryAway(t *testing.T) {
+	checkLeaks(t)
+	tc := newTestCluster(t)
+	a := tc.join("A", nil)
+	claimCalls(t, a, "a", 2)
+	tc.reg.Fail(errors.New("partition"))
+	ctx, cancel := context.WithTimeout(context.Background(), 300*time.Millisecond)
+	defer cancel()
+	err := a.Close(ctx)
+	require.ErrorIs(t, err, ErrUnavailable)
+	require.ErrorIs(t, a.Close(bg(t)), ErrUnavailable, "the first result again")
+	tc.reg.Fail(nil)
+	// The entries stay (a node that could not leave is a dead node for
+	// the others: they report its calls).
+	require.Equal(t, 2, onNode(t, tc.reg, "A"))
+}
