@@ -95,7 +95,7 @@ type Member struct {
 
 	ctx    context.Context // ends when the Member stops
 	cancel context.CancelFunc
-	loops  sync.WaitGroup // run, writer, notifier
+	loops  sync.WaitGroup // heartbeats, checks, writer, notifier
 	wake   chan struct{}  // the writer has work
 	nwake  chan struct{}  // the notifier has work
 
@@ -110,7 +110,7 @@ type Member struct {
 	gen       uint64            // the watch's generation
 	staging   map[string]Call   // a new watch's present entries, until it has given them all
 	stopWatch context.CancelFunc
-	watching  bool // a watch is running
+	watching  bool // a watch is running and the view is current
 	nodes     []NodeInfo
 	seen      map[string]time.Time // when each node was last in Nodes
 	up        bool                 // connected and heartbeating
@@ -341,6 +341,14 @@ func (m *Member) Set(c Call) {
 	if !ok {
 		o = &ownedCall{}
 		m.owned[c.ID] = o
+	}
+	if o.conflict {
+		// Never shared (another node holds its callId): forgotten once it
+		// ends.
+		if c.Final {
+			delete(m.owned, c.ID)
+		}
+		return
 	}
 	if o.fixed {
 		c = m.withClaims(c, o.c)
@@ -717,7 +725,7 @@ func (m *Member) checkNow() {
 }
 
 // beat writes the heartbeat. The first that succeeds after a failure
-// makes the checker heal.
+// makes the next liveness check heal.
 func (m *Member) beat() {
 	ctx, cancel := m.opContext()
 	defer cancel()
@@ -751,7 +759,7 @@ func (m *Member) setUp(ok bool) bool {
 	m.up = ok
 	if ok {
 		m.upSince = time.Now()
-		m.watching = false // the view may have missed changes: the checker heals
+		m.watching = false // the view may have missed changes: the next check heals
 		m.log.Info("cluster: registry reachable again", "node", m.id)
 	} else {
 		m.upSince = time.Time{}

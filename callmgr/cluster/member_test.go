@@ -756,3 +756,43 @@ func TestMemberCloseWhileRegistryAway(t *testing.T) {
 	// the others: they report its calls).
 	require.Equal(t, 2, onNode(t, tc.reg, "A"))
 }
+
+// An incoming call (Set without Claim) whose keys are taken elsewhere:
+// a taken name or stream is given up (the call is shared without it), a
+// taken callId keeps the call out of the registry.
+func TestMemberSetConflicts(t *testing.T) {
+	checkLeaks(t)
+	tc := newTestCluster(t)
+	a, b := tc.join("A", nil), tc.join("B", nil)
+	_, err := a.Claim(bg(t), Call{ID: "dup", Status: "ESTABLISHED", Name: "taken", Stream: "rtmp://h/live/taken"})
+	require.NoError(t, err)
+
+	b.Set(Call{ID: "in", Status: "RINGING", Name: "taken", Stream: "rtmp://h/live/taken"})
+	eventually(t, "in stored without the claims", func() bool {
+		c, err := tc.reg.Get(bg(t), "in")
+		return err == nil && c.Node == "B" && c.Status == "RINGING"
+	})
+	c, _ := tc.reg.Get(bg(t), "in")
+	require.Empty(t, c.Name)
+	require.Empty(t, c.StreamHash)
+	got, ok := b.ByName("taken")
+	require.True(t, ok)
+	require.Equal(t, "dup", got.ID, "the name still leads to its holder")
+	b.Set(Call{ID: "in", Status: "ESTABLISHED", Name: "taken"})
+	eventually(t, "in updated", func() bool { c, _ := tc.reg.Get(bg(t), "in"); return c.Status == "ESTABLISHED" })
+	c, _ = tc.reg.Get(bg(t), "in")
+	require.Empty(t, c.Name, "the claims of a stored entry do not change")
+
+	b.Set(Call{ID: "dup", Status: "RINGING"})
+	eventually(t, "the conflict counted", func() bool { return metricOf(t, b, "sipstream_cluster_registry_errors_total") >= 1 })
+	got, _ = b.Call("dup")
+	require.Equal(t, "A", got.Node, "B's view shows the registered call")
+	c, _ = tc.reg.Get(bg(t), "dup")
+	require.Equal(t, "A", c.Node)
+	require.Equal(t, "ESTABLISHED", c.Status)
+	b.Set(Call{ID: "dup", Status: "FINISH", Final: true})
+	b.mu.Lock()
+	_, held := b.owned["dup"]
+	b.mu.Unlock()
+	require.False(t, held, "forgotten once ended")
+}
