@@ -28,17 +28,16 @@
 //
 // Liveness: a node is dead only when this member has been connected and
 // heartbeating for longer than the TTL plus one heartbeat period without a
-// break, and the node's heartbeat has been absent for longer than a
-// heartbeat period (the heartbeat itself expires TTL after the node's last
-// beat): so a dead node's calls are reported about TTL + one heartbeat
-// period after its last beat, and an outage of the registry (say a
-// restart of nats-server, during which every heartbeat may expire) fails
-// no call. The survivors then try a compare-and-set of each of the dead
-// node's entries to its final failed state: the one that wins calls
-// Config.OnOrphan and deletes the entry with its claims. A node that
-// restarts reports the entries of its previous life that it no longer has
-// the same way, and after an outage every node writes its live calls again
-// (entries deleted meanwhile come back).
+// break, and the node's heartbeat is absent (it expires TTL after the
+// node's last beat) at two liveness checks in a row (a check every TTL/6):
+// so a dead node's calls are reported about TTL + TTL/3 after its last
+// beat, and an outage of the registry (say a restart of nats-server, during
+// which every heartbeat may expire) fails no call. The survivors then try a
+// compare-and-set of each of the dead node's entries to its final failed
+// state: the one that wins calls Config.OnOrphan and deletes the entry with
+// its claims. A node that restarts reports the entries of its previous life
+// that it no longer has the same way, and after an outage every node writes
+// its live calls again (entries deleted meanwhile come back).
 package cluster
 
 import (

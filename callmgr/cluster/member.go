@@ -75,10 +75,11 @@ type Config struct {
 // The liveness rule: a node is dead only when this member has been
 // connected and heartbeating for longer than the TTL plus one heartbeat
 // period without a break, and that node's heartbeat is absent from the
-// registry (it expired: TTL after its last beat) for longer than one
-// heartbeat period more by this member's clock. So an outage of the
-// registry itself, during which every heartbeat may expire, fails no
-// call.
+// registry (it expired: TTL after its last beat) at two liveness checks
+// in a row (a check every TTL/6, or every heartbeat period if shorter),
+// by this member's clock. So a dead node's calls are reported about TTL
+// + 2 × TTL/6 after its last beat, and an outage of the registry itself,
+// during which every heartbeat may expire, fails no call.
 type Member struct {
 	cfg     Config
 	id      string
@@ -88,7 +89,7 @@ type Member struct {
 	ttl     time.Duration
 	hb      time.Duration // heartbeat period
 	poll    time.Duration // liveness check period
-	grace   time.Duration // how long past its expiry a node must stay absent
+	grace   time.Duration // how long since it was last listed a node must stay absent
 	linger  time.Duration
 	failed  string
 	started time.Time
@@ -207,7 +208,7 @@ func Join(ctx context.Context, cfg Config) (*Member, error) {
 		expect:   make(map[string]expectation),
 	}
 	m.poll = min(m.poll, hb)
-	m.grace = max(hb, 2*m.poll)
+	m.grace = m.poll // absent at two checks in a row
 	if m.log == nil {
 		m.log = slog.New(slog.DiscardHandler)
 	}
