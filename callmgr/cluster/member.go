@@ -152,8 +152,10 @@ type expectation struct {
 // the view and the heartbeats do not show yet.
 const pickWindow = 5 * time.Second
 
-// Join makes this node a member: it writes the first heartbeat (an error
-// if the registry is away), starts watching the shared view, reconciles
+// Join makes this node a member: it makes sure no live node has its id
+// (ErrIDInUse; when the heartbeat of a previous life is still there, this
+// takes a heartbeat period and a half, half a TTL at least), writes the first heartbeat (an
+// error if the registry is away), starts watching the shared view, reconciles
 // the node's stale entries (a previous life's that Live does not have:
 // OnOrphan with "node X restarted") and starts heartbeating. ctx bounds
 // Join only.
@@ -230,6 +232,9 @@ func Join(ctx context.Context, cfg Config) (*Member, error) {
 		m.cancel()
 		return nil, err
 	}
+	if err := m.checkIDFree(ctx); err != nil {
+		return fail(err)
+	}
 	if err := m.reg.Heartbeat(ctx, m.info()); err != nil {
 		return fail(fmt.Errorf("cluster: joining as node %q: %w", m.id, err))
 	}
@@ -251,6 +256,47 @@ func Join(ctx context.Context, cfg Config) (*Member, error) {
 	go m.every(m.poll, m.checkNow)
 	go m.writer()
 	return m, nil
+}
+
+// ErrIDInUse is Join's error when another live process heartbeats as
+// the same node: two nodes of one id would report each other's calls as
+// stale.
+var ErrIDInUse = errors.New("cluster: the node id is in use by a live node")
+
+// checkIDFree makes sure no live process heartbeats as this node: a
+// heartbeat of this id (a previous life's, after a restart) must not be
+// written again within a heartbeat period and a half (half a TTL at
+// least).
+func (m *Member) checkIDFree(ctx context.Context) error {
+	seen := func() (time.Time, bool, error) {
+		nodes, err := m.reg.Nodes(ctx)
+		if err != nil {
+			return time.Time{}, false, fmt.Errorf("cluster: joining as node %q: %w", m.id, err)
+		}
+		for _, n := range nodes {
+			if n.ID == m.id {
+				return n.Seen, true, nil
+			}
+		}
+		return time.Time{}, false, nil
+	}
+	first, ok, err := seen()
+	if err != nil || !ok {
+		return err
+	}
+	wait := time.NewTimer(max(m.hb+m.hb/2, m.ttl/2))
+	defer wait.Stop()
+	select {
+	case <-wait.C:
+	case <-ctx.Done():
+		return fmt.Errorf("cluster: joining as node %q: waiting for its previous heartbeat to age: %w", m.id, ctx.Err())
+	}
+	again, ok, err := seen()
+	if err != nil || !ok || again.Equal(first) {
+		return err
+	}
+	return fmt.Errorf("%w: node %q beat at %v and again at %v", ErrIDInUse, m.id,
+		first.UTC().Format(time.RFC3339Nano), again.UTC().Format(time.RFC3339Nano))
 }
 
 // ID returns the node's id.

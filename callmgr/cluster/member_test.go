@@ -796,3 +796,17 @@ func TestMemberSetConflicts(t *testing.T) {
 	b.mu.Unlock()
 	require.False(t, held, "forgotten once ended")
 }
+
+// A second process joining with a live node's id is refused: the two
+// would report each other's calls as stale.
+func TestMemberIDInUse(t *testing.T) {
+	checkLeaks(t)
+	tc := newTestCluster(t)
+	a := tc.join("A", nil)
+	claimCalls(t, a, "a", 2)
+	_, err := Join(bg(t), Config{ID: "A", Registry: tc.reg, Bus: tc.bus, OnOrphan: tc.orp.hook("A2")})
+	require.ErrorIs(t, err, ErrIDInUse)
+	require.Zero(t, tc.orp.count())
+	require.Equal(t, 2, onNode(t, tc.reg, "A"))
+	require.True(t, a.Connected())
+}
