@@ -79,6 +79,11 @@ type Call struct {
 	// earlyToCaller: an answered call's session started before the answer
 	// for early media toward the caller (the sinks start at the answer).
 	earlyToCaller bool
+
+	// clog is the call's event log (calllog.go); op holds the counters
+	// the operator's statistics need (opstats.go).
+	clog callLog
+	op   opCounters
 }
 
 type finalState struct {

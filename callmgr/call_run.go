@@ -34,8 +34,12 @@ func (c *Call) run() {
 	ring := time.NewTimer(c.p.RingTimeout)
 	defer ring.Stop()
 	ringC := ring.C
+	watch := time.NewTicker(mediaWatch)
+	defer watch.Stop()
 	for !c.ending {
 		select {
+		case <-watch.C:
+			c.watchMedia()
 		case <-c.inbox.ready:
 			c.runInbox()
 			if c.dlg != nil && ringC != nil {
@@ -45,6 +49,7 @@ func (c *Call) run() {
 		case <-ringC:
 			c.end(StatusFailed, 408, "Request Timeout", &SIPError{Code: 408, Reason: "Request Timeout", Err: ErrNoAnswer})
 		case <-c.dlgDone:
+			c.logf(LogSIP, LogInfo, "← BYE")
 			c.dlgEnded = true
 			c.dlgDone = nil
 			err := c.dlg.Err()
@@ -343,7 +348,9 @@ func (c *Call) onReinvite(offer []byte) ([]byte, error) {
 		return nil, err
 	}
 	c.specs = specs
+	was := c.peerHeld
 	c.peerHeld = isHold(pspecs)
+	c.logf(LogSIP, LogInfo, "← re-INVITE (%s) → 200 OK", peerHoldWord(was, c.peerHeld))
 	c.afterRenegotiation()
 	if c.sound != nil || c.live != nil {
 		// The codec may have changed: hand the mix over again.
@@ -383,6 +390,7 @@ func (c *Call) onMediaTimeout(reason string) {
 			return
 		}
 		cur := c.Info()
+		c.logf(LogMedia, LogError, "media timeout: %s", reason)
 		c.end(StatusFailed, cur.SIPStatus, cur.SIPReason, fmt.Errorf("%w: %s", ErrMediaTimeout, reason))
 	})
 }
@@ -393,6 +401,7 @@ func (c *Call) onKeyframeFallback() {
 			return
 		}
 		c.kfInFlight = true
+		c.logf(LogSIP, LogInfo, "→ INFO picture_fast_update (keyframe request)")
 		d := c.dlg
 		c.ops.Add(1)
 		go func() {
@@ -413,7 +422,7 @@ func (c *Call) onKeyframeFallback() {
 // response time while no keyframe comes, three times at most for a request
 // like this, never closer than 100 ms), and it does nothing before the
 // answer or once the call is ending.
-func (c *Call) RequestKeyframe() { c.requestKeyframe() }
+func (c *Call) RequestKeyframe() { c.askKeyframe("a viewer asked") }
 
 // requestKeyframe is what sinks call (from their goroutines) when they need
 // a keyframe: the session sends PLI or FIR, or falls back to SIP INFO.
@@ -460,6 +469,9 @@ func (c *Call) teardown() {
 	defer cancel()
 
 	if c.setupPending { // INVITE (or REGISTER) still in flight: CANCEL it
+		if c.in == nil {
+			c.logf(LogSIP, LogInfo, "→ CANCEL")
+		}
 		c.cancelSetup()
 		<-c.setupDone
 		c.runInbox() // onSetup adopts the registration and a dialog answered meanwhile
@@ -469,7 +481,9 @@ func (c *Call) teardown() {
 		select {
 		case <-c.dlg.Done():
 		default:
+			c.logf(LogSIP, LogInfo, "→ BYE")
 			if err := c.dlg.Bye(ctx); err != nil {
+				c.logf(LogSIP, LogWarn, "BYE failed: %s", setupReason(err))
 				log.Info("BYE failed", "callID", c.id, "err", err)
 			}
 		}
@@ -516,6 +530,7 @@ func (c *Call) teardown() {
 		c.emitSink(e.info, true)
 	}
 	c.emitStatus()
+	c.logEnd()
 	c.inbox.close()
 	c.runInbox()
 	log.Info("call ended", "callID", c.id, "status", c.final.status, "sipStatus", c.final.code, "err", c.final.err)
@@ -527,8 +542,12 @@ func (c *Call) teardown() {
 func (c *Call) setStatus(st Status, code int, reason string) {
 	c.mu.Lock()
 	changed := c.info.Status != st || c.info.SIPStatus != code || c.info.SIPReason != reason
+	codeChanged := c.info.SIPStatus != code || c.info.SIPReason != reason
 	c.info.Status, c.info.SIPStatus, c.info.SIPReason = st, code, reason
 	c.mu.Unlock()
+	if codeChanged && code != 0 {
+		c.logResponse(code, reason)
+	}
 	if changed {
 		c.emitStatus()
 	}
@@ -555,6 +574,7 @@ func (c *Call) emitDTMF(d rune) {
 	if c.ending {
 		return
 	}
+	c.logf(LogDTMF, LogInfo, "← DTMF %c", d)
 	ev := c.newEvent(EventDTMF)
 	ev.Digit = d
 	c.events.push(ev)

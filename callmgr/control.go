@@ -83,6 +83,7 @@ func (c *Call) setHold(ctx context.Context, on bool) error {
 	}
 	offer, err := c.m.be.sdp.NewOffer(cfg)
 	var answer []byte
+	c.logf(LogSIP, LogInfo, "→ re-INVITE (%s: audio %s, video %s)", holdWord(on), cfg.AudioDir, cfg.VideoDir)
 	if err == nil {
 		octx, cancel := c.opContext(ctx)
 		answer, err = d.Reinvite(octx, offer.Marshal())
@@ -92,6 +93,7 @@ func (c *Call) setHold(ctx context.Context, on bool) error {
 	return c.do(context.Background(), func() error {
 		c.controlBusy = false
 		if err != nil {
+			c.logf(LogSIP, LogWarn, "re-INVITE (%s) failed: %s", holdWord(on), setupReason(sipErr(err)))
 			c.m.cfg.Logger.Info("re-INVITE failed", "callID", c.id, "hold", on, "err", err)
 			return fmt.Errorf("callmgr: re-INVITE: %w", sipErr(err))
 		}
@@ -105,6 +107,7 @@ func (c *Call) setHold(ctx context.Context, on bool) error {
 		if uerr := c.sess.Update(specs); uerr != nil {
 			return fmt.Errorf("callmgr: media update: %w", uerr)
 		}
+		c.logf(LogSIP, LogInfo, "← 200 OK (re-INVITE, %s)", holdWord(on))
 		c.offer, c.offerCfg, c.specs, c.held = offer, cfg, specs, on
 		c.afterRenegotiation()
 		return nil
@@ -252,6 +255,7 @@ func (c *Call) transfer(ctx context.Context, target, replaces string, replacesDl
 	if err != nil {
 		return err
 	}
+	c.logf(LogSIP, LogInfo, "→ REFER %s", c.Info().Transfer.Target)
 	progress := func(code int, reason string) {
 		c.inbox.push(func() { c.onTransferProgress(seq, code, reason) })
 	}
@@ -303,6 +307,9 @@ func (c *Call) onTransferProgress(seq uint64, code int, reason string) {
 	nt := *t
 	if code != 0 {
 		nt.Code, nt.Reason = code, reason
+		c.logf(LogSIP, sipLevel(code), "← NOTIFY (transfer: %d %s)", code, reason)
+	} else {
+		c.logf(LogSIP, LogWarn, "transfer: %s", reason)
 	}
 	nt.Done = code == 0 || code >= 200
 	c.info.Transfer = &nt

@@ -63,6 +63,7 @@ func (c *Call) SendDTMF(ctx context.Context, digits string, t DTMFType) error {
 		return err
 	}
 	defer c.ops.Done()
+	c.logf(LogDTMF, LogInfo, "→ DTMF %s (%s)", digits, t)
 	octx, cancel := c.opContext(ctx)
 	defer cancel()
 	c.dtmfMu.Lock()

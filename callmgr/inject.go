@@ -140,8 +140,21 @@ func (c *Call) applyAudio() error {
 
 func (c *Call) emitAudio() {
 	c.mu.Lock()
+	was := c.info
 	c.info.InjectedSound, c.info.InjectedStream = c.soundName, c.liveFrom
 	c.mu.Unlock()
+	switch {
+	case c.soundName != was.InjectedSound && c.soundName != "":
+		c.logf(LogMedia, LogInfo, "sound %s injected toward the peer", c.soundName)
+	case c.soundName != was.InjectedSound:
+		c.logf(LogMedia, LogInfo, "sound %s stopped", was.InjectedSound)
+	}
+	switch {
+	case c.liveFrom != was.InjectedStream && c.liveFrom != "":
+		c.logf(LogMedia, LogInfo, "stream %s injected toward the peer", c.liveFrom)
+	case c.liveFrom != was.InjectedStream:
+		c.logf(LogMedia, LogInfo, "stream %s stopped", was.InjectedStream)
+	}
 	c.events.push(c.newEvent(EventAudio))
 }
 

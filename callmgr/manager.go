@@ -46,6 +46,9 @@ type Manager struct {
 	allDone   chan struct{}
 	closeOnce sync.Once
 	closeErr  error
+
+	// logs are the calls' log watchers and the ended calls' logs.
+	logs logBook
 }
 
 // New validates cfg and starts a Manager: it opens the SIP user agent on
@@ -132,8 +135,8 @@ func (m *Manager) launch(q CallParams, toStreamDefaulted bool, in *incomingSetup
 
 	c := newCall(m, q, in)
 	c.info.ToStreamDefaulted = toStreamDefaulted // nothing else sees c yet
-	c.fan = m.be.sinks.NewFanout(c.onDetach, c.requestKeyframe)
-	c.filler = newHoldFiller(c.fan.WriteFrame, c.requestKeyframe)
+	c.fan = m.be.sinks.NewFanout(c.onDetach, func() { c.askKeyframe("a sink waits for a keyframe") })
+	c.filler = newHoldFiller(c.writeFan, func() { c.askKeyframe("the picture resumes after hold") })
 	sess, err := m.be.media.New(mediaConfig{
 		CallID:             q.CallID,
 		IP:                 m.cfg.MediaIP,
@@ -188,6 +191,11 @@ func (m *Manager) launch(q CallParams, toStreamDefaulted bool, in *incomingSetup
 	}
 	m.cfg.Logger.Info("call starting", "callID", q.CallID, "incoming", in != nil, "params", q)
 	c.emitStatus()
+	if in != nil {
+		c.logf(LogSIP, LogInfo, "← INVITE from %s", c.info.Caller)
+	} else {
+		c.logf(LogSIP, LogInfo, "→ INVITE %s", q.Callee)
+	}
 	go c.run()
 	go c.dispatch()
 	return c, nil
@@ -244,6 +252,7 @@ func (m *Manager) release(c *Call) {
 	defer m.mu.Unlock()
 	if m.calls[c.id] == c {
 		delete(m.calls, c.id)
+		m.logs.remember(c.id, &c.clog)
 	}
 	if k := streamKey(c.p.RTMPURL, c.p.RTMPStream); k != "" && m.streams[k] == c {
 		delete(m.streams, k)

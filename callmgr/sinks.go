@@ -50,6 +50,11 @@ type guardSink struct {
 	started atomic.Bool
 	onFirst func() // nil: no report
 
+	// bytes counts the payload bytes the sink accepted; reconnects the
+	// times its connection came back (RTMP: lost, then active again).
+	bytes      atomic.Uint64
+	reconnects atomic.Uint64
+
 	silenceMu sync.Mutex
 	silence   map[media.Codec][]byte // shared, never modified
 }
@@ -70,9 +75,17 @@ func (g *guardSink) WriteFrame(f *media.Frame) error {
 		}
 		cp := *f
 		cp.Payload = g.silenceFor(f.Codec, fill, len(f.Payload))
-		return g.inner.WriteFrame(&cp)
+		return g.count(g.inner.WriteFrame(&cp), len(f.Payload))
 	}
-	return g.inner.WriteFrame(f)
+	return g.count(g.inner.WriteFrame(f), len(f.Payload))
+}
+
+// count adds n bytes when err is nil; it returns err.
+func (g *guardSink) count(err error, n int) error {
+	if err == nil {
+		g.bytes.Add(uint64(n))
+	}
+	return err
 }
 
 func (g *guardSink) silenceFor(c media.Codec, fill byte, n int) []byte {
@@ -117,7 +130,13 @@ func (g *guardSink) WriteFrames(fs []*media.Frame) (int, error) {
 		}
 		return len(fs), nil
 	}
-	return bw.WriteFrames(fs)
+	n, err := bw.WriteFrames(fs)
+	var b int
+	for _, f := range fs[:max(0, min(n, len(fs)))] {
+		b += len(f.Payload)
+	}
+	g.bytes.Add(uint64(b))
+	return n, err
 }
 
 // splitFullURL turns "rtmp://host/app/stream" into ("rtmp://host/app",
@@ -192,6 +211,7 @@ func (c *Call) attach(si SinkInfo, s sink.Sink) (SinkInfo, error) {
 	c.sinks[si.ID] = e
 	c.syncSinkInfo()
 	c.emitSink(si, false)
+	c.logSinkAdded(si)
 	return si, nil
 }
 
@@ -210,7 +230,7 @@ func (c *Call) activate(e *sinkEntry, s sink.Sink) error {
 			Audio:           audio,
 			Video:           video,
 			GiveUpAfter:     c.m.cfg.RTMPGiveUpAfter,
-			RequestKeyframe: c.requestKeyframe,
+			RequestKeyframe: func() { c.askKeyframe("RTMP output " + id + " (re)connected") },
 			OnStatus: func(st SinkStatus, reason string) {
 				c.inbox.push(func() { c.onSinkStatus(id, st, reason) })
 			},
@@ -234,6 +254,7 @@ func (c *Call) activate(e *sinkEntry, s sink.Sink) error {
 		return fmt.Errorf("callmgr: attach sink: %w", err)
 	}
 	e.s = g
+	c.op.addGuard(id, g)
 	return nil
 }
 
@@ -277,8 +298,7 @@ func (c *Call) startPrimarySinks() {
 		c.mu.Lock()
 		si.Path = c.info.RecordPath // named when the call was established
 		c.mu.Unlock()
-		audio, video := c.receives()
-		s, err := c.m.be.sinks.NewRecorder(si.Path, c.m.cfg.RecordFormat, audio, video, c.m.cfg.RecordQuota)
+		s, err := c.newRecorder(si.Path)
 		if err == nil {
 			_, err = c.attach(si, s)
 		}
@@ -321,6 +341,10 @@ func (c *Call) onSinkStatus(id string, st SinkStatus, reason string) {
 	if e.info.Status == SinkFailed { // final
 		return
 	}
+	if st == SinkActive && e.info.Status == SinkLost && e.s != nil {
+		e.s.reconnects.Add(1)
+	}
+	c.logSink(e.info, st, reason)
 	e.info.Status, e.info.Reason = st, reason
 	c.syncSinkInfo()
 	c.emitSink(e.info, false)
@@ -394,6 +418,7 @@ func (c *Call) detachAsync(id string, e *sinkEntry) {
 		defer cancel()
 		c.fan.Remove(ctx, id)
 		_ = e.s.Close(ctx)
+		c.op.dropGuard(id, e.s)
 	}()
 }
 
@@ -420,6 +445,9 @@ func (c *Call) RemoveSink(ctx context.Context, id string) error {
 			c.mu.Unlock()
 		}
 		c.emitSink(e.info, true)
+		if e.info.Kind != SinkKindTap {
+			c.logf(LogOutput, LogInfo, "%s output %s removed", e.info.Kind, id)
+		}
 		return nil
 	})
 }

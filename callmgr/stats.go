@@ -35,6 +35,9 @@ type MediaStats struct {
 	KeyframeResponse time.Duration
 	// RTT is the round trip to the peer from RTCP (zero until measured).
 	RTT time.Duration
+	// KeyframeInterval is the time between the last two keyframes handed
+	// to the sinks, by their PTS (video; zero until two came).
+	KeyframeInterval time.Duration
 }
 
 // SinkStats are one sink's fan-out counters.
@@ -44,6 +47,12 @@ type SinkStats struct {
 	FramesDropped uint64 // dropped because its queue was full
 	FramesSkipped uint64 // video skipped while it waited for a keyframe
 	Queued        int    // waiting in its queue now
+	// BytesWritten counts the payload bytes of the frames the sink
+	// accepted (after mute).
+	BytesWritten uint64
+	// Reconnects counts the times the sink's connection came back after
+	// it was lost (an RTMP push reconnected).
+	Reconnects uint64
 }
 
 // CallStats are a call's media and sink counters.
@@ -51,6 +60,14 @@ type CallStats struct {
 	CallID       string
 	Audio, Video MediaStats
 	Sinks        []SinkStats
+	// AVOffset is how far the video runs ahead of (positive) or behind
+	// (negative) the audio where the sinks get them: the PTS of the last
+	// video frame the fan-out was given minus that of the last audio
+	// frame. Zero until the call has sent both. It measures the
+	// interleaving of the two streams at the sinks' input (frames waiting
+	// in the jitter buffers or for a keyframe widen it), not lip sync
+	// inside a player.
+	AVOffset time.Duration
 }
 
 // Stats returns the call's counters. It never waits for the call's run
@@ -58,5 +75,13 @@ type CallStats struct {
 // Sinks is empty.
 func (c *Call) Stats() CallStats {
 	a, v := c.sess.stats()
-	return CallStats{CallID: c.id, Audio: a, Video: v, Sinks: c.fan.stats()}
+	v.KeyframeInterval = time.Duration(c.op.keyInterval.Load())
+	sinks := c.fan.stats()
+	for i := range sinks {
+		if g := c.op.guard(sinks[i].ID); g != nil {
+			sinks[i].BytesWritten = g.bytes.Load()
+			sinks[i].Reconnects = g.reconnects.Load()
+		}
+	}
+	return CallStats{CallID: c.id, Audio: a, Video: v, Sinks: sinks, AVOffset: c.op.avOffset()}
 }

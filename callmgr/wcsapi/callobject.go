@@ -65,9 +65,12 @@ type Call struct {
 	// RecordPath is the call's recording file on the server (record: true
 	// and -record-dir); empty when the call is not recorded.
 	RecordPath string `json:"recordPath,omitempty"`
-	Info       string `json:"info,omitempty"`
-	StartTime  int64  `json:"startTime,omitempty"` // Unix milliseconds
-	Duration   int64  `json:"duration,omitempty"`  // milliseconds since answer
+	// Recording is true while a recording of the call runs (record: true,
+	// or /call/record/startup); left out when false.
+	Recording bool   `json:"recording,omitempty"`
+	Info      string `json:"info,omitempty"`
+	StartTime int64  `json:"startTime,omitempty"` // Unix milliseconds
+	Duration  int64  `json:"duration,omitempty"`  // milliseconds since answer
 	// MediaStats is sipstream's own addition to the product's call
 	// object (in /call/find and /call/find_all, not in events): what the
 	// call received and how loss was repaired.
@@ -144,6 +147,7 @@ func (c Call) MarshalJSON() ([]byte, error) {
 		SIPLogin       string      `json:"sipLogin,omitempty"`
 		SIPDomain      string      `json:"sipDomain,omitempty"`
 		RecordPath     string      `json:"recordPath,omitempty"`
+		Recording      bool        `json:"recording,omitempty"`
 		Info           string      `json:"info,omitempty"`
 		StartTime      int64       `json:"startTime,omitempty"`
 		Duration       int64       `json:"duration,omitempty"`
@@ -168,7 +172,7 @@ func (c Call) MarshalJSON() ([]byte, error) {
 		IsMsrp: c.IsMsrp, Target: nullable(c.Target), HoldForTransfer: c.HoldForTransfer,
 
 		SIPMessage: c.SIPMessage, RTMPStatusInfo: c.RTMPStatusInfo, SIPLogin: c.SIPLogin,
-		SIPDomain: c.SIPDomain, RecordPath: c.RecordPath, Info: c.Info, StartTime: c.StartTime,
+		SIPDomain: c.SIPDomain, RecordPath: c.RecordPath, Recording: c.Recording, Info: c.Info, StartTime: c.StartTime,
 		Duration: c.Duration, MediaStats: c.MediaStats, SRTP: c.SRTP, Secure: c.Secure,
 		SRTPFallback: c.SRTPFallback,
 		Held:         c.Held, InjectedSound: c.InjectedSound, InjectedStream: c.InjectedStream, Transfer: c.Transfer,

@@ -281,6 +281,7 @@ func callObjectOf(ci callmgr.CallInfo, nodeID string, now func() time.Time) Call
 		SIPLogin:         ci.SIPLogin,
 		SIPDomain:        ci.SIPDomain,
 		RecordPath:       ci.RecordPath,
+		Recording:        ci.Recording(),
 		Held:             ci.Held,
 		InjectedSound:    ci.InjectedSound,
 		InjectedStream:   ci.InjectedStream,

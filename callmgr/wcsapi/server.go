@@ -56,6 +56,9 @@ type server struct {
 	// cluster, when set, routes requests to the node owning their call
 	// (cluster.go).
 	cluster *clusterNode
+	// ops samples the calls' stats and serves the operator's endpoints
+	// (opstats.go); nil answers them 404.
+	ops *opStats
 }
 
 // serverOptions configures newServer. The zero value is a server that
@@ -192,6 +195,9 @@ func (s *server) routes() map[string]func(http.ResponseWriter, *http.Request) er
 		api[path] = h
 	}
 	for path, h := range s.registrationRoutes() {
+		api[path] = h
+	}
+	for path, h := range s.operatorRoutes() {
 		api[path] = h
 	}
 	api["/cluster/nodes"] = s.clusterNodes

@@ -389,6 +389,7 @@ func New(m *callmgr.Manager, cfg Config) (*Handler, error) {
 			return nil, err
 		}
 	}
+	startOpStats(h.srv, svc)
 	h.cancel = cfg.Events.Subscribe(svc.onEvent)
 	// Accounts given to the Manager may have registered before the Handler
 	// followed its events (a registrar on the LAN answers before the HTTP
@@ -508,6 +509,7 @@ func (h *Handler) EndStreams() {
 func (h *Handler) Shutdown(ctx context.Context) error {
 	h.once.Do(func() {
 		h.EndStreams()
+		h.srv.ops.close()
 		h.cancel()
 		if h.srv.webhook != nil {
 			h.srv.webhook.once.Do(func() { close(h.srv.webhook.stop) })

@@ -40,6 +40,8 @@ func newHandler(api *wcsapi.Handler, reg *prometheus.Registry, defaults map[stri
 		_, _ = w.Write(append(b, '\n'))
 	})))
 	mux.Handle("GET /metrics", api.Admin(promhttp.HandlerFor(reg, promhttp.HandlerOpts{})))
+	// The recordings of -record-dir (admin only; 404 when recording is off).
+	mux.Handle("GET /recordings/", api.Recordings())
 	if w := api.WHEP(); w != nil {
 		mux.Handle("/whep/", api.Viewers("/whep/", w))
 	}
