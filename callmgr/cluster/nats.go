@@ -624,8 +624,8 @@ func (n *NATS) Watch(ctx context.Context, fn func(c Call, deleted bool)) error {
 	n.mu.Unlock()
 	status := n.nc.StatusChanged(nats.CONNECTED)
 	wctx, cancel := context.WithCancel(ctx)
-	nw := &natsWatch{n: n, fn: fn, known: make(map[string]bool)}
-	first, err := nw.start(wctx)
+	nw := &natsWatch{n: n, fn: fn, known: make(map[string]uint64)}
+	first, err := nw.start(wctx, true)
 	if err != nil {
 		cancel()
 		n.nc.RemoveStatusListener(status)
@@ -644,23 +644,38 @@ func (n *NATS) Watch(ctx context.Context, fn func(c Call, deleted bool)) error {
 	return nil
 }
 
-// natsWatch is one Watch: known is the set of ids given as present.
+// natsWatch is one Watch: known holds the revision of every id given as
+// present.
 type natsWatch struct {
 	n     *NATS
 	fn    func(Call, bool)
-	known map[string]bool
+	known map[string]uint64
 }
 
+// checkEvery is how often a watch compares what it gave with the bucket
+// (keys and revisions only): a KV watcher whose consumer was lost with a
+// server of a JetStream cluster goes silent without an error, and two
+// checks in a row that find the same change missing re-create it.
+const checkEvery = 3 * time.Second
+
 // start creates a KV watcher living as long as ctx, waits (at most the
-// timeout) for the present entries and gives them (and as deleted the
-// known ones that are gone); it returns the watcher for run.
-func (w *natsWatch) start(ctx context.Context) (jetstream.KeyWatcher, error) {
-	kw, err := w.n.calls.WatchFiltered(ctx, []string{"call.>"})
+// timeout) for the present entries and gives them (all of them when all,
+// else those whose revision is not the one given last), and as deleted
+// the known ones that are gone; it returns the watcher for run.
+func (w *natsWatch) start(ctx context.Context, all bool) (jetstream.KeyWatcher, error) {
+	// The watcher lives as long as kctx; the timer bounds its creation
+	// and the present entries (a consumer request to a JetStream that
+	// lost its leader may otherwise wait as long as ctx).
+	kctx, kcancel := context.WithCancel(ctx)
+	expired := make(chan struct{})
+	timer := time.AfterFunc(w.n.timeout, func() { close(expired); kcancel() })
+	kw, err := w.n.calls.WatchFiltered(kctx, []string{"call.>"})
 	if err != nil {
+		timer.Stop()
+		kcancel()
 		return nil, w.n.fail(err)
 	}
-	timer := time.NewTimer(w.n.timeout)
-	defer timer.Stop()
+	kw = &kvWatch{KeyWatcher: kw, cancel: kcancel}
 	present := make(map[string]Call)
 	var order []string
 	for {
@@ -671,14 +686,19 @@ func (w *natsWatch) start(ctx context.Context) (jetstream.KeyWatcher, error) {
 		case <-ctx.Done():
 			_ = kw.Stop()
 			return nil, w.n.fail(ctx.Err())
-		case <-timer.C:
+		case <-expired:
 			_ = kw.Stop()
 			return nil, w.n.fail(context.DeadlineExceeded)
 		}
 		if !ok {
+			_ = kw.Stop()
 			return nil, w.n.fail(nats.ErrConnectionClosed)
 		}
 		if e == nil {
+			if !timer.Stop() {
+				_ = kw.Stop()
+				return nil, w.n.fail(context.DeadlineExceeded)
+			}
 			break
 		}
 		if e.Operation() != jetstream.KeyValuePut {
@@ -700,14 +720,72 @@ func (w *natsWatch) start(ctx context.Context) (jetstream.KeyWatcher, error) {
 		}
 	}
 	for _, id := range order {
-		w.known[id] = true
-		w.fn(present[id], false)
+		c := present[id]
+		if !all && w.known[id] == c.Revision {
+			continue
+		}
+		w.known[id] = c.Revision
+		w.fn(c, false)
 	}
 	return kw, nil
 }
 
+// kvWatch is a KV watcher with the end of its context.
+type kvWatch struct {
+	jetstream.KeyWatcher
+	cancel context.CancelFunc
+}
+
+// Stop stops the watcher and ends its context.
+func (k *kvWatch) Stop() error {
+	err := k.KeyWatcher.Stop()
+	k.cancel()
+	return err
+}
+
+// missing returns the changes of the bucket the watch has not given: id
+// to the revision in the bucket (0: deleted there).
+func (w *natsWatch) missing(ctx context.Context) (map[string]uint64, error) {
+	ctx, cancel := context.WithTimeout(ctx, w.n.timeout)
+	defer cancel()
+	kw, err := w.n.calls.WatchFiltered(ctx, []string{"call.>"}, jetstream.MetaOnly(), jetstream.IgnoreDeletes())
+	if err != nil {
+		return nil, err
+	}
+	defer func() { _ = kw.Stop() }()
+	seen := make(map[string]bool)
+	out := make(map[string]uint64)
+	for {
+		select {
+		case e, ok := <-kw.Updates():
+			if !ok {
+				return nil, nats.ErrConnectionClosed
+			}
+			if e == nil {
+				for id := range w.known {
+					if !seen[id] {
+						out[id] = 0
+					}
+				}
+				return out, nil
+			}
+			id, err := decodeCallKey(e.Key())
+			if err != nil {
+				continue
+			}
+			seen[id] = true
+			if w.known[id] < e.Revision() {
+				out[id] = e.Revision()
+			}
+		case <-ctx.Done():
+			return nil, ctx.Err()
+		}
+	}
+}
+
 // run follows kw until ctx ends, re-creating it when the connection comes
-// back or it ends.
+// back (giving every entry again), when it ends, or when it went silent
+// (giving what it missed).
 func (w *natsWatch) run(ctx context.Context, kw jetstream.KeyWatcher, status <-chan nats.Status) {
 	defer func() {
 		if kw != nil {
@@ -715,18 +793,21 @@ func (w *natsWatch) run(ctx context.Context, kw jetstream.KeyWatcher, status <-c
 		}
 	}()
 	var retry <-chan time.Time
-	restart := func() {
+	restart := func(all bool) {
 		if kw != nil {
 			_ = kw.Stop()
 			kw = nil
 		}
-		nkw, err := w.start(ctx)
+		nkw, err := w.start(ctx, all)
 		if err != nil {
 			retry = time.After(250 * time.Millisecond)
 			return
 		}
 		kw, retry = nkw, nil
 	}
+	check := time.NewTicker(checkEvery)
+	defer check.Stop()
+	var suspect map[string]uint64 // changes missing at the last check
 	for {
 		var updates <-chan jetstream.KeyValueEntry
 		if kw != nil {
@@ -738,9 +819,28 @@ func (w *natsWatch) run(ctx context.Context, kw jetstream.KeyWatcher, status <-c
 		case <-w.n.done:
 			return
 		case <-status:
-			restart()
+			restart(true)
 		case <-retry:
-			restart()
+			restart(true)
+		case <-check.C:
+			if kw == nil {
+				continue
+			}
+			miss, err := w.missing(ctx)
+			if err != nil {
+				continue // the connection's events handle an outage
+			}
+			stalled := false
+			for id, rev := range suspect {
+				if got, ok := miss[id]; ok && got == rev {
+					stalled = true
+				}
+			}
+			suspect = miss
+			if stalled {
+				suspect = nil
+				restart(false)
+			}
 		case e, ok := <-updates:
 			if !ok {
 				kw = nil
@@ -750,22 +850,27 @@ func (w *natsWatch) run(ctx context.Context, kw jetstream.KeyWatcher, status <-c
 			if e == nil || ctx.Err() != nil {
 				continue
 			}
-			if e.Operation() != jetstream.KeyValuePut {
-				id, err := decodeCallKey(e.Key())
-				if err == nil && w.known[id] {
-					delete(w.known, id)
-					w.fn(Call{ID: id}, true)
-				}
-				continue
-			}
-			c, err := decodeEntry(e.Key(), e.Value(), e.Revision())
-			if err != nil {
-				continue
-			}
-			w.known[c.ID] = true
-			w.fn(c, false)
+			w.give(e)
 		}
 	}
+}
+
+// give passes one change of the KV watcher on to fn.
+func (w *natsWatch) give(e jetstream.KeyValueEntry) {
+	if e.Operation() != jetstream.KeyValuePut {
+		id, err := decodeCallKey(e.Key())
+		if _, ok := w.known[id]; err == nil && ok {
+			delete(w.known, id)
+			w.fn(Call{ID: id}, true)
+		}
+		return
+	}
+	c, err := decodeEntry(e.Key(), e.Value(), e.Revision())
+	if err != nil {
+		return
+	}
+	w.known[c.ID] = c.Revision
+	w.fn(c, false)
 }
 
 // Heartbeat implements Registry.

@@ -324,3 +324,94 @@ func TestInteropNATSSweep(t *testing.T) {
 	_, err = a.Create(ctx, Call{ID: "x", Name: "A"})
 	require.ErrorIs(t, err, ErrExists, "the new claim stays too")
 }
+
+// TestInteropNATSJetStreamCluster runs the registry on a JetStream
+// cluster of three nats-servers with three replicas, and stops one
+// server: the entries, the claims and the watch live on.
+func TestInteropNATSJetStreamCluster(t *testing.T) {
+	leakCheck(t)
+	var routes []string
+	ports := make([]int, 3)
+	for i := range ports {
+		ports[i] = testenv.FreePort(t, "tcp")
+		routes = append(routes, fmt.Sprintf("nats://127.0.0.1:%d", ports[i]))
+	}
+	var srvs []*testenv.NATS
+	var urls []string
+	for i := range ports {
+		srv := testenv.StartNATS(t, testenv.NATSConfig{Args: []string{"-n", fmt.Sprint("s", i),
+			"--cluster_name", "sipstream-test", "--cluster", routes[i], "--routes", strings.Join(routes, ",")}})
+		srvs = append(srvs, srv)
+		urls = append(urls, srv.URL())
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 90*time.Second)
+	defer cancel()
+	open := func() *NATS {
+		nc := natsConn(t, strings.Join(urls, ","))
+		var reg *NATS
+		require.Eventually(t, func() bool { // until JetStream has elected its leader
+			var err error
+			actx, acancel := context.WithTimeout(ctx, 5*time.Second)
+			defer acancel()
+			reg, err = NewNATS(actx, nc, NATSConfig{Cluster: "ha", Replicas: 3, TTL: 2 * time.Second})
+			if err != nil {
+				t.Logf("NewNATS: %v", err)
+			}
+			return err == nil
+		}, 30*time.Second, 250*time.Millisecond)
+		t.Cleanup(func() { _ = reg.Close() })
+		return reg
+	}
+	a, b := open(), open()
+
+	c, err := a.Create(ctx, Call{ID: "ha-1", Node: "n1", Status: "ESTABLISHED", Name: "ha-name"})
+	require.NoError(t, err)
+	require.NoError(t, a.Heartbeat(ctx, NodeInfo{ID: "n1"}))
+	w := newWatchLog()
+	require.NoError(t, b.Watch(ctx, w.fn))
+	w.waitFor(t, []string{"ha-1 ESTABLISHED"})
+
+	// Stop the server a is connected to (or any: it makes no difference to
+	// three replicas).
+	victim := 0
+	for i, u := range urls {
+		if u == a.nc.ConnectedUrl() {
+			victim = i
+		}
+	}
+	srvs[victim].Stop()
+	t.Logf("stopped server s%d (a's); b is on %s", victim, b.nc.ConnectedUrl())
+	c.Status = "AFTER"
+	require.Eventually(t, func() bool {
+		var err error
+		actx, acancel := context.WithTimeout(ctx, 5*time.Second)
+		defer acancel()
+		u, err := a.Update(actx, c)
+		if err != nil {
+			t.Logf("Update: %v", err)
+			return false
+		}
+		c = u
+		return true
+	}, 30*time.Second, 250*time.Millisecond, "the cluster of two takes writes")
+	got, err := b.Get(ctx, "ha-1")
+	require.NoError(t, err)
+	require.Equal(t, c.Revision, got.Revision)
+	_, err = b.Create(ctx, Call{ID: "other", Name: "ha-name"})
+	require.ErrorIs(t, err, ErrExists, "the claim lives on")
+	stored := time.Now()
+	require.Eventually(t, func() bool {
+		return slicesContain(w.get(), "ha-1 AFTER")
+	}, 30*time.Second, 50*time.Millisecond, "the watch goes on: %q", w.get())
+	t.Logf("the watch gave the change %v after it was stored: %q", time.Since(stored).Round(time.Millisecond), w.get())
+	require.Eventually(t, func() bool {
+		actx, acancel := context.WithTimeout(ctx, 5*time.Second)
+		defer acancel()
+		if err := a.Heartbeat(actx, NodeInfo{ID: "n1"}); err != nil {
+			t.Logf("Heartbeat: %v", err)
+			return false
+		}
+		nodes, err := b.Nodes(actx)
+		return err == nil && len(nodes) == 1
+	}, 30*time.Second, 250*time.Millisecond, "heartbeats go on")
+}
