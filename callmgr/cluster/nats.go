@@ -10,6 +10,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/nats-io/nats.go"
@@ -71,6 +72,9 @@ type NATS struct {
 	cancel  context.CancelFunc
 	servers map[string]*natsServer
 	wg      sync.WaitGroup // watchers and the sweeper
+
+	checkEvery time.Duration // checkEvery; tests shorten it
+	resyncs    atomic.Int64  // watchers re-created after a silence
 }
 
 // natsServer is one Serve of a NATS bus.
@@ -122,6 +126,7 @@ func NewNATS(ctx context.Context, nc *nats.Conn, cfg NATSConfig) (*NATS, error) 
 	n := &NATS{nc: nc, js: js, prefix: prefix, ttl: ttl, timeout: timeout,
 		done: make(chan struct{}), servers: make(map[string]*natsServer)}
 	n.ctx, n.cancel = context.WithCancel(context.Background())
+	n.checkEvery = checkEvery
 	sctx, cancel := n.opCtx(ctx)
 	defer cancel()
 	n.calls, err = js.CreateOrUpdateKeyValue(sctx, jetstream.KeyValueConfig{
@@ -624,7 +629,8 @@ func (n *NATS) Watch(ctx context.Context, fn func(c Call, deleted bool)) error {
 	n.mu.Unlock()
 	status := n.nc.StatusChanged(nats.CONNECTED)
 	wctx, cancel := context.WithCancel(ctx)
-	nw := &natsWatch{n: n, fn: fn, known: make(map[string]uint64)}
+	nw := &natsWatch{n: n, fn: fn, known: make(map[string]uint64), junk: make(map[string]uint64),
+		checkEvery: n.checkEvery}
 	first, err := nw.start(wctx, true)
 	if err != nil {
 		cancel()
@@ -650,6 +656,10 @@ type natsWatch struct {
 	n     *NATS
 	fn    func(Call, bool)
 	known map[string]uint64
+	// junk holds the revision of the entries that could not be decoded
+	// (never given, and not missing either).
+	junk       map[string]uint64
+	checkEvery time.Duration
 }
 
 // checkEvery is how often a watch compares what it gave with the bucket
@@ -706,6 +716,7 @@ func (w *natsWatch) start(ctx context.Context, all bool) (jetstream.KeyWatcher, 
 		}
 		c, err := decodeEntry(e.Key(), e.Value(), e.Revision())
 		if err != nil {
+			w.noteJunk(e)
 			continue
 		}
 		if _, dup := present[c.ID]; !dup {
@@ -774,12 +785,20 @@ func (w *natsWatch) missing(ctx context.Context) (map[string]uint64, error) {
 				continue
 			}
 			seen[id] = true
-			if w.known[id] < e.Revision() {
+			if w.known[id] < e.Revision() && w.junk[id] != e.Revision() {
 				out[id] = e.Revision()
 			}
 		case <-ctx.Done():
 			return nil, ctx.Err()
 		}
+	}
+}
+
+// noteJunk remembers an entry that cannot be decoded, so that the checks
+// do not take it for a missed change.
+func (w *natsWatch) noteJunk(e jetstream.KeyValueEntry) {
+	if id, err := decodeCallKey(e.Key()); err == nil {
+		w.junk[id] = e.Revision()
 	}
 }
 
@@ -805,7 +824,7 @@ func (w *natsWatch) run(ctx context.Context, kw jetstream.KeyWatcher, status <-c
 		}
 		kw, retry = nkw, nil
 	}
-	check := time.NewTicker(checkEvery)
+	check := time.NewTicker(w.checkEvery)
 	defer check.Stop()
 	var suspect map[string]uint64 // changes missing at the last check
 	for {
@@ -839,6 +858,7 @@ func (w *natsWatch) run(ctx context.Context, kw jetstream.KeyWatcher, status <-c
 			suspect = miss
 			if stalled {
 				suspect = nil
+				w.n.resyncs.Add(1)
 				restart(false)
 			}
 		case e, ok := <-updates:
@@ -859,6 +879,7 @@ func (w *natsWatch) run(ctx context.Context, kw jetstream.KeyWatcher, status <-c
 func (w *natsWatch) give(e jetstream.KeyValueEntry) {
 	if e.Operation() != jetstream.KeyValuePut {
 		id, err := decodeCallKey(e.Key())
+		delete(w.junk, id)
 		if _, ok := w.known[id]; err == nil && ok {
 			delete(w.known, id)
 			w.fn(Call{ID: id}, true)
@@ -867,8 +888,10 @@ func (w *natsWatch) give(e jetstream.KeyValueEntry) {
 	}
 	c, err := decodeEntry(e.Key(), e.Value(), e.Revision())
 	if err != nil {
+		w.noteJunk(e)
 		return
 	}
+	delete(w.junk, c.ID)
 	w.known[c.ID] = c.Revision
 	w.fn(c, false)
 }

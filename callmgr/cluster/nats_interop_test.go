@@ -222,7 +222,11 @@ func TestInteropNATSStaleClaim(t *testing.T) {
 	_, err = a.Create(ctx, Call{ID: "x", Name: "half-name"})
 	require.NoError(t, err)
 
-	// Junk entries are left out of List and Watch.
+	// Junk entries are left out of List and Watch, and the watch's checks
+	// do not take them for missed changes.
+	a.checkEvery = 50 * time.Millisecond
+	w := newWatchLog()
+	require.NoError(t, a.Watch(ctx, w.fn))
 	_, err = a.calls.Create(ctx, callKey("junk"), []byte(`{"id":"not junk"}`))
 	require.NoError(t, err)
 	list, err := a.List(ctx)
@@ -232,6 +236,12 @@ func TestInteropNATSStaleClaim(t *testing.T) {
 		ids = append(ids, c.ID)
 	}
 	require.Equal(t, []string{"new", "x"}, ids)
+	_, err = a.Create(ctx, Call{ID: "after-junk", Status: "S"})
+	require.NoError(t, err)
+	w.waitFor(t, []string{"new ", "x ", "after-junk S"})
+	time.Sleep(10 * a.checkEvery) // checks enough to re-create the watcher if they were fooled
+	require.Zero(t, a.resyncs.Load(), "a junk entry is no missed change")
+	require.Equal(t, []string{"new ", "x ", "after-junk S"}, w.get())
 }
 
 // TestInteropNATSConfig checks NewNATS's refusals.
