@@ -218,6 +218,7 @@ func (c *Call) onSetup(r setupResult) {
 		}
 		var se *SIPError
 		if errors.As(r.err, &se) {
+			c.logResponse(se.Code, se.Reason)
 			st := StatusFailed
 			switch {
 			case se.Code == 486 || se.Code == 600:
@@ -230,6 +231,7 @@ func (c *Call) onSetup(r setupResult) {
 		}
 		// No SIP answer (a transport failure: connection refused, a TLS
 		// certificate not trusted, DNS): no SIP code, the reason says why.
+		c.logf(LogSIP, LogError, "INVITE failed: %s", setupReason(r.err))
 		c.end(StatusFailed, 0, setupReason(r.err), fmt.Errorf("callmgr: call setup: %w", r.err))
 		return
 	}

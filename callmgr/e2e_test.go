@@ -23,15 +23,9 @@ import (
 // rtmp:// URL for app "live".
 func rtmpServer(t *testing.T) (*rtmp.Server, string) {
 	t.Helper()
-	srv, err := rtmp.NewServer(rtmp.ServerConfig{})
-	require.NoError(t, err)
 	l, err := net.Listen("tcp4", "127.0.0.1:0")
 	require.NoError(t, err)
-	done := make(chan struct{})
-	go func() {
-		defer close(done)
-		_ = srv.Serve(l)
-	}()
+	srv, done := serveRTMP(t, l)
 	t.Cleanup(func() {
 		_ = srv.Close()
 		<-done
@@ -252,17 +246,7 @@ func TestEndToEndRTMPReconnect(t *testing.T) {
 	l, err := net.Listen("tcp4", "127.0.0.1:0")
 	require.NoError(t, err)
 	addr := l.Addr().String()
-	serve := func(l net.Listener) (*rtmp.Server, chan struct{}) {
-		srv, err := rtmp.NewServer(rtmp.ServerConfig{})
-		require.NoError(t, err)
-		done := make(chan struct{})
-		go func() {
-			defer close(done)
-			_ = srv.Serve(l)
-		}()
-		return srv, done
-	}
-	srv1, done1 := serve(l)
+	srv1, done1 := serveRTMP(t, l)
 	sub1 := srv1.Subscribe("live", "rc", 8192)
 
 	peer, err := siptest.NewPeer(siptest.Config{Script: siptest.Script{Audio: true, Video: true}})
@@ -287,7 +271,7 @@ func TestEndToEndRTMPReconnect(t *testing.T) {
 
 	l2, err := net.Listen("tcp4", addr)
 	require.NoError(t, err)
-	srv2, done2 := serve(l2)
+	srv2, done2 := serveRTMP(t, l2)
 	defer func() {
 		_ = srv2.Close()
 		<-done2

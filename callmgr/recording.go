@@ -38,16 +38,28 @@ const RecordingMetaSuffix = ".json"
 
 // ReadRecordingMeta reads the RecordingMeta file of the recording at path.
 func ReadRecordingMeta(path string) (RecordingMeta, error) {
-	var m RecordingMeta
 	b, err := os.ReadFile(path + RecordingMetaSuffix)
 	if err != nil {
-		return m, err
+		return RecordingMeta{}, err
 	}
-	if len(b) > 4096 {
-		return m, errors.New("callmgr: recording meta file too large")
+	return parseRecordingMeta(b)
+}
+
+// maxRecordingMeta bounds a RecordingMeta file.
+const maxRecordingMeta = 4096
+
+// parseRecordingMeta decodes a RecordingMeta file: a JSON object of at
+// most maxRecordingMeta bytes, without negative times.
+func parseRecordingMeta(b []byte) (RecordingMeta, error) {
+	var m RecordingMeta
+	if len(b) > maxRecordingMeta {
+		return RecordingMeta{}, errors.New("callmgr: recording meta file too large")
 	}
 	if err := json.Unmarshal(b, &m); err != nil {
-		return m, fmt.Errorf("callmgr: recording meta: %w", err)
+		return RecordingMeta{}, fmt.Errorf("callmgr: recording meta: %w", err)
+	}
+	if m.Started < 0 || m.DurationMs < 0 {
+		return RecordingMeta{}, errors.New("callmgr: recording meta: negative time")
 	}
 	return m, nil
 }

@@ -89,6 +89,22 @@
 // for it. GET /events is a Server-Sent Events stream: a "snapshot" of every
 // call, then one "call" event per change; a subscriber that cannot keep up
 // is disconnected (it reconnects and gets a fresh snapshot).
+//
+// # The operator's endpoints
+//
+// sipstream's own, for the operator's page (callmgr/wcsapi/opstats.go,
+// calllog.go, recordings.go, sounds.go): every second each live call of
+// this node is a "stats" event on /events (CallStats: kbps, fps and loss
+// over the last second, jitter, RTT, freezes, keyframe interval, A/V offset,
+// each RTMP push's and recording's rate, queue, drops and reconnects), also
+// answered by /call/stats {callId}; each call keeps a log of what explains
+// its stream (SIP exchanges, keyframe requests and keyframes, freezes,
+// outputs' states, DTMF, injected sounds), read with /call/log {callId}
+// and followed as "log" events; /call/record/startup and
+// /call/record/terminate {callId} record a live call on demand,
+// /recording/find_all and /recording/delete {name} manage the Manager's
+// RecordDir and Recordings serves its files (mount it at "GET
+// /recordings/"); /sound/find_all lists Config.SoundDir.
 package wcsapi
 
 import (

@@ -1,0 +1,275 @@
+package callmgr
+
+import (
+	"context"
+	"fmt"
+	"net"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+
+	"github.com/sipstream/sipstream/media"
+	"github.com/sipstream/sipstream/rtmp"
+	"github.com/sipstream/sipstream/sink"
+	"github.com/sipstream/sipstream/sip/siptest"
+)
+
+// The log keeps the newest CallLogSize entries in order, and the watchers
+// get every entry in order until they stop.
+func TestCallLogRing(t *testing.T) {
+	var l callLog
+	var mu sync.Mutex
+	var seen []string
+	watch := func(id string, e LogEntry) {
+		mu.Lock()
+		seen = append(seen, id+":"+e.Text)
+		mu.Unlock()
+	}
+	for i := range CallLogSize + 50 {
+		l.add("c1", LogEntry{Kind: LogSIP, Level: LogInfo, Text: fmt.Sprint(i)}, watch)
+	}
+	got := l.entries()
+	require.Len(t, got, CallLogSize)
+	for i, e := range got {
+		require.Equal(t, fmt.Sprint(i+50), e.Text, "oldest first, the first 50 dropped")
+	}
+	require.Len(t, seen, CallLogSize+50)
+	require.Equal(t, "c1:0", seen[0])
+
+	var short callLog
+	short.add("c2", LogEntry{Text: "a"}, nil)
+	short.add("c2", LogEntry{Text: "b"}, nil)
+	require.Equal(t, []LogEntry{{Text: "a"}, {Text: "b"}}, short.entries())
+}
+
+// The Manager remembers the logs of the last endedLogs calls that ended.
+func TestLogBookRemembersEnded(t *testing.T) {
+	var b logBook
+	for i := range endedLogs + 10 {
+		l := &callLog{}
+		l.add("x", LogEntry{Text: fmt.Sprint(i)}, nil)
+		b.remember(fmt.Sprintf("c%d", i), l)
+	}
+	_, ok := b.endedLog("c0")
+	require.False(t, ok, "the oldest are forgotten")
+	l, ok := b.endedLog(fmt.Sprintf("c%d", endedLogs+9))
+	require.True(t, ok)
+	require.Equal(t, fmt.Sprint(endedLogs+9), l.entries()[0].Text)
+	require.Len(t, b.ended, endedLogs)
+	require.Len(t, b.order, endedLogs)
+}
+
+// The frame path of the operator's counters does not allocate: the
+// fan-out input (A/V offset, keyframe interval) and the byte count of a
+// sink.
+func TestOperatorCountersDoNotAllocate(t *testing.T) {
+	c := &Call{m: &Manager{}, fan: nopFanout{}}
+	a := &media.Frame{Codec: media.CodecPCMA, Payload: make([]byte, 160), PTS: time.Second}
+	v := &media.Frame{Codec: media.CodecH264, Payload: make([]byte, 1000), PTS: time.Second + 40*time.Millisecond, Keyframe: true}
+	n := testing.AllocsPerRun(1000, func() {
+		a.PTS += 20 * time.Millisecond
+		v.PTS += 40 * time.Millisecond
+		c.writeFan(a)
+		c.writeFan(v)
+	})
+	require.Zero(t, n)
+	require.Equal(t, 40*time.Millisecond, time.Duration(c.op.keyInterval.Load()))
+	require.Equal(t, v.PTS-a.PTS, c.op.avOffset())
+
+	g := &guardSink{inner: nopSink{}}
+	n = testing.AllocsPerRun(1000, func() { _ = g.WriteFrame(a) })
+	require.Zero(t, n)
+	require.Equal(t, uint64(160*1001), g.bytes.Load())
+	b := &guardSink{inner: nopBatch{}}
+	fs := []*media.Frame{a, v}
+	n = testing.AllocsPerRun(100, func() { _, _ = b.WriteFrames(fs) })
+	require.Zero(t, n)
+	require.Equal(t, uint64(1160*101), b.bytes.Load())
+}
+
+type nopFanout struct{}
+
+func (nopFanout) Add(string, sink.Sink, int) error { return nil }
+func (nopFanout) Remove(context.Context, string)   {}
+func (nopFanout) WriteFrame(*media.Frame)          {}
+func (nopFanout) Close(context.Context)            {}
+func (nopFanout) stats() []SinkStats               { return nil }
+
+// nopBatch is a sink.BatchWriter that keeps nothing.
+type nopBatch struct{ nopSink }
+
+func (nopBatch) WriteFrames(fs []*media.Frame) (int, error) { return len(fs), nil }
+
+// serveRTMP serves our rtmp.Server on l; done is closed when Serve
+// returned (after the server's Close).
+func serveRTMP(t *testing.T, l net.Listener) (srv *rtmp.Server, done chan struct{}) {
+	t.Helper()
+	srv, err := rtmp.NewServer(rtmp.ServerConfig{})
+	require.NoError(t, err)
+	done = make(chan struct{})
+	go func() {
+		defer close(done)
+		_ = srv.Serve(l)
+	}()
+	return srv, done
+}
+
+// A real call publishing to an RTMP server that goes away and comes back:
+// the stats count the push's bytes and its reconnect, the video's keyframe
+// interval (the siptest clip has an IDR every second) and an A/V offset
+// within the jitter buffers' reach; the log tells the story.
+func TestOperatorStatsRTMPReconnect(t *testing.T) {
+	l, err := net.Listen("tcp4", "127.0.0.1:0")
+	require.NoError(t, err)
+	addr := l.Addr().String()
+	srv1, done1 := serveRTMP(t, l)
+	sub1 := srv1.Subscribe("live", "os", 8192)
+
+	peer, err := siptest.NewPeer(siptest.Config{Script: siptest.Script{Audio: true, Video: true}})
+	require.NoError(t, err)
+	defer peer.Close()
+	m, err := New(Config{ListenAddr: "127.0.0.1:0", RTPPortMin: 28000, RTPPortMax: 28999, SinkQueue: 4096})
+	require.NoError(t, err)
+	defer m.Close(context.Background())
+	var mu sync.Mutex
+	var watched []string
+	stop := m.WatchLog(func(id string, e LogEntry) {
+		mu.Lock()
+		watched = append(watched, id+" "+e.Text)
+		mu.Unlock()
+	})
+	ctx := ctxT(t)
+	c, err := m.StartCall(ctx, CallParams{CallID: "os", Callee: peer.URI(), RTMPURL: "rtmp://" + addr + "/live", RTMPStream: "os",
+		HasAudio: true, HasVideo: true})
+	require.NoError(t, err)
+	require.NoError(t, c.WaitEstablished(ctx))
+	first := readPublished(ctx, t, sub1, 2500*time.Millisecond)
+	require.NotEmpty(t, first.videoTS)
+
+	st := c.Stats()
+	require.Len(t, st.Sinks, 1)
+	push := st.Sinks[0]
+	require.Equal(t, "os/rtmp", push.ID)
+	require.Greater(t, push.BytesWritten, uint64(20000), "2.5 s of video and audio accepted")
+	require.Zero(t, push.Reconnects)
+	require.InDelta(t, float64(time.Second), float64(st.Video.KeyframeInterval), float64(150*time.Millisecond))
+	require.Less(t, st.AVOffset.Abs(), time.Second, "A/V offset %v", st.AVOffset)
+	require.NotZero(t, st.AVOffset, "both kinds came")
+
+	require.NoError(t, srv1.Close())
+	<-done1
+	require.True(t, waitFor(func() bool { return c.Info().RTMPStatus == SinkLost }))
+	l2, err := net.Listen("tcp4", addr)
+	require.NoError(t, err)
+	srv2, done2 := serveRTMP(t, l2)
+	defer func() {
+		_ = srv2.Close()
+		<-done2
+	}()
+	sub2 := srv2.Subscribe("live", "os", 8192)
+	require.True(t, waitFor(func() bool { return c.Info().RTMPStatus == SinkActive }), "ACTIVE again")
+	_ = readPublished(ctx, t, sub2, 500*time.Millisecond)
+	st2 := c.Stats()
+	require.Len(t, st2.Sinks, 1)
+	require.Equal(t, uint64(1), st2.Sinks[0].Reconnects)
+	require.Greater(t, st2.Sinks[0].BytesWritten, push.BytesWritten)
+
+	require.NoError(t, c.Terminate(ctx))
+	waitDone(t, c)
+	stop()
+	entries, err := m.CallLog("os")
+	require.NoError(t, err, "an ended call's log is remembered")
+	var texts []string
+	for _, e := range entries {
+		texts = append(texts, e.Text)
+		assert.NotContains(t, e.Text, "/live/os", "no stream key in the log")
+	}
+	joined := strings.Join(texts, "\n")
+	for _, want := range []string{
+		"→ INVITE " + peer.URI(), "← 200 OK (INVITE)", "rtmp output os/rtmp added: rtmp://" + addr + "/live",
+		"rtmp output os/rtmp active", "rtmp output os/rtmp connection lost, reconnecting",
+		"rtmp output os/rtmp active again (reconnected)", "→ keyframe request (RTMP output os/rtmp (re)connected)",
+		"← keyframe, ", "→ BYE", "call ended: FINISH",
+	} {
+		assert.Contains(t, joined, want)
+	}
+	mu.Lock()
+	defer mu.Unlock()
+	require.Len(t, watched, len(entries), "the watcher saw every entry")
+	for i, e := range entries {
+		require.Equal(t, "os "+e.Text, watched[i])
+	}
+	_, err = m.CallLog("nope")
+	require.ErrorIs(t, err, ErrCallNotFound)
+}
+
+// Recording on and off on a live call: the errors, then a finalized file
+// with its RecordingMeta.
+func TestStartStopRecording(t *testing.T) {
+	peer, err := siptest.NewPeer(siptest.Config{Script: siptest.Script{Audio: true, Video: true}})
+	require.NoError(t, err)
+	defer peer.Close()
+	dir := t.TempDir()
+	m, err := New(Config{ListenAddr: "127.0.0.1:0", RTPPortMin: 28000, RTPPortMax: 28499, RecordDir: dir, RecordFormat: "mkv"})
+	require.NoError(t, err)
+	defer m.Close(context.Background())
+	off, err := New(Config{ListenAddr: "127.0.0.1:0", RTPPortMin: 28500, RTPPortMax: 28999})
+	require.NoError(t, err)
+	defer off.Close(context.Background())
+	ctx := ctxT(t)
+
+	_, err = m.StartRecording(ctx, "nope")
+	require.ErrorIs(t, err, ErrCallNotFound)
+	c, err := m.StartCall(ctx, CallParams{CallID: "rec", Callee: peer.URI(), ToStream: "show", HasAudio: true, HasVideo: true})
+	require.NoError(t, err)
+	require.NoError(t, c.WaitEstablished(ctx))
+	require.ErrorIs(t, c.StopRecording(ctx), ErrSinkNotFound)
+	info := c.Info()
+	require.False(t, info.Recording())
+
+	si, err := c.StartRecording(ctx)
+	require.NoError(t, err)
+	require.Equal(t, "rec/record", si.ID)
+	require.Equal(t, dir, filepath.Dir(si.Path))
+	require.True(t, strings.HasPrefix(filepath.Base(si.Path), "show-"), si.Path)
+	_, err = c.StartRecording(ctx)
+	require.ErrorIs(t, err, ErrRecording)
+	info = c.Info()
+	require.True(t, info.Recording())
+	require.Equal(t, si.Path, info.RecordPath)
+	time.Sleep(1500 * time.Millisecond)
+	require.NoError(t, m.StopRecording(ctx, "rec"))
+	meta, err := ReadRecordingMeta(si.Path)
+	require.NoError(t, err, "the meta file is written by the time StopRecording returns")
+	require.Equal(t, "rec", meta.CallID)
+	require.Equal(t, "show", meta.ToStream)
+	require.Equal(t, "mkv", meta.Format)
+	require.InDelta(t, 1500, meta.DurationMs, 700)
+	require.InDelta(t, time.Now().Add(-1500*time.Millisecond).UnixMilli(), meta.Started, 1500)
+	st, err := os.Stat(si.Path)
+	require.NoError(t, err)
+	require.Greater(t, st.Size(), int64(10000))
+	info = c.Info()
+	require.False(t, info.Recording())
+
+	// Again: a second file.
+	si2, err := c.StartRecording(ctx)
+	require.NoError(t, err)
+	require.NotEqual(t, si.Path, si2.Path)
+	require.NoError(t, c.Terminate(ctx))
+	waitDone(t, c)
+	_, err = ReadRecordingMeta(si2.Path)
+	require.NoError(t, err, "the call's end finalizes it too")
+
+	c2, err := off.StartCall(ctx, CallParams{CallID: "rec2", Callee: peer.URI(), HasAudio: true})
+	require.NoError(t, err)
+	require.NoError(t, c2.WaitEstablished(ctx))
+	_, err = c2.StartRecording(ctx)
+	require.ErrorIs(t, err, ErrNotConfigured)
+}
