@@ -15,15 +15,18 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
+	"github.com/chromedp/cdproto/fetch"
 	"github.com/chromedp/chromedp"
 	"github.com/chromedp/chromedp/remote"
 	"github.com/stretchr/testify/require"
 
 	"github.com/sipstream/sipstream/internal/testenv"
 	"github.com/sipstream/sipstream/internal/testmedia"
+	"github.com/sipstream/sipstream/sip/siptest"
 )
 
 // updateScreenshots writes TestInteropOperatorPage's screenshots to
@@ -87,6 +90,40 @@ func (p *page) wait(what string, d time.Duration, js string) string {
 	}
 }
 
+// login answers every HTTP login prompt of the browser with user and pass,
+// as an operator types them when the page first asks (the browser then
+// sends them by itself); it returns how many prompts came. Every request
+// of the page passes the DevTools Fetch domain, which holds those that
+// meet a 401 until they are answered.
+func (p *page) login(user, pass string) *atomic.Int32 {
+	p.t.Helper()
+	var asked atomic.Int32
+	paused := chromedp.Events(p.ctx, fetch.RequestPaused)
+	auth := chromedp.Events(p.ctx, fetch.AuthRequired)
+	go func() {
+		for ev, err := range paused {
+			if err != nil {
+				return
+			}
+			_, _ = chromedp.Call(p.ctx, fetch.ContinueRequest, fetch.ContinueRequestParams{RequestID: ev.RequestID})
+		}
+	}()
+	go func() {
+		for ev, err := range auth {
+			if err != nil {
+				return
+			}
+			asked.Add(1)
+			_, _ = chromedp.Call(p.ctx, fetch.ContinueWithAuth, fetch.ContinueWithAuthParams{RequestID: ev.RequestID,
+				AuthChallengeResponse: &fetch.AuthChallengeResponse{Response: fetch.AuthChallengeResponseResponseProvideCredentials, Username: user, Password: pass}})
+		}
+	}()
+	handle := true
+	_, err := chromedp.Call(p.ctx, fetch.Enable, fetch.EnableParams{HandleAuthRequests: &handle})
+	require.NoError(p.t, err)
+	return &asked
+}
+
 // viewport sets the page's size (mobile: a phone's screen at 2 device
 // pixels per CSS pixel).
 func (p *page) viewport(w, h int64, mobile bool) {
@@ -116,9 +153,10 @@ func (p *page) screenshot(dir, name string, w, h, scale int) {
 	p.t.Logf("screenshot %s: %dx%d, %d bytes", name, img.Bounds().Dx(), img.Bounds().Dy(), len(buf))
 }
 
-// Headless Chromium drives the operator's page of a -demo server (with
-// -record-dir and -sound-dir) as an operator would: starts a call from the
-// form, opens it and sees its live charts move (points added each second,
+// Headless Chromium drives the operator's page of the server binary (with
+// -record-dir and -sound-dir, behind the admin's login, answered when the
+// browser asks) as an operator would: starts a call to a test phone
+// (H.264 and a tone) published to nginx-rtmp from the form, opens it and sees its live charts move (points added each second,
 // inbound video and audio kbps above 0), adds a push to nginx-rtmp and sees
 // it RTMP_STREAM_ACTIVE (ffprobe reads the pushed stream), plays a sound
 // from -sound-dir, gets a viewer link, holds and unholds (the page shows
@@ -135,7 +173,8 @@ func TestInteropOperatorPage(t *testing.T) {
 	recDir, soundDir := t.TempDir(), t.TempDir()
 	wav := testmedia.WAV(testmedia.Tone(1000, 16000, 0, 4000, 0.5), 16000)
 	require.NoError(t, os.WriteFile(filepath.Join(soundDir, "beep.wav"), wav, 0o644))
-	srv := startServerProcess(t, "-demo", "-record-dir", recDir, "-sound-dir", soundDir)
+	phone := startPeer(t, siptest.Script{Audio: true, Video: true, SendSR: true})
+	srv := startServerProcess(t, "-record-dir", recDir, "-sound-dir", soundDir)
 	shots := t.TempDir()
 	if *updateScreenshots {
 		shots = filepath.Join("testdata", "screenshots")
@@ -155,12 +194,15 @@ func TestInteropOperatorPage(t *testing.T) {
 	step := func(what string) { t.Logf("%5.1fs %s", time.Since(t0).Seconds(), what) }
 
 	p.viewport(1280, 800, false)
+	logins := p.login(testUser, testPass)
 	require.NoError(t, chromedp.Do(ctx, chromedp.Navigate("http://"+srv.addr+"/")))
-	callee := p.wait("the form's defaults", 10*time.Second, `document.getElementById("callee").value`)
-	require.True(t, strings.HasPrefix(callee, "sip:demo@127.0.0.1:"), callee)
 	p.wait("the sounds of -sound-dir", 10*time.Second, `[...document.querySelectorAll("#soundSelect option")].some((o) => o.value === "beep.wav")`)
+	require.Positive(t, logins.Load(), "the server asked the browser for the login")
 
 	// A call from the form; its row, then its panel.
+	for id, v := range map[string]string{"callee": phone.URI(), "rtmpUrl": ngx.RTMPURL(), "rtmpStream": "main", "toStream": "show"} {
+		p.do(`document.getElementById("` + id + `").value = ` + jsString(v))
+	}
 	p.do(`document.getElementById("startBtn").click()`)
 	callID := p.wait("the call ESTABLISHED", 30*time.Second, `(() => {
 		const tr = [...document.querySelectorAll("#calls tr[data-call-id]")].find((tr) => tr.querySelector("td.call-status").textContent === "ESTABLISHED");
@@ -193,7 +235,7 @@ func TestInteropOperatorPage(t *testing.T) {
 	p.do(`document.getElementById("pushUrl").value = ` + jsString(ngx.RTMPURL()) + `; document.getElementById("pushBtn").click()`)
 	p.wait("the push RTMP_STREAM_ACTIVE", 20*time.Second, `[...document.querySelectorAll("#pushes .push-status")].some((e) => e.textContent.startsWith("RTMP_STREAM_ACTIVE"))`)
 	step("push RTMP_STREAM_ACTIVE")
-	pushed := probeLive(t, ngx.RTMPURL()+"/rtmp_demo")
+	pushed := probeLive(t, ngx.RTMPURL()+"/rtmp_show")
 	require.Equal(t, "h264", pushed["video"].CodecName)
 	p.wait("the push's output chart", 10*time.Second, `document.querySelectorAll('.chart[data-key^="out-"]').length >= 2`)
 
@@ -234,6 +276,13 @@ func TestInteropOperatorPage(t *testing.T) {
 	require.True(t, strings.HasPrefix(href, "http://"+srv.addr+"/"), href)
 	resp, err := http.Get(href)
 	require.NoError(t, err)
+	_ = resp.Body.Close()
+	require.Equal(t, http.StatusUnauthorized, resp.StatusCode, "a recording without the login")
+	req, err := http.NewRequest(http.MethodGet, href, nil)
+	require.NoError(t, err)
+	req.SetBasicAuth(testUser, testPass)
+	resp, err = http.DefaultClient.Do(req)
+	require.NoError(t, err)
 	body, err := io.ReadAll(resp.Body)
 	_ = resp.Body.Close()
 	require.NoError(t, err)
@@ -267,7 +316,7 @@ func TestInteropOperatorPage(t *testing.T) {
 	require.Equal(t, "none", thead, "the calls are cards on a phone")
 	p.do(`document.getElementById("callsSection").scrollIntoView()`)
 	p.screenshot(shots, "operator-phone.png", 390, 844, 2)
-	step("phone")
+	step(fmt.Sprintf("phone; the browser asked for the login %d times", logins.Load()))
 
 	// The markers: a sample crossing every threshold (the last real one
 	// with a freeze more, 5 % loss, 4 s between keyframes, its first output

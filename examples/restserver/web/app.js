@@ -366,7 +366,10 @@ function drawCharts() {
       points.push({t: x.t, v: v, alert: !!ch.alert && x.alerts.some((a) => a === ch.alert)});
     }
     const cur = last ? ch.get(last.s) : null;
-    el.querySelector(".chart-value").textContent = cur == null ? "–" : fmt(cur, ch.digits) + (ch.unit ? " " + ch.unit : "");
+    // An output that was there and is no more (a push removed, a recording
+    // stopped) keeps its history and says "ended".
+    const ended = cur == null && points.length > 0 && ch.key.startsWith("out-");
+    el.querySelector(".chart-value").textContent = ended ? "ended" : cur == null ? "–" : fmt(cur, ch.digits) + (ch.unit ? " " + ch.unit : "");
     el.classList.toggle("alert", points.length > 0 && points[points.length - 1].alert);
     sparkline(el.querySelector("canvas"), points, t0, now);
   }
@@ -845,7 +848,8 @@ async function loadDefaults() {
     const d = await resp.json();
     for (const [k, v] of Object.entries(d || {})) {
       const el = $(k);
-      if (!el) continue;
+      // What the user typed before the defaults came stays.
+      if (!el || (el.type !== "checkbox" && el.value !== "")) continue;
       if (el.type === "checkbox") el.checked = v === true || v === "true";
       else el.value = v;
     }
