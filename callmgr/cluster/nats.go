@@ -58,20 +58,22 @@ type NATSConfig struct {
 // NATS needs nats-server 2.9 or later (no per-key TTL, no batch is
 // used). It does not close the connection: the caller owns it.
 type NATS struct {
-	nc      *nats.Conn
-	js      jetstream.JetStream
-	calls   jetstream.KeyValue
-	nodes   jetstream.KeyValue
-	prefix  string
-	ttl     time.Duration
-	timeout time.Duration
-	mu      sync.Mutex
-	closed  bool
-	done    chan struct{}
-	ctx     context.Context // ended by Close
-	cancel  context.CancelFunc
-	servers map[string]*natsServer
-	wg      sync.WaitGroup // watchers and the sweeper
+	nc    *nats.Conn
+	js    jetstream.JetStream
+	calls jetstream.KeyValue
+	nodes jetstream.KeyValue
+	// nodesStream is the stream under nodes.
+	nodesStream jetstream.Stream
+	prefix      string
+	ttl         time.Duration
+	timeout     time.Duration
+	mu          sync.Mutex
+	closed      bool
+	done        chan struct{}
+	ctx         context.Context // ended by Close
+	cancel      context.CancelFunc
+	servers     map[string]*natsServer
+	wg          sync.WaitGroup // watchers and the sweeper
 
 	checkEvery time.Duration // checkEvery; tests shorten it
 	resyncs    atomic.Int64  // watchers re-created after a silence
@@ -147,6 +149,10 @@ func NewNATS(ctx context.Context, nc *nats.Conn, cfg NATSConfig) (*NATS, error) 
 		Storage:     jetstream.FileStorage,
 		Replicas:    replicas,
 	})
+	if err != nil {
+		return nil, fmt.Errorf("%w: the bucket %s_nodes: %w", ErrUnavailable, prefix, err)
+	}
+	n.nodesStream, err = js.Stream(sctx, "KV_"+n.nodes.Bucket())
 	if err != nil {
 		return nil, fmt.Errorf("%w: the bucket %s_nodes: %w", ErrUnavailable, prefix, err)
 	}
@@ -929,24 +935,35 @@ func (n *NATS) Leave(ctx context.Context, id string) error {
 }
 
 // Nodes implements Registry: the live nodes sorted by ID; Seen is when
-// the server stored the heartbeat.
+// the server stored the heartbeat. It asks for the bucket's subjects and
+// reads each heartbeat (no consumer is created: members poll Nodes
+// often, and a consumer is a proposal to a JetStream cluster's leader).
 func (n *NATS) Nodes(ctx context.Context) ([]NodeInfo, error) {
 	ctx, cancel, err := n.begin(ctx)
 	if err != nil {
 		return nil, err
 	}
 	defer cancel()
-	var out []NodeInfo
-	err = n.snapshot(ctx, n.nodes, ">", func(e jetstream.KeyValueEntry) {
-		var info NodeInfo
-		if json.Unmarshal(e.Value(), &info) != nil || info.ID != e.Key() {
-			return
-		}
-		info.Seen = e.Created()
-		out = append(out, info)
-	})
+	pre := "$KV." + n.nodes.Bucket() + "."
+	info, err := n.nodesStream.Info(ctx, jetstream.WithSubjectFilter(pre+">"))
 	if err != nil {
-		return nil, err
+		return nil, n.fail(err)
+	}
+	out := make([]NodeInfo, 0, len(info.State.Subjects))
+	for subj := range info.State.Subjects {
+		e, err := n.nodes.Get(ctx, strings.TrimPrefix(subj, pre))
+		if errors.Is(err, jetstream.ErrKeyNotFound) || errors.Is(err, jetstream.ErrKeyDeleted) {
+			continue // left, or expired meanwhile
+		}
+		if err != nil {
+			return nil, n.fail(err)
+		}
+		var node NodeInfo
+		if json.Unmarshal(e.Value(), &node) != nil || node.ID != e.Key() {
+			continue
+		}
+		node.Seen = e.Created()
+		out = append(out, node)
 	}
 	sort.Slice(out, func(i, j int) bool { return out[i].ID < out[j].ID })
 	return out, nil
