@@ -1079,6 +1079,8 @@ func (n *NATS) Request(ctx context.Context, id string, req []byte) ([]byte, erro
 		return ans.Data, nil
 	case errors.Is(err, nats.ErrNoResponders):
 		return nil, ErrNoNode
+	case errors.Is(err, nats.ErrMaxPayload):
+		return nil, fmt.Errorf("cluster: a request of %d bytes is larger than the server takes (%d)", len(req), n.nc.MaxPayload())
 	case errors.Is(err, context.DeadlineExceeded), errors.Is(err, context.Canceled), errors.Is(err, nats.ErrTimeout):
 		return nil, fmt.Errorf("%w: %w", ErrTimeout, err)
 	}

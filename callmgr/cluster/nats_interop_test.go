@@ -67,6 +67,16 @@ func TestInteropNATSBus(t *testing.T) {
 	})
 }
 
+// TestInteropNATSBigRequest: a request larger than the server takes is
+// refused as such, not as an unreachable bus.
+func TestInteropNATSBigRequest(t *testing.T) {
+	a, ctx := natsOne(t, "big")
+	_, err := a.Request(ctx, "n", make([]byte, a.nc.MaxPayload()+1))
+	require.Error(t, err)
+	require.NotErrorIs(t, err, ErrUnavailable)
+	require.Contains(t, err.Error(), "larger than the server takes")
+}
+
 // TestInteropNATSRestart restarts nats-server (same port, same store)
 // under a registry: the entries and claims survive, operations during
 // the outage fail with ErrUnavailable, and Watch resumes by itself,
