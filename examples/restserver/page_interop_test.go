@@ -14,6 +14,7 @@ import (
 	"net/url"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"sync/atomic"
 	"testing"
@@ -155,18 +156,20 @@ func (p *page) screenshot(dir, name string, w, h, scale int) {
 
 // Headless Chromium drives the operator's page of the server binary (with
 // -record-dir and -sound-dir, behind the admin's login, answered when the
-// browser asks) as an operator would: starts a call to a test phone
-// (H.264 and a tone) published to nginx-rtmp from the form, opens it and sees its live charts move (points added each second,
-// inbound video and audio kbps above 0), adds a push to nginx-rtmp and sees
-// it RTMP_STREAM_ACTIVE (ffprobe reads the pushed stream), plays a sound
-// from -sound-dir, gets a viewer link, holds and unholds (the page shows
-// HOLD then ESTABLISHED), reads the call's event log, records and stops
-// recording, and downloads the recording from the recordings panel: ffprobe
-// decodes it (H.264 video) and it plays in the page's <video>. On a phone's
-// width (375 and 390 px) nothing scrolls sideways and the calls are cards.
-// Screenshots at 1280x800 and 390x844 (-update-screenshots writes them to
-// testdata/screenshots). Last, a sample crossing every threshold, given to
-// the page's stats handler, turns the call's badges and charts red.
+// browser asks) as an operator would: starts a call from the form to a
+// test phone (H.264 and a tone), published to nginx-rtmp; opens it and sees
+// its live charts move (points added each second, inbound video and audio
+// kbps above 0); adds a push to nginx-rtmp and sees it RTMP_STREAM_ACTIVE
+// (ffprobe reads the pushed stream), mutes and unmutes it; plays a sound
+// from -sound-dir; gets a viewer link; holds and unholds (the page shows
+// HOLD then ESTABLISHED); reads the call's event log; records and stops
+// recording, and downloads the recording from the recordings panel (ffprobe
+// decodes it: H.264 video) and plays it in the page's <video>. On a
+// phone's width (375 and 390 px) nothing scrolls sideways and the calls are
+// cards. Screenshots at 1280x800 and 390x844 (-update-screenshots writes
+// them to testdata/screenshots). Last, a sample crossing every threshold,
+// given to the page's stats handler, turns the call's badges and charts
+// red, and the push removed from the page is gone from nginx.
 func TestInteropOperatorPage(t *testing.T) {
 	testenv.LookPath(t, "chromium")
 	ngx := testenv.StartNginxRTMP(t)
@@ -237,7 +240,14 @@ func TestInteropOperatorPage(t *testing.T) {
 	step("push RTMP_STREAM_ACTIVE")
 	pushed := probeLive(t, ngx.RTMPURL()+"/rtmp_show")
 	require.Equal(t, "h264", pushed["video"].CodecName)
-	p.wait("the push's output chart", 10*time.Second, `document.querySelectorAll('.chart[data-key^="out-"]').length >= 2`)
+	p.wait("the push's output chart", 10*time.Second, `document.querySelectorAll('.chart[data-key^="out-"]').length >= 4`)
+	pushButton := func(text string) string {
+		return `[...document.querySelectorAll("#pushes li button")].find((b) => b.textContent === "` + text + `").click()`
+	}
+	p.do(pushButton("Mute"))
+	p.wait("the push muted", 10*time.Second, `document.querySelector("#pushes .push-status").textContent.endsWith("(muted)")`)
+	p.do(pushButton("Unmute"))
+	p.wait("the push unmuted", 10*time.Second, `document.querySelector("#pushes .push-status").textContent === "RTMP_STREAM_ACTIVE"`)
 
 	// A sound from -sound-dir and a viewer link.
 	p.do(`document.getElementById("soundSelect").value = "beep.wav"; document.getElementById("soundBtn").click()`)
@@ -338,6 +348,21 @@ func TestInteropOperatorPage(t *testing.T) {
 	require.Equal(t, "freeze,loss 5.0%,keyframes 4.0 s,output lost", badges)
 	for _, key := range []string{"vkbps", "fps", "loss", "kfi", "out-"} {
 		require.Contains(t, charts, key)
+	}
+	require.True(t, p.str(`document.getElementById("nodesSection").hidden ? "hidden" : ""`) == "hidden", "no nodes panel on a single server")
+
+	// The push removed from the page: gone from its list and from nginx.
+	p.do(pushButton("Remove"))
+	p.wait("no push", 10*time.Second, `document.getElementById("pushes").textContent.trim() === "none"`)
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		streams, err := ngx.Streams(context.Background())
+		require.NoError(t, err)
+		if !slices.ContainsFunc(streams, func(s testenv.NginxStream) bool { return s.Name == "rtmp_show" && s.Publishing != nil }) {
+			break
+		}
+		require.True(t, time.Now().Before(deadline), "nginx still has the removed push: %+v", streams)
+		time.Sleep(100 * time.Millisecond)
 	}
 	srv.interrupt(t)
 }
