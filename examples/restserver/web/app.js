@@ -69,6 +69,18 @@ function act(what, path, body) {
   });
 }
 
+// findAll POSTs a find_all endpoint and returns [the list, why it is
+// empty]: none when the server has none (404), off when it says 400 (the
+// feature is off), else the server's message.
+async function findAll(path, none, off) {
+  try {
+    const list = await post(path, {});
+    return [Array.isArray(list) ? list : [], none];
+  } catch (e) {
+    return [[], e.status === 404 ? none : e.status === 400 ? off : e.message];
+  }
+}
+
 function newCallId() {
   const chars = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789";
   let s = "";
@@ -705,14 +717,7 @@ function duration(ms) {
 // path.
 async function loadRecordings() {
   const tbody = $("recs");
-  let recs = [];
-  let note = "none";
-  try {
-    recs = await post("/recording/find_all", {}) || [];
-  } catch (e) {
-    if (e.status === 400) note = "recording is off (-record-dir)";
-    else if (e.status !== 404) note = e.message;
-  }
+  const [recs, note] = await findAll("/recording/find_all", "none", "recording is off (-record-dir)");
   tbody.textContent = "";
   if (recs.length === 0) {
     const tr = document.createElement("tr");
@@ -783,13 +788,7 @@ async function loadNodes() {
 // The sounds of -sound-dir for "Play sound".
 async function loadSounds() {
   const sel = $("soundSelect");
-  let sounds = [];
-  let note = "no sounds";
-  try {
-    sounds = await post("/sound/find_all", {}) || [];
-  } catch (e) {
-    note = e.status === 400 ? "sounds are off (-sound-dir)" : "no sounds";
-  }
+  const [sounds, note] = await findAll("/sound/find_all", "no sounds", "sounds are off (-sound-dir)");
   sel.textContent = "";
   if (sounds.length === 0) {
     const o = document.createElement("option");
