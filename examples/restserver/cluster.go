@@ -26,6 +26,7 @@ type clusterFlags struct {
 	NATS, Creds, CA, Cert, Key, Name, URL string
 	NodeID                                string
 	TTL                                   time.Duration
+	Replicas                              int
 }
 
 // clusterFlags registers the clustering flags.
@@ -39,6 +40,7 @@ func (c *config) clusterFlags(fs *flag.FlagSet) {
 	fs.StringVar(&cl.NodeID, "node-id", "", "this node's id: the nodeId of call objects and events; with -nats each node needs its own (letters, digits, '-', '_'; default: the host name)")
 	fs.StringVar(&cl.Name, "cluster-name", "sipstream", "the cluster's name: nodes with the same -nats and -cluster-name form one cluster (its JetStream buckets are sipstream_NAME_calls and sipstream_NAME_nodes)")
 	fs.StringVar(&cl.URL, "cluster-url", "", "this node's HTTP base URL as the other nodes' clients reach it (http://10.0.0.5:8081): WebRTC and HLS viewers asking another node are redirected here (default: from -http and -public-ip)")
+	fs.IntVar(&cl.Replicas, "cluster-replicas", 1, "replicas of the cluster's JetStream buckets: 1 for one nats-server, 3 for a JetStream cluster of three (losing one server loses nothing); set when the buckets are first made")
 	fs.DurationVar(&cl.TTL, "cluster-ttl", 6*time.Second, "a node whose heartbeat is older than this is dead: another node reports its calls FAILED")
 }
 
@@ -70,6 +72,9 @@ func (c *config) checkCluster(add func(format string, args ...any)) {
 			add("-nats: want nats://HOST:PORT or tls://HOST:PORT URLs, comma separated")
 			break
 		}
+	}
+	if cl.Replicas < 1 || cl.Replicas > 5 {
+		add("-cluster-replicas %d: want 1 to 5", cl.Replicas)
 	}
 	if cl.TTL < time.Second {
 		add("-cluster-ttl %v: at least 1s", cl.TTL)
@@ -150,7 +155,7 @@ func natsCluster(ctx context.Context, c config, url *nodeURL, log *slog.Logger) 
 	if err != nil {
 		return nil, nil, fmt.Errorf("NATS (-nats): %w", err)
 	}
-	reg, err := cluster.NewNATS(ctx, nc, cluster.NATSConfig{Cluster: cl.Name, TTL: cl.TTL})
+	reg, err := cluster.NewNATS(ctx, nc, cluster.NATSConfig{Cluster: cl.Name, TTL: cl.TTL, Replicas: cl.Replicas})
 	if err != nil {
 		nc.Close()
 		return nil, nil, fmt.Errorf("NATS JetStream (-nats; JetStream must be on: nats-server -js): %w", err)
