@@ -4,6 +4,7 @@ import (
 	"encoding/json"
 	"errors"
 	"net/http"
+	"strings"
 
 	"github.com/sipstream/sipstream/callmgr"
 )
@@ -40,7 +41,30 @@ type logEvent struct {
 // scrubbed (callmgr's texts carry none; a reason a peer or an RTMP server
 // sent might quote one back).
 func (s *server) logEntryOf(e callmgr.LogEntry) LogEntry {
-	return LogEntry{T: e.Time.UnixMilli(), Kind: string(e.Kind), Level: string(e.Level), Text: s.secrets.Scrub(e.Text)}
+	return LogEntry{T: e.Time.UnixMilli(), Kind: string(e.Kind), Level: string(e.Level), Text: s.logText(e.Text)}
+}
+
+// logText is a log entry's text as an API caller may see it: from the
+// first ": "-separated part that is a connection error on, the text
+// becomes "connection failed", as publicReason makes of errors (the server's log keeps the
+// details), and secrets are scrubbed.
+func (s *server) logText(text string) string {
+	for i := 0; i <= len(text); {
+		seg := text[i:]
+		next := strings.Index(seg, ": ")
+		if next >= 0 {
+			seg = seg[:next+1] // "connect:" is one of the words
+		}
+		if publicReason(seg, s.secrets) == "connection failed" {
+			text = text[:i] + "connection failed"
+			break
+		}
+		if next < 0 {
+			break
+		}
+		i += next + 2
+	}
+	return s.secrets.Scrub(text)
 }
 
 // publishLog is the Manager's log watch: it sends the entry to the event

@@ -55,3 +55,44 @@ func FuzzRecordingName(f *testing.F) {
 		}
 	})
 }
+
+// Log texts: connection errors generic from where they start, secrets
+// scrubbed, the rest kept.
+func TestLogText(t *testing.T) {
+	s := newServer(nil, serverOptions{})
+	s.secrets.Add("STREAMKEY", "sippass")
+	for in, want := range map[string]string{
+		"← 200 OK (INVITE)": "← 200 OK (INVITE)",
+		"rtmp output c1/rtmp connection lost, reconnecting: dial tcp 10.0.0.1:1935: connect: connection refused": "rtmp output c1/rtmp connection lost, reconnecting: connection failed",
+		"rtmp output p1 failed: publish STREAMKEY refused":                                                       "rtmp output p1 failed: publish *** refused",
+		"call ended: FAILED: i/o timeout":                                                                        "call ended: FAILED: connection failed",
+		"a: b: c":                                                                                                "a: b: c",
+		"trailing: ":                                                                                             "trailing: ",
+		"dial tcp 1.2.3.4:5":                                                                                     "connection failed",
+	} {
+		require.Equal(t, want, s.logText(in), in)
+	}
+}
+
+// FuzzLogText: never a panic; no secret and no connection error word
+// comes out.
+func FuzzLogText(f *testing.F) {
+	for _, s := range []string{"← 200 OK (INVITE)", "a: dial tcp 1.2.3.4:5: connect: connection refused", "x STREAMKEY y",
+		"call ended: FAILED: i/o timeout", ": : :", "connect:", "tls: bad certificate"} {
+		f.Add(s)
+	}
+	s := newServer(nil, serverOptions{})
+	s.secrets.Add("STREAMKEY")
+	f.Fuzz(func(t *testing.T, in string) {
+		out := s.logText(in)
+		if strings.Contains(out, "STREAMKEY") {
+			t.Fatalf("%q gave %q", in, out)
+		}
+		lo := strings.ToLower(out)
+		for _, w := range networkWords {
+			if strings.Contains(lo, w) && !strings.Contains(strings.ToLower(in), "connection failed") {
+				t.Fatalf("%q gave %q (%q)", in, out, w)
+			}
+		}
+	})
+}
