@@ -392,7 +392,7 @@ func (w *bufferWriter) WriteHeader(code int) {
 var (
 	routeByCallID = []string{"/call/terminate", "/call/send_dtmf", "/call/hold", "/call/unhold", "/call/transfer",
 		"/call/inject_sound", "/call/inject_sound/terminate", "/call/inject_stream", "/call/inject_stream/startup",
-		"/call/inject_stream/terminate"}
+		"/call/inject_stream/terminate", "/call/stats", "/call/log", "/call/record/startup", "/call/record/terminate"}
 	routeByPush = []string{"/push/terminate", "/push/mute", "/push/unmute", "/push/sound_on", "/push/sound_off"}
 )
 
