@@ -162,14 +162,17 @@ func (p *page) screenshot(dir, name string, w, h, scale int) {
 // kbps above 0); adds a push to nginx-rtmp and sees it RTMP_STREAM_ACTIVE
 // (ffprobe reads the pushed stream), mutes and unmutes it; plays a sound
 // from -sound-dir; gets a viewer link; holds and unholds (the page shows
-// HOLD then ESTABLISHED); reads the call's event log; records and stops
-// recording, and downloads the recording from the recordings panel (ffprobe
-// decodes it: H.264 video) and plays it in the page's <video>. On a
+// HOLD then ESTABLISHED, the phone gets both re-INVITEs); sends a DTMF
+// digit from the panel's pad (the phone gets it); reads the call's event
+// log; records and stops recording, and downloads the recording from the
+// recordings panel (ffprobe decodes it: H.264 video) and plays it in the
+// page's <video>. On a
 // phone's width (375 and 390 px) nothing scrolls sideways and the calls are
 // cards. Screenshots at 1280x800 and 390x844 (-update-screenshots writes
 // them to testdata/screenshots). Last, a sample crossing every threshold,
 // given to the page's stats handler, turns the call's badges and charts
-// red, and the push removed from the page is gone from nginx.
+// red, the push removed from the page is gone from nginx, and a transfer
+// from the panel reaches the phone as a REFER.
 func TestInteropOperatorPage(t *testing.T) {
 	testenv.LookPath(t, "chromium")
 	ngx := testenv.StartNginxRTMP(t)
@@ -268,6 +271,20 @@ func TestInteropOperatorPage(t *testing.T) {
 	p.do(`document.getElementById("unholdBtn").click()`)
 	p.wait("ESTABLISHED again", 15*time.Second, `document.querySelector('#calls tr[data-call-id="`+callID+`"] td.call-status').textContent === "ESTABLISHED"`)
 	step("held and unheld")
+	calls := phone.Calls()
+	require.Len(t, calls, 1)
+	pc := calls[0]
+	wctx, wcancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer wcancel()
+	reinvites, err := pc.WaitReinvites(wctx, 2)
+	require.NoError(t, err, "the phone got the hold and unhold re-INVITEs")
+	require.Contains(t, string(reinvites[0].Body), "a=sendonly")
+
+	// A digit from the panel's pad reaches the phone.
+	p.do(`[...document.querySelectorAll("#detailDtmf button")].find((b) => b.textContent === "5").click()`)
+	digits, err := pc.WaitDTMF(wctx, 1)
+	require.NoError(t, err)
+	require.Equal(t, "5", digits)
 
 	// The event log tells the call's SIP story.
 	p.wait("the INVITE in the event log", 10*time.Second, `document.getElementById("log").textContent.includes("INVITE")`)
@@ -354,6 +371,15 @@ func TestInteropOperatorPage(t *testing.T) {
 	// The push removed from the page: gone from its list and from nginx.
 	p.do(pushButton("Remove"))
 	p.wait("no push", 10*time.Second, `document.getElementById("pushes").textContent.trim() === "none"`)
+
+	// A blind transfer from the panel: the phone gets the REFER.
+	p.do(`document.getElementById("transferTarget").value = "sip:carol@127.0.0.1"; document.getElementById("transferBtn").click()`)
+	rctx, rcancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer rcancel()
+	refers, err := pc.WaitRefers(rctx, 1)
+	require.NoError(t, err, "the phone got a REFER")
+	require.Contains(t, refers[0].ReferTo, "sip:carol@127.0.0.1")
+	p.wait("the transfer answered", 10*time.Second, `document.getElementById("detailMsg").textContent === "transfer: done"`)
 	deadline := time.Now().Add(10 * time.Second)
 	for {
 		streams, err := ngx.Streams(context.Background())
