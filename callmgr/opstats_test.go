@@ -273,3 +273,47 @@ func TestStartStopRecording(t *testing.T) {
 	_, err = c2.StartRecording(ctx)
 	require.ErrorIs(t, err, ErrNotConfigured)
 }
+
+// statsSession is a media session whose counters the test sets.
+type statsSession struct {
+	mediaSession
+	v MediaStats
+}
+
+func (s *statsSession) stats() (MediaStats, MediaStats) { return MediaStats{}, s.v }
+
+type stubDialog struct{ dialog }
+
+// The run loop's look at the video counters logs a freeze when it starts
+// (Freezes grew) and when it ends (FrozenTime grew, by how much), and the
+// keyframe requests the session made on its own (beyond callmgr's).
+func TestWatchMediaLogsFreezes(t *testing.T) {
+	ss := &statsSession{}
+	c := &Call{id: "w", m: &Manager{}, sess: ss, dlg: stubDialog{}}
+	texts := func() []string {
+		var out []string
+		for _, e := range c.Log() {
+			out = append(out, string(e.Level)+" "+e.Text)
+		}
+		return out
+	}
+	c.watchMedia()
+	require.Empty(t, texts(), "nothing changed")
+	ss.v.Freezes, ss.v.KeyframeRequests = 1, 1
+	c.watchMedia()
+	require.Equal(t, []string{"warn video frozen (frames lost; freeze 1)", "info → keyframe request ×1 (the session: loss, or a repeat)"}, texts())
+	c.op.asked.Add(1) // callmgr asked for one: not the session's
+	ss.v.KeyframeRequests = 2
+	c.watchMedia()
+	require.Len(t, texts(), 2)
+	ss.v.FrozenTime = 420 * time.Millisecond
+	c.watchMedia()
+	require.Equal(t, "info video resumed after 420 ms frozen", texts()[2])
+	ss.v.Freezes, ss.v.FrozenTime = 2, 500*time.Millisecond // a short freeze within a second
+	c.watchMedia()
+	require.Equal(t, []string{"warn video frozen (frames lost; freeze 2)", "info video resumed after 80 ms frozen"}, texts()[3:])
+	c.ending = true
+	ss.v.Freezes = 3
+	c.watchMedia()
+	require.Len(t, texts(), 5, "not while ending")
+}
