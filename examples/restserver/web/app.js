@@ -369,6 +369,8 @@ function drawCharts() {
       el.innerHTML = '<div class="chart-head"><span class="chart-name"></span><span class="chart-value"></span></div><canvas></canvas>';
       el.querySelector(".chart-name").textContent = ch.name;
       el.querySelector(".chart-name").title = ch.name;
+      el.querySelector("canvas").setAttribute("role", "img");
+      el.querySelector("canvas").setAttribute("aria-label", ch.name + ", the last minutes");
       box.appendChild(el);
     }
     const points = [];
@@ -440,8 +442,11 @@ function renderDetail() {
   st.textContent = c.status;
   st.className = "call-status status-" + c.status;
   fillHealth($("detailHealth"), selected);
+  // In a cluster, a call of another node has its stats on that node's
+  // page only.
+  const remote = selfNode && c.nodeId && c.nodeId !== selfNode ? " · live stats on node " + c.nodeId + "'s page" : "";
   $("detailPeers").firstChild.textContent = (c.incoming ? "from " + c.caller : "to " + c.callee) +
-    (c.streamName ? " · stream " + c.streamName : "") + (c.rtmpStreamStatus ? " · RTMP " + c.rtmpStreamStatus : "");
+    (c.streamName ? " · stream " + c.streamName : "") + (c.rtmpStreamStatus ? " · RTMP " + c.rtmpStreamStatus : "") + remote;
   const ended = finished(c);
   for (const id of ["holdBtn", "unholdBtn", "recordBtn", "transferBtn", "soundBtn", "soundStopBtn", "pushBtn", "detailTerminate", "viewerBtn"]) {
     $(id).disabled = ended;
@@ -763,6 +768,8 @@ async function loadRecordings() {
 $("recRefresh").onclick = loadRecordings;
 
 // The nodes panel: only in a cluster (/cluster/nodes answers 200).
+// selfNode is the node serving this page.
+let selfNode = "";
 async function loadNodes() {
   let nodes = null;
   try {
@@ -770,6 +777,8 @@ async function loadNodes() {
   } catch (e) { nodes = null; }
   $("nodesSection").hidden = !Array.isArray(nodes);
   if (!Array.isArray(nodes)) return;
+  const self = nodes.find((n) => n.self);
+  selfNode = self ? self.nodeId : "";
   const tbody = $("nodes");
   tbody.textContent = "";
   for (const n of nodes) {
