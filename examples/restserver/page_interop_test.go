@@ -154,6 +154,26 @@ func (p *page) screenshot(dir, name string, w, h, scale int) {
 	p.t.Logf("screenshot %s: %dx%d, %d bytes", name, img.Bounds().Dx(), img.Bounds().Dy(), len(buf))
 }
 
+// openPage opens the page of the server at addr in a new headless Chromium
+// (1280x800, at most 90 s) and logs in as the test admin when the browser
+// asks; it returns the page and the count of the browser's login prompts.
+// The test's cleanup closes the browser.
+func openPage(t *testing.T, addr string) (*page, *atomic.Int32) {
+	t.Helper()
+	chromium := testenv.StartChromium(t, testenv.ChromiumConfig{URL: "about:blank", DevTools: true})
+	actx, acancel := remote.NewAllocator(context.Background(), chromium.DevToolsURL(t), remote.NoModifyURL)
+	t.Cleanup(acancel)
+	ctx, cancel := chromedp.NewContext(actx)
+	t.Cleanup(cancel)
+	ctx, tcancel := context.WithTimeout(ctx, 90*time.Second)
+	t.Cleanup(tcancel)
+	p := &page{t: t, ctx: ctx}
+	p.viewport(1280, 800, false)
+	logins := p.login(testUser, testPass)
+	require.NoError(t, chromedp.Do(ctx, chromedp.Navigate("http://"+addr+"/")))
+	return p, logins
+}
+
 // Headless Chromium drives the operator's page of the server binary (with
 // -record-dir and -sound-dir, behind the admin's login, answered when the
 // browser asks) as an operator would: starts a call from the form to a
@@ -187,21 +207,9 @@ func TestInteropOperatorPage(t *testing.T) {
 		require.NoError(t, os.MkdirAll(shots, 0o755))
 	}
 
-	chromium := testenv.StartChromium(t, testenv.ChromiumConfig{URL: "about:blank", DevTools: true})
-	defer chromium.Close()
-	actx, acancel := remote.NewAllocator(context.Background(), chromium.DevToolsURL(t), remote.NoModifyURL)
-	defer acancel()
-	ctx, cancel := chromedp.NewContext(actx)
-	defer cancel()
-	ctx, tcancel := context.WithTimeout(ctx, 90*time.Second)
-	defer tcancel()
-	p := &page{t: t, ctx: ctx}
+	p, logins := openPage(t, srv.addr)
 	t0 := time.Now()
 	step := func(what string) { t.Logf("%5.1fs %s", time.Since(t0).Seconds(), what) }
-
-	p.viewport(1280, 800, false)
-	logins := p.login(testUser, testPass)
-	require.NoError(t, chromedp.Do(ctx, chromedp.Navigate("http://"+srv.addr+"/")))
 	p.wait("the sounds of -sound-dir", 10*time.Second, `[...document.querySelectorAll("#soundSelect option")].some((o) => o.value === "beep.wav")`)
 	require.Positive(t, logins.Load(), "the server asked the browser for the login")
 
@@ -397,4 +405,21 @@ func TestInteropOperatorPage(t *testing.T) {
 func jsString(s string) string {
 	b, _ := json.Marshal(s)
 	return string(b)
+}
+
+// In a cluster the page shows the Nodes panel (/cluster/nodes): node A's
+// page lists A, marked as the one serving it, and B. A single server has
+// no panel (TestInteropOperatorPage).
+func TestInteropOperatorPageNodes(t *testing.T) {
+	testenv.LookPath(t, "chromium")
+	nats := testenv.StartNATS(t, testenv.NATSConfig{})
+	a := startNode(t, nats, "A")
+	b := startNode(t, nats, "B")
+	waitNodes(t, 2, a, b)
+	p, _ := openPage(t, a.addr)
+	nodes := p.wait("both nodes", 20*time.Second, `(() => {
+		const rows = [...document.querySelectorAll("#nodes tr")];
+		return document.getElementById("nodesSection").hidden || rows.length < 2 ? "" : rows.map((tr) => tr.cells[0].textContent + " " + tr.cells[2].textContent).sort().join(", ");
+	})()`)
+	require.Equal(t, "A (this one) 0 / 100, B 0 / 100", nodes, "the nodes, their calls and -max-calls")
 }
