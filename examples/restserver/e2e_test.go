@@ -21,6 +21,7 @@ import (
 	"github.com/pion/webrtc/v4"
 	"github.com/stretchr/testify/require"
 
+	"github.com/sipstream/sipstream/callmgr"
 	"github.com/sipstream/sipstream/callmgr/wcsapi"
 	"github.com/sipstream/sipstream/rtmp"
 	"github.com/sipstream/sipstream/sip/siptest"
@@ -452,7 +453,8 @@ func TestEndToEndPushRecordHTTPS(t *testing.T) {
 	require.NoError(t, pc.WaitBye(ctx))
 	files, err := filepath.Glob(filepath.Join(recDir, "*"))
 	require.NoError(t, err)
-	require.Equal(t, []string{c.RecordPath}, files, "one recording, the one /call/find named")
+	require.Equal(t, []string{c.RecordPath, c.RecordPath + callmgr.RecordingMetaSuffix}, files,
+		"one recording, the one /call/find named, and its sidecar (call, start, duration: /recording/find_all)")
 	rec, err := os.ReadFile(files[0])
 	require.NoError(t, err)
 	t.Logf("recording %s: %d bytes", filepath.Base(files[0]), len(rec))
