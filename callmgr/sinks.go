@@ -50,10 +50,13 @@ type guardSink struct {
 	started atomic.Bool
 	onFirst func() // nil: no report
 
-	// bytes counts the payload bytes the sink accepted; reconnects the
-	// times its connection came back (RTMP: lost, then active again).
+	// bytes counts the payload bytes the sink accepted while not idle;
+	// reconnects the times its connection came back (RTMP: lost, then
+	// active again). idle is true while an RTMP sink is not connected
+	// (waiting, lost): what it takes then is not published.
 	bytes      atomic.Uint64
 	reconnects atomic.Uint64
+	idle       atomic.Bool
 
 	silenceMu sync.Mutex
 	silence   map[media.Codec][]byte // shared, never modified
@@ -82,7 +85,7 @@ func (g *guardSink) WriteFrame(f *media.Frame) error {
 
 // count adds n bytes when err is nil; it returns err.
 func (g *guardSink) count(err error, n int) error {
-	if err == nil {
+	if err == nil && !g.idle.Load() {
 		g.bytes.Add(uint64(n))
 	}
 	return err
@@ -131,6 +134,9 @@ func (g *guardSink) WriteFrames(fs []*media.Frame) (int, error) {
 		return len(fs), nil
 	}
 	n, err := bw.WriteFrames(fs)
+	if g.idle.Load() {
+		return n, err
+	}
 	var b int
 	for _, f := range fs[:max(0, min(n, len(fs)))] {
 		b += len(f.Payload)
@@ -222,6 +228,7 @@ func (c *Call) activate(e *sinkEntry, s sink.Sink) error {
 	g := &guardSink{}
 	g.muted.Store(e.info.Muted)
 	if s == nil {
+		g.idle.Store(e.info.Status != SinkActive)
 		audio, video := c.receives()
 		var err error
 		s, err = c.m.be.sinks.NewRTMP(rtmpConfig{
@@ -343,6 +350,9 @@ func (c *Call) onSinkStatus(id string, st SinkStatus, reason string) {
 	}
 	if st == SinkActive && e.info.Status == SinkLost && e.s != nil {
 		e.s.reconnects.Add(1)
+	}
+	if e.s != nil && e.info.Kind == SinkKindRTMP {
+		e.s.idle.Store(st != SinkActive)
 	}
 	c.logSink(e.info, st, reason)
 	e.info.Status, e.info.Reason = st, reason

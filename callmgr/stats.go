@@ -48,7 +48,9 @@ type SinkStats struct {
 	FramesSkipped uint64 // video skipped while it waited for a keyframe
 	Queued        int    // waiting in its queue now
 	// BytesWritten counts the payload bytes of the frames the sink
-	// accepted (after mute).
+	// accepted (after mute); an RTMP sink counts only while it is
+	// connected (what it takes while connecting or reconnecting is not
+	// published).
 	BytesWritten uint64
 	// Reconnects counts the times the sink's connection came back after
 	// it was lost (an RTMP push reconnected).

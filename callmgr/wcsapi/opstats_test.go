@@ -5,6 +5,7 @@ import (
 	"context"
 	"encoding/json"
 	"io"
+	"net"
 	"net/http"
 	"net/http/httptest"
 	"os"
@@ -67,6 +68,16 @@ func collectEvents(t *testing.T, ctx context.Context, url string) *sseCollector 
 }
 
 // of returns the data of the events named name.
+func (c *sseCollector) names() string {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	var b strings.Builder
+	for _, e := range c.events {
+		b.WriteString(e.name[:1])
+	}
+	return b.String()
+}
+
 func (c *sseCollector) of(name string) [][]byte {
 	c.mu.Lock()
 	defer c.mu.Unlock()
@@ -310,6 +321,28 @@ func TestOperatorAPI(t *testing.T) {
 	code, body = rig.post(t, "/call/inject_sound", `{"callId":"op1","fileName":"beep.wav"}`)
 	require.Equal(t, http.StatusOK, code, body)
 
+	// A push to a port nobody listens on (it keeps trying), its password
+	// and a key in the URL: in the outputs (nothing published: 0 kbps) and
+	// the log, never its secrets.
+	dead, err := net.Listen("tcp4", "127.0.0.1:0")
+	require.NoError(t, err)
+	deadAddr := dead.Addr().String()
+	require.NoError(t, dead.Close())
+	code, body = rig.post(t, "/push/startup", `{"streamName":"op1s","rtmpUrl":"rtmp://user:PASSWORD@`+deadAddr+`/live/SECRETKEY"}`)
+	require.Equal(t, http.StatusOK, code, body)
+	var pushOut []OutputRates
+	defer func() { t.Logf("push outputs %+v", pushOut) }()
+	require.Eventually(t, func() bool {
+		st, _ := evs.lastStats(t, "op1")
+		pushOut = st.Outputs
+		for _, o := range st.Outputs {
+			if o.Kind == "rtmp" && !o.Primary && o.Status != "" && o.Kbps == 0 {
+				return true
+			}
+		}
+		return false
+	}, 5*time.Second, 100*time.Millisecond, "the push in the stats' outputs")
+
 	// The peer hangs up... here we do: the log says so, and is kept.
 	code, body = rig.post(t, "/call/terminate", `{"callId":"op1"}`)
 	require.Equal(t, http.StatusOK, code, body)
@@ -333,6 +366,17 @@ func TestOperatorAPI(t *testing.T) {
 	}
 	require.Eventually(t, func() bool { return hasText(evs.logTexts(t, "op1"), "call ended") }, 5*time.Second, 50*time.Millisecond)
 	require.Equal(t, texts, evs.logTexts(t, "op1"), "the log events are the log")
+	require.True(t, hasText(texts, "rtmp output "), "%q", texts)
+	require.True(t, hasText(texts, "added: rtmp://"+deadAddr+"/live"), "%q", texts)
+	for _, secret := range []string{"SECRETKEY", "PASSWORD", "user:"} {
+		require.NotContains(t, body, secret)
+		for _, b := range evs.of("log") {
+			require.NotContains(t, string(b), secret)
+		}
+		for _, b := range evs.of("stats") {
+			require.NotContains(t, string(b), secret)
+		}
+	}
 	code, _ = rig.post(t, "/call/stats", `{"callId":"op1"}`)
 	require.Equal(t, http.StatusNotFound, code, "an ended call has no stats")
 	code, _ = rig.post(t, "/call/log", `{"callId":"nope"}`)
@@ -403,4 +447,69 @@ func TestOperatorAPIOff(t *testing.T) {
 	require.Equal(t, http.StatusOK, code, body)
 	_, err = os.Stat(filepath.Join(on.recordDir, "old.mp4"))
 	require.ErrorIs(t, err, os.ErrNotExist)
+}
+
+// GET /recordings/ needs the admin's login as the REST API does.
+func TestRecordingsNeedLogin(t *testing.T) {
+	rig := newOperatorRig(t, true)
+	api, err := New(rig.m, Config{Events: new(callmgr.Relay), User: "admin", Password: "pw", Record: true})
+	require.NoError(t, err)
+	defer api.Close()
+	srv := httptest.NewServer(api.Recordings())
+	defer srv.Close()
+	require.NoError(t, os.WriteFile(filepath.Join(rig.recordDir, "a.mp4"), []byte("0123456789"), 0o644))
+	code, _, _ := do(t, http.MethodGet, srv.URL+"/recordings/a.mp4", "", "", map[string]string{"Host": "localhost"})
+	require.Equal(t, http.StatusUnauthorized, code)
+	code, body, _ := do(t, http.MethodGet, withAuth(srv.URL, "admin", "pw")+"/recordings/a.mp4", "", "", map[string]string{"Host": "localhost"})
+	require.Equal(t, http.StatusOK, code)
+	require.Equal(t, "0123456789", body)
+	code, _, _ = do(t, http.MethodGet, withAuth(srv.URL, "admin", "pw")+"/recordings/a.mp4", "", "", map[string]string{"Host": "evil.example"})
+	require.Equal(t, http.StatusMisdirectedRequest, code, "behind the guard")
+	code, _, _ = do(t, http.MethodPost, withAuth(srv.URL, "admin", "pw")+"/recordings/a.mp4", "", "", map[string]string{"Host": "localhost"})
+	require.Equal(t, http.StatusMethodNotAllowed, code)
+}
+
+// statsOf: rates over the interval between two samples (loss of that
+// interval only), none without a previous sample; outputs are the RTMP
+// pushes and recordings, not the other sinks.
+func TestStatsOf(t *testing.T) {
+	t0 := time.Unix(1000, 0)
+	prev := &statsSample{at: t0, aBytes: 1000, vBytes: 10000, aRecv: 100, aLost: 5, vRecv: 1000, vLost: 10, vFrames: 100,
+		sinkBytes: map[string]uint64{"c/rtmp": 5000}}
+	next := &statsSample{at: t0.Add(2 * time.Second), aBytes: 17000, vBytes: 210000, aRecv: 200, aLost: 5, vRecv: 1098, vLost: 12,
+		vFrames: 150, sinkBytes: map[string]uint64{"c/rtmp": 205000}}
+	ci := callmgr.CallInfo{CallID: "c", Sinks: []callmgr.SinkInfo{
+		{ID: "c/rtmp", Kind: callmgr.SinkKindRTMP, Primary: true, Status: callmgr.SinkLost},
+		{ID: "w", Kind: callmgr.SinkKindCustom, Status: callmgr.SinkActive},
+	}}
+	cs := callmgr.CallStats{CallID: "c", AVOffset: -35 * time.Millisecond,
+		Audio: callmgr.MediaStats{PacketsReceived: 200, PacketsLost: 5, Jitter: 3 * time.Millisecond, RTT: 12 * time.Millisecond},
+		Video: callmgr.MediaStats{PacketsReceived: 1098, PacketsLost: 12, Freezes: 1, FrozenTime: 420 * time.Millisecond,
+			KeyframeInterval: time.Second, KeyframeRequests: 3, NACKsSent: 4, PacketsRecovered: 3},
+		Sinks: []callmgr.SinkStats{{ID: "c/rtmp", BytesWritten: 205000, Queued: 7, FramesDropped: 2, Reconnects: 1}, {ID: "w"}}}
+	st := statsOf(ci, cs, prev, next, "n1")
+	require.Equal(t, CallStats{
+		CallID: "c", NodeID: "n1", T: next.at.UnixMilli(),
+		Audio: StreamRates{Kbps: 64, PacketsReceived: 200, PacketsLost: 5, LossPct: 0, JitterMs: 3, RTTMs: 12},
+		Video: VideoStreamRate{
+			StreamRates: StreamRates{Kbps: 800, PacketsReceived: 1098, PacketsLost: 12, LossPct: 2, JitterMs: 0, RTTMs: 0},
+			Fps:         25, Freezes: 1, FrozenMs: 420, KeyframeIntervalMs: 1000, KeyframeRequests: 3, NACKsSent: 4, PacketsRecovered: 3,
+		},
+		AVOffsetMs: -35,
+		Outputs: []OutputRates{{MediaSessionID: "c/rtmp", Kind: "rtmp", Primary: true, Status: "RTMP_CONNECTION_LOST",
+			Kbps: 800, Queued: 7, Dropped: 2, Reconnects: 1}},
+	}, st)
+
+	first := statsOf(ci, cs, nil, next, "")
+	require.Zero(t, first.Audio.Kbps)
+	require.Zero(t, first.Video.LossPct)
+	require.Zero(t, first.Video.Fps)
+	require.Equal(t, uint64(1098), first.Video.PacketsReceived, "counters without a previous sample")
+	b, err := json.Marshal(first)
+	require.NoError(t, err)
+	for _, k := range []string{`"callId"`, `"t"`, `"kbps"`, `"packetsReceived"`, `"packetsLost"`, `"lossPct"`, `"jitterMs"`, `"rttMs"`,
+		`"fps"`, `"freezes"`, `"frozenMs"`, `"keyframeIntervalMs"`, `"keyframeRequests"`, `"nacksSent"`, `"packetsRecovered"`,
+		`"avOffsetMs"`, `"outputs"`, `"mediaSessionId"`, `"kind"`, `"primary"`, `"status"`, `"queued"`, `"dropped"`, `"reconnects"`} {
+		require.Contains(t, string(b), k)
+	}
 }
