@@ -193,6 +193,9 @@ func (m *Manager) launch(q CallParams, toStreamDefaulted bool, in *incomingSetup
 	c.emitStatus()
 	if in != nil {
 		c.logf(LogSIP, LogInfo, "← INVITE from %s", c.info.Caller)
+		if c.info.SIPStatus != 0 { // ringing: sent with the answer's decision
+			c.logResponse(c.info.SIPStatus, c.info.SIPReason)
+		}
 	} else {
 		c.logf(LogSIP, LogInfo, "→ INVITE %s", q.Callee)
 	}

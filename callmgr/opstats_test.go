@@ -317,3 +317,28 @@ func TestWatchMediaLogsFreezes(t *testing.T) {
 	c.watchMedia()
 	require.Len(t, texts(), 5, "not while ending")
 }
+
+// An answered call's log: the INVITE received, our responses sent, the
+// caller's BYE; no password.
+func TestIncomingCallLog(t *testing.T) {
+	m, _, caller, target := realInbound(t, func(ctx context.Context, in IncomingCall) (Decision, error) {
+		d := AnswerWith(CallParams{HasAudio: true})
+		d.Ring = 100 * time.Millisecond
+		return d, nil
+	})
+	ctx := ctxT(t)
+	pc, err := caller.Call(ctx, target, siptest.CallOptions{User: "trunk", Password: "trunk-secret",
+		Script: siptest.Script{Audio: true, HangupAfter: 300 * time.Millisecond}})
+	require.NoError(t, err)
+	c, ok := m.Call(pc.CallID())
+	require.True(t, ok)
+	waitDone(t, c)
+	entries, err := m.CallLog(pc.CallID())
+	require.NoError(t, err)
+	var texts []string
+	for _, e := range entries {
+		texts = append(texts, e.Text)
+		require.NotContains(t, e.Text, "trunk-secret")
+	}
+	require.Equal(t, []string{"← INVITE from trunk", "→ 180 Ringing (INVITE)", "→ 200 OK (INVITE)", "← BYE", "call ended: FINISH (200 OK)"}, texts)
+}
