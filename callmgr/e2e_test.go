@@ -6,6 +6,8 @@ import (
 	"io"
 	"net"
 	"os"
+	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -31,6 +33,20 @@ func rtmpServer(t *testing.T) (*rtmp.Server, string) {
 		<-done
 	})
 	return srv, "rtmp://" + l.Addr().String() + "/live"
+}
+
+// serveRTMP serves our rtmp.Server on l; done is closed when Serve
+// returned (after the server's Close).
+func serveRTMP(t *testing.T, l net.Listener) (srv *rtmp.Server, done chan struct{}) {
+	t.Helper()
+	srv, err := rtmp.NewServer(rtmp.ServerConfig{})
+	require.NoError(t, err)
+	done = make(chan struct{})
+	go func() {
+		defer close(done)
+		_ = srv.Serve(l)
+	}()
+	return srv, done
 }
 
 type publishedStream struct {
@@ -241,7 +257,9 @@ func abs64(v int64) int64 {
 // TestEndToEndRTMPReconnect: the RTMP server goes away mid-call and comes
 // back on the same address: the call's RTMP leg reports LOST then ACTIVE,
 // republishes from a keyframe with sequence headers, and its timestamps go
-// on from where the call is (one broadcast with a gap, not a new one).
+// on from where the call is (one broadcast with a gap, not a new one). The
+// operator's counters see the push's bytes and its reconnect, the
+// keyframe interval and the A/V offset; the call's log tells the story.
 func TestEndToEndRTMPReconnect(t *testing.T) {
 	l, err := net.Listen("tcp4", "127.0.0.1:0")
 	require.NoError(t, err)
@@ -256,14 +274,33 @@ func TestEndToEndRTMPReconnect(t *testing.T) {
 	m, err := New(Config{ListenAddr: "127.0.0.1:0", RTPPortMin: 27000, RTPPortMax: 27999, OnEvent: log.add, SinkQueue: 4096})
 	require.NoError(t, err)
 	defer m.Close(context.Background())
+	var mu sync.Mutex
+	var watched []string
+	stop := m.WatchLog(func(id string, e LogEntry) {
+		mu.Lock()
+		watched = append(watched, id+" "+e.Text)
+		mu.Unlock()
+	})
 	ctx := ctxT(t)
 	c, err := m.StartCall(ctx, CallParams{CallID: "rc", Callee: peer.URI(), RTMPURL: "rtmp://" + addr + "/live", RTMPStream: "rc",
 		HasAudio: true, HasVideo: true})
 	require.NoError(t, err)
 	require.NoError(t, c.WaitEstablished(ctx))
-	first := readPublished(ctx, t, sub1, time.Second)
+	first := readPublished(ctx, t, sub1, 2*time.Second)
 	require.NotEmpty(t, first.videoTS)
 	lastTS := first.videoTS[len(first.videoTS)-1]
+
+	// The operator's counters: the push's bytes, the keyframe interval
+	// (the siptest clip has an IDR every second), the A/V offset.
+	st := c.Stats()
+	require.Len(t, st.Sinks, 1)
+	push := st.Sinks[0]
+	require.Equal(t, "rc/rtmp", push.ID)
+	require.Greater(t, push.BytesWritten, uint64(20000), "2 s of video and audio published")
+	require.Zero(t, push.Reconnects)
+	require.InDelta(t, float64(time.Second), float64(st.Video.KeyframeInterval), float64(150*time.Millisecond))
+	require.Less(t, st.AVOffset.Abs(), time.Second, "A/V offset %v", st.AVOffset)
+	require.NotZero(t, st.AVOffset, "both kinds came")
 
 	require.NoError(t, srv1.Close())
 	<-done1
@@ -283,9 +320,39 @@ func TestEndToEndRTMPReconnect(t *testing.T) {
 	assert.True(t, second.firstVideoKey, "republishing starts on a keyframe")
 	require.NotEmpty(t, second.videoTS)
 	assert.Greater(t, second.videoTS[0], lastTS, "timestamps go on from where the call is")
+	st2 := c.Stats()
+	require.Len(t, st2.Sinks, 1)
+	require.Equal(t, uint64(1), st2.Sinks[0].Reconnects)
+	require.Greater(t, st2.Sinks[0].BytesWritten, push.BytesWritten)
 
 	require.NoError(t, c.Terminate(ctx))
 	waitDone(t, c)
 	assert.Equal(t, []SinkStatus{SinkWait, SinkActive, SinkLost, SinkActive}, log.sinkStatuses("rc", "rc/rtmp"))
 	assert.Equal(t, StatusFinish, c.Info().Status)
+
+	// The call's log tells the story, and outlives the call.
+	stop()
+	entries, err := m.CallLog("rc")
+	require.NoError(t, err, "an ended call's log is remembered")
+	var texts []string
+	for _, e := range entries {
+		texts = append(texts, e.Text)
+	}
+	joined := strings.Join(texts, "\n")
+	for _, want := range []string{
+		"→ INVITE " + peer.URI(), "← 200 OK (INVITE)", "rtmp output rc/rtmp added: rtmp://" + addr + "/live",
+		"rtmp output rc/rtmp active", "rtmp output rc/rtmp connection lost, reconnecting",
+		"rtmp output rc/rtmp active again (reconnected)", "→ keyframe request (RTMP output rc/rtmp (re)connected)",
+		"← keyframe, ", "→ BYE", "call ended: FINISH",
+	} {
+		assert.Contains(t, joined, want)
+	}
+	mu.Lock()
+	defer mu.Unlock()
+	require.Len(t, watched, len(entries), "the watcher saw every entry")
+	for i, e := range entries {
+		require.Equal(t, "rc "+e.Text, watched[i])
+	}
+	_, err = m.CallLog("nope")
+	require.ErrorIs(t, err, ErrCallNotFound)
 }

@@ -3,7 +3,6 @@ package callmgr
 import (
 	"context"
 	"fmt"
-	"net"
 	"os"
 	"path/filepath"
 	"strings"
@@ -11,11 +10,9 @@ import (
 	"testing"
 	"time"
 
-	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
 	"github.com/sipstream/sipstream/media"
-	"github.com/sipstream/sipstream/rtmp"
 	"github.com/sipstream/sipstream/sink"
 	"github.com/sipstream/sipstream/sip/siptest"
 )
@@ -105,109 +102,6 @@ func (nopFanout) stats() []SinkStats               { return nil }
 type nopBatch struct{ nopSink }
 
 func (nopBatch) WriteFrames(fs []*media.Frame) (int, error) { return len(fs), nil }
-
-// serveRTMP serves our rtmp.Server on l; done is closed when Serve
-// returned (after the server's Close).
-func serveRTMP(t *testing.T, l net.Listener) (srv *rtmp.Server, done chan struct{}) {
-	t.Helper()
-	srv, err := rtmp.NewServer(rtmp.ServerConfig{})
-	require.NoError(t, err)
-	done = make(chan struct{})
-	go func() {
-		defer close(done)
-		_ = srv.Serve(l)
-	}()
-	return srv, done
-}
-
-// A real call publishing to an RTMP server that goes away and comes back:
-// the stats count the push's bytes and its reconnect, the video's keyframe
-// interval (the siptest clip has an IDR every second) and an A/V offset
-// within the jitter buffers' reach; the log tells the story.
-func TestOperatorStatsRTMPReconnect(t *testing.T) {
-	l, err := net.Listen("tcp4", "127.0.0.1:0")
-	require.NoError(t, err)
-	addr := l.Addr().String()
-	srv1, done1 := serveRTMP(t, l)
-	sub1 := srv1.Subscribe("live", "os", 8192)
-
-	peer, err := siptest.NewPeer(siptest.Config{Script: siptest.Script{Audio: true, Video: true}})
-	require.NoError(t, err)
-	defer peer.Close()
-	m, err := New(Config{ListenAddr: "127.0.0.1:0", RTPPortMin: 28000, RTPPortMax: 28999, SinkQueue: 4096})
-	require.NoError(t, err)
-	defer m.Close(context.Background())
-	var mu sync.Mutex
-	var watched []string
-	stop := m.WatchLog(func(id string, e LogEntry) {
-		mu.Lock()
-		watched = append(watched, id+" "+e.Text)
-		mu.Unlock()
-	})
-	ctx := ctxT(t)
-	c, err := m.StartCall(ctx, CallParams{CallID: "os", Callee: peer.URI(), RTMPURL: "rtmp://" + addr + "/live", RTMPStream: "os",
-		HasAudio: true, HasVideo: true})
-	require.NoError(t, err)
-	require.NoError(t, c.WaitEstablished(ctx))
-	first := readPublished(ctx, t, sub1, 2500*time.Millisecond)
-	require.NotEmpty(t, first.videoTS)
-
-	st := c.Stats()
-	require.Len(t, st.Sinks, 1)
-	push := st.Sinks[0]
-	require.Equal(t, "os/rtmp", push.ID)
-	require.Greater(t, push.BytesWritten, uint64(20000), "2.5 s of video and audio accepted")
-	require.Zero(t, push.Reconnects)
-	require.InDelta(t, float64(time.Second), float64(st.Video.KeyframeInterval), float64(150*time.Millisecond))
-	require.Less(t, st.AVOffset.Abs(), time.Second, "A/V offset %v", st.AVOffset)
-	require.NotZero(t, st.AVOffset, "both kinds came")
-
-	require.NoError(t, srv1.Close())
-	<-done1
-	require.True(t, waitFor(func() bool { return c.Info().RTMPStatus == SinkLost }))
-	l2, err := net.Listen("tcp4", addr)
-	require.NoError(t, err)
-	srv2, done2 := serveRTMP(t, l2)
-	defer func() {
-		_ = srv2.Close()
-		<-done2
-	}()
-	sub2 := srv2.Subscribe("live", "os", 8192)
-	require.True(t, waitFor(func() bool { return c.Info().RTMPStatus == SinkActive }), "ACTIVE again")
-	_ = readPublished(ctx, t, sub2, 500*time.Millisecond)
-	st2 := c.Stats()
-	require.Len(t, st2.Sinks, 1)
-	require.Equal(t, uint64(1), st2.Sinks[0].Reconnects)
-	require.Greater(t, st2.Sinks[0].BytesWritten, push.BytesWritten)
-
-	require.NoError(t, c.Terminate(ctx))
-	waitDone(t, c)
-	stop()
-	entries, err := m.CallLog("os")
-	require.NoError(t, err, "an ended call's log is remembered")
-	var texts []string
-	for _, e := range entries {
-		texts = append(texts, e.Text)
-		assert.NotContains(t, e.Text, "/live/os", "no stream key in the log")
-	}
-	joined := strings.Join(texts, "\n")
-	for _, want := range []string{
-		"→ INVITE " + peer.URI(), "← 200 OK (INVITE)", "rtmp output os/rtmp added: rtmp://" + addr + "/live",
-		"rtmp output os/rtmp active", "rtmp output os/rtmp connection lost, reconnecting",
-		"rtmp output os/rtmp active again (reconnected)", "→ keyframe request (RTMP output os/rtmp (re)connected)",
-		"← keyframe, ", "→ BYE", "call ended: FINISH",
-	} {
-		assert.Contains(t, joined, want)
-	}
-	mu.Lock()
-	defer mu.Unlock()
-	require.Len(t, watched, len(entries), "the watcher saw every entry")
-	for i, e := range entries {
-		require.Equal(t, "os "+e.Text, watched[i])
-	}
-	_, err = m.CallLog("nope")
-	require.ErrorIs(t, err, ErrCallNotFound)
-}
 
 // Recording on and off on a live call: the errors, then a finalized file
 // with its RecordingMeta.
