@@ -36,7 +36,8 @@ type CallStats struct {
 
 // StreamRates is one received stream's rates and counters.
 type StreamRates struct {
-	// Kbps is the RTP payload received in the last second.
+	// Kbps is the RTP received in the last second (packets with their
+	// RTP headers: G.711 at 50 packets/s is 68.8).
 	Kbps            float64 `json:"kbps"`
 	PacketsReceived uint64  `json:"packetsReceived"`
 	PacketsLost     uint64  `json:"packetsLost"`
